@@ -1,0 +1,123 @@
+"""What every layer shares: Darknet's geometry fields, the build context, the registry."""
+
+import numpy as np
+
+from ..errors import NotSupportedError
+
+# section kind -> layer class; filled by @register in each layer module.
+REGISTRY = {}
+
+
+def register(*kinds):
+    def deco(cls):
+        for kind in kinds:
+            REGISTRY[kind] = cls
+        return cls
+    return deco
+
+
+class BuildContext:
+    """What a layer sees while it is built: the previous layer's output, the layers so far."""
+
+    def __init__(self, net, index, layers, w, h, c, inputs, batch, train):
+        self.net = net            # NetOptions
+        self.index = index
+        self.layers = layers      # layers built so far
+        self.w, self.h, self.c, self.inputs = w, h, c, inputs
+        self.batch = batch
+        self.train = train
+
+    def resolve(self, section, key, index):
+        """A layer reference as written (relative if negative) -> absolute index, checked."""
+        absolute = self.index + index if index < 0 else index
+        if not 0 <= absolute < self.index:
+            raise section.error(
+                f"refers to layer {index} (absolute {absolute}), but only layers 0.."
+                f"{self.index - 1} exist before layer {self.index}", key)
+        return absolute
+
+
+class Layer:
+    """A built layer with Darknet's fields (w, h, c, out_w, out_h, out_c, inputs, outputs).
+
+    Subclasses set ``type`` (Darknet's short printed name) and ``layer_type`` (its enum name),
+    compute the geometry in ``__init__`` and implement ``forward``. Layers with parameters
+    list them in ``param_shapes`` in the order Darknet's .weights file stores them.
+    """
+
+    type = "?"
+    layer_type = "?"
+    # common options Darknet reads for every layer after building it
+    _COMMON_INT = ("onlyforward", "dont_update", "burnin_update", "stopbackward", "train_only_bn",
+                   "dontload", "dontloadscales")
+
+    def __init__(self, section, ctx):
+        self.section = section
+        self.index = ctx.index
+        self.batch = ctx.batch
+        self.w = self.h = self.c = 0
+        self.out_w = self.out_h = self.out_c = 0
+        self.inputs = self.outputs = 0
+        self.bflops = 0.0
+        self.params = {}
+        self.activation = None
+
+    def read_common(self, section):
+        self.clip = section.get_float("clip", 0.0)
+        for key in self._COMMON_INT:
+            setattr(self, key, section.get_int(key, 0))
+        self.learning_rate_scale = section.get_float("learning_rate", 1.0)
+
+    # -- parameters ----------------------------------------------------------------------
+    def param_shapes(self):
+        """[(name, shape)] in .weights file order; empty for layers without parameters."""
+        return []
+
+    def init_params(self, rng):
+        """Fill ``self.params`` with Darknet-style initial values."""
+        self.params = {name: np.zeros(shape, np.float32) for name, shape in self.param_shapes()}
+
+    def param_count(self):
+        return int(sum(np.prod(shape) for _, shape in self.param_shapes()))
+
+    # -- running -------------------------------------------------------------------------
+    def forward(self, x, state):
+        raise NotSupportedError(
+            f"{self.section.path}:{self.section.line}: [{self.section.name}] layer {self.index}: "
+            f"forward pass of '{self.layer_type}' layers is not implemented")
+
+    # -- description ---------------------------------------------------------------------
+    def summary(self):
+        d = {"index": self.index, "type": self.type, "layer_type": self.layer_type,
+             "input": [self.w, self.h, self.c], "output": [self.out_w, self.out_h, self.out_c],
+             "inputs": self.inputs, "outputs": self.outputs, "bflops": self.bflops}
+        d.update(self.fields())
+        return d
+
+    def fields(self):
+        """Per-type fields of the layer table (shapes JSON keys)."""
+        return {}
+
+    def describe(self):
+        """One short text for the printed table (filters / size / stride column)."""
+        return ""
+
+    def out_shape(self, n):
+        """NCHW shape of this layer's output for a batch of n ([n, outputs, 1, 1] when Darknet
+        leaves the layer's out_w/out_h/out_c unset)."""
+        if self.out_c * self.out_h * self.out_w == self.outputs:
+            return (n, self.out_c, self.out_h, self.out_w)
+        return (n, self.outputs, 1, 1)
+
+    def __repr__(self):
+        return (f"<{type(self).__name__} {self.index}: {self.w}x{self.h}x{self.c} -> "
+                f"{self.out_w}x{self.out_h}x{self.out_c}>")
+
+
+def as_image(x, c, h, w):
+    """View a flat or NCHW array as [N, c, h, w]."""
+    return x.reshape(x.shape[0], c, h, w)
+
+
+def as_flat(x):
+    return x.reshape(x.shape[0], -1)

@@ -1,0 +1,59 @@
+"""[connected] / [conn]: fully connected layer (optionally batch-normalised)."""
+
+import numpy as np
+
+from .activation import read_activation
+from .base import Layer, register
+
+
+@register("connected")
+class Connected(Layer):
+    type = "connected"
+    layer_type = "connected"
+
+    def __init__(self, s, ctx):
+        super().__init__(s, ctx)
+        self.output_size = s.get_int("output", 1)
+        if self.output_size < 1:
+            raise s.error(f"must be a positive integer, found {self.output_size}", "output")
+        self.activation = read_activation(s, "activation", "logistic")
+        self.batch_normalize = s.get_int("batch_normalize", 0)
+        self.inputs, self.outputs = ctx.inputs, self.output_size
+        self.w = self.h = 1
+        self.c = self.inputs
+        self.out_w = self.out_h = 1
+        self.out_c = self.outputs
+        self.nweights = 0   # Darknet does not count them for connected layers (nor BFLOPs)
+
+    def param_shapes(self):
+        shapes = [("biases", (self.outputs,)), ("weights", (self.outputs, self.inputs))]
+        if self.batch_normalize:
+            shapes += [("scales", (self.outputs,)), ("rolling_mean", (self.outputs,)),
+                       ("rolling_variance", (self.outputs,))]
+        return shapes
+
+    def init_params(self, rng):
+        super().init_params(rng)
+        scale = np.sqrt(2.0 / self.inputs)
+        self.params["weights"][...] = rng.uniform(-scale, scale, (self.outputs, self.inputs))
+        if self.batch_normalize:
+            self.params["scales"][...] = 1
+            self.params["rolling_variance"][...] = 1
+
+    def forward(self, x, state):
+        B, p = state.backend, self.params
+        n = x.shape[0]
+        out = B.zeros((n, self.outputs))
+        B.gemm(False, True, 1.0, x.reshape(n, self.inputs), p["weights"], 0.0, out)
+        out = out.reshape(n, self.outputs, 1, 1)
+        if self.batch_normalize:
+            B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
+                                  p["biases"])
+        else:
+            B.add_bias(out, p["biases"])
+        B.activate(out, self.activation)
+        return out
+
+    def fields(self):
+        return {"output_size": self.output_size, "batch_normalize": self.batch_normalize,
+                "activation": self.activation, "nweights": self.nweights}

@@ -1,0 +1,160 @@
+"""[convolutional] / [conv]: grouped, dilated, strided convolution + batch norm + activation."""
+
+import numpy as np
+
+from ..errors import NotSupportedError
+from .activation import read_activation
+from .base import Layer, register
+
+
+@register("convolutional")
+class Convolutional(Layer):
+    type = "conv"
+    layer_type = "convolutional"
+
+    def __init__(self, s, ctx):
+        super().__init__(s, ctx)
+        self.n = s.get_int("filters", 1)
+        self.groups = s.get_int("groups", 1)
+        self.size = s.get_int("size", 1)
+        stride_x = s.get_int("stride_x", -1)
+        stride_y = s.get_int("stride_y", -1)
+        if stride_x < 1 or stride_y < 1:
+            stride = s.get_int("stride", 1)
+            stride_x = stride if stride_x < 1 else stride_x
+            stride_y = stride if stride_y < 1 else stride_y
+        else:
+            s.get_int("stride", 1)
+        self.stride_x, self.stride_y = stride_x, stride_y
+        self.dilation = s.get_int("dilation", 1)
+        if self.size == 1:
+            self.dilation = 1
+        self.antialiasing = s.get_int("antialiasing", 0)
+        pad = s.get_int("pad", 0)
+        padding = s.get_int("padding", 0)
+        self.pad = self.size // 2 if pad else padding  # Darknet: pad=1 means size/2
+        self.activation = read_activation(s, "activation", "logistic")
+        self.assisted_excitation = s.get_float("assisted_excitation", 0)
+        self.batch_normalize = s.get_int("batch_normalize", 0)
+        if s.get_int("cbn", 0):
+            self.batch_normalize = 2
+        self.binary = s.get_int("binary", 0)
+        self.xnor = s.get_int("xnor", 0)
+        self.bin_output = s.get_int("bin_output", 0)
+        deform = [s.get_int(k, 0) for k in ("sway", "rotate", "stretch", "stretch_sway")]
+        for key in ("flipped", "grad_centr", "coordconv", "stream", "wait_stream"):
+            s.get_int(key, 0)
+        for key in ("dot", "angle", "reverse"):
+            s.get_float(key, 0)
+        for key in ("filters", "size"):
+            if getattr(self, "n" if key == "filters" else key) < 1:
+                raise s.error(f"must be a positive integer, found "
+                              f"{s.raw(key)}", key)
+        if self.stride_x < 1 or self.stride_y < 1 or self.dilation < 1:
+            raise s.error("stride and dilation must be positive integers", "stride")
+        if not (ctx.w and ctx.h and ctx.c):
+            raise s.error(f"the layer before a convolutional layer must output an image, "
+                          f"found {ctx.w}x{ctx.h}x{ctx.c}")
+        if self.xnor:
+            self.groups = 1
+        if self.groups < 1:
+            self.groups = 1
+        if ctx.c % self.groups or self.n % self.groups:
+            raise s.error(f"groups={self.groups} must divide both the input channels ({ctx.c}) "
+                          f"and filters ({self.n})", "groups")
+        if any(deform) or self.antialiasing or self.assisted_excitation:
+            self.unsupported = "deformable / antialiasing / assisted_excitation convolution"
+        else:
+            self.unsupported = None
+
+        self.share_index = s.get_int("share_index", -1000000000)
+        self.share_layer = None
+        if self.share_index != -1000000000:
+            ref = self.share_index if self.share_index >= 0 else ctx.index + self.share_index
+            if not 0 <= ref < ctx.index or not isinstance(ctx.layers[ref], Convolutional):
+                raise s.error(f"share_index={self.share_index} must name an earlier "
+                              f"convolutional layer", "share_index")
+            self.share_layer = ctx.layers[ref]
+
+        self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
+        self.nweights = (self.c // self.groups) * self.n * self.size * self.size
+        self.out_h = (self.h + 2 * self.pad - self.size) // self.stride_y + 1
+        self.out_w = (self.w + 2 * self.pad - self.size) // self.stride_x + 1
+        self.out_c = self.n
+        if self.out_h < 1 or self.out_w < 1:
+            raise s.error(f"output would be empty ({self.out_w}x{self.out_h}): input "
+                          f"{self.w}x{self.h} is too small for size={self.size}")
+        if self.share_layer is not None:
+            sl = self.share_layer
+            if (sl.size, sl.nweights, sl.c, sl.n) != (self.size, self.nweights, self.c, self.n):
+                raise s.error("size, channels or filters differ from the shared layer "
+                              f"{sl.index}", "share_index")
+        self.outputs = self.out_h * self.out_w * self.out_c
+        self.inputs = self.w * self.h * self.c
+        self.bflops = 2.0 * self.nweights * self.out_h * self.out_w / 1e9
+        if self.xnor:
+            self.bflops /= 32
+
+    # -- parameters ----------------------------------------------------------------------
+    def param_shapes(self):
+        if self.share_layer is not None:
+            return []  # Darknet neither saves nor loads a shared layer's weights
+        shapes = [("biases", (self.n,))]
+        if self.batch_normalize:
+            shapes += [("scales", (self.n,)), ("rolling_mean", (self.n,)),
+                       ("rolling_variance", (self.n,))]
+        shapes.append(("weights", (self.n, self.c // self.groups, self.size, self.size)))
+        return shapes
+
+    def init_params(self, rng):
+        super().init_params(rng)
+        if self.share_layer is not None:
+            return
+        scale = np.sqrt(2.0 / (self.size * self.size * self.c / self.groups))
+        w = self.params["weights"]
+        w[...] = scale * rng.uniform(-1, 1, w.shape)
+        if self.batch_normalize:
+            self.params["scales"][...] = 1
+            self.params["rolling_variance"][...] = 1
+
+    def weights_of(self):
+        return (self.share_layer or self).params
+
+    # -- forward -------------------------------------------------------------------------
+    def forward(self, x, state):
+        if self.unsupported or self.xnor or self.binary:
+            what = self.unsupported or "xnor/binary convolution"
+            raise NotSupportedError(f"{self.section.path}:{self.section.line}: layer {self.index}:"
+                                    f" {what} is not implemented")
+        B = state.backend
+        p = self.weights_of()
+        out = B.empty(self.out_shape(x.shape[0]))
+        pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
+        B.conv2d(x, p["weights"], out, self.stride_y, self.stride_x, pad, pad, self.dilation,
+                 self.groups)
+        if self.batch_normalize:
+            B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
+                                  p["biases"])
+        else:
+            B.add_bias(out, p["biases"])
+        B.activate(out, self.activation)
+        return out
+
+    # -- description ---------------------------------------------------------------------
+    def fields(self):
+        d = {"filters": self.n, "size": self.size, "stride": self.stride_x,
+             "stride_x": self.stride_x, "stride_y": self.stride_y, "dilation": self.dilation,
+             "groups": self.groups, "pad": self.pad, "batch_normalize": self.batch_normalize,
+             "activation": self.activation, "nweights": self.nweights}
+        if self.xnor:
+            d["xnor"] = self.xnor
+        if self.share_layer is not None:
+            d["share_index"] = self.share_layer.index
+        return d
+
+    def describe(self):
+        stride = (f"{self.stride_x}" if self.stride_x == self.stride_y
+                  else f"{self.stride_x}x{self.stride_y}")
+        dil = f"({self.dilation})" if self.dilation > 1 else ""
+        grp = f"/{self.groups}" if self.groups > 1 else ""
+        return f"{self.n:5d}{grp:<4} {self.size:2d} x{self.size:2d}/{stride:>3}{dil}"

@@ -1,0 +1,102 @@
+"""[region]: YOLOv2 detection head; [detection]: YOLOv1 detection head."""
+
+import numpy as np
+
+from ..errors import NotSupportedError
+from .base import Layer, register
+from .yolo import logistic
+
+
+def softmax_rows(x, temperature=1.0):
+    """Darknet's softmax along the last axis (max subtracted, float32)."""
+    t = np.float32(temperature)
+    e = np.exp(x / t - x.max(axis=-1, keepdims=True) / t)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+@register("region")
+class Region(Layer):
+    type = "region"
+    layer_type = "region"
+
+    def __init__(self, s, ctx):
+        super().__init__(s, ctx)
+        self.coords = s.get_int("coords", 4)
+        self.classes = s.get_int("classes", 20)
+        self.num = s.get_int("num", 1)
+        self.max_boxes = s.get_int("max", 200)
+        self.w, self.h = ctx.w, ctx.h
+        self.c = self.num * (self.classes + self.coords + 1)
+        self.out_w, self.out_h, self.out_c = self.w, self.h, self.c
+        self.outputs = self.inputs = self.w * self.h * self.c
+        if self.outputs != ctx.inputs:
+            raise s.error(f"the previous layer outputs {ctx.w}x{ctx.h}x{ctx.c}; this layer needs "
+                          f"{self.c} channels = num {self.num} x (classes {self.classes} + coords "
+                          f"{self.coords} + 1)", "classes")
+        for key in ("log", "sqrt", "focal_loss", "rescore", "classfix", "absolute", "bias_match"):
+            setattr(self, key, s.get_int(key, 0))
+        self.softmax = s.get_int("softmax", 0)
+        for key, default in (("jitter", 0.2), ("resize", 1.0), ("thresh", 0.5), ("random", 0.0),
+                             ("coord_scale", 1.0), ("object_scale", 1.0),
+                             ("noobject_scale", 1.0), ("mask_scale", 1.0), ("class_scale", 1.0)):
+            setattr(self, key, s.get_float(key, default))
+        self.tree = s.get_str("tree", None)
+        self.map_file = s.get_str("map", None)
+        self.anchors = np.full(self.num * 2, 0.5, np.float32)
+        anchors = s.get_floats("anchors", [])[: self.num * 2]
+        self.anchors[: len(anchors)] = anchors
+
+    def forward(self, x, state):
+        if self.tree:
+            raise NotSupportedError(f"{self.section.path}:{self.section.line}: [region] with a "
+                                    f"softmax tree ({self.tree}) is not implemented")
+        n = x.shape[0]
+        size = self.coords + self.classes + 1
+        # Darknet's CPU path flattens to [cell, anchor*entries] before activating.
+        out = x.reshape(n, size * self.num, self.h * self.w).transpose(0, 2, 1).copy()
+        out = out.reshape(n, self.h * self.w * self.num, size)
+        out[:, :, 4] = logistic(out[:, :, 4])
+        if self.softmax:
+            out[:, :, 5:] = softmax_rows(out[:, :, 5:])
+        return out.reshape(self.out_shape(n))
+
+    def fields(self):
+        return {"classes": self.classes, "num": self.num, "coords": self.coords,
+                "max_boxes": self.max_boxes}
+
+
+@register("detection")
+class Detection(Layer):
+    type = "detection"
+    layer_type = "detection"
+
+    def __init__(self, s, ctx):
+        super().__init__(s, ctx)
+        self.coords = s.get_int("coords", 1)
+        self.classes = s.get_int("classes", 1)
+        self.rescore = s.get_int("rescore", 0)
+        self.num = s.get_int("num", 1)
+        self.side = s.get_int("side", 7)
+        self.inputs = self.outputs = ctx.inputs
+        self.w = self.h = self.side   # Darknet sets only w and h here
+        expected = self.side * self.side * ((1 + self.coords) * self.num + self.classes)
+        if expected != ctx.inputs:
+            raise s.error(f"expects side*side*((1+coords)*num+classes) = {expected} inputs, the "
+                          f"previous layer outputs {ctx.inputs}", "side")
+        self.softmax = s.get_int("softmax", 0)
+        self.sqrt = s.get_int("sqrt", 0)
+        self.max_boxes = s.get_int("max", 200)
+        self.forced = s.get_int("forced", 0)
+        self.reorg = s.get_int("reorg", 0)
+        for key, default in (("coord_scale", 1.0), ("object_scale", 1.0), ("noobject_scale", 1.0),
+                             ("class_scale", 1.0), ("jitter", 0.2), ("resize", 1.0),
+                             ("random", 0.0)):
+            setattr(self, key, s.get_float(key, default))
+
+    def forward(self, x, state):
+        n = x.shape[0]
+        out = x.reshape(n, -1).copy()
+        if self.softmax:
+            k = self.side * self.side * self.classes
+            out[:, :k] = softmax_rows(out[:, :k].reshape(n, -1, self.classes)).reshape(n, k)
+        return out.reshape(self.out_shape(n))

@@ -1,0 +1,61 @@
+"""[route]: concatenate earlier layers' outputs along channels, or take one group of them."""
+
+import numpy as np
+
+from .base import Layer, register
+
+
+@register("route")
+class Route(Layer):
+    type = "route"
+    layer_type = "route"
+
+    def __init__(self, s, ctx):
+        super().__init__(s, ctx)
+        refs = s.get_ints("layers")
+        if not refs:
+            raise s.error("needs at least one input layer: layers=-1,...", "layers")
+        self.layers = [ctx.resolve(s, "layers", r) for r in refs]
+        self.groups = s.get_int("groups", 1)
+        self.group_id = s.get_int("group_id", 0)
+        for key in ("stream", "wait_stream"):
+            s.get_int(key, -1)
+        if self.groups < 1 or not 0 <= self.group_id < self.groups:
+            raise s.error(f"needs groups >= 1 and 0 <= group_id < groups, found groups="
+                          f"{self.groups} group_id={self.group_id}", "group_id")
+        srcs = [ctx.layers[i] for i in self.layers]
+        self.sizes = [l.outputs for l in srcs]
+        for l, size in zip(srcs, self.sizes):
+            if size % self.groups:
+                raise s.error(f"layer {l.index} outputs {size} values, not divisible into "
+                              f"groups={self.groups}", "groups")
+        self.outputs = self.inputs = sum(size // self.groups for size in self.sizes)
+        first = srcs[0]
+        self.out_w, self.out_h, self.out_c = first.out_w, first.out_h, first.out_c
+        for nxt in srcs[1:]:
+            if (nxt.out_w, nxt.out_h) == (first.out_w, first.out_h):
+                self.out_c += nxt.out_c
+            else:
+                raise s.error(
+                    f"cannot concatenate layer {nxt.index} ({nxt.out_w}x{nxt.out_h}) with layer "
+                    f"{first.index} ({first.out_w}x{first.out_h}): spatial sizes differ",
+                    "layers")
+        self.out_c //= self.groups
+        self.w, self.h, self.c = first.w, first.h, self.out_c
+
+    def forward(self, x, state):
+        n = x.shape[0]
+        parts = []
+        for i, size in zip(self.layers, self.sizes):
+            part = size // self.groups
+            src = state.outputs[i].reshape(n, size)
+            parts.append(src[:, part * self.group_id: part * (self.group_id + 1)])
+        out = parts[0].copy() if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return out.reshape(self.out_shape(n))
+
+    def fields(self):
+        return {"layers": list(self.layers), "groups": self.groups, "group_id": self.group_id}
+
+    def describe(self):
+        return " ".join(str(i) for i in self.layers) + (
+            f" ({self.group_id}/{self.groups})" if self.groups > 1 else "")

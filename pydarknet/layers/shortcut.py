@@ -1,0 +1,100 @@
+"""[shortcut]: add earlier layers' outputs to the input, optionally weighted, then activate."""
+
+import numpy as np
+
+from .activation import read_activation
+from .base import Layer, register
+
+WEIGHTS_TYPES = {"none": 0, "per_feature": 1, "per_layer": 1, "per_channel": 2}
+WEIGHTS_NORMALIZATIONS = {"none": 0, "relu": 1, "avg_relu": 1, "softmax": 2}
+
+
+@register("shortcut")
+class Shortcut(Layer):
+    type = "shortcut"
+    layer_type = "shortcut"
+
+    def __init__(self, s, ctx):
+        super().__init__(s, ctx)
+        self.activation = read_activation(s, "activation", "linear")
+        wt = s.get_str("weights_type", "none")
+        wn = s.get_str("weights_normalization", "none")
+        if wt not in WEIGHTS_TYPES:
+            raise s.error(f"unknown weights_type '{wt}': expected none, per_feature or "
+                          f"per_channel", "weights_type")
+        if wn not in WEIGHTS_NORMALIZATIONS:
+            raise s.error(f"unknown weights_normalization '{wn}': expected none, relu or "
+                          f"softmax", "weights_normalization")
+        self.weights_type = WEIGHTS_TYPES[wt]
+        self.weights_normalization = WEIGHTS_NORMALIZATIONS[wn]
+        refs = s.get_ints("from")
+        if not refs:
+            raise s.error("needs at least one layer: from=-3", "from")
+        self.layers = [ctx.resolve(s, "from", r) for r in refs]
+        self.n = len(self.layers)
+        self.sizes = [ctx.layers[i].outputs for i in self.layers]
+        self.w = self.out_w = ctx.w
+        self.h = self.out_h = ctx.h
+        self.c = self.out_c = ctx.c
+        self.outputs = self.inputs = ctx.w * ctx.h * ctx.c
+        for i in self.layers:
+            src = ctx.layers[i]
+            if (src.out_w, src.out_h) != (ctx.w, ctx.h):
+                raise s.error(f"layer {i} is {src.out_w}x{src.out_h}x{src.out_c} but the input is "
+                              f"{ctx.w}x{ctx.h}x{ctx.c}: a shortcut needs equal spatial sizes",
+                              "from")
+        self.nweights = {0: 0, 1: self.n + 1, 2: (self.n + 1) * self.c}[self.weights_type]
+        self.bflops = self.out_w * self.out_h * self.out_c * self.n / 1e9
+        if self.weights_type:
+            self.bflops *= 2
+
+    def param_shapes(self):
+        return [("weights", (self.nweights,))] if self.nweights else []
+
+    def init_params(self, rng):
+        super().init_params(rng)
+        if self.nweights:
+            self.params["weights"][...] = 1  # Darknet starts every weight at 1
+
+    def _normalized_weights(self):
+        """Weights as [n+1, C or 1] after Darknet's relu/softmax normalisation over inputs."""
+        w = self.params["weights"].reshape(self.n + 1, -1).astype(np.float32)
+        if self.weights_normalization == 1:
+            r = np.maximum(w, 0)
+            return r / (np.float32(0.0001) + r.sum(axis=0))
+        if self.weights_normalization == 2:
+            e = np.exp(w - w.max(axis=0))
+            return e / (np.float32(0.0001) + e.sum(axis=0))
+        return w
+
+    def forward(self, x, state):
+        n = x.shape[0]
+        if self.nweights:
+            wts = self._normalized_weights()  # [n+1, 1] per feature or [n+1, C] per channel
+            per = (lambda k: wts[k].reshape(1, -1, 1)) if wts.shape[1] > 1 else (lambda k: wts[k, 0])
+            out = (x.reshape(n, self.c, -1) * per(0)).reshape(n, -1)
+        else:
+            out = x.reshape(n, -1).copy()
+        for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
+            add = state.outputs[i].reshape(n, size)
+            m = min(size, self.outputs)  # Darknet adds the overlapping prefix (fewer channels)
+            if self.nweights:
+                wk = per(k)
+                if np.ndim(wk):
+                    c = m // (self.w * self.h)
+                    out[:, :m] += (add[:, :m].reshape(n, c, -1) * wk[:, :c]).reshape(n, m)
+                else:
+                    out[:, :m] += add[:, :m] * wk
+            else:
+                out[:, :m] += add[:, :m]
+        out = out.reshape(self.out_shape(n))
+        state.backend.activate(out, self.activation)
+        return out
+
+    def fields(self):
+        return {"from": list(self.layers), "activation": self.activation,
+                "weights_type": self.weights_type,
+                "weights_normalization": self.weights_normalization, "nweights": self.nweights}
+
+    def describe(self):
+        return " ".join(str(i) for i in self.layers)

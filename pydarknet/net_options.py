@@ -1,0 +1,108 @@
+"""The [net] section: input geometry, batch, optimiser, learning-rate policy, augmentation.
+
+Defaults are Darknet's (AB's ``parse_net_options``). ``batch`` and ``subdivisions`` keep the
+cfg's raw values; ``mini_batch`` is ``batch // subdivisions`` (images per forward pass).
+"""
+
+POLICIES = ("constant", "step", "steps", "exp", "poly", "random", "sigmoid", "sgdr")
+
+# Options the net reads that only later parts (training loop, data loading) act on; read here
+# so that they count as used and keep their Darknet defaults in one place.
+_AUGMENT_FLOATS = {"angle": 0.0, "aspect": 1.0, "saturation": 1.0, "exposure": 1.0, "hue": 0.0,
+                   "label_smooth_eps": 0.0, "resize_step": 32.0, "max_chart_loss": 20.0,
+                   "adversarial_lr": 0.0, "ema_alpha": 0.0, "loss_scale": 1.0,
+                   "badlabels_rejection_percentage": 0.0, "num_sigmas_reject_badlabels": 0.0,
+                   "workspace_size_limit_MB": 1024.0, "show_receptive_field": 0.0}
+_AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_box": 0,
+                 "mosaic_bound": 0, "contrastive": 0, "contrastive_jit_flip": 0,
+                 "contrastive_color": 0, "unsupervised": 0, "attention": 0, "track": 0,
+                 "augment_speed": 2, "try_fix_nan": 0, "weights_reject_freq": 0,
+                 "equidistant_point": 0, "use_cuda_graph": 0, "dynamic_minibatch": 0,
+                 "optimized_memory": 0, "sequential_subdivisions": 0, "max_epochs": 0,
+                 "seen": 0, "cudnn_half": 0}
+
+
+class NetOptions:
+    def __init__(self, section):
+        s = section
+        self.section = section
+        self.max_batches = s.get_int("max_batches", 0)
+        self.batch = s.get_int("batch", 1)
+        self.subdivisions = s.get_int("subdivisions", 1)
+        if self.batch < 1:
+            raise s.error(f"batch must be >= 1, found {self.batch}", "batch")
+        if self.subdivisions < 1:
+            raise s.error(f"subdivisions must be >= 1, found {self.subdivisions}", "subdivisions")
+        self.time_steps = s.get_int("time_steps", 1)
+        self.mini_batch = self.batch // self.subdivisions
+        self.learning_rate = s.get_float("learning_rate", 0.001)
+        self.learning_rate_min = s.get_float("learning_rate_min", 0.00001)
+        self.sgdr_cycle = s.get_int("sgdr_cycle", self.max_batches)
+        self.sgdr_mult = s.get_int("sgdr_mult", 2)
+        self.momentum = s.get_float("momentum", 0.9)
+        self.decay = s.get_float("decay", 0.0001)
+        self.adam = s.get_int("adam", 0)
+        if self.adam:
+            self.B1 = s.get_float("B1", 0.9)
+            self.B2 = s.get_float("B2", 0.999)
+            self.eps = s.get_float("eps", 0.000001)
+        self.height = s.get_int("height", 0)
+        self.width = s.get_int("width", 0)
+        self.channels = s.get_int("channels", 0)
+        self.inputs = s.get_int("inputs", self.height * self.width * self.channels)
+        if not self.inputs and not (self.height and self.width and self.channels):
+            raise s.error("no input size: set width, height and channels (or inputs)")
+        for key in ("height", "width", "channels"):
+            if getattr(self, key) < 0:
+                raise s.error(f"{key} must be >= 0, found {getattr(self, key)}", key)
+        self.max_crop = s.get_int("max_crop", self.width * 2)
+        self.min_crop = s.get_int("min_crop", self.width)
+        for key, default in _AUGMENT_FLOATS.items():
+            setattr(self, key, s.get_float(key, default))
+        for key, default in _AUGMENT_INTS.items():
+            setattr(self, key, s.get_int(key, default))
+        self.power = s.get_float("power", 4.0)
+        cutmix = s.get_int("cutmix", 0)
+        mosaic = s.get_int("mosaic", 0)
+        self.cutmix, self.mosaic = cutmix, mosaic
+        # Darknet folds mixup/cutmix/mosaic into one code: 1 mixup, 2 cutmix, 3 mosaic, 4 both.
+        self.mosaic_mixup = 4 if (mosaic and cutmix) else 2 if cutmix else 3 if mosaic else self.mixup
+        self.policy = s.get_str("policy", "constant")
+        if self.policy not in POLICIES:
+            raise s.error(f"unknown learning-rate policy '{self.policy}': expected one of "
+                          f"{', '.join(POLICIES)}", "policy")
+        self.burn_in = s.get_int("burn_in", 0)
+        self.step, self.scale, self.gamma = 1, 1.0, 1.0
+        self.steps, self.scales, self.seq_scales = [], [], []
+        if self.policy == "step":
+            self.step = s.get_int("step", 1)
+            self.scale = s.get_float("scale", 1.0)
+        elif self.policy in ("steps", "sgdr"):
+            if self.policy == "steps" and not (s.has("steps") and s.has("scales")):
+                raise s.error("policy=steps needs both steps= and scales=", "policy")
+            if s.has("steps"):
+                self.steps = s.get_ints("steps")
+                n = len(self.steps)
+                self.scales = _pad(s.get_floats("scales", []), n, 1.0)
+                self.seq_scales = _pad(s.get_floats("seq_scales", []), n, 1.0)
+        elif self.policy == "exp":
+            self.gamma = s.get_float("gamma", 1.0)
+        elif self.policy == "sigmoid":
+            self.gamma = s.get_float("gamma", 1.0)
+            self.step = s.get_int("step", 1)
+
+    def summary(self):
+        """The shapes-JSON ``net`` record."""
+        d = {k: getattr(self, k) for k in (
+            "batch", "subdivisions", "width", "height", "channels", "inputs", "momentum",
+            "decay", "learning_rate", "burn_in", "power", "max_batches", "policy", "steps",
+            "scales", "time_steps", "adam", "letter_box", "mosaic_mixup", "flip", "angle",
+            "saturation", "exposure", "hue", "ema_alpha")}
+        if self.policy == "step":
+            d["step"], d["scale"] = self.step, self.scale
+        return d
+
+
+def _pad(values, n, fill):
+    values = list(values[:n])
+    return values + [fill] * (n - len(values))

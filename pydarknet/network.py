@@ -1,0 +1,198 @@
+"""Build a network from cfg sections, infer its shapes, run it, load and save its weights."""
+
+import os
+
+import numpy as np
+
+from . import weights as weights_io
+from .backend import get_backend
+from .cfg import parse_cfg, parse_cfg_text
+from .errors import CfgError, ShapeError
+from .layers import REGISTRY, BuildContext
+from .net_options import NetOptions
+
+
+class ForwardState:
+    """What layers see while running: the backend and every earlier layer's output."""
+
+    def __init__(self, backend, net_input, train=False):
+        self.backend = backend
+        self.input = net_input
+        self.outputs = []
+        self.train = train
+
+
+class Network:
+    """A Darknet network: ``layers`` in cfg order, ``net`` (the [net] options), weights.
+
+    ``batch=None`` keeps the cfg's batch/subdivisions (training allocation, mini-batch =
+    batch/subdivisions); an integer sets the mini-batch with subdivisions=1, as Darknet's
+    ``parse_network_cfg_custom(cfg, batch)`` does for inference.
+    """
+
+    def __init__(self, cfg, batch=None, width=None, height=None, device="cpu", init=True,
+                 seed=0):
+        if isinstance(cfg, (list, tuple)):
+            sections, self.cfg_path = list(cfg), getattr(cfg[0], "path", "<cfg>")
+        else:
+            self.cfg_path = os.fspath(cfg)
+            sections = parse_cfg(self.cfg_path)
+        net_section = sections[0]
+        if width is not None:
+            _override(net_section, "width", width)
+        if height is not None:
+            _override(net_section, "height", height)
+        self.net = NetOptions(net_section)
+        net_section.warn_unused()
+        self.device = device
+        self._backend = None
+        self.train_alloc = batch is None
+        mini_batch = self.net.mini_batch * self.net.time_steps
+        if batch is not None:
+            if int(batch) < 1:
+                raise ValueError(f"batch must be a positive integer, found {batch}")
+            mini_batch = int(batch)
+            self.net.time_steps = 1   # as parse_network_cfg_custom(cfg, batch, 1)
+        self.batch = max(mini_batch, 1)
+        self.seen = 0
+        self.iteration = 0
+        self.layers = []
+        self._build(sections[1:])
+        self.outputs = [None] * len(self.layers)
+        if init:
+            self.init_weights(seed)
+
+    # -- building ------------------------------------------------------------------------
+    def _build(self, sections):
+        n = self.net
+        w, h, c, inputs = n.width, n.height, n.channels, n.inputs
+        for index, section in enumerate(sections):
+            cls = REGISTRY.get(section.kind)
+            if cls is None:
+                raise CfgError(f"unknown section [{section.name}]: expected one of "
+                               f"{', '.join(sorted('[%s]' % k for k in REGISTRY))}",
+                               section.path, section.line)
+            if section.kind == "net":
+                raise CfgError("[net] may only be the first section", section.path, section.line)
+            ctx = BuildContext(n, index, self.layers, w, h, c, inputs, self.batch,
+                               self.train_alloc)
+            layer = cls(section, ctx)
+            layer.read_common(section)
+            section.warn_unused()
+            self.layers.append(layer)
+            w, h, c, inputs = layer.out_w, layer.out_h, layer.out_c, layer.outputs
+        if not self.layers:
+            raise CfgError("the cfg has a [net] section but no layers", self.cfg_path)
+        if not any(l.w > 1 and l.h > 1 for l in self.layers):
+            raise CfgError("no layer has a spatial input (w > 1 and h > 1); Darknet cannot build "
+                           "such a network either (it divides by zero when averaging layer "
+                           "outputs): text/recurrent networks are not supported",
+                           self.cfg_path, self.net.section.line, "net")
+
+    def init_weights(self, seed=0):
+        """Darknet-style random initial weights (uniform, scaled by fan-in)."""
+        rng = np.random.default_rng(seed)
+        for layer in self.layers:
+            layer.init_params(rng)
+
+    # -- description ---------------------------------------------------------------------
+    @property
+    def total_bflops(self):
+        return float(sum(l.bflops for l in self.layers if l.bflops > 0))
+
+    def param_count(self):
+        return sum(l.param_count() for l in self.layers)
+
+    def summary(self):
+        """One dict per layer with the keys of Darknet's shapes JSON."""
+        return [_plain(layer.summary()) for layer in self.layers]
+
+    def table(self):
+        """Darknet's printed layer table with totals, as text."""
+        lines = ["   layer   filters  size/strd(dil)      input                output"]
+        for l in self.layers:
+            src = f"{l.w:4d} x{l.h:4d} x{l.c:4d}"
+            dst = f"{l.out_w:4d} x{l.out_h:4d} x{l.out_c:4d}"
+            bf = f" {l.bflops:6.3f} BF" if l.bflops > 0 else ""
+            lines.append(f"{l.index:4d} {l.type:<10.10} {l.describe():<22.22} {src} -> {dst}{bf}")
+        lines.append(f"Total BFLOPS {self.total_bflops:.3f}")
+        lines.append(f"Parameters {self.param_count():,}")
+        return "\n".join(lines)
+
+    # -- running -------------------------------------------------------------------------
+    @property
+    def backend(self):
+        if self._backend is None:  # resolved on first use: building needs no compute core
+            self._backend = get_backend(self.device)
+        return self._backend
+
+    @property
+    def input_shape(self):
+        n = self.net
+        if n.width and n.height and n.channels:
+            return (n.channels, n.height, n.width)
+        return (n.inputs,)
+
+    def _check_input(self, x):
+        if not isinstance(x, np.ndarray):
+            raise ShapeError(f"input must be a numpy float32 array, found {type(x).__name__}")
+        if x.dtype != np.float32:
+            raise ShapeError(f"input must be float32, found {x.dtype} (use x.astype(np.float32))")
+        want = self.input_shape
+        if x.ndim != len(want) + 1 or x.shape[1:] != want:
+            raise ShapeError(f"input must have shape [N, {', '.join(map(str, want))}] "
+                             f"(N images, NCHW), found {list(x.shape)}")
+        if x.shape[0] < 1:
+            raise ShapeError("input holds no images (N = 0)")
+        return np.ascontiguousarray(x)
+
+    def forward(self, x, train=False):
+        """Run every layer on x; returns the last output. ``outputs[i]`` keeps layer i's."""
+        x = self._check_input(x)
+        state = ForwardState(self.backend, x, train)
+        out = x
+        for layer in self.layers:
+            out = layer.forward(out, state)
+            state.outputs.append(out)
+        self.outputs = [self.backend.to_numpy(o) for o in state.outputs]
+        return self.outputs[-1]
+
+    def predict(self, x):
+        """Inference forward pass (batch norm with rolling statistics)."""
+        return self.forward(x, train=False)
+
+    # -- weights -------------------------------------------------------------------------
+    def load_weights(self, path, cutoff=None):
+        header = weights_io.load_weights(self, path, cutoff)
+        self.iteration = self.seen // max(self.net.batch, 1)
+        return header
+
+    def save_weights(self, path, cutoff=None):
+        weights_io.save_weights(self, path, cutoff)
+
+
+def _override(section, key, value):
+    from .cfg import Option
+    section.options[key] = Option(key, str(int(value)), section.line)
+
+
+def _plain(d):
+    """numpy scalars -> Python numbers (for JSON)."""
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, np.generic):
+            v = v.item()
+        out[k] = v
+    return out
+
+
+def load(cfg, weights=None, batch=None, device="cpu", width=None, height=None):
+    """Build the network of ``cfg``; load ``weights`` when given (else random init)."""
+    net = Network(cfg, batch=batch, width=width, height=height, device=device)
+    if weights is not None:
+        net.load_weights(weights)
+    return net
+
+
+def load_cfg_text(text, batch=None, path="<cfg>", **kw):
+    return Network(parse_cfg_text(text, path), batch=batch, **kw)

@@ -1,0 +1,119 @@
+"""Darknet .weights files: header, then every layer's parameters in network order.
+
+Header: int32 major, minor, revision; ``seen`` as uint64 when major*10+minor >= 2, else uint32.
+Connected-layer weights are stored transposed when major or minor > 1000 (AB's rule).
+pydarknet writes version 0.2.5 with a uint64 ``seen``.
+"""
+
+import os
+
+import numpy as np
+
+from .errors import WeightsError
+
+WRITE_VERSION = (0, 2, 5)
+_BN_NAMES = ("scales", "rolling_mean", "rolling_variance")
+
+
+class Header:
+    def __init__(self, major, minor, revision, seen):
+        self.major, self.minor, self.revision, self.seen = major, minor, revision, seen
+
+    @property
+    def transpose(self):
+        return self.major > 1000 or self.minor > 1000
+
+    def __repr__(self):
+        return f"<weights {self.major}.{self.minor}.{self.revision} seen={self.seen}>"
+
+
+def read_header(buf, path):
+    if len(buf) < 12:
+        raise WeightsError(f"{path}: {len(buf)} bytes is too short for a Darknet weights header "
+                           f"(12 bytes of version, then 4 or 8 bytes of 'seen')")
+    major, minor, revision = (int(v) for v in np.frombuffer(buf, "<i4", 3))
+    if major < 0 or minor < 0 or revision < 0:
+        raise WeightsError(f"{path}: bad header: version {major}.{minor}.{revision} is negative; "
+                           f"is this a Darknet .weights file?")
+    wide = major * 10 + minor >= 2
+    end = 12 + (8 if wide else 4)
+    if len(buf) < end:
+        raise WeightsError(f"{path}: truncated header: needs {end} bytes, file has {len(buf)}")
+    seen = int(np.frombuffer(buf, "<u8" if wide else "<u4", 1, 12)[0])
+    return Header(major, minor, revision, seen), end
+
+
+def _load_order(layer):
+    """Parameter names as the file stores them for ``layer`` (Darknet's load_*_weights)."""
+    names = [name for name, _ in layer.param_shapes()]
+    if getattr(layer, "dontloadscales", 0) and layer.layer_type in ("convolutional",
+                                                                    "connected"):
+        names = [n for n in names if n not in _BN_NAMES]
+    return names
+
+
+def expected_floats(layers):
+    return sum(int(np.prod(layer.params[n].shape)) for layer in layers
+               if not getattr(layer, "dontload", 0) for n in _load_order(layer))
+
+
+def load_weights(network, path, cutoff=None):
+    """Load ``path`` into ``network``'s first ``cutoff`` layers (all when None)."""
+    path = os.fspath(path)
+    try:
+        with open(path, "rb") as f:
+            buf = f.read()
+    except OSError as e:
+        raise WeightsError(f"cannot read weights file {path}: {e.strerror}") from None
+    header, offset = read_header(buf, path)
+    payload = len(buf) - offset
+    if payload % 4:
+        raise WeightsError(f"{path}: {payload} bytes after the header is not a whole number of "
+                           f"float32 values")
+    data = np.frombuffer(buf, "<f4", payload // 4, offset)
+    layers = network.layers if cutoff is None else network.layers[:cutoff]
+    need = expected_floats(layers)
+    pos = 0
+    for layer in layers:
+        if getattr(layer, "dontload", 0):
+            continue
+        for name in _load_order(layer):
+            dest = layer.params[name]
+            count = dest.size
+            if pos + count > data.size:
+                raise WeightsError(
+                    f"{path}: too few floats: the network{' (first %d layers)' % cutoff if cutoff else ''}"
+                    f" expects {need}, the file has {data.size}; it ran out at layer "
+                    f"{layer.index} ({layer.layer_type}) '{name}' (needs {count} from float "
+                    f"{pos}, {data.size - pos} left)")
+            values = data[pos:pos + count]
+            if name == "weights" and layer.layer_type == "connected" and header.transpose:
+                values = values.reshape(layer.inputs, layer.outputs).T
+            dest[...] = values.reshape(dest.shape)
+            pos += count
+        if layer.layer_type == "convolutional" and getattr(layer, "flipped", 0) \
+                and "weights" in layer.params:
+            w = layer.params["weights"]
+            w[...] = w.reshape(-1, w.shape[0]).T.reshape(w.shape)
+    if cutoff is None and pos != data.size:
+        raise WeightsError(f"{path}: too many floats: the network expects {need}, the file has "
+                           f"{data.size} ({data.size - need} left over): it was written for a "
+                           f"different cfg (other filters, classes or layers)")
+    network.seen = header.seen
+    return header
+
+
+def save_weights(network, path, cutoff=None):
+    """Write version 0.2.5 weights; to a temporary file first, then renamed into place."""
+    path = os.fspath(path)
+    layers = network.layers if cutoff is None else network.layers[:cutoff]
+    tmp = f"{path}.tmp{os.getpid()}"
+    with open(tmp, "wb") as f:
+        np.array(WRITE_VERSION, "<i4").tofile(f)
+        np.array([network.seen], "<u8").tofile(f)
+        for layer in layers:
+            for name, _ in layer.param_shapes():
+                np.ascontiguousarray(layer.params[name], "<f4").tofile(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
