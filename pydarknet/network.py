@@ -67,13 +67,13 @@ class Network:
         n = self.net
         w, h, c, inputs = n.width, n.height, n.channels, n.inputs
         for index, section in enumerate(sections):
+            if section.kind == "net":
+                raise CfgError("[net] may only be the first section", section.path, section.line)
             cls = REGISTRY.get(section.kind)
             if cls is None:
                 raise CfgError(f"unknown section [{section.name}]: expected one of "
                                f"{', '.join(sorted('[%s]' % k for k in REGISTRY))}",
                                section.path, section.line)
-            if section.kind == "net":
-                raise CfgError("[net] may only be the first section", section.path, section.line)
             ctx = BuildContext(n, index, self.layers, w, h, c, inputs, self.batch,
                                self.train_alloc)
             layer = cls(section, ctx)

@@ -1,0 +1,93 @@
+"""The ``pydarknet`` command: info, demo (and, as they land, train, detect, map, ...)."""
+
+import argparse
+import json
+import os
+import sys
+import time
+import warnings
+
+from .errors import PydarknetError
+
+
+def _cmd_info(args):
+    from .network import Network
+    net = Network(args.cfg, batch=args.batch or 1, width=args.width, height=args.height,
+                  init=False)
+    if args.json:
+        json.dump({"layers": net.summary(), "total_bflops": net.total_bflops,
+                   "net": net.net.summary()}, sys.stdout, indent=1)
+        print()
+    else:
+        n = net.net
+        print(f"{net.cfg_path}: {len(net.layers)} layers, input {n.width}x{n.height}x{n.channels},"
+              f" batch {n.batch}/{n.subdivisions}")
+        print(net.table())
+    return 0
+
+
+def _cmd_demo(args):
+    """Build a network, print its table, run one forward pass on a built-in image."""
+    import numpy as np
+
+    from .network import Network
+    from .sample import sample_image
+
+    net = Network(args.cfg, batch=1, width=args.width, height=args.height)
+    print(net.table())
+    if args.weights:
+        net.load_weights(args.weights)
+        print(f"loaded {args.weights}")
+    else:
+        print("random weights (pass --weights FILE for trained ones)")
+    c, h, w = net.input_shape
+    image = sample_image(w, h)                       # HxWx3 RGB float32 in [0, 1]
+    x = np.ascontiguousarray(image.transpose(2, 0, 1)[None], np.float32)
+    net.predict(x)                                   # warm-up
+    t0 = time.perf_counter()
+    net.predict(x)
+    dt = time.perf_counter() - t0
+    print(f"forward pass {w}x{h}: {dt * 1000:.1f} ms ({net.total_bflops / dt:.1f} GFLOP/s)")
+    for layer, out in zip(net.layers, net.outputs):
+        if layer.layer_type in ("yolo", "gaussian_yolo", "region", "softmax"):
+            print(f"  layer {layer.index} {layer.type}: output {list(out.shape)}, "
+                  f"max {float(out.max()):.4f}, mean {float(out.mean()):.4f}")
+    return 0
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="pydarknet",
+                                description="Darknet-compatible networks from Python.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    info = sub.add_parser("info", help="print a cfg's layer table (Darknet's), BFLOPs, parameters")
+    info.add_argument("cfg")
+    info.add_argument("--json", action="store_true", help="machine-readable layer table")
+    info.add_argument("--width", type=int)
+    info.add_argument("--height", type=int)
+    info.add_argument("--batch", type=int)
+    info.set_defaults(func=_cmd_info)
+
+    demo = sub.add_parser("demo", help="build a network and run it on a built-in image")
+    demo.add_argument("--cfg", default=os.path.join("cfg", "yolov4.cfg"))
+    demo.add_argument("--weights")
+    demo.add_argument("--width", type=int)
+    demo.add_argument("--height", type=int)
+    demo.set_defaults(func=_cmd_demo)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
+            return args.func(args)
+    except PydarknetError as e:
+        print(f"pydarknet: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""A slow pure-numpy implementation of the backend op API: an independent oracle for tests."""
+
+import numpy as np
+
+from pydarknet.backend import ACTIVATIONS
+
+f32 = np.float32
+
+
+def empty(shape):
+    return np.empty(shape, f32)
+
+
+def zeros(shape):
+    return np.zeros(shape, f32)
+
+
+def to_numpy(a):
+    return np.asarray(a)
+
+
+def from_numpy(a):
+    return np.ascontiguousarray(a, f32)
+
+
+def _logistic(x):
+    return f32(1) / (f32(1) + np.exp(-x))
+
+
+def _softplus(x):
+    with np.errstate(over="ignore"):
+        return np.where(x > 20, x, np.where(x < -20, np.exp(x), np.log(np.exp(x) + f32(1))))
+
+
+def _act(x, name):
+    if name == "linear":
+        return x
+    if name == "logistic":
+        return _logistic(x)
+    if name == "leaky" or name == "revleaky":
+        return np.where(x > 0, x, f32(0.1) * x)
+    if name == "relu":
+        return x * (x > 0)
+    if name == "relu6":
+        return np.minimum(np.maximum(x, 0), 6)
+    if name == "mish":
+        return x * np.tanh(_softplus(x))
+    if name == "swish":
+        return x * _logistic(x)
+    if name == "hard_mish":
+        return np.where(x > 0, x, np.where(x > -2, x * x / 2 + x, 0))
+    if name == "tanh":
+        return f32(2) / (f32(1) + np.exp(f32(-2) * x)) - f32(1)
+    if name == "elu":
+        return np.where(x >= 0, x, np.exp(x) - 1)
+    if name == "relie":
+        return np.where(x > 0, x, f32(0.01) * x)
+    if name == "ramp":
+        return x * (x > 0) + f32(0.1) * x
+    raise NotImplementedError(name)
+
+
+def activate(x, code):
+    name = ACTIVATIONS[code] if isinstance(code, int) else code
+    x[...] = _act(x, name).astype(f32)
+    return x
+
+
+def add_bias(x, b):
+    x += b.reshape(1, -1, *([1] * (x.ndim - 2)))
+    return x
+
+
+def batchnorm_inference(x, scales, mean, var, biases, eps=1e-5):
+    shp = (1, -1) + (1,) * (x.ndim - 2)
+    x[...] = ((x - mean.reshape(shp)) / np.sqrt(var.reshape(shp) + f32(eps))) \
+        * scales.reshape(shp) + biases.reshape(shp)
+    return x
+
+
+def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    oh, ow = out.shape[2:]
+    xp = np.pad(x, ((0, 0), (0, 0), (pad_y, pad_y + kh * dilation), (pad_x, pad_x + kw * dilation)))
+    fg = f // groups
+    for g in range(groups):
+        acc = np.zeros((n, fg, oh, ow), np.float64)
+        xs = xp[:, g * cg:(g + 1) * cg]
+        for ky in range(kh):
+            for kx in range(kw):
+                y0, x0 = ky * dilation, kx * dilation
+                patch = xs[:, :, y0:y0 + stride_y * oh:stride_y, x0:x0 + stride_x * ow:stride_x]
+                acc += np.einsum("ncyx,fc->nfyx", patch, w[g * fg:(g + 1) * fg, :, ky, kx])
+        out[:, g * fg:(g + 1) * fg] = acc
+    return out
+
+
+def gemm(trans_a, trans_b, alpha, a, b, beta, c):
+    A = a.T if trans_a else a
+    Bm = b.T if trans_b else b
+    c[...] = alpha * (A.astype(np.float64) @ Bm) + beta * c
+    return c
+
+
+def _windows(x, out, size, stride_y, stride_x, pad, fill):
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2:]
+    off = -(pad // 2)
+    big = np.full((n, c, h + size + abs(off) + stride_y * oh, w + size + abs(off) + stride_x * ow),
+                  fill, f32)
+    big[:, :, -off:-off + h, -off:-off + w] = x
+    stack = []
+    for ky in range(size):
+        for kx in range(size):
+            stack.append(big[:, :, ky:ky + stride_y * oh:stride_y, kx:kx + stride_x * ow:stride_x])
+    return np.stack(stack)
+
+
+def maxpool(x, out, size, stride_y, stride_x, pad):
+    out[...] = _windows(x, out, size, stride_y, stride_x, pad, -np.inf).max(axis=0)
+    return out
+
+
+def local_avgpool(x, out, size, stride_y, stride_x, pad):
+    vals = _windows(x, out, size, stride_y, stride_x, pad, np.nan)
+    out[...] = np.nanmean(vals, axis=0)
+    return out
+
+
+def global_avgpool(x, out):
+    out[...] = x.mean(axis=(2, 3), keepdims=True)
+    return out
+
+
+def upsample(x, out, stride, scale):
+    out[...] = scale * x.repeat(stride, axis=2).repeat(stride, axis=3)
+    return out
+
+
+def downsample_sum(x, out, stride, scale):
+    n, c, oh, ow = out.shape
+    out[...] = scale * x[:, :, :oh * stride, :ow * stride].reshape(
+        n, c, oh, stride, ow, stride).sum(axis=(3, 5))
+    return out
+
+
+def set_num_threads(n):
+    pass

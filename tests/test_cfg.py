@@ -1,0 +1,117 @@
+"""The cfg parser: Darknet's syntax and defaults, and errors that say where and what."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet.cfg import CfgWarning, parse_cfg_text
+
+NET = "[net]\nwidth=32\nheight=32\nchannels=3\n"
+
+
+def build(text, tmp_path=None, name="t.cfg"):
+    if tmp_path is not None:
+        p = tmp_path / name
+        p.write_text(text)
+        return pydarknet.Network(p, batch=1)
+    return pydarknet.Network(parse_cfg_text(text, name), batch=1)
+
+
+def test_syntax_comments_blanks_spaces_aliases_lists():
+    text = ("; a comment\n[network]\n  width = 32 \nheight=32\nchannels=3\n\n# comment\n"
+            "[conv]\nfilters = 8\nsize=3\npad=1\nactivation = leaky\n"
+            "[max]\nsize=2\nstride=2\n"
+            "[conv]\nfilters=4\nsize=1\nactivation=linear\n"
+            "[route]\nlayers = -1, -2\n"
+            "[avg]\n[conn]\noutput=3\nactivation=linear\n[soft]\n")
+    net = build(text)
+    assert [l.layer_type for l in net.layers] == [
+        "convolutional", "maxpool", "convolutional", "route", "avgpool", "connected", "softmax"]
+    assert net.layers[3].layers == [2, 1] and net.layers[3].out_c == 12
+
+
+def test_darknet_defaults():
+    net = build(NET + "[convolutional]\nfilters=2\nsize=3\n[maxpool]\nsize=3\nstride=1\n"
+                "[convolutional]\nfilters=2\nsize=3\npad=1\ndilation=2\n")
+    conv, pool, dil = net.layers
+    assert conv.activation == "logistic" and conv.pad == 0 and conv.out_w == 30
+    assert pool.pad == 2 and pool.out_w == 30            # maxpool padding defaults to size-1
+    assert dil.pad == 1 and dil.out_w == 30              # output ignores dilation
+
+
+def test_unused_option_warns_with_file_and_line():
+    with pytest.warns(CfgWarning, match=r"t.cfg:6: \[convolutional\] unused option 'colour=red'"):
+        build(NET + "[convolutional]\ncolour=red\nfilters=2\nsize=1\nactivation=linear\n")
+
+
+def test_first_value_of_a_repeated_key_wins_with_a_warning():
+    with pytest.warns(CfgWarning, match="repeated"):
+        net = build(NET + "[convolutional]\nfilters=2\nfilters=5\nsize=1\nactivation=linear\n")
+    assert net.layers[0].n == 2
+
+
+def test_inline_comment_after_a_number():
+    net = build(NET + "[convolutional]\nfilters=4#8\nsize=1\nactivation=linear\n")
+    assert net.layers[0].n == 4
+
+
+BROKEN = [
+    ("unknown section", NET + "[convolution]\nfilters=2\n", r"t.cfg:5: unknown section \[convolution\]"),
+    ("bad number", NET + "[convolutional]\nfilters=two\nsize=1\n", r"t.cfg:6: \[convolutional\] filters: expected an integer, found 'two'"),
+    ("bad float", "[net]\nwidth=32\nheight=32\nchannels=3\nmomentum=fast\n", r"t.cfg:5: \[net\] momentum: expected a number"),
+    ("missing route layers", NET + "[convolutional]\nfilters=2\nsize=1\n[route]\n", r"t.cfg:8: \[route\] layers: missing required option 'layers'"),
+    ("missing shortcut from", NET + "[convolutional]\nfilters=2\nsize=1\n[shortcut]\nactivation=linear\n", r"\[shortcut\] from: missing required option 'from'"),
+    ("route outside", NET + "[convolutional]\nfilters=2\nsize=1\n[route]\nlayers=-5\n", r"t.cfg:9: \[route\] layers: refers to layer -5"),
+    ("route forward", NET + "[convolutional]\nfilters=2\nsize=1\n[route]\nlayers=3\n", r"\[route\] layers: refers to layer 3"),
+    ("shortcut outside", NET + "[convolutional]\nfilters=2\nsize=1\n[shortcut]\nfrom=-9\n", r"\[shortcut\] from: refers to layer -9"),
+    ("shortcut shapes", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=1\nstride=2\n[shortcut]\nfrom=-2\n", r"\[shortcut\] from: layer 0 is 32x32x2 but the input is 16x16x2"),
+    ("zero filters", NET + "[convolutional]\nfilters=0\nsize=1\n", r"t.cfg:6: \[convolutional\] filters: must be a positive integer"),
+    ("negative size", NET + "[convolutional]\nfilters=2\nsize=-1\n", r"\[convolutional\] size: must be a positive integer"),
+    ("groups", NET + "[convolutional]\nfilters=4\nsize=1\ngroups=2\n", r"\[convolutional\] groups: groups=2 must divide"),
+    ("route sizes", NET + "[convolutional]\nfilters=2\nsize=1\n[maxpool]\nsize=2\nstride=2\n[route]\nlayers=-1,-2\n", r"\[route\] layers: cannot concatenate"),
+    ("yolo filters", NET + "[convolutional]\nfilters=10\nsize=1\n[yolo]\nclasses=2\nnum=3\nmask=0,1,2\n", r"\[yolo\] classes: .* set filters=21"),
+    ("activation", NET + "[convolutional]\nfilters=2\nsize=1\nactivation=lekay\n", r"t.cfg:8: \[convolutional\] activation: unknown activation 'lekay'"),
+    ("policy", "[net]\nwidth=32\nheight=32\nchannels=3\npolicy=cosine\n[avgpool]\n", r"\[net\] policy: unknown learning-rate policy 'cosine'"),
+    ("steps", "[net]\nwidth=32\nheight=32\nchannels=3\npolicy=steps\n[avgpool]\n", r"policy=steps needs both steps= and scales="),
+    ("no net", "[convolutional]\nfilters=2\n", r"t.cfg:1: the first section must be \[net\]"),
+    ("empty", "# nothing\n", r"no sections"),
+    ("no layers", NET, r"no layers"),
+    ("option before section", "width=3\n[net]\n", r"t.cfg:1: option 'width=3' before the first"),
+    ("bad header", "[net\nwidth=3\n", r"t.cfg:1: malformed section header"),
+    ("no value", NET + "[convolutional]\nfilters=\n", r"t.cfg:6: \[convolutional\]: cannot parse 'filters='"),
+    ("no input size", "[net]\nbatch=1\n[convolutional]\nfilters=2\n", r"\[net\]: no input size"),
+    ("too small", "[net]\nwidth=2\nheight=2\nchannels=3\n[convolutional]\nfilters=2\nsize=5\n", r"output would be empty"),
+    ("net twice", NET + "[net]\n", r"\[net\] may only be the first section"),
+    ("recurrent", NET + "[rnn]\noutput=4\n", r"t.cfg:5: \[rnn\]: recurrent layers"),
+    ("sam channels", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=3\nsize=1\n[sam]\nfrom=-2\n", r"\[sam\] from: layer 0 has 2 channels"),
+    ("dropout", NET + "[dropout]\nprobability=1.5\n", r"\[dropout\] probability: probability must be in"),
+    ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
+]
+
+
+@pytest.mark.parametrize("text,pattern", [b[1:] for b in BROKEN], ids=[b[0] for b in BROKEN])
+def test_broken_cfgs_raise_errors_naming_file_line_option(tmp_path, text, pattern):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with pytest.raises(pydarknet.PydarknetError, match=pattern):
+            build(text, tmp_path)
+
+
+def test_missing_cfg_file(tmp_path):
+    with pytest.raises(pydarknet.CfgError, match="nope.cfg: cannot read"):
+        pydarknet.Network(tmp_path / "nope.cfg")
+
+
+@pytest.mark.parametrize("x,pattern", [
+    (np.zeros((1, 3, 32, 32), np.float64), "float32"),
+    (np.zeros((1, 3, 16, 32), np.float32), r"shape \[N, 3, 32, 32\]"),
+    (np.zeros((3, 32, 32), np.float32), r"shape \[N, 3, 32, 32\]"),
+    (np.zeros((0, 3, 32, 32), np.float32), "no images"),
+    ([[1.0]], "numpy float32 array"),
+])
+def test_bad_inputs(x, pattern):
+    net = build(NET + "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
+    with pytest.raises(pydarknet.ShapeError, match=pattern):
+        net.predict(x)

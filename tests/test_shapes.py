@@ -1,0 +1,85 @@
+"""The layer table of every cfg in Darknet's corpus equals the one Darknet itself builds."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import pydarknet
+from conftest import REF
+
+
+def _index():
+    path = REF / "shapes" / "index.json"
+    if not path.exists():
+        return []
+    return json.loads(path.read_text())["cfgs"]
+
+
+CFGS = _index()
+PARSED = [e for e in CFGS if e["parsed_ok"]]
+FAILED = [e for e in CFGS if not e["parsed_ok"]]
+
+
+def close(a, b):
+    if isinstance(b, (list, tuple)):
+        return isinstance(a, (list, tuple)) and len(a) == len(b) and all(
+            close(x, y) for x, y in zip(a, b))
+    if isinstance(a, float) or isinstance(b, float):
+        # the reference prints float32 values with 9 significant digits
+        return np.float32(a) == np.float32(b) or abs(float(a) - float(b)) <= 1e-6 * abs(float(b))
+    return a == b
+
+
+def build(cfg_name):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return pydarknet.Network(REF / "cfg" / cfg_name, batch=1, init=False)
+
+
+def compare_tables(net, ref):
+    problems = []
+    ours = net.summary()
+    if len(ours) != len(ref["layers"]):
+        problems.append(f"{len(ours)} layers, Darknet has {len(ref['layers'])}")
+    for a, b in zip(ours, ref["layers"]):
+        where = f"layer {b['index']} ({b['type']})"
+        for key, want in b.items():
+            if key == "bflops":
+                if abs(a["bflops"] - want) > 1e-3 * abs(want) + 1e-12:
+                    problems.append(f"{where} bflops {a['bflops']} != {want}")
+            elif key not in a:
+                problems.append(f"{where} has no '{key}' (Darknet: {want})")
+            elif not close(a[key], want):
+                problems.append(f"{where} {key}: {a[key]} != {want}")
+        problems += [f"{where} extra key '{k}'" for k in a if k not in b]
+    if abs(net.total_bflops - ref["total_bflops"]) > 1e-3 * ref["total_bflops"]:
+        problems.append(f"total BFLOPs {net.total_bflops} != {ref['total_bflops']}")
+    ours_net = net.net.summary()
+    for key, want in ref["net"].items():
+        if key not in ours_net or not close(ours_net[key], want):
+            problems.append(f"[net] {key}: {ours_net.get(key)} != {want}")
+    return problems
+
+
+def test_corpus_is_complete(ref):
+    assert len(PARSED) == 86 and len(FAILED) == 9
+
+
+@pytest.mark.parametrize("entry", PARSED, ids=[e["cfg"] for e in PARSED])
+def test_layer_table_equals_darknet(ref, entry):
+    net = build(entry["cfg"])
+    table = json.loads((ref / "shapes" / entry["json"]).read_text())
+    problems = compare_tables(net, table)
+    assert not problems, "\n".join(problems[:20])
+
+
+@pytest.mark.parametrize("entry", FAILED, ids=[e["cfg"] for e in FAILED])
+def test_cfgs_darknet_cannot_build_fail_clearly(ref, entry):
+    with pytest.raises(pydarknet.PydarknetError) as info:
+        build(entry["cfg"])
+    message = str(info.value)
+    assert entry["cfg"] in message                      # names the cfg
+    assert f"{entry['cfg']}:" in message and message.split(f"{entry['cfg']}:")[1][:1].isdigit()
+    assert len(message) > 60                            # and says why

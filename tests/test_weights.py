@@ -1,0 +1,146 @@
+"""Darknet .weights: headers, byte-identical round trips, partial loads, clear errors."""
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet.weights import read_header
+
+TINY = """
+[net]
+batch=2
+subdivisions=1
+width=16
+height=16
+channels=3
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+stride=1
+pad=1
+activation=leaky
+[convolutional]
+filters=6
+size=1
+stride=2
+activation=mish
+[shortcut]
+from=-1
+weights_type=per_channel
+activation=linear
+[avgpool]
+[connected]
+output=5
+activation=linear
+[softmax]
+"""
+
+
+def tiny(tmp_path, text=TINY):
+    path = tmp_path / "tiny.cfg"
+    path.write_text(text)
+    return path
+
+
+def write_header(f, major, minor, revision, seen):
+    np.array([major, minor, revision], "<i4").tofile(f)
+    np.array([seen], "<u8" if major * 10 + minor >= 2 else "<u4").tofile(f)
+
+
+def test_round_trip_is_byte_identical(tmp_path):
+    net = pydarknet.load(tiny(tmp_path))
+    net.seen = 1234
+    net.save_weights(tmp_path / "a.weights")
+    again = pydarknet.load(tiny(tmp_path), tmp_path / "a.weights")
+    assert again.seen == 1234
+    again.save_weights(tmp_path / "b.weights")
+    assert (tmp_path / "a.weights").read_bytes() == (tmp_path / "b.weights").read_bytes()
+    header, _ = read_header((tmp_path / "a.weights").read_bytes(), "a")
+    assert (header.major, header.minor, header.revision, header.seen) == (0, 2, 5, 1234)
+
+
+def test_round_trip_of_darknet_written_file(ref, tmp_path):
+    src = ref / "mini" / "forward" / "mini-yolo-a" / "init.weights"
+    net = pydarknet.load(ref / "mini" / "mini-yolo-a.cfg", src)
+    net.save_weights(tmp_path / "x.weights")
+    assert (tmp_path / "x.weights").read_bytes() == src.read_bytes()
+
+
+def test_old_header_with_32_bit_seen_and_transposed_connected(tmp_path):
+    net = pydarknet.load(tiny(tmp_path))
+    fc = net.layers[4]
+    rng = np.random.default_rng(1)
+    for layer in net.layers:
+        for p in layer.params.values():
+            p[...] = rng.standard_normal(p.shape)
+    path = tmp_path / "old.weights"
+    with open(path, "wb") as f:
+        write_header(f, 0, 1, 0, 77)          # 0.1: seen is uint32, nothing transposed
+        for layer in net.layers:
+            for name, _ in layer.param_shapes():
+                np.ascontiguousarray(layer.params[name], "<f4").tofile(f)
+    other = pydarknet.load(tiny(tmp_path), path)
+    assert other.seen == 77
+    np.testing.assert_array_equal(other.layers[4].params["weights"], fc.params["weights"])
+
+    path2 = tmp_path / "transposed.weights"
+    with open(path2, "wb") as f:
+        write_header(f, 0, 1001, 0, 5)        # minor > 1000: connected stored [in, out]
+        for layer in net.layers:
+            for name, _ in layer.param_shapes():
+                value = layer.params[name]
+                if layer is fc and name == "weights":
+                    value = value.T
+                np.ascontiguousarray(value, "<f4").tofile(f)
+    other = pydarknet.load(tiny(tmp_path), path2)
+    np.testing.assert_array_equal(other.layers[4].params["weights"], fc.params["weights"])
+
+
+def test_partial_load_of_a_backbone(tmp_path):
+    net = pydarknet.load(tiny(tmp_path))
+    net.save_weights(tmp_path / "backbone.weights", cutoff=2)
+    fresh = pydarknet.Network(tiny(tmp_path), seed=5)
+    before = fresh.layers[4].params["weights"].copy()
+    fresh.load_weights(tmp_path / "backbone.weights", cutoff=2)
+    np.testing.assert_array_equal(fresh.layers[0].params["weights"], net.layers[0].params["weights"])
+    np.testing.assert_array_equal(fresh.layers[1].params["weights"], net.layers[1].params["weights"])
+    np.testing.assert_array_equal(fresh.layers[4].params["weights"], before)
+    # a full file also loads partially
+    net.save_weights(tmp_path / "full.weights")
+    fresh.load_weights(tmp_path / "full.weights", cutoff=3)
+
+
+def test_too_few_floats_names_layer_and_counts(tmp_path):
+    net = pydarknet.load(tiny(tmp_path))
+    net.save_weights(tmp_path / "full.weights")
+    data = (tmp_path / "full.weights").read_bytes()
+    (tmp_path / "short.weights").write_bytes(data[:-4 * 10])
+    with pytest.raises(pydarknet.WeightsError) as e:
+        net.load_weights(tmp_path / "short.weights")
+    msg = str(e.value)
+    expected = sum(p.size for l in net.layers for p in l.params.values())
+    assert "too few" in msg and str(expected) in msg and str(expected - 10) in msg
+    assert "layer 4 (connected)" in msg
+
+
+def test_too_many_floats(tmp_path):
+    net = pydarknet.load(tiny(tmp_path))
+    net.save_weights(tmp_path / "full.weights")
+    (tmp_path / "long.weights").write_bytes((tmp_path / "full.weights").read_bytes() + b"\0" * 12)
+    with pytest.raises(pydarknet.WeightsError, match="too many floats.*3 left over"):
+        net.load_weights(tmp_path / "long.weights")
+
+
+@pytest.mark.parametrize("blob", [b"", b"\1\0\0\0", b"\0" * 13, b"\xff" * 24, b"\0" * 21])
+def test_bad_headers(tmp_path, blob):
+    (tmp_path / "bad.weights").write_bytes(blob)
+    net = pydarknet.load(tiny(tmp_path))
+    with pytest.raises(pydarknet.WeightsError):
+        net.load_weights(tmp_path / "bad.weights")
+
+
+def test_missing_file(tmp_path):
+    net = pydarknet.load(tiny(tmp_path))
+    with pytest.raises(pydarknet.WeightsError, match="nope.weights"):
+        net.load_weights(tmp_path / "nope.weights")
