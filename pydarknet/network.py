@@ -56,6 +56,9 @@ class Network:
         self.batch = max(mini_batch, 1)
         self.seen = 0
         self.iteration = 0
+        self.learning_rate = self.net.learning_rate
+        self.rng = np.random.default_rng(seed)
+        self._training_ready = False
         self.layers = []
         self._build(sections[1:])
         self.outputs = [None] * len(self.layers)
@@ -160,6 +163,19 @@ class Network:
     def predict(self, x):
         """Inference forward pass (batch norm with rolling statistics)."""
         return self.forward(x, train=False)
+
+    # -- training ------------------------------------------------------------------------
+    def ensure_training(self):
+        if not self._training_ready:
+            for layer in self.layers:
+                layer.init_training()
+            self._training_ready = True
+
+    def train_iteration(self, images, truths):
+        """One Darknet iteration over ``batch`` images (rows in subdivision order); returns
+        Darknet's loss. Updates ``iteration``, ``seen`` and ``learning_rate``."""
+        from .train import train_iteration
+        return train_iteration(self, images, truths)
 
     # -- weights -------------------------------------------------------------------------
     def load_weights(self, path, cutoff=None):

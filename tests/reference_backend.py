@@ -147,3 +147,122 @@ def downsample_sum(x, out, stride, scale):
 
 def set_num_threads(n):
     pass
+
+
+# -- training ops ---------------------------------------------------------------------------
+def _im2col(x, kh, kw, stride_y, stride_x, pad_y, pad_x, dilation, oh, ow):
+    n, c, h, w = x.shape
+    xp = np.pad(x, ((0, 0), (0, 0), (pad_y, pad_y + kh * dilation + stride_y * oh),
+                    (pad_x, pad_x + kw * dilation + stride_x * ow)))
+    cols = np.empty((n, c, kh, kw, oh, ow), x.dtype)
+    for ky in range(kh):
+        for kx in range(kw):
+            y0, x0 = ky * dilation, kx * dilation
+            cols[:, :, ky, kx] = xp[:, :, y0:y0 + stride_y * oh:stride_y, x0:x0 + stride_x * ow:stride_x]
+    return cols
+
+
+def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups):
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    oh, ow = delta.shape[2:]
+    fg = f // groups
+    for g in range(groups):
+        cols = _im2col(x[:, g * cg:(g + 1) * cg], kh, kw, stride_y, stride_x, pad_y, pad_x,
+                       dilation, oh, ow).astype(np.float64)
+        d = delta[:, g * fg:(g + 1) * fg].astype(np.float64)
+        dw[g * fg:(g + 1) * fg] += np.einsum("nfyx,ncjkyx->fcjk", d, cols).astype(f32)
+        if dx is not None:
+            dcols = np.einsum("fcjk,nfyx->ncjkyx", w[g * fg:(g + 1) * fg].astype(np.float64), d)
+            big = np.zeros((n, cg, h + 2 * pad_y + kh * dilation + stride_y * oh,
+                            wd + 2 * pad_x + kw * dilation + stride_x * ow))
+            for ky in range(kh):
+                for kx in range(kw):
+                    y0, x0 = ky * dilation, kx * dilation
+                    big[:, :, y0:y0 + stride_y * oh:stride_y, x0:x0 + stride_x * ow:stride_x] += \
+                        dcols[:, :, ky, kx]
+            dx[:, g * cg:(g + 1) * cg] += big[:, :, pad_y:pad_y + h, pad_x:pad_x + wd].astype(f32)
+    return dw
+
+
+def _grad(y, x, name):
+    if name == "linear":
+        return np.ones_like(y)
+    if name == "logistic":
+        return (1 - y) * y
+    if name in ("leaky", "revleaky"):
+        return np.where(y > 0, f32(1), f32(0.1))
+    if name == "relu":
+        return (y > 0).astype(f32)
+    if name == "relu6":
+        return ((y > 0) & (y < 6)).astype(f32)
+    if name == "tanh":
+        return 1 - y * y
+    if name == "mish":
+        sp = _softplus(x)
+        tsp = np.tanh(sp)
+        grad_sp = 1 - np.exp(-sp)
+        return x * (1 - tsp * tsp) * grad_sp + tsp
+    if name == "swish":
+        s = _logistic(x)
+        return y + s * (1 - y)
+    if name == "hard_mish":
+        return np.where(x > 0, f32(1), np.where(x > -2, x + 1, f32(0)))
+    if name == "elu":
+        return (y >= 0) + (y < 0) * (y + 1)
+    if name == "relie":
+        return np.where(y > 0, f32(1), f32(0.01))
+    if name == "ramp":
+        return (y > 0) + f32(0.1)
+    raise NotImplementedError(name)
+
+
+def gradient(delta, y, code, x=None):
+    name = ACTIVATIONS[code] if isinstance(code, int) else code
+    delta *= _grad(y, x, name).astype(f32)
+    return delta
+
+
+def maxpool_train(x, out, indexes, size, stride_y, stride_x, pad):
+    n, c, h, w = x.shape
+    oh, ow = out.shape[2:]
+    off = -(pad // 2)
+    best = np.full(out.shape, -np.inf, f32)
+    arg = np.full(out.shape, -1, np.int64)
+    oy, ox = np.mgrid[0:oh, 0:ow]
+    for ky in range(size):
+        for kx in range(size):
+            yy, xx = off + oy * stride_y + ky, off + ox * stride_x + kx
+            valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            vals = np.where(valid, x[:, :, np.clip(yy, 0, h - 1), np.clip(xx, 0, w - 1)], -np.inf)
+            better = vals > best
+            best = np.where(better, vals, best)
+            arg = np.where(better, (np.clip(yy, 0, h - 1) * w + np.clip(xx, 0, w - 1)), arg)
+    out[...] = best
+    chan = (np.arange(n)[:, None, None, None] * c + np.arange(c)[None, :, None, None]) * h * w
+    indexes[...] = arg + chan
+    return out
+
+
+def maxpool_backward(delta, indexes, dx):
+    np.add.at(dx.reshape(-1), indexes.reshape(-1), delta.reshape(-1))
+    return dx
+
+
+def local_avgpool_backward(delta, dx, size, stride_y, stride_x, pad):
+    n, c, h, w = dx.shape
+    oh, ow = delta.shape[2:]
+    off = -(pad // 2)
+    count = np.zeros((oh, ow), f32)
+    oy, ox = np.mgrid[0:oh, 0:ow]
+    for ky in range(size):
+        for kx in range(size):
+            yy, xx = off + oy * stride_y + ky, off + ox * stride_x + kx
+            count += (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+    for ky in range(size):
+        for kx in range(size):
+            yy, xx = off + oy * stride_y + ky, off + ox * stride_x + kx
+            valid = (yy >= 0) & (yy < h) & (xx >= 0) & (xx < w)
+            np.add.at(dx, (slice(None), slice(None), yy[valid], xx[valid]),
+                      (delta / count)[:, :, valid])
+    return dx

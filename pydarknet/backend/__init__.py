@@ -34,6 +34,16 @@ Pooling / resampling (``out`` preallocated)
     global_avgpool(x[N,C,H,W], out[N,C,1,1])
     upsample(x, out, stride, scale)                      nearest-neighbour, out = scale * x[..]
     downsample_sum(x, out, stride, scale)                Darknet's upsample with negative stride
+
+Training (backward; gradients are Darknet "deltas" = -dLoss/d., accumulated with +=)
+    conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups)
+        dw += delta (x) im2col(x);  dx += col2im(w^T delta) unless dx is None
+    gradient(delta, y, code, x=None)   delta *= f'(.) in place: from the activated output y, or
+                                       from the pre-activation x for swish, mish and hard_mish
+    maxpool_train(x, out, indexes, size, stride_y, stride_x, pad)   also writes the argmax
+                                       (flat index into x's image, int32) of every output
+    maxpool_backward(delta, indexes, dx)                dx[argmax] += delta
+    local_avgpool_backward(delta, dx, size, stride_y, stride_x, pad)
 """
 
 # Darknet's activation names, in the order of the C core's enum (src_c/activations.h).

@@ -80,6 +80,26 @@ class Layer:
     def param_count(self):
         return int(sum(np.prod(shape) for _, shape in self.param_shapes()))
 
+    # -- training ------------------------------------------------------------------------
+    # parameters that receive gradients, and those of them with weight decay
+    trainable = ()
+    decayed = ("weights",)
+
+    def init_training(self):
+        """Gradient accumulators and momentum buffers for the trainable parameters."""
+        self.grads = {k: np.zeros_like(self.params[k]) for k in self.trainable if k in self.params}
+        self.momenta = {k: np.zeros_like(v) for k, v in self.grads.items()}
+
+    def backward(self, state):
+        """Add this layer's input gradients into ``state.deltas`` (Darknet's l.backward)."""
+        raise NotSupportedError(
+            f"{self.section.path}:{self.section.line}: [{self.section.name}] layer {self.index}: "
+            f"training '{self.layer_type}' layers is not implemented")
+
+    def input_delta(self, state):
+        """The delta buffer of this layer's input (None for the network input)."""
+        return state.deltas[self.index - 1] if self.index > 0 else None
+
     # -- running -------------------------------------------------------------------------
     def forward(self, x, state):
         raise NotSupportedError(

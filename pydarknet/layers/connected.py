@@ -4,12 +4,14 @@ import numpy as np
 
 from .activation import read_activation
 from .base import Layer, register
+from .batchnorm import bn_backward, bn_train_forward
 
 
 @register("connected")
 class Connected(Layer):
     type = "connected"
     layer_type = "connected"
+    trainable = ("weights", "biases", "scales")
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)
@@ -46,13 +48,36 @@ class Connected(Layer):
         out = B.zeros((n, self.outputs))
         B.gemm(False, True, 1.0, x.reshape(n, self.inputs), p["weights"], 0.0, out)
         out = out.reshape(n, self.outputs, 1, 1)
-        if self.batch_normalize:
+        if self.batch_normalize and state.train:
+            # Darknet's connected layer keeps 0.95/0.05 rolling statistics
+            self._bn = bn_train_forward(out, p["scales"], p["biases"], p["rolling_mean"],
+                                        p["rolling_variance"], keep=0.95)
+        elif self.batch_normalize:
             B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
                                   p["biases"])
         else:
             B.add_bias(out, p["biases"])
+        if state.train:
+            self._input = x
         B.activate(out, self.activation)
         return out
+
+    def backward(self, state):
+        B = state.backend
+        delta = state.deltas[self.index]
+        n = delta.shape[0]
+        B.gradient(delta, state.outputs[self.index], self.activation)
+        if self.batch_normalize:
+            bn_backward(delta, self._bn, self.params["scales"], self.grads)
+        else:
+            self.grads["biases"] += delta.reshape(n, -1).sum(axis=0, dtype=np.float64).astype(
+                np.float32)
+        d = delta.reshape(n, self.outputs)
+        x = self._input.reshape(n, self.inputs)
+        B.gemm(True, False, 1.0, d, x, 1.0, self.grads["weights"])
+        dx = self.input_delta(state)
+        if dx is not None:
+            B.gemm(False, False, 1.0, d, self.params["weights"], 1.0, dx.reshape(n, self.inputs))
 
     def fields(self):
         return {"output_size": self.output_size, "batch_normalize": self.batch_normalize,

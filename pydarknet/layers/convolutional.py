@@ -5,12 +5,17 @@ import numpy as np
 from ..errors import NotSupportedError
 from .activation import read_activation
 from .base import Layer, register
+from .batchnorm import bn_backward, bn_train_forward
+
+# activations whose gradient Darknet computes from the pre-activation value
+NEEDS_INPUT = ("swish", "mish", "hard_mish")
 
 
 @register("convolutional")
 class Convolutional(Layer):
     type = "conv"
     layer_type = "convolutional"
+    trainable = ("weights", "biases", "scales")
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)
@@ -132,13 +137,36 @@ class Convolutional(Layer):
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
         B.conv2d(x, p["weights"], out, self.stride_y, self.stride_x, pad, pad, self.dilation,
                  self.groups)
-        if self.batch_normalize:
+        if self.batch_normalize and state.train:
+            self._bn = bn_train_forward(out, p["scales"], p["biases"], p["rolling_mean"],
+                                        p["rolling_variance"])
+        elif self.batch_normalize:
             B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
                                   p["biases"])
         else:
             B.add_bias(out, p["biases"])
+        if state.train:
+            self._input = x
+            self._act_input = out.copy() if self.activation in NEEDS_INPUT else None
         B.activate(out, self.activation)
         return out
+
+    def backward(self, state):
+        B = state.backend
+        owner = self.share_layer or self
+        delta = state.deltas[self.index]
+        B.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
+        if self.batch_normalize:
+            bn_backward(delta, self._bn, owner.params["scales"], owner.grads)
+        else:
+            owner.grads["biases"] += delta.sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32)
+        pad = self.pad * self.dilation
+        if getattr(self, "train_only_bn", 0):
+            dw = np.zeros_like(owner.params["weights"])   # weights stay frozen
+        else:
+            dw = owner.grads["weights"]
+        B.conv2d_backward(self._input, owner.params["weights"], delta, self.input_delta(state), dw,
+                          self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
 
     # -- description ---------------------------------------------------------------------
     def fields(self):

@@ -71,9 +71,33 @@ class Maxpool(_Window):
             out = [xs[:, g::self.out_c].max(axis=1) for g in range(self.out_c)]
             return np.ascontiguousarray(np.stack(out, axis=1))
         out = state.backend.empty(self.out_shape(n))
-        state.backend.maxpool(x.reshape(n, self.c, self.h, self.w), out, self.size,
-                              self.stride_y, self.stride_x, self.pad)
+        xin = x.reshape(n, self.c, self.h, self.w)
+        if state.train:
+            self._indexes = np.empty(out.shape, np.int32)
+            state.backend.maxpool_train(xin, out, self._indexes, self.size, self.stride_y,
+                                        self.stride_x, self.pad)
+        else:
+            state.backend.maxpool(xin, out, self.size, self.stride_y, self.stride_x, self.pad)
         return out
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is None:
+            return
+        delta = state.deltas[self.index]
+        if self.maxpool_depth:
+            x = state.outputs[self.index - 1] if self.index else state.input
+            xs = x.reshape(x.shape[0], self.c, self.h, self.w)
+            dxs = dx.reshape(xs.shape)
+            for g in range(self.out_c):
+                group = xs[:, g::self.out_c]
+                pick = group.argmax(axis=1)[:, None]
+                np.put_along_axis(dxs[:, g::self.out_c], pick,
+                                  np.take_along_axis(dxs[:, g::self.out_c], pick, axis=1)
+                                  + delta[:, g:g + 1], axis=1)
+            return
+        state.backend.maxpool_backward(delta, self._indexes,
+                                       dx.reshape(dx.shape[0], self.c, self.h, self.w))
 
 
 @register("local_avgpool")
@@ -91,6 +115,13 @@ class LocalAvgpool(_Window):
         state.backend.local_avgpool(x.reshape(n, self.c, self.h, self.w), out, self.size,
                                     self.stride_y, self.stride_x, self.pad)
         return out
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is not None:
+            state.backend.local_avgpool_backward(
+                state.deltas[self.index], dx.reshape(dx.shape[0], self.c, self.h, self.w),
+                self.size, self.stride_y, self.stride_x, self.pad)
 
 
 @register("avgpool")
@@ -114,3 +145,9 @@ class Avgpool(Layer):
         out = state.backend.empty(self.out_shape(n))
         state.backend.global_avgpool(x.reshape(n, self.c, self.h, self.w), out)
         return out
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is not None:
+            d = state.deltas[self.index].reshape(-1, self.c, 1)
+            dx.reshape(d.shape[0], self.c, -1)[...] += d / np.float32(self.w * self.h)

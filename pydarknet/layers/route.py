@@ -53,6 +53,17 @@ class Route(Layer):
         out = parts[0].copy() if len(parts) == 1 else np.concatenate(parts, axis=1)
         return out.reshape(self.out_shape(n))
 
+    def backward(self, state):
+        delta = state.deltas[self.index]
+        n = delta.shape[0]
+        flat = delta.reshape(n, -1)
+        start = 0
+        for i, size in zip(self.layers, self.sizes):
+            part = size // self.groups
+            dst = state.deltas[i].reshape(n, size)
+            dst[:, part * self.group_id: part * (self.group_id + 1)] += flat[:, start:start + part]
+            start += part
+
     def fields(self):
         return {"layers": list(self.layers), "groups": self.groups, "group_id": self.group_id}
 

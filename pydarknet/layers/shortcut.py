@@ -13,6 +13,7 @@ WEIGHTS_NORMALIZATIONS = {"none": 0, "relu": 1, "avg_relu": 1, "softmax": 2}
 class Shortcut(Layer):
     type = "shortcut"
     layer_type = "shortcut"
+    trainable = ("weights",)
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)
@@ -88,8 +89,46 @@ class Shortcut(Layer):
             else:
                 out[:, :m] += add[:, :m]
         out = out.reshape(self.out_shape(n))
+        if state.train:
+            self._input = x
+            self._act_input = out.copy() if self.activation in ("swish", "mish") else None
         state.backend.activate(out, self.activation)
         return out
+
+    def backward(self, state):
+        delta = state.deltas[self.index]
+        n = delta.shape[0]
+        state.backend.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
+        flat = delta.reshape(n, -1)
+        dx = self.input_delta(state)
+        if self.nweights:
+            wts = self._normalized_weights()              # [n+1, 1 or C]
+            per_channel = wts.shape[1] > 1
+            gw = self.grads["weights"].reshape(self.n + 1, -1)
+
+            def weigh(d, k, m):  # d [n, m] times normalised weight k
+                if per_channel:
+                    c = m // (self.w * self.h)
+                    return (d.reshape(n, c, -1) * wts[k, :c][None, :, None]).reshape(n, m)
+                return d * wts[k, 0]
+
+            def grad(d, values, k, m):  # Darknet: weight grad = sum(delta * input), no norm term
+                prod = (d * values).reshape(n, -1, self.w * self.h) if per_channel else d * values
+                gw[k, :prod.shape[1] if per_channel else 1] += (
+                    prod.sum(axis=(0, 2)) if per_channel else prod.sum())
+        if dx is not None:
+            dxf = dx.reshape(n, -1)
+            dxf += weigh(flat, 0, self.outputs) if self.nweights else flat
+        if self.nweights:
+            grad(flat, self._input.reshape(n, -1), 0, self.outputs)
+        for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
+            m = min(size, self.outputs)
+            dst = state.deltas[i].reshape(n, size)
+            if self.nweights:
+                dst[:, :m] += weigh(flat[:, :m], k, m)
+                grad(flat[:, :m], state.outputs[i].reshape(n, size)[:, :m], k, m)
+            else:
+                dst[:, :m] += flat[:, :m]
 
     def fields(self):
         return {"from": list(self.layers), "activation": self.activation,

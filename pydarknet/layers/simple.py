@@ -28,7 +28,22 @@ class Dropout(Layer):
             self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
 
     def forward(self, x, state):
-        return x.reshape(self.out_shape(x.shape[0]))
+        if not state.train or self.probability == 0:
+            self._mask = None
+            return x.reshape(self.out_shape(x.shape[0]))
+        if self.dropblock:
+            return Layer.forward(self, x, state)   # not implemented: says so with file:line
+        # Darknet: drop where rand < p, scale the kept values by 1/(1-p)
+        keep = state.rng.random(x.shape, dtype=np.float32) >= np.float32(self.probability)
+        self._mask = keep.astype(np.float32) * np.float32(1 / (1 - self.probability))
+        return (x * self._mask).reshape(self.out_shape(x.shape[0]))
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is None:
+            return
+        delta = state.deltas[self.index].reshape(dx.shape)
+        dx += delta if self._mask is None else delta * self._mask.reshape(dx.shape)
 
     def fields(self):
         return {"probability": self.probability}
@@ -65,6 +80,19 @@ class Upsample(Layer):
         else:
             state.backend.upsample(xin, out, self.stride, self.scale)
         return out
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is None:
+            return
+        delta = state.deltas[self.index]
+        n = delta.shape[0]
+        part = np.empty((n, self.c, self.h, self.w), np.float32)
+        if self.reverse:
+            state.backend.upsample(delta, part, self.stride, self.scale)
+        else:
+            state.backend.downsample_sum(delta, part, self.stride, self.scale)
+        dx += part.reshape(dx.shape)
 
     def fields(self):
         return {"stride": self.stride, "scale": self.scale, "reverse": self.reverse}
@@ -119,6 +147,18 @@ class _Reorg(Layer):
         else:                   # reorg_cpu(forward=0): out[in_index] = x[out_index]
             out[:, in_index] = flat[:, out_index]
         return out.reshape(self.out_shape(n))
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is None:
+            return
+        in_index, out_index = self._index
+        delta = state.deltas[self.index].reshape(dx.shape[0], -1)
+        dxf = dx.reshape(dx.shape[0], -1)
+        if self.reverse:
+            dxf[:, in_index] += delta[:, out_index]
+        else:
+            dxf[:, out_index] += delta[:, in_index]
 
     def fields(self):
         return {"stride": self.stride, "reverse": self.reverse}
@@ -221,8 +261,27 @@ class ScaleChannels(_FromLayer):
         else:
             scale = x.reshape(n, self.out_c, 1)
         out = (src * scale).reshape(self.out_shape(n))
+        if state.train:
+            self._input = x
         state.backend.activate(out, self.activation)
         return out
+
+    def backward(self, state):
+        delta = state.deltas[self.index]
+        n = delta.shape[0]
+        state.backend.gradient(delta, state.outputs[self.index], self.activation)
+        d = delta.reshape(n, self.out_c, self.out_h * self.out_w)
+        src = state.outputs[self.from_index].reshape(d.shape)
+        if self.scale_wh:
+            scale = self._input.reshape(n, 1, -1)
+            grad_scale = (d * src).sum(axis=1)
+        else:
+            scale = self._input.reshape(n, self.out_c, 1)
+            grad_scale = (d * src).sum(axis=2)
+        dx = self.input_delta(state)
+        if dx is not None:
+            dx += grad_scale.reshape(dx.shape)
+        state.deltas[self.from_index] += (d * scale).reshape(state.deltas[self.from_index].shape)
 
 
 @register("sam")
@@ -241,8 +300,20 @@ class Sam(_FromLayer):
         n = x.shape[0]
         src = state.outputs[self.from_index].reshape(n, -1)
         out = (src * x.reshape(n, -1)).reshape(self.out_shape(n))
+        if state.train:
+            self._input = x
         state.backend.activate(out, self.activation)
         return out
+
+    def backward(self, state):
+        delta = state.deltas[self.index]
+        n = delta.shape[0]
+        state.backend.gradient(delta, state.outputs[self.index], self.activation)
+        d = delta.reshape(n, -1)
+        dx = self.input_delta(state)
+        if dx is not None:
+            dx.reshape(n, -1)[...] += d * state.outputs[self.from_index].reshape(n, -1)
+        state.deltas[self.from_index].reshape(n, -1)[...] += d * self._input.reshape(n, -1)
 
 
 @register("empty")
@@ -259,3 +330,8 @@ class Empty(Layer):
 
     def forward(self, x, state):
         return x
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is not None:
+            dx += state.deltas[self.index].reshape(dx.shape)

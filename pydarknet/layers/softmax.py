@@ -32,7 +32,22 @@ class Softmax(Layer):
                                     f"tree ({self.tree}) is not implemented")
         n = x.shape[0]
         rows = x.reshape(n, self.groups, self.inputs // self.groups)
-        return softmax_rows(rows, self.temperature).reshape(self.out_shape(n))
+        out = softmax_rows(rows, self.temperature).reshape(self.out_shape(n))
+        self.cost = None
+        if state.train and state.truth is not None and not self.noloss:
+            truth = state.truth.reshape(n, -1)
+            p = out.reshape(n, -1)
+            # Darknet's softmax_x_ent: delta = t - p, loss = -log(p) where t != 0
+            state.deltas[self.index][...] = (truth - p).reshape(out.shape)
+            with np.errstate(divide="ignore"):
+                loss = np.where(truth != 0, -np.log(p), np.float32(0))
+            self.cost = float(loss.sum(dtype=np.float32))
+        return out
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is not None:
+            dx += state.deltas[self.index].reshape(dx.shape)
 
     def fields(self):
         return {"groups": self.groups, "temperature": self.temperature,
@@ -56,7 +71,33 @@ class Cost(Layer):
 
     def forward(self, x, state):
         # Without truths Darknet's cost layer leaves its (zeroed) output untouched.
-        return np.zeros(self.out_shape(x.shape[0]), np.float32)
+        n = x.shape[0]
+        out = np.zeros(self.out_shape(n), np.float32)
+        self.cost = None
+        if state.train and state.truth is not None:
+            if self.cost_type in ("seg", "wgan"):
+                raise NotSupportedError(f"{self.section.path}:{self.section.line}: [cost] "
+                                        f"type={self.cost_type} is not implemented for training")
+            truth = state.truth.reshape(n, -1).astype(np.float32)
+            pred = x.reshape(n, -1)
+            if self.cost_type == "masked":  # Darknet's SECRET_NUM marks entries to ignore
+                pred = np.where(truth == np.float32(-1234), truth, pred)
+            diff = truth - pred
+            if self.cost_type == "smooth":
+                absd = np.abs(diff)
+                err = np.where(absd < 1, diff * diff, 2 * absd - 1)
+                delta = np.where(absd < 1, diff, np.sign(diff))
+            else:  # Darknet's forward_cost_layer uses l2 for every other type (L1 included)
+                err, delta = diff * diff, diff
+            out[...] = err.reshape(out.shape)
+            state.deltas[self.index][...] = delta.reshape(out.shape)
+            self.cost = float(err.sum(dtype=np.float32))
+        return out
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is not None:
+            dx += np.float32(self.scale) * state.deltas[self.index].reshape(dx.shape)
 
     def fields(self):
         return {"cost_type": self.cost_type, "scale": self.scale, "ratio": self.ratio}

@@ -117,4 +117,18 @@ class Yolo(YoloBase):
             out[:, :, 4:] = logistic(out[:, :, 4:])
         a = np.float32(self.scale_x_y)
         out[:, :, 0:2] = out[:, :, 0:2] * a + np.float32(-0.5 * (self.scale_x_y - 1))
-        return out.reshape(self.out_shape(n))
+        out = out.reshape(self.out_shape(n))
+        self.cost = None
+        if state.train and state.truth is not None:
+            from .yolo_loss import yolo_loss
+            delta, self.cost, self.stats = yolo_loss(self, out, state.truth, state.net_w,
+                                                     state.net_h)
+            state.deltas[self.index][...] = delta
+        return out
+
+    def backward(self, state):
+        # Darknet adds the yolo deltas unchanged: they already are the gradients w.r.t. the
+        # logits (logistic + cross-entropy) and the raw w, h.
+        dx = self.input_delta(state)
+        if dx is not None:
+            dx += state.deltas[self.index].reshape(dx.shape)
