@@ -80,7 +80,7 @@ def _pass(network, x, truth):
     if not np.isfinite(cost):
         raise PydarknetError(f"the loss is {cost} at iteration {network.iteration + 1}; weights "
                              f"are left as they were before it")
-    network.outputs = state.outputs
+    network.outputs, network.deltas = state.outputs, state.deltas
     return cost
 
 

@@ -1,0 +1,64 @@
+"""Three training iterations equal Darknet's (-gpusem runs: Darknet's formulas, CPU bugs fixed)."""
+
+import json
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet.train.iteration import _pass, check_truths
+
+RUNS = ["mini-classifier-gpusem", "mini-classifier-gpusem-burnin", "mini-yolo-a-gpusem",
+        "mini-yolo-a-gpusem-burnin"]
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+def setup(ref, run):
+    name = run.split("-gpusem")[0]
+    cfg = ref / "mini" / f"{name}-train{'-burnin' if run.endswith('burnin') else ''}.cfg"
+    net = pydarknet.load(cfg, ref / "mini" / "forward" / name / "init.weights")
+    return net, cfg, ref / "mini" / "train" / run
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_three_iterations_match_darknet(ref, run):
+    net, cfg, folder = setup(ref, run)
+    log = json.loads((folder / "train_log.json").read_text())
+    for k in (1, 2, 3):
+        loss = net.train_iteration(np.load(folder / f"input_iter{k}.npy"),
+                                   np.load(folder / f"truth_iter{k}.npy"))
+        want = log["iterations"][k - 1]
+        assert abs(loss - want["loss"]) <= 1e-5 * abs(want["loss"]), (k, loss, want["loss"])
+        assert net.seen == want["seen"] and net.iteration == k
+        assert abs(net.learning_rate - want["learning_rate_used"]) <= 1e-6 * want[
+            "learning_rate_used"]
+        darknet = pydarknet.load(cfg, folder / f"iter{k}.weights")
+        assert darknet.seen == want["seen"]
+        bad = {(a.index, p): rel(a.params[p], b.params[p]) for a, b in zip(net.layers,
+                                                                           darknet.layers)
+               for p in b.params if rel(a.params[p], b.params[p]) > 1e-5}
+        assert not bad, f"iteration {k}: weights off by more than 1e-5: {bad}"
+
+
+@pytest.mark.parametrize("run", ["mini-classifier-gpusem", "mini-yolo-a-gpusem"])
+@pytest.mark.parametrize("sub", [0, 1])
+def test_iteration_one_outputs_and_deltas_match_darknet(ref, run, sub):
+    net, cfg, folder = setup(ref, run)
+    net.ensure_training()
+    x = np.load(folder / "input_iter1.npy")
+    t = check_truths(net, np.load(folder / "truth_iter1.npy"), 4)
+    if sub == 1:   # the second pass runs after the first (rolling statistics moved)
+        _pass(net, x[0:2], t[0:2])
+    _pass(net, x[2 * sub:2 * sub + 2], t[2 * sub:2 * sub + 2])
+    bad = {}
+    dump = folder / f"iter1_sub{sub}"
+    for f in sorted(dump.glob("*.npy")):
+        kind, index = f.stem.split("_")
+        want = np.load(f)
+        got = (net.outputs if kind == "out" else net.deltas)[int(index)].reshape(want.shape)
+        if rel(got, want) > 1e-4:
+            bad[f.stem] = rel(got, want)
+    assert not bad, f"subdivision {sub}: off by more than 1e-4: {bad}"
