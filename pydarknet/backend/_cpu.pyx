@@ -1,0 +1,159 @@
+# cython: language_level=3, boundscheck=False, wraparound=False
+"""Thin wrappers over the C core (src_c/). Private: call pydarknet.backend.cpu, which
+validates dtype / contiguity / shapes. Every array argument here must be a float32
+C-contiguous numpy array of the size the C core will touch."""
+
+cimport numpy as cnp
+from scipy.linalg.cython_blas cimport sgemm as _scipy_sgemm
+
+cnp.import_array()
+
+cdef extern from "blas.h":
+    ctypedef void (*pdn_sgemm_t)(char*, char*, int*, int*, int*, float*, float*, int*,
+                                 float*, int*, float*, float*, int*) noexcept nogil
+    void pdn_set_sgemm(pdn_sgemm_t fn) noexcept nogil
+    int pdn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+                 const float *A, int lda, const float *B, int ldb, float beta,
+                 float *C, int ldc) noexcept nogil
+    void pdn_set_num_threads(int n) noexcept nogil
+    int pdn_get_num_threads() noexcept nogil
+
+cdef extern from "activations.h":
+    int pdn_activate_channels(float *x, int batch, int channels, Py_ssize_t spatial,
+                              int code) noexcept nogil
+
+cdef extern from "conv.h":
+    int pdn_conv2d(const float *x, const float *w, float *out, int N, int C, int H, int W,
+                   int F, int kh, int kw, int OH, int OW, int sy, int sx, int py, int px,
+                   int dil, int groups) noexcept nogil
+
+cdef extern from "pool.h":
+    void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
+                     int size, int sy, int sx, int pad) noexcept nogil
+    void pdn_local_avgpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
+                           int size, int sy, int sx, int pad) noexcept nogil
+    void pdn_global_avgpool(const float *x, float *out, int NC, long spatial) noexcept nogil
+
+cdef extern from "batchnorm.h":
+    void pdn_add_bias(float *x, const float *b, int N, int C, Py_ssize_t spatial) noexcept nogil
+    void pdn_batchnorm_inference(float *x, const float *scale, const float *mean,
+                                 const float *var, const float *bias, float eps,
+                                 int N, int C, Py_ssize_t spatial) noexcept nogil
+
+cdef extern from "upsample.h":
+    void pdn_upsample(const float *inp, float *out, int NC, int H, int W, int stride,
+                      float scale) noexcept nogil
+    void pdn_downsample_sum(const float *inp, float *out, int NC, int H, int W, int OH,
+                            int OW, int stride, float scale) noexcept nogil
+
+# hand scipy's BLAS sgemm (Fortran signature) to the C core once
+pdn_set_sgemm(<pdn_sgemm_t>_scipy_sgemm)
+
+
+cdef inline float *_ptr(cnp.ndarray a):
+    return <float *>cnp.PyArray_DATA(a)
+
+
+def set_num_threads(int n):
+    """OpenMP thread count of the C core's loops."""
+    pdn_set_num_threads(n)
+
+
+def get_num_threads():
+    return pdn_get_num_threads()
+
+
+def gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
+         cnp.ndarray a, int lda, cnp.ndarray b, int ldb, float beta, cnp.ndarray c, int ldc):
+    cdef int rc
+    cdef float *pa = _ptr(a)
+    cdef float *pb = _ptr(b)
+    cdef float *pc = _ptr(c)
+    with nogil:
+        rc = pdn_gemm(trans_a, trans_b, M, N, K, alpha, pa, lda, pb, ldb, beta, pc, ldc)
+    if rc != 0:
+        raise RuntimeError("gemm: no BLAS sgemm available")
+
+
+def conv2d(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H, int W,
+           int F, int kh, int kw, int OH, int OW, int sy, int sx, int py, int px,
+           int dil, int groups):
+    cdef int rc
+    cdef float *px_ = _ptr(x)
+    cdef float *pw = _ptr(w)
+    cdef float *po = _ptr(out)
+    with nogil:
+        rc = pdn_conv2d(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px,
+                        dil, groups)
+    if rc == -1:
+        raise RuntimeError("conv2d: no BLAS sgemm available")
+    if rc == -2:
+        raise MemoryError("conv2d: cannot allocate the im2col workspace")
+    if rc != 0:
+        raise ValueError("conv2d: invalid arguments")
+
+
+def activate(cnp.ndarray x, int batch, int channels, Py_ssize_t spatial, int code):
+    cdef int rc
+    cdef float *p = _ptr(x)
+    with nogil:
+        rc = pdn_activate_channels(p, batch, channels, spatial, code)
+    if rc != 0:
+        raise ValueError(f"activate: unknown activation code {code}")
+
+
+def add_bias(cnp.ndarray x, cnp.ndarray b, int N, int C, Py_ssize_t spatial):
+    cdef float *px_ = _ptr(x)
+    cdef float *pb = _ptr(b)
+    with nogil:
+        pdn_add_bias(px_, pb, N, C, spatial)
+
+
+def batchnorm_inference(cnp.ndarray x, cnp.ndarray scale, cnp.ndarray mean,
+                        cnp.ndarray var, cnp.ndarray bias, float eps,
+                        int N, int C, Py_ssize_t spatial):
+    cdef float *px_ = _ptr(x)
+    cdef float *ps = _ptr(scale)
+    cdef float *pm = _ptr(mean)
+    cdef float *pv = _ptr(var)
+    cdef float *pb = _ptr(bias)
+    with nogil:
+        pdn_batchnorm_inference(px_, ps, pm, pv, pb, eps, N, C, spatial)
+
+
+def maxpool(cnp.ndarray x, cnp.ndarray out, int NC, int H, int W, int OH, int OW,
+            int size, int sy, int sx, int pad):
+    cdef float *px_ = _ptr(x)
+    cdef float *po = _ptr(out)
+    with nogil:
+        pdn_maxpool(px_, po, NC, H, W, OH, OW, size, sy, sx, pad)
+
+
+def local_avgpool(cnp.ndarray x, cnp.ndarray out, int NC, int H, int W, int OH, int OW,
+                  int size, int sy, int sx, int pad):
+    cdef float *px_ = _ptr(x)
+    cdef float *po = _ptr(out)
+    with nogil:
+        pdn_local_avgpool(px_, po, NC, H, W, OH, OW, size, sy, sx, pad)
+
+
+def global_avgpool(cnp.ndarray x, cnp.ndarray out, int NC, long spatial):
+    cdef float *px_ = _ptr(x)
+    cdef float *po = _ptr(out)
+    with nogil:
+        pdn_global_avgpool(px_, po, NC, spatial)
+
+
+def upsample(cnp.ndarray x, cnp.ndarray out, int NC, int H, int W, int stride, float scale):
+    cdef float *px_ = _ptr(x)
+    cdef float *po = _ptr(out)
+    with nogil:
+        pdn_upsample(px_, po, NC, H, W, stride, scale)
+
+
+def downsample_sum(cnp.ndarray x, cnp.ndarray out, int NC, int H, int W, int OH, int OW,
+                   int stride, float scale):
+    cdef float *px_ = _ptr(x)
+    cdef float *po = _ptr(out)
+    with nogil:
+        pdn_downsample_sum(px_, po, NC, H, W, OH, OW, stride, scale)
