@@ -15,11 +15,21 @@ from .net_options import NetOptions
 class ForwardState:
     """What layers see while running: the backend and every earlier layer's output."""
 
-    def __init__(self, backend, net_input, train=False):
+    def __init__(self, backend, net_input, train=False, buffers=None):
         self.backend = backend
         self.input = net_input
         self.outputs = []
         self.train = train
+        self.buffers = {} if buffers is None else buffers
+
+    def output_buffer(self, layer, shape):
+        """Layer's output array, reused from pass to pass (fresh pages cost as much as a
+        convolution's arithmetic on these machines)."""
+        buf = self.buffers.get(layer.index)
+        if buf is None or buf.shape != tuple(shape):
+            buf = self.backend.empty(shape)
+            self.buffers[layer.index] = buf
+        return buf
 
 
 class Network:
@@ -59,6 +69,7 @@ class Network:
         self.learning_rate = self.net.learning_rate
         self.rng = np.random.default_rng(seed)
         self._training_ready = False
+        self._buffers = {}   # layer index -> output array reused across passes
         self.layers = []
         self._build(sections[1:])
         self.outputs = [None] * len(self.layers)
@@ -150,15 +161,16 @@ class Network:
         return np.ascontiguousarray(x)
 
     def forward(self, x, train=False):
-        """Run every layer on x; returns the last output. ``outputs[i]`` keeps layer i's."""
+        """Run every layer on x; returns (a copy of) the last output. ``outputs[i]`` holds
+        layer i's output until the next pass reuses its memory."""
         x = self._check_input(x)
-        state = ForwardState(self.backend, x, train)
+        state = ForwardState(self.backend, x, train, self._buffers)
         out = x
         for layer in self.layers:
             out = layer.forward(out, state)
             state.outputs.append(out)
         self.outputs = [self.backend.to_numpy(o) for o in state.outputs]
-        return self.outputs[-1]
+        return self.outputs[-1].copy()
 
     def predict(self, x):
         """Inference forward pass (batch norm with rolling statistics)."""

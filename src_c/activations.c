@@ -58,7 +58,37 @@ static inline float act_softplus(float x, float threshold)
     if (x < -threshold) return expf(x);
     return logf(expf(x) + 1);
 }
-static inline float act_mish(float x) { return x * act_tanh(act_softplus(x, 20.f)); }
+/* exp(x) for x in [-87, 88] without a library call, so that loops over it vectorise:
+ * 2^k * exp(r) with k = round(x / ln 2), |r| <= ln(2)/2, and Cephes' degree-6 polynomial
+ * (within 2 ulp of expf). */
+static inline float pdn_expf(float x)
+{
+    x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+    float t = x * 1.44269504088896341f;
+    float kf = (t + 12582912.f) - 12582912.f;   /* round to nearest: 1.5 * 2^23 trick */
+    int k = (int)kf;
+    float r = x - kf * 0.693359375f + kf * 2.12194440e-4f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.f;
+    union { int i; float f; } scale;
+    scale.i = (k + 127) << 23;
+    return p * scale.f;
+}
+/* Mish = x * tanh(softplus(x)), softplus threshold 20. With e = exp(x):
+ * tanh(log(1 + e)) = n / (n + 2) where n = e * (e + 2); one exp instead of exp, log and tanh.
+ * Above the threshold Darknet's value is x * tanh(x) == x in float. */
+static inline float act_mish(float x)
+{
+    float e = pdn_expf(x);
+    float n = e * (e + 2.f);
+    float m = x * n / (n + 2.f);
+    return x > 20.f ? x : m;
+}
 static inline float act_swish(float x) { return x * act_logistic(x); }
 static inline float act_hard_mish(float x)
 {
@@ -94,7 +124,12 @@ int pdn_activate(float *x, ptrdiff_t n, int code)
     case PDN_SELU: PDN_MAP(act_selu); break;
     case PDN_GELU: PDN_MAP(act_gelu); break;
     case PDN_SWISH: PDN_MAP(act_swish); break;
-    case PDN_MISH: PDN_MAP(act_mish); break;
+    case PDN_MISH: {
+        ptrdiff_t i;
+#pragma omp parallel for simd schedule(static) if(n > 16384)
+        for (i = 0; i < n; ++i) x[i] = act_mish(x[i]);
+        break;
+    }
     case PDN_HARD_MISH: PDN_MAP(act_hard_mish); break;
     case PDN_RELU6: PDN_MAP(act_relu6); break;
     default: return -1;

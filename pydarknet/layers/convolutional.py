@@ -133,7 +133,7 @@ class Convolutional(Layer):
                                     f" {what} is not implemented")
         B = state.backend
         p = self.weights_of()
-        out = B.empty(self.out_shape(x.shape[0]))
+        out = state.output_buffer(self, self.out_shape(x.shape[0]))
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
         B.conv2d(x, p["weights"], out, self.stride_y, self.stride_x, pad, pad, self.dilation,
                  self.groups)

@@ -70,7 +70,7 @@ class Maxpool(_Window):
             xs = x.reshape(n, self.c, self.h, self.w)
             out = [xs[:, g::self.out_c].max(axis=1) for g in range(self.out_c)]
             return np.ascontiguousarray(np.stack(out, axis=1))
-        out = state.backend.empty(self.out_shape(n))
+        out = state.output_buffer(self, self.out_shape(n))
         xin = x.reshape(n, self.c, self.h, self.w)
         if state.train:
             self._indexes = np.empty(out.shape, np.int32)
@@ -111,7 +111,7 @@ class LocalAvgpool(_Window):
 
     def forward(self, x, state):
         n = x.shape[0]
-        out = state.backend.empty(self.out_shape(n))
+        out = state.output_buffer(self, self.out_shape(n))
         state.backend.local_avgpool(x.reshape(n, self.c, self.h, self.w), out, self.size,
                                     self.stride_y, self.stride_x, self.pad)
         return out
@@ -142,7 +142,7 @@ class Avgpool(Layer):
 
     def forward(self, x, state):
         n = x.shape[0]
-        out = state.backend.empty(self.out_shape(n))
+        out = state.output_buffer(self, self.out_shape(n))
         state.backend.global_avgpool(x.reshape(n, self.c, self.h, self.w), out)
         return out
 

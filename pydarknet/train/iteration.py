@@ -3,14 +3,16 @@
 import numpy as np
 
 from ..errors import PydarknetError, ShapeError
+from ..network import ForwardState
 from .policy import learning_rate
 from .sgd import update_layer
 
 
-class TrainState:
+class TrainState(ForwardState):
     """What layers see in a training pass: outputs, deltas (zeroed every pass), truths."""
 
     def __init__(self, network, x, truth):
+        super().__init__(network.backend, x, True, network._buffers)
         self.backend = network.backend
         self.input = x
         self.truth = truth
