@@ -71,6 +71,7 @@ class Network:
         self._training_ready = False
         self._buffers = {}   # layer index -> output array reused across passes
         self.layers = []
+        self._sections = sections
         self._build(sections[1:])
         self.outputs = [None] * len(self.layers)
         if init:
@@ -176,6 +177,32 @@ class Network:
         """Inference forward pass (batch norm with rolling statistics)."""
         return self.forward(x, train=False)
 
+    def resize(self, width, height):
+        """Change the input resolution in place (Darknet's resize_network, used for random=1
+        multi-scale training): layers are rebuilt, parameters and their buffers shared."""
+        import warnings
+        if (width, height) == (self.net.width, self.net.height):
+            return
+        old = self.layers
+        net_section = self._sections[0]
+        _override(net_section, "width", width)
+        _override(net_section, "height", height)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            keep = (self.net.time_steps, self.net.mini_batch)
+            self.net = NetOptions(net_section)
+            self.net.time_steps = keep[0]
+            self.layers = []
+            self._build(self._sections[1:])
+        for new, prev in zip(self.layers, old):
+            new.params = prev.params
+            if hasattr(prev, "grads"):
+                new.grads, new.momenta = prev.grads, prev.momenta
+            if getattr(prev, "share_layer", None) is not None:
+                new.share_layer = self.layers[prev.share_layer.index]
+        self._buffers = {}
+        self.outputs = [None] * len(self.layers)
+
     # -- training ------------------------------------------------------------------------
     def ensure_training(self):
         if not self._training_ready:
@@ -190,8 +217,8 @@ class Network:
         return train_iteration(self, images, truths)
 
     # -- weights -------------------------------------------------------------------------
-    def load_weights(self, path, cutoff=None):
-        header = weights_io.load_weights(self, path, cutoff)
+    def load_weights(self, path, cutoff=None, allow_partial=False):
+        header = weights_io.load_weights(self, path, cutoff, allow_partial)
         self.iteration = self.seen // max(self.net.batch, 1)
         return header
 

@@ -57,8 +57,12 @@ def expected_floats(layers):
                if not getattr(layer, "dontload", 0) for n in _load_order(layer))
 
 
-def load_weights(network, path, cutoff=None):
-    """Load ``path`` into ``network``'s first ``cutoff`` layers (all when None)."""
+def load_weights(network, path, cutoff=None, allow_partial=False):
+    """Load ``path`` into ``network``'s first ``cutoff`` layers (all when None).
+
+    ``allow_partial``: a file that ends at a layer boundary (a backbone such as
+    ``yolov4.conv.137``) loads the layers it has, as Darknet does when it meets the end of
+    the file; ``header.layers_loaded`` tells how many."""
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
@@ -74,9 +78,13 @@ def load_weights(network, path, cutoff=None):
     layers = network.layers if cutoff is None else network.layers[:cutoff]
     need = expected_floats(layers)
     pos = 0
+    header.layers_loaded = len(layers)
     for layer in layers:
         if getattr(layer, "dontload", 0):
             continue
+        if allow_partial and pos == data.size and _load_order(layer):
+            header.layers_loaded = layer.index
+            break
         for name in _load_order(layer):
             dest = layer.params[name]
             count = dest.size

@@ -144,3 +144,14 @@ def test_missing_file(tmp_path):
     net = pydarknet.load(tiny(tmp_path))
     with pytest.raises(pydarknet.WeightsError, match="nope.weights"):
         net.load_weights(tmp_path / "nope.weights")
+
+
+def test_backbone_file_loads_the_layers_it_has(tmp_path):
+    net = pydarknet.load(tiny(tmp_path))
+    net.save_weights(tmp_path / "conv.2", cutoff=2)
+    fresh = pydarknet.Network(tiny(tmp_path), seed=9)
+    header = fresh.load_weights(tmp_path / "conv.2", allow_partial=True)
+    assert header.layers_loaded == 2
+    np.testing.assert_array_equal(fresh.layers[1].params["weights"], net.layers[1].params["weights"])
+    with pytest.raises(pydarknet.WeightsError, match="too few"):
+        fresh.load_weights(tmp_path / "conv.2")     # without allow_partial: an error

@@ -1,0 +1,51 @@
+"""Checkpoints: Darknet .weights plus a sidecar with what exact resumption needs.
+
+The .weights file is Darknet's own (seen = iteration * batch). The sidecar
+``<weights>.state.npz`` holds the momentum buffers (Darknet keeps none, so a resumed Darknet
+run loses them), the RNG and data-loader state, the average loss and the chart history. Both
+are written to temporary files and renamed, so a run killed at any moment leaves valid files;
+a sidecar whose iteration differs from its weights' is ignored.
+"""
+
+import json
+import os
+
+import numpy as np
+
+
+def state_path(weights_path):
+    return f"{weights_path}.state.npz"
+
+
+def save_checkpoint(network, path, extra):
+    network.save_weights(path)
+    arrays = {}
+    for layer in network.layers:
+        for name, buf in getattr(layer, "momenta", {}).items():
+            arrays[f"m{layer.index}_{name}"] = buf
+    meta = dict(extra, iteration=network.iteration, seen=network.seen,
+                rng=network.rng.bit_generator.state)
+    arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+    target = state_path(path)
+    tmp = f"{target}.tmp{os.getpid()}.npz"
+    np.savez(tmp, **arrays)
+    os.replace(tmp, target)
+
+
+def load_checkpoint_state(network, path):
+    """Restore momenta and RNG from the sidecar of ``path``; returns its extra dict or None."""
+    target = state_path(path)
+    if not os.path.exists(target):
+        return None
+    with np.load(target) as data:
+        meta = json.loads(bytes(data["meta"]).decode())
+        if meta.get("iteration") != network.iteration:
+            return None
+        network.ensure_training()
+        for layer in network.layers:
+            for name, buf in getattr(layer, "momenta", {}).items():
+                key = f"m{layer.index}_{name}"
+                if key in data.files and data[key].shape == buf.shape:
+                    buf[...] = data[key]
+    network.rng.bit_generator.state = meta.pop("rng")
+    return meta

@@ -1,0 +1,188 @@
+"""`pydarknet train`: Darknet's train_detector / train_classifier loop.
+
+Iterations until max_batches, Darknet's console line, a JSON-lines log, chart.png, multi-scale
+resizing (random=1), mAP on the valid list (--map) with <cfg>_best.weights, checkpoints
+(<cfg>_last every 100 iterations, <cfg>_N every 1000 or 10000, <cfg>_final), SIGINT/SIGTERM
+saving _last, and exact resumption from a checkpoint's sidecar state.
+"""
+
+import json
+import math
+import os
+import signal
+import time
+
+from ..network import Network
+from .chart import draw_chart
+from .checkpoint import load_checkpoint_state, save_checkpoint
+
+DETECTION_HEADS = ("yolo", "gaussian_yolo", "region", "detection")
+
+
+class Stop(Exception):
+    pass
+
+
+def is_detector(network):
+    return any(l.layer_type in DETECTION_HEADS for l in network.layers)
+
+
+def multiscale_size(rng, net, init_w, init_h, random_coef):
+    """Darknet's random=1 resize: a random scale in [1/coef, coef] (rand_scale), rounded up
+    to resize_step (its +1 then floor), never above init for scales below 1."""
+    coef = 1.4 if random_coef == 1.0 else random_coef
+    scale = float(rng.uniform(1, coef))
+    if rng.integers(2):
+        scale = 1 / scale
+    step = net.resize_step or 32
+    dim_w = int(round(scale * init_w / step + 1)) * int(step)
+    dim_h = int(round(scale * init_h / step + 1)) * int(step)
+    if scale < 1 and (dim_w > init_w or dim_h > init_h):
+        dim_w, dim_h = init_w, init_h
+    return max(dim_w, int(step)), max(dim_h, int(step))
+
+
+class Trainer:
+    """One training run. ``loader`` yields (images, truths) batches for the network's size."""
+
+    def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
+                 seed=None, map_fn=None, map_every=None, log=print, max_batches=None):
+        self.net = Network(cfg, seed=0 if seed is None else seed)
+        self.base = os.path.splitext(os.path.basename(str(cfg)))[0]
+        self.backup = backup
+        os.makedirs(backup, exist_ok=True)
+        self.log = log
+        self.map_fn = map_fn
+        self.map_every = map_every
+        self.history = []
+        self.avg_loss = -1.0
+        self.best_map = None
+        self.max_batches = max_batches or self.net.net.max_batches
+        resume = None
+        if weights:
+            header = self.net.load_weights(weights, allow_partial=True)
+            if header.layers_loaded < len(self.net.layers):
+                log(f"loaded the first {header.layers_loaded} layers of {weights} (backbone)")
+            if clear:
+                self.net.seen = self.net.iteration = 0
+            else:
+                resume = load_checkpoint_state(self.net, weights)
+        self.loader = loader_factory(self.net, seed)
+        if resume:
+            self.avg_loss = resume.get("avg_loss", -1.0)
+            self.history = resume.get("history", [])
+            self.best_map = resume.get("best_map")
+            if resume.get("loader") is not None and hasattr(self.loader, "set_state"):
+                self.loader.set_state(resume["loader"])
+            size = resume.get("size")
+            if size:
+                self.net.resize(*size)
+                self.loader.set_size(*size)
+        self.init_w, self.init_h = self.net.net.width, self.net.net.height
+        self.count = 0 if not resume else resume.get("count", 0)
+        self._stop = False
+        self.log_path = os.path.join(backup, f"{self.base}_train.jsonl")
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _extra(self):
+        return {"avg_loss": self.avg_loss, "history": self.history[-5000:],
+                "best_map": self.best_map, "count": self.count,
+                "size": [self.net.net.width, self.net.net.height],
+                "loader": self.loader.get_state() if hasattr(self.loader, "get_state") else None}
+
+    def save(self, name):
+        path = os.path.join(self.backup, f"{self.base}_{name}.weights")
+        save_checkpoint(self.net, path, self._extra())
+        return path
+
+    def _on_signal(self, signum, frame):
+        self._stop = True
+
+    # -- the loop ------------------------------------------------------------------------
+    def run(self):
+        net, opts = self.net, self.net.net
+        if net.iteration >= self.max_batches:
+            self.log(f"{self.base}: already trained to iteration {net.iteration} (max_batches="
+                     f"{self.max_batches}); nothing to do: raise max_batches or use --clear")
+            return None
+        old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        heads = [l for l in net.layers if l.layer_type in ("yolo", "gaussian_yolo", "region")]
+        random_coef = max((float(getattr(l, "random", 0)) for l in heads), default=0.0)
+        batch = opts.batch
+        save_every = 10000 if self.max_batches >= 10000 else 1000
+        map_every = self.map_every or 100
+        start, first = time.time(), net.iteration
+        try:
+            while net.iteration < self.max_batches:
+                if random_coef and self.count % 10 == 0:
+                    w, h = multiscale_size(net.rng, opts, self.init_w, self.init_h, random_coef)
+                    if self.max_batches - net.iteration <= 100:
+                        w, h = self.init_w, self.init_h
+                    net.resize(w, h)
+                    self.loader.set_size(w, h)
+                self.count += 1
+                t0 = time.time()
+                images, truths = self.loader.next()
+                loss = net.train_iteration(images, truths)
+                dt = time.time() - t0
+                if self.avg_loss < 0 or not math.isfinite(self.avg_loss):
+                    self.avg_loss = loss
+                self.avg_loss = self.avg_loss * 0.9 + loss * 0.1
+                it = net.iteration
+                done = it - first
+                left = (self.max_batches - it) * (time.time() - start) / max(done, 1) / 3600
+                record = {"iteration": it, "loss": loss, "avg_loss": self.avg_loss,
+                          "rate": net.learning_rate, "seconds": dt, "images": it * batch,
+                          "hours_left": left, "size": [net.net.width, net.net.height]}
+                self.log(f" {it}: {loss:f}, {self.avg_loss:f} avg loss, {net.learning_rate:f} "
+                         f"rate, {dt:f} seconds, {it * batch} images, {left:f} hours left")
+                if self.map_fn and (it % map_every == 0 or it == self.max_batches):
+                    record["map"] = self._evaluate()
+                self.history.append({k: record[k] for k in ("iteration", "avg_loss")
+                                     if k in record} | ({"map": record["map"]}
+                                                        if "map" in record else {}))
+                with open(self.log_path, "a") as f:
+                    f.write(json.dumps(record) + "\n")
+                if it % 10 == 0 or it == self.max_batches or "map" in record:
+                    draw_chart(os.path.join(self.backup, "chart.png"), self.history,
+                               self.max_batches, self.base)
+                if it % 100 == 0:
+                    self.save("last")
+                if it % save_every == 0:
+                    self.save(str(it))
+                if self._stop:
+                    raise Stop()
+        except Stop:
+            path = self.save("last")
+            draw_chart(os.path.join(self.backup, "chart.png"), self.history, self.max_batches,
+                       self.base)
+            self.log(f"stopped at iteration {net.iteration}: saved {path}")
+            return path
+        finally:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+            if hasattr(self.loader, "close"):
+                self.loader.close()
+        self.save("last")
+        path = self.save("final")
+        draw_chart(os.path.join(self.backup, "chart.png"), self.history, self.max_batches,
+                   self.base)
+        self.log(f"done: {path}")
+        return path
+
+    def _evaluate(self):
+        net = self.net
+        size = (net.net.width, net.net.height)
+        if size != (self.init_w, self.init_h):
+            net.resize(self.init_w, self.init_h)
+        value = float(self.map_fn(net))
+        if size != (self.init_w, self.init_h):
+            net.resize(*size)
+        if self.best_map is None or value > self.best_map:
+            self.best_map = value
+            self.save("best")
+            self.log(f" new best mAP@0.5 = {value * 100:.2f}%")
+        else:
+            self.log(f" mAP@0.5 = {value * 100:.2f}% (best {self.best_map * 100:.2f}%)")
+        return value
+
