@@ -195,3 +195,137 @@ int pdn_activate_channels(float *x, int batch, int channels, ptrdiff_t spatial, 
     default: return pdn_activate(x, (ptrdiff_t)batch * channels * spatial, code);
     }
 }
+
+/* ---- gradients (Darknet's *_gradient, evaluated at the activated output y) ---- */
+static inline float grad_logistic(float y) { return (1 - y) * y; }
+static inline float grad_loggy(float y)
+{
+    float t = (y + 1.f) / 2.f;
+    return 2 * (1 - t) * t;
+}
+static inline float grad_relu(float y) { return (float)(y > 0); }
+static inline float grad_relu6(float y) { return (float)(y > 0 && y < 6); }
+static inline float grad_elu(float y) { return (y >= 0) + (y < 0) * (y + 1); }
+static inline float grad_selu(float y) { return (y >= 0) * 1.0507f + (y < 0) * (y + 1.0507f * 1.6732f); }
+static inline float grad_relie(float y) { return (y > 0) ? 1 : .01f; }
+static inline float grad_ramp(float y) { return (y > 0) + .1f; }
+static inline float grad_leaky(float y) { return (y > 0) ? 1 : .1f; }
+static inline float grad_tanh(float y) { return 1 - y * y; }
+static inline float grad_plse(float y) { return (y < 0 || y > 1) ? .01f : .125f; }
+static inline float grad_stair(float y) { return floor(y) == y ? 0.f : 1.f; }
+static inline float grad_hardtan(float y) { return (y > -1 && y < 1) ? 1.f : 0.f; }
+static inline float grad_lhtan(float y) { return (y > 0 && y < 1) ? 1 : .001f; }
+static inline float grad_gelu(float y)
+{
+    /* Darknet's float/double mix; sech(t) = 2 / (exp(t) + exp(-t)) in float */
+    const float y3 = powf(y, 3);
+    const float t = (float)(0.0356774 * y3 + 0.797885 * y);
+    const float sech = 2 / (expf(t) + expf(-t));
+    return (float)(0.5 * tanhf(t) + (0.0535161 * y3 + 0.398942 * y) * powf(sech, 2) + 0.5);
+}
+/* Mish'(x) from the pre-activation, one exp: with e = exp(x), n = e*(e+2),
+ * tanh(softplus(x)) = n/(n+2), softplus'(x) = e/(1+e), 1 - tanh^2 = 4(n+1)/(n+2)^2 and
+ * n + 1 = (1+e)^2, so  mish' = n/(n+2) + 4*x*e*(1+e)/(n+2)^2  (Darknet: tsp + x*(1-tsp^2)*
+ * (1-exp(-sp)) with softplus threshold 20; above it the derivative is 1 in float). */
+static inline float grad_mish(float x)
+{
+    const float e = pdn_expf(x);
+    const float n = e * (e + 2.f);
+    const float d = n + 2.f;
+    const float g = n / d + 4.f * x * e * (1.f + e) / (d * d);
+    return x > 20.f ? 1.f : g;
+}
+static inline float grad_hard_mish(float x)
+{
+    if (x > 0) return 1;
+    if (x > -2) return x + 1;
+    return 0;
+}
+
+#define PDN_GRAD(FN)                                                        \
+    do {                                                                    \
+        ptrdiff_t i;                                                        \
+        _Pragma("omp parallel for schedule(static) if(n > 16384)")    \
+        for (i = 0; i < n; ++i) delta[i] *= FN(y[i]);                       \
+    } while (0)
+
+static int gradient_elementwise(float *delta, const float *y, const float *x, ptrdiff_t n,
+                                int code)
+{
+    ptrdiff_t i;
+    switch (code) {
+    case PDN_LINEAR: break;
+    case PDN_LOGISTIC: PDN_GRAD(grad_logistic); break;
+    case PDN_RELU: PDN_GRAD(grad_relu); break;
+    case PDN_RELIE: PDN_GRAD(grad_relie); break;
+    case PDN_RAMP: PDN_GRAD(grad_ramp); break;
+    case PDN_TANH: PDN_GRAD(grad_tanh); break;
+    case PDN_PLSE: PDN_GRAD(grad_plse); break;
+    case PDN_REVLEAKY:
+    case PDN_LEAKY: PDN_GRAD(grad_leaky); break;
+    case PDN_ELU: PDN_GRAD(grad_elu); break;
+    case PDN_LOGGY: PDN_GRAD(grad_loggy); break;
+    case PDN_STAIR: PDN_GRAD(grad_stair); break;
+    case PDN_HARDTAN: PDN_GRAD(grad_hardtan); break;
+    case PDN_LHTAN: PDN_GRAD(grad_lhtan); break;
+    case PDN_SELU: PDN_GRAD(grad_selu); break;
+    case PDN_GELU: PDN_GRAD(grad_gelu); break;
+    case PDN_RELU6: PDN_GRAD(grad_relu6); break;
+    case PDN_SWISH:
+        /* gradient_array_swish: y + sigmoid(x) * (1 - y) */
+        if (!x) return -2;
+        #pragma omp parallel for schedule(static) if(n > 16384)
+        for (i = 0; i < n; ++i) {
+            const float s = act_logistic(x[i]);
+            delta[i] *= y[i] + s * (1 - y[i]);
+        }
+        break;
+    case PDN_MISH:
+        if (!x) return -2;
+        #pragma omp parallel for simd schedule(static) if(n > 16384)
+        for (i = 0; i < n; ++i) delta[i] *= grad_mish(x[i]);
+        break;
+    case PDN_HARD_MISH:
+        if (!x) return -2;
+        #pragma omp parallel for schedule(static) if(n > 16384)
+        for (i = 0; i < n; ++i) delta[i] *= grad_hard_mish(x[i]);
+        break;
+    default: return -1;
+    }
+    return 0;
+}
+
+/* gradient_array_normalize_channels(_softmax): per pixel, g = sum_k y_k * delta_k, then
+ * delta_k *= g (normalize_channels: only where y_k > 0; the others are left as they are). */
+static void gradient_norm_channels(float *delta, const float *y, int batch, int channels,
+                                   ptrdiff_t wh, int softmax)
+{
+    const ptrdiff_t size = (ptrdiff_t)batch * wh;
+    ptrdiff_t i;
+    #pragma omp parallel for schedule(static) if(size * channels > PDN_PAR_MIN)
+    for (i = 0; i < size; ++i) {
+        const ptrdiff_t b = i / wh, wh_i = i % wh;
+        const ptrdiff_t base = b * wh * channels + wh_i;
+        float grad = 0;
+        int k;
+        for (k = 0; k < channels; ++k) grad += y[base + k * wh] * delta[base + k * wh];
+        for (k = 0; k < channels; ++k)
+            if (softmax || y[base + k * wh] > 0) delta[base + k * wh] *= grad;
+    }
+}
+
+int pdn_gradient(float *delta, const float *y, const float *x, int batch, int channels,
+                 ptrdiff_t spatial, int code)
+{
+    switch (code) {
+    case PDN_NORM_CHAN:
+        gradient_norm_channels(delta, y, batch, channels, spatial, 0);
+        return 0;
+    case PDN_NORM_CHAN_SOFTMAX:
+    case PDN_NORM_CHAN_SOFTMAX_MAXVAL:
+        gradient_norm_channels(delta, y, batch, channels, spatial, 1);
+        return 0;
+    default:
+        return gradient_elementwise(delta, y, x, (ptrdiff_t)batch * channels * spatial, code);
+    }
+}

@@ -20,4 +20,11 @@ int pdn_activate(float *x, ptrdiff_t n, int code);
  * normalize_channels* codes work per pixel across channels. Returns 0 or -1. */
 int pdn_activate_channels(float *x, int batch, int channels, ptrdiff_t spatial, int code);
 
+/* Backward: delta[batch, channels, spatial] *= f'(.) in place, with Darknet's *_gradient
+ * formulas evaluated at the activated output y, except swish (y and the pre-activation x),
+ * mish and hard_mish (x only). Returns 0, -1 for an unknown code, -2 when x is needed
+ * and NULL. */
+int pdn_gradient(float *delta, const float *y, const float *x, int batch, int channels,
+                 ptrdiff_t spatial, int code);
+
 #endif

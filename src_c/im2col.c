@@ -43,3 +43,45 @@ void pdn_im2col(const float *im, int C, int H, int W, int kh, int kw,
         }
     }
 }
+
+void pdn_col2im_add(const float *col, int C, int H, int W, int kh, int kw,
+                    int sy, int sx, int py, int px, int dil, int OW, int oy0, int oy1,
+                    float *im)
+{
+    const ptrdiff_t ohw = (ptrdiff_t)(oy1 - oy0) * OW;
+    int c;
+    /* one channel per task: every row of a channel adds into that channel's plane only, so
+     * the planes are disjoint between threads and each plane's sums run in a fixed order */
+    #pragma omp parallel for schedule(static) if((ptrdiff_t)C * kh * kw * ohw > 32768)
+    for (c = 0; c < C; ++c) {
+        float *plane = im + (ptrdiff_t)c * H * W;
+        int ky, kx;
+        for (ky = 0; ky < kh; ++ky) {
+            const int yoff = ky * dil - py;
+            for (kx = 0; kx < kw; ++kx) {
+                const int xoff = kx * dil - px;
+                const float *src = col + ((ptrdiff_t)(c * kh + ky) * kw + kx) * ohw;
+                /* output columns [lo, hi) that land inside the image (as in pdn_im2col) */
+                int lo = xoff < 0 ? (-xoff + sx - 1) / sx : 0;
+                int hi = (W - 1 - xoff) < 0 ? 0 : (W - 1 - xoff) / sx + 1;
+                int oy;
+                if (hi > OW) hi = OW;
+                if (lo > hi) lo = hi;
+                for (oy = oy0; oy < oy1; ++oy) {
+                    const int iy = oy * sy + yoff;
+                    const float *s = src + (ptrdiff_t)(oy - oy0) * OW;
+                    int ox;
+                    if (iy < 0 || iy >= H) continue;
+                    {
+                        float *row = plane + (ptrdiff_t)iy * W;
+                        if (sx == 1) {
+                            for (ox = lo; ox < hi; ++ox) row[ox + xoff] += s[ox];
+                        } else {
+                            for (ox = lo; ox < hi; ++ox) row[ox * sx + xoff] += s[ox];
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

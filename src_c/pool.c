@@ -79,3 +79,105 @@ void pdn_global_avgpool(const float *x, float *out, int NC, long spatial)
         out[p] = s / spatial;
     }
 }
+
+void pdn_maxpool_train(const float *x, float *out, int *indexes, int NC, int H, int W,
+                       int OH, int OW, int size, int sy, int sx, int pad)
+{
+    const int off = -pad / 2;
+    int p;
+    #pragma omp parallel for schedule(static) if((ptrdiff_t)NC * OH * OW * size * size > 32768)
+    for (p = 0; p < NC; ++p) {
+        const ptrdiff_t base = (ptrdiff_t)p * H * W;
+        const float *in = x + base;
+        float *o = out + (ptrdiff_t)p * OH * OW;
+        int *ix = indexes + (ptrdiff_t)p * OH * OW;
+        int i, j, n, m;
+        for (i = 0; i < OH; ++i) {
+            const int y0 = off + i * sy;
+            const int ny0 = y0 < 0 ? -y0 : 0;
+            const int ny1 = (H - y0) < size ? (H - y0) : size;
+            for (j = 0; j < OW; ++j) {
+                const int x0 = off + j * sx;
+                const int mx0 = x0 < 0 ? -x0 : 0;
+                const int mx1 = (W - x0) < size ? (W - x0) : size;
+                float max = -FLT_MAX;
+                ptrdiff_t max_i = -1;
+                for (n = ny0; n < ny1; ++n) {
+                    const ptrdiff_t r = (ptrdiff_t)(y0 + n) * W + x0;
+                    for (m = mx0; m < mx1; ++m) {
+                        const float val = in[r + m];
+                        if (val > max) {   /* strict: the first maximum wins */
+                            max = val;
+                            max_i = base + r + m;
+                        }
+                    }
+                }
+                o[(ptrdiff_t)i * OW + j] = max;
+                ix[(ptrdiff_t)i * OW + j] = (int)max_i;
+            }
+        }
+    }
+}
+
+void pdn_maxpool_backward(const float *delta, const int *indexes, float *dx, ptrdiff_t planes,
+                          ptrdiff_t per_plane, ptrdiff_t dx_per_plane)
+{
+    const ptrdiff_t total = planes * dx_per_plane;
+    ptrdiff_t p, stray = 0;
+    /* Each plane's outputs normally point into the same plane of dx: planes are disjoint
+     * between threads. Indexes elsewhere in dx are counted here and added afterwards in one
+     * serial pass; indexes outside dx (-1: a window with no cell in the image) are skipped. */
+    #pragma omp parallel for schedule(static) reduction(+:stray) if(planes * per_plane > 32768)
+    for (p = 0; p < planes; ++p) {
+        const ptrdiff_t lo = p * dx_per_plane, hi = lo + dx_per_plane;
+        const float *d = delta + p * per_plane;
+        const int *ix = indexes + p * per_plane;
+        ptrdiff_t i;
+        for (i = 0; i < per_plane; ++i) {
+            const ptrdiff_t k = ix[i];
+            if (k >= lo && k < hi) dx[k] += d[i];
+            else if (k >= 0 && k < total) ++stray;
+        }
+    }
+    if (stray) {
+        for (p = 0; p < planes; ++p) {
+            const ptrdiff_t lo = p * dx_per_plane, hi = lo + dx_per_plane;
+            ptrdiff_t i;
+            for (i = 0; i < per_plane; ++i) {
+                const ptrdiff_t k = indexes[p * per_plane + i];
+                if ((k < lo || k >= hi) && k >= 0 && k < total) dx[k] += delta[p * per_plane + i];
+            }
+        }
+    }
+}
+
+void pdn_local_avgpool_backward(const float *delta, float *dx, int NC, int H, int W, int OH,
+                                int OW, int size, int sy, int sx, int pad)
+{
+    const int off = -pad / 2;
+    int p;
+    #pragma omp parallel for schedule(static) if((ptrdiff_t)NC * OH * OW * size * size > 32768)
+    for (p = 0; p < NC; ++p) {
+        float *g = dx + (ptrdiff_t)p * H * W;
+        const float *d = delta + (ptrdiff_t)p * OH * OW;
+        int i, j, n, m;
+        for (i = 0; i < OH; ++i) {
+            const int y0 = off + i * sy;
+            const int ny0 = y0 < 0 ? -y0 : 0;
+            const int ny1 = (H - y0) < size ? (H - y0) : size;
+            for (j = 0; j < OW; ++j) {
+                const int x0 = off + j * sx;
+                const int mx0 = x0 < 0 ? -x0 : 0;
+                const int mx1 = (W - x0) < size ? (W - x0) : size;
+                const int counter = (ny1 > ny0 ? ny1 - ny0 : 0) * (mx1 > mx0 ? mx1 - mx0 : 0);
+                float share;
+                if (counter == 0) continue;
+                share = d[(ptrdiff_t)i * OW + j] / counter;
+                for (n = ny0; n < ny1; ++n) {
+                    float *row = g + (ptrdiff_t)(y0 + n) * W;
+                    for (m = mx0; m < mx1; ++m) row[x0 + m] += share;
+                }
+            }
+        }
+    }
+}

@@ -266,3 +266,112 @@ def local_avgpool_backward(delta, dx, size, stride_y, stride_x, pad):
             np.add.at(dx, (slice(None), slice(None), yy[valid], xx[valid]),
                       (delta / count)[:, :, valid])
     return dx
+
+
+# Darknet's gradients of the activations the table in _grad leaves out (from the activated
+# output y, like gradient_array); gradient() looks _grad up when called, so this extends it.
+_grad_base = _grad
+
+
+def _gelu_grad(y):
+    y3 = (y.astype(np.float32) ** 3).astype(f32)
+    t = (0.0356774 * y3.astype(np.float64) + 0.797885 * y).astype(f32)
+    sech = (f32(2) / (np.exp(t) + np.exp(-t))).astype(f32)
+    return (0.5 * np.tanh(t) + (0.0535161 * y3.astype(np.float64) + 0.398942 * y)
+            * (sech * sech).astype(np.float64) + 0.5).astype(f32)
+
+
+def _grad(y, x, name):
+    if name == "selu":
+        return np.where(y >= 0, f32(1.0507), y + f32(1.0507) * f32(1.6732))
+    if name == "loggy":
+        t = (y + f32(1)) / f32(2)
+        return 2 * (1 - t) * t
+    if name == "gelu":
+        return _gelu_grad(y)
+    if name == "stair":
+        return np.where(np.floor(y) == y, f32(0), f32(1))
+    if name == "hardtan":
+        return ((y > -1) & (y < 1)).astype(f32)
+    if name == "lhtan":
+        return np.where((y > 0) & (y < 1), f32(1), f32(0.001))
+    if name == "plse":
+        return np.where((y < 0) | (y > 1), f32(0.01), f32(0.125))
+    if name.startswith("normalize_channels"):
+        # per pixel g = sum_k y_k * delta_k, then delta_k *= g (normalize_channels: only
+        # where y_k > 0): returned as a factor by gradient() below
+        raise AssertionError("handled in gradient()")
+    return _grad_base(y, x, name)
+
+
+def gradient(delta, y, code, x=None):
+    name = ACTIVATIONS[code] if isinstance(code, int) else code
+    if name.startswith("normalize_channels"):
+        g = (y * delta).sum(axis=1, keepdims=True, dtype=f32)
+        factor = np.broadcast_to(g, delta.shape)
+        if name == "normalize_channels":
+            factor = np.where(y > 0, factor, f32(1))
+        delta *= factor.astype(f32)
+        return delta
+    if name in ("swish", "mish", "hard_mish") and x is None:
+        raise ValueError(f"gradient: the {name} gradient needs the pre-activation x")
+    delta *= _grad(y, x, name).astype(f32)
+    return delta
+
+
+# -- batch norm in training, in Darknet's float32 summation order -----------------------------
+def _by_channel(a):
+    """[N, C, ...] -> [C, N*spatial] in Darknet's loop order (batch outer, spatial inner)."""
+    n, c = a.shape[:2]
+    return a.reshape(n, c, -1).transpose(1, 0, 2).reshape(c, -1)
+
+
+def _seq_sum(a):
+    """Sequential float32 sum along the last axis (Darknet's `s += a[i]` loop)."""
+    if a.shape[-1] == 0:
+        return np.zeros(a.shape[:-1], f32)
+    return np.cumsum(a, axis=-1, dtype=f32)[..., -1]
+
+
+def batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, variance,
+                    x_saved, x_norm, keep):
+    n, c = x.shape[:2]
+    xc = _by_channel(x)
+    count = xc.shape[1]
+    mean[...] = _seq_sum(xc) * f32(1.0 / count)
+    d = (xc - mean[:, None]).astype(np.float64)
+    v = np.zeros(c, f32)
+    for i in range(count):              # float += (double)pow(d, 2): round to float each step
+        v = (v.astype(np.float64) + d[:, i] * d[:, i]).astype(f32)
+    variance[...] = v * f32(1.0 / max(count - 1, 1))
+    rolling_mean *= f32(keep)
+    rolling_mean += f32(1.0 - keep) * mean
+    rolling_variance *= f32(keep)
+    rolling_variance += f32(1.0 - keep) * variance
+    shp = (1, c) + (1,) * (x.ndim - 2)
+    x_saved[...] = x
+    sd = np.sqrt((variance + f32(1e-5)).astype(np.float64)).reshape(shp)
+    x_norm[...] = ((x - mean.reshape(shp)).astype(np.float64) / sd).astype(f32)
+    x[...] = (x_norm * scales.reshape(shp)).astype(f32) + biases.reshape(shp)
+    return x
+
+
+def batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad, scale_grad):
+    n, c = delta.shape[:2]
+    shp = (1, c) + (1,) * (delta.ndim - 2)
+    d3 = delta.reshape(n, c, -1)
+    for b in range(n):                  # backward_bias: per image sum_array, then added
+        bias_grad += _seq_sum(d3[b])
+    scale_grad += _seq_sum(_by_channel(delta) * _by_channel(x_norm))
+    ds = (delta * scales.reshape(shp)).astype(f32)
+    centred = (x_saved - mean.reshape(shp)).astype(f32)
+    count = d3.shape[0] * d3.shape[2]
+    veps = (variance + f32(1e-5)).astype(np.float64)
+    md = (_seq_sum(_by_channel(ds)).astype(np.float64) * (-1.0 / np.sqrt(veps))).astype(f32)
+    vd = (_seq_sum(_by_channel(ds * centred)).astype(np.float64)
+          * (-0.5 * np.power(veps, -1.5))).astype(f32)
+    md_term = (md / f32(count)).astype(f32)
+    delta[...] = (ds.astype(np.float64) / np.sqrt(veps).reshape(shp)
+                  + (vd.astype(np.float64) * 2.0).reshape(shp) * centred / count
+                  + md_term.astype(np.float64).reshape(shp)).astype(f32)
+    return delta

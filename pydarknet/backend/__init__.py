@@ -29,7 +29,7 @@ Elementwise / per channel (in place)
         x = scales * (x - mean) / sqrt(variance + eps) + biases   (one fused pass)
 
 Pooling / resampling (``out`` preallocated)
-    maxpool(x, out, size, stride_y, stride_x, pad)       Darknet's window: starts at -pad//2
+    maxpool(x, out, size, stride_y, stride_x, pad)       Darknet's window: starts at -(pad//2)
     local_avgpool(x, out, size, stride_y, stride_x, pad) average over the in-image cells only
     global_avgpool(x[N,C,H,W], out[N,C,1,1])
     upsample(x, out, stride, scale)                      nearest-neighbour, out = scale * x[..]
@@ -44,6 +44,13 @@ Training (backward; gradients are Darknet "deltas" = -dLoss/d., accumulated with
                                        (flat index into x's image, int32) of every output
     maxpool_backward(delta, indexes, dx)                dx[argmax] += delta
     local_avgpool_backward(delta, dx, size, stride_y, stride_x, pad)
+    batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, variance, x_saved,
+                    x_norm, keep)      normalise x [N,C,...] in place with batch statistics
+                                       (variance 1/(N-1)), Darknet's float32 summation order;
+                                       rolling = keep*rolling + (1-keep)*batch statistic
+    batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad, scale_grad)
+                                       Darknet's batch-norm deltas (eps inside the root),
+                                       bias and scale gradients accumulated
 """
 
 # Darknet's activation names, in the order of the C core's enum (src_c/activations.h).

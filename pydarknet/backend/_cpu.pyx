@@ -21,11 +21,17 @@ cdef extern from "blas.h":
 cdef extern from "activations.h":
     int pdn_activate_channels(float *x, int batch, int channels, Py_ssize_t spatial,
                               int code) noexcept nogil
+    int pdn_gradient(float *delta, const float *y, const float *x, int batch, int channels,
+                     Py_ssize_t spatial, int code) noexcept nogil
 
 cdef extern from "conv.h":
     int pdn_conv2d(const float *x, const float *w, float *out, int N, int C, int H, int W,
                    int F, int kh, int kw, int OH, int OW, int sy, int sx, int py, int px,
                    int dil, int groups) noexcept nogil
+    int pdn_conv2d_backward(const float *x, const float *w, const float *delta, float *dx,
+                            float *dw, int N, int C, int H, int W, int F, int kh, int kw,
+                            int OH, int OW, int sy, int sx, int py, int px, int dil,
+                            int groups) noexcept nogil
 
 cdef extern from "pool.h":
     void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
@@ -33,12 +39,28 @@ cdef extern from "pool.h":
     void pdn_local_avgpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
                            int size, int sy, int sx, int pad) noexcept nogil
     void pdn_global_avgpool(const float *x, float *out, int NC, long spatial) noexcept nogil
+    void pdn_maxpool_train(const float *x, float *out, int *indexes, int NC, int H, int W,
+                           int OH, int OW, int size, int sy, int sx, int pad) noexcept nogil
+    void pdn_maxpool_backward(const float *delta, const int *indexes, float *dx,
+                              Py_ssize_t planes, Py_ssize_t per_plane,
+                              Py_ssize_t dx_per_plane) noexcept nogil
+    void pdn_local_avgpool_backward(const float *delta, float *dx, int NC, int H, int W,
+                                    int OH, int OW, int size, int sy, int sx,
+                                    int pad) noexcept nogil
 
 cdef extern from "batchnorm.h":
     void pdn_add_bias(float *x, const float *b, int N, int C, Py_ssize_t spatial) noexcept nogil
     void pdn_batchnorm_inference(float *x, const float *scale, const float *mean,
                                  const float *var, const float *bias, float eps,
                                  int N, int C, Py_ssize_t spatial) noexcept nogil
+    void pdn_batchnorm_train(float *x, const float *scale, const float *bias,
+                             float *rolling_mean, float *rolling_var, float *mean, float *var,
+                             float *x_saved, float *x_norm, float keep, float one_minus_keep,
+                             int N, int C, Py_ssize_t spatial) noexcept nogil
+    void pdn_batchnorm_backward(float *delta, const float *x, const float *x_norm,
+                                const float *mean, const float *var, const float *scale,
+                                float *bias_grad, float *scale_grad, int N, int C,
+                                Py_ssize_t spatial) noexcept nogil
 
 cdef extern from "upsample.h":
     void pdn_upsample(const float *inp, float *out, int NC, int H, int W, int stride,
@@ -157,3 +179,100 @@ def downsample_sum(cnp.ndarray x, cnp.ndarray out, int NC, int H, int W, int OH,
     cdef float *po = _ptr(out)
     with nogil:
         pdn_downsample_sum(px_, po, NC, H, W, OH, OW, stride, scale)
+
+
+# -- training ---------------------------------------------------------------------------------
+def conv2d_backward(cnp.ndarray x, cnp.ndarray w, cnp.ndarray delta, dx, cnp.ndarray dw,
+                    int N, int C, int H, int W, int F, int kh, int kw, int OH, int OW,
+                    int sy, int sx, int py, int px, int dil, int groups):
+    """dx: a float32 array or None (no input gradient)."""
+    cdef int rc
+    cdef float *px_ = _ptr(x)
+    cdef float *pw = _ptr(w)
+    cdef float *pd = _ptr(delta)
+    cdef float *pdx = NULL if dx is None else _ptr(<cnp.ndarray>dx)
+    cdef float *pdw = _ptr(dw)
+    with nogil:
+        rc = pdn_conv2d_backward(px_, pw, pd, pdx, pdw, N, C, H, W, F, kh, kw, OH, OW,
+                                 sy, sx, py, px, dil, groups)
+    if rc == -1:
+        raise RuntimeError("conv2d_backward: no BLAS sgemm available")
+    if rc == -2:
+        raise MemoryError("conv2d_backward: cannot allocate the im2col workspace")
+    if rc != 0:
+        raise ValueError("conv2d_backward: invalid arguments")
+
+
+def gradient(cnp.ndarray delta, cnp.ndarray y, x, int batch, int channels,
+             Py_ssize_t spatial, int code):
+    """x: the pre-activation (float32 array) or None."""
+    cdef int rc
+    cdef float *pd = _ptr(delta)
+    cdef float *py = _ptr(y)
+    cdef float *px_ = NULL if x is None else _ptr(<cnp.ndarray>x)
+    with nogil:
+        rc = pdn_gradient(pd, py, px_, batch, channels, spatial, code)
+    if rc == -2:
+        raise ValueError(f"gradient: activation code {code} needs the pre-activation x")
+    if rc != 0:
+        raise ValueError(f"gradient: unknown activation code {code}")
+
+
+def maxpool_train(cnp.ndarray x, cnp.ndarray out, cnp.ndarray indexes, int NC, int H, int W,
+                  int OH, int OW, int size, int sy, int sx, int pad):
+    cdef float *px_ = _ptr(x)
+    cdef float *po = _ptr(out)
+    cdef int *pi = <int *>cnp.PyArray_DATA(indexes)
+    with nogil:
+        pdn_maxpool_train(px_, po, pi, NC, H, W, OH, OW, size, sy, sx, pad)
+
+
+def maxpool_backward(cnp.ndarray delta, cnp.ndarray indexes, cnp.ndarray dx,
+                     Py_ssize_t planes, Py_ssize_t per_plane, Py_ssize_t dx_per_plane):
+    cdef float *pd = _ptr(delta)
+    cdef int *pi = <int *>cnp.PyArray_DATA(indexes)
+    cdef float *pdx = _ptr(dx)
+    with nogil:
+        pdn_maxpool_backward(pd, pi, pdx, planes, per_plane, dx_per_plane)
+
+
+def local_avgpool_backward(cnp.ndarray delta, cnp.ndarray dx, int NC, int H, int W, int OH,
+                           int OW, int size, int sy, int sx, int pad):
+    cdef float *pd = _ptr(delta)
+    cdef float *pdx = _ptr(dx)
+    with nogil:
+        pdn_local_avgpool_backward(pd, pdx, NC, H, W, OH, OW, size, sy, sx, pad)
+
+
+def batchnorm_train(cnp.ndarray x, cnp.ndarray scale, cnp.ndarray bias,
+                    cnp.ndarray rolling_mean, cnp.ndarray rolling_var, cnp.ndarray mean,
+                    cnp.ndarray var, cnp.ndarray x_saved, cnp.ndarray x_norm, float keep,
+                    float one_minus_keep, int N, int C, Py_ssize_t spatial):
+    cdef float *px_ = _ptr(x)
+    cdef float *ps = _ptr(scale)
+    cdef float *pb = _ptr(bias)
+    cdef float *prm = _ptr(rolling_mean)
+    cdef float *prv = _ptr(rolling_var)
+    cdef float *pm = _ptr(mean)
+    cdef float *pv = _ptr(var)
+    cdef float *pxs = _ptr(x_saved)
+    cdef float *pxn = _ptr(x_norm)
+    with nogil:
+        pdn_batchnorm_train(px_, ps, pb, prm, prv, pm, pv, pxs, pxn, keep, one_minus_keep,
+                            N, C, spatial)
+
+
+def batchnorm_backward(cnp.ndarray delta, cnp.ndarray x_saved, cnp.ndarray x_norm,
+                       cnp.ndarray mean, cnp.ndarray var, cnp.ndarray scale,
+                       cnp.ndarray bias_grad, cnp.ndarray scale_grad, int N, int C,
+                       Py_ssize_t spatial):
+    cdef float *pd = _ptr(delta)
+    cdef float *pxs = _ptr(x_saved)
+    cdef float *pxn = _ptr(x_norm)
+    cdef float *pm = _ptr(mean)
+    cdef float *pv = _ptr(var)
+    cdef float *ps = _ptr(scale)
+    cdef float *pbg = _ptr(bias_grad)
+    cdef float *psg = _ptr(scale_grad)
+    with nogil:
+        pdn_batchnorm_backward(pd, pxs, pxn, pm, pv, ps, pbg, psg, N, C, spatial)

@@ -35,6 +35,8 @@ __all__ = [
     "empty", "zeros", "to_numpy", "from_numpy", "conv2d", "gemm", "activate", "add_bias",
     "batchnorm_inference", "maxpool", "local_avgpool", "global_avgpool", "upsample",
     "downsample_sum", "set_num_threads", "get_num_threads",
+    "conv2d_backward", "gradient", "maxpool_train", "maxpool_backward", "local_avgpool_backward",
+    "batchnorm_train", "batchnorm_backward",
 ]
 
 name = "cpu"
@@ -105,19 +107,19 @@ def _check_size(op, *dims):
             raise ValueError(f"{op}: dimension {d} is too large for the C core (max {_INT_MAX})")
 
 
-def _activation_code(code):
+def _activation_code(code, op="activate"):
     if isinstance(code, str):
         try:
             return ACTIVATION_CODE[code]
         except KeyError:
-            raise ValueError(f"activate: unknown activation {code!r}; expected one of "
+            raise ValueError(f"{op}: unknown activation {code!r}; expected one of "
                              f"{', '.join(ACTIVATIONS)}") from None
     try:
         c = int(code)
     except (TypeError, ValueError):
-        raise ValueError(f"activate: activation must be a name or an int code, got {code!r}") from None
+        raise ValueError(f"{op}: activation must be a name or an int code, got {code!r}") from None
     if c != code or not 0 <= c < len(ACTIVATIONS):
-        raise ValueError(f"activate: activation code must be in 0..{len(ACTIVATIONS) - 1}, got {code!r}")
+        raise ValueError(f"{op}: activation code must be in 0..{len(ACTIVATIONS) - 1}, got {code!r}")
     return c
 
 
@@ -199,14 +201,14 @@ def activate(x, code):
     return x
 
 
-def _per_channel(op, x, named):
-    _check(op, "x", x, min_ndim=2)
+def _per_channel(op, x, named, xname="x"):
+    _check(op, xname, x, min_ndim=2)
     c = x.shape[1]
     for argname, v in named:
         _check(op, argname, v)
         if v.size != c or v.ndim > 1 and v.shape != (c,):
-            raise ValueError(f"{op}: {argname} must have shape ({c},) for x of shape {x.shape}, "
-                             f"got {v.shape}")
+            raise ValueError(f"{op}: {argname} must have shape ({c},) for {xname} of shape "
+                             f"{x.shape}, got {v.shape}")
     n = x.shape[0]
     _check_size(op, n, c)
     return n, c, (x.size // (n * c) if n * c else 0)
@@ -320,6 +322,239 @@ def downsample_sum(x, out, stride, scale):
     if out.size:
         _cpu.downsample_sum(x, out, nc, h, w, out.shape[2], out.shape[3], stride, float(scale))
     return out
+
+
+# -- training (backward) ----------------------------------------------------------------------
+# Activations whose gradient Darknet computes from the pre-activation x.
+_NEEDS_X = frozenset(ACTIVATION_CODE[n] for n in ("swish", "mish", "hard_mish"))
+
+
+def _writable(op, argname, a):
+    if a.size > 0 and not a.flags.writeable:
+        raise ValueError(f"{op}: {argname} is read-only")
+
+
+def _distinct(op, out_name, out, named):
+    """The array ``out`` is written: it must not share memory with the arrays it reads."""
+    for argname, a in named:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"{op}: {out_name} must not share memory with {argname}")
+
+
+def _check_int32(op, argname, a, shape):
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"{op}: {argname} must be a numpy int32 array, got {type(a).__name__}")
+    if a.dtype != np.int32:
+        raise ValueError(f"{op}: {argname} must be int32, got {a.dtype}")
+    if not a.flags.c_contiguous:
+        raise ValueError(f"{op}: {argname} must be C-contiguous (use numpy.ascontiguousarray)")
+    _check_shape(op, argname, a, shape)
+
+
+def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups):
+    """Backward of :func:`conv2d` (same geometry), accumulating: per image and group
+    ``dw += delta (x) im2col(x)``, and unless ``dx`` is None ``dx += col2im(w^T delta)``.
+
+    x[N,C,H,W], w and dw[F,C//groups,kh,kw], delta[N,F,OH,OW] (OH/OW taken from delta),
+    dx None or [N,C,H,W]. Returns ``dw``.
+    """
+    op = "conv2d_backward"
+    _check(op, "x", x, ndim=4)
+    _check(op, "w", w, ndim=4)
+    _check(op, "delta", delta, ndim=4)
+    _check(op, "dw", dw, ndim=4)
+    sy = _int(op, "stride_y", stride_y, 1)
+    sx = _int(op, "stride_x", stride_x, 1)
+    py = _int(op, "pad_y", pad_y, 0)
+    px = _int(op, "pad_x", pad_x, 0)
+    dil = _int(op, "dilation", dilation, 1)
+    g = _int(op, "groups", groups, 1)
+    n, c, h, wd = x.shape
+    f, cg, kh, kw = w.shape
+    if c % g:
+        raise ValueError(f"{op}: input channels {c} are not divisible by groups={g}")
+    if f % g:
+        raise ValueError(f"{op}: filters {f} are not divisible by groups={g}")
+    if cg != c // g:
+        raise ValueError(f"{op}: w must have shape ({f}, {c // g}, kh, kw) for C={c}, "
+                         f"groups={g}; got {w.shape}")
+    if delta.shape[0] != n or delta.shape[1] != f:
+        raise ValueError(f"{op}: delta must have shape ({n}, {f}, OH, OW), got {delta.shape}")
+    _check_shape(op, "dw", dw, w.shape)
+    _writable(op, "dw", dw)
+    _distinct(op, "dw", dw, (("x", x), ("w", w), ("delta", delta)))
+    if dx is not None:
+        _check(op, "dx", dx, ndim=4)
+        _check_shape(op, "dx", dx, x.shape)
+        _writable(op, "dx", dx)
+        _distinct(op, "dx", dx, (("x", x), ("w", w), ("delta", delta), ("dw", dw)))
+    oh, ow = delta.shape[2], delta.shape[3]
+    _check_size(op, oh * ow, c * h * wd, cg * kh * kw, n * f, f * cg * kh * kw)
+    if delta.size == 0 or x.size == 0 or w.size == 0:
+        return dw
+    _cpu.conv2d_backward(x, w, delta, dx, dw, n, c, h, wd, f, kh, kw, oh, ow, sy, sx, py, px,
+                         dil, g)
+    return dw
+
+
+def gradient(delta, y, code, x=None):
+    """delta *= f'(.) in place with Darknet's gradient of activation ``code``; returns delta.
+
+    f' is evaluated at the activated output ``y`` (Darknet's ``gradient_array``), except
+    swish (y and the pre-activation ``x``), mish and hard_mish (``x`` only). The
+    normalize_channels* gradients work per pixel across the channels of [N, C, ...].
+    """
+    op = "gradient"
+    a = _activation_code(code, op)
+    name = ACTIVATIONS[a]
+    _check(op, "delta", delta, min_ndim=2 if a in _CHANNEL_CODES else None)
+    _writable(op, "delta", delta)
+    _check(op, "y", y)
+    _check_shape(op, "y", y, delta.shape)
+    if a in _NEEDS_X:
+        if x is None:
+            raise ValueError(f"{op}: the {name} gradient needs the pre-activation x "
+                             f"(got x=None)")
+        _check(op, "x", x)
+        _check_shape(op, "x", x, delta.shape)
+    else:
+        x = None
+    if delta.size == 0 or name == "linear":
+        return delta
+    if a in _CHANNEL_CODES:
+        n, c = delta.shape[0], delta.shape[1]
+        spatial = delta.size // (n * c)
+    else:
+        n, c, spatial = 1, 1, delta.size
+    _check_size(op, n, c)
+    _cpu.gradient(delta, y, x, n, c, spatial, a)
+    return delta
+
+
+def maxpool_train(x, out, indexes, size, stride_y, stride_x, pad):
+    """:func:`maxpool` that also writes ``indexes`` (int32, shaped like out): the flat index
+    into x (over the whole batch) of each window's first maximum (Darknet's l.indexes;
+    -1 for a window with no cell inside the image); returns out."""
+    op = "maxpool_train"
+    args = _pool_args(op, x, out, size, stride_y, stride_x, pad)
+    _check_int32(op, "indexes", indexes, out.shape)
+    _writable(op, "indexes", indexes)
+    _check_size(op, x.size)
+    if out.size:
+        _cpu.maxpool_train(x, out, indexes, *args)
+    return out
+
+
+def maxpool_backward(delta, indexes, dx):
+    """dx.flat[indexes] += delta (repeated indexes add up; indexes outside dx, such as -1,
+    are skipped); returns dx."""
+    op = "maxpool_backward"
+    _check(op, "delta", delta)
+    _check_int32(op, "indexes", indexes, delta.shape)
+    _check(op, "dx", dx)
+    _writable(op, "dx", dx)
+    _distinct(op, "dx", dx, (("delta", delta), ("indexes", indexes)))
+    _check_size(op, dx.size)
+    if delta.size == 0 or dx.size == 0:
+        return dx
+    if delta.ndim >= 2 and dx.ndim >= 2 and delta.shape[:2] == dx.shape[:2]:
+        planes = delta.shape[0] * delta.shape[1]   # argmaxes stay in their (image, channel)
+    else:
+        planes = 1
+    _cpu.maxpool_backward(delta, indexes, dx, planes, delta.size // planes, dx.size // planes)
+    return dx
+
+
+def local_avgpool_backward(delta, dx, size, stride_y, stride_x, pad):
+    """Backward of :func:`local_avgpool`, accumulating: each output's delta divided by the
+    number of its window's in-image cells is added to those cells of dx; returns dx."""
+    op = "local_avgpool_backward"
+    _check(op, "delta", delta, ndim=4)
+    _check(op, "dx", dx, ndim=4)
+    _writable(op, "dx", dx)
+    _distinct(op, "dx", dx, (("delta", delta),))
+    size = _int(op, "size", size, 1)
+    sy = _int(op, "stride_y", stride_y, 1)
+    sx = _int(op, "stride_x", stride_x, 1)
+    pad = _int(op, "pad", pad, 0)
+    n, c, h, w = dx.shape
+    if delta.shape[:2] != (n, c):
+        raise ValueError(f"{op}: delta must have shape ({n}, {c}, OH, OW) for dx of shape "
+                         f"{dx.shape}, got {delta.shape}")
+    _check_size(op, n * c, h * w, delta.shape[2] * delta.shape[3])
+    if delta.size and dx.size:
+        _cpu.local_avgpool_backward(delta, dx, n * c, h, w, delta.shape[2], delta.shape[3],
+                                    size, sy, sx, pad)
+    return dx
+
+
+def _like_x(op, x, named):
+    for argname, a in named:
+        _check(op, argname, a)
+        _check_shape(op, argname, a, x.shape)
+
+
+def batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, variance,
+                    x_saved, x_norm, keep):
+    """Darknet's training batch norm on x[N,C,...] in place; returns x.
+
+    Per channel, in Darknet's float32 summation order (batch outer, spatial inner):
+    mean, variance (1/(M-1), M = N*spatial) into ``mean``/``variance``; rolling =
+    keep*rolling + (1-keep)*batch statistic (Darknet: 0.9 for conv/batchnorm, 0.95 for
+    connected; 1-keep is computed in double from the Python float ``keep``, so 0.9 gives
+    Darknet's .1f); ``x_saved`` = the input; ``x_norm`` = (x - mean)/sqrt(variance + 1e-5);
+    x = x_norm*scales + biases.
+    """
+    op = "batchnorm_train"
+    n, c, spatial = _per_channel(op, x, (
+        ("scales", scales), ("biases", biases), ("rolling_mean", rolling_mean),
+        ("rolling_variance", rolling_variance), ("mean", mean), ("variance", variance)))
+    _writable(op, "x", x)
+    for argname, a in (("rolling_mean", rolling_mean), ("rolling_variance", rolling_variance),
+                       ("mean", mean), ("variance", variance)):
+        _writable(op, argname, a)
+    _like_x(op, x, (("x_saved", x_saved), ("x_norm", x_norm)))
+    _writable(op, "x_saved", x_saved)
+    _writable(op, "x_norm", x_norm)
+    _distinct(op, "x_saved", x_saved, (("x", x), ("x_norm", x_norm)))
+    _distinct(op, "x_norm", x_norm, (("x", x),))
+    try:
+        keep = float(keep)
+    except (TypeError, ValueError):
+        raise ValueError(f"{op}: keep must be a number, got {keep!r}") from None
+    if not 0.0 <= keep <= 1.0:
+        raise ValueError(f"{op}: keep must be in [0, 1], got {keep!r}")
+    _check_size(op, n * spatial)
+    if x.size:
+        _cpu.batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, variance,
+                             x_saved, x_norm, keep, 1.0 - keep, n, c, spatial)
+    return x
+
+
+def batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad, scale_grad):
+    """Darknet's batch-norm backward (the -gpusem order) on delta[N,C,...] in place; returns
+    delta.
+
+    bias_grad += per-channel sum of delta; scale_grad += sum(delta*x_norm); delta *= scales;
+    then delta = delta/sqrt(var+eps) + variance_delta*2*(x-mean)/M + mean_delta/M with
+    mean_delta = -sum(delta)/sqrt(var+eps), variance_delta = sum(delta*(x-mean)) * -0.5 *
+    (var+eps)^-1.5, x = x_saved, eps = 1e-5, M = N*spatial (Darknet's sums and float/double
+    mix, eps inside the root).
+    """
+    op = "batchnorm_backward"
+    n, c, spatial = _per_channel(op, delta, (
+        ("mean", mean), ("variance", variance), ("scales", scales), ("bias_grad", bias_grad),
+        ("scale_grad", scale_grad)), xname="delta")
+    _writable(op, "delta", delta)
+    _writable(op, "bias_grad", bias_grad)
+    _writable(op, "scale_grad", scale_grad)
+    _like_x(op, delta, (("x_saved", x_saved), ("x_norm", x_norm)))
+    _distinct(op, "delta", delta, (("x_saved", x_saved), ("x_norm", x_norm)))
+    _check_size(op, n * spatial)
+    if delta.size:
+        _cpu.batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad,
+                                scale_grad, n, c, spatial)
+    return delta
 
 
 # -- threads ---------------------------------------------------------------------------------

@@ -50,7 +50,7 @@ class Connected(Layer):
         out = out.reshape(n, self.outputs, 1, 1)
         if self.batch_normalize and state.train:
             # Darknet's connected layer keeps 0.95/0.05 rolling statistics
-            self._bn = bn_train_forward(out, p["scales"], p["biases"], p["rolling_mean"],
+            self._bn = bn_train_forward(B, out, p["scales"], p["biases"], p["rolling_mean"],
                                         p["rolling_variance"], keep=0.95)
         elif self.batch_normalize:
             B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
@@ -68,7 +68,7 @@ class Connected(Layer):
         n = delta.shape[0]
         B.gradient(delta, state.outputs[self.index], self.activation)
         if self.batch_normalize:
-            bn_backward(delta, self._bn, self.params["scales"], self.grads)
+            bn_backward(B, delta, self._bn, self.params["scales"], self.grads)
         else:
             self.grads["biases"] += delta.reshape(n, -1).sum(axis=0, dtype=np.float64).astype(
                 np.float32)

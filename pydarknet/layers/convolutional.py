@@ -138,7 +138,7 @@ class Convolutional(Layer):
         B.conv2d(x, p["weights"], out, self.stride_y, self.stride_x, pad, pad, self.dilation,
                  self.groups)
         if self.batch_normalize and state.train:
-            self._bn = bn_train_forward(out, p["scales"], p["biases"], p["rolling_mean"],
+            self._bn = bn_train_forward(B, out, p["scales"], p["biases"], p["rolling_mean"],
                                         p["rolling_variance"])
         elif self.batch_normalize:
             B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
@@ -157,7 +157,7 @@ class Convolutional(Layer):
         delta = state.deltas[self.index]
         B.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
         if self.batch_normalize:
-            bn_backward(delta, self._bn, owner.params["scales"], owner.grads)
+            bn_backward(B, delta, self._bn, owner.params["scales"], owner.grads)
         else:
             owner.grads["biases"] += delta.sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32)
         pad = self.pad * self.dilation
