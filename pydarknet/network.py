@@ -22,13 +22,19 @@ class ForwardState:
         self.train = train
         self.buffers = {} if buffers is None else buffers
 
-    def output_buffer(self, layer, shape):
-        """Layer's output array, reused from pass to pass (fresh pages cost as much as a
-        convolution's arithmetic on these machines)."""
-        buf = self.buffers.get(layer.index)
+    def output_buffer(self, layer, shape, name="output"):
+        """An array of the layer's, reused from pass to pass (fresh pages cost as much as a
+        convolution's arithmetic on these machines): its output, or scratch named ``name``."""
+        key = (layer.index, name)
+        buf = self.buffers.get(key)
         if buf is None or buf.shape != tuple(shape):
             buf = self.backend.empty(shape)
-            self.buffers[layer.index] = buf
+            self.buffers[key] = buf
+        return buf
+
+    def copy_to_buffer(self, layer, name, array):
+        buf = self.output_buffer(layer, array.shape, name)
+        np.copyto(buf, array)
         return buf
 
 

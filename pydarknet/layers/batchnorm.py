@@ -4,14 +4,16 @@ connected layers share (Darknet's training statistics and deltas, with eps insid
 from .base import Layer, register
 
 
-def bn_train_forward(backend, out, scales, biases, rolling_mean, rolling_variance, keep=0.9):
+def bn_train_forward(backend, out, scales, biases, rolling_mean, rolling_variance, keep=0.9,
+                     alloc=None):
     """Normalise ``out`` [N, C, ...] in place with batch statistics (variance 1/(N-1)), update
     the rolling statistics (keep*rolling + (1-keep)*batch) and return what backward needs.
 
     Runs the backend's ``batchnorm_train`` (Darknet's float32 summation order)."""
     c = out.shape[1]
-    cache = {"mean": backend.empty((c,)), "variance": backend.empty((c,)),
-             "x": backend.empty(out.shape), "x_norm": backend.empty(out.shape)}
+    alloc = alloc or (lambda name, shape: backend.empty(shape))
+    cache = {"mean": alloc("bn_mean", (c,)), "variance": alloc("bn_variance", (c,)),
+             "x": alloc("bn_x", out.shape), "x_norm": alloc("bn_x_norm", out.shape)}
     backend.batchnorm_train(out, scales, biases, rolling_mean, rolling_variance, cache["mean"],
                             cache["variance"], cache["x"], cache["x_norm"], keep)
     return cache

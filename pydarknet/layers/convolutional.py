@@ -139,7 +139,9 @@ class Convolutional(Layer):
                  self.groups)
         if self.batch_normalize and state.train:
             self._bn = bn_train_forward(B, out, p["scales"], p["biases"], p["rolling_mean"],
-                                        p["rolling_variance"])
+                                        p["rolling_variance"],
+                                        alloc=lambda name, shape: state.output_buffer(self, shape,
+                                                                                      name))
         elif self.batch_normalize:
             B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
                                   p["biases"])
@@ -147,7 +149,8 @@ class Convolutional(Layer):
             B.add_bias(out, p["biases"])
         if state.train:
             self._input = x
-            self._act_input = out.copy() if self.activation in NEEDS_INPUT else None
+            self._act_input = (state.copy_to_buffer(self, "act_input", out)
+                               if self.activation in NEEDS_INPUT else None)
         B.activate(out, self.activation)
         return out
 

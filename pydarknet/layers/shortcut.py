@@ -91,7 +91,8 @@ class Shortcut(Layer):
         out = out.reshape(self.out_shape(n))
         if state.train:
             self._input = x
-            self._act_input = out.copy() if self.activation in ("swish", "mish") else None
+            self._act_input = (state.copy_to_buffer(self, "act_input", out)
+                               if self.activation in ("swish", "mish") else None)
         state.backend.activate(out, self.activation)
         return out
 

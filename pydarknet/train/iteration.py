@@ -62,7 +62,11 @@ def _pass(network, x, truth):
     """Forward and backward of one mini-batch; returns Darknet's cost for it."""
     state = TrainState(network, x, truth)
     n = x.shape[0]
-    state.deltas = [np.zeros(layer.out_shape(n), np.float32) for layer in network.layers]
+    state.deltas = []
+    for layer in network.layers:   # every delta starts at zero in each pass (-gpusem fix 1)
+        delta = state.output_buffer(layer, layer.out_shape(n), "delta")
+        delta.fill(0)
+        state.deltas.append(delta)
     out = x
     for layer in network.layers:
         out = layer.forward(out, state)

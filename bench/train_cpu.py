@@ -1,0 +1,167 @@
+"""CPU training speed: one iteration (forward, backward, update) of pydarknet against the same
+network written in PyTorch CPU, built here from the parsed cfg, same run, 2 threads each.
+
+    python bench/train_cpu.py [--cfg cfg/yolov4-tiny.cfg] [--size 416] [--batch 8] [--runs 3]
+
+PyTorch's loss is a stand-in (binary cross-entropy on the activated head outputs against random
+targets): its cost is negligible next to the convolutions, while pydarknet's time includes
+Darknet's full YOLO loss. Peak memory is each run's max RSS (separate processes).
+torch is optional: `pip install torch==2.13.0` installs the local CPU build.
+"""
+
+import argparse
+import json
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+
+def torch_model(net):
+    """nn.Module mirroring a pydarknet Network (conv/bn/activations, route, shortcut, maxpool,
+    upsample, yolo heads)."""
+    import torch
+    import torch.nn as nn
+    import torch.nn.functional as F
+
+    acts = {"leaky": lambda x: F.leaky_relu(x, 0.1), "mish": F.mish, "linear": lambda x: x,
+            "logistic": torch.sigmoid, "swish": F.silu, "relu": F.relu}
+
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.mods = nn.ModuleList()
+            for l in net.layers:
+                if l.layer_type == "convolutional":
+                    conv = nn.Conv2d(l.c, l.n, l.size, (l.stride_y, l.stride_x), l.pad,
+                                     groups=l.groups, bias=not l.batch_normalize)
+                    seq = [conv] + ([nn.BatchNorm2d(l.n, momentum=0.1, eps=1e-5)]
+                                    if l.batch_normalize else [])
+                    self.mods.append(nn.Sequential(*seq))
+                else:
+                    self.mods.append(nn.Identity())
+
+        def forward(self, x):
+            outs, heads = [], []
+            for l, m in zip(net.layers, self.mods):
+                t = l.layer_type
+                if t == "convolutional":
+                    x = acts[l.activation](m(x))
+                elif t == "route":
+                    parts = [torch.chunk(outs[i], l.groups, dim=1)[l.group_id] for i in l.layers]
+                    x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
+                elif t == "shortcut":
+                    x = acts[l.activation](x + sum(outs[i] for i in l.layers))
+                elif t == "maxpool":
+                    p = l.pad
+                    x = F.pad(x, (p // 2, p - p // 2, p // 2, p - p // 2), value=float("-inf"))
+                    x = F.max_pool2d(x, l.size, (l.stride_y, l.stride_x))
+                elif t == "upsample":
+                    x = F.interpolate(x, scale_factor=l.stride, mode="nearest")
+                elif t == "yolo":
+                    heads.append(x)
+                else:
+                    raise NotImplementedError(t)
+                outs.append(x)
+            return heads
+
+    return Model()
+
+
+def worker(framework, cfg, runs, threads):
+    import resource
+    import time
+
+    import numpy as np
+    sys.path.insert(0, str(ROOT))
+    import pydarknet
+    net = pydarknet.load(cfg)
+    b = net.net.batch
+    rng = np.random.default_rng(0)
+    x = rng.uniform(0, 1, (b, 3, net.net.height, net.net.width)).astype(np.float32)
+    truths = np.zeros((b, 90, 6), np.float32)
+    for i in range(b):   # a few boxes per image
+        k = 6
+        truths[i, :k, 0:2] = rng.uniform(0.2, 0.8, (k, 2))
+        truths[i, :k, 2:4] = rng.uniform(0.05, 0.4, (k, 2))
+        truths[i, :k, 4] = rng.integers(0, 80, k)
+    if framework == "torch":
+        import torch
+        torch.set_num_threads(threads)
+        model = torch_model(net)
+        opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
+        xt = torch.from_numpy(x)
+
+        def run():
+            opt.zero_grad()
+            heads = model(xt)
+            loss = sum(torch.nn.functional.binary_cross_entropy_with_logits(
+                h, torch.full_like(h, 0.5)) for h in heads)
+            loss.backward()
+            opt.step()
+    else:
+        net.backend.set_num_threads(threads)
+
+        def run():
+            net.train_iteration(x, truths)
+    run()  # warm-up
+    times = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        run()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    print(json.dumps({"median_s": times[len(times) // 2],
+                      "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+
+
+def measure(framework, cfg, runs, threads):
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), OPENBLAS_NUM_THREADS=str(threads),
+               MKL_NUM_THREADS=str(threads))
+    out = subprocess.run([sys.executable, __file__, "--worker", framework, str(cfg), str(runs),
+                          str(threads)], env=env, capture_output=True, text=True)
+    if out.returncode:
+        raise SystemExit(f"{framework} failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main():
+    if len(sys.argv) > 1 and sys.argv[1] == "--worker":
+        fw, cfg, runs, threads = sys.argv[2:6]
+        return worker(fw, cfg, int(runs), int(threads))
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--cfg", default=str(ROOT / "cfg" / "yolov4-tiny.cfg"))
+    ap.add_argument("--size", type=int, default=416)
+    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    text = pathlib.Path(args.cfg).read_text()
+    for key, value in (("width", args.size), ("height", args.size), ("batch", args.batch),
+                       ("subdivisions", 1)):
+        text = re.sub(rf"(?m)^{key}=\d+", f"{key}={value}", text)
+    cfg = pathlib.Path(tempfile.mkdtemp(prefix="pydarknet-bench-")) / pathlib.Path(args.cfg).name
+    cfg.write_text(text)
+    ours = measure("pydarknet", cfg, args.runs, args.threads)
+    try:
+        import torch  # noqa: F401
+        theirs = measure("torch", cfg, args.runs, args.threads)
+    except ImportError:
+        theirs = None
+    print(f"one training iteration, {pathlib.Path(args.cfg).name} {args.size}x{args.size}, "
+          f"batch {args.batch}, subdivisions 1, {args.threads} threads, median of {args.runs}")
+    print(f"{'':12}{'seconds':>10}{'peak MB':>10}")
+    print(f"{'pydarknet':12}{ours['median_s']:10.3f}{ours['peak_mb']:10.0f}")
+    if theirs:
+        print(f"{'PyTorch':12}{theirs['median_s']:10.3f}{theirs['peak_mb']:10.0f}")
+        print(f"ratio pydarknet / PyTorch: {ours['median_s'] / theirs['median_s']:.2f}")
+    else:
+        print("PyTorch not installed (pip install torch==2.13.0): no ratio")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""Parallel batch loading with prefetch, reproducible and resumable.
+
+Sample ``k`` of batch ``b`` is drawn with its own ``numpy.random.Generator`` seeded from
+``SeedSequence(seed, spawn_key=(b, k))``, so a batch's content depends only on the seed, its
+number and the network size, never on thread timing. The loader's whole state is therefore
+``{seed, position}``: ``get_state()`` / ``set_state()`` make a resumed run load exactly the
+batches an uninterrupted run would have.
+
+Worker threads (OpenCV and numpy release the GIL) build images straight into the batch arrays;
+``prefetch`` batches are kept in flight. ``set_size(w, h)`` (Darknet's random=1 multi-scale)
+drops the prefetched batches of the old size, as Darknet does, and goes on at the new one.
+
+    loader = BatchLoader(dataset, batch=64, seed=1)
+    images, truths = loader.next()        # float32 [64, C, H, W], [64, max_boxes, 6]
+"""
+
+import collections
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .classification import ClassificationDataset
+from .detection import DetectionDataset, detection_heads
+from .io import DataError, Problems, read_list
+
+STATE_VERSION = 1
+
+
+def default_threads():
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+class BatchLoader:
+    """Batches of ``dataset.sample`` at the current size.
+
+    ``shuffle``: "random" (Darknet: every image drawn uniformly at random, with replacement)
+    or "epoch" (each image once per pass over the list, in a seeded random order).
+    ``seed=None`` draws a seed (kept in the state, so a resumed run still repeats).
+    """
+
+    def __init__(self, dataset, batch, width, height, seed=None, threads=None, prefetch=2,
+                 shuffle="random"):
+        if shuffle not in ("random", "epoch"):
+            raise ValueError("shuffle must be 'random' or 'epoch'")
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, found {batch}")
+        self.dataset, self.batch = dataset, int(batch)
+        self.width, self.height = int(width), int(height)
+        self.seed = int(np.random.SeedSequence().entropy % (2 ** 63)) if seed is None \
+            else int(seed)
+        self.shuffle = shuffle
+        self.threads = int(threads or default_threads())
+        self.prefetch = max(1, int(prefetch))
+        self.position = 0                 # batches handed out so far
+        self._pending = collections.deque()
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="pydarknet-data")
+        self._lock = threading.Lock()
+        self._perms = {}
+        self._closed = False
+
+    # -- public API ---------------------------------------------------------------------------
+    @property
+    def problems(self):
+        return self.dataset.problems
+
+    @property
+    def size(self):
+        return self.width, self.height
+
+    def next(self):
+        """The next batch: (images float32 [batch, C, H, W], truths float32 [batch, ...])."""
+        if self._closed:
+            raise RuntimeError("the loader is closed")
+        self._fill()
+        b, size, images, truths, futures = self._pending.popleft()
+        for f in futures:
+            f.result()        # re-raises a worker's DataError here
+        self.position = b + 1
+        self._fill()
+        return images, truths
+
+    __next__ = next
+
+    def __iter__(self):
+        return self
+
+    def set_size(self, width, height):
+        """Load the following batches at width x height (drops the prefetched ones)."""
+        width, height = int(width), int(height)
+        if (width, height) != (self.width, self.height):
+            self.width, self.height = width, height
+            self._drop()
+
+    def get_state(self):
+        """What resumes this loader exactly (JSON-serialisable)."""
+        return {"version": STATE_VERSION, "seed": self.seed, "position": self.position,
+                "shuffle": self.shuffle, "batch": self.batch, "images": len(self.dataset)}
+
+    def set_state(self, state):
+        self._drop()
+        self.seed = int(state["seed"])
+        self.position = int(state["position"])
+        self.shuffle = state.get("shuffle", self.shuffle)
+        self._perms.clear()
+
+    def close(self):
+        if not self._closed:
+            self._closed = True
+            self._drop()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def __del__(self):
+        try:
+            if not self._closed:
+                self._closed = True
+                self._pool.shutdown(wait=False, cancel_futures=True)
+        except Exception:
+            pass
+
+    # -- internals ----------------------------------------------------------------------------
+    def rng(self, b, k):
+        """The generator of sample k of batch b."""
+        return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(b, k)))
+
+    def _index(self, b, k):
+        if self.shuffle == "random":
+            return None              # the dataset draws it from the sample's generator
+        m = len(self.dataset)
+        n = b * self.batch + k
+        epoch = n // m
+        with self._lock:
+            perm = self._perms.get(epoch)
+            if perm is None:
+                rng = np.random.default_rng(np.random.SeedSequence(self.seed,
+                                                                   spawn_key=(2 ** 31, epoch)))
+                perm = rng.permutation(m)
+                self._perms = {e: p for e, p in self._perms.items() if e >= epoch - 1}
+                self._perms[epoch] = perm
+        return int(perm[n % m])
+
+    def _load_one(self, b, k, w, h, images, truths):
+        self.dataset.sample(self.rng(b, k), w, h, index=self._index(b, k),
+                            image_out=images[k], truth_out=truths[k])
+
+    def _submit(self, b):
+        w, h = self.width, self.height
+        images = np.empty((self.batch, self.dataset.channels, h, w), np.float32)
+        truths = np.zeros((self.batch,) + tuple(self.dataset.truth_shape), np.float32)
+        futures = [self._pool.submit(self._load_one, b, k, w, h, images, truths)
+                   for k in range(self.batch)]
+        self._pending.append((b, (w, h), images, truths, futures))
+
+    def _fill(self):
+        nxt = self._pending[-1][0] + 1 if self._pending else self.position
+        while len(self._pending) < self.prefetch + 1:
+            self._submit(nxt)
+            nxt += 1
+
+    def _drop(self):
+        while self._pending:
+            *_, futures = self._pending.pop()
+            for f in futures:
+                f.cancel()
+        # running samples finish into arrays nobody keeps
+
+
+def make_loader(network, paths, seed=None, labels=None, threads=None, prefetch=2,
+                shuffle="random", augment=True, problems=None, **overrides):
+    """A ``BatchLoader`` for a built network: a detector (it has [yolo]/[region] layers) gets a
+    ``DetectionDataset``, anything else a ``ClassificationDataset`` (``labels``: the class
+    names). ``paths``: a list of image paths or the path of a list file. Batches hold
+    ``net.batch`` images (all subdivisions of one iteration) at the network's current size."""
+    if isinstance(paths, (str, os.PathLike)):
+        paths = read_list(os.fspath(paths))
+    problems = problems if problems is not None else Problems()
+    if detection_heads(network):
+        ds = DetectionDataset.from_network(network, paths, augment=augment, problems=problems,
+                                           **overrides)
+    else:
+        if labels is None:
+            raise DataError("a classifier needs its class names (the .data file's labels=)")
+        if isinstance(labels, (str, os.PathLike)):
+            labels = read_list(os.fspath(labels), what="labels file")
+        ds = ClassificationDataset.from_network(network, paths, labels, augment=augment,
+                                                problems=problems, **overrides)
+    n = network.net
+    return BatchLoader(ds, n.subdivisions * n.mini_batch, n.width, n.height, seed=seed,
+                       threads=threads,
+                       prefetch=prefetch, shuffle=shuffle)
