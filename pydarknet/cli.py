@@ -1,4 +1,4 @@
-"""The ``pydarknet`` command: info, demo (and, as they land, train, detect, map, ...)."""
+"""The ``pydarknet`` command: info, forward, train, demo, and Darknet's detector/classifier forms."""
 
 import argparse
 import json
@@ -26,7 +26,7 @@ def _cmd_info(args):
     return 0
 
 
-def _cmd_demo(args):
+def _cmd_forward(args):
     """Build a network, print its table, run one forward pass on a built-in image."""
     import numpy as np
 
@@ -68,12 +68,16 @@ def build_parser():
     info.add_argument("--batch", type=int)
     info.set_defaults(func=_cmd_info)
 
-    demo = sub.add_parser("demo", help="build a network and run it on a built-in image")
-    demo.add_argument("--cfg", default=os.path.join("cfg", "yolov4.cfg"))
-    demo.add_argument("--weights")
-    demo.add_argument("--width", type=int)
-    demo.add_argument("--height", type=int)
-    demo.set_defaults(func=_cmd_demo)
+    fwd = sub.add_parser("forward", help="build a network and time a forward pass on a "
+                                          "built-in image")
+    fwd.add_argument("--cfg", default=os.path.join("cfg", "yolov4.cfg"))
+    fwd.add_argument("--weights")
+    fwd.add_argument("--width", type=int)
+    fwd.add_argument("--height", type=int)
+    fwd.set_defaults(func=_cmd_forward)
+
+    from .cli_train import add_train_command
+    add_train_command(sub)
     return p
 
 

@@ -46,12 +46,14 @@ class Trainer:
     """One training run. ``loader`` yields (images, truths) batches for the network's size."""
 
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
-                 seed=None, map_fn=None, map_every=None, log=print, max_batches=None):
+                 seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
+                 last_every=100):
         self.net = Network(cfg, seed=0 if seed is None else seed)
         self.base = os.path.splitext(os.path.basename(str(cfg)))[0]
         self.backup = backup
         os.makedirs(backup, exist_ok=True)
         self.log = log
+        self.last_every = last_every
         self.map_fn = map_fn
         self.map_every = map_every
         self.history = []
@@ -146,7 +148,7 @@ class Trainer:
                 if it % 10 == 0 or it == self.max_batches or "map" in record:
                     draw_chart(os.path.join(self.backup, "chart.png"), self.history,
                                self.max_batches, self.base)
-                if it % 100 == 0:
+                if it % self.last_every == 0:
                     self.save("last")
                 if it % save_every == 0:
                     self.save(str(it))

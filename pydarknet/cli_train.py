@@ -1,0 +1,127 @@
+"""Training commands: `pydarknet train`, Darknet's `detector train` / `classifier train`, and
+`pydarknet demo` (the built-in shapes data set, trained on the CPU in a few minutes)."""
+
+import os
+import time
+
+from .errors import PydarknetError
+
+
+def _map_function(data, thresh=0.25, iou=0.5):
+    """mAP@0.5 of the network on the .data file's valid list (None without one)."""
+    valid = data.get("valid")
+    if not valid:
+        return None
+    from .eval.darknet_map import evaluate_network_map
+
+    def compute(net):
+        return evaluate_network_map(net, valid, names=data.get("names"), iou_thresh=iou,
+                                    thresh=thresh)["map"]
+    return compute
+
+
+def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
+                 backup=None, max_batches=None, map_every=None, log=print):
+    from .data import make_loader
+    from .data.paths import read_data_file
+    from .train.loop import Trainer
+
+    data = read_data_file(datafile)
+    if "train" not in data:
+        raise PydarknetError(f"{datafile}: no 'train=' list of training images")
+    backup = backup or data.get("backup") or "backup"
+    map_fn = _map_function(data) if calc_map else None
+    if calc_map and map_fn is None:
+        raise PydarknetError(f"{datafile}: -map needs a 'valid=' list of images")
+
+    def loader(net, loader_seed):
+        return make_loader(net, data["train"], seed=loader_seed, labels=data.get("labels"))
+
+    trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
+                      map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches)
+    return trainer, trainer.run()
+
+
+def _cmd_train(args):
+    run_training(args.cfg, args.data, args.weights, clear=args.clear, calc_map=args.map,
+                 seed=args.seed, backup=args.backup, max_batches=args.max_batches)
+    return 0
+
+
+def _cmd_darknet_train(args):
+    run_training(args.cfg, args.data, args.weights, clear=args.clear,
+                 calc_map=getattr(args, "map", False), seed=args.seed, backup=args.backup,
+                 max_batches=args.max_batches)
+    return 0
+
+
+def _cmd_demo(args):
+    from .data import make_shapes_detection
+    t0 = time.time()
+    folder = os.path.abspath(args.folder)
+    print(f"generating the built-in shapes data set in {folder} ...")
+    ds = make_shapes_detection(os.path.join(folder, "shapes"), train=args.train_images,
+                               valid=args.valid_images, size=160, seed=args.seed or 0)
+    backup = os.path.join(folder, "backup")
+    trainer, weights = run_training(args.cfg, ds["data"], clear=True, seed=args.seed or 0,
+                                    backup=backup, max_batches=args.iterations, calc_map=True,
+                                    map_every=max(args.iterations // 4, 50))
+    minutes = (time.time() - t0) / 60
+    best = trainer.best_map or 0.0
+    print(f"\ntrained {trainer.net.iteration} iterations in {minutes:.1f} min; "
+          f"mAP@0.5 on the {args.valid_images} held-out images: {best * 100:.1f}%")
+    print(f"chart: {os.path.join(backup, 'chart.png')}")
+    try:
+        from .detector import detect_and_draw
+        image = ds["valid"][0] if isinstance(ds["valid"], list) else None
+        if image is None:
+            with open(ds["valid"]) as f:
+                image = f.readline().strip()
+        out = os.path.join(folder, "predictions.jpg")
+        detect_and_draw(trainer.net, image, out, names=ds.get("class_names"))
+        print(f"detections: {out}")
+    except ImportError:
+        pass
+    return 0
+
+
+def _train_arguments(p, darknet_style):
+    flag = "-" if darknet_style else "--"
+    p.add_argument(f"{flag}clear", action="store_true",
+                   help="restart the iteration count at 0 (transfer learning)")
+    p.add_argument(f"{flag}map", action="store_true", help="mAP@0.5 on the valid list as it goes")
+    p.add_argument(f"{flag}dont_show", action="store_true", help="accepted (nothing is shown)")
+    p.add_argument("--seed", type=int, help="makes augmentation and initialisation repeatable")
+    p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")
+    p.add_argument("--max-batches", dest="max_batches", type=int,
+                   help="stop at this iteration instead of the cfg's max_batches")
+
+
+def add_train_command(sub):
+    p = sub.add_parser("train", help="train a detector or classifier (darknet detector train)")
+    p.add_argument("cfg")
+    p.add_argument("data", help="Darknet .data file (classes, train, valid, names, backup)")
+    p.add_argument("weights", nargs="?", help="checkpoint to resume, or backbone to start from")
+    _train_arguments(p, darknet_style=False)
+    p.set_defaults(func=_cmd_train)
+
+    demo = sub.add_parser("demo", help="generate the built-in shapes data set and train "
+                                       "cfg/demo-shapes.cfg on it (a few CPU minutes)")
+    demo.add_argument("--cfg", default=os.path.join("cfg", "demo-shapes.cfg"))
+    demo.add_argument("--folder", default="demo", help="where data, checkpoints, chart go")
+    demo.add_argument("--iterations", type=int, default=1200)
+    demo.add_argument("--train-images", dest="train_images", type=int, default=400)
+    demo.add_argument("--valid-images", dest="valid_images", type=int, default=100)
+    demo.add_argument("--seed", type=int, default=0)
+    demo.set_defaults(func=_cmd_demo)
+
+
+def add_darknet_train(detector_sub, classifier_sub):
+    """`detector train DATA CFG [WEIGHTS]` and `classifier train DATA CFG [WEIGHTS]`."""
+    for sub in (detector_sub, classifier_sub):
+        p = sub.add_parser("train", help="Darknet's form of `pydarknet train`")
+        p.add_argument("data")
+        p.add_argument("cfg")
+        p.add_argument("weights", nargs="?")
+        _train_arguments(p, darknet_style=True)
+        p.set_defaults(func=_cmd_darknet_train)
