@@ -5,7 +5,7 @@ FATBIN := pydarknet/backend/kernels.fatbin
 GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
            -gencode arch=compute_90,code=compute_90
 
-.PHONY: install build test bench cuda clean
+.PHONY: install build test bench demo cuda clean
 
 install:
 	$(PYTHON) -m pip install -e ".[test]"
@@ -18,6 +18,12 @@ test:
 
 bench:
 	$(PYTHON) bench/forward_cpu.py
+	$(PYTHON) bench/train_cpu.py
+	$(PYTHON) bench/data_loader.py
+
+demo:
+	$(PYTHON) -m pip install -e .
+	pydarknet demo
 
 cuda:
 	@if [ -z "$(CU_SRC)" ]; then \
