@@ -14,7 +14,10 @@ def draw_chart(path, history, max_batches, title=""):
     x0, x1, y0, y1 = left, w - right, h - bottom, top
     cv2.rectangle(img, (x0, y1), (x1, y0), (0, 0, 0), 1)
     losses = [p["avg_loss"] for p in history if p.get("avg_loss") is not None]
-    top_loss = max(1e-6, np.percentile(losses, 98) * 1.1) if losses else 1.0
+    # scale to the recent losses (the first iterations' huge values are clipped, like
+    # Darknet's max_chart_loss), so that the curve stays readable late in training
+    recent = losses[len(losses) // 4:]
+    top_loss = max(1e-6, max(recent) * 1.2) if recent else 1.0
     span = max(max_batches, 1)
 
     def px(it):
