@@ -1,6 +1,8 @@
 PYTHON ?= python
 NVCC ?= nvcc
 CU_SRC := $(wildcard cuda/*.cu)
+CU_HDR := $(wildcard cuda/*.cuh)
+CU_UNITY := build/cuda/kernels_all.cu
 FATBIN := pydarknet/backend/kernels.fatbin
 GENCODE := -gencode arch=compute_80,code=sm_80 -gencode arch=compute_90,code=sm_90 \
            -gencode arch=compute_90,code=compute_90
@@ -25,15 +27,23 @@ demo:
 	$(PYTHON) -m pip install -e .
 	pydarknet demo
 
+# `make cuda`: every cuda/*.cu compiled as ONE translation unit (build/cuda/kernels_all.cu
+# #includes them; a fatbin holds one module) into $(FATBIN): sm_80 and sm_90 SASS plus
+# compute_90 PTX. A no-op with a message where nvcc is absent; rebuilt only when a source
+# changed. cuda/README.md lists the kernels.
 cuda:
 	@if [ -z "$(CU_SRC)" ]; then \
 		echo "make cuda: no cuda/*.cu sources yet; nothing to build"; \
 	elif ! command -v $(NVCC) >/dev/null 2>&1; then \
 		echo "make cuda: nvcc not found on PATH; skipping $(FATBIN)"; \
 	else \
-		echo "$(NVCC) -O3 --fatbin $(GENCODE) -o $(FATBIN) $(CU_SRC)"; \
-		$(NVCC) -O3 --fatbin $(GENCODE) -o $(FATBIN) $(CU_SRC); \
+		$(MAKE) --no-print-directory $(FATBIN); \
 	fi
+
+$(FATBIN): $(CU_SRC) $(CU_HDR)
+	@mkdir -p build/cuda
+	@for f in $(CU_SRC); do echo "#include \"$(CURDIR)/$$f\""; done > $(CU_UNITY)
+	$(NVCC) -O3 --threads 0 --fatbin $(GENCODE) -o $@ $(CU_UNITY)
 
 clean:
 	rm -rf build *.egg-info

@@ -78,6 +78,8 @@ def build_parser():
 
     from .cli_train import add_train_command
     add_train_command(sub)
+    from .cli_detector import add_subcommands
+    add_subcommands(sub)
     return p
 
 

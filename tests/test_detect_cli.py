@@ -1,0 +1,350 @@
+"""The inference and evaluation commands end to end on a tiny detector and classifier, and the
+bad inputs they must survive (or refuse with a clear message)."""
+
+import json
+import os
+import warnings
+
+import cv2
+import numpy as np
+import pytest
+
+from pydarknet.cli import main
+from pydarknet.detector import detect_detections
+from pydarknet.image import network_input
+from pydarknet.network import load_cfg_text
+
+DET_CFG = """
+[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[maxpool]
+size=4
+stride=4
+
+[convolutional]
+filters=21
+size=1
+stride=1
+pad=1
+activation=linear
+
+[yolo]
+mask=0,1,2
+anchors=8,10, 20,24, 40,30
+classes=2
+num=3
+"""
+
+CLS_CFG = """
+[net]
+width=32
+height=32
+channels=3
+
+[convolutional]
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[avgpool]
+
+[connected]
+output=3
+activation=linear
+
+[softmax]
+"""
+
+SIZES = [(64, 64), (90, 50), (40, 120), (100, 77), (70, 70), (120, 40)]
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    """A detector (cfg + weights), 12 images in images/ with their labels beside them: the
+    detector's own detections above 0.5 (so its mAP must be exactly 1 for every class with
+    truths), a .data file, a names file."""
+    root = tmp_path_factory.mktemp("det")
+    rng = np.random.default_rng(1)
+    imgs = [cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (3, 3), 0)
+            for w, h in SIZES * 2]
+    net = load_cfg_text(DET_CFG, batch=1)
+    net.predict(np.stack([network_input(im, 64, 64) for im in imgs]))
+    # the last conv, standardised on these images: every cell's objectness and class scores
+    # vary, a few percent of the (cell, anchor, class) end up above 0.5
+    f = net.outputs[1]
+    mean, std = f.mean((0, 2, 3)), f.std((0, 2, 3)) + 1e-6
+    spread = np.array([1, 1, 0.4, 0.4, 1.5, 1.5, 1.5])
+    w = rng.normal(0, 1, (3, 7, 8)) * spread[None, :, None] / (np.sqrt(8) * std)
+    b = -(w * mean).sum(-1)
+    b[:, 4:] -= 1
+    conv = net.layers[2]
+    conv.params["weights"][...] = w.reshape(conv.params["weights"].shape)
+    conv.params["biases"][...] = b.ravel()
+    (root / "tiny.cfg").write_text(DET_CFG)
+    net.save_weights(root / "tiny.weights")
+    (root / "images").mkdir()
+    paths, classes_seen = [], set()
+    for i, img in enumerate(imgs):
+        p = root / "images" / f"{i:012d}.{'png' if i % 3 == 0 else 'jpg'}"
+        cv2.imwrite(str(p), img)
+        img = cv2.imread(str(p))
+        d = detect_detections(net, [img], 0.005, 0.45)[0]
+        rows, cls, score = d.pairs(0.5)
+        lines = [f"{c} {b[0]:f} {b[1]:f} {b[2]:f} {b[3]:f}\n" for c, b in
+                 zip(cls, d.boxes[rows])]
+        classes_seen |= set(cls.tolist())
+        p.with_suffix(".txt").write_text("".join(lines))
+        paths.append(str(p))
+    assert classes_seen == {0, 1}, "both classes need truth boxes"
+    (root / "valid.txt").write_text("\n".join(paths) + "\n")
+    (root / "names").write_text("cat\ndog\n")
+    (root / "obj.data").write_text(f"classes = 2\ntrain = {root / 'valid.txt'}\n"
+                                   f"valid = {root / 'valid.txt'}\nnames = {root / 'names'}\n"
+                                   f"results = {root / 'results'}\neval = coco\n")
+    return root
+
+
+def run(capsys, *args, warned=None):
+    """Run the command line; its warnings (skipped inputs) go to the list ``warned``."""
+    with warnings.catch_warnings(record=True) as rec:
+        code = main([str(a) for a in args])
+    if warned is not None:
+        warned.extend(str(w.message) for w in rec)
+    out = capsys.readouterr()
+    return code, out.out, out.err
+
+
+def test_map_is_one_on_its_own_detections(dataset, capsys):
+    d = dataset
+    for points in (0, 11, 101):
+        code, out, err = run(capsys, "detector", "map", d / "obj.data", d / "tiny.cfg",
+                             d / "tiny.weights", "-points", points, "-thresh", 0.5,
+                             "--json", d / "m.json")
+        assert code == 0, err
+        assert "mean average precision (mAP@0.50) = 1.000000" in out
+        r = json.loads((d / "m.json").read_text())
+        assert r["images"] == 12 and r["fp"] == 0 and r["fn"] == 0
+    assert "class_id = 1, name = dog, ap = 100.00%" in out
+    assert "COCO metrics" in out and r["coco"]["AP50"] == pytest.approx(1.0)   # eval = coco
+    # a stricter IoU threshold, still exact boxes
+    code, out, _ = run(capsys, "detector", "map", d / "obj.data", d / "tiny.cfg",
+                       d / "tiny.weights", "-iou_thresh", 0.9)
+    assert "mAP@0.90) = 1.000000" in out
+
+
+def test_coco_metrics_from_an_annotation_file(dataset, tmp_path, capsys):
+    """Ground truth from a COCO json (images by file name, categories by name, other ids)."""
+    d = dataset
+    images, anns = [], []
+    for i, p in enumerate((d / "valid.txt").read_text().split()):
+        h, w = cv2.imread(p).shape[:2]
+        images.append({"id": 500 + i, "file_name": os.path.basename(p), "width": w, "height": h})
+        for line in open(os.path.splitext(p)[0] + ".txt"):
+            c, x, y, bw, bh = (float(v) for v in line.split())
+            x0, y0 = max((x - bw / 2) * w, 0), max((y - bh / 2) * h, 0)
+            x1, y1 = min((x + bw / 2) * w, w), min((y + bh / 2) * h, h)
+            anns.append({"id": len(anns) + 1, "image_id": 500 + i, "category_id": [17, 18][int(c)],
+                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": (x1 - x0) * (y1 - y0),
+                         "iscrowd": 0})
+    ann = tmp_path / "instances.json"
+    ann.write_text(json.dumps({"images": images, "annotations": anns, "categories": [
+        {"id": 17, "name": "cat"}, {"id": 18, "name": "dog"}]}))
+    code, out, err = run(capsys, "detector", "map", d / "obj.data", d / "tiny.cfg",
+                         d / "tiny.weights", "--annotations", ann, "--json", tmp_path / "m.json")
+    assert code == 0, err
+    r = json.loads((tmp_path / "m.json").read_text())
+    assert r["coco"]["AP50"] == pytest.approx(1.0) and r["coco"]["images"] == 12
+    assert [c["category_id"] for c in r["coco"]["per_class"]] == [17, 18]
+    assert [c["name"] for c in r["coco"]["per_class"]] == ["cat", "dog"]
+
+
+def test_map_skips_and_reports_bad_inputs(dataset, tmp_path, capsys):
+    d = dataset
+    paths = (d / "valid.txt").read_text().split()
+    bad_img = tmp_path / "broken.jpg"
+    bad_img.write_bytes(b"not a jpeg at all")
+    bad_img.with_suffix(".txt").write_text("")
+    labelled = tmp_path / "a.jpg"
+    cv2.imwrite(str(labelled), cv2.imread(paths[1]))
+    labelled.with_suffix(".txt").write_text(
+        open(os.path.splitext(paths[1])[0] + ".txt").read() +
+        "0 0.5 0.5\nx 0.1 0.2 0.3 0.4\n7 0.5 0.5 0.1 0.1\n1 0.5 0.5 0 0.2\n")
+    nolabel = tmp_path / "nolabel.jpg"
+    cv2.imwrite(str(nolabel), cv2.imread(paths[2]))
+    lst = tmp_path / "valid.txt"
+    lst.write_text("\n".join(paths[:4] + [str(tmp_path / "missing.jpg"), str(bad_img),
+                                          str(labelled), str(nolabel)]) + "\n")
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 2\nvalid = {lst}\nnames = {d / 'names'}\n")
+    rec = []
+    code, out, err = run(capsys, "detector", "map", data, d / "tiny.cfg", d / "tiny.weights",
+                         warned=rec)
+    assert code == 0, err
+    msgs = "\n".join(rec)
+    assert f"{tmp_path / 'missing.jpg'}: image not found; skipped" in msgs
+    assert f"{bad_img}: cannot decode the image" in msgs
+    lp = labelled.with_suffix(".txt")
+    n = len(open(os.path.splitext(paths[1])[0] + ".txt").read().splitlines())
+    assert f"{lp}:{n + 1}: expected 5 values 'class x y w h', found 3" in msgs
+    assert f"{lp}:{n + 2}: the class id must be an integer" in msgs
+    assert f"{lp}:{n + 3}: class id 7 is outside 0..1 (classes=2)" in msgs
+    assert f"{lp}:{n + 4}: width and height must be > 0" in msgs
+    assert f"{nolabel.with_suffix('.txt')}: label file not found" in msgs
+    assert "image missing: 1" in err and "image unreadable: 1" in err
+    assert " images = 6" in out           # 8 listed, 2 unreadable: skipped, not evaluated
+    # the image without labels counts as having no objects (Darknet): its detections are FPs
+    r_map = float(out.split("(mAP@0.50) = ")[1].split(",")[0])
+    assert 0 < r_map < 1
+
+
+@pytest.mark.parametrize("case,expect", [
+    ("empty", "the validation image list is empty"),
+    ("no_list", "validation image list not found"),
+    ("short_names", "the names file ends after 1 names, but"),
+    ("unreadable", "none of the 2 validation images could be read"),
+    ("no_labels", "no label file found for any of the 1 images"),
+])
+def test_map_refuses_what_cannot_be_evaluated(dataset, tmp_path, capsys, case, expect):
+    d = dataset
+    lst, names = tmp_path / "valid.txt", d / "names"
+    lst.write_text("\n".join((d / "valid.txt").read_text().split()[:2]) + "\n")
+    if case == "empty":
+        lst.write_text("\n\n")
+    elif case == "no_list":
+        lst = tmp_path / "nothing.txt"
+    elif case == "short_names":
+        names = tmp_path / "names"
+        names.write_text("cat\n")
+    elif case == "unreadable":
+        lst.write_text(f"{tmp_path / 'a.jpg'}\n{tmp_path / 'b.jpg'}\n")
+    elif case == "no_labels":
+        img = tmp_path / "x.jpg"
+        cv2.imwrite(str(img), np.zeros((20, 20, 3), np.uint8))
+        lst.write_text(f"{img}\n")
+    data = tmp_path / "obj.data"
+    data.write_text(f"classes = 2\nvalid = {lst}\nnames = {names}\n")
+    code, out, err = run(capsys, "detector", "map", data, d / "tiny.cfg", d / "tiny.weights")
+    assert code == 2
+    assert "pydarknet: error:" in err and expect in err
+    if case in ("empty", "no_list"):
+        assert str(lst) in err
+    if case == "short_names":
+        assert f"{names}:1:" in err and "classes=2" in err
+
+
+def test_detect_command(dataset, tmp_path, capsys):
+    d = dataset
+    imgs = (d / "valid.txt").read_text().split()
+    out_dir, js = tmp_path / "out", tmp_path / "dets.json"
+    code, out, err = run(capsys, "detect", d / "tiny.cfg", d / "tiny.weights", imgs[0], imgs[1],
+                         tmp_path / "missing.jpg", "--names", d / "names", "--out", out_dir,
+                         "--json", js, "-ext_output", "--thresh", 0.5)
+    assert code == 0, err
+    assert sorted(os.listdir(out_dir)) == sorted(os.path.basename(p) for p in imgs[:2])
+    frames = json.loads(js.read_text())
+    assert [f["filename"] for f in frames] == imgs[:2]
+    n_objects = sum(len(f["objects"]) for f in frames)
+    labels = sum(len(open(os.path.splitext(p)[0] + ".txt").read().splitlines())
+                 for p in imgs[:2])
+    assert n_objects == labels > 0           # the labels are these very detections
+    lines = [ln for ln in out.splitlines() if "left_x:" in ln]
+    assert len(lines) == labels
+    assert all(ln.split(":")[0] in ("cat", "dog") for ln in lines)
+    assert "image missing: 1" in err
+    # a folder works as input too
+    code, out, err = run(capsys, "detect", d / "tiny.cfg", d / "tiny.weights", d / "images",
+                         "--no-save")
+    assert code == 0 and out.count(": ") >= 12
+
+
+def test_detector_test_writes_predictions(dataset, tmp_path, capsys, monkeypatch):
+    d = dataset
+    monkeypatch.chdir(tmp_path)
+    img = (d / "valid.txt").read_text().split()[3]
+    code, out, err = run(capsys, "detector", "test", d / "obj.data", d / "tiny.cfg",
+                         d / "tiny.weights", img, "-thresh", 0.5, "-dont_show", "-out", "r.json")
+    assert code == 0, err
+    assert (tmp_path / "predictions.jpg").exists()
+    frames = json.loads((tmp_path / "r.json").read_text())
+    assert frames[0]["frame_id"] == 1 and frames[0]["filename"] == img
+    # -save_labels: the best class of every box above thresh, as the image's label file
+    copy = tmp_path / "copy.jpg"
+    copy.write_bytes(open(img, "rb").read())
+    code, out, err = run(capsys, "detector", "test", d / "obj.data", d / "tiny.cfg",
+                         d / "tiny.weights", copy, "-thresh", 0.5, "-save_labels")
+    assert code == 0, err
+    mine = [ln.split() for ln in (tmp_path / "copy.txt").read_text().splitlines()]
+    truth = [ln.split() for ln in open(os.path.splitext(img)[0] + ".txt").read().splitlines()]
+    boxes = np.array([[float(v) for v in t[1:]] for t in truth])
+    assert mine and all(np.abs(boxes - [float(v) for v in m[1:]]).max(1).min() < 1e-4
+                        for m in mine)
+
+
+def test_detector_valid_writes_coco_results(dataset, capsys):
+    d = dataset
+    code, out, err = run(capsys, "detector", "valid", d / "obj.data", d / "tiny.cfg",
+                         d / "tiny.weights")
+    assert code == 0, err
+    res = json.loads((d / "results" / "coco_results.json").read_text())
+    assert {r["image_id"] for r in res} <= set(range(12)) and len({r["image_id"] for r in res}) > 6
+    assert {r["category_id"] for r in res} == {0, 1}       # 2 classes: class index ids
+    assert all(len(r["bbox"]) == 4 and r["score"] > 0.001 for r in res)
+    assert "category id = class index" in out
+
+
+def test_calc_anchors(dataset, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    d = dataset
+    code, out, err = run(capsys, "detector", "calc_anchors", d / "obj.data", "-num_of_clusters",
+                         3, "-width", 64, "-height", 64, "-seed", 1)
+    assert code == 0, err
+    anchors = out.split("anchors = ")[-1].strip()
+    wh = [float(v) for v in anchors.replace(",", " ").split()]
+    assert len(wh) == 6
+    areas = [wh[i] * wh[i + 1] for i in (0, 2, 4)]
+    assert areas == sorted(areas)
+    assert "avg IoU = " in out and "counters_per_class = " in out
+    assert (tmp_path / "anchors.txt").read_text().strip() == anchors
+
+
+def test_classifier_commands(tmp_path, capsys):
+    net = load_cfg_text(CLS_CFG, batch=1)
+    (tmp_path / "c.cfg").write_text(CLS_CFG)
+    net.save_weights(tmp_path / "c.weights")
+    rng = np.random.default_rng(0)
+    names = ["red", "green", "blue"]
+    paths = []
+    for i in range(9):
+        p = tmp_path / f"{i}_{names[i % 3]}.png"
+        cv2.imwrite(str(p), rng.integers(0, 256, (40, 50, 3), np.uint8))
+        paths.append(str(p))
+    paths += [str(tmp_path / "9_red.png"), str(tmp_path / "10_nothing.png")]   # missing, no class
+    cv2.imwrite(paths[-1], np.zeros((8, 8, 3), np.uint8))
+    (tmp_path / "valid.txt").write_text("\n".join(paths))
+    (tmp_path / "labels").write_text("\n".join(names) + "\n")
+    data = tmp_path / "c.data"
+    data.write_text(f"classes = 3\nvalid = {tmp_path / 'valid.txt'}\n"
+                    f"labels = {tmp_path / 'labels'}\n")
+    code, out, err = run(capsys, "classifier", "predict", data, tmp_path / "c.cfg",
+                         tmp_path / "c.weights", paths[0], "-top", 2)
+    assert code == 0, err
+    lines = [ln for ln in out.splitlines() if ln.split(":")[0] in names]
+    assert len(lines) == 2
+    assert sum(float(ln.split(": ")[1]) for ln in lines) <= 1.0
+    code, out, err = run(capsys, "classifier", "valid", data, tmp_path / "c.cfg",
+                         tmp_path / "c.weights")
+    assert code == 0, err
+    assert out.startswith("9 images: top 1: ") and "top 3: 1.000000" in out
+    assert "1 without a class name in the path, 1 unreadable" in err
