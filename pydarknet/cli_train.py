@@ -71,17 +71,16 @@ def _cmd_demo(args):
     print(f"\ntrained {trainer.net.iteration} iterations in {minutes:.1f} min; "
           f"mAP@0.5 on the {args.valid_images} held-out images: {best * 100:.1f}%")
     print(f"chart: {os.path.join(backup, 'chart.png')}")
-    try:
-        from .detector import detect_and_draw
-        image = ds["valid"][0] if isinstance(ds["valid"], list) else None
-        if image is None:
-            with open(ds["valid"]) as f:
-                image = f.readline().strip()
-        out = os.path.join(folder, "predictions.jpg")
-        detect_and_draw(trainer.net, image, out, names=ds.get("class_names"))
-        print(f"detections: {out}")
-    except ImportError:
-        pass
+    import cv2
+
+    from .image import draw_detections, read_bgr
+    with open(ds["valid"]) as f:
+        first = f.readline().strip()
+    image = read_bgr(first)
+    dets = trainer.net.detect(image, thresh=0.25)
+    out = os.path.join(folder, "predictions.jpg")
+    cv2.imwrite(out, draw_detections(image, dets, names=ds.get("class_names")))
+    print(f"detections on {first}: {out}")
     return 0
 
 
@@ -97,6 +96,14 @@ def _train_arguments(p, darknet_style):
                    help="stop at this iteration instead of the cfg's max_batches")
 
 
+def _default_demo_cfg():
+    local = os.path.join("cfg", "demo-shapes.cfg")
+    if os.path.exists(local):
+        return local
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return os.path.join(here, "cfg", "demo-shapes.cfg")
+
+
 def add_train_command(sub):
     p = sub.add_parser("train", help="train a detector or classifier (darknet detector train)")
     p.add_argument("cfg")
@@ -107,7 +114,7 @@ def add_train_command(sub):
 
     demo = sub.add_parser("demo", help="generate the built-in shapes data set and train "
                                        "cfg/demo-shapes.cfg on it (a few CPU minutes)")
-    demo.add_argument("--cfg", default=os.path.join("cfg", "demo-shapes.cfg"))
+    demo.add_argument("--cfg", default=_default_demo_cfg())
     demo.add_argument("--folder", default="demo", help="where data, checkpoints, chart go")
     demo.add_argument("--iterations", type=int, default=1200)
     demo.add_argument("--train-images", dest="train_images", type=int, default=400)

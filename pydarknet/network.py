@@ -222,6 +222,16 @@ class Network:
         from .train import train_iteration
         return train_iteration(self, images, truths)
 
+    # -- detection -----------------------------------------------------------------------
+    def detect(self, image_bgr, thresh=0.25, nms=0.45, **kw):
+        """[(class_id, score, (x, y, w, h) in pixels)], best first (pydarknet.detector)."""
+        from .detector import detect
+        return detect(self, image_bgr, thresh, nms, **kw)
+
+    def detect_batch(self, images_bgr, thresh=0.25, nms=0.45, **kw):
+        from .detector import detect_batch
+        return detect_batch(self, images_bgr, thresh, nms, **kw)
+
     # -- weights -------------------------------------------------------------------------
     def load_weights(self, path, cutoff=None, allow_partial=False):
         header = weights_io.load_weights(self, path, cutoff, allow_partial)

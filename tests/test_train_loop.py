@@ -121,3 +121,15 @@ def test_log_and_chart_are_written(tmp_path, shapes):
     assert [r["iteration"] for r in records] == [1, 2, 3]
     assert {"loss", "avg_loss", "rate", "seconds", "images", "hours_left"} <= set(records[0])
     assert os.path.getsize(tmp_path / "chart.png") > 1000
+
+
+def test_short_demo_learns(tmp_path):
+    """A short version of `pydarknet demo`: the loss falls and mAP@0.5 rises above chance."""
+    ds = make_shapes_detection(str(tmp_path / "shapes"), train=64, valid=16, size=160, seed=0)
+    lines = []
+    trainer, _ = run_training(CFG, ds["data"], seed=0, backup=str(tmp_path / "backup"),
+                              max_batches=80, calc_map=True, map_every=80, log=lines.append)
+    losses = [json.loads(l)["loss"] for l in open(tmp_path / "backup" /
+                                                   "demo-shapes_train.jsonl")]
+    assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
+    assert trainer.best_map is not None and trainer.best_map > 0.05
