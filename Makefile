@@ -22,6 +22,8 @@ bench:
 	$(PYTHON) bench/forward_cpu.py
 	$(PYTHON) bench/train_cpu.py
 	$(PYTHON) bench/data_loader.py
+	$(PYTHON) bench/train_pipeline.py
+	$(PYTHON) bench/detect_cpu.py
 
 demo:
 	$(PYTHON) -m pip install -e .
