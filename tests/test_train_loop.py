@@ -32,6 +32,16 @@ def small_cfg(tmp_path, batch=4):
     return path
 
 
+def spawn_trainer(cfg, shapes, backup, last_every):
+    """A training run in its own process (to be killed), printing Darknet's lines."""
+    code = ("import sys; sys.path.insert(0, %r); from pydarknet.train.loop import Trainer;"
+            "from pydarknet.data import make_loader;"
+            "t = Trainer(%r, lambda n, s: make_loader(n, %r, seed=s), backup=%r, seed=3,"
+            " max_batches=10000, last_every=%d, log=lambda l: print(l, flush=True)); t.run()"
+            % (str(ROOT), str(cfg), shapes["train"], str(backup), last_every))
+    return subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+
+
 def weights_of(path, cfg):
     net = pydarknet.load(cfg, path)
     return [p.copy() for l in net.layers for p in l.params.values()], net.seen
@@ -67,12 +77,7 @@ def test_finished_run_says_so(tmp_path, shapes):
 def test_sigkill_leaves_a_valid_checkpoint_and_training_resumes(tmp_path, shapes):
     cfg = small_cfg(tmp_path)
     backup = tmp_path / "backup"
-    code = ("import sys; sys.path.insert(0, %r); from pydarknet.train.loop import Trainer;"
-            "from pydarknet.data import make_loader;"
-            "t = Trainer(%r, lambda n, s: make_loader(n, %r, seed=s), backup=%r, seed=3,"
-            " max_batches=10000, last_every=2, log=lambda l: print(l, flush=True)); t.run()"
-            % (str(ROOT), str(cfg), shapes["train"], str(backup)))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = spawn_trainer(cfg, shapes, backup, last_every=2)
     last = backup / "demo-shapes_last.weights"
     deadline = time.time() + 120
     seen_iterations = 0
@@ -96,12 +101,7 @@ def test_sigkill_leaves_a_valid_checkpoint_and_training_resumes(tmp_path, shapes
 def test_sigterm_saves_last(tmp_path, shapes):
     cfg = small_cfg(tmp_path)
     backup = tmp_path / "backup"
-    code = ("import sys; sys.path.insert(0, %r); from pydarknet.train.loop import Trainer;"
-            "from pydarknet.data import make_loader;"
-            "t = Trainer(%r, lambda n, s: make_loader(n, %r, seed=s), backup=%r, seed=3,"
-            " max_batches=10000, log=lambda l: print(l, flush=True)); t.run()"
-            % (str(ROOT), str(cfg), shapes["train"], str(backup)))
-    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    proc = spawn_trainer(cfg, shapes, backup, last_every=100)
     for line in proc.stdout:
         if line.startswith(" 3:"):
             break

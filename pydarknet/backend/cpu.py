@@ -124,15 +124,12 @@ def _activation_code(code, op="activate"):
 
 
 # -- convolution / products -----------------------------------------------------------------
-def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
-    """Darknet's im2col convolution into ``out`` (written in full); returns ``out``.
-
-    x[N,C,H,W], w[F,C//groups,kh,kw], out[N,F,OH,OW]; OH/OW are taken from ``out``.
-    """
-    op = "conv2d"
+def _conv_args(op, x, w, out_name, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
+    """Checked geometry shared by conv2d and its backward: ``out`` is the [N, F, OH, OW]
+    output (or its delta)."""
     _check(op, "x", x, ndim=4)
     _check(op, "w", w, ndim=4)
-    _check(op, "out", out, ndim=4)
+    _check(op, out_name, out, ndim=4)
     sy = _int(op, "stride_y", stride_y, 1)
     sx = _int(op, "stride_x", stride_x, 1)
     py = _int(op, "pad_y", pad_y, 0)
@@ -149,7 +146,19 @@ def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
         raise ValueError(f"{op}: w must have shape ({f}, {c // g}, kh, kw) for C={c}, "
                          f"groups={g}; got {w.shape}")
     if out.shape[0] != n or out.shape[1] != f:
-        raise ValueError(f"{op}: out must have shape ({n}, {f}, OH, OW), got {out.shape}")
+        raise ValueError(f"{op}: {out_name} must have shape ({n}, {f}, OH, OW), got "
+                         f"{out.shape}")
+    return n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g
+
+
+def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
+    """Darknet's im2col convolution into ``out`` (written in full); returns ``out``.
+
+    x[N,C,H,W], w[F,C//groups,kh,kw], out[N,F,OH,OW]; OH/OW are taken from ``out``.
+    """
+    op = "conv2d"
+    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _conv_args(
+        op, x, w, "out", out, stride_y, stride_x, pad_y, pad_x, dilation, groups)
     oh, ow = out.shape[2], out.shape[3]
     _check_size(op, oh * ow, c * h * wd, cg * kh * kw, n * f, f * cg * kh * kw)
     if out.size == 0:
@@ -359,27 +368,9 @@ def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilat
     dx None or [N,C,H,W]. Returns ``dw``.
     """
     op = "conv2d_backward"
-    _check(op, "x", x, ndim=4)
-    _check(op, "w", w, ndim=4)
-    _check(op, "delta", delta, ndim=4)
     _check(op, "dw", dw, ndim=4)
-    sy = _int(op, "stride_y", stride_y, 1)
-    sx = _int(op, "stride_x", stride_x, 1)
-    py = _int(op, "pad_y", pad_y, 0)
-    px = _int(op, "pad_x", pad_x, 0)
-    dil = _int(op, "dilation", dilation, 1)
-    g = _int(op, "groups", groups, 1)
-    n, c, h, wd = x.shape
-    f, cg, kh, kw = w.shape
-    if c % g:
-        raise ValueError(f"{op}: input channels {c} are not divisible by groups={g}")
-    if f % g:
-        raise ValueError(f"{op}: filters {f} are not divisible by groups={g}")
-    if cg != c // g:
-        raise ValueError(f"{op}: w must have shape ({f}, {c // g}, kh, kw) for C={c}, "
-                         f"groups={g}; got {w.shape}")
-    if delta.shape[0] != n or delta.shape[1] != f:
-        raise ValueError(f"{op}: delta must have shape ({n}, {f}, OH, OW), got {delta.shape}")
+    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _conv_args(
+        op, x, w, "delta", delta, stride_y, stride_x, pad_y, pad_x, dilation, groups)
     _check_shape(op, "dw", dw, w.shape)
     _writable(op, "dw", dw)
     _distinct(op, "dw", dw, (("x", x), ("w", w), ("delta", delta)))

@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from . import augment as A
-from .io import DataError, Problems, read_image
+from .io import BadIndexes, DataError, Problems, read_image
 
 from .paths import class_from_path as _class_from_path
 
@@ -52,7 +52,7 @@ class ClassificationDataset:
         self.class_from_path = class_from_path or _class_from_path
         self.problems = problems if problems is not None else Problems()
         self._classes = {}
-        self._bad = set()
+        self._bad = BadIndexes(len(self.paths))
         self._lock = threading.Lock()
 
     @classmethod
@@ -106,21 +106,13 @@ class ClassificationDataset:
         return y
 
     def _read(self, rng, index):
-        m = len(self.paths)
-        for _ in range(MAX_TRIES):
-            if index not in self._bad:
-                cls = self.class_of(index)
-                if cls is not None:
-                    img = read_image(self.paths[index], self.channels, self.problems)
-                    if img is not None:
-                        return img, cls, index
-                with self._lock:
-                    self._bad.add(index)
-            if len(self._bad) >= m:
-                break
-            index = int(rng.integers(m))
-        raise DataError(f"no usable image among {m} in the list: {len(self._bad)} skipped "
-                        f"({self.problems.as_dict()})")
+        def load(i):
+            cls = self.class_of(i)
+            if cls is None:
+                return None
+            img = read_image(self.paths[i], self.channels, self.problems)
+            return None if img is None else (img, cls, i)
+        return self._bad.first_usable(rng, index, load, self.problems, MAX_TRIES)
 
     def _single(self, rng, index, w, h):
         """One augmented image as float32 HxWxC in [0, 1] and its truth vector. An image
@@ -133,8 +125,7 @@ class ClassificationDataset:
                 path = self.paths[index]
                 self.problems.report("image_failed", f"{path}: cannot augment this image "
                                      f"({str(e).strip()[:200]}); skipped", key=path)
-                with self._lock:
-                    self._bad.add(index)
+                self._bad.mark(index)
                 index = int(rng.integers(len(self.paths)))
         raise DataError(f"no usable image: {self.problems.as_dict()}")
 

@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 
 from . import augment as A
-from .io import DataError, DataWarning, Problems, read_image, read_label_file, track_base
+from .io import BadIndexes, DataError, DataWarning, Problems, read_image, read_label_file, track_base
 
 from .paths import label_path as _label_path
 
@@ -72,7 +72,7 @@ class DetectionDataset:
         self.label_path = label_path or _label_path
         self.problems = problems if problems is not None else Problems()
         self._labels = {}
-        self._bad = set()
+        self._bad = BadIndexes(len(self.paths))
         self._lock = threading.Lock()
 
     @classmethod
@@ -117,21 +117,13 @@ class DetectionDataset:
 
     def _read(self, rng, index):
         """(image, boxes, index) of ``index`` or, when it is bad, of random other images."""
-        m = len(self.paths)
-        for _ in range(MAX_TRIES):
-            if index not in self._bad:
-                img = read_image(self.paths[index], self.channels, self.problems)
-                if img is not None:
-                    boxes = self.labels(index)
-                    if boxes is not None:
-                        return img, boxes, index
-                with self._lock:
-                    self._bad.add(index)
-            if len(self._bad) >= m:
-                break
-            index = int(rng.integers(m))
-        raise DataError(f"no usable image among {m} in the list: {len(self._bad)} skipped "
-                        f"({self.problems.as_dict()})")
+        def load(i):
+            img = read_image(self.paths[i], self.channels, self.problems)
+            if img is None:
+                return None
+            boxes = self.labels(i)
+            return None if boxes is None else (img, boxes, i)
+        return self._bad.first_usable(rng, index, load, self.problems, MAX_TRIES)
 
     # -- one augmented image ------------------------------------------------------------------
     def _single(self, rng, index, w, h, corner=None):
@@ -145,8 +137,7 @@ class DetectionDataset:
                 path = self.paths[index]
                 self.problems.report("image_failed", f"{path}: cannot augment this image "
                                      f"({str(e).strip()[:200]}); skipped", key=path)
-                with self._lock:
-                    self._bad.add(index)
+                self._bad.mark(index)
                 index = int(rng.integers(len(self.paths)))
         raise DataError(f"no usable image: {self.problems.as_dict()}")
 

@@ -55,6 +55,40 @@ class Problems:
         return f"Problems({self.as_dict()})"
 
 
+class BadIndexes:
+    """The list positions found unusable, shared by a data set's loader threads."""
+
+    def __init__(self, size):
+        self.size = size
+        self._bad = set()
+        self._lock = threading.Lock()
+
+    def mark(self, index):
+        with self._lock:
+            self._bad.add(index)
+
+    def first_usable(self, rng, index, load, problems, tries=100):
+        """``load(index)`` for ``index`` or, while it returns None (the item is marked bad),
+        for random other positions; a ``DataError`` when none is usable."""
+        for _ in range(tries):
+            if index not in self._bad:
+                item = load(index)
+                if item is not None:
+                    return item
+                self.mark(index)
+            if len(self._bad) >= self.size:
+                break
+            index = int(rng.integers(self.size))
+        raise DataError(f"no usable image among {self.size} in the list: {len(self._bad)} "
+                        f"skipped ({problems.as_dict()})")
+
+    def __contains__(self, index):
+        return index in self._bad
+
+    def __len__(self):
+        return len(self._bad)
+
+
 def read_list(path, problems=None, what="image list"):
     """Non-empty, stripped lines of a list file (Darknet's train=/valid= files). A missing file
     or an empty list is a ``DataError`` naming the file."""

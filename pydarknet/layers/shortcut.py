@@ -68,26 +68,36 @@ class Shortcut(Layer):
             return e / (np.float32(0.0001) + e.sum(axis=0))
         return w
 
+    def _weighted(self, values, k, wts):
+        """values [n, m] (a prefix of a flattened output) times normalised weight k."""
+        if wts is None:
+            return values
+        if wts.shape[1] == 1:                       # per feature: one scalar per input
+            return values * wts[k, 0]
+        n, m = values.shape                         # per channel
+        c = m // (self.w * self.h)
+        return (values.reshape(n, c, -1) * wts[k, :c, None]).reshape(n, m)
+
+    def _add_weight_grad(self, d, values, k, per_channel):
+        """Darknet's weight gradient: sum(delta * input), without the normalisation's own
+        derivative."""
+        gw = self.grads["weights"].reshape(self.n + 1, -1)
+        prod = d * values
+        if per_channel:
+            sums = prod.reshape(prod.shape[0], -1, self.w * self.h).sum(axis=(0, 2))
+            gw[k, :sums.size] += sums
+        else:
+            gw[k, 0] += prod.sum()
+
     def forward(self, x, state):
         n = x.shape[0]
-        if self.nweights:
-            wts = self._normalized_weights()  # [n+1, 1] per feature or [n+1, C] per channel
-            per = (lambda k: wts[k].reshape(1, -1, 1)) if wts.shape[1] > 1 else (lambda k: wts[k, 0])
-            out = (x.reshape(n, self.c, -1) * per(0)).reshape(n, -1)
-        else:
-            out = x.reshape(n, -1).copy()
+        wts = self._normalized_weights() if self.nweights else None
+        out = self._weighted(x.reshape(n, -1), 0, wts)
+        if wts is None:
+            out = out.copy()
         for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
-            add = state.outputs[i].reshape(n, size)
             m = min(size, self.outputs)  # Darknet adds the overlapping prefix (fewer channels)
-            if self.nweights:
-                wk = per(k)
-                if np.ndim(wk):
-                    c = m // (self.w * self.h)
-                    out[:, :m] += (add[:, :m].reshape(n, c, -1) * wk[:, :c]).reshape(n, m)
-                else:
-                    out[:, :m] += add[:, :m] * wk
-            else:
-                out[:, :m] += add[:, :m]
+            out[:, :m] += self._weighted(state.outputs[i].reshape(n, size)[:, :m], k, wts)
         out = out.reshape(self.out_shape(n))
         if state.train:
             self._input = x
@@ -101,35 +111,19 @@ class Shortcut(Layer):
         n = delta.shape[0]
         state.backend.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
         flat = delta.reshape(n, -1)
+        wts = self._normalized_weights() if self.nweights else None
+        per_channel = wts is not None and wts.shape[1] > 1
         dx = self.input_delta(state)
-        if self.nweights:
-            wts = self._normalized_weights()              # [n+1, 1 or C]
-            per_channel = wts.shape[1] > 1
-            gw = self.grads["weights"].reshape(self.n + 1, -1)
-
-            def weigh(d, k, m):  # d [n, m] times normalised weight k
-                if per_channel:
-                    c = m // (self.w * self.h)
-                    return (d.reshape(n, c, -1) * wts[k, :c][None, :, None]).reshape(n, m)
-                return d * wts[k, 0]
-
-            def grad(d, values, k, m):  # Darknet: weight grad = sum(delta * input), no norm term
-                prod = (d * values).reshape(n, -1, self.w * self.h) if per_channel else d * values
-                gw[k, :prod.shape[1] if per_channel else 1] += (
-                    prod.sum(axis=(0, 2)) if per_channel else prod.sum())
         if dx is not None:
-            dxf = dx.reshape(n, -1)
-            dxf += weigh(flat, 0, self.outputs) if self.nweights else flat
-        if self.nweights:
-            grad(flat, self._input.reshape(n, -1), 0, self.outputs)
+            dx.reshape(n, -1)[...] += self._weighted(flat, 0, wts)
+        if wts is not None:
+            self._add_weight_grad(flat, self._input.reshape(n, -1), 0, per_channel)
         for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
             m = min(size, self.outputs)
-            dst = state.deltas[i].reshape(n, size)
-            if self.nweights:
-                dst[:, :m] += weigh(flat[:, :m], k, m)
-                grad(flat[:, :m], state.outputs[i].reshape(n, size)[:, :m], k, m)
-            else:
-                dst[:, :m] += flat[:, :m]
+            state.deltas[i].reshape(n, size)[:, :m] += self._weighted(flat[:, :m], k, wts)
+            if wts is not None:
+                self._add_weight_grad(flat[:, :m], state.outputs[i].reshape(n, size)[:, :m],
+                                      k, per_channel)
 
     def fields(self):
         return {"from": list(self.layers), "activation": self.activation,
