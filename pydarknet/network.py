@@ -22,20 +22,56 @@ class ForwardState:
         self.train = train
         self.buffers = {} if buffers is None else buffers
 
-    def output_buffer(self, layer, shape, name="output"):
+    def output_buffer(self, layer, shape, name="output", dtype=np.float32):
         """An array of the layer's, reused from pass to pass (fresh pages cost as much as a
         convolution's arithmetic on these machines): its output, or scratch named ``name``."""
         key = (layer.index, name)
         buf = self.buffers.get(key)
-        if buf is None or buf.shape != tuple(shape):
-            buf = self.backend.empty(shape)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self.backend.empty(shape, dtype)
             self.buffers[key] = buf
         return buf
 
     def copy_to_buffer(self, layer, name, array):
         buf = self.output_buffer(layer, array.shape, name)
-        np.copyto(buf, array)
+        self.backend.copy(buf, array)
         return buf
+
+    def host_result(self, layer, array, name="output"):
+        """A numpy result computed on the host (losses, rare layers) placed in a backend
+        buffer of the layer's."""
+        buf = self.output_buffer(layer, array.shape, name)
+        self.backend.copy_from_numpy(buf, np.ascontiguousarray(array, np.float32))
+        return buf
+
+    def add_host_delta(self, dst, host_delta):
+        """dst (a backend delta buffer) += a numpy array of its size."""
+        B = self.backend
+        h = B.to_numpy(dst)            # the CPU backend returns dst itself: updated in place
+        h += host_delta.reshape(h.shape)
+        B.copy_from_numpy(dst, h)
+
+
+class HostArrays:
+    """A read-only sequence of backend arrays seen as numpy arrays, copied from the device on
+    first access (on the CPU backend: the arrays themselves)."""
+
+    def __init__(self, backend, arrays):
+        self._backend, self._arrays = backend, list(arrays)
+        self._host = [None] * len(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if self._host[i] is None and self._arrays[i] is not None:
+            self._host[i] = self._backend.to_numpy(self._arrays[i])
+        return self._host[i]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
 
 
 class Network:
@@ -75,6 +111,7 @@ class Network:
         self.learning_rate = self.net.learning_rate
         self.rng = np.random.default_rng(seed)
         self._training_ready = False
+        self._params_on_device = False
         self._buffers = {}   # layer index -> output array reused across passes
         self.layers = []
         self._sections = sections
@@ -112,6 +149,7 @@ class Network:
 
     def init_weights(self, seed=0):
         """Darknet-style random initial weights (uniform, scaled by fan-in)."""
+        self.params_to_host()
         rng = np.random.default_rng(seed)
         for layer in self.layers:
             layer.init_params(rng)
@@ -171,13 +209,15 @@ class Network:
         """Run every layer on x; returns (a copy of) the last output. ``outputs[i]`` holds
         layer i's output until the next pass reuses its memory."""
         x = self._check_input(x)
-        state = ForwardState(self.backend, x, train, self._buffers)
-        out = x
+        self.params_to_device()
+        B = self.backend
+        state = ForwardState(B, B.from_numpy(x), train, self._buffers)
+        out = state.input
         for layer in self.layers:
             out = layer.forward(out, state)
             state.outputs.append(out)
-        self.outputs = [self.backend.to_numpy(o) for o in state.outputs]
-        return self.outputs[-1].copy()
+        self.outputs = HostArrays(B, state.outputs)
+        return np.array(self.outputs[-1], copy=True)
 
     def predict(self, x):
         """Inference forward pass (batch norm with rolling statistics)."""
@@ -211,10 +251,34 @@ class Network:
 
     # -- training ------------------------------------------------------------------------
     def ensure_training(self):
+        self.params_to_device()
         if not self._training_ready:
             for layer in self.layers:
-                layer.init_training()
+                layer.init_training(self.backend)
             self._training_ready = True
+
+    # -- where the parameters live ------------------------------------------------------------
+    def _move_params(self, to_device):
+        if getattr(self.backend, "HOST_ARRAYS", False) or self._params_on_device == to_device:
+            return
+        B = self.backend
+        move = B.from_numpy if to_device else (lambda a: np.array(B.to_numpy(a)))
+        for layer in self.layers:
+            for attr in ("params", "grads", "momenta"):
+                arrays = getattr(layer, attr, None) or {}
+                for name in arrays:
+                    arrays[name] = move(arrays[name])
+        self._params_on_device = to_device
+
+    def params_to_device(self):
+        """Put parameters, gradients and momenta on the network's device (forward and training
+        do this themselves; nothing to do on the CPU)."""
+        self._move_params(True)
+
+    def params_to_host(self):
+        """Bring parameters, gradients and momenta back as numpy arrays (weights files and
+        checkpoints do this themselves; nothing to do on the CPU)."""
+        self._move_params(False)
 
     def train_iteration(self, images, truths):
         """One Darknet iteration over ``batch`` images (rows in subdivision order); returns
@@ -234,11 +298,13 @@ class Network:
 
     # -- weights -------------------------------------------------------------------------
     def load_weights(self, path, cutoff=None, allow_partial=False):
+        self.params_to_host()
         header = weights_io.load_weights(self, path, cutoff, allow_partial)
         self.iteration = self.seen // max(self.net.batch, 1)
         return header
 
     def save_weights(self, path, cutoff=None):
+        self.params_to_host()
         weights_io.save_weights(self, path, cutoff)
 
 

@@ -5,10 +5,11 @@ import numpy as np
 from pydarknet.backend import ACTIVATIONS
 
 f32 = np.float32
+HOST_ARRAYS = True
 
 
-def empty(shape):
-    return np.empty(shape, f32)
+def empty(shape, dtype=f32):
+    return np.empty(shape, dtype)
 
 
 def zeros(shape):
@@ -21,6 +22,140 @@ def to_numpy(a):
 
 def from_numpy(a):
     return np.ascontiguousarray(a, f32)
+
+
+def copy_from_numpy(dst, src):
+    dst[...] = np.asarray(src).reshape(dst.shape)
+    return dst
+
+
+def copy(dst, src):
+    dst[...] = src.reshape(dst.shape)
+    return dst
+
+
+def fill(a, value):
+    a[...] = value
+    return a
+
+
+def axpy(alpha, x, y):
+    y += f32(alpha) * x.reshape(y.shape)
+    return y
+
+
+def all_finite(a):
+    return bool(np.all(np.isfinite(a)))
+
+
+def synchronize():
+    pass
+
+
+def copy_rows(src, dst, count, src_offset, dst_offset, accumulate=False):
+    n = src.shape[0]
+    s, d = src.reshape(n, -1), dst.reshape(n, -1)
+    part = s[:, src_offset:src_offset + count]
+    if accumulate:
+        d[:, dst_offset:dst_offset + count] += part
+    else:
+        d[:, dst_offset:dst_offset + count] = part
+    return dst
+
+
+def shortcut_add(out, add, m, spatial, weights=None, accumulate=True):
+    n = out.shape[0]
+    o, a = out.reshape(n, -1), add.reshape(n, -1)
+    if weights is None:
+        w = np.ones(m, f32)
+    else:
+        weights = np.asarray(weights, f32).ravel()
+        w = np.full(m, weights[0], f32) if weights.size == 1 else \
+            weights[np.arange(m) // spatial]
+    if accumulate:
+        o[:, :m] += a[:, :m] * w
+    else:
+        o[:, :m] = a[:, :m] * w
+    return out
+
+
+def yolo_activate(x, out, anchors, entries, scale_x_y, new_coords):
+    n = x.shape[0]
+    v = x.reshape(n, anchors, entries, -1).copy()
+    for e in range(entries):
+        if not new_coords and e not in (2, 3):
+            v[:, :, e] = _logistic(v[:, :, e])
+        if e < 2:
+            v[:, :, e] = v[:, :, e] * f32(scale_x_y) + f32(-0.5 * (scale_x_y - 1))
+    out[...] = v.reshape(out.shape)
+    return out
+
+
+def softmax(x, out, groups, temperature):
+    n = x.shape[0]
+    rows = x.reshape(n, groups, -1)
+    t = f32(temperature)
+    e = np.exp(rows / t - rows.max(axis=-1, keepdims=True) / t)
+    out[...] = (e / e.sum(axis=-1, keepdims=True)).reshape(out.shape)
+    return out
+
+
+def scale_channels(src, scale, out, scale_wh):
+    n, c, h, w = src.shape
+    s = scale.reshape(n, 1, h, w) if scale_wh else scale.reshape(n, c, 1, 1)
+    out[...] = (src * s).reshape(out.shape)
+    return out
+
+
+def scale_channels_backward(delta, src, scale, dsrc, dscale, scale_wh):
+    n, c, h, w = src.shape
+    d = delta.reshape(src.shape)
+    s = scale.reshape(n, 1, h, w) if scale_wh else scale.reshape(n, c, 1, 1)
+    if dscale is not None:
+        dscale += (d * src).sum(axis=1 if scale_wh else (2, 3)).reshape(dscale.shape)
+    if dsrc is not None:
+        dsrc += (d * s).reshape(dsrc.shape)
+
+
+def sam(src, x, out):
+    out[...] = (src.reshape(-1) * x.reshape(-1)).reshape(out.shape)
+    return out
+
+
+def sam_backward(delta, src, x, dx, dsrc):
+    if dx is not None:
+        dx += (delta.reshape(-1) * src.reshape(-1)).reshape(dx.shape)
+    if dsrc is not None:
+        dsrc += (delta.reshape(-1) * x.reshape(-1)).reshape(dsrc.shape)
+
+
+def bias_activate(x, b, code):
+    return activate(add_bias(x, b), code)
+
+
+def batchnorm_activate_inference(x, scales, mean, var, biases, code, eps=1e-5):
+    return activate(batchnorm_inference(x, scales, mean, var, biases, eps), code)
+
+
+def backward_bias(bias_grad, delta):
+    n, c = delta.shape[0], delta.shape[1]
+    bias_grad += delta.reshape(n, c, -1).astype(np.float64).sum(axis=(0, 2)).astype(f32)
+    return bias_grad
+
+
+def global_avgpool_backward(delta, dx):
+    n, c, h, w = dx.shape
+    dx += delta.reshape(n, c, 1, 1) / f32(h * w)
+    return dx
+
+
+def sgd_update(p, u, g, step, neg_decay_b, momentum, decayed):
+    u += g
+    if decayed:
+        u += f32(neg_decay_b) * p
+    p += f32(step) * u
+    u *= f32(momentum)
+    return p
 
 
 def _logistic(x):
@@ -133,15 +268,23 @@ def global_avgpool(x, out):
     return out
 
 
-def upsample(x, out, stride, scale):
-    out[...] = scale * x.repeat(stride, axis=2).repeat(stride, axis=3)
+def upsample(x, out, stride, scale, accumulate=False):
+    v = f32(scale) * x.repeat(stride, axis=2).repeat(stride, axis=3)
+    if accumulate:
+        out += v
+    else:
+        out[...] = v
     return out
 
 
-def downsample_sum(x, out, stride, scale):
+def downsample_sum(x, out, stride, scale, accumulate=False):
     n, c, oh, ow = out.shape
-    out[...] = scale * x[:, :, :oh * stride, :ow * stride].reshape(
+    v = f32(scale) * x[:, :, :oh * stride, :ow * stride].reshape(
         n, c, oh, stride, ow, stride).sum(axis=(3, 5))
+    if accumulate:
+        out += v
+    else:
+        out[...] = v
     return out
 
 

@@ -11,9 +11,10 @@ import reference_backend
 NETS = ["mini-yolo-a", "mini-yolo-b", "mini-classifier"]
 
 
-def run(ref, name, backend=None):
+def run(ref, name, backend=None, device="cpu"):
     folder = ref / "mini" / "forward" / name
-    net = pydarknet.load(ref / "mini" / f"{name}.cfg", folder / "init.weights", batch=1)
+    net = pydarknet.load(ref / "mini" / f"{name}.cfg", folder / "init.weights", batch=1,
+                         device=device)
     if backend is not None:
         net._backend = backend
     net.predict(np.load(folder / "input.npy"))

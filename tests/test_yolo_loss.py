@@ -26,14 +26,9 @@ from pydarknet.network import load_cfg_text
 f32 = np.float32
 
 
-class _State:
-    backend = reference_backend
-    train = False
-    truth = None
-
-
 def forward(layer, x):
-    return layer.forward(np.ascontiguousarray(x, f32), _State())
+    from pydarknet.network import ForwardState
+    return layer.forward(np.ascontiguousarray(x, f32), ForwardState(reference_backend, None))
 
 
 def rel(a, b):

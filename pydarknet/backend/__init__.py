@@ -8,9 +8,21 @@ the Cython extension ``pydarknet.backend._cpu``); a CUDA backend implements the 
 Conventions: float32, C-contiguous, NCHW. ``out`` arguments are written in full.
 In-place ops modify and return their first argument.
 
-Allocation
-    empty(shape) / zeros(shape) -> array
-    to_numpy(a) -> numpy array;  from_numpy(a) -> backend array
+Backend arrays need only what both numpy arrays and device arrays have: ``shape``,
+``dtype``, ``size``, ``ndim`` and ``reshape`` (a view, no copy). Layers do no arithmetic,
+slicing or reductions on them: everything goes through the ops below. Host-side work
+(losses against truths, rare layers) goes through ``to_numpy``/``copy_from_numpy``.
+
+Allocation and transfer
+    empty(shape, dtype=float32) / zeros(shape) -> array   (dtype float32, or int32 for indexes)
+    to_numpy(a) -> numpy array   (CPU: the same array, no copy; CUDA: a host copy)
+    from_numpy(a) -> backend array with a's values (CPU: no copy when already float32 C-order)
+    copy_from_numpy(dst, src)    dst = src (a numpy array of dst's size); no-op when dst is src
+    copy(dst, src)               dst = src, equal sizes (shapes may differ)
+    fill(a, value)               a[...] = value
+    axpy(alpha, x, y)            y += alpha * x, equal sizes
+    all_finite(a) -> bool        no NaN or inf in a
+    synchronize()                wait until queued device work is done (CPU: nothing)
 
 Convolution / products
     conv2d(x[N,C,H,W], w[F,C//groups,kh,kw], out[N,F,OH,OW], stride_y, stride_x,
@@ -27,13 +39,36 @@ Elementwise / per channel (in place)
     add_bias(x[N,C,...], b[C])
     batchnorm_inference(x[N,C,...], scales, mean, variance, biases, eps=1e-5)
         x = scales * (x - mean) / sqrt(variance + eps) + biases   (one fused pass)
+    bias_activate(x[N,C,...], b, code)           add_bias then activate (fused on the GPU)
+    batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e-5)
+                                                 batchnorm_inference then activate (fused)
+
+Copies between layers' outputs (rows = images; per image the array is a flat vector)
+    copy_rows(src, dst, count, src_offset, dst_offset, accumulate=False)
+        for every image n: dst[n, dst_offset:+count] (= or +=) src[n, src_offset:+count]
+        ([route] forward and backward, channel groups included)
+    shortcut_add(out, add, m, spatial, weights=None, accumulate=True)
+        out[n, :m] (+= or =) add[n, :m] * w, w = 1 (weights None), weights[0] (one weight),
+        or weights[i // spatial] (one per channel); ``weights`` is a small host numpy vector
+
+Layer-specific forward ops
+    yolo_activate(x, out, anchors, entries, scale_x_y, new_coords)
+        x, out [N, anchors*entries, H, W]; out = x with logistic on entries 0, 1 and 4..
+        (not when new_coords), then entries 0, 1 scaled: v*scale_x_y - 0.5*(scale_x_y - 1)
+    softmax(x, out, groups, temperature)   per image, each of ``groups`` equal runs of x:
+                                           out = exp(v/t - max/t) / sum (Darknet's order)
+    scale_channels(src[N,C,H,W], scale, out, scale_wh)
+        out = src * scale, scale [N,C,1,1] per channel or [N,1,H,W] per pixel (scale_wh)
+    sam(src, x, out)                       out = src * x elementwise
 
 Pooling / resampling (``out`` preallocated)
     maxpool(x, out, size, stride_y, stride_x, pad)       Darknet's window: starts at -(pad//2)
     local_avgpool(x, out, size, stride_y, stride_x, pad) average over the in-image cells only
     global_avgpool(x[N,C,H,W], out[N,C,1,1])
-    upsample(x, out, stride, scale)                      nearest-neighbour, out = scale * x[..]
-    downsample_sum(x, out, stride, scale)                Darknet's upsample with negative stride
+    upsample(x, out, stride, scale, accumulate=False)   nearest-neighbour, out (=/+=) scale*x[..]
+    downsample_sum(x, out, stride, scale, accumulate=False)
+                                         Darknet's upsample with negative stride; out (=/+=)
+                                         scale * the sum of each stride x stride block
 
 Training (backward; gradients are Darknet "deltas" = -dLoss/d., accumulated with +=)
     conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups)
@@ -51,6 +86,15 @@ Training (backward; gradients are Darknet "deltas" = -dLoss/d., accumulated with
     batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad, scale_grad)
                                        Darknet's batch-norm deltas (eps inside the root),
                                        bias and scale gradients accumulated
+    backward_bias(bias_grad[C], delta[N,C,...])   bias_grad[c] += sum of delta[:, c]
+    global_avgpool_backward(delta[N,C,1,1], dx[N,C,H,W])   dx += delta / (H*W)
+    scale_channels_backward(delta, src, scale, dsrc, dscale, scale_wh)
+                                       dsrc += delta*scale; dscale += sum(delta*src) over the
+                                       spatial cells (over channels with scale_wh); either None
+    sam_backward(delta, src, x, dx, dsrc)   dx += delta*src; dsrc += delta*x; either None
+    sgd_update(p, u, g, step, neg_decay_b, momentum, decayed)
+        Darknet's update, float32: u += g; u += neg_decay_b*p (if decayed); p += step*u;
+        u *= momentum
 """
 
 # Darknet's activation names, in the order of the C core's enum (src_c/activations.h).
@@ -62,12 +106,40 @@ ACTIVATIONS = (
 )
 ACTIVATION_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
 
+# Every op a backend module implements (the docstring above says what each does).
+OP_NAMES = (
+    "empty", "zeros", "to_numpy", "from_numpy", "copy_from_numpy", "copy", "fill", "axpy",
+    "all_finite", "synchronize",
+    "conv2d", "gemm", "activate", "add_bias", "batchnorm_inference", "bias_activate",
+    "batchnorm_activate_inference", "copy_rows", "shortcut_add", "yolo_activate", "softmax",
+    "scale_channels", "sam", "maxpool", "local_avgpool", "global_avgpool", "upsample",
+    "downsample_sum",
+    "conv2d_backward", "gradient", "maxpool_train", "maxpool_backward",
+    "local_avgpool_backward", "batchnorm_train", "batchnorm_backward", "backward_bias",
+    "global_avgpool_backward", "scale_channels_backward", "sam_backward", "sgd_update",
+)
+
+
+def parse_device(device):
+    """"cpu" -> ("cpu", 0); "cuda", "cuda:N" or "gpu:N" -> ("cuda", N); else ValueError."""
+    if device in (None, "cpu"):
+        return "cpu", 0
+    text = str(device).strip().lower()
+    kind, _, index = text.partition(":")
+    if kind in ("cuda", "gpu") and (index == "" or index.isdigit()):
+        return "cuda", int(index or 0)
+    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N' (N = GPU index)")
+
 
 def get_backend(device="cpu"):
-    """Return the backend module for ``device`` ("cpu" or "cuda[:N]")."""
-    if device in (None, "cpu"):
+    """The backend module for ``device``: "cpu", "cuda" / "cuda:N", or a module implementing
+    the op API itself (tests use one)."""
+    if hasattr(device, "conv2d") and hasattr(device, "to_numpy"):
+        return device
+    kind, index = parse_device(device)
+    if kind == "cpu":
         from . import cpu
         return cpu
-    if str(device).startswith("cuda"):
-        raise NotImplementedError("the CUDA backend is not built yet; use device='cpu'")
-    raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N'")
+    from . import cuda
+    cuda.init(index)
+    return cuda

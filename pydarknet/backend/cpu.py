@@ -11,6 +11,8 @@ import numpy as np
 
 from . import ACTIVATION_CODE, ACTIVATIONS
 
+HOST_ARRAYS = True   # backend arrays are numpy arrays: parameters never move
+
 
 def _load_core():
     # libgomp reads OMP_WAIT_POLICY once, when it is loaded together with _cpu. Its default
@@ -49,9 +51,12 @@ _CHANNEL_CODES = frozenset(ACTIVATION_CODE[n] for n in (
 
 
 # -- allocation ---------------------------------------------------------------------------
-def empty(shape):
-    """Uninitialised float32 array of ``shape``."""
-    return np.empty(shape, _F32)
+def empty(shape, dtype=_F32):
+    """Uninitialised array of ``shape``: float32, or int32 (max-pool indexes)."""
+    dtype = np.dtype(dtype)
+    if dtype not in (_F32, np.dtype(np.int32)):
+        raise ValueError(f"empty: dtype must be float32 or int32, got {dtype}")
+    return np.empty(shape, dtype)
 
 
 def zeros(shape):
@@ -67,6 +72,59 @@ def to_numpy(a):
 def from_numpy(a):
     """A float32 C-contiguous array with a's values (no copy when ``a`` already is one)."""
     return np.ascontiguousarray(a, dtype=_F32)
+
+
+def copy_from_numpy(dst, src):
+    """dst = src, a host array of dst's size (any shape); nothing to do when they are one."""
+    _check("copy_from_numpy", "dst", dst)
+    src = np.asarray(src)
+    if src.size != dst.size:
+        raise ValueError(f"copy_from_numpy: src has {src.size} values, dst {dst.size} "
+                         f"(shapes {src.shape} and {dst.shape})")
+    if src.__array_interface__["data"][0] != dst.__array_interface__["data"][0]:
+        np.copyto(dst, src.reshape(dst.shape), casting="same_kind")
+    return dst
+
+
+def copy(dst, src):
+    """dst = src for arrays of equal size (shapes may differ); returns dst."""
+    _check("copy", "dst", dst)
+    _check("copy", "src", src)
+    if src.size != dst.size:
+        raise ValueError(f"copy: src has {src.size} values, dst {dst.size}")
+    np.copyto(dst, src.reshape(dst.shape))
+    return dst
+
+
+def fill(a, value):
+    """a[...] = value; returns a."""
+    if not isinstance(a, np.ndarray):
+        raise ValueError(f"fill: a must be a numpy array, got {type(a).__name__}")
+    a.fill(value)
+    return a
+
+
+def axpy(alpha, x, y):
+    """y += alpha * x for arrays of equal size; returns y."""
+    _check("axpy", "x", x)
+    _check("axpy", "y", y)
+    if x.size != y.size:
+        raise ValueError(f"axpy: x has {x.size} values, y {y.size}")
+    xv = x.reshape(y.shape)
+    if alpha == 1:
+        y += xv
+    else:
+        y += _F32.type(alpha) * xv
+    return y
+
+
+def all_finite(a):
+    """True when a holds no NaN and no inf."""
+    return bool(np.isfinite(a).all())
+
+
+def synchronize():
+    """Nothing to wait for on the CPU."""
 
 
 # -- checks ---------------------------------------------------------------------------------
@@ -243,6 +301,182 @@ def batchnorm_inference(x, scales, mean, variance, biases, eps=1e-5):
     return x
 
 
+def bias_activate(x, b, code):
+    """add_bias then activate (one fused pass on the GPU); returns x."""
+    return activate(add_bias(x, b), code)
+
+
+def batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e-5):
+    """batchnorm_inference then activate (one fused pass on the GPU); returns x."""
+    return activate(batchnorm_inference(x, scales, mean, variance, biases, eps), code)
+
+
+# -- copies between layers' outputs ------------------------------------------------------------
+def _rows(op, argname, a, n=None):
+    _check(op, argname, a, min_ndim=1)
+    if n is not None and a.shape[0] != n:
+        raise ValueError(f"{op}: {argname} must hold {n} images (first dimension), got shape "
+                         f"{a.shape}")
+    return a.reshape(a.shape[0], -1)
+
+
+def copy_rows(src, dst, count, src_offset, dst_offset, accumulate=False):
+    """Per image n: dst[n, dst_offset:+count] (= or +=) src[n, src_offset:+count], both seen
+    as [N, values per image]; returns dst."""
+    op = "copy_rows"
+    s = _rows(op, "src", src)
+    d = _rows(op, "dst", dst, src.shape[0])
+    count = _int(op, "count", count, 0)
+    so = _int(op, "src_offset", src_offset, 0)
+    do = _int(op, "dst_offset", dst_offset, 0)
+    if so + count > s.shape[1] or do + count > d.shape[1]:
+        raise ValueError(f"{op}: {count} values from offset {so} of {s.shape[1]} into offset "
+                         f"{do} of {d.shape[1]} do not fit")
+    if accumulate:
+        d[:, do:do + count] += s[:, so:so + count]
+    else:
+        d[:, do:do + count] = s[:, so:so + count]
+    return dst
+
+
+def shortcut_add(out, add, m, spatial, weights=None, accumulate=True):
+    """Per image: out[n, :m] (+= or =) add[n, :m] * w, with w = 1 (weights None), weights[0]
+    (a single weight) or weights[i // spatial] (one per channel); returns out."""
+    op = "shortcut_add"
+    o = _rows(op, "out", out)
+    a = _rows(op, "add", add, out.shape[0])
+    m = _int(op, "m", m, 0)
+    spatial = _int(op, "spatial", spatial, 1)
+    if m > o.shape[1] or m > a.shape[1]:
+        raise ValueError(f"{op}: m={m} exceeds the values per image ({o.shape[1]}, {a.shape[1]})")
+    values = a[:, :m]
+    if weights is not None:
+        w = np.asarray(weights, _F32).ravel()
+        if w.size == 1:
+            values = values * w[0]
+        else:
+            c = m // spatial
+            if w.size < c:
+                raise ValueError(f"{op}: {c} channels need {c} weights, got {w.size}")
+            values = (values.reshape(a.shape[0], c, spatial) * w[:c, None]).reshape(-1, m)
+    if accumulate:
+        o[:, :m] += values
+    else:
+        o[:, :m] = values
+    return out
+
+
+# -- layer-specific forward ops ----------------------------------------------------------------
+def _logistic(v):
+    return _F32.type(1) / (_F32.type(1) + np.exp(-v))
+
+
+def yolo_activate(x, out, anchors, entries, scale_x_y, new_coords):
+    """[yolo]'s activation of x[N, anchors*entries, H, W] into out (may be x); returns out."""
+    op = "yolo_activate"
+    _check(op, "x", x, min_ndim=2)
+    _check(op, "out", out)
+    _check_shape(op, "out", out, x.shape)
+    anchors = _int(op, "anchors", anchors, 1)
+    entries = _int(op, "entries", entries, 5)
+    n = x.shape[0]
+    if x.size % (n * anchors * entries):
+        raise ValueError(f"{op}: x of shape {x.shape} is not [N, {anchors}*{entries}, H, W]")
+    v = x.reshape(n, anchors, entries, -1).copy()
+    if not new_coords:     # new_coords heads are activated in the conv before
+        v[:, :, 0:2] = _logistic(v[:, :, 0:2])
+        v[:, :, 4:] = _logistic(v[:, :, 4:])
+    v[:, :, 0:2] = v[:, :, 0:2] * _F32.type(scale_x_y) + _F32.type(-0.5 * (scale_x_y - 1))
+    np.copyto(out, v.reshape(out.shape))
+    return out
+
+
+def softmax_rows(v, temperature=1.0):
+    """Darknet's softmax along the last axis of a numpy array (max subtracted, float32)."""
+    t = _F32.type(temperature)
+    e = np.exp(v / t - v.max(axis=-1, keepdims=True) / t)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def softmax(x, out, groups, temperature):
+    """Per image, Darknet's softmax over each of ``groups`` equal runs of x; returns out."""
+    op = "softmax"
+    _check(op, "x", x, min_ndim=1)
+    _check(op, "out", out)
+    _check_shape(op, "out", out, x.shape)
+    groups = _int(op, "groups", groups, 1)
+    n = x.shape[0]
+    if (x.size // max(n, 1)) % groups:
+        raise ValueError(f"{op}: groups={groups} does not divide the {x.size // max(n, 1)} "
+                         f"values per image")
+    np.copyto(out, softmax_rows(x.reshape(n, groups, -1), temperature).reshape(out.shape))
+    return out
+
+
+def _scale_view(op, src, scale, scale_wh):
+    _check(op, "src", src, ndim=4)
+    _check(op, "scale", scale)
+    n, c, h, w = src.shape
+    want = n * h * w if scale_wh else n * c
+    if scale.size != want:
+        raise ValueError(f"{op}: scale must hold {want} values ({'N*H*W' if scale_wh else 'N*C'})"
+                         f" for src of shape {src.shape}, got shape {scale.shape}")
+    return (scale.reshape(n, 1, h * w) if scale_wh else scale.reshape(n, c, 1),
+            src.reshape(n, c, h * w))
+
+
+def scale_channels(src, scale, out, scale_wh):
+    """out = src[N,C,H,W] * scale, one scale per (image, channel), or per (image, pixel) with
+    scale_wh; returns out."""
+    op = "scale_channels"
+    sv, s3 = _scale_view(op, src, scale, scale_wh)
+    _check(op, "out", out)
+    if out.size != src.size:
+        raise ValueError(f"{op}: out must hold {src.size} values, got shape {out.shape}")
+    np.copyto(out, (s3 * sv).reshape(out.shape))
+    return out
+
+
+def scale_channels_backward(delta, src, scale, dsrc, dscale, scale_wh):
+    """dsrc += delta * scale; dscale += sum(delta * src) over pixels (over channels with
+    scale_wh); either output may be None."""
+    op = "scale_channels_backward"
+    sv, s3 = _scale_view(op, src, scale, scale_wh)
+    _check(op, "delta", delta)
+    d = delta.reshape(s3.shape)
+    if dscale is not None:
+        _check(op, "dscale", dscale)
+        grad = (d * s3).sum(axis=1 if scale_wh else 2)
+        dscale += grad.reshape(dscale.shape)
+    if dsrc is not None:
+        _check(op, "dsrc", dsrc)
+        dsrc += (d * sv).reshape(dsrc.shape)
+
+
+def sam(src, x, out):
+    """out = src * x elementwise (equal sizes); returns out."""
+    op = "sam"
+    for argname, a in (("src", src), ("x", x), ("out", out)):
+        _check(op, argname, a)
+        if a.size != src.size:
+            raise ValueError(f"{op}: {argname} must hold {src.size} values, got {a.size}")
+    np.multiply(src.reshape(out.shape), x.reshape(out.shape), out=out)
+    return out
+
+
+def sam_backward(delta, src, x, dx, dsrc):
+    """dx += delta * src; dsrc += delta * x (either may be None)."""
+    op = "sam_backward"
+    _check(op, "delta", delta)
+    d = delta.reshape(-1)
+    if dx is not None:
+        _check(op, "src", src)
+        dx.reshape(-1)[...] += d * src.reshape(-1)
+    if dsrc is not None:
+        _check(op, "x", x)
+        dsrc.reshape(-1)[...] += d * x.reshape(-1)
+
+
 # -- pooling / resampling --------------------------------------------------------------------
 def _pool_args(op, x, out, size, stride_y, stride_x, pad):
     _check(op, "x", x, ndim=4)
@@ -308,28 +542,34 @@ def _resample_args(op, small, big, small_name, big_name, stride):
     return n * c, stride
 
 
-def upsample(x, out, stride, scale):
-    """Nearest-neighbour upsample: out[n,c,y,x] = scale * x[n,c,y//stride,x//stride] for
-    x[N,C,H,W], out[N,C,H*stride,W*stride]; returns out."""
+def upsample(x, out, stride, scale, accumulate=False):
+    """Nearest-neighbour upsample: out[n,c,y,x] (= or +=) scale * x[n,c,y//stride,x//stride]
+    for x[N,C,H,W], out[N,C,H*stride,W*stride]; returns out."""
     op = "upsample"
     nc, stride = _resample_args(op, x, out, "x", "out", stride)
     n, c, h, w = x.shape
     _check_shape(op, "out", out, (n, c, h * stride, w * stride))
     if out.size:
-        _cpu.upsample(x, out, nc, h, w, stride, float(scale))
+        dst = np.empty_like(out) if accumulate else out
+        _cpu.upsample(x, dst, nc, h, w, stride, float(scale))
+        if accumulate:
+            out += dst
     return out
 
 
-def downsample_sum(x, out, stride, scale):
-    """Darknet's upsample with negative stride: out[N,C,OH,OW] = 0, then
-    out[n,c,y//stride,x//stride] += scale * x[n,c,y,x] for y < OH*stride, x < OW*stride,
-    where OH = H // stride, OW = W // stride; returns out."""
+def downsample_sum(x, out, stride, scale, accumulate=False):
+    """Darknet's upsample with negative stride: out[N,C,OH,OW] (= or +=) the sum of
+    scale * x[n,c,y,x] over y//stride, x//stride, for y < OH*stride, x < OW*stride, where
+    OH = H // stride, OW = W // stride; returns out."""
     op = "downsample_sum"
     nc, stride = _resample_args(op, out, x, "out", "x", stride)
     n, c, h, w = x.shape
     _check_shape(op, "out", out, (n, c, h // stride, w // stride))
     if out.size:
-        _cpu.downsample_sum(x, out, nc, h, w, out.shape[2], out.shape[3], stride, float(scale))
+        dst = np.empty_like(out) if accumulate else out
+        _cpu.downsample_sum(x, dst, nc, h, w, out.shape[2], out.shape[3], stride, float(scale))
+        if accumulate:
+            out += dst
     return out
 
 
@@ -546,6 +786,45 @@ def batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad
         _cpu.batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad,
                                 scale_grad, n, c, spatial)
     return delta
+
+
+def backward_bias(bias_grad, delta):
+    """bias_grad[c] += the sum of delta[N, C, ...] over images and pixels (in double);
+    returns bias_grad."""
+    op = "backward_bias"
+    n, c, _ = _per_channel(op, delta, (("bias_grad", bias_grad),), xname="delta")
+    _writable(op, "bias_grad", bias_grad)
+    if delta.size:
+        sums = delta.reshape(n, c, -1).sum(axis=(0, 2), dtype=np.float64)
+        bias_grad += sums.astype(_F32).reshape(bias_grad.shape)
+    return bias_grad
+
+
+def global_avgpool_backward(delta, dx):
+    """dx[N,C,H,W] += delta[N,C,1,1] / (H*W); returns dx."""
+    op = "global_avgpool_backward"
+    _check(op, "delta", delta)
+    _check(op, "dx", dx, ndim=4)
+    n, c, h, w = dx.shape
+    if delta.size != n * c:
+        raise ValueError(f"{op}: delta must hold N*C = {n * c} values, got shape {delta.shape}")
+    dx.reshape(n, c, -1)[...] += delta.reshape(n, c, 1) / _F32.type(h * w)
+    return dx
+
+
+def sgd_update(p, u, g, step, neg_decay_b, momentum, decayed):
+    """Darknet's SGD step in float32: u += g; u += neg_decay_b*p (when decayed);
+    p += step*u; u *= momentum. Returns p."""
+    op = "sgd_update"
+    for argname, a in (("p", p), ("u", u), ("g", g)):
+        _check(op, argname, a)
+        _check_shape(op, argname, a, p.shape)
+    u += g
+    if decayed:
+        u += _F32.type(neg_decay_b) * p
+    p += _F32.type(step) * u
+    u *= _F32.type(momentum)
+    return p
 
 
 # -- threads ---------------------------------------------------------------------------------

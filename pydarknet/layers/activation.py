@@ -26,7 +26,7 @@ class Activation(Layer):
         self.inputs = self.outputs = ctx.inputs
 
     def forward(self, x, state):
-        out = x.copy()
+        out = state.copy_to_buffer(self, "output", x)
         shape = (x.shape[0], self.c, self.h, self.w) if self.c else x.shape
         state.backend.activate(out.reshape(shape), self.activation)
         return out

@@ -85,10 +85,11 @@ class Layer:
     trainable = ()
     decayed = ("weights",)
 
-    def init_training(self):
+    def init_training(self, backend):
         """Gradient accumulators and momentum buffers for the trainable parameters."""
-        self.grads = {k: np.zeros_like(self.params[k]) for k in self.trainable if k in self.params}
-        self.momenta = {k: np.zeros_like(v) for k, v in self.grads.items()}
+        self.grads = {k: backend.zeros(self.params[k].shape)
+                      for k in self.trainable if k in self.params}
+        self.momenta = {k: backend.zeros(v.shape) for k, v in self.grads.items()}
 
     def backward(self, state):
         """Add this layer's input gradients into ``state.deltas`` (Darknet's l.backward)."""

@@ -52,7 +52,7 @@ class Batchnorm(Layer):
 
     def forward(self, x, state):
         p = self.params
-        out = x.reshape(self.out_shape(x.shape[0])).copy()
+        out = state.copy_to_buffer(self, "output", x.reshape(self.out_shape(x.shape[0])))
         if state.train:
             self._cache = bn_train_forward(state.backend, out, p["scales"], p["biases"],
                                            p["rolling_mean"], p["rolling_variance"])
@@ -62,11 +62,11 @@ class Batchnorm(Layer):
         return out
 
     def backward(self, state):
-        delta = state.deltas[self.index].copy()
+        delta = state.copy_to_buffer(self, "delta_copy", state.deltas[self.index])
         bn_backward(state.backend, delta, self._cache, self.params["scales"], self.grads)
         dx = self.input_delta(state)
         if dx is not None:
-            dx += delta.reshape(dx.shape)
+            state.backend.axpy(1, delta, dx)
 
     def fields(self):
         return {"activation": self.activation}

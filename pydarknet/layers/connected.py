@@ -70,8 +70,7 @@ class Connected(Layer):
         if self.batch_normalize:
             bn_backward(B, delta, self._bn, self.params["scales"], self.grads)
         else:
-            self.grads["biases"] += delta.reshape(n, -1).sum(axis=0, dtype=np.float64).astype(
-                np.float32)
+            B.backward_bias(self.grads["biases"], delta)
         d = delta.reshape(n, self.outputs)
         x = self._input.reshape(n, self.inputs)
         B.gemm(True, False, 1.0, d, x, 1.0, self.grads["weights"])

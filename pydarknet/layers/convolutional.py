@@ -137,20 +137,24 @@ class Convolutional(Layer):
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
         B.conv2d(x, p["weights"], out, self.stride_y, self.stride_x, pad, pad, self.dilation,
                  self.groups)
-        if self.batch_normalize and state.train:
+        if not state.train:   # bias or batch norm fused with the activation
+            if self.batch_normalize:
+                B.batchnorm_activate_inference(out, p["scales"], p["rolling_mean"],
+                                               p["rolling_variance"], p["biases"],
+                                               self.activation)
+            else:
+                B.bias_activate(out, p["biases"], self.activation)
+            return out
+        if self.batch_normalize:
             self._bn = bn_train_forward(B, out, p["scales"], p["biases"], p["rolling_mean"],
                                         p["rolling_variance"],
                                         alloc=lambda name, shape: state.output_buffer(self, shape,
                                                                                       name))
-        elif self.batch_normalize:
-            B.batchnorm_inference(out, p["scales"], p["rolling_mean"], p["rolling_variance"],
-                                  p["biases"])
         else:
             B.add_bias(out, p["biases"])
-        if state.train:
-            self._input = x
-            self._act_input = (state.copy_to_buffer(self, "act_input", out)
-                               if self.activation in NEEDS_INPUT else None)
+        self._input = x
+        self._act_input = (state.copy_to_buffer(self, "act_input", out)
+                           if self.activation in NEEDS_INPUT else None)
         B.activate(out, self.activation)
         return out
 
@@ -162,10 +166,10 @@ class Convolutional(Layer):
         if self.batch_normalize:
             bn_backward(B, delta, self._bn, owner.params["scales"], owner.grads)
         else:
-            owner.grads["biases"] += delta.sum(axis=(0, 2, 3), dtype=np.float64).astype(np.float32)
+            B.backward_bias(owner.grads["biases"], delta)
         pad = self.pad * self.dilation
         if getattr(self, "train_only_bn", 0):
-            dw = np.zeros_like(owner.params["weights"])   # weights stay frozen
+            dw = B.zeros(owner.params["weights"].shape)   # weights stay frozen
         else:
             dw = owner.grads["weights"]
         B.conv2d_backward(self._input, owner.params["weights"], delta, self.input_delta(state), dw,

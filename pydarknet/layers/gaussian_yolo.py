@@ -19,12 +19,13 @@ class GaussianYolo(YoloBase):
         self.yolo_point = s.get_str("yolo_point", "center")
 
     def forward(self, x, state):
-        n = x.shape[0]
-        out = x.reshape(n, self.n, self.classes + 9, self.h * self.w).copy()
+        n = x.shape[0]   # computed on the host (inference only)
+        out = state.backend.to_numpy(x).reshape(n, self.n, self.classes + 9, self.h * self.w)
+        out = out.copy()
         a, b = np.float32(self.scale_x_y), np.float32(-0.5 * (self.scale_x_y - 1))
         for k in (0, 1, 2, 3, 5, 7):
             out[:, :, k] = logistic(out[:, :, k])
         out[:, :, 8:] = logistic(out[:, :, 8:])
         out[:, :, 0] = out[:, :, 0] * a + b   # x mean
         out[:, :, 2] = out[:, :, 2] * a + b   # y mean
-        return out.reshape(self.out_shape(n))
+        return state.host_result(self, out.reshape(self.out_shape(n)))

@@ -42,9 +42,10 @@ class Local(Layer):
         w[...] = scale * rng.uniform(-1, 1, w.shape)
 
     def forward(self, x, state):
-        n, k = x.shape[0], self.size
+        n, k = x.shape[0], self.size   # on the host (inference only)
         p = self.pad
-        xp = np.pad(x.reshape(n, self.c, self.h, self.w), ((0, 0), (0, 0), (p, p), (p, p)))
+        xh = state.backend.to_numpy(x)
+        xp = np.pad(xh.reshape(n, self.c, self.h, self.w), ((0, 0), (0, 0), (p, p), (p, p)))
         cols = np.empty((n, self.c, k, k, self.out_h, self.out_w), np.float32)
         for ky in range(k):
             for kx in range(k):
@@ -52,8 +53,9 @@ class Local(Layer):
                                         kx:kx + self.stride * self.out_w:self.stride]
         cols = cols.reshape(n, self.c * k * k, self.out_h * self.out_w)
         # weights[j] is the [filters, c*k*k] matrix of output position j
-        out = np.einsum("jfk,nkj->nfj", self.params["weights"], cols, optimize=True)
-        out = out.reshape(n, -1) + self.params["biases"]
-        out = np.ascontiguousarray(out.reshape(self.out_shape(n)), dtype=np.float32)
+        B = state.backend
+        out = np.einsum("jfk,nkj->nfj", B.to_numpy(self.params["weights"]), cols, optimize=True)
+        out = out.reshape(n, -1) + B.to_numpy(self.params["biases"])
+        out = state.host_result(self, out.reshape(self.out_shape(n)))
         state.backend.activate(out, self.activation)
         return out

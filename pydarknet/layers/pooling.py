@@ -66,14 +66,14 @@ class Maxpool(_Window):
         if self.antialiasing:
             return Layer.forward(self, x, state)  # not implemented: says so with file:line
         if self.maxpool_depth:
-            # max over channels g, g+out_c, g+2*out_c, ... at each pixel
-            xs = x.reshape(n, self.c, self.h, self.w)
+            # max over channels g, g+out_c, g+2*out_c, ... at each pixel (on the host)
+            xs = state.backend.to_numpy(x).reshape(n, self.c, self.h, self.w)
             out = [xs[:, g::self.out_c].max(axis=1) for g in range(self.out_c)]
-            return np.ascontiguousarray(np.stack(out, axis=1))
+            return state.host_result(self, np.stack(out, axis=1))
         out = state.output_buffer(self, self.out_shape(n))
         xin = x.reshape(n, self.c, self.h, self.w)
         if state.train:
-            self._indexes = np.empty(out.shape, np.int32)
+            self._indexes = state.output_buffer(self, out.shape, "indexes", np.int32)
             state.backend.maxpool_train(xin, out, self._indexes, self.size, self.stride_y,
                                         self.stride_x, self.pad)
         else:
@@ -86,15 +86,15 @@ class Maxpool(_Window):
             return
         delta = state.deltas[self.index]
         if self.maxpool_depth:
+            B = state.backend
             x = state.outputs[self.index - 1] if self.index else state.input
-            xs = x.reshape(x.shape[0], self.c, self.h, self.w)
-            dxs = dx.reshape(xs.shape)
+            xs = B.to_numpy(x).reshape(x.shape[0], self.c, self.h, self.w)
+            d = B.to_numpy(delta)
+            part = np.zeros(xs.shape, np.float32)
             for g in range(self.out_c):
-                group = xs[:, g::self.out_c]
-                pick = group.argmax(axis=1)[:, None]
-                np.put_along_axis(dxs[:, g::self.out_c], pick,
-                                  np.take_along_axis(dxs[:, g::self.out_c], pick, axis=1)
-                                  + delta[:, g:g + 1], axis=1)
+                pick = xs[:, g::self.out_c].argmax(axis=1)[:, None]
+                np.put_along_axis(part[:, g::self.out_c], pick, d[:, g:g + 1], axis=1)
+            state.add_host_delta(dx, part)
             return
         state.backend.maxpool_backward(delta, self._indexes,
                                        dx.reshape(dx.shape[0], self.c, self.h, self.w))
@@ -149,5 +149,5 @@ class Avgpool(Layer):
     def backward(self, state):
         dx = self.input_delta(state)
         if dx is not None:
-            d = state.deltas[self.index].reshape(-1, self.c, 1)
-            dx.reshape(d.shape[0], self.c, -1)[...] += d / np.float32(self.w * self.h)
+            state.backend.global_avgpool_backward(
+                state.deltas[self.index], dx.reshape(dx.shape[0], self.c, self.h, self.w))

@@ -52,13 +52,15 @@ class Region(Layer):
                                     f"softmax tree ({self.tree}) is not implemented")
         n = x.shape[0]
         size = self.coords + self.classes + 1
-        # Darknet's CPU path flattens to [cell, anchor*entries] before activating.
-        out = x.reshape(n, size * self.num, self.h * self.w).transpose(0, 2, 1).copy()
+        # Darknet's CPU path flattens to [cell, anchor*entries] before activating (on the
+        # host here: inference only).
+        xh = state.backend.to_numpy(x)
+        out = xh.reshape(n, size * self.num, self.h * self.w).transpose(0, 2, 1).copy()
         out = out.reshape(n, self.h * self.w * self.num, size)
         out[:, :, 4] = logistic(out[:, :, 4])
         if self.softmax:
             out[:, :, 5:] = softmax_rows(out[:, :, 5:])
-        return out.reshape(self.out_shape(n))
+        return state.host_result(self, out.reshape(self.out_shape(n)))
 
     def fields(self):
         return {"classes": self.classes, "num": self.num, "coords": self.coords,
@@ -94,9 +96,9 @@ class Detection(Layer):
             setattr(self, key, s.get_float(key, default))
 
     def forward(self, x, state):
-        n = x.shape[0]
-        out = x.reshape(n, -1).copy()
+        n = x.shape[0]   # on the host: inference only
+        out = state.backend.to_numpy(x).reshape(n, -1).copy()
         if self.softmax:
             k = self.side * self.side * self.classes
             out[:, :k] = softmax_rows(out[:, :k].reshape(n, -1, self.classes)).reshape(n, k)
-        return out.reshape(self.out_shape(n))
+        return state.host_result(self, out.reshape(self.out_shape(n)))

@@ -1,7 +1,5 @@
 """[route]: concatenate earlier layers' outputs along channels, or take one group of them."""
 
-import numpy as np
-
 from .base import Layer, register
 
 
@@ -44,24 +42,21 @@ class Route(Layer):
         self.w, self.h, self.c = first.w, first.h, self.out_c
 
     def forward(self, x, state):
-        n = x.shape[0]
-        parts = []
-        for i, size in zip(self.layers, self.sizes):
-            part = size // self.groups
-            src = state.outputs[i].reshape(n, size)
-            parts.append(src[:, part * self.group_id: part * (self.group_id + 1)])
-        out = parts[0].copy() if len(parts) == 1 else np.concatenate(parts, axis=1)
-        return out.reshape(self.out_shape(n))
-
-    def backward(self, state):
-        delta = state.deltas[self.index]
-        n = delta.shape[0]
-        flat = delta.reshape(n, -1)
+        out = state.output_buffer(self, self.out_shape(x.shape[0]))
         start = 0
         for i, size in zip(self.layers, self.sizes):
             part = size // self.groups
-            dst = state.deltas[i].reshape(n, size)
-            dst[:, part * self.group_id: part * (self.group_id + 1)] += flat[:, start:start + part]
+            state.backend.copy_rows(state.outputs[i], out, part, part * self.group_id, start)
+            start += part
+        return out
+
+    def backward(self, state):
+        delta = state.deltas[self.index]
+        start = 0
+        for i, size in zip(self.layers, self.sizes):
+            part = size // self.groups
+            state.backend.copy_rows(delta, state.deltas[i], part, start, part * self.group_id,
+                                    accumulate=True)
             start += part
 
     def fields(self):

@@ -57,9 +57,10 @@ class Shortcut(Layer):
         if self.nweights:
             self.params["weights"][...] = 1  # Darknet starts every weight at 1
 
-    def _normalized_weights(self):
-        """Weights as [n+1, C or 1] after Darknet's relu/softmax normalisation over inputs."""
-        w = self.params["weights"].reshape(self.n + 1, -1).astype(np.float32)
+    def _normalized_weights(self, backend):
+        """Weights as [n+1, C or 1] (host numpy) after Darknet's relu/softmax normalisation
+        over the inputs."""
+        w = backend.to_numpy(self.params["weights"]).reshape(self.n + 1, -1).astype(np.float32)
         if self.weights_normalization == 1:
             r = np.maximum(w, 0)
             return r / (np.float32(0.0001) + r.sum(axis=0))
@@ -68,20 +69,9 @@ class Shortcut(Layer):
             return e / (np.float32(0.0001) + e.sum(axis=0))
         return w
 
-    def _weighted(self, values, k, wts):
-        """values [n, m] (a prefix of a flattened output) times normalised weight k."""
-        if wts is None:
-            return values
-        if wts.shape[1] == 1:                       # per feature: one scalar per input
-            return values * wts[k, 0]
-        n, m = values.shape                         # per channel
-        c = m // (self.w * self.h)
-        return (values.reshape(n, c, -1) * wts[k, :c, None]).reshape(n, m)
-
-    def _add_weight_grad(self, d, values, k, per_channel):
-        """Darknet's weight gradient: sum(delta * input), without the normalisation's own
-        derivative."""
-        gw = self.grads["weights"].reshape(self.n + 1, -1)
+    def _add_weight_grad(self, gw, d, values, k, per_channel):
+        """Darknet's weight gradient (host numpy): sum(delta * input), without the
+        normalisation's own derivative."""
         prod = d * values
         if per_channel:
             sums = prod.reshape(prod.shape[0], -1, self.w * self.h).sum(axis=(0, 2))
@@ -90,40 +80,47 @@ class Shortcut(Layer):
             gw[k, 0] += prod.sum()
 
     def forward(self, x, state):
-        n = x.shape[0]
-        wts = self._normalized_weights() if self.nweights else None
-        out = self._weighted(x.reshape(n, -1), 0, wts)
-        if wts is None:
-            out = out.copy()
+        B = state.backend
+        n, spatial = x.shape[0], self.w * self.h
+        wts = self._normalized_weights(B) if self.nweights else None
+        out = state.output_buffer(self, self.out_shape(n))
+        B.shortcut_add(out, x, self.outputs, spatial, None if wts is None else wts[0],
+                       accumulate=False)
         for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
             m = min(size, self.outputs)  # Darknet adds the overlapping prefix (fewer channels)
-            out[:, :m] += self._weighted(state.outputs[i].reshape(n, size)[:, :m], k, wts)
-        out = out.reshape(self.out_shape(n))
+            B.shortcut_add(out, state.outputs[i], m, spatial, None if wts is None else wts[k])
         if state.train:
             self._input = x
             self._act_input = (state.copy_to_buffer(self, "act_input", out)
                                if self.activation in ("swish", "mish") else None)
-        state.backend.activate(out, self.activation)
+        B.activate(out, self.activation)
         return out
 
     def backward(self, state):
+        B = state.backend
         delta = state.deltas[self.index]
-        n = delta.shape[0]
-        state.backend.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
-        flat = delta.reshape(n, -1)
-        wts = self._normalized_weights() if self.nweights else None
-        per_channel = wts is not None and wts.shape[1] > 1
+        n, spatial = delta.shape[0], self.w * self.h
+        B.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
+        wts = self._normalized_weights(B) if self.nweights else None
         dx = self.input_delta(state)
         if dx is not None:
-            dx.reshape(n, -1)[...] += self._weighted(flat, 0, wts)
-        if wts is not None:
-            self._add_weight_grad(flat, self._input.reshape(n, -1), 0, per_channel)
+            B.shortcut_add(dx, delta, self.outputs, spatial, None if wts is None else wts[0])
+        for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
+            B.shortcut_add(state.deltas[i], delta, min(size, self.outputs), spatial,
+                           None if wts is None else wts[k])
+        if wts is None:
+            return
+        # weight gradients on the host: a handful of sums
+        per_channel = wts.shape[1] > 1
+        d = B.to_numpy(delta).reshape(n, -1)
+        gw = B.to_numpy(self.grads["weights"])
+        g2 = gw.reshape(self.n + 1, -1)
+        self._add_weight_grad(g2, d, B.to_numpy(self._input).reshape(n, -1), 0, per_channel)
         for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
             m = min(size, self.outputs)
-            state.deltas[i].reshape(n, size)[:, :m] += self._weighted(flat[:, :m], k, wts)
-            if wts is not None:
-                self._add_weight_grad(flat[:, :m], state.outputs[i].reshape(n, size)[:, :m],
-                                      k, per_channel)
+            src = B.to_numpy(state.outputs[i]).reshape(n, size)[:, :m]
+            self._add_weight_grad(g2, d[:, :m], src, k, per_channel)
+        B.copy_from_numpy(self.grads["weights"], gw)
 
     def fields(self):
         return {"from": list(self.layers), "activation": self.activation,

@@ -33,17 +33,25 @@ class Dropout(Layer):
             return x.reshape(self.out_shape(x.shape[0]))
         if self.dropblock:
             return Layer.forward(self, x, state)   # not implemented: says so with file:line
-        # Darknet: drop where rand < p, scale the kept values by 1/(1-p)
+        # Darknet: drop where rand < p, scale the kept values by 1/(1-p) (mask on the host:
+        # the random numbers come from the network's generator)
         keep = state.rng.random(x.shape, dtype=np.float32) >= np.float32(self.probability)
         self._mask = keep.astype(np.float32) * np.float32(1 / (1 - self.probability))
-        return (x * self._mask).reshape(self.out_shape(x.shape[0]))
+        mask = state.host_result(self, self._mask, "mask")
+        out = state.output_buffer(self, self.out_shape(x.shape[0]))
+        state.backend.sam(mask, x, out)
+        return out
 
     def backward(self, state):
         dx = self.input_delta(state)
         if dx is None:
             return
-        delta = state.deltas[self.index].reshape(dx.shape)
-        dx += delta if self._mask is None else delta * self._mask.reshape(dx.shape)
+        B = state.backend
+        if self._mask is None:
+            B.axpy(1, state.deltas[self.index], dx)
+        else:
+            mask = state.output_buffer(self, self._mask.shape, "mask")
+            B.sam_backward(state.deltas[self.index], mask, None, dx, None)
 
     def fields(self):
         return {"probability": self.probability}
@@ -86,13 +94,11 @@ class Upsample(Layer):
         if dx is None:
             return
         delta = state.deltas[self.index]
-        n = delta.shape[0]
-        part = np.empty((n, self.c, self.h, self.w), np.float32)
+        dxi = dx.reshape(delta.shape[0], self.c, self.h, self.w)
         if self.reverse:
-            state.backend.upsample(delta, part, self.stride, self.scale)
+            state.backend.upsample(delta, dxi, self.stride, self.scale, accumulate=True)
         else:
-            state.backend.downsample_sum(delta, part, self.stride, self.scale)
-        dx += part.reshape(dx.shape)
+            state.backend.downsample_sum(delta, dxi, self.stride, self.scale, accumulate=True)
 
     def fields(self):
         return {"stride": self.stride, "scale": self.scale, "reverse": self.reverse}
@@ -139,26 +145,28 @@ class _Reorg(Layer):
         n = x.shape[0]
         if self._index is None:
             self._index = reorg_indices(*self._call_geometry(), self.stride)
-        in_index, out_index = self._index
-        flat = x.reshape(n, -1)
+        in_index, out_index = self._index   # a gather on the host (YOLOv2-era layers)
+        flat = state.backend.to_numpy(x).reshape(n, -1)
         out = np.zeros((n, self.outputs), np.float32)
         if self.reverse:        # reorg_cpu(forward=1): out[out_index] = x[in_index]
             out[:, out_index] = flat[:, in_index]
         else:                   # reorg_cpu(forward=0): out[in_index] = x[out_index]
             out[:, in_index] = flat[:, out_index]
-        return out.reshape(self.out_shape(n))
+        return state.host_result(self, out.reshape(self.out_shape(n)))
 
     def backward(self, state):
         dx = self.input_delta(state)
         if dx is None:
             return
-        in_index, out_index = self._index
-        delta = state.deltas[self.index].reshape(dx.shape[0], -1)
-        dxf = dx.reshape(dx.shape[0], -1)
+        in_index, out_index = self._index   # a permutation: plain scatter on the host
+        n = dx.shape[0]
+        delta = state.backend.to_numpy(state.deltas[self.index]).reshape(n, -1)
+        part = np.zeros((n, dx.size // n), np.float32)
         if self.reverse:
-            dxf[:, in_index] += delta[:, out_index]
+            part[:, in_index] = delta[:, out_index]
         else:
-            dxf[:, out_index] += delta[:, in_index]
+            part[:, out_index] = delta[:, in_index]
+        state.add_host_delta(dx, part)
 
     def fields(self):
         return {"stride": self.stride, "reverse": self.reverse}
@@ -213,10 +221,11 @@ class Crop(Layer):
     def forward(self, x, state):
         n = x.shape[0]
         dh, dw = (self.h - self.out_h) // 2, (self.w - self.out_w) // 2
-        xs = x.reshape(n, self.c, self.h, self.w)[:, :, dh:dh + self.out_h, dw:dw + self.out_w]
+        xs = state.backend.to_numpy(x).reshape(n, self.c, self.h, self.w)
+        xs = xs[:, :, dh:dh + self.out_h, dw:dw + self.out_w]    # on the host: inference only
         scale, trans = (np.float32(1), np.float32(0)) if self.noadjust else (np.float32(2),
                                                                               np.float32(-1))
-        return np.ascontiguousarray(xs * scale + trans)
+        return state.host_result(self, xs * scale + trans)
 
 
 class _FromLayer(Layer):
@@ -255,12 +264,9 @@ class ScaleChannels(_FromLayer):
 
     def forward(self, x, state):
         n = x.shape[0]
-        src = state.outputs[self.from_index].reshape(n, self.out_c, self.out_h * self.out_w)
-        if self.scale_wh:
-            scale = x.reshape(n, 1, self.out_h * self.out_w)
-        else:
-            scale = x.reshape(n, self.out_c, 1)
-        out = (src * scale).reshape(self.out_shape(n))
+        src = state.outputs[self.from_index].reshape(n, self.out_c, self.out_h, self.out_w)
+        out = state.output_buffer(self, self.out_shape(n))
+        state.backend.scale_channels(src, x, out, self.scale_wh)
         if state.train:
             self._input = x
         state.backend.activate(out, self.activation)
@@ -270,18 +276,10 @@ class ScaleChannels(_FromLayer):
         delta = state.deltas[self.index]
         n = delta.shape[0]
         state.backend.gradient(delta, state.outputs[self.index], self.activation)
-        d = delta.reshape(n, self.out_c, self.out_h * self.out_w)
-        src = state.outputs[self.from_index].reshape(d.shape)
-        if self.scale_wh:
-            scale = self._input.reshape(n, 1, -1)
-            grad_scale = (d * src).sum(axis=1)
-        else:
-            scale = self._input.reshape(n, self.out_c, 1)
-            grad_scale = (d * src).sum(axis=2)
-        dx = self.input_delta(state)
-        if dx is not None:
-            dx += grad_scale.reshape(dx.shape)
-        state.deltas[self.from_index] += (d * scale).reshape(state.deltas[self.from_index].shape)
+        src = state.outputs[self.from_index].reshape(n, self.out_c, self.out_h, self.out_w)
+        state.backend.scale_channels_backward(delta, src, self._input,
+                                              state.deltas[self.from_index],
+                                              self.input_delta(state), self.scale_wh)
 
 
 @register("sam")
@@ -297,9 +295,8 @@ class Sam(_FromLayer):
                           f"{self.c}: they must match", "from")
 
     def forward(self, x, state):
-        n = x.shape[0]
-        src = state.outputs[self.from_index].reshape(n, -1)
-        out = (src * x.reshape(n, -1)).reshape(self.out_shape(n))
+        out = state.output_buffer(self, self.out_shape(x.shape[0]))
+        state.backend.sam(state.outputs[self.from_index], x, out)
         if state.train:
             self._input = x
         state.backend.activate(out, self.activation)
@@ -307,13 +304,9 @@ class Sam(_FromLayer):
 
     def backward(self, state):
         delta = state.deltas[self.index]
-        n = delta.shape[0]
         state.backend.gradient(delta, state.outputs[self.index], self.activation)
-        d = delta.reshape(n, -1)
-        dx = self.input_delta(state)
-        if dx is not None:
-            dx.reshape(n, -1)[...] += d * state.outputs[self.from_index].reshape(n, -1)
-        state.deltas[self.from_index].reshape(n, -1)[...] += d * self._input.reshape(n, -1)
+        state.backend.sam_backward(delta, state.outputs[self.from_index], self._input,
+                                   self.input_delta(state), state.deltas[self.from_index])
 
 
 @register("empty")
@@ -334,4 +327,4 @@ class Empty(Layer):
     def backward(self, state):
         dx = self.input_delta(state)
         if dx is not None:
-            dx += state.deltas[self.index].reshape(dx.shape)
+            state.backend.axpy(1, state.deltas[self.index], dx)

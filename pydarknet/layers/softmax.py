@@ -4,7 +4,6 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from .base import Layer, register
-from .region import softmax_rows
 
 COST_TYPES = ("sse", "masked", "smooth", "L1", "seg", "wgan")
 
@@ -31,14 +30,15 @@ class Softmax(Layer):
             raise NotSupportedError(f"{self.section.path}:{self.section.line}: [softmax] with a "
                                     f"tree ({self.tree}) is not implemented")
         n = x.shape[0]
-        rows = x.reshape(n, self.groups, self.inputs // self.groups)
-        out = softmax_rows(rows, self.temperature).reshape(self.out_shape(n))
+        B = state.backend
+        out = state.output_buffer(self, self.out_shape(n))
+        B.softmax(x.reshape(out.shape), out, self.groups, self.temperature)
         self.cost = None
         if state.train and state.truth is not None and not self.noloss:
             truth = state.truth.reshape(n, -1)
-            p = out.reshape(n, -1)
+            p = B.to_numpy(out).reshape(n, -1)
             # Darknet's softmax_x_ent: delta = t - p, loss = -log(p) where t != 0
-            state.deltas[self.index][...] = (truth - p).reshape(out.shape)
+            B.copy_from_numpy(state.deltas[self.index], truth - p)
             with np.errstate(divide="ignore"):
                 loss = np.where(truth != 0, -np.log(p), np.float32(0))
             self.cost = float(loss.sum(dtype=np.float32))
@@ -47,7 +47,7 @@ class Softmax(Layer):
     def backward(self, state):
         dx = self.input_delta(state)
         if dx is not None:
-            dx += state.deltas[self.index].reshape(dx.shape)
+            state.backend.axpy(1, state.deltas[self.index], dx)
 
     def fields(self):
         return {"groups": self.groups, "temperature": self.temperature,
@@ -72,14 +72,15 @@ class Cost(Layer):
     def forward(self, x, state):
         # Without truths Darknet's cost layer leaves its (zeroed) output untouched.
         n = x.shape[0]
-        out = np.zeros(self.out_shape(n), np.float32)
+        B = state.backend
+        out = np.zeros(self.out_shape(n), np.float32)   # on the host: losses against truths
         self.cost = None
         if state.train and state.truth is not None:
             if self.cost_type in ("seg", "wgan"):
                 raise NotSupportedError(f"{self.section.path}:{self.section.line}: [cost] "
                                         f"type={self.cost_type} is not implemented for training")
             truth = state.truth.reshape(n, -1).astype(np.float32)
-            pred = x.reshape(n, -1)
+            pred = B.to_numpy(x).reshape(n, -1)
             if self.cost_type == "masked":  # Darknet's SECRET_NUM marks entries to ignore
                 pred = np.where(truth == np.float32(-1234), truth, pred)
             diff = truth - pred
@@ -90,14 +91,14 @@ class Cost(Layer):
             else:  # Darknet's forward_cost_layer uses l2 for every other type (L1 included)
                 err, delta = diff * diff, diff
             out[...] = err.reshape(out.shape)
-            state.deltas[self.index][...] = delta.reshape(out.shape)
+            B.copy_from_numpy(state.deltas[self.index], delta)
             self.cost = float(err.sum(dtype=np.float32))
-        return out
+        return state.host_result(self, out)
 
     def backward(self, state):
         dx = self.input_delta(state)
         if dx is not None:
-            dx += np.float32(self.scale) * state.deltas[self.index].reshape(dx.shape)
+            state.backend.axpy(np.float32(self.scale), state.deltas[self.index], dx)
 
     def fields(self):
         return {"cost_type": self.cost_type, "scale": self.scale, "ratio": self.ratio}

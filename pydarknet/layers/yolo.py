@@ -110,20 +110,17 @@ class Yolo(YoloBase):
             s.get_float(key, 0)
 
     def forward(self, x, state):
-        n = x.shape[0]
-        out = x.reshape(n, self.n, self.classes + 5, self.h * self.w).copy()
-        if not self.new_coords:  # new_coords heads are activated in the conv before
-            out[:, :, 0:2] = logistic(out[:, :, 0:2])
-            out[:, :, 4:] = logistic(out[:, :, 4:])
-        a = np.float32(self.scale_x_y)
-        out[:, :, 0:2] = out[:, :, 0:2] * a + np.float32(-0.5 * (self.scale_x_y - 1))
-        out = out.reshape(self.out_shape(n))
+        B = state.backend
+        out = state.output_buffer(self, self.out_shape(x.shape[0]))
+        B.yolo_activate(x.reshape(out.shape), out, self.n, self.classes + 5, self.scale_x_y,
+                        self.new_coords)
         self.cost = None
         if state.train and state.truth is not None:
+            # the loss runs on the host, as in Darknet's GPU build
             from .yolo_loss import yolo_loss
-            delta, self.cost, self.stats = yolo_loss(self, out, state.truth, state.net_w,
-                                                     state.net_h)
-            state.deltas[self.index][...] = delta
+            delta, self.cost, self.stats = yolo_loss(self, B.to_numpy(out), state.truth,
+                                                     state.net_w, state.net_h)
+            B.copy_from_numpy(state.deltas[self.index], delta)
         return out
 
     def backward(self, state):
@@ -131,4 +128,4 @@ class Yolo(YoloBase):
         # logits (logistic + cross-entropy) and the raw w, h.
         dx = self.input_delta(state)
         if dx is not None:
-            dx += state.deltas[self.index].reshape(dx.shape)
+            state.backend.axpy(1, state.deltas[self.index], dx)

@@ -46,6 +46,6 @@ def load_checkpoint_state(network, path):
             for name, buf in getattr(layer, "momenta", {}).items():
                 key = f"m{layer.index}_{name}"
                 if key in data.files and data[key].shape == buf.shape:
-                    buf[...] = data[key]
+                    network.backend.copy_from_numpy(buf, data[key])
     network.rng.bit_generator.state = meta.pop("rng")
     return meta

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import PydarknetError, ShapeError
-from ..network import ForwardState
+from ..network import ForwardState, HostArrays
 from .policy import learning_rate
 from .sgd import update_layer
 
@@ -60,17 +60,19 @@ def check_truths(network, truths, batch):
 
 def _pass(network, x, truth):
     """Forward and backward of one mini-batch; returns Darknet's cost for it."""
+    B = network.backend
+    x = B.from_numpy(x)
     state = TrainState(network, x, truth)
     n = x.shape[0]
     state.deltas = []
     for layer in network.layers:   # every delta starts at zero in each pass (-gpusem fix 1)
         delta = state.output_buffer(layer, layer.out_shape(n), "delta")
-        delta.fill(0)
+        B.fill(delta, 0)
         state.deltas.append(delta)
     out = x
     for layer in network.layers:
         out = layer.forward(out, state)
-        if not np.isfinite(out).all():
+        if not B.all_finite(out):
             raise PydarknetError(
                 f"layer {layer.index} ({layer.layer_type}) produced NaN or inf at iteration "
                 f"{network.iteration + 1}; weights are left as they were before it")
@@ -86,7 +88,8 @@ def _pass(network, x, truth):
     if not np.isfinite(cost):
         raise PydarknetError(f"the loss is {cost} at iteration {network.iteration + 1}; weights "
                              f"are left as they were before it")
-    network.outputs, network.deltas = state.outputs, state.deltas
+    network.outputs = HostArrays(B, state.outputs)
+    network.deltas = HostArrays(B, state.deltas)
     return cost
 
 
@@ -106,12 +109,14 @@ def train_iteration(network, images, truths):
                          f"{mini}), found {images.shape[0]}")
     truths = check_truths(network, truths, batch)
     network.ensure_training()
+    B = network.backend
     layers = _trained_layers(network)
-    saved = [(l, {k: v.copy() for k, v in l.params.items() if k.startswith("rolling")})
+    saved = [(l, {k: B.to_numpy(v).copy() for k, v in l.params.items()
+                  if k.startswith("rolling")})
              for l in network.layers if any(k.startswith("rolling") for k in l.params)]
     for layer in layers:
         for g in layer.grads.values():
-            g[...] = 0
+            B.fill(g, 0)
     total = 0.0
     seen = network.seen
     try:
@@ -122,7 +127,7 @@ def train_iteration(network, images, truths):
     except PydarknetError:
         for layer, stats in saved:   # leave the rolling statistics as they were too
             for k, v in stats.items():
-                layer.params[k][...] = v
+                B.copy_from_numpy(layer.params[k], v)
         raise
     network.seen = seen
     network.iteration += 1
@@ -134,5 +139,5 @@ def train_iteration(network, images, truths):
             continue
         if layer.burnin_update and layer.burnin_update * net.burn_in > batch_num:
             continue
-        update_layer(layer, rate, net.momentum, net.decay, batch)
+        update_layer(B, layer, rate, net.momentum, net.decay, batch)
     return total / batch
