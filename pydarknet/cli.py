@@ -10,6 +10,24 @@ import warnings
 from .errors import PydarknetError
 
 
+def add_device_option(p):
+    """``--gpu N`` (also Darknet's ``-i N`` and ``-gpus N``): run on CUDA device N."""
+    p.add_argument("--gpu", "-i", "-gpus", dest="gpu", metavar="N",
+                   help="run on GPU N through the CUDA backend (default: the CPU)")
+
+
+def device_of(args):
+    """"cpu" or "cuda:N" from ``--gpu``; Darknet's list form takes one GPU only."""
+    gpu = getattr(args, "gpu", None)
+    if gpu is None or str(gpu).strip().lower() == "cpu":
+        return "cpu"
+    parts = [g for g in str(gpu).split(",") if g.strip()]
+    if len(parts) != 1 or not parts[0].strip().isdigit():
+        raise PydarknetError(f"--gpu {gpu}: expected one GPU index such as 0 (multi-GPU "
+                             f"training is not supported)")
+    return f"cuda:{int(parts[0])}"
+
+
 def _cmd_info(args):
     from .network import Network
     net = Network(args.cfg, batch=args.batch or 1, width=args.width, height=args.height,
@@ -33,7 +51,8 @@ def _cmd_forward(args):
     from .network import Network
     from .sample import sample_image
 
-    net = Network(args.cfg, batch=1, width=args.width, height=args.height)
+    net = Network(args.cfg, batch=1, width=args.width, height=args.height,
+                  device=device_of(args))
     print(net.table())
     if args.weights:
         net.load_weights(args.weights)
@@ -74,6 +93,7 @@ def build_parser():
     fwd.add_argument("--weights")
     fwd.add_argument("--width", type=int)
     fwd.add_argument("--height", type=int)
+    add_device_option(fwd)
     fwd.set_defaults(func=_cmd_forward)
 
     from .cli_train import add_train_command

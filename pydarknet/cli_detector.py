@@ -33,9 +33,12 @@ def _report_problems(problems, out=None):
         print(f"skipped inputs ({what}); each reported above", file=out)
 
 
-def _load_network(cfg, weights, width=None, height=None):
+def _load_network(args, cfg, weights, width=None, height=None):
     import pydarknet
-    net = pydarknet.load(cfg, weights, batch=1, width=width, height=height)
+
+    from .cli import device_of
+    net = pydarknet.load(cfg, weights, batch=1, width=width, height=height,
+                         device=device_of(args))
     if weights is None:
         print(f"note: no weights given: {cfg} runs with random weights", file=sys.stderr)
     return net
@@ -191,7 +194,7 @@ def _run_detection(net, paths, names, thresh, nms, out_dir, out_single, json_pat
 
 
 def _cmd_detect(args):
-    net = _load_network(args.cfg, args.weights, args.width, args.height)
+    net = _load_network(args, args.cfg, args.weights, args.width, args.height)
     names = _names_for(net, args.names)
     problems = _problems()
     paths = _expand_images(args.images, problems)
@@ -209,7 +212,7 @@ def _read_data(path):
 
 def _cmd_test(args):
     data = _read_data(args.data)
-    net = _load_network(args.cfg, args.weights)
+    net = _load_network(args, args.cfg, args.weights)
     names = _names_for(net, data.get("names"))
     problems = _problems()
     if not args.images:
@@ -226,7 +229,7 @@ def _cmd_map(args):
     from .eval.darknet_map import evaluate_network_map, format_report
     from .labels import read_data_file
     data = read_data_file(args.data)
-    net = _load_network(args.cfg, args.weights)
+    net = _load_network(args, args.cfg, args.weights)
     valid = data.get("valid") or data.get("train")
     if not valid:
         raise PydarknetError(f"{args.data}: no 'valid =' (or 'train =') image list")
@@ -267,7 +270,7 @@ def _cmd_valid(args):
     from .eval.coco import COCO_IDS, image_id_from_path, results_for_image
     from .labels import read_list
     data = _read_data(args.data)
-    net = _load_network(args.cfg, args.weights)
+    net = _load_network(args, args.cfg, args.weights)
     names = _names_for(net, data.get("names"), quiet=True)
     valid = data.get("valid")
     if not valid:
@@ -376,7 +379,7 @@ def _classifier_setup(args, for_valid):
     data = read_data_file(args.data)
     keys = ("labels", "names") if for_valid else ("names", "labels")
     names_path = data.get(keys[0]) or data.get(keys[1]) or "data/labels.list"
-    net = _load_network(args.cfg, args.weights)
+    net = _load_network(args, args.cfg, args.weights)
     classes = int(data.get("classes", 2))
     last = net.layers[-1]
     if last.layer_type in ("softmax", "cost") and last.outputs != classes:
@@ -434,7 +437,9 @@ def _opt(p, name, **kw):
 
 
 def _common_run(p):
+    from .cli import add_device_option
     p.add_argument("--threads", type=int, help="image-reading threads (default 2)")
+    add_device_option(p)
 
 
 def add_subcommands(sub):
@@ -532,6 +537,8 @@ def add_subcommands(sub):
     cp.add_argument("weights")
     cp.add_argument("images", nargs="+", metavar="IMAGE")
     cp.add_argument("-top", "--top", "-t", type=int, default=0)
+    from .cli import add_device_option
+    add_device_option(cp)
     cp.set_defaults(func=_cmd_cls_predict)
     cv = csub.add_parser("valid", help="top-1 / top-k accuracy on the valid list",
                          allow_abbrev=False)

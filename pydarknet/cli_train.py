@@ -4,6 +4,7 @@
 import os
 import time
 
+from .cli import add_device_option, device_of
 from .errors import PydarknetError
 
 
@@ -21,7 +22,7 @@ def _map_function(data, thresh=0.25, iou=0.5):
 
 
 def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
-                 backup=None, max_batches=None, map_every=None, log=print):
+                 backup=None, max_batches=None, map_every=None, log=print, device="cpu"):
     from .data import make_loader
     from .data.paths import read_data_file
     from .train.loop import Trainer
@@ -38,19 +39,22 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
         return make_loader(net, data["train"], seed=loader_seed, labels=data.get("labels"))
 
     trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
-                      map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches)
+                      map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
+                      device=device)
     return trainer, trainer.run()
 
 
 def _cmd_train(args):
     run_training(args.cfg, args.data, args.weights, clear=args.clear, calc_map=args.map,
-                 seed=args.seed, backup=args.backup, max_batches=args.max_batches)
+                 seed=args.seed, backup=args.backup, max_batches=args.max_batches,
+                 device=device_of(args))
     return 0
 
 
 def _cmd_darknet_train(args):
     run_training(args.cfg, args.data, args.weights, clear=args.clear,
                  calc_map=getattr(args, "map", False), seed=args.seed, backup=args.backup,
+                 device=device_of(args),
                  max_batches=args.max_batches)
     return 0
 
@@ -65,7 +69,8 @@ def _cmd_demo(args):
     backup = os.path.join(folder, "backup")
     trainer, weights = run_training(args.cfg, ds["data"], clear=True, seed=args.seed or 0,
                                     backup=backup, max_batches=args.iterations, calc_map=True,
-                                    map_every=max(args.iterations // 4, 50))
+                                    map_every=max(args.iterations // 4, 50),
+                                    device=device_of(args))
     minutes = (time.time() - t0) / 60
     best = trainer.best_map or 0.0
     print(f"\ntrained {trainer.net.iteration} iterations in {minutes:.1f} min; "
@@ -94,6 +99,7 @@ def _train_arguments(p, darknet_style):
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")
     p.add_argument("--max-batches", dest="max_batches", type=int,
                    help="stop at this iteration instead of the cfg's max_batches")
+    add_device_option(p)
 
 
 def _default_demo_cfg():
@@ -120,6 +126,7 @@ def add_train_command(sub):
     demo.add_argument("--train-images", dest="train_images", type=int, default=400)
     demo.add_argument("--valid-images", dest="valid_images", type=int, default=100)
     demo.add_argument("--seed", type=int, default=0)
+    add_device_option(demo)
     demo.set_defaults(func=_cmd_demo)
 
 

@@ -39,6 +39,8 @@ Elementwise / per channel (in place)
     add_bias(x[N,C,...], b[C])
     batchnorm_inference(x[N,C,...], scales, mean, variance, biases, eps=1e-5)
         x = scales * (x - mean) / sqrt(variance + eps) + biases   (one fused pass)
+    activate_copy(x, y, code)                    y = f(x), x kept (training keeps the
+                                                 pre-activation for mish/swish gradients)
     bias_activate(x[N,C,...], b, code)           add_bias then activate (fused on the GPU)
     batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e-5)
                                                  batchnorm_inference then activate (fused)
@@ -110,7 +112,7 @@ ACTIVATION_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
 OP_NAMES = (
     "empty", "zeros", "to_numpy", "from_numpy", "copy_from_numpy", "copy", "fill", "axpy",
     "all_finite", "synchronize",
-    "conv2d", "gemm", "activate", "add_bias", "batchnorm_inference", "bias_activate",
+    "conv2d", "gemm", "activate", "activate_copy", "add_bias", "batchnorm_inference", "bias_activate",
     "batchnorm_activate_inference", "copy_rows", "shortcut_add", "yolo_activate", "softmax",
     "scale_channels", "sam", "maxpool", "local_avgpool", "global_avgpool", "upsample",
     "downsample_sum",

@@ -301,6 +301,15 @@ def batchnorm_inference(x, scales, mean, variance, biases, eps=1e-5):
     return x
 
 
+def activate_copy(x, y, code):
+    """y = f(x) with Darknet's activation ``code``; x is left as it was; returns y."""
+    _check("activate_copy", "x", x)
+    _check("activate_copy", "y", y)
+    _check_shape("activate_copy", "y", y, x.shape)
+    np.copyto(y, x)
+    return activate(y, code)
+
+
 def bias_activate(x, b, code):
     """add_bias then activate (one fused pass on the GPU); returns x."""
     return activate(add_bias(x, b), code)

@@ -135,6 +135,19 @@ class Layer:
                 f"{self.out_w}x{self.out_h}x{self.out_c}>")
 
 
+def activate_keeping_input(layer, state, out, keep):
+    """Training: activate ``out``; when ``keep`` (gradients from the pre-activation), in one
+    pass into a second buffer, leaving ``out`` as ``layer._act_input``. Returns the output."""
+    if not keep:
+        layer._act_input = None
+        state.backend.activate(out, layer.activation)
+        return out
+    layer._act_input = out
+    y = state.output_buffer(layer, out.shape, "activated")
+    state.backend.activate_copy(out, y, layer.activation)
+    return y
+
+
 def as_image(x, c, h, w):
     """View a flat or NCHW array as [N, c, h, w]."""
     return x.reshape(x.shape[0], c, h, w)

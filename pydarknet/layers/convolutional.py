@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from .activation import read_activation
-from .base import Layer, register
+from .base import Layer, activate_keeping_input, register
 from .batchnorm import bn_backward, bn_train_forward
 
 # activations whose gradient Darknet computes from the pre-activation value
@@ -153,10 +153,7 @@ class Convolutional(Layer):
         else:
             B.add_bias(out, p["biases"])
         self._input = x
-        self._act_input = (state.copy_to_buffer(self, "act_input", out)
-                           if self.activation in NEEDS_INPUT else None)
-        B.activate(out, self.activation)
-        return out
+        return activate_keeping_input(self, state, out, self.activation in NEEDS_INPUT)
 
     def backward(self, state):
         B = state.backend

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .activation import read_activation
-from .base import Layer, register
+from .base import Layer, activate_keeping_input, register
 
 WEIGHTS_TYPES = {"none": 0, "per_feature": 1, "per_layer": 1, "per_channel": 2}
 WEIGHTS_NORMALIZATIONS = {"none": 0, "relu": 1, "avg_relu": 1, "softmax": 2}
@@ -91,8 +91,7 @@ class Shortcut(Layer):
             B.shortcut_add(out, state.outputs[i], m, spatial, None if wts is None else wts[k])
         if state.train:
             self._input = x
-            self._act_input = (state.copy_to_buffer(self, "act_input", out)
-                               if self.activation in ("swish", "mish") else None)
+            return activate_keeping_input(self, state, out, self.activation in ("swish", "mish"))
         B.activate(out, self.activation)
         return out
 

@@ -47,8 +47,8 @@ class Trainer:
 
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
-                 last_every=100):
-        self.net = Network(cfg, seed=0 if seed is None else seed)
+                 last_every=100, device="cpu"):
+        self.net = Network(cfg, seed=0 if seed is None else seed, device=device)
         self.base = os.path.splitext(os.path.basename(str(cfg)))[0]
         self.backup = backup
         os.makedirs(backup, exist_ok=True)
