@@ -40,6 +40,8 @@ KERNELS = {
     "softmax.cu": ["pdn_softmax"],
     "yolo.cu": ["pdn_yolo_activate"],
     "sgd.cu": ["pdn_sgd_update"],
+    "util.cu": ["pdn_axpy", "pdn_count_nonfinite", "pdn_mul_add", "pdn_index_add",
+                "pdn_f32_to_f16"],
 }
 
 

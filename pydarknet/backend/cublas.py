@@ -73,7 +73,7 @@ SYMBOLS = {
                                    _LL, _P, _P, _I, _I, _LL, _I, _I, _I],
 }
 
-_INSTALL = ("install cuBLAS with `pip install nvidia-cublas` (CUDA 13 drivers, >= 580) or "
+_INSTALL = ("Install cuBLAS with `pip install nvidia-cublas` (CUDA 13 drivers, >= 580) or "
             "`pip install nvidia-cublas-cu12` (CUDA 12 drivers), or set PYDARKNET_CUBLAS to the "
             "path of a libcublas.so")
 
@@ -128,7 +128,7 @@ def _bind(lib, path):
         try:
             fn = getattr(lib, sym)
         except AttributeError:
-            raise CublasError(f"{path} has no {sym}: cuBLAS 11.0 or newer is needed; "
+            raise CublasError(f"{path} has no {sym}: cuBLAS 11.0 or newer is needed. "
                               f"{_INSTALL}") from None
         fn.argtypes = argtypes
         fn.restype = ctypes.c_int

@@ -1,0 +1,1324 @@
+"""The CUDA backend (pydarknet/backend/cuda.py) and its cuBLAS binding (cublas.py).
+
+Three kinds of test:
+- without a GPU (CI): the module imports; init() without pycuda, driver, GPU or fatbin raises
+  PydarknetError naming the fix; the cuBLAS binding's error when libcublas is missing and, where
+  the nvidia-cublas wheel is installed, every bound symbol resolving; the kernel signature table
+  against cuda/*.cu; the op names and parameters against the CPU backend.
+- on an emulated device (CI): a numpy stand-in for pycuda and cuBLAS ("fake"; its kernels are
+  numpy transcriptions of cuda/*.cu's documented semantics, its memory checks every access
+  against the allocation it falls in, its cuBLAS checks leading dimensions like cuBLAS) runs
+  every op of the CUDA backend against the CPU backend: the backend's checks, launch
+  arguments, pointer arithmetic and row-major -> column-major GEMM mapping.
+- on a GPU (``@pytest.mark.gpu``; skipped with the reason when pycuda, the driver or a GPU is
+  missing): the same comparisons on the real device. Tolerance 1e-4 relative to the largest
+  reference value (TF32 off); maxpool indexes, copies and the SGD update exact.
+"""
+
+import contextlib
+import inspect
+import pathlib
+import re
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from closeness import assert_close
+from pydarknet.backend import ACTIVATIONS, ACTIVATION_CODE, OP_NAMES
+from pydarknet.backend import cpu
+from pydarknet.backend import cublas
+from pydarknet.backend import cuda
+from pydarknet.errors import PydarknetError
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+CUDA_DIR = ROOT / "cuda"
+F32 = np.float32
+RTOL = 1e-4
+CHANNEL_ACTS = ("normalize_channels", "normalize_channels_softmax",
+                "normalize_channels_softmax_maxval")
+ELEMENTWISE = tuple(a for a in ACTIVATIONS if a not in CHANNEL_ACTS)
+
+
+def parse_signatures():
+    """kernel -> struct format (P pointer, i int, f float), from the extern "C" signatures."""
+    sigs = {}
+    pat = re.compile(r'extern\s+"C"\s+__global__\s+void\s+(\w+)\s*\(([^)]*)\)', re.S)
+    for path in sorted(CUDA_DIR.glob("*.cu")):
+        for kname, params in pat.findall(path.read_text()):
+            fmt = ""
+            for p in params.split(","):
+                p = " ".join(p.split())
+                if "*" in p:
+                    fmt += "P"
+                elif p.startswith("int "):
+                    fmt += "i"
+                elif p.startswith("float "):
+                    fmt += "f"
+                else:
+                    raise AssertionError(f"{path.name}: {kname}: unexpected parameter {p!r}")
+            sigs[kname] = fmt
+    return sigs
+
+
+# =============================================================================================
+# The fake device: memory, pycuda's driver/gpuarray/tools, the kernels, cuBLAS
+# =============================================================================================
+class FakeError(Exception):
+    pass
+
+
+class FakeMemory:
+    """Device memory as numpy byte buffers at fake addresses; every view is bounds-checked and
+    fresh memory is 0xFF bytes (NaN floats, -1 ints) so reading unwritten memory shows."""
+
+    def __init__(self):
+        self.blocks = {}
+        self.next = 1 << 32
+
+    def alloc(self, nbytes):
+        base = self.next
+        self.next += (max(nbytes, 1) + 255) // 256 * 256 + 256   # a gap between blocks
+        self.blocks[base] = np.full(max(nbytes, 1), 0xFF, np.uint8)
+        return base
+
+    def free(self, base):
+        del self.blocks[base]
+
+    def view(self, ptr, count, dtype):
+        dtype = np.dtype(dtype)
+        assert isinstance(ptr, int) and not isinstance(ptr, bool), f"pointer {ptr!r}"
+        if count == 0:
+            return np.empty(0, dtype)
+        for base, buf in self.blocks.items():
+            if base <= ptr < base + buf.size:
+                off = ptr - base
+                end = off + count * dtype.itemsize
+                assert end <= buf.size, (f"out of bounds: {count} x {dtype} at offset {off} of a "
+                                         f"{buf.size}-byte block")
+                assert off % dtype.itemsize == 0, f"misaligned {dtype} pointer"
+                return buf[off:end].view(dtype)
+        raise AssertionError(f"pointer {ptr:#x} is in no allocation (freed or never allocated)")
+
+
+class FakeAllocation:
+    def __init__(self, mem, nbytes):
+        self.mem, self.nbytes, self.ptr = mem, nbytes, mem.alloc(nbytes)
+
+    def __int__(self):
+        return self.ptr
+
+    __index__ = __int__
+
+    def free(self):
+        if self.ptr is not None:
+            self.mem.free(self.ptr)
+            self.ptr = None
+
+    def __del__(self):
+        if self.ptr is not None and self.ptr in self.mem.blocks:
+            self.mem.free(self.ptr)
+
+
+class FakeFlags:
+    c_contiguous = True
+    f_contiguous = False
+    forc = True
+
+
+def make_gpuarray_class(mem):
+    class GPUArray:
+        def __init__(self, shape, dtype, allocator=None, base=None, gpudata=None):
+            if isinstance(shape, (int, np.integer)):
+                shape = (shape,)
+            self.shape = tuple(int(d) for d in shape)
+            self.dtype = np.dtype(dtype)
+            self.size = int(np.prod(self.shape, dtype=np.int64))
+            self.nbytes = self.size * self.dtype.itemsize
+            self.ndim = len(self.shape)
+            self.flags = FakeFlags()
+            self.base = base
+            if gpudata is None:
+                gpudata = allocator(self.nbytes) if self.size else None
+            self.gpudata = gpudata
+
+        def reshape(self, *shape):
+            if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+                shape = tuple(shape[0])
+            shape = list(shape)
+            if -1 in shape:
+                known = int(np.prod([d for d in shape if d != -1], dtype=np.int64))
+                shape[shape.index(-1)] = self.size // known if known else 0
+            assert int(np.prod(shape, dtype=np.int64)) == self.size, (shape, self.shape)
+            return GPUArray(shape, self.dtype, base=self, gpudata=self.gpudata)
+
+        def get(self):
+            out = np.empty(self.shape, self.dtype)
+            if self.size:
+                out.reshape(-1)[...] = mem.view(int(self.gpudata), self.size, self.dtype)
+            return out
+
+    return GPUArray
+
+
+class FakePool:
+    def __init__(self, mem):
+        self.mem = mem
+        self.active_bytes = 0
+        self.managed_bytes = 0
+
+    def allocate(self, nbytes):
+        self.active_bytes += nbytes
+        self.managed_bytes += nbytes
+        return FakeAllocation(self.mem, nbytes)
+
+    def free_held(self):
+        pass
+
+    def stop_holding(self):
+        pass
+
+
+class FakeKernels:
+    """numpy transcriptions of cuda/*.cu, called with the launch's raw arguments."""
+
+    def __init__(self, mem):
+        self.mem = mem
+
+    def F(self, p, n):
+        return self.mem.view(p, n, np.float32)
+
+    def I(self, p, n):   # noqa: E743
+        return self.mem.view(p, n, np.int32)
+
+    # activations ------------------------------------------------------------------------
+    def pdn_activate(self, x, n, code):
+        if ACTIVATIONS[code] in ELEMENTWISE:
+            cpu.activate(self.F(x, n), code)
+
+    def pdn_activate_copy(self, x, y, n, code):
+        if ACTIVATIONS[code] in ELEMENTWISE:
+            yv = self.F(y, n)
+            yv[...] = self.F(x, n)
+            cpu.activate(yv, code)
+
+    def pdn_mish(self, x, n):
+        self.pdn_activate(x, n, ACTIVATION_CODE["mish"])
+
+    def pdn_mish_copy(self, x, y, n):
+        self.pdn_activate_copy(x, y, n, ACTIVATION_CODE["mish"])
+
+    def pdn_gradient(self, delta, y, x, n, code):
+        name = ACTIVATIONS[code]
+        if name not in ELEMENTWISE or name == "linear":
+            return
+        needs_x = name in ("swish", "mish", "hard_mish")
+        uses_y = name not in ("mish", "hard_mish")
+        assert not needs_x or x, f"pdn_gradient[{name}] needs x"
+        xv = self.F(x, n) if needs_x else None
+        yv = self.F(y, n) if uses_y else xv
+        cpu.gradient(self.F(delta, n), yv, code, xv)
+
+    def pdn_mish_gradient(self, delta, x, n):
+        cpu.gradient(self.F(delta, n), self.F(x, n), "mish", self.F(x, n))
+
+    def pdn_activate_channels(self, x, batch, channels, spatial, code):
+        if ACTIVATIONS[code] in CHANNEL_ACTS:
+            cpu.activate(self.F(x, batch * channels * spatial).reshape(batch, channels, spatial),
+                         code)
+
+    def pdn_gradient_channels(self, delta, y, batch, channels, spatial, code):
+        if ACTIVATIONS[code] in CHANNEL_ACTS:
+            n = batch * channels * spatial
+            shp = (batch, channels, spatial)
+            cpu.gradient(self.F(delta, n).reshape(shp), self.F(y, n).reshape(shp), code)
+
+    # bias / batch norm ------------------------------------------------------------------
+    def pdn_add_bias(self, x, b, N, C, S):
+        cpu.add_bias(self.F(x, N * C * S).reshape(N, C, S), self.F(b, C))
+
+    def pdn_bias_activate(self, x, b, N, C, S, code):
+        if ACTIVATIONS[code] in ELEMENTWISE:
+            self.pdn_add_bias(x, b, N, C, S)
+            self.pdn_activate(x, N * C * S, code)
+
+    def pdn_batchnorm_inference(self, x, scale, mean, var, bias, eps, N, C, S):
+        cpu.batchnorm_inference(self.F(x, N * C * S).reshape(N, C, S), self.F(scale, C),
+                                self.F(mean, C), self.F(var, C), self.F(bias, C), eps)
+
+    def pdn_batchnorm_activate_inference(self, x, scale, mean, var, bias, eps, N, C, S, code):
+        if ACTIVATIONS[code] in ELEMENTWISE:
+            self.pdn_batchnorm_inference(x, scale, mean, var, bias, eps, N, C, S)
+            self.pdn_activate(x, N * C * S, code)
+
+    def pdn_batchnorm_stats(self, x, mean, var, rm, rv, keep, omk, N, C, S):
+        xv = self.F(x, N * C * S).reshape(N, C, S).astype(np.float64)
+        count = N * S
+        m = (xv.sum(axis=(0, 2)) / count).astype(F32)
+        d = (xv - m[None, :, None].astype(np.float64))
+        v = ((d * d).sum(axis=(0, 2)) / max(count - 1, 1)).astype(F32)
+        self.F(mean, C)[...] = m
+        self.F(var, C)[...] = v
+        rmv, rvv = self.F(rm, C), self.F(rv, C)
+        rmv[...] = rmv * F32(keep) + F32(omk) * m
+        rvv[...] = rvv * F32(keep) + F32(omk) * v
+
+    def pdn_batchnorm_normalize_train(self, x, xs, xn, mean, var, scale, bias, eps, N, C, S):
+        n = N * C * S
+        shp = (N, C, S)
+        xv = self.F(x, n).reshape(shp)
+        c = lambda p: self.F(p, C)[None, :, None]   # noqa: E731
+        t = ((xv - c(mean)) / np.sqrt(c(var) + F32(eps))).astype(F32)
+        self.F(xs, n).reshape(shp)[...] = xv
+        self.F(xn, n).reshape(shp)[...] = t
+        xv[...] = t * c(scale) + c(bias)
+
+    def pdn_batchnorm_backward_reduce(self, delta, x, xn, mean, var, scale, bg, sg, md, vd, eps,
+                                      N, C, S):
+        n = N * C * S
+        shp = (N, C, S)
+        d = self.F(delta, n).reshape(shp).astype(np.float64)
+        ds = (self.F(delta, n).reshape(shp) * self.F(scale, C)[None, :, None]).astype(np.float64)
+        xc = (self.F(x, n).reshape(shp) - self.F(mean, C)[None, :, None]).astype(np.float64)
+        veps = (self.F(var, C) + F32(eps)).astype(np.float64)
+        self.F(bg, C)[...] += d.sum(axis=(0, 2)).astype(F32)
+        self.F(sg, C)[...] += (d * self.F(xn, n).reshape(shp)).sum(axis=(0, 2)).astype(F32)
+        self.F(md, C)[...] = (ds.sum(axis=(0, 2)) * (-1 / np.sqrt(veps))).astype(F32)
+        self.F(vd, C)[...] = ((ds * xc).sum(axis=(0, 2)) * (-0.5 * veps ** -1.5)).astype(F32)
+
+    def pdn_batchnorm_backward_delta(self, delta, x, mean, var, scale, md, vd, eps, N, C, S):
+        n = N * C * S
+        shp = (N, C, S)
+        c = lambda p: self.F(p, C)[None, :, None]   # noqa: E731
+        dv = self.F(delta, n).reshape(shp)
+        inv = F32(1.0 / (N * S))
+        dv[...] = (dv * c(scale) / np.sqrt(c(var) + F32(eps))
+                   + c(vd) * F32(2) * (self.F(x, n).reshape(shp) - c(mean)) * inv + c(md) * inv)
+
+    def pdn_backward_bias(self, bg, delta, N, C, S):
+        d = self.F(delta, N * C * S).reshape(N, C, S).astype(np.float64)
+        self.F(bg, C)[...] += d.sum(axis=(0, 2)).astype(F32)
+
+    # im2col -----------------------------------------------------------------------------
+    @staticmethod
+    def _taps(H, W, kh, kw, sy, sx, py, px, dil, OH, OW):
+        oy, ox = np.arange(OH), np.arange(OW)
+        for ky in range(kh):
+            for kx in range(kw):
+                iy, ix = oy * sy - py + ky * dil, ox * sx - px + kx * dil
+                yield ky, kx, iy, ix, (iy >= 0) & (iy < H), (ix >= 0) & (ix < W)
+
+    def pdn_im2col(self, im, C, H, W, kh, kw, sy, sx, py, px, dil, OH, OW, col):
+        imv = self.F(im, C * H * W).reshape(C, H, W)
+        out = np.zeros((C, kh, kw, OH, OW), F32)
+        for ky, kx, iy, ix, vy, vx in self._taps(H, W, kh, kw, sy, sx, py, px, dil, OH, OW):
+            sub = imv[:, np.clip(iy, 0, H - 1)][:, :, np.clip(ix, 0, W - 1)]
+            out[:, ky, kx] = np.where(vy[:, None] & vx[None, :], sub, F32(0))
+        self.F(col, out.size)[...] = out.reshape(-1)
+
+    def pdn_col2im_add(self, col, C, H, W, kh, kw, sy, sx, py, px, dil, OH, OW, im):
+        cv = self.F(col, C * kh * kw * OH * OW).reshape(C, kh, kw, OH, OW).astype(np.float64)
+        acc = np.zeros((C, H, W))
+        for ky, kx, iy, ix, vy, vx in self._taps(H, W, kh, kw, sy, sx, py, px, dil, OH, OW):
+            acc[:, iy[vy][:, None], ix[vx][None, :]] += cv[:, ky, kx][:, vy][:, :, vx]
+        imv = self.F(im, C * H * W)
+        imv[...] = imv + acc.reshape(-1).astype(F32)
+
+    # pooling ----------------------------------------------------------------------------
+    def _planes(self, p, NC, H, W, f=None):
+        return (f or self.F)(p, NC * H * W).reshape(NC, 1, H, W)
+
+    def pdn_maxpool(self, x, out, NC, H, W, OH, OW, size, sy, sx, pad):
+        cpu.maxpool(self._planes(x, NC, H, W), self._planes(out, NC, OH, OW), size, sy, sx, pad)
+
+    def pdn_maxpool_train(self, x, out, idx, NC, H, W, OH, OW, size, sy, sx, pad):
+        cpu.maxpool_train(self._planes(x, NC, H, W), self._planes(out, NC, OH, OW),
+                          self._planes(idx, NC, OH, OW, self.I), size, sy, sx, pad)
+
+    def pdn_maxpool_backward(self, delta, idx, dx, NC, H, W, OH, OW, size, sy, sx, pad):
+        k = self.I(idx, NC * OH * OW).astype(np.int64)
+        plane = np.repeat(np.arange(NC), OH * OW)
+        ok = (k >= plane * H * W) & (k < (plane + 1) * H * W)   # only its own plane
+        acc = np.zeros(NC * H * W)
+        np.add.at(acc, k[ok], self.F(delta, NC * OH * OW)[ok].astype(np.float64))
+        dv = self.F(dx, NC * H * W)
+        dv[...] = dv + acc.astype(F32)
+
+    def pdn_local_avgpool(self, x, out, NC, H, W, OH, OW, size, sy, sx, pad):
+        cpu.local_avgpool(self._planes(x, NC, H, W), self._planes(out, NC, OH, OW), size, sy,
+                          sx, pad)
+
+    def pdn_local_avgpool_backward(self, delta, dx, NC, H, W, OH, OW, size, sy, sx, pad):
+        cpu.local_avgpool_backward(self._planes(delta, NC, OH, OW), self._planes(dx, NC, H, W),
+                                   size, sy, sx, pad)
+
+    def pdn_global_avgpool(self, x, out, NC, S):
+        self.F(out, NC)[...] = self.F(x, NC * S).reshape(NC, S).astype(np.float64).mean(axis=1)
+
+    def pdn_global_avgpool_backward(self, delta, dx, NC, S):
+        dv = self.F(dx, NC * S).reshape(NC, S)
+        dv[...] = dv + self.F(delta, NC)[:, None] / F32(S)
+
+    def pdn_upsample(self, x, out, NC, H, W, stride, scale, acc):
+        cpu.upsample(self._planes(x, NC, H, W), self._planes(out, NC, H * stride, W * stride),
+                     stride, scale, accumulate=bool(acc))
+
+    def pdn_downsample_sum(self, x, out, NC, H, W, OH, OW, stride, scale, acc):
+        cpu.downsample_sum(self._planes(x, NC, H, W), self._planes(out, NC, OH, OW), stride,
+                           scale, accumulate=bool(acc))
+
+    # shortcut / route / scale_channels / sam / softmax / yolo / sgd ----------------------
+    def pdn_shortcut_add(self, out, add, weights, batch, out_stride, add_stride, m, spatial,
+                         mode, acc):
+        for b in range(batch):
+            v = self.F(add + 4 * b * add_stride, m).copy()
+            if mode == 1:
+                v = v * self.F(weights, 1)[0]
+            elif mode == 2:
+                w = self.F(weights, (m - 1) // spatial + 1)
+                v = v * w[np.arange(m) // spatial]
+            o = self.F(out + 4 * b * out_stride, m)
+            o[...] = o + v if acc else v
+
+    def pdn_copy_block(self, src, dst, batch, block, s_stride, s_off, d_stride, d_off, acc):
+        for b in range(batch):
+            s = self.F(src + 4 * (b * s_stride + s_off), block).copy()
+            d = self.F(dst + 4 * (b * d_stride + d_off), block)
+            d[...] = d + s if acc else s
+
+    def _scale_of(self, scale, N, C, S, wh):
+        if wh:
+            return self.F(scale, N * S).reshape(N, 1, S)
+        return self.F(scale, N * C).reshape(N, C, 1)
+
+    def pdn_scale_channels(self, src, scale, out, N, C, S, wh):
+        self.F(out, N * C * S).reshape(N, C, S)[...] = \
+            self.F(src, N * C * S).reshape(N, C, S) * self._scale_of(scale, N, C, S, wh)
+
+    def pdn_scale_channels_backward_src(self, delta, scale, dsrc, N, C, S, wh):
+        dv = self.F(dsrc, N * C * S).reshape(N, C, S)
+        dv[...] = dv + self.F(delta, N * C * S).reshape(N, C, S) * self._scale_of(scale, N, C,
+                                                                                  S, wh)
+
+    def pdn_scale_channels_backward_scale(self, delta, src, dscale, N, C, S, wh):
+        prod = (self.F(delta, N * C * S) * self.F(src, N * C * S)).reshape(N, C, S)
+        if wh:
+            dv = self.F(dscale, N * S).reshape(N, S)
+            dv[...] = dv + prod.sum(axis=1)
+        else:
+            dv = self.F(dscale, N * C).reshape(N, C)
+            dv[...] = dv + prod.sum(axis=2)
+
+    def pdn_sam(self, src, x, out, n):
+        self.F(out, n)[...] = self.F(src, n) * self.F(x, n)
+
+    def pdn_sam_backward(self, delta, src, x, dx, dsrc, n):
+        d = self.F(delta, n)
+        a, b = d * self.F(src, n), d * self.F(x, n)
+        dxv = self.F(dx, n)
+        dxv[...] = dxv + a
+        dsv = self.F(dsrc, n)
+        dsv[...] = dsv + b
+
+    def pdn_softmax(self, x, n, batch, batch_offset, groups, group_offset, stride, temp, out):
+        t = F32(temp)
+        for b in range(batch):
+            for g in range(groups):
+                o = 4 * (b * batch_offset + g * group_offset)
+                span = (n - 1) * stride + 1
+                v = self.F(x + o, span)[::stride].copy()
+                e = np.exp(v / t - v.max() / t)
+                self.F(out + o, span)[::stride] = e / e.sum(dtype=F32)
+
+    def pdn_yolo_activate(self, x, out, batch, n, entries, hw, scale, bias, new_coords):
+        total = batch * n * entries * hw
+        v = self.F(x, total).reshape(batch, n, entries, hw).copy()
+        if not new_coords:
+            sig = lambda a: F32(1) / (F32(1) + np.exp(-a))   # noqa: E731
+            v[:, :, 0:2] = sig(v[:, :, 0:2])
+            v[:, :, 4:] = sig(v[:, :, 4:])
+        v[:, :, 0:2] = v[:, :, 0:2] * F32(scale) + F32(bias)
+        self.F(out, total)[...] = v.reshape(-1)
+
+    def pdn_sgd_update(self, w, u, g, n, step, ndb, momentum, decayed, zero_grad):
+        wv, uv, gv = self.F(w, n), self.F(u, n), self.F(g, n)
+        uv += gv
+        if decayed:
+            uv += F32(ndb) * wv
+        wv += F32(step) * uv
+        uv *= F32(momentum)
+        if zero_grad:
+            gv[...] = 0
+
+    # util.cu ----------------------------------------------------------------------------
+    def pdn_axpy(self, x, y, n, alpha):
+        yv = self.F(y, n)
+        yv[...] = yv + F32(alpha) * self.F(x, n)
+
+    def pdn_count_nonfinite(self, x, n, count):
+        self.I(count, 1)[0] += int((~np.isfinite(self.F(x, n))).sum())
+
+    def pdn_mul_add(self, a, b, y, n):
+        yv = self.F(y, n)
+        yv[...] = yv + self.F(a, n) * self.F(b, n)
+
+    def pdn_index_add(self, delta, idx, dx, n, dx_n):
+        k = self.I(idx, n).astype(np.int64)
+        ok = (k >= 0) & (k < dx_n)
+        acc = np.zeros(dx_n)
+        np.add.at(acc, k[ok], self.F(delta, n)[ok].astype(np.float64))
+        dv = self.F(dx, dx_n)
+        dv[...] = dv + acc.astype(F32)
+
+    def pdn_f32_to_f16(self, x, y, n):
+        self.mem.view(y, n, np.float16)[...] = self.F(x, n).astype(np.float16)
+
+
+class FakeFunction:
+    def __init__(self, name, impl, signature, log):
+        self.name, self.impl, self.signature, self.log = name, impl, signature, log
+        self.fmt = None
+
+    def prepare(self, fmt):
+        assert fmt == self.signature, (f"{self.name}: prepared as {fmt!r}, the C signature is "
+                                       f"{self.signature!r}")
+        self.fmt = fmt
+        return self
+
+    def prepared_call(self, grid, block, *args):
+        assert self.fmt is not None, f"{self.name}: launched before prepare()"
+        assert block == (256, 1, 1), f"{self.name}: block {block}"
+        assert len(grid) == 3 and all(isinstance(g, int) and g >= 1 for g in grid), grid
+        assert grid[0] < 2**31, grid
+        assert len(args) == len(self.fmt), (f"{self.name}: {len(args)} arguments for "
+                                            f"{self.fmt!r}")
+        for k, (kind, a) in enumerate(zip(self.fmt, args)):
+            if kind in "Pi":
+                assert isinstance(a, (int, np.integer)) and not isinstance(a, bool), \
+                    f"{self.name}: argument {k} ({kind}) is {a!r}"
+                if kind == "i":
+                    assert -2**31 <= a < 2**31, f"{self.name}: argument {k} = {a} overflows int"
+            else:
+                assert isinstance(a, (float, int)) and not isinstance(a, bool), \
+                    f"{self.name}: argument {k} (float) is {a!r}"
+                assert np.isfinite(np.float32(a)) or not np.isfinite(a)
+        self.log.append(self.name)
+        self.impl(*[int(a) if kind in "Pi" else float(a) for kind, a in zip(self.fmt, args)])
+
+
+class FakeCublas:
+    """cuBLAS's column-major GEMMs in numpy, with cuBLAS's argument checks."""
+
+    def __init__(self, mem):
+        self.mem = mem
+        self.math_mode = None
+        self.calls = []
+
+    def set_stream(self, stream=None):
+        assert stream is None
+
+    def set_math_mode(self, mode):
+        self.math_mode = mode
+
+    def get_math_mode(self):
+        return self.math_mode
+
+    def destroy(self):
+        pass
+
+    def _mat(self, ptr, rows, cols, ld, dtype):
+        assert ld >= max(1, rows), f"CUBLAS_STATUS_INVALID_VALUE: ld {ld} < rows {rows}"
+        if rows == 0 or cols == 0:
+            return np.zeros((rows, cols), dtype)
+        isz = np.dtype(dtype).itemsize
+        buf = self.mem.view(ptr, ld * (cols - 1) + rows, dtype)
+        return np.lib.stride_tricks.as_strided(buf, (rows, cols), (isz, isz * ld))
+
+    def _gemm(self, ta, tb, m, n, k, alpha, a, at, lda, b, bt, ldb, beta, c, ldc):
+        for v in (m, n, k, lda, ldb, ldc):
+            assert isinstance(v, int) and v >= 0, v
+        A = self._mat(a, m, k, lda, at) if ta == cublas.OP_N else self._mat(a, k, m, lda, at).T
+        B = self._mat(b, k, n, ldb, bt) if tb == cublas.OP_N else self._mat(b, n, k, ldb, bt).T
+        C = self._mat(c, m, n, ldc, np.float32)
+        r = alpha * (A.astype(np.float64) @ B.astype(np.float64))
+        if beta != 0:
+            r = r + beta * C.astype(np.float64)
+        C[...] = r.astype(np.float32)
+
+    def sgemm(self, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc):
+        self.calls.append("sgemm")
+        self._gemm(ta, tb, m, n, k, alpha, a, F32, lda, b, F32, ldb, beta, c, ldc)
+
+    def sgemm_strided_batched(self, ta, tb, m, n, k, alpha, a, lda, sa, b, ldb, sb, beta, c,
+                              ldc, sc, batch):
+        self.calls.append("sgemm_strided_batched")
+        assert batch >= 1 and sc != 0
+        for i in range(batch):
+            self._gemm(ta, tb, m, n, k, alpha, a + 4 * i * sa, F32, lda, b + 4 * i * sb, F32, ldb,
+                       beta, c + 4 * i * sc, ldc)
+
+    @staticmethod
+    def _dt(t):
+        return {cublas.R_32F: np.float32, cublas.R_16F: np.float16}[t]
+
+    def gemm_ex(self, ta, tb, m, n, k, alpha, a, at, lda, b, bt, ldb, beta, c, ct, ldc,
+                compute=cublas.COMPUTE_32F, algo=cublas.GEMM_DEFAULT):
+        self.calls.append("gemm_ex")
+        assert ct == cublas.R_32F and compute == cublas.COMPUTE_32F
+        self._gemm(ta, tb, m, n, k, alpha, a, self._dt(at), lda, b, self._dt(bt), ldb, beta, c,
+                   ldc)
+
+    def gemm_strided_batched_ex(self, ta, tb, m, n, k, alpha, a, at, lda, sa, b, bt, ldb, sb,
+                                beta, c, ct, ldc, sc, batch, compute=cublas.COMPUTE_32F,
+                                algo=cublas.GEMM_DEFAULT):
+        self.calls.append("gemm_strided_batched_ex")
+        ia, ib = np.dtype(self._dt(at)).itemsize, np.dtype(self._dt(bt)).itemsize
+        for i in range(batch):
+            self._gemm(ta, tb, m, n, k, alpha, a + ia * i * sa, self._dt(at), lda,
+                       b + ib * i * sb, self._dt(bt), ldb, beta, c + 4 * i * sc, ldc)
+
+
+def make_fake_pycuda(mem, log, devices=1, init_error=None):
+    """Modules standing in for pycuda, pycuda.driver, pycuda.gpuarray and pycuda.tools."""
+    sigs = parse_signatures()
+    kernels = FakeKernels(mem)
+
+    drv = types.ModuleType("pycuda.driver")
+    drv.Error = FakeError
+    drv.MemoryError = type("MemoryError", (FakeError,), {})
+
+    def init():
+        if init_error:
+            raise FakeError(init_error)
+    drv.init = init
+
+    class Context:
+        def __init__(self):
+            self.depth = 0
+
+        def push(self):
+            self.depth += 1
+
+        def pop(self):
+            self.depth -= 1
+
+        @staticmethod
+        def synchronize():
+            pass
+
+    class Device:
+        def __init__(self, i):
+            assert 0 <= i < devices
+            self.i = i
+
+        @staticmethod
+        def count():
+            return devices
+
+        def retain_primary_context(self):
+            return Context()
+
+        def get_attribute(self, attr):
+            assert attr == "MULTIPROCESSOR_COUNT"
+            return 3
+
+    class Module:
+        def get_function(self, name):
+            if name not in sigs:
+                raise FakeError(f"named symbol not found: {name}")
+            return FakeFunction(name, getattr(kernels, name), sigs[name], log)
+
+    drv.Context = Context
+    drv.Device = Device
+    drv.device_attribute = types.SimpleNamespace(MULTIPROCESSOR_COUNT="MULTIPROCESSOR_COUNT")
+    drv.module_from_file = lambda path: Module()
+    drv.mem_alloc = lambda n: FakeAllocation(mem, n)
+    drv.mem_get_info = lambda: (1 << 30, 2 << 30)
+
+    def memset_d32(ptr, bits, count):
+        assert 0 <= bits < 2**32
+        mem.view(ptr, count, np.uint32)[...] = bits
+
+    def memcpy_htod(ptr, host):
+        assert host.flags.c_contiguous
+        mem.view(ptr, host.nbytes, np.uint8)[...] = host.reshape(-1).view(np.uint8)
+
+    def memcpy_dtoh(host, ptr):
+        assert host.flags.c_contiguous
+        host.reshape(-1).view(np.uint8)[...] = mem.view(ptr, host.nbytes, np.uint8)
+
+    def memcpy_dtod(dst, src, nbytes):
+        mem.view(dst, nbytes, np.uint8)[...] = mem.view(src, nbytes, np.uint8).copy()
+
+    drv.memset_d32 = memset_d32
+    drv.memcpy_htod = memcpy_htod
+    drv.memcpy_dtoh = memcpy_dtoh
+    drv.memcpy_dtod = memcpy_dtod
+
+    gpuarray = types.ModuleType("pycuda.gpuarray")
+    gpuarray.GPUArray = make_gpuarray_class(mem)
+    tools = types.ModuleType("pycuda.tools")
+    tools.DeviceMemoryPool = lambda: FakePool(mem)
+    tools.clear_context_caches = lambda: None
+    pkg = types.ModuleType("pycuda")
+    pkg.__path__ = []
+    pkg.driver, pkg.gpuarray, pkg.tools = drv, gpuarray, tools
+    return {"pycuda": pkg, "pycuda.driver": drv, "pycuda.gpuarray": gpuarray,
+            "pycuda.tools": tools}
+
+
+@contextlib.contextmanager
+def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True):
+    """The CUDA backend initialised on the fake device (its previous state put back after)."""
+    mem = FakeMemory()
+    log = []
+    blas = FakeCublas(mem)
+    fat = pathlib.Path(tmp_dir) / "kernels.fatbin"
+    if fatbin:
+        fat.write_bytes(b"fake")
+    saved_state, saved_config = cuda._S, dict(cuda._config)
+    with pytest.MonkeyPatch.context() as mp:
+        for key, mod in make_fake_pycuda(mem, log, devices, init_error).items():
+            mp.setitem(sys.modules, key, mod)
+        mp.setattr(cuda, "FATBIN", fat)
+        mp.setattr(cublas, "load_library", lambda candidates=None: None)
+        mp.setattr(cublas, "Handle", lambda lib=None: blas)
+        cuda._S = None
+        try:
+            if do_init:
+                cuda.init(0)
+            yield types.SimpleNamespace(mem=mem, log=log, blas=blas)
+        finally:
+            cuda._S = saved_state
+            cuda._config.clear()
+            cuda._config.update(saved_config)
+
+
+# =============================================================================================
+# Fixtures: the device under test
+# =============================================================================================
+@pytest.fixture(scope="module")
+def gpu_state():
+    """The real CUDA backend's state on GPU 0, or a skip saying what is missing."""
+    before = cuda._S
+    if before is not None and before.drv.Error is not FakeError:
+        state = before
+    else:
+        cuda._S = None
+        try:
+            cuda.init(0)
+        except PydarknetError as exc:
+            cuda._S = before
+            pytest.skip(f"no usable CUDA GPU: {exc}")
+        state = cuda._S
+    return types.SimpleNamespace(state=state, fake=None)
+
+
+@pytest.fixture(scope="module")
+def emulated_state(tmp_path_factory):
+    """The CUDA backend's state on the fake device (self-contained once initialised)."""
+    with fake_device(tmp_path_factory.mktemp("fakecuda")) as fake:
+        state = cuda._S
+    return types.SimpleNamespace(state=state, fake=fake)
+
+
+@pytest.fixture(params=["emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
+def dev(request):
+    """The CUDA backend module, switched to the emulated or the real device for one test."""
+    which = request.getfixturevalue(f"{request.param}_state")
+    saved_state, saved_config = cuda._S, dict(cuda._config)
+    cuda._S = which.state
+    cuda._config.update(tf32=False, precision="fp32")
+    cuda._apply_math_mode(which.state)
+    try:
+        yield cuda
+    finally:
+        cuda._S = saved_state
+        cuda._config.update(saved_config)
+
+
+def rand(rng, *shape, scale=1.0):
+    return (rng.standard_normal(shape) * scale).astype(F32)
+
+
+def D(dev, a):
+    return dev.from_numpy(a)
+
+
+def H(dev, a):
+    return dev.to_numpy(a)
+
+
+# =============================================================================================
+# Without a GPU
+# =============================================================================================
+def test_module_imports_without_gpu():
+    assert callable(cuda.init)
+    assert cuda.name == "cuda"
+    for op in OP_NAMES:
+        assert callable(getattr(cuda, op)), op
+        assert op in cuda.__all__
+
+
+def test_ops_take_the_cpu_backends_parameters():
+    for op in OP_NAMES + ("set_num_threads", "get_num_threads"):
+        pc = list(inspect.signature(getattr(cpu, op)).parameters.values())
+        pg = list(inspect.signature(getattr(cuda, op)).parameters.values())
+        assert [p.name for p in pg[:len(pc)]] == [p.name for p in pc], op
+        assert [p.default for p in pg[:len(pc)]] == [p.default for p in pc], op
+        assert all(p.default is not inspect.Parameter.empty for p in pg[len(pc):]), op
+
+
+def test_kernel_signature_table_matches_cuda_sources():
+    sigs = parse_signatures()
+    differ = {k: (cuda._SIGNATURES.get(k), sigs.get(k)) for k in set(sigs) | set(cuda._SIGNATURES)
+              if cuda._SIGNATURES.get(k) != sigs.get(k)}
+    assert not differ, ("pydarknet/backend/cuda.py's _SIGNATURES (first) differs from cuda/*.cu "
+                        f"(second): {differ}")
+
+
+def test_init_without_pycuda_says_how_to_install_it(monkeypatch):
+    monkeypatch.setattr(cuda, "_S", None)
+    monkeypatch.setitem(sys.modules, "pycuda", None)    # import pycuda -> ImportError
+    with pytest.raises(PydarknetError, match=r"pip install pycuda"):
+        cuda.init(0)
+
+
+class _NoDriverFinder:
+    """Makes `import pycuda.driver` fail as it does on a machine without libcuda.so.1."""
+
+    def find_spec(self, name, path=None, target=None):
+        if name == "pycuda.driver":
+            raise ImportError("libcuda.so.1: cannot open shared object file: No such file or "
+                              "directory")
+        return None
+
+
+def test_init_without_driver_says_so(monkeypatch):
+    monkeypatch.setattr(cuda, "_S", None)
+    pkg = types.ModuleType("pycuda")
+    pkg.__path__ = []
+    monkeypatch.setitem(sys.modules, "pycuda", pkg)
+    monkeypatch.delitem(sys.modules, "pycuda.driver", raising=False)
+    monkeypatch.setattr(sys, "meta_path", [_NoDriverFinder()] + sys.meta_path)
+    with pytest.raises(PydarknetError, match=r"no NVIDIA driver found \(libcuda\.so\.1"):
+        cuda.init(0)
+
+
+def test_init_without_a_gpu_or_fatbin_says_what_to_do(tmp_path):
+    with fake_device(tmp_path, init_error="cuInit failed: no CUDA-capable device is detected",
+                     do_init=False):
+        with pytest.raises(PydarknetError, match="no usable NVIDIA GPU.*nvidia-smi"):
+            cuda.init(0)
+    with fake_device(tmp_path, devices=0, do_init=False):
+        with pytest.raises(PydarknetError, match="no CUDA GPU found"):
+            cuda.init(0)
+    with fake_device(tmp_path, devices=1, do_init=False):
+        with pytest.raises(PydarknetError, match=r"cuda:3 does not exist.*1 GPU"):
+            cuda.init(3)
+    (tmp_path / "kernels.fatbin").unlink()
+    with fake_device(tmp_path, fatbin=False, do_init=False):
+        with pytest.raises(PydarknetError, match=r"run `make cuda` \(needs nvcc\)"):
+            cuda.init(0)
+    with fake_device(tmp_path, do_init=False):
+        with pytest.raises(PydarknetError, match="not initialised"):
+            cuda.zeros((2, 3))
+
+
+def test_init_is_idempotent_and_one_gpu_per_process(tmp_path):
+    with fake_device(tmp_path, devices=2) as fake:
+        assert cuda.is_initialized() and cuda.device_index() == 0
+        cuda.init(0)
+        with pytest.raises(PydarknetError, match="already runs on cuda:0"):
+            cuda.init(1)
+        assert fake.blas.math_mode == cublas.DEFAULT_MATH
+        cuda.set_tf32(True)
+        assert fake.blas.math_mode == cublas.TF32_TENSOR_OP_MATH
+        cuda.set_tf32(False)
+        assert fake.blas.math_mode == cublas.DEFAULT_MATH
+        info = cuda.memory_info()
+        assert {"pool_held_bytes", "pool_active_bytes", "device_free",
+                "device_total"} <= set(info)
+
+
+def test_cublas_missing_says_how_to_install(monkeypatch, tmp_path):
+    with pytest.raises(cublas.CublasError, match=r"pip install nvidia-cublas"):
+        cublas.load_library([str(tmp_path / "libcublas.so.13")])
+    monkeypatch.setenv("PYDARKNET_CUBLAS", str(tmp_path / "nowhere" / "libcublas.so.13"))
+    assert cublas.library_candidates() == [str(tmp_path / "nowhere" / "libcublas.so.13")]
+
+
+def test_cublas_candidates_find_the_wheels(monkeypatch, tmp_path):
+    monkeypatch.delenv("PYDARKNET_CUBLAS", raising=False)
+    for sub in ("nvidia/cu13/lib/libcublas.so.13", "nvidia/cublas/lib/libcublas.so.12"):
+        (tmp_path / sub).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / sub).write_bytes(b"")
+    monkeypatch.setattr(sys, "path", [str(tmp_path)])
+    found = cublas.library_candidates()
+    assert found[:2] == [str(tmp_path / "nvidia/cu13/lib/libcublas.so.13"),
+                         str(tmp_path / "nvidia/cublas/lib/libcublas.so.12")]
+
+
+def test_cublas_symbols_resolve_when_installed():
+    try:
+        lib = cublas.load_library()
+    except cublas.CublasError as exc:
+        pytest.skip(f"libcublas not installed (pip install nvidia-cublas): {exc}")
+    for sym in cublas.SYMBOLS:
+        assert getattr(lib, sym).restype is not None, sym
+    major, minor, patch = cublas.version()
+    assert major >= 11
+
+
+def test_tf32_and_precision_settings():
+    saved = dict(cuda._config)
+    try:
+        cuda.set_precision("float16")
+        assert cuda.get_precision() == "fp16"
+        with pytest.raises(ValueError, match="fp32' or 'fp16"):
+            cuda.set_precision("int8")
+    finally:
+        cuda._config.update(saved)
+
+
+# =============================================================================================
+# Every op, against the CPU backend (emulated device in CI; the real one with a GPU)
+# =============================================================================================
+def test_allocation_and_transfers(dev):
+    rng = np.random.default_rng(1)
+    a = rand(rng, 3, 5, 7)
+    d = D(dev, a)
+    assert d.shape == a.shape and d.dtype == F32 and d.size == a.size and d.ndim == 3
+    assert np.array_equal(H(dev, d), a)
+    assert np.array_equal(H(dev, d.reshape(3, -1)), a.reshape(3, -1))
+    z = dev.zeros((4, 3))
+    assert np.array_equal(H(dev, z), np.zeros((4, 3), F32))
+    zi = dev.zeros((5,), np.int32)
+    assert zi.dtype == np.int32 and np.array_equal(H(dev, zi), np.zeros(5, np.int32))
+    e = dev.empty((2, 3), np.int32)
+    dev.copy_from_numpy(e, np.arange(6).reshape(3, 2))
+    assert np.array_equal(H(dev, e), np.arange(6, dtype=np.int32).reshape(2, 3))
+    with pytest.raises(ValueError, match="float32 or int32"):
+        dev.empty((2,), np.float64)
+    f = dev.empty((3, 5, 7))
+    dev.copy_from_numpy(f, a.astype(np.float64))
+    assert np.array_equal(H(dev, f), a)
+    with pytest.raises(ValueError, match="values"):
+        dev.copy_from_numpy(f, np.zeros(3))
+    g = dev.empty((105,))
+    dev.copy(g, d)
+    assert np.array_equal(H(dev, g), a.reshape(-1))
+    dev.fill(g, 2.5)
+    assert np.array_equal(H(dev, g), np.full(105, 2.5, F32))
+    dev.fill(zi, -1)
+    assert np.array_equal(H(dev, zi), np.full(5, -1, np.int32))
+    assert dev.empty((0, 3)).size == 0 and H(dev, dev.zeros((0,))).shape == (0,)
+    dev.synchronize()
+
+
+def test_axpy_matches_cpu_bitwise(dev):
+    rng = np.random.default_rng(2)
+    for alpha in (1, 0.3, np.float32(-1.7)):
+        x, y = rand(rng, 1001), rand(rng, 7, 11, 13)
+        ref = cpu.axpy(alpha, x, y.copy())
+        got = H(dev, dev.axpy(alpha, D(dev, x), D(dev, y)))
+        assert np.array_equal(got, ref)
+
+
+def test_all_finite(dev):
+    x = np.ones(4099, F32)
+    assert dev.all_finite(D(dev, x))
+    for bad in (np.nan, np.inf, -np.inf):
+        y = x.copy()
+        y[-1] = bad
+        assert not dev.all_finite(D(dev, y))
+    assert dev.all_finite(dev.zeros((3,), np.int32))
+
+
+CONV_GEOMS = [   # N, C, H, W, F, kh, kw, stride (y, x), pad (y, x), dilation, groups
+    (2, 3, 11, 13, 5, 3, 3, (1, 1), (1, 1), 1, 1),
+    (3, 4, 9, 7, 6, 3, 3, (2, 2), (1, 1), 1, 2),
+    (2, 6, 10, 8, 6, 3, 3, (1, 1), (2, 2), 2, 3),
+    (3, 8, 7, 5, 4, 1, 1, (1, 1), (0, 0), 1, 1),      # 1x1: GEMM straight on the input
+    (2, 4, 5, 6, 6, 1, 1, (1, 1), (0, 0), 1, 2),      # 1x1 grouped
+    (2, 3, 9, 9, 4, 1, 1, (2, 2), (0, 0), 1, 1),      # 1x1 stride 2: im2col
+    (2, 3, 10, 12, 4, 5, 5, (2, 1), (2, 1), 1, 1),
+    (2, 4, 7, 7, 4, 3, 3, (1, 1), (1, 1), 1, 4),      # depthwise
+    (1, 2, 6, 5, 3, 2, 3, (1, 2), (1, 0), 1, 1),
+]
+
+
+def conv_out(geom):
+    n, c, h, w, f, kh, kw, (sy, sx), (py, px), dil, g = geom
+    return n, f, (h + 2 * py - kh) // sy + 1, (w + 2 * px - kw) // sx + 1
+
+
+def conv_inputs(geom, seed):
+    rng = np.random.default_rng(seed)
+    n, c, h, w, f, kh, kw, s, p, dil, g = geom
+    return rand(rng, n, c, h, w), rand(rng, f, c // g, kh, kw), rng
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole-batch", "image-by-image"])
+@pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
+def test_conv2d(dev, geom, chunked, monkeypatch):
+    if chunked:
+        monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+    x, w, _ = conv_inputs(geom, 3)
+    n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
+    oshape = conv_out(geom)
+    ref = cpu.conv2d(x, w, np.empty(oshape, F32), sy, sx, py, px, dil, g)
+    out = dev.empty(oshape)
+    dev.conv2d(D(dev, x), D(dev, w), out, sy, sx, py, px, dil, g)
+    assert_close(H(dev, out), ref, RTOL)
+
+
+@pytest.mark.parametrize("with_dx", [True, False], ids=["dx", "no-dx"])
+@pytest.mark.parametrize("chunked", [False, True], ids=["whole-batch", "image-by-image"])
+@pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
+def test_conv2d_backward(dev, geom, chunked, with_dx, monkeypatch):
+    if chunked:
+        monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+    x, w, rng = conv_inputs(geom, 4)
+    n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
+    delta = rand(rng, *conv_out(geom))
+    dw0, dx0 = rand(rng, *w.shape), rand(rng, *x.shape)
+    dw_ref, dx_ref = dw0.copy(), dx0.copy()
+    cpu.conv2d_backward(x, w, delta, dx_ref if with_dx else None, dw_ref, sy, sx, py, px, dil, g)
+    dw, dx = D(dev, dw0), D(dev, dx0)
+    dev.conv2d_backward(D(dev, x), D(dev, w), D(dev, delta), dx if with_dx else None, dw, sy, sx,
+                        py, px, dil, g)
+    assert_close(H(dev, dw), dw_ref, RTOL)
+    assert_close(H(dev, dx), dx_ref if with_dx else dx0, RTOL)
+
+
+@pytest.mark.parametrize("geom", [CONV_GEOMS[1], CONV_GEOMS[4]], ids=["3x3-groups", "1x1-groups"])
+def test_conv_fp16_gemms(dev, geom):
+    x, w, rng = conv_inputs(geom, 5)
+    n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
+    oshape = conv_out(geom)
+    delta = rand(rng, *oshape)
+    ref = cpu.conv2d(x, w, np.empty(oshape, F32), sy, sx, py, px, dil, g)
+    dw_ref, dx_ref = np.zeros_like(w), np.zeros_like(x)
+    cpu.conv2d_backward(x, w, delta, dx_ref, dw_ref, sy, sx, py, px, dil, g)
+    saved = dev.get_precision()
+    dev.set_precision("fp16")
+    try:
+        out = dev.empty(oshape)
+        dev.conv2d(D(dev, x), D(dev, w), out, sy, sx, py, px, dil, g)
+        dw, dx = dev.zeros(w.shape), dev.zeros(x.shape)
+        dev.conv2d_backward(D(dev, x), D(dev, w), D(dev, delta), dx, dw, sy, sx, py, px, dil, g)
+    finally:
+        dev.set_precision(saved)
+    assert_close(H(dev, out), ref, 1e-2)
+    assert_close(H(dev, dw), dw_ref, 1e-2)
+    assert_close(H(dev, dx), dx_ref, 1e-2)
+
+
+@pytest.mark.parametrize("ta", [False, True])
+@pytest.mark.parametrize("tb", [False, True])
+def test_gemm(dev, ta, tb):
+    rng = np.random.default_rng(6)
+    m, k, n = 7, 5, 3
+    a = rand(rng, *((k, m) if ta else (m, k)))
+    b = rand(rng, *((n, k) if tb else (k, n)))
+    c0 = rand(rng, m, n)
+    ref = cpu.gemm(ta, tb, 0.7, a, b, 0.4, c0.copy())
+    got = dev.gemm(ta, tb, 0.7, D(dev, a), D(dev, b), 0.4, D(dev, c0))
+    assert_close(H(dev, got), ref, RTOL)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        dev.gemm(ta, tb, 1, D(dev, a), D(dev, rand(rng, 4, 4)), 0, D(dev, c0))
+
+
+def act_input(rng, *shape):
+    x = rng.uniform(-6, 6, shape).astype(F32)
+    flat = x.reshape(-1)
+    special = np.array([0, 1e-4, -1e-4, 19.99, 20.01, 25, -20.01, -30, 2, 4, -2, -4, 1, -1, 6, 3],
+                       F32)
+    flat[:special.size] = special
+    return x
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS)
+def test_activate_and_gradient(dev, act):
+    rng = np.random.default_rng(7)
+    x = act_input(rng, 2, 5, 3, 7)
+    ref = cpu.activate(x.copy(), act)
+    got = H(dev, dev.activate(D(dev, x), act))
+    assert_close(got, ref, RTOL)
+    xd = D(dev, x)
+    y = dev.empty(x.shape)
+    dev.activate_copy(xd, y, ACTIVATION_CODE[act])
+    assert_close(H(dev, y), ref, RTOL)
+    assert np.array_equal(H(dev, xd), x)
+    delta = rand(rng, *x.shape)
+    needs_x = act in ("swish", "mish", "hard_mish")
+    g_ref = cpu.gradient(delta.copy(), ref, act, x if needs_x else None)
+    g = dev.gradient(D(dev, delta), D(dev, ref), act, D(dev, x) if needs_x else None)
+    assert_close(H(dev, g), g_ref, RTOL)
+
+
+@pytest.mark.parametrize("act", ["linear", "leaky", "mish", "logistic", "normalize_channels",
+                                 "normalize_channels_softmax_maxval"])
+def test_bias_and_batchnorm_inference(dev, act):
+    rng = np.random.default_rng(8)
+    x = rand(rng, 3, 5, 4, 7, scale=2.0)
+    b = rand(rng, 5)
+    s, m = rng.uniform(0.5, 1.5, 5).astype(F32), rand(rng, 5)
+    v, bb = rng.uniform(0.5, 1.5, 5).astype(F32), rand(rng, 5)
+    assert_close(H(dev, dev.add_bias(D(dev, x), D(dev, b))), cpu.add_bias(x.copy(), b), RTOL)
+    assert_close(H(dev, dev.bias_activate(D(dev, x), D(dev, b), act)),
+                 cpu.bias_activate(x.copy(), b, act), RTOL)
+    prm = [D(dev, p) for p in (s, m, v, bb)]
+    assert_close(H(dev, dev.batchnorm_inference(D(dev, x), *prm, eps=1e-3)),
+                 cpu.batchnorm_inference(x.copy(), s, m, v, bb, eps=1e-3), RTOL)
+    assert_close(H(dev, dev.batchnorm_activate_inference(D(dev, x), *prm, act)),
+                 cpu.batchnorm_activate_inference(x.copy(), s, m, v, bb, act), RTOL)
+
+
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_copy_rows(dev, accumulate):
+    rng = np.random.default_rng(9)
+    for count, so, do in ((75, 75, 25), (64, 64, 128), (13, 3, 201), (150, 0, 0)):
+        src, dst = rand(rng, 3, 2, 75), rand(rng, 3, 250)
+        ref = cpu.copy_rows(src, dst.copy(), count, so, do, accumulate)
+        got = H(dev, dev.copy_rows(D(dev, src), D(dev, dst), count, so, do, accumulate))
+        if accumulate:
+            assert_close(got, ref, RTOL)
+        else:
+            assert np.array_equal(got, ref)
+    with pytest.raises(ValueError, match="do not fit"):
+        dev.copy_rows(D(dev, src), D(dev, dst), 100, 100, 0)
+
+
+@pytest.mark.parametrize("accumulate", [True, False])
+@pytest.mark.parametrize("weights", ["none", "one", "per-channel", "device"])
+def test_shortcut_add(dev, weights, accumulate):
+    rng = np.random.default_rng(10)
+    n, s = 2, 36
+    out, add = rand(rng, n, 5, 6, 6), rand(rng, n, 3, 6, 6)
+    m = 3 * s
+    w = {"none": None, "one": rand(rng, 1), "per-channel": rand(rng, 4),
+         "device": rand(rng, 3)}[weights]
+    ref = cpu.shortcut_add(out.copy(), add, m, s, w, accumulate)
+    wd = D(dev, w) if weights == "device" else w
+    got = dev.shortcut_add(D(dev, out), D(dev, add), m, s, wd, accumulate)
+    assert_close(H(dev, got), ref, RTOL)
+
+
+@pytest.mark.parametrize("scale_x_y,new_coords", [(1.0, 0), (1.05, 0), (2.0, 1)])
+@pytest.mark.parametrize("inplace", [False, True])
+def test_yolo_activate(dev, scale_x_y, new_coords, inplace):
+    rng = np.random.default_rng(11)
+    x = rand(rng, 2, 3 * 9, 5, 7, scale=3.0)
+    ref = cpu.yolo_activate(x, np.empty_like(x), 3, 9, scale_x_y, new_coords)
+    xd = D(dev, x)
+    out = xd if inplace else dev.empty(x.shape)
+    dev.yolo_activate(xd, out, 3, 9, scale_x_y, new_coords)
+    assert_close(H(dev, out), ref, RTOL)
+
+
+@pytest.mark.parametrize("groups,temp", [(1, 1.0), (4, 1.0), (4, 0.7), (8, 2.0)])
+def test_softmax(dev, groups, temp):
+    rng = np.random.default_rng(12)
+    x = rand(rng, 3, 40, scale=3.0)
+    ref = cpu.softmax(x, np.empty_like(x), groups, temp)
+    got = dev.softmax(D(dev, x), dev.empty(x.shape), groups, temp)
+    assert_close(H(dev, got), ref, RTOL)
+
+
+@pytest.mark.parametrize("scale_wh", [0, 1])
+def test_scale_channels(dev, scale_wh):
+    rng = np.random.default_rng(13)
+    src = rand(rng, 2, 6, 5, 7)
+    scale = rand(rng, 2, 1, 5, 7) if scale_wh else rand(rng, 2, 6, 1, 1)
+    ref = cpu.scale_channels(src, scale, np.empty_like(src), scale_wh)
+    got = dev.scale_channels(D(dev, src), D(dev, scale), dev.empty(src.shape), scale_wh)
+    assert_close(H(dev, got), ref, RTOL)
+    delta, ds0, dsc0 = rand(rng, *src.shape), rand(rng, *src.shape), rand(rng, *scale.shape)
+    for want_src, want_scale in ((True, True), (True, False), (False, True)):
+        ds_ref, dsc_ref = ds0.copy(), dsc0.copy()
+        cpu.scale_channels_backward(delta, src, scale, ds_ref if want_src else None,
+                                    dsc_ref if want_scale else None, scale_wh)
+        ds, dsc = D(dev, ds0), D(dev, dsc0)
+        dev.scale_channels_backward(D(dev, delta), D(dev, src), D(dev, scale),
+                                    ds if want_src else None, dsc if want_scale else None,
+                                    scale_wh)
+        assert_close(H(dev, ds), ds_ref, RTOL)
+        assert_close(H(dev, dsc), dsc_ref, RTOL)
+
+
+def test_sam(dev):
+    rng = np.random.default_rng(14)
+    src, x, delta = rand(rng, 2, 3, 5, 7), rand(rng, 2, 3, 5, 7), rand(rng, 2, 3, 5, 7)
+    ref = cpu.sam(src, x, np.empty_like(src))
+    assert_close(H(dev, dev.sam(D(dev, src), D(dev, x), dev.empty(src.shape))), ref, RTOL)
+    dx0, ds0 = rand(rng, *src.shape), rand(rng, *src.shape)
+    for want_dx, want_ds in ((True, True), (True, False), (False, True)):
+        dx_ref, ds_ref = dx0.copy(), ds0.copy()
+        cpu.sam_backward(delta, src, x, dx_ref if want_dx else None, ds_ref if want_ds else None)
+        dxd, dsd = D(dev, dx0), D(dev, ds0)
+        dev.sam_backward(D(dev, delta), D(dev, src), D(dev, x), dxd if want_dx else None,
+                         dsd if want_ds else None)
+        assert_close(H(dev, dxd), dx_ref, RTOL)
+        assert_close(H(dev, dsd), ds_ref, RTOL)
+    same_ref = dx0.copy()
+    cpu.sam_backward(delta, src, x, same_ref, same_ref)
+    same = D(dev, dx0)
+    dev.sam_backward(D(dev, delta), D(dev, src), D(dev, x), same, same)
+    assert_close(H(dev, same), same_ref, RTOL)
+
+
+POOLS = [(2, 2, 2, 1), (3, 1, 1, 2), (5, 1, 1, 4), (3, 2, 2, 2), (2, 1, 1, 1), (3, 2, 1, 0),
+         (2, 2, 2, 0), (1, 1, 1, 4)]
+
+
+@pytest.mark.parametrize("size,sy,sx,pad", POOLS)
+def test_pooling(dev, size, sy, sx, pad):
+    rng = np.random.default_rng(15)
+    n, c, h, w = 2, 3, 13, 11
+    oh, ow = (h + pad - size) // sy + 1, (w + pad - size) // sx + 1
+    x = (np.round(rand(rng, n, c, h, w, scale=2.0) * 2) / 2).astype(F32)   # ties
+    ref = cpu.maxpool(x, np.empty((n, c, oh, ow), F32), size, sy, sx, pad)
+    got = dev.maxpool(D(dev, x), dev.empty((n, c, oh, ow)), size, sy, sx, pad)
+    assert np.array_equal(H(dev, got), ref)
+    idx_ref = np.empty((n, c, oh, ow), np.int32)
+    cpu.maxpool_train(x, np.empty((n, c, oh, ow), F32), idx_ref, size, sy, sx, pad)
+    idx = dev.empty((n, c, oh, ow), np.int32)
+    out = dev.maxpool_train(D(dev, x), dev.empty((n, c, oh, ow)), idx, size, sy, sx, pad)
+    assert np.array_equal(H(dev, out), ref)
+    assert np.array_equal(H(dev, idx), idx_ref)
+    delta, dx0 = rand(rng, n, c, oh, ow), rand(rng, n, c, h, w)
+    dx_ref = cpu.maxpool_backward(delta, idx_ref, dx0.copy())
+    assert_close(H(dev, dev.maxpool_backward(D(dev, delta), idx, D(dev, dx0))), dx_ref, RTOL)
+    # indexes that maxpool_train did not write: the scatter kernel
+    idx2 = dev.empty((n, c, oh, ow), np.int32)
+    dev.copy_from_numpy(idx2, idx_ref)
+    assert_close(H(dev, dev.maxpool_backward(D(dev, delta), idx2, D(dev, dx0))), dx_ref, RTOL)
+    xa = rand(rng, n, c, h, w)
+    a_ref = cpu.local_avgpool(xa, np.empty((n, c, oh, ow), F32), size, sy, sx, pad)
+    got = dev.local_avgpool(D(dev, xa), dev.empty((n, c, oh, ow)), size, sy, sx, pad)
+    assert_close(H(dev, got), a_ref, RTOL)
+    b_ref = cpu.local_avgpool_backward(delta, dx0.copy(), size, sy, sx, pad)
+    got = dev.local_avgpool_backward(D(dev, delta), D(dev, dx0), size, sy, sx, pad)
+    assert_close(H(dev, got), b_ref, RTOL)
+
+
+def test_maxpool_backward_scatter_with_stray_indexes(dev):
+    rng = np.random.default_rng(16)
+    delta = rand(rng, 2, 3, 4, 4)
+    idx = rng.integers(-3, 2 * 3 * 6 * 6 + 3, delta.shape).astype(np.int32)
+    dx0 = rand(rng, 2, 3, 6, 6)
+    ref = cpu.maxpool_backward(delta, idx, dx0.copy())
+    idd = dev.empty(idx.shape, np.int32)
+    dev.copy_from_numpy(idd, idx)
+    assert_close(H(dev, dev.maxpool_backward(D(dev, delta), idd, D(dev, dx0))), ref, RTOL)
+
+
+def test_global_avgpool(dev):
+    rng = np.random.default_rng(17)
+    for n, c, h, w in ((2, 3, 13, 11), (1, 40, 7, 7), (3, 2, 1, 1)):
+        x = rand(rng, n, c, h, w)
+        ref = cpu.global_avgpool(x, np.empty((n, c, 1, 1), F32))
+        assert_close(H(dev, dev.global_avgpool(D(dev, x), dev.empty((n, c, 1, 1)))), ref, RTOL)
+        delta, dx0 = rand(rng, n, c, 1, 1), rand(rng, n, c, h, w)
+        ref = cpu.global_avgpool_backward(delta, dx0.copy())
+        got = dev.global_avgpool_backward(D(dev, delta), D(dev, dx0))
+        assert_close(H(dev, got), ref, RTOL)
+
+
+@pytest.mark.parametrize("stride,scale", [(2, 1.0), (3, 0.5)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_resample(dev, stride, scale, accumulate):
+    rng = np.random.default_rng(18)
+    x = rand(rng, 2, 3, 5, 7)
+    o0 = rand(rng, 2, 3, 5 * stride, 7 * stride)
+    ref = cpu.upsample(x, o0.copy(), stride, scale, accumulate)
+    got = dev.upsample(D(dev, x), D(dev, o0), stride, scale, accumulate)
+    assert_close(H(dev, got), ref, RTOL)
+    big = rand(rng, 2, 3, 13, 11)
+    d0 = rand(rng, 2, 3, 13 // stride, 11 // stride)
+    ref = cpu.downsample_sum(big, d0.copy(), stride, scale, accumulate)
+    got = dev.downsample_sum(D(dev, big), D(dev, d0), stride, scale, accumulate)
+    assert_close(H(dev, got), ref, RTOL)
+
+
+@pytest.mark.parametrize("shape", [(3, 5, 7, 9), (8, 4, 1, 1), (2, 9, 17)])
+def test_batchnorm_train_and_backward(dev, shape):
+    rng = np.random.default_rng(19)
+    c = shape[1]
+    x = (rand(rng, *shape, scale=2.0) + F32(0.7)).astype(F32)
+    s, b = rng.uniform(0.5, 1.5, c).astype(F32), rand(rng, c)
+    rm, rv = rand(rng, c), rng.uniform(0.5, 1.5, c).astype(F32)
+    ref = [x.copy(), rm.copy(), rv.copy(), np.empty(c, F32), np.empty(c, F32),
+           np.empty_like(x), np.empty_like(x)]
+    cpu.batchnorm_train(ref[0], s, b, ref[1], ref[2], ref[3], ref[4], ref[5], ref[6], 0.9)
+    got = [D(dev, x), D(dev, rm), D(dev, rv), dev.empty((c,)), dev.empty((c,)),
+           dev.empty(x.shape), dev.empty(x.shape)]
+    dev.batchnorm_train(got[0], D(dev, s), D(dev, b), got[1], got[2], got[3], got[4], got[5],
+                        got[6], 0.9)
+    for r, g in zip(ref, got):
+        assert_close(H(dev, g), r, RTOL)
+    delta = rand(rng, *shape)
+    bg0, sg0 = rand(rng, c), rand(rng, c)
+    d_ref, bg_ref, sg_ref = delta.copy(), bg0.copy(), sg0.copy()
+    cpu.batchnorm_backward(d_ref, ref[5], ref[6], ref[3], ref[4], s, bg_ref, sg_ref)
+    dd, bg, sg = D(dev, delta), D(dev, bg0), D(dev, sg0)
+    dev.batchnorm_backward(dd, D(dev, ref[5]), D(dev, ref[6]), D(dev, ref[3]), D(dev, ref[4]),
+                           D(dev, s), bg, sg)
+    assert_close(H(dev, dd), d_ref, RTOL)
+    assert_close(H(dev, bg), bg_ref, RTOL)
+    assert_close(H(dev, sg), sg_ref, RTOL)
+    bb0 = rand(rng, c)
+    ref = cpu.backward_bias(bb0.copy(), delta)
+    assert_close(H(dev, dev.backward_bias(D(dev, bb0), D(dev, delta))), ref, RTOL)
+
+
+@pytest.mark.parametrize("decayed", [True, False])
+def test_sgd_update_bitwise(dev, decayed):
+    rng = np.random.default_rng(20)
+    p, u, g = rand(rng, 1003), rand(rng, 1003, scale=0.1), rand(rng, 1003, scale=10.0)
+    step, ndb = np.float32(0.001 / 64), np.float32(-0.0005 * 64)
+    pr, ur = p.copy(), u.copy()
+    cpu.sgd_update(pr, ur, g, step, ndb, 0.9, decayed)
+    pd, ud, gd = D(dev, p), D(dev, u), D(dev, g)
+    dev.sgd_update(pd, ud, gd, step, ndb, 0.9, decayed)
+    assert np.array_equal(H(dev, pd), pr)
+    assert np.array_equal(H(dev, ud), ur)
+    assert np.array_equal(H(dev, gd), g)
+
+
+def test_misuse_fails_in_python(dev):
+    rng = np.random.default_rng(21)
+    x = rand(rng, 2, 3, 5, 5)
+    xd = D(dev, x)
+    with pytest.raises(ValueError, match="device array of the cuda backend.*from_numpy"):
+        dev.activate(x, "leaky")
+    with pytest.raises(ValueError, match="must be float32"):
+        dev.activate(dev.zeros((3,), np.int32), "leaky")
+    with pytest.raises(ValueError, match="unknown activation"):
+        dev.activate(xd, "nope")
+    with pytest.raises(ValueError, match="not divisible by groups"):
+        dev.conv2d(xd, dev.zeros((4, 3, 3, 3)), dev.empty((2, 4, 5, 5)), 1, 1, 1, 1, 1, 2)
+    with pytest.raises(ValueError, match=r"w must have shape"):
+        dev.conv2d(xd, dev.zeros((4, 2, 3, 3)), dev.empty((2, 4, 5, 5)), 1, 1, 1, 1, 1, 1)
+    with pytest.raises(ValueError, match="must not share memory"):
+        dev.conv2d(xd, dev.zeros((3, 3, 1, 1)), xd, 1, 1, 0, 0, 1, 1)
+    with pytest.raises(ValueError, match="indexes must be int32"):
+        dev.maxpool_train(xd, dev.empty((2, 3, 3, 3)), dev.empty((2, 3, 3, 3)), 2, 2, 2, 1)
+    with pytest.raises(ValueError, match="needs the pre-activation x"):
+        dev.gradient(xd, xd, "mish")
+    with pytest.raises(ValueError, match="must have shape"):
+        dev.add_bias(xd, dev.zeros((4,)))
+
+
+def test_emulated_launches_cover_every_kernel(emulated_state):
+    """Run last in this file on the fake device: every kernel of cuda/*.cu was launched by
+    some op above (so each launch's arguments were checked against its C signature)."""
+    fake = emulated_state.fake
+    if len(fake.log) < 50:
+        pytest.skip("run together with the op tests above")
+    unused = set(parse_signatures()) - set(fake.log) - {"pdn_mish", "pdn_mish_copy",
+                                                         "pdn_mish_gradient"}
+    assert not unused, f"kernels no op launched: {sorted(unused)}"
