@@ -1,0 +1,74 @@
+"""Whole networks through the CUDA backend on the emulated device (tests/test_cuda_backend.py's
+numpy stand-in for pycuda, the kernels and cuBLAS): the backend's plumbing (allocation,
+launch arguments, GEMM layouts, parameters moving to the device and back) end to end, with
+Darknet's reference data as the judge. Runs without a GPU; the real device runs the same
+oracles in tests/test_gpu_oracle.py."""
+
+import numpy as np
+import pytest
+
+import pydarknet
+from conftest import ROOT
+from test_backend_contract import CASES, FORWARD_CASES, build, forward_backward
+from test_cuda_backend import fake_device
+from test_forward_oracle import NETS, run as run_forward_oracle
+from test_train_oracle import RUNS, check_iteration_one, check_three_iterations
+
+
+@pytest.fixture
+def emulated(tmp_path):
+    with fake_device(tmp_path) as fake:
+        yield fake
+
+
+@pytest.mark.parametrize("name", NETS)
+def test_forward_oracle_on_the_emulated_device(ref, emulated, name):
+    errors = run_forward_oracle(ref, name, device="cuda:0")
+    bad = {k: v for k, v in errors.items() if v > 1e-5}
+    assert not bad, f"layers off by more than 1e-5: {bad}"
+
+
+@pytest.mark.parametrize("run", RUNS)
+def test_training_oracle_on_the_emulated_device(ref, emulated, run):
+    check_three_iterations(ref, run, device="cuda:0", tol=1e-4)
+
+
+def test_iteration_one_deltas_on_the_emulated_device(ref, emulated):
+    check_iteration_one(ref, "mini-yolo-a-gpusem", 1, device="cuda:0")
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_training_pass_on_the_emulated_device(emulated, case):
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    nets = [build(CASES[case], device) for device in ("cpu", "cuda:0")]
+    r = np.random.default_rng(1).standard_normal(nets[0].layers[-1].out_shape(2)).astype(
+        np.float32)
+    (out_a, d_a, g_a), (out_b, d_b, g_b) = (forward_backward(n, x, r) for n in nets)
+    for what, xs, ys in (("output", out_a, out_b), ("delta", d_a, d_b)):
+        for i, (a, b) in enumerate(zip(xs, ys)):
+            np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5 * max(np.abs(a).max(), 1),
+                                       err_msg=f"{what} of layer {i}")
+    for k in g_a:
+        np.testing.assert_allclose(g_b[k], g_a[k], rtol=1e-4,
+                                   atol=1e-5 * max(np.abs(g_a[k]).max(), 1),
+                                   err_msg=f"gradient {k}")
+
+
+@pytest.mark.parametrize("case", list(FORWARD_CASES))
+def test_forward_on_the_emulated_device(emulated, case):
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    outs = []
+    for device in ("cpu", "cuda:0"):
+        net = build(FORWARD_CASES[case], device)
+        net.predict(x)
+        outs.append([np.array(o) for o in net.outputs])
+    for i, (a, b) in enumerate(zip(*outs)):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=f"output of layer {i}")
+
+
+def test_own_yolov4_tiny_on_the_emulated_device(emulated):
+    x = np.random.default_rng(0).random((1, 3, 96, 96), np.float32)
+    cfg = ROOT / "cfg" / "yolov4-tiny.cfg"
+    cpu = pydarknet.load(cfg, batch=1, width=96, height=96)
+    dev = pydarknet.load(cfg, batch=1, width=96, height=96, device="cuda:0")
+    np.testing.assert_allclose(dev.predict(x), cpu.predict(x), rtol=1e-4, atol=1e-5)
