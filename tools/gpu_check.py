@@ -799,6 +799,42 @@ class Checker:
                               np.zeros_like(g))
 
 
+    # util.cu: the backend's generic ops -----------------------------------------------------
+    def check_util(self):
+        cp = self.cp
+        n = 4099
+        x, y = self.randn(n), self.randn(n)
+        for alpha in (1.0, -0.37):
+            yd = self.d(y)
+            self.k("pdn_axpy", n, self.d(x), yd, n, alpha)
+            self.record_exact(f"pdn_axpy [alpha {alpha}] (bitwise vs numpy)", self.h(yd),
+                              y + np.float32(alpha) * x)
+        bad = x.copy()
+        bad[[5, 77, n - 1]] = (np.nan, np.inf, -np.inf)
+        for arr, want in ((x, 0), (bad, 3)):
+            count = cp.zeros(1, np.int32)
+            self.k("pdn_count_nonfinite", n, self.d(arr), n, count)
+            self.record_exact(f"pdn_count_nonfinite [{want} bad]", self.h(count),
+                              np.array([want], np.int32))
+        a, b, y0 = self.randn(n), self.randn(n), self.randn(n)
+        yd = self.d(y0)
+        self.k("pdn_mul_add", n, self.d(a), self.d(b), yd, n)
+        self.record("pdn_mul_add", self.h(yd), y0 + a.astype(np.float64) * b)
+        dx_n = 50
+        idx = self.rng.integers(-1, dx_n + 2, n).astype(np.int32)
+        dx0 = self.randn(dx_n)
+        dxd = self.d(dx0)
+        self.k("pdn_index_add", n, self.d(x), self.d(idx), dxd, n, dx_n)
+        ref = dx0.astype(np.float64)
+        ok = (idx >= 0) & (idx < dx_n)
+        np.add.at(ref, idx[ok], x[ok].astype(np.float64))
+        self.record("pdn_index_add (skips out-of-range indexes)", self.h(dxd), ref, tol=1e-4)
+        halves = cp.zeros((n + 1) // 2, np.float32)     # n fp16 values in float32 storage
+        self.k("pdn_f32_to_f16", n, self.d(x), halves, n)
+        got = self.h(halves).view(np.float16)[:n]
+        self.record_exact("pdn_f32_to_f16 (round to nearest even)", got, x.astype(np.float16))
+
+
 # ---------------------------------------------------------------------------------------------
 # Mish bandwidth
 # ---------------------------------------------------------------------------------------------
