@@ -1,15 +1,21 @@
-"""Darknet's data-set files: ``.data``, ``.names``, image lists, label files, and the rule that
-maps an image path to its label file.
+"""Darknet's data-set files: ``.data``, ``.names``, image lists, label files, and the rules
+that map an image path to its label file (detectors) or to its class (classifiers).
 
     data = read_data_file("data/obj.data")        # {"classes": 2, "train": ..., "names": ...}
     names = read_names(data["names"])             # ["dog", "cat"]
     paths = read_list(data["valid"])              # image paths, one a line
     boxes = read_labels(label_path(paths[0]), classes=2)   # float64 [n, 5]: class x y w h
+    boxes = read_labels(label_path(paths[0]), 2, clip=True)  # as training reads them
+    cls = class_from_path(paths[0], names)        # classifiers: the class name in the path
+
+This is the one place these rules live: training (``pydarknet.data``) and evaluation
+(``pydarknet.eval``) both read label files here, with ``clip=True`` and ``clip=False``.
 
 Everything that goes wrong names the file (and the line): a missing or empty list is a
-``DataError``; a malformed label line, a class id out of range or a box of non-positive size is
-reported through ``problems`` (warned once, counted) and the line skipped. Darknet itself reads
-label files with ``fscanf`` and silently stops at the first line it cannot parse.
+``DataError``; a label line that cannot be used is reported through ``problems`` (warned once,
+counted under one key per kind of problem) as ``path:line: why: 'text'; line skipped``.
+Darknet itself reads label files with ``fscanf`` and silently stops at the first line it
+cannot parse.
 """
 
 import math
@@ -18,7 +24,8 @@ import os
 import numpy as np
 
 __all__ = ["read_data_file", "read_names", "check_names", "read_list", "replace_image_to_label",
-           "label_path", "read_labels", "parse_labels", "class_from_path", "data_path"]
+           "label_path", "read_labels", "parse_labels", "classes_in_path", "class_from_path",
+           "data_path"]
 
 # AB's replace_image_to_label: these folders are swapped (first occurrence each, in this order)
 _FOLDERS = (("/images/train2017/", "/labels/train2017/"), ("/images/val2017/", "/labels/val2017/"),
@@ -133,9 +140,12 @@ def replace_image_to_label(image_path):
 
 
 def label_path(image_path):
-    """The label file for an image: AB's :func:`replace_image_to_label`; when that file does
-    not exist but pjreddie's rule (``/images/`` -> ``/labels/``, any image extension) gives one
-    that does, that one. Never checks more than these two."""
+    """The label file for an image, as AlexeyAB's Darknet finds it: :func:`replace_image_to_label`
+    (``<image>.txt`` beside the image unless the path holds images/train2017 and the like, or
+    JPEGImages). When that file does not exist but pjreddie's rule (``/images/`` ->
+    ``/labels/``) gives one that does, that one. Any image extension becomes ``.txt`` (AB's
+    list is case-sensitive and knows no .webp or .tif). When neither file exists, AB's path
+    (the one Darknet would report). Checks no more than these two files."""
     p = replace_image_to_label(image_path)
     if not p.endswith(".txt"):
         p = os.path.splitext(p)[0] + ".txt"
@@ -149,46 +159,66 @@ def label_path(image_path):
     return p
 
 
-def parse_labels(lines, path="<labels>", classes=None, problems=None):
-    """Label lines ``class x y w h`` (relative centre and size) -> float64 [n, 5]. Bad lines
-    (not 5 fields, not numbers, class id outside 0..classes-1, w or h <= 0, not finite) are
-    reported as ``path:line: why`` and skipped. Boxes are kept as written (Darknet's mAP does
-    not clip them)."""
+def _label_line(text, classes, clip):
+    """(problem key, why) for a label line that cannot be used, else (None, (cls, x, y, w, h))
+    with the box cut to the image when ``clip``."""
+    parts = text.split()
+    if len(parts) != 5:
+        return "label_line_malformed", f"expected 5 values 'class x y w h', found {len(parts)}"
+    try:
+        cls = int(parts[0])
+        x, y, w, h = (float(v) for v in parts[1:5])
+    except ValueError:
+        return "label_line_malformed", "the class id must be an integer and x, y, w, h numbers"
+    if not all(map(math.isfinite, (x, y, w, h))):
+        return "label_line_malformed", "x, y, w, h must be finite numbers"
+    if cls < 0 or (classes is not None and cls >= classes):
+        return "label_class_out_of_range", (
+            f"class id {cls} is outside 0..{classes - 1} (classes={classes})"
+            if classes is not None else f"class id {cls} is negative")
+    if w <= 0 or h <= 0:
+        return "label_box_empty", f"width and height must be > 0 (w={w:g}, h={h:g})"
+    if not clip:
+        return None, (cls, x, y, w, h)
+    if x + w / 2 <= 0 or y + h / 2 <= 0 or x - w / 2 >= 1 or y - h / 2 >= 1:
+        return "label_box_outside", (f"the box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) lies "
+                                     "wholly outside the image")
+    left, right = max(x - w / 2, 0.0), min(x + w / 2, 1.0)
+    top, bottom = max(y - h / 2, 0.0), min(y + h / 2, 1.0)
+    return None, (cls, (left + right) / 2, (top + bottom) / 2, right - left, bottom - top)
+
+
+def parse_labels(lines, path="<labels>", classes=None, problems=None, clip=False):
+    """Label lines ``class x y w h`` (relative centre and size) -> float64 [n, 5].
+
+    ``clip=False`` (mAP, anchors): boxes as written, as Darknet's validate_detector_map and
+    calc_anchors use ``read_boxes``. ``clip=True`` (training, Darknet's ``correct_boxes``): a
+    box wholly outside the image is dropped and the others are cut to the image.
+
+    A line that cannot be used is reported through ``problems`` as ``path:line: why: 'text';
+    line skipped`` and skipped, counted under its kind: ``label_line_malformed`` (not 5
+    fields, not numbers, not finite), ``label_class_out_of_range`` (outside 0..classes-1),
+    ``label_box_empty`` (w or h <= 0), ``label_box_outside`` (``clip=True`` only). Blank lines
+    and ``#`` comments are passed over."""
     rows = []
     for number, line in enumerate(lines, 1):
         text = line.strip()
         if not text or text.startswith("#"):
             continue
-        parts = text.split()
-        why = None
-        if len(parts) != 5:
-            why = f"expected 5 values 'class x y w h', found {len(parts)}"
-        else:
-            try:
-                cls = int(parts[0])
-                x, y, w, h = (float(v) for v in parts[1:5])
-            except ValueError:
-                why = "the class id must be an integer and x, y, w, h numbers"
-            else:
-                if cls < 0 or (classes is not None and cls >= classes):
-                    why = (f"class id {cls} is outside 0..{classes - 1} (classes={classes})"
-                           if classes is not None else f"class id {cls} is negative")
-                elif not all(map(math.isfinite, (x, y, w, h))):
-                    why = "x, y, w, h must be finite numbers"
-                elif w <= 0 or h <= 0:
-                    why = f"width and height must be > 0 (w={w:g}, h={h:g})"
-        if why:
-            if problems is not None:
-                problems.report("label_line_bad", f"{path}:{number}: {why}: '{text[:80]}'; "
-                                                  f"line skipped")
-            continue
-        rows.append((cls, x, y, w, h))
+        kind, result = _label_line(text, classes, clip)
+        if kind is None:
+            rows.append(result)
+        elif problems is not None:
+            problems.report(kind, f"{path}:{number}: {result}: '{text[:80]}'; line skipped")
     return np.array(rows, np.float64).reshape(-1, 5)
 
 
-def read_labels(path, classes=None, problems=None):
-    """A label file as :func:`parse_labels`; ``None`` (reported as ``labels_missing``) when
-    the file does not exist."""
+def read_labels(path, classes=None, problems=None, clip=False,
+                missing="read as an image without objects"):
+    """A label file as :func:`parse_labels`; ``None`` when it cannot be read, reported (once
+    per file, key ``labels_missing``) as ``path: label file not found; <missing>``, where
+    ``missing`` says what the caller does then (mAP and anchors: the image has no objects, as
+    Darknet's ``read_boxes``; training: ``"image skipped"``)."""
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             lines = f.read().splitlines()
@@ -196,15 +226,28 @@ def read_labels(path, classes=None, problems=None):
         if problems is not None:
             why = "label file not found" if isinstance(e, FileNotFoundError) else \
                 f"cannot read the label file ({e.strerror or e})"
-            problems.report("labels_missing", f"{path}: {why}", key=path)
+            problems.report("labels_missing", f"{path}: {why}; {missing}", key=path)
         return None
-    return parse_labels(lines, path, classes, problems)
+    return parse_labels(lines, path, classes, problems, clip)
 
 
-def class_from_path(path, names):
-    """Darknet's classifier label rule: the index of the first class name (in names order)
-    that occurs anywhere in the path, or None."""
-    for i, name in enumerate(names):
-        if name and name in path:
-            return i
+def classes_in_path(path, names):
+    """Indexes of the class names that occur in ``path``, in names order (Darknet's classifier
+    ``strstr(path, labels[i])`` over all names)."""
+    return [i for i, name in enumerate(names) if name and name in path]
+
+
+def class_from_path(path, names, first=True):
+    """A classifier image's class: the class names found in its file name or, when the file
+    name holds none, in the whole path (Darknet looks at the whole path only); one name ->
+    its index, none -> None. Several: ``first=True`` gives the first in names order (Darknet's
+    ``classifier valid`` takes the first match), ``first=False`` None (training skips the
+    image; Darknet's ``fill_truth`` warns "Too many or too few labels" and trains a multi-hot
+    truth). Looking at the file name first keeps a folder such as ``square-things/`` from
+    confusing the lookup, in training and in evaluation alike."""
+    hits = classes_in_path(path, names)
+    in_file = [i for i in hits if names[i] in os.path.basename(path)]
+    hits = in_file or hits
+    if len(hits) == 1 or (hits and first):
+        return hits[0]
     return None

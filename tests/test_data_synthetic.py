@@ -8,7 +8,7 @@ import numpy as np
 
 from pydarknet.data import (SHAPES, draw_shapes_image, make_shapes_classifier,
                             make_shapes_detection, read_label_file, read_list)
-from pydarknet.data.paths import class_from_path, label_path, read_data_file
+from pydarknet.labels import class_from_path, label_path, read_data_file
 
 
 def test_boxes_are_the_exact_extent_of_each_shape():
@@ -43,9 +43,10 @@ def test_detection_set_layout_reuse_and_determinism(tmp_path):
     assert read_list(data["names"]) == ["circle", "square", "triangle"]
     for path in train[:5] + valid[:2]:
         assert cv2.imread(path).shape == (96, 96, 3)
-        lp = label_path(path)
-        assert os.sep + "labels" + os.sep in lp and os.path.exists(lp)
-        assert open(lp).read() == open(os.path.splitext(path)[0] + ".txt").read()
+        lp = label_path(path)            # beside the image (AB's rule) and in labels/
+        assert lp == os.path.splitext(path)[0] + ".txt"
+        pjreddie = path.replace(os.sep + "images" + os.sep, os.sep + "labels" + os.sep)
+        assert open(lp).read() == open(os.path.splitext(pjreddie)[0] + ".txt").read()
         boxes = read_label_file(lp, 3)
         assert len(boxes) >= 1
     # the same parameters: reused as is; another seed or force: regenerated

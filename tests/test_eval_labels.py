@@ -68,22 +68,125 @@ def test_label_lines_are_checked_with_path_and_line():
     with pytest.warns(UserWarning):
         boxes = L.parse_labels(["0 0.5 0.5 0.2 0.2", "", "1 0.5 0.5 0.2", "2 0.1 0.1 0.1 0.1",
                                 "a 0.1 0.1 0.1 0.1", "1 nan 0.1 0.1 0.1", "1 0.5 0.5 -1 0.1",
-                                "1 1.2 0.5 1.5 0.1"], "x.txt", classes=2, problems=problems)
+                                "1 1.2 0.5 1.5 0.1", "# a comment"], "x.txt", classes=2,
+                               problems=problems)
     np.testing.assert_allclose(boxes, [[0, 0.5, 0.5, 0.2, 0.2], [1, 1.2, 0.5, 1.5, 0.1]])
-    text = "\n".join(problems.messages)
-    for line, why in [(3, "expected 5 values"), (4, "class id 2 is outside 0..1"),
-                      (5, "the class id must be an integer"), (6, "x, y, w, h must be finite"),
-                      (7, "width and height must be > 0")]:
-        assert f"x.txt:{line}: {why}" in text
-    assert problems.as_dict() == {"label_line_bad": 5}
-    with pytest.warns(UserWarning, match="/nonexistent/a.txt: label file not found"):
+    assert problems.messages == [
+        "x.txt:3: expected 5 values 'class x y w h', found 4: '1 0.5 0.5 0.2'; line skipped",
+        "x.txt:4: class id 2 is outside 0..1 (classes=2): '2 0.1 0.1 0.1 0.1'; line skipped",
+        "x.txt:5: the class id must be an integer and x, y, w, h numbers: "
+        "'a 0.1 0.1 0.1 0.1'; line skipped",
+        "x.txt:6: x, y, w, h must be finite numbers: '1 nan 0.1 0.1 0.1'; line skipped",
+        "x.txt:7: width and height must be > 0 (w=-1, h=0.1): '1 0.5 0.5 -1 0.1'; "
+        "line skipped"]
+    assert problems.as_dict() == {"label_line_malformed": 3, "label_class_out_of_range": 1,
+                                  "label_box_empty": 1}
+    with pytest.warns(UserWarning, match=r"^/nonexistent/a.txt: label file not found; read as "
+                                         r"an image without objects$"):
         assert L.read_labels("/nonexistent/a.txt", 2, problems) is None
+    assert problems.as_dict()["labels_missing"] == 1
+
+
+LINES = ["0 0.5 0.5 0.2 0.2",        # inside: the same either way
+         "1 0.95 0.5 0.3 0.2",       # reaches past the right edge: cut by training
+         "1 1.3 0.5 0.2 0.2",        # wholly outside: dropped by training
+         "0 -0.5 -0.5 0.2 0.2"]
+
+
+def test_training_clips_and_drops_evaluation_keeps_boxes_as_written():
+    kept = L.parse_labels(LINES, "k.txt", 2, Problems())           # mAP, anchors (Darknet)
+    np.testing.assert_allclose(kept, [[float(v) for v in ln.split()] for ln in LINES])
+    problems = Problems()
+    with pytest.warns(UserWarning):
+        clipped = L.parse_labels(LINES, "k.txt", 2, problems, clip=True)   # correct_boxes
+    np.testing.assert_allclose(clipped, [[0, 0.5, 0.5, 0.2, 0.2], [1, 0.9, 0.5, 0.2, 0.2]])
+    assert problems.as_dict() == {"label_box_outside": 2}
+    assert problems.messages[0] == ("k.txt:3: the box (x=1.3, y=0.5, w=0.2, h=0.2) lies wholly "
+                                    "outside the image: '1 1.3 0.5 0.2 0.2'; line skipped")
+    assert problems.messages[1].startswith("k.txt:4: the box (x=-0.5, y=-0.5, w=0.2, h=0.2)")
+    # the old training names in pydarknet.data are these rules with clip=True
+    from pydarknet.data import parse_label_lines, read_label_file
+    with pytest.warns(UserWarning):
+        np.testing.assert_allclose(parse_label_lines(LINES, "k.txt", 2, Problems()), clipped)
+    with pytest.warns(UserWarning, match="/nonexistent/b.txt: label file not found; image "
+                                         "skipped"):
+        assert read_label_file("/nonexistent/b.txt", 2, Problems()) is None
+
+
+def test_label_files_read_for_training_and_for_map(tmp_path):
+    from pydarknet.data import DetectionDataset, read_truth_boxes
+    img = tmp_path / "a.jpg"
+    (tmp_path / "a.txt").write_text("\n".join(LINES) + "\n")
+    np.testing.assert_allclose(read_truth_boxes(str(img), 2),      # for mAP: as written
+                               L.parse_labels(LINES, classes=2))
+    with pytest.warns(UserWarning):
+        boxes = DetectionDataset([str(img)], 2).labels(0)           # training: clipped
+    np.testing.assert_allclose(boxes, L.parse_labels(LINES, classes=2, clip=True))
+    with pytest.warns(UserWarning, match="b.txt: label file not found; used as a background "
+                                         r"image \(missing_labels='empty'\)"):
+        ds = DetectionDataset([str(tmp_path / "b.jpg")], 2, missing_labels="empty")
+        assert ds.labels(0).shape == (0, 5)
+    problems = Problems()
+    (tmp_path / "dir.txt").mkdir()                   # a label "file" that cannot be read
+    with pytest.warns(UserWarning, match="dir.txt: cannot read the label file"):
+        assert L.read_labels(str(tmp_path / "dir.txt"), 2, problems, missing="x") is None
+    assert problems.as_dict() == {"labels_missing": 1}
+
+
+def test_label_path_rules_each_way(tmp_path):
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    img = str(images / "a.JPG")
+    beside, pj = str(images / "a.txt"), str(labels / "a.txt")
+    assert L.label_path(img) == beside                 # neither exists: AB's path is named
+    (labels / "a.txt").write_text("")
+    assert L.label_path(img) == pj                     # only pjreddie's images/ -> labels/
+    (images / "a.txt").write_text("")
+    assert L.label_path(img) == beside                 # both: AB's, as Darknet reads it
+    (labels / "a.txt").unlink()
+    assert L.label_path(img) == beside                 # only AB's
+    # AB's folder rules apply whether or not the file exists; any extension becomes .txt
+    coco = str(tmp_path / "images" / "val2017" / "1.jpg")
+    assert L.label_path(coco) == str(tmp_path / "labels" / "val2017" / "1.txt")
+    assert L.label_path(str(tmp_path / "VOC" / "JPEGImages" / "2.tif")) == \
+        str(tmp_path / "VOC" / "labels" / "2.txt")
+    assert L.label_path("d/a.Jpg") == "d/a.txt"        # AB would give up on this extension
+    # the training modules use this very rule
+    from pydarknet.data import detection, paths
+    assert detection._label_path is L.label_path and paths.label_path is L.label_path
 
 
 def test_classifier_label_rule():
     assert L.class_from_path("/data/cat/cat_01.jpg", ["dog", "cat"]) == 1
     assert L.class_from_path("/data/hotdog.jpg", ["hot", "hotdog"]) == 0   # first in order
+    assert L.class_from_path("/data/hotdog.jpg", ["hot", "hotdog"], first=False) is None
     assert L.class_from_path("/data/x.jpg", ["dog"]) is None
+    assert L.class_from_path("/data/x.jpg", ["dog"], first=False) is None
+    # the file name decides when the folders hold other class names, in both uses
+    names = ["circle", "square", "triangle"]
+    path = "/tmp/square-things/images/000002_triangle.png"
+    assert L.classes_in_path(path, names) == [1, 2]
+    assert L.class_from_path(path, names) == 2
+    assert L.class_from_path(path, names, first=False) == 2
+    # ... and a folder's name counts when the file name holds none
+    assert L.class_from_path("/data/cat/001.jpg", ["dog", "cat"], first=False) == 1
+    assert L.class_from_path("/data/cat/dog/001.jpg", ["dog", "cat"]) == 0
+    assert L.class_from_path("/data/cat/dog/001.jpg", ["dog", "cat"], first=False) is None
+
+
+def test_classifier_training_reports_missing_and_ambiguous_classes():
+    from pydarknet.data import ClassificationDataset
+    problems = Problems()
+    ds = ClassificationDataset(["/d/cat/1.jpg", "/d/x/2.jpg", "/d/hotdog.jpg"],
+                               ["cat", "hot", "hotdog"], problems=problems)
+    with pytest.warns(UserWarning):
+        assert [ds.class_of(i) for i in range(3)] == [0, None, None]
+    assert problems.as_dict() == {"no_class_in_path": 1, "class_ambiguous_in_path": 1}
+    assert problems.messages == [
+        "/d/x/2.jpg: no class name from the names file occurs in the path; image skipped",
+        "/d/hotdog.jpg: 2 class names occur in the path (hot, hotdog) and the file name does "
+        "not single out one; image skipped"]
 
 
 def test_coco_image_ids():

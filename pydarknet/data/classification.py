@@ -1,6 +1,6 @@
 """Classifier samples as AB's ``load_data_augment``: images float32 [C, H, W] RGB in [0, 1] and
 truths [classes] (one-hot, or label-smoothed with ``label_smooth_eps``), the class being the
-one class name found in the image's path, as Darknet.
+one class name found in the image's path, as Darknet (``pydarknet.labels.class_from_path``).
 
     ds = ClassificationDataset.from_network(net, read_list("train.list"), names)
     img, truth = ds.sample(np.random.default_rng(0), net.net.width, net.net.height)
@@ -12,11 +12,16 @@ import cv2
 import numpy as np
 
 from . import augment as A
+from ..labels import class_from_path, classes_in_path
 from .io import BadIndexes, DataError, Problems, read_image
 
-from .paths import class_from_path as _class_from_path
-
 MAX_TRIES = 100
+
+
+def _training_class(path, labels):
+    """:func:`pydarknet.labels.class_from_path` as training uses it: a path that stays
+    ambiguous names no class (the image is skipped)."""
+    return class_from_path(path, labels, first=False)
 
 
 class ClassificationDataset:
@@ -49,7 +54,7 @@ class ClassificationDataset:
         self.mosaic_mixup = int(mosaic_mixup) if self.augment else 0
         self.blur = int(blur) if self.augment else 0
         self.label_smooth_eps = float(label_smooth_eps)
-        self.class_from_path = class_from_path or _class_from_path
+        self.class_from_path = class_from_path or _training_class
         self.problems = problems if problems is not None else Problems()
         self._classes = {}
         self._bad = BadIndexes(len(self.paths))
@@ -82,18 +87,22 @@ class ClassificationDataset:
 
     def class_of(self, index):
         """Class id of image ``index`` (cached), None (warned, counted) if its path names no
-        class or several."""
+        class (``no_class_in_path``) or several (``class_ambiguous_in_path``)."""
         with self._lock:
             if index in self._classes:
                 return self._classes[index]
         path = self.paths[index]
         cls = self.class_from_path(path, self.labels)
         if cls is None:
-            found = [n for n in self.labels if n in path]
-            self.problems.report("label_not_in_path",
-                                 f"{path}: {len(found)} class names found in the path "
-                                 f"({', '.join(found[:5]) or 'none'}), need exactly one; "
-                                 "image skipped", key=path)
+            found = [self.labels[i] for i in classes_in_path(path, self.labels)]
+            if not found:
+                self.problems.report("no_class_in_path", f"{path}: no class name from the "
+                                     "names file occurs in the path; image skipped", key=path)
+            else:
+                self.problems.report("class_ambiguous_in_path",
+                                     f"{path}: {len(found)} class names occur in the path "
+                                     f"({', '.join(found[:5])}) and the file name does not "
+                                     "single out one; image skipped", key=path)
         with self._lock:
             self._classes[index] = cls
         return cls

@@ -13,9 +13,8 @@ import cv2
 import numpy as np
 
 from . import augment as A
-from .io import BadIndexes, DataError, DataWarning, Problems, read_image, read_label_file, track_base
-
-from .paths import label_path as _label_path
+from ..labels import label_path as _label_path, read_labels
+from .io import BadIndexes, DataError, DataWarning, Problems, read_image, track_base
 
 MAX_TRIES = 100
 
@@ -108,7 +107,9 @@ class DetectionDataset:
             if index in self._labels:
                 return self._labels[index]
         lp = self.label_path(path)
-        boxes = read_label_file(lp, self.classes, self.problems)
+        boxes = read_labels(lp, self.classes, self.problems, clip=True,
+                            missing="image skipped" if self.missing_labels == "skip" else
+                            "used as a background image (missing_labels='empty')")
         if boxes is None and self.missing_labels == "empty":
             boxes = np.zeros((0, 5))
         with self._lock:
@@ -240,7 +241,8 @@ def load_eval_image(path, w, h, letter_box=False, channels=3, problems=None):
 
 
 def read_truth_boxes(image_path, classes=None, problems=None, label_path=None):
-    """Ground-truth boxes [n, 5] (class, x, y, w, h relative) of an image, for mAP; an empty
-    array when its label file is missing (warned)."""
-    boxes = read_label_file((label_path or _label_path)(image_path), classes, problems)
+    """Ground-truth boxes [n, 5] (class, x, y, w, h relative) of an image, for mAP: as
+    written, not clipped (as Darknet's validate_detector_map); an empty array when its label
+    file is missing (warned)."""
+    boxes = read_labels((label_path or _label_path)(image_path), classes, problems)
     return np.zeros((0, 5)) if boxes is None else boxes
