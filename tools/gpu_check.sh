@@ -7,7 +7,7 @@
 # Needs python3 with numpy and cupy (torch for the Mish comparison). With $OUT set, writes
 # $OUT/gpu_check.txt (the table and timings) and $OUT/nvidia-smi.txt.
 set -u
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 FATBIN=pydarknet/backend/kernels.fatbin
 PY=${PYTHON:-python3}
 

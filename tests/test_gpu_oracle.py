@@ -1,0 +1,168 @@
+"""The CUDA backend against Darknet's oracles and against the CPU backend (needs a GPU).
+
+- every forward oracle of test_forward_oracle.py and every -gpusem training oracle of
+  test_train_oracle.py, run with device="cuda:0" (their helpers and parameters, imported), to
+  1e-4 relative, TF32 off (NVIDIA_TF32_OVERRIDE=0, set before the backend starts);
+- CPU/GPU agreement: cfg/yolov4.cfg forward at 608 (random weights, same seed; every layer to
+  1e-3 relative) and three training iterations of cfg/yolov4-tiny.cfg at 160x160 (batch 4,
+  subdivisions 2, no burn-in: losses and weights to 1e-3 relative, the weights' change over the
+  three updates to 1e-2).
+
+All marked ``gpu``; skipped with the reason where pydarknet.backend.cuda is missing or cannot
+import (no pycuda) or ``init(0)`` raises PydarknetError (no driver, no GPU). On the GPU machine:
+``bash tools/gpu_run.sh`` (tools/GPU.md).
+"""
+
+import inspect
+import os
+import pathlib
+import re
+
+import numpy as np
+import pytest
+
+import pydarknet
+import test_forward_oracle as fo
+import test_train_oracle as to
+from pydarknet.errors import PydarknetError
+
+pytestmark = pytest.mark.gpu
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+DEVICE = "cuda:0"
+TOL = 1e-4           # against Darknet (its -gpusem runs)
+AGREE = 1e-3         # CPU against GPU
+
+
+@pytest.fixture(scope="module")
+def cuda():
+    """The CUDA backend module, started on GPU 0 with TF32 off; or a skip saying why not."""
+    os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")   # before cuBLAS starts
+    try:
+        from pydarknet.backend import cuda as backend
+    except (ImportError, PydarknetError) as e:
+        pytest.skip(f"the CUDA backend cannot be imported: {type(e).__name__}: {e}")
+    try:
+        backend.init(0)
+    except PydarknetError as e:
+        pytest.skip(f"pydarknet.backend.cuda.init(0) raised PydarknetError: {e}")
+    return backend
+
+
+def _needs_device_parameter(*funcs):
+    missing = [f"{f.__module__}.{f.__name__}" for f in funcs
+               if "device" not in inspect.signature(f).parameters]
+    if missing:
+        pytest.fail(f"{', '.join(missing)} take no `device` parameter: apply the small refactor "
+                    f"tools/GPU.md describes (section 'Oracle helpers')")
+
+
+def _parameters(test, argname):
+    """The values a test of another module is parametrised with (reused, not copied)."""
+    for mark in getattr(test, "pytestmark", []):
+        if mark.name == "parametrize" and mark.args[0] == argname:
+            return list(mark.args[1])
+    raise LookupError(f"{test.__name__} is not parametrised over {argname!r}")
+
+
+def rel(a, b):
+    return float(np.abs(a - b).max() / max(np.abs(b).max(), 1e-30))
+
+
+# ---------------------------------------------------------------------------------------------
+# Darknet's oracles on the GPU
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("name", fo.NETS)
+def test_every_layer_matches_darknet_on_gpu(ref, cuda, name):
+    _needs_device_parameter(fo.run)
+    errors = fo.run(ref, name, device=DEVICE)
+    bad = {k: v for k, v in errors.items() if v > TOL}
+    assert not bad, f"layers off by more than {TOL} (max|a-b|/max|b|): {bad}"
+
+
+@pytest.mark.parametrize("run", to.RUNS)
+def test_three_iterations_match_darknet_on_gpu(ref, cuda, run):
+    _needs_device_parameter(to.check_three_iterations)
+    to.check_three_iterations(ref, run, device=DEVICE, tol=TOL)
+
+
+@pytest.mark.parametrize("run", _parameters(to.test_iteration_one_outputs_and_deltas_match_darknet,
+                                            "run"))
+@pytest.mark.parametrize("sub", _parameters(to.test_iteration_one_outputs_and_deltas_match_darknet,
+                                            "sub"))
+def test_iteration_one_outputs_and_deltas_match_darknet_on_gpu(ref, cuda, run, sub):
+    _needs_device_parameter(to.check_iteration_one)
+    to.check_iteration_one(ref, run, sub, device=DEVICE, tol=TOL)
+
+
+# ---------------------------------------------------------------------------------------------
+# CPU and GPU agree on the big networks
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_yolov4_608_forward_cpu_and_gpu_agree(cuda):
+    cfg = ROOT / "cfg" / "yolov4.cfg"
+    x = np.random.default_rng(5).uniform(0, 1, (1, 3, 608, 608)).astype(np.float32)
+    cpu = pydarknet.load(cfg, batch=1, width=608, height=608)
+    gpu = pydarknet.load(cfg, batch=1, width=608, height=608, device=DEVICE)
+    want = cpu.predict(x)
+    got = gpu.predict(x)
+    errors = {(l.index, l.layer_type): rel(gpu.outputs[l.index], cpu.outputs[l.index])
+              for l in cpu.layers}
+    worst = max(errors.items(), key=lambda kv: kv[1])
+    print(f"yolov4 608 forward: worst layer {worst[0]} at {worst[1]:.2e}; last layer "
+          f"{rel(got, want):.2e}")
+    bad = {k: v for k, v in errors.items() if v > AGREE}
+    assert not bad, f"layers where GPU and CPU differ by more than {AGREE}: {bad}"
+
+
+def _tiny_train_cfg(tmp_path, size=160, batch=4, subdivisions=2):
+    text = (ROOT / "cfg" / "yolov4-tiny.cfg").read_text()
+    for key, value in (("width", size), ("height", size), ("batch", batch),
+                       ("subdivisions", subdivisions), ("burn_in", 0)):
+        text = re.sub(rf"(?m)^{key}=\d+", f"{key}={value}", text)
+    path = tmp_path / "yolov4-tiny-small.cfg"
+    path.write_text(text)
+    return path
+
+
+def _truths(rng, batch, classes=80, boxes=6):
+    t = np.zeros((batch, 90, 5), np.float32)
+    for i in range(batch):
+        t[i, :boxes, 0:2] = rng.uniform(0.2, 0.8, (boxes, 2))
+        t[i, :boxes, 2:4] = rng.uniform(0.05, 0.4, (boxes, 2))
+        t[i, :boxes, 4] = rng.integers(0, classes, boxes)
+    return t
+
+
+@pytest.mark.slow
+def test_yolov4_tiny_three_iterations_cpu_and_gpu_agree(cuda, tmp_path):
+    cfg = _tiny_train_cfg(tmp_path)
+    cpu = pydarknet.load(cfg)
+    gpu = pydarknet.load(cfg, device=DEVICE)
+    start = {(l.index, k): np.array(v) for l in cpu.layers for k, v in l.params.items()}
+    rng = np.random.default_rng(7)
+    b = cpu.net.batch
+    for k in (1, 2, 3):
+        x = rng.uniform(0, 1, (b, 3, 160, 160)).astype(np.float32)
+        t = _truths(rng, b)
+        lc = cpu.train_iteration(x, t)
+        lg = gpu.train_iteration(x, t)
+        assert abs(lg - lc) <= AGREE * abs(lc), f"iteration {k}: loss GPU {lg} CPU {lc}"
+        assert (gpu.iteration, gpu.seen) == (cpu.iteration, cpu.seen)
+    to_host = gpu.backend.to_numpy
+    weights, updates = {}, {}
+    for a, c in zip(gpu.layers, cpu.layers):
+        for p in c.params:
+            g = np.array(to_host(a.params[p]))
+            weights[(c.index, p)] = rel(g, c.params[p])
+            moved = c.params[p] - start[(c.index, p)]
+            if np.abs(moved).max() > 0:
+                updates[(c.index, p)] = rel(g - start[(c.index, p)], moved)
+    worst_w = max(weights.values())
+    worst_u = max(updates.values(), default=0.0)
+    print(f"yolov4-tiny 3 iterations: weights differ by at most {worst_w:.2e}, their change "
+          f"by at most {worst_u:.2e}")
+    bad = {k: v for k, v in weights.items() if v > AGREE}
+    assert not bad, f"weights where GPU and CPU differ by more than {AGREE}: {bad}"
+    bad = {k: v for k, v in updates.items() if v > 10 * AGREE}
+    assert not bad, f"weight changes where GPU and CPU differ by more than {10 * AGREE}: {bad}"
