@@ -100,11 +100,28 @@ static inline float act_hard_mish(float x)
 #define PDN_MAP(FN)                                                         \
     do {                                                                    \
         ptrdiff_t i;                                                        \
-        _Pragma("omp parallel for schedule(static) if(n > 16384)")    \
         for (i = 0; i < n; ++i) x[i] = FN(x[i]);                            \
     } while (0)
 
+/* Chunks of this many floats are what one thread activates at a time. */
+#define PDN_ACT_CHUNK 16384
+
 int pdn_activate(float *x, ptrdiff_t n, int code)
+{
+    const ptrdiff_t chunks = (n + PDN_ACT_CHUNK - 1) / PDN_ACT_CHUNK;
+    ptrdiff_t k;
+    if (code < 0 || code >= PDN_NORM_CHAN) return -1;
+    if (code == PDN_LINEAR || n <= 0) return 0;
+    #pragma omp parallel for schedule(static) if(n > PDN_ACT_CHUNK)
+    for (k = 0; k < chunks; ++k) {
+        const ptrdiff_t start = k * PDN_ACT_CHUNK;
+        const ptrdiff_t len = n - start < PDN_ACT_CHUNK ? n - start : PDN_ACT_CHUNK;
+        pdn_activate_span(x + start, len, code);
+    }
+    return 0;
+}
+
+int pdn_activate_span(float *x, ptrdiff_t n, int code)
 {
     switch (code) {
     case PDN_LINEAR: break;
@@ -126,7 +143,7 @@ int pdn_activate(float *x, ptrdiff_t n, int code)
     case PDN_SWISH: PDN_MAP(act_swish); break;
     case PDN_MISH: {
         ptrdiff_t i;
-#pragma omp parallel for simd schedule(static) if(n > 16384)
+#pragma omp simd
         for (i = 0; i < n; ++i) x[i] = act_mish(x[i]);
         break;
     }

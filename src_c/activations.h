@@ -16,6 +16,9 @@ typedef enum {
  * or a cross-channel code (use pdn_activate_channels for those). */
 int pdn_activate(float *x, ptrdiff_t n, int code);
 
+/* The same on the calling thread only (for loops that are parallel already). */
+int pdn_activate_span(float *x, ptrdiff_t n, int code);
+
 /* Any activation on an NCHW tensor (batch, channels, spatial) in place; the
  * normalize_channels* codes work per pixel across channels. Returns 0 or -1. */
 int pdn_activate_channels(float *x, int batch, int channels, ptrdiff_t spatial, int code);

@@ -6,12 +6,19 @@
 void pdn_add_bias(float *x, const float *b, int N, int C, ptrdiff_t spatial);
 
 /* Darknet's inference batchnorm, fused (normalize_cpu, scale_bias, add_bias):
- * x = (x - mean) / sqrt(var + eps); x *= scale; x += bias.  The division is done like
- * Darknet's normalize_cpu (float difference over the double sqrt of var + eps in
- * float), then rounded to float. */
+ * x = (x - mean) / sqrt(var + eps); x *= scale; x += bias.  The quotient is Darknet's
+ * (the float difference over the double root of var + eps in float, rounded to float),
+ * computed as a product with the double reciprocal, which rounds to the same float. */
 void pdn_batchnorm_inference(float *x, const float *scale, const float *mean,
                              const float *var, const float *bias, float eps,
                              int N, int C, ptrdiff_t spatial);
+
+/* Inference layer tail in one pass per channel plane: batch norm (as above; scale NULL:
+ * no batch norm, x += bias only), then the elementwise activation ``code``
+ * (pdn_activate's codes). Returns 0, or -1 for a code pdn_activate does not take. */
+int pdn_bias_bn_activate(float *x, const float *scale, const float *mean, const float *var,
+                         const float *bias, float eps, int N, int C, ptrdiff_t spatial,
+                         int code);
 
 /* Darknet's training batch norm on x[N,C,spatial] in place, per channel: mean, variance
  * (1/(N*spatial-1)) as sequential float sums (batch outer, spatial inner), rolling =

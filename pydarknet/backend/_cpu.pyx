@@ -53,6 +53,9 @@ cdef extern from "batchnorm.h":
     void pdn_batchnorm_inference(float *x, const float *scale, const float *mean,
                                  const float *var, const float *bias, float eps,
                                  int N, int C, Py_ssize_t spatial) noexcept nogil
+    int pdn_bias_bn_activate(float *x, const float *scale, const float *mean, const float *var,
+                             const float *bias, float eps, int N, int C, Py_ssize_t spatial,
+                             int code) noexcept nogil
     void pdn_batchnorm_train(float *x, const float *scale, const float *bias,
                              float *rolling_mean, float *rolling_var, float *mean, float *var,
                              float *x_saved, float *x_norm, float keep, float one_minus_keep,
@@ -141,6 +144,25 @@ def batchnorm_inference(cnp.ndarray x, cnp.ndarray scale, cnp.ndarray mean,
     cdef float *pb = _ptr(bias)
     with nogil:
         pdn_batchnorm_inference(px_, ps, pm, pv, pb, eps, N, C, spatial)
+
+
+def bias_bn_activate(cnp.ndarray x, scale, mean, var, cnp.ndarray bias, float eps,
+                     int N, int C, Py_ssize_t spatial, int code):
+    """Bias (scale None) or batch norm, then an elementwise activation, one pass per plane."""
+    cdef float *px_ = _ptr(x)
+    cdef float *pb = _ptr(bias)
+    cdef float *ps = NULL
+    cdef float *pm = NULL
+    cdef float *pv = NULL
+    cdef int rc
+    if scale is not None:
+        ps = _ptr(scale)
+        pm = _ptr(mean)
+        pv = _ptr(var)
+    with nogil:
+        rc = pdn_bias_bn_activate(px_, ps, pm, pv, pb, eps, N, C, spatial, code)
+    if rc != 0:
+        raise ValueError(f"bias_bn_activate: activation code {code} is not elementwise")
 
 
 def maxpool(cnp.ndarray x, cnp.ndarray out, int NC, int H, int W, int OH, int OW,
