@@ -121,6 +121,15 @@ int pdn_activate(float *x, ptrdiff_t n, int code)
     return 0;
 }
 
+ptrdiff_t pdn_count_nonfinite(const float *x, ptrdiff_t n)
+{
+    const unsigned *u = (const unsigned *)x;
+    ptrdiff_t i, bad = 0;
+    #pragma omp parallel for simd reduction(+:bad) schedule(static) if(n > 65536)
+    for (i = 0; i < n; ++i) bad += (u[i] & 0x7f800000u) == 0x7f800000u;
+    return bad;
+}
+
 int pdn_activate_span(float *x, ptrdiff_t n, int code)
 {
     switch (code) {

@@ -30,4 +30,7 @@ int pdn_activate_channels(float *x, int batch, int channels, ptrdiff_t spatial, 
 int pdn_gradient(float *delta, const float *y, const float *x, int batch, int channels,
                  ptrdiff_t spatial, int code);
 
+/* The number of NaN and inf values among x[0..n) (an exponent test: no FP exceptions). */
+ptrdiff_t pdn_count_nonfinite(const float *x, ptrdiff_t n);
+
 #endif

@@ -23,6 +23,7 @@ cdef extern from "activations.h":
                               int code) noexcept nogil
     int pdn_gradient(float *delta, const float *y, const float *x, int batch, int channels,
                      Py_ssize_t spatial, int code) noexcept nogil
+    Py_ssize_t pdn_count_nonfinite(const float *x, Py_ssize_t n) noexcept nogil
 
 cdef extern from "conv.h":
     int pdn_conv2d(const float *x, const float *w, float *out, int N, int C, int H, int W,
@@ -144,6 +145,15 @@ def batchnorm_inference(cnp.ndarray x, cnp.ndarray scale, cnp.ndarray mean,
     cdef float *pb = _ptr(bias)
     with nogil:
         pdn_batchnorm_inference(px_, ps, pm, pv, pb, eps, N, C, spatial)
+
+
+def count_nonfinite(cnp.ndarray x):
+    """NaN and inf values in a float32 C-contiguous array."""
+    cdef const float *p = _ptr(x)
+    cdef Py_ssize_t n = x.size, bad
+    with nogil:
+        bad = pdn_count_nonfinite(p, n)
+    return bad
 
 
 def bias_bn_activate(cnp.ndarray x, scale, mean, var, cnp.ndarray bias, float eps,
