@@ -9,7 +9,8 @@ import os
 
 import numpy as np
 
-from . import ACTIVATION_CODE, ACTIVATIONS
+from .checks import (CHANNEL_CODES, F32, I32, LINEAR, Checks, activation_code, check_rank,
+                     check_shape, fraction, int_arg)
 
 HOST_ARRAYS = True   # backend arrays are numpy arrays: parameters never move
 
@@ -42,26 +43,20 @@ __all__ = [
 ]
 
 name = "cpu"
-_F32 = np.dtype(np.float32)
-_INT_MAX = 2**31 - 1
-
-# Cross-channel activations: need x as (N, C, ...) and work per pixel across C.
-_CHANNEL_CODES = frozenset(ACTIVATION_CODE[n] for n in (
-    "normalize_channels", "normalize_channels_softmax", "normalize_channels_softmax_maxval"))
 
 
 # -- allocation ---------------------------------------------------------------------------
-def empty(shape, dtype=_F32):
+def empty(shape, dtype=F32):
     """Uninitialised array of ``shape``: float32, or int32 (max-pool indexes)."""
     dtype = np.dtype(dtype)
-    if dtype not in (_F32, np.dtype(np.int32)):
+    if dtype not in (F32, I32):
         raise ValueError(f"empty: dtype must be float32 or int32, got {dtype}")
     return np.empty(shape, dtype)
 
 
 def zeros(shape):
     """Zero-filled float32 array of ``shape``."""
-    return np.zeros(shape, _F32)
+    return np.zeros(shape, F32)
 
 
 def to_numpy(a):
@@ -71,7 +66,7 @@ def to_numpy(a):
 
 def from_numpy(a):
     """A float32 C-contiguous array with a's values (no copy when ``a`` already is one)."""
-    return np.ascontiguousarray(a, dtype=_F32)
+    return np.ascontiguousarray(a, dtype=F32)
 
 
 def copy_from_numpy(dst, src):
@@ -114,7 +109,7 @@ def axpy(alpha, x, y):
     if alpha == 1:
         y += xv
     else:
-        y += _F32.type(alpha) * xv
+        y += F32.type(alpha) * xv
     return y
 
 
@@ -128,97 +123,52 @@ def synchronize():
 
 
 # -- checks ---------------------------------------------------------------------------------
-def _check(op, argname, a, ndim=None, min_ndim=None):
+# What a numpy array must be here; the geometry, integer, shape and activation-code checks
+# are shared with the CUDA backend (:mod:`.checks`).
+def _check(op, argname, a, ndim=None, min_ndim=None, dtype=F32):
     if not isinstance(a, np.ndarray):
-        raise ValueError(f"{op}: {argname} must be a numpy float32 array, got {type(a).__name__}")
-    if a.dtype != _F32:
-        raise ValueError(f"{op}: {argname} must be float32, got {a.dtype}")
+        raise ValueError(f"{op}: {argname} must be a numpy {dtype.name} array, got "
+                         f"{type(a).__name__}")
+    if a.dtype != dtype:
+        raise ValueError(f"{op}: {argname} must be {dtype.name}, got {a.dtype}")
     if not a.flags.c_contiguous:
         raise ValueError(f"{op}: {argname} must be C-contiguous (use numpy.ascontiguousarray)")
-    if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{op}: {argname} must be {ndim}-D, got shape {a.shape}")
-    if min_ndim is not None and a.ndim < min_ndim:
-        raise ValueError(f"{op}: {argname} must have at least {min_ndim} dimensions "
-                         f"(N, C, ...), got shape {a.shape}")
+    check_rank(op, argname, a, ndim, min_ndim)
     if a.size > 0 and not a.flags.writeable and argname in ("x", "out", "c"):
         raise ValueError(f"{op}: {argname} is read-only")
 
 
-def _check_shape(op, argname, a, expected):
-    if tuple(a.shape) != tuple(expected):
-        raise ValueError(f"{op}: {argname} must have shape {tuple(expected)}, got {tuple(a.shape)}")
+def _writable(op, argname, a):
+    if a.size > 0 and not a.flags.writeable:
+        raise ValueError(f"{op}: {argname} is read-only")
 
 
-def _int(op, argname, v, minimum):
-    try:
-        iv = int(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: {argname} must be an integer, got {v!r}") from None
-    if iv != v or iv < minimum:
-        raise ValueError(f"{op}: {argname} must be an integer >= {minimum}, got {v!r}")
-    return iv
+def _distinct(op, out_name, out, named):
+    """The array ``out`` is written: it must not share memory with the arrays it reads."""
+    for argname, a in named:
+        if a is not None and np.may_share_memory(out, a):
+            raise ValueError(f"{op}: {out_name} must not share memory with {argname}")
 
 
-def _check_size(op, *dims):
-    for d in dims:
-        if d > _INT_MAX:
-            raise ValueError(f"{op}: dimension {d} is too large for the C core (max {_INT_MAX})")
+def _written(op, argname, a, reads):
+    _writable(op, argname, a)
+    _distinct(op, argname, a, reads)
 
 
-def _activation_code(code, op="activate"):
-    if isinstance(code, str):
-        try:
-            return ACTIVATION_CODE[code]
-        except KeyError:
-            raise ValueError(f"{op}: unknown activation {code!r}; expected one of "
-                             f"{', '.join(ACTIVATIONS)}") from None
-    try:
-        c = int(code)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: activation must be a name or an int code, got {code!r}") from None
-    if c != code or not 0 <= c < len(ACTIVATIONS):
-        raise ValueError(f"{op}: activation code must be in 0..{len(ACTIVATIONS) - 1}, got {code!r}")
-    return c
+_checks = Checks(_check, _written, "the C core", totals=False)
+_check_size = _checks.size
 
 
 # -- convolution / products -----------------------------------------------------------------
-def _conv_args(op, x, w, out_name, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
-    """Checked geometry shared by conv2d and its backward: ``out`` is the [N, F, OH, OW]
-    output (or its delta)."""
-    _check(op, "x", x, ndim=4)
-    _check(op, "w", w, ndim=4)
-    _check(op, out_name, out, ndim=4)
-    sy = _int(op, "stride_y", stride_y, 1)
-    sx = _int(op, "stride_x", stride_x, 1)
-    py = _int(op, "pad_y", pad_y, 0)
-    px = _int(op, "pad_x", pad_x, 0)
-    dil = _int(op, "dilation", dilation, 1)
-    g = _int(op, "groups", groups, 1)
-    n, c, h, wd = x.shape
-    f, cg, kh, kw = w.shape
-    if c % g:
-        raise ValueError(f"{op}: input channels {c} are not divisible by groups={g}")
-    if f % g:
-        raise ValueError(f"{op}: filters {f} are not divisible by groups={g}")
-    if cg != c // g:
-        raise ValueError(f"{op}: w must have shape ({f}, {c // g}, kh, kw) for C={c}, "
-                         f"groups={g}; got {w.shape}")
-    if out.shape[0] != n or out.shape[1] != f:
-        raise ValueError(f"{op}: {out_name} must have shape ({n}, {f}, OH, OW), got "
-                         f"{out.shape}")
-    return n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g
-
-
 def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
     """Darknet's im2col convolution into ``out`` (written in full); returns ``out``.
 
     x[N,C,H,W], w[F,C//groups,kh,kw], out[N,F,OH,OW]; OH/OW are taken from ``out``.
     """
     op = "conv2d"
-    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _conv_args(
+    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _checks.conv(
         op, x, w, "out", out, stride_y, stride_x, pad_y, pad_x, dilation, groups)
     oh, ow = out.shape[2], out.shape[3]
-    _check_size(op, oh * ow, c * h * wd, cg * kh * kw, n * f, f * cg * kh * kw)
     if out.size == 0:
         return out
     _cpu.conv2d(x, w, out, n, c, h, wd, f, kh, kw, oh, ow, sy, sx, py, px, dil, g)
@@ -227,18 +177,7 @@ def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
 
 def gemm(trans_a, trans_b, alpha, a, b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c (2-D, row-major, BLAS sgemm); returns ``c``."""
-    op = "gemm"
-    _check(op, "a", a, ndim=2)
-    _check(op, "b", b, ndim=2)
-    _check(op, "c", c, ndim=2)
-    ta, tb = bool(trans_a), bool(trans_b)
-    m, k = (a.shape[1], a.shape[0]) if ta else a.shape
-    kb, nn = (b.shape[1], b.shape[0]) if tb else b.shape
-    if k != kb:
-        raise ValueError(f"{op}: inner dimensions differ: op(a) is {m}x{k}, op(b) is {kb}x{nn} "
-                         f"(a {a.shape}, b {b.shape}, trans_a={ta}, trans_b={tb})")
-    _check_size(op, m, nn, k, a.shape[1], b.shape[1])
-    _check_shape(op, "c", c, (m, nn))
+    ta, tb, m, nn, k = _checks.gemm("gemm", trans_a, trans_b, a, b, c)
     if c.size == 0:
         return c
     _cpu.gemm(ta, tb, m, nn, k, float(alpha), a, a.shape[1], b, b.shape[1], float(beta),
@@ -253,37 +192,24 @@ def activate(x, code):
     The normalize_channels* activations work per pixel across channels of x[N, C, ...].
     """
     op = "activate"
-    a = _activation_code(code)
-    if a in _CHANNEL_CODES:
+    a = activation_code(code)
+    if a in CHANNEL_CODES:
         _check(op, "x", x, min_ndim=2)
         n, c = x.shape[0], x.shape[1]
         spatial = x.size // (n * c) if n * c else 0
     else:
         _check(op, "x", x)
         n, c, spatial = 1, 1, x.size
-    if x.size == 0 or ACTIVATIONS[a] == "linear":
+    if x.size == 0 or a == LINEAR:
         return x
     _check_size(op, n, c)
     _cpu.activate(x, n, c, spatial, a)
     return x
 
 
-def _per_channel(op, x, named, xname="x"):
-    _check(op, xname, x, min_ndim=2)
-    c = x.shape[1]
-    for argname, v in named:
-        _check(op, argname, v)
-        if v.size != c or v.ndim > 1 and v.shape != (c,):
-            raise ValueError(f"{op}: {argname} must have shape ({c},) for {xname} of shape "
-                             f"{x.shape}, got {v.shape}")
-    n = x.shape[0]
-    _check_size(op, n, c)
-    return n, c, (x.size // (n * c) if n * c else 0)
-
-
 def add_bias(x, b):
     """x[N,C,...] += b[C] in place; returns x."""
-    n, c, spatial = _per_channel("add_bias", x, (("b", b),))
+    n, c, spatial = _checks.per_channel("add_bias", x, (("b", b),))
     if x.size:
         _cpu.add_bias(x, b, n, c, spatial)
     return x
@@ -294,7 +220,7 @@ def batchnorm_inference(x, scales, mean, variance, biases, eps=1e-5):
 
     x = (x - mean) / sqrt(variance + eps), then x *= scales, then x += biases (one pass).
     """
-    n, c, spatial = _per_channel("batchnorm_inference", x, (
+    n, c, spatial = _checks.per_channel("batchnorm_inference", x, (
         ("scales", scales), ("mean", mean), ("variance", variance), ("biases", biases)))
     if x.size:
         _cpu.batchnorm_inference(x, scales, mean, variance, biases, float(eps), n, c, spatial)
@@ -305,7 +231,7 @@ def activate_copy(x, y, code):
     """y = f(x) with Darknet's activation ``code``; x is left as it was; returns y."""
     _check("activate_copy", "x", x)
     _check("activate_copy", "y", y)
-    _check_shape("activate_copy", "y", y, x.shape)
+    check_shape("activate_copy", "y", y, x.shape)
     np.copyto(y, x)
     return activate(y, code)
 
@@ -321,26 +247,12 @@ def batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e
 
 
 # -- copies between layers' outputs ------------------------------------------------------------
-def _rows(op, argname, a, n=None):
-    _check(op, argname, a, min_ndim=1)
-    if n is not None and a.shape[0] != n:
-        raise ValueError(f"{op}: {argname} must hold {n} images (first dimension), got shape "
-                         f"{a.shape}")
-    return a.reshape(a.shape[0], -1)
-
-
 def copy_rows(src, dst, count, src_offset, dst_offset, accumulate=False):
     """Per image n: dst[n, dst_offset:+count] (= or +=) src[n, src_offset:+count], both seen
     as [N, values per image]; returns dst."""
     op = "copy_rows"
-    s = _rows(op, "src", src)
-    d = _rows(op, "dst", dst, src.shape[0])
-    count = _int(op, "count", count, 0)
-    so = _int(op, "src_offset", src_offset, 0)
-    do = _int(op, "dst_offset", dst_offset, 0)
-    if so + count > s.shape[1] or do + count > d.shape[1]:
-        raise ValueError(f"{op}: {count} values from offset {so} of {s.shape[1]} into offset "
-                         f"{do} of {d.shape[1]} do not fit")
+    n, _, _, count, so, do = _checks.copy_rows(op, src, dst, count, src_offset, dst_offset)
+    s, d = src.reshape(n, -1), dst.reshape(n, -1)
     if accumulate:
         d[:, do:do + count] += s[:, so:so + count]
     else:
@@ -352,15 +264,11 @@ def shortcut_add(out, add, m, spatial, weights=None, accumulate=True):
     """Per image: out[n, :m] (+= or =) add[n, :m] * w, with w = 1 (weights None), weights[0]
     (a single weight) or weights[i // spatial] (one per channel); returns out."""
     op = "shortcut_add"
-    o = _rows(op, "out", out)
-    a = _rows(op, "add", add, out.shape[0])
-    m = _int(op, "m", m, 0)
-    spatial = _int(op, "spatial", spatial, 1)
-    if m > o.shape[1] or m > a.shape[1]:
-        raise ValueError(f"{op}: m={m} exceeds the values per image ({o.shape[1]}, {a.shape[1]})")
+    n, _, _, m, spatial = _checks.shortcut(op, out, add, m, spatial)
+    o, a = out.reshape(n, -1), add.reshape(n, -1)
     values = a[:, :m]
     if weights is not None:
-        w = np.asarray(weights, _F32).ravel()
+        w = np.asarray(weights, F32).ravel()
         if w.size == 1:
             values = values * w[0]
         else:
@@ -377,17 +285,13 @@ def shortcut_add(out, add, m, spatial, weights=None, accumulate=True):
 
 # -- layer-specific forward ops ----------------------------------------------------------------
 def _logistic(v):
-    return _F32.type(1) / (_F32.type(1) + np.exp(-v))
+    return F32.type(1) / (F32.type(1) + np.exp(-v))
 
 
 def yolo_activate(x, out, anchors, entries, scale_x_y, new_coords):
     """[yolo]'s activation of x[N, anchors*entries, H, W] into out (may be x); returns out."""
     op = "yolo_activate"
-    _check(op, "x", x, min_ndim=2)
-    _check(op, "out", out)
-    _check_shape(op, "out", out, x.shape)
-    anchors = _int(op, "anchors", anchors, 1)
-    entries = _int(op, "entries", entries, 5)
+    anchors, entries = _checks.yolo(op, x, out, anchors, entries)
     n = x.shape[0]
     if x.size % (n * anchors * entries):
         raise ValueError(f"{op}: x of shape {x.shape} is not [N, {anchors}*{entries}, H, W]")
@@ -395,14 +299,14 @@ def yolo_activate(x, out, anchors, entries, scale_x_y, new_coords):
     if not new_coords:     # new_coords heads are activated in the conv before
         v[:, :, 0:2] = _logistic(v[:, :, 0:2])
         v[:, :, 4:] = _logistic(v[:, :, 4:])
-    v[:, :, 0:2] = v[:, :, 0:2] * _F32.type(scale_x_y) + _F32.type(-0.5 * (scale_x_y - 1))
+    v[:, :, 0:2] = v[:, :, 0:2] * F32.type(scale_x_y) + F32.type(-0.5 * (scale_x_y - 1))
     np.copyto(out, v.reshape(out.shape))
     return out
 
 
 def softmax_rows(v, temperature=1.0):
     """Darknet's softmax along the last axis of a numpy array (max subtracted, float32)."""
-    t = _F32.type(temperature)
+    t = F32.type(temperature)
     e = np.exp(v / t - v.max(axis=-1, keepdims=True) / t)
     return e / e.sum(axis=-1, keepdims=True)
 
@@ -410,28 +314,15 @@ def softmax_rows(v, temperature=1.0):
 def softmax(x, out, groups, temperature):
     """Per image, Darknet's softmax over each of ``groups`` equal runs of x; returns out."""
     op = "softmax"
-    _check(op, "x", x, min_ndim=1)
-    _check(op, "out", out)
-    _check_shape(op, "out", out, x.shape)
-    groups = _int(op, "groups", groups, 1)
-    n = x.shape[0]
-    if (x.size // max(n, 1)) % groups:
-        raise ValueError(f"{op}: groups={groups} does not divide the {x.size // max(n, 1)} "
-                         f"values per image")
+    groups, n, _ = _checks.softmax(op, x, out, groups)
     np.copyto(out, softmax_rows(x.reshape(n, groups, -1), temperature).reshape(out.shape))
     return out
 
 
 def _scale_view(op, src, scale, scale_wh):
-    _check(op, "src", src, ndim=4)
-    _check(op, "scale", scale)
-    n, c, h, w = src.shape
-    want = n * h * w if scale_wh else n * c
-    if scale.size != want:
-        raise ValueError(f"{op}: scale must hold {want} values ({'N*H*W' if scale_wh else 'N*C'})"
-                         f" for src of shape {src.shape}, got shape {scale.shape}")
-    return (scale.reshape(n, 1, h * w) if scale_wh else scale.reshape(n, c, 1),
-            src.reshape(n, c, h * w))
+    n, c, spatial = _checks.scale(op, src, scale, scale_wh)
+    return (scale.reshape(n, 1, spatial) if scale_wh else scale.reshape(n, c, 1),
+            src.reshape(n, c, spatial))
 
 
 def scale_channels(src, scale, out, scale_wh):
@@ -439,9 +330,7 @@ def scale_channels(src, scale, out, scale_wh):
     scale_wh; returns out."""
     op = "scale_channels"
     sv, s3 = _scale_view(op, src, scale, scale_wh)
-    _check(op, "out", out)
-    if out.size != src.size:
-        raise ValueError(f"{op}: out must hold {src.size} values, got shape {out.shape}")
+    _checks.holds(op, "out", out, src.size)
     np.copyto(out, (s3 * sv).reshape(out.shape))
     return out
 
@@ -464,11 +353,7 @@ def scale_channels_backward(delta, src, scale, dsrc, dscale, scale_wh):
 
 def sam(src, x, out):
     """out = src * x elementwise (equal sizes); returns out."""
-    op = "sam"
-    for argname, a in (("src", src), ("x", x), ("out", out)):
-        _check(op, argname, a)
-        if a.size != src.size:
-            raise ValueError(f"{op}: {argname} must hold {src.size} values, got {a.size}")
+    _checks.sam("sam", src, x, out)
     np.multiply(src.reshape(out.shape), x.reshape(out.shape), out=out)
     return out
 
@@ -487,20 +372,6 @@ def sam_backward(delta, src, x, dx, dsrc):
 
 
 # -- pooling / resampling --------------------------------------------------------------------
-def _pool_args(op, x, out, size, stride_y, stride_x, pad):
-    _check(op, "x", x, ndim=4)
-    _check(op, "out", out, ndim=4)
-    size = _int(op, "size", size, 1)
-    sy = _int(op, "stride_y", stride_y, 1)
-    sx = _int(op, "stride_x", stride_x, 1)
-    pad = _int(op, "pad", pad, 0)
-    n, c, h, w = x.shape
-    if out.shape[:2] != (n, c):
-        raise ValueError(f"{op}: out must have shape ({n}, {c}, OH, OW), got {out.shape}")
-    _check_size(op, n * c, h * w, out.shape[2] * out.shape[3])
-    return n * c, h, w, out.shape[2], out.shape[3], size, sy, sx, pad
-
-
 def maxpool(x, out, size, stride_y, stride_x, pad):
     """Darknet maxpool of x[N,C,H,W] into out[N,C,OH,OW] (OH/OW from ``out``); returns out.
 
@@ -508,7 +379,7 @@ def maxpool(x, out, size, stride_y, stride_x, pad):
     ox*stride_x - pad/2 + [0, size) (C integer division: -(pad // 2)); max over the cells
     inside the image (-FLT_MAX if none).
     """
-    args = _pool_args("maxpool", x, out, size, stride_y, stride_x, pad)
+    args = _checks.pool("maxpool", x, out, size, stride_y, stride_x, pad)
     if out.size:
         _cpu.maxpool(x, out, *args)
     return out
@@ -517,7 +388,7 @@ def maxpool(x, out, size, stride_y, stride_x, pad):
 def local_avgpool(x, out, size, stride_y, stride_x, pad):
     """Darknet local_avgpool: maxpool's windows, averaged over the in-image cells only
     (0 where a window has none); returns out."""
-    args = _pool_args("local_avgpool", x, out, size, stride_y, stride_x, pad)
+    args = _checks.pool("local_avgpool", x, out, size, stride_y, stride_x, pad)
     if out.size:
         _cpu.local_avgpool(x, out, *args)
     return out
@@ -526,11 +397,7 @@ def local_avgpool(x, out, size, stride_y, stride_x, pad):
 def global_avgpool(x, out):
     """out[N,C,1,1] = mean of x[N,C,H,W] over H*W; returns out."""
     op = "global_avgpool"
-    _check(op, "x", x, ndim=4)
-    _check(op, "out", out)
-    n, c, h, w = x.shape
-    if out.shape not in ((n, c, 1, 1), (n, c)):
-        raise ValueError(f"{op}: out must have shape {(n, c, 1, 1)}, got {out.shape}")
+    n, c, h, w = _checks.global_avgpool(op, x, out)
     _check_size(op, n * c)
     if out.size:
         if h * w == 0:
@@ -539,25 +406,13 @@ def global_avgpool(x, out):
     return out
 
 
-def _resample_args(op, small, big, small_name, big_name, stride):
-    _check(op, "x", small if small_name == "x" else big, ndim=4)
-    _check(op, "out", big if small_name == "x" else small, ndim=4)
-    stride = _int(op, "stride", stride, 1)
-    n, c, h, w = small.shape
-    if big.shape[:2] != (n, c):
-        raise ValueError(f"{op}: {big_name} must have shape ({n}, {c}, ...) like "
-                         f"{small_name} {small.shape}, got {big.shape}")
-    _check_size(op, n * c, big.shape[2] * big.shape[3])
-    return n * c, stride
-
-
 def upsample(x, out, stride, scale, accumulate=False):
     """Nearest-neighbour upsample: out[n,c,y,x] (= or +=) scale * x[n,c,y//stride,x//stride]
     for x[N,C,H,W], out[N,C,H*stride,W*stride]; returns out."""
     op = "upsample"
-    nc, stride = _resample_args(op, x, out, "x", "out", stride)
+    nc, stride = _checks.resample(op, x, out, "x", "out", stride)
     n, c, h, w = x.shape
-    _check_shape(op, "out", out, (n, c, h * stride, w * stride))
+    check_shape(op, "out", out, (n, c, h * stride, w * stride))
     if out.size:
         dst = np.empty_like(out) if accumulate else out
         _cpu.upsample(x, dst, nc, h, w, stride, float(scale))
@@ -571,9 +426,9 @@ def downsample_sum(x, out, stride, scale, accumulate=False):
     scale * x[n,c,y,x] over y//stride, x//stride, for y < OH*stride, x < OW*stride, where
     OH = H // stride, OW = W // stride; returns out."""
     op = "downsample_sum"
-    nc, stride = _resample_args(op, out, x, "out", "x", stride)
+    nc, stride = _checks.resample(op, out, x, "out", "x", stride)
     n, c, h, w = x.shape
-    _check_shape(op, "out", out, (n, c, h // stride, w // stride))
+    check_shape(op, "out", out, (n, c, h // stride, w // stride))
     if out.size:
         dst = np.empty_like(out) if accumulate else out
         _cpu.downsample_sum(x, dst, nc, h, w, out.shape[2], out.shape[3], stride, float(scale))
@@ -583,32 +438,6 @@ def downsample_sum(x, out, stride, scale, accumulate=False):
 
 
 # -- training (backward) ----------------------------------------------------------------------
-# Activations whose gradient Darknet computes from the pre-activation x.
-_NEEDS_X = frozenset(ACTIVATION_CODE[n] for n in ("swish", "mish", "hard_mish"))
-
-
-def _writable(op, argname, a):
-    if a.size > 0 and not a.flags.writeable:
-        raise ValueError(f"{op}: {argname} is read-only")
-
-
-def _distinct(op, out_name, out, named):
-    """The array ``out`` is written: it must not share memory with the arrays it reads."""
-    for argname, a in named:
-        if a is not None and np.may_share_memory(out, a):
-            raise ValueError(f"{op}: {out_name} must not share memory with {argname}")
-
-
-def _check_int32(op, argname, a, shape):
-    if not isinstance(a, np.ndarray):
-        raise ValueError(f"{op}: {argname} must be a numpy int32 array, got {type(a).__name__}")
-    if a.dtype != np.int32:
-        raise ValueError(f"{op}: {argname} must be int32, got {a.dtype}")
-    if not a.flags.c_contiguous:
-        raise ValueError(f"{op}: {argname} must be C-contiguous (use numpy.ascontiguousarray)")
-    _check_shape(op, argname, a, shape)
-
-
 def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups):
     """Backward of :func:`conv2d` (same geometry), accumulating: per image and group
     ``dw += delta (x) im2col(x)``, and unless ``dx`` is None ``dx += col2im(w^T delta)``.
@@ -617,19 +446,9 @@ def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilat
     dx None or [N,C,H,W]. Returns ``dw``.
     """
     op = "conv2d_backward"
-    _check(op, "dw", dw, ndim=4)
-    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _conv_args(
-        op, x, w, "delta", delta, stride_y, stride_x, pad_y, pad_x, dilation, groups)
-    _check_shape(op, "dw", dw, w.shape)
-    _writable(op, "dw", dw)
-    _distinct(op, "dw", dw, (("x", x), ("w", w), ("delta", delta)))
-    if dx is not None:
-        _check(op, "dx", dx, ndim=4)
-        _check_shape(op, "dx", dx, x.shape)
-        _writable(op, "dx", dx)
-        _distinct(op, "dx", dx, (("x", x), ("w", w), ("delta", delta), ("dw", dw)))
+    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _checks.conv_backward(
+        op, x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups)
     oh, ow = delta.shape[2], delta.shape[3]
-    _check_size(op, oh * ow, c * h * wd, cg * kh * kw, n * f, f * cg * kh * kw)
     if delta.size == 0 or x.size == 0 or w.size == 0:
         return dw
     _cpu.conv2d_backward(x, w, delta, dx, dw, n, c, h, wd, f, kh, kw, oh, ow, sy, sx, py, px,
@@ -645,23 +464,10 @@ def gradient(delta, y, code, x=None):
     normalize_channels* gradients work per pixel across the channels of [N, C, ...].
     """
     op = "gradient"
-    a = _activation_code(code, op)
-    name = ACTIVATIONS[a]
-    _check(op, "delta", delta, min_ndim=2 if a in _CHANNEL_CODES else None)
-    _writable(op, "delta", delta)
-    _check(op, "y", y)
-    _check_shape(op, "y", y, delta.shape)
-    if a in _NEEDS_X:
-        if x is None:
-            raise ValueError(f"{op}: the {name} gradient needs the pre-activation x "
-                             f"(got x=None)")
-        _check(op, "x", x)
-        _check_shape(op, "x", x, delta.shape)
-    else:
-        x = None
-    if delta.size == 0 or name == "linear":
+    a, x = _checks.gradient(op, delta, y, code, x)
+    if delta.size == 0 or a == LINEAR:
         return delta
-    if a in _CHANNEL_CODES:
+    if a in CHANNEL_CODES:
         n, c = delta.shape[0], delta.shape[1]
         spatial = delta.size // (n * c)
     else:
@@ -676,8 +482,8 @@ def maxpool_train(x, out, indexes, size, stride_y, stride_x, pad):
     into x (over the whole batch) of each window's first maximum (Darknet's l.indexes;
     -1 for a window with no cell inside the image); returns out."""
     op = "maxpool_train"
-    args = _pool_args(op, x, out, size, stride_y, stride_x, pad)
-    _check_int32(op, "indexes", indexes, out.shape)
+    args = _checks.pool(op, x, out, size, stride_y, stride_x, pad)
+    _checks.int32(op, "indexes", indexes, out.shape)
     _writable(op, "indexes", indexes)
     _check_size(op, x.size)
     if out.size:
@@ -688,13 +494,7 @@ def maxpool_train(x, out, indexes, size, stride_y, stride_x, pad):
 def maxpool_backward(delta, indexes, dx):
     """dx.flat[indexes] += delta (repeated indexes add up; indexes outside dx, such as -1,
     are skipped); returns dx."""
-    op = "maxpool_backward"
-    _check(op, "delta", delta)
-    _check_int32(op, "indexes", indexes, delta.shape)
-    _check(op, "dx", dx)
-    _writable(op, "dx", dx)
-    _distinct(op, "dx", dx, (("delta", delta), ("indexes", indexes)))
-    _check_size(op, dx.size)
+    _checks.maxpool_backward("maxpool_backward", delta, indexes, dx)
     if delta.size == 0 or dx.size == 0:
         return dx
     if delta.ndim >= 2 and dx.ndim >= 2 and delta.shape[:2] == dx.shape[:2]:
@@ -708,30 +508,11 @@ def maxpool_backward(delta, indexes, dx):
 def local_avgpool_backward(delta, dx, size, stride_y, stride_x, pad):
     """Backward of :func:`local_avgpool`, accumulating: each output's delta divided by the
     number of its window's in-image cells is added to those cells of dx; returns dx."""
-    op = "local_avgpool_backward"
-    _check(op, "delta", delta, ndim=4)
-    _check(op, "dx", dx, ndim=4)
-    _writable(op, "dx", dx)
-    _distinct(op, "dx", dx, (("delta", delta),))
-    size = _int(op, "size", size, 1)
-    sy = _int(op, "stride_y", stride_y, 1)
-    sx = _int(op, "stride_x", stride_x, 1)
-    pad = _int(op, "pad", pad, 0)
-    n, c, h, w = dx.shape
-    if delta.shape[:2] != (n, c):
-        raise ValueError(f"{op}: delta must have shape ({n}, {c}, OH, OW) for dx of shape "
-                         f"{dx.shape}, got {delta.shape}")
-    _check_size(op, n * c, h * w, delta.shape[2] * delta.shape[3])
+    args = _checks.pool_backward("local_avgpool_backward", delta, dx, size, stride_y, stride_x,
+                                 pad)
     if delta.size and dx.size:
-        _cpu.local_avgpool_backward(delta, dx, n * c, h, w, delta.shape[2], delta.shape[3],
-                                    size, sy, sx, pad)
+        _cpu.local_avgpool_backward(delta, dx, *args)
     return dx
-
-
-def _like_x(op, x, named):
-    for argname, a in named:
-        _check(op, argname, a)
-        _check_shape(op, argname, a, x.shape)
 
 
 def batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, variance,
@@ -746,24 +527,19 @@ def batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, var
     x = x_norm*scales + biases.
     """
     op = "batchnorm_train"
-    n, c, spatial = _per_channel(op, x, (
+    n, c, spatial = _checks.per_channel(op, x, (
         ("scales", scales), ("biases", biases), ("rolling_mean", rolling_mean),
         ("rolling_variance", rolling_variance), ("mean", mean), ("variance", variance)))
     _writable(op, "x", x)
     for argname, a in (("rolling_mean", rolling_mean), ("rolling_variance", rolling_variance),
                        ("mean", mean), ("variance", variance)):
         _writable(op, argname, a)
-    _like_x(op, x, (("x_saved", x_saved), ("x_norm", x_norm)))
+    _checks.like_x(op, x, (("x_saved", x_saved), ("x_norm", x_norm)))
     _writable(op, "x_saved", x_saved)
     _writable(op, "x_norm", x_norm)
     _distinct(op, "x_saved", x_saved, (("x", x), ("x_norm", x_norm)))
     _distinct(op, "x_norm", x_norm, (("x", x),))
-    try:
-        keep = float(keep)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: keep must be a number, got {keep!r}") from None
-    if not 0.0 <= keep <= 1.0:
-        raise ValueError(f"{op}: keep must be in [0, 1], got {keep!r}")
+    keep = fraction(op, "keep", keep)
     _check_size(op, n * spatial)
     if x.size:
         _cpu.batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, variance,
@@ -782,13 +558,13 @@ def batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad
     mix, eps inside the root).
     """
     op = "batchnorm_backward"
-    n, c, spatial = _per_channel(op, delta, (
+    n, c, spatial = _checks.per_channel(op, delta, (
         ("mean", mean), ("variance", variance), ("scales", scales), ("bias_grad", bias_grad),
         ("scale_grad", scale_grad)), xname="delta")
     _writable(op, "delta", delta)
     _writable(op, "bias_grad", bias_grad)
     _writable(op, "scale_grad", scale_grad)
-    _like_x(op, delta, (("x_saved", x_saved), ("x_norm", x_norm)))
+    _checks.like_x(op, delta, (("x_saved", x_saved), ("x_norm", x_norm)))
     _distinct(op, "delta", delta, (("x_saved", x_saved), ("x_norm", x_norm)))
     _check_size(op, n * spatial)
     if delta.size:
@@ -801,45 +577,37 @@ def backward_bias(bias_grad, delta):
     """bias_grad[c] += the sum of delta[N, C, ...] over images and pixels (in double);
     returns bias_grad."""
     op = "backward_bias"
-    n, c, _ = _per_channel(op, delta, (("bias_grad", bias_grad),), xname="delta")
+    n, c, _ = _checks.per_channel(op, delta, (("bias_grad", bias_grad),), xname="delta")
     _writable(op, "bias_grad", bias_grad)
     if delta.size:
         sums = delta.reshape(n, c, -1).sum(axis=(0, 2), dtype=np.float64)
-        bias_grad += sums.astype(_F32).reshape(bias_grad.shape)
+        bias_grad += sums.astype(F32).reshape(bias_grad.shape)
     return bias_grad
 
 
 def global_avgpool_backward(delta, dx):
     """dx[N,C,H,W] += delta[N,C,1,1] / (H*W); returns dx."""
-    op = "global_avgpool_backward"
-    _check(op, "delta", delta)
-    _check(op, "dx", dx, ndim=4)
-    n, c, h, w = dx.shape
-    if delta.size != n * c:
-        raise ValueError(f"{op}: delta must hold N*C = {n * c} values, got shape {delta.shape}")
-    dx.reshape(n, c, -1)[...] += delta.reshape(n, c, 1) / _F32.type(h * w)
+    n, c, h, w = _checks.global_avgpool_backward("global_avgpool_backward", delta, dx)
+    dx.reshape(n, c, -1)[...] += delta.reshape(n, c, 1) / F32.type(h * w)
     return dx
 
 
 def sgd_update(p, u, g, step, neg_decay_b, momentum, decayed):
     """Darknet's SGD step in float32: u += g; u += neg_decay_b*p (when decayed);
     p += step*u; u *= momentum. Returns p."""
-    op = "sgd_update"
-    for argname, a in (("p", p), ("u", u), ("g", g)):
-        _check(op, argname, a)
-        _check_shape(op, argname, a, p.shape)
+    _checks.like_x("sgd_update", p, (("p", p), ("u", u), ("g", g)))
     u += g
     if decayed:
-        u += _F32.type(neg_decay_b) * p
-    p += _F32.type(step) * u
-    u *= _F32.type(momentum)
+        u += F32.type(neg_decay_b) * p
+    p += F32.type(step) * u
+    u *= F32.type(momentum)
     return p
 
 
 # -- threads ---------------------------------------------------------------------------------
 def set_num_threads(n):
     """Threads for the C core's OpenMP loops and, when threadpoolctl is installed, for BLAS."""
-    n = _int("set_num_threads", "n", n, 1)
+    n = int_arg("set_num_threads", "n", n, 1)
     _cpu.set_num_threads(n)
     try:
         from threadpoolctl import threadpool_limits

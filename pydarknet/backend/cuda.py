@@ -29,8 +29,9 @@ import threading
 
 import numpy as np
 
-from . import ACTIVATION_CODE, ACTIVATIONS
 from . import cublas as _cublas
+from .checks import (CHANNEL_CODES, F32, I32, INT_MAX, LINEAR, Checks, activation_code,
+                     check_rank, check_shape, fraction, int_arg)
 from ..errors import PydarknetError
 
 __all__ = [
@@ -49,9 +50,6 @@ __all__ = [
 ]
 
 name = "cuda"
-_F32 = np.dtype(np.float32)
-_I32 = np.dtype(np.int32)
-_INT_MAX = 2**31 - 1
 _THREADS = 256
 _EPS = 1e-5                      # Darknet's batch-norm epsilon (training)
 FATBIN = pathlib.Path(os.environ.get("PYDARKNET_FATBIN")
@@ -111,11 +109,6 @@ _SIGNATURES = {
 # Kernels that process one float4 per thread: ceil(n / 1024) blocks measured best.
 _VEC4 = frozenset(("pdn_activate", "pdn_activate_copy", "pdn_mish", "pdn_mish_copy",
                    "pdn_gradient", "pdn_mish_gradient"))
-
-_CHANNEL_CODES = frozenset(ACTIVATION_CODE[n] for n in (
-    "normalize_channels", "normalize_channels_softmax", "normalize_channels_softmax_maxval"))
-_NEEDS_X = frozenset(ACTIVATION_CODE[n] for n in ("swish", "mish", "hard_mish"))
-_LINEAR = ACTIVATION_CODE["linear"]
 
 # Settings that may be chosen before init (applied there).
 _config = {"tf32": False, "precision": "fp32"}
@@ -475,7 +468,9 @@ def synchronize():
 
 
 # -- checks -------------------------------------------------------------------------------------
-def _check(op, argname, a, ndim=None, min_ndim=None, dtype=_F32):
+# What a device array must be here; the geometry, integer, shape and activation-code checks
+# are shared with the CPU backend (:mod:`.checks`).
+def _check(op, argname, a, ndim=None, min_ndim=None, dtype=F32):
     S = _S
     if not isinstance(a, S.GPUArray):
         hint = (": copy it to the GPU with from_numpy() or copy_from_numpy()"
@@ -487,11 +482,7 @@ def _check(op, argname, a, ndim=None, min_ndim=None, dtype=_F32):
     if not a.flags.c_contiguous:
         raise ValueError(f"{op}: {argname} must be C-contiguous (reshape a backend array "
                          f"instead of slicing it)")
-    if ndim is not None and a.ndim != ndim:
-        raise ValueError(f"{op}: {argname} must be {ndim}-D, got shape {a.shape}")
-    if min_ndim is not None and a.ndim < min_ndim:
-        raise ValueError(f"{op}: {argname} must have at least {min_ndim} dimensions "
-                         f"(N, C, ...), got shape {a.shape}")
+    check_rank(op, argname, a, ndim, min_ndim)
 
 
 def _check_any(op, argname, a):
@@ -500,50 +491,11 @@ def _check_any(op, argname, a):
     if not isinstance(a, S.GPUArray):
         raise ValueError(f"{op}: {argname} must be a device array of the cuda backend (pycuda "
                          f"GPUArray), got {type(a).__name__}")
-    if a.dtype not in (_F32, _I32):
+    if a.dtype not in (F32, I32):
         raise ValueError(f"{op}: {argname} must be float32 or int32, got {a.dtype}")
     if not a.flags.c_contiguous:
         raise ValueError(f"{op}: {argname} must be C-contiguous")
     return a.dtype
-
-
-def _check_shape(op, argname, a, expected):
-    if tuple(a.shape) != tuple(expected):
-        raise ValueError(f"{op}: {argname} must have shape {tuple(expected)}, got {tuple(a.shape)}")
-
-
-def _int(op, argname, v, minimum):
-    try:
-        iv = int(v)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: {argname} must be an integer, got {v!r}") from None
-    if iv != v or iv < minimum:
-        raise ValueError(f"{op}: {argname} must be an integer >= {minimum}, got {v!r}")
-    return iv
-
-
-def _check_size(op, *dims):
-    for d in dims:
-        if d > _INT_MAX:
-            raise ValueError(f"{op}: dimension {d} is too large for the CUDA kernels "
-                             f"(max {_INT_MAX})")
-
-
-def _activation_code(code, op="activate"):
-    if isinstance(code, str):
-        try:
-            return ACTIVATION_CODE[code]
-        except KeyError:
-            raise ValueError(f"{op}: unknown activation {code!r}; expected one of "
-                             f"{', '.join(ACTIVATIONS)}") from None
-    try:
-        c = int(code)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: activation must be a name or an int code, got {code!r}") from None
-    if c != code or not 0 <= c < len(ACTIVATIONS):
-        raise ValueError(f"{op}: activation code must be in 0..{len(ACTIVATIONS) - 1}, "
-                         f"got {code!r}")
-    return c
 
 
 def _overlap(a, b):
@@ -560,21 +512,12 @@ def _distinct(op, out_name, out, named):
             raise ValueError(f"{op}: {out_name} must not share memory with {argname}")
 
 
-def _per_channel(op, x, named, xname="x"):
-    _check(op, xname, x, min_ndim=2)
-    c = x.shape[1]
-    for argname, v in named:
-        _check(op, argname, v)
-        if v.size != c or v.ndim > 1 and v.shape != (c,):
-            raise ValueError(f"{op}: {argname} must have shape ({c},) for {xname} of shape "
-                             f"{x.shape}, got {v.shape}")
-    n = x.shape[0]
-    _check_size(op, n, c, x.size)
-    return n, c, (x.size // (n * c) if n * c else 0)
+_checks = Checks(_check, _distinct, "the CUDA kernels", totals=True)
+_check_size = _checks.size
 
 
 def _forget_geometry(S, a):
-    if a.dtype == _I32 and a.size:
+    if a.dtype == I32 and a.size:
         S.pool_geometry.pop(_p(a), None)
 
 
@@ -591,25 +534,25 @@ def _alloc(S, shape, dtype, op):
     except S.drv.Error as exc:
         nbytes = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
         raise _oom(S, nbytes, f"an array of shape {shape} ({dtype.name})", exc) from None
-    if dtype == _I32:
+    if dtype == I32:
         _forget_geometry(S, a)
     return a
 
 
 def _dtype(op, dtype):
     dtype = np.dtype(dtype)
-    if dtype not in (_F32, _I32):
+    if dtype not in (F32, I32):
         raise ValueError(f"{op}: dtype must be float32 or int32, got {dtype}")
     return dtype
 
 
-def empty(shape, dtype=_F32):
+def empty(shape, dtype=F32):
     """Uninitialised device array of ``shape``: float32, or int32 (max-pool indexes)."""
     S = _ready()
     return _alloc(S, shape, _dtype("empty", dtype), "empty")
 
 
-def zeros(shape, dtype=_F32):
+def zeros(shape, dtype=F32):
     """Zero-filled device array of ``shape`` (float32, or int32)."""
     S = _ready()
     a = _alloc(S, shape, _dtype("zeros", dtype), "zeros")
@@ -633,8 +576,8 @@ def to_numpy(a):
 def from_numpy(a):
     """A new float32 device array with a's values."""
     S = _ready()
-    h = np.ascontiguousarray(a, dtype=_F32)
-    d = _alloc(S, h.shape, _F32, "from_numpy")
+    h = np.ascontiguousarray(a, dtype=F32)
+    d = _alloc(S, h.shape, F32, "from_numpy")
     if h.size:
         S.drv.memcpy_htod(_p(d), h)
     return d
@@ -717,7 +660,7 @@ def all_finite(a):
     op = "all_finite"
     S = _ready()
     dt = _check_any(op, "a", a)
-    if dt == _I32 or a.size == 0:
+    if dt == I32 or a.size == 0:
         return True
     _check_size(op, a.size)
     count = S.count.get(4)
@@ -729,36 +672,6 @@ def all_finite(a):
 
 
 # -- convolution / products ---------------------------------------------------------------------
-def _conv_args(op, x, w, out_name, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
-    """Checked geometry shared by conv2d and its backward: ``out`` is the [N, F, OH, OW]
-    output (or its delta)."""
-    _check(op, "x", x, ndim=4)
-    _check(op, "w", w, ndim=4)
-    _check(op, out_name, out, ndim=4)
-    sy = _int(op, "stride_y", stride_y, 1)
-    sx = _int(op, "stride_x", stride_x, 1)
-    py = _int(op, "pad_y", pad_y, 0)
-    px = _int(op, "pad_x", pad_x, 0)
-    dil = _int(op, "dilation", dilation, 1)
-    g = _int(op, "groups", groups, 1)
-    n, c, h, wd = x.shape
-    f, cg, kh, kw = w.shape
-    if c % g:
-        raise ValueError(f"{op}: input channels {c} are not divisible by groups={g}")
-    if f % g:
-        raise ValueError(f"{op}: filters {f} are not divisible by groups={g}")
-    if cg != c // g:
-        raise ValueError(f"{op}: w must have shape ({f}, {c // g}, kh, kw) for C={c}, "
-                         f"groups={g}; got {w.shape}")
-    if out.shape[0] != n or out.shape[1] != f:
-        raise ValueError(f"{op}: {out_name} must have shape ({n}, {f}, OH, OW), got "
-                         f"{out.shape}")
-    oh, ow = out.shape[2], out.shape[3]
-    _check_size(op, oh * ow, c * h * wd, cg * kh * kw, n * f, f * cg * kh * kw,
-                c * kh * kw * oh * ow, x.size, out.size)
-    return n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g
-
-
 def _gemm_rm(S, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc,
              batch=1, sa=0, sb=0, sc=0, half=False):
     """Row-major C = alpha op(A) op(B) + beta C on device addresses, through cuBLAS's
@@ -797,7 +710,7 @@ def _chunk(n, per_image):
     """Images per im2col fill of the workspace."""
     per_image = max(per_image, 1)
     fit = max(1, _WORKSPACE_BYTES // (4 * per_image))
-    return max(1, min(n, fit, _INT_MAX // per_image))
+    return max(1, min(n, fit, INT_MAX // per_image))
 
 
 def _is_direct(kh, kw, sy, sx, py, px, h, wd, oh, ow):
@@ -812,7 +725,7 @@ def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
     """
     op = "conv2d"
     S = _ready()
-    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _conv_args(
+    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _checks.conv(
         op, x, w, "out", out, stride_y, stride_x, pad_y, pad_x, dilation, groups)
     _distinct(op, "out", out, (("x", x), ("w", w)))
     oh, ow = out.shape[2], out.shape[3]
@@ -849,23 +762,14 @@ def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
 
 
 def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups):
-    """Backward of :func:`conv2d` (same geometry), accumulating: per image and group
-    ``dw += delta (x) im2col(x)``, and unless ``dx`` is None ``dx += col2im(w^T delta)``.
-
-    x[N,C,H,W], w and dw[F,C//groups,kh,kw], delta[N,F,OH,OW] (OH/OW taken from delta),
-    dx None or [N,C,H,W]. Returns ``dw``.
-    """
+    """Backward of :func:`conv2d` as the op API says (dw, and dx unless None, accumulated;
+    OH/OW from delta); returns ``dw``. dw: one GEMM per image and group on the im2col
+    columns (Darknet's order); dx: w^T delta into the columns, then ``pdn_col2im_add``, or
+    one batched GEMM straight into dx for 1x1 stride-1 unpadded convs."""
     op = "conv2d_backward"
     S = _ready()
-    _check(op, "dw", dw, ndim=4)
-    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _conv_args(
-        op, x, w, "delta", delta, stride_y, stride_x, pad_y, pad_x, dilation, groups)
-    _check_shape(op, "dw", dw, w.shape)
-    _distinct(op, "dw", dw, (("x", x), ("w", w), ("delta", delta)))
-    if dx is not None:
-        _check(op, "dx", dx, ndim=4)
-        _check_shape(op, "dx", dx, x.shape)
-        _distinct(op, "dx", dx, (("x", x), ("w", w), ("delta", delta), ("dw", dw)))
+    n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _checks.conv_backward(
+        op, x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups)
     oh, ow = delta.shape[2], delta.shape[3]
     if delta.size == 0 or x.size == 0 or w.size == 0:
         return dw
@@ -925,17 +829,7 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
     """c = alpha * op(a) @ op(b) + beta * c (2-D, row-major, cuBLAS sgemm); returns ``c``."""
     op = "gemm"
     S = _ready()
-    _check(op, "a", a, ndim=2)
-    _check(op, "b", b, ndim=2)
-    _check(op, "c", c, ndim=2)
-    ta, tb = bool(trans_a), bool(trans_b)
-    m, k = (a.shape[1], a.shape[0]) if ta else a.shape
-    kb, nn = (b.shape[1], b.shape[0]) if tb else b.shape
-    if k != kb:
-        raise ValueError(f"{op}: inner dimensions differ: op(a) is {m}x{k}, op(b) is {kb}x{nn} "
-                         f"(a {a.shape}, b {b.shape}, trans_a={ta}, trans_b={tb})")
-    _check_size(op, m, nn, k, a.shape[1], b.shape[1])
-    _check_shape(op, "c", c, (m, nn))
+    ta, tb, m, nn, k = _checks.gemm(op, trans_a, trans_b, a, b, c)
     _distinct(op, "c", c, (("a", a), ("b", b)))
     if c.size == 0:
         return c
@@ -945,13 +839,6 @@ def gemm(trans_a, trans_b, alpha, a, b, beta, c):
 
 
 # -- element-wise / per channel (in place) ------------------------------------------------------
-def _channel_dims(op, x, argname="x"):
-    _check(op, argname, x, min_ndim=2)
-    n, c = x.shape[0], x.shape[1]
-    _check_size(op, n, c, x.size)
-    return n, c, (x.size // (n * c) if n * c else 0)
-
-
 def _activate_channels(S, x, n, c, spatial, code):
     _launch(S, "pdn_activate_channels", n * spatial, _p(x), n, c, spatial, code)
 
@@ -963,15 +850,15 @@ def activate(x, code):
     """
     op = "activate"
     S = _ready()
-    a = _activation_code(code)
-    if a in _CHANNEL_CODES:
-        n, c, spatial = _channel_dims(op, x)
+    a = activation_code(code)
+    if a in CHANNEL_CODES:
+        n, c, spatial = _checks.per_channel(op, x, ())
     else:
         _check(op, "x", x)
         _check_size(op, x.size)
-    if x.size == 0 or a == _LINEAR:
+    if x.size == 0 or a == LINEAR:
         return x
-    if a in _CHANNEL_CODES:
+    if a in CHANNEL_CODES:
         _activate_channels(S, x, n, c, spatial, a)
     else:
         _launch(S, "pdn_activate", x.size, _p(x), x.size, a)
@@ -982,19 +869,19 @@ def activate_copy(x, y, code):
     """y = f(x) with Darknet's activation ``code``; x is left as it was; returns y."""
     op = "activate_copy"
     S = _ready()
-    a = _activation_code(code, op)
-    _check(op, "x", x, min_ndim=2 if a in _CHANNEL_CODES else None)
+    a = activation_code(code, op)
+    _check(op, "x", x, min_ndim=2 if a in CHANNEL_CODES else None)
     _check(op, "y", y)
-    _check_shape(op, "y", y, x.shape)
+    check_shape(op, "y", y, x.shape)
     _check_size(op, x.size)
     if x.size == 0:
         return y
     if _p(x) == _p(y):
         return activate(y, a)
     _distinct(op, "y", y, (("x", x),))
-    if a in _CHANNEL_CODES or a == _LINEAR:
+    if a in CHANNEL_CODES or a == LINEAR:
         S.drv.memcpy_dtod(_p(y), _p(x), x.nbytes)
-        if a != _LINEAR:
+        if a != LINEAR:
             n, c = y.shape[0], y.shape[1]
             _activate_channels(S, y, n, c, y.size // (n * c), a)
     else:
@@ -1005,7 +892,7 @@ def activate_copy(x, y, code):
 def add_bias(x, b):
     """x[N,C,...] += b[C] in place; returns x."""
     S = _ready()
-    n, c, spatial = _per_channel("add_bias", x, (("b", b),))
+    n, c, spatial = _checks.per_channel("add_bias", x, (("b", b),))
     if x.size:
         _launch(S, "pdn_add_bias", x.size, _p(x), _p(b), n, c, spatial)
     return x
@@ -1015,11 +902,11 @@ def bias_activate(x, b, code):
     """add_bias then activate, fused into one pass; returns x."""
     op = "bias_activate"
     S = _ready()
-    a = _activation_code(code, op)
-    n, c, spatial = _per_channel(op, x, (("b", b),))
+    a = activation_code(code, op)
+    n, c, spatial = _checks.per_channel(op, x, (("b", b),))
     if x.size == 0:
         return x
-    if a in _CHANNEL_CODES:
+    if a in CHANNEL_CODES:
         _launch(S, "pdn_add_bias", x.size, _p(x), _p(b), n, c, spatial)
         _activate_channels(S, x, n, c, spatial, a)
     else:
@@ -1033,7 +920,7 @@ def batchnorm_inference(x, scales, mean, variance, biases, eps=1e-5):
     x = (x - mean) / sqrt(variance + eps), then x *= scales, then x += biases (one pass).
     """
     S = _ready()
-    n, c, spatial = _per_channel("batchnorm_inference", x, (
+    n, c, spatial = _checks.per_channel("batchnorm_inference", x, (
         ("scales", scales), ("mean", mean), ("variance", variance), ("biases", biases)))
     if x.size:
         _launch(S, "pdn_batchnorm_inference", x.size, _p(x), _p(scales), _p(mean),
@@ -1045,13 +932,13 @@ def batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e
     """batchnorm_inference then activate, fused into one pass; returns x."""
     op = "batchnorm_activate_inference"
     S = _ready()
-    a = _activation_code(code, op)
-    n, c, spatial = _per_channel(op, x, (
+    a = activation_code(code, op)
+    n, c, spatial = _checks.per_channel(op, x, (
         ("scales", scales), ("mean", mean), ("variance", variance), ("biases", biases)))
     if x.size == 0:
         return x
     args = (_p(x), _p(scales), _p(mean), _p(variance), _p(biases), float(eps), n, c, spatial)
-    if a in _CHANNEL_CODES:
+    if a in CHANNEL_CODES:
         _launch(S, "pdn_batchnorm_inference", x.size, *args)
         _activate_channels(S, x, n, c, spatial, a)
     else:
@@ -1060,29 +947,13 @@ def batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e
 
 
 # -- copies between layers' outputs -------------------------------------------------------------
-def _rows(op, argname, a, n=None):
-    _check(op, argname, a, min_ndim=1)
-    if n is not None and a.shape[0] != n:
-        raise ValueError(f"{op}: {argname} must hold {n} images (first dimension), got shape "
-                         f"{a.shape}")
-    per = a.size // a.shape[0] if a.shape[0] else 0
-    _check_size(op, a.size)
-    return a.shape[0], per
-
-
 def copy_rows(src, dst, count, src_offset, dst_offset, accumulate=False):
     """Per image n: dst[n, dst_offset:+count] (= or +=) src[n, src_offset:+count], both seen
     as [N, values per image]; returns dst."""
     op = "copy_rows"
     S = _ready()
-    n, s_per = _rows(op, "src", src)
-    _, d_per = _rows(op, "dst", dst, n)
-    count = _int(op, "count", count, 0)
-    so = _int(op, "src_offset", src_offset, 0)
-    do = _int(op, "dst_offset", dst_offset, 0)
-    if so + count > s_per or do + count > d_per:
-        raise ValueError(f"{op}: {count} values from offset {so} of {s_per} into offset "
-                         f"{do} of {d_per} do not fit")
+    n, s_per, d_per, count, so, do = _checks.copy_rows(op, src, dst, count, src_offset,
+                                                       dst_offset)
     if n and count:
         if _p(src) == _p(dst) and abs(so - do) < count:
             raise ValueError(f"{op}: the source and destination ranges overlap")
@@ -1097,19 +968,14 @@ def shortcut_add(out, add, m, spatial, weights=None, accumulate=True):
     numpy vector (or a float32 device array); returns out."""
     op = "shortcut_add"
     S = _ready()
-    n, o_per = _rows(op, "out", out)
-    _, a_per = _rows(op, "add", add, n)
-    m = _int(op, "m", m, 0)
-    spatial = _int(op, "spatial", spatial, 1)
-    if m > o_per or m > a_per:
-        raise ValueError(f"{op}: m={m} exceeds the values per image ({o_per}, {a_per})")
+    n, o_per, a_per, m, spatial = _checks.shortcut(op, out, add, m, spatial)
     mode, wp = 0, _p(out) if out.size else 0
     if weights is not None:
         if isinstance(weights, S.GPUArray):
             _check(op, "weights", weights)
             wsize = weights.size
         else:
-            wh = np.ascontiguousarray(np.asarray(weights, _F32).ravel())
+            wh = np.ascontiguousarray(np.asarray(weights, F32).ravel())
             wsize = wh.size
         if wsize == 0:
             raise ValueError(f"{op}: weights is empty")
@@ -1141,11 +1007,7 @@ def yolo_activate(x, out, anchors, entries, scale_x_y, new_coords):
     """[yolo]'s activation of x[N, anchors*entries, H, W] into out (may be x); returns out."""
     op = "yolo_activate"
     S = _ready()
-    _check(op, "x", x, min_ndim=2)
-    _check(op, "out", out)
-    _check_shape(op, "out", out, x.shape)
-    anchors = _int(op, "anchors", anchors, 1)
-    entries = _int(op, "entries", entries, 5)
+    anchors, entries = _checks.yolo(op, x, out, anchors, entries)
     n = x.shape[0]
     _check_size(op, x.size)
     if n == 0 or x.size == 0:
@@ -1165,14 +1027,7 @@ def softmax(x, out, groups, temperature):
     """Per image, Darknet's softmax over each of ``groups`` equal runs of x; returns out."""
     op = "softmax"
     S = _ready()
-    _check(op, "x", x, min_ndim=1)
-    _check(op, "out", out)
-    _check_shape(op, "out", out, x.shape)
-    groups = _int(op, "groups", groups, 1)
-    n = x.shape[0]
-    per = x.size // max(n, 1)
-    if per % groups:
-        raise ValueError(f"{op}: groups={groups} does not divide the {per} values per image")
+    groups, n, per = _checks.softmax(op, x, out, groups)
     _check_size(op, x.size, n * groups)
     t = float(temperature)
     if t == 0:
@@ -1186,27 +1041,13 @@ def softmax(x, out, groups, temperature):
     return out
 
 
-def _scale_dims(op, src, scale, scale_wh):
-    _check(op, "src", src, ndim=4)
-    _check(op, "scale", scale)
-    n, c, h, w = src.shape
-    want = n * h * w if scale_wh else n * c
-    if scale.size != want:
-        raise ValueError(f"{op}: scale must hold {want} values ({'N*H*W' if scale_wh else 'N*C'})"
-                         f" for src of shape {src.shape}, got shape {scale.shape}")
-    _check_size(op, src.size)
-    return n, c, h * w
-
-
 def scale_channels(src, scale, out, scale_wh):
     """out = src[N,C,H,W] * scale, one scale per (image, channel), or per (image, pixel) with
     scale_wh; returns out."""
     op = "scale_channels"
     S = _ready()
-    n, c, spatial = _scale_dims(op, src, scale, scale_wh)
-    _check(op, "out", out)
-    if out.size != src.size:
-        raise ValueError(f"{op}: out must hold {src.size} values, got shape {out.shape}")
+    n, c, spatial = _checks.scale(op, src, scale, scale_wh)
+    _checks.holds(op, "out", out, src.size)
     if src.size:
         _launch(S, "pdn_scale_channels", src.size, _p(src), _p(scale), _p(out), n, c, spatial,
                 int(bool(scale_wh)))
@@ -1218,25 +1059,18 @@ def scale_channels_backward(delta, src, scale, dsrc, dscale, scale_wh):
     scale_wh); either output may be None."""
     op = "scale_channels_backward"
     S = _ready()
-    n, c, spatial = _scale_dims(op, src, scale, scale_wh)
-    _check(op, "delta", delta)
-    if delta.size != src.size:
-        raise ValueError(f"{op}: delta must hold {src.size} values, got shape {delta.shape}")
+    n, c, spatial = _checks.scale(op, src, scale, scale_wh)
+    _checks.holds(op, "delta", delta, src.size)
     wh = int(bool(scale_wh))
     if dscale is not None:
-        _check(op, "dscale", dscale)
-        if dscale.size != scale.size:
-            raise ValueError(f"{op}: dscale must hold {scale.size} values, got shape "
-                             f"{dscale.shape}")
+        _checks.holds(op, "dscale", dscale, scale.size)
         _distinct(op, "dscale", dscale, (("delta", delta), ("src", src)))
         if src.size:
             work = n * spatial if wh else n * c * 32
             _launch(S, "pdn_scale_channels_backward_scale", work, _p(delta), _p(src),
                     _p(dscale), n, c, spatial, wh)
     if dsrc is not None:
-        _check(op, "dsrc", dsrc)
-        if dsrc.size != src.size:
-            raise ValueError(f"{op}: dsrc must hold {src.size} values, got shape {dsrc.shape}")
+        _checks.holds(op, "dsrc", dsrc, src.size)
         _distinct(op, "dsrc", dsrc, (("scale", scale),))
         if src.size:
             _launch(S, "pdn_scale_channels_backward_src", src.size, _p(delta), _p(scale),
@@ -1245,13 +1079,8 @@ def scale_channels_backward(delta, src, scale, dsrc, dscale, scale_wh):
 
 def sam(src, x, out):
     """out = src * x elementwise (equal sizes); returns out."""
-    op = "sam"
     S = _ready()
-    for argname, a in (("src", src), ("x", x), ("out", out)):
-        _check(op, argname, a)
-        if a.size != src.size:
-            raise ValueError(f"{op}: {argname} must hold {src.size} values, got {a.size}")
-    _check_size(op, src.size)
+    _checks.sam("sam", src, x, out)
     if src.size:
         _launch(S, "pdn_sam", src.size, _p(src), _p(x), _p(out), src.size)
     return out
@@ -1283,27 +1112,14 @@ def sam_backward(delta, src, x, dx, dsrc):
 
 # -- pooling / resampling -----------------------------------------------------------------------
 def _pool_args(op, x, out, size, stride_y, stride_x, pad):
-    _check(op, "x", x, ndim=4)
-    _check(op, "out", out, ndim=4)
-    size = _int(op, "size", size, 1)
-    sy = _int(op, "stride_y", stride_y, 1)
-    sx = _int(op, "stride_x", stride_x, 1)
-    pad = _int(op, "pad", pad, 0)
-    n, c, h, w = x.shape
-    if out.shape[:2] != (n, c):
-        raise ValueError(f"{op}: out must have shape ({n}, {c}, OH, OW), got {out.shape}")
-    _check_size(op, n * c, h * w, out.shape[2] * out.shape[3], x.size, out.size)
+    args = _checks.pool(op, x, out, size, stride_y, stride_x, pad)
     _distinct(op, "out", out, (("x", x),))
-    return n * c, h, w, out.shape[2], out.shape[3], size, sy, sx, pad
+    return args
 
 
 def maxpool(x, out, size, stride_y, stride_x, pad):
-    """Darknet maxpool of x[N,C,H,W] into out[N,C,OH,OW] (OH/OW from ``out``); returns out.
-
-    Window of output (oy, ox): rows oy*stride_y - pad/2 + [0, size), columns
-    ox*stride_x - pad/2 + [0, size) (C integer division: -(pad // 2)); max over the cells
-    inside the image (-FLT_MAX if none).
-    """
+    """Darknet maxpool of x[N,C,H,W] into out[N,C,OH,OW] (OH/OW from ``out``; windows from
+    -(pad // 2), as the op API says), one thread per output; returns out."""
     S = _ready()
     args = _pool_args("maxpool", x, out, size, stride_y, stride_x, pad)
     if out.size:
@@ -1325,11 +1141,7 @@ def global_avgpool(x, out):
     """out[N,C,1,1] = mean of x[N,C,H,W] over H*W; returns out."""
     op = "global_avgpool"
     S = _ready()
-    _check(op, "x", x, ndim=4)
-    _check(op, "out", out)
-    n, c, h, w = x.shape
-    if out.shape not in ((n, c, 1, 1), (n, c)):
-        raise ValueError(f"{op}: out must have shape {(n, c, 1, 1)}, got {out.shape}")
+    n, c, h, w = _checks.global_avgpool(op, x, out)
     _check_size(op, n * c * 32, x.size)
     if out.size:
         if h * w == 0:
@@ -1339,17 +1151,10 @@ def global_avgpool(x, out):
 
 
 def _resample_args(op, small, big, small_name, big_name, stride):
-    _check(op, "x", small if small_name == "x" else big, ndim=4)
-    _check(op, "out", big if small_name == "x" else small, ndim=4)
-    stride = _int(op, "stride", stride, 1)
-    n, c, h, w = small.shape
-    if big.shape[:2] != (n, c):
-        raise ValueError(f"{op}: {big_name} must have shape ({n}, {c}, ...) like "
-                         f"{small_name} {small.shape}, got {big.shape}")
-    _check_size(op, n * c, big.shape[2] * big.shape[3], big.size, small.size)
+    args = _checks.resample(op, small, big, small_name, big_name, stride)
     _distinct(op, "out", small if small_name == "out" else big,
               (("x", big if small_name == "out" else small),))
-    return n * c, stride
+    return args
 
 
 def upsample(x, out, stride, scale, accumulate=False):
@@ -1359,7 +1164,7 @@ def upsample(x, out, stride, scale, accumulate=False):
     S = _ready()
     nc, stride = _resample_args(op, x, out, "x", "out", stride)
     n, c, h, w = x.shape
-    _check_shape(op, "out", out, (n, c, h * stride, w * stride))
+    check_shape(op, "out", out, (n, c, h * stride, w * stride))
     if out.size:
         _launch(S, "pdn_upsample", out.size, _p(x), _p(out), nc, h, w, stride, float(scale),
                 int(bool(accumulate)))
@@ -1367,14 +1172,14 @@ def upsample(x, out, stride, scale, accumulate=False):
 
 
 def downsample_sum(x, out, stride, scale, accumulate=False):
-    """Darknet's upsample with negative stride: out[N,C,OH,OW] (= or +=) the sum of
-    scale * x[n,c,y,x] over y//stride, x//stride, for y < OH*stride, x < OW*stride, where
-    OH = H // stride, OW = W // stride; returns out."""
+    """Darknet's upsample with negative stride (also upsample's backward): each out[N,C,H//s,
+    W//s] cell (= or +=) scale * the sum of its s x s block of x, s = stride, one thread per
+    output cell; returns out."""
     op = "downsample_sum"
     S = _ready()
     nc, stride = _resample_args(op, out, x, "out", "x", stride)
     n, c, h, w = x.shape
-    _check_shape(op, "out", out, (n, c, h // stride, w // stride))
+    check_shape(op, "out", out, (n, c, h // stride, w // stride))
     if out.size:
         _launch(S, "pdn_downsample_sum", out.size, _p(x), _p(out), nc, h, w, out.shape[2],
                 out.shape[3], stride, float(scale), int(bool(accumulate)))
@@ -1383,30 +1188,16 @@ def downsample_sum(x, out, stride, scale, accumulate=False):
 
 # -- training (backward) ------------------------------------------------------------------------
 def gradient(delta, y, code, x=None):
-    """delta *= f'(.) in place with Darknet's gradient of activation ``code``; returns delta.
-
-    f' is evaluated at the activated output ``y`` (Darknet's ``gradient_array``), except
-    swish (y and the pre-activation ``x``), mish and hard_mish (``x`` only). The
-    normalize_channels* gradients work per pixel across the channels of [N, C, ...].
-    """
+    """delta *= f'(.) in place (Darknet's gradient of ``code`` at y, or at the pre-activation
+    x for swish, mish and hard_mish); returns delta. One float4 pass, or a per-pixel kernel
+    across the channels of [N, C, ...] for normalize_channels*."""
     op = "gradient"
     S = _ready()
-    a = _activation_code(code, op)
-    nm = ACTIVATIONS[a]
-    _check(op, "delta", delta, min_ndim=2 if a in _CHANNEL_CODES else None)
-    _check(op, "y", y)
-    _check_shape(op, "y", y, delta.shape)
-    if a in _NEEDS_X:
-        if x is None:
-            raise ValueError(f"{op}: the {nm} gradient needs the pre-activation x (got x=None)")
-        _check(op, "x", x)
-        _check_shape(op, "x", x, delta.shape)
-    else:
-        x = None
+    a, x = _checks.gradient(op, delta, y, code, x)
     _check_size(op, delta.size)
-    if delta.size == 0 or a == _LINEAR:
+    if delta.size == 0 or a == LINEAR:
         return delta
-    if a in _CHANNEL_CODES:
+    if a in CHANNEL_CODES:
         n, c = delta.shape[0], delta.shape[1]
         spatial = delta.size // (n * c)
         _launch(S, "pdn_gradient_channels", n * spatial, _p(delta), _p(y), n, c, spatial, a)
@@ -1416,19 +1207,14 @@ def gradient(delta, y, code, x=None):
     return delta
 
 
-def _check_int32(op, argname, a, shape):
-    _check(op, argname, a, dtype=_I32)
-    _check_shape(op, argname, a, shape)
-
-
 def maxpool_train(x, out, indexes, size, stride_y, stride_x, pad):
-    """:func:`maxpool` that also writes ``indexes`` (int32, shaped like out): the flat index
-    into x (over the whole batch) of each window's first maximum (Darknet's l.indexes;
-    -1 for a window with no cell inside the image); returns out."""
+    """:func:`maxpool` that also writes ``indexes`` (int32, shaped like out: Darknet's
+    l.indexes, flat over the batch, -1 for a window outside the image) and remembers their
+    geometry for :func:`maxpool_backward`'s gather; returns out."""
     op = "maxpool_train"
     S = _ready()
     args = _pool_args(op, x, out, size, stride_y, stride_x, pad)
-    _check_int32(op, "indexes", indexes, out.shape)
+    _checks.int32(op, "indexes", indexes, out.shape)
     _distinct(op, "indexes", indexes, (("x", x), ("out", out)))
     if out.size:
         _launch(S, "pdn_maxpool_train", out.size, _p(x), _p(out), _p(indexes), *args)
@@ -1446,11 +1232,7 @@ def maxpool_backward(delta, indexes, dx):
     (the order of additions to one cell may vary between runs)."""
     op = "maxpool_backward"
     S = _ready()
-    _check(op, "delta", delta)
-    _check_int32(op, "indexes", indexes, delta.shape)
-    _check(op, "dx", dx)
-    _distinct(op, "dx", dx, (("delta", delta), ("indexes", indexes)))
-    _check_size(op, dx.size, delta.size)
+    _checks.maxpool_backward(op, delta, indexes, dx)
     if delta.size == 0 or dx.size == 0:
         return dx
     geo = S.pool_geometry.get(_p(indexes))
@@ -1469,28 +1251,10 @@ def local_avgpool_backward(delta, dx, size, stride_y, stride_x, pad):
     number of its window's in-image cells is added to those cells of dx; returns dx."""
     op = "local_avgpool_backward"
     S = _ready()
-    _check(op, "delta", delta, ndim=4)
-    _check(op, "dx", dx, ndim=4)
-    _distinct(op, "dx", dx, (("delta", delta),))
-    size = _int(op, "size", size, 1)
-    sy = _int(op, "stride_y", stride_y, 1)
-    sx = _int(op, "stride_x", stride_x, 1)
-    pad = _int(op, "pad", pad, 0)
-    n, c, h, w = dx.shape
-    if delta.shape[:2] != (n, c):
-        raise ValueError(f"{op}: delta must have shape ({n}, {c}, OH, OW) for dx of shape "
-                         f"{dx.shape}, got {delta.shape}")
-    _check_size(op, n * c, h * w, delta.shape[2] * delta.shape[3], dx.size, delta.size)
+    args = _checks.pool_backward(op, delta, dx, size, stride_y, stride_x, pad)
     if delta.size and dx.size:
-        _launch(S, "pdn_local_avgpool_backward", dx.size, _p(delta), _p(dx), n * c, h, w,
-                delta.shape[2], delta.shape[3], size, sy, sx, pad)
+        _launch(S, "pdn_local_avgpool_backward", dx.size, _p(delta), _p(dx), *args)
     return dx
-
-
-def _like_x(op, x, named):
-    for argname, a in named:
-        _check(op, argname, a)
-        _check_shape(op, argname, a, x.shape)
 
 
 def batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, variance,
@@ -1504,18 +1268,13 @@ def batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, var
     """
     op = "batchnorm_train"
     S = _ready()
-    n, c, spatial = _per_channel(op, x, (
+    n, c, spatial = _checks.per_channel(op, x, (
         ("scales", scales), ("biases", biases), ("rolling_mean", rolling_mean),
         ("rolling_variance", rolling_variance), ("mean", mean), ("variance", variance)))
-    _like_x(op, x, (("x_saved", x_saved), ("x_norm", x_norm)))
+    _checks.like_x(op, x, (("x_saved", x_saved), ("x_norm", x_norm)))
     _distinct(op, "x_saved", x_saved, (("x", x), ("x_norm", x_norm)))
     _distinct(op, "x_norm", x_norm, (("x", x),))
-    try:
-        keep = float(keep)
-    except (TypeError, ValueError):
-        raise ValueError(f"{op}: keep must be a number, got {keep!r}") from None
-    if not 0.0 <= keep <= 1.0:
-        raise ValueError(f"{op}: keep must be in [0, 1], got {keep!r}")
+    keep = fraction(op, "keep", keep)
     _check_size(op, n * spatial)
     if x.size:
         _launch(S, "pdn_batchnorm_stats", 0, _p(x), _p(mean), _p(variance), _p(rolling_mean),
@@ -1526,20 +1285,16 @@ def batchnorm_train(x, scales, biases, rolling_mean, rolling_variance, mean, var
 
 
 def batchnorm_backward(delta, x_saved, x_norm, mean, variance, scales, bias_grad, scale_grad):
-    """Darknet's batch-norm backward (the -gpusem order) on delta[N,C,...] in place; returns
-    delta.
-
-    bias_grad += per-channel sum of delta; scale_grad += sum(delta*x_norm); delta *= scales;
-    then delta = delta/sqrt(var+eps) + variance_delta*2*(x-mean)/M + mean_delta/M with
-    mean_delta = -sum(delta)/sqrt(var+eps), variance_delta = sum(delta*(x-mean)) * -0.5 *
-    (var+eps)^-1.5, x = x_saved, eps = 1e-5, M = N*spatial (sums in double).
-    """
+    """Darknet's batch-norm backward (the -gpusem order, eps = 1e-5 inside the root) on
+    delta[N,C,...] in place, as the op API says; returns delta. One block per channel adds to
+    bias_grad and scale_grad and sums the mean and variance deltas (in double) into a scratch
+    buffer; one element-wise pass then rewrites delta."""
     op = "batchnorm_backward"
     S = _ready()
-    n, c, spatial = _per_channel(op, delta, (
+    n, c, spatial = _checks.per_channel(op, delta, (
         ("mean", mean), ("variance", variance), ("scales", scales), ("bias_grad", bias_grad),
         ("scale_grad", scale_grad)), xname="delta")
-    _like_x(op, delta, (("x_saved", x_saved), ("x_norm", x_norm)))
+    _checks.like_x(op, delta, (("x_saved", x_saved), ("x_norm", x_norm)))
     _distinct(op, "delta", delta, (("x_saved", x_saved), ("x_norm", x_norm)))
     _check_size(op, n * spatial)
     if delta.size:
@@ -1558,7 +1313,7 @@ def backward_bias(bias_grad, delta):
     returns bias_grad."""
     op = "backward_bias"
     S = _ready()
-    n, c, spatial = _per_channel(op, delta, (("bias_grad", bias_grad),), xname="delta")
+    n, c, spatial = _checks.per_channel(op, delta, (("bias_grad", bias_grad),), xname="delta")
     if delta.size:
         _launch(S, "pdn_backward_bias", 0, _p(bias_grad), _p(delta), n, c, spatial, grid=c)
     return bias_grad
@@ -1568,11 +1323,7 @@ def global_avgpool_backward(delta, dx):
     """dx[N,C,H,W] += delta[N,C,1,1] / (H*W); returns dx."""
     op = "global_avgpool_backward"
     S = _ready()
-    _check(op, "delta", delta)
-    _check(op, "dx", dx, ndim=4)
-    n, c, h, w = dx.shape
-    if delta.size != n * c:
-        raise ValueError(f"{op}: delta must hold N*C = {n * c} values, got shape {delta.shape}")
+    n, c, h, w = _checks.global_avgpool_backward(op, delta, dx)
     _distinct(op, "dx", dx, (("delta", delta),))
     _check_size(op, dx.size)
     if dx.size:
@@ -1585,9 +1336,7 @@ def sgd_update(p, u, g, step, neg_decay_b, momentum, decayed):
     p += step*u; u *= momentum (bitwise numpy's float32 steps). Returns p."""
     op = "sgd_update"
     S = _ready()
-    for argname, a in (("p", p), ("u", u), ("g", g)):
-        _check(op, argname, a)
-        _check_shape(op, argname, a, p.shape)
+    _checks.like_x(op, p, (("p", p), ("u", u), ("g", g)))
     _distinct(op, "p", p, (("u", u), ("g", g)))
     _distinct(op, "u", u, (("g", g),))
     _check_size(op, p.size)
@@ -1601,7 +1350,7 @@ def sgd_update(p, u, g, step, neg_decay_b, momentum, decayed):
 # -- threads ------------------------------------------------------------------------------------
 def set_num_threads(n):
     """Host threads do no array work on this backend: accepted (checked) and ignored."""
-    _int("set_num_threads", "n", n, 1)
+    int_arg("set_num_threads", "n", n, 1)
 
 
 def get_num_threads():
