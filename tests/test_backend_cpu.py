@@ -512,3 +512,38 @@ def test_threads_do_not_change_results():
         B.set_num_threads(before)
     for a, b in zip(one, two):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("name", ["leaky", "mish", "logistic", "linear", "swish",
+                                  "normalize_channels_softmax"])
+def test_fused_tails_equal_the_separate_ops_bitwise(name):
+    g = np.random.default_rng(5)
+    x = (g.standard_normal((2, 5, 7, 9)) * 3).astype(np.float32)
+    scales, biases = g.random(5, np.float32) + 0.5, g.standard_normal(5).astype(np.float32)
+    mean, var = g.standard_normal(5).astype(np.float32), g.random(5, np.float32) + 0.1
+    want = B.activate(B.batchnorm_inference(x.copy(), scales, mean, var, biases), name)
+    got = B.batchnorm_activate_inference(x.copy(), scales, mean, var, biases, name)
+    np.testing.assert_array_equal(got, want)
+    want = B.activate(B.add_bias(x.copy(), biases), name)
+    np.testing.assert_array_equal(B.bias_activate(x.copy(), biases, name), want)
+
+
+def test_batchnorm_inference_rounds_like_darknets_division():
+    g = np.random.default_rng(6)
+    x = (g.standard_normal((1, 3, 400, 400)) * 50).astype(np.float32)
+    mean, var = np.float32([0.3, -2, 7]), np.float32([0.01, 3, 1e4])
+    ones, zeros = np.ones(3, np.float32), np.zeros(3, np.float32)
+    got = B.batchnorm_inference(x.copy(), ones, mean, var, zeros)
+    sd = np.sqrt((var + np.float32(1e-5)).astype(np.float64))[None, :, None, None]
+    want = ((x - mean[None, :, None, None]).astype(np.float64) / sd).astype(np.float32)
+    np.testing.assert_array_equal(got, want)
+
+
+def test_all_finite_and_empty_batches():
+    a = np.zeros((3, 70000), np.float32)
+    assert B.all_finite(a)
+    a[2, 69999] = np.nan
+    assert not B.all_finite(a)
+    empty = np.zeros((0, 4, 2, 2), np.float32)
+    B.copy_rows(empty, np.zeros((0, 8, 2, 2), np.float32), 16, 0, 0)
+    B.shortcut_add(np.zeros((0, 4, 2, 2), np.float32), empty, 16, 4)

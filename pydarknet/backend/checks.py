@@ -221,7 +221,10 @@ class Checks:
             raise ValueError(f"{op}: {argname} must hold {n} images (first dimension), got "
                              f"shape {a.shape}")
         self._sizes(op, (), (a.size,))
-        return a.shape[0], (a.size // a.shape[0] if a.shape[0] else 0)
+        per = 1
+        for d in a.shape[1:]:      # from the shape, so that an empty batch has rows too
+            per *= int(d)
+        return a.shape[0], per
 
     def copy_rows(self, op, src, dst, count, src_offset, dst_offset):
         """Rows of src and dst and a run of ``count`` values that fits both at its offsets;

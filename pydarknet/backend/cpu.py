@@ -115,7 +115,8 @@ def axpy(alpha, x, y):
 
 def all_finite(a):
     """True when a holds no NaN and no inf."""
-    return bool(np.isfinite(a).all())
+    _check("all_finite", "a", a)
+    return _cpu.count_nonfinite(a) == 0
 
 
 def synchronize():
@@ -237,13 +238,26 @@ def activate_copy(x, y, code):
 
 
 def bias_activate(x, b, code):
-    """add_bias then activate (one fused pass on the GPU); returns x."""
-    return activate(add_bias(x, b), code)
+    """add_bias then activate, one pass per channel plane; returns x."""
+    a = activation_code(code, "bias_activate")
+    if a in CHANNEL_CODES:
+        return activate(add_bias(x, b), a)
+    n, c, spatial = _checks.per_channel("bias_activate", x, (("b", b),))
+    if x.size:
+        _cpu.bias_bn_activate(x, None, None, None, b, 0.0, n, c, spatial, a)
+    return x
 
 
 def batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e-5):
-    """batchnorm_inference then activate (one fused pass on the GPU); returns x."""
-    return activate(batchnorm_inference(x, scales, mean, variance, biases, eps), code)
+    """batchnorm_inference then activate, one pass per channel plane; returns x."""
+    a = activation_code(code, "batchnorm_activate_inference")
+    if a in CHANNEL_CODES:
+        return activate(batchnorm_inference(x, scales, mean, variance, biases, eps), a)
+    n, c, spatial = _checks.per_channel("batchnorm_activate_inference", x, (
+        ("scales", scales), ("mean", mean), ("variance", variance), ("biases", biases)))
+    if x.size:
+        _cpu.bias_bn_activate(x, scales, mean, variance, biases, float(eps), n, c, spatial, a)
+    return x
 
 
 # -- copies between layers' outputs ------------------------------------------------------------
@@ -251,8 +265,9 @@ def copy_rows(src, dst, count, src_offset, dst_offset, accumulate=False):
     """Per image n: dst[n, dst_offset:+count] (= or +=) src[n, src_offset:+count], both seen
     as [N, values per image]; returns dst."""
     op = "copy_rows"
-    n, _, _, count, so, do = _checks.copy_rows(op, src, dst, count, src_offset, dst_offset)
-    s, d = src.reshape(n, -1), dst.reshape(n, -1)
+    n, s_per, d_per, count, so, do = _checks.copy_rows(op, src, dst, count, src_offset,
+                                                       dst_offset)
+    s, d = src.reshape(n, s_per), dst.reshape(n, d_per)
     if accumulate:
         d[:, do:do + count] += s[:, so:so + count]
     else:
@@ -264,8 +279,8 @@ def shortcut_add(out, add, m, spatial, weights=None, accumulate=True):
     """Per image: out[n, :m] (+= or =) add[n, :m] * w, with w = 1 (weights None), weights[0]
     (a single weight) or weights[i // spatial] (one per channel); returns out."""
     op = "shortcut_add"
-    n, _, _, m, spatial = _checks.shortcut(op, out, add, m, spatial)
-    o, a = out.reshape(n, -1), add.reshape(n, -1)
+    n, o_per, a_per, m, spatial = _checks.shortcut(op, out, add, m, spatial)
+    o, a = out.reshape(n, o_per), add.reshape(n, a_per)
     values = a[:, :m]
     if weights is not None:
         w = np.asarray(weights, F32).ravel()
