@@ -73,3 +73,43 @@ def check_iteration_one(ref, run, sub, device="cpu", tol=1e-4):
         if rel(got, want) > tol:
             bad[f.stem] = rel(got, want)
     assert not bad, f"subdivision {sub}: off by more than {tol}: {bad}"
+
+
+def test_loss_scale_leaves_the_update_unchanged(ref, tmp_path):
+    """Darknet's GPU loss_scale: yolo deltas times S, rate / S, decay * S: with a power of two
+    the weights after three iterations are the unscaled ones, bit for bit."""
+    run = "mini-yolo-a-gpusem"
+    _, cfg, folder = setup(ref, run)
+    scaled = tmp_path / "scaled.cfg"
+    scaled.write_text(cfg.read_text().replace("[net]", "[net]\nloss_scale=128", 1))
+    weights = ref / "mini" / "forward" / "mini-yolo-a" / "init.weights"
+    nets = [pydarknet.load(c, weights) for c in (cfg, scaled)]
+    assert nets[1].net.loss_scale == 128
+    for k in (1, 2, 3):
+        x, t = np.load(folder / f"input_iter{k}.npy"), np.load(folder / f"truth_iter{k}.npy")
+        losses = [n.train_iteration(x, t) for n in nets]
+        assert losses[0] == losses[1]
+    for a, b in zip(*(n.layers for n in nets)):
+        for p in a.params:
+            np.testing.assert_array_equal(a.params[p], b.params[p], err_msg=f"{a.index} {p}")
+        for p in getattr(a, "momenta", {}):   # ... while the momenta carry the scale
+            np.testing.assert_array_equal(b.momenta[p], np.float32(128) * a.momenta[p])
+    assert any(np.abs(m).max() > 0 for l in nets[0].layers for m in l.momenta.values()
+               if hasattr(l, "momenta"))
+
+
+def test_loss_scale_in_a_connected_layer_divides_its_updates():
+    """Darknet's update_connected_layer_gpu: updates (gradient + momentum) / S, plain rate."""
+    from types import SimpleNamespace
+
+    from pydarknet.backend import cpu
+    from pydarknet.train.sgd import update_layer
+    g = np.random.default_rng(0)
+    w, u, d = (g.standard_normal(6).astype(np.float32) for _ in range(3))
+    layer = SimpleNamespace(layer_type="connected", learning_rate_scale=1.0, decayed=("w",),
+                            params={"w": w.copy()}, grads={"w": d.copy()},
+                            momenta={"w": u.copy()})
+    update_layer(cpu, layer, 0.1, 0.9, 0.0005, 4, loss_scale=8.0)
+    upd = (u + d) / np.float32(8) - np.float32(0.0005 * 4) * w
+    np.testing.assert_allclose(layer.params["w"], w + np.float32(0.1 / 4) * upd, rtol=1e-6)
+    np.testing.assert_allclose(layer.momenta["w"], np.float32(0.9) * upd, rtol=1e-6)

@@ -124,8 +124,10 @@ class Yolo(YoloBase):
         return out
 
     def backward(self, state):
-        # Darknet adds the yolo deltas unchanged: they already are the gradients w.r.t. the
-        # logits (logistic + cross-entropy) and the raw w, h.
+        # The yolo deltas already are the gradients w.r.t. the logits (logistic +
+        # cross-entropy) and the raw w, h. Darknet's GPU build scales them by the net's
+        # loss_scale (mixed precision) and the layer's delta_normalizer (both 1 by default).
         dx = self.input_delta(state)
         if dx is not None:
-            state.backend.axpy(1, state.deltas[self.index], dx)
+            scale = getattr(state, "loss_scale", 1.0) * self.delta_normalizer
+            state.backend.axpy(scale, state.deltas[self.index], dx)

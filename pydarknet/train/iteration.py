@@ -20,6 +20,7 @@ class TrainState(ForwardState):
         self.outputs = []
         self.deltas = []
         self.net_w, self.net_h = network.net.width, network.net.height
+        self.loss_scale = network.net.loss_scale
         self.rng = network.rng
 
 
@@ -139,5 +140,5 @@ def train_iteration(network, images, truths):
             continue
         if layer.burnin_update and layer.burnin_update * net.burn_in > batch_num:
             continue
-        update_layer(B, layer, rate, net.momentum, net.decay, batch)
+        update_layer(B, layer, rate, net.momentum, net.decay, batch, net.loss_scale)
     return total / batch
