@@ -1,21 +1,26 @@
-"""The CUDA backend (pydarknet/backend/cuda.py) and its cuBLAS binding (cublas.py).
+"""The CUDA backend (pydarknet/backend/cuda.py) and its cuBLAS and cuDNN bindings (cublas.py,
+cudnn.py).
 
 Three kinds of test:
 - without a GPU (CI): the module imports; init() without pycuda, driver, GPU or fatbin raises
-  PydarknetError naming the fix; the cuBLAS binding's error when libcublas is missing and, where
-  the nvidia-cublas wheel is installed, every bound symbol resolving; the kernel signature table
-  against cuda/*.cu; the op names and parameters against the CPU backend.
-- on an emulated device (CI): a numpy stand-in for pycuda and cuBLAS ("fake"; its kernels are
-  numpy transcriptions of cuda/*.cu's documented semantics, its memory checks every access
-  against the allocation it falls in, its cuBLAS checks leading dimensions like cuBLAS) runs
-  every op of the CUDA backend against the CPU backend: the backend's checks, launch
-  arguments, pointer arithmetic and row-major -> column-major GEMM mapping.
+  PydarknetError naming the fix; the cuBLAS and cuDNN bindings' errors when the library is
+  missing and, where the nvidia-cublas / nvidia-cudnn wheels are installed, every bound symbol
+  resolving (cuDNN's also against the wheel's headers); the kernel signature table against
+  cuda/*.cu; the op names and parameters against the CPU backend.
+- on an emulated device (CI): a numpy stand-in for pycuda, cuBLAS and libcudnn ("fake"; its
+  kernels are numpy transcriptions of cuda/*.cu's documented semantics, its memory checks every
+  access against the allocation it falls in, its cuBLAS checks leading dimensions like cuBLAS,
+  its libcudnn is called through the real ctypes binding and checks descriptors, workspaces
+  and alpha/beta) runs every op of the CUDA backend against the CPU backend: the backend's
+  checks, launch arguments, pointer arithmetic, row-major -> column-major GEMM mapping, and
+  the convolutions both through cuDNN and through im2col (with cuDNN's fallbacks).
 - on a GPU (``@pytest.mark.gpu``; skipped with the reason when pycuda, the driver or a GPU is
   missing): the same comparisons on the real device. Tolerance 1e-4 relative to the largest
   reference value (TF32 off); maxpool indexes, copies and the SGD update exact.
 """
 
 import contextlib
+import ctypes
 import inspect
 import pathlib
 import re
@@ -30,6 +35,7 @@ from pydarknet.backend import ACTIVATIONS, ACTIVATION_CODE, OP_NAMES
 from pydarknet.backend import cpu
 from pydarknet.backend import cublas
 from pydarknet.backend import cuda
+from pydarknet.backend import cudnn
 from pydarknet.errors import PydarknetError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -579,6 +585,365 @@ class FakeCublas:
                        b + ib * i * sb, self._dt(bt), ldb, beta, c + 4 * i * sc, ldc)
 
 
+_CARG = type(ctypes.byref(ctypes.c_int()))
+
+
+class FakeCudnnLib:
+    """libcudnn.so.9 in numpy, called through the real ctypes binding (pydarknet/backend/
+    cudnn.py) with Python arguments: every call's argument count and kinds are checked against
+    cudnn.SYMBOLS; descriptors must be created, set (NCHW float32, cross-correlation, float
+    compute) and not destroyed before use; the tensors, filters and convolution of a call must
+    agree (channels = filter channels x groups, the output tensor = cuDNN's output size, else
+    CUDNN_STATUS_BAD_PARAM, recorded in ``errors``); the workspace must be device memory of at
+    least the size the algorithm asked for (it is scribbled on); the convolutions themselves are
+    the CPU backend's, with alpha and beta honoured (y not read when beta is 0).
+
+    Heuristics answers, best first, mimic cuDNN's: forward WINOGRAD not supported, then FFT
+    (4 GiB of workspace), IMPLICIT_PRECOMP_GEMM, IMPLICIT_GEMM; the backward directions start
+    with non-deterministic algorithms. Each entry is rated with the descriptor's math type,
+    TENSOR_OP_MATH where that is DEFAULT_MATH (as on Ampere and newer: TF32 allowed)."""
+
+    VERSION = 92801
+    BIG = 4 << 30
+
+    def __init__(self, mem, create_status=0):
+        self.mem = mem
+        self.create_status = create_status
+        self.objects = {}
+        self.next_id = 0x1000
+        self.calls = []                 # (name, details) of the calls that do work
+        self.errors = []                # statuses returned for inconsistent calls
+        self.fail = {}                  # name -> status to return once
+        self.tensor_op_algos = set()    # rated with TENSOR_OP_MATH whatever the descriptor's
+        self.last_error = ""
+        for name, (restype, argtypes) in cudnn.SYMBOLS.items():
+            setattr(self, name, self._checked(name, argtypes, getattr(self, "_" + name)))
+
+    # -- argument checks ------------------------------------------------------------------
+    @staticmethod
+    def _check_arg(name, k, t, a):
+        where = f"{name}: argument {k}"
+        if t is ctypes.c_void_p:
+            assert a is None or isinstance(a, (ctypes.c_void_p, _CARG)) or (
+                isinstance(a, int) and not isinstance(a, bool) and a >= 0), f"{where}: {a!r}"
+        elif t is ctypes.c_int:
+            assert isinstance(a, int) and not isinstance(a, bool) and -2**31 <= a < 2**31, \
+                f"{where} (int): {a!r}"
+        elif t is ctypes.c_size_t:
+            assert isinstance(a, int) and not isinstance(a, bool) and 0 <= a < 2**64, \
+                f"{where} (size_t): {a!r}"
+        elif t is ctypes.c_char_p:
+            assert isinstance(a, ctypes.Array) and a._type_ is ctypes.c_char, f"{where}: {a!r}"
+        else:      # POINTER(T): byref(T()) or an array of T
+            target = t._type_
+            if isinstance(a, _CARG):
+                assert type(a._obj) is target, f"{where}: byref({type(a._obj).__name__}), " \
+                                                f"expected {target.__name__}"
+            else:
+                assert isinstance(a, ctypes.Array) and a._type_ is target, f"{where}: {a!r}"
+
+    def _checked(self, name, argtypes, impl):
+        def call(*args):
+            assert len(args) == len(argtypes), (f"{name}: {len(args)} arguments, the binding "
+                                                f"declares {len(argtypes)}")
+            for k, (t, a) in enumerate(zip(argtypes, args)):
+                self._check_arg(name, k, t, a)
+            status = self.fail.pop(name, None)
+            if status is not None:
+                self.last_error = f"injected failure of {name}"
+                return status
+            return impl(*args)
+        return call
+
+    @staticmethod
+    def _out(a):
+        return a._obj
+
+    def _new(self, ref, kind, **state):
+        oid = self.next_id
+        self.next_id += 16
+        self.objects[oid] = {"kind": kind, "set": False, **state}
+        self._out(ref).value = oid
+        return 0
+
+    def _get(self, d, kind, must_be_set=True):
+        oid = d.value if isinstance(d, ctypes.c_void_p) else d
+        assert oid in self.objects, f"{kind} descriptor {oid!r} was never created or destroyed"
+        obj = self.objects[oid]
+        assert obj["kind"] == kind, f"a {obj['kind']} descriptor passed as a {kind} descriptor"
+        assert obj["set"] or not must_be_set, f"{kind} descriptor used before it was set"
+        return obj
+
+    def _destroy(self, d, kind):
+        self._get(d, kind, must_be_set=False)
+        del self.objects[d.value if isinstance(d, ctypes.c_void_p) else d]
+        return 0
+
+    def _bad(self, why):
+        self.errors.append(why)
+        self.last_error = why
+        return 2000                     # CUDNN_STATUS_BAD_PARAM
+
+    # -- library, handle --------------------------------------------------------------------
+    def _cudnnGetVersion(self):
+        return self.VERSION
+
+    def _cudnnGetErrorString(self, status):
+        return cudnn.STATUS_NAMES.get(status, "CUDNN_UNKNOWN_STATUS").encode()
+
+    def _cudnnGetLastErrorString(self, buf, size):
+        buf.value = self.last_error.encode()[:size - 1]
+        self.last_error = ""
+
+    def _cudnnCreate(self, ref):
+        if self.create_status:
+            self.last_error = "cudaGetDeviceCount(&count) != cudaSuccess"
+            return self.create_status
+        return self._new(ref, "handle", set=True, stream="unset")
+
+    def _cudnnDestroy(self, h):
+        return self._destroy(h, "handle")
+
+    def _cudnnSetStream(self, h, stream):
+        self._get(h, "handle")["stream"] = stream
+        return 0
+
+    # -- descriptors ------------------------------------------------------------------------
+    def _cudnnCreateTensorDescriptor(self, ref):
+        return self._new(ref, "tensor")
+
+    def _cudnnSetTensor4dDescriptor(self, d, fmt, dtype, n, c, h, w):
+        obj = self._get(d, "tensor", must_be_set=False)
+        assert (fmt, dtype) == (cudnn.TENSOR_NCHW, cudnn.DATA_FLOAT), (fmt, dtype)
+        if min(n, c, h, w) < 1:
+            return self._bad(f"tensor dims {(n, c, h, w)}")
+        obj.update(set=True, dims=(n, c, h, w))
+        return 0
+
+    def _cudnnDestroyTensorDescriptor(self, d):
+        return self._destroy(d, "tensor")
+
+    def _cudnnCreateFilterDescriptor(self, ref):
+        return self._new(ref, "filter")
+
+    def _cudnnSetFilter4dDescriptor(self, d, dtype, fmt, k, c, h, w):
+        obj = self._get(d, "filter", must_be_set=False)
+        assert (dtype, fmt) == (cudnn.DATA_FLOAT, cudnn.TENSOR_NCHW), (dtype, fmt)
+        if min(k, c, h, w) < 1:
+            return self._bad(f"filter dims {(k, c, h, w)}")
+        obj.update(set=True, dims=(k, c, h, w))
+        return 0
+
+    def _cudnnDestroyFilterDescriptor(self, d):
+        return self._destroy(d, "filter")
+
+    def _cudnnCreateConvolutionDescriptor(self, ref):
+        return self._new(ref, "conv", groups=1, math=cudnn.DEFAULT_MATH)
+
+    def _cudnnSetConvolution2dDescriptor(self, d, ph, pw, sh, sw, dh, dw, mode, compute):
+        obj = self._get(d, "conv", must_be_set=False)
+        assert (mode, compute) == (cudnn.CROSS_CORRELATION, cudnn.DATA_FLOAT), (mode, compute)
+        if min(ph, pw) < 0 or min(sh, sw, dh, dw) < 1:
+            return self._bad(f"convolution {(ph, pw, sh, sw, dh, dw)}")
+        obj.update(set=True, pad=(ph, pw), stride=(sh, sw), dilation=(dh, dw))
+        return 0
+
+    def _cudnnSetConvolutionGroupCount(self, d, groups):
+        if groups < 1:
+            return self._bad(f"groups {groups}")
+        self._get(d, "conv", must_be_set=False)["groups"] = groups
+        return 0
+
+    def _cudnnSetConvolutionMathType(self, d, math):
+        assert math in (0, 1, 2, 3), math
+        self._get(d, "conv", must_be_set=False)["math"] = math
+        return 0
+
+    def _cudnnDestroyConvolutionDescriptor(self, d):
+        return self._destroy(d, "conv")
+
+    # -- geometry ---------------------------------------------------------------------------
+    def _out_dims(self, conv, x, w):
+        cv, xv, wv = self._get(conv, "conv"), self._get(x, "tensor"), self._get(w, "filter")
+        n, c, h, wd = xv["dims"]
+        k, cg, kh, kw = wv["dims"]
+        g = cv["groups"]
+        if c != cg * g or k % g:
+            return None, f"x has {c} channels, the filters {cg} x {g} groups ({k} filters)"
+        (ph, pw), (sh, sw), (dh, dw) = cv["pad"], cv["stride"], cv["dilation"]
+        oh = (h + 2 * ph - ((kh - 1) * dh + 1)) // sh + 1
+        ow = (wd + 2 * pw - ((kw - 1) * dw + 1)) // sw + 1
+        if oh < 1 or ow < 1:
+            return None, f"empty output {oh}x{ow}"
+        return (n, k, oh, ow), None
+
+    def _geometry(self, x, w, conv, y):
+        """The call's geometry, or an error text: y must be cuDNN's output of x, w, conv."""
+        dims, why = self._out_dims(conv, x, w)
+        if why is None and self._get(y, "tensor")["dims"] != dims:
+            why = f"y is {self._get(y, 'tensor')['dims']}, the convolution gives {dims}"
+        if why is not None:
+            return None, why
+        cv = self._get(conv, "conv")
+        return dict(x=self._get(x, "tensor")["dims"], w=self._get(w, "filter")["dims"], y=dims,
+                    pad=cv["pad"], stride=cv["stride"], dilation=cv["dilation"],
+                    groups=cv["groups"], math=cv["math"]), None
+
+    def _cudnnGetConvolution2dForwardOutputDim(self, conv, x, w, n, c, h, wd):
+        dims, why = self._out_dims(conv, x, w)
+        if why is not None:
+            return self._bad(why)
+        for ref, v in zip((n, c, h, wd), dims):
+            self._out(ref).value = v
+        return 0
+
+    # -- algorithms -------------------------------------------------------------------------
+    ALGOS = {   # direction -> [(algo, status, determinism)], best first
+        cudnn.FWD: [(6, 3000, 1), (4, 0, 1), (1, 0, 1), (0, 0, 1), (2, 0, 1)],
+        cudnn.BWD_DATA: [(0, 0, 0), (1, 0, 1), (3, 0, 1)],
+        cudnn.BWD_FILTER: [(0, 0, 0), (3, 0, 0), (1, 0, 1), (6, 0, 1)],
+    }
+    BIG_ALGOS = {cudnn.FWD: {4}, cudnn.BWD_DATA: {3}, cudnn.BWD_FILTER: {6}}   # FFT (tiling)
+
+    def _ws_size(self, direction, algo, geo):
+        if algo in self.BIG_ALGOS[direction]:
+            return self.BIG
+        if direction == cudnn.FWD and algo == 0:
+            return 0
+        n, c, h, w = geo["x"]
+        return 4 * (algo + 1) * c * geo["w"][2] * geo["w"][3] + 1000
+
+    def _max_count(self, direction):
+        def impl(h, ref):
+            self._get(h, "handle")
+            self._out(ref).value = {cudnn.FWD: 8, cudnn.BWD_DATA: 6, cudnn.BWD_FILTER: 7}[direction]
+            return 0
+        return impl
+
+    def _v7(self, direction, h, x, w, conv, y, requested, returned, perf):
+        self._get(h, "handle")
+        geo, why = self._geometry(x, w, conv, y)
+        if why is not None:
+            return self._bad(why)
+        math = geo["math"]
+        entries = self.ALGOS[direction]
+        assert requested <= len(perf)
+        got = 0
+        for i, (algo, status, det) in enumerate(entries[:requested]):
+            m = math
+            if status == 0 and (math == cudnn.DEFAULT_MATH or algo in self.tensor_op_algos):
+                m = cudnn.TENSOR_OP_MATH
+            perf[i].algo, perf[i].status, perf[i].time = algo, status, -1.0
+            perf[i].memory = self._ws_size(direction, algo, geo)
+            perf[i].determinism, perf[i].mathType = det, m
+            got += 1
+        self._out(returned).value = got
+        self.calls.append((f"v7 {direction}", geo))
+        return 0
+
+    def _ws(self, direction, h, x, w, conv, y, algo, size):
+        self._get(h, "handle")
+        geo, why = self._geometry(x, w, conv, y)
+        if why is not None:
+            return self._bad(why)
+        self._out(size).value = self._ws_size(direction, algo, geo)
+        return 0
+
+    def _cudnnGetConvolutionForwardAlgorithmMaxCount(self, h, ref):
+        return self._max_count(cudnn.FWD)(h, ref)
+
+    def _cudnnGetConvolutionBackwardDataAlgorithmMaxCount(self, h, ref):
+        return self._max_count(cudnn.BWD_DATA)(h, ref)
+
+    def _cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(self, h, ref):
+        return self._max_count(cudnn.BWD_FILTER)(h, ref)
+
+    def _cudnnGetConvolutionForwardAlgorithm_v7(self, h, x, w, conv, y, req, ret, perf):
+        return self._v7(cudnn.FWD, h, x, w, conv, y, req, ret, perf)
+
+    def _cudnnGetConvolutionBackwardDataAlgorithm_v7(self, h, w, dy, conv, dx, req, ret, perf):
+        return self._v7(cudnn.BWD_DATA, h, dx, w, conv, dy, req, ret, perf)
+
+    def _cudnnGetConvolutionBackwardFilterAlgorithm_v7(self, h, x, dy, conv, dw, req, ret, perf):
+        return self._v7(cudnn.BWD_FILTER, h, x, dw, conv, dy, req, ret, perf)
+
+    def _cudnnGetConvolutionForwardWorkspaceSize(self, h, x, w, conv, y, algo, size):
+        return self._ws(cudnn.FWD, h, x, w, conv, y, algo, size)
+
+    def _cudnnGetConvolutionBackwardDataWorkspaceSize(self, h, w, dy, conv, dx, algo, size):
+        return self._ws(cudnn.BWD_DATA, h, dx, w, conv, dy, algo, size)
+
+    def _cudnnGetConvolutionBackwardFilterWorkspaceSize(self, h, x, dy, conv, dw, algo, size):
+        return self._ws(cudnn.BWD_FILTER, h, x, dw, conv, dy, algo, size)
+
+    # -- the convolutions -------------------------------------------------------------------
+    def _run(self, direction, h, alpha, x, w, conv, y, algo, ws, ws_bytes, beta):
+        """Checks shared by the three calls; returns the geometry (or an error text)."""
+        assert self._get(h, "handle")["stream"] is None, "cuDNN not on the legacy stream"
+        geo, why = self._geometry(x, w, conv, y)
+        if why is not None:
+            return None, why
+        need = self._ws_size(direction, algo, geo)
+        if ws_bytes < need:
+            return None, f"workspace of {ws_bytes} bytes, algorithm {algo} needs {need}"
+        if ws_bytes:
+            self.mem.view(ws, ws_bytes, np.uint8)[...] = 0xAB
+        a, b = self._out(alpha), self._out(beta)
+        assert type(a) is ctypes.c_float and type(b) is ctypes.c_float
+        geo.update(algo=algo, alpha=a.value, beta=b.value, ws_bytes=ws_bytes)
+        self.calls.append((direction, geo))
+        return geo, None
+
+    def _blend(self, ptr, result, alpha, beta):
+        v = self.mem.view(ptr, result.size, np.float32)
+        r = (F32(alpha) * result.reshape(-1)).astype(F32)
+        v[...] = r if beta == 0 else r + F32(beta) * v
+
+    def _arr(self, ptr, dims):
+        return self.mem.view(ptr, int(np.prod(dims)), np.float32).reshape(dims)
+
+    @staticmethod
+    def _conv_args(geo):
+        assert geo["dilation"][0] == geo["dilation"][1], geo
+        return (*geo["stride"], *geo["pad"], geo["dilation"][0], geo["groups"])
+
+    def _cudnnConvolutionForward(self, h, alpha, x, xp, w, wp, conv, algo, ws, wsb, beta, y, yp):
+        geo, why = self._run(cudnn.FWD, h, alpha, x, w, conv, y, algo, ws, wsb, beta)
+        if why is not None:
+            return self._bad(why)
+        r = cpu.conv2d(self._arr(xp, geo["x"]), self._arr(wp, geo["w"]),
+                       np.empty(geo["y"], F32), *self._conv_args(geo))
+        self._blend(yp, r, geo["alpha"], geo["beta"])
+        return 0
+
+    def _cudnnConvolutionBackwardData(self, h, alpha, w, wp, dy, dyp, conv, algo, ws, wsb, beta,
+                                      dx, dxp):
+        geo, why = self._run(cudnn.BWD_DATA, h, alpha, dx, w, conv, dy, algo, ws, wsb, beta)
+        if why is not None:
+            return self._bad(why)
+        r = np.zeros(geo["x"], F32)
+        cpu.conv2d_backward(np.zeros(geo["x"], F32), self._arr(wp, geo["w"]),
+                            self._arr(dyp, geo["y"]), r, np.zeros(geo["w"], F32),
+                            *self._conv_args(geo))
+        self._blend(dxp, r, geo["alpha"], geo["beta"])
+        return 0
+
+    def _cudnnConvolutionBackwardFilter(self, h, alpha, x, xp, dy, dyp, conv, algo, ws, wsb,
+                                        beta, dw, dwp):
+        geo, why = self._run(cudnn.BWD_FILTER, h, alpha, x, dw, conv, dy, algo, ws, wsb, beta)
+        if why is not None:
+            return self._bad(why)
+        r = np.zeros(geo["w"], F32)
+        cpu.conv2d_backward(self._arr(xp, geo["x"]), np.zeros(geo["w"], F32),
+                            self._arr(dyp, geo["y"]), None, r, *self._conv_args(geo))
+        self._blend(dwp, r, geo["alpha"], geo["beta"])
+        return 0
+
+    def ran(self, direction):
+        """The geometries of the ``direction`` convolutions run so far."""
+        return [geo for name, geo in self.calls if name == direction]
+
+
 def make_fake_pycuda(mem, log, devices=1, init_error=None):
     """Modules standing in for pycuda, pycuda.driver, pycuda.gpuarray and pycuda.tools."""
     sigs = parse_signatures()
@@ -669,11 +1034,15 @@ def make_fake_pycuda(mem, log, devices=1, init_error=None):
 
 
 @contextlib.contextmanager
-def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True):
-    """The CUDA backend initialised on the fake device (its previous state put back after)."""
+def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
+                cudnn_lib="fake"):
+    """The CUDA backend initialised on the fake device (its previous state put back after).
+    ``cudnn_lib``: "fake" (FakeCudnnLib), "no-gpu" (loads, but cudnnCreate fails as without a
+    GPU) or "missing" (the real loader, pointed at a file that is not there)."""
     mem = FakeMemory()
     log = []
     blas = FakeCublas(mem)
+    dnn = FakeCudnnLib(mem, create_status=1001 if cudnn_lib == "no-gpu" else 0)
     fat = pathlib.Path(tmp_dir) / "kernels.fatbin"
     if fatbin:
         fat.write_bytes(b"fake")
@@ -684,11 +1053,16 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True):
         mp.setattr(cuda, "FATBIN", fat)
         mp.setattr(cublas, "load_library", lambda candidates=None: None)
         mp.setattr(cublas, "Handle", lambda lib=None: blas)
+        if cudnn_lib == "missing":
+            mp.setenv("PYDARKNET_CUDNN_LIB", str(pathlib.Path(tmp_dir) / "libcudnn.so.9"))
+            mp.setattr(cudnn, "_lib", None)
+        else:
+            mp.setattr(cudnn, "load_library", lambda candidates=None: dnn)
         cuda._S = None
         try:
             if do_init:
                 cuda.init(0)
-            yield types.SimpleNamespace(mem=mem, log=log, blas=blas)
+            yield types.SimpleNamespace(mem=mem, log=log, blas=blas, dnn=dnn)
         finally:
             cuda._S = saved_state
             cuda._config.clear()
@@ -729,7 +1103,7 @@ def dev(request):
     which = request.getfixturevalue(f"{request.param}_state")
     saved_state, saved_config = cuda._S, dict(cuda._config)
     cuda._S = which.state
-    cuda._config.update(tf32=False, precision="fp32")
+    cuda._config.update(tf32=False, precision="fp32", cudnn=True, deterministic=True)
     cuda._apply_math_mode(which.state)
     try:
         yield cuda
@@ -838,26 +1212,39 @@ def test_init_is_idempotent_and_one_gpu_per_process(tmp_path):
         cuda.set_tf32(False)
         assert fake.blas.math_mode == cublas.DEFAULT_MATH
         info = cuda.memory_info()
-        assert {"pool_held_bytes", "pool_active_bytes", "device_free",
-                "device_total"} <= set(info)
+        assert {"pool_held_bytes", "pool_active_bytes", "device_free", "device_total",
+                "workspace_bytes", "cudnn_workspace_bytes"} <= set(info)
 
 
-def test_cublas_missing_says_how_to_install(monkeypatch, tmp_path):
-    with pytest.raises(cublas.CublasError, match=r"pip install nvidia-cublas"):
-        cublas.load_library([str(tmp_path / "libcublas.so.13")])
-    monkeypatch.setenv("PYDARKNET_CUBLAS", str(tmp_path / "nowhere" / "libcublas.so.13"))
-    assert cublas.library_candidates() == [str(tmp_path / "nowhere" / "libcublas.so.13")]
+# (module, its env override, a library name, two wheel paths in search order, the fix)
+LIBRARIES = [
+    (cublas, "PYDARKNET_CUBLAS", "libcublas.so.13",
+     ("nvidia/cu13/lib/libcublas.so.13", "nvidia/cublas/lib/libcublas.so.12"),
+     "pip install nvidia-cublas"),
+    (cudnn, "PYDARKNET_CUDNN_LIB", "libcudnn.so.9",
+     ("nvidia/cudnn/lib/libcudnn.so.9", "nvidia/cu13/lib/libcudnn.so.9"),
+     "pip install nvidia-cudnn-cu13"),
+]
 
 
-def test_cublas_candidates_find_the_wheels(monkeypatch, tmp_path):
-    monkeypatch.delenv("PYDARKNET_CUBLAS", raising=False)
-    for sub in ("nvidia/cu13/lib/libcublas.so.13", "nvidia/cublas/lib/libcublas.so.12"):
+@pytest.mark.parametrize("mod,env,name,wheels,fix", LIBRARIES, ids=["cublas", "cudnn"])
+def test_library_missing_says_how_to_install(monkeypatch, tmp_path, mod, env, name, wheels,
+                                             fix):
+    with pytest.raises(PydarknetError, match=re.escape(fix)):
+        mod.load_library([str(tmp_path / name)])
+    monkeypatch.setenv(env, str(tmp_path / "nowhere" / name))
+    assert mod.library_candidates() == [str(tmp_path / "nowhere" / name)]
+
+
+@pytest.mark.parametrize("mod,env,name,wheels,fix", LIBRARIES, ids=["cublas", "cudnn"])
+def test_library_candidates_find_the_wheels(monkeypatch, tmp_path, mod, env, name, wheels,
+                                            fix):
+    monkeypatch.delenv(env, raising=False)
+    for sub in wheels:
         (tmp_path / sub).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / sub).write_bytes(b"")
     monkeypatch.setattr(sys, "path", [str(tmp_path)])
-    found = cublas.library_candidates()
-    assert found[:2] == [str(tmp_path / "nvidia/cu13/lib/libcublas.so.13"),
-                         str(tmp_path / "nvidia/cublas/lib/libcublas.so.12")]
+    assert mod.library_candidates()[:2] == [str(tmp_path / sub) for sub in wheels]
 
 
 def test_cublas_symbols_resolve_when_installed():
@@ -869,6 +1256,87 @@ def test_cublas_symbols_resolve_when_installed():
         assert getattr(lib, sym).restype is not None, sym
     major, minor, patch = cublas.version()
     assert major >= 11
+
+
+def test_cudnn_status_names_and_categories():
+    assert cudnn.status_name(3002) == "CUDNN_STATUS_NOT_SUPPORTED_SHAPE"
+    assert cudnn.status_name(12345) == "status 12345"
+    err = cudnn.CudnnError("x", 2008)
+    assert isinstance(err, PydarknetError)
+    assert err.category == 2000 and cudnn.CudnnError("y").category is None
+
+
+def _header_ctype(param):
+    """The ctypes type the binding should declare for one C parameter (or return) type."""
+    p = " ".join(param.replace("const ", "").split())
+    p = re.sub(r"\s+\w+$", "", p) if not p.endswith("*") and " " in p else p
+    p = p.replace(" *", "*").replace("* ", "*")
+    handles = ("cudnnHandle_t", "cudaStream_t", "cudnnTensorDescriptor_t",
+               "cudnnFilterDescriptor_t", "cudnnConvolutionDescriptor_t")
+    base = re.sub(r"\*.*$", "", p).strip()
+    if p.count("*") == 0:
+        if base in handles:
+            return ctypes.c_void_p
+        if base == "size_t":
+            return ctypes.c_size_t
+        return ctypes.c_int                          # int and the enums
+    if base == "void":
+        return ctypes.c_void_p
+    if base == "char":
+        return ctypes.c_char_p
+    target = {"int": ctypes.c_int, "size_t": ctypes.c_size_t}.get(base)
+    if target is None and base in handles:
+        target = ctypes.c_void_p
+    if target is None and base.endswith("AlgoPerf_t"):
+        target = cudnn._Perf
+    assert target is not None, f"unexpected parameter type {param!r}"
+    return ctypes.POINTER(target)
+
+
+@pytest.mark.gpu
+def test_cudnn_binding_against_the_installed_library_and_headers():
+    """Where the nvidia-cudnn wheel is installed (or PYDARKNET_CUDNN_LIB points at a
+    libcudnn.so.9): every symbol binds, the descriptors and cuDNN's output size work without
+    a GPU, and SYMBOLS matches the prototypes of the headers beside the library. Needs no GPU;
+    marked ``gpu`` so that the GPU machine's ``-m gpu`` run, where the wheel is, runs it."""
+    try:
+        lib = cudnn.load_library()
+    except cudnn.CudnnError as exc:
+        pytest.skip(f"libcudnn not installed (pip install nvidia-cudnn-cu13): {exc}")
+    assert cudnn.version()[0] == 9
+    x = cudnn.TensorDescriptor(2, 6, 4, 5)
+    w = cudnn.FilterDescriptor(9, 2, 3, 3)
+    conv = cudnn.ConvolutionDescriptor(1, 1, 1, 1, 2, 2, 3, cudnn.FMA_MATH)
+    assert cudnn.output_dim(conv, x, w) == (2, 9, 2, 3)
+    conv.set_math_type(cudnn.DEFAULT_MATH)
+    bad = cudnn.FilterDescriptor(9, 4, 3, 3)                  # 4 x 3 groups != 6 channels
+    with pytest.raises(cudnn.CudnnError, match="cudnnGetConvolution2dForwardOutputDim failed: "
+                                               "CUDNN_STATUS_BAD_PARAM") as err:
+        cudnn.output_dim(conv, x, bad)
+    assert err.value.category == 2000
+    for d in (x, w, conv, bad):
+        d.destroy()
+    try:
+        cudnn.Handle().destroy()
+    except cudnn.CudnnError as exc:                          # no GPU here
+        assert exc.category == 1000 and "cudnnCreate failed" in str(exc)
+    include = pathlib.Path(cudnn.library_path()).resolve().parent.parent / "include"
+    if not include.is_dir():
+        return
+    text = "\n".join(p.read_text() for p in include.glob("cudnn*.h") if "_v9" not in p.name)
+    text = re.sub(r"/\*.*?\*/", " ", text, flags=re.S)
+    for sym, (restype, argtypes) in cudnn.SYMBOLS.items():
+        m = re.search(r"([\w\s\*]+?)\s*CUDNNWINAPI\s+" + sym + r"\s*\(([^)]*)\)\s*;", text)
+        assert m, f"{sym} not declared in {include}"
+        ret = " ".join(m.group(1).replace("CUDNN_DEPRECATED", "").split())
+        want_ret = {"cudnnStatus_t": None, "size_t": ctypes.c_size_t, "void": "void",
+                    "const char *": ctypes.c_char_p}[ret]
+        assert restype == want_ret, (sym, ret)
+        params = [p for p in m.group(2).split(",") if p.strip() not in ("", "void")]
+        want = [_header_ctype(p) for p in params]
+        assert argtypes == want, f"{sym}: bound {argtypes}, header {want}"
+    assert getattr(lib, "cudnnConvolutionForward").argtypes == cudnn.SYMBOLS[
+        "cudnnConvolutionForward"][1]
 
 
 def test_tf32_and_precision_settings():
@@ -939,7 +1407,8 @@ def test_all_finite(dev):
 CONV_GEOMS = [   # N, C, H, W, F, kh, kw, stride (y, x), pad (y, x), dilation, groups
     (2, 3, 11, 13, 5, 3, 3, (1, 1), (1, 1), 1, 1),
     (3, 4, 9, 7, 6, 3, 3, (2, 2), (1, 1), 1, 2),
-    (2, 6, 10, 8, 6, 3, 3, (1, 1), (2, 2), 2, 3),
+    (2, 6, 10, 8, 6, 3, 3, (1, 1), (2, 2), 2, 3),     # dilated: not cuDNN's output size
+    (2, 4, 10, 10, 4, 3, 3, (3, 3), (2, 2), 2, 1),    # dilated, the same size as cuDNN's
     (3, 8, 7, 5, 4, 1, 1, (1, 1), (0, 0), 1, 1),      # 1x1: GEMM straight on the input
     (2, 4, 5, 6, 6, 1, 1, (1, 1), (0, 0), 1, 2),      # 1x1 grouped
     (2, 3, 9, 9, 4, 1, 1, (2, 2), (0, 0), 1, 1),      # 1x1 stride 2: im2col
@@ -947,11 +1416,21 @@ CONV_GEOMS = [   # N, C, H, W, F, kh, kw, stride (y, x), pad (y, x), dilation, g
     (2, 4, 7, 7, 4, 3, 3, (1, 1), (1, 1), 1, 4),      # depthwise
     (1, 2, 6, 5, 3, 2, 3, (1, 2), (1, 0), 1, 1),
 ]
+PATHS = ["cudnn", "im2col"]
 
 
 def conv_out(geom):
+    """Darknet's output shape (its size ignores the dilation)."""
     n, c, h, w, f, kh, kw, (sy, sx), (py, px), dil, g = geom
     return n, f, (h + 2 * py - kh) // sy + 1, (w + 2 * px - kw) // sx + 1
+
+
+def cudnn_fits(geom):
+    """Whether cuDNN's output size (dilated kernel) is Darknet's."""
+    n, c, h, w, f, kh, kw, (sy, sx), (py, px), dil, g = geom
+    dims = (n, f, (h + 2 * py - (kh - 1) * dil - 1) // sy + 1,
+            (w + 2 * px - (kw - 1) * dil - 1) // sx + 1)
+    return dims == conv_out(geom)
 
 
 def conv_inputs(geom, seed):
@@ -960,11 +1439,43 @@ def conv_inputs(geom, seed):
     return rand(rng, n, c, h, w), rand(rng, f, c // g, kh, kw), rng
 
 
+def fake_dnn():
+    """The FakeCudnnLib behind the backend's current state (None on a real GPU)."""
+    S = cuda._S
+    lib = S.dnn.lib if S is not None and S.dnn is not None else None
+    return lib if isinstance(lib, FakeCudnnLib) else None
+
+
+def select_path(dev, path, monkeypatch):
+    """Convolutions through cuDNN or im2col for this test; returns (the fake cuDNN or None,
+    the number of its calls so far)."""
+    monkeypatch.setitem(cuda._config, "cudnn", path == "cudnn")
+    if path == "cudnn" and not dev.cudnn_enabled():
+        pytest.skip(f"cuDNN is not used: {dev.cudnn_info()['reason']}")
+    fake = fake_dnn()
+    return fake, len(fake.calls) if fake else 0
+
+
+def ran(fake, mark, direction):
+    """The geometries of the cuDNN ``direction`` calls since ``mark``."""
+    return [geo for name, geo in fake.calls[mark:] if name == direction]
+
+
+def fallbacks_of(geom):
+    """cudnn_info()'s fallbacks of this geometry (why it, or a direction, took im2col)."""
+    n, c, h, w, f, kh, kw, (sy, sx), (py, px), dil, g = geom
+    oh, ow = conv_out(geom)[2:]
+    text = cuda._geometry_text((n, c, h, w, f, c // g, kh, kw, oh, ow, sy, sx, py, px, dil, g))
+    return [why for why in cuda.cudnn_info()["fallbacks"] if why.startswith(text + " ")]
+
+
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole-batch", "image-by-image"])
 @pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
-def test_conv2d(dev, geom, chunked, monkeypatch):
+def test_conv2d(dev, geom, chunked, path, monkeypatch):
     if chunked:
         monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+    fake, mark = select_path(dev, path, monkeypatch)
     x, w, _ = conv_inputs(geom, 3)
     n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
     oshape = conv_out(geom)
@@ -972,14 +1483,28 @@ def test_conv2d(dev, geom, chunked, monkeypatch):
     out = dev.empty(oshape)
     dev.conv2d(D(dev, x), D(dev, w), out, sy, sx, py, px, dil, g)
     assert_close(H(dev, out), ref, RTOL)
+    if path == "cudnn":
+        assert bool(fallbacks_of(geom)) != cudnn_fits(geom), fallbacks_of(geom)
+    if fake is not None:
+        calls = ran(fake, mark, cudnn.FWD)
+        assert len(calls) == (path == "cudnn" and cudnn_fits(geom))
+        assert not fake.errors, fake.errors
+        if calls:
+            geo = calls[0]
+            assert (geo["alpha"], geo["beta"], geo["groups"]) == (1.0, 0.0, g)
+            assert (geo["pad"], geo["stride"], geo["dilation"]) == ((py, px), (sy, sx),
+                                                                   (dil, dil))
+            assert geo["math"] == cudnn.FMA_MATH
 
 
+@pytest.mark.parametrize("path", PATHS)
 @pytest.mark.parametrize("with_dx", [True, False], ids=["dx", "no-dx"])
 @pytest.mark.parametrize("chunked", [False, True], ids=["whole-batch", "image-by-image"])
 @pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
-def test_conv2d_backward(dev, geom, chunked, with_dx, monkeypatch):
+def test_conv2d_backward(dev, geom, chunked, with_dx, path, monkeypatch):
     if chunked:
         monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+    fake, mark = select_path(dev, path, monkeypatch)
     x, w, rng = conv_inputs(geom, 4)
     n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
     delta = rand(rng, *conv_out(geom))
@@ -991,10 +1516,22 @@ def test_conv2d_backward(dev, geom, chunked, with_dx, monkeypatch):
                         py, px, dil, g)
     assert_close(H(dev, dw), dw_ref, RTOL)
     assert_close(H(dev, dx), dx_ref if with_dx else dx0, RTOL)
+    if path == "cudnn":
+        assert bool(fallbacks_of(geom)) != cudnn_fits(geom), fallbacks_of(geom)
+    if fake is not None:
+        on = path == "cudnn" and cudnn_fits(geom)
+        assert not fake.errors, fake.errors
+        assert len(ran(fake, mark, cudnn.BWD_FILTER)) == on
+        assert len(ran(fake, mark, cudnn.BWD_DATA)) == (on and with_dx)
+        for geo in ran(fake, mark, cudnn.BWD_FILTER) + ran(fake, mark, cudnn.BWD_DATA):
+            assert (geo["alpha"], geo["beta"]) == (1.0, 1.0)    # both accumulate
+            assert geo["math"] == cudnn.FMA_MATH and geo["algo"] == 1    # deterministic
 
 
-@pytest.mark.parametrize("geom", [CONV_GEOMS[1], CONV_GEOMS[4]], ids=["3x3-groups", "1x1-groups"])
-def test_conv_fp16_gemms(dev, geom):
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("geom", [CONV_GEOMS[1], CONV_GEOMS[5]], ids=["3x3-groups", "1x1-groups"])
+def test_conv_fp16_gemms(dev, geom, path, monkeypatch):
+    fake, mark = select_path(dev, path, monkeypatch)
     x, w, rng = conv_inputs(geom, 5)
     n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
     oshape = conv_out(geom)
@@ -1014,6 +1551,210 @@ def test_conv_fp16_gemms(dev, geom):
     assert_close(H(dev, out), ref, 1e-2)
     assert_close(H(dev, dw), dw_ref, 1e-2)
     assert_close(H(dev, dx), dx_ref, 1e-2)
+    if fake is not None:
+        calls = fake.calls[mark:]
+        assert len(calls) == (6 if path == "cudnn" else 0)    # 3 heuristics, 3 convolutions
+        assert all(geo["math"] == cudnn.TENSOR_OP_MATH_ALLOW_CONVERSION for _, geo in calls)
+
+
+# ---------------------------------------------------------------------------------------------
+# cuDNN on the emulated device: choices, caching, fallbacks
+# ---------------------------------------------------------------------------------------------
+GEOM = CONV_GEOMS[1]       # 3x3, stride 2, groups 2: cuDNN's size
+
+
+def conv_pass(geom, seed=6, with_dx=True):
+    """conv2d then conv2d_backward of ``geom`` on the backend, checked against the CPU."""
+    x, w, rng = conv_inputs(geom, seed)
+    n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
+    args = (sy, sx, py, px, dil, g)
+    delta, dw0, dx0 = rand(rng, *conv_out(geom)), rand(rng, *w.shape), rand(rng, *x.shape)
+    ref = cpu.conv2d(x, w, np.empty(conv_out(geom), F32), *args)
+    dw_ref, dx_ref = dw0.copy(), dx0.copy()
+    cpu.conv2d_backward(x, w, delta, dx_ref if with_dx else None, dw_ref, *args)
+    out, dw, dx = cuda.empty(conv_out(geom)), D(cuda, dw0), D(cuda, dx0)
+    cuda.conv2d(D(cuda, x), D(cuda, w), out, *args)
+    cuda.conv2d_backward(D(cuda, x), D(cuda, w), D(cuda, delta), dx if with_dx else None, dw,
+                         *args)
+    assert_close(H(cuda, out), ref, RTOL)
+    assert_close(H(cuda, dw), dw_ref, RTOL)
+    assert_close(H(cuda, dx), dx_ref if with_dx else dx0, RTOL)
+
+
+def chosen(fake):
+    """direction -> (algo, math) of the convolutions the fake ran, the last of each."""
+    return {name: (geo["algo"], geo["math"]) for name, geo in fake.calls
+            if not name.startswith("v7")}
+
+
+@pytest.mark.parametrize("setting,asked,math,bwd_algo", [
+    ({}, cudnn.FMA_MATH, cudnn.FMA_MATH, 1),
+    ({"tf32": True}, cudnn.DEFAULT_MATH, cudnn.TENSOR_OP_MATH, 1),
+    ({"precision": "fp16"}, cudnn.TENSOR_OP_MATH_ALLOW_CONVERSION,
+     cudnn.TENSOR_OP_MATH_ALLOW_CONVERSION, 1),
+    ({"deterministic": False}, cudnn.FMA_MATH, cudnn.FMA_MATH, 0),
+], ids=["fp32", "tf32", "fp16", "non-deterministic"])
+def test_cudnn_math_type_and_algorithms(tmp_path, setting, asked, math, bwd_algo):
+    with fake_device(tmp_path) as fake:
+        cuda._config.update(setting)
+        conv_pass(GEOM)
+        # the heuristics are asked with the setting's math type on the descriptor ...
+        assert {geo["math"] for name, geo in fake.dnn.calls if name.startswith("v7")} == {asked}
+        # ... and the convolutions run with the math type their algorithm was rated with
+        # (exact fp32: FMA always). Forward: WINOGRAD unsupported and FFT's 4 GiB workspace
+        # passed over; backward: the first (non-deterministic) ALGO_0 only when determinism
+        # is off
+        assert chosen(fake.dnn) == {cudnn.FWD: (1, math), cudnn.BWD_DATA: (bwd_algo, math),
+                                    cudnn.BWD_FILTER: (bwd_algo, math)}
+        assert not fake.dnn.errors
+
+
+def test_cudnn_exact_fp32_passes_over_tensor_op_algorithms(tmp_path):
+    with fake_device(tmp_path) as fake:
+        fake.dnn.tensor_op_algos = {1}
+        conv_pass(GEOM)
+        assert chosen(fake.dnn)[cudnn.FWD] == (0, cudnn.FMA_MATH)   # IMPLICIT_GEMM, no workspace
+        fwd = fake.dnn.ran(cudnn.FWD)[0]
+        assert fwd["ws_bytes"] == 0
+        # backward: the deterministic ALGO_1 rated tensor-op, the FFTs too big: im2col
+        assert set(chosen(fake.dnn)) == {cudnn.FWD}
+        why = "\n".join(cuda.cudnn_info()["fallbacks"])
+        assert "backward_data: no suitable cuDNN algorithm; passed over: 0 (not " \
+               "deterministic), 1 (tensor-op math), 3 (4096 MiB of workspace)" in why
+        assert "backward_filter: no suitable" in why
+
+
+def test_cudnn_plans_are_cached_and_workspace_counted(tmp_path):
+    with fake_device(tmp_path) as fake:
+        assert cuda.cudnn_enabled() and cuda.cudnn_info()["reason"] is None
+        assert cuda.cudnn_info()["version"] == (9, 28, 1)
+        conv_pass(GEOM)
+        objects, calls = len(fake.dnn.objects), len(fake.dnn.calls)
+        conv_pass(GEOM, seed=7)
+        conv_pass(GEOM, seed=8)
+        assert len(fake.dnn.objects) == objects            # no new descriptors
+        assert [n for n, _ in fake.dnn.calls[calls:]] == [cudnn.FWD, cudnn.BWD_FILTER,
+                                                          cudnn.BWD_DATA] * 2   # no heuristics
+        info = cuda.memory_info()
+        need = max(geo["ws_bytes"] for _, geo in fake.dnn.calls if "ws_bytes" in geo)
+        assert info["cudnn_workspace_bytes"] >= need > 0
+        assert info["workspace_bytes"] >= info["cudnn_workspace_bytes"]
+        assert cuda.cudnn_info()["plans"] == 1
+        cuda.empty_cache()
+        assert cuda.memory_info()["cudnn_workspace_bytes"] == 0
+        conv_pass(GEOM, seed=9)                            # the workspace grows back
+        assert cuda.memory_info()["cudnn_workspace_bytes"] >= need
+        cuda.set_tf32(True)                                # another mode: another plan
+        conv_pass(GEOM)
+        assert cuda.cudnn_info()["plans"] == 2
+        cuda._shutdown()                                   # every descriptor and the handle go
+        assert fake.dnn.objects == {}
+
+
+def test_cudnn_output_size_mismatch_takes_im2col(tmp_path):
+    geom = CONV_GEOMS[2]                                   # Darknet's dilated output size
+    assert not cudnn_fits(geom)
+    with fake_device(tmp_path) as fake:
+        conv_pass(geom)
+        assert not any(n in (cudnn.FWD, cudnn.BWD_DATA, cudnn.BWD_FILTER)
+                       for n, _ in fake.dnn.calls)
+        assert "pdn_im2col" in fake.log and "pdn_col2im_add" in fake.log
+        (why,) = cuda.cudnn_info()["fallbacks"]
+        assert "cuDNN's output would be 10x8, the output array's is 12x10" in why
+        assert "ignores the dilation" in why
+        assert cuda.cudnn_enabled()                        # for the other geometries
+        assert not fake.dnn.errors
+
+
+def test_cudnn_algorithm_failing_its_workspace_query_is_passed_over(tmp_path):
+    with fake_device(tmp_path) as fake:
+        fake.dnn.fail["cudnnGetConvolutionForwardWorkspaceSize"] = 3000    # FFT's query
+        conv_pass(GEOM)
+        assert chosen(fake.dnn)[cudnn.FWD] == (1, cudnn.FMA_MATH)
+        fake.dnn.fail["cudnnGetConvolutionForwardWorkspaceSize"] = 4000
+        cuda.set_tf32(True)                               # a new plan: asks again
+        with pytest.raises(PydarknetError, match="CUDNN_STATUS_INTERNAL_ERROR"):
+            conv_pass(GEOM)
+
+
+def test_cudnn_without_a_deterministic_algorithm_takes_im2col_for_that_direction(
+        tmp_path, monkeypatch):
+    with fake_device(tmp_path) as fake:
+        monkeypatch.setitem(FakeCudnnLib.ALGOS, cudnn.BWD_DATA, [(0, 0, 0)])
+        conv_pass(GEOM)
+        assert set(chosen(fake.dnn)) == {cudnn.FWD, cudnn.BWD_FILTER}   # dx: im2col
+        assert "pdn_col2im_add" in fake.log and "pdn_im2col" not in fake.log
+        (why,) = cuda.cudnn_info()["fallbacks"]
+        assert "backward_data: no suitable cuDNN algorithm; passed over: 0 (not " \
+               "deterministic)" in why
+
+
+@pytest.mark.parametrize("status,falls_back", [(3000, True), (2000, True), (5000, False)])
+def test_cudnn_call_failures(tmp_path, status, falls_back):
+    with fake_device(tmp_path) as fake:
+        fake.dnn.fail["cudnnConvolutionForward"] = status
+        if not falls_back:
+            with pytest.raises(PydarknetError, match=r"cudnnConvolutionForward failed: "
+                               r"CUDNN_STATUS_EXECUTION_FAILED \(injected failure"):
+                conv_pass(GEOM)
+            return
+        conv_pass(GEOM)                                    # forward by im2col
+        assert "pdn_im2col" in fake.log and not fake.dnn.ran(cudnn.FWD)
+        (why,) = cuda.cudnn_info()["fallbacks"]
+        assert f"forward: cudnnConvolutionForward failed: {cudnn.STATUS_NAMES[status]}" in why
+        conv_pass(GEOM)                                    # remembered: not tried again
+        assert not fake.dnn.ran(cudnn.FWD) and len(fake.dnn.ran(cudnn.BWD_DATA)) == 2
+
+
+def check_without_cudnn(fake, reason):
+    assert not cuda.cudnn_enabled()
+    info = cuda.cudnn_info()
+    assert not info["enabled"] and re.search(reason, info["reason"]), info["reason"]
+    conv_pass(GEOM)
+    assert not [n for n, _ in fake.dnn.calls]
+    assert "pdn_im2col" in fake.log
+
+
+def test_cudnn_missing_leaves_the_im2col_path(tmp_path):
+    with fake_device(tmp_path, cudnn_lib="missing") as fake:
+        assert cuda.is_initialized()
+        check_without_cudnn(fake, r"libcudnn\.so\.9\) not found.*No such file.*"
+                                  r"pip install nvidia-cudnn-cu13")
+
+
+def test_cudnn_without_a_gpu_leaves_the_im2col_path(tmp_path):
+    with fake_device(tmp_path, cudnn_lib="no-gpu") as fake:
+        check_without_cudnn(fake, r"cudnnCreate failed: CUDNN_STATUS_NOT_INITIALIZED "
+                                  r"\(cudaGetDeviceCount.*nvidia-smi")
+
+
+def test_cudnn_switched_off_and_on(tmp_path, monkeypatch):
+    monkeypatch.setenv("PYDARKNET_CUDNN", "0")
+    with fake_device(tmp_path) as fake:
+        cuda._config["cudnn"] = None                       # as the environment says
+        cuda._shutdown()
+        cuda.init(0)
+        assert not cuda.get_cudnn() and fake.dnn.objects == {}   # not even loaded
+        check_without_cudnn(fake, "switched off by PYDARKNET_CUDNN=0")
+        cuda.set_cudnn(True)                               # loads it now
+        assert cuda.cudnn_enabled()
+        conv_pass(GEOM)
+        assert fake.dnn.ran(cudnn.FWD)
+        cuda.set_cudnn(False)
+        fake.dnn.calls.clear()
+        check_without_cudnn(fake, r"switched off by set_cudnn\(False\)")
+
+
+def test_cudnn_settings_before_init():
+    saved = dict(cuda._config)
+    try:
+        cuda.set_deterministic(False)
+        assert not cuda.get_deterministic()
+        cuda.set_cudnn(False)
+        assert not cuda.get_cudnn()
+    finally:
+        cuda._config.clear()
+        cuda._config.update(saved)
 
 
 @pytest.mark.parametrize("ta", [False, True])

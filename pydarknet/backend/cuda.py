@@ -4,21 +4,29 @@ Arrays are ``pycuda.gpuarray.GPUArray`` (float32, or int32 for max-pool indexes;
 NCHW) allocated from one ``pycuda.tools.DeviceMemoryPool``, so a shape allocated again comes
 back from the pool instead of cudaMalloc. The element-wise, pooling, batch-norm, ... ops launch
 the kernels of ``cuda/*.cu`` (compiled by ``make cuda`` into ``kernels.fatbin`` beside this
-file; cuda/README.md lists them); convolutions and ``gemm`` go to cuBLAS (:mod:`.cublas`, a
-ctypes binding): im2col into a reusable workspace, then one strided-batched SGEMM per group
-over as many images as the workspace holds (1x1 stride-1 unpadded convs GEMM the input
-directly). Everything runs in order on the legacy default stream, cuBLAS included; pycuda uses
-the device's primary context, which cuBLAS (the runtime API) shares.
+file; cuda/README.md lists them); ``gemm`` goes to cuBLAS (:mod:`.cublas`, a ctypes binding).
+Convolutions go to cuDNN (:mod:`.cudnn`, a ctypes binding of its legacy convolution API) where
+it loads: descriptors and algorithms chosen once per geometry, one growing workspace. Where
+cuDNN is missing, switched off (:func:`set_cudnn`, ``PYDARKNET_CUDNN=0``) or cannot do a
+geometry (Darknet's output size for dilated convolutions, an unsupported shape), they take the
+im2col path: im2col into a reusable workspace, then one strided-batched SGEMM per group over as
+many images as the workspace holds (1x1 stride-1 unpadded convs GEMM the input directly).
+Everything runs in order on the legacy default stream, cuBLAS and cuDNN included; pycuda uses
+the device's primary context, which cuBLAS and cuDNN (the runtime API) share.
 
 Importing this module needs no GPU: :func:`init` (``get_backend("cuda:N")`` calls it) does the
 CUDA work and raises :class:`pydarknet.errors.PydarknetError` naming the fix when pycuda, the
-driver, the GPU, the fatbin or cuBLAS is missing. Every op checks its arguments first (device
+driver, the GPU, the fatbin or cuBLAS is missing (a missing cuDNN only leaves the im2col path:
+:func:`cudnn_enabled` and :func:`cudnn_info` say why). Every op checks its arguments first (device
 arrays of this backend, dtypes, shapes; the CPU backend's messages) and raises ValueError, so
 misuse fails in Python, not in a kernel.
 
-Numerics: float32 (cuBLAS's default math, no TF32: :func:`set_tf32` turns TF32 on);
-reductions accumulate in double. ``set_precision("fp16")`` runs the convolution GEMMs on fp16
-copies of their inputs with fp32 accumulation and fp32 outputs (weights stay fp32).
+Numerics: float32 (cuBLAS's default math and cuDNN's FMA math, no TF32: :func:`set_tf32`
+turns TF32 on); reductions accumulate in double. ``set_precision("fp16")`` runs the im2col
+convolution GEMMs on fp16 copies of their inputs with fp32 accumulation and fp32 outputs
+(weights stay fp32), and lets cuDNN convert its float32 tensors down for the tensor cores.
+cuDNN's backward algorithms are deterministic ones while :func:`set_deterministic` is on (the
+default).
 """
 
 import atexit
@@ -30,13 +38,15 @@ import threading
 import numpy as np
 
 from . import cublas as _cublas
+from . import cudnn as _cudnn
 from .checks import (CHANNEL_CODES, F32, I32, INT_MAX, LINEAR, Checks, activation_code,
                      check_rank, check_shape, fraction, int_arg)
 from ..errors import PydarknetError
 
 __all__ = [
     "init", "is_initialized", "device_index", "set_tf32", "get_tf32", "set_precision",
-    "get_precision", "memory_info", "empty_cache",
+    "get_precision", "set_cudnn", "get_cudnn", "cudnn_enabled", "cudnn_info",
+    "set_deterministic", "get_deterministic", "memory_info", "empty_cache",
     "empty", "zeros", "to_numpy", "from_numpy", "copy_from_numpy", "copy", "fill", "axpy",
     "all_finite", "synchronize",
     "conv2d", "gemm", "activate", "activate_copy", "add_bias", "batchnorm_inference",
@@ -57,6 +67,8 @@ FATBIN = pathlib.Path(os.environ.get("PYDARKNET_FATBIN")
 # The im2col workspace holds this many bytes of columns at most (at least one image's):
 # the batch is convolved in chunks of as many images as fit.
 _WORKSPACE_BYTES = 256 * 2**20
+# cuDNN algorithms needing more workspace than this are passed over for the next one.
+_CUDNN_WORKSPACE_LIMIT = 2**30
 
 # Kernel -> argument kinds, as pycuda's struct format: P pointer, i int (32-bit), f float.
 # The C signatures are in cuda/*.cu; tests/test_cuda_backend.py checks this table against
@@ -110,8 +122,9 @@ _SIGNATURES = {
 _VEC4 = frozenset(("pdn_activate", "pdn_activate_copy", "pdn_mish", "pdn_mish_copy",
                    "pdn_gradient", "pdn_mish_gradient"))
 
-# Settings that may be chosen before init (applied there).
-_config = {"tf32": False, "precision": "fp32"}
+# Settings that may be chosen before init (applied there). cudnn None: as PYDARKNET_CUDNN says
+# (on unless it is 0, off, false or no).
+_config = {"tf32": False, "precision": "fp32", "cudnn": None, "deterministic": True}
 _S = None                        # the state once init() ran (_State)
 _init_lock = threading.Lock()
 _atexit_registered = False
@@ -175,10 +188,17 @@ class _State:
         self.weights = _Buffer(self)     # shortcut weights uploaded from the host
         self.count = _Buffer(self)       # all_finite's count
         self.pool_geometry = {}          # int32 indexes address -> max-pool geometry
+        self.dnn = None                  # the cuDNN handle, None without cuDNN
+        self.dnn_tried = False
+        self.dnn_reason = None           # why there is no cuDNN handle
+        self.dnn_version = None
+        self.dnn_ws = _Buffer(self)      # cuDNN's workspace
+        self.dnn_plans = {}              # geometry + mode -> _ConvPlan, or None (im2col)
+        self.dnn_fallbacks = {}          # (geometry, direction) -> why im2col
 
     def buffers(self):
         return (self.col, self.half_a, self.half_b, self.half_c, self.small, self.weights,
-                self.count)
+                self.count, self.dnn_ws)
 
     def enter_thread(self):
         """Make the context current in a thread other than init's (pycuda's context stack
@@ -276,7 +296,7 @@ def init(device_index=0):
         except drv.Error as exc:
             raise _err(f"cannot open cuda:{idx} ({exc}): is it busy in exclusive-process mode "
                        f"or in a bad state? Check `nvidia-smi`") from None
-        blas = None
+        blas = state = None
         try:
             try:
                 module = drv.module_from_file(str(FATBIN))
@@ -297,12 +317,15 @@ def init(device_index=0):
                 raise _err(f"{FATBIN} lacks the kernels {', '.join(missing)}: it is older than "
                            f"cuda/*.cu; run `make cuda` to rebuild it")
             _apply_math_mode(state)
+            if _cudnn_wanted():
+                _dnn_start(state)
         except BaseException:
-            if blas is not None:
-                try:
-                    blas.destroy()
-                except Exception:
-                    pass
+            for h in (blas, state.dnn if state is not None else None):
+                if h is not None:
+                    try:
+                        h.destroy()
+                    except Exception:
+                        pass
             ctx.pop()
             raise
         state.tools = tools
@@ -314,7 +337,7 @@ def init(device_index=0):
 
 def _shutdown():
     """At exit: wait for the GPU, free the workspaces and the pool's spare blocks, destroy the
-    cuBLAS handle, pop the primary context."""
+    cuDNN descriptors and handle and the cuBLAS handle, pop the primary context."""
     global _S
     S = _S
     if S is None:
@@ -329,10 +352,13 @@ def _shutdown():
             buf.free()
         except Exception:
             pass
-    try:
-        S.blas.destroy()
-    except Exception:
-        pass
+    _dnn_forget_plans(S)
+    for h in (S.dnn, S.blas):
+        try:
+            if h is not None:
+                h.destroy()
+        except Exception:
+            pass
     try:
         S.pool.stop_holding()
     except Exception:
@@ -373,7 +399,8 @@ def _apply_math_mode(S):
 
 
 def set_tf32(enabled):
-    """TF32 tensor-core math for the float32 GEMMs (off by default: exact float32)."""
+    """TF32 tensor-core math for the float32 GEMMs and cuDNN convolutions (off by default:
+    exact float32; cuBLAS's default math and cuDNN's FMA math)."""
     _config["tf32"] = bool(enabled)
     if _S is not None:
         _apply_math_mode(_ready())
@@ -384,9 +411,10 @@ def get_tf32():
 
 
 def set_precision(precision):
-    """``"fp32"`` (default) or ``"fp16"``: with fp16 the convolution GEMMs (forward and
-    backward) read fp16 copies of their inputs, accumulate in fp32 and write fp32; master
-    weights, activations and gradients stay fp32."""
+    """``"fp32"`` (default) or ``"fp16"``: with fp16 the im2col convolution GEMMs (forward and
+    backward) read fp16 copies of their inputs, accumulate in fp32 and write fp32, and cuDNN
+    runs with CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION (it may convert its float32 tensors down
+    for the tensor cores); master weights, activations and gradients stay fp32."""
     p = str(precision).lower()
     p = {"float32": "fp32", "float16": "fp16", "half": "fp16"}.get(p, p)
     if p not in ("fp32", "fp16"):
@@ -398,9 +426,75 @@ def get_precision():
     return _config["precision"]
 
 
+def set_deterministic(enabled):
+    """Deterministic cuDNN algorithms only (on by default: two runs give the same bits).
+    Off: cuDNN's heuristics pick the fastest, atomics-based backward algorithms included."""
+    _config["deterministic"] = bool(enabled)
+
+
+def get_deterministic():
+    return _config["deterministic"]
+
+
+def _cudnn_wanted():
+    if _config["cudnn"] is not None:
+        return bool(_config["cudnn"])
+    return os.environ.get("PYDARKNET_CUDNN", "1").strip().lower() not in (
+        "0", "off", "false", "no")
+
+
+def set_cudnn(enabled):
+    """Convolve with cuDNN where it loads (the default, unless PYDARKNET_CUDNN=0) or, off, with
+    im2col + cuBLAS. Turning it on after :func:`init` loads cuDNN then if it was not tried."""
+    _config["cudnn"] = bool(enabled)
+    S = _S
+    if S is not None and enabled and not S.dnn_tried:
+        _dnn_start(_ready())
+
+
+def get_cudnn():
+    """Whether cuDNN is wanted (:func:`cudnn_enabled` says whether it is used)."""
+    return _cudnn_wanted()
+
+
+def cudnn_enabled():
+    """True when the convolutions go to cuDNN (wanted, loaded, a handle on the device); the
+    reason when not is ``cudnn_info()["reason"]``."""
+    S = _S
+    return S is not None and S.dnn is not None and _cudnn_wanted()
+
+
+def cudnn_info():
+    """cuDNN's state: ``enabled``, ``reason`` (why not, else None), ``version`` (major,
+    minor, patch), ``library`` (the file loaded), ``plans`` (geometries set up) and
+    ``fallbacks`` (a list of "geometry direction: why" for the convolutions cuDNN does not do,
+    which take the im2col path)."""
+    S = _S
+    if S is None:
+        reason = "the CUDA backend is not initialised"
+    elif not _cudnn_wanted():
+        reason = ("switched off by set_cudnn(False)" if _config["cudnn"] is not None else
+                  "switched off by PYDARKNET_CUDNN=" + os.environ.get("PYDARKNET_CUDNN", ""))
+    elif S.dnn is None:
+        reason = S.dnn_reason or "cuDNN was not loaded"
+    else:
+        reason = None
+    return {
+        "enabled": reason is None,
+        "reason": reason,
+        "version": None if S is None else S.dnn_version,
+        "library": _cudnn._lib_path if S is not None and S.dnn is not None else None,
+        "plans": 0 if S is None else sum(p is not None for p in S.dnn_plans.values()),
+        "fallbacks": [] if S is None else [
+            f"{_geometry_text(geo)} {direction}: {why}"
+            for (geo, direction), why in S.dnn_fallbacks.items()],
+    }
+
+
 def memory_info():
     """Device memory in bytes: what the pool holds (in use + cached), what is in use, the
-    workspaces, and the device's free and total memory."""
+    workspaces (im2col, cuDNN's and the small ones; cuDNN's also on its own), and the
+    device's free and total memory."""
     S = _ready()
     free, total = S.drv.mem_get_info()
     pool = S.pool
@@ -408,6 +502,7 @@ def memory_info():
         "pool_held_bytes": int(getattr(pool, "managed_bytes", 0)),
         "pool_active_bytes": int(getattr(pool, "active_bytes", 0)),
         "workspace_bytes": sum(b.nbytes for b in S.buffers()),
+        "cudnn_workspace_bytes": S.dnn_ws.nbytes,
         "device_free": int(free),
         "device_total": int(total),
     }
@@ -718,10 +813,208 @@ def _is_direct(kh, kw, sy, sx, py, px, h, wd, oh, ow):
     return kh == kw == 1 and sy == sx == 1 and py == px == 0 and (oh, ow) == (h, wd)
 
 
+# -- cuDNN ------------------------------------------------------------------------------------
+_MISSING = object()
+
+
+def _geometry_text(geo):
+    n, c, h, wd, f, cg, kh, kw, oh, ow, sy, sx, py, px, dil, g = geo[:16]
+    return (f"[{n},{c},{h},{wd}]->[{n},{f},{oh},{ow}] {kh}x{kw} stride {sy},{sx} pad {py},{px} "
+            f"dilation {dil} groups {g}")
+
+
+def _dnn_start(S):
+    """Load cuDNN and create its handle on the legacy default stream; where that fails,
+    remember why and go on without it (the im2col path)."""
+    S.dnn_tried = True
+    handle = None
+    try:
+        lib = _cudnn.load_library()
+        handle = _cudnn.Handle(lib)
+        handle.set_stream(None)              # the legacy default stream, as everything else
+        S.dnn_version = _cudnn.version(lib)
+    except (_cudnn.CudnnError, OSError) as exc:
+        if handle is not None:
+            try:
+                handle.destroy()
+            except Exception:
+                pass
+        S.dnn, S.dnn_reason = None, str(exc)
+        return
+    S.dnn, S.dnn_reason = handle, None
+
+
+def _dnn_forget_plans(S):
+    for plan in S.dnn_plans.values():
+        if plan is not None:
+            plan.destroy()
+    S.dnn_plans.clear()
+
+
+def _dnn_math():
+    """The cudnnMathType_t of the settings: FMA (exact float32) by default, DEFAULT (TF32
+    allowed on Ampere and newer) with TF32, ALLOW_CONVERSION (float32 tensors converted down
+    for the tensor cores) with fp16."""
+    if _config["precision"] == "fp16":
+        return _cudnn.TENSOR_OP_MATH_ALLOW_CONVERSION
+    return _cudnn.DEFAULT_MATH if _config["tf32"] else _cudnn.FMA_MATH
+
+
+class _ConvPlan:
+    """One convolution geometry on cuDNN: its tensor, filter and convolution descriptors
+    (one convolution descriptor per math type an algorithm asks for) and, per direction, the
+    chosen (descriptor, algorithm, workspace bytes), or None where that direction takes the
+    im2col path."""
+
+    def __init__(self, lib, geo, math, deterministic):
+        n, c, h, wd, f, cg, kh, kw, oh, ow, sy, sx, py, px, dil, g = geo
+        self.lib, self.geo, self.math, self.deterministic = lib, geo, math, deterministic
+        self.x = self.w = self.y = None
+        self.convs = {}
+        self.chosen = {}
+        try:
+            self.x = _cudnn.TensorDescriptor(n, c, h, wd, lib=lib)
+            self.w = _cudnn.FilterDescriptor(f, cg, kh, kw, lib=lib)
+            self.y = _cudnn.TensorDescriptor(n, f, oh, ow, lib=lib)
+            self.conv = self.conv_for(math)
+        except BaseException:
+            self.destroy()
+            raise
+
+    def conv_for(self, math):
+        conv = self.convs.get(math)
+        if conv is None:
+            n, c, h, wd, f, cg, kh, kw, oh, ow, sy, sx, py, px, dil, g = self.geo
+            conv = self.convs[math] = _cudnn.ConvolutionDescriptor(py, px, sy, sx, dil, dil, g,
+                                                                   math, lib=self.lib)
+        return conv
+
+    def destroy(self):
+        for d in [self.x, self.w, self.y] + list(self.convs.values()):
+            if d is not None:
+                try:
+                    d.destroy()
+                except Exception:
+                    pass
+        self.x = self.w = self.y = None
+        self.convs, self.chosen = {}, {}
+
+
+def _dnn_fallback(S, geo, direction, why):
+    S.dnn_fallbacks[(geo, direction)] = why
+
+
+def _dnn_plan(S, geo):
+    """The cuDNN plan of a geometry (n, c, h, w, f, c/groups, kh, kw, oh, ow, sy, sx, py, px,
+    dilation, groups) under the current settings, set up on first use; None where cuDNN is
+    off or cannot do it (the reason is in cudnn_info()["fallbacks"])."""
+    if S.dnn is None or not _cudnn_wanted():
+        return None
+    math, det = _dnn_math(), _config["deterministic"]
+    key = geo + (math, det)
+    plan = S.dnn_plans.get(key, _MISSING)
+    if plan is not _MISSING:
+        return plan
+    plan = None
+    try:
+        plan = _ConvPlan(S.dnn.lib, geo, math, det)
+        dims = _cudnn.output_dim(plan.conv, plan.x, plan.w)
+        n, f, oh, ow = geo[0], geo[4], geo[8], geo[9]
+        if dims != (n, f, oh, ow):
+            why = (f"cuDNN's output would be {dims[2]}x{dims[3]}, the output array's is "
+                   f"{oh}x{ow}" + (" (Darknet's output size ignores the dilation)"
+                                   if geo[14] > 1 else ""))
+            plan.destroy()
+            plan = None
+            _dnn_fallback(S, geo, "all", why)
+    except _cudnn.CudnnError as exc:
+        if plan is not None:
+            plan.destroy()
+            plan = None
+        if exc.category not in (2000, 3000):
+            raise
+        _dnn_fallback(S, geo, "all", str(exc))
+    S.dnn_plans[key] = plan
+    return plan
+
+
+def _dnn_choose(S, plan, direction):
+    """The first algorithm of cuDNN's heuristics that succeeded, is deterministic when that
+    is asked for, keeps exact float32 (FMA math) unless TF32 or fp16 is on, and needs at most
+    _CUDNN_WORKSPACE_LIMIT bytes of workspace: (descriptor, algo, workspace bytes), or None."""
+    exact = plan.math == _cudnn.FMA_MATH
+    wants_det = plan.deterministic and direction != _cudnn.FWD
+    perfs = S.dnn.algorithms(direction, plan.x, plan.w, plan.conv, plan.y)
+    skipped = []
+    for p in perfs:
+        if p.status != 0:
+            continue
+        if wants_det and p.determinism != _cudnn.DETERMINISTIC:
+            skipped.append(f"{p.algo} (not deterministic)")
+            continue
+        if exact and p.math not in (_cudnn.FMA_MATH, _cudnn.DEFAULT_MATH):
+            skipped.append(f"{p.algo} (tensor-op math)")
+            continue
+        # exact float32 keeps the FMA descriptor; otherwise the math the algorithm was rated
+        # with (as cuDNN asks: the algorithm and its math type go together)
+        try:
+            conv = plan.conv if exact else plan.conv_for(p.math)
+            ws = S.dnn.workspace_size(direction, plan.x, plan.w, conv, plan.y, p.algo)
+        except _cudnn.CudnnError as exc:
+            if exc.category not in (2000, 3000):
+                raise
+            skipped.append(f"{p.algo} ({_cudnn.status_name(exc.status)})")
+            continue
+        if ws > _CUDNN_WORKSPACE_LIMIT:
+            skipped.append(f"{p.algo} ({ws / 2**20:.0f} MiB of workspace)")
+            continue
+        return conv, p.algo, ws
+    _dnn_fallback(S, plan.geo, direction,
+                  "no suitable cuDNN algorithm" + (f"; passed over: {', '.join(skipped)}"
+                                                  if skipped else ""))
+    return None
+
+
+def _dnn_run(S, plan, direction, alpha, beta, a, b, out):
+    """One direction on cuDNN (forward: out = conv(a=x, b=w); backward data: out = dx from
+    a=w, b=delta; backward filter: out = dw from a=x, b=delta), out = alpha * result + beta *
+    out. False where this direction takes the im2col path (nothing was written)."""
+    if plan is None:
+        return False
+    entry = plan.chosen.get(direction, _MISSING)
+    if entry is _MISSING:
+        try:
+            entry = _dnn_choose(S, plan, direction)
+        except _cudnn.CudnnError as exc:
+            if exc.category not in (2000, 3000):
+                raise
+            _dnn_fallback(S, plan.geo, direction, str(exc))
+            entry = None
+        plan.chosen[direction] = entry
+    if entry is None:
+        return False
+    conv, algo, ws_bytes = entry
+    ws = S.dnn_ws.get(ws_bytes) if ws_bytes else 0
+    descs = {_cudnn.FWD: (plan.x, plan.w, plan.y), _cudnn.BWD_DATA: (plan.w, plan.y, plan.x),
+             _cudnn.BWD_FILTER: (plan.x, plan.y, plan.w)}[direction]
+    try:
+        S.dnn.convolve(direction, alpha, descs[0], _p(a), descs[1], _p(b), conv, algo, ws,
+                       ws_bytes, beta, descs[2], _p(out))
+    except _cudnn.CudnnError as exc:
+        if exc.category not in (2000, 3000):     # bad parameter / not supported: im2col
+            raise
+        plan.chosen[direction] = None
+        _dnn_fallback(S, plan.geo, direction, str(exc))
+        return False
+    return True
+
+
+# -- convolution ------------------------------------------------------------------------------
 def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
     """Darknet's im2col convolution into ``out`` (written in full); returns ``out``.
 
     x[N,C,H,W], w[F,C//groups,kh,kw], out[N,F,OH,OW]; OH/OW are taken from ``out``.
+    cuDNN's forward (alpha 1, beta 0) where it does this geometry, else im2col + SGEMM.
     """
     op = "conv2d"
     S = _ready()
@@ -733,6 +1026,9 @@ def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
         return out
     if x.size == 0 or w.size == 0:
         S.drv.memset_d32(_p(out), 0, out.size)
+        return out
+    plan = _dnn_plan(S, (n, c, h, wd, f, cg, kh, kw, oh, ow, sy, sx, py, px, dil, g))
+    if _dnn_run(S, plan, _cudnn.FWD, 1.0, 0.0, x, w, out):
         return out
     fg, kg, ohw = f // g, cg * kh * kw, oh * ow
     half = _config["precision"] == "fp16"
@@ -763,9 +1059,10 @@ def conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups):
 
 def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilation, groups):
     """Backward of :func:`conv2d` as the op API says (dw, and dx unless None, accumulated;
-    OH/OW from delta); returns ``dw``. dw: one GEMM per image and group on the im2col
-    columns (Darknet's order); dx: w^T delta into the columns, then ``pdn_col2im_add``, or
-    one batched GEMM straight into dx for 1x1 stride-1 unpadded convs."""
+    OH/OW from delta); returns ``dw``. cuDNN's backward filter and backward data with beta 1
+    (they add to dw and dx) where it does this geometry; else dw: one GEMM per image and group
+    on the im2col columns (Darknet's order); dx: w^T delta into the columns, then
+    ``pdn_col2im_add``, or one batched GEMM straight into dx for 1x1 stride-1 unpadded convs."""
     op = "conv2d_backward"
     S = _ready()
     n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = _checks.conv_backward(
@@ -773,11 +1070,26 @@ def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilat
     oh, ow = delta.shape[2], delta.shape[3]
     if delta.size == 0 or x.size == 0 or w.size == 0:
         return dw
+    geo = (n, c, h, wd, f, cg, kh, kw, oh, ow, sy, sx, py, px, dil, g)
+    plan = _dnn_plan(S, geo)
+    if _dnn_run(S, plan, _cudnn.BWD_FILTER, 1.0, 1.0, x, delta, dw):
+        dw_left = None
+    else:
+        dw_left = dw
+    if dx is not None and _dnn_run(S, plan, _cudnn.BWD_DATA, 1.0, 1.0, w, delta, dx):
+        dx = None
+    if dw_left is not None or dx is not None:
+        _conv2d_backward_im2col(S, geo, x, w, delta, dx, dw_left)
+    return dw
+
+
+def _conv2d_backward_im2col(S, geo, x, w, delta, dx, dw):
+    """conv2d_backward's im2col path for dw and dx, each skipped when None."""
+    n, c, h, wd, f, cg, kh, kw, oh, ow, sy, sx, py, px, dil, g = geo
     fg, kg, ohw = f // g, cg * kh * kw, oh * ow
     half = _config["precision"] == "fp16"
     es = 2 if half else 4
     wp = (_to_half(S, S.half_a, _p(w), w.size) if half else _p(w)) if dx is not None else 0
-    dwp = _p(dw)
     direct = _is_direct(kh, kw, sy, sx, py, px, h, wd, oh, ow)
     per_image = c * ohw if direct else c * kh * kw * ohw
     chunk = n if direct else _chunk(n, per_image)
@@ -786,25 +1098,25 @@ def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilat
         b = min(chunk, n - n0)
         xc = _p(x) + n0 * c * h * wd * 4              # this chunk's input
         dc = _p(delta) + n0 * f * ohw * 4             # and its delta
-        if direct:
-            src = xc
-        else:
-            _launch(S, "pdn_im2col", b * per_image, xc, b * c, h, wd, kh, kw, sy, sx, py, px,
-                    dil, oh, ow, col)
-            src = col
-        if half:
-            src = _to_half(S, S.half_b, src, b * per_image)
-            dh = _to_half(S, S.half_c, dc, b * f * ohw)
-        else:
-            dh = dc
-        # dw_g[fg, kg] += delta_g[fg, ohw] @ col_g[kg, ohw]^T, image by image (Darknet's
-        # accumulation order)
-        for i in range(b):
-            for gi in range(g):
-                _gemm_rm(S, False, True, fg, kg, ohw, 1.0,
-                         dh + (i * f + gi * fg) * ohw * es, ohw,
-                         src + (i * per_image + gi * kg * ohw) * es, ohw, 1.0,
-                         dwp + gi * fg * kg * 4, kg, half=half)
+        dh = _to_half(S, S.half_c, dc, b * f * ohw) if half else dc
+        if dw is not None:
+            if direct:
+                src = xc
+            else:
+                _launch(S, "pdn_im2col", b * per_image, xc, b * c, h, wd, kh, kw, sy, sx, py,
+                        px, dil, oh, ow, col)
+                src = col
+            if half:
+                src = _to_half(S, S.half_b, src, b * per_image)
+            # dw_g[fg, kg] += delta_g[fg, ohw] @ col_g[kg, ohw]^T, image by image (Darknet's
+            # accumulation order)
+            dwp = _p(dw)
+            for i in range(b):
+                for gi in range(g):
+                    _gemm_rm(S, False, True, fg, kg, ohw, 1.0,
+                             dh + (i * f + gi * fg) * ohw * es, ohw,
+                             src + (i * per_image + gi * kg * ohw) * es, ohw, 1.0,
+                             dwp + gi * fg * kg * 4, kg, half=half)
         if dx is None:
             continue
         if direct:
@@ -822,7 +1134,6 @@ def conv2d_backward(x, w, delta, dx, dw, stride_y, stride_x, pad_y, pad_x, dilat
                          batch=b, sa=0, sb=f * ohw, sc=per_image, half=half)
             _launch(S, "pdn_col2im_add", b * c * h * wd, col, b * c, h, wd, kh, kw, sy, sx, py,
                     px, dil, oh, ow, _p(dx) + n0 * c * h * wd * 4)
-    return dw
 
 
 def gemm(trans_a, trans_b, alpha, a, b, beta, c):
