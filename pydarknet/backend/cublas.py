@@ -14,12 +14,11 @@ caller (``pydarknet.backend.cuda``).
 """
 
 import ctypes
-import ctypes.util
 import glob
 import os
-import sys
 
 from ..errors import PydarknetError
+from . import nvlib as _nvlib
 
 __all__ = [
     "CublasError", "Handle", "load_library", "library_candidates", "library_path", "version",
@@ -88,25 +87,12 @@ class CublasError(PydarknetError, RuntimeError):
 def library_candidates():
     """The libcublas files and names tried, in order: $PYDARKNET_CUBLAS alone when set, else
     the nvidia-cublas wheels on sys.path (CUDA 13, then 12), then the system's library."""
-    env = os.environ.get("PYDARKNET_CUBLAS")
-    if env:
-        return [env]
-    found = []
-    for base in sys.path:
-        root = os.path.join(base or os.curdir, "nvidia")
-        if not os.path.isdir(root):
-            continue
-        for pattern in ("cu13/lib/libcublas.so.13*", "cublas/lib/libcublas.so.13*",
-                        "cu12/lib/libcublas.so.12*", "cublas/lib/libcublas.so.12*",
-                        "cu*/lib/libcublas.so.*", "cublas/lib/libcublas.so.*"):
-            for path in sorted(glob.glob(os.path.join(root, pattern))):
-                if path not in found:
-                    found.append(path)
-    name = ctypes.util.find_library("cublas")
-    for n in ([name] if name else []) + ["libcublas.so.13", "libcublas.so.12", "libcublas.so"]:
-        if n not in found:
-            found.append(n)
-    return found
+    return _nvlib.library_candidates(
+        "PYDARKNET_CUBLAS",
+        ("cu13/lib/libcublas.so.13*", "cublas/lib/libcublas.so.13*",
+         "cu12/lib/libcublas.so.12*", "cublas/lib/libcublas.so.12*",
+         "cu*/lib/libcublas.so.*", "cublas/lib/libcublas.so.*"),
+        "cublas", ("libcublas.so.13", "libcublas.so.12", "libcublas.so"))
 
 
 def _load(path):
@@ -140,19 +126,11 @@ def load_library(candidates=None):
     global _lib, _lib_path
     if _lib is not None and candidates is None:
         return _lib
-    tried = []
-    for path in (library_candidates() if candidates is None else candidates):
-        try:
-            lib = _load(path)
-        except OSError as exc:
-            tried.append(f"{path} ({exc})" if os.sep in path else path)
-            continue
-        _bind(lib, path)
-        if candidates is None:
-            _lib, _lib_path = lib, path
-        return lib
-    raise CublasError("cuBLAS (libcublas) not found" +
-                      (f"; tried: {'; '.join(tried)}" if tried else "") + f". {_INSTALL}")
+    lib, path = _nvlib.load_first(library_candidates() if candidates is None else candidates,
+                                  _load, _bind, CublasError, "cuBLAS (libcublas)", _INSTALL)
+    if candidates is None:
+        _lib, _lib_path = lib, path
+    return lib
 
 
 def library_path():

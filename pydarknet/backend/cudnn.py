@@ -20,13 +20,10 @@ last error message.
 """
 
 import ctypes
-import ctypes.util
-import glob
-import os
-import sys
 from collections import namedtuple
 
 from ..errors import PydarknetError
+from . import nvlib as _nvlib
 
 __all__ = [
     "CudnnError", "Handle", "TensorDescriptor", "FilterDescriptor", "ConvolutionDescriptor",
@@ -183,24 +180,11 @@ class CudnnError(PydarknetError, RuntimeError):
 def library_candidates():
     """The libcudnn files and names tried, in order: $PYDARKNET_CUDNN_LIB alone when set, else
     the nvidia-cudnn wheels on sys.path, then the system's library."""
-    env = os.environ.get("PYDARKNET_CUDNN_LIB")
-    if env:
-        return [env]
-    found = []
-    for base in sys.path:
-        root = os.path.join(base or os.curdir, "nvidia")
-        if not os.path.isdir(root):
-            continue
-        for pattern in ("cudnn/lib/libcudnn.so.9*", "cu13/lib/libcudnn.so.9*",
-                        "cu12/lib/libcudnn.so.9*", "cu*/lib/libcudnn.so.9*"):
-            for path in sorted(glob.glob(os.path.join(root, pattern))):
-                if path not in found:
-                    found.append(path)
-    name = ctypes.util.find_library("cudnn")
-    for n in ([name] if name else []) + ["libcudnn.so.9"]:
-        if n not in found:
-            found.append(n)
-    return found
+    return _nvlib.library_candidates(
+        "PYDARKNET_CUDNN_LIB",
+        ("cudnn/lib/libcudnn.so.9*", "cu13/lib/libcudnn.so.9*", "cu12/lib/libcudnn.so.9*",
+         "cu*/lib/libcudnn.so.9*"),
+        "cudnn", ("libcudnn.so.9",))
 
 
 def _bind(lib, path):
@@ -223,19 +207,12 @@ def load_library(candidates=None):
     global _lib, _lib_path
     if _lib is not None and candidates is None:
         return _lib
-    tried = []
-    for path in (library_candidates() if candidates is None else candidates):
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError as exc:
-            tried.append(f"{path} ({exc})" if os.sep in path else path)
-            continue
-        _bind(lib, path)
-        if candidates is None:
-            _lib, _lib_path = lib, path
-        return lib
-    raise CudnnError("cuDNN (libcudnn.so.9) not found" +
-                     (f"; tried: {'; '.join(tried)}" if tried else "") + f". {_INSTALL}")
+    lib, path = _nvlib.load_first(library_candidates() if candidates is None else candidates,
+                                  ctypes.CDLL, _bind, CudnnError, "cuDNN (libcudnn.so.9)",
+                                  _INSTALL)
+    if candidates is None:
+        _lib, _lib_path = lib, path
+    return lib
 
 
 def library_path():
