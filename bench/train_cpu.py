@@ -1,5 +1,5 @@
 """CPU training speed: one iteration (forward, backward, update) of pydarknet against the same
-network written in PyTorch CPU, built here from the parsed cfg, same run, 2 threads each.
+network in PyTorch CPU (bench/torch_model.py, pydarknet's weights), same run, 2 threads each.
 
     python bench/train_cpu.py [--cfg cfg/yolov4-tiny.cfg] [--size 416] [--batch 8] [--runs 3]
 
@@ -19,57 +19,6 @@ import sys
 import tempfile
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
-
-
-def torch_model(net):
-    """nn.Module mirroring a pydarknet Network (conv/bn/activations, route, shortcut, maxpool,
-    upsample, yolo heads)."""
-    import torch
-    import torch.nn as nn
-    import torch.nn.functional as F
-
-    acts = {"leaky": lambda x: F.leaky_relu(x, 0.1), "mish": F.mish, "linear": lambda x: x,
-            "logistic": torch.sigmoid, "swish": F.silu, "relu": F.relu}
-
-    class Model(nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.mods = nn.ModuleList()
-            for l in net.layers:
-                if l.layer_type == "convolutional":
-                    conv = nn.Conv2d(l.c, l.n, l.size, (l.stride_y, l.stride_x), l.pad,
-                                     groups=l.groups, bias=not l.batch_normalize)
-                    seq = [conv] + ([nn.BatchNorm2d(l.n, momentum=0.1, eps=1e-5)]
-                                    if l.batch_normalize else [])
-                    self.mods.append(nn.Sequential(*seq))
-                else:
-                    self.mods.append(nn.Identity())
-
-        def forward(self, x):
-            outs, heads = [], []
-            for l, m in zip(net.layers, self.mods):
-                t = l.layer_type
-                if t == "convolutional":
-                    x = acts[l.activation](m(x))
-                elif t == "route":
-                    parts = [torch.chunk(outs[i], l.groups, dim=1)[l.group_id] for i in l.layers]
-                    x = torch.cat(parts, 1) if len(parts) > 1 else parts[0]
-                elif t == "shortcut":
-                    x = acts[l.activation](x + sum(outs[i] for i in l.layers))
-                elif t == "maxpool":
-                    p = l.pad
-                    x = F.pad(x, (p // 2, p - p // 2, p // 2, p - p // 2), value=float("-inf"))
-                    x = F.max_pool2d(x, l.size, (l.stride_y, l.stride_x))
-                elif t == "upsample":
-                    x = F.interpolate(x, scale_factor=l.stride, mode="nearest")
-                elif t == "yolo":
-                    heads.append(x)
-                else:
-                    raise NotImplementedError(t)
-                outs.append(x)
-            return heads
-
-    return Model()
 
 
 def worker(framework, cfg, runs, threads):
@@ -92,7 +41,9 @@ def worker(framework, cfg, runs, threads):
     if framework == "torch":
         import torch
         torch.set_num_threads(threads)
-        model = torch_model(net)
+        sys.path.insert(0, str(ROOT / "bench"))
+        from torch_model import TorchDarknet   # the same network, pydarknet's weights
+        model = TorchDarknet(net).train()
         opt = torch.optim.SGD(model.parameters(), lr=1e-4, momentum=0.9, weight_decay=5e-4)
         xt = torch.from_numpy(x)
 
