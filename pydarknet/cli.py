@@ -67,8 +67,9 @@ def _cmd_forward(args):
     net.predict(x)
     dt = time.perf_counter() - t0
     print(f"forward pass {w}x{h}: {dt * 1000:.1f} ms ({net.total_bflops / dt:.1f} GFLOP/s)")
-    for layer, out in zip(net.layers, net.outputs):
+    for layer in net.layers:
         if layer.layer_type in ("yolo", "gaussian_yolo", "region", "softmax"):
+            out = net.outputs[layer.index]      # (copied from the GPU only for these)
             print(f"  layer {layer.index} {layer.type}: output {list(out.shape)}, "
                   f"max {float(out.max()):.4f}, mean {float(out.mean()):.4f}")
     return 0
