@@ -128,8 +128,10 @@ def test_short_demo_learns(tmp_path):
     ds = make_shapes_detection(str(tmp_path / "shapes"), train=64, valid=16, size=160, seed=0)
     lines = []
     trainer, _ = run_training(CFG, ds["data"], seed=0, backup=str(tmp_path / "backup"),
-                              max_batches=80, calc_map=True, map_every=80, log=lines.append)
+                              max_batches=160, calc_map=True, map_every=160, log=lines.append)
     losses = [json.loads(l)["loss"] for l in open(tmp_path / "backup" /
                                                    "demo-shapes_train.jsonl")]
     assert np.mean(losses[-10:]) < 0.5 * np.mean(losses[:10])
-    assert trainer.best_map is not None and trainer.best_map > 0.05
+    # 160 iterations reach 0.50-0.61 with seeds 0-2 (80 reached only 0.04-0.07: too close to
+    # any bar for a test that summation-order changes must not break)
+    assert trainer.best_map is not None and trainer.best_map > 0.2
