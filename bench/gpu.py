@@ -80,16 +80,6 @@ def _cfg(tmp, size, batch=None, subdivisions=None):
     return path
 
 
-def _truths(rng, batch, classes=80, boxes=6):
-    import numpy as np
-    t = np.zeros((batch, 90, 5), np.float32)
-    for i in range(batch):
-        t[i, :boxes, 0:2] = rng.uniform(0.2, 0.8, (boxes, 2))
-        t[i, :boxes, 2:4] = rng.uniform(0.05, 0.4, (boxes, 2))
-        t[i, :boxes, 4] = rng.integers(0, classes, boxes)
-    return t
-
-
 def _median_ms(times_s):
     return statistics.median(times_s) * 1e3
 
@@ -284,11 +274,13 @@ def work_infer(fw, mode, args, tmp):
 # ---------------------------------------------------------------------------------------------
 def work_train(fw, mode, args, tmp):
     import numpy as np
+
+    from pydarknet.data.synthetic import random_truths
     size, b = args.size, args.batch
     cfg = _cfg(tmp, size, b, 1)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (b, 3, size, size)).astype(np.float32)
-    truths = _truths(rng, b)
+    truths = random_truths(rng, b)
     if fw == "pydarknet":
         B = _ours_backend(mode)
         import pydarknet

@@ -32,12 +32,8 @@ def worker(framework, cfg, runs, threads):
     b = net.net.batch
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (b, 3, net.net.height, net.net.width)).astype(np.float32)
-    truths = np.zeros((b, 90, 6), np.float32)
-    for i in range(b):   # a few boxes per image
-        k = 6
-        truths[i, :k, 0:2] = rng.uniform(0.2, 0.8, (k, 2))
-        truths[i, :k, 2:4] = rng.uniform(0.05, 0.4, (k, 2))
-        truths[i, :k, 4] = rng.integers(0, 80, k)
+    from pydarknet.data.synthetic import random_truths
+    truths = random_truths(rng, b)   # a few boxes per image
     if framework == "torch":
         import torch
         torch.set_num_threads(threads)

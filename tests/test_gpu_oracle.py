@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 import pydarknet
+from pydarknet.data.synthetic import random_truths
 import test_forward_oracle as fo
 import test_train_oracle as to
 from pydarknet.errors import PydarknetError
@@ -125,15 +126,6 @@ def _tiny_train_cfg(tmp_path, size=160, batch=4, subdivisions=2):
     return path
 
 
-def _truths(rng, batch, classes=80, boxes=6):
-    t = np.zeros((batch, 90, 5), np.float32)
-    for i in range(batch):
-        t[i, :boxes, 0:2] = rng.uniform(0.2, 0.8, (boxes, 2))
-        t[i, :boxes, 2:4] = rng.uniform(0.05, 0.4, (boxes, 2))
-        t[i, :boxes, 4] = rng.integers(0, classes, boxes)
-    return t
-
-
 @pytest.mark.slow
 def test_yolov4_tiny_three_iterations_cpu_and_gpu_agree(cuda, tmp_path):
     cfg = _tiny_train_cfg(tmp_path)
@@ -144,7 +136,7 @@ def test_yolov4_tiny_three_iterations_cpu_and_gpu_agree(cuda, tmp_path):
     b = cpu.net.batch
     for k in (1, 2, 3):
         x = rng.uniform(0, 1, (b, 3, 160, 160)).astype(np.float32)
-        t = _truths(rng, b)
+        t = random_truths(rng, b)
         lc = cpu.train_iteration(x, t)
         lg = gpu.train_iteration(x, t)
         assert abs(lg - lc) <= AGREE * abs(lc), f"iteration {k}: loss GPU {lg} CPU {lc}"

@@ -27,6 +27,17 @@ _VERSION = 1
 
 # -- drawing -----------------------------------------------------------------------------------
 
+def random_truths(rng, batch, classes=80, boxes=6, max_boxes=90):
+    """Detector truths [batch, max_boxes, 5] (x, y, w, h, class; relative) with ``boxes``
+    random boxes per image and the rest zero: inputs for timing and agreement runs."""
+    t = np.zeros((batch, max_boxes, 5), np.float32)
+    for i in range(batch):
+        t[i, :boxes, 0:2] = rng.uniform(0.2, 0.8, (boxes, 2))
+        t[i, :boxes, 2:4] = rng.uniform(0.05, 0.4, (boxes, 2))
+        t[i, :boxes, 4] = rng.integers(0, classes, boxes)
+    return t
+
+
 def _hsv_colour(rng, s_range, v_range):
     hsv = np.uint8([[[rng.integers(180), rng.uniform(*s_range) * 255,
                       rng.uniform(*v_range) * 255]]])
