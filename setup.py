@@ -5,8 +5,7 @@ so and the package installs without it. PYDARKNET_NO_CUDA=1 skips it; NVCC names
 import glob
 import os
 import shutil
-import subprocess
-import time
+import sys
 
 import numpy
 from Cython.Build import cythonize
@@ -30,53 +29,24 @@ ext = Extension(
     extra_link_args=["-fopenmp"],
 )
 
-# The fatbin, built as the Makefile's `cuda` target builds it (keep the two in step): every
-# cuda/*.cu as one translation unit, SASS for sm_80 and sm_90 plus compute_90 PTX.
-FATBIN = os.path.join("pydarknet", "backend", "kernels.fatbin")
-GENCODE = ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
-           "-gencode", "arch=compute_90,code=compute_90"]
-
-
 def build_fatbin():
-    """Build FATBIN when a cuda/ source is newer; returns its path, or None (with one line
-    printed) when skipped or failed."""
-    here = os.path.dirname(os.path.abspath(__file__))
-    sources = sorted(glob.glob(os.path.join(here, "cuda", "*.cu")))
-    headers = sorted(glob.glob(os.path.join(here, "cuda", "*.cuh")))
-    out = os.path.join(here, FATBIN)
+    """cuda/build_fatbin.py's fatbin (what `make cuda` builds), or None with one line said:
+    skipped (PYDARKNET_NO_CUDA=1, no nvcc) or failed; the install goes on either way."""
     if os.environ.get("PYDARKNET_NO_CUDA", "") not in ("", "0"):
         print("pydarknet: PYDARKNET_NO_CUDA is set: CUDA kernels not built")
         return None
-    if not sources:
-        return None
-    nvcc = shutil.which(os.environ.get("NVCC", "nvcc"))
-    if nvcc is None:
-        print("pydarknet: nvcc not found: CUDA kernels not built (the CPU backend works; "
-              "`make cuda` builds them where nvcc exists)")
-        return None
-    if os.path.exists(out) and os.path.getmtime(out) >= max(
-            os.path.getmtime(f) for f in sources + headers):
-        return out
-    unity = os.path.join(here, "build", "cuda", "kernels_all.cu")
-    os.makedirs(os.path.dirname(unity), exist_ok=True)
-    with open(unity, "w") as f:
-        f.writelines(f'#include "{src}"\n' for src in sources)
-    cmd = [nvcc, "-O3", "--threads", "0", "--fatbin", *GENCODE, "-o", out, unity]
-    t0 = time.perf_counter()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "cuda"))
     try:
-        r = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        print(f"pydarknet: nvcc failed ({e}): CUDA kernels not built; the CPU backend works")
+        from build_fatbin import build_fatbin as build
+    except ImportError:        # an sdist without cuda/
         return None
-    if r.returncode != 0:
-        last = (r.stderr.strip().splitlines() or ["no message"])[-1]
-        print(f"pydarknet: nvcc failed (exit {r.returncode}: {last}): CUDA kernels not built; "
-              f"the CPU backend works (`make cuda` shows the whole error)")
-        if os.path.exists(out):
-            os.remove(out)
-        return None
-    print(f"pydarknet: built {FATBIN} in {time.perf_counter() - t0:.1f} s")
-    return out
+    finally:
+        sys.path.pop(0)
+    fatbin, error = build()
+    if error:
+        print(f"pydarknet: {error.splitlines()[-1]}: CUDA kernels not built; the CPU backend "
+              f"works (`make cuda` shows the whole error)")
+    return fatbin
 
 
 class BuildExt(build_ext):
@@ -87,7 +57,7 @@ class BuildExt(build_ext):
         super().run()
         fatbin = build_fatbin()
         if fatbin is not None and not self.inplace:
-            dst = os.path.join(self.build_lib, FATBIN)
+            dst = os.path.join(self.build_lib, "pydarknet", "backend", "kernels.fatbin")
             os.makedirs(os.path.dirname(dst), exist_ok=True)
             shutil.copyfile(fatbin, dst)
 

@@ -1055,7 +1055,7 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
         mp.setattr(cublas, "Handle", lambda lib=None: blas)
         if cudnn_lib == "missing":
             mp.setenv("PYDARKNET_CUDNN_LIB", str(pathlib.Path(tmp_dir) / "libcudnn.so.9"))
-            mp.setattr(cudnn, "_lib", None)
+            mp.setattr(cudnn._LIBRARY, "lib", None)
         else:
             mp.setattr(cudnn, "load_library", lambda candidates=None: dnn)
         cuda._S = None

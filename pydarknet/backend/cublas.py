@@ -76,8 +76,6 @@ _INSTALL = ("Install cuBLAS with `pip install nvidia-cublas` (CUDA 13 drivers, >
             "`pip install nvidia-cublas-cu12` (CUDA 12 drivers), or set PYDARKNET_CUBLAS to the "
             "path of a libcublas.so")
 
-_lib = None
-_lib_path = None
 
 
 class CublasError(PydarknetError, RuntimeError):
@@ -120,23 +118,20 @@ def _bind(lib, path):
         fn.restype = ctypes.c_int
 
 
+_LIBRARY = _nvlib.CachedLibrary(library_candidates, _load, _bind, CublasError,
+                                "cuBLAS (libcublas)", _INSTALL)
+
+
 def load_library(candidates=None):
     """Load and bind libcublas (once; cached); returns the ctypes library. Raises
     :class:`CublasError` saying how to install it when no candidate loads."""
-    global _lib, _lib_path
-    if _lib is not None and candidates is None:
-        return _lib
-    lib, path = _nvlib.load_first(library_candidates() if candidates is None else candidates,
-                                  _load, _bind, CublasError, "cuBLAS (libcublas)", _INSTALL)
-    if candidates is None:
-        _lib, _lib_path = lib, path
-    return lib
+    return _LIBRARY.load(candidates)
 
 
 def library_path():
     """The path or name libcublas was loaded from (loading it if needed)."""
-    load_library()
-    return _lib_path
+    _LIBRARY.load()
+    return _LIBRARY.path
 
 
 def version():

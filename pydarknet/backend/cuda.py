@@ -483,7 +483,7 @@ def cudnn_info():
         "enabled": reason is None,
         "reason": reason,
         "version": None if S is None else S.dnn_version,
-        "library": _cudnn._lib_path if S is not None and S.dnn is not None else None,
+        "library": _cudnn._LIBRARY.path if S is not None and S.dnn is not None else None,
         "plans": 0 if S is None else sum(p is not None for p in S.dnn_plans.values()),
         "fallbacks": [] if S is None else [
             f"{_geometry_text(geo)} {direction}: {why}"

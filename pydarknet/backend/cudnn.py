@@ -158,8 +158,6 @@ _INSTALL = ("Install cuDNN 9 with `pip install nvidia-cudnn-cu13` (CUDA 13 drive
             "the path of a libcudnn.so.9; without it the CUDA backend convolves with im2col + "
             "cuBLAS")
 
-_lib = None
-_lib_path = None
 
 
 class CudnnError(PydarknetError, RuntimeError):
@@ -201,24 +199,20 @@ def _bind(lib, path):
                          f"needed. {_INSTALL}")
 
 
+_LIBRARY = _nvlib.CachedLibrary(library_candidates, ctypes.CDLL, _bind, CudnnError,
+                                "cuDNN (libcudnn.so.9)", _INSTALL)
+
+
 def load_library(candidates=None):
     """Load and bind libcudnn (once; cached); returns the ctypes library. Raises
     :class:`CudnnError` saying how to install it when no candidate loads."""
-    global _lib, _lib_path
-    if _lib is not None and candidates is None:
-        return _lib
-    lib, path = _nvlib.load_first(library_candidates() if candidates is None else candidates,
-                                  ctypes.CDLL, _bind, CudnnError, "cuDNN (libcudnn.so.9)",
-                                  _INSTALL)
-    if candidates is None:
-        _lib, _lib_path = lib, path
-    return lib
+    return _LIBRARY.load(candidates)
 
 
 def library_path():
     """The path or name libcudnn was loaded from (loading it if needed)."""
-    load_library()
-    return _lib_path
+    _LIBRARY.load()
+    return _LIBRARY.path
 
 
 def version(lib=None):

@@ -32,6 +32,25 @@ def library_candidates(env_var, patterns, short_name, names):
     return found
 
 
+class CachedLibrary:
+    """One NVIDIA library, loaded and bound on first use and kept: ``load()`` tries
+    ``candidates()`` in order (an explicit list is tried without touching the cache)."""
+
+    def __init__(self, candidates, open_library, bind, error, what, install):
+        self.candidates, self.open_library, self.bind = candidates, open_library, bind
+        self.error, self.what, self.install = error, what, install
+        self.lib = self.path = None
+
+    def load(self, candidates=None):
+        if candidates is not None:
+            return load_first(candidates, self.open_library, self.bind, self.error,
+                              self.what, self.install)[0]
+        if self.lib is None:
+            self.lib, self.path = load_first(self.candidates(), self.open_library, self.bind,
+                                             self.error, self.what, self.install)
+        return self.lib
+
+
 def load_first(candidates, open_library, bind, error, what, install):
     """(library, path) of the first candidate that ``open_library`` opens, bound by
     ``bind(lib, path)``; raises ``error`` naming what was tried and how to install."""
