@@ -10,68 +10,8 @@ from .cfg import parse_cfg, parse_cfg_text
 from .errors import CfgError, ShapeError
 from .layers import REGISTRY, BuildContext
 from .net_options import NetOptions
-
-
-class ForwardState:
-    """What layers see while running: the backend and every earlier layer's output."""
-
-    def __init__(self, backend, net_input, train=False, buffers=None):
-        self.backend = backend
-        self.input = net_input
-        self.outputs = []
-        self.train = train
-        self.buffers = {} if buffers is None else buffers
-
-    def output_buffer(self, layer, shape, name="output", dtype=np.float32):
-        """An array of the layer's, reused from pass to pass (fresh pages cost as much as a
-        convolution's arithmetic on these machines): its output, or scratch named ``name``."""
-        key = (layer.index, name)
-        buf = self.buffers.get(key)
-        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
-            buf = self.backend.empty(shape, dtype)
-            self.buffers[key] = buf
-        return buf
-
-    def copy_to_buffer(self, layer, name, array):
-        buf = self.output_buffer(layer, array.shape, name)
-        self.backend.copy(buf, array)
-        return buf
-
-    def host_result(self, layer, array, name="output"):
-        """A numpy result computed on the host (losses, rare layers) placed in a backend
-        buffer of the layer's."""
-        buf = self.output_buffer(layer, array.shape, name)
-        self.backend.copy_from_numpy(buf, np.ascontiguousarray(array, np.float32))
-        return buf
-
-    def add_host_delta(self, dst, host_delta):
-        """dst (a backend delta buffer) += a numpy array of its size."""
-        B = self.backend
-        h = B.to_numpy(dst)            # the CPU backend returns dst itself: updated in place
-        h += host_delta.reshape(h.shape)
-        B.copy_from_numpy(dst, h)
-
-
-class HostArrays:
-    """A read-only sequence of backend arrays seen as numpy arrays, copied from the device on
-    first access (on the CPU backend: the arrays themselves)."""
-
-    def __init__(self, backend, arrays):
-        self._backend, self._arrays = backend, list(arrays)
-        self._host = [None] * len(self._arrays)
-
-    def __len__(self):
-        return len(self._arrays)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        if self._host[i] is None and self._arrays[i] is not None:
-            self._host[i] = self._backend.to_numpy(self._arrays[i])
-        return self._host[i]
-
-    def __iter__(self):
-        return (self[i] for i in range(len(self)))
+from .passes import check_truths, forward_pass, pass_cost
+from .train.iteration import train_iteration
 
 
 class Network:
@@ -117,6 +57,8 @@ class Network:
         self._sections = sections
         self._build(sections[1:])
         self.outputs = [None] * len(self.layers)
+        self.deltas = None      # each layer's delta after a training-mode pass
+        self.cost = None        # Darknet's cost of the last training pass with truths
         if init:
             self.init_weights(seed)
 
@@ -205,18 +147,25 @@ class Network:
             raise ShapeError("input holds no images (N = 0)")
         return np.ascontiguousarray(x)
 
-    def forward(self, x, train=False):
+    def forward(self, x, train=False, truths=None):
         """Run every layer on x; returns (a copy of) the last output. ``outputs[i]`` holds
-        layer i's output until the next pass reuses its memory."""
+        layer i's output until the next pass reuses its memory.
+
+        ``train=True`` runs Darknet's training-mode forward (batch statistics, which also move
+        the rolling ones; dropout from the network's RNG) without a backward pass or an
+        update; with ``truths`` (as ``train_iteration`` takes them) the loss layers compute
+        their cost and deltas too: ``cost`` and ``deltas`` hold them afterwards."""
         x = self._check_input(x)
+        if truths is not None:
+            if not train:
+                raise ValueError("truths are used only by a training-mode pass: pass train=True")
+            truths = check_truths(self, truths, x.shape[0])
         self.params_to_device()
-        B = self.backend
-        state = ForwardState(B, B.from_numpy(x), train, self._buffers)
-        out = state.input
-        for layer in self.layers:
-            out = layer.forward(out, state)
-            state.outputs.append(out)
-        self.outputs = HostArrays(B, state.outputs)
+        if train:
+            self.ensure_training()
+        forward_pass(self, self.backend.from_numpy(x), train, truths)
+        if train and truths is not None:
+            self.cost = pass_cost(self)
         return np.array(self.outputs[-1], copy=True)
 
     def predict(self, x):
@@ -283,7 +232,6 @@ class Network:
     def train_iteration(self, images, truths):
         """One Darknet iteration over ``batch`` images (rows in subdivision order); returns
         Darknet's loss. Updates ``iteration``, ``seen`` and ``learning_rate``."""
-        from .train import train_iteration
         return train_iteration(self, images, truths)
 
     # -- detection -----------------------------------------------------------------------

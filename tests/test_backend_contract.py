@@ -13,7 +13,7 @@ import pydarknet
 from pydarknet import backend as backend_api
 from pydarknet.backend import cpu
 from pydarknet.cfg import parse_cfg_text
-from pydarknet.train.iteration import TrainState
+from pydarknet.passes import backward_pass, forward_pass
 from test_forward_oracle import NETS, run as run_forward_oracle
 from test_gradients import CASES, NET, STEM
 from test_train_oracle import RUNS, check_iteration_one, check_three_iterations
@@ -53,15 +53,9 @@ def forward_backward(net, x, r):
         for g in layer.grads.values():
             B.fill(g, 0)
     net.rng = np.random.default_rng(7)
-    state = TrainState(net, B.from_numpy(x), None)
-    state.deltas = [B.zeros(layer.out_shape(x.shape[0])) for layer in net.layers]
-    out = state.input
-    for layer in net.layers:
-        out = layer.forward(out, state)
-        state.outputs.append(out)
+    state = forward_pass(net, B.from_numpy(x), train=True)
     B.copy_from_numpy(state.deltas[-1], r)
-    for layer in reversed(net.layers):
-        layer.backward(state)
+    backward_pass(net, state)
     grads = {(l.index, k): B.to_numpy(g) for l in net.layers for k, g in l.grads.items()}
     return ([B.to_numpy(o) for o in state.outputs], [B.to_numpy(d) for d in state.deltas],
             grads)

@@ -13,7 +13,7 @@ import pydarknet
 import reference_backend
 from pydarknet.backend import get_backend
 from pydarknet.cfg import parse_cfg_text
-from pydarknet.train.iteration import TrainState
+from pydarknet.passes import backward_pass, forward_pass
 
 NET = "[net]\nbatch=2\nsubdivisions=1\nwidth={w}\nheight={h}\nchannels=3\n"
 STEM = "[convolutional]\nfilters={c}\nsize=1\nstride=1\nactivation=linear\n"
@@ -54,27 +54,16 @@ def run(net, x, r):
         for g in layer.grads.values():
             g[...] = 0
     net.rng = np.random.default_rng(7)     # the same dropout mask every time
-    state = TrainState(net, x, None)
-    state.deltas = [np.zeros(l.out_shape(x.shape[0]), np.float32) for l in net.layers]
-    out = x
-    for layer in net.layers:
-        out = layer.forward(out, state)
-        state.outputs.append(out)
-    L = float((r.astype(np.float64) * out.reshape(r.shape)).sum())
+    state = forward_pass(net, x, train=True)
+    L = float((r.astype(np.float64) * state.outputs[-1].reshape(r.shape)).sum())
     state.deltas[-1][...] = r.reshape(state.deltas[-1].shape)
-    for layer in reversed(net.layers):
-        layer.backward(state)
+    backward_pass(net, state)
     return L
 
 
 def loss_only(net, x, r):
     net.rng = np.random.default_rng(7)
-    state = TrainState(net, x, None)
-    state.deltas = [np.zeros(l.out_shape(x.shape[0]), np.float32) for l in net.layers]
-    out = x
-    for layer in net.layers:
-        out = layer.forward(out, state)
-        state.outputs.append(out)
+    out = forward_pass(net, x, train=True).outputs[-1]
     return float((r.astype(np.float64) * out.reshape(r.shape)).sum())
 
 
@@ -143,17 +132,9 @@ def test_softmax_cross_entropy_delta_is_the_logit_gradient(groups):
         truth[0, 4] = truth[1, 0] = 1
 
     def cost():
-        state = TrainState(net, x, truth)
-        state.deltas = [np.zeros(l.out_shape(2), np.float32) for l in net.layers]
-        out = x
-        for layer in net.layers:
-            out = layer.forward(out, state)
-            state.outputs.append(out)
-        return state
+        return forward_pass(net, x, train=True, truth=truth)
 
-    state = cost()
-    for layer in reversed(net.layers):
-        layer.backward(state)
+    backward_pass(net, cost())
     fc = net.layers[1]
     w = fc.params["weights"]
     for idx in [(0, 0), (3, 2), (5, 1)]:

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 import pydarknet
-from pydarknet.train.iteration import _pass, check_truths
+from pydarknet.passes import check_truths
+from pydarknet.train.iteration import train_pass
 
 RUNS = ["mini-classifier-gpusem", "mini-classifier-gpusem-burnin", "mini-yolo-a-gpusem",
         "mini-yolo-a-gpusem-burnin"]
@@ -62,8 +63,8 @@ def check_iteration_one(ref, run, sub, device="cpu", tol=1e-4):
     x = np.load(folder / "input_iter1.npy")
     t = check_truths(net, np.load(folder / "truth_iter1.npy"), 4)
     if sub == 1:   # the second pass runs after the first (rolling statistics moved)
-        _pass(net, x[0:2], t[0:2])
-    _pass(net, x[2 * sub:2 * sub + 2], t[2 * sub:2 * sub + 2])
+        train_pass(net, x[0:2], t[0:2])
+    train_pass(net, x[2 * sub:2 * sub + 2], t[2 * sub:2 * sub + 2])
     bad = {}
     dump = folder / f"iter1_sub{sub}"
     for f in sorted(dump.glob("*.npy")):

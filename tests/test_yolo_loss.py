@@ -27,8 +27,8 @@ f32 = np.float32
 
 
 def forward(layer, x):
-    from pydarknet.network import ForwardState
-    return layer.forward(np.ascontiguousarray(x, f32), ForwardState(reference_backend, None))
+    from pydarknet.passes import PassState
+    return layer.forward(np.ascontiguousarray(x, f32), PassState(reference_backend, None))
 
 
 def rel(a, b):

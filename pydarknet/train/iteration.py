@@ -3,94 +3,20 @@
 import numpy as np
 
 from ..errors import PydarknetError, ShapeError
-from ..network import ForwardState, HostArrays
+from ..passes import backward_pass, check_truths, forward_pass, pass_cost
 from .policy import learning_rate
 from .sgd import update_layer
 
 
-class TrainState(ForwardState):
-    """What layers see in a training pass: outputs, deltas (zeroed every pass), truths."""
-
-    def __init__(self, network, x, truth):
-        super().__init__(network.backend, x, True, network._buffers)
-        self.backend = network.backend
-        self.input = x
-        self.truth = truth
-        self.train = True
-        self.outputs = []
-        self.deltas = []
-        self.net_w, self.net_h = network.net.width, network.net.height
-        self.loss_scale = network.net.loss_scale
-        self.rng = network.rng
-
-
-def check_truths(network, truths, batch):
-    """Validate the truths of one iteration: shape, dtype, classes and boxes."""
-    if not isinstance(truths, np.ndarray):
-        raise ShapeError(f"truths must be a numpy float32 array, found {type(truths).__name__}")
-    if truths.dtype != np.float32:
-        raise ShapeError(f"truths must be float32, found {truths.dtype}")
-    if truths.shape[0] != batch:
-        raise ShapeError(f"truths must hold {batch} rows (one per image), found {truths.shape[0]}")
-    heads = [l for l in network.layers if l.layer_type in ("yolo", "gaussian_yolo", "region")]
-    if not heads:
-        outputs = network.layers[-1].outputs
-        if truths.ndim != 2 or truths.shape[1] != outputs:
-            raise ShapeError(f"classifier truths must have shape [{batch}, {outputs}], found "
-                             f"{list(truths.shape)}")
-        return truths
-    if truths.ndim != 3 or truths.shape[2] not in (5, 6):
-        raise ShapeError(f"detector truths must have shape [{batch}, max_boxes, 5 or 6] (x, y, w, "
-                         f"h, class[, track id]), found {list(truths.shape)}")
-    if truths.shape[2] == 5:
-        truths = np.concatenate([truths, np.zeros(truths.shape[:2] + (1,), np.float32)], axis=2)
-    classes = min(l.classes for l in heads)
-    for b in range(batch):
-        for k, box in enumerate(truths[b]):
-            x, y, w, h, c = (float(v) for v in box[:5])
-            if x == 0:
-                break
-            if not (0 <= x <= 1 and 0 <= y <= 1) or not (0 < w <= 1 and 0 < h <= 1) or \
-                    not np.isfinite(box[:5]).all():
-                raise ShapeError(f"image {b}, box {k}: x={x:g} y={y:g} w={w:g} h={h:g}: boxes "
-                                 f"need x, y in [0, 1] and 0 < w, h <= 1 (relative to the image)")
-            if c != int(c) or not 0 <= c < classes:
-                raise ShapeError(f"image {b}, box {k}: class {c:g} is outside 0..{classes - 1}")
-    return np.ascontiguousarray(truths)
-
-
-def _pass(network, x, truth):
-    """Forward and backward of one mini-batch; returns Darknet's cost for it."""
-    B = network.backend
-    x = B.from_numpy(x)
-    state = TrainState(network, x, truth)
-    n = x.shape[0]
-    state.deltas = []
-    for layer in network.layers:   # every delta starts at zero in each pass (-gpusem fix 1)
-        delta = state.output_buffer(layer, layer.out_shape(n), "delta")
-        B.fill(delta, 0)
-        state.deltas.append(delta)
-    out = x
-    for layer in network.layers:
-        out = layer.forward(out, state)
-        if not B.all_finite(out):
-            raise PydarknetError(
-                f"layer {layer.index} ({layer.layer_type}) produced NaN or inf at iteration "
-                f"{network.iteration + 1}; weights are left as they were before it")
-        state.outputs.append(out)
-    for layer in reversed(network.layers):
-        if layer.stopbackward:
-            break
-        if layer.onlyforward:
-            continue
-        layer.backward(state)
-    costs = [layer.cost or 0.0 for layer in network.layers if hasattr(layer, "cost")]
-    cost = sum(costs) / len(costs) if costs else 0.0
+def train_pass(network, x, truth):
+    """Forward and backward of one mini-batch (numpy images, checked truths); returns
+    Darknet's cost for it. Gradients accumulate into the layers' ``grads``."""
+    state = forward_pass(network, network.backend.from_numpy(x), True, truth, check_finite=True)
+    backward_pass(network, state)
+    cost = pass_cost(network)
     if not np.isfinite(cost):
         raise PydarknetError(f"the loss is {cost} at iteration {network.iteration + 1}; weights "
                              f"are left as they were before it")
-    network.outputs = HostArrays(B, state.outputs)
-    network.deltas = HostArrays(B, state.deltas)
     return cost
 
 
@@ -124,7 +50,7 @@ def train_iteration(network, images, truths):
         for s in range(sub):
             rows = slice(s * mini, (s + 1) * mini)
             seen += mini
-            total += _pass(network, images[rows], truths[rows])
+            total += train_pass(network, images[rows], truths[rows])
     except PydarknetError:
         for layer, stats in saved:   # leave the rolling statistics as they were too
             for k, v in stats.items():

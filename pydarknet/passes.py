@@ -1,0 +1,164 @@
+"""One pass through a network: the state every layer sees and the layer loop, written once.
+
+``Network.forward`` (inference or training mode), Darknet's training iteration and the tests
+all run a pass through :func:`forward_pass` and, for training, :func:`backward_pass`.
+"""
+
+import numpy as np
+
+from .errors import PydarknetError, ShapeError
+
+# Layers whose loss reads detection truths [N, max_boxes, 6]; other nets take [N, classes].
+DETECTION_LOSS_TYPES = ("yolo", "gaussian_yolo", "region")
+
+
+class PassState:
+    """What layers see while running: the backend, the input, every earlier layer's output,
+    and in training mode the truths, the deltas (zeroed for each pass), and the network's RNG
+    (dropout). ``buffers`` holds the arrays layers reuse from pass to pass."""
+
+    def __init__(self, backend, x, train=False, truth=None, network=None):
+        self.backend = backend
+        self.input = x
+        self.outputs = []
+        self.train = train
+        self.truth = truth
+        self.deltas = None
+        self.rng = self.net_w = self.net_h = None
+        self.loss_scale = 1.0
+        self.buffers = {}
+        if network is None:       # a lone layer's pass (tests)
+            return
+        self.rng = network.rng
+        self.net_w, self.net_h = network.net.width, network.net.height
+        self.loss_scale = network.net.loss_scale
+        self.buffers = network._buffers
+        if train:   # every delta starts at zero in each pass (-gpusem fix 1)
+            n = x.shape[0]
+            self.deltas = [self.output_buffer(layer, layer.out_shape(n), "delta")
+                           for layer in network.layers]
+            for delta in self.deltas:
+                backend.fill(delta, 0)
+
+    def output_buffer(self, layer, shape, name="output", dtype=np.float32):
+        """An array of the layer's, reused from pass to pass (fresh pages cost as much as a
+        convolution's arithmetic on these machines): its output, or scratch named ``name``."""
+        key = (layer.index, name)
+        buf = self.buffers.get(key)
+        if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
+            buf = self.backend.empty(shape, dtype)
+            self.buffers[key] = buf
+        return buf
+
+    def copy_to_buffer(self, layer, name, array):
+        buf = self.output_buffer(layer, array.shape, name)
+        self.backend.copy(buf, array)
+        return buf
+
+    def host_result(self, layer, array, name="output"):
+        """A numpy result computed on the host (losses, rare layers) placed in a backend
+        buffer of the layer's."""
+        buf = self.output_buffer(layer, array.shape, name)
+        self.backend.copy_from_numpy(buf, np.ascontiguousarray(array, np.float32))
+        return buf
+
+    def add_host_delta(self, dst, host_delta):
+        """dst (a backend delta buffer) += a numpy array of its size."""
+        B = self.backend
+        h = B.to_numpy(dst)            # the CPU backend returns dst itself: updated in place
+        h += host_delta.reshape(h.shape)
+        B.copy_from_numpy(dst, h)
+
+
+class HostArrays:
+    """A read-only sequence of backend arrays seen as numpy arrays, copied from the device on
+    first access (on the CPU backend: the arrays themselves)."""
+
+    def __init__(self, backend, arrays):
+        self._backend, self._arrays = backend, list(arrays)
+        self._host = [None] * len(self._arrays)
+
+    def __len__(self):
+        return len(self._arrays)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if self._host[i] is None and self._arrays[i] is not None:
+            self._host[i] = self._backend.to_numpy(self._arrays[i])
+        return self._host[i]
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+def forward_pass(network, x, train=False, truth=None, check_finite=False):
+    """Every layer's forward on ``x`` (a backend array); returns the pass's state. With
+    ``check_finite`` a layer output holding NaN or inf stops the pass with the layer named."""
+    B = network.backend
+    state = PassState(B, x, train, truth, network)
+    out = x
+    for layer in network.layers:
+        out = layer.forward(out, state)
+        if check_finite and not B.all_finite(out):
+            raise PydarknetError(
+                f"layer {layer.index} ({layer.layer_type}) produced NaN or inf at iteration "
+                f"{network.iteration + 1}; weights are left as they were before it")
+        state.outputs.append(out)
+    network.outputs = HostArrays(B, state.outputs)
+    if train:
+        network.deltas = HostArrays(B, state.deltas)
+    return state
+
+
+def backward_pass(network, state):
+    """Every layer's backward, last to first, as Darknet's backward_network: a layer with
+    ``stopbackward`` ends it, ``onlyforward`` layers pass nothing back."""
+    for layer in reversed(network.layers):
+        if layer.stopbackward:
+            break
+        if layer.onlyforward:
+            continue
+        layer.backward(state)
+
+
+def pass_cost(network):
+    """Darknet's cost of the last pass: the mean over the layers that have a cost."""
+    costs = [layer.cost or 0.0 for layer in network.layers if hasattr(layer, "cost")]
+    return sum(costs) / len(costs) if costs else 0.0
+
+
+def check_truths(network, truths, batch):
+    """Validate the truths of ``batch`` images: shape, dtype, classes and boxes. Detector
+    truths [N, max_boxes, 5] get a zero track-id column (Darknet's truth_size 6)."""
+    if not isinstance(truths, np.ndarray):
+        raise ShapeError(f"truths must be a numpy float32 array, found {type(truths).__name__}")
+    if truths.dtype != np.float32:
+        raise ShapeError(f"truths must be float32, found {truths.dtype}")
+    if truths.shape[0] != batch:
+        raise ShapeError(f"truths must hold {batch} rows (one per image), found {truths.shape[0]}")
+    heads = [l for l in network.layers if l.layer_type in DETECTION_LOSS_TYPES]
+    if not heads:
+        outputs = network.layers[-1].outputs
+        if truths.ndim != 2 or truths.shape[1] != outputs:
+            raise ShapeError(f"classifier truths must have shape [{batch}, {outputs}], found "
+                             f"{list(truths.shape)}")
+        return truths
+    if truths.ndim != 3 or truths.shape[2] not in (5, 6):
+        raise ShapeError(f"detector truths must have shape [{batch}, max_boxes, 5 or 6] (x, y, w, "
+                         f"h, class[, track id]), found {list(truths.shape)}")
+    if truths.shape[2] == 5:
+        truths = np.concatenate([truths, np.zeros(truths.shape[:2] + (1,), np.float32)], axis=2)
+    classes = min(l.classes for l in heads)
+    for b in range(batch):
+        for k, box in enumerate(truths[b]):
+            x, y, w, h, c = (float(v) for v in box[:5])
+            if x == 0:
+                break
+            if not (0 <= x <= 1 and 0 <= y <= 1) or not (0 < w <= 1 and 0 < h <= 1) or \
+                    not np.isfinite(box[:5]).all():
+                raise ShapeError(f"image {b}, box {k}: x={x:g} y={y:g} w={w:g} h={h:g}: boxes "
+                                 f"need x, y in [0, 1] and 0 < w, h <= 1 (relative to the image)")
+            if c != int(c) or not 0 <= c < classes:
+                raise ShapeError(f"image {b}, box {k}: class {c:g} is outside 0..{classes - 1}")
+    return np.ascontiguousarray(truths)
