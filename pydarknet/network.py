@@ -5,10 +5,11 @@ import os
 import numpy as np
 
 from . import weights as weights_io
-from .backend import get_backend
+from .backend import get_backend, parse_device
 from .cfg import parse_cfg, parse_cfg_text
-from .errors import CfgError, ShapeError
+from .errors import CfgError, PydarknetError, ShapeError
 from .layers import REGISTRY, BuildContext
+from .memory import check_fits, format_bytes
 from .net_options import NetOptions
 from .passes import check_truths, forward_pass, pass_cost
 from .train.iteration import train_iteration
@@ -60,6 +61,8 @@ class Network:
         self.deltas = None      # each layer's delta after a training-mode pass
         self.cost = None        # Darknet's cost of the last training pass with truths
         if init:
+            if isinstance(device, str) and parse_device(device)[0] == "cpu":
+                check_fits(self)    # an impossible cfg stops here, naming its largest layer
             self.init_weights(seed)
 
     # -- building ------------------------------------------------------------------------
@@ -94,7 +97,14 @@ class Network:
         self.params_to_host()
         rng = np.random.default_rng(seed)
         for layer in self.layers:
-            layer.init_params(rng)
+            try:
+                layer.init_params(rng)
+            except MemoryError:
+                raise PydarknetError(
+                    f"{layer.section.path}:{layer.section.line}: layer {layer.index} "
+                    f"[{layer.section.name}]: not enough memory for its "
+                    f"{layer.param_count():,} parameters ({format_bytes(4 * layer.param_count())})"
+                ) from None
 
     # -- description ---------------------------------------------------------------------
     @property
