@@ -8,8 +8,8 @@ import sys
 import time
 
 from ..errors import PydarknetError
-from .common import (add_device_option, add_run_options, load_network, new_problems, progress,
-                     reader_threads, report_problems)
+from .common import (add_device_option, add_run_options, darknet_command, load_network,
+                     new_problems, progress, reader_threads, report_problems)
 
 
 def _setup(args, for_valid):
@@ -70,19 +70,12 @@ def add_commands(sub):
     it from :mod:`.train`)."""
     cls = sub.add_parser("classifier", help="Darknet's classifier commands")
     csub = cls.add_subparsers(dest="action", required=True)
-    cp = csub.add_parser("predict", help="top-k classes of images", allow_abbrev=False)
-    cp.add_argument("data")
-    cp.add_argument("cfg")
-    cp.add_argument("weights")
+    cp = darknet_command(csub, "predict", "top-k classes of images", weights=None)
     cp.add_argument("images", nargs="+", metavar="IMAGE")
     cp.add_argument("-top", "--top", "-t", type=int, default=0)
     add_device_option(cp)
     cp.set_defaults(func=_cmd_predict)
-    cv = csub.add_parser("valid", help="top-1 / top-k accuracy on the valid list",
-                         allow_abbrev=False)
-    cv.add_argument("data")
-    cv.add_argument("cfg")
-    cv.add_argument("weights", nargs="?")
+    cv = darknet_command(csub, "valid", "top-1 / top-k accuracy on the valid list")
     cv.add_argument("-top", "--top", "-t", type=int, default=0)
     add_run_options(cv)
     cv.set_defaults(func=_cmd_valid)

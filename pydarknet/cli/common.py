@@ -37,6 +37,16 @@ def darknet_flag(p, name, **kw):
     p.add_argument(*flags, **kw)
 
 
+def darknet_command(sub, name, help, weights="?"):
+    """A Darknet-form command, ``NAME DATA CFG WEIGHTS``: ``weights="?"`` makes the weights
+    optional (random ones), None requires them."""
+    p = sub.add_parser(name, help=help, allow_abbrev=False)
+    p.add_argument("data", help="Darknet .data file")
+    p.add_argument("cfg")
+    p.add_argument("weights", nargs=weights)
+    return p
+
+
 def add_run_options(p):
     """``--threads`` (image reading) and ``--gpu``: every command that runs a network on images."""
     p.add_argument("--threads", type=int, help="image-reading threads (default 2)")

@@ -15,8 +15,8 @@ import sys
 import time
 
 from ..errors import PydarknetError
-from .common import (add_run_options, darknet_flag, load_network, new_problems, progress,
-                     reader_threads, report_problems)
+from .common import (add_run_options, darknet_command, darknet_flag, load_network,
+                     new_problems, progress, reader_threads, report_problems)
 
 
 def _expand_images(items, problems):
@@ -347,10 +347,7 @@ def add_commands(sub):
     det = sub.add_parser("detector", help="Darknet's detector commands")
     dsub = det.add_subparsers(dest="action", required=True)
 
-    t = dsub.add_parser("test", help="detect in images, Darknet's way", allow_abbrev=False)
-    t.add_argument("data")
-    t.add_argument("cfg")
-    t.add_argument("weights", nargs="?")
+    t = darknet_command(dsub, "test", "detect in images, Darknet's way")
     t.add_argument("images", nargs="*", metavar="IMAGE")
     darknet_flag(t, "thresh", type=float, default=0.25)
     darknet_flag(t, "nms", type=float, default=0.45)
@@ -359,20 +356,18 @@ def add_commands(sub):
     darknet_flag(t, "letter_box", action="store_true")
     darknet_flag(t, "out", help="JSON file for the detections (Darknet's -out)")
     darknet_flag(t, "save_labels", action="store_true",
-         help="write each image's detections as its label file (pseudo-labelling)")
+                 help="write each image's detections as its label file (pseudo-labelling)")
     t.add_argument("--out-dir", dest="out_dir", help="folder for the images with boxes "
                    "(default: predictions.jpg for one image, predictions/ for several)")
     add_run_options(t)
     t.set_defaults(func=_cmd_test)
 
-    m = dsub.add_parser("map", help="Darknet's mAP on the valid list (+ COCO metrics)",
-                        allow_abbrev=False)
-    m.add_argument("data")
-    m.add_argument("cfg")
-    m.add_argument("weights", nargs="?")
-    darknet_flag(m, "points", type=int, default=0, help="0: area under curve, 11: VOC2007, 101: COCO")
+    m = darknet_command(dsub, "map", "Darknet's mAP on the valid list (+ COCO metrics)")
+    darknet_flag(m, "points", type=int, default=0,
+                 help="0: area under curve, 11: VOC2007, 101: COCO")
     darknet_flag(m, "iou_thresh", type=float, default=0.5)
-    darknet_flag(m, "thresh", type=float, default=0.25, help="confidence for TP/FP/precision/recall")
+    darknet_flag(m, "thresh", type=float, default=0.25,
+                 help="confidence for TP/FP/precision/recall")
     darknet_flag(m, "letter_box", action="store_true")
     darknet_flag(m, "dont_show", action="store_true", help="accepted (nothing is shown)")
     m.add_argument("--coco", action="store_true", help="also COCO metrics (pycocotools)")
@@ -383,11 +378,8 @@ def add_commands(sub):
     add_run_options(m)
     m.set_defaults(func=_cmd_map)
 
-    v = dsub.add_parser("valid", help="write detections of the valid list (COCO json)",
-                        allow_abbrev=False)
-    v.add_argument("data")
-    v.add_argument("cfg")
-    v.add_argument("weights", nargs="?")
+    v = darknet_command(dsub, "valid", "write detections of the valid list (COCO json, VOC "
+                                       "files)")
     darknet_flag(v, "out", help="output name (default coco_results / comp4_det_test_)")
     darknet_flag(v, "thresh", type=float, default=0.001)
     darknet_flag(v, "nms", type=float, default=0.6)
@@ -401,7 +393,8 @@ def add_commands(sub):
     darknet_flag(a, "num_of_clusters", type=int, default=9)
     darknet_flag(a, "width", type=int, default=416)
     darknet_flag(a, "height", type=int, default=416)
-    darknet_flag(a, "seed", type=int, help="k-means initialisation seed (default: random, as Darknet)")
+    darknet_flag(a, "seed", type=int,
+                 help="k-means initialisation seed (default: random, as Darknet)")
     darknet_flag(a, "show", action="store_true", help="accepted (nothing is shown)")
     a.add_argument("--no-save", dest="no_save", action="store_true",
                    help="do not write anchors.txt / counters_per_class.txt")

@@ -5,7 +5,7 @@ import os
 import time
 
 from ..errors import PydarknetError
-from .common import add_device_option, builtin_cfg, device_of
+from .common import add_device_option, builtin_cfg, darknet_command, device_of
 
 
 def _map_function(data, thresh=0.25, iou=0.5):
@@ -121,9 +121,6 @@ def add_commands(sub):
 def add_darknet_train(detector_sub, classifier_sub):
     """`detector train DATA CFG [WEIGHTS]` and `classifier train DATA CFG [WEIGHTS]`."""
     for sub in (detector_sub, classifier_sub):
-        p = sub.add_parser("train", help="Darknet's form of `pydarknet train`")
-        p.add_argument("data")
-        p.add_argument("cfg")
-        p.add_argument("weights", nargs="?")
+        p = darknet_command(sub, "train", "Darknet's form of `pydarknet train`")
         _train_arguments(p, darknet_style=True)
         p.set_defaults(func=_cmd_train)
