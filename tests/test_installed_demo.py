@@ -2,7 +2,7 @@
 files the package uses must ship inside it (they once resolved to site-packages/cfg/ and the
 installed demo could not start).
 
-The checkout's files (git's view: tracked and new, not ignored) are copied to a temporary
+The checkout's build inputs (git's view: tracked and new, not ignored) are copied to a temporary
 folder and installed from there with pip (a wheel build: the C core compiles, the CUDA kernels
 are skipped) into another, which alone is put on PYTHONPATH; numpy, OpenCV and the rest come
 from this interpreter. About 30 s with two cores; pip needs PyPI (or its cache) for the build
@@ -19,14 +19,19 @@ from conftest import ROOT
 
 pytestmark = pytest.mark.slow
 
+# what `pip install .` reads (not tests/, bench/, or .weights files someone put in weights/)
+BUILD_INPUTS = ("pyproject.toml", "setup.py", "pydarknet/", "src_c/", "cfg/", "cuda/")
+
 
 def _copy_checkout(dst):
-    """The files git sees in the checkout (links kept as links), or a skip without git."""
+    """The build inputs git sees in the checkout (links kept as links); a skip without git."""
     if shutil.which("git") is None or not (ROOT / ".git").exists():
         pytest.skip(f"{ROOT} is not a git checkout: cannot tell its files from build output")
     listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others",
                              "--exclude-standard"], cwd=ROOT, capture_output=True, check=True)
-    for rel in filter(None, listed.stdout.decode().split("\0")):
+    for rel in listed.stdout.decode().split("\0"):
+        if not rel.startswith(BUILD_INPUTS):
+            continue
         src, target = ROOT / rel, dst / rel
         if not os.path.lexists(src):          # deleted in the working tree
             continue
