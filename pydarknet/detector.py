@@ -13,6 +13,7 @@ to the network size, or its letterbox when the cfg says ``letter_box=1``. NMS is
 
 import concurrent.futures as cf
 import os
+import time
 
 import numpy as np
 
@@ -116,11 +117,13 @@ def _load(path, network, letter_box, keep_image):
 
 
 def iter_detections(network, paths, thresh=0.25, nms=0.45, letter_box=None, nms_kind=None,
-                    beta_nms=None, batch_size=1, threads=2, problems=None, keep_images=False):
+                    beta_nms=None, batch_size=1, threads=2, problems=None, keep_images=False,
+                    timings=None):
     """Run the detector over image paths, reading and pre-processing ahead in ``threads``
     threads. Yields ``(index, path, image_or_None, Detections)`` for every image that could be
     read; the others are reported to ``problems`` (a ``pydarknet.data.Problems``: warned once,
-    counted as image_missing / image_unreadable) and skipped."""
+    counted as image_missing / image_unreadable) and skipped. ``timings``, a list, receives
+    the seconds of each forward pass (one per batch) before that batch's images are yielded."""
     if letter_box is None:
         letter_box = bool(network.net.letter_box)
     heads = detection_layers(network)
@@ -149,16 +152,19 @@ def iter_detections(network, paths, thresh=0.25, nms=0.45, letter_box=None, nms_
             pending.append((i, x, size, img))
             if len(pending) == batch_size or i == len(paths) - 1:
                 yield from _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms,
-                                heads, paths)
+                                heads, paths, timings)
                 pending = []
         if pending:
             yield from _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms, heads,
-                            paths)
+                            paths, timings)
 
 
-def _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms, heads, paths):
+def _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms, heads, paths, timings):
     x = np.stack([p[1] for p in pending])
+    t0 = time.perf_counter()
     network.predict(x)
+    if timings is not None:
+        timings.append(time.perf_counter() - t0)
     dets = _postprocess(network, [p[2] for p in pending], thresh, nms, letter_box, nms_kind,
                         beta_nms, heads)
     for (i, _, _, img), d in zip(pending, dets):

@@ -3,6 +3,7 @@ bad inputs they must survive (or refuse with a clear message)."""
 
 import json
 import os
+import re
 import warnings
 
 import cv2
@@ -276,6 +277,8 @@ def test_detector_test_writes_predictions(dataset, tmp_path, capsys, monkeypatch
     code, out, err = run(capsys, "detector", "test", d / "obj.data", d / "tiny.cfg",
                          d / "tiny.weights", img, "-thresh", 0.5, "-dont_show", "-out", "r.json")
     assert code == 0, err
+    assert re.fullmatch(rf"{re.escape(img)}: Predicted in \d+\.\d{{6}} milli-seconds\.",
+                        out.splitlines()[0])                # Darknet's line, before the boxes
     assert (tmp_path / "predictions.jpg").exists()
     frames = json.loads((tmp_path / "r.json").read_text())
     assert frames[0]["frame_id"] == 1 and frames[0]["filename"] == img
@@ -302,6 +305,31 @@ def test_detector_valid_writes_coco_results(dataset, capsys):
     assert {r["category_id"] for r in res} == {0, 1}       # 2 classes: class index ids
     assert all(len(r["bbox"]) == 4 and r["score"] > 0.001 for r in res)
     assert "category id = class index" in out
+
+
+def test_detector_valid_writes_voc_files(dataset, tmp_path, capsys):
+    """eval=voc (Darknet's default): per-class comp4 files with 1-based, clipped corners,
+    holding the same detections as the COCO json."""
+    d = dataset
+    data = tmp_path / "voc.data"
+    data.write_text(f"classes = 2\nvalid = {d / 'valid.txt'}\nnames = {d / 'names'}\n"
+                    f"results = {tmp_path / 'res'}\n")
+    code, out, err = run(capsys, "detector", "valid", data, d / "tiny.cfg", d / "tiny.weights",
+                         "-out", "mine_")
+    assert code == 0, err
+    sizes = {os.path.basename(p).split(".")[0]: cv2.imread(p).shape[1::-1]
+             for p in (d / "valid.txt").read_text().split()}
+    lines = 0
+    for name in ("cat", "dog"):
+        for line in (tmp_path / "res" / f"mine_{name}.txt").read_text().splitlines():
+            stem, score, x0, y0, x1, y1 = line.split()
+            w, h = sizes[stem]
+            assert 0 < float(score) <= 1 and 1 <= float(x0) <= float(x1) <= w
+            assert 1 <= float(y0) <= float(y1) <= h
+            lines += 1
+    res = json.loads((tmp_path / "res" / "coco_results.json").read_text())
+    assert lines == len(res) > 0
+    assert "per-class VOC files written to" in out
 
 
 def test_calc_anchors(dataset, tmp_path, capsys, monkeypatch):

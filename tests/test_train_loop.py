@@ -12,7 +12,7 @@ import pytest
 
 import pydarknet
 from conftest import ROOT
-from pydarknet.cli_train import run_training
+from pydarknet.cli.train import run_training
 from pydarknet.data import make_shapes_detection
 
 CFG = ROOT / "cfg" / "demo-shapes.cfg"

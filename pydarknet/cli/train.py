@@ -1,11 +1,11 @@
-"""Training commands: `pydarknet train`, Darknet's `detector train` / `classifier train`, and
-`pydarknet demo` (the built-in shapes data set, trained on the CPU in a few minutes)."""
+"""Training commands: ``pydarknet train``, Darknet's ``detector train`` / ``classifier train``,
+and ``pydarknet demo`` (the built-in shapes data set, trained on the CPU in a few minutes)."""
 
 import os
 import time
 
-from .cli import add_device_option, device_of
-from .errors import PydarknetError
+from ..errors import PydarknetError
+from .common import add_device_option, builtin_cfg, darknet_command, device_of
 
 
 def _map_function(data, thresh=0.25, iou=0.5):
@@ -13,7 +13,7 @@ def _map_function(data, thresh=0.25, iou=0.5):
     valid = data.get("valid")
     if not valid:
         return None
-    from .eval.darknet_map import evaluate_network_map
+    from ..eval.darknet_map import evaluate_network_map
 
     def compute(net):
         return evaluate_network_map(net, valid, names=data.get("names"), iou_thresh=iou,
@@ -23,9 +23,9 @@ def _map_function(data, thresh=0.25, iou=0.5):
 
 def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
                  backup=None, max_batches=None, map_every=None, log=print, device="cpu"):
-    from .data import make_loader
-    from .data.paths import read_data_file
-    from .train.loop import Trainer
+    from ..data import make_loader
+    from ..labels import read_data_file
+    from ..train.loop import Trainer
 
     data = read_data_file(datafile)
     if "train" not in data:
@@ -41,26 +41,20 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
     trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
                       device=device)
+    log(trainer.net.table())            # Darknet prints the network's layers before training
     return trainer, trainer.run()
 
 
 def _cmd_train(args):
+    """``train CFG DATA`` and Darknet's ``detector|classifier train DATA CFG``."""
     run_training(args.cfg, args.data, args.weights, clear=args.clear, calc_map=args.map,
                  seed=args.seed, backup=args.backup, max_batches=args.max_batches,
                  device=device_of(args))
     return 0
 
 
-def _cmd_darknet_train(args):
-    run_training(args.cfg, args.data, args.weights, clear=args.clear,
-                 calc_map=getattr(args, "map", False), seed=args.seed, backup=args.backup,
-                 device=device_of(args),
-                 max_batches=args.max_batches)
-    return 0
-
-
 def _cmd_demo(args):
-    from .data import make_shapes_detection
+    from ..data import make_shapes_detection
     t0 = time.time()
     folder = os.path.abspath(args.folder)
     print(f"generating the built-in shapes data set in {folder} ...")
@@ -78,7 +72,7 @@ def _cmd_demo(args):
     print(f"chart: {os.path.join(backup, 'chart.png')}")
     import cv2
 
-    from .image import draw_detections, read_bgr
+    from ..image import draw_detections, read_bgr
     with open(ds["valid"]) as f:
         first = f.readline().strip()
     image = read_bgr(first)
@@ -102,15 +96,8 @@ def _train_arguments(p, darknet_style):
     add_device_option(p)
 
 
-def _default_demo_cfg():
-    local = os.path.join("cfg", "demo-shapes.cfg")
-    if os.path.exists(local):
-        return local
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    return os.path.join(here, "cfg", "demo-shapes.cfg")
-
-
-def add_train_command(sub):
+def add_commands(sub):
+    """``train`` and ``demo``."""
     p = sub.add_parser("train", help="train a detector or classifier (darknet detector train)")
     p.add_argument("cfg")
     p.add_argument("data", help="Darknet .data file (classes, train, valid, names, backup)")
@@ -120,7 +107,8 @@ def add_train_command(sub):
 
     demo = sub.add_parser("demo", help="generate the built-in shapes data set and train "
                                        "cfg/demo-shapes.cfg on it (a few CPU minutes)")
-    demo.add_argument("--cfg", default=_default_demo_cfg())
+    demo.add_argument("--cfg", default=builtin_cfg("demo-shapes.cfg"),
+                      help="the network (default: the packaged cfg/demo-shapes.cfg)")
     demo.add_argument("--folder", default="demo", help="where data, checkpoints, chart go")
     demo.add_argument("--iterations", type=int, default=1200)
     demo.add_argument("--train-images", dest="train_images", type=int, default=400)
@@ -133,9 +121,6 @@ def add_train_command(sub):
 def add_darknet_train(detector_sub, classifier_sub):
     """`detector train DATA CFG [WEIGHTS]` and `classifier train DATA CFG [WEIGHTS]`."""
     for sub in (detector_sub, classifier_sub):
-        p = sub.add_parser("train", help="Darknet's form of `pydarknet train`")
-        p.add_argument("data")
-        p.add_argument("cfg")
-        p.add_argument("weights", nargs="?")
+        p = darknet_command(sub, "train", "Darknet's form of `pydarknet train`")
         _train_arguments(p, darknet_style=True)
-        p.set_defaults(func=_cmd_darknet_train)
+        p.set_defaults(func=_cmd_train)

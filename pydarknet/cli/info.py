@@ -1,35 +1,15 @@
-"""The ``pydarknet`` command: info, forward, train, demo, and Darknet's detector/classifier forms."""
+"""``pydarknet info`` (a cfg's layer table, Darknet's) and ``pydarknet forward`` (one timed
+forward pass on a built-in image)."""
 
-import argparse
 import json
-import os
 import sys
 import time
-import warnings
 
-from .errors import PydarknetError
-
-
-def add_device_option(p):
-    """``--gpu N`` (also Darknet's ``-i N`` and ``-gpus N``): run on CUDA device N."""
-    p.add_argument("--gpu", "-i", "-gpus", dest="gpu", metavar="N",
-                   help="run on GPU N through the CUDA backend (default: the CPU)")
-
-
-def device_of(args):
-    """"cpu" or "cuda:N" from ``--gpu``; Darknet's list form takes one GPU only."""
-    gpu = getattr(args, "gpu", None)
-    if gpu is None or str(gpu).strip().lower() == "cpu":
-        return "cpu"
-    parts = [g for g in str(gpu).split(",") if g.strip()]
-    if len(parts) != 1 or not parts[0].strip().isdigit():
-        raise PydarknetError(f"--gpu {gpu}: expected one GPU index such as 0 (multi-GPU "
-                             f"training is not supported)")
-    return f"cuda:{int(parts[0])}"
+from .common import add_device_option, builtin_cfg, device_of
 
 
 def _cmd_info(args):
-    from .network import Network
+    from ..network import Network
     net = Network(args.cfg, batch=args.batch or 1, width=args.width, height=args.height,
                   init=False)
     if args.json:
@@ -48,8 +28,8 @@ def _cmd_forward(args):
     """Build a network, print its table, run one forward pass on a built-in image."""
     import numpy as np
 
-    from .network import Network
-    from .sample import sample_image
+    from ..network import Network
+    from ..sample import sample_image
 
     net = Network(args.cfg, batch=1, width=args.width, height=args.height,
                   device=device_of(args))
@@ -75,11 +55,7 @@ def _cmd_forward(args):
     return 0
 
 
-def build_parser():
-    p = argparse.ArgumentParser(prog="pydarknet",
-                                description="Darknet-compatible networks from Python.")
-    sub = p.add_subparsers(dest="command", required=True)
-
+def add_commands(sub):
     info = sub.add_parser("info", help="print a cfg's layer table (Darknet's), BFLOPs, parameters")
     info.add_argument("cfg")
     info.add_argument("--json", action="store_true", help="machine-readable layer table")
@@ -90,31 +66,10 @@ def build_parser():
 
     fwd = sub.add_parser("forward", help="build a network and time a forward pass on a "
                                           "built-in image")
-    fwd.add_argument("--cfg", default=os.path.join("cfg", "yolov4.cfg"))
+    fwd.add_argument("--cfg", default=builtin_cfg("yolov4.cfg"),
+                     help="the network (default: the packaged cfg/yolov4.cfg)")
     fwd.add_argument("--weights")
     fwd.add_argument("--width", type=int)
     fwd.add_argument("--height", type=int)
     add_device_option(fwd)
     fwd.set_defaults(func=_cmd_forward)
-
-    from .cli_train import add_train_command
-    add_train_command(sub)
-    from .cli_detector import add_subcommands
-    add_subcommands(sub)
-    return p
-
-
-def main(argv=None):
-    args = build_parser().parse_args(argv)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("default")
-            warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
-            return args.func(args)
-    except PydarknetError as e:
-        print(f"pydarknet: error: {e}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

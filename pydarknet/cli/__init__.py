@@ -1,0 +1,42 @@
+"""The ``pydarknet`` command. One module per command family, each adding its commands to the
+parser built here (none imports this package, so none can vanish behind an import error):
+
+- :mod:`.info`: ``info``, ``forward``
+- :mod:`.train`: ``train``, ``demo``, ``detector train``, ``classifier train``
+- :mod:`.detector`: ``detect``, ``detector test|map|valid|calc_anchors``
+- :mod:`.classifier`: ``classifier predict|valid``
+- :mod:`.common`: what they share (``--gpu``, Darknet's single-dash flags, the packaged cfgs)
+"""
+
+import argparse
+import sys
+import warnings
+
+from ..errors import PydarknetError
+from . import classifier, detector, info, train
+
+__all__ = ["build_parser", "main"]
+
+
+def build_parser():
+    p = argparse.ArgumentParser(prog="pydarknet",
+                                description="Darknet-compatible networks from Python.")
+    sub = p.add_subparsers(dest="command", required=True)
+    info.add_commands(sub)
+    train.add_commands(sub)
+    detector_actions = detector.add_commands(sub)
+    classifier_actions = classifier.add_commands(sub)
+    train.add_darknet_train(detector_actions, classifier_actions)
+    return p
+
+
+def main(argv=None):
+    args = build_parser().parse_args(argv)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("default")
+            warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
+            return args.func(args)
+    except PydarknetError as e:
+        print(f"pydarknet: error: {e}", file=sys.stderr)
+        return 2

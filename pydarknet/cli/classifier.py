@@ -1,0 +1,82 @@
+"""Darknet's ``classifier predict|valid`` forms (``classifier train`` is in :mod:`.train`).
+
+    pydarknet classifier predict data/imagenet.data cfg/darknet53.cfg d53.weights cat.jpg -top 5
+    pydarknet classifier valid data/imagenet.data cfg/darknet53.cfg d53.weights -top 5
+"""
+
+import sys
+import time
+
+from ..errors import PydarknetError
+from .common import (add_device_option, add_run_options, darknet_command, load_network,
+                     new_problems, progress, reader_threads, report_problems)
+
+
+def _setup(args, for_valid):
+    from ..labels import check_names, read_data_file, read_names
+    data = read_data_file(args.data)
+    keys = ("labels", "names") if for_valid else ("names", "labels")
+    names_path = data.get(keys[0]) or data.get(keys[1]) or "data/labels.list"
+    net = load_network(args, args.cfg, args.weights)
+    classes = int(data.get("classes", 2))
+    last = net.layers[-1]
+    if last.layer_type in ("softmax", "cost") and last.outputs != classes:
+        raise PydarknetError(f"{args.cfg}: the last layer outputs {last.outputs} values but "
+                             f"{args.data} says classes = {classes}")
+    names = check_names(read_names(names_path), classes, names_path, f"{args.data} (classes)")
+    return data, net, names
+
+
+def _cmd_predict(args):
+    from ..eval.classify import predict
+    from ..image import read_bgr
+    data, net, names = _setup(args, False)
+    top = args.top or int(data.get("top", 1))
+    top = min(top, len(names))
+    for path in args.images:
+        t0 = time.time()
+        res = predict(net, read_bgr(path, 3), top)
+        print(f"{path}: Predicted in {(time.time() - t0) * 1000:f} milli-seconds.")
+        for k, p in res:
+            print(f"{names[k]}: {p:f}")
+    return 0
+
+
+def _cmd_valid(args):
+    from ..eval.classify import validate
+    from ..labels import read_list
+    data, net, names = _setup(args, True)
+    valid = data.get("valid", "data/train.list")
+    paths = read_list(valid, "validation image list")
+    top = min(args.top or int(data.get("top", 5)), len(names))
+    problems = new_problems()
+    r = validate(net, paths, names, top, threads=reader_threads(args), problems=problems,
+                 log=progress())
+    if progress():
+        print(file=sys.stderr)
+    if not r["images"]:
+        report_problems(problems)
+        raise PydarknetError(f"no image of {valid} could be read and labelled")
+    print(f"{r['images']} images: top 1: {r['top1']:f}, top {r['k']}: {r['topk']:f}")
+    if r["unlabeled"] or r["skipped"]:
+        print(f"skipped: {r['unlabeled']} without a class name in the path, {r['skipped']} "
+              "unreadable", file=sys.stderr)
+    report_problems(problems)
+    return 0
+
+
+def add_commands(sub):
+    """``classifier`` predict/valid; returns its sub-command group (``classifier train`` joins
+    it from :mod:`.train`)."""
+    cls = sub.add_parser("classifier", help="Darknet's classifier commands")
+    csub = cls.add_subparsers(dest="action", required=True)
+    cp = darknet_command(csub, "predict", "top-k classes of images", weights=None)
+    cp.add_argument("images", nargs="+", metavar="IMAGE")
+    cp.add_argument("-top", "--top", "-t", type=int, default=0)
+    add_device_option(cp)
+    cp.set_defaults(func=_cmd_predict)
+    cv = darknet_command(csub, "valid", "top-1 / top-k accuracy on the valid list")
+    cv.add_argument("-top", "--top", "-t", type=int, default=0)
+    add_run_options(cv)
+    cv.set_defaults(func=_cmd_valid)
+    return csub

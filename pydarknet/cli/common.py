@@ -1,0 +1,88 @@
+"""What several command families share: the ``--gpu`` option, Darknet's single-dash flags, the
+built-in cfg files, loading a network, and reporting skipped inputs."""
+
+import sys
+from importlib import resources
+
+from ..errors import PydarknetError
+
+
+def builtin_cfg(name):
+    """The path of a cfg file shipped with the package (the repository's cfg/ folder, installed
+    as pydarknet/cfgs/), e.g. ``builtin_cfg("demo-shapes.cfg")``."""
+    return str(resources.files("pydarknet") / "cfgs" / name)
+
+
+def add_device_option(p):
+    """``--gpu N`` (also Darknet's ``-i N`` and ``-gpus N``): run on CUDA device N."""
+    p.add_argument("--gpu", "-i", "-gpus", dest="gpu", metavar="N",
+                   help="run on GPU N through the CUDA backend (default: the CPU)")
+
+
+def device_of(args):
+    """"cpu" or "cuda:N" from ``--gpu``; Darknet's list form takes one GPU only."""
+    gpu = getattr(args, "gpu", None)
+    if gpu is None or str(gpu).strip().lower() == "cpu":
+        return "cpu"
+    parts = [g for g in str(gpu).split(",") if g.strip()]
+    if len(parts) != 1 or not parts[0].strip().isdigit():
+        raise PydarknetError(f"--gpu {gpu}: expected one GPU index such as 0 (multi-GPU "
+                             f"training is not supported)")
+    return f"cuda:{int(parts[0])}"
+
+
+def darknet_flag(p, name, **kw):
+    """A Darknet-style single-dash flag that also answers to its double-dash spelling."""
+    flags = dict.fromkeys((f"-{name}", f"--{name}", f"--{name.replace('_', '-')}"))
+    p.add_argument(*flags, **kw)
+
+
+def darknet_command(sub, name, help, weights="?"):
+    """A Darknet-form command, ``NAME DATA CFG WEIGHTS``: ``weights="?"`` makes the weights
+    optional (random ones), None requires them."""
+    p = sub.add_parser(name, help=help, allow_abbrev=False)
+    p.add_argument("data", help="Darknet .data file")
+    p.add_argument("cfg")
+    p.add_argument("weights", nargs=weights)
+    return p
+
+
+def add_run_options(p):
+    """``--threads`` (image reading) and ``--gpu``: every command that runs a network on images."""
+    p.add_argument("--threads", type=int, help="image-reading threads (default 2)")
+    add_device_option(p)
+
+
+def reader_threads(args):
+    """``--threads``: how many threads read and pre-process images."""
+    return getattr(args, "threads", None) or 2
+
+
+def load_network(args, cfg, weights, width=None, height=None):
+    """A batch-1 network on ``--gpu``'s device, with a note when it has no trained weights."""
+    from ..network import load
+    net = load(cfg, weights, batch=1, width=width, height=height, device=device_of(args))
+    if weights is None:
+        print(f"note: no weights given: {cfg} runs with random weights", file=sys.stderr)
+    return net
+
+
+def new_problems():
+    from ..data.io import Problems
+    return Problems()
+
+
+def report_problems(problems, out=None):
+    """One closing line counting the inputs that were skipped (each was warned about)."""
+    out = out or sys.stderr
+    counts = problems.as_dict()
+    if counts:
+        what = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in sorted(counts.items()))
+        print(f"skipped inputs ({what}); each reported above", file=out)
+
+
+def progress():
+    """A progress printer for terminals (None when stderr is not one)."""
+    if not sys.stderr.isatty():
+        return None
+    return lambda *a, **k: print(*a, **k, file=sys.stderr, flush=True)
