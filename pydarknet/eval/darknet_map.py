@@ -60,7 +60,7 @@ def average_precision(precision, recall, points=0):
     # recall is non-decreasing: the first rank with recall >= r holds the best precision there
     first = np.searchsorted(recall, levels, side="left")
     env = np.append(envelope, 0.0)
-    return float(env[first].sum() / points)
+    return float(sum(env[first].tolist()) / points)     # summed in order, as Darknet
 
 
 class MapAccumulator:
@@ -181,7 +181,7 @@ class MapAccumulator:
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         return {
-            "map": float(np.mean([c["ap"] for c in per_class])) if per_class else 0.0,
+            "map": sum(c["ap"] for c in per_class) / len(per_class) if per_class else 0.0,
             "iou_thresh": self.iou_thresh, "points": int(points), "thresh": self.thresh,
             "images": self.images, "truths": self.unique_truths, "detections": len(order),
             "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall,
