@@ -68,6 +68,33 @@ def test_threshold_counts_follow_detection_order_as_darknet():
     assert (acc.result()["tp"], acc.result()["fp"], acc.result()["fn"]) == (0, 0, 1)
 
 
+def test_threshold_counts_walk_darknets_array_after_nms():
+    # One truth T of class 0. Box A: class 0 at 0.9. Box B: class 0 at 0.1, class 1 at 0.8
+    # (nothing of class 1 here). Both match T (IoU 0.65); they overlap each other too little
+    # (0.3) for NMS. Decoded A comes first: A claims T, a TP at 0.25. Darknet's NMS leaves its
+    # array sorted by the last class's probability, B (0.8) before A (0): B's class-0 detection
+    # claims T first, below the threshold, so A is a false positive there; B's class 1 is one
+    # too. The ranking by probability (the AP) still credits A.
+    from pydarknet.eval import Detections, nms
+    truth = box(0.5, 0.5, 0.4, 0.4)
+    boxes = np.float32([box(0.43, 0.5, 0.26, 0.4), box(0.57, 0.5, 0.26, 0.4)])
+    probs = np.float32([[0.9, 0.0], [0.1, 0.8]])
+    decoded = Detections(boxes, probs.max(1), probs, np.zeros(2, np.int32), np.arange(2),
+                         (100, 100))
+    after = nms(decoded, 0.45)
+    assert (after.probs > 0).sum() == 3 and list(after.index) == [1, 0]
+    acc = MapAccumulator(2, 0.5, 0.25)
+    acc.add_detections(after, [[0] + truth])
+    r = acc.result(0)
+    assert (r["tp"], r["fp"], r["fn"]) == (0, 2, 1)
+    assert r["avg_iou"] == 0.0 and r["precision"] == 0.0 and r["recall"] == 0.0
+    assert r["per_class"][0]["ap"] == 1.0
+    # in decode order the same detections would count A as the TP
+    acc = MapAccumulator(2, 0.5, 0.25)
+    acc.add_detections(decoded, [[0] + truth])
+    assert (acc.result(0)["tp"], acc.result(0)["fp"]) == (1, 1)
+
+
 def test_classes_without_truths_count_as_zero_and_strict_iou():
     acc = MapAccumulator(2, 0.5, 0.25)
     acc.add_image([T1, box(0.5, 0.5, 0.1, 0.1)], [0, 1], [0.9, 0.8], [[0] + T1])

@@ -16,12 +16,18 @@ mAP is the mean over *all* classes (a class without truth boxes counts as 0, as 
 At ``thresh`` (Darknet's ``-thresh``, 0.25) it also reports TP, FP, FN, precision, recall, F1
 and the "average IoU", which Darknet defines as the sum of the true positives' IoUs divided by
 TP + FP; a detection above ``thresh`` is a TP there when it is matched and no earlier detection
-of the same image (in detection order, any probability) was matched to the same truth.
+of the same image (any probability) was matched to the same truth. "Earlier" is the order in
+which Darknet walks an image's detection array after its NMS, which sorted the array in place
+class by class, so the *last* class's probability orders it first (see :mod:`.nms`, whose
+:func:`~pydarknet.eval.nms` returns the rows in that order), and within a box the classes
+ascending. The order is not the ranking by probability: a class-0 detection at 0.1 on a box
+whose class-2 probability is high comes before a class-0 detection at 0.9 on a box without
+class 2, claims the truth, and makes the 0.9 one a false positive at the threshold.
 
-Differences from Darknet: equal probabilities keep detection order (Darknet's ``qsort`` leaves
-it unspecified); images that cannot be read are skipped (Darknet evaluates a black 10x10
-image); a label line Darknet cannot parse ends its reading of the file, here only that line is
-skipped (and reported).
+Equal probabilities keep that order in the ranking (images in list order), as glibc's stable
+``qsort`` does in Darknet. Differences from Darknet: images that cannot be read are skipped
+(Darknet evaluates a black 10x10 image); a label line Darknet cannot parse ends its reading of
+the file, here only that line is skipped (and reported).
 """
 
 import time
@@ -54,14 +60,15 @@ def average_precision(precision, recall, points=0):
     # recall is non-decreasing: the first rank with recall >= r holds the best precision there
     first = np.searchsorted(recall, levels, side="left")
     env = np.append(envelope, 0.0)
-    return float(env[first].sum() / points)
+    return float(sum(env[first].tolist()) / points)     # summed in order, as Darknet
 
 
 class MapAccumulator:
     """Collects detections and truths image by image; :meth:`result` computes the metrics.
 
     ``add_image(boxes, class_ids, scores, truths)``: detections as (box, class, probability)
-    pairs in detection order (boxes float32 [n, 4] relative x, y, w, h), truths [m, 5]
+    pairs in the order Darknet walks them (rows as :func:`~pydarknet.eval.nms` returns them,
+    classes ascending within a row; boxes float32 [n, 4] relative x, y, w, h), truths [m, 5]
     (class, x, y, w, h relative) with class ids already checked against ``classes``.
     ``difficult`` truths (VOC) make unmatched detections overlapping them disappear from the
     ranking, as Darknet's ``difficult=`` list does.
@@ -129,7 +136,9 @@ class MapAccumulator:
         self._truth.append(truth_index[keep])
 
     def add_detections(self, dets, truths, difficult=None):
-        """:meth:`add_image` from a :class:`~pydarknet.eval.Detections` (after NMS)."""
+        """:meth:`add_image` from a :class:`~pydarknet.eval.Detections` after
+        :func:`~pydarknet.eval.nms` (whose row order decides which detection claims a truth
+        first at the threshold)."""
         rows, cls, score = dets.pairs(0.0)
         self.add_image(dets.boxes[rows], cls, score, truths, difficult)
 
@@ -172,7 +181,7 @@ class MapAccumulator:
         precision = tp / (tp + fp) if tp + fp else 0.0
         recall = tp / (tp + fn) if tp + fn else 0.0
         return {
-            "map": float(np.mean([c["ap"] for c in per_class])) if per_class else 0.0,
+            "map": sum(c["ap"] for c in per_class) / len(per_class) if per_class else 0.0,
             "iou_thresh": self.iou_thresh, "points": int(points), "thresh": self.thresh,
             "images": self.images, "truths": self.unique_truths, "detections": len(order),
             "tp": tp, "fp": fp, "fn": fn, "precision": precision, "recall": recall,

@@ -8,8 +8,16 @@ than ``thresh``. What "overlaps" means depends on the kind (the cfg's ``nms_kind
 - ``greedynms``: DIoU, ``IoU - (d^2 / c^2)^0.6`` (Darknet's ``box_diou``);
 - ``diounms``: ``IoU - (d^2 / c^2)^beta_nms`` (``box_diounms``).
 
-Ties keep detection order (the earlier box wins); Darknet's ``qsort`` leaves their order
-unspecified. A box suppressed for one class keeps its other classes.
+A box suppressed for one class keeps its other classes.
+
+Darknet sorts the detection array itself, in place, once per class (``qsort``, which glibc
+implements as a stable merge sort), and callers then walk the array in that order: ``detector
+map`` decides which detection claims a truth first by it, ``valid`` writes its results in it.
+:func:`nms` does the same and returns the rows reordered: rows whose objectness is 0 swapped
+to the end (they take no part), the others stably sorted by class 0's probability, then by class
+1's, ..., so the last class's probability decides first and ties fall back to the earlier
+classes' probabilities (all taken before any suppression), then to detection order. The same
+running order breaks ties between equal probabilities in each class's greedy pass.
 """
 
 import numpy as np
@@ -109,9 +117,36 @@ def nms_keep(boxes, scores, thresh=0.45, kind="default", beta=0.6):
     return keep
 
 
+def _objectness_partition(objectness):
+    """Darknet's first NMS step: each row with objectness 0 swaps places with the last row not
+    yet swapped out. Returns (row order, how many rows take part)."""
+    n = len(objectness)
+    order = np.arange(n)
+    zero = objectness == 0
+    if not zero.any():
+        return order, n
+    i, last = 0, n - 1
+    while i <= last:
+        if zero[order[i]]:
+            order[i], order[last] = order[last], order[i]
+            last -= 1
+        else:
+            i += 1
+    return order, last + 1
+
+
+def _take_rows(dets, rows):
+    for name in ("boxes", "objectness", "probs", "layer", "index", "uncertainty"):
+        value = getattr(dets, name)
+        if value is not None:
+            setattr(dets, name, value[rows])
+
+
 def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
     """Per-class greedy NMS of :class:`~pydarknet.eval.Detections`: suppressed class
-    probabilities become 0. Returns the (copied unless ``inplace``) detections.
+    probabilities become 0 and the rows come back in Darknet's order after its NMS (see the
+    module's docstring). Returns the (copied unless ``inplace``) detections; ``thresh`` 0
+    leaves them as they are (Darknet skips NMS then).
 
     The overlaps of all boxes with any probability > 0 are computed once and shared by the
     classes (when there are at most a few thousand such boxes)."""
@@ -120,24 +155,28 @@ def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
         dets = dets.copy()
     if not thresh or len(dets) < 2:
         return dets
+    order, total = _objectness_partition(dets.objectness)
+    live = order[:total]
     probs = dets.probs
-    positive = probs > 0
-    per_class = positive.sum(0)
-    classes = np.flatnonzero(per_class > 1)
-    if not len(classes):
-        return dets
-    active = np.flatnonzero(positive[:, classes].any(1))
+    per_class = (probs[live] > 0).sum(0)
+    nms_classes = np.flatnonzero(per_class > 1)
+    active = live[(probs[live][:, nms_classes] > 0).any(1)]
     shared = None
     if len(active) <= _MATRIX_MAX:
         shared = _suppression_matrix(dets.boxes[active], thresh, kind, beta)
-    for k in classes:
-        local = np.flatnonzero(positive[active, k])
-        order = local[np.argsort(-probs[active[local], k], kind="stable")]
+        slot = np.empty(len(dets), np.intp)
+        slot[active] = np.arange(len(active))
+    for k in np.flatnonzero(per_class):       # an all-zero column leaves the order as it is
+        live = live[np.argsort(-probs[live, k], kind="stable")]
+        if per_class[k] < 2:
+            continue
+        ranked = live[:per_class[k]]          # the boxes with a probability > 0, best first
         if shared is not None:
-            keep = _greedy_shared(shared, order)
+            keep = _greedy_shared(shared, slot[ranked])
         else:
-            b = dets.boxes[active[order]]
+            b = dets.boxes[ranked]
             keep = _greedy(_suppression_matrix(b, thresh, kind, beta)) \
-                if len(order) <= _MATRIX_MAX else _greedy_rows(b, thresh, kind, beta)
-        probs[active[order[~keep]], k] = 0
+                if len(ranked) <= _MATRIX_MAX else _greedy_rows(b, thresh, kind, beta)
+        probs[ranked[~keep], k] = 0
+    _take_rows(dets, np.concatenate([live, order[total:]]))
     return dets
