@@ -60,6 +60,7 @@ class Network:
         self.outputs = [None] * len(self.layers)
         self.deltas = None      # each layer's delta after a training-mode pass
         self.cost = None        # Darknet's cost of the last training pass with truths
+        self.parallel = None    # a pydarknet.dist.DataParallel in a multi-rank run
         if init:
             if isinstance(device, str) and parse_device(device)[0] == "cpu":
                 check_fits(self)    # an impossible cfg stops here, naming its largest layer

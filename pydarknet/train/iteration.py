@@ -26,10 +26,15 @@ def _trained_layers(network):
 
 
 def train_iteration(network, images, truths):
-    """Darknet's train_network: returns its loss (sum of per-pass costs / batch)."""
+    """Darknet's train_network: returns its loss (sum of per-pass costs / batch).
+
+    In a data-parallel run (``network.parallel``, pydarknet.dist) ``images`` are this rank's
+    share; with summed gradients the update, ``seen`` and the loss span every rank's images."""
     net = network.net
     sub, mini = net.subdivisions, net.mini_batch
     batch = sub * mini
+    parallel = network.parallel
+    ranks = parallel.ranks_per_update if parallel else 1
     images = network._check_input(images)
     if images.shape[0] != batch:
         raise ShapeError(f"one iteration takes batch={batch} images ({sub} subdivisions of "
@@ -49,22 +54,28 @@ def train_iteration(network, images, truths):
     try:
         for s in range(sub):
             rows = slice(s * mini, (s + 1) * mini)
-            seen += mini
+            seen += mini * ranks
             total += train_pass(network, images[rows], truths[rows])
     except PydarknetError:
         for layer, stats in saved:   # leave the rolling statistics as they were too
             for k, v in stats.items():
                 B.copy_from_numpy(layer.params[k], v)
         raise
+    if parallel:
+        total = parallel.after_passes(network, layers, total)
     network.seen = seen
     network.iteration += 1
-    batch_num = network.seen // batch
+    batch_num = network.seen // (batch * ranks)
     rate = learning_rate(net, batch_num, network.rng)
+    if parallel:
+        rate *= parallel.rate_scale()
     network.learning_rate = rate
     for layer in layers:
         if layer.dont_update >= batch_num:
             continue
         if layer.burnin_update and layer.burnin_update * net.burn_in > batch_num:
             continue
-        update_layer(B, layer, rate, net.momentum, net.decay, batch, net.loss_scale)
-    return total / batch
+        update_layer(B, layer, rate, net.momentum, net.decay, batch * ranks, net.loss_scale)
+    if parallel:
+        parallel.after_update(network, batch)
+    return total / (batch * ranks)

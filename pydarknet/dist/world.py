@@ -1,0 +1,104 @@
+"""The processes of a data-parallel run: who we are, how many we are, and the collectives.
+
+A run started by ``mpiexec -n N`` (or any MPI launcher) has N ranks; anything else is one
+process. MPI is imported only when the launcher's environment says there are several ranks,
+so a plain run never initialises MPI.
+"""
+
+import os
+import sys
+
+import numpy as np
+
+from ..errors import PydarknetError
+
+# What MPI launchers put in each rank's environment: the world size.
+_SIZE_VARIABLES = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE",
+                   "SLURM_NTASKS")
+
+
+class LocalWorld:
+    """One process: rank 0 of 1; every collective returns its input."""
+
+    rank, size = 0, 1
+    is_root = True
+
+    def allreduce_sum(self, array):
+        return array
+
+    def broadcast(self, obj):
+        return obj
+
+    def barrier(self):
+        pass
+
+    def abort(self, message, code=1):
+        raise SystemExit(code)
+
+
+class MpiWorld:
+    """The ranks of MPI's COMM_WORLD (mpi4py)."""
+
+    def __init__(self, comm):
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.is_root = self.rank == 0
+
+    def allreduce_sum(self, array):
+        """Sum a contiguous float32/float64 numpy array over the ranks, in place."""
+        from mpi4py import MPI
+        self.comm.Allreduce(MPI.IN_PLACE, array, op=MPI.SUM)
+        return array
+
+    def broadcast(self, obj):
+        """Rank 0's ``obj`` on every rank (any picklable object)."""
+        return self.comm.bcast(obj, root=0)
+
+    def barrier(self):
+        self.comm.Barrier()
+
+    def abort(self, message, code=1):
+        """Stop every rank: this one's message first, then MPI_Abort (the launcher ends the
+        others within seconds)."""
+        print(f"pydarknet: rank {self.rank}/{self.size}: {message}", file=sys.stderr, flush=True)
+        self.comm.Abort(code)
+
+
+def launched_ranks(environ=None):
+    """The world size an MPI launcher announced in the environment (1 when none did)."""
+    environ = os.environ if environ is None else environ
+    for key in _SIZE_VARIABLES:
+        value = environ.get(key, "")
+        if value.isdigit():
+            return int(value)
+    return 1
+
+
+_WORLD = None
+
+
+def get_world():
+    """This process's world: MPI's when launched with several ranks, else a LocalWorld."""
+    global _WORLD
+    if _WORLD is None:
+        if launched_ranks() <= 1:
+            _WORLD = LocalWorld()
+        else:
+            try:
+                from mpi4py import MPI
+            except ImportError as e:
+                raise PydarknetError(
+                    f"started by an MPI launcher with {launched_ranks()} ranks, but mpi4py "
+                    f"cannot be imported ({e}): pip install 'pydarknet[dist]' (mpi4py and the "
+                    f"mpich wheel)") from None
+            _WORLD = MpiWorld(MPI.COMM_WORLD) if MPI.COMM_WORLD.Get_size() > 1 else LocalWorld()
+    return _WORLD
+
+
+def flat_buffer(arrays, dtype=np.float32):
+    """One contiguous host buffer with room for every array (and its offsets)."""
+    offsets, total = [], 0
+    for a in arrays:
+        offsets.append(total)
+        total += int(a.size)
+    return np.empty(total, dtype), offsets
