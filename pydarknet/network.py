@@ -259,7 +259,9 @@ class Network:
     def load_weights(self, path, cutoff=None, allow_partial=False):
         self.params_to_host()
         header = weights_io.load_weights(self, path, cutoff, allow_partial)
-        self.iteration = self.seen // max(self.net.batch, 1)
+        # an iteration of a data-parallel run (summed gradients) spans every rank's batch
+        ranks = self.parallel.ranks_per_update if self.parallel else 1
+        self.iteration = self.seen // max(self.net.batch * ranks, 1)
         return header
 
     def save_weights(self, path, cutoff=None):

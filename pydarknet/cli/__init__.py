@@ -31,7 +31,9 @@ def build_parser():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv           # a multi-GPU train runs the same command again under mpiexec
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")

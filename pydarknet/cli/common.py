@@ -14,21 +14,39 @@ def builtin_cfg(name):
 
 
 def add_device_option(p):
-    """``--gpu N`` (also Darknet's ``-i N`` and ``-gpus N``): run on CUDA device N."""
-    p.add_argument("--gpu", "-i", "-gpus", dest="gpu", metavar="N",
-                   help="run on GPU N through the CUDA backend (default: the CPU)")
+    """``--gpu N`` (also Darknet's ``-i N`` and ``-gpus N``): run on CUDA device N. Training
+    takes a list too (``-gpus 0,1,2,3``): one MPI rank per GPU."""
+    p.add_argument("--gpu", "-i", "-gpus", dest="gpu", metavar="N[,N...]",
+                   help="run on GPU N through the CUDA backend (default: the CPU); training "
+                        "on several (0,1,2,3) runs one process per GPU under mpiexec")
+
+
+def gpu_list(args):
+    """The GPU indexes ``--gpu`` names ([] for the CPU)."""
+    gpu = getattr(args, "gpu", None)
+    if gpu is None or str(gpu).strip().lower() == "cpu":
+        return []
+    parts = [g.strip() for g in str(gpu).split(",") if g.strip()]
+    if not parts or not all(g.isdigit() for g in parts):
+        raise PydarknetError(f"--gpu {gpu}: expected GPU indexes such as 0 or 0,1,2,3")
+    return [int(g) for g in parts]
 
 
 def device_of(args):
-    """"cpu" or "cuda:N" from ``--gpu``; Darknet's list form takes one GPU only."""
-    gpu = getattr(args, "gpu", None)
-    if gpu is None or str(gpu).strip().lower() == "cpu":
+    """"cpu" or "cuda:N" from ``--gpu``. With a list, a rank of an MPI run takes the GPU of its
+    place on its machine; anything else (Darknet's test/map) takes the first."""
+    from ..dist import launched_ranks, local_rank
+    gpus = gpu_list(args)
+    if not gpus:
         return "cpu"
-    parts = [g for g in str(gpu).split(",") if g.strip()]
-    if len(parts) != 1 or not parts[0].strip().isdigit():
-        raise PydarknetError(f"--gpu {gpu}: expected one GPU index such as 0 (multi-GPU "
-                             f"training is not supported)")
-    return f"cuda:{int(parts[0])}"
+    if len(gpus) == 1 or launched_ranks() == 1:
+        return f"cuda:{gpus[0]}"
+    place = local_rank()
+    if place >= len(gpus):
+        raise PydarknetError(f"--gpu {args.gpu} lists {len(gpus)} GPUs but this machine runs "
+                             f"more ranks (this is its rank {place}): start as many ranks per "
+                             f"machine as GPUs listed")
+    return f"cuda:{gpus[place]}"
 
 
 def darknet_flag(p, name, **kw):

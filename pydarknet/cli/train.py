@@ -5,7 +5,7 @@ import os
 import time
 
 from ..errors import PydarknetError
-from .common import add_device_option, builtin_cfg, darknet_command, device_of
+from .common import add_device_option, builtin_cfg, darknet_command, device_of, gpu_list
 
 
 def _map_function(data, thresh=0.25, iou=0.5):
@@ -22,7 +22,8 @@ def _map_function(data, thresh=0.25, iou=0.5):
 
 
 def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
-                 backup=None, max_batches=None, map_every=None, log=print, device="cpu"):
+                 backup=None, max_batches=None, map_every=None, log=print, device="cpu",
+                 sync="sum"):
     from ..data import make_loader
     from ..labels import read_data_file
     from ..train.loop import Trainer
@@ -40,16 +41,23 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
 
     trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
-                      device=device)
-    log(trainer.net.table())            # Darknet prints the network's layers before training
+                      device=device, sync=sync)
+    if trainer.root:
+        log(trainer.net.table())        # Darknet prints the network's layers before training
     return trainer, trainer.run()
 
 
 def _cmd_train(args):
-    """``train CFG DATA`` and Darknet's ``detector|classifier train DATA CFG``."""
+    """``train CFG DATA`` and Darknet's ``detector|classifier train DATA CFG``; with several
+    GPUs outside an MPI launch, the same command again as one MPI rank per GPU."""
+    from ..dist import launched_ranks
+    from ..dist.launch import relaunch
+    gpus = gpu_list(args)
+    if len(gpus) > 1 and launched_ranks() == 1:
+        return relaunch(len(gpus), args.argv)
     run_training(args.cfg, args.data, args.weights, clear=args.clear, calc_map=args.map,
                  seed=args.seed, backup=args.backup, max_batches=args.max_batches,
-                 device=device_of(args))
+                 device=device_of(args), sync=args.sync)
     return 0
 
 
@@ -93,6 +101,10 @@ def _train_arguments(p, darknet_style):
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")
     p.add_argument("--max-batches", dest="max_batches", type=int,
                    help="stop at this iteration instead of the cfg's max_batches")
+    p.add_argument("--sync", choices=("sum", "darknet"), default="sum",
+                   help="several ranks (mpiexec -n N, or -gpus 0,1,..): 'sum' (default) makes "
+                        "an iteration equal one process with N times the batch; 'darknet' is "
+                        "Darknet's multi-GPU rule (rate x N, weights averaged every 4 iterations)")
     add_device_option(p)
 
 

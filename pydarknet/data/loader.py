@@ -41,12 +41,18 @@ class BatchLoader:
     """
 
     def __init__(self, dataset, batch, width, height, seed=None, threads=None, prefetch=2,
-                 shuffle="random"):
+                 shuffle="random", shard=(0, 1)):
         if shuffle not in ("random", "epoch"):
             raise ValueError("shuffle must be 'random' or 'epoch'")
         if batch < 1:
             raise ValueError(f"batch must be >= 1, found {batch}")
+        rank, ranks = (int(v) for v in shard)
+        if not 0 <= rank < ranks:
+            raise ValueError(f"shard must be (rank, ranks) with 0 <= rank < ranks, found {shard}")
         self.dataset, self.batch = dataset, int(batch)
+        # A data-parallel rank loads the rank-th contiguous share of the batch one process
+        # with ranks x batch would draw: samples first..first+batch of every global batch.
+        self.global_batch, self.first = self.batch * ranks, rank * self.batch
         self.width, self.height = int(width), int(height)
         self.seed = int(np.random.SeedSequence().entropy % (2 ** 63)) if seed is None \
             else int(seed)
@@ -96,7 +102,8 @@ class BatchLoader:
     def get_state(self):
         """What resumes this loader exactly (JSON-serialisable)."""
         return {"version": STATE_VERSION, "seed": self.seed, "position": self.position,
-                "shuffle": self.shuffle, "batch": self.batch, "images": len(self.dataset)}
+                "shuffle": self.shuffle, "batch": self.batch, "images": len(self.dataset),
+                "global_batch": self.global_batch}
 
     def set_state(self, state):
         self._drop()
@@ -134,7 +141,7 @@ class BatchLoader:
         if self.shuffle == "random":
             return None              # the dataset draws it from the sample's generator
         m = len(self.dataset)
-        n = b * self.batch + k
+        n = b * self.global_batch + k
         epoch = n // m
         with self._lock:
             perm = self._perms.get(epoch)
@@ -147,7 +154,8 @@ class BatchLoader:
         return int(perm[n % m])
 
     def _load_one(self, b, k, w, h, images, truths):
-        self.dataset.sample(self.rng(b, k), w, h, index=self._index(b, k),
+        g = self.first + k                      # the sample's place in the global batch
+        self.dataset.sample(self.rng(b, g), w, h, index=self._index(b, g),
                             image_out=images[k], truth_out=truths[k])
 
     def _submit(self, b):
@@ -173,11 +181,13 @@ class BatchLoader:
 
 
 def make_loader(network, paths, seed=None, labels=None, threads=None, prefetch=2,
-                shuffle="random", augment=True, problems=None, **overrides):
+                shuffle="random", augment=True, problems=None, shard=None, **overrides):
     """A ``BatchLoader`` for a built network: a detector (it has [yolo]/[region] layers) gets a
     ``DetectionDataset``, anything else a ``ClassificationDataset`` (``labels``: the class
     names). ``paths``: a list of image paths or the path of a list file. Batches hold
-    ``net.batch`` images (all subdivisions of one iteration) at the network's current size."""
+    ``net.batch`` images (all subdivisions of one iteration) at the network's current size;
+    ``shard=(rank, ranks)``: this rank's share of what one loader with ranks x batch loads
+    (default: the network's data-parallel rank, ``network.parallel``)."""
     if isinstance(paths, (str, os.PathLike)):
         paths = read_list(os.fspath(paths))
     problems = problems if problems is not None else Problems()
@@ -192,6 +202,8 @@ def make_loader(network, paths, seed=None, labels=None, threads=None, prefetch=2
         ds = ClassificationDataset.from_network(network, paths, labels, augment=augment,
                                                 problems=problems, **overrides)
     n = network.net
+    if shard is None:
+        parallel = getattr(network, "parallel", None)
+        shard = (parallel.rank, parallel.size) if parallel else (0, 1)
     return BatchLoader(ds, n.subdivisions * n.mini_batch, n.width, n.height, seed=seed,
-                       threads=threads,
-                       prefetch=prefetch, shuffle=shuffle)
+                       threads=threads, prefetch=prefetch, shuffle=shuffle, shard=shard)

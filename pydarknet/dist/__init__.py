@@ -13,7 +13,7 @@
 """
 
 from .reduce import DARKNET_SYNC_INTERVAL, GradientSum, WeightAverage
-from .world import LocalWorld, MpiWorld, get_world, launched_ranks  # noqa: F401
+from .world import LocalWorld, MpiWorld, get_world, launched_ranks, local_rank  # noqa: F401
 
 SYNC_MODES = ("sum", "darknet")
 

@@ -80,3 +80,16 @@ class WeightAverage:
         buf = self._exchange.pack(B, params)
         self.world.allreduce_sum(buf)
         self._exchange.unpack(B, params, scale=1.0 / self.world.size)
+
+
+def broadcast_parameters(network, world):
+    """Every rank starts from rank 0's parameters (and ``seen``/iteration), whatever each
+    rank's own initialisation or file gave it."""
+    if world.size == 1:
+        return
+    B = network.backend
+    params = [p for layer in network.layers for p in layer.params.values()]
+    exchange = _FlatExchange()
+    world.broadcast_array(exchange.pack(B, params))
+    exchange.unpack(B, params)
+    network.seen, network.iteration = world.broadcast((network.seen, network.iteration))

@@ -29,6 +29,12 @@ class LocalWorld:
     def broadcast(self, obj):
         return obj
 
+    def broadcast_array(self, array):
+        return array
+
+    def any(self, flag):
+        return bool(flag)
+
     def barrier(self):
         pass
 
@@ -54,6 +60,16 @@ class MpiWorld:
         """Rank 0's ``obj`` on every rank (any picklable object)."""
         return self.comm.bcast(obj, root=0)
 
+    def broadcast_array(self, array):
+        """Rank 0's values of a contiguous numpy array, in place on every rank."""
+        self.comm.Bcast(array, root=0)
+        return array
+
+    def any(self, flag):
+        """True on every rank when ``flag`` is true on any (e.g. a stop asked for on one)."""
+        from mpi4py import MPI
+        return bool(self.comm.allreduce(int(bool(flag)), op=MPI.MAX))
+
     def barrier(self):
         self.comm.Barrier()
 
@@ -62,6 +78,21 @@ class MpiWorld:
         others within seconds)."""
         print(f"pydarknet: rank {self.rank}/{self.size}: {message}", file=sys.stderr, flush=True)
         self.comm.Abort(code)
+
+
+# ...and this process's rank among those on its machine.
+_LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_LOCAL_RANK",
+                         "SLURM_LOCALID")
+
+
+def local_rank(environ=None):
+    """This rank's index among the ranks on its machine (0 when no launcher said)."""
+    environ = os.environ if environ is None else environ
+    for key in _LOCAL_RANK_VARIABLES:
+        value = environ.get(key, "")
+        if value.isdigit():
+            return int(value)
+    return 0
 
 
 def launched_ranks(environ=None):

@@ -4,6 +4,11 @@ Iterations until max_batches, Darknet's console line, a JSON-lines log, chart.pn
 resizing (random=1), mAP on the valid list (--map) with <cfg>_best.weights, checkpoints
 (<cfg>_last every 100 iterations, <cfg>_N every 1000 or 10000, <cfg>_final), SIGINT/SIGTERM
 saving _last, and exact resumption from a checkpoint's sidecar state.
+
+Under ``mpiexec -n N`` (pydarknet.dist) every rank runs this loop on its share of each
+iteration's images; rank 0 alone prints, writes the log, the chart and checkpoints and runs
+the mAP; a stop asked for on any rank stops all at the same iteration, and an error on one
+rank aborts them all with its message.
 """
 
 import json
@@ -11,7 +16,10 @@ import math
 import os
 import signal
 import time
+import traceback
 
+from ..dist import DataParallel, get_world
+from ..dist.reduce import broadcast_parameters
 from ..network import Network
 from .chart import draw_chart
 from .checkpoint import load_checkpoint_state, save_checkpoint
@@ -47,12 +55,19 @@ class Trainer:
 
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
-                 last_every=100, device="cpu"):
+                 last_every=100, device="cpu", world=None, sync="sum"):
+        self.world = world = world or get_world()
+        self.root = world.is_root
+        if world.size > 1 and seed is None:       # every rank must draw from one seed
+            seed = world.broadcast(int.from_bytes(os.urandom(4), "little"))
         self.net = Network(cfg, seed=0 if seed is None else seed, device=device)
+        if world.size > 1:
+            self.net.parallel = DataParallel(world, sync)
         self.base = os.path.splitext(os.path.basename(str(cfg)))[0]
         self.backup = backup
-        os.makedirs(backup, exist_ok=True)
-        self.log = log
+        if self.root:
+            os.makedirs(backup, exist_ok=True)
+        self.log = log if self.root else (lambda *a, **k: None)
         self.last_every = last_every
         self.map_fn = map_fn
         self.map_every = map_every
@@ -69,6 +84,7 @@ class Trainer:
                 self.net.seen = self.net.iteration = 0
             else:
                 resume = load_checkpoint_state(self.net, weights)
+        broadcast_parameters(self.net, world)
         self.loader = loader_factory(self.net, seed)
         if resume:
             self.avg_loss = resume.get("avg_loss", -1.0)
@@ -84,6 +100,23 @@ class Trainer:
         self.count = 0 if not resume else resume.get("count", 0)
         self._stop = False
         self.log_path = os.path.join(backup, f"{self.base}_train.jsonl")
+        if resume and self.root:
+            self._forget_logged_after(self.net.iteration)
+
+    def _forget_logged_after(self, iteration):
+        """A resumed run logs again the iterations its checkpoint did not keep (a run killed
+        at 228 resumes from _last at 200): drop the old lines past the checkpoint."""
+        if not os.path.exists(self.log_path):
+            return
+        with open(self.log_path) as f:
+            lines = f.readlines()
+        kept = [line for line in lines if line.strip()
+                and json.loads(line).get("iteration", 0) <= iteration]
+        if len(kept) != len(lines):
+            tmp = f"{self.log_path}.tmp{os.getpid()}"
+            with open(tmp, "w") as f:
+                f.writelines(kept)
+            os.replace(tmp, self.log_path)
 
     # -- checkpoints ---------------------------------------------------------------------
     def _extra(self):
@@ -93,15 +126,32 @@ class Trainer:
                 "loader": self.loader.get_state() if hasattr(self.loader, "get_state") else None}
 
     def save(self, name):
+        """Rank 0 writes the checkpoint (every rank can resume from it); returns its path."""
         path = os.path.join(self.backup, f"{self.base}_{name}.weights")
-        save_checkpoint(self.net, path, self._extra())
+        if self.root:
+            save_checkpoint(self.net, path, self._extra())
         return path
+
+    def _chart(self):
+        if self.root:
+            draw_chart(os.path.join(self.backup, "chart.png"), self.history, self.max_batches,
+                       self.base)
 
     def _on_signal(self, signum, frame):
         self._stop = True
 
     # -- the loop ------------------------------------------------------------------------
     def run(self):
+        """Train to max_batches; returns the final (or, when stopped, _last) checkpoint."""
+        if self.world.size == 1:
+            return self._run()
+        try:
+            return self._run()
+        except Exception as e:       # one rank failing must not leave the others waiting
+            self.world.abort(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+            raise
+
+    def _run(self):
         net, opts = self.net, self.net.net
         if net.iteration >= self.max_batches:
             self.log(f"{self.base}: already trained to iteration {net.iteration} (max_batches="
@@ -110,7 +160,6 @@ class Trainer:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         heads = [l for l in net.layers if l.layer_type in ("yolo", "gaussian_yolo", "region")]
         random_coef = max((float(getattr(l, "random", 0)) for l in heads), default=0.0)
-        batch = opts.batch
         save_every = 10000 if self.max_batches >= 10000 else 1000
         map_every = self.map_every or 100
         start, first = time.time(), net.iteration
@@ -120,6 +169,7 @@ class Trainer:
                     w, h = multiscale_size(net.rng, opts, self.init_w, self.init_h, random_coef)
                     if self.max_batches - net.iteration <= 100:
                         w, h = self.init_w, self.init_h
+                    w, h = self.world.broadcast((w, h))     # rank 0's choice for all
                     net.resize(w, h)
                     self.loader.set_size(w, h)
                 self.count += 1
@@ -134,30 +184,29 @@ class Trainer:
                 done = it - first
                 left = (self.max_batches - it) * (time.time() - start) / max(done, 1) / 3600
                 record = {"iteration": it, "loss": loss, "avg_loss": self.avg_loss,
-                          "rate": net.learning_rate, "seconds": dt, "images": it * batch,
+                          "rate": net.learning_rate, "seconds": dt, "images": net.seen,
                           "hours_left": left, "size": [net.net.width, net.net.height]}
                 self.log(f" {it}: {loss:f}, {self.avg_loss:f} avg loss, {net.learning_rate:f} "
-                         f"rate, {dt:f} seconds, {it * batch} images, {left:f} hours left")
-                if self.map_fn and (it % map_every == 0 or it == self.max_batches):
+                         f"rate, {dt:f} seconds, {net.seen} images, {left:f} hours left")
+                if self.map_fn and self.root and (it % map_every == 0 or it == self.max_batches):
                     record["map"] = self._evaluate()
                 self.history.append({k: record[k] for k in ("iteration", "avg_loss")
                                      if k in record} | ({"map": record["map"]}
                                                         if "map" in record else {}))
-                with open(self.log_path, "a") as f:
-                    f.write(json.dumps(record) + "\n")
+                if self.root:
+                    with open(self.log_path, "a") as f:
+                        f.write(json.dumps(record) + "\n")
                 if it % 10 == 0 or it == self.max_batches or "map" in record:
-                    draw_chart(os.path.join(self.backup, "chart.png"), self.history,
-                               self.max_batches, self.base)
+                    self._chart()
                 if it % self.last_every == 0:
                     self.save("last")
                 if it % save_every == 0:
                     self.save(str(it))
-                if self._stop:
+                if self.world.any(self._stop):      # a signal on any rank stops them all
                     raise Stop()
         except Stop:
             path = self.save("last")
-            draw_chart(os.path.join(self.backup, "chart.png"), self.history, self.max_batches,
-                       self.base)
+            self._chart()
             self.log(f"stopped at iteration {net.iteration}: saved {path}")
             return path
         finally:
@@ -167,8 +216,7 @@ class Trainer:
                 self.loader.close()
         self.save("last")
         path = self.save("final")
-        draw_chart(os.path.join(self.backup, "chart.png"), self.history, self.max_batches,
-                   self.base)
+        self._chart()
         self.log(f"done: {path}")
         return path
 
