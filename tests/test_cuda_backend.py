@@ -32,10 +32,13 @@ import pytest
 
 from closeness import assert_close
 from pydarknet.backend import ACTIVATIONS, ACTIVATION_CODE, OP_NAMES
-from pydarknet.backend import cpu
 from pydarknet.backend import cublas
-from pydarknet.backend import cuda
+from pydarknet.backend import cuda_conv
+from pydarknet.backend import cuda_device
 from pydarknet.backend import cudnn
+from pydarknet.backend import get_backend
+from pydarknet.backend import kernel_signatures
+from pydarknet.backend.cuda import CudaBackend
 from pydarknet.errors import PydarknetError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -45,6 +48,9 @@ RTOL = 1e-4
 CHANNEL_ACTS = ("normalize_channels", "normalize_channels_softmax",
                 "normalize_channels_softmax_maxval")
 ELEMENTWISE = tuple(a for a in ACTIVATIONS if a not in CHANNEL_ACTS)
+cpu = get_backend("cpu")
+# The backend object under test; its device state is cuda_device's (switched by the fixtures).
+cuda = CudaBackend(0)
 
 
 def parse_signatures():
@@ -1046,11 +1052,11 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
     fat = pathlib.Path(tmp_dir) / "kernels.fatbin"
     if fatbin:
         fat.write_bytes(b"fake")
-    saved_state, saved_config = cuda._S, dict(cuda._config)
+    saved_state, saved_config = cuda_device._S, dict(cuda_device._config)
     with pytest.MonkeyPatch.context() as mp:
         for key, mod in make_fake_pycuda(mem, log, devices, init_error).items():
             mp.setitem(sys.modules, key, mod)
-        mp.setattr(cuda, "FATBIN", fat)
+        mp.setattr(cuda_device, "FATBIN", fat)
         mp.setattr(cublas, "load_library", lambda candidates=None: None)
         mp.setattr(cublas, "Handle", lambda lib=None: blas)
         if cudnn_lib == "missing":
@@ -1058,15 +1064,15 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
             mp.setattr(cudnn._LIBRARY, "lib", None)
         else:
             mp.setattr(cudnn, "load_library", lambda candidates=None: dnn)
-        cuda._S = None
+        cuda_device._S = None
         try:
             if do_init:
-                cuda.init(0)
+                cuda_device.init(0)
             yield types.SimpleNamespace(mem=mem, log=log, blas=blas, dnn=dnn)
         finally:
-            cuda._S = saved_state
-            cuda._config.clear()
-            cuda._config.update(saved_config)
+            cuda_device._S = saved_state
+            cuda_device._config.clear()
+            cuda_device._config.update(saved_config)
 
 
 # =============================================================================================
@@ -1075,17 +1081,17 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
 @pytest.fixture(scope="module")
 def gpu_state():
     """The real CUDA backend's state on GPU 0, or a skip saying what is missing."""
-    before = cuda._S
+    before = cuda_device._S
     if before is not None and before.drv.Error is not FakeError:
         state = before
     else:
-        cuda._S = None
+        cuda_device._S = None
         try:
-            cuda.init(0)
+            cuda_device.init(0)
         except PydarknetError as exc:
-            cuda._S = before
+            cuda_device._S = before
             pytest.skip(f"no usable CUDA GPU: {exc}")
-        state = cuda._S
+        state = cuda_device._S
     return types.SimpleNamespace(state=state, fake=None)
 
 
@@ -1093,7 +1099,7 @@ def gpu_state():
 def emulated_state(tmp_path_factory):
     """The CUDA backend's state on the fake device (self-contained once initialised)."""
     with fake_device(tmp_path_factory.mktemp("fakecuda")) as fake:
-        state = cuda._S
+        state = cuda_device._S
     return types.SimpleNamespace(state=state, fake=fake)
 
 
@@ -1101,15 +1107,15 @@ def emulated_state(tmp_path_factory):
 def dev(request):
     """The CUDA backend module, switched to the emulated or the real device for one test."""
     which = request.getfixturevalue(f"{request.param}_state")
-    saved_state, saved_config = cuda._S, dict(cuda._config)
-    cuda._S = which.state
-    cuda._config.update(tf32=False, precision="fp32", cudnn=True, deterministic=True)
-    cuda._apply_math_mode(which.state)
+    saved_state, saved_config = cuda_device._S, dict(cuda_device._config)
+    cuda_device._S = which.state
+    cuda_device._config.update(tf32=False, precision="fp32", cudnn=True, deterministic=True)
+    cuda_device._apply_math_mode(which.state)
     try:
         yield cuda
     finally:
-        cuda._S = saved_state
-        cuda._config.update(saved_config)
+        cuda_device._S = saved_state
+        cuda_device._config.update(saved_config)
 
 
 def rand(rng, *shape, scale=1.0):
@@ -1128,11 +1134,11 @@ def H(dev, a):
 # Without a GPU
 # =============================================================================================
 def test_module_imports_without_gpu():
-    assert callable(cuda.init)
+    assert callable(cuda_device.init)
     assert cuda.name == "cuda"
     for op in OP_NAMES:
         assert callable(getattr(cuda, op)), op
-        assert op in cuda.__all__
+        assert callable(getattr(cuda, "_" + op)), op      # the unchecked kernel
 
 
 def test_ops_take_the_cpu_backends_parameters():
@@ -1144,19 +1150,25 @@ def test_ops_take_the_cpu_backends_parameters():
         assert all(p.default is not inspect.Parameter.empty for p in pg[len(pc):]), op
 
 
-def test_kernel_signature_table_matches_cuda_sources():
+def test_kernel_signatures_read_from_the_cuda_sources(tmp_path):
+    import json
     sigs = parse_signatures()
-    differ = {k: (cuda._SIGNATURES.get(k), sigs.get(k)) for k in set(sigs) | set(cuda._SIGNATURES)
-              if cuda._SIGNATURES.get(k) != sigs.get(k)}
-    assert not differ, ("pydarknet/backend/cuda.py's _SIGNATURES (first) differs from cuda/*.cu "
-                        f"(second): {differ}")
+    assert kernel_signatures.load() == sigs
+    # the build writes them as JSON (package data for an installed package without cuda/)
+    path = tmp_path / "kernel_signatures.json"
+    assert kernel_signatures.write_json(path) == sigs
+    assert json.loads(path.read_text()) == sigs
+    assert kernel_signatures.parse_source(
+        'extern "C" __global__ void k(const float* __restrict__ a, int n, float s)') == {"k": "Pif"}
+    with pytest.raises(ValueError, match="unexpected kernel parameter"):
+        kernel_signatures.parse_source('extern "C" __global__ void k(double d)')
 
 
 def test_init_without_pycuda_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(cuda, "_S", None)
+    monkeypatch.setattr(cuda_device, "_S", None)
     monkeypatch.setitem(sys.modules, "pycuda", None)    # import pycuda -> ImportError
     with pytest.raises(PydarknetError, match=r"pip install pycuda"):
-        cuda.init(0)
+        cuda_device.init(0)
 
 
 class _NoDriverFinder:
@@ -1170,31 +1182,31 @@ class _NoDriverFinder:
 
 
 def test_init_without_driver_says_so(monkeypatch):
-    monkeypatch.setattr(cuda, "_S", None)
+    monkeypatch.setattr(cuda_device, "_S", None)
     pkg = types.ModuleType("pycuda")
     pkg.__path__ = []
     monkeypatch.setitem(sys.modules, "pycuda", pkg)
     monkeypatch.delitem(sys.modules, "pycuda.driver", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_NoDriverFinder()] + sys.meta_path)
     with pytest.raises(PydarknetError, match=r"no NVIDIA driver found \(libcuda\.so\.1"):
-        cuda.init(0)
+        cuda_device.init(0)
 
 
 def test_init_without_a_gpu_or_fatbin_says_what_to_do(tmp_path):
     with fake_device(tmp_path, init_error="cuInit failed: no CUDA-capable device is detected",
                      do_init=False):
         with pytest.raises(PydarknetError, match="no usable NVIDIA GPU.*nvidia-smi"):
-            cuda.init(0)
+            cuda_device.init(0)
     with fake_device(tmp_path, devices=0, do_init=False):
         with pytest.raises(PydarknetError, match="no CUDA GPU found"):
-            cuda.init(0)
+            cuda_device.init(0)
     with fake_device(tmp_path, devices=1, do_init=False):
         with pytest.raises(PydarknetError, match=r"cuda:3 does not exist.*1 GPU"):
-            cuda.init(3)
+            cuda_device.init(3)
     (tmp_path / "kernels.fatbin").unlink()
     with fake_device(tmp_path, fatbin=False, do_init=False):
         with pytest.raises(PydarknetError, match=r"run `make cuda` \(needs nvcc\)"):
-            cuda.init(0)
+            cuda_device.init(0)
     with fake_device(tmp_path, do_init=False):
         with pytest.raises(PydarknetError, match="not initialised"):
             cuda.zeros((2, 3))
@@ -1203,9 +1215,9 @@ def test_init_without_a_gpu_or_fatbin_says_what_to_do(tmp_path):
 def test_init_is_idempotent_and_one_gpu_per_process(tmp_path):
     with fake_device(tmp_path, devices=2) as fake:
         assert cuda.is_initialized() and cuda.device_index() == 0
-        cuda.init(0)
+        cuda_device.init(0)
         with pytest.raises(PydarknetError, match="already runs on cuda:0"):
-            cuda.init(1)
+            cuda_device.init(1)
         assert fake.blas.math_mode == cublas.DEFAULT_MATH
         cuda.set_tf32(True)
         assert fake.blas.math_mode == cublas.TF32_TENSOR_OP_MATH
@@ -1340,14 +1352,14 @@ def test_cudnn_binding_against_the_installed_library_and_headers():
 
 
 def test_tf32_and_precision_settings():
-    saved = dict(cuda._config)
+    saved = dict(cuda_device._config)
     try:
         cuda.set_precision("float16")
         assert cuda.get_precision() == "fp16"
         with pytest.raises(ValueError, match="fp32' or 'fp16"):
             cuda.set_precision("int8")
     finally:
-        cuda._config.update(saved)
+        cuda_device._config.update(saved)
 
 
 # =============================================================================================
@@ -1441,7 +1453,7 @@ def conv_inputs(geom, seed):
 
 def fake_dnn():
     """The FakeCudnnLib behind the backend's current state (None on a real GPU)."""
-    S = cuda._S
+    S = cuda_device._S
     lib = S.dnn.lib if S is not None and S.dnn is not None else None
     return lib if isinstance(lib, FakeCudnnLib) else None
 
@@ -1449,7 +1461,7 @@ def fake_dnn():
 def select_path(dev, path, monkeypatch):
     """Convolutions through cuDNN or im2col for this test; returns (the fake cuDNN or None,
     the number of its calls so far)."""
-    monkeypatch.setitem(cuda._config, "cudnn", path == "cudnn")
+    monkeypatch.setitem(cuda_device._config, "cudnn", path == "cudnn")
     if path == "cudnn" and not dev.cudnn_enabled():
         pytest.skip(f"cuDNN is not used: {dev.cudnn_info()['reason']}")
     fake = fake_dnn()
@@ -1465,7 +1477,7 @@ def fallbacks_of(geom):
     """cudnn_info()'s fallbacks of this geometry (why it, or a direction, took im2col)."""
     n, c, h, w, f, kh, kw, (sy, sx), (py, px), dil, g = geom
     oh, ow = conv_out(geom)[2:]
-    text = cuda._geometry_text((n, c, h, w, f, c // g, kh, kw, oh, ow, sy, sx, py, px, dil, g))
+    text = cuda_conv._geometry_text((n, c, h, w, f, c // g, kh, kw, oh, ow, sy, sx, py, px, dil, g))
     return [why for why in cuda.cudnn_info()["fallbacks"] if why.startswith(text + " ")]
 
 
@@ -1474,7 +1486,7 @@ def fallbacks_of(geom):
 @pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
 def test_conv2d(dev, geom, chunked, path, monkeypatch):
     if chunked:
-        monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+        monkeypatch.setattr(cuda_conv, "_WORKSPACE_BYTES", 1)
     fake, mark = select_path(dev, path, monkeypatch)
     x, w, _ = conv_inputs(geom, 3)
     n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
@@ -1503,7 +1515,7 @@ def test_conv2d(dev, geom, chunked, path, monkeypatch):
 @pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
 def test_conv2d_backward(dev, geom, chunked, with_dx, path, monkeypatch):
     if chunked:
-        monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+        monkeypatch.setattr(cuda_conv, "_WORKSPACE_BYTES", 1)
     fake, mark = select_path(dev, path, monkeypatch)
     x, w, rng = conv_inputs(geom, 4)
     n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
@@ -1596,7 +1608,7 @@ def chosen(fake):
 ], ids=["fp32", "tf32", "fp16", "non-deterministic"])
 def test_cudnn_math_type_and_algorithms(tmp_path, setting, asked, math, bwd_algo):
     with fake_device(tmp_path) as fake:
-        cuda._config.update(setting)
+        cuda_device._config.update(setting)
         conv_pass(GEOM)
         # the heuristics are asked with the setting's math type on the descriptor ...
         assert {geo["math"] for name, geo in fake.dnn.calls if name.startswith("v7")} == {asked}
@@ -1647,7 +1659,7 @@ def test_cudnn_plans_are_cached_and_workspace_counted(tmp_path):
         cuda.set_tf32(True)                                # another mode: another plan
         conv_pass(GEOM)
         assert cuda.cudnn_info()["plans"] == 2
-        cuda._shutdown()                                   # every descriptor and the handle go
+        cuda_device._shutdown()                                   # every descriptor and the handle go
         assert fake.dnn.objects == {}
 
 
@@ -1731,9 +1743,9 @@ def test_cudnn_without_a_gpu_leaves_the_im2col_path(tmp_path):
 def test_cudnn_switched_off_and_on(tmp_path, monkeypatch):
     monkeypatch.setenv("PYDARKNET_CUDNN", "0")
     with fake_device(tmp_path) as fake:
-        cuda._config["cudnn"] = None                       # as the environment says
-        cuda._shutdown()
-        cuda.init(0)
+        cuda_device._config["cudnn"] = None                       # as the environment says
+        cuda_device._shutdown()
+        cuda_device.init(0)
         assert not cuda.get_cudnn() and fake.dnn.objects == {}   # not even loaded
         check_without_cudnn(fake, "switched off by PYDARKNET_CUDNN=0")
         cuda.set_cudnn(True)                               # loads it now
@@ -1746,15 +1758,15 @@ def test_cudnn_switched_off_and_on(tmp_path, monkeypatch):
 
 
 def test_cudnn_settings_before_init():
-    saved = dict(cuda._config)
+    saved = dict(cuda_device._config)
     try:
         cuda.set_deterministic(False)
         assert not cuda.get_deterministic()
         cuda.set_cudnn(False)
         assert not cuda.get_cudnn()
     finally:
-        cuda._config.clear()
-        cuda._config.update(saved)
+        cuda_device._config.clear()
+        cuda_device._config.update(saved)
 
 
 @pytest.mark.parametrize("ta", [False, True])
