@@ -2066,6 +2066,155 @@ def test_misuse_fails_in_python(dev):
         dev.add_bias(xd, dev.zeros((4,)))
 
 
+# Misuse the same way on both backends: (op, expected message, call(B, A) with A turning a host
+# array into a backend array). The checks live in one place (pydarknet/backend/base.py), so
+# the ValueError must be the same, word for word.
+def _f(*shape):
+    return np.zeros(shape, F32)
+
+
+MISUSE = [
+    ("scale_channels_backward", "dscale must hold 6 values",
+     lambda B, A: B.scale_channels_backward(A(_f(2, 3, 4, 4)), A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)),
+                                            None, A(_f(5)), False)),
+    ("scale_channels_backward", "dsrc must hold 96 values",
+     lambda B, A: B.scale_channels_backward(A(_f(2, 3, 4, 4)), A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)),
+                                            A(_f(95)), None, False)),
+    ("scale_channels_backward", "delta must hold 96 values",
+     lambda B, A: B.scale_channels_backward(A(_f(2, 3, 4, 3)), A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)),
+                                            A(_f(96)), None, False)),
+    ("scale_channels", "out must hold 96 values",
+     lambda B, A: B.scale_channels(A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)), A(_f(2, 3, 4, 3)), False)),
+    ("conv2d", "w must have shape",
+     lambda B, A: B.conv2d(A(_f(2, 3, 5, 5)), A(_f(4, 2, 3, 3)), A(_f(2, 4, 5, 5)), 1, 1, 1, 1, 1, 1)),
+    ("conv2d", "stride_y must be an integer >= 1",
+     lambda B, A: B.conv2d(A(_f(2, 3, 5, 5)), A(_f(4, 3, 3, 3)), A(_f(2, 4, 5, 5)), 0, 1, 1, 1, 1, 1)),
+    ("conv2d", "out must not share memory with x",
+     lambda B, A: (lambda x: B.conv2d(x, A(_f(3, 3, 1, 1)), x, 1, 1, 0, 0, 1, 1))(A(_f(2, 3, 5, 5)))),
+    ("conv2d_backward", "dw must have shape",
+     lambda B, A: B.conv2d_backward(A(_f(2, 3, 5, 5)), A(_f(4, 3, 3, 3)), A(_f(2, 4, 5, 5)), None,
+                                    A(_f(4, 3, 3, 2)), 1, 1, 1, 1, 1, 1)),
+    ("gemm", "inner dimensions differ",
+     lambda B, A: B.gemm(False, False, 1.0, A(_f(2, 3)), A(_f(4, 5)), 0.0, A(_f(2, 5)))),
+    ("activate", "unknown activation", lambda B, A: B.activate(A(_f(4)), "nope")),
+    ("activate_copy", "y must have shape", lambda B, A: B.activate_copy(A(_f(4)), A(_f(5)), "leaky")),
+    ("add_bias", "b must have shape (3,)", lambda B, A: B.add_bias(A(_f(2, 3, 4)), A(_f(4)))),
+    ("bias_activate", "b must have shape (3,)",
+     lambda B, A: B.bias_activate(A(_f(2, 3, 4)), A(_f(2)), "mish")),
+    ("batchnorm_inference", "variance must have shape (3,)",
+     lambda B, A: B.batchnorm_inference(A(_f(2, 3, 4)), A(_f(3)), A(_f(3)), A(_f(4)), A(_f(3)))),
+    ("batchnorm_activate_inference", "biases must have shape (3,)",
+     lambda B, A: B.batchnorm_activate_inference(A(_f(2, 3, 4)), A(_f(3)), A(_f(3)), A(_f(3)),
+                                                 A(_f(1)), "relu")),
+    ("copy_rows", "do not fit",
+     lambda B, A: B.copy_rows(A(_f(2, 6)), A(_f(2, 4)), 3, 0, 2)),
+    ("shortcut_add", "exceeds the values per image",
+     lambda B, A: B.shortcut_add(A(_f(2, 6)), A(_f(2, 4)), 5, 1)),
+    ("shortcut_add", "3 channels need 3 weights",
+     lambda B, A: B.shortcut_add(A(_f(2, 8)), A(_f(2, 8)), 6, 2, [1.0, 2.0])),
+    ("yolo_activate", "entries must be an integer >= 5",
+     lambda B, A: B.yolo_activate(A(_f(1, 8, 2, 2)), A(_f(1, 8, 2, 2)), 2, 4, 1.0, False)),
+    ("softmax", "does not divide", lambda B, A: B.softmax(A(_f(2, 6)), A(_f(2, 6)), 4, 1.0)),
+    ("softmax", "temperature must not be 0", lambda B, A: B.softmax(A(_f(2, 6)), A(_f(2, 6)), 2, 0)),
+    ("sam", "x must hold 6 values", lambda B, A: B.sam(A(_f(6)), A(_f(5)), A(_f(6)))),
+    ("sam_backward", "dx must hold 6 values",
+     lambda B, A: B.sam_backward(A(_f(6)), A(_f(6)), A(_f(6)), A(_f(7)), None)),
+    ("maxpool", "out must have shape (2, 3, OH, OW)",
+     lambda B, A: B.maxpool(A(_f(2, 3, 4, 4)), A(_f(2, 2, 2, 2)), 2, 2, 2, 0)),
+    ("local_avgpool", "pad must be an integer >= 0",
+     lambda B, A: B.local_avgpool(A(_f(2, 3, 4, 4)), A(_f(2, 3, 2, 2)), 2, 2, 2, -1)),
+    ("global_avgpool", "out must have shape (2, 3, 1, 1)",
+     lambda B, A: B.global_avgpool(A(_f(2, 3, 4, 4)), A(_f(2, 4, 1, 1)))),
+    ("upsample", "out must have shape (1, 2, 4, 4)",
+     lambda B, A: B.upsample(A(_f(1, 2, 2, 2)), A(_f(1, 2, 4, 3)), 2, 1.0)),
+    ("downsample_sum", "out must have shape (1, 2, 2, 2)",
+     lambda B, A: B.downsample_sum(A(_f(1, 2, 4, 4)), A(_f(1, 2, 2, 1)), 2, 1.0)),
+    ("gradient", "needs the pre-activation x",
+     lambda B, A: B.gradient(A(_f(4)), A(_f(4)), "swish")),
+    ("maxpool_train", "indexes must be int32",
+     lambda B, A: B.maxpool_train(A(_f(2, 3, 4, 4)), A(_f(2, 3, 2, 2)), A(_f(2, 3, 2, 2)), 2, 2,
+                                  2, 0)),
+    ("maxpool_backward", "indexes must be int32",
+     lambda B, A: B.maxpool_backward(A(_f(2, 3)), A(_f(2, 3)), A(_f(2, 6)))),
+    ("local_avgpool_backward", "delta must have shape (2, 3, OH, OW)",
+     lambda B, A: B.local_avgpool_backward(A(_f(2, 2, 2, 2)), A(_f(2, 3, 4, 4)), 2, 2, 2, 0)),
+    ("batchnorm_train", "keep must be in [0, 1]",
+     lambda B, A: B.batchnorm_train(*(A(_f(2, 3, 4)),) + tuple(A(_f(3)) for _ in range(6)) +
+                                    (A(_f(2, 3, 4)), A(_f(2, 3, 4)), 1.5))),
+    ("batchnorm_backward", "x_norm must have shape (2, 3, 4)",
+     lambda B, A: B.batchnorm_backward(A(_f(2, 3, 4)), A(_f(2, 3, 4)), A(_f(2, 3, 3)),
+                                       *(A(_f(3)) for _ in range(5)))),
+    ("backward_bias", "bias_grad must have shape (3,)",
+     lambda B, A: B.backward_bias(A(_f(2)), A(_f(2, 3, 4)))),
+    ("global_avgpool_backward", "delta must hold N*C = 6 values",
+     lambda B, A: B.global_avgpool_backward(A(_f(2, 2, 1, 1)), A(_f(2, 3, 4, 4)))),
+    ("sgd_update", "g must have shape (6,)",
+     lambda B, A: B.sgd_update(A(_f(6)), A(_f(6)), A(_f(5)), 0.1, 0.0, 0.9, False)),
+    ("sgd_update", "p must not share memory with u",
+     lambda B, A: (lambda p: B.sgd_update(p, p, A(_f(6)), 0.1, 0.0, 0.9, False))(A(_f(6)))),
+    ("axpy", "x has 5 values, y 6", lambda B, A: B.axpy(1.0, A(_f(5)), A(_f(6)))),
+    ("copy", "src has 5 values, dst 6", lambda B, A: B.copy(A(_f(6)), A(_f(5)))),
+    ("copy_from_numpy", "src has 5 values, dst 6", lambda B, A: B.copy_from_numpy(A(_f(6)), _f(5))),
+    ("empty", "dtype must be float32 or int32", lambda B, A: B.empty((2,), np.float64)),
+    ("zeros", "negative dimension", lambda B, A: B.zeros((2, -1))),
+    ("set_num_threads", "n must be an integer >= 1", lambda B, A: B.set_num_threads(0)),
+]
+
+
+@pytest.mark.parametrize("op, message, call", MISUSE, ids=[f"{m[0]}-{i}" for i, m in
+                                                             enumerate(MISUSE)])
+def test_misuse_raises_the_same_error_on_cpu_and_cuda(dev, op, message, call):
+    """The checks live once in front of the backends: the same ValueError from both."""
+    errors = []
+    for B in (cpu, dev):
+        with pytest.raises(ValueError) as info:
+            call(B, lambda a, B=B: B.from_numpy(a) if a.dtype == F32 else a)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"{op}: ") and message in errors[0], errors[0]
+
+
+def test_every_op_is_checked_in_the_base_class_only():
+    from pydarknet.backend.base import Backend
+    from pydarknet.backend.cpu import CpuBackend
+    assert {op for op, *_ in MISUSE} >= set(OP_NAMES) - {
+        "to_numpy", "from_numpy", "fill", "all_finite", "synchronize"}
+    for cls in (CpuBackend, CudaBackend):
+        assert issubclass(cls, Backend)
+        overridden = [op for op in OP_NAMES if op in vars(cls)]
+        assert not overridden, f"{cls.__name__} overrides the checked ops {overridden}"
+        missing = [op for op in OP_NAMES if not callable(getattr(cls, "_" + op, None))]
+        assert not missing, f"{cls.__name__} lacks the kernels {missing}"
+
+
+def test_get_backend_returns_one_object_per_device(tmp_path):
+    assert get_backend("cpu") is get_backend("cpu") is cpu
+    with fake_device(tmp_path):
+        first = get_backend("cuda:0")
+        assert first is get_backend("cuda") is get_backend("gpu:0")
+        assert isinstance(first, CudaBackend) and first.name == "cuda"
+        assert first is not get_backend("cpu")
+
+
+def test_build_writes_the_kernel_signatures_beside_the_fatbin(tmp_path):
+    """cuda/build_fatbin.py writes kernel_signatures.json (package data) from the sources,
+    nvcc or not."""
+    import importlib.util
+    import json
+    import shutil
+    root = tmp_path / "tree"
+    (root / "pydarknet" / "backend").mkdir(parents=True)
+    shutil.copy(ROOT / "pydarknet" / "backend" / "kernel_signatures.py",
+                root / "pydarknet" / "backend")
+    shutil.copytree(CUDA_DIR, root / "cuda")
+    spec = importlib.util.spec_from_file_location("build_fatbin", CUDA_DIR / "build_fatbin.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert build.write_signatures(str(root)) is None
+    written = json.loads((root / "pydarknet" / "backend" / "kernel_signatures.json").read_text())
+    assert written == parse_signatures()
+
+
 def test_emulated_launches_cover_every_kernel(emulated_state):
     """Run last in this file on the fake device: every kernel of cuda/*.cu was launched by
     some op above (so each launch's arguments were checked against its C signature)."""
