@@ -43,4 +43,5 @@ gpu-run:
 
 clean:
 	rm -rf build *.egg-info
-	rm -f pydarknet/backend/_cpu.c pydarknet/backend/*.so pydarknet/backend/*.pyd $(FATBIN)
+	rm -f pydarknet/backend/_cpu.c pydarknet/backend/*.so pydarknet/backend/*.pyd $(FATBIN) \
+		pydarknet/backend/kernel_signatures.json

@@ -57,9 +57,11 @@ class BuildExt(build_ext):
         super().run()
         fatbin = build_fatbin()
         if fatbin is not None and not self.inplace:
-            dst = os.path.join(self.build_lib, "pydarknet", "backend", "kernels.fatbin")
-            os.makedirs(os.path.dirname(dst), exist_ok=True)
-            shutil.copyfile(fatbin, dst)
+            # the fatbin and its kernels' signatures (an installed package has no cuda/*.cu)
+            for src in (fatbin, os.path.join(os.path.dirname(fatbin), "kernel_signatures.json")):
+                dst = os.path.join(self.build_lib, "pydarknet", "backend", os.path.basename(src))
+                os.makedirs(os.path.dirname(dst), exist_ok=True)
+                shutil.copyfile(src, dst)
 
 
 setup(

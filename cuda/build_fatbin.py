@@ -1,6 +1,9 @@
 """Build pydarknet/backend/kernels.fatbin from cuda/*.cu: every file as ONE translation unit
 (build/cuda/kernels_all.cu #includes them; a fatbin holds one module), SASS for sm_80 and sm_90
-plus compute_90 PTX. Rebuilt only when a cuda/ source is newer than the fatbin.
+plus compute_90 PTX. Rebuilt only when a cuda/ source is newer than the fatbin. Beside it,
+kernel_signatures.json: every kernel's argument types (pydarknet/backend/kernel_signatures.py
+reads them from it where an installed package has no cuda/*.cu), written whenever the sources
+are there, with or without nvcc.
 
 Used by `make cuda` (``python3 cuda/build_fatbin.py``: fails when nvcc fails) and by setup.py
 during `pip install` (never fails the install: one line says what happened). NVCC names the
@@ -15,8 +18,24 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FATBIN = os.path.join("pydarknet", "backend", "kernels.fatbin")
+SIGNATURES = os.path.join("pydarknet", "backend", "kernel_signatures.json")
 GENCODE = ["-gencode", "arch=compute_80,code=sm_80", "-gencode", "arch=compute_90,code=sm_90",
            "-gencode", "arch=compute_90,code=compute_90"]
+
+
+def write_signatures(root=ROOT):
+    """kernel_signatures.json from cuda/*.cu (the parser of the package, loaded from its file:
+    the package itself may not import before its C core is built); an error text or None."""
+    import importlib.util
+    path = os.path.join(root, "pydarknet", "backend", "kernel_signatures.py")
+    spec = importlib.util.spec_from_file_location("_pdn_kernel_signatures", path)
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        module.write_json(os.path.join(root, SIGNATURES), os.path.join(root, "cuda"))
+    except (OSError, ValueError) as e:
+        return f"cannot write {SIGNATURES}: {e}"
+    return None
 
 
 def build_fatbin(root=ROOT, log=print):
@@ -28,6 +47,9 @@ def build_fatbin(root=ROOT, log=print):
     if not sources:
         log("pydarknet: no cuda/*.cu sources: CUDA kernels not built")
         return None, None
+    error = write_signatures(root)
+    if error:
+        return None, error
     nvcc = shutil.which(os.environ.get("NVCC", "nvcc"))
     if nvcc is None:
         log("pydarknet: nvcc not found: CUDA kernels not built (the CPU backend works; "

@@ -11,7 +11,9 @@ import functools
 
 import numpy as np
 
-from pydarknet.backend import OP_NAMES, cpu
+from pydarknet.backend import OP_NAMES, get_backend
+
+cpu = get_backend("cpu")        # the wrapped backend object
 
 HOST_ARRAYS = False
 

@@ -8,7 +8,9 @@ import pytest
 
 from pydarknet.backend import ACTIVATIONS, ACTIVATION_CODE
 from closeness import assert_close, rng  # noqa: F401
-from pydarknet.backend import cpu as B   # needs the built C core: pip install -e .
+from pydarknet.backend import get_backend
+
+B = get_backend("cpu")   # needs the built C core (python setup.py build_ext --inplace)
 
 f32 = np.float32
 f64 = np.float64

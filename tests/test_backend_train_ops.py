@@ -11,7 +11,9 @@ import pytest
 import reference_backend as R
 from pydarknet.backend import ACTIVATIONS
 from closeness import assert_close, rng  # noqa: F401
-from pydarknet.backend import cpu as B   # needs the built C core: pip install -e .
+from pydarknet.backend import get_backend
+
+B = get_backend("cpu")   # needs the built C core (python setup.py build_ext --inplace)
 
 f32 = np.float32
 f64 = np.float64

@@ -32,10 +32,13 @@ import pytest
 
 from closeness import assert_close
 from pydarknet.backend import ACTIVATIONS, ACTIVATION_CODE, OP_NAMES
-from pydarknet.backend import cpu
 from pydarknet.backend import cublas
-from pydarknet.backend import cuda
+from pydarknet.backend import cuda_conv
+from pydarknet.backend import cuda_device
 from pydarknet.backend import cudnn
+from pydarknet.backend import get_backend
+from pydarknet.backend import kernel_signatures
+from pydarknet.backend.cuda import CudaBackend
 from pydarknet.errors import PydarknetError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -45,6 +48,9 @@ RTOL = 1e-4
 CHANNEL_ACTS = ("normalize_channels", "normalize_channels_softmax",
                 "normalize_channels_softmax_maxval")
 ELEMENTWISE = tuple(a for a in ACTIVATIONS if a not in CHANNEL_ACTS)
+cpu = get_backend("cpu")
+# The backend object under test; its device state is cuda_device's (switched by the fixtures).
+cuda = CudaBackend(0)
 
 
 def parse_signatures():
@@ -1046,11 +1052,11 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
     fat = pathlib.Path(tmp_dir) / "kernels.fatbin"
     if fatbin:
         fat.write_bytes(b"fake")
-    saved_state, saved_config = cuda._S, dict(cuda._config)
+    saved_state, saved_config = cuda_device._S, dict(cuda_device._config)
     with pytest.MonkeyPatch.context() as mp:
         for key, mod in make_fake_pycuda(mem, log, devices, init_error).items():
             mp.setitem(sys.modules, key, mod)
-        mp.setattr(cuda, "FATBIN", fat)
+        mp.setattr(cuda_device, "FATBIN", fat)
         mp.setattr(cublas, "load_library", lambda candidates=None: None)
         mp.setattr(cublas, "Handle", lambda lib=None: blas)
         if cudnn_lib == "missing":
@@ -1058,15 +1064,15 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
             mp.setattr(cudnn._LIBRARY, "lib", None)
         else:
             mp.setattr(cudnn, "load_library", lambda candidates=None: dnn)
-        cuda._S = None
+        cuda_device._S = None
         try:
             if do_init:
-                cuda.init(0)
+                cuda_device.init(0)
             yield types.SimpleNamespace(mem=mem, log=log, blas=blas, dnn=dnn)
         finally:
-            cuda._S = saved_state
-            cuda._config.clear()
-            cuda._config.update(saved_config)
+            cuda_device._S = saved_state
+            cuda_device._config.clear()
+            cuda_device._config.update(saved_config)
 
 
 # =============================================================================================
@@ -1075,17 +1081,17 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
 @pytest.fixture(scope="module")
 def gpu_state():
     """The real CUDA backend's state on GPU 0, or a skip saying what is missing."""
-    before = cuda._S
+    before = cuda_device._S
     if before is not None and before.drv.Error is not FakeError:
         state = before
     else:
-        cuda._S = None
+        cuda_device._S = None
         try:
-            cuda.init(0)
+            cuda_device.init(0)
         except PydarknetError as exc:
-            cuda._S = before
+            cuda_device._S = before
             pytest.skip(f"no usable CUDA GPU: {exc}")
-        state = cuda._S
+        state = cuda_device._S
     return types.SimpleNamespace(state=state, fake=None)
 
 
@@ -1093,7 +1099,7 @@ def gpu_state():
 def emulated_state(tmp_path_factory):
     """The CUDA backend's state on the fake device (self-contained once initialised)."""
     with fake_device(tmp_path_factory.mktemp("fakecuda")) as fake:
-        state = cuda._S
+        state = cuda_device._S
     return types.SimpleNamespace(state=state, fake=fake)
 
 
@@ -1101,15 +1107,15 @@ def emulated_state(tmp_path_factory):
 def dev(request):
     """The CUDA backend module, switched to the emulated or the real device for one test."""
     which = request.getfixturevalue(f"{request.param}_state")
-    saved_state, saved_config = cuda._S, dict(cuda._config)
-    cuda._S = which.state
-    cuda._config.update(tf32=False, precision="fp32", cudnn=True, deterministic=True)
-    cuda._apply_math_mode(which.state)
+    saved_state, saved_config = cuda_device._S, dict(cuda_device._config)
+    cuda_device._S = which.state
+    cuda_device._config.update(tf32=False, precision="fp32", cudnn=True, deterministic=True)
+    cuda_device._apply_math_mode(which.state)
     try:
         yield cuda
     finally:
-        cuda._S = saved_state
-        cuda._config.update(saved_config)
+        cuda_device._S = saved_state
+        cuda_device._config.update(saved_config)
 
 
 def rand(rng, *shape, scale=1.0):
@@ -1128,11 +1134,11 @@ def H(dev, a):
 # Without a GPU
 # =============================================================================================
 def test_module_imports_without_gpu():
-    assert callable(cuda.init)
+    assert callable(cuda_device.init)
     assert cuda.name == "cuda"
     for op in OP_NAMES:
         assert callable(getattr(cuda, op)), op
-        assert op in cuda.__all__
+        assert callable(getattr(cuda, "_" + op)), op      # the unchecked kernel
 
 
 def test_ops_take_the_cpu_backends_parameters():
@@ -1144,19 +1150,25 @@ def test_ops_take_the_cpu_backends_parameters():
         assert all(p.default is not inspect.Parameter.empty for p in pg[len(pc):]), op
 
 
-def test_kernel_signature_table_matches_cuda_sources():
+def test_kernel_signatures_read_from_the_cuda_sources(tmp_path):
+    import json
     sigs = parse_signatures()
-    differ = {k: (cuda._SIGNATURES.get(k), sigs.get(k)) for k in set(sigs) | set(cuda._SIGNATURES)
-              if cuda._SIGNATURES.get(k) != sigs.get(k)}
-    assert not differ, ("pydarknet/backend/cuda.py's _SIGNATURES (first) differs from cuda/*.cu "
-                        f"(second): {differ}")
+    assert kernel_signatures.load() == sigs
+    # the build writes them as JSON (package data for an installed package without cuda/)
+    path = tmp_path / "kernel_signatures.json"
+    assert kernel_signatures.write_json(path) == sigs
+    assert json.loads(path.read_text()) == sigs
+    assert kernel_signatures.parse_source(
+        'extern "C" __global__ void k(const float* __restrict__ a, int n, float s)') == {"k": "Pif"}
+    with pytest.raises(ValueError, match="unexpected kernel parameter"):
+        kernel_signatures.parse_source('extern "C" __global__ void k(double d)')
 
 
 def test_init_without_pycuda_says_how_to_install_it(monkeypatch):
-    monkeypatch.setattr(cuda, "_S", None)
+    monkeypatch.setattr(cuda_device, "_S", None)
     monkeypatch.setitem(sys.modules, "pycuda", None)    # import pycuda -> ImportError
     with pytest.raises(PydarknetError, match=r"pip install pycuda"):
-        cuda.init(0)
+        cuda_device.init(0)
 
 
 class _NoDriverFinder:
@@ -1170,31 +1182,31 @@ class _NoDriverFinder:
 
 
 def test_init_without_driver_says_so(monkeypatch):
-    monkeypatch.setattr(cuda, "_S", None)
+    monkeypatch.setattr(cuda_device, "_S", None)
     pkg = types.ModuleType("pycuda")
     pkg.__path__ = []
     monkeypatch.setitem(sys.modules, "pycuda", pkg)
     monkeypatch.delitem(sys.modules, "pycuda.driver", raising=False)
     monkeypatch.setattr(sys, "meta_path", [_NoDriverFinder()] + sys.meta_path)
     with pytest.raises(PydarknetError, match=r"no NVIDIA driver found \(libcuda\.so\.1"):
-        cuda.init(0)
+        cuda_device.init(0)
 
 
 def test_init_without_a_gpu_or_fatbin_says_what_to_do(tmp_path):
     with fake_device(tmp_path, init_error="cuInit failed: no CUDA-capable device is detected",
                      do_init=False):
         with pytest.raises(PydarknetError, match="no usable NVIDIA GPU.*nvidia-smi"):
-            cuda.init(0)
+            cuda_device.init(0)
     with fake_device(tmp_path, devices=0, do_init=False):
         with pytest.raises(PydarknetError, match="no CUDA GPU found"):
-            cuda.init(0)
+            cuda_device.init(0)
     with fake_device(tmp_path, devices=1, do_init=False):
         with pytest.raises(PydarknetError, match=r"cuda:3 does not exist.*1 GPU"):
-            cuda.init(3)
+            cuda_device.init(3)
     (tmp_path / "kernels.fatbin").unlink()
     with fake_device(tmp_path, fatbin=False, do_init=False):
         with pytest.raises(PydarknetError, match=r"run `make cuda` \(needs nvcc\)"):
-            cuda.init(0)
+            cuda_device.init(0)
     with fake_device(tmp_path, do_init=False):
         with pytest.raises(PydarknetError, match="not initialised"):
             cuda.zeros((2, 3))
@@ -1203,9 +1215,9 @@ def test_init_without_a_gpu_or_fatbin_says_what_to_do(tmp_path):
 def test_init_is_idempotent_and_one_gpu_per_process(tmp_path):
     with fake_device(tmp_path, devices=2) as fake:
         assert cuda.is_initialized() and cuda.device_index() == 0
-        cuda.init(0)
+        cuda_device.init(0)
         with pytest.raises(PydarknetError, match="already runs on cuda:0"):
-            cuda.init(1)
+            cuda_device.init(1)
         assert fake.blas.math_mode == cublas.DEFAULT_MATH
         cuda.set_tf32(True)
         assert fake.blas.math_mode == cublas.TF32_TENSOR_OP_MATH
@@ -1340,14 +1352,14 @@ def test_cudnn_binding_against_the_installed_library_and_headers():
 
 
 def test_tf32_and_precision_settings():
-    saved = dict(cuda._config)
+    saved = dict(cuda_device._config)
     try:
         cuda.set_precision("float16")
         assert cuda.get_precision() == "fp16"
         with pytest.raises(ValueError, match="fp32' or 'fp16"):
             cuda.set_precision("int8")
     finally:
-        cuda._config.update(saved)
+        cuda_device._config.update(saved)
 
 
 # =============================================================================================
@@ -1441,7 +1453,7 @@ def conv_inputs(geom, seed):
 
 def fake_dnn():
     """The FakeCudnnLib behind the backend's current state (None on a real GPU)."""
-    S = cuda._S
+    S = cuda_device._S
     lib = S.dnn.lib if S is not None and S.dnn is not None else None
     return lib if isinstance(lib, FakeCudnnLib) else None
 
@@ -1449,7 +1461,7 @@ def fake_dnn():
 def select_path(dev, path, monkeypatch):
     """Convolutions through cuDNN or im2col for this test; returns (the fake cuDNN or None,
     the number of its calls so far)."""
-    monkeypatch.setitem(cuda._config, "cudnn", path == "cudnn")
+    monkeypatch.setitem(cuda_device._config, "cudnn", path == "cudnn")
     if path == "cudnn" and not dev.cudnn_enabled():
         pytest.skip(f"cuDNN is not used: {dev.cudnn_info()['reason']}")
     fake = fake_dnn()
@@ -1465,7 +1477,7 @@ def fallbacks_of(geom):
     """cudnn_info()'s fallbacks of this geometry (why it, or a direction, took im2col)."""
     n, c, h, w, f, kh, kw, (sy, sx), (py, px), dil, g = geom
     oh, ow = conv_out(geom)[2:]
-    text = cuda._geometry_text((n, c, h, w, f, c // g, kh, kw, oh, ow, sy, sx, py, px, dil, g))
+    text = cuda_conv._geometry_text((n, c, h, w, f, c // g, kh, kw, oh, ow, sy, sx, py, px, dil, g))
     return [why for why in cuda.cudnn_info()["fallbacks"] if why.startswith(text + " ")]
 
 
@@ -1474,7 +1486,7 @@ def fallbacks_of(geom):
 @pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
 def test_conv2d(dev, geom, chunked, path, monkeypatch):
     if chunked:
-        monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+        monkeypatch.setattr(cuda_conv, "_WORKSPACE_BYTES", 1)
     fake, mark = select_path(dev, path, monkeypatch)
     x, w, _ = conv_inputs(geom, 3)
     n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
@@ -1503,7 +1515,7 @@ def test_conv2d(dev, geom, chunked, path, monkeypatch):
 @pytest.mark.parametrize("geom", CONV_GEOMS, ids=lambda g: "x".join(map(str, g[:7])))
 def test_conv2d_backward(dev, geom, chunked, with_dx, path, monkeypatch):
     if chunked:
-        monkeypatch.setattr(cuda, "_WORKSPACE_BYTES", 1)
+        monkeypatch.setattr(cuda_conv, "_WORKSPACE_BYTES", 1)
     fake, mark = select_path(dev, path, monkeypatch)
     x, w, rng = conv_inputs(geom, 4)
     n, c, h, wd, f, kh, kw, (sy, sx), (py, px), dil, g = geom
@@ -1596,7 +1608,7 @@ def chosen(fake):
 ], ids=["fp32", "tf32", "fp16", "non-deterministic"])
 def test_cudnn_math_type_and_algorithms(tmp_path, setting, asked, math, bwd_algo):
     with fake_device(tmp_path) as fake:
-        cuda._config.update(setting)
+        cuda_device._config.update(setting)
         conv_pass(GEOM)
         # the heuristics are asked with the setting's math type on the descriptor ...
         assert {geo["math"] for name, geo in fake.dnn.calls if name.startswith("v7")} == {asked}
@@ -1647,7 +1659,7 @@ def test_cudnn_plans_are_cached_and_workspace_counted(tmp_path):
         cuda.set_tf32(True)                                # another mode: another plan
         conv_pass(GEOM)
         assert cuda.cudnn_info()["plans"] == 2
-        cuda._shutdown()                                   # every descriptor and the handle go
+        cuda_device._shutdown()                                   # every descriptor and the handle go
         assert fake.dnn.objects == {}
 
 
@@ -1731,9 +1743,9 @@ def test_cudnn_without_a_gpu_leaves_the_im2col_path(tmp_path):
 def test_cudnn_switched_off_and_on(tmp_path, monkeypatch):
     monkeypatch.setenv("PYDARKNET_CUDNN", "0")
     with fake_device(tmp_path) as fake:
-        cuda._config["cudnn"] = None                       # as the environment says
-        cuda._shutdown()
-        cuda.init(0)
+        cuda_device._config["cudnn"] = None                       # as the environment says
+        cuda_device._shutdown()
+        cuda_device.init(0)
         assert not cuda.get_cudnn() and fake.dnn.objects == {}   # not even loaded
         check_without_cudnn(fake, "switched off by PYDARKNET_CUDNN=0")
         cuda.set_cudnn(True)                               # loads it now
@@ -1746,15 +1758,15 @@ def test_cudnn_switched_off_and_on(tmp_path, monkeypatch):
 
 
 def test_cudnn_settings_before_init():
-    saved = dict(cuda._config)
+    saved = dict(cuda_device._config)
     try:
         cuda.set_deterministic(False)
         assert not cuda.get_deterministic()
         cuda.set_cudnn(False)
         assert not cuda.get_cudnn()
     finally:
-        cuda._config.clear()
-        cuda._config.update(saved)
+        cuda_device._config.clear()
+        cuda_device._config.update(saved)
 
 
 @pytest.mark.parametrize("ta", [False, True])
@@ -2052,6 +2064,155 @@ def test_misuse_fails_in_python(dev):
         dev.gradient(xd, xd, "mish")
     with pytest.raises(ValueError, match="must have shape"):
         dev.add_bias(xd, dev.zeros((4,)))
+
+
+# Misuse the same way on both backends: (op, expected message, call(B, A) with A turning a host
+# array into a backend array). The checks live in one place (pydarknet/backend/base.py), so
+# the ValueError must be the same, word for word.
+def _f(*shape):
+    return np.zeros(shape, F32)
+
+
+MISUSE = [
+    ("scale_channels_backward", "dscale must hold 6 values",
+     lambda B, A: B.scale_channels_backward(A(_f(2, 3, 4, 4)), A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)),
+                                            None, A(_f(5)), False)),
+    ("scale_channels_backward", "dsrc must hold 96 values",
+     lambda B, A: B.scale_channels_backward(A(_f(2, 3, 4, 4)), A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)),
+                                            A(_f(95)), None, False)),
+    ("scale_channels_backward", "delta must hold 96 values",
+     lambda B, A: B.scale_channels_backward(A(_f(2, 3, 4, 3)), A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)),
+                                            A(_f(96)), None, False)),
+    ("scale_channels", "out must hold 96 values",
+     lambda B, A: B.scale_channels(A(_f(2, 3, 4, 4)), A(_f(2, 3, 1, 1)), A(_f(2, 3, 4, 3)), False)),
+    ("conv2d", "w must have shape",
+     lambda B, A: B.conv2d(A(_f(2, 3, 5, 5)), A(_f(4, 2, 3, 3)), A(_f(2, 4, 5, 5)), 1, 1, 1, 1, 1, 1)),
+    ("conv2d", "stride_y must be an integer >= 1",
+     lambda B, A: B.conv2d(A(_f(2, 3, 5, 5)), A(_f(4, 3, 3, 3)), A(_f(2, 4, 5, 5)), 0, 1, 1, 1, 1, 1)),
+    ("conv2d", "out must not share memory with x",
+     lambda B, A: (lambda x: B.conv2d(x, A(_f(3, 3, 1, 1)), x, 1, 1, 0, 0, 1, 1))(A(_f(2, 3, 5, 5)))),
+    ("conv2d_backward", "dw must have shape",
+     lambda B, A: B.conv2d_backward(A(_f(2, 3, 5, 5)), A(_f(4, 3, 3, 3)), A(_f(2, 4, 5, 5)), None,
+                                    A(_f(4, 3, 3, 2)), 1, 1, 1, 1, 1, 1)),
+    ("gemm", "inner dimensions differ",
+     lambda B, A: B.gemm(False, False, 1.0, A(_f(2, 3)), A(_f(4, 5)), 0.0, A(_f(2, 5)))),
+    ("activate", "unknown activation", lambda B, A: B.activate(A(_f(4)), "nope")),
+    ("activate_copy", "y must have shape", lambda B, A: B.activate_copy(A(_f(4)), A(_f(5)), "leaky")),
+    ("add_bias", "b must have shape (3,)", lambda B, A: B.add_bias(A(_f(2, 3, 4)), A(_f(4)))),
+    ("bias_activate", "b must have shape (3,)",
+     lambda B, A: B.bias_activate(A(_f(2, 3, 4)), A(_f(2)), "mish")),
+    ("batchnorm_inference", "variance must have shape (3,)",
+     lambda B, A: B.batchnorm_inference(A(_f(2, 3, 4)), A(_f(3)), A(_f(3)), A(_f(4)), A(_f(3)))),
+    ("batchnorm_activate_inference", "biases must have shape (3,)",
+     lambda B, A: B.batchnorm_activate_inference(A(_f(2, 3, 4)), A(_f(3)), A(_f(3)), A(_f(3)),
+                                                 A(_f(1)), "relu")),
+    ("copy_rows", "do not fit",
+     lambda B, A: B.copy_rows(A(_f(2, 6)), A(_f(2, 4)), 3, 0, 2)),
+    ("shortcut_add", "exceeds the values per image",
+     lambda B, A: B.shortcut_add(A(_f(2, 6)), A(_f(2, 4)), 5, 1)),
+    ("shortcut_add", "3 channels need 3 weights",
+     lambda B, A: B.shortcut_add(A(_f(2, 8)), A(_f(2, 8)), 6, 2, [1.0, 2.0])),
+    ("yolo_activate", "entries must be an integer >= 5",
+     lambda B, A: B.yolo_activate(A(_f(1, 8, 2, 2)), A(_f(1, 8, 2, 2)), 2, 4, 1.0, False)),
+    ("softmax", "does not divide", lambda B, A: B.softmax(A(_f(2, 6)), A(_f(2, 6)), 4, 1.0)),
+    ("softmax", "temperature must not be 0", lambda B, A: B.softmax(A(_f(2, 6)), A(_f(2, 6)), 2, 0)),
+    ("sam", "x must hold 6 values", lambda B, A: B.sam(A(_f(6)), A(_f(5)), A(_f(6)))),
+    ("sam_backward", "dx must hold 6 values",
+     lambda B, A: B.sam_backward(A(_f(6)), A(_f(6)), A(_f(6)), A(_f(7)), None)),
+    ("maxpool", "out must have shape (2, 3, OH, OW)",
+     lambda B, A: B.maxpool(A(_f(2, 3, 4, 4)), A(_f(2, 2, 2, 2)), 2, 2, 2, 0)),
+    ("local_avgpool", "pad must be an integer >= 0",
+     lambda B, A: B.local_avgpool(A(_f(2, 3, 4, 4)), A(_f(2, 3, 2, 2)), 2, 2, 2, -1)),
+    ("global_avgpool", "out must have shape (2, 3, 1, 1)",
+     lambda B, A: B.global_avgpool(A(_f(2, 3, 4, 4)), A(_f(2, 4, 1, 1)))),
+    ("upsample", "out must have shape (1, 2, 4, 4)",
+     lambda B, A: B.upsample(A(_f(1, 2, 2, 2)), A(_f(1, 2, 4, 3)), 2, 1.0)),
+    ("downsample_sum", "out must have shape (1, 2, 2, 2)",
+     lambda B, A: B.downsample_sum(A(_f(1, 2, 4, 4)), A(_f(1, 2, 2, 1)), 2, 1.0)),
+    ("gradient", "needs the pre-activation x",
+     lambda B, A: B.gradient(A(_f(4)), A(_f(4)), "swish")),
+    ("maxpool_train", "indexes must be int32",
+     lambda B, A: B.maxpool_train(A(_f(2, 3, 4, 4)), A(_f(2, 3, 2, 2)), A(_f(2, 3, 2, 2)), 2, 2,
+                                  2, 0)),
+    ("maxpool_backward", "indexes must be int32",
+     lambda B, A: B.maxpool_backward(A(_f(2, 3)), A(_f(2, 3)), A(_f(2, 6)))),
+    ("local_avgpool_backward", "delta must have shape (2, 3, OH, OW)",
+     lambda B, A: B.local_avgpool_backward(A(_f(2, 2, 2, 2)), A(_f(2, 3, 4, 4)), 2, 2, 2, 0)),
+    ("batchnorm_train", "keep must be in [0, 1]",
+     lambda B, A: B.batchnorm_train(*(A(_f(2, 3, 4)),) + tuple(A(_f(3)) for _ in range(6)) +
+                                    (A(_f(2, 3, 4)), A(_f(2, 3, 4)), 1.5))),
+    ("batchnorm_backward", "x_norm must have shape (2, 3, 4)",
+     lambda B, A: B.batchnorm_backward(A(_f(2, 3, 4)), A(_f(2, 3, 4)), A(_f(2, 3, 3)),
+                                       *(A(_f(3)) for _ in range(5)))),
+    ("backward_bias", "bias_grad must have shape (3,)",
+     lambda B, A: B.backward_bias(A(_f(2)), A(_f(2, 3, 4)))),
+    ("global_avgpool_backward", "delta must hold N*C = 6 values",
+     lambda B, A: B.global_avgpool_backward(A(_f(2, 2, 1, 1)), A(_f(2, 3, 4, 4)))),
+    ("sgd_update", "g must have shape (6,)",
+     lambda B, A: B.sgd_update(A(_f(6)), A(_f(6)), A(_f(5)), 0.1, 0.0, 0.9, False)),
+    ("sgd_update", "p must not share memory with u",
+     lambda B, A: (lambda p: B.sgd_update(p, p, A(_f(6)), 0.1, 0.0, 0.9, False))(A(_f(6)))),
+    ("axpy", "x has 5 values, y 6", lambda B, A: B.axpy(1.0, A(_f(5)), A(_f(6)))),
+    ("copy", "src has 5 values, dst 6", lambda B, A: B.copy(A(_f(6)), A(_f(5)))),
+    ("copy_from_numpy", "src has 5 values, dst 6", lambda B, A: B.copy_from_numpy(A(_f(6)), _f(5))),
+    ("empty", "dtype must be float32 or int32", lambda B, A: B.empty((2,), np.float64)),
+    ("zeros", "negative dimension", lambda B, A: B.zeros((2, -1))),
+    ("set_num_threads", "n must be an integer >= 1", lambda B, A: B.set_num_threads(0)),
+]
+
+
+@pytest.mark.parametrize("op, message, call", MISUSE, ids=[f"{m[0]}-{i}" for i, m in
+                                                             enumerate(MISUSE)])
+def test_misuse_raises_the_same_error_on_cpu_and_cuda(dev, op, message, call):
+    """The checks live once in front of the backends: the same ValueError from both."""
+    errors = []
+    for B in (cpu, dev):
+        with pytest.raises(ValueError) as info:
+            call(B, lambda a, B=B: B.from_numpy(a) if a.dtype == F32 else a)
+        errors.append(str(info.value))
+    assert errors[0] == errors[1]
+    assert errors[0].startswith(f"{op}: ") and message in errors[0], errors[0]
+
+
+def test_every_op_is_checked_in_the_base_class_only():
+    from pydarknet.backend.base import Backend
+    from pydarknet.backend.cpu import CpuBackend
+    assert {op for op, *_ in MISUSE} >= set(OP_NAMES) - {
+        "to_numpy", "from_numpy", "fill", "all_finite", "synchronize"}
+    for cls in (CpuBackend, CudaBackend):
+        assert issubclass(cls, Backend)
+        overridden = [op for op in OP_NAMES if op in vars(cls)]
+        assert not overridden, f"{cls.__name__} overrides the checked ops {overridden}"
+        missing = [op for op in OP_NAMES if not callable(getattr(cls, "_" + op, None))]
+        assert not missing, f"{cls.__name__} lacks the kernels {missing}"
+
+
+def test_get_backend_returns_one_object_per_device(tmp_path):
+    assert get_backend("cpu") is get_backend("cpu") is cpu
+    with fake_device(tmp_path):
+        first = get_backend("cuda:0")
+        assert first is get_backend("cuda") is get_backend("gpu:0")
+        assert isinstance(first, CudaBackend) and first.name == "cuda"
+        assert first is not get_backend("cpu")
+
+
+def test_build_writes_the_kernel_signatures_beside_the_fatbin(tmp_path):
+    """cuda/build_fatbin.py writes kernel_signatures.json (package data) from the sources,
+    nvcc or not."""
+    import importlib.util
+    import json
+    import shutil
+    root = tmp_path / "tree"
+    (root / "pydarknet" / "backend").mkdir(parents=True)
+    shutil.copy(ROOT / "pydarknet" / "backend" / "kernel_signatures.py",
+                root / "pydarknet" / "backend")
+    shutil.copytree(CUDA_DIR, root / "cuda")
+    spec = importlib.util.spec_from_file_location("build_fatbin", CUDA_DIR / "build_fatbin.py")
+    build = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(build)
+    assert build.write_signatures(str(root)) is None
+    written = json.loads((root / "pydarknet" / "backend" / "kernel_signatures.json").read_text())
+    assert written == parse_signatures()
 
 
 def test_emulated_launches_cover_every_kernel(emulated_state):

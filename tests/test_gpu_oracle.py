@@ -9,7 +9,7 @@
   three updates to 1e-2).
 
 All marked ``gpu``; skipped with the reason where pydarknet.backend.cuda is missing or cannot
-import (no pycuda) or ``init(0)`` raises PydarknetError (no driver, no GPU). On the GPU machine:
+import (no pycuda) or ``get_backend("cuda:0")`` raises PydarknetError (no driver, no GPU). On the GPU machine:
 ``bash tools/gpu_run.sh`` (tools/GPU.md).
 """
 
@@ -37,17 +37,17 @@ AGREE = 1e-3         # CPU against GPU
 
 @pytest.fixture(scope="module")
 def cuda():
-    """The CUDA backend module, started on GPU 0 with TF32 off; or a skip saying why not."""
+    """The CUDA backend object, started on GPU 0 with TF32 off; or a skip saying why not."""
     os.environ.setdefault("NVIDIA_TF32_OVERRIDE", "0")   # before cuBLAS starts
     try:
-        from pydarknet.backend import cuda as backend
+        from pydarknet.backend import get_backend
+        from pydarknet.backend import cuda as _module  # noqa: F401 (imports without a GPU)
     except (ImportError, PydarknetError) as e:
         pytest.skip(f"the CUDA backend cannot be imported: {type(e).__name__}: {e}")
     try:
-        backend.init(0)
+        return get_backend("cuda:0")
     except PydarknetError as e:
-        pytest.skip(f"pydarknet.backend.cuda.init(0) raised PydarknetError: {e}")
-    return backend
+        pytest.skip(f"get_backend('cuda:0') raised PydarknetError: {e}")
 
 
 def _needs_device_parameter(*funcs):

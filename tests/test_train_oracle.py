@@ -103,14 +103,14 @@ def test_loss_scale_in_a_connected_layer_divides_its_updates():
     """Darknet's update_connected_layer_gpu: updates (gradient + momentum) / S, plain rate."""
     from types import SimpleNamespace
 
-    from pydarknet.backend import cpu
+    from pydarknet.backend import get_backend
     from pydarknet.train.sgd import update_layer
     g = np.random.default_rng(0)
     w, u, d = (g.standard_normal(6).astype(np.float32) for _ in range(3))
     layer = SimpleNamespace(layer_type="connected", learning_rate_scale=1.0, decayed=("w",),
                             params={"w": w.copy()}, grads={"w": d.copy()},
                             momenta={"w": u.copy()})
-    update_layer(cpu, layer, 0.1, 0.9, 0.0005, 4, loss_scale=8.0)
+    update_layer(get_backend("cpu"), layer, 0.1, 0.9, 0.0005, 4, loss_scale=8.0)
     upd = (u + d) / np.float32(8) - np.float32(0.0005 * 4) * w
     np.testing.assert_allclose(layer.params["w"], w + np.float32(0.1 / 4) * upd, rtol=1e-6)
     np.testing.assert_allclose(layer.momenta["w"], np.float32(0.9) * upd, rtol=1e-6)

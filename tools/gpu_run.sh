@@ -112,11 +112,11 @@ try:
 except Exception as e:
     print(f"  pycuda driver: {type(e).__name__}: {e}")
 try:
-    import pydarknet.backend.cuda as C
-    C.init(0)
-    print("  pydarknet.backend.cuda: init(0) ok")
+    from pydarknet.backend import get_backend
+    get_backend("cuda:0")
+    print("  pydarknet get_backend('cuda:0'): ok")
 except Exception as e:
-    print(f"  pydarknet.backend.cuda: {type(e).__name__}: {e}")
+    print(f"  pydarknet get_backend('cuda:0'): {type(e).__name__}: {e}")
 EOF
 log "setup: $([ $SETUP_OK = 1 ] && echo ok || echo INCOMPLETE) in $((SECONDS - START)) s"
 SUMMARY+=("$(printf '%-6s %-9s %5d s  %s' setup "$([ $SETUP_OK = 1 ] && echo ok || echo INCOMPLETE)" \

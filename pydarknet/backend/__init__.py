@@ -1,9 +1,11 @@
 """The backend op API: the small set of array operations every layer is written against.
 
-A backend is a module exposing the functions below. Layers never touch raw memory; they
-call these ops with arrays the backend allocates (``empty``/``zeros``). The CPU backend
-(:mod:`pydarknet.backend.cpu`) implements them with numpy and the C core (``src_c/`` via
-the Cython extension ``pydarknet.backend._cpu``); a CUDA backend implements the same names.
+A backend is an object with the methods below (:func:`get_backend` gives one per device).
+Layers never touch raw memory; they call these ops with arrays the backend allocates
+(``empty``/``zeros``). Every op checks its arguments once, in :class:`.base.Backend`, and then
+runs the backend's unchecked kernel ``_<op>``: :class:`.cpu.CpuBackend` with numpy and the C
+core (``src_c/`` via the Cython extension ``pydarknet.backend._cpu``), :class:`.cuda.CudaBackend`
+with the kernels of ``cuda/*.cu``, cuBLAS and cuDNN.
 
 Conventions: float32, C-contiguous, NCHW. ``out`` arguments are written in full.
 In-place ops modify and return their first argument.
@@ -14,7 +16,8 @@ slicing or reductions on them: everything goes through the ops below. Host-side 
 (losses against truths, rare layers) goes through ``to_numpy``/``copy_from_numpy``.
 
 Allocation and transfer
-    empty(shape, dtype=float32) / zeros(shape) -> array   (dtype float32, or int32 for indexes)
+    empty(shape, dtype=float32) / zeros(shape, dtype=float32) -> array
+                                 (dtype float32, or int32 for indexes)
     to_numpy(a) -> numpy array   (CPU: the same array, no copy; CUDA: a host copy)
     from_numpy(a) -> backend array with a's values (CPU: no copy when already float32 C-order)
     copy_from_numpy(dst, src)    dst = src (a numpy array of dst's size); no-op when dst is src
@@ -108,7 +111,7 @@ ACTIVATIONS = (
 )
 ACTIVATION_CODE = {name: i for i, name in enumerate(ACTIVATIONS)}
 
-# Every op a backend module implements (the docstring above says what each does).
+# Every op a backend implements (the docstring above says what each does).
 OP_NAMES = (
     "empty", "zeros", "to_numpy", "from_numpy", "copy_from_numpy", "copy", "fill", "axpy",
     "all_finite", "synchronize",
@@ -133,15 +136,25 @@ def parse_device(device):
     raise ValueError(f"unknown device {device!r}: expected 'cpu' or 'cuda:N' (N = GPU index)")
 
 
+_BACKENDS = {}                   # ("cpu", 0) / ("cuda", N) -> the backend object
+
+
 def get_backend(device="cpu"):
-    """The backend module for ``device``: "cpu", "cuda" / "cuda:N", or a module implementing
-    the op API itself (tests use one)."""
+    """The backend object for ``device``: "cpu", "cuda" / "cuda:N" (started on first use; the
+    same object every time), or an object implementing the op API itself (tests use one)."""
     if hasattr(device, "conv2d") and hasattr(device, "to_numpy"):
         return device
-    kind, index = parse_device(device)
-    if kind == "cpu":
-        from . import cpu
-        return cpu
-    from . import cuda
-    cuda.init(index)
-    return cuda
+    key = parse_device(device)
+    if key[0] == "cuda":
+        from . import cuda_device
+        cuda_device.init(key[1])         # idempotent; raises naming the fix
+    backend = _BACKENDS.get(key)
+    if backend is None:
+        if key[0] == "cpu":
+            from .cpu import CpuBackend
+            backend = CpuBackend()
+        else:
+            from .cuda import CudaBackend
+            backend = CudaBackend(key[1])
+        backend = _BACKENDS.setdefault(key, backend)
+    return backend

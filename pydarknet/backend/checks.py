@@ -1,4 +1,4 @@
-"""The argument checks the CPU and CUDA backends share.
+"""The argument checks of the backend base class (:mod:`.base`).
 
 Each op checks its arguments before any work and raises ``ValueError`` naming the op, the
 argument and what was expected vs found. What is the same on both backends lives here:
@@ -105,6 +105,11 @@ class Checks:
             if d > INT_MAX:
                 raise ValueError(f"{op}: dimension {d} is too large for {self.target} "
                                  f"(max {INT_MAX})")
+
+    def totals_fit(self, op, *totals):
+        """Whole-array (or whole-launch) sizes: they must fit a C int where ``totals`` is on."""
+        if self.totals:
+            self.size(op, *totals)
 
     def _sizes(self, op, dims, totals):
         self.size(op, *dims, *(totals if self.totals else ()))
