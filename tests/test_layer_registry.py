@@ -129,3 +129,10 @@ def test_options_changing_the_forward_pass_are_refused_when_run(layers, option):
     net = build(NET + layers)
     with pytest.raises(NotSupportedError, match=rf"t.cfg:\d+: .*{option}"):
         net.forward(np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_train_only_bn_is_refused_with_advice():
+    net = build(NET + CONV + "batch_normalize=1\ntrain_only_bn=1\n" + CONV)
+    with pytest.raises(CfgError, match=r"t.cfg:11: \[convolutional\] train_only_bn: .*set "
+                                       r"stopbackward=1 in the next layer"):
+        net.ensure_training()

@@ -75,15 +75,22 @@ class Layer:
 
     def check_trainable(self):
         """Raise (``refuse_training``) when an option of this layer changes training in a way
-        pydarknet does not implement; called by ``Network.check_trainable`` before training."""
+        pydarknet does not implement; called by ``Network.check_trainable`` before training.
+        Subclasses add their own checks after ``super().check_trainable()``."""
+        if self.train_only_bn:
+            # Darknet's GPU build gives train_only_bn to every earlier layer too, skips their
+            # whole update (batch norm included) and their weight gradients.
+            raise self.refuse_training(
+                "train_only_bn", "freezing this layer and every layer before it",
+                "to freeze them, set stopbackward=1 in the next layer instead")
 
-    def refuse_training(self, option, what):
+    def refuse_training(self, option, what, advice=None):
         """The error for ``option``, which asks for ``what`` while training."""
         s = self.section
+        advice = advice or ("remove the option to train here (it does not change inference), "
+                            "or train with Darknet")
         return s.error(f"layer {self.index}: {option}={s.options[option].value} asks for {what} "
-                       f"while training, which pydarknet does not implement: remove the option "
-                       f"to train here (it does not change inference), or train with Darknet",
-                       option)
+                       f"while training, which pydarknet does not implement: {advice}", option)
 
     def init_training(self, backend):
         """Gradient accumulators and momentum buffers for the trainable parameters."""

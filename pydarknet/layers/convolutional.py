@@ -126,6 +126,7 @@ class Convolutional(Layer):
             self.params["rolling_variance"][...] = 1
 
     def check_trainable(self):
+        super().check_trainable()
         if self.grad_centr and self.batch_normalize:
             raise self.refuse_training("grad_centr", "gradient centralisation")
         if self.reverse:
@@ -176,11 +177,8 @@ class Convolutional(Layer):
         else:
             B.backward_bias(owner.grads["biases"], delta)
         pad = self.pad * self.dilation
-        if getattr(self, "train_only_bn", 0):
-            dw = B.zeros(owner.params["weights"].shape)   # weights stay frozen
-        else:
-            dw = owner.grads["weights"]
-        B.conv2d_backward(self._input, owner.params["weights"], delta, self.input_delta(state), dw,
+        B.conv2d_backward(self._input, owner.params["weights"], delta, self.input_delta(state),
+                          owner.grads["weights"],
                           self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
 
     # -- description ---------------------------------------------------------------------

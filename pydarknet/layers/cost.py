@@ -25,6 +25,7 @@ class Cost(Layer):
         self.inputs = self.outputs = ctx.inputs
 
     def check_trainable(self):
+        super().check_trainable()
         if self.ratio:
             raise self.refuse_training("ratio", "keeping only the largest deltas")
 

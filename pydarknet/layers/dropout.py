@@ -26,6 +26,7 @@ class Dropout(Layer):
             self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
 
     def check_trainable(self):
+        super().check_trainable()
         if self.dropblock:
             raise self.refuse_training("dropblock", "DropBlock")
 
