@@ -37,6 +37,9 @@ class Network:
         if height is not None:
             _override(net_section, "height", height)
         self.net = NetOptions(net_section)
+        no_effect = NoEffectOptions()
+        no_effect.take(net_section, "net")
+        no_effect.warn()
         net_section.warn_unused()
         self.device = device
         self._backend = None
@@ -211,6 +214,7 @@ class Network:
     def check_trainable(self):
         """Refuse, before anything is trained, options that change training in ways pydarknet
         does not implement (each layer names its file, line and option)."""
+        self.net.check_trainable()
         for layer in self.layers:
             layer.check_trainable()
 

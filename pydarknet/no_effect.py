@@ -15,6 +15,16 @@ _STREAMS = "CUDA stream scheduling in Darknet's GPU build; pydarknet runs every 
 _TRACKING = "object tracking in Darknet's video demo (not part of pydarknet)"
 
 NO_EFFECT = {
+    "net": {
+        "max_chart_loss": "the y-axis of Darknet's loss chart; pydarknet's chart scales itself",
+        "workspace_size_limit_MB": "the cuDNN workspace limit of Darknet's GPU build",
+        "show_receptive_field": "a printout of Darknet's",
+        "use_cuda_graph": "CUDA graphs in Darknet's GPU build",
+        "cudnn_half": "Darknet's half-precision Tensor Core path; pydarknet computes in float32",
+        "optimized_memory": "Darknet's GPU memory-saving modes",
+        "try_fix_nan": "pydarknet stops training with an error at the first NaN loss instead "
+                       "of repairing weights",
+    },
     "convolutional": {
         "stride": "stride_x and stride_y are both set, and they take its place",
         "stream": _STREAMS,

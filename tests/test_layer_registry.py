@@ -63,7 +63,7 @@ def test_unknown_and_misplaced_sections_name_file_and_line():
 
 
 def test_no_effect_table_names_registered_sections_only():
-    assert set(NO_EFFECT) <= set(REGISTRY)
+    assert set(NO_EFFECT) <= set(REGISTRY) | {"net"}
 
 
 def test_no_effect_option_warns_once_for_all_layers():
@@ -136,3 +136,18 @@ def test_train_only_bn_is_refused_with_advice():
     with pytest.raises(CfgError, match=r"t.cfg:11: \[convolutional\] train_only_bn: .*set "
                                        r"stopbackward=1 in the next layer"):
         net.ensure_training()
+
+
+def test_net_options_not_implemented_for_training_are_refused():
+    net = build(NET.replace("batch=2", "batch=2\nema_alpha=0.9998\nadam=0") + CONV)
+    assert net.net.ema_alpha == np.float32(0.9998) or abs(net.net.ema_alpha - 0.9998) < 1e-9
+    net.forward(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(CfgError, match=r"t.cfg:3: \[net\] ema_alpha: ema_alpha=0.9998 asks for "
+                                       r"exponential moving averages"):
+        net.ensure_training()
+
+
+def test_net_option_without_effect_warns():
+    with pytest.warns(NoEffectWarning, match=r"t.cfg:3: \[net\] option 'cudnn_half' has no "
+                                             r"effect in pydarknet"):
+        build(NET.replace("batch=2", "batch=2\ncudnn_half=1") + CONV)
