@@ -31,6 +31,13 @@ class Crop(Layer):
         self.inputs = self.w * self.h * self.c
         self.outputs = self.out_w * self.out_h * self.out_c
 
+    def check_trainable(self):
+        super().check_trainable()
+        s = self.section
+        # Darknet crops at a random place (and flips, turns, recolours) while training
+        raise s.error(f"layer {self.index}: training through a [crop] layer (random crops while "
+                      f"training) is not implemented by pydarknet: train with Darknet")
+
     def forward(self, x, state):
         n = x.shape[0]
         dh, dw = (self.h - self.out_h) // 2, (self.w - self.out_w) // 2
