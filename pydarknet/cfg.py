@@ -12,18 +12,9 @@ import warnings
 
 from .errors import CfgError
 
-# Darknet's section aliases -> the canonical section name used by the layer registry.
-SECTION_ALIASES = {
-    "net": "net", "network": "net",
-    "conv": "convolutional", "convolutional": "convolutional",
-    "max": "maxpool", "maxpool": "maxpool",
-    "avg": "avgpool", "avgpool": "avgpool",
-    "local_avg": "local_avgpool", "local_avgpool": "local_avgpool",
-    "soft": "softmax", "softmax": "softmax",
-    "conn": "connected", "connected": "connected",
-    "lrn": "normalization", "normalization": "normalization",
-    "empty": "empty", "silence": "empty",
-}
+# The names of the network-wide section that must come first. Layer section names and their
+# aliases live with the layers (pydarknet.layers.registry).
+NET_SECTIONS = ("net", "network")
 
 _REQUIRED = object()
 
@@ -40,14 +31,18 @@ class Option:
 
 
 class Section:
-    """One ``[name]`` block: canonical ``kind``, the name as written, and its options."""
+    """One ``[name]`` block: the name as written, where it starts, and its options."""
 
     def __init__(self, name, path, line):
         self.name = name
-        self.kind = SECTION_ALIASES.get(name, name)
         self.path = path
         self.line = line
         self.options = {}
+
+    @property
+    def is_net(self):
+        """Whether this is the [net] / [network] section."""
+        return self.name in NET_SECTIONS
 
     def __repr__(self):
         return f"<Section [{self.name}] {self.path}:{self.line}>"
@@ -169,7 +164,7 @@ def parse_cfg_text(text, path="<cfg>"):
         current.options[key] = Option(key, value, number)
     if not sections:
         raise CfgError("no sections: a cfg starts with [net]", path)
-    if sections[0].kind != "net":
+    if not sections[0].is_net:
         raise CfgError(f"the first section must be [net] or [network], found [{sections[0].name}]",
                        path, sections[0].line)
     return sections

@@ -7,19 +7,34 @@ cfg's raw values; ``mini_batch`` is ``batch // subdivisions`` (images per forwar
 POLICIES = ("constant", "step", "steps", "exp", "poly", "random", "sigmoid", "sgdr")
 
 # Options the net reads that only later parts (training loop, data loading) act on; read here
-# so that they count as used and keep their Darknet defaults in one place.
+# so that they keep their Darknet defaults in one place. Options with no effect at all are in
+# pydarknet.no_effect; those pydarknet does not train with are in _NOT_TRAINED.
 _AUGMENT_FLOATS = {"angle": 0.0, "aspect": 1.0, "saturation": 1.0, "exposure": 1.0, "hue": 0.0,
-                   "label_smooth_eps": 0.0, "resize_step": 32.0, "max_chart_loss": 20.0,
-                   "adversarial_lr": 0.0, "ema_alpha": 0.0, "loss_scale": 1.0,
-                   "badlabels_rejection_percentage": 0.0, "num_sigmas_reject_badlabels": 0.0,
-                   "workspace_size_limit_MB": 1024.0, "show_receptive_field": 0.0}
+                   "label_smooth_eps": 0.0, "resize_step": 32.0, "loss_scale": 1.0}
 _AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_box": 0,
-                 "mosaic_bound": 0, "contrastive": 0, "contrastive_jit_flip": 0,
-                 "contrastive_color": 0, "unsupervised": 0, "attention": 0, "track": 0,
-                 "augment_speed": 2, "try_fix_nan": 0, "weights_reject_freq": 0,
-                 "equidistant_point": 0, "use_cuda_graph": 0, "dynamic_minibatch": 0,
-                 "optimized_memory": 0, "sequential_subdivisions": 0, "max_epochs": 0,
-                 "seen": 0, "cudnn_half": 0}
+                 "mosaic_bound": 0, "augment_speed": 2, "seen": 0}
+
+# Training features of Darknet's that pydarknet does not implement: option -> (default, what it
+# does). A cfg that sets one builds and runs; training it is refused (check_trainable).
+_NOT_TRAINED = {
+    "adam": (0, "the Adam optimiser"),
+    "ema_alpha": (0.0, "exponential moving averages of the weights, applied from iteration "
+                       "max_batches/2"),
+    "adversarial_lr": (0.0, "adversarial training"),
+    "badlabels_rejection_percentage": (0.0, "rejecting bad labels"),
+    "num_sigmas_reject_badlabels": (0.0, "rejecting bad labels"),
+    "weights_reject_freq": (0, "rejecting similar weights"),
+    "dynamic_minibatch": (0, "a mini-batch that grows with the input size"),
+    "sequential_subdivisions": (0, "sequence subdivisions"),
+    "max_epochs": (0, "a max_batches computed from epochs"),
+    "contrastive": (0, "contrastive learning"),
+    "contrastive_jit_flip": (0, "contrastive learning"),
+    "contrastive_color": (0, "contrastive learning"),
+    "unsupervised": (0, "unsupervised contrastive learning"),
+    "attention": (0, "attention-guided augmentation"),
+    "track": (0, "training on video sequences (tracking)"),
+    "equidistant_point": (0, "training on video sequences (tracking)"),
+}
 
 
 class NetOptions:
@@ -61,6 +76,9 @@ class NetOptions:
             setattr(self, key, s.get_float(key, default))
         for key, default in _AUGMENT_INTS.items():
             setattr(self, key, s.get_int(key, default))
+        for key, (default, _) in _NOT_TRAINED.items():
+            read = s.get_float if isinstance(default, float) else s.get_int
+            setattr(self, key, read(key, default))
         self.power = s.get_float("power", 4.0)
         cutmix = s.get_int("cutmix", 0)
         mosaic = s.get_int("mosaic", 0)
@@ -90,6 +108,15 @@ class NetOptions:
         elif self.policy == "sigmoid":
             self.gamma = s.get_float("gamma", 1.0)
             self.step = s.get_int("step", 1)
+
+    def check_trainable(self):
+        """Refuse to train with a Darknet training feature pydarknet does not implement."""
+        for key, (default, what) in _NOT_TRAINED.items():
+            if getattr(self, key) != default:
+                raise self.section.error(
+                    f"{key}={self.section.options[key].value} asks for {what}, which pydarknet "
+                    f"does not implement: remove the option (or set {key}={default}) to train "
+                    f"here, or train with Darknet", key)
 
     def summary(self):
         """The shapes-JSON ``net`` record."""

@@ -8,9 +8,10 @@ from . import weights as weights_io
 from .backend import get_backend, parse_device
 from .cfg import parse_cfg, parse_cfg_text
 from .errors import CfgError, PydarknetError, ShapeError
-from .layers import REGISTRY, BuildContext
+from .layers import BuildContext, layer_class
 from .memory import check_fits, format_bytes
 from .net_options import NetOptions
+from .no_effect import NoEffectOptions
 from .passes import check_truths, forward_pass, pass_cost
 from .train.iteration import train_iteration
 
@@ -36,6 +37,9 @@ class Network:
         if height is not None:
             _override(net_section, "height", height)
         self.net = NetOptions(net_section)
+        no_effect = NoEffectOptions()
+        no_effect.take(net_section, "net")
+        no_effect.warn()
         net_section.warn_unused()
         self.device = device
         self._backend = None
@@ -70,21 +74,18 @@ class Network:
     def _build(self, sections):
         n = self.net
         w, h, c, inputs = n.width, n.height, n.channels, n.inputs
+        no_effect = NoEffectOptions()
         for index, section in enumerate(sections):
-            if section.kind == "net":
-                raise CfgError("[net] may only be the first section", section.path, section.line)
-            cls = REGISTRY.get(section.kind)
-            if cls is None:
-                raise CfgError(f"unknown section [{section.name}]: expected one of "
-                               f"{', '.join(sorted('[%s]' % k for k in REGISTRY))}",
-                               section.path, section.line)
+            cls = layer_class(section)
             ctx = BuildContext(n, index, self.layers, w, h, c, inputs, self.batch,
                                self.train_alloc)
             layer = cls(section, ctx)
             layer.read_common(section)
+            no_effect.take(section, cls.section_name)
             section.warn_unused()
             self.layers.append(layer)
             w, h, c, inputs = layer.out_w, layer.out_h, layer.out_c, layer.outputs
+        no_effect.warn()
         if not self.layers:
             raise CfgError("the cfg has a [net] section but no layers", self.cfg_path)
         if not any(l.w > 1 and l.h > 1 for l in self.layers):
@@ -210,7 +211,15 @@ class Network:
         self.outputs = [None] * len(self.layers)
 
     # -- training ------------------------------------------------------------------------
+    def check_trainable(self):
+        """Refuse, before anything is trained, options that change training in ways pydarknet
+        does not implement (each layer names its file, line and option)."""
+        self.net.check_trainable()
+        for layer in self.layers:
+            layer.check_trainable()
+
     def ensure_training(self):
+        self.check_trainable()
         self.params_to_device()
         if not self._training_ready:
             for layer in self.layers:

@@ -1,7 +1,8 @@
 """Darknet .weights files: header, then every layer's parameters in network order.
 
 Header: int32 major, minor, revision; ``seen`` as uint64 when major*10+minor >= 2, else uint32.
-Connected-layer weights are stored transposed when major or minor > 1000 (AB's rule).
+Connected-layer weights are stored transposed when major or minor > 1000 (AB's rule), and a
+[convolutional] layer's when its cfg sets ``flipped=1``.
 pydarknet writes version 0.2.5 with a uint64 ``seen``.
 """
 
@@ -52,6 +53,19 @@ def _load_order(layer):
     return names
 
 
+def _stored_transposed(layer, header, values):
+    """``layer``'s weights in pydarknet's layout when the file stores them transposed:
+    [connected] weights as [inputs, outputs] in files of version > 1000 (Darknet's
+    load_connected_weights), [convolutional] weights as [c/groups*size*size, filters] when the
+    cfg sets ``flipped=1`` (load_convolutional_weights). Saving writes the plain layout, as
+    Darknet's save_*_weights do."""
+    if layer.layer_type == "connected" and header.transpose:
+        return values.reshape(layer.inputs, layer.outputs).T
+    if layer.layer_type == "convolutional" and layer.flipped:
+        return values.reshape(-1, layer.n).T
+    return values
+
+
 def expected_floats(layers):
     return sum(int(np.prod(layer.params[n].shape)) for layer in layers
                if not getattr(layer, "dontload", 0) for n in _load_order(layer))
@@ -95,14 +109,10 @@ def load_weights(network, path, cutoff=None, allow_partial=False):
                     f"{layer.index} ({layer.layer_type}) '{name}' (needs {count} from float "
                     f"{pos}, {data.size - pos} left)")
             values = data[pos:pos + count]
-            if name == "weights" and layer.layer_type == "connected" and header.transpose:
-                values = values.reshape(layer.inputs, layer.outputs).T
+            if name == "weights":
+                values = _stored_transposed(layer, header, values)
             dest[...] = values.reshape(dest.shape)
             pos += count
-        if layer.layer_type == "convolutional" and getattr(layer, "flipped", 0) \
-                and "weights" in layer.params:
-            w = layer.params["weights"]
-            w[...] = w.reshape(-1, w.shape[0]).T.reshape(w.shape)
     if cutoff is None and pos != data.size:
         raise WeightsError(f"{path}: too many floats: the network expects {need}, the file has "
                            f"{data.size} ({data.size - need} left over): it was written for a "

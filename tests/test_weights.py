@@ -155,3 +155,51 @@ def test_backbone_file_loads_the_layers_it_has(tmp_path):
     np.testing.assert_array_equal(fresh.layers[1].params["weights"], net.layers[1].params["weights"])
     with pytest.raises(pydarknet.WeightsError, match="too few"):
         fresh.load_weights(tmp_path / "conv.2")     # without allow_partial: an error
+
+
+FLIPPED = """
+[net]
+batch=1
+width=6
+height=6
+channels=4
+[convolutional]
+filters=4
+groups=2
+size=3
+pad=1
+flipped=1
+activation=linear
+[convolutional]
+filters=2
+size=1
+activation=linear
+"""
+
+
+def test_flipped_convolution_reads_transposed_weights(tmp_path):
+    """Darknet's load_convolutional_weights with flipped=1 reads the weights as a
+    [c/groups*size*size, filters] matrix and transposes it; other layers load as written."""
+    cfg = tiny(tmp_path, FLIPPED)
+    net = pydarknet.load(cfg)
+    assert net.layers[0].flipped == 1 and net.layers[1].flipped == 0
+    n, k = 4, (4 // 2) * 3 * 3
+    biases0 = np.arange(n, dtype=np.float32)
+    stored0 = np.arange(k * n, dtype=np.float32).reshape(k, n)   # the file's [k, filters]
+    biases1 = np.array([7, 8], np.float32)
+    weights1 = np.arange(2 * 4, dtype=np.float32) + 100
+    with open(tmp_path / "f.weights", "wb") as f:
+        write_header(f, 0, 2, 5, 0)
+        for a in (biases0, stored0, biases1, weights1):
+            a.astype("<f4").tofile(f)
+    net.load_weights(tmp_path / "f.weights")
+    w0 = net.layers[0].params["weights"]
+    assert w0.shape == (4, 2, 3, 3)
+    np.testing.assert_array_equal(w0.reshape(n, k), stored0.T)
+    np.testing.assert_array_equal(w0[1, 0, 0, 2], stored0[2, 1])   # filter 1, element 2
+    np.testing.assert_array_equal(net.layers[0].params["biases"], biases0)
+    np.testing.assert_array_equal(net.layers[1].params["weights"].ravel(), weights1)
+    # saved in the plain layout, as Darknet's save_convolutional_weights writes it
+    net.save_weights(tmp_path / "g.weights")
+    saved = np.fromfile(tmp_path / "g.weights", "<f4", offset=20)
+    np.testing.assert_array_equal(saved[n:n + k * n], stored0.T.ravel())

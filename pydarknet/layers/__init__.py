@@ -1,5 +1,9 @@
-"""One module per layer type; importing this package fills the section -> class registry."""
+"""One module per layer type, named after its section; importing this package fills the
+section -> class registry (registry.py)."""
 
-from . import (activation, batchnorm, connected, convolutional, gaussian_yolo, local,  # noqa
-               pooling, region, route, shortcut, simple, softmax, unsupported, yolo)
-from .base import REGISTRY, BuildContext, Layer  # noqa: F401
+from . import (activation, avgpool, batchnorm, connected, contrastive, convolutional,  # noqa
+               cost, crnn, crop, detection, dropout, empty, gaussian_yolo, local, local_avgpool,
+               maxpool, region, reorg, route, sam, scale_channels, shortcut, softmax,
+               unsupported, upsample, yolo)
+from .base import BuildContext, Layer  # noqa: F401
+from .registry import REGISTRY, SECTION_NAMES, canonical_name, layer_class  # noqa: F401

@@ -1,7 +1,8 @@
 """Activation names and the standalone [activation] layer."""
 
 from ..backend import ACTIVATIONS
-from .base import Layer, register
+from .base import Layer
+from .registry import register
 
 
 def read_activation(section, key, default):

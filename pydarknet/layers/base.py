@@ -1,20 +1,8 @@
-"""What every layer shares: Darknet's geometry fields, the build context, the registry."""
+"""What every layer shares: Darknet's geometry fields and the build context."""
 
 import numpy as np
 
 from ..errors import NotSupportedError
-
-# section kind -> layer class; filled by @register in each layer module.
-REGISTRY = {}
-
-
-def register(*kinds):
-    def deco(cls):
-        for kind in kinds:
-            REGISTRY[kind] = cls
-        return cls
-    return deco
-
 
 class BuildContext:
     """What a layer sees while it is built: the previous layer's output, the layers so far."""
@@ -84,6 +72,25 @@ class Layer:
     # parameters that receive gradients, and those of them with weight decay
     trainable = ()
     decayed = ("weights",)
+
+    def check_trainable(self):
+        """Raise (``refuse_training``) when an option of this layer changes training in a way
+        pydarknet does not implement; called by ``Network.check_trainable`` before training.
+        Subclasses add their own checks after ``super().check_trainable()``."""
+        if self.train_only_bn:
+            # Darknet's GPU build gives train_only_bn to every earlier layer too, skips their
+            # whole update (batch norm included) and their weight gradients.
+            raise self.refuse_training(
+                "train_only_bn", "freezing this layer and every layer before it",
+                "to freeze them, set stopbackward=1 in the next layer instead")
+
+    def refuse_training(self, option, what, advice=None):
+        """The error for ``option``, which asks for ``what`` while training."""
+        s = self.section
+        advice = advice or ("remove the option to train here (it does not change inference), "
+                            "or train with Darknet")
+        return s.error(f"layer {self.index}: {option}={s.options[option].value} asks for {what} "
+                       f"while training, which pydarknet does not implement: {advice}", option)
 
     def init_training(self, backend):
         """Gradient accumulators and momentum buffers for the trainable parameters."""

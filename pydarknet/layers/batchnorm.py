@@ -1,7 +1,8 @@
 """[batchnorm]: standalone batch normalisation, and the batch-norm maths the convolutional and
 connected layers share (Darknet's training statistics and deltas, with eps inside the root)."""
 
-from .base import Layer, register
+from .base import Layer
+from .registry import register
 
 
 def bn_train_forward(backend, out, scales, biases, rolling_mean, rolling_variance, keep=0.9,

@@ -3,11 +3,12 @@
 import numpy as np
 
 from .activation import read_activation
-from .base import Layer, register
+from .base import Layer
+from .registry import register
 from .batchnorm import bn_backward, bn_train_forward
 
 
-@register("connected")
+@register("connected", aliases=("conn",))
 class Connected(Layer):
     type = "connected"
     layer_type = "connected"

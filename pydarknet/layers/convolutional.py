@@ -4,14 +4,15 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from .activation import read_activation
-from .base import Layer, activate_keeping_input, register
+from .base import Layer, activate_keeping_input
+from .registry import register
 from .batchnorm import bn_backward, bn_train_forward
 
 # activations whose gradient Darknet computes from the pre-activation value
 NEEDS_INPUT = ("swish", "mish", "hard_mish")
 
 
-@register("convolutional")
+@register("convolutional", aliases=("conv",))
 class Convolutional(Layer):
     type = "conv"
     layer_type = "convolutional"
@@ -28,8 +29,6 @@ class Convolutional(Layer):
             stride = s.get_int("stride", 1)
             stride_x = stride if stride_x < 1 else stride_x
             stride_y = stride if stride_y < 1 else stride_y
-        else:
-            s.get_int("stride", 1)
         self.stride_x, self.stride_y = stride_x, stride_y
         self.dilation = s.get_int("dilation", 1)
         if self.size == 1:
@@ -47,10 +46,13 @@ class Convolutional(Layer):
         self.xnor = s.get_int("xnor", 0)
         self.bin_output = s.get_int("bin_output", 0)
         deform = [s.get_int(k, 0) for k in ("sway", "rotate", "stretch", "stretch_sway")]
-        for key in ("flipped", "grad_centr", "coordconv", "stream", "wait_stream"):
-            s.get_int(key, 0)
-        for key in ("dot", "angle", "reverse"):
-            s.get_float(key, 0)
+        # the .weights file stores this layer's weights transposed ([c/groups*size*size, n])
+        self.flipped = s.get_int("flipped", 0)
+        # gradient centralisation and Darknet's inverse-weight update: training only
+        self.grad_centr = s.get_int("grad_centr", 0)
+        self.reverse = s.get_float("reverse", 0)
+        # CoordConv adds coordinates to the output (Darknet's GPU build)
+        self.coordconv = s.get_int("coordconv", 0)
         for key in ("filters", "size"):
             if getattr(self, "n" if key == "filters" else key) < 1:
                 raise s.error(f"must be a positive integer, found "
@@ -67,8 +69,9 @@ class Convolutional(Layer):
         if ctx.c % self.groups or self.n % self.groups:
             raise s.error(f"groups={self.groups} must divide both the input channels ({ctx.c}) "
                           f"and filters ({self.n})", "groups")
-        if any(deform) or self.antialiasing or self.assisted_excitation:
-            self.unsupported = "deformable / antialiasing / assisted_excitation convolution"
+        if any(deform) or self.antialiasing or self.assisted_excitation or self.coordconv:
+            self.unsupported = ("deformable / antialiasing / assisted_excitation / coordconv "
+                                "convolution")
         else:
             self.unsupported = None
 
@@ -122,6 +125,15 @@ class Convolutional(Layer):
             self.params["scales"][...] = 1
             self.params["rolling_variance"][...] = 1
 
+    def check_trainable(self):
+        super().check_trainable()
+        if self.grad_centr and self.batch_normalize:
+            raise self.refuse_training("grad_centr", "gradient centralisation")
+        if self.reverse:
+            raise self.refuse_training("reverse", "Darknet's inverse-weight update")
+        if self.clip:
+            raise self.refuse_training("clip", "clipping the weights after each update")
+
     def weights_of(self):
         return (self.share_layer or self).params
 
@@ -165,11 +177,8 @@ class Convolutional(Layer):
         else:
             B.backward_bias(owner.grads["biases"], delta)
         pad = self.pad * self.dilation
-        if getattr(self, "train_only_bn", 0):
-            dw = B.zeros(owner.params["weights"].shape)   # weights stay frozen
-        else:
-            dw = owner.grads["weights"]
-        B.conv2d_backward(self._input, owner.params["weights"], delta, self.input_delta(state), dw,
+        B.conv2d_backward(self._input, owner.params["weights"], delta, self.input_delta(state),
+                          owner.grads["weights"],
                           self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
 
     # -- description ---------------------------------------------------------------------

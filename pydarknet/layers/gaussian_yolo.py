@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from .base import register
+from .registry import register
 from .yolo import YoloBase, logistic
 
 

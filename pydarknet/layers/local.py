@@ -3,7 +3,8 @@
 import numpy as np
 
 from .activation import read_activation
-from .base import Layer, register
+from .base import Layer
+from .registry import register
 
 
 @register("local")

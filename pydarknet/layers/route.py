@@ -1,6 +1,7 @@
 """[route]: concatenate earlier layers' outputs along channels, or take one group of them."""
 
-from .base import Layer, register
+from .base import Layer
+from .registry import register
 
 
 @register("route")
@@ -16,8 +17,6 @@ class Route(Layer):
         self.layers = [ctx.resolve(s, "layers", r) for r in refs]
         self.groups = s.get_int("groups", 1)
         self.group_id = s.get_int("group_id", 0)
-        for key in ("stream", "wait_stream"):
-            s.get_int(key, -1)
         if self.groups < 1 or not 0 <= self.group_id < self.groups:
             raise s.error(f"needs groups >= 1 and 0 <= group_id < groups, found groups="
                           f"{self.groups} group_id={self.group_id}", "group_id")

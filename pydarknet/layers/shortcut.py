@@ -3,7 +3,8 @@
 import numpy as np
 
 from .activation import read_activation
-from .base import Layer, activate_keeping_input, register
+from .base import Layer, activate_keeping_input
+from .registry import register
 
 WEIGHTS_TYPES = {"none": 0, "per_feature": 1, "per_layer": 1, "per_channel": 2}
 WEIGHTS_NORMALIZATIONS = {"none": 0, "relu": 1, "avg_relu": 1, "softmax": 2}

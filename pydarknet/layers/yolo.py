@@ -5,7 +5,8 @@ import warnings
 import numpy as np
 
 from ..cfg import CfgWarning
-from .base import Layer, register
+from .base import Layer
+from .registry import register
 
 IOU_LOSSES = ("mse", "giou", "diou", "ciou")
 IOU_KINDS = ("iou", "giou", "diou", "ciou")
@@ -104,10 +105,6 @@ class Yolo(YoloBase):
         self.show_details = s.get_int("show_details", 1)
         self.new_coords = s.get_int("new_coords", 0)
         self.focal_loss = s.get_int("focal_loss", 0)
-        for key in ("track_history_size", "dets_for_track", "dets_for_show", "embedding_layer"):
-            s.get_int(key, 0)
-        for key in ("sim_thresh", "track_ciou_norm"):
-            s.get_float(key, 0)
 
     def forward(self, x, state):
         B = state.backend

@@ -1,0 +1,160 @@
+"""The section -> layer registry, options with no effect, and options refused for training."""
+
+import warnings
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet.cfg import CfgWarning, parse_cfg, parse_cfg_text
+from pydarknet.errors import CfgError, NotSupportedError
+from pydarknet.layers import REGISTRY, SECTION_NAMES, canonical_name, layer_class
+from pydarknet.layers.unsupported import Unsupported
+from pydarknet.no_effect import NO_EFFECT, NoEffectWarning
+
+NET = "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n"
+CONV = "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+
+
+def build(text, name="t.cfg", **kw):
+    return pydarknet.Network(parse_cfg_text(text, name), **kw)
+
+
+def test_every_section_of_the_darknet_corpus_has_a_layer_class(ref):
+    names = set()
+    for path in sorted((ref / "cfg").glob("*.cfg")):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sections = parse_cfg(path)
+        for section in sections[1:]:
+            cls = layer_class(section)
+            assert REGISTRY[canonical_name(section.name)] is cls
+            names.add(section.name)
+    assert {"convolutional", "yolo", "rnn", "Gaussian_yolo", "reorg3d", "cost"} <= names
+    for name in sorted(names):
+        if issubclass(layer_class(parse_cfg_text(f"[net]\n[{name}]\n")[1]), Unsupported):
+            with pytest.raises(NotSupportedError, match=rf"t.cfg:6: \[{name}\]: .*not supported"):
+                build(NET + f"[{name}]\n")
+
+
+@pytest.mark.parametrize("alias, name", [
+    ("conv", "convolutional"), ("max", "maxpool"), ("avg", "avgpool"), ("soft", "softmax"),
+    ("conn", "connected"), ("local_avg", "local_avgpool"), ("silence", "empty"),
+    ("lrn", "normalization")])
+def test_aliases_are_registered_with_their_layer(alias, name):
+    assert SECTION_NAMES[alias] == name
+    assert layer_class(parse_cfg_text(f"[net]\n[{alias}]\n")[1]) is REGISTRY[name]
+    assert REGISTRY[name].section_name == name
+
+
+def test_every_layer_module_is_named_after_its_section():
+    shared = {"reorg3d": "reorg"}   # [reorg3d] and [reorg] are the two reorgs in reorg.py
+    for name, cls in REGISTRY.items():
+        module = cls.__module__.rsplit(".", 1)[1]
+        assert module in (shared.get(name, name.lower()), "unsupported"), (name, cls.__module__)
+
+
+def test_unknown_and_misplaced_sections_name_file_and_line():
+    with pytest.raises(CfgError, match=r"t.cfg:6: unknown section \[convolution\]: expected "
+                                       r"one of .*\[conv\]"):
+        build(NET + "[convolution]\n")
+    with pytest.raises(CfgError, match=r"t.cfg:10: \[network\] may only be the first section"):
+        build(NET + CONV + "[network]\n")
+
+
+def test_no_effect_table_names_registered_sections_only():
+    assert set(NO_EFFECT) <= set(REGISTRY) | {"net"}
+
+
+def test_no_effect_option_warns_once_for_all_layers():
+    text = NET + (CONV + "stream=1\nwait_stream=2\n") * 3
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        build(text)
+    messages = [str(w.message) for w in caught if issubclass(w.category, CfgWarning)]
+    assert all(issubclass(w.category, NoEffectWarning) for w in caught
+               if issubclass(w.category, CfgWarning))
+    assert len(messages) == 2, messages
+    assert messages[0].startswith("t.cfg:10: [convolutional] option 'stream' has no effect")
+    assert "(and in 2 more [convolutional] sections)" in messages[0]
+    assert "wait_stream" in messages[1]
+
+
+def test_an_option_a_layer_acts_on_is_not_reported_as_without_effect():
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        net = build(NET + CONV + "stride=2\n")
+    assert net.layers[0].stride_x == 2
+    with pytest.warns(NoEffectWarning, match="'stride' has no effect.*stride_x and stride_y"):
+        net = build(NET + CONV + "stride=2\nstride_x=1\nstride_y=1\n")
+    assert net.layers[0].stride_x == 1
+
+
+def test_honoured_options_are_stored_on_the_layer():
+    net = build(NET + CONV + "flipped=1\ngrad_centr=1\nreverse=0.5\n"
+                "[crnn]\noutput=2\nhidden=2\nxnor=1\nshortcut=1\ndilation=1\n")
+    conv, crnn = net.layers
+    assert (conv.flipped, conv.grad_centr, conv.reverse) == (1, 1, 0.5)
+    assert (crnn.xnor, crnn.shortcut, crnn.dilation) == (1, 1, 1)
+
+
+REFUSED_FOR_TRAINING = [
+    (CONV + "batch_normalize=1\ngrad_centr=1\n", 11, "grad_centr"),
+    (CONV + "reverse=1\n", 10, "reverse"),
+    (CONV + "clip=1\n", 10, "clip"),
+    (CONV + "[dropout]\nprobability=0.5\ndropblock=1\n", 12, "dropblock"),
+    (CONV + "[cost]\nratio=0.5\n", 11, "ratio"),
+]
+
+
+@pytest.mark.parametrize("layers, line, option", REFUSED_FOR_TRAINING)
+def test_options_not_implemented_for_training_are_refused_when_training_starts(layers, line,
+                                                                                option):
+    net = build(NET + layers)
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    net.forward(x)   # inference is unaffected
+    with pytest.raises(CfgError, match=rf"t.cfg:{line}: \[\w+\] {option}: .*{option}=.* while "
+                                       r"training, which pydarknet does not implement"):
+        net.ensure_training()
+    with pytest.raises(CfgError, match=option):
+        net.forward(x, train=True)
+
+
+@pytest.mark.parametrize("layers, option", [
+    (CONV + "coordconv=1\n", "coordconv"),
+    ("[maxpool]\nsize=2\nstride=2\nmaxpool_zero_nonmax=1\n", "maxpool_zero_nonmax"),
+    (CONV + "[softmax]\nspatial=1\n", "spatial"),
+])
+def test_options_changing_the_forward_pass_are_refused_when_run(layers, option):
+    net = build(NET + layers)
+    with pytest.raises(NotSupportedError, match=rf"t.cfg:\d+: .*{option}"):
+        net.forward(np.zeros((2, 3, 8, 8), np.float32))
+
+
+def test_train_only_bn_is_refused_with_advice():
+    net = build(NET + CONV + "batch_normalize=1\ntrain_only_bn=1\n" + CONV)
+    with pytest.raises(CfgError, match=r"t.cfg:11: \[convolutional\] train_only_bn: .*set "
+                                       r"stopbackward=1 in the next layer"):
+        net.ensure_training()
+
+
+def test_net_options_not_implemented_for_training_are_refused():
+    net = build(NET.replace("batch=2", "batch=2\nema_alpha=0.9998\nadam=0") + CONV)
+    assert net.net.ema_alpha == np.float32(0.9998) or abs(net.net.ema_alpha - 0.9998) < 1e-9
+    net.forward(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(CfgError, match=r"t.cfg:3: \[net\] ema_alpha: ema_alpha=0.9998 asks for "
+                                       r"exponential moving averages"):
+        net.ensure_training()
+
+
+def test_net_option_without_effect_warns():
+    with pytest.warns(NoEffectWarning, match=r"t.cfg:3: \[net\] option 'cudnn_half' has no "
+                                             r"effect in pydarknet"):
+        build(NET.replace("batch=2", "batch=2\ncudnn_half=1") + CONV)
+
+
+def test_training_through_a_crop_layer_is_refused():
+    net = build(NET + "[crop]\ncrop_width=6\ncrop_height=6\n")
+    net.forward(np.zeros((2, 3, 8, 8), np.float32))
+    with pytest.raises(CfgError, match=r"t.cfg:6: \[crop\]: layer 0: training through a \[crop\]"):
+        net.ensure_training()
