@@ -3,8 +3,8 @@
 Every problem (a missing, empty, truncated or undecodable image, a missing label file, a
 malformed label line, a class id out of range) is warned once with its path (and line),
 counted once in a ``Problems`` tally (:mod:`pydarknet.errors`), and the offending item
-skipped; a list with no usable item at all is a ``DataError`` saying what to fix. Label files, lists and the image -> label rules are
-:mod:`pydarknet.labels`.
+skipped; a list with no usable item at all is a ``DataError`` saying what to fix. Label
+files, lists and the image -> label rules are :mod:`pydarknet.labels`.
 """
 
 import os
