@@ -23,6 +23,8 @@ import os
 
 import numpy as np
 
+from .errors import DataError
+
 __all__ = ["read_data_file", "read_names", "check_names", "read_list", "replace_image_to_label",
            "label_path", "read_labels", "parse_labels", "classes_in_path", "class_from_path",
            "data_path"]
@@ -41,13 +43,7 @@ _EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP",
                ".tiff", ".TIFF")
 
 
-def _errors():
-    from .data.io import DataError, Problems   # lazy: pydarknet.data may import this module
-    return DataError, Problems
-
-
 def _read_lines(path, what):
-    DataError, _ = _errors()
     try:
         with open(path, encoding="utf-8", errors="replace") as f:
             return f.read().splitlines()
@@ -60,7 +56,6 @@ def _read_lines(path, what):
 def read_data_file(path):
     """A Darknet ``.data`` file (``key = value`` lines, ``#`` comments) as a dict of strings,
     ``classes`` (and ``top``) as ints. Errors name the file and line."""
-    DataError, _ = _errors()
     out = {}
     for number, line in enumerate(_read_lines(path, ".data file"), 1):
         text = line.split("#", 1)[0].strip()
@@ -81,7 +76,6 @@ def read_data_file(path):
 def data_path(data, key, datafile, default=None):
     """``data[key]`` (a path from a .data file) or ``default``; a ``DataError`` naming the
     .data file when neither exists."""
-    DataError, _ = _errors()
     value = data.get(key, default)
     if value is None:
         raise DataError(f"{datafile}: no '{key} =' line")
@@ -91,7 +85,6 @@ def data_path(data, key, datafile, default=None):
 def read_names(path):
     """Class names, one a line (Darknet's ``get_labels``); trailing blank lines are dropped,
     a blank line in the middle is an error with its line number."""
-    DataError, _ = _errors()
     names = [ln.rstrip() for ln in _read_lines(path, "names file")]
     while names and not names[-1].strip():
         names.pop()
@@ -106,7 +99,6 @@ def read_names(path):
 def check_names(names, classes, names_path="<names>", where="the network"):
     """A ``DataError`` when there are fewer names than classes (Darknet reads past the end of
     its array then); returns the names (a longer list is cut to ``classes``)."""
-    DataError, _ = _errors()
     if len(names) < classes:
         raise DataError(f"{names_path}:{len(names)}: the names file ends after {len(names)} "
                         f"names, but {where} has classes={classes}: add one name per class")
@@ -116,7 +108,6 @@ def check_names(names, classes, names_path="<names>", where="the network"):
 def read_list(path, what="image list"):
     """Non-empty, stripped lines of a list file (Darknet's ``train=`` / ``valid=`` files). A
     missing file or an empty list is a ``DataError``."""
-    DataError, _ = _errors()
     items = [ln.strip() for ln in _read_lines(path, what)]
     items = [ln for ln in items if ln and not ln.startswith("#")]
     if not items:
@@ -139,13 +130,15 @@ def replace_image_to_label(image_path):
     return out
 
 
-def label_path(image_path):
+def label_path(image_path, problems=None):
     """The label file for an image, as AlexeyAB's Darknet finds it: :func:`replace_image_to_label`
     (``<image>.txt`` beside the image unless the path holds images/train2017 and the like, or
     JPEGImages). When that file does not exist but pjreddie's rule (``/images/`` ->
-    ``/labels/``) gives one that does, that one. Any image extension becomes ``.txt`` (AB's
-    list is case-sensitive and knows no .webp or .tif). When neither file exists, AB's path
-    (the one Darknet would report). Checks no more than these two files."""
+    ``/labels/``) gives one that does, that one - and, once per ``problems`` tally (once per
+    run), a ``DataWarning`` that AlexeyAB's Darknet would not find it (it trains such images
+    without objects). Any image extension becomes ``.txt`` (AB's list is case-sensitive and
+    knows no .webp or .tif). When neither file exists, AB's path (the one Darknet would
+    report). Checks no more than these two files."""
     p = replace_image_to_label(image_path)
     if not p.endswith(".txt"):
         p = os.path.splitext(p)[0] + ".txt"
@@ -155,6 +148,13 @@ def label_path(image_path):
     if "/images/" in q:
         q = os.path.splitext(q.replace("/images/", "/labels/", 1))[0] + ".txt"
         if os.path.exists(q):
+            if problems is not None:
+                problems.warn_once("labels_pjreddie_rule", (
+                    f"{q}: label file found by pjreddie's rule (/images/ -> /labels/), but "
+                    f"AlexeyAB's Darknet looks for {p} (its rule: images/train2017, val2017, "
+                    "train2014, val2014 and JPEGImages -> labels, extension -> .txt) and would "
+                    "train this image, and any other like it, without objects; pydarknet uses "
+                    "the labels/ file (warned once)"))
             return q
     return p
 
@@ -209,7 +209,8 @@ def parse_labels(lines, path="<labels>", classes=None, problems=None, clip=False
         if kind is None:
             rows.append(result)
         elif problems is not None:
-            problems.report(kind, f"{path}:{number}: {result}: '{text[:80]}'; line skipped")
+            problems.report(kind, f"{path}:{number}: {result}: '{text[:80]}'; line skipped",
+                            key=f"{path}:{number}")
     return np.array(rows, np.float64).reshape(-1, 5)
 
 

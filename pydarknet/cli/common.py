@@ -86,7 +86,7 @@ def load_network(args, cfg, weights, width=None, height=None):
 
 
 def new_problems():
-    from ..data.io import Problems
+    from ..errors import Problems
     return Problems()
 
 

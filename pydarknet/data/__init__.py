@@ -11,7 +11,8 @@ import functools
 from ..labels import parse_labels, read_labels, read_list
 from .classification import ClassificationDataset
 from .detection import DetectionDataset, load_eval_image, read_truth_boxes
-from .io import DataError, DataWarning, Problems, read_image
+from ..errors import DataError, DataWarning, Problems
+from .io import read_image
 from .loader import BatchLoader, make_loader
 from .synthetic import SHAPES, draw_shapes_image, make_shapes_classifier, make_shapes_detection
 

@@ -13,7 +13,8 @@ import numpy as np
 
 from . import augment as A
 from ..labels import class_from_path, classes_in_path
-from .io import BadIndexes, DataError, Problems, read_image
+from ..errors import DataError, Problems
+from .io import BadIndexes, read_image
 
 MAX_TRIES = 100
 

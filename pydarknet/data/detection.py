@@ -6,6 +6,7 @@ ends the list), exactly what ``Network.train_iteration`` takes.
     img, truth = ds.sample(np.random.default_rng(0), net.net.width, net.net.height)
 """
 
+import functools
 import threading
 import warnings
 
@@ -14,7 +15,8 @@ import numpy as np
 
 from . import augment as A
 from ..labels import label_path as _label_path, read_labels
-from .io import BadIndexes, DataError, DataWarning, Problems, read_image, track_base
+from ..errors import DataError, DataWarning, Problems
+from .io import BadIndexes, read_image, track_base
 
 MAX_TRIES = 100
 
@@ -68,8 +70,9 @@ class DetectionDataset:
                             "Darknet): use one of them")
         self.mosaic_mixup = mode if self.augment else 0
         self.missing_labels = missing_labels
-        self.label_path = label_path or _label_path
         self.problems = problems if problems is not None else Problems()
+        # the default rule warns (once) when only pjreddie's images/ -> labels/ finds a file
+        self.label_path = label_path or functools.partial(_label_path, problems=self.problems)
         self._labels = {}
         self._bad = BadIndexes(len(self.paths))
         self._lock = threading.Lock()
@@ -244,5 +247,6 @@ def read_truth_boxes(image_path, classes=None, problems=None, label_path=None):
     """Ground-truth boxes [n, 5] (class, x, y, w, h relative) of an image, for mAP: as
     written, not clipped (as Darknet's validate_detector_map); an empty array when its label
     file is missing (warned)."""
-    boxes = read_labels((label_path or _label_path)(image_path), classes, problems)
+    rule = label_path or functools.partial(_label_path, problems=problems)
+    boxes = read_labels(rule(image_path), classes, problems)
     return np.zeros((0, 5)) if boxes is None else boxes

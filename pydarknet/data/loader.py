@@ -23,7 +23,8 @@ import numpy as np
 
 from .classification import ClassificationDataset
 from .detection import DetectionDataset, detection_heads
-from .io import DataError, Problems, read_list
+from ..errors import DataError, Problems
+from ..labels import read_list
 
 STATE_VERSION = 1
 

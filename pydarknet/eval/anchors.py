@@ -7,6 +7,8 @@ changes (at most 1000 rounds); a centre that loses all its boxes keeps its place
 sorted by area; the average IoU is the mean over boxes of the IoU with their closest anchor.
 """
 
+import functools
+
 import numpy as np
 
 __all__ = ["size_iou", "kmeans_anchors", "average_iou", "format_anchors", "read_box_sizes"]
@@ -30,7 +32,7 @@ def _assign(wh, centers):
 
 def kmeans_anchors(wh, k, seed=None, max_rounds=1000):
     """(centers float32 [k, 2] sorted by area, assignments [N], rounds)."""
-    from ..data.io import DataError
+    from ..errors import DataError
     wh = np.asarray(wh, _F).reshape(-1, 2)
     if len(wh) < k:
         raise DataError(f"k-means needs at least num_of_clusters={k} boxes, found {len(wh)}")
@@ -83,7 +85,7 @@ def read_box_sizes(paths, classes=None, problems=None, label_rule=None):
     """(wh relative float32 [N, 2], counts per class, images with labels) from the label
     files of ``paths``; boxes of size outside (0, 1] are reported (and used, as Darknet)."""
     from .. import labels as L
-    label_rule = label_rule or L.label_path
+    label_rule = label_rule or functools.partial(L.label_path, problems=problems)
     sizes, counts, found = [], np.zeros(max(classes or 0, 1), np.int64), 0
     for path in paths:
         lp = label_rule(path)

@@ -30,6 +30,7 @@ Equal probabilities keep that order in the ranking (images in list order), as gl
 the file, here only that line is skipped (and reported).
 """
 
+import functools
 import time
 
 import numpy as np
@@ -234,12 +235,12 @@ def evaluate_network_map(network, valid, names=None, iou_thresh=0.5, thresh=0.25
     mini-batch for a training network, at most 16).
     """
     from .. import labels as L
-    from ..data.io import DataError, Problems
+    from ..errors import DataError, Problems
     from ..detector import detection_layers, iter_detections
 
     t0 = time.time()
     problems = problems if problems is not None else Problems()
-    label_rule = label_rule or L.label_path
+    label_rule = label_rule or functools.partial(L.label_path, problems=problems)
     paths = L.read_list(valid, "validation image list") if isinstance(valid, (str, bytes)) \
         or hasattr(valid, "__fspath__") else [str(p) for p in valid]
     if not paths:

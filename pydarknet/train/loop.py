@@ -186,8 +186,10 @@ class Trainer:
                 record = {"iteration": it, "loss": loss, "avg_loss": self.avg_loss,
                           "rate": net.learning_rate, "seconds": dt, "images": net.seen,
                           "hours_left": left, "size": [net.net.width, net.net.height]}
+                suffix = self._data_problems(record)
                 self.log(f" {it}: {loss:f}, {self.avg_loss:f} avg loss, {net.learning_rate:f} "
-                         f"rate, {dt:f} seconds, {net.seen} images, {left:f} hours left")
+                         f"rate, {dt:f} seconds, {net.seen} images, {left:f} hours left"
+                         + suffix)
                 if self.map_fn and self.root and (it % map_every == 0 or it == self.max_batches):
                     record["map"] = self._evaluate()
                 self.history.append({k: record[k] for k in ("iteration", "avg_loss")
@@ -219,6 +221,19 @@ class Trainer:
         self._chart()
         self.log(f"done: {path}")
         return path
+
+    def _data_problems(self, record):
+        """Adds the skipped inputs so far (``skipped``, ``data_problems`` by kind: files and
+        label lines, each counted once, each warned once when first met) to the log record;
+        returns the console line's suffix (empty while nothing was skipped, so the line stays
+        Darknet's). Counts include the batches already prefetched."""
+        problems = getattr(self.loader, "problems", None)
+        if problems is None:
+            return ""
+        counts = problems.as_dict()
+        record["skipped"] = skipped = sum(counts.values())
+        record["data_problems"] = counts
+        return f", {skipped} inputs skipped" if skipped else ""
 
     def _evaluate(self):
         net = self.net
