@@ -13,6 +13,7 @@ log file in the work folder; the run fails when pytest fails or when any report 
 Exit status: 0 clean, 1 a test failed or a sanitizer reported, 2 no sanitizer toolchain.
 """
 import argparse
+import fcntl
 import glob
 import os
 import pathlib
@@ -110,22 +111,50 @@ def reference_data():
     return os.environ.get("DARKNET_REF", str(ROOT.parent / "shared" / "darknet-ref"))
 
 
+def sanitizer_env(tree, libasan, log_path):
+    """The environment of a process that runs the sanitized copy in ``tree``, reports going
+    to ``log_path``.<pid>."""
+    preload = " ".join(filter(None, [*libasan, os.environ.get("LD_PRELOAD", "")]))
+    return dict(os.environ,
+                PYTHONPATH=os.pathsep.join(filter(None, [str(tree),
+                                                         os.environ.get("PYTHONPATH", "")])),
+                DARKNET_REF=reference_data(),
+                LD_PRELOAD=preload,
+                ASAN_OPTIONS=":".join(ASAN_OPTIONS + [f"log_path={log_path}"]),
+                UBSAN_OPTIONS=":".join(UBSAN_OPTIONS + [f"log_path={log_path}"]),
+                PYDARKNET_NO_CUDA="1")
+
+
+# A maxpool into a 3-float output that needs 4: the sanitizers must report it, or a clean run
+# would prove nothing (e.g. an uninstrumented build, a preload that did not take).
+CANARY = """import numpy as np
+from pydarknet.backend import _cpu
+_cpu.maxpool(np.ones(16, np.float32), np.zeros(3, np.float32), 1, 4, 4, 2, 2, 2, 2, 2, 0)
+"""
+
+
+def check_canary(tree, work, libasan):
+    """None when a deliberate heap overflow in the sanitized core is reported, else why not."""
+    logs = work / "canary"
+    shutil.rmtree(logs, ignore_errors=True)
+    logs.mkdir(parents=True)
+    proc = subprocess.run([sys.executable, "-c", CANARY], cwd=tree, capture_output=True,
+                          text=True, env=sanitizer_env(tree, libasan, logs / REPORT_PREFIX))
+    reports = "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
+    if proc.returncode != 0 and "heap-buffer-overflow" in reports:
+        return None
+    return (f"a deliberate heap overflow went unreported (exit {proc.returncode}): the "
+            f"sanitized build or the LD_PRELOAD of {libasan[0]} does not work here\n"
+            + proc.stderr[-2000:])
+
+
 def run_tests(tree, work, libasan, tests, pytest_args):
     """pytest on the copied tests with the sanitized package first on the path; returns
     (pytest's exit status, the sanitizer reports' text)."""
     logs = work / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
-    log_path = logs / REPORT_PREFIX
-    preload = " ".join(filter(None, [*libasan, os.environ.get("LD_PRELOAD", "")]))
-    env = dict(os.environ,
-               PYTHONPATH=os.pathsep.join(filter(None, [str(tree),
-                                                        os.environ.get("PYTHONPATH", "")])),
-               DARKNET_REF=reference_data(),
-               LD_PRELOAD=preload,
-               ASAN_OPTIONS=":".join(ASAN_OPTIONS + [f"log_path={log_path}"]),
-               UBSAN_OPTIONS=":".join(UBSAN_OPTIONS + [f"log_path={log_path}"]),
-               PYDARKNET_NO_CUDA="1")
+    env = sanitizer_env(tree, libasan, logs / REPORT_PREFIX)
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *pytest_args]
     status = subprocess.run(cmd, cwd=tree, env=env).returncode
     reports = "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
@@ -148,7 +177,16 @@ def main(argv=None):
         print(f"asan: {exc}", file=sys.stderr)
         return 2
     work = args.work.resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    # one run per work folder at a time: a rebuild under a running pytest would truncate
+    # the extension it has loaded
+    lock = open(work / "lock", "w")
+    fcntl.flock(lock, fcntl.LOCK_EX)
     tree = build(work)
+    failure = check_canary(tree, work, libasan)
+    if failure:
+        print(f"asan: {failure}", file=sys.stderr)
+        return 1
     tests = QUICK_TESTS if args.quick else FULL_TESTS
     status, reports = run_tests(tree, work, libasan, tests, args.pytest_args)
     if reports:
