@@ -4,8 +4,9 @@ UndefinedBehaviorSanitizer, and the C-heavy tests run against it.
 The sanitized extension is built in a copy of the package under a work folder (default
 build/asan/, kept between runs so that an unchanged core is not rebuilt); the normal in-place
 build is never touched. Python itself is not instrumented, so libasan is LD_PRELOADed; leak
-detection is off (CPython keeps objects alive on purpose). Every sanitizer report goes to a
-log file in the work folder; the run fails when pytest fails or when any report was written.
+detection is off (CPython keeps objects alive on purpose). Every finding ends the process;
+ASan reports go to log files in the work folder, UBSan's to stderr; the run fails when pytest
+fails or when any report was written (a canary overflow must be reported first).
 
     python tools/asan.py                 # the full C-heavy set
     python tools/asan.py --quick         # the bounded subset tests/test_sanitizers.py runs
@@ -25,17 +26,24 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 # float-cast-overflow: (int) of an out-of-range float is undefined too, and not in "undefined".
 SANITIZE = "address,undefined,float-cast-overflow"
 
-# The tests that drive the C core hardest: every backend op, forward and training oracles.
-FULL_TESTS = ["tests/test_backend_cpu.py", "tests/test_backend_train_ops.py",
-              "tests/test_forward_oracle.py", "tests/test_train_oracle.py",
-              "tests/test_gradients.py"]
-# The bounded subset (CI): every op and both oracles, without the finite-difference sweep.
-QUICK_TESTS = FULL_TESTS[:4]
-
+# The bounded subset (CI): every backend op, the forward and training oracles, and the edge
+# cases (non-finite values, pooling windows off the image).
+QUICK_TESTS = ["tests/test_backend_cpu.py", "tests/test_backend_train_ops.py",
+               "tests/test_forward_oracle.py", "tests/test_train_oracle.py",
+               "tests/test_c_core_edges.py"]
+# `make asan`: those, the finite-difference gradients, and the other tests that run whole
+# networks through the C core (not the training loop: minutes under the sanitizers).
+FULL_TESTS = QUICK_TESTS + ["tests/test_gradients.py", "tests/test_network_forward.py",
+                            "tests/test_shapes.py", "tests/test_yolo_loss.py",
+                            "tests/test_backend_contract.py", "tests/test_weights.py",
+                            "tests/test_memory.py"]
 ASAN_OPTIONS = ["detect_leaks=0", "halt_on_error=1", "abort_on_error=0",
                 "allocator_may_return_null=1", "detect_stack_use_after_return=0"]
 UBSAN_OPTIONS = ["print_stacktrace=1", "halt_on_error=1"]
 REPORT_PREFIX = "sanitizer-report"
+# How every ASan / UBSan report (and a sanitizer's own failure) begins.
+REPORT_MARKERS = ["runtime error:", "ERROR: AddressSanitizer", "AddressSanitizer: CHECK",
+                  "UndefinedBehaviorSanitizer", "SUMMARY: AddressSanitizer"]
 # What the copy holds beside pydarknet/: the C sources and what tests read from the tree.
 COPIED_FOLDERS = ["src_c", "tests", "cfg", "tools"]
 
@@ -140,7 +148,7 @@ def check_canary(tree, work, libasan):
     logs.mkdir(parents=True)
     proc = subprocess.run([sys.executable, "-c", CANARY], cwd=tree, capture_output=True,
                           text=True, env=sanitizer_env(tree, libasan, logs / REPORT_PREFIX))
-    reports = "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
+    reports = sanitizer_reports(logs, proc.stderr)
     if proc.returncode != 0 and "heap-buffer-overflow" in reports:
         return None
     return (f"a deliberate heap overflow went unreported (exit {proc.returncode}): the "
@@ -148,17 +156,36 @@ def check_canary(tree, work, libasan):
             + proc.stderr[-2000:])
 
 
+def sanitizer_reports(logs, stderr):
+    """The report files' text plus the part of ``stderr`` from its first sanitizer line on:
+    UBSan, loaded with the extension, writes to stderr whatever log_path says."""
+    text = "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
+    starts = [stderr.find(marker) for marker in REPORT_MARKERS if marker in stderr]
+    if starts:
+        first = stderr.rfind("\n", 0, min(starts)) + 1
+        text += stderr[first:]
+    return text
+
+
 def run_tests(tree, work, libasan, tests, pytest_args):
-    """pytest on the copied tests with the sanitized package first on the path; returns
-    (pytest's exit status, the sanitizer reports' text)."""
+    """pytest on the copied tests with the sanitized package first on the path, its stderr
+    passed through; returns (pytest's exit status, the sanitizer reports' text). Output is
+    captured at the Python level only (--capture=sys), so that a report written to file
+    descriptor 2 just before the sanitizer ends the process is not lost in pytest's capture."""
     logs = work / "logs"
     shutil.rmtree(logs, ignore_errors=True)
     logs.mkdir(parents=True)
     env = sanitizer_env(tree, libasan, logs / REPORT_PREFIX)
-    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *tests, *pytest_args]
-    status = subprocess.run(cmd, cwd=tree, env=env).returncode
-    reports = "".join(path.read_text(errors="replace") for path in sorted(logs.iterdir()))
-    return status, reports
+    cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--capture=sys",
+           *tests, *pytest_args]
+    proc = subprocess.Popen(cmd, cwd=tree, env=env, stderr=subprocess.PIPE, text=True,
+                            errors="replace")
+    stderr = []
+    for line in proc.stderr:
+        sys.stderr.write(line)
+        stderr.append(line)
+    status = proc.wait()
+    return status, sanitizer_reports(logs, "".join(stderr))
 
 
 def main(argv=None):
@@ -191,7 +218,7 @@ def main(argv=None):
     status, reports = run_tests(tree, work, libasan, tests, args.pytest_args)
     if reports:
         print(reports, file=sys.stderr)
-        print(f"asan: sanitizer reports above (also in {work / 'logs'})", file=sys.stderr)
+        print(f"asan: sanitizer reports above (ASan's also in {work / 'logs'})", file=sys.stderr)
         return 1
     if status != 0:
         print(f"asan: pytest exited with {status} under the sanitizers", file=sys.stderr)
