@@ -2,7 +2,7 @@ PYTHON ?= python3
 NVCC ?= nvcc
 FATBIN := pydarknet/backend/kernels.fatbin
 
-.PHONY: install build test bench demo cuda clean gpu-prepare gpu-run
+.PHONY: install build test asan bench demo cuda clean gpu-prepare gpu-run
 
 install:
 	$(PYTHON) -m pip install -e ".[test]"
@@ -12,6 +12,13 @@ build:
 
 test:
 	$(PYTHON) -m pytest -q tests
+
+# `make asan`: the C core built with AddressSanitizer + UndefinedBehaviorSanitizer in a copy
+# under build/asan/ (the in-place build is left alone), and the C-heavy tests (backend ops,
+# forward and training oracles, gradients) run against it; fails on any sanitizer report.
+# Needs gcc with libasan/libubsan. ASAN_ARGS=--quick runs the subset CI runs.
+asan:
+	$(PYTHON) tools/asan.py $(ASAN_ARGS)
 
 bench:
 	$(PYTHON) bench/forward_cpu.py

@@ -18,6 +18,23 @@ from setuptools.command.build_ext import build_ext
 # exception flags nor errno) let gcc vectorize the branchy element-wise loops.
 CFLAGS = ["-O3", "-fopenmp", "-ffp-contract=off", "-fno-trapping-math", "-fno-math-errno",
           "-fno-strict-aliasing"]
+LDFLAGS = ["-fopenmp"]
+
+
+def sanitizer_flags(spec):
+    """PYDARKNET_SANITIZE=address,undefined (what `make asan` / tools/asan.py set): the
+    extension built with those -fsanitize checks, -O1 -g and frame pointers for readable
+    reports, and every finding fatal. -fno-wrapv undoes Python's -fwrapv so that signed
+    overflow is reported, not wrapped. Empty: no flags (the normal build)."""
+    names = [name.strip() for name in spec.split(",") if name.strip()]
+    if not names:
+        return [], []
+    flags = [f"-fsanitize={','.join(names)}", "-fno-sanitize-recover=all",
+             "-fno-omit-frame-pointer", "-fno-wrapv", "-g", "-O1"]
+    return flags, flags
+
+
+SANITIZE_CFLAGS, SANITIZE_LDFLAGS = sanitizer_flags(os.environ.get("PYDARKNET_SANITIZE", ""))
 
 ext = Extension(
     "pydarknet.backend._cpu",
@@ -25,8 +42,8 @@ ext = Extension(
     depends=sorted(glob.glob("src_c/*.h")),
     include_dirs=["src_c", numpy.get_include()],
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
-    extra_compile_args=CFLAGS,
-    extra_link_args=["-fopenmp"],
+    extra_compile_args=CFLAGS + SANITIZE_CFLAGS,   # later flags win: -O1 over -O3
+    extra_link_args=LDFLAGS + SANITIZE_LDFLAGS,
 )
 
 def build_fatbin():

@@ -36,7 +36,11 @@ static inline float act_plse(float x)
 }
 static inline float act_stair(float x)
 {
-    int n = (int)floorf(x);
+    int n;
+    /* (int) of a float outside int's range (or NaN) is undefined; x86, where Darknet's
+     * values come from, gives INT_MIN there, which is even: the same branch as below. */
+    if (!(fabsf(x) < 2147483648.f)) return floorf(x / 2.f);
+    n = (int)floorf(x);
     if (n % 2 == 0) return floorf(x / 2.f);
     return (x - n) + floorf(x / 2.f);
 }
@@ -63,7 +67,9 @@ static inline float act_softplus(float x, float threshold)
  * (within 2 ulp of expf). */
 static inline float pdn_expf(float x)
 {
-    x = x < -87.f ? -87.f : (x > 88.f ? 88.f : x);
+    /* NaN becomes -87 here (no undefined (int)NaN below); the callers' results are NaN
+     * for a NaN x all the same, since they multiply by x */
+    x = x > -87.f ? (x < 88.f ? x : 88.f) : -87.f;
     float t = x * 1.44269504088896341f;
     float kf = (t + 12582912.f) - 12582912.f;   /* round to nearest: 1.5 * 2^23 trick */
     int k = (int)kf;

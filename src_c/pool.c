@@ -22,9 +22,10 @@ void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int O
                 const int mx1 = (W - x0) < size ? (W - x0) : size;
                 float max = -FLT_MAX;
                 for (n = ny0; n < ny1; ++n) {
-                    const float *row = in + (ptrdiff_t)(y0 + n) * W + x0;
+                    /* an index, not in + ... + x0: x0 < 0 would point before the array */
+                    const float *row = in + (ptrdiff_t)(y0 + n) * W;
                     for (m = mx0; m < mx1; ++m) {
-                        const float val = row[m];
+                        const float val = row[x0 + m];
                         max = (val > max) ? val : max;
                     }
                 }
@@ -55,9 +56,10 @@ void pdn_local_avgpool(const float *x, float *out, int NC, int H, int W, int OH,
                 float avg = 0;
                 int counter = 0;
                 for (n = ny0; n < ny1; ++n) {
-                    const float *row = in + (ptrdiff_t)(y0 + n) * W + x0;
+                    /* an index, not in + ... + x0: x0 < 0 would point before the array */
+                    const float *row = in + (ptrdiff_t)(y0 + n) * W;
                     for (m = mx0; m < mx1; ++m) {
-                        avg += row[m];
+                        avg += row[x0 + m];
                         ++counter;
                     }
                 }
