@@ -243,9 +243,13 @@ def local_avgpool(cx, layer, x):
     x = _image(cx, x, layer)
     begin, ends = _window_pads(layer)
     k = layer.size
-    x = b.pad(x, [0, begin, begin], [0, ends[0], ends[1]], 0.0)
-    name = b.op("AveragePool", [x.name], f"avgpool{layer.index}", kernel_shape=[k, k],
-                strides=[layer.stride_y, layer.stride_x])
+    attrs = dict(kernel_shape=[k, k], strides=[layer.stride_y, layer.stride_x],
+                 count_include_pad=1)     # the zero padding counts: a window sum / k*k
+    if begin < k and max(ends) < k:
+        attrs["pads"] = [begin, begin, ends[0], ends[1]]
+    else:   # (a Pad node before it trips onnxruntime's Pad fusion when the input is reused)
+        x = b.pad(x, [0, begin, begin], [0, ends[0], ends[1]], 0.0)
+    name = b.op("AveragePool", [x.name], f"avgpool{layer.index}", **attrs)
     oh, ow = _pool_out(layer, begin, ends)
     t = b.slice(b.slice(Tensor(name, (layer.c, oh, ow)), 1, 0, layer.out_h), 2, 0, layer.out_w)
 
