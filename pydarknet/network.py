@@ -264,6 +264,13 @@ class Network:
         from .detector import detect_batch
         return detect_batch(self, images_bgr, thresh, nms, **kw)
 
+    # -- export --------------------------------------------------------------------------
+    def export_onnx(self, path, **kw):
+        """Write this network as an ONNX model (pydarknet.export.export_onnx: opset, batch,
+        dynamic_batch, decode, nms, mish_op, ...); returns the ModelProto."""
+        from .export import export_onnx
+        return export_onnx(self, path, **kw)
+
     # -- weights -------------------------------------------------------------------------
     def load_weights(self, path, cutoff=None, allow_partial=False):
         self.params_to_host()

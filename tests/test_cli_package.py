@@ -27,6 +27,7 @@ COMMANDS = {
     "info": None, "forward": None, "train": None, "demo": None, "detect": None,
     "detector": {"test", "map", "valid", "calc_anchors", "train"},
     "classifier": {"predict", "valid", "train"},
+    "export": {"onnx"},
 }
 
 

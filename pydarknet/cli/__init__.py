@@ -5,6 +5,7 @@ parser built here (none imports this package, so none can vanish behind an impor
 - :mod:`.train`: ``train``, ``demo``, ``detector train``, ``classifier train``
 - :mod:`.detector`: ``detect``, ``detector test|map|valid|calc_anchors``
 - :mod:`.classifier`: ``classifier predict|valid``
+- :mod:`.export`: ``export onnx``
 - :mod:`.common`: what they share (``--gpu``, Darknet's single-dash flags, the packaged cfgs)
 """
 
@@ -13,7 +14,7 @@ import sys
 import warnings
 
 from ..errors import PydarknetError
-from . import classifier, detector, info, train
+from . import classifier, detector, export, info, train
 
 __all__ = ["build_parser", "main"]
 
@@ -27,6 +28,7 @@ def build_parser():
     detector_actions = detector.add_commands(sub)
     classifier_actions = classifier.add_commands(sub)
     train.add_darknet_train(detector_actions, classifier_actions)
+    export.add_commands(sub)
     return p
 
 

@@ -1,0 +1,449 @@
+"""One converter per Darknet layer type: ``convert(cx, layer, x) -> Tensor``.
+
+``cx`` is the export context (``cx.b`` the GraphBuilder, ``cx.outputs[i]`` layer i's output
+Tensor, ``cx.act(t, name)`` an activation); ``x`` the layer's input (the previous layer's
+output, per-image shape [C, H, W]). Each converter follows the layer's own forward in
+pydarknet/layers/ and the backend op it calls (pydarknet/backend/cpu.py), reading the layer's
+attributes only.
+"""
+
+import numpy as np
+
+from ..errors import NotSupportedError
+from .onnx_graph import FLT_MAX, Tensor
+
+F32 = np.float32
+BN_EPS = 1e-5     # the backends' batchnorm_inference eps (inside the square root)
+
+
+class Unexpressible(Exception):
+    """Raised by a converter with the reason the layer has no ONNX form."""
+
+
+def _image(cx, t, layer, c=None, h=None, w=None):
+    return cx.b.reshape(t, (c or layer.c, h or layer.h, w or layer.w))
+
+
+def _fold_bn(p, weights, n, batch_normalize):
+    """Batch norm with rolling statistics folded into weights [n, ...] and a bias [n]."""
+    w64 = weights.astype(np.float64)
+    if batch_normalize:
+        inv = p["scales"].astype(np.float64) / np.sqrt(p["rolling_variance"].astype(np.float64)
+                                                       + BN_EPS)
+        w64 = w64 * inv.reshape((n,) + (1,) * (w64.ndim - 1))
+        bias = p["biases"].astype(np.float64) - p["rolling_mean"].astype(np.float64) * inv
+        return w64.astype(F32), bias.astype(F32)
+    return weights.astype(F32), p["biases"].astype(F32)
+
+
+def _host(a):
+    return np.asarray(a, dtype=F32)
+
+
+# -- convolution and connected -----------------------------------------------------------------
+def convolutional(cx, layer, x):
+    if getattr(layer, "unsupported", None):
+        raise Unexpressible(layer.unsupported)
+    if layer.xnor or layer.binary:
+        raise Unexpressible("xnor/binary convolution (Darknet binarises weights and inputs) "
+                            "has no ONNX form")
+    b = cx.b
+    src = layer.weights_of() if hasattr(layer, "weights_of") else layer.params
+    params = {k: _host(v) for k, v in src.items()}
+    w, bias = _fold_bn(params, params["weights"], layer.n, layer.batch_normalize)
+    x = _image(cx, x, layer)
+    d, k = layer.dilation, layer.size
+    reach = d * (k - 1) + 1
+    pad = layer.pad * d      # Darknet pads by pad*dilation; its output size ignores dilation
+    ends = []
+    for size_in, size_out, stride in ((layer.h, layer.out_h, layer.stride_y),
+                                      (layer.w, layer.out_w, layer.stride_x)):
+        ends.append(max(0, (size_out - 1) * stride + reach - size_in - pad))
+    name = b.op("Conv", [x.name, b.const(w, f"conv{layer.index}_w"),
+                         b.const(bias, f"conv{layer.index}_b")], f"conv{layer.index}",
+                kernel_shape=[k, k], strides=[layer.stride_y, layer.stride_x],
+                dilations=[d, d], group=layer.groups, pads=[pad, pad, ends[0], ends[1]])
+    oh = (layer.h + pad + ends[0] - reach) // layer.stride_y + 1
+    ow = (layer.w + pad + ends[1] - reach) // layer.stride_x + 1
+    t = Tensor(name, (layer.n, oh, ow))
+    t = b.slice(b.slice(t, 1, 0, layer.out_h), 2, 0, layer.out_w)
+    return cx.act(t, layer.activation)
+
+
+def connected(cx, layer, x):
+    b = cx.b
+    params = {k: _host(v) for k, v in layer.params.items()}
+    w, bias = _fold_bn(params, params["weights"], layer.outputs, layer.batch_normalize)
+    flat = b.reshape(x, (layer.inputs,))
+    name = b.op("Gemm", [flat.name, b.const(w, f"fc{layer.index}_w"),
+                         b.const(bias, f"fc{layer.index}_b")], f"fc{layer.index}", transB=1)
+    t = Tensor(name, (layer.outputs,))
+    return cx.act(b.reshape(t, (layer.outputs, 1, 1)), layer.activation)
+
+
+def batchnorm(cx, layer, x):
+    p = {k: _host(v) for k, v in layer.params.items()}
+    inv = p["scales"].astype(np.float64) / np.sqrt(p["rolling_variance"].astype(np.float64)
+                                                   + BN_EPS)
+    shift = p["biases"].astype(np.float64) - p["rolling_mean"].astype(np.float64) * inv
+    x = _image(cx, x, layer)
+    y = cx.b.binary("Mul", x, inv.astype(F32).reshape(-1, 1, 1))
+    return cx.b.binary("Add", y, shift.astype(F32).reshape(-1, 1, 1), f"bn{layer.index}")
+
+
+def local(cx, layer, x):
+    """Locally connected: im2col as a one-hot grouped convolution, then one Einsum."""
+    b, k, c = cx.b, layer.size, layer.c
+    x = _image(cx, x, layer)
+    onehot = np.zeros((c * k * k, 1, k, k), F32)
+    for ch in range(c):
+        for ky in range(k):
+            for kx in range(k):
+                onehot[(ch * k + ky) * k + kx, 0, ky, kx] = 1
+    p, s = layer.pad, layer.stride
+    eh = max(0, (layer.out_h - 1) * s + k - layer.h - p)
+    ew = max(0, (layer.out_w - 1) * s + k - layer.w - p)
+    cols = b.op("Conv", [x.name, b.const(onehot, "local_im2col")], "im2col", kernel_shape=[k, k],
+                strides=[s, s], pads=[p, p, eh, ew], group=c)
+    ch = (layer.h + p + eh - k) // s + 1
+    cw = (layer.w + p + ew - k) // s + 1
+    t = b.slice(b.slice(Tensor(cols, (c * k * k, ch, cw)), 1, 0, layer.out_h), 2, 0, layer.out_w)
+    t = b.reshape(t, (c * k * k, layer.out_h * layer.out_w))
+    w = _host(layer.params["weights"])      # [locations, filters, c*k*k]
+    name = b.op("Einsum", [t.name, b.const(w, f"local{layer.index}_w")], "local",
+                equation="nkj,jfk->nfj")
+    out = Tensor(name, (layer.n, layer.out_h * layer.out_w))
+    bias = _host(layer.params["biases"]).reshape(layer.n, -1)
+    out = b.binary("Add", out, bias)
+    return cx.act(b.reshape(out, (layer.n, layer.out_h, layer.out_w)), layer.activation)
+
+
+# -- combining layers ----------------------------------------------------------------------------
+def _normalized_shortcut_weights(layer):
+    """The shortcut's weights as [n+1, C or 1] after Darknet's relu/softmax normalisation."""
+    w = _host(layer.params["weights"]).reshape(layer.n + 1, -1)
+    if layer.weights_normalization == 1:
+        r = np.maximum(w, 0)
+        return r / (F32(0.0001) + r.sum(axis=0))
+    if layer.weights_normalization == 2:
+        e = np.exp(w - w.max(axis=0))
+        return e / (F32(0.0001) + e.sum(axis=0))
+    return w
+
+
+def _weighted(b, t, w):
+    """t [C', H, W] times a shortcut weight row (one value, or one per channel)."""
+    if w is None:
+        return t
+    if w.size == 1:
+        return b.binary("Mul", t, F32(w[0]))
+    return b.binary("Mul", t, w[:t.shape[0]].astype(F32).reshape(-1, 1, 1))
+
+
+def shortcut(cx, layer, x):
+    b = cx.b
+    wts = _normalized_shortcut_weights(layer) if layer.nweights else None
+    out = _weighted(b, _image(cx, x, layer), None if wts is None else wts[0])
+    c = layer.c
+    for k, i in enumerate(layer.layers, start=1):
+        src = cx.outputs[i]
+        src_c = cx.layers[i].out_c
+        src = b.reshape(src, (src_c, layer.h, layer.w))
+        src = b.slice(src, 0, 0, min(src_c, c))   # Darknet adds the overlapping channels
+        src = _weighted(b, src, None if wts is None else wts[k])
+        if src.shape[0] == c:
+            out = b.binary("Add", out, src)
+        else:
+            head = b.binary("Add", b.slice(out, 0, 0, src.shape[0]), src)
+            out = b.concat([head, b.slice(out, 0, src.shape[0], c)], 0)
+    return cx.act(out, layer.activation)
+
+
+def route(cx, layer, x):
+    b, parts = cx.b, []
+    g, gid = layer.groups, layer.group_id
+    for i, size in zip(layer.layers, layer.sizes):
+        src, part = cx.outputs[i], size // g
+        src_layer = cx.layers[i]
+        c = src_layer.out_c
+        if g == 1:
+            parts.append(b.reshape(src, (c, src_layer.out_h, src_layer.out_w)))
+        elif c % g == 0 and c * src_layer.out_h * src_layer.out_w == size:
+            img = b.reshape(src, (c, src_layer.out_h, src_layer.out_w))
+            parts.append(b.slice(img, 0, (c // g) * gid, (c // g) * (gid + 1)))
+        else:   # a group that is no whole number of channels: slice the flat output
+            flat = b.reshape(src, (size,))
+            parts.append(b.slice(flat, 0, part * gid, part * (gid + 1)))
+    if all(len(p.shape) == 3 for p in parts):
+        return b.concat(parts, 0, f"route{layer.index}")
+    return b.concat([b.reshape(p, (p.size,)) for p in parts], 0, f"route{layer.index}")
+
+
+def scale_channels(cx, layer, x):
+    b = cx.b
+    src = b.reshape(cx.outputs[layer.from_index], (layer.out_c, layer.out_h, layer.out_w))
+    if layer.scale_wh:
+        s = b.reshape(x, (1, layer.out_h, layer.out_w))
+    else:
+        s = b.reshape(x, (layer.out_c, 1, 1))
+    return cx.act(b.binary("Mul", src, s, f"scale{layer.index}"), layer.activation)
+
+
+def sam(cx, layer, x):
+    b = cx.b
+    shape = (layer.out_c, layer.out_h, layer.out_w)
+    src = b.reshape(cx.outputs[layer.from_index], shape)
+    return cx.act(b.binary("Mul", src, b.reshape(x, shape), f"sam{layer.index}"),
+                  layer.activation)
+
+
+# -- pooling and resampling ----------------------------------------------------------------------
+def _window_pads(layer):
+    """Darknet's window origin -(pad // 2), and the end padding that yields its output size."""
+    begin = layer.pad // 2
+    ends = [max(0, (o - 1) * s + layer.size - n - begin)
+            for n, o, s in ((layer.h, layer.out_h, layer.stride_y),
+                            (layer.w, layer.out_w, layer.stride_x))]
+    return begin, ends
+
+
+def _pool_out(layer, begin, ends):
+    return ((layer.h + begin + ends[0] - layer.size) // layer.stride_y + 1,
+            (layer.w + begin + ends[1] - layer.size) // layer.stride_x + 1)
+
+
+def maxpool(cx, layer, x):
+    b = cx.b
+    if getattr(layer, "antialiasing", 0):
+        raise Unexpressible("antialiased maxpool is not implemented in pydarknet either")
+    x = _image(cx, x, layer)
+    if layer.maxpool_depth:   # max over channels g, g + out_c, g + 2*out_c, ...
+        oc = layer.out_c
+        groups = -(-layer.c // oc)
+        x = b.pad(x, [0, 0, 0], [groups * oc - layer.c, 0, 0], -FLT_MAX)
+        t = b.reshape(x, (groups, oc, layer.h, layer.w))
+        return b.reduce("ReduceMax", t, [0], keepdims=0, hint=f"maxpool{layer.index}")
+    begin, ends = _window_pads(layer)
+    k = layer.size
+    attrs = dict(kernel_shape=[k, k], strides=[layer.stride_y, layer.stride_x])
+    if begin < k and max(ends) < k:   # ONNX MaxPool ignores padded cells, as Darknet does
+        attrs["pads"] = [begin, begin, ends[0], ends[1]]
+    else:                             # windows wholly outside the image: Darknet's -FLT_MAX
+        x = b.pad(x, [0, begin, begin], [0, ends[0], ends[1]], -FLT_MAX)
+    name = b.op("MaxPool", [x.name], f"maxpool{layer.index}", **attrs)
+    oh, ow = _pool_out(layer, begin, ends)
+    t = Tensor(name, (layer.c, oh, ow))
+    return b.slice(b.slice(t, 1, 0, layer.out_h), 2, 0, layer.out_w)
+
+
+def local_avgpool(cx, layer, x):
+    """Average over the in-image cells of each window: a zero-padded window sum times a
+    constant 1/count (0 where a window holds no cell, as Darknet)."""
+    b = cx.b
+    x = _image(cx, x, layer)
+    begin, ends = _window_pads(layer)
+    k = layer.size
+    attrs = dict(kernel_shape=[k, k], strides=[layer.stride_y, layer.stride_x],
+                 count_include_pad=1)     # the zero padding counts: a window sum / k*k
+    if begin < k and max(ends) < k:
+        attrs["pads"] = [begin, begin, ends[0], ends[1]]
+    else:   # (a Pad node before it trips onnxruntime's Pad fusion when the input is reused)
+        x = b.pad(x, [0, begin, begin], [0, ends[0], ends[1]], 0.0)
+    name = b.op("AveragePool", [x.name], f"avgpool{layer.index}", **attrs)
+    oh, ow = _pool_out(layer, begin, ends)
+    t = b.slice(b.slice(Tensor(name, (layer.c, oh, ow)), 1, 0, layer.out_h), 2, 0, layer.out_w)
+
+    def counts(n, o, s):
+        start = np.arange(o) * s - begin
+        return np.clip(start + k, 0, n) - np.clip(start, 0, n)
+    count = np.outer(counts(layer.h, layer.out_h, layer.stride_y),
+                     counts(layer.w, layer.out_w, layer.stride_x)).astype(np.float64)
+    factor = np.where(count > 0, (k * k) / np.maximum(count, 1), 0).astype(F32)
+    return b.binary("Mul", t, factor.reshape(1, layer.out_h, layer.out_w))
+
+
+def avgpool(cx, layer, x):
+    name = cx.b.op("GlobalAveragePool", [_image(cx, x, layer).name], f"gap{layer.index}")
+    return Tensor(name, (layer.c, 1, 1))
+
+
+def upsample(cx, layer, x):
+    b, s = cx.b, layer.stride
+    x = _image(cx, x, layer)
+    c, h, w = x.shape
+    if layer.reverse:    # Darknet's negative stride: the sum over each s x s block
+        x = b.slice(b.slice(x, 1, 0, layer.out_h * s), 2, 0, layer.out_w * s)
+        t = b.reshape(x, (c, layer.out_h, s, layer.out_w, s))
+        t = b.reduce("ReduceSum", t, [2, 4], keepdims=0)
+    else:                # nearest neighbour, exactly: broadcast each pixel over s x s
+        t = b.reshape(x, (c, h, 1, w, 1))
+        name = b.op("Expand", [t.name, b.ints([1, 1, 1, s, 1, s])], "upsample")
+        t = b.reshape(Tensor(name, (c, h, s, w, s)), (c, h * s, w * s))
+    if layer.scale != 1:
+        t = b.binary("Mul", t, F32(layer.scale))
+    return t
+
+
+def _reorg_permutation(layer):
+    """Index of the input (flat, per image) each output value comes from (Darknet's
+    reorg_cpu, as pydarknet's reorg layers call it)."""
+    if layer.layer_type == "reorg_old":
+        w, h, c = layer.w, layer.h, layer.c
+    else:
+        w, h, c = layer.out_w, layer.out_h, layer.out_c
+    st = layer.stride
+    in_c = c // (st * st)
+    k, j, i = np.meshgrid(np.arange(c), np.arange(h), np.arange(w), indexing="ij")
+    in_index = (i + w * (j + h * k)).ravel()
+    c2, offset = k % in_c, k // in_c
+    w2, h2 = i * st + offset % st, j * st + offset // st
+    out_index = (w2 + w * st * (h2 + h * st * c2)).ravel()
+    perm = np.zeros(layer.outputs, np.int64)
+    if layer.reverse:
+        perm[out_index] = in_index
+    else:
+        perm[in_index] = out_index
+    return perm
+
+
+def reorg(cx, layer, x):
+    b = cx.b
+    flat = b.reshape(x, (layer.inputs,))
+    name = b.op("Gather", [flat.name, b.const(_reorg_permutation(layer), "reorg_idx", np.int64)],
+                f"reorg{layer.index}", axis=1)
+    return Tensor(name, (layer.outputs,))
+
+
+def crop(cx, layer, x):
+    b = cx.b
+    x = _image(cx, x, layer)
+    dh, dw = (layer.h - layer.out_h) // 2, (layer.w - layer.out_w) // 2
+    t = b.slice(b.slice(x, 1, dh, dh + layer.out_h), 2, dw, dw + layer.out_w)
+    if layer.noadjust:
+        return t
+    return b.binary("Add", b.binary("Mul", t, F32(2)), F32(-1))
+
+
+# -- outputs ---------------------------------------------------------------------------------
+def _softmax_rows(b, t, temperature=1.0):
+    """Softmax over the last per-image axis."""
+    if temperature != 1:
+        t = b.binary("Div", t, F32(temperature))
+    return Tensor(b.op("Softmax", [t.name], "softmax", axis=-1), t.shape)
+
+
+def softmax(cx, layer, x):
+    if layer.tree:
+        raise Unexpressible(f"a softmax tree ({layer.tree})")
+    b = cx.b
+    t = b.reshape(x, (layer.groups, layer.inputs // layer.groups))
+    return _softmax_rows(b, t, layer.temperature)
+
+
+def _masked_logistic(b, t, mask, scale, shift):
+    """t [anchors, entries, H, W]: the logistic where ``mask`` (over entries), then
+    v * scale + shift per entry (Darknet's scale_x_y on the centre entries)."""
+    m = np.asarray(mask, bool).reshape(1, -1, 1, 1)
+    if m.any():
+        sig = b.unary("Sigmoid", t)
+        t = Tensor(b.op("Where", [b.const(m, "mask", np.bool_), sig.name, t.name], "where"),
+                   t.shape)
+    if np.any(scale != 1) or np.any(shift != 0):
+        t = b.binary("Add", b.binary("Mul", t, scale.astype(F32).reshape(1, -1, 1, 1)),
+                     shift.astype(F32).reshape(1, -1, 1, 1))
+    return t
+
+
+def yolo(cx, layer, x):
+    b = cx.b
+    entries = layer.classes + 5
+    t = b.reshape(x, (layer.n, entries, layer.h, layer.w))
+    mask = np.zeros(entries, bool)
+    if not layer.new_coords:     # new_coords heads are activated by the conv before
+        mask[[0, 1]] = True
+        mask[4:] = True
+    scale, shift = np.ones(entries, F32), np.zeros(entries, F32)
+    scale[:2] = F32(layer.scale_x_y)
+    shift[:2] = F32(-0.5 * (layer.scale_x_y - 1))
+    t = _masked_logistic(b, t, mask, scale, shift)
+    return b.reshape(t, (layer.c, layer.h, layer.w))
+
+
+def gaussian_yolo(cx, layer, x):
+    b = cx.b
+    entries = layer.classes + 9
+    t = b.reshape(x, (layer.n, entries, layer.h, layer.w))
+    mask = np.zeros(entries, bool)
+    mask[[0, 1, 2, 3, 5, 7]] = True
+    mask[8:] = True
+    scale, shift = np.ones(entries, F32), np.zeros(entries, F32)
+    scale[[0, 2]] = F32(layer.scale_x_y)
+    shift[[0, 2]] = F32(-0.5 * (layer.scale_x_y - 1))
+    t = _masked_logistic(b, t, mask, scale, shift)
+    return b.reshape(t, (layer.c, layer.h, layer.w))
+
+
+def region(cx, layer, x):
+    if layer.tree:
+        raise Unexpressible(f"a softmax tree ({layer.tree})")
+    b = cx.b
+    size = layer.coords + layer.classes + 1
+    t = b.reshape(x, (size * layer.num, layer.h * layer.w))
+    t = Tensor(b.op("Transpose", [t.name], "region_t", perm=[0, 2, 1]),
+               (layer.h * layer.w, size * layer.num))
+    t = b.reshape(t, (layer.h * layer.w * layer.num, size))
+    head = b.slice(t, 1, 0, 4)
+    obj = b.unary("Sigmoid", b.slice(t, 1, 4, 5))
+    rest = b.slice(t, 1, 5, size)
+    if layer.softmax:
+        rest = _softmax_rows(b, rest)
+    return b.concat([head, obj, rest], 1, f"region{layer.index}")
+
+
+def detection(cx, layer, x):
+    b = cx.b
+    flat = b.reshape(x, (layer.inputs,))
+    if not layer.softmax:
+        return flat
+    k = layer.side * layer.side * layer.classes
+    probs = _softmax_rows(b, b.reshape(b.slice(flat, 0, 0, k), (k // layer.classes,
+                                                                 layer.classes)))
+    parts = [b.reshape(probs, (k,))]
+    if k < layer.inputs:
+        parts.append(b.slice(flat, 0, k, layer.inputs))
+    return b.concat(parts, 0, f"detection{layer.index}")
+
+
+def identity(cx, layer, x):
+    return x
+
+
+def activation(cx, layer, x):
+    if layer.c:
+        x = _image(cx, x, layer)
+    return cx.act(x, layer.activation)
+
+
+CONVERTERS = {
+    "convolutional": convolutional, "connected": connected, "batchnorm": batchnorm,
+    "local": local, "shortcut": shortcut, "route": route, "scale_channels": scale_channels,
+    "sam": sam, "maxpool": maxpool, "local_avgpool": local_avgpool, "avgpool": avgpool,
+    "upsample": upsample, "reorg": reorg, "reorg_old": reorg, "crop": crop,
+    "softmax": softmax, "yolo": yolo, "gaussian_yolo": gaussian_yolo, "region": region,
+    "detection": detection, "dropout": identity, "empty": identity, "active": activation,
+}
+
+
+def convert_layer(cx, layer, x):
+    """The layer's output Tensor, or a NotSupportedError naming the layer and why."""
+    fn = CONVERTERS.get(layer.layer_type)
+    where = (f"{layer.section.path}:{layer.section.line}: layer {layer.index} "
+             f"[{layer.section.name}] ({layer.layer_type})")
+    if fn is None:
+        raise NotSupportedError(f"{where}: cannot be exported to ONNX: pydarknet does not run "
+                                f"'{layer.layer_type}' layers forward, so there is nothing "
+                                "exact to export")
+    try:
+        return fn(cx, layer, x)
+    except Unexpressible as e:
+        raise NotSupportedError(f"{where}: cannot be exported to ONNX: {e}") from None

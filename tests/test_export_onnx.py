@@ -1,0 +1,400 @@
+"""ONNX export (pydarknet.export): onnxruntime's outputs equal pydarknet's forward."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx")
+ort = pytest.importorskip("onnxruntime")
+
+import pydarknet  # noqa: E402
+from pydarknet.backend import ACTIVATIONS  # noqa: E402
+from pydarknet.errors import NotSupportedError  # noqa: E402
+from pydarknet.eval.decode import decode_network  # noqa: E402
+from pydarknet.export import build_onnx_model  # noqa: E402
+from pydarknet.network import Network, load_cfg_text  # noqa: E402
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TOL = 1e-4
+
+LAYERS_CFG = """[net]
+width=32
+height=32
+channels=3
+
+[convolutional]
+filters=8
+size=3
+pad=1
+batch_normalize=1
+activation=leaky
+
+[convolutional]
+filters=8
+size=3
+pad=1
+groups=2
+dilation=2
+batch_normalize=1
+activation=mish
+
+[convolutional]
+filters=8
+size=3
+pad=1
+stride_x=2
+stride_y=1
+batch_normalize=1
+activation=swish
+
+[maxpool]
+size=3
+stride_x=1
+stride_y=2
+
+[convolutional]
+filters=16
+size=1
+activation=linear
+
+[route]
+layers=-1
+groups=2
+group_id=1
+
+[shortcut]
+from=-3
+weights_type=per_channel
+weights_normalization=softmax
+activation=leaky
+
+[shortcut]
+from=-4,-2
+weights_type=per_feature
+weights_normalization=relu
+activation=leaky
+
+[avgpool]
+
+[convolutional]
+filters=8
+size=1
+activation=logistic
+
+[scale_channels]
+from=-3
+
+[convolutional]
+filters=8
+size=3
+pad=1
+activation=logistic
+
+[sam]
+from=-2
+
+[local_avgpool]
+size=3
+stride=2
+
+[maxpool]
+maxpool_depth=1
+out_channels=3
+size=1
+stride=1
+
+[route]
+layers=13
+
+[upsample]
+stride=2
+
+[upsample]
+stride=-2
+scale=0.5
+
+[reorg3d]
+stride=2
+
+[reorg3d]
+stride=2
+reverse=1
+
+[reorg]
+stride=2
+
+[batchnorm]
+
+[activation]
+activation=hard_mish
+
+[dropout]
+probability=0.5
+
+[crop]
+crop_width=3
+crop_height=3
+
+[connected]
+output=20
+batch_normalize=1
+activation=leaky
+
+[connected]
+output=12
+activation=linear
+
+[softmax]
+groups=3
+temperature=2
+"""
+
+HEADS_CFG = """[net]
+width=64
+height=48
+channels=3
+
+[convolutional]
+filters=16
+size=3
+stride=2
+pad=1
+batch_normalize=1
+activation=leaky
+
+[convolutional]
+filters=21
+size=1
+activation=logistic
+
+[yolo]
+mask=0,1,2
+anchors=4,6, 10,12, 20,18, 30,40, 50,30, 60,60
+classes=2
+num=6
+new_coords=1
+scale_x_y=2.0
+
+[route]
+layers=0
+
+[convolutional]
+filters=33
+size=1
+activation=linear
+
+[Gaussian_yolo]
+mask=3,4,5
+anchors=4,6, 10,12, 20,18, 30,40, 50,30, 60,60
+classes=2
+num=6
+scale_x_y=1.1
+
+[route]
+layers=0
+
+[convolutional]
+filters=14
+size=1
+activation=linear
+
+[region]
+anchors=1.1,1.5, 3.2,2.4
+classes=2
+num=2
+coords=4
+softmax=1
+
+[route]
+layers=0
+
+[convolutional]
+filters=21
+size=1
+activation=linear
+
+[yolo]
+mask=3,4,5
+anchors=4,6, 10,12, 20,18, 30,40, 50,30, 60,60
+classes=2
+num=6
+scale_x_y=1.05
+"""
+
+
+def randomize(net, seed=1):
+    """Non-trivial batch norm statistics, biases and shortcut weights (as the reference data)."""
+    rng = np.random.default_rng(seed)
+    for layer in net.layers:
+        for key, v in layer.params.items():
+            if key in ("biases", "rolling_mean"):
+                v[...] = rng.uniform(-0.1, 0.1, v.shape)
+            elif key in ("scales", "rolling_variance"):
+                v[...] = rng.uniform(0.5, 1.5, v.shape)
+            elif layer.layer_type == "shortcut":
+                v[...] = rng.uniform(-1, 2, v.shape)
+    return net
+
+
+def session(model):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    return ort.InferenceSession(model.SerializeToString(), so,
+                                providers=["CPUExecutionProvider"])
+
+
+def run(model, x):
+    s = session(model)
+    return dict(zip([o.name for o in s.get_outputs()], s.run(None, {"images": x})))
+
+
+def assert_close(got, ref, what):
+    ref = np.asarray(ref)
+    assert got.shape == ref.shape, (what, got.shape, ref.shape)
+    scale = max(float(np.abs(ref).max()), 1e-6)
+    err = float(np.abs(got - ref).max())
+    assert err <= TOL * scale, f"{what}: max error {err:g} > {TOL:g} x {scale:g}"
+
+
+def check_network(net, x, opset=18, outputs=None, **kw):
+    """Export, check, run in onnxruntime; every graph output equals pydarknet's."""
+    model = build_onnx_model(net, opset=opset, outputs=outputs, **kw)
+    onnx.checker.check_model(model, full_check=True)
+    got = run(model, x)
+    net.predict(x)
+    compared = 0
+    for name, value in got.items():
+        if name[-1].isdigit():
+            index = int(name.rsplit("_", 1)[1])
+            assert_close(value, net.outputs[index], name)
+            compared += 1
+    assert compared
+    return model, got
+
+
+def image(net, seed=0, n=1):
+    return np.random.default_rng(seed).random((n,) + net.input_shape, dtype=np.float32)
+
+
+def before_heads(net):
+    """The heads' input layers (their raw values show more than the squashed head outputs)."""
+    return [l.index - 1 for l in net.layers if l.layer_type in ("yolo", "softmax")]
+
+
+# -- the project's cfgs ---------------------------------------------------------------------
+@pytest.mark.parametrize("name,size,opset", [
+    ("yolov4-tiny", 160, 18), ("yolov4-tiny", 160, 13), ("darknet53", 128, 18),
+    ("csdarknet53-omega", 128, 13), ("yolov4", 128, 18)])
+def test_project_cfgs(name, size, opset):
+    net = randomize(Network(ROOT / "cfg" / f"{name}.cfg", batch=1, width=size, height=size))
+    model, _ = check_network(net, image(net), opset, outputs=before_heads(net))
+    ops = {n.op_type for n in model.graph.node}
+    if any(l.activation == "mish" for l in net.layers):
+        assert ("Mish" in ops) == (opset >= 18)
+
+
+# -- Darknet's forward reference networks -------------------------------------------------------
+@pytest.mark.parametrize("name", ["mini-yolo-a", "mini-yolo-b", "mini-classifier"])
+@pytest.mark.parametrize("opset", [13, 18])
+def test_reference_networks(ref, name, opset):
+    folder = ref / "mini" / "forward" / name
+    net = pydarknet.load(ref / "mini" / f"{name}.cfg", folder / "init.weights", batch=1)
+    x = np.load(folder / "input.npy")
+    everything = [l.index for l in net.layers if l.layer_type != "cost"]
+    model, got = check_network(net, x, opset, outputs=everything,
+                               weights_name=str(folder / "init.weights"))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    for entry in manifest["layers"]:
+        name_i = f"{net.layers[entry['index']].layer_type}_{entry['index']}"
+        if name_i in got:      # Darknet's own output too (cost layers are not exported)
+            darknet = np.load(folder / entry["file"]).reshape(got[name_i].shape)
+            assert_close(got[name_i], darknet, f"{name_i} vs Darknet")
+    meta = {p.key: p.value for p in model.metadata_props}
+    assert meta["weights"] == "init.weights" and meta["seen"] == str(net.seen)
+    assert "[net]" in meta["cfg"]
+
+
+# -- every layer type, every activation ------------------------------------------------------
+@pytest.mark.parametrize("opset", [13, 18])
+def test_every_layer_type(opset):
+    net = randomize(load_cfg_text(LAYERS_CFG, batch=1))
+    check_network(net, image(net), opset, outputs=list(range(len(net.layers))))
+
+
+@pytest.mark.parametrize("activation", ACTIVATIONS)
+def test_activations(activation):
+    """Each activation alone on values in [-30, 30] (Darknet's softplus threshold is 20) and
+    fused in a batch-normalised convolution."""
+    text = ("[net]\nwidth=16\nheight=16\nchannels=3\n\n[activation]\nactivation=%s\n\n"
+            "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=%s\n"
+            % (activation, activation))
+    net = randomize(load_cfg_text(text, batch=1))
+    x = np.linspace(-30, 30, 3 * 16 * 16, dtype=np.float32).reshape(1, 3, 16, 16)
+    variants = [(18, True), (13, True)] if activation != "mish" else [(18, True), (18, False),
+                                                                       (13, True)]
+    for opset, mish_op in variants:
+        check_network(net, x, opset, outputs=[0, 1], mish_op=mish_op)
+
+
+# -- heads and decoding ---------------------------------------------------------------------
+@pytest.mark.parametrize("opset", [13, 18])
+def test_heads_decode_nms(opset):
+    net = randomize(load_cfg_text(HEADS_CFG, batch=1))
+    x = image(net, 3)
+    model, got = check_network(net, x, opset, decode=True, nms=True, score_thresh=0.3)
+    dets = decode_network(net, thresh=0.0)
+    px = dets.pixel_boxes()
+    corners = np.concatenate([px[:, :2] - px[:, 2:] / 2, px[:, :2] + px[:, 2:] / 2], 1)
+    assert got["boxes"].shape == (1, len(dets), 4)
+    assert_close(got["boxes"][0], corners, "boxes")
+    assert_close(got["scores"][0], dets.probs, "scores")
+    sel = got["selected_indices"]
+    assert sel.ndim == 2 and sel.shape[1] == 3 and len(sel)
+    assert (got["scores"][0][sel[:, 2], sel[:, 1]] > 0.3).all()
+    heads = json.loads({p.key: p.value for p in model.metadata_props}["heads"])
+    assert [h["index"] for h in heads] == [2, 5, 8, 11]
+
+
+def test_decode_matches_detector_yolov4_tiny():
+    net = randomize(Network(ROOT / "cfg" / "yolov4-tiny.cfg", batch=1, width=128, height=128))
+    x = image(net, 5)
+    _, got = check_network(net, x, 18, decode=True)
+    dets = decode_network(net, thresh=0.0)
+    px = dets.pixel_boxes()
+    corners = np.concatenate([px[:, :2] - px[:, 2:] / 2, px[:, :2] + px[:, 2:] / 2], 1)
+    assert_close(got["boxes"][0], corners, "boxes")
+    assert_close(got["scores"][0], dets.probs, "scores")
+
+
+# -- batch, errors, command line ----------------------------------------------------------------
+def test_dynamic_batch():
+    net = randomize(load_cfg_text(LAYERS_CFG, batch=1))
+    model = build_onnx_model(net, dynamic_batch=True)
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "N"
+    x = image(net, 7, n=3)
+    got = run(model, x)
+    for k in range(3):
+        net.predict(x[k:k + 1])
+        assert_close(got["softmax_27"][k:k + 1], net.outputs[27], f"image {k}")
+
+
+def test_unexpressible_layer_is_named():
+    text = "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=2\nsize=3\nxnor=1\n"
+    net = load_cfg_text(text, batch=1)
+    with pytest.raises(NotSupportedError, match=r"layer 0 \[convolutional\].*xnor"):
+        build_onnx_model(net)
+
+
+def test_cli_export(tmp_path):
+    from pydarknet.cli import main
+    out = tmp_path / "tiny.onnx"
+    assert main(["export", "onnx", str(ROOT / "cfg" / "yolov4-tiny.cfg"), "none", str(out),
+                 "--width", "96", "--height", "96", "--opset", "13", "--decode"]) == 0
+    model = onnx.load(str(out))
+    names = [o.name for o in model.graph.output]
+    assert names == ["yolo_30", "yolo_37", "boxes", "scores"]
+    assert model.graph.input[0].name == "images"
+    assert list(d.dim_value for d in model.graph.input[0].type.tensor_type.shape.dim) == \
+        [1, 3, 96, 96]
