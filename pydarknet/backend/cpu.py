@@ -9,6 +9,7 @@ import os
 
 import numpy as np
 
+from ..host_math import logistic, softmax_rows
 from .base import Backend, channel_geometry
 from .checks import CHANNEL_CODES, F32, LINEAR, check_rank
 
@@ -32,16 +33,6 @@ def _load_core():
 
 _cpu = _load_core()
 
-
-def softmax_rows(v, temperature=1.0):
-    """Darknet's softmax along the last axis of a numpy array (max subtracted, float32)."""
-    t = F32.type(temperature)
-    e = np.exp(v / t - v.max(axis=-1, keepdims=True) / t)
-    return e / e.sum(axis=-1, keepdims=True)
-
-
-def _logistic(v):
-    return F32.type(1) / (F32.type(1) + np.exp(-v))
 
 
 class CpuBackend(Backend):
@@ -199,8 +190,8 @@ class CpuBackend(Backend):
     def _yolo_activate(self, x, out, n, anchors, entries, scale_x_y, new_coords):
         v = x.reshape(n, anchors, entries, -1).copy()
         if not new_coords:     # new_coords heads are activated in the conv before
-            v[:, :, 0:2] = _logistic(v[:, :, 0:2])
-            v[:, :, 4:] = _logistic(v[:, :, 4:])
+            v[:, :, 0:2] = logistic(v[:, :, 0:2])
+            v[:, :, 4:] = logistic(v[:, :, 4:])
         v[:, :, 0:2] = v[:, :, 0:2] * F32.type(scale_x_y) + F32.type(-0.5 * (scale_x_y - 1))
         np.copyto(out, v.reshape(out.shape))
         return out

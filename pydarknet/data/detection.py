@@ -14,16 +14,12 @@ import cv2
 import numpy as np
 
 from . import augment as A
+from ..heads import detection_heads
 from ..labels import label_path as _label_path, read_labels
 from ..errors import DataError, DataWarning, Problems
 from .io import BadIndexes, read_image, track_base
 
 MAX_TRIES = 100
-
-
-def detection_heads(network):
-    return [l for l in network.layers if l.layer_type in ("yolo", "gaussian_yolo", "region",
-                                                          "detection")]
 
 
 class DetectionDataset:

@@ -12,7 +12,6 @@ import threading
 import zlib
 
 import cv2
-import numpy as np
 
 # the error and tally types live in pydarknet.errors (no OpenCV there); importable from here
 from ..errors import DataError, DataWarning, Problems  # noqa: F401

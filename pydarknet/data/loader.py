@@ -22,7 +22,8 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .classification import ClassificationDataset
-from .detection import DetectionDataset, detection_heads
+from ..heads import detection_heads
+from .detection import DetectionDataset
 from ..errors import DataError, Problems
 from ..labels import read_list
 

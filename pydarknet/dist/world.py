@@ -85,24 +85,24 @@ _LOCAL_RANK_VARIABLES = ("MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK", "PMIX_
                          "SLURM_LOCALID")
 
 
-def local_rank(environ=None):
-    """This rank's index among the ranks on its machine (0 when no launcher said)."""
+def _announced(keys, default, environ=None):
+    """The first of the launcher variables ``keys`` that holds a number, else ``default``."""
     environ = os.environ if environ is None else environ
-    for key in _LOCAL_RANK_VARIABLES:
+    for key in keys:
         value = environ.get(key, "")
         if value.isdigit():
             return int(value)
-    return 0
+    return default
+
+
+def local_rank(environ=None):
+    """This rank's index among the ranks on its machine (0 when no launcher said)."""
+    return _announced(_LOCAL_RANK_VARIABLES, 0, environ)
 
 
 def launched_ranks(environ=None):
     """The world size an MPI launcher announced in the environment (1 when none did)."""
-    environ = os.environ if environ is None else environ
-    for key in _SIZE_VARIABLES:
-        value = environ.get(key, "")
-        if value.isdigit():
-            return int(value)
-    return 1
+    return _announced(_SIZE_VARIABLES, 1, environ)
 
 
 _WORLD = None

@@ -20,6 +20,8 @@ per-class probability = objectness x class probability, set to 0 unless > thresh
 import numpy as np
 
 from ..errors import NotSupportedError
+from ..heads import BOX_LOSS_HEADS
+from ..host_math import logistic
 from ..image import letterbox_geometry
 
 __all__ = ["Detections", "detection_layers", "decode_layer", "decode_network", "correct_boxes"]
@@ -117,7 +119,7 @@ def detection_layers(network):
     """The layers Darknet reads boxes from, in cfg order ([yolo], [Gaussian_yolo], [region])."""
     heads = []
     for layer in network.layers:
-        if layer.layer_type in ("yolo", "gaussian_yolo", "region"):
+        if layer.layer_type in BOX_LOSS_HEADS:
             heads.append(layer)
         elif layer.layer_type == "detection":
             raise NotSupportedError(
@@ -148,10 +150,6 @@ def correct_boxes(boxes, image_size, net_size, letter_box=False):
     b[:, 2] *= _F(1) / ratiow
     b[:, 3] *= _F(1) / ratioh
     return boxes
-
-
-def _logistic(x):
-    return _F(1) / (_F(1) + np.exp(-x))
 
 
 def _class_probs(obj, cls, thresh):
@@ -221,8 +219,8 @@ def _decode_region(layer, out, thresh):
     aw = layer.anchors[2 * a].astype(np.float64)
     ah = layer.anchors[2 * a + 1].astype(np.float64)
     boxes = np.empty((len(v), 4), _F)
-    boxes[:, 0] = (col + _logistic(v[:, 0])) / _F(lw)
-    boxes[:, 1] = (row + _logistic(v[:, 1])) / _F(lh)
+    boxes[:, 0] = (col + logistic(v[:, 0])) / _F(lw)
+    boxes[:, 1] = (row + logistic(v[:, 1])) / _F(lh)
     boxes[:, 2] = (np.exp(v[:, 2].astype(np.float64)) * aw / lw).astype(_F)
     boxes[:, 3] = (np.exp(v[:, 3].astype(np.float64)) * ah / lh).astype(_F)
     scale = v[:, 4].copy()

@@ -1,7 +1,7 @@
 """[detection]: YOLOv1 detection head."""
 
 from .base import Layer
-from .region import softmax_rows
+from ..host_math import softmax_rows
 from .registry import register
 
 @register("detection")

@@ -3,7 +3,8 @@
 import numpy as np
 
 from .registry import register
-from .yolo import YoloBase, logistic
+from ..host_math import logistic
+from .yolo import YoloBase
 
 
 @register("Gaussian_yolo")

@@ -3,16 +3,9 @@
 import numpy as np
 
 from ..errors import NotSupportedError
+from ..host_math import logistic, softmax_rows
 from .base import Layer
 from .registry import register
-from .yolo import logistic
-
-
-def softmax_rows(x, temperature=1.0):
-    """Darknet's softmax along the last axis (max subtracted, float32)."""
-    t = np.float32(temperature)
-    e = np.exp(x / t - x.max(axis=-1, keepdims=True) / t)
-    return e / e.sum(axis=-1, keepdims=True)
 
 
 @register("region")

@@ -14,10 +14,6 @@ NMS_KINDS = {"default": 0, "greedynms": 1, "diounms": 2, "cornersnms": 3}
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-def logistic(x):
-    return np.float32(1) / (np.float32(1) + np.exp(-x))
-
-
 class YoloBase(Layer):
     """What [yolo] and [Gaussian_yolo] share: anchors, masks and the loss options."""
     box_entries = 4       # values per anchor before objectness

@@ -20,19 +20,15 @@ import traceback
 
 from ..dist import DataParallel, get_world
 from ..dist.reduce import broadcast_parameters
+from ..heads import BOX_LOSS_HEADS
 from ..network import Network
 from .chart import draw_chart
 from .checkpoint import load_checkpoint_state, save_checkpoint
 
-DETECTION_HEADS = ("yolo", "gaussian_yolo", "region", "detection")
 
 
 class Stop(Exception):
     pass
-
-
-def is_detector(network):
-    return any(l.layer_type in DETECTION_HEADS for l in network.layers)
 
 
 def multiscale_size(rng, net, init_w, init_h, random_coef):
@@ -158,7 +154,7 @@ class Trainer:
                      f"{self.max_batches}); nothing to do: raise max_batches or use --clear")
             return None
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        heads = [l for l in net.layers if l.layer_type in ("yolo", "gaussian_yolo", "region")]
+        heads = [l for l in net.layers if l.layer_type in BOX_LOSS_HEADS]
         random_coef = max((float(getattr(l, "random", 0)) for l in heads), default=0.0)
         save_every = 10000 if self.max_batches >= 10000 else 1000
         map_every = self.map_every or 100
