@@ -12,7 +12,9 @@
   iterations the weights are averaged over the ranks (sync_nets).
 """
 
-from .reduce import DARKNET_SYNC_INTERVAL, GradientSum, WeightAverage
+import warnings
+
+from .reduce import DARKNET_SYNC_INTERVAL, DeviceGradientSum, GradientSum, WeightAverage
 from .world import LocalWorld, MpiWorld, get_world, launched_ranks, local_rank  # noqa: F401
 
 SYNC_MODES = ("sum", "darknet")
@@ -24,8 +26,22 @@ class DataParallel:
             raise ValueError(f"unknown sync mode {sync!r}: expected one of {', '.join(SYNC_MODES)}")
         self.world, self.sync = world, sync
         self.size, self.rank = world.size, world.rank
-        self._sum = GradientSum(world)
+        self._sum = None                # chosen at the first iteration, by the backend
+        self._cost_sum = GradientSum(world)
         self._average = WeightAverage(world)
+
+    def _summer(self, network):
+        """NCCL on device memory for the CUDA backend (where NCCL loads), else MPI on host."""
+        if self._sum is None:
+            self._sum = GradientSum(self.world)
+            if getattr(network.backend, "name", "cpu") == "cuda":
+                from . import nccl
+                try:
+                    self._sum = DeviceGradientSum(self.world, nccl.communicator_for(self.world))
+                except nccl.NcclError as e:
+                    warnings.warn(f"gradients are summed through host memory over MPI: {e}",
+                                  stacklevel=2)
+        return self._sum
 
     @property
     def ranks_per_update(self):
@@ -39,8 +55,8 @@ class DataParallel:
     def after_passes(self, network, layers, cost):
         """The iteration's cost (summed over ranks' passes) after the gradients agree."""
         if self.sync == "sum":
-            return self._sum(network, layers, cost)
-        return self._sum(network, [], cost) / self.size    # the ranks' mean, as Darknet
+            return self._summer(network)(network, layers, cost)
+        return self._cost_sum(network, [], cost) / self.size    # the ranks' mean, as Darknet
 
     def after_update(self, network, batch):
         """Darknet mode: the step counts N iterations; weights averaged every 4."""

@@ -65,6 +65,33 @@ class GradientSum:
         return float(buf[-1])
 
 
+class DeviceGradientSum:
+    """The CUDA backend's sum: the gradients packed into one device buffer, summed in place
+    by NCCL on the stream the kernels run on (the legacy default stream), unpacked; only the
+    cost crosses MPI. ``communicator``: a pydarknet.dist.nccl.Communicator over the ranks."""
+
+    def __init__(self, world, communicator):
+        self.world, self.communicator = world, communicator
+        self._key, self._flat, self._offsets = None, None, []
+
+    def __call__(self, network, layers, cost):
+        from ..backend.cuda_device import _p
+        B = network.backend
+        grads = [g.reshape(1, -1) for layer in layers for g in layer.grads.values()]
+        key = tuple(g.size for g in grads)
+        if key != self._key:
+            self._offsets = list(np.cumsum((0,) + key[:-1])) if key else []
+            self._flat = B.empty((1, max(sum(key), 1)))
+            self._key = key
+        for g, o in zip(grads, self._offsets):
+            B.copy_rows(g, self._flat, g.size, 0, int(o))
+        self.communicator.allreduce_sum(_p(self._flat), sum(key), stream=0)
+        for g, o in zip(grads, self._offsets):
+            B.copy_rows(self._flat, g, g.size, int(o), 0)
+        total = np.array([cost], np.float64)
+        return float(self.world.allreduce_sum(total)[0])
+
+
 class WeightAverage:
     """AB Darknet's sync_nets: the synced parameters become their mean over the ranks."""
 
