@@ -28,8 +28,8 @@ def _worker(framework, cfg, weights, onnx_path, size, threads, runs):
     x = np.random.default_rng(0).random((1, 3, size, size), dtype=np.float32)
     if framework == "pydarknet":
         import pydarknet
-        from pydarknet.backend import cpu
-        cpu.set_num_threads(threads)
+        from pydarknet.backend import get_backend
+        get_backend("cpu").set_num_threads(threads)
         net = pydarknet.load(cfg, weights, batch=1, width=size, height=size)
         step = lambda: net.predict(x)            # noqa: E731
     elif framework == "onnxruntime":
