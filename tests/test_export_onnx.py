@@ -286,7 +286,8 @@ def before_heads(net):
 # -- the project's cfgs ---------------------------------------------------------------------
 @pytest.mark.parametrize("name,size,opset", [
     ("yolov4-tiny", 160, 18), ("yolov4-tiny", 160, 13), ("darknet53", 128, 18),
-    ("csdarknet53-omega", 128, 13), ("yolov4", 128, 18)])
+    ("csdarknet53-omega", 128, 13), ("yolov4", 128, 18), ("yolov4-csp", 128, 18),
+    ("yolov4x-mish", 128, 13)])
 def test_project_cfgs(name, size, opset):
     net = randomize(Network(ROOT / "cfg" / f"{name}.cfg", batch=1, width=size, height=size))
     model, _ = check_network(net, image(net), opset, outputs=before_heads(net))
