@@ -151,3 +151,29 @@ def test_one_process_is_a_local_world(monkeypatch):
     assert world.allreduce_sum(a) is a and world.broadcast({"x": 1}) == {"x": 1}
     with pytest.raises(ValueError, match="unknown sync mode"):
         DataParallel(world, "average")
+
+
+def test_a_gpu_list_gives_each_rank_the_gpu_of_its_place_on_its_machine(monkeypatch):
+    import argparse
+
+    from pydarknet.cli.common import device_of, gpu_list
+    from pydarknet.dist.launch import launch_command
+    from pydarknet.errors import PydarknetError
+    args = argparse.Namespace(gpu="0,1,2,3")
+    assert gpu_list(args) == [0, 1, 2, 3]
+    for key in ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MPI_LOCALNRANKS", "PMIX_SIZE",
+                "SLURM_NTASKS", "MPI_LOCALRANKID", "OMPI_COMM_WORLD_LOCAL_RANK",
+                "PMIX_LOCAL_RANK", "SLURM_LOCALID"):
+        monkeypatch.delenv(key, raising=False)
+    assert device_of(args) == "cuda:0"                 # not launched: Darknet's first GPU
+    monkeypatch.setenv("PMI_SIZE", "8")
+    monkeypatch.setenv("MPI_LOCALRANKID", "2")         # rank 6 of 8, the third on machine 2
+    assert device_of(args) == "cuda:2"
+    monkeypatch.setenv("MPI_LOCALRANKID", "5")
+    with pytest.raises(PydarknetError, match="as many ranks per machine as GPUs"):
+        device_of(args)
+    with pytest.raises(PydarknetError, match="GPU indexes"):
+        gpu_list(argparse.Namespace(gpu="0,x"))
+    command = launch_command(4, ["detector", "train", "a.data", "b.cfg", "-gpus", "0,1,2,3"])
+    assert command[1:3] == ["-n", "4"] and command[3:6] == [sys.executable, "-m", "pydarknet"]
+    assert command[-2:] == ["-gpus", "0,1,2,3"]

@@ -3,7 +3,6 @@ equals the host (MPI) sum of the CPU backend, with a stand-in world and communic
 play a second rank holding the same gradients (so every sum doubles)."""
 
 import numpy as np
-import pytest
 
 import pydarknet
 from pydarknet.dist import DataParallel, reduce

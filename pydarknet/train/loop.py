@@ -26,7 +26,6 @@ from .chart import draw_chart
 from .checkpoint import load_checkpoint_state, save_checkpoint
 
 
-
 class Stop(Exception):
     pass
 
