@@ -17,21 +17,13 @@ from pydarknet.errors import DataError, DataWarning, Problems, PydarknetError
 from pydarknet.labels import label_path, read_labels, read_list
 from pydarknet.train.loop import Trainer
 
-CFG = ROOT / "cfg" / "demo-shapes.cfg"
+from test_train_loop import small_cfg      # the demo cfg at a small batch
 
 
 @pytest.fixture(scope="module")
 def shapes(tmp_path_factory):
     folder = tmp_path_factory.mktemp("shapes")
     return make_shapes_detection(str(folder / "shapes"), train=8, valid=4, size=96, seed=3)
-
-
-def small_cfg(tmp_path, batch=4):
-    text = CFG.read_text().replace("batch=16", f"batch={batch}").replace("burn_in=100",
-                                                                          "burn_in=2")
-    path = tmp_path / "demo-shapes.cfg"
-    path.write_text(text)
-    return path
 
 
 def data_messages(caught):

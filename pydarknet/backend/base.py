@@ -6,7 +6,8 @@ op, the argument and what was expected vs found; then they call the backend's un
 method ``_<op>`` with the checked values (and the geometry the checks worked out). A backend
 subclass implements the kernels and says what one of its arrays is:
 
-    _check_array(op, argname, a, ndim=None, min_ndim=None, dtype=F32)   array kind, dtype, layout
+    _check_kind(op, argname, a, dtype)           an array of this backend (dtype, layout and
+                                                 rank are checked here, with CONTIGUOUS_HINT)
     _check_any(op, argname, a) -> dtype          a float32 or int32 array of the backend
     _is_device(a) -> bool                        a device array (not a host numpy array)
     _address(a) -> int                           where its memory starts (in-place detection)
@@ -20,8 +21,8 @@ and, as class attributes, ``SIZE_TARGET`` (what the C-int limit is for, in messa
 import numpy as np
 
 from . import OP_NAMES
-from .checks import (CHANNEL_CODES, F32, I32, LINEAR, Checks, activation_code, check_shape,
-                     fraction, int_arg)
+from .checks import (CHANNEL_CODES, F32, I32, LINEAR, Checks, activation_code, check_rank,
+                     check_shape, fraction, int_arg)
 
 
 def channel_geometry(a, code):
@@ -46,6 +47,17 @@ class Backend:
         return f"<pydarknet {self.name} backend>"
 
     # -- check helpers ---------------------------------------------------------------------
+    CONTIGUOUS_HINT = ""       # how to get a C-contiguous array of this backend
+
+    def _check_array(self, op, argname, a, ndim=None, min_ndim=None, dtype=F32):
+        """Array kind (the backend's ``_check_kind``), dtype, layout and rank."""
+        self._check_kind(op, argname, a, dtype)
+        if a.dtype != dtype:
+            raise ValueError(f"{op}: {argname} must be {dtype.name}, got {a.dtype}")
+        if not a.flags.c_contiguous:
+            raise ValueError(f"{op}: {argname} must be C-contiguous ({self.CONTIGUOUS_HINT})")
+        check_rank(op, argname, a, ndim, min_ndim)
+
     def _writable(self, op, argname, a):
         if a.size > 0 and not self._is_writable(a):
             raise ValueError(f"{op}: {argname} is read-only")

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..host_math import logistic, softmax_rows
 from .base import Backend, channel_geometry
-from .checks import CHANNEL_CODES, F32, LINEAR, check_rank
+from .checks import CHANNEL_CODES, F32, LINEAR
 
 
 def _load_core():
@@ -44,16 +44,15 @@ class CpuBackend(Backend):
     TOTALS = False                   # the C core indexes whole arrays with size_t
 
     # -- what an array is here ---------------------------------------------------------------
-    def _check_array(self, op, argname, a, ndim=None, min_ndim=None, dtype=F32):
+    CONTIGUOUS_HINT = "use numpy.ascontiguousarray"
+
+    def _check_kind(self, op, argname, a, dtype):
         if not isinstance(a, np.ndarray):
             raise ValueError(f"{op}: {argname} must be a numpy {dtype.name} array, got "
                              f"{type(a).__name__}")
-        if a.dtype != dtype:
-            raise ValueError(f"{op}: {argname} must be {dtype.name}, got {a.dtype}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{op}: {argname} must be C-contiguous (use "
-                             f"numpy.ascontiguousarray)")
-        check_rank(op, argname, a, ndim, min_ndim)
+
+    def _check_array(self, op, argname, a, ndim=None, min_ndim=None, dtype=F32):
+        super()._check_array(op, argname, a, ndim, min_ndim, dtype)
         if a.size > 0 and not a.flags.writeable and argname in ("x", "out", "c"):
             raise ValueError(f"{op}: {argname} is read-only")
 

@@ -19,7 +19,7 @@ import numpy as np
 from . import cuda_conv
 from . import cuda_device as dev
 from .base import Backend
-from .checks import CHANNEL_CODES, F32, I32, LINEAR, check_rank
+from .checks import CHANNEL_CODES, F32, I32, LINEAR
 from .cuda_device import _launch, _p
 
 _EPS = 1e-5                      # Darknet's batch-norm epsilon (training)
@@ -69,18 +69,14 @@ class CudaBackend(Backend):
         return dev._ready()
 
     # -- what an array is here ---------------------------------------------------------------
-    def _check_array(self, op, argname, a, ndim=None, min_ndim=None, dtype=F32):
+    CONTIGUOUS_HINT = "reshape a backend array instead of slicing it"
+
+    def _check_kind(self, op, argname, a, dtype):
         if not isinstance(a, self.S.GPUArray):
             hint = (": copy it to the GPU with from_numpy() or copy_from_numpy()"
                     if isinstance(a, np.ndarray) else "")
             raise ValueError(f"{op}: {argname} must be a {dtype.name} device array of the cuda "
                              f"backend (pycuda GPUArray), got {type(a).__name__}{hint}")
-        if a.dtype != dtype:
-            raise ValueError(f"{op}: {argname} must be {dtype.name}, got {a.dtype}")
-        if not a.flags.c_contiguous:
-            raise ValueError(f"{op}: {argname} must be C-contiguous (reshape a backend array "
-                             f"instead of slicing it)")
-        check_rank(op, argname, a, ndim, min_ndim)
 
     def _check_any(self, op, argname, a):
         if not isinstance(a, self.S.GPUArray):

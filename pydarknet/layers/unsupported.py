@@ -16,32 +16,13 @@ class Unsupported(Layer):
                                 f"or run the cfg with Darknet itself")
 
 
-_RECURRENT = "recurrent layers (rnn, gru, lstm, conv_lstm, history) are not supported by pydarknet"
+class Recurrent(Unsupported):
+    why = "recurrent layers (rnn, gru, lstm, conv_lstm, history) are not supported by pydarknet"
 
 
-@register("rnn")
-class Rnn(Unsupported):
-    why = _RECURRENT
-
-
-@register("gru")
-class Gru(Unsupported):
-    why = _RECURRENT
-
-
-@register("lstm")
-class Lstm(Unsupported):
-    why = _RECURRENT
-
-
-@register("conv_lstm")
-class ConvLstm(Unsupported):
-    why = _RECURRENT
-
-
-@register("history")
-class History(Unsupported):
-    why = _RECURRENT
+# one subclass per section, each registered under its own name (none is an alias of another)
+for _section in ("rnn", "gru", "lstm", "conv_lstm", "history"):
+    register(_section)(type(f"Recurrent_{_section}", (Recurrent,), {}))
 
 
 @register("normalization", aliases=("lrn",))
