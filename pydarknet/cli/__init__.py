@@ -6,6 +6,7 @@ parser built here (none imports this package, so none can vanish behind an impor
 - :mod:`.detector`: ``detect``, ``detector test|map|valid|calc_anchors``
 - :mod:`.classifier`: ``classifier predict|valid``
 - :mod:`.export`: ``export onnx``
+- :mod:`.data`: ``data coco|voc|idx|check``
 - :mod:`.common`: what they share (``--gpu``, Darknet's single-dash flags, the packaged cfgs)
 """
 
@@ -14,7 +15,7 @@ import sys
 import warnings
 
 from ..errors import PydarknetError
-from . import classifier, detector, export, info, train
+from . import classifier, data, detector, export, info, train
 
 __all__ = ["build_parser", "main"]
 
@@ -29,6 +30,7 @@ def build_parser():
     classifier_actions = classifier.add_commands(sub)
     train.add_darknet_train(detector_actions, classifier_actions)
     export.add_commands(sub)
+    data.add_commands(sub)
     return p
 
 
