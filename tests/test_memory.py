@@ -39,8 +39,11 @@ def test_layer_arithmetic_for_inference_and_training():
     assert training.params == conv.param_count() * 4 + 2 * trained * 4
     # output, delta, two batch-norm copies and mish's pre-activation, for 2 images
     assert training.activations == 5 * 2 * 32 * 32 * 8 * 4
-    cuda = layer_memory(net.layers[2], 1, False, device="cuda:0")
-    assert cuda.workspace == 8 * 16 * 16 * 4             # the im2col columns of 1x1 over 8 ch
+    assert training.outputs == 2 * 32 * 32 * 8 * 4 and training.training == 4 * training.outputs
+    cuda = layer_memory(conv, 2, False, device="cuda:0")
+    assert cuda.workspace == 2 * 3 * 9 * 32 * 32 * 4      # im2col columns of 2 images
+    direct = layer_memory(net.layers[2], 1, False, device="cuda:0")
+    assert direct.workspace == 0                          # 1x1 stride 1: the input is its columns
 
 
 def test_network_total_is_layers_plus_one_workspace():
@@ -76,3 +79,39 @@ def test_format_bytes():
     assert format_bytes(512) == "512 B"
     assert format_bytes(3 * 1024 ** 3) == "3.0 GB"
     assert np.isclose(float(format_bytes(1.5 * 1024 ** 4).split()[0]), 1.5)
+
+
+def test_smallest_subdivisions_is_the_first_divisor_of_batch_that_fits():
+    from pydarknet.memory import smallest_subdivisions
+    net = pydarknet.network.load_cfg_text(CFG.format(filters=6).replace("batch=4", "batch=12"),
+                                          init=False)
+    need = {s: network_memory(net, 12 // s, True, "cpu")[1] for s in (1, 2, 3, 4, 6, 12)}
+    assert need[1] > need[2] > need[3] > need[12]
+    assert smallest_subdivisions(net, need[3], "cpu") == (3, need[3])
+    assert smallest_subdivisions(net, need[3] - 1, "cpu") == (4, need[4])
+    assert smallest_subdivisions(net, need[12] - 1, "cpu") == (None, need[12])
+
+
+def test_info_memory_prints_the_tables_and_the_subdivisions(tmp_path, capsys):
+    from pydarknet.cli import main
+    cfg = tmp_path / "small.cfg"
+    cfg.write_text(CFG.format(filters=6))
+    net = pydarknet.network.load_cfg_text(CFG.format(filters=6), init=False)
+    fits = network_memory(net, 1, True, "cuda")[1]        # mini-batch 1 of batch 4 on cuda
+    assert main(["info", str(cfg), "--memory", "--limit", str(fits)]) == 0
+    out = capsys.readouterr().out
+    assert "training, mini-batch 2" in out and "inference, batch 1" in out
+    assert "cuda: smallest subdivisions that fits" in out and ": 4 (batch 4, mini-batch 1" in out
+    assert main(["info", str(cfg), "--memory", "--limit", "1KB"]) == 0
+    assert "does not fit in 1.0 KB even with subdivisions=4" in capsys.readouterr().out
+    assert main(["info", str(cfg), "--memory", "--limit", "eight"]) == 2
+    assert "memory size 'eight'" in capsys.readouterr().err
+
+
+def test_parse_size():
+    from pydarknet.memory import parse_size
+    assert parse_size("8GB") == parse_size("8 GiB") == parse_size("8g") == 8 << 30
+    assert parse_size("512MB") == 512 << 20 and parse_size("1000") == 1000
+    for bad in ("", "0", "-1GB", "8XB", "GB"):
+        with pytest.raises(pydarknet.PydarknetError):
+            parse_size(bad)

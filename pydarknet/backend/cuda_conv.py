@@ -20,14 +20,16 @@ import os
 from . import cublas as _cublas
 from . import cuda_device as dev
 from . import cudnn as _cudnn
+from ..memory import CUDA_WORKSPACE, CUDNN_WORKSPACE_LIMIT
 from .checks import INT_MAX
 from .cuda_device import _launch, _p
 
 # The im2col workspace holds this many bytes of columns at most (at least one image's):
 # the batch is convolved in chunks of as many images as fit.
-_WORKSPACE_BYTES = 256 * 2**20
+# (pydarknet.memory estimates with the same two numbers.)
+_WORKSPACE_BYTES = CUDA_WORKSPACE
 # cuDNN algorithms needing more workspace than this are passed over for the next one.
-_CUDNN_WORKSPACE_LIMIT = 2**30
+_CUDNN_WORKSPACE_LIMIT = CUDNN_WORKSPACE_LIMIT
 
 
 # -- settings ---------------------------------------------------------------------------------

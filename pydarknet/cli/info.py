@@ -1,5 +1,6 @@
-"""``pydarknet info`` (a cfg's layer table, Darknet's) and ``pydarknet forward`` (one timed
-forward pass on a built-in image)."""
+"""``pydarknet info`` (a cfg's layer table, Darknet's; ``--memory``: what it needs and the
+smallest subdivisions that fits) and ``pydarknet forward`` (one timed forward pass on a built-in
+image)."""
 
 import json
 import sys
@@ -10,6 +11,8 @@ from .common import add_device_option, builtin_cfg, device_of
 
 def _cmd_info(args):
     from ..network import Network
+    if args.memory or args.limit:
+        return _cmd_memory(args)
     net = Network(args.cfg, batch=args.batch or 1, width=args.width, height=args.height,
                   init=False)
     if args.json:
@@ -21,6 +24,34 @@ def _cmd_info(args):
         print(f"{net.cfg_path}: {len(net.layers)} layers, input {n.width}x{n.height}x{n.channels},"
               f" batch {n.batch}/{n.subdivisions}")
         print(net.table())
+    return 0
+
+
+def _memory_limits(args):
+    """{device: bytes} to fit training into: ``--limit`` for both backends, else the host's
+    available memory for the CPU and, with ``--gpu N``, device N's free memory."""
+    from ..memory import available_host_memory, parse_size
+    if args.limit:
+        limit = parse_size(args.limit)
+        return {"cpu": limit, "cuda": limit}
+    limits = {}
+    host = available_host_memory()
+    if host:
+        limits["cpu"] = host
+    if args.gpu is not None:
+        from ..backend import get_backend
+        limits["cuda"] = get_backend(device_of(args)).memory_info()["device_free"]
+    return limits
+
+
+def _cmd_memory(args):
+    from ..memory import memory_report
+    from ..network import Network
+    net = Network(args.cfg, width=args.width, height=args.height, init=False)   # training
+    n = net.net
+    print(f"{net.cfg_path}: {len(net.layers)} layers, input {n.width}x{n.height}x{n.channels},"
+          f" batch {n.batch}/{n.subdivisions}")
+    print(memory_report(net, _memory_limits(args), inference_batch=args.batch or 1))
     return 0
 
 
@@ -61,7 +92,14 @@ def add_commands(sub):
     info.add_argument("--json", action="store_true", help="machine-readable layer table")
     info.add_argument("--width", type=int)
     info.add_argument("--height", type=int)
-    info.add_argument("--batch", type=int)
+    info.add_argument("--batch", type=int, help="inference batch (default 1)")
+    info.add_argument("--memory", action="store_true",
+                      help="memory per layer and in total for inference and training on the "
+                           "CPU and CUDA backends, and the smallest subdivisions that fits")
+    info.add_argument("--limit", metavar="SIZE",
+                      help="with --memory: the memory to fit training into, e.g. 8GB (default: "
+                           "this machine's available memory; with --gpu, the GPU's free memory)")
+    add_device_option(info)
     info.set_defaults(func=_cmd_info)
 
     fwd = sub.add_parser("forward", help="build a network and time a forward pass on a "
