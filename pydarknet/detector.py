@@ -20,7 +20,7 @@ import numpy as np
 from .eval.decode import Detections, decode_network, detection_layers
 from .eval.nms import nms as _nms
 from .eval.nms import nms_kind_name
-from .image import ImageReadError, draw_detections, network_input, read_bgr
+from .image import ImageReadError, as_channels, draw_detections, network_input, read_bgr
 
 __all__ = ["detect", "detect_batch", "detect_detections", "iter_detections", "detect_and_draw",
            "nms_settings", "prepare_batch", "Detections"]
@@ -32,22 +32,6 @@ def nms_settings(network):
     return nms_kind_name(int(getattr(last, "nms_kind", 0))), float(getattr(last, "beta_nms", 0.6))
 
 
-def _check_image(img, channels):
-    img = np.asarray(img)
-    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) \
-            or img.shape[0] < 1 or img.shape[1] < 1:
-        raise ValueError(f"expected an HxWx3 BGR image (as cv2.imread returns), found an array "
-                         f"of shape {list(img.shape)}")
-    if img.ndim == 3 and img.shape[2] == 4:
-        img = img[:, :, :3]
-    if channels == 1 and img.ndim == 3 and img.shape[2] == 3:
-        import cv2
-        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
-    elif channels == 3 and (img.ndim == 2 or img.shape[2] == 1):
-        img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
-    return img
-
-
 def prepare_batch(network, images_bgr, letter_box=None, out=None):
     """Images (uint8 BGR) -> (float32 [N, C, H, W], [(w, h), ...])."""
     n = network.net
@@ -57,7 +41,7 @@ def prepare_batch(network, images_bgr, letter_box=None, out=None):
         out = np.empty((len(images_bgr), channels, n.height, n.width), np.float32)
     sizes = []
     for i, img in enumerate(images_bgr):
-        img = _check_image(img, channels)
+        img = as_channels(img, channels)
         network_input(img, n.width, n.height, letter_box, out=out[i])
         sizes.append((img.shape[1], img.shape[0]))
     return out, sizes

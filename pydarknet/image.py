@@ -54,6 +54,24 @@ def read_bgr(path, channels=3):
     return img
 
 
+def as_channels(img, channels):
+    """A uint8 image from OpenCV (HxW grey, HxWx3 BGR or HxWx4 BGRA) with the channels a
+    network reads: BGR turned grey for ``channels`` 1 (as ``cv2.imread`` in grey would), grey
+    repeated for 3, alpha dropped. Anything else is a ValueError saying what was found."""
+    img = np.asarray(img)
+    if img.ndim not in (2, 3) or (img.ndim == 3 and img.shape[2] not in (1, 3, 4)) \
+            or img.shape[0] < 1 or img.shape[1] < 1:
+        raise ValueError(f"expected an HxWx3 BGR image (as cv2.imread returns), found an array "
+                         f"of shape {list(img.shape)}")
+    if img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    if channels == 1 and img.ndim == 3 and img.shape[2] == 3:
+        img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
+    elif channels == 3 and (img.ndim == 2 or img.shape[2] == 1):
+        img = np.repeat(img.reshape(img.shape[0], img.shape[1], 1), 3, axis=2)
+    return img
+
+
 def _hwc(img):
     return img[:, :, None] if img.ndim == 2 else img
 

@@ -347,9 +347,11 @@ def test_calc_anchors(dataset, tmp_path, capsys, monkeypatch):
     assert (tmp_path / "anchors.txt").read_text().strip() == anchors
 
 
-def test_classifier_commands(tmp_path, capsys):
-    net = load_cfg_text(CLS_CFG, batch=1)
-    (tmp_path / "c.cfg").write_text(CLS_CFG)
+@pytest.mark.parametrize("channels", [3, 1])
+def test_classifier_commands(tmp_path, capsys, channels):
+    cfg = CLS_CFG.replace("channels=3", f"channels={channels}")   # 1: a grey network
+    net = load_cfg_text(cfg, batch=1)
+    (tmp_path / "c.cfg").write_text(cfg)
     net.save_weights(tmp_path / "c.weights")
     rng = np.random.default_rng(0)
     names = ["red", "green", "blue"]
@@ -376,3 +378,22 @@ def test_classifier_commands(tmp_path, capsys):
     assert code == 0, err
     assert out.startswith("9 images: top 1: ") and "top 3: 1.000000" in out
     assert "1 without a class name in the path, 1 unreadable" in err
+
+
+def test_a_grey_classifier_sees_what_training_reads(tmp_path):
+    from pydarknet.data.classification import ClassificationDataset
+    from pydarknet.eval.classify import classifier_input, predict
+    from pydarknet.image import read_bgr
+    cfg = CLS_CFG.replace("channels=3", "channels=1")
+    net = load_cfg_text(cfg, batch=1)
+    rng = np.random.default_rng(1)
+    p = tmp_path / "0_red.png"
+    cv2.imwrite(str(p), rng.integers(0, 256, (32, 32, 3), np.uint8))
+    x = classifier_input(read_bgr(p, 1), 32, 32, channels=1)   # read grey, as valid does
+    loader = ClassificationDataset([str(p)], ["red", "green"], channels=1, augment=False)
+    seen = loader.sample(np.random.default_rng(0), 32, 32, index=0)[0]
+    assert x.shape == (1, 32, 32) == seen.shape
+    np.testing.assert_allclose(x, seen, atol=1e-6)
+    made_grey = classifier_input(read_bgr(p, 3), 32, 32, channels=1)   # cvtColor's rounding
+    np.testing.assert_allclose(made_grey, seen, atol=1.01 / 255)
+    assert len(predict(net, read_bgr(p, 1), 2)) == 2

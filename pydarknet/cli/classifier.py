@@ -35,7 +35,7 @@ def _cmd_predict(args):
     top = min(top, len(names))
     for path in args.images:
         t0 = time.time()
-        res = predict(net, read_bgr(path, 3), top)
+        res = predict(net, read_bgr(path, 1 if net.net.channels == 1 else 3), top)
         print(f"{path}: Predicted in {(time.time() - t0) * 1000:f} milli-seconds.")
         for k, p in res:
             print(f"{names[k]}: {p:f}")

@@ -10,7 +10,7 @@ import concurrent.futures as cf
 
 import numpy as np
 
-from ..image import ImageReadError, crop, read_bgr, resize_min, to_chw
+from ..image import ImageReadError, as_channels, crop, read_bgr, resize_min, to_chw
 
 __all__ = ["classifier_input", "top_k", "predict", "validate"]
 
@@ -19,15 +19,19 @@ def _cdiv2(v):
     return int(v / 2)     # C's integer division (toward zero)
 
 
-def classifier_input(img_bgr, width, height):
-    """uint8 BGR image -> float32 [3, height, width] as Darknet's classifier sees it."""
-    img = np.asarray(img_bgr)
-    if img.ndim == 2:
-        img = np.repeat(img[:, :, None], 3, axis=2)
-    rgb = img[:, :, 2::-1]
-    r = resize_min(rgb, width)
+def classifier_input(img_bgr, width, height, channels=3):
+    """uint8 BGR (or grey) image -> float32 [channels, height, width] as Darknet's classifier
+    sees it: RGB for 3 channels, grey for 1 (a colour image made grey as training reads it)."""
+    img = as_channels(img_bgr, channels)
+    if img.ndim == 3 and img.shape[2] == 3:
+        img = img[:, :, ::-1]                           # BGR -> RGB
+    r = resize_min(img, width)
     h, w = r.shape[:2]
     return to_chw(crop(r, _cdiv2(w - width), _cdiv2(h - height), width, height))
+
+
+def _channels(network):
+    return 1 if network.net.channels == 1 else 3
 
 
 def top_k(scores, k):
@@ -50,7 +54,7 @@ def _scores(network, x):
 def predict(network, image_bgr, top=5):
     """[(class_id, probability)] of the ``top`` highest outputs for one uint8 BGR image."""
     n = network.net
-    x = classifier_input(image_bgr, n.width, n.height)[None]
+    x = classifier_input(image_bgr, n.width, n.height, _channels(network))[None]
     s = _scores(network, x)[0]
     return [(int(i), float(s[i])) for i in top_k(s, top)]
 
@@ -74,8 +78,10 @@ def validate(network, paths, names, top=5, threads=2, batch_size=8, problems=Non
         labels.append(c)
         keep.append(p)
 
+    channels = _channels(network)
+
     def load(p):
-        return classifier_input(read_bgr(p, 3), n.width, n.height)
+        return classifier_input(read_bgr(p, channels), n.width, n.height, channels)
 
     top1 = topk = done = 0
     with cf.ThreadPoolExecutor(max(1, threads)) as pool:
