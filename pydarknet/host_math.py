@@ -7,8 +7,10 @@ F32 = np.float32
 
 
 def logistic(x):
-    """Darknet's logistic activation, 1 / (1 + exp(-x)), in float32."""
-    return F32(1) / (F32(1) + np.exp(-x))
+    """Darknet's logistic activation, 1 / (1 + exp(-x)), in float32. exp overflowing to inf
+    for x below about -88 gives 0, as C's expf does: not worth a warning."""
+    with np.errstate(over="ignore"):
+        return F32(1) / (F32(1) + np.exp(-x))
 
 
 def softmax_rows(x, temperature=1.0):

@@ -203,3 +203,21 @@ def test_flipped_convolution_reads_transposed_weights(tmp_path):
     net.save_weights(tmp_path / "g.weights")
     saved = np.fromfile(tmp_path / "g.weights", "<f4", offset=20)
     np.testing.assert_array_equal(saved[n:n + k * n], stored0.T.ravel())
+
+
+def test_partial_command_saves_a_backbone_for_a_new_head(tmp_path, capsys):
+    from pydarknet.cli import main
+    net = pydarknet.load(tiny(tmp_path))
+    net.seen = 640
+    net.save_weights(tmp_path / "trained.weights")
+    out = tmp_path / "tiny.conv.2"
+    assert main(["partial", str(tiny(tmp_path)), str(tmp_path / "trained.weights"), str(out),
+                 "2"]) == 0
+    assert "layers 0..1" in capsys.readouterr().out
+    assert read_header(out.read_bytes(), str(out))[0].seen == 0     # training starts afresh
+    new_head = tiny(tmp_path, TINY.replace("output=5", "output=3"))  # another number of classes
+    fresh = pydarknet.Network(new_head, seed=3)
+    assert fresh.load_weights(out, allow_partial=True).layers_loaded == 2
+    np.testing.assert_array_equal(fresh.layers[1].params["weights"], net.layers[1].params["weights"])
+    assert main(["partial", str(new_head), str(out), str(tmp_path / "x"), "9"]) == 2
+    assert "has 6 layers; keep 1..6" in capsys.readouterr().err

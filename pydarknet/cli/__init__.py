@@ -7,6 +7,7 @@ parser built here (none imports this package, so none can vanish behind an impor
 - :mod:`.classifier`: ``classifier predict|valid``
 - :mod:`.export`: ``export onnx``
 - :mod:`.data`: ``data coco|voc|idx|check``
+- :mod:`.weights`: ``partial``
 - :mod:`.common`: what they share (``--gpu``, Darknet's single-dash flags, the packaged cfgs)
 """
 
@@ -15,7 +16,7 @@ import sys
 import warnings
 
 from ..errors import PydarknetError
-from . import classifier, data, detector, export, info, train
+from . import classifier, data, detector, export, info, train, weights
 
 __all__ = ["build_parser", "main"]
 
@@ -31,6 +32,7 @@ def build_parser():
     train.add_darknet_train(detector_actions, classifier_actions)
     export.add_commands(sub)
     data.add_commands(sub)
+    weights.add_commands(sub)
     return p
 
 
