@@ -213,3 +213,14 @@ def test_demo_data_set_is_clean_and_plots(tmp_path, capsys):
     report = check_dataset(ds["data"], images="header")
     assert sum(st.boxes for st in report.lists) == len(report.boxes) > 0
     assert report.image_sizes == {(96, 96): 16}
+
+
+def test_pjreddie_rule_is_a_note(tmp_path, capsys):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "labels").mkdir()
+    img = image(tmp_path / "images" / "x.jpg")
+    (tmp_path / "labels" / "x.txt").write_text(GOOD + "\n")
+    data = write_data(tmp_path, [img], classes=1, names=("a",))
+    code, out, _ = run(capsys, data)
+    assert code == 0 and "labels_pjreddie_rule (1)" in out
+    assert f"AlexeyAB's Darknet looks for {tmp_path / 'images' / 'x.txt'}" in out

@@ -388,8 +388,10 @@ def check_dataset(datafile, images="decode", fix=False, threads=None, tolerance=
                                 images, tolerance, progress, fix)
             if stats is not None:
                 report.lists.append(stats)
-    if all_boxes:
-        report.boxes = np.concatenate(all_boxes)
+    if all_boxes:            # cls, w, h and the image's size, one row a box
+        boxes = np.concatenate([b for b, _ in all_boxes])
+        sizes = np.repeat([size for _, size in all_boxes], [len(b) for b, _ in all_boxes], 0)
+        report.boxes = np.column_stack([boxes[:, 0], boxes[:, 3], boxes[:, 4], sizes])
     if fix:
         for lab in labels.values():
             if lab.fixed_text is not None:
@@ -450,10 +452,8 @@ def _check_list(split, list_path, report, pool, labels, listed, all_boxes, image
         cls = boxes[:, 0].astype(int)
         np.add.at(stats.class_boxes, cls, 1)
         stats.class_images[np.unique(cls)] += 1
-        width, height = info or (0, 0)
-        all_boxes.append(np.column_stack([cls, boxes[:, 3], boxes[:, 4],
-                                          np.full(len(boxes), width),
-                                          np.full(len(boxes), height)]))
+        if len(boxes):
+            all_boxes.append((boxes, info or (0, 0)))
     if progress is not None:
         progress(f"{split}: {len(unique)}/{len(unique)} images")
     if fix and drop:
@@ -496,13 +496,14 @@ def size_histogram(report):
 
 
 def _summary_lines(report):
-    mode = {"decode": "decoded by OpenCV", "header": "sizes from their headers",
-            "exists": "not opened (--no-images)"}[report.images]
+    mode = {"decode": "images decoded by OpenCV",
+            "header": "image sizes read from their headers (--quick)",
+            "exists": "images not opened (--no-images)"}[report.images]
     names = f", {len(report.names)} names" if report.names else ""
-    out = [f"{report.datafile}: classes={report.classes}{names}; images {mode}"]
+    out = [f"{report.datafile}: classes={report.classes}{names}; {mode}"]
     for st in report.lists:
         out.append(f"  {st.split}: {st.path}: {st.entries} entries, {st.images_ok} usable "
-                   f"images, {st.boxes} boxes, {st.no_objects} images without objects")
+                   f"images, {st.boxes} boxes; images without objects: {st.no_objects}")
     if report.image_sizes:
         common = report.image_sizes.most_common(3)
         total = sum(report.image_sizes.values())
