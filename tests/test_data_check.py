@@ -121,7 +121,10 @@ def test_fix_keeps_the_old_files_and_is_idempotent(broken, capsys):
     a_before = (d / "a.txt").read_bytes()
     list_before = (d / "train.txt").read_text()
     code, out, _ = run(capsys, data, "--fix")
-    assert code == 1 and "fixed" in out
+    assert code == 1 and "fixed 4 files" in out
+    assert f"{d / 'a.txt'}: 6 lines dropped, 1 boxes cut to the image (was kept as " \
+           f"{d / 'a.txt.orig'})" in out
+    assert f"{d / 'train.txt'}: 3 entries dropped" in out
     assert (d / "a.txt.orig").read_bytes() == a_before
     assert (d / "train.txt.orig").read_text() == list_before
     assert (d / "a.txt").read_text().splitlines() == [

@@ -60,6 +60,6 @@ def add_commands(actions):
     p.add_argument("--tolerance", type=float, default=0.001, metavar="FRACTION",
                    help="how far a box edge may reach beyond the image, as a fraction of it, "
                         "before it is reported (default 0.001)")
-    p.add_argument("--threads", type=int, metavar="N", help="image-reading threads (default: 2 per core, "
-                                               "at most 16)")
+    p.add_argument("--threads", type=int, metavar="N",
+                   help="image-reading threads (default: 2 per core, at most 16)")
     p.set_defaults(func=_cmd_check)

@@ -243,9 +243,9 @@ def _check_label_file(path, classes, tolerance, report):
     kept, seen, boxes = [], {}, []
     bad = changed = 0
 
-    def add(kind, number, why, line):
+    def add(kind, number, why, line, dropped=True):
         nonlocal bad
-        bad += 1
+        bad += dropped
         if not binary:            # a binary file is one finding, not a finding per line
             report.add(kind, path, number, why, line)
 
@@ -272,7 +272,7 @@ def _check_label_file(path, classes, tolerance, report):
                 add(kind, number, cut, line)
                 continue
             add("label_box_out_of_range", number,
-                f"the box reaches beyond the image ({', '.join(beyond)})", line)
+                f"the box reaches beyond the image ({', '.join(beyond)})", line, dropped=False)
             cls, x, y, w, h = cut
             line = f"{cls} {x:.6f} {y:.6f} {w:.6f} {h:.6f}"
             changed += 1
