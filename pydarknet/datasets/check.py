@@ -37,7 +37,7 @@ from ..labels import (label_path, parse_label_line, read_data_file, read_list_li
                       replace_image_to_label)
 
 __all__ = ["KINDS", "CheckReport", "Finding", "check_dataset", "format_report", "write_plot",
-           "image_size_from_header", "SIZE_BUCKETS"]
+           "render_plot", "size_histogram", "image_size_from_header", "SIZE_BUCKETS"]
 
 # kind -> (a problem (True) or a note (False), what it is, what --fix does or None)
 KINDS = {
