@@ -1,0 +1,232 @@
+"""``pydarknet data coco|voc|idx``: tiny inputs built here, converted through the CLI, the
+outputs read back with pydarknet's own readers (labels, data loader, results writer)."""
+
+import gzip
+import json
+import os
+import struct
+
+import cv2
+import numpy as np
+import pytest
+
+from pydarknet.cli import main
+from pydarknet.labels import class_from_path, label_path, read_data_file, read_labels, \
+    read_list, read_names
+
+
+def _image(path, w, h, value=128):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    img = np.full((h, w, 3), value, np.uint8)
+    img[::7, ::5] = 255 - value
+    assert cv2.imwrite(str(path), img)
+    return str(path)
+
+
+def _tree(root):
+    """{relative path: bytes or link target} of a folder, for idempotence checks."""
+    out = {}
+    for folder, _, files in os.walk(root):
+        for f in files:
+            p = os.path.join(folder, f)
+            rel = os.path.relpath(p, root)
+            out[rel] = os.readlink(p) if os.path.islink(p) else open(p, "rb").read()
+    return out
+
+
+# -- COCO --------------------------------------------------------------------------------------
+def _coco(tmp_path, name="instances.json", images=None, anns=None, cats=None):
+    img_dir = tmp_path / "coco_images"
+    images = images if images is not None else [
+        {"id": 139, "file_name": "000000000139.jpg", "width": 64, "height": 48},
+        {"id": 7, "file_name": "street.jpg", "width": 40, "height": 40},
+        {"id": 12, "file_name": "empty_view.png", "width": 32, "height": 32},
+    ]
+    for im in images:
+        _image(img_dir / im["file_name"], im["width"], im["height"])
+    cats = cats if cats is not None else [{"id": 18, "name": "dog"}, {"id": 3, "name": "car"},
+                                          {"id": 1, "name": "person"}]
+    anns = anns if anns is not None else [
+        {"id": 1, "image_id": 139, "category_id": 18, "bbox": [4, 6, 20, 10], "iscrowd": 0},
+        {"id": 2, "image_id": 139, "category_id": 1, "bbox": [30, 10, 20, 30], "iscrowd": 0},
+        {"id": 3, "image_id": 7, "category_id": 3, "bbox": [30, 30, 20, 20], "iscrowd": 0},
+        {"id": 4, "image_id": 7, "category_id": 1, "bbox": [2, 2, 5, 5], "iscrowd": 1},
+        {"id": 5, "image_id": 7, "category_id": 3, "bbox": [50, 5, 10, 10], "iscrowd": 0},
+        {"id": 6, "image_id": 7, "category_id": 1, "bbox": [5, 5, 0, 8], "iscrowd": 0},
+    ]
+    for a in anns:
+        if len(a["bbox"]) == 4:
+            a.setdefault("area", a["bbox"][2] * a["bbox"][3])
+    path = tmp_path / name
+    path.write_text(json.dumps({"images": images, "annotations": anns, "categories": cats}))
+    return str(path), str(img_dir)
+
+
+def test_coco_layout_summary_and_idempotence(tmp_path, capsys):
+    ann, img_dir = _coco(tmp_path)
+    out = tmp_path / "out"
+    assert main(["data", "coco", ann, img_dir, str(out)]) == 0
+    text = capsys.readouterr()
+    assert "train: 3 images (1 without objects), 3 boxes" in text.out
+    assert "boxes per class: person 1, car 1, dog 1" in text.out
+    assert "crowd boxes 1" in text.out and "degenerate boxes 2" in text.out
+    assert "boxes clipped to the image 1" in text.out
+    assert "iscrowd=1" in text.err
+    data = read_data_file(out / "obj.data")
+    assert data["classes"] == 3 and data["eval"] == "coco"
+    assert data["category_ids"] == "1,3,18"          # classes in category id order
+    assert read_names(data["names"]) == ["person", "car", "dog"]
+    paths = read_list(data["train"])
+    assert all(os.path.isabs(p) for p in paths)
+    names = [os.path.basename(p) for p in paths]
+    # tmp_path holds '_': Darknet would read the id after it, so even 000000000139.jpg is renamed
+    assert names == ["street_7.jpg", "empty_view_12.png", "000000000139_139.jpg"]
+    assert os.path.islink(paths[0]) and os.path.samefile(paths[0], os.path.join(img_dir,
+                                                                                  "street.jpg"))
+    assert not os.listdir(img_dir) == []        # nothing written into the image folder
+    assert sorted(os.listdir(img_dir)) == ["000000000139.jpg", "empty_view.png", "street.jpg"]
+    boxes = read_labels(label_path(paths[2]))
+    np.testing.assert_allclose(boxes, [[2, 14 / 64, 11 / 48, 20 / 64, 10 / 48],
+                                       [0, 40 / 64, 25 / 48, 20 / 64, 30 / 48]], atol=1e-6)
+    clipped = read_labels(label_path(paths[0]))            # [30, 30, 20, 20] in 40x40
+    np.testing.assert_allclose(clipped, [[1, 35 / 40, 35 / 40, 10 / 40, 10 / 40]], atol=1e-6)
+    assert read_labels(label_path(paths[1])).shape == (0, 5)
+    before = _tree(out)
+    assert main(["data", "coco", ann, img_dir, str(out)]) == 0
+    assert _tree(out) == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def test_coco_classes_subset_copy_and_valid_split(tmp_path, capsys):
+    ann, img_dir = _coco(tmp_path)
+    val, val_dir = _coco(tmp_path, "val.json", images=[
+        {"id": 5001, "file_name": "COCO_val2014_000000005001.jpg", "width": 30, "height": 20}],
+        anns=[{"id": 9, "image_id": 5001, "category_id": 18, "bbox": [1, 1, 10, 10]}])
+    out = tmp_path / "sub"
+    assert main(["data", "coco", ann, img_dir, str(out), "--classes", "dog,person", "--copy",
+                 "--valid-json", val]) == 0
+    text = capsys.readouterr().out
+    assert "boxes of other classes 2" in text and "valid: 1 images, 1 boxes" in text
+    data = read_data_file(out / "obj.data")
+    assert data["category_ids"] == "18,1"
+    valid = read_list(data["valid"])
+    assert [os.path.basename(p) for p in valid] == ["COCO_val2014_000000005001.jpg"]
+    assert not os.path.islink(valid[0])
+    np.testing.assert_allclose(read_labels(label_path(valid[0])),
+                               [[0, 6 / 30, 6 / 20, 10 / 30, 10 / 20]], atol=1e-6)
+    assert main(["data", "coco", ann, img_dir, str(out), "--classes", "dog,cat,horse"]) == 2
+    err = capsys.readouterr().err
+    assert "cat, horse not among the categories" in err and "person, car, dog" in err
+
+
+def test_coco_bad_inputs(tmp_path, capsys):
+    ann, img_dir = _coco(tmp_path, images=[
+        {"id": 1, "file_name": "a.jpg", "width": 20, "height": 20},
+        {"id": 2, "file_name": "missing.jpg", "width": 20, "height": 20}],
+        anns=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5]},
+              {"id": 2, "image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5]},
+              {"id": 3, "image_id": 1, "category_id": 1, "bbox": [40, 40, 5, 5]},
+              {"id": 4, "image_id": 1, "category_id": 1, "bbox": [-5, -5, 10, 10]}])
+    os.remove(os.path.join(img_dir, "missing.jpg"))
+    out = tmp_path / "out"
+    assert main(["data", "coco", ann, img_dir, str(out)]) == 0
+    text = capsys.readouterr()
+    assert "malformed annotations 2" in text.out and "missing or unreadable images 1" in text.out
+    assert "degenerate boxes 1" in text.out and "train: 1 images, 1 boxes" in text.out
+    assert "annotations[0] (id 1): bbox [0, 0, 5]" in text.err
+    assert "missing.jpg: image file not found" in text.err
+    before = _tree(out)
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"images": [\n{"id": 1,,}]}')
+    assert main(["data", "coco", str(broken), img_dir, str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "broken.json:2:" in err and "not valid json" in err and "Traceback" not in err
+    assert _tree(out) == before                       # the older output is untouched
+    other = tmp_path / "mine"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    assert main(["data", "coco", ann, img_dir, str(other)]) == 2
+    assert "was not written by" in capsys.readouterr().err
+    assert (other / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
+
+
+def test_coco_link_names_keep_the_image_id():
+    from pydarknet.datasets.coco import darknet_coco_image_id, link_name_for_id
+    from pydarknet.eval.coco import image_id_from_path
+    cases = {("000000000139.jpg", 139): "000000000139.jpg",
+             ("COCO_val2014_000000000042.jpg", 42): "COCO_val2014_000000000042.jpg",
+             ("dog.jpg", 5): "dog_5.jpg", ("sub/dog.jpg", 5): "dog_5.jpg",
+             ("2008_000123.jpg", 5): "img_2008_000123_5.jpg",
+             ("a.b.jpg", 3): "img_a_b_3.jpg", ("17.jpg", 3): "img_17_3.jpg"}
+    for (name, image_id), want in cases.items():
+        got = link_name_for_id(name, image_id, "/data/myset/images/train")
+        assert got == want, (name, got)
+        assert image_id_from_path(got) == image_id
+        assert darknet_coco_image_id(f"/data/myset/images/train/{got}") == image_id
+    # without '_' in the name, Darknet reads the number after the folder's last '_'
+    assert link_name_for_id("139.jpg", 139, "/a_b/images/train") == "139_139.jpg"
+
+
+def test_coco_round_trip_ap_one(tmp_path, capsys):
+    """COCO -> Darknet -> results json as ``detector valid`` writes it, the detections being
+    the converted ground truth -> pycocotools gives AP 1.0 against the original json."""
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from pydarknet.eval.decode import Detections
+    from pydarknet.eval.results import ValidationResults, category_ids_from_data
+    from pydarknet.errors import Problems
+    images = [{"id": 300 + i, "file_name": f"img{i}.jpg", "width": 80, "height": 60}
+              for i in range(4)] + [{"id": 77, "file_name": "000000000077.jpg", "width": 50,
+                                     "height": 70}]
+    rng = np.random.default_rng(0)
+    anns = []
+    for im in images:
+        for _ in range(3):
+            w, h = rng.uniform(8, 30, 2)
+            x, y = rng.uniform(0, im["width"] - w), rng.uniform(0, im["height"] - h)
+            anns.append({"id": len(anns) + 1, "image_id": im["id"],
+                         "category_id": int(rng.choice([5, 2, 44])),
+                         "bbox": [float(x), float(y), float(w), float(h)], "iscrowd": 0})
+    cats = [{"id": 44, "name": "bottle"}, {"id": 2, "name": "bicycle"},
+            {"id": 5, "name": "airplane"}]
+    ann, img_dir = _coco(tmp_path, images=images, anns=anns, cats=cats)
+    out = tmp_path / "rt"
+    assert main(["data", "coco", ann, img_dir, str(out), "--valid-json", ann]) == 0
+    capsys.readouterr()
+    data = read_data_file(out / "obj.data")
+    names = read_names(data["names"])
+    results = ValidationResults(names, coco=data["eval"] == "coco",
+                                category_ids=category_ids_from_data(data, len(names)))
+    problems = Problems()
+    for i, path in enumerate(read_list(data["valid"])):
+        truth = read_labels(label_path(path), len(names))
+        w, h = cv2.imread(path).shape[1::-1]
+        probs = np.zeros((len(truth), len(names)), np.float32)
+        probs[np.arange(len(truth)), truth[:, 0].astype(int)] = 1
+        dets = Detections(truth[:, 1:].astype(np.float32), np.ones(len(truth), np.float32),
+                          probs, np.zeros(len(truth), np.int32), np.arange(len(truth)), (w, h))
+        results.add(i, path, dets, problems)
+    json_path, _ = results.write(str(tmp_path / "results"))
+    assert results.unnumbered == 0 and not problems.total()
+    gt = COCO(ann)
+    ev = COCOeval(gt, gt.loadRes(json_path), "bbox")
+    ev.evaluate()
+    ev.accumulate()
+    ev.summarize()
+    assert ev.stats[0] == pytest.approx(1.0) and ev.stats[1] == pytest.approx(1.0)
+
+
+def test_converted_set_feeds_the_detection_loader(tmp_path, capsys):
+    from pydarknet.data import DetectionDataset
+    ann, img_dir = _coco(tmp_path)
+    out = tmp_path / "out"
+    assert main(["data", "coco", ann, img_dir, str(out)]) == 0
+    data = read_data_file(out / "obj.data")
+    ds = DetectionDataset(read_list(data["train"]), data["classes"], augment=False)
+    rng = np.random.default_rng(0)
+    for i in range(len(ds)):
+        image, truth = ds.sample(rng, 32, 32, index=i)
+        assert image.shape == (3, 32, 32)
+    assert ds.labels(2).shape == (2, 5) and not ds.problems.total()
