@@ -230,3 +230,90 @@ def test_converted_set_feeds_the_detection_loader(tmp_path, capsys):
         image, truth = ds.sample(rng, 32, 32, index=i)
         assert image.shape == (3, 32, 32)
     assert ds.labels(2).shape == (2, 5) and not ds.problems.total()
+
+
+# -- Pascal VOC --------------------------------------------------------------------------------
+def _voc_xml(objects, size=(50, 40)):
+    parts = ["<annotation><folder>VOC</folder>"]
+    if size:
+        parts.append(f"<size><width>{size[0]}</width><height>{size[1]}</height>"
+                     "<depth>3</depth></size>")
+    for name, difficult, box in objects:
+        parts.append(f"<object><name>{name}</name><difficult>{difficult}</difficult><bndbox>"
+                     + "".join(f"<{k}>{v}</{k}>" for k, v in zip(
+                         ("xmin", "ymin", "xmax", "ymax"), box)) + "</bndbox></object>")
+    return "".join(parts) + "</annotation>"
+
+
+def _voc(tmp_path):
+    root = tmp_path / "VOCdevkit"
+    sets = {"2007": {"trainval": ["000005", "000007"], "test": ["000009"]},
+            "2012": {"trainval": ["2008_000001", "2008_000002", "2008_000003"]}}
+    xmls = {
+        "000005": _voc_xml([("dog", 0, (1, 1, 25, 21)), ("person", 1, (5, 5, 10, 10)),
+                            ("cat", 0, (40, 30, 60, 50))]),
+        "000007": _voc_xml([]),
+        "000009": _voc_xml([("car", 0, (11, 11, 30, 20))]),
+        "2008_000001": _voc_xml([("dog", 0, (2, 2, 8, 8)), ("unicorn", 0, (1, 1, 4, 4))],
+                                size=None),
+        "2008_000002": "<annotation><object>",
+        "2008_000003": _voc_xml([("bird", 0, (9, 9, 9, 20)), ("bird", 0, ("a", 1, 2, 3))]),
+    }
+    for year, lists in sets.items():
+        base = root / f"VOC{year}"
+        (base / "ImageSets" / "Main").mkdir(parents=True)
+        (base / "Annotations").mkdir()
+        for name, ids in lists.items():
+            (base / "ImageSets" / "Main" / f"{name}.txt").write_text("\n".join(ids) + "\n")
+            for i in ids:
+                (base / "Annotations" / f"{i}.xml").write_text(xmls[i])
+                _image(base / "JPEGImages" / f"{i}.jpg", 50, 40)
+    return root
+
+
+def test_voc_layout_boxes_summary_and_idempotence(tmp_path, capsys):
+    root = _voc(tmp_path)
+    out = tmp_path / "voc"
+    assert main(["data", "voc", str(root), str(out)]) == 0
+    text = capsys.readouterr()
+    assert "train: 4 images (2 without objects), 3 boxes" in text.out
+    assert "valid: 1 images, 1 boxes" in text.out
+    for skip in ("difficult objects 1", "objects of other classes 1", "malformed objects 1",
+                 "degenerate boxes 1", "missing or malformed xml 1"):
+        assert skip in text.out, skip
+    assert "sizes read from the image 1" in text.out and "boxes clipped to the image 1" in text.out
+    assert "2008_000002.xml:1:" in text.err and "not well-formed" in text.err
+    assert "2008_000001.xml: object 2 (unicorn)" in text.err
+    data = read_data_file(out / "obj.data")
+    assert data["classes"] == 20 and read_names(data["names"])[11] == "dog"
+    train = read_list(data["train"])
+    assert [os.path.basename(p) for p in train] == ["000005.jpg", "000007.jpg",
+                                                    "2008_000001.jpg", "2008_000003.jpg"]
+    # voc_label.py: x = ((1 + 25) / 2 - 1) / 50, w = (25 - 1) / 50
+    np.testing.assert_allclose(read_labels(label_path(train[0])),
+                               [[11, 12 / 50, 10 / 40, 24 / 50, 20 / 40],
+                                [7, 44.5 / 50, 34.5 / 40, 11 / 50, 11 / 40]], atol=1e-6)
+    valid = read_list(data["valid"])
+    np.testing.assert_allclose(read_labels(label_path(valid[0])),
+                               [[6, 19.5 / 50, 14.5 / 40, 19 / 50, 9 / 40]], atol=1e-6)
+    before = _tree(out)
+    assert main(["data", "voc", str(root), str(out)]) == 0
+    assert _tree(out) == before
+
+
+def test_voc_classes_sets_and_errors(tmp_path, capsys):
+    root = _voc(tmp_path)
+    out = tmp_path / "voc"
+    assert main(["data", "voc", str(root), str(out), "--sets", "2007/trainval",
+                 "--valid-sets", "none", "--classes", "person,dog,zebra",
+                 "--keep-difficult"]) == 0
+    text = capsys.readouterr()
+    assert "train: 2 images (1 without objects), 2 boxes" in text.out
+    assert "classes without any box 1" in text.out and "zebra" in text.err
+    data = read_data_file(out / "obj.data")
+    assert "valid" not in data and read_names(data["names"]) == ["person", "dog", "zebra"]
+    assert main(["data", "voc", str(root), str(out), "--sets", "2010/train"]) == 2
+    assert "2010/train" in capsys.readouterr().err
+    assert main(["data", "voc", str(root), str(out), "--sets", "2007-train"]) == 2
+    assert "YEAR/SET" in capsys.readouterr().err
+    assert read_names(data["names"]) == ["person", "dog", "zebra"]     # older output kept

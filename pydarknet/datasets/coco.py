@@ -266,6 +266,9 @@ def convert_coco(instances, image_dir, out_dir, *, valid_json=None, valid_images
         for split, data, path, images in splits:
             lines, ids = _convert_split(data, path, images, names, split, folder, summary,
                                         copy, keep_crowd)
+            if not lines.paths:
+                raise PydarknetError(f"{path}: none of its images could be converted (see the "
+                                     "warnings above); nothing written")
             folder.write_list(f"{split}.txt", lines.paths)
             entries.append((split, folder.final(f"{split}.txt")))
             # the ids detector valid must write: the validation file's, where it has them
