@@ -317,3 +317,99 @@ def test_voc_classes_sets_and_errors(tmp_path, capsys):
     assert main(["data", "voc", str(root), str(out), "--sets", "2007-train"]) == 2
     assert "YEAR/SET" in capsys.readouterr().err
     assert read_names(data["names"]) == ["person", "dog", "zebra"]     # older output kept
+
+
+# -- idx ---------------------------------------------------------------------------------------
+def _idx(path, array, zipped=True, cut=0):
+    array = np.asarray(array, np.uint8)
+    data = struct.pack(">BBBB", 0, 0, 8, array.ndim) + struct.pack(f">{array.ndim}I",
+                                                                  *array.shape)
+    data += array.tobytes()
+    if cut:
+        data = data[:-cut]
+    if zipped:
+        data = gzip.compress(data, mtime=0)
+    path.write_bytes(data)
+    return str(path)
+
+
+def _mnist_like(tmp_path, prefix, n, zipped=True, cut=0, labels=None):
+    rng = np.random.default_rng(n)
+    images = rng.integers(0, 256, (n, 6, 5), np.uint8)
+    labels = np.arange(n) % 10 if labels is None else np.asarray(labels)
+    return (_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images, zipped, cut),
+            _idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels, zipped), images, labels)
+
+
+def test_idx_fashion_train_and_valid_in_one_folder(tmp_path, capsys):
+    from pydarknet.data import ClassificationDataset
+    from pydarknet.datasets.idx import NAME_PRESETS
+    tr_img, tr_lab, tr_images, tr_labels = _mnist_like(tmp_path, "train", 23)
+    te_img, te_lab, _, _ = _mnist_like(tmp_path, "t10k", 7, zipped=False)
+    out = tmp_path / "fashion"
+    assert main(["data", "idx", tr_img, tr_lab, str(out), "--names", "fashion-mnist"]) == 0
+    text = capsys.readouterr().out
+    assert "train: 23 images" in text and "T-shirt_top 3, Trouser 3" in text
+    first = _tree(out)
+    assert main(["data", "idx", te_img, te_lab, str(out), "--names", "fashion-mnist",
+                 "--list", "valid"]) == 0
+    text = capsys.readouterr().out
+    assert "valid: 7 images" in text and "train list kept from the earlier run 1" in text
+    data = read_data_file(out / "obj.data")
+    names = read_names(data["labels"])
+    assert names == ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                     "Sneaker", "Bag", "Ankle_boot"]
+    assert len(NAME_PRESETS["fashion-mnist"]) == 10 and data["classes"] == 10
+    assert data["top"] == 5
+    train, valid = read_list(data["train"]), read_list(data["valid"])
+    assert len(train) == 23 and len(valid) == 7
+    assert {k: v for k, v in _tree(out).items() if k.startswith("train")} == \
+        {k: v for k, v in first.items() if k.startswith("train")}
+    for i, path in enumerate(train):
+        assert class_from_path(path, names) == tr_labels[i]
+        np.testing.assert_array_equal(cv2.imread(path, cv2.IMREAD_UNCHANGED), tr_images[i])
+    ds = ClassificationDataset(train + valid, names, channels=1, augment=False)
+    assert [ds.class_of(i) for i in range(len(train))] == list(tr_labels)
+    # the same run again: the same folder
+    before = _tree(out)
+    assert main(["data", "idx", te_img, te_lab, str(out), "--names", "fashion-mnist",
+                 "--list", "valid"]) == 0
+    assert _tree(out) == before
+    # other names than the kept list's: refused, the folder unchanged
+    assert main(["data", "idx", te_img, te_lab, str(out), "--list", "valid"]) == 2
+    assert "give the same --names" in capsys.readouterr().err
+    assert _tree(out) == before
+
+
+def test_idx_bad_inputs(tmp_path, capsys):
+    img, lab, _, _ = _mnist_like(tmp_path, "cut", 12, cut=45)           # 1.5 images short
+    out = tmp_path / "cut"
+    assert main(["data", "idx", img, lab, str(out), "--limit", "100"]) == 0
+    text = capsys.readouterr()
+    assert "train: 10 images" in text.out
+    assert "records missing from truncated idx files 2" in text.out
+    assert "records without a partner 2" in text.out
+    assert "cut-images-idx3-ubyte.gz: truncated: its header promises 12 records" in text.err
+    names = read_names(out / "obj.names")
+    assert names == [f"class_{k}" for k in range(10)]
+    assert main(["data", "idx", img, lab, str(tmp_path / "lim"), "--limit", "4"]) == 0
+    assert "train: 4 images" in capsys.readouterr().out
+    assert main(["data", "idx", lab, img, str(tmp_path / "swapped")]) == 2
+    assert "expected images" in capsys.readouterr().err
+    junk = tmp_path / "junk.gz"
+    junk.write_bytes(b"hello world")
+    assert main(["data", "idx", str(junk), lab, str(tmp_path / "junk")]) == 2
+    assert "junk.gz: not an idx file" in capsys.readouterr().err
+    img2, lab2, _, _ = _mnist_like(tmp_path, "shuffled", 12, labels=[(i * 3 + 1) % 10
+                                                                      for i in range(12)])
+    assert main(["data", "idx", img2, lab2, str(tmp_path / "dig"), "--names",
+                 ",".join(str(k) for k in range(10))]) == 2
+    assert "choose names that are not numbers" in capsys.readouterr().err
+    assert main(["data", "idx", img, lab, str(tmp_path / "sub"), "--names",
+                 "cat,bobcat,a,b,c,d,e,f,g,h"]) == 2
+    assert "'cat' is part of 'bobcat'" in capsys.readouterr().err
+    assert main(["data", "idx", img, lab, str(tmp_path / "few"), "--names", "a,b"]) == 0
+    text = capsys.readouterr().out
+    assert "labels outside the classes 8" in text and "train: 2 images" in text
+    assert not (tmp_path / "dig").exists() and not (tmp_path / "sub").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
