@@ -218,6 +218,23 @@ def test_coco_round_trip_ap_one(tmp_path, capsys):
     assert ev.stats[0] == pytest.approx(1.0) and ev.stats[1] == pytest.approx(1.0)
 
 
+def test_detector_valid_writes_the_original_ids(tmp_path, capsys, monkeypatch):
+    """``detector valid`` on a converted set (a 3-class network, random weights): the image
+    ids and category ids in its json are COCO's."""
+    from pydarknet.cli.common import builtin_cfg
+    ann, img_dir = _coco(tmp_path)
+    out = tmp_path / "out"
+    assert main(["data", "coco", ann, img_dir, str(out), "--valid-json", ann]) == 0
+    monkeypatch.chdir(tmp_path)
+    assert main(["detector", "valid", str(out / "obj.data"), builtin_cfg("demo-shapes.cfg"),
+                 "-thresh", "0.0"]) == 0
+    assert "category ids from the .data file's category_ids" in capsys.readouterr().out
+    results = json.loads((tmp_path / "results" / "coco_results.json").read_text())
+    assert results and {r["image_id"] for r in results} <= {139, 7, 12}
+    assert {r["image_id"] for r in results} == {139, 7, 12}
+    assert {r["category_id"] for r in results} <= {1, 3, 18}
+
+
 def test_converted_set_feeds_the_detection_loader(tmp_path, capsys):
     from pydarknet.data import DetectionDataset
     ann, img_dir = _coco(tmp_path)
@@ -354,7 +371,7 @@ def test_idx_fashion_train_and_valid_in_one_folder(tmp_path, capsys):
     assert main(["data", "idx", te_img, te_lab, str(out), "--names", "fashion-mnist",
                  "--list", "valid"]) == 0
     text = capsys.readouterr().out
-    assert "valid: 7 images" in text and "train list kept from the earlier run 1" in text
+    assert "valid: 7 images" in text and "train: 23 images kept from the earlier run" in text
     data = read_data_file(out / "obj.data")
     names = read_names(data["labels"])
     assert names == ["T-shirt_top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",

@@ -157,8 +157,7 @@ def convert_idx(images_path, labels_path, out_dir, *, names=None, split="train",
         lists = {}
         if other and folder.keep_previous(other) and folder.keep_previous(f"{other}.txt"):
             lists[other] = folder.previous["lists"][other]
-            summary.note(f"{other} list kept from the earlier run", f"{other}: "
-                         f"{lists[other]} images kept from the earlier run")
+            summary.kept[other] = lists[other]
         list_folder = folder.final(split)
         darknet_hits = [names[i] for i in classes_in_path(list_folder + os.sep, names)]
         if darknet_hits:

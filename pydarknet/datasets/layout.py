@@ -44,6 +44,7 @@ class Summary:
         self.boxes = collections.OrderedDict()       # split -> Counter(class name -> boxes)
         self.skipped = collections.Counter()
         self.notes = collections.Counter()
+        self.kept = {}                               # split -> images kept from an older run
         self._shown = collections.Counter()
 
     def _message(self, kind, message):
@@ -85,6 +86,8 @@ class Summary:
             if counts:
                 lines.append(f"    {'boxes' if self.command != 'idx' else 'images'} per class: "
                              f"{counts}")
+        for split, count in self.kept.items():
+            lines.append(f"  {split}: {count} images kept from the earlier run")
         if self.skipped:
             lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in
                                                   sorted(self.skipped.items())))
