@@ -122,17 +122,27 @@ def test_coco_classes_subset_copy_and_valid_split(tmp_path, capsys):
 def test_coco_bad_inputs(tmp_path, capsys):
     ann, img_dir = _coco(tmp_path, images=[
         {"id": 1, "file_name": "a.jpg", "width": 20, "height": 20},
-        {"id": 2, "file_name": "missing.jpg", "width": 20, "height": 20}],
+        {"id": 2, "file_name": "missing.jpg", "width": 20, "height": 20},
+        {"id": 3, "file_name": "text.jpg", "width": 20, "height": 20},
+        {"id": 4, "file_name": "nosize.png", "width": 16, "height": 12}],
         anns=[{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5]},
               {"id": 2, "image_id": 99, "category_id": 1, "bbox": [0, 0, 5, 5]},
               {"id": 3, "image_id": 1, "category_id": 1, "bbox": [40, 40, 5, 5]},
               {"id": 4, "image_id": 1, "category_id": 1, "bbox": [-5, -5, 10, 10]}])
     os.remove(os.path.join(img_dir, "missing.jpg"))
+    with open(os.path.join(img_dir, "text.jpg"), "w") as f:
+        f.write("not an image")
+    coco = json.loads(open(ann).read())
+    del coco["images"][3]["width"]
+    with open(ann, "w") as f:
+        json.dump(coco, f)
     out = tmp_path / "out"
     assert main(["data", "coco", ann, img_dir, str(out)]) == 0
     text = capsys.readouterr()
-    assert "malformed annotations 2" in text.out and "missing or unreadable images 1" in text.out
-    assert "degenerate boxes 1" in text.out and "train: 1 images, 1 boxes" in text.out
+    assert "malformed annotations 2" in text.out and "missing or unreadable images 2" in text.out
+    assert "degenerate boxes 1" in text.out and "sizes read from the image 1" in text.out
+    assert "train: 2 images (1 without objects), 1 boxes" in text.out
+    assert "text.jpg: not an image file" in text.err
     assert "annotations[0] (id 1): bbox [0, 0, 5]" in text.err
     assert "missing.jpg: image file not found" in text.err
     before = _tree(out)

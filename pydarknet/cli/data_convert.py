@@ -85,8 +85,17 @@ def add_commands(actions):
     p.set_defaults(func=_cmd_idx)
 
 
-def _print_summary(summary, out_dir, names):
-    print(summary.text(out_dir, names))
+def _run(convert, *args, **kwargs):
+    """Runs a converter and prints its summary; a file-system error (no space left, no
+    permission) becomes a message naming the file, not a traceback."""
+    from ..errors import PydarknetError
+    try:
+        summary, names = convert(*args, **kwargs)
+    except OSError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        raise PydarknetError(f"{where}{e.strerror or e}; nothing written to {args[-1]}") \
+            from None
+    print(summary.text(args[-1], names))
     sys.stdout.flush()
     return 0
 
@@ -98,23 +107,19 @@ def _classes(text):
 
 def _cmd_coco(args):
     from ..datasets.coco import convert_coco
-    summary, names = convert_coco(args.instances, args.image_dir, args.out_dir,
-                                  valid_json=args.valid_json, valid_images=args.valid_images,
-                                  classes=_classes(args.classes), keep_crowd=args.keep_crowd,
-                                  copy=args.copy)
-    return _print_summary(summary, args.out_dir, names)
+    return _run(convert_coco, args.instances, args.image_dir, args.out_dir,
+                valid_json=args.valid_json, valid_images=args.valid_images,
+                classes=_classes(args.classes), keep_crowd=args.keep_crowd, copy=args.copy)
 
 
 def _cmd_voc(args):
     from ..datasets.voc import convert_voc
-    summary, names = convert_voc(args.voc_root, args.out_dir, sets=args.sets,
-                                 valid_sets=args.valid_sets, classes=_classes(args.classes),
-                                 keep_difficult=args.keep_difficult, copy=args.copy)
-    return _print_summary(summary, args.out_dir, names)
+    return _run(convert_voc, args.voc_root, args.out_dir, sets=args.sets,
+                valid_sets=args.valid_sets, classes=_classes(args.classes),
+                keep_difficult=args.keep_difficult, copy=args.copy)
 
 
 def _cmd_idx(args):
     from ..datasets.idx import convert_idx
-    summary, names = convert_idx(args.images, args.labels, args.out_dir, names=args.names,
-                                 split=args.list, limit=args.limit)
-    return _print_summary(summary, args.out_dir, names)
+    return _run(convert_idx, args.images, args.labels, args.out_dir, names=args.names,
+                split=args.list, limit=args.limit)

@@ -131,12 +131,22 @@ def image_size(path):
     return img.shape[1], img.shape[0]
 
 
+# how image files start (JPEG, PNG, BMP, GIF, TIFF, WebP/RIFF, PPM/PGM): a cheap check that
+# catches text and empty files without decoding every image of a large data set
+_IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF",
+                b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
+
+
 def readable_file(path):
-    """None when ``path`` is a readable, non-empty file, else why not."""
+    """None when ``path`` is a readable file that starts as an image file does, else why
+    not."""
     try:
         with open(path, "rb") as f:
-            if not f.read(1):
+            head = f.read(4)
+            if not head:
                 return "image file is empty"
+            if not head.startswith(_IMAGE_MAGIC):
+                return "not an image file (its first bytes are no known image format's)"
     except FileNotFoundError:
         return "image file not found"
     except IsADirectoryError:
