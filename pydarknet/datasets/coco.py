@@ -54,7 +54,7 @@ def link_name_for_id(file_name, image_id, folder):
     return f"img_{flat}_{image_id}{ext}"         # not reached: the last always reads back
 
 
-def _load_json(path, summary):
+def _load_json(path):
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
@@ -249,9 +249,9 @@ def convert_coco(instances, image_dir, out_dir, *, valid_json=None, valid_images
         valid_images = valid_images or image_dir
         if not os.path.isdir(valid_images):
             raise PydarknetError(f"{valid_images}: validation image folder not found")
-    train = _load_json(instances, summary)
+    train = _load_json(instances)
     names = _choose_classes(_categories(train, instances), classes, instances)
-    valid = _load_json(valid_json, summary) if valid_json else None
+    valid = _load_json(valid_json) if valid_json else None
     if valid is not None:
         missing = [n for n in names if n not in _categories(valid, valid_json).values()]
         if missing:
