@@ -41,9 +41,12 @@ def add_commands(actions):
         "category_ids (one COCO id per class; Darknet ignores the line): 'pydarknet detector "
         "valid' then writes results with the original image and category ids.\n\nA validation "
         "split: --valid-json J [--valid-images DIR] -> valid.txt (classes matched by name).")
-    p.add_argument("instances", metavar="INSTANCES.json", help="COCO instances json (the training split)")
-    p.add_argument("image_dir", metavar="IMAGE_DIR", help="the folder its file_name entries are in (not written)")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (see above)")
+    p.add_argument("instances", metavar="INSTANCES.json",
+                   help="COCO instances json (the training split)")
+    p.add_argument("image_dir", metavar="IMAGE_DIR",
+                   help="the folder its file_name entries are in (not written)")
+    p.add_argument("out_dir", metavar="OUT_DIR",
+                   help="the folder to write (see above)")
     p.add_argument("--valid-json", help="a second COCO json for the validation list")
     p.add_argument("--valid-images", help="the validation images' folder (default IMAGE_DIR)")
     p.add_argument("--classes", help="comma-separated category names to keep, in this order "
@@ -59,8 +62,10 @@ def add_commands(actions):
         description="Converts Pascal VOC annotations (VOCdevkit layout: VOC_ROOT/VOC2007/"
         "{Annotations,JPEGImages,ImageSets/Main/<set>.txt}) to Darknet's detector layout, "
         "boxes as Darknet's scripts/voc_label.py computes them.\n\n" + _LAYOUT)
-    p.add_argument("voc_root", metavar="VOC_ROOT", help="the folder holding VOC2007/, VOC2012/ (VOCdevkit)")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (see above)")
+    p.add_argument("voc_root", metavar="VOC_ROOT",
+                   help="the folder holding VOC2007/, VOC2012/ (VOCdevkit)")
+    p.add_argument("out_dir", metavar="OUT_DIR",
+                   help="the folder to write (see above)")
     p.add_argument("--sets", help="YEAR/SET lists for train.txt, comma-separated (default: "
                                   "2007/trainval,2012/trainval, those that exist)")
     p.add_argument("--valid-sets", help="YEAR/SET lists for valid.txt (default: 2007/test "
@@ -81,9 +86,12 @@ def add_commands(actions):
         "obj.data (classes, train, valid, labels, top, backup).\n\nTraining and test sets go "
         "into the same OUT_DIR with two runs: --list train, then --list valid; a run replaces "
         "its own list and keeps the other one (same --names needed).")
-    p.add_argument("images", metavar="IMAGES", help="idx image file (e.g. train-images-idx3-ubyte.gz)")
-    p.add_argument("labels", metavar="LABELS", help="idx label file (e.g. train-labels-idx1-ubyte.gz)")
-    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write")
+    p.add_argument("images", metavar="IMAGES",
+                   help="idx image file (e.g. train-images-idx3-ubyte.gz)")
+    p.add_argument("labels", metavar="LABELS",
+                   help="idx label file (e.g. train-labels-idx1-ubyte.gz)")
+    p.add_argument("out_dir", metavar="OUT_DIR",
+                   help="the folder to write")
     p.add_argument("--names", help="comma-separated class names (made file-name safe: "
                                    "'T-shirt/top' -> 'T-shirt_top'), or 'mnist' (zero..nine) "
                                    "or 'fashion-mnist' (its 10 classes); default class_0, ...")
