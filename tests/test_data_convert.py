@@ -451,8 +451,8 @@ def test_detector_map_scores_a_converted_set_against_the_original_json(tmp_path,
     out = tmp_path / "out"
     assert main(["data", "coco", ann, img_dir, str(out), "--valid-json", ann]) == 0
     capsys.readouterr()
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")             # "images are not in the annotation file"
+    with warnings.catch_warnings(record=True) as caught:
         assert main(["detector", "map", str(out / "obj.data"), builtin_cfg("demo-shapes.cfg"),
                      "--annotations", ann]) == 0
+    assert not [w for w in caught if "not in the annotation file" in str(w.message)]
     assert "COCO metrics (pycocotools)" in capsys.readouterr().out
