@@ -59,11 +59,14 @@ typedef struct {
 
 /* Darknet pads py/px on the top/left and takes OH/OW from its own formula; the bottom/right
  * padding that gives oneDNN the same OH/OW reads exactly the rows Darknet's im2col reads
- * (beyond the image both are zeros). Negative: Darknet's output stops short of where a
- * symmetric convolution would; we leave that to the fallback. */
+ * (beyond the image both are zeros). When the last window ends inside the image that
+ * padding is negative: 0 then gives the same OH/OW too as long as the unread rows are fewer
+ * than a stride (oneDNN rounds the output size down); otherwise it stays negative and the
+ * geometry goes to the fallback. */
 static int pad_right(int in, int out, int k, int s, int pl, int dil)
 {
-    return (out - 1) * s + (k - 1) * dil + 1 - in - pl;
+    int pr = (out - 1) * s + (k - 1) * dil + 1 - in - pl;
+    return pr < 0 && pr + s - 1 >= 0 ? 0 : pr;
 }
 
 static int geo_valid(const pdn_geo *g)

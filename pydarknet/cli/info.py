@@ -24,7 +24,26 @@ def _cmd_info(args):
         print(f"{net.cfg_path}: {len(net.layers)} layers, input {n.width}x{n.height}x{n.channels},"
               f" batch {n.batch}/{n.subdivisions}")
         print(net.table())
+        _print_conv_paths(net)
     return 0
+
+
+def _print_conv_paths(net):
+    """One line per convolutional layer: the code its forward runs on this backend (CPU:
+    oneDNN and the implementation it chose, or im2col + sgemm where oneDNN is off or
+    declines the geometry; PYDARKNET_ONEDNN=0 turns it off)."""
+    path_of = getattr(net.backend, "conv2d_path", None)
+    if path_of is None:
+        return
+    print("convolutions:")
+    for layer in net.layers:
+        if layer.layer_type != "convolutional" or layer.unsupported or layer.xnor or layer.binary:
+            continue
+        pad = layer.pad * layer.dilation
+        path = path_of(net.batch, layer.c, layer.h, layer.w, layer.n, layer.size, layer.size,
+                       layer.out_h, layer.out_w, layer.stride_y, layer.stride_x, pad, pad,
+                       layer.dilation, layer.groups)
+        print(f"  layer {layer.index:3d} conv: {path}")
 
 
 def _memory_limits(args):
