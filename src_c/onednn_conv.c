@@ -25,6 +25,18 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
     return PDN_ONEDNN_UNAVAILABLE;
 }
 
+int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
+                                int N, int C, int H, int W, int F, int kh, int kw, int OH,
+                                int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                const float *scale, const float *mean, const float *var,
+                                const float *bias, float eps, int act)
+{
+    (void)x; (void)w; (void)out; (void)N; (void)C; (void)H; (void)W; (void)F; (void)kh;
+    (void)kw; (void)OH; (void)OW; (void)sy; (void)sx; (void)py; (void)px; (void)dil;
+    (void)groups; (void)scale; (void)mean; (void)var; (void)bias; (void)eps; (void)act;
+    return PDN_ONEDNN_UNAVAILABLE;
+}
+
 int pdn_onednn_conv2d_supported(int N, int C, int H, int W, int F, int kh, int kw, int OH,
                                 int OW, int sy, int sx, int py, int px, int dil, int groups)
 {
@@ -46,6 +58,8 @@ void pdn_onednn_clear_cache(void) {}
 #else  /* PDN_WITH_ONEDNN */
 
 #include <oneapi/dnnl/dnnl.h>
+#include <math.h>
+#include "activations.h"
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -221,11 +235,12 @@ static void port_out_end(pdn_port *p, int *rc)
 
 /* ---- cached primitives, one entry per geometry and direction ----------------------------- */
 
-enum { DIR_FWD, DIR_BWD, DIR_BWD_NO_DX };
+enum { DIR_FWD, DIR_BWD, DIR_BWD_NO_DX, DIR_FWD_FUSED };
 
 typedef struct pdn_entry {
     pdn_geo geo;
     int dir;
+    int fuse_bn, fuse_act;         /* DIR_FWD_FUSED: batch norm or bias, activation code */
     int declined;                  /* oneDNN could not make it: the fallback runs */
     /* forward, or backward-weights */
     dnnl_primitive_desc_t pd;
@@ -236,6 +251,10 @@ typedef struct pdn_entry {
     dnnl_primitive_t prim_data;
     pdn_port d_wei, d_dst, d_src;  /* w, delta, dx (+=) */
     dnnl_memory_t scratch;
+    /* DIR_FWD_FUSED: the per-channel post-op operands (mean, 1/sd, scale, bias or bias) */
+    int n_channel_ops;
+    dnnl_memory_t channel_op[4];
+    float *inv_sd;
     char impl[64];
     struct pdn_entry *next;
 } pdn_entry;
@@ -251,6 +270,12 @@ static void entry_free(pdn_entry *e)
     if (e->prim_data) dnnl_primitive_destroy(e->prim_data);
     if (e->pd_data) dnnl_primitive_desc_destroy(e->pd_data);
     if (e->scratch) dnnl_memory_destroy(e->scratch);
+    {
+        int i;
+        for (i = 0; i < 4; ++i)
+            if (e->channel_op[i]) dnnl_memory_destroy(e->channel_op[i]);
+    }
+    free(e->inv_sd);
     free(e);
 }
 
@@ -318,6 +343,66 @@ static size_t scratch_size(const_dnnl_primitive_desc_t pd)
     return md ? dnnl_memory_desc_get_size(md) : 0;
 }
 
+/* Darknet's activation as oneDNN's eltwise algorithm, where they compute the same function
+ * (mish: Darknet's softplus threshold only changes values below float resolution; leaky:
+ * the same .1f * x): 1 and the algorithm / alpha, 0 for linear, -1 when not fusable. */
+static int eltwise_of(int code, dnnl_alg_kind_t *alg, float *alpha)
+{
+    *alpha = 0.f;
+    switch (code) {
+    case PDN_LINEAR: return 0;
+    case PDN_LOGISTIC: *alg = dnnl_eltwise_logistic; return 1;
+    case PDN_RELU: *alg = dnnl_eltwise_relu; return 1;
+    case PDN_REVLEAKY:                 /* forward as leaky, as in Darknet */
+    case PDN_LEAKY: *alg = dnnl_eltwise_relu; *alpha = .1f; return 1;
+    case PDN_SWISH: *alg = dnnl_eltwise_swish; *alpha = 1.f; return 1;
+    case PDN_MISH: *alg = dnnl_eltwise_mish; return 1;
+    default: return -1;
+    }
+}
+
+/* Inference: the batch norm as Darknet writes it, (x - mean) * (1 / sd) * scale + bias, or
+ * the bias alone, then the activation, all inside the convolution's kernel. */
+static int fused_attr(pdn_entry *e, dnnl_primitive_attr_t attr)
+{
+    const int F = e->geo.F;
+    dnnl_dims_t cd = {1, F, 1, 1};
+    dnnl_memory_desc_t cmd = NULL;
+    dnnl_post_ops_t ops = NULL;
+    dnnl_alg_kind_t ops_alg[4] = {dnnl_binary_sub, dnnl_binary_mul, dnnl_binary_mul,
+                                  dnnl_binary_add};
+    dnnl_alg_kind_t act = dnnl_alg_kind_undef;
+    float alpha;
+    int fuse = eltwise_of(e->fuse_act, &act, &alpha), i, rc = -1;
+    if (fuse < 0) return -1;
+    if (dnnl_memory_desc_create_with_tag(&cmd, 4, cd, dnnl_f32, dnnl_nchw) != dnnl_success)
+        return -1;
+    if (dnnl_post_ops_create(&ops) != dnnl_success) goto done;
+    if (e->fuse_bn) {
+        e->n_channel_ops = 4;
+        e->inv_sd = (float *)malloc((size_t)F * sizeof(float));
+        if (!e->inv_sd) goto done;
+    } else {
+        e->n_channel_ops = 1;
+        ops_alg[0] = dnnl_binary_add;
+    }
+    for (i = 0; i < e->n_channel_ops; ++i) {
+        if (dnnl_post_ops_append_binary(ops, ops_alg[i], cmd) != dnnl_success) goto done;
+        if (dnnl_memory_create(&e->channel_op[i], cmd, pdn_engine, DNNL_MEMORY_NONE) !=
+            dnnl_success) {
+            e->channel_op[i] = NULL;
+            goto done;
+        }
+    }
+    if (fuse && dnnl_post_ops_append_eltwise(ops, act, alpha, 0.f) != dnnl_success) goto done;
+    if (dnnl_primitive_attr_set_post_ops(attr, ops) != dnnl_success) goto done;
+    rc = 0;
+done:
+    if (ops) dnnl_post_ops_destroy(ops);
+    dnnl_memory_desc_destroy(cmd);
+    return rc;
+}
+
 static int entry_build(pdn_entry *e)
 {
     const pdn_geo *g = &e->geo;
@@ -336,16 +421,18 @@ static int entry_build(pdn_entry *e)
     /* scratchpads in one shared buffer instead of one per primitive */
     if (dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success)
         goto done;
+    if (e->dir == DIR_FWD_FUSED && fused_attr(e, attr)) goto done;
     {
         const_dnnl_memory_desc_t s = plain ? m.src : m.src_any, d = plain ? m.dst : m.dst_any;
         /* direct: Winograd would change the numbers */
+        const int fwd = e->dir == DIR_FWD || e->dir == DIR_FWD_FUSED;
         if (dnnl_convolution_forward_primitive_desc_create(
-                e->dir == DIR_FWD ? &e->pd : &fwd_hint, pdn_engine,
-                e->dir == DIR_FWD ? dnnl_forward_inference : dnnl_forward_training,
+                fwd ? &e->pd : &fwd_hint, pdn_engine,
+                fwd ? dnnl_forward_inference : dnnl_forward_training,
                 dnnl_convolution_direct, s, m.wei_any, NULL, d, strides, dil, pl, pr,
                 attr) != dnnl_success)
             goto done;
-        if (e->dir == DIR_FWD) {
+        if (fwd) {
             const_dnnl_primitive_desc_t pd = e->pd;
             set_impl(e, pd);
             if (port_init(&e->src, m.src, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0),
@@ -425,15 +512,19 @@ done:
 }
 
 /* The cached entry for a geometry and direction, built on first use (under the lock). */
-static pdn_entry *entry_get(const pdn_geo *g, int dir)
+static pdn_entry *entry_get_fused(const pdn_geo *g, int dir, int fuse_bn, int fuse_act)
 {
     pdn_entry *e;
     for (e = pdn_cache; e; e = e->next)
-        if (e->dir == dir && memcmp(&e->geo, g, sizeof(*g)) == 0) return e;
+        if (e->dir == dir && e->fuse_bn == fuse_bn && e->fuse_act == fuse_act &&
+            memcmp(&e->geo, g, sizeof(*g)) == 0)
+            return e;
     e = (pdn_entry *)calloc(1, sizeof(*e));
     if (!e) return NULL;
     e->geo = *g;
     e->dir = dir;
+    e->fuse_bn = fuse_bn;
+    e->fuse_act = fuse_act;
     if (!geo_valid(g) || !engine_ready() || entry_build(e) != 0) {
         if (getenv("PDN_ONEDNN_VERBOSE")) fprintf(stderr, "pydarknet oneDNN: declined dir %d\n", dir);
         /* keep a declined entry so that the decision is made once */
@@ -441,6 +532,8 @@ static pdn_entry *entry_get(const pdn_geo *g, int dir)
         memset(&bare, 0, sizeof(bare));
         bare.geo = *g;
         bare.dir = dir;
+        bare.fuse_bn = fuse_bn;
+        bare.fuse_act = fuse_act;
         bare.declined = 1;
         entry_free(e);
         e = (pdn_entry *)malloc(sizeof(*e));
@@ -450,6 +543,11 @@ static pdn_entry *entry_get(const pdn_geo *g, int dir)
     e->next = pdn_cache;
     pdn_cache = e;
     return e;
+}
+
+static pdn_entry *entry_get(const pdn_geo *g, int dir)
+{
+    return entry_get_fused(g, dir, 0, 0);
 }
 
 static int scratch_bind(pdn_entry *e)
@@ -492,6 +590,49 @@ int pdn_onednn_conv2d(const float *x, const float *w, float *out,
         args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
         if (rc == 0) rc = scratch_bind(e);
         if (rc == 0) rc = run(e->prim, args, 4);
+        port_out_end(&e->dst, &rc);
+        if (rc == 0 && e->dst.reorder) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
+    }
+    pthread_mutex_unlock(&pdn_dnnl_lock);
+    return rc;
+}
+
+int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
+                                int N, int C, int H, int W, int F, int kh, int kw, int OH,
+                                int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                const float *scale, const float *mean, const float *var,
+                                const float *bias, float eps, int act)
+{
+    pdn_geo g = GEO_INIT;
+    pdn_entry *e;
+    int rc = 0;
+    pthread_mutex_lock(&pdn_dnnl_lock);
+    e = entry_get_fused(&g, DIR_FWD_FUSED, scale != NULL, act);
+    if (!e) rc = -2;
+    else if (e->declined) rc = PDN_ONEDNN_DECLINED;
+    else {
+        dnnl_exec_arg_t args[8];
+        const float *operand[4];
+        int i, nargs = 4;
+        if (scale) {
+            /* Darknet: float(x - mean) times the double 1 / sqrt(var + eps) (batchnorm.c) */
+            for (i = 0; i < F; ++i) e->inv_sd[i] = (float)(1.0 / sqrt((double)(var[i] + eps)));
+            operand[0] = mean; operand[1] = e->inv_sd; operand[2] = scale; operand[3] = bias;
+        } else {
+            operand[0] = bias;
+        }
+        args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
+        args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->wei, w, &rc);
+        args[2].arg = DNNL_ARG_DST; args[2].memory = port_out(&e->dst, out, &rc);
+        args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
+        for (i = 0; i < e->n_channel_ops; ++i) {
+            dnnl_memory_set_data_handle(e->channel_op[i], (void *)operand[i]);
+            args[nargs].arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1;
+            args[nargs].memory = e->channel_op[i];
+            ++nargs;
+        }
+        if (rc == 0) rc = scratch_bind(e);
+        if (rc == 0) rc = run(e->prim, args, nargs);
         port_out_end(&e->dst, &rc);
         if (rc == 0 && e->dst.reorder) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
     }

@@ -21,6 +21,17 @@ int pdn_onednn_conv2d(const float *x, const float *w, float *out,
                       int N, int C, int H, int W, int F, int kh, int kw, int OH, int OW,
                       int sy, int sx, int py, int px, int dil, int groups);
 
+/* Inference: out = act(bn(conv(x, w))) in one pass, Darknet's batch norm
+ * (x - mean) / sqrt(var + eps) * scale + bias when scale is not NULL (mean, var too), else
+ * out = act(conv(x, w) + bias). act: a pdn_activation code; the ones oneDNN computes as
+ * Darknet does (linear, logistic, relu, leaky, swish, mish) are fused, any other returns
+ * PDN_ONEDNN_DECLINED (the caller then runs the convolution and the activation apart). */
+int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
+                                int N, int C, int H, int W, int F, int kh, int kw, int OH,
+                                int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                const float *scale, const float *mean, const float *var,
+                                const float *bias, float eps, int act);
+
 /* Backward: dw += dL/dw and, when dx != NULL, dx += dL/dx (delta[N,F,OH,OW]). Same returns. */
 int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delta, float *dx,
                                float *dw, int N, int C, int H, int W, int F, int kh, int kw,

@@ -160,3 +160,49 @@ def test_geometry_oneDNN_cannot_do_goes_to_the_fallback():
         outs.append((out, dx, dw))
     for got, ref in zip(*outs):
         np.testing.assert_array_equal(got, ref)
+
+
+FUSED = ["linear", "logistic", "relu", "leaky", "revleaky", "swish", "mish"]
+
+
+@needs_onednn
+@pytest.mark.parametrize("act", FUSED + ["tanh", "elu", "normalize_channels"])
+@pytest.mark.parametrize("bn", [True, False], ids=["bn", "bias"])
+def test_fused_inference_matches_the_separate_ops(act, bn):
+    """conv2d_activate_inference: batch norm (or bias) and activation inside oneDNN's
+    convolution for the activations oneDNN computes as Darknet does; the others run apart."""
+    on, off = _backends()
+    geo = (2, 8, 13, 11, 16, 3, 1, 1, 1, 1, 2)
+    x, w, delta, args = _case(geo, seed=3)
+    rng = np.random.default_rng(4)
+    f = w.shape[0]
+    biases = rng.standard_normal(f).astype(np.float32)
+    extra = ()
+    if bn:
+        extra = (rng.uniform(0.5, 2, f).astype(np.float32), rng.standard_normal(f).astype(
+            np.float32), rng.uniform(0.1, 3, f).astype(np.float32))
+    outs = []
+    for B in (on, off):
+        out = np.full(delta.shape, np.nan, np.float32)
+        B.conv2d_activate_inference(x, w, out, *args, biases, act, *extra)
+        outs.append(out)
+    assert_close(outs[0], outs[1], 1e-5)
+
+
+@needs_onednn
+@pytest.mark.parametrize("act", FUSED)
+def test_fused_activations_equal_darknets_per_element(act):
+    """An identity 1x1 convolution, so that the fused activation sees exact inputs from -30
+    to 30 (mish's softplus threshold is 20, logistic saturates): every element within 1e-5
+    of the C core's activation, relative to max(1, |y|)."""
+    on, off = _backends()
+    c = 16
+    x = np.linspace(-30, 30, 4 * c * 25, dtype=np.float32).reshape(4, c, 5, 5)
+    x = np.concatenate([x, np.random.default_rng(5).normal(0, 3, x.shape).astype(np.float32)])
+    w = np.eye(c, dtype=np.float32).reshape(c, c, 1, 1)
+    zero = np.zeros(c, np.float32)
+    fused = np.empty_like(x)
+    on.conv2d_activate_inference(x, w, fused, 1, 1, 0, 0, 1, 1, zero, act)
+    ref = off.activate(x.copy(), act)
+    err = np.abs(fused - ref) / np.maximum(1, np.abs(ref))
+    assert err.max() <= 1e-5, (act, float(err.max()), float(x.reshape(-1)[err.argmax()]))

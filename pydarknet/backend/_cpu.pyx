@@ -41,6 +41,11 @@ cdef extern from "onednn_conv.h":
     int pdn_onednn_conv2d(const float *x, const float *w, float *out, int N, int C, int H,
                           int W, int F, int kh, int kw, int OH, int OW, int sy, int sx, int py,
                           int px, int dil, int groups) noexcept nogil
+    int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out, int N, int C,
+                                    int H, int W, int F, int kh, int kw, int OH, int OW, int sy,
+                                    int sx, int py, int px, int dil, int groups,
+                                    const float *scale, const float *mean, const float *var,
+                                    const float *bias, float eps, int act) noexcept nogil
     int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delta,
                                    float *dx, float *dw, int N, int C, int H, int W, int F,
                                    int kh, int kw, int OH, int OW, int sy, int sx, int py,
@@ -148,6 +153,31 @@ def _onednn_error(op, int rc):
         raise MemoryError(f"{op}: cannot allocate oneDNN's buffers")
     raise RuntimeError(f"{op}: oneDNN failed (status {rc}); PYDARKNET_ONEDNN=0 uses "
                        f"im2col + sgemm instead")
+
+
+def conv2d_inference(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H,
+                     int W, int F, int kh, int kw, int OH, int OW, int sy, int sx, int py,
+                     int px, int dil, int groups, scale, mean, var, cnp.ndarray bias,
+                     float eps, int act):
+    """oneDNN's convolution with the batch norm (scale, mean, var: arrays or all None) or the
+    bias, and the activation fused. Returns False where oneDNN does not take it (nothing
+    written: run conv2d and the activation apart)."""
+    cdef int rc
+    cdef float *px_ = _ptr(x)
+    cdef float *pw = _ptr(w)
+    cdef float *po = _ptr(out)
+    cdef float *pb = _ptr(bias)
+    cdef float *ps = NULL if scale is None else _ptr(<cnp.ndarray>scale)
+    cdef float *pm = NULL if scale is None else _ptr(<cnp.ndarray>mean)
+    cdef float *pv = NULL if scale is None else _ptr(<cnp.ndarray>var)
+    with nogil:
+        rc = pdn_onednn_conv2d_inference(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx,
+                                         py, px, dil, groups, ps, pm, pv, pb, eps, act)
+    if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE:
+        return False
+    if rc != 0:
+        _onednn_error("conv2d_inference", rc)
+    return True
 
 
 def conv2d(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H, int W,

@@ -133,6 +133,17 @@ class CpuBackend(Backend):
                     px, dil, g, self.onednn)
         return out
 
+    def _conv2d_activate_inference(self, x, w, out, geo, biases, a, scales, mean, variance,
+                                   eps, n, c, spatial):
+        if self.onednn:      # batch norm / bias and activation inside oneDNN's convolution
+            nb, ci, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = geo
+            if _cpu.conv2d_inference(x, w, out, nb, ci, h, wd, f, kh, kw, out.shape[2],
+                                     out.shape[3], sy, sx, py, px, dil, g, scales, mean,
+                                     variance, biases, eps, a):
+                return out
+        return super()._conv2d_activate_inference(x, w, out, geo, biases, a, scales, mean,
+                                                  variance, eps, n, c, spatial)
+
     def conv2d_path(self, n, c, h, w, f, kh, kw, oh, ow, stride_y, stride_x, pad_y, pad_x,
                     dilation, groups):
         """Which code runs conv2d of this geometry: "onednn:<oneDNN's implementation>" or
