@@ -663,8 +663,13 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
         if (rc == 0) rc = run(e->prim, args, 4);
         port_out_end(&e->wei, &rc);
         if (rc == 0 && dx) {
-            /* dx += dL/dx */
-            args[0].arg = DNNL_ARG_DIFF_DST; args[0].memory = port_in(&e->d_dst, delta, &rc);
+            /* dx += dL/dx; delta already converted when both primitives want one layout */
+            args[0].arg = DNNL_ARG_DIFF_DST;
+            if (e->dst.reorder && e->d_dst.reorder &&
+                dnnl_memory_desc_equal(e->dst.prim_md, e->d_dst.prim_md))
+                args[0].memory = e->dst.prim_mem;
+            else
+                args[0].memory = port_in(&e->d_dst, delta, &rc);
             args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->d_wei, w, &rc);
             args[2].arg = DNNL_ARG_DIFF_SRC; args[2].memory = port_out(&e->d_src, dx, &rc);
             if (rc == 0) rc = run(e->prim_data, args, 4);
