@@ -545,11 +545,6 @@ static pdn_entry *entry_get_fused(const pdn_geo *g, int dir, int fuse_bn, int fu
     return e;
 }
 
-static pdn_entry *entry_get(const pdn_geo *g, int dir)
-{
-    return entry_get_fused(g, dir, 0, 0);
-}
-
 static int scratch_bind(pdn_entry *e)
 {
     const_dnnl_memory_desc_t md = NULL;
@@ -571,30 +566,102 @@ int pdn_onednn_built(void) { return 1; }
 
 #define GEO_INIT {N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil, groups}
 
+/* Images per oneDNN call: the converted copies of one call's input and output stay near
+ * PDN_ONEDNN_CHUNK_BYTES each, like Darknet's few-MB im2col workspace (a whole training
+ * batch of 416x416 activations would add hundreds of MB to the peak). */
+#define PDN_ONEDNN_CHUNK_BYTES ((size_t)1 << 24)
+
+typedef struct {
+    pdn_entry *full, *rest;        /* the primitives for `chunk` images and for the rest */
+    int chunk;
+} pdn_plan;
+
+/* The cached entries a call of N images needs; PDN_ONEDNN_DECLINED (nothing run yet) when
+ * oneDNN does not take one of them, -2 when out of memory. */
+static int plan_get(pdn_plan *plan, const pdn_geo *g, int dir, int fuse_bn, int fuse_act)
+{
+    const size_t in = (size_t)g->C * g->H * g->W, out = (size_t)g->F * g->OH * g->OW;
+    const size_t per = (in > out ? in : out) * sizeof(float);
+    size_t n = PDN_ONEDNN_CHUNK_BYTES / (per ? per : 1);
+    pdn_geo cg = *g;
+    if (n < 1) n = 1;
+    plan->chunk = n > (size_t)g->N ? g->N : (int)n;
+    plan->rest = NULL;
+    cg.N = plan->chunk;
+    plan->full = entry_get_fused(&cg, dir, fuse_bn, fuse_act);
+    if (!plan->full) return -2;
+    if (plan->full->declined) return PDN_ONEDNN_DECLINED;
+    if (g->N % plan->chunk) {
+        cg.N = g->N % plan->chunk;
+        plan->rest = entry_get_fused(&cg, dir, fuse_bn, fuse_act);
+        if (!plan->rest) return -2;
+        if (plan->rest->declined) return PDN_ONEDNN_DECLINED;
+    }
+    return 0;
+}
+
+static pdn_entry *plan_entry(const pdn_plan *plan, int n0, int N)
+{
+    return n0 + plan->chunk <= N ? plan->full : plan->rest;
+}
+
+/* Forward of one chunk; operand: the post-ops' per-channel vectors (DIR_FWD_FUSED). */
+static int forward_chunk(pdn_entry *e, const float *x, const float *w, float *out,
+                         const float *const *operand)
+{
+    dnnl_exec_arg_t args[8];
+    int i, nargs = 4, rc = 0;
+    args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
+    args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->wei, w, &rc);
+    args[2].arg = DNNL_ARG_DST; args[2].memory = port_out(&e->dst, out, &rc);
+    args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
+    for (i = 0; i < e->n_channel_ops; ++i) {
+        dnnl_memory_set_data_handle(e->channel_op[i], (void *)operand[i]);
+        args[nargs].arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1;
+        args[nargs].memory = e->channel_op[i];
+        ++nargs;
+    }
+    if (rc == 0) rc = scratch_bind(e);
+    if (rc == 0) rc = run(e->prim, args, nargs);
+    port_out_end(&e->dst, &rc);
+    if (rc == 0 && e->dst.reorder) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
+    return rc;
+}
+
+static int forward(const pdn_geo *g, const float *x, const float *w, float *out,
+                   const float *scale, const float *mean, const float *var, const float *bias,
+                   float eps, int fused, int act)
+{
+    const ptrdiff_t in = (ptrdiff_t)g->C * g->H * g->W, on = (ptrdiff_t)g->F * g->OH * g->OW;
+    const float *operand[4] = {bias, NULL, NULL, NULL};
+    pdn_plan plan;
+    int n0, rc;
+    pthread_mutex_lock(&pdn_dnnl_lock);
+    rc = plan_get(&plan, g, fused ? DIR_FWD_FUSED : DIR_FWD, fused && scale != NULL,
+                  fused ? act : 0);
+    if (rc == 0 && fused && scale) {
+        /* Darknet: float(x - mean) times the double 1 / sqrt(var + eps) (batchnorm.c) */
+        float *inv_sd = plan.full->inv_sd;
+        int i;
+        for (i = 0; i < g->F; ++i) inv_sd[i] = (float)(1.0 / sqrt((double)(var[i] + eps)));
+        if (plan.rest) memcpy(plan.rest->inv_sd, inv_sd, (size_t)g->F * sizeof(float));
+        operand[0] = mean; operand[1] = inv_sd; operand[2] = scale; operand[3] = bias;
+    }
+    for (n0 = 0; rc == 0 && n0 < g->N; n0 += plan.chunk) {
+        pdn_entry *e = plan_entry(&plan, n0, g->N);
+        if (e == plan.rest && fused && scale) operand[1] = e->inv_sd;
+        rc = forward_chunk(e, x + n0 * in, w, out + n0 * on, operand);
+    }
+    pthread_mutex_unlock(&pdn_dnnl_lock);
+    return rc;
+}
+
 int pdn_onednn_conv2d(const float *x, const float *w, float *out,
                       int N, int C, int H, int W, int F, int kh, int kw, int OH, int OW,
                       int sy, int sx, int py, int px, int dil, int groups)
 {
     pdn_geo g = GEO_INIT;
-    pdn_entry *e;
-    int rc = 0;
-    pthread_mutex_lock(&pdn_dnnl_lock);
-    e = entry_get(&g, DIR_FWD);
-    if (!e) rc = -2;
-    else if (e->declined) rc = PDN_ONEDNN_DECLINED;
-    else {
-        dnnl_exec_arg_t args[4];
-        args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
-        args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->wei, w, &rc);
-        args[2].arg = DNNL_ARG_DST; args[2].memory = port_out(&e->dst, out, &rc);
-        args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
-        if (rc == 0) rc = scratch_bind(e);
-        if (rc == 0) rc = run(e->prim, args, 4);
-        port_out_end(&e->dst, &rc);
-        if (rc == 0 && e->dst.reorder) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
-    }
-    pthread_mutex_unlock(&pdn_dnnl_lock);
-    return rc;
+    return forward(&g, x, w, out, NULL, NULL, NULL, NULL, 0.f, 0, 0);
 }
 
 int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
@@ -604,39 +671,36 @@ int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
                                 const float *bias, float eps, int act)
 {
     pdn_geo g = GEO_INIT;
-    pdn_entry *e;
+    return forward(&g, x, w, out, scale, mean, var, bias, eps, 1, act);
+}
+
+static int backward_chunk(pdn_entry *e, const float *x, const float *w, const float *delta,
+                          float *dx, float *dw)
+{
+    dnnl_exec_arg_t args[4];
     int rc = 0;
-    pthread_mutex_lock(&pdn_dnnl_lock);
-    e = entry_get_fused(&g, DIR_FWD_FUSED, scale != NULL, act);
-    if (!e) rc = -2;
-    else if (e->declined) rc = PDN_ONEDNN_DECLINED;
-    else {
-        dnnl_exec_arg_t args[8];
-        const float *operand[4];
-        int i, nargs = 4;
-        if (scale) {
-            /* Darknet: float(x - mean) times the double 1 / sqrt(var + eps) (batchnorm.c) */
-            for (i = 0; i < F; ++i) e->inv_sd[i] = (float)(1.0 / sqrt((double)(var[i] + eps)));
-            operand[0] = mean; operand[1] = e->inv_sd; operand[2] = scale; operand[3] = bias;
-        } else {
-            operand[0] = bias;
-        }
-        args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
-        args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->wei, w, &rc);
-        args[2].arg = DNNL_ARG_DST; args[2].memory = port_out(&e->dst, out, &rc);
-        args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
-        for (i = 0; i < e->n_channel_ops; ++i) {
-            dnnl_memory_set_data_handle(e->channel_op[i], (void *)operand[i]);
-            args[nargs].arg = DNNL_ARG_ATTR_MULTIPLE_POST_OP(i) | DNNL_ARG_SRC_1;
-            args[nargs].memory = e->channel_op[i];
-            ++nargs;
-        }
-        if (rc == 0) rc = scratch_bind(e);
-        if (rc == 0) rc = run(e->prim, args, nargs);
-        port_out_end(&e->dst, &rc);
-        if (rc == 0 && e->dst.reorder) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
+    /* dw += dL/dw: into the gradient buffer, then added to dw by the port's reorder */
+    args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
+    args[1].arg = DNNL_ARG_DIFF_DST; args[1].memory = port_in(&e->dst, delta, &rc);
+    args[2].arg = DNNL_ARG_DIFF_WEIGHTS; args[2].memory = port_out(&e->wei, dw, &rc);
+    args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
+    if (rc == 0) rc = scratch_bind(e);
+    if (rc == 0) rc = run(e->prim, args, 4);
+    port_out_end(&e->wei, &rc);
+    if (rc == 0 && dx) {
+        /* dx += dL/dx; delta already converted when both primitives want one layout */
+        args[0].arg = DNNL_ARG_DIFF_DST;
+        if (e->dst.reorder && e->d_dst.reorder &&
+            dnnl_memory_desc_equal(e->dst.prim_md, e->d_dst.prim_md))
+            args[0].memory = e->dst.prim_mem;
+        else
+            args[0].memory = port_in(&e->d_dst, delta, &rc);
+        args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->d_wei, w, &rc);
+        args[2].arg = DNNL_ARG_DIFF_SRC; args[2].memory = port_out(&e->d_src, dx, &rc);
+        if (rc == 0) rc = run(e->prim_data, args, 4);
+        port_out_end(&e->d_src, &rc);
     }
-    pthread_mutex_unlock(&pdn_dnnl_lock);
+    if (rc == 0) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
     return rc;
 }
 
@@ -646,37 +710,14 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
                                int groups)
 {
     pdn_geo g = GEO_INIT;
-    pdn_entry *e;
-    int rc = 0;
+    const ptrdiff_t in = (ptrdiff_t)C * H * W, on = (ptrdiff_t)F * OH * OW;
+    pdn_plan plan;
+    int n0, rc;
     pthread_mutex_lock(&pdn_dnnl_lock);
-    e = entry_get(&g, dx ? DIR_BWD : DIR_BWD_NO_DX);
-    if (!e) rc = -2;
-    else if (e->declined) rc = PDN_ONEDNN_DECLINED;
-    else {
-        dnnl_exec_arg_t args[4];
-        /* dw += dL/dw: into the gradient buffer, then added to dw by the port's reorder */
-        args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
-        args[1].arg = DNNL_ARG_DIFF_DST; args[1].memory = port_in(&e->dst, delta, &rc);
-        args[2].arg = DNNL_ARG_DIFF_WEIGHTS; args[2].memory = port_out(&e->wei, dw, &rc);
-        args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
-        if (rc == 0) rc = scratch_bind(e);
-        if (rc == 0) rc = run(e->prim, args, 4);
-        port_out_end(&e->wei, &rc);
-        if (rc == 0 && dx) {
-            /* dx += dL/dx; delta already converted when both primitives want one layout */
-            args[0].arg = DNNL_ARG_DIFF_DST;
-            if (e->dst.reorder && e->d_dst.reorder &&
-                dnnl_memory_desc_equal(e->dst.prim_md, e->d_dst.prim_md))
-                args[0].memory = e->dst.prim_mem;
-            else
-                args[0].memory = port_in(&e->d_dst, delta, &rc);
-            args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->d_wei, w, &rc);
-            args[2].arg = DNNL_ARG_DIFF_SRC; args[2].memory = port_out(&e->d_src, dx, &rc);
-            if (rc == 0) rc = run(e->prim_data, args, 4);
-            port_out_end(&e->d_src, &rc);
-        }
-        if (rc == 0) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
-    }
+    rc = plan_get(&plan, &g, dx ? DIR_BWD : DIR_BWD_NO_DX, 0, 0);
+    for (n0 = 0; rc == 0 && n0 < N; n0 += plan.chunk)
+        rc = backward_chunk(plan_entry(&plan, n0, N), x + n0 * in, w, delta + n0 * on,
+                            dx ? dx + n0 * in : NULL, dw);
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return rc;
 }
@@ -685,11 +726,10 @@ int pdn_onednn_conv2d_supported(int N, int C, int H, int W, int F, int kh, int k
                                 int OW, int sy, int sx, int py, int px, int dil, int groups)
 {
     pdn_geo g = GEO_INIT;
-    pdn_entry *e;
+    pdn_plan plan;
     int rc;
     pthread_mutex_lock(&pdn_dnnl_lock);
-    e = entry_get(&g, DIR_FWD);
-    rc = !e || e->declined ? PDN_ONEDNN_DECLINED : 0;
+    rc = plan_get(&plan, &g, DIR_FWD, 0, 0) ? PDN_ONEDNN_DECLINED : 0;
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return rc;
 }
@@ -698,11 +738,10 @@ const char *pdn_onednn_conv2d_impl(int N, int C, int H, int W, int F, int kh, in
                                    int OW, int sy, int sx, int py, int px, int dil, int groups)
 {
     pdn_geo g = GEO_INIT;
-    pdn_entry *e;
+    pdn_plan plan;
     const char *name;
     pthread_mutex_lock(&pdn_dnnl_lock);
-    e = entry_get(&g, DIR_FWD);
-    name = e ? e->impl : "";
+    name = plan_get(&plan, &g, DIR_FWD, 0, 0) == 0 ? plan.full->impl : "";
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return name;
 }
