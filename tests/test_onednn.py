@@ -167,13 +167,15 @@ FUSED = ["linear", "logistic", "relu", "leaky", "revleaky", "swish", "mish"]
 
 
 @needs_onednn
-@pytest.mark.parametrize("act", FUSED + ["tanh", "elu", "normalize_channels"])
+@pytest.mark.parametrize("act, geo", [(a, (2, 8, 13, 11, 16, 3, 1, 1, 1, 1, 2)) for a in
+                                      FUSED + ["tanh", "elu", "normalize_channels"]] +
+                         [("mish", GEOMETRIES[-1])],          # in chunks of images
+                         ids=lambda v: v if isinstance(v, str) else "x".join(map(str, v)))
 @pytest.mark.parametrize("bn", [True, False], ids=["bn", "bias"])
-def test_fused_inference_matches_the_separate_ops(act, bn):
+def test_fused_inference_matches_the_separate_ops(act, geo, bn):
     """conv2d_activate_inference: batch norm (or bias) and activation inside oneDNN's
     convolution for the activations oneDNN computes as Darknet does; the others run apart."""
     on, off = _backends()
-    geo = (2, 8, 13, 11, 16, 3, 1, 1, 1, 1, 2)
     x, w, delta, args = _case(geo, seed=3)
     rng = np.random.default_rng(4)
     f = w.shape[0]
