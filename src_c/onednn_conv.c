@@ -567,9 +567,9 @@ int pdn_onednn_built(void) { return 1; }
 #define GEO_INIT {N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil, groups}
 
 /* Images per oneDNN call: the converted copies of one call's input and output stay near
- * PDN_ONEDNN_CHUNK_BYTES each, like Darknet's few-MB im2col workspace (a whole training
+ * PDN_ONEDNN_CHUNK_BYTES each, like the fallback's 8 MB im2col workspace (a whole training
  * batch of 416x416 activations would add hundreds of MB to the peak). */
-#define PDN_ONEDNN_CHUNK_BYTES ((size_t)1 << 24)
+#define PDN_ONEDNN_CHUNK_BYTES ((size_t)1 << 22)
 
 typedef struct {
     pdn_entry *full, *rest;        /* the primitives for `chunk` images and for the rest */
