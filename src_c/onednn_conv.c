@@ -38,18 +38,20 @@ int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
 }
 
 int pdn_onednn_conv2d_supported(int N, int C, int H, int W, int F, int kh, int kw, int OH,
-                                int OW, int sy, int sx, int py, int px, int dil, int groups)
+                                int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                int act)
 {
     (void)N; (void)C; (void)H; (void)W; (void)F; (void)kh; (void)kw; (void)OH; (void)OW;
-    (void)sy; (void)sx; (void)py; (void)px; (void)dil; (void)groups;
+    (void)sy; (void)sx; (void)py; (void)px; (void)dil; (void)groups; (void)act;
     return PDN_ONEDNN_UNAVAILABLE;
 }
 
 const char *pdn_onednn_conv2d_impl(int N, int C, int H, int W, int F, int kh, int kw, int OH,
-                                   int OW, int sy, int sx, int py, int px, int dil, int groups)
+                                   int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                   int act)
 {
     (void)N; (void)C; (void)H; (void)W; (void)F; (void)kh; (void)kw; (void)OH; (void)OW;
-    (void)sy; (void)sx; (void)py; (void)px; (void)dil; (void)groups;
+    (void)sy; (void)sx; (void)py; (void)px; (void)dil; (void)groups; (void)act;
     return "";
 }
 
@@ -576,6 +578,19 @@ typedef struct {
     int chunk;
 } pdn_plan;
 
+/* A 1x1, stride-1, unpadded convolution is one sgemm per image on NCHW data in the
+ * fallback, with no im2col and no layout conversion: measured faster than oneDNN plus its
+ * conversions in forward and backward, except at inference with an activation that the
+ * C core computes slowly per element (mish, swish, logistic), which oneDNN then fuses. */
+static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
+{
+    const int pointwise = g->kh == 1 && g->kw == 1 && g->sy == 1 && g->sx == 1 &&
+                          g->py == 0 && g->px == 0 && g->OH == g->H && g->OW == g->W;
+    if (!pointwise) return 0;
+    return !(dir == DIR_FWD_FUSED && (act == PDN_MISH || act == PDN_SWISH ||
+                                      act == PDN_LOGISTIC));
+}
+
 /* The cached entries a call of N images needs; PDN_ONEDNN_DECLINED (nothing run yet) when
  * oneDNN does not take one of them, -2 when out of memory. */
 static int plan_get(pdn_plan *plan, const pdn_geo *g, int dir, int fuse_bn, int fuse_act)
@@ -584,6 +599,7 @@ static int plan_get(pdn_plan *plan, const pdn_geo *g, int dir, int fuse_bn, int 
     const size_t per = (in > out ? in : out) * sizeof(float);
     size_t n = PDN_ONEDNN_CHUNK_BYTES / (per ? per : 1);
     pdn_geo cg = *g;
+    if (sgemm_is_faster(g, dir, fuse_act)) return PDN_ONEDNN_DECLINED;
     if (n < 1) n = 1;
     plan->chunk = n > (size_t)g->N ? g->N : (int)n;
     plan->rest = NULL;
@@ -722,26 +738,35 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
     return rc;
 }
 
+/* the plan of a forward (act < 0), fused inference (act >= 0) or backward (act == -2) */
+static int plan_of(pdn_plan *plan, const pdn_geo *g, int act)
+{
+    if (act == -2) return plan_get(plan, g, DIR_BWD, 0, 0);
+    return act < 0 ? plan_get(plan, g, DIR_FWD, 0, 0) : plan_get(plan, g, DIR_FWD_FUSED, 1, act);
+}
+
 int pdn_onednn_conv2d_supported(int N, int C, int H, int W, int F, int kh, int kw, int OH,
-                                int OW, int sy, int sx, int py, int px, int dil, int groups)
+                                int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                int act)
 {
     pdn_geo g = GEO_INIT;
     pdn_plan plan;
     int rc;
     pthread_mutex_lock(&pdn_dnnl_lock);
-    rc = plan_get(&plan, &g, DIR_FWD, 0, 0) ? PDN_ONEDNN_DECLINED : 0;
+    rc = plan_of(&plan, &g, act) ? PDN_ONEDNN_DECLINED : 0;
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return rc;
 }
 
 const char *pdn_onednn_conv2d_impl(int N, int C, int H, int W, int F, int kh, int kw, int OH,
-                                   int OW, int sy, int sx, int py, int px, int dil, int groups)
+                                   int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                   int act)
 {
     pdn_geo g = GEO_INIT;
     pdn_plan plan;
     const char *name;
     pthread_mutex_lock(&pdn_dnnl_lock);
-    name = plan_get(&plan, &g, DIR_FWD, 0, 0) == 0 ? plan.full->impl : "";
+    name = plan_of(&plan, &g, act) == 0 ? plan.full->impl : "";
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return name;
 }

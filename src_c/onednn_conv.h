@@ -38,14 +38,17 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
                                int OH, int OW, int sy, int sx, int py, int px, int dil,
                                int groups);
 
-/* Whether oneDNN takes this geometry (creates, and caches, the forward primitive):
- * 0 yes, PDN_ONEDNN_UNAVAILABLE or PDN_ONEDNN_DECLINED. */
+/* Whether oneDNN takes this geometry (creates, and caches, its primitives) for the forward
+ * (act -1), the inference with batch norm and activation act fused (act >= 0) or the
+ * backward (act -2): 0 yes, PDN_ONEDNN_UNAVAILABLE or PDN_ONEDNN_DECLINED. */
 int pdn_onednn_conv2d_supported(int N, int C, int H, int W, int F, int kh, int kw, int OH,
-                                int OW, int sy, int sx, int py, int px, int dil, int groups);
+                                int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                int act);
 
-/* Name of the implementation oneDNN chose for that geometry's forward ("" when none). */
+/* Name of the implementation oneDNN chose for that ("" when none). */
 const char *pdn_onednn_conv2d_impl(int N, int C, int H, int W, int F, int kh, int kw, int OH,
-                                   int OW, int sy, int sx, int py, int px, int dil, int groups);
+                                   int OW, int sy, int sx, int py, int px, int dil, int groups,
+                                   int act);
 
 /* Frees every cached primitive and buffer (tests; the process exit frees them anyway). */
 void pdn_onednn_clear_cache(void);

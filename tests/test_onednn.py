@@ -79,9 +79,11 @@ def test_forward_and_backward_match_the_fallback(geo):
     for got, ref in zip(results[0], results[1]):
         assert_close(got, ref, 1e-5)
     n, c, h, wd, f, k = geo[:6]
-    path = on.conv2d_path(n, c, h, wd, f, k, k, delta.shape[2], delta.shape[3], sy, sx, py, px,
-                          dil, g)
-    assert path.startswith("onednn:"), path
+    oh, ow = delta.shape[2:]
+    path = on.conv2d_path(n, c, h, wd, f, k, k, oh, ow, sy, sx, py, px, dil, g)
+    pointwise = k == 1 and sy == sx == 1 and py == 0 and (oh, ow) == (h, wd)
+    # a 1x1 stride-1 convolution is one sgemm on NCHW data: faster without oneDNN
+    assert path == onednn.FALLBACK if pointwise else path.startswith("onednn:"), path
 
 
 @needs_onednn
@@ -136,9 +138,12 @@ def _info(env_extra):
 def test_info_names_each_convolutions_path():
     lines = _info({})
     assert len(lines) == 21                      # yolov4-tiny's convolutional layers
-    assert all(" conv: onednn:" in line for line in lines), lines
+    # inference; training forward / backward: oneDNN for the 14 3x3 convolutions, sgemm for
+    # the 1x1 ones (leaky or linear: nothing to fuse)
+    assert sum(line.count("onednn:") == 3 for line in lines) == 14, lines
+    assert sum(line.count(onednn.FALLBACK) == 3 for line in lines) == 7, lines
     lines = _info({"PYDARKNET_ONEDNN": "0"})
-    assert lines and all(line.endswith(f"conv: {onednn.FALLBACK}") for line in lines), lines
+    assert len(lines) == 21 and all(line.count(onednn.FALLBACK) == 3 for line in lines), lines
 
 
 @needs_onednn
@@ -150,8 +155,9 @@ def test_geometry_oneDNN_cannot_do_goes_to_the_fallback():
     on, off = _backends()
     x, w, delta, args = _case(geo, seed=1)
     sy, sx, py, px, dil, g = args
-    assert on.conv2d_path(1, 4, 10, 10, 4, 3, 3, delta.shape[2], delta.shape[3], sy, sx, py, px,
-                          dil, g) == onednn.FALLBACK
+    for kind in ({}, {"activation": "mish"}, {"backward": True}):
+        assert on.conv2d_path(1, 4, 10, 10, 4, 3, 3, delta.shape[2], delta.shape[3], sy, sx,
+                              py, px, dil, g, **kind) == onednn.FALLBACK
     outs = []
     for B in (on, off):
         out = np.empty(delta.shape, np.float32)
@@ -205,7 +211,13 @@ def test_fused_activations_equal_darknets_per_element(act):
     w = np.eye(c, dtype=np.float32).reshape(c, c, 1, 1)
     zero = np.zeros(c, np.float32)
     fused = np.empty_like(x)
-    on.conv2d_activate_inference(x, w, fused, 1, 1, 0, 0, 1, 1, zero, act)
+    # the 1x1 convolution would go to sgemm with cheap activations: a 1x1 with padding 1
+    # (a zero border) keeps it in oneDNN
+    big = np.empty(x.shape[:2] + (7, 7), np.float32)
+    on.conv2d_activate_inference(x, w, big, 1, 1, 1, 1, 1, 1, zero, act)
+    assert on.conv2d_path(*x.shape[:2], 5, 5, c, 1, 1, 7, 7, 1, 1, 1, 1, 1, 1,
+                          activation=act).startswith("onednn:")
+    fused[...] = big[:, :, 1:6, 1:6]
     ref = off.activate(x.copy(), act)
     err = np.abs(fused - ref) / np.maximum(1, np.abs(ref))
     assert err.max() <= 1e-5, (act, float(err.max()), float(x.reshape(-1)[err.argmax()]))

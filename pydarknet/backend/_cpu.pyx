@@ -52,10 +52,10 @@ cdef extern from "onednn_conv.h":
                                    int px, int dil, int groups) noexcept nogil
     int pdn_onednn_conv2d_supported(int N, int C, int H, int W, int F, int kh, int kw, int OH,
                                     int OW, int sy, int sx, int py, int px, int dil,
-                                    int groups) noexcept nogil
+                                    int groups, int act) noexcept nogil
     const char *pdn_onednn_conv2d_impl(int N, int C, int H, int W, int F, int kh, int kw,
                                        int OH, int OW, int sy, int sx, int py, int px, int dil,
-                                       int groups) noexcept nogil
+                                       int groups, int act) noexcept nogil
     void pdn_onednn_clear_cache() noexcept nogil
 
 cdef extern from "pool.h":
@@ -131,14 +131,16 @@ def onednn_built():
 
 
 def onednn_conv2d_path(int N, int C, int H, int W, int F, int kh, int kw, int OH, int OW,
-                       int sy, int sx, int py, int px, int dil, int groups):
-    """oneDNN's implementation name for this forward geometry, or None when oneDNN does not
+                       int sy, int sx, int py, int px, int dil, int groups, int act=-1):
+    """oneDNN's implementation name for this geometry's forward (act -1), inference with the
+    activation code act fused (act >= 0) or backward (act -2), or None when oneDNN does not
     take it (not built, or declined: im2col + sgemm runs)."""
     cdef const char *name
     if pdn_onednn_conv2d_supported(N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil,
-                                   groups) != 0:
+                                   groups, act) != 0:
         return None
-    name = pdn_onednn_conv2d_impl(N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil, groups)
+    name = pdn_onednn_conv2d_impl(N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil, groups,
+                                  act)
     return name.decode("ascii", "replace")
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..host_math import logistic, softmax_rows
 from .base import Backend, channel_geometry
-from .checks import CHANNEL_CODES, F32, LINEAR
+from .checks import CHANNEL_CODES, F32, LINEAR, activation_code
 from . import onednn
 
 
@@ -145,12 +145,16 @@ class CpuBackend(Backend):
                                                   variance, eps, n, c, spatial)
 
     def conv2d_path(self, n, c, h, w, f, kh, kw, oh, ow, stride_y, stride_x, pad_y, pad_x,
-                    dilation, groups):
-        """Which code runs conv2d of this geometry: "onednn:<oneDNN's implementation>" or
-        "im2col+sgemm" (oneDNN off, not built, or declining the geometry)."""
+                    dilation, groups, activation=None, backward=False):
+        """Which code runs this convolution: "onednn:<oneDNN's implementation>" or
+        "im2col+sgemm" (oneDNN off, not built, or not taking the geometry). By default the
+        plain forward (training); with ``activation``, conv2d_activate_inference with that
+        activation; with ``backward``, conv2d_backward."""
         if self.onednn:
+            act = -2 if backward else -1 if activation is None else activation_code(
+                activation, "conv2d_path")
             impl = _cpu.onednn_conv2d_path(n, c, h, w, f, kh, kw, oh, ow, stride_y, stride_x,
-                                           pad_y, pad_x, dilation, groups)
+                                           pad_y, pad_x, dilation, groups, act)
             if impl is not None:
                 return f"onednn:{impl}"
         return onednn.FALLBACK
