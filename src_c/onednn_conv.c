@@ -63,7 +63,6 @@ void pdn_onednn_clear_cache(void) {}
 #include <math.h>
 #include "activations.h"
 #include <pthread.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -177,7 +176,8 @@ static int port_init(pdn_port *p, const_dnnl_memory_desc_t user_md,
         if (st == dnnl_success && accumulate) {
             dnnl_post_ops_t ops = NULL;
             st = dnnl_post_ops_create(&ops);
-            if (st == dnnl_success) st = dnnl_post_ops_append_sum(ops, 1.f, 0, dnnl_data_type_undef);
+            if (st == dnnl_success)
+                st = dnnl_post_ops_append_sum(ops, 1.f, 0, dnnl_data_type_undef);
             if (st == dnnl_success) st = dnnl_primitive_attr_set_post_ops(attr, ops);
             if (ops) dnnl_post_ops_destroy(ops);
         }
@@ -321,14 +321,6 @@ static int mds_init(pdn_mds *m, const pdn_geo *g)
     return ok ? 0 : -1;
 }
 
-/* Activations in oneDNN's preferred (blocked) layouts, converted at each call, unless
- * PDN_ONEDNN_PLAIN=1 (activations stay NCHW; oneDNN then picks an implementation for them). */
-static int plain_activations(void)
-{
-    const char *v = getenv("PDN_ONEDNN_PLAIN");
-    return v && v[0] == '1';
-}
-
 static void set_impl(pdn_entry *e, const_dnnl_primitive_desc_t pd)
 {
     const char *name = NULL;
@@ -415,7 +407,6 @@ static int entry_build(pdn_entry *e)
     dnnl_primitive_attr_t attr = NULL;
     dnnl_primitive_desc_t fwd_hint = NULL;
     pdn_mds m;
-    const int plain = plain_activations();
     size_t scratch = 0;
     int rc = -1;
 
@@ -425,7 +416,9 @@ static int entry_build(pdn_entry *e)
         goto done;
     if (e->dir == DIR_FWD_FUSED && fused_attr(e, attr)) goto done;
     {
-        const_dnnl_memory_desc_t s = plain ? m.src : m.src_any, d = plain ? m.dst : m.dst_any;
+        /* activations and weights in the layouts oneDNN prefers (blocked, or channels last),
+         * converted at each call: with plain NCHW it picks a much slower gemm-based kernel */
+        const_dnnl_memory_desc_t s = m.src_any, d = m.dst_any;
         /* direct: Winograd would change the numbers */
         const int fwd = e->dir == DIR_FWD || e->dir == DIR_FWD_FUSED;
         if (dnnl_convolution_forward_primitive_desc_create(
@@ -528,7 +521,6 @@ static pdn_entry *entry_get_fused(const pdn_geo *g, int dir, int fuse_bn, int fu
     e->fuse_bn = fuse_bn;
     e->fuse_act = fuse_act;
     if (!geo_valid(g) || !engine_ready() || entry_build(e) != 0) {
-        if (getenv("PDN_ONEDNN_VERBOSE")) fprintf(stderr, "pydarknet oneDNN: declined dir %d\n", dir);
         /* keep a declined entry so that the decision is made once */
         pdn_entry bare;
         memset(&bare, 0, sizeof(bare));
