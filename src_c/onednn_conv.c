@@ -121,6 +121,21 @@ static void *slot_get(int slot, size_t bytes)
     return pdn_slot[slot];
 }
 
+/* Buffers above this are freed after each call rather than kept: kept, the conversions of
+ * the largest layer would stay on top of the network's own peak (page faults cost less). */
+#define PDN_SLOT_KEEP_BYTES ((size_t)1 << 22)
+
+static void slots_trim(void)
+{
+    int i;
+    for (i = 0; i < SLOT_COUNT; ++i)
+        if (pdn_slot_size[i] > PDN_SLOT_KEEP_BYTES) {
+            free(pdn_slot[i]);
+            pdn_slot[i] = NULL;
+            pdn_slot_size[i] = 0;
+        }
+}
+
 static int engine_ready(void)
 {
     if (pdn_engine) return 1;
@@ -660,6 +675,7 @@ static int forward(const pdn_geo *g, const float *x, const float *w, float *out,
         if (e == plan.rest && fused && scale) operand[1] = e->inv_sd;
         rc = forward_chunk(e, x + n0 * in, w, out + n0 * on, operand);
     }
+    slots_trim();
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return rc;
 }
@@ -726,6 +742,7 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
     for (n0 = 0; rc == 0 && n0 < N; n0 += plan.chunk)
         rc = backward_chunk(plan_entry(&plan, n0, N), x + n0 * in, w, delta + n0 * on,
                             dx ? dx + n0 * in : NULL, dw);
+    slots_trim();
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return rc;
 }
