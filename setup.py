@@ -36,12 +36,61 @@ def sanitizer_flags(spec):
 
 SANITIZE_CFLAGS, SANITIZE_LDFLAGS = sanitizer_flags(os.environ.get("PYDARKNET_SANITIZE", ""))
 
+
+def onednn_dirs():
+    """(include dir, library dir) of oneDNN from the onednn-devel-cpu-gomp (dnnl.h) and
+    onednn-cpu-gomp (libdnnl.so.3) wheels, wherever pip put them (this python's prefix, or the
+    isolated build environment's); None when either is missing or PYDARKNET_NO_ONEDNN=1:
+    the extension is then built without oneDNN and every convolution uses im2col + sgemm."""
+    if os.environ.get("PYDARKNET_NO_ONEDNN", "") not in ("", "0"):
+        print("pydarknet: PYDARKNET_NO_ONEDNN is set: building without oneDNN")
+        return None
+    from importlib.metadata import PackageNotFoundError, distribution
+
+    def locate(dist_name, file_name, depth):
+        try:
+            dist = distribution(dist_name)
+        except PackageNotFoundError:
+            return None
+        for f in dist.files or ():
+            if f.as_posix().endswith(file_name):
+                path = os.path.abspath(str(dist.locate_file(f)))
+                for _ in range(depth):
+                    path = os.path.dirname(path)
+                return path
+        return None
+
+    include = locate("onednn-devel-cpu-gomp", "include/oneapi/dnnl/dnnl.h", 3)
+    libdir = locate("onednn-cpu-gomp", "/libdnnl.so.3", 1)
+    if not (include and libdir):
+        print("pydarknet: oneDNN (onednn-cpu-gomp, onednn-devel-cpu-gomp) not found: "
+              "convolutions use im2col + sgemm")
+        return None
+    return include, libdir
+
+
+ONEDNN = onednn_dirs()
+ONEDNN_ARGS = {}
+if ONEDNN:
+    # libdnnl.so.3 is found at run time through an rpath relative to the installed module
+    # (<prefix>/lib/pythonX.Y/site-packages/pydarknet/backend -> <prefix>/lib, where the
+    # onednn-cpu-gomp wheel puts it); pydarknet/backend/onednn.py also preloads it from
+    # wherever pip installed it, which covers in-place builds and other layouts.
+    ONEDNN_ARGS = dict(
+        include_dirs=[ONEDNN[0]], library_dirs=[ONEDNN[1]], libraries=["dnnl"],
+        define_macros=[("PDN_WITH_ONEDNN", "1")],
+        runtime_library_dirs=["$ORIGIN/../../../.."])
+
 ext = Extension(
     "pydarknet.backend._cpu",
     sources=["pydarknet/backend/_cpu.pyx"] + sorted(glob.glob("src_c/*.c")),
     depends=sorted(glob.glob("src_c/*.h")),
-    include_dirs=["src_c", numpy.get_include()],
-    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")],
+    include_dirs=["src_c", numpy.get_include()] + ONEDNN_ARGS.get("include_dirs", []),
+    define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")] +
+    ONEDNN_ARGS.get("define_macros", []),
+    library_dirs=ONEDNN_ARGS.get("library_dirs", []),
+    libraries=ONEDNN_ARGS.get("libraries", []),
+    runtime_library_dirs=ONEDNN_ARGS.get("runtime_library_dirs", []),
     extra_compile_args=CFLAGS + SANITIZE_CFLAGS,   # later flags win: -O1 over -O3
     extra_link_args=LDFLAGS + SANITIZE_LDFLAGS,
 )

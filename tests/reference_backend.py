@@ -142,6 +142,14 @@ def batchnorm_activate_inference(x, scales, mean, var, biases, code, eps=1e-5):
     return activate(batchnorm_inference(x, scales, mean, var, biases, eps), code)
 
 
+def conv2d_activate_inference(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups,
+                              biases, code, scales=None, mean=None, variance=None, eps=1e-5):
+    conv2d(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups)
+    if scales is None:
+        return bias_activate(out, biases, code)
+    return batchnorm_activate_inference(out, scales, mean, variance, biases, code, eps)
+
+
 def backward_bias(bias_grad, delta):
     n, c = delta.shape[0], delta.shape[1]
     bias_grad += delta.reshape(n, c, -1).astype(np.float64).sum(axis=(0, 2)).astype(f32)

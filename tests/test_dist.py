@@ -95,8 +95,10 @@ def test_two_ranks_equal_one_process_with_twice_the_batch(ref, tmp_path, name):
         assert int(got["seen"]) == one.seen and int(got["iteration"]) == one.iteration == 3
         assert float(got["rate"]) == pytest.approx(one.learning_rate, rel=1e-7)
         assert np.allclose(got["losses"], losses, rtol=1e-5), (got["losses"], losses)
-        bad = {k: rel(got[k], v) for k, v in want.items() if rel(got[k], v) > 1e-6}
-        assert not bad, f"rank {r}: trained tensors off by more than 1e-6: {bad}"
+        # 1e-5: the weight gradients' float sums run in an order that depends on the batch
+        # and thread count (oneDNN's backward-weights blocking)
+        bad = {k: rel(got[k], v) for k, v in want.items() if rel(got[k], v) > 1e-5}
+        assert not bad, f"rank {r}: trained tensors off by more than 1e-5: {bad}"
 
 
 def test_darknet_sync_averages_weights_every_four_iterations(ref, tmp_path):
@@ -134,10 +136,10 @@ def test_darknet_sync_averages_weights_every_four_iterations(ref, tmp_path):
             if name_ in DARKNET_SYNCED.get(layer.layer_type, ()):
                 want = (mine[0] + mine[1]) * np.float32(0.5)
                 for got in ranks:
-                    assert rel(got[key], want) <= 1e-6, key
+                    assert rel(got[key], want) <= 1e-5, key   # see above
             else:                                    # e.g. rolling statistics: each its own
                 for got, m in zip(ranks, mine):
-                    assert rel(got[key], m) <= 1e-6, key
+                    assert rel(got[key], m) <= 1e-5, key
 
 
 def test_one_process_is_a_local_world(monkeypatch):

@@ -47,6 +47,11 @@ Elementwise / per channel (in place)
     bias_activate(x[N,C,...], b, code)           add_bias then activate (fused on the GPU)
     batchnorm_activate_inference(x, scales, mean, variance, biases, code, eps=1e-5)
                                                  batchnorm_inference then activate (fused)
+    conv2d_activate_inference(x, w, out, stride_y, stride_x, pad_y, pad_x, dilation, groups,
+                              biases, code, scales=None, mean=None, variance=None, eps=1e-5)
+                                                 conv2d then batchnorm_activate_inference
+                                                 (scales given) or bias_activate (fused on the
+                                                 CPU where oneDNN runs the convolution)
 
 Copies between layers' outputs (rows = images; per image the array is a flat vector)
     copy_rows(src, dst, count, src_offset, dst_offset, accumulate=False)
@@ -116,7 +121,8 @@ OP_NAMES = (
     "empty", "zeros", "to_numpy", "from_numpy", "copy_from_numpy", "copy", "fill", "axpy",
     "all_finite", "synchronize",
     "conv2d", "gemm", "activate", "activate_copy", "add_bias", "batchnorm_inference", "bias_activate",
-    "batchnorm_activate_inference", "copy_rows", "shortcut_add", "yolo_activate", "softmax",
+    "batchnorm_activate_inference", "conv2d_activate_inference", "copy_rows", "shortcut_add",
+    "yolo_activate", "softmax",
     "scale_channels", "sam", "maxpool", "local_avgpool", "global_avgpool", "upsample",
     "downsample_sum",
     "conv2d_backward", "gradient", "maxpool_train", "maxpool_backward",

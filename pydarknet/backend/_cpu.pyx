@@ -34,6 +34,30 @@ cdef extern from "conv.h":
                             int OH, int OW, int sy, int sx, int py, int px, int dil,
                             int groups) noexcept nogil
 
+cdef extern from "onednn_conv.h":
+    int PDN_ONEDNN_UNAVAILABLE
+    int PDN_ONEDNN_DECLINED
+    int pdn_onednn_built() noexcept nogil
+    int pdn_onednn_conv2d(const float *x, const float *w, float *out, int N, int C, int H,
+                          int W, int F, int kh, int kw, int OH, int OW, int sy, int sx, int py,
+                          int px, int dil, int groups) noexcept nogil
+    int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out, int N, int C,
+                                    int H, int W, int F, int kh, int kw, int OH, int OW, int sy,
+                                    int sx, int py, int px, int dil, int groups,
+                                    const float *scale, const float *mean, const float *var,
+                                    const float *bias, float eps, int act) noexcept nogil
+    int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delta,
+                                   float *dx, float *dw, int N, int C, int H, int W, int F,
+                                   int kh, int kw, int OH, int OW, int sy, int sx, int py,
+                                   int px, int dil, int groups) noexcept nogil
+    int pdn_onednn_conv2d_supported(int N, int C, int H, int W, int F, int kh, int kw, int OH,
+                                    int OW, int sy, int sx, int py, int px, int dil,
+                                    int groups, int act) noexcept nogil
+    const char *pdn_onednn_conv2d_impl(int N, int C, int H, int W, int F, int kh, int kw,
+                                       int OH, int OW, int sy, int sx, int py, int px, int dil,
+                                       int groups, int act) noexcept nogil
+    void pdn_onednn_clear_cache() noexcept nogil
+
 cdef extern from "pool.h":
     void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
                      int size, int sy, int sx, int pad) noexcept nogil
@@ -101,16 +125,82 @@ def gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
         raise RuntimeError("gemm: no BLAS sgemm available")
 
 
-def conv2d(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H, int W,
-           int F, int kh, int kw, int OH, int OW, int sy, int sx, int py, int px,
-           int dil, int groups):
+def onednn_built():
+    """Whether this extension was built with oneDNN."""
+    return bool(pdn_onednn_built())
+
+
+def onednn_conv2d_path(int N, int C, int H, int W, int F, int kh, int kw, int OH, int OW,
+                       int sy, int sx, int py, int px, int dil, int groups, int act=-1):
+    """oneDNN's implementation name for this geometry's forward (act -1), inference with the
+    activation code act fused (act >= 0) or backward (act -2), or None when oneDNN does not
+    take it (not built, or declined: im2col + sgemm runs)."""
+    cdef const char *name
+    if pdn_onednn_conv2d_supported(N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil,
+                                   groups, act) != 0:
+        return None
+    name = pdn_onednn_conv2d_impl(N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil, groups,
+                                  act)
+    return name.decode("ascii", "replace")
+
+
+def onednn_clear_cache():
+    """Frees oneDNN's cached primitives and buffers."""
+    with nogil:
+        pdn_onednn_clear_cache()
+
+
+def _onednn_error(op, int rc):
+    if rc == -2:
+        raise MemoryError(f"{op}: cannot allocate oneDNN's buffers")
+    raise RuntimeError(f"{op}: oneDNN failed (status {rc}); PYDARKNET_ONEDNN=0 uses "
+                       f"im2col + sgemm instead")
+
+
+def conv2d_inference(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H,
+                     int W, int F, int kh, int kw, int OH, int OW, int sy, int sx, int py,
+                     int px, int dil, int groups, scale, mean, var, cnp.ndarray bias,
+                     float eps, int act):
+    """oneDNN's convolution with the batch norm (scale, mean, var: arrays or all None) or the
+    bias, and the activation fused. Returns False where oneDNN does not take it (nothing
+    written: run conv2d and the activation apart)."""
     cdef int rc
     cdef float *px_ = _ptr(x)
     cdef float *pw = _ptr(w)
     cdef float *po = _ptr(out)
+    cdef float *pb = _ptr(bias)
+    cdef float *ps = NULL if scale is None else _ptr(<cnp.ndarray>scale)
+    cdef float *pm = NULL if scale is None else _ptr(<cnp.ndarray>mean)
+    cdef float *pv = NULL if scale is None else _ptr(<cnp.ndarray>var)
     with nogil:
-        rc = pdn_conv2d(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px,
-                        dil, groups)
+        rc = pdn_onednn_conv2d_inference(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx,
+                                         py, px, dil, groups, ps, pm, pv, pb, eps, act)
+    if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE:
+        return False
+    if rc != 0:
+        _onednn_error("conv2d_inference", rc)
+    return True
+
+
+def conv2d(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H, int W,
+           int F, int kh, int kw, int OH, int OW, int sy, int sx, int py, int px,
+           int dil, int groups, bint onednn=False):
+    """onednn: try oneDNN first (im2col + sgemm where it declines the geometry)."""
+    cdef int rc = PDN_ONEDNN_DECLINED
+    cdef float *px_ = _ptr(x)
+    cdef float *pw = _ptr(w)
+    cdef float *po = _ptr(out)
+    with nogil:
+        if onednn:
+            rc = pdn_onednn_conv2d(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px,
+                                   dil, groups)
+        if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE:
+            rc = pdn_conv2d(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px,
+                            dil, groups)
+        elif rc < 0:
+            rc = rc - 100
+    if rc < -100:
+        _onednn_error("conv2d", rc + 100)
     if rc == -1:
         raise RuntimeError("conv2d: no BLAS sgemm available")
     if rc == -2:
@@ -216,17 +306,25 @@ def downsample_sum(cnp.ndarray x, cnp.ndarray out, int NC, int H, int W, int OH,
 # -- training ---------------------------------------------------------------------------------
 def conv2d_backward(cnp.ndarray x, cnp.ndarray w, cnp.ndarray delta, dx, cnp.ndarray dw,
                     int N, int C, int H, int W, int F, int kh, int kw, int OH, int OW,
-                    int sy, int sx, int py, int px, int dil, int groups):
-    """dx: a float32 array or None (no input gradient)."""
-    cdef int rc
+                    int sy, int sx, int py, int px, int dil, int groups, bint onednn=False):
+    """dx: a float32 array or None (no input gradient). onednn: as conv2d."""
+    cdef int rc = PDN_ONEDNN_DECLINED
     cdef float *px_ = _ptr(x)
     cdef float *pw = _ptr(w)
     cdef float *pd = _ptr(delta)
     cdef float *pdx = NULL if dx is None else _ptr(<cnp.ndarray>dx)
     cdef float *pdw = _ptr(dw)
     with nogil:
-        rc = pdn_conv2d_backward(px_, pw, pd, pdx, pdw, N, C, H, W, F, kh, kw, OH, OW,
-                                 sy, sx, py, px, dil, groups)
+        if onednn:
+            rc = pdn_onednn_conv2d_backward(px_, pw, pd, pdx, pdw, N, C, H, W, F, kh, kw, OH,
+                                            OW, sy, sx, py, px, dil, groups)
+        if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE:
+            rc = pdn_conv2d_backward(px_, pw, pd, pdx, pdw, N, C, H, W, F, kh, kw, OH, OW,
+                                     sy, sx, py, px, dil, groups)
+        elif rc < 0:
+            rc = rc - 100
+    if rc < -100:
+        _onednn_error("conv2d_backward", rc + 100)
     if rc == -1:
         raise RuntimeError("conv2d_backward: no BLAS sgemm available")
     if rc == -2:

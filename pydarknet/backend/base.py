@@ -275,6 +275,36 @@ class Backend:
         return self._batchnorm_activate_inference(x, scales, mean, variance, biases, a,
                                                   float(eps), n, c, spatial)
 
+    def conv2d_activate_inference(self, x, w, out, stride_y, stride_x, pad_y, pad_x, dilation,
+                                  groups, biases, code, scales=None, mean=None, variance=None,
+                                  eps=1e-5):
+        """A convolutional layer's inference in one op, which a backend may fuse (the CPU's
+        oneDNN path runs the batch norm and activation inside the convolution): conv2d, then
+        batchnorm_activate_inference when ``scales`` (and ``mean``, ``variance``) are given,
+        else bias_activate. Returns ``out``."""
+        op = "conv2d_activate_inference"
+        a = activation_code(code, op)
+        geo = self._checks.conv(op, x, w, "out", out, stride_y, stride_x, pad_y, pad_x,
+                                dilation, groups)
+        self._written(op, "out", out, (("x", x), ("w", w)))
+        if scales is None:
+            n, c, spatial = self._checks.per_channel(op, out, (("biases", biases),))
+        else:
+            n, c, spatial = self._batchnorm_args(op, out, scales, mean, variance, biases)
+        if out.size == 0:
+            return out
+        return self._conv2d_activate_inference(x, w, out, geo, biases, a, scales, mean,
+                                               variance, float(eps), n, c, spatial)
+
+    def _conv2d_activate_inference(self, x, w, out, geo, biases, a, scales, mean, variance,
+                                   eps, n, c, spatial):
+        # unfused: the backend's own three kernels
+        self._conv2d(x, w, out, geo)
+        if scales is None:
+            return self._bias_activate(out, biases, a, n, c, spatial)
+        return self._batchnorm_activate_inference(out, scales, mean, variance, biases, a, eps,
+                                                  n, c, spatial)
+
     # -- copies between layers' outputs ----------------------------------------------------
     def copy_rows(self, src, dst, count, src_offset, dst_offset, accumulate=False):
         """Per image n: dst[n, dst_offset:+count] (= or +=) src[n, src_offset:+count], both

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..host_math import logistic, softmax_rows
 from .base import Backend, channel_geometry
-from .checks import CHANNEL_CODES, F32, LINEAR
+from .checks import CHANNEL_CODES, F32, LINEAR, activation_code
+from . import onednn
 
 
 def _load_core():
@@ -24,6 +25,7 @@ def _load_core():
     if not chosen:
         os.environ[key] = "PASSIVE"
     try:
+        onednn.preload()     # libdnnl.so.3 from the onednn-cpu-gomp wheel, wherever it is
         from . import _cpu
     finally:
         if not chosen:
@@ -42,6 +44,12 @@ class CpuBackend(Backend):
     HOST_ARRAYS = True               # backend arrays are numpy arrays: parameters never move
     SIZE_TARGET = "the C core"
     TOTALS = False                   # the C core indexes whole arrays with size_t
+
+    def __init__(self):
+        super().__init__()
+        # convolutions through oneDNN where it takes the geometry (im2col + sgemm elsewhere),
+        # unless the extension was built without it or PYDARKNET_ONEDNN=0
+        self.onednn = bool(_cpu.onednn_built()) and onednn.requested()
 
     # -- what an array is here ---------------------------------------------------------------
     CONTIGUOUS_HINT = "use numpy.ascontiguousarray"
@@ -122,8 +130,34 @@ class CpuBackend(Backend):
     def _conv2d(self, x, w, out, geo):
         n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = geo
         _cpu.conv2d(x, w, out, n, c, h, wd, f, kh, kw, out.shape[2], out.shape[3], sy, sx, py,
-                    px, dil, g)
+                    px, dil, g, self.onednn)
         return out
+
+    def _conv2d_activate_inference(self, x, w, out, geo, biases, a, scales, mean, variance,
+                                   eps, n, c, spatial):
+        if self.onednn:      # batch norm / bias and activation inside oneDNN's convolution
+            nb, ci, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = geo
+            if _cpu.conv2d_inference(x, w, out, nb, ci, h, wd, f, kh, kw, out.shape[2],
+                                     out.shape[3], sy, sx, py, px, dil, g, scales, mean,
+                                     variance, biases, eps, a):
+                return out
+        return super()._conv2d_activate_inference(x, w, out, geo, biases, a, scales, mean,
+                                                  variance, eps, n, c, spatial)
+
+    def conv2d_path(self, n, c, h, w, f, kh, kw, oh, ow, stride_y, stride_x, pad_y, pad_x,
+                    dilation, groups, activation=None, backward=False):
+        """Which code runs this convolution: "onednn:<oneDNN's implementation>" or
+        "im2col+sgemm" (oneDNN off, not built, or not taking the geometry). By default the
+        plain forward (training); with ``activation``, conv2d_activate_inference with that
+        activation; with ``backward``, conv2d_backward."""
+        if self.onednn:
+            act = -2 if backward else -1 if activation is None else activation_code(
+                activation, "conv2d_path")
+            impl = _cpu.onednn_conv2d_path(n, c, h, w, f, kh, kw, oh, ow, stride_y, stride_x,
+                                           pad_y, pad_x, dilation, groups, act)
+            if impl is not None:
+                return f"onednn:{impl}"
+        return onednn.FALLBACK
 
     def _gemm(self, ta, tb, m, n, k, alpha, a, b, beta, c):
         _cpu.gemm(ta, tb, m, n, k, alpha, a, a.shape[1], b, b.shape[1], beta, c, c.shape[1])
@@ -261,7 +295,7 @@ class CpuBackend(Backend):
     def _conv2d_backward(self, x, w, delta, dx, dw, geo):
         n, c, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = geo
         _cpu.conv2d_backward(x, w, delta, dx, dw, n, c, h, wd, f, kh, kw, delta.shape[2],
-                             delta.shape[3], sy, sx, py, px, dil, g)
+                             delta.shape[3], sy, sx, py, px, dil, g, self.onednn)
         return dw
 
     def _gradient(self, delta, y, x, a, n, c, spatial):

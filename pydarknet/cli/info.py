@@ -24,7 +24,27 @@ def _cmd_info(args):
         print(f"{net.cfg_path}: {len(net.layers)} layers, input {n.width}x{n.height}x{n.channels},"
               f" batch {n.batch}/{n.subdivisions}")
         print(net.table())
+        _print_conv_paths(net)
     return 0
+
+
+def _print_conv_paths(net):
+    """One line per convolutional layer: the code it runs on this backend at inference and
+    in training (forward / backward). CPU: oneDNN and the implementation it chose, or
+    im2col + sgemm where oneDNN is off (PYDARKNET_ONEDNN=0), not built, or slower."""
+    path_of = getattr(net.backend, "conv2d_path", None)
+    if path_of is None:
+        return
+    print("convolutions: inference; training forward / backward")
+    for layer in net.layers:
+        if layer.layer_type != "convolutional" or layer.unsupported or layer.xnor or layer.binary:
+            continue
+        pad = layer.pad * layer.dilation
+        geometry = (net.batch, layer.c, layer.h, layer.w, layer.n, layer.size, layer.size,
+                    layer.out_h, layer.out_w, layer.stride_y, layer.stride_x, pad, pad,
+                    layer.dilation, layer.groups)
+        print(f"  layer {layer.index:3d} conv: {path_of(*geometry, activation=layer.activation)}"
+              f"; {path_of(*geometry)} / {path_of(*geometry, backward=True)}")
 
 
 def _memory_limits(args):

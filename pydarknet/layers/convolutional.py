@@ -147,16 +147,13 @@ class Convolutional(Layer):
         p = self.weights_of()
         out = state.output_buffer(self, self.out_shape(x.shape[0]))
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
-        B.conv2d(x, p["weights"], out, self.stride_y, self.stride_x, pad, pad, self.dilation,
-                 self.groups)
-        if not state.train:   # bias or batch norm fused with the activation
-            if self.batch_normalize:
-                B.batchnorm_activate_inference(out, p["scales"], p["rolling_mean"],
-                                               p["rolling_variance"], p["biases"],
-                                               self.activation)
-            else:
-                B.bias_activate(out, p["biases"], self.activation)
-            return out
+        geometry = (self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
+        if not state.train:   # conv, bias or batch norm, activation: one op (fused on the CPU)
+            bn = ((p["scales"], p["rolling_mean"], p["rolling_variance"])
+                  if self.batch_normalize else ())
+            return B.conv2d_activate_inference(x, p["weights"], out, *geometry, p["biases"],
+                                               self.activation, *bn)
+        B.conv2d(x, p["weights"], out, *geometry)
         if self.batch_normalize:
             self._bn = bn_train_forward(B, out, p["scales"], p["biases"], p["rolling_mean"],
                                         p["rolling_variance"],
