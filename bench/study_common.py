@@ -195,3 +195,194 @@ def train_and_test(cfg_options, data, out_dir, seed, train_images=None, valid_im
             "test_loss": test_loss(net, valid, names, eval_batch),
             "train_avg_loss": float(trainer.avg_loss), "seconds": round(seconds, 1),
             "curve": curve, "device": device}
+
+
+# -- many runs -------------------------------------------------------------------------------
+
+def _run_job(job):
+    """One run in a worker process (``job``: train_and_test's arguments and the thread count)."""
+    from pydarknet.backend import get_backend
+    if job["device"] == "cpu":
+        get_backend("cpu").set_num_threads(job["threads"])
+    record = train_and_test(job["cfg_options"], read_data(job["datafile"]), job["out_dir"],
+                            job["seed"], train_images=job["train_images"],
+                            valid_images=job["test_images"], epochs=job["epochs"],
+                            device=job["device"])
+    record["key"] = job["key"]
+    return record
+
+
+def run_jobs(jobs, json_path, settings, jobs_at_once=1, log=print):
+    """Runs ``jobs`` (dicts for :func:`_run_job`, each with a unique ``key``), ``jobs_at_once``
+    processes at a time, appending each finished run to the JSON at ``json_path`` as it comes
+    (a run already there under the same settings is not run again: a stopped study resumes).
+    Returns every record of the JSON."""
+    records = []
+    if os.path.exists(json_path):
+        with open(json_path) as f:
+            old = json.load(f)
+        if old.get("settings") == settings:
+            records = old["runs"]
+    done = {r["key"] for r in records}
+    todo = [j for j in jobs if j["key"] not in done]
+    if done:
+        log(f"{len(done)} runs already in {json_path}; {len(todo)} to go")
+
+    def save():
+        tmp = json_path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"settings": settings, "runs": records}, f, indent=1)
+        os.replace(tmp, json_path)
+
+    def finished(record):
+        records.append(record)
+        save()
+        log(f"{record['key']}: top-1 {record['top1'] * 100:.2f}%, test loss "
+            f"{record['test_loss']:.4f}, {record['seconds']:.0f} s")
+
+    if jobs_at_once <= 1:
+        for j in todo:
+            finished(_run_job(j))
+    else:
+        import concurrent.futures as cf
+        import multiprocessing as mp
+        with cf.ProcessPoolExecutor(jobs_at_once, mp_context=mp.get_context("spawn")) as pool:
+            for fut in cf.as_completed([pool.submit(_run_job, j) for j in todo]):
+                finished(fut.result())
+    return records
+
+
+def group_stats(records, key):
+    """{group: {mean/std of top-1, mean test loss, runs, mean curve}} grouped by ``key(r)``."""
+    groups = {}
+    for r in records:
+        groups.setdefault(key(r), []).append(r)
+    out = {}
+    for g, rs in groups.items():
+        top1 = np.array([r["top1"] for r in rs], np.float64)
+        curves = [r["curve"] for r in rs]
+        n = min(len(c) for c in curves)
+        acc = np.array([[p["top1"] for p in c[:n]] for c in curves], np.float64)
+        out[g] = {"top1_mean": float(top1.mean()),
+                  "top1_std": float(top1.std(ddof=1)) if len(rs) > 1 else 0.0,
+                  "loss_mean": float(np.mean([r["test_loss"] for r in rs])), "runs": len(rs),
+                  "epochs": [float(np.mean([c[i]["epoch"] for c in curves])) for i in range(n)],
+                  "curve_mean": acc.mean(0).tolist(), "curve_min": acc.min(0).tolist(),
+                  "curve_max": acc.max(0).tolist(),
+                  "seconds_mean": float(np.mean([r["seconds"] for r in rs]))}
+    return out
+
+
+def machine_note():
+    """One line about the machine the numbers came from."""
+    import platform
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    return (f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load:.1f} when the "
+            f"table was written, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+
+
+# -- plots (OpenCV + numpy; matplotlib is not a dependency) ----------------------------------
+
+PALETTE = [(180, 119, 31), (14, 127, 255), (44, 160, 44), (40, 39, 214), (189, 103, 148),
+           (75, 86, 140), (194, 119, 227), (127, 127, 127), (34, 189, 188), (207, 190, 23),
+           (0, 0, 0)]      # BGR
+
+
+def plot_lines(path, series, title, xlabel, ylabel, size=(960, 600)):
+    """A line plot: ``series`` = {label: (xs, ys, lows or None, highs or None)}; a band is
+    drawn between lows and highs. Written as PNG at ``path``."""
+    import cv2
+    w, h = size
+    left, right, top, bottom = 80, 200, 50, 60
+    img = np.full((h, w, 3), 255, np.uint8)
+    xs_all = np.concatenate([np.asarray(s[0], float) for s in series.values()])
+    ys_all = np.concatenate([np.asarray(v, float) for s in series.values()
+                             for v in (s[1], s[2], s[3]) if v is not None])
+    x0, x1 = float(xs_all.min()), float(xs_all.max())
+    if x1 == x0:
+        x0, x1 = x0 - 0.5, x1 + 0.5
+    y0, y1 = float(ys_all.min()), float(ys_all.max())
+    pad = max((y1 - y0) * 0.08, 1e-3)
+    y0, y1 = y0 - pad, y1 + pad
+
+    def px(x, y):
+        return (int(round(left + (x - x0) / (x1 - x0) * (w - left - right))),
+                int(round(h - bottom - (y - y0) / (y1 - y0) * (h - top - bottom))))
+
+    font = cv2.FONT_HERSHEY_SIMPLEX
+    for i in range(6):                                  # grid and tick labels
+        yv = y0 + (y1 - y0) * i / 5
+        a, b = px(x0, yv), px(x1, yv)
+        cv2.line(img, a, b, (225, 225, 225), 1)
+        cv2.putText(img, f"{yv:.3g}", (5, a[1] + 5), font, 0.45, (60, 60, 60), 1, cv2.LINE_AA)
+    ticks = sorted(set(np.round(xs_all, 3)))
+    if len(ticks) > 12:
+        ticks = list(np.linspace(x0, x1, 7))
+    for xv in ticks:
+        a, b = px(xv, y0), px(xv, y1)
+        cv2.line(img, a, b, (235, 235, 235), 1)
+        cv2.putText(img, f"{xv:.3g}", (a[0] - 12, h - bottom + 20), font, 0.45, (60, 60, 60), 1,
+                    cv2.LINE_AA)
+    cv2.rectangle(img, px(x0, y1), px(x1, y0), (0, 0, 0), 1)
+    for k, (label, (xs, ys, lo, hi)) in enumerate(series.items()):
+        color = PALETTE[k % len(PALETTE)]
+        if lo is not None and hi is not None and len(xs) > 1:
+            poly = [px(x, y) for x, y in zip(xs, hi)] + [px(x, y) for x, y in
+                                                           zip(xs[::-1], lo[::-1])]
+            band = img.copy()
+            cv2.fillPoly(band, [np.array(poly, np.int32)], color)
+            img = cv2.addWeighted(band, 0.18, img, 0.82, 0)
+        pts = np.array([px(x, y) for x, y in zip(xs, ys)], np.int32)
+        cv2.polylines(img, [pts], False, color, 2, cv2.LINE_AA)
+        for p in pts:
+            cv2.circle(img, tuple(int(v) for v in p), 3, color, -1, cv2.LINE_AA)
+        ly = top + 10 + 22 * k
+        cv2.line(img, (w - right + 15, ly), (w - right + 45, ly), color, 3)
+        cv2.putText(img, str(label), (w - right + 52, ly + 5), font, 0.5, (0, 0, 0), 1,
+                    cv2.LINE_AA)
+    cv2.putText(img, title, (left, 30), font, 0.6, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, xlabel, (left + (w - left - right) // 2 - 40, h - 15), font, 0.5,
+                (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.putText(img, ylabel, (5, top - 12), font, 0.5, (0, 0, 0), 1, cv2.LINE_AA)
+    cv2.imwrite(path, img)
+    return path
+
+
+def add_common_arguments(p, default_out, train_images, test_images, epochs, seeds):
+    """The flags both studies share."""
+    p.add_argument("--data", default="data/fashion-mnist/fashion-mnist.data",
+                   help="a classifier .data file (train, valid, labels); `make fashion-mnist` "
+                        "makes the default")
+    p.add_argument("--train-images", type=int, default=train_images,
+                   help="a fixed random subset of the training list (0: all)")
+    p.add_argument("--test-images", type=int, default=test_images,
+                   help="a fixed random subset of the valid list (0: all)")
+    p.add_argument("--epochs", type=int, default=epochs)
+    p.add_argument("--seeds", type=int, default=seeds, help="runs per setting (seeds 1..N)")
+    p.add_argument("--batch", type=int, default=128)
+    p.add_argument("--width", type=int, default=16, help="filters of the first stage")
+    p.add_argument("--learning-rate", type=float, default=0.05)
+    p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
+    p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
+    p.add_argument("--gpu", type=int, help="train on this CUDA device (one job at a time)")
+    p.add_argument("--out", default=default_out,
+                   help="results: OUT.md, OUT.json, OUT.png (OUT.json also resumes a study)")
+    p.add_argument("--work", default="backup/study", help="checkpoints and logs of the runs")
+    p.add_argument("--note", default="", help="a line about the machine for the table")
+
+
+def settings_of(a, **extra):
+    """The settings a study's JSON is valid for (a rerun with others starts over)."""
+    return dict({"data": os.path.abspath(a.data), "train_images": a.train_images,
+                 "test_images": a.test_images, "epochs": a.epochs, "batch": a.batch,
+                 "width": a.width, "learning_rate": a.learning_rate,
+                 "device": "cpu" if a.gpu is None else f"cuda:{a.gpu}"}, **extra)
+
+
+def job(a, key, cfg_options, seed):
+    device = "cpu" if a.gpu is None else f"cuda:{a.gpu}"
+    return {"key": key, "cfg_options": dict(cfg_options, batch=a.batch, width=a.width,
+                                            learning_rate=a.learning_rate),
+            "datafile": a.data, "out_dir": os.path.join(a.work, key), "seed": seed,
+            "train_images": a.train_images or None, "test_images": a.test_images or None,
+            "epochs": a.epochs, "device": device, "threads": a.threads}
