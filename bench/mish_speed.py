@@ -9,12 +9,12 @@ over a 16x10x256x256 float32 tensor on the CPU, through pydarknet's CPU backend
 What each column runs:
 - relu, fused mish: the C core's activation (``activate_copy``, y = f(x) with x kept as
   training keeps it) and its gradient (``gradient``: delta *= f'(.) at y, or at x for mish).
-- softplus: Darknet has no softplus activation (only the helper inside mish), so numpy:
-  forward ``np.logaddexp(x, 0)``, backward delta * logistic(x) with the C core's logistic.
-- composed mish: what an autograd framework without a fused kernel does, one pass per op:
-  forward sp = softplus(x) (numpy), t = tanh(sp) (C core), y = x * t (numpy), keeping sp and
-  t; backward dt = delta * x, dsp = dt * (1 - t^2) (the C core's tanh gradient),
-  dx = delta * t + dsp * logistic(x) (C core logistic, numpy multiply/add).
+- softplus: Darknet has no softplus activation (only the helper inside mish), so numpy (its
+  SIMD ufuncs, one pass each): forward max(x, 0) + log1p(exp(-|x|)) (``np.logaddexp`` is
+  several times slower), backward delta * logistic(x).
+- composed mish: what an autograd framework without a fused kernel does, all in numpy, one
+  pass per op: forward sp = softplus(x), t = tanh(sp), y = x * t, keeping sp and t; backward
+  dt = delta * x, dsp = dt * (1 - t^2), dx = delta * t + dsp * logistic(x).
 - torch (when installed, ``pip install torch==2.13.0``): ``F.relu``, ``F.softplus``,
   ``F.mish`` forward, and ``y.backward(delta)`` for backward, with torch.set_num_threads.
 """
@@ -70,24 +70,42 @@ def pydarknet_cases(be, x, delta):
     def mish_b():
         be.gradient(d, y, "mish", x=x)
 
+    def softplus_into(out):
+        """softplus(x) = max(x, 0) + log1p(exp(-|x|)) (no overflow), one ufunc per step."""
+        np.abs(x, out=tmp)
+        np.negative(tmp, out=tmp)
+        np.exp(tmp, out=tmp)
+        np.log1p(tmp, out=tmp)
+        np.maximum(x, np.float32(0), out=out)
+        np.add(out, tmp, out=out)
+
+    def logistic_into(out):
+        """logistic(x) = 1 / (1 + exp(-x)): softplus' gradient."""
+        np.negative(x, out=out)
+        np.exp(out, out=out)
+        np.add(out, np.float32(1), out=out)
+        np.reciprocal(out, out=out)
+
     def softplus_f():
-        np.logaddexp(x, np.float32(0), out=y)
+        softplus_into(y)
 
     def softplus_b():
-        be.activate_copy(x, s, "logistic")
+        logistic_into(s)
         np.multiply(d, s, out=d)
 
     def composed_f():
-        np.logaddexp(x, np.float32(0), out=sp)
-        be.activate_copy(sp, t, "tanh")
-        np.multiply(x, t, out=y)
+        softplus_into(sp)                          # sp = softplus(x)
+        np.tanh(sp, out=t)                         # t = tanh(sp)
+        np.multiply(x, t, out=y)                   # y = x * t
 
     def composed_b():
         np.multiply(d, x, out=tmp)                 # dt = delta * x
-        be.gradient(tmp, t, "tanh")                # dsp = dt * (1 - t^2)
-        be.activate_copy(x, s, "logistic")         # softplus' = logistic
+        np.multiply(t, t, out=s)                   # dsp = dt * (1 - t^2)
+        np.subtract(np.float32(1), s, out=s)
         np.multiply(tmp, s, out=tmp)
-        np.multiply(d, t, out=d)                   # delta * t
+        logistic_into(s)                           # dx = dsp * logistic(x) + delta * t
+        np.multiply(tmp, s, out=tmp)
+        np.multiply(d, t, out=d)
         np.add(d, tmp, out=d)
 
     composed_f()                                   # sp, t, y ready for backward
