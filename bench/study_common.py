@@ -350,7 +350,7 @@ def plot_lines(path, series, title, xlabel, ylabel, size=(960, 600)):
 
 def add_common_arguments(p, default_out, train_images, test_images, epochs, seeds):
     """The flags both studies share."""
-    p.add_argument("--data", default="data/fashion-mnist/fashion-mnist.data",
+    p.add_argument("--data", default="data/fashion-mnist/obj.data",
                    help="a classifier .data file (train, valid, labels); `make fashion-mnist` "
                         "makes the default")
     p.add_argument("--train-images", type=int, default=train_images,
