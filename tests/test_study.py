@@ -100,3 +100,20 @@ def test_mish_speed_runs_on_a_small_tensor(tmp_path):
     rows = json.load(open(out))["rows"]
     assert {"pydarknet relu", "pydarknet mish (fused)", "pydarknet softplus",
             "pydarknet mish (softplus, tanh, multiply)"} <= set(rows)
+
+
+def test_classifier_train_and_valid_commands_repeat_to_the_last_digit(tmp_path, tiny, capsys):
+    """The commands of bench/results/fashion-mnist.md on the tiny set: `classifier train` with
+    --seed twice, `classifier valid` of each: the same top-1 and top-k, digit for digit."""
+    from pydarknet.cli import main
+    cfg = S.write_cfg(str(tmp_path / "tiny.cfg"), depth=3, width=4, batch=6, max_batches=3,
+                      classes=3)
+    lines = []
+    for run in ("a", "b"):
+        backup = str(tmp_path / run)
+        assert main(["classifier", "train", tiny, cfg, "-dont_show", "--seed", "3",
+                     "--backup", backup]) == 0
+        capsys.readouterr()
+        assert main(["classifier", "valid", tiny, cfg, f"{backup}/tiny_final.weights"]) == 0
+        lines.append([l for l in capsys.readouterr().out.splitlines() if "top 1" in l][-1])
+    assert lines[0] == lines[1] and lines[0].startswith("12 images: top 1: ")
