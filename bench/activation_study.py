@@ -67,14 +67,13 @@ def main(argv=None):
         return 1
     stats = S.group_stats(records, lambda r: r["options"]["activation"])
     note = a.note or f"Machine: {S.machine_note()}."
-    with open(a.out + ".md", "w") as f:
-        f.write(markdown(stats, a, note))
+    S.write_markdown(a.out + ".md", markdown(stats, a, note))
     order = sorted(stats, key=lambda k: -stats[k]["top1_mean"])
     series = {k: (stats[k]["epochs"], stats[k]["curve_mean"], stats[k]["curve_min"],
                   stats[k]["curve_max"]) for k in order}
     S.plot_lines(a.out + ".png", series, "Test top-1 per epoch (mean; band: lowest..highest "
                  "run)", "epoch", "top-1")
-    print(open(a.out + ".md").read())
+    print(markdown(stats, a, note))
     return 0
 
 

@@ -68,8 +68,7 @@ def main(argv=None):
         lines.append(f"| {act} | " + " | ".join(cells) + " |")
         if xs:
             series[act] = (xs, ys, lo, hi)
-    with open(a.out + ".md", "w") as f:
-        f.write("\n".join(lines) + "\n")
+    S.write_markdown(a.out + ".md", "\n".join(lines))
     S.plot_lines(a.out + ".png", series, "Test top-1 against depth", "conv layers", "top-1")
     print("\n".join(lines))
     return 0

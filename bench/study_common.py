@@ -386,3 +386,21 @@ def job(a, key, cfg_options, seed):
             "datafile": a.data, "out_dir": os.path.join(a.work, key), "seed": seed,
             "train_images": a.train_images or None, "test_images": a.test_images or None,
             "epochs": a.epochs, "device": device, "threads": a.threads}
+
+
+BEGIN, END = "<!-- study table: written by the script -->", "<!-- end of study table -->"
+
+
+def write_markdown(path, table):
+    """Writes ``table`` into ``path`` between the BEGIN/END markers, keeping the text around
+    them (the notes that compare with the paper); a new file gets the table alone."""
+    block = f"{BEGIN}\n{table.rstrip()}\n{END}"
+    text = block + "\n"
+    if os.path.exists(path):
+        with open(path) as f:
+            old = f.read()
+        if BEGIN in old and END in old:
+            text = old[:old.index(BEGIN)] + block + old[old.index(END) + len(END):]
+    with open(path, "w") as f:
+        f.write(text)
+    return path

@@ -117,3 +117,15 @@ def test_classifier_train_and_valid_commands_repeat_to_the_last_digit(tmp_path, 
         assert main(["classifier", "valid", tiny, cfg, f"{backup}/tiny_final.weights"]) == 0
         lines.append([l for l in capsys.readouterr().out.splitlines() if "top 1" in l][-1])
     assert lines[0] == lines[1] and lines[0].startswith("12 images: top 1: ")
+
+
+def test_rewritten_table_keeps_the_notes_around_it(tmp_path):
+    path = str(tmp_path / "t.md")
+    S.write_markdown(path, "| a |")
+    text = open(path).read()
+    with open(path, "w") as f:
+        f.write("# Title\n\n" + text + "\nNotes.\n")
+    S.write_markdown(path, "| b |")
+    text = open(path).read()
+    assert text.startswith("# Title\n") and text.endswith("Notes.\n")
+    assert "| b |" in text and "| a |" not in text
