@@ -193,8 +193,9 @@ def main(argv=None):
                        "machine": platform.processor() or platform.machine(),
                        "cpus": os.cpu_count(), "rows": rows, "note": a.note}, f, indent=1)
     if a.md:
-        with open(a.md, "w") as f:
-            f.write(table)
+        sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+        from study_common import write_markdown
+        write_markdown(a.md, table)
     return 0
 
 
