@@ -4,7 +4,7 @@ over a 16x10x256x256 float32 tensor on the CPU, through pydarknet's CPU backend
 (``get_backend("cpu")``); the median of ``--repeats`` runs each.
 
     python bench/mish_speed.py [--shape 16 10 256 256] [--repeats 7] [--threads 1]
-                               [--json bench/results/mish-speed.json] [--md bench/results/mish-speed.md]
+        [--json bench/results/mish-speed.json] [--md bench/results/mish-speed.md]
 
 What each column runs:
 - relu, fused mish: the C core's activation (``activate_copy``, y = f(x) with x kept as
