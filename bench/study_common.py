@@ -125,7 +125,7 @@ def make_tiny_dataset(folder, per_class=40, valid_per_class=10, size=28, seed=0)
 
 # -- one run ---------------------------------------------------------------------------------
 
-def test_loss(network, paths, names, batch_size=100):
+def mean_test_loss(network, paths, names, batch_size=100):
     """Mean cross-entropy of the network's softmax on labelled images (the classify module's
     pre-processing; the same images validate counts)."""
     from pydarknet.eval.classify import _channels, _scores, classifier_input
@@ -192,7 +192,7 @@ def train_and_test(cfg_options, data, out_dir, seed, train_images=None, valid_im
             "iterations": net.iteration, "batch": batch, "train_images": len(train),
             "test_images": len(valid), "epochs": round(net.seen / len(train), 4),
             "top1": curve[-1]["top1"] if curve else None,
-            "test_loss": test_loss(net, valid, names, eval_batch),
+            "test_loss": mean_test_loss(net, valid, names, eval_batch),
             "train_avg_loss": float(trainer.avg_loss), "seconds": round(seconds, 1),
             "curve": curve, "device": device}
 
