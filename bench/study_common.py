@@ -361,7 +361,7 @@ def add_common_arguments(p, default_out, train_images, test_images, epochs, seed
     p.add_argument("--seeds", type=int, default=seeds, help="runs per setting (seeds 1..N)")
     p.add_argument("--batch", type=int, default=128)
     p.add_argument("--width", type=int, default=16, help="filters of the first stage")
-    p.add_argument("--learning-rate", type=float, default=0.05)
+    p.add_argument("--learning-rate", type=float, default=0.1)
     p.add_argument("--jobs", type=int, default=2, help="runs at once (processes)")
     p.add_argument("--threads", type=int, default=1, help="CPU threads per run")
     p.add_argument("--gpu", type=int, help="train on this CUDA device (one job at a time)")
