@@ -60,7 +60,8 @@ def main(argv=None):
                   seed)
             for seed in range(1, a.seeds + 1) for act in a.activations]
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
-    records = S.run_jobs(jobs, a.out + ".json", S.settings_of(a, depth=a.depth), a.jobs)
+    records = S.run_jobs(jobs, a.out + ".json", S.settings_of(a, depth=a.depth), a.jobs,
+                         report_only=a.report_only)
     wanted = {j["key"] for j in jobs}
     records = [r for r in records if r["key"] in wanted]
     if not records:

@@ -212,11 +212,12 @@ def _run_job(job):
     return record
 
 
-def run_jobs(jobs, json_path, settings, jobs_at_once=1, log=print):
+def run_jobs(jobs, json_path, settings, jobs_at_once=1, log=print, report_only=False):
     """Runs ``jobs`` (dicts for :func:`_run_job`, each with a unique ``key``), ``jobs_at_once``
     processes at a time, appending each finished run to the JSON at ``json_path`` as it comes
     (a run already there under the same settings is not run again: a stopped study resumes).
-    Returns every record of the JSON."""
+    ``report_only``: run nothing, return what the JSON holds. Returns every record of the
+    JSON."""
     records = []
     if os.path.exists(json_path):
         with open(json_path) as f:
@@ -227,6 +228,8 @@ def run_jobs(jobs, json_path, settings, jobs_at_once=1, log=print):
     todo = [j for j in jobs if j["key"] not in done]
     if done:
         log(f"{len(done)} runs already in {json_path}; {len(todo)} to go")
+    if report_only:
+        return records
 
     def save():
         tmp = json_path + ".tmp"
@@ -369,6 +372,8 @@ def add_common_arguments(p, default_out, train_images, test_images, epochs, seed
                    help="results: OUT.md, OUT.json, OUT.png (OUT.json also resumes a study)")
     p.add_argument("--work", default="backup/study", help="checkpoints and logs of the runs")
     p.add_argument("--note", default="", help="a line about the machine for the table")
+    p.add_argument("--report-only", action="store_true",
+                   help="write the table and plot from the runs OUT.json holds; run nothing")
 
 
 def settings_of(a, **extra):

@@ -73,6 +73,9 @@ def test_study_script_writes_table_json_and_plot(tmp_path, tiny):
     assert activation_study.main(args) == 0              # resumes: nothing to run again
     assert json.load(open(out + ".json"))["runs"] == runs
     assert os.path.getmtime(out + ".json") == mtime
+    os.remove(out + ".png")
+    assert activation_study.main(args + ["--report-only"]) == 0   # the plot again, no run
+    assert cv2.imread(out + ".png") is not None
 
 
 def test_composed_mish_equals_the_fused_one():
