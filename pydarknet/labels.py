@@ -25,9 +25,9 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["read_data_file", "read_names", "check_names", "read_list", "replace_image_to_label",
-           "label_path", "read_labels", "parse_labels", "classes_in_path", "class_from_path",
-           "data_path"]
+__all__ = ["read_data_file", "read_names", "check_names", "read_list", "read_list_lines",
+           "replace_image_to_label", "label_path", "read_labels", "parse_labels",
+           "parse_label_line", "classes_in_path", "class_from_path", "data_path"]
 
 # AB's replace_image_to_label: these folders are swapped (first occurrence each, in this order)
 _FOLDERS = (("/images/train2017/", "/labels/train2017/"), ("/images/val2017/", "/labels/val2017/"),
@@ -105,11 +105,17 @@ def check_names(names, classes, names_path="<names>", where="the network"):
     return list(names[:classes])
 
 
+def read_list_lines(path, what="image list"):
+    """(line number, item) for each item of a list file, as :func:`read_list` reads them (an
+    empty list is ``[]`` here); a missing or unreadable file is a ``DataError``."""
+    items = ((number, ln.strip()) for number, ln in enumerate(_read_lines(path, what), 1))
+    return [(number, ln) for number, ln in items if ln and not ln.startswith("#")]
+
+
 def read_list(path, what="image list"):
     """Non-empty, stripped lines of a list file (Darknet's ``train=`` / ``valid=`` files). A
     missing file or an empty list is a ``DataError``."""
-    items = [ln.strip() for ln in _read_lines(path, what)]
-    items = [ln for ln in items if ln and not ln.startswith("#")]
+    items = [item for _, item in read_list_lines(path, what)]
     if not items:
         raise DataError(f"{path}: the {what} is empty")
     return items
@@ -186,6 +192,13 @@ def _label_line(text, classes, clip):
     left, right = max(x - w / 2, 0.0), min(x + w / 2, 1.0)
     top, bottom = max(y - h / 2, 0.0), min(y + h / 2, 1.0)
     return None, (cls, (left + right) / 2, (top + bottom) / 2, right - left, bottom - top)
+
+
+def parse_label_line(text, classes=None, clip=False):
+    """One stripped label line by :func:`parse_labels`' rules: ``(None, (cls, x, y, w, h))``
+    (the box cut to the image when ``clip``), or ``(kind, why)`` when the line cannot be used
+    (for checkers that report every line themselves)."""
+    return _label_line(text, classes, clip)
 
 
 def parse_labels(lines, path="<labels>", classes=None, problems=None, clip=False):

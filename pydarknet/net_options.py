@@ -18,8 +18,6 @@ _AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_
 # does). A cfg that sets one builds and runs; training it is refused (check_trainable).
 _NOT_TRAINED = {
     "adam": (0, "the Adam optimiser"),
-    "ema_alpha": (0.0, "exponential moving averages of the weights, applied from iteration "
-                       "max_batches/2"),
     "adversarial_lr": (0.0, "adversarial training"),
     "badlabels_rejection_percentage": (0.0, "rejecting bad labels"),
     "num_sigmas_reject_badlabels": (0.0, "rejecting bad labels"),
@@ -79,6 +77,7 @@ class NetOptions:
         for key, (default, _) in _NOT_TRAINED.items():
             read = s.get_float if isinstance(default, float) else s.get_int
             setattr(self, key, read(key, default))
+        self.ema_alpha = s.get_float("ema_alpha", 0.0)    # pydarknet.train.ema
         self.power = s.get_float("power", 4.0)
         cutmix = s.get_int("cutmix", 0)
         mosaic = s.get_int("mosaic", 0)

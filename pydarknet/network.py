@@ -65,6 +65,7 @@ class Network:
         self.deltas = None      # each layer's delta after a training-mode pass
         self.cost = None        # Darknet's cost of the last training pass with truths
         self.parallel = None    # a pydarknet.dist.DataParallel in a multi-rank run
+        self.ema = None         # [net] ema_alpha's averages once they start (train.ema)
         if init:
             if isinstance(device, str) and parse_device(device)[0] == "cpu":
                 check_fits(self)    # an impossible cfg stops here, naming its largest layer
@@ -280,9 +281,9 @@ class Network:
         self.iteration = self.seen // max(self.net.batch * ranks, 1)
         return header
 
-    def save_weights(self, path, cutoff=None):
+    def save_weights(self, path, cutoff=None, replace=None):
         self.params_to_host()
-        weights_io.save_weights(self, path, cutoff)
+        weights_io.save_weights(self, path, cutoff, replace)
 
 
 def _override(section, key, value):

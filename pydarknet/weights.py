@@ -121,8 +121,11 @@ def load_weights(network, path, cutoff=None, allow_partial=False):
     return header
 
 
-def save_weights(network, path, cutoff=None):
-    """Write version 0.2.5 weights; to a temporary file first, then renamed into place."""
+def save_weights(network, path, cutoff=None, replace=None):
+    """Write version 0.2.5 weights; to a temporary file first, then renamed into place.
+    ``replace``: {(layer index, name): array} written instead of those parameters (the
+    moving averages of ``_ema.weights``)."""
+    replace = replace or {}
     path = os.fspath(path)
     layers = network.layers if cutoff is None else network.layers[:cutoff]
     tmp = f"{path}.tmp{os.getpid()}"
@@ -131,7 +134,8 @@ def save_weights(network, path, cutoff=None):
         np.array([network.seen], "<u8").tofile(f)
         for layer in layers:
             for name, _ in layer.param_shapes():
-                np.ascontiguousarray(layer.params[name], "<f4").tofile(f)
+                values = replace.get((layer.index, name), layer.params[name])
+                np.ascontiguousarray(values, "<f4").tofile(f)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)

@@ -27,7 +27,8 @@ COMMANDS = {
     "info": None, "forward": None, "train": None, "demo": None, "detect": None,
     "detector": {"test", "map", "valid", "calc_anchors", "train"},
     "classifier": {"predict", "valid", "train"},
-    "export": {"onnx"},
+    "export": {"onnx"}, "partial": None,
+    "data": {"coco", "voc", "idx", "check"},
 }
 
 

@@ -139,11 +139,11 @@ def test_train_only_bn_is_refused_with_advice():
 
 
 def test_net_options_not_implemented_for_training_are_refused():
-    net = build(NET.replace("batch=2", "batch=2\nema_alpha=0.9998\nadam=0") + CONV)
-    assert net.net.ema_alpha == np.float32(0.9998) or abs(net.net.ema_alpha - 0.9998) < 1e-9
+    net = build(NET.replace("batch=2", "batch=2\nadversarial_lr=0.05\nadam=0") + CONV)
+    assert abs(net.net.adversarial_lr - 0.05) < 1e-9
     net.forward(np.zeros((2, 3, 8, 8), np.float32))
-    with pytest.raises(CfgError, match=r"t.cfg:3: \[net\] ema_alpha: ema_alpha=0.9998 asks for "
-                                       r"exponential moving averages"):
+    with pytest.raises(CfgError, match=r"t.cfg:3: \[net\] adversarial_lr: adversarial_lr=0.05 "
+                                       r"asks for adversarial training"):
         net.ensure_training()
 
 

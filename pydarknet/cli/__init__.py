@@ -6,7 +6,8 @@ parser built here (none imports this package, so none can vanish behind an impor
 - :mod:`.detector`: ``detect``, ``detector test|map|valid|calc_anchors``
 - :mod:`.classifier`: ``classifier predict|valid``
 - :mod:`.export`: ``export onnx``
-- :mod:`.data`: ``data coco|voc|idx|check``
+- :mod:`.data`: the ``data`` group, joined by :mod:`.data_convert` (``data coco|voc|idx``) and
+  :mod:`.data_check` (``data check``)
 - :mod:`.weights`: ``partial``
 - :mod:`.common`: what they share (``--gpu``, Darknet's single-dash flags, the packaged cfgs)
 """
@@ -16,7 +17,8 @@ import sys
 import warnings
 
 from ..errors import PydarknetError
-from . import classifier, data, detector, export, info, train, weights
+from . import (classifier, data, data_check, data_convert, detector, export, info, train,
+               weights)
 
 __all__ = ["build_parser", "main"]
 
@@ -31,7 +33,9 @@ def build_parser():
     classifier_actions = classifier.add_commands(sub)
     train.add_darknet_train(detector_actions, classifier_actions)
     export.add_commands(sub)
-    data.add_commands(sub)
+    data_actions = data.add_commands(sub)
+    data_convert.add_commands(data_actions)
+    data_check.add_commands(data_actions)
     weights.add_commands(sub)
     return p
 

@@ -238,7 +238,7 @@ def _cmd_map(args):
 
 def _cmd_valid(args):
     from ..detector import iter_detections
-    from ..eval.results import ValidationResults
+    from ..eval.results import ValidationResults, category_ids_from_data
     from ..labels import read_list
     data = _read_data(args.data)
     net = load_network(args, args.cfg, args.weights)
@@ -249,8 +249,9 @@ def _cmd_valid(args):
     paths = read_list(valid, "validation image list")
     folder = data.get("results", "results")
     os.makedirs(folder, exist_ok=True)           # fail before the run, not after it
-    results = ValidationResults(names, coco=data.get("eval", "voc") == "coco")
-    if results.coco and not results.coco_ids:
+    results = ValidationResults(names, coco=data.get("eval", "voc") == "coco",
+                                category_ids=category_ids_from_data(data, len(names), args.data))
+    if results.coco and not results.coco_ids and not results.mapped_ids:
         print(f"warning: eval=coco but the network has {len(names)} classes: category ids are "
               "the class indexes", file=sys.stderr)
     problems = new_problems()
@@ -264,7 +265,8 @@ def _cmd_valid(args):
     if not results.images:
         raise PydarknetError(f"none of the {len(paths)} validation images could be read")
     json_path, voc_prefix = results.write(folder, args.out)
-    ids = "COCO category ids" if results.coco_ids else "category id = class index"
+    ids = ("category ids from the .data file's category_ids" if results.mapped_ids else
+           "COCO category ids" if results.coco_ids else "category id = class index")
     print(f"{len(results.results)} detections of {results.images} images written to "
           f"{json_path} (COCO result format, {ids})")
     if results.unnumbered:

@@ -14,7 +14,25 @@ import numpy as np
 
 from .coco import COCO_IDS, image_id_from_path, results_for_image
 
-__all__ = ["ValidationResults", "voc_lines"]
+__all__ = ["ValidationResults", "voc_lines", "category_ids_from_data"]
+
+
+def category_ids_from_data(data, classes, datafile="<data>"):
+    """The ``category_ids = 1,3,...`` line of a .data file (written by ``pydarknet data
+    coco``; Darknet ignores it): one COCO category id per class, or None without the line."""
+    from ..errors import DataError
+    text = data.get("category_ids")
+    if text is None:
+        return None
+    try:
+        ids = [int(v) for v in str(text).replace(",", " ").split()]
+    except ValueError:
+        raise DataError(f"{datafile}: category_ids = {text}: expected integers separated by "
+                        "commas") from None
+    if len(ids) != classes:
+        raise DataError(f"{datafile}: category_ids lists {len(ids)} ids but there are "
+                        f"{classes} classes: one id per class, in the names file's order")
+    return ids
 
 
 def voc_lines(image_name, dets):
@@ -35,14 +53,18 @@ class ValidationResults:
 
     ``names``: the class names; ``coco``: the data file says ``eval=coco`` (no VOC files).
     Image ids come from the file names (Darknet's); a name without a number gets its index
-    in the list, counted in ``unnumbered``.
+    in the list, counted in ``unnumbered``. ``category_ids``: one category id per class (the
+    .data file's ``category_ids``, :func:`category_ids_from_data`) instead of COCO's 80 or
+    the class indexes.
     """
 
-    def __init__(self, names, coco=False):
+    def __init__(self, names, coco=False, category_ids=None):
         self.names = list(names)
         self.coco = coco
-        self.coco_ids = coco and len(self.names) == 80
-        self.category_ids = COCO_IDS if self.coco_ids else list(range(len(self.names)))
+        self.mapped_ids = category_ids is not None
+        self.coco_ids = coco and len(self.names) == 80 and not self.mapped_ids
+        self.category_ids = (list(category_ids) if self.mapped_ids else
+                             COCO_IDS if self.coco_ids else list(range(len(self.names))))
         self.results = []
         self.voc = [[] for _ in self.names]
         self.paths = {}            # image id -> the path it came from

@@ -2,7 +2,8 @@
 
 The .weights file is Darknet's own (seen = iteration * batch). The sidecar
 ``<weights>.state.npz`` holds the momentum buffers (Darknet keeps none, so a resumed Darknet
-run loses them), the RNG and data-loader state, the average loss and the chart history. Both
+run loses them), the weights' moving averages (``ema_alpha``), the RNG and data-loader state,
+the average loss and the chart history. Both
 are written to temporary files and renamed, so a run killed at any moment leaves valid files;
 a sidecar whose iteration differs from its weights' is ignored.
 """
@@ -11,6 +12,8 @@ import json
 import os
 
 import numpy as np
+
+from .ema import MovingAverage, averaged_keys
 
 
 def state_path(weights_path):
@@ -23,6 +26,9 @@ def save_checkpoint(network, path, extra):
     for layer in network.layers:
         for name, buf in getattr(layer, "momenta", {}).items():
             arrays[f"m{layer.index}_{name}"] = buf
+    if network.ema is not None:
+        for (index, name), average in network.ema.arrays.items():
+            arrays[f"e{index}_{name}"] = average
     meta = dict(extra, iteration=network.iteration, seen=network.seen,
                 rng=network.rng.bit_generator.state)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -47,5 +53,18 @@ def load_checkpoint_state(network, path):
                 key = f"m{layer.index}_{name}"
                 if key in data.files and data[key].shape == buf.shape:
                     network.backend.copy_from_numpy(buf, data[key])
+        network.ema = _moving_average(network, data)
     network.rng.bit_generator.state = meta.pop("rng")
     return meta
+
+
+def _moving_average(network, data):
+    """The sidecar's moving averages when it has all of them (else None: they start again
+    at max_batches / 2, as in Darknet)."""
+    arrays = {}
+    for index, name in averaged_keys(network):
+        key = f"e{index}_{name}"
+        if key not in data.files or data[key].shape != network.layers[index].params[name].shape:
+            return None
+        arrays[index, name] = np.array(data[key], np.float32)
+    return MovingAverage(arrays) if arrays else None

@@ -4,6 +4,7 @@ import numpy as np
 
 from ..errors import PydarknetError, ShapeError
 from ..passes import backward_pass, check_truths, forward_pass, pass_cost
+from .ema import ema_step
 from .policy import learning_rate
 from .sgd import update_layer
 
@@ -78,4 +79,5 @@ def train_iteration(network, images, truths):
         update_layer(B, layer, rate, net.momentum, net.decay, batch * ranks, net.loss_scale)
     if parallel:
         parallel.after_update(network, batch)
+    ema_step(network)
     return total / (batch * ranks)

@@ -125,6 +125,9 @@ class Trainer:
         path = os.path.join(self.backup, f"{self.base}_{name}.weights")
         if self.root:
             save_checkpoint(self.net, path, self._extra())
+            if name == "last" and self.net.ema is not None:     # as Darknet, beside _last
+                ema = os.path.join(self.backup, f"{self.base}_ema.weights")
+                self.net.save_weights(ema, replace=self.net.ema.arrays)
         return path
 
     def _chart(self):
@@ -182,6 +185,8 @@ class Trainer:
                           "rate": net.learning_rate, "seconds": dt, "images": net.seen,
                           "hours_left": left, "size": [net.net.width, net.net.height]}
                 suffix = self._data_problems(record)
+                if net.ema is not None and net.ema.event:
+                    self.log(f" {net.ema.event}")
                 self.log(f" {it}: {loss:f}, {self.avg_loss:f} avg loss, {net.learning_rate:f} "
                          f"rate, {dt:f} seconds, {net.seen} images, {left:f} hours left"
                          + suffix)

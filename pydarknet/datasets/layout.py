@@ -1,0 +1,340 @@
+"""What the converters (:mod:`.coco`, :mod:`.voc`, :mod:`.idx`) share: the output folder that
+appears whole or not at all, Darknet's ``.data`` / ``.names`` / list files, image links with
+their label files where Darknet looks for them, and the summary of what was converted and
+what was skipped.
+
+    with OutputFolder(out_dir, "coco") as out:        # builds in a temporary sibling folder
+        split = DetectionSplit(out, "train", copy=False)
+        split.add(source_image, "000000000139.jpg", [(0, 0.5, 0.5, 0.2, 0.3)])
+        out.write_list("train.txt", split.paths)
+        out.commit({"names": names})                   # renamed into place only here
+
+A failure before ``commit`` leaves the old output (if any) as it was and removes the
+temporary folder: never a half-written output.
+"""
+
+import collections
+import json
+import os
+import shutil
+import sys
+
+from ..errors import PydarknetError
+from ..labels import replace_image_to_label
+
+__all__ = ["OutputFolder", "DetectionSplit", "Summary", "MARKER", "parse_names_option",
+           "safe_file_name", "image_size"]
+
+MARKER = ".pydarknet-data.json"     # what a converter leaves in its output: which one, names
+_SHOWN_PER_KIND = 5                  # messages printed per kind of skip; the rest are counted
+
+
+class Summary:
+    """Images and boxes per class written, and what was skipped and why, with counts.
+
+    ``skip(kind, message)`` counts one skipped input and prints its message (the first few of
+    each kind) as a warning naming the file; ``note(kind, message)`` counts something that
+    was kept but changed (a box clipped to the image)."""
+
+    def __init__(self, command, out=None):
+        self.command = command
+        self.out = out if out is not None else sys.stderr
+        self.images = collections.Counter()          # split -> images listed
+        self.negatives = collections.Counter()       # split -> images without objects
+        self.boxes = collections.OrderedDict()       # split -> Counter(class name -> boxes)
+        self.skipped = collections.Counter()
+        self.notes = collections.Counter()
+        self.kept = {}                               # split -> images kept from an older run
+        self._shown = collections.Counter()
+
+    def _message(self, kind, message):
+        self._shown[kind] += 1
+        if self._shown[kind] <= _SHOWN_PER_KIND:
+            print(f"warning: {message}", file=self.out)
+        elif self._shown[kind] == _SHOWN_PER_KIND + 1:
+            print(f"warning: more '{kind}' ... (counted in the summary)", file=self.out)
+
+    def skip(self, kind, message, count=1):
+        self.skipped[kind] += count
+        self._message(kind, message)
+
+    def note(self, kind, message=None, count=1):
+        self.notes[kind] += count
+        if message:
+            self._message(kind, message)
+
+    def image(self, split, class_names):
+        """One listed image of ``split`` with objects of these classes (names, may repeat)."""
+        self.images[split] += 1
+        per_class = self.boxes.setdefault(split, collections.Counter())
+        if not class_names:
+            self.negatives[split] += 1
+        per_class.update(class_names)
+
+    def text(self, out_dir, names):
+        lines = [f"data {self.command}: {out_dir}"]
+        for split in self.images:
+            per_class = self.boxes.get(split, collections.Counter())
+            total = sum(per_class.values())
+            negatives = (f" ({self.negatives[split]} without objects)"
+                         if self.negatives[split] else "")
+            line = f"  {split}: {self.images[split]} images{negatives}"
+            if self.command != "idx":
+                line += f", {total} boxes"
+            lines.append(line)
+            counts = ", ".join(f"{n} {per_class[n]}" for n in names if per_class[n])
+            if counts:
+                lines.append(f"    {'boxes' if self.command != 'idx' else 'images'} per class: "
+                             f"{counts}")
+        for split, count in self.kept.items():
+            lines.append(f"  {split}: {count} images kept from the earlier run")
+        if self.skipped:
+            lines.append("  skipped: " + ", ".join(f"{k} {v}" for k, v in
+                                                  sorted(self.skipped.items())))
+        else:
+            lines.append("  skipped: nothing")
+        if self.notes:
+            lines.append("  changed: " + ", ".join(f"{k} {v}" for k, v in
+                                                  sorted(self.notes.items())))
+        return "\n".join(lines)
+
+
+def parse_names_option(text, option="--classes"):
+    """A comma-separated list of names (``a,b,c``); empty items and repeats are errors."""
+    names = [n.strip() for n in str(text).split(",")]
+    if any(not n for n in names):
+        raise PydarknetError(f"{option} {text}: an empty name (give names separated by commas)")
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise PydarknetError(f"{option}: {', '.join(repeated)} given more than once")
+    return names
+
+
+def safe_file_name(name):
+    """A name usable in file names and Darknet's files: letters, digits, ``-``, ``.`` and
+    ``_`` kept, anything else (spaces, ``/``) becomes ``_``."""
+    out = "".join(c if c.isalnum() or c in "-._" else "_" for c in name.strip())
+    return out.strip("._") or "_"
+
+
+def image_size(path):
+    """(width, height) of an image file read with OpenCV, or None when it cannot be read."""
+    import cv2
+    import numpy as np
+    try:
+        data = np.fromfile(path, np.uint8)
+    except OSError:
+        return None
+    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    if img is None:
+        return None
+    return img.shape[1], img.shape[0]
+
+
+# how image files start (JPEG, PNG, BMP, GIF, TIFF, WebP/RIFF, PPM/PGM): a cheap check that
+# catches text and empty files without decoding every image of a large data set
+_IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*", b"RIFF",
+                b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
+
+
+def readable_file(path):
+    """None when ``path`` is a readable file that starts as an image file does, else why
+    not."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(4)
+            if not head:
+                return "image file is empty"
+            if not head.startswith(_IMAGE_MAGIC):
+                return "not an image file (its first bytes are no known image format's)"
+    except FileNotFoundError:
+        return "image file not found"
+    except IsADirectoryError:
+        return "is a folder, not an image file"
+    except OSError as e:
+        return f"cannot read the image file ({e.strerror or e})"
+    return None
+
+
+class OutputFolder:
+    """An output folder built in a temporary sibling and renamed into place by :meth:`commit`.
+
+    ``out_dir`` may be missing, an empty folder, or an older output of the same converter
+    (its marker file says which); anything else is an error before any work is done. Paths
+    written into the files (lists, .data) are the final absolute ones (:meth:`final`)."""
+
+    def __init__(self, out_dir, converter):
+        self.converter = converter
+        self.root = os.path.abspath(os.path.expanduser(str(out_dir)))
+        parent, name = os.path.split(self.root)
+        if not name:
+            raise PydarknetError(f"{out_dir}: give a folder to write into, not the file "
+                                 "system's root")
+        self.previous = None        # the older output's marker (a dict), when there is one
+        if os.path.lexists(self.root):
+            if not os.path.isdir(self.root) or os.path.islink(self.root):
+                raise PydarknetError(f"{out_dir}: exists and is not a folder; choose another "
+                                     "output folder")
+            marker = os.path.join(self.root, MARKER)
+            if os.path.exists(marker):
+                try:
+                    with open(marker, encoding="utf-8") as f:
+                        self.previous = json.load(f)
+                except (OSError, ValueError) as e:
+                    raise PydarknetError(f"{marker}: cannot read it ({e}); remove {out_dir} "
+                                         "or choose another output folder") from None
+                if self.previous.get("converter") != converter:
+                    raise PydarknetError(
+                        f"{out_dir}: holds the output of 'pydarknet data "
+                        f"{self.previous.get('converter')}', not of 'data {converter}'; "
+                        "choose another output folder")
+            elif os.listdir(self.root):
+                raise PydarknetError(f"{out_dir}: exists, is not empty and was not written by "
+                                     f"'pydarknet data {converter}'; choose another (new or "
+                                     "empty) output folder")
+        try:
+            os.makedirs(parent, exist_ok=True)
+        except OSError as e:
+            raise PydarknetError(f"{parent}: cannot create the folder ({e.strerror or e})") \
+                from None
+        self.temp = os.path.join(parent, f".{name}.tmp-{os.getpid()}")
+        self._committed = False
+
+    def __enter__(self):
+        shutil.rmtree(self.temp, ignore_errors=True)
+        try:
+            os.makedirs(self.temp)
+        except OSError as e:
+            raise PydarknetError(f"{os.path.dirname(self.temp)}: cannot write here "
+                                 f"({e.strerror or e})") from None
+        return self
+
+    def __exit__(self, *exc):
+        if not self._committed:
+            shutil.rmtree(self.temp, ignore_errors=True)
+        return False
+
+    # -- paths --------------------------------------------------------------------------------
+    def final(self, rel):
+        """Where ``rel`` will be once committed (absolute)."""
+        return os.path.join(self.root, rel)
+
+    def path(self, rel):
+        """Where ``rel`` is written now (in the temporary folder), its folder created."""
+        p = os.path.join(self.temp, rel)
+        os.makedirs(os.path.dirname(p), exist_ok=True)
+        return p
+
+    def rel_of_final(self, final_path):
+        """``final_path``'s place inside the output folder; an error when a path rule (the
+        label file Darknet looks for) would leave it."""
+        rel = os.path.relpath(final_path, self.root)
+        if rel == os.pardir or rel.startswith(os.pardir + os.sep) or os.path.isabs(rel):
+            raise PydarknetError(
+                f"Darknet would look for a label file at {final_path}, outside the output "
+                f"folder {self.root} (its rule replaces JPEGImages and images/train2017-like "
+                "folders with labels): choose an output folder whose path holds none of them")
+        return rel
+
+    # -- files --------------------------------------------------------------------------------
+    def write_text(self, rel, text):
+        with open(self.path(rel), "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+
+    def write_list(self, rel, paths):
+        self.write_text(rel, "".join(f"{p}\n" for p in paths))
+
+    def write_names(self, rel, names):
+        self.write_list(rel, names)
+
+    def write_data(self, rel, entries):
+        """A Darknet ``.data`` file: ``key = value`` lines in the given order."""
+        self.write_text(rel, "".join(f"{k} = {v}\n" for k, v in entries))
+
+    def keep_previous(self, rel):
+        """Carries ``rel`` (a file or a folder) over from the older output, hard-linked where
+        the file system allows (copied elsewhere); False when the older output has none."""
+        src = os.path.join(self.root, rel)
+        if self.previous is None or not os.path.lexists(src):
+            return False
+        dst = os.path.join(self.temp, rel)
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+
+        def link(s, d):
+            try:
+                os.link(s, d)
+            except OSError:
+                shutil.copy2(s, d)
+        if os.path.isdir(src):
+            shutil.copytree(src, dst, copy_function=link, symlinks=True)
+        else:
+            link(src, dst)
+        return True
+
+    def commit(self, meta):
+        """Writes the marker (``meta`` + the converter) and renames the folder into place,
+        replacing the older output only now."""
+        meta = dict(meta, converter=self.converter)
+        self.write_text(MARKER, json.dumps(meta, indent=1, sort_keys=True) + "\n")
+        old = None
+        if os.path.lexists(self.root):
+            old = f"{self.temp}.old"
+            shutil.rmtree(old, ignore_errors=True)
+            os.rename(self.root, old)
+        try:
+            os.rename(self.temp, self.root)
+        except OSError:
+            if old is not None:
+                os.rename(old, self.root)
+            raise
+        self._committed = True
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+
+
+class DetectionSplit:
+    """One list of a detection data set: image links (or copies) under ``images/<split>/``
+    with their label files where Darknet finds them (beside the images, by
+    :func:`pydarknet.labels.replace_image_to_label`), the final absolute paths in ``paths``."""
+
+    def __init__(self, out, split, copy=False):
+        self.out, self.split, self.copy = out, split, copy
+        self.paths = []
+        self._names = set()
+
+    def add(self, source, name, boxes):
+        """Links ``source`` as ``name`` and writes its label file; ``boxes``: (class, x, y,
+        w, h) relative. Returns the final path."""
+        if name in self._names:
+            raise PydarknetError(f"internal: two images named {name} in the {self.split} list")
+        self._names.add(name)
+        final = self.out.final(os.path.join("images", self.split, name))
+        dst = self.out.path(self.out.rel_of_final(final))
+        if self.copy:
+            shutil.copyfile(source, dst)
+        else:
+            os.symlink(os.path.abspath(source), dst)
+        label = replace_image_to_label(final)
+        if not label.endswith(".txt"):       # an extension Darknet's rule does not know
+            label = os.path.splitext(label)[0] + ".txt"
+        lines = "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in boxes)
+        self.out.write_text(self.out.rel_of_final(label), lines)
+        self.paths.append(final)
+        return final
+
+
+def box_to_darknet(x0, y0, x1, y1, width, height):
+    """Pixel corners (0-based, already inside the image) -> Darknet's relative centre and
+    size."""
+    return ((x0 + x1) / 2 / width, (y0 + y1) / 2 / height, (x1 - x0) / width,
+            (y1 - y0) / height)
+
+
+def clip_box(x0, y0, x1, y1, width, height):
+    """Pixel corners cut to the image: (x0, y0, x1, y1, clipped?) or None when nothing of
+    positive width and height is left."""
+    c = (min(max(x0, 0.0), width), min(max(y0, 0.0), height),
+         min(max(x1, 0.0), width), min(max(y1, 0.0), height))
+    if not (c[2] > c[0] and c[3] > c[1]):
+        return None
+    return (*c, c != (x0, y0, x1, y1))
