@@ -132,3 +132,34 @@ def test_rewritten_table_keeps_the_notes_around_it(tmp_path):
     text = open(path).read()
     assert text.startswith("# Title\n") and text.endswith("Notes.\n")
     assert "| b |" in text and "| a |" not in text
+
+
+def _write_idx(path, array):
+    """An idx file (gzipped) of a uint8 array: magic 0,0,8,ndim then big-endian dims."""
+    import gzip
+    header = bytes([0, 0, 8, array.ndim]) + b"".join(int(d).to_bytes(4, "big")
+                                                      for d in array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + np.ascontiguousarray(array, np.uint8).tobytes())
+    return str(path)
+
+
+def test_idx_slice_converted_then_trained_by_the_study(tmp_path, capsys):
+    """Fashion-MNIST's path in small: idx files made here, `pydarknet data idx` (train, then
+    valid) into Darknet's layout, and a study run of 2 iterations on it."""
+    from pydarknet.cli import main
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 30), ("t10k", 10)):
+        images = rng.integers(0, 256, (n, 28, 28), np.uint8)
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        img = _write_idx(tmp_path / f"{prefix}-images-idx3-ubyte.gz", images)
+        lab = _write_idx(tmp_path / f"{prefix}-labels-idx1-ubyte.gz", labels)
+        split = "train" if prefix == "train" else "valid"
+        assert main(["data", "idx", img, lab, str(tmp_path / "fm"), "--names", "fashion-mnist",
+                     "--list", split]) == 0
+    capsys.readouterr()
+    data = S.read_data(str(tmp_path / "fm" / "obj.data"))
+    assert len(data["train"]) == 30 and len(data["valid"]) == 10 and len(data["names"]) == 10
+    r = S.train_and_test({"activation": "relu", "depth": 3, "width": 4, "batch": 6}, data,
+                         str(tmp_path / "run"), seed=1, iterations=2, eval_batch=5)
+    assert r["iterations"] == 2 and r["test_images"] == 10 and 0 <= r["top1"] <= 1
