@@ -212,10 +212,14 @@ def _run_job(job):
     return record
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
 def run_jobs(jobs, json_path, settings, jobs_at_once=1, log=print, report_only=False):
-    """Runs ``jobs`` (dicts for :func:`_run_job`, each with a unique ``key``), ``jobs_at_once``
-    processes at a time, appending each finished run to the JSON at ``json_path`` as it comes
-    (a run already there under the same settings is not run again: a stopped study resumes).
+    """Runs ``jobs`` (dicts for :func:`_run_job`, each with a unique ``key``) in worker
+    processes, ``jobs_at_once`` at a time, appending each finished run to the JSON at
+    ``json_path`` as it comes (a run already there under the same settings is not run again:
+    a stopped study resumes).
     ``report_only``: run nothing, return what the JSON holds. Returns every record of the
     JSON."""
     records = []
@@ -243,15 +247,27 @@ def run_jobs(jobs, json_path, settings, jobs_at_once=1, log=print, report_only=F
         log(f"{record['key']}: top-1 {record['top1'] * 100:.2f}%, test loss "
             f"{record['test_loss']:.4f}, {record['seconds']:.0f} s")
 
-    if jobs_at_once <= 1:
-        for j in todo:
-            finished(_run_job(j))
-    else:
+    if not todo:
+        return records
+    # Runs go to worker processes started after the thread limits are set: OpenBLAS reads
+    # them once, when loaded, and threads spinning for a busy core make a run several times
+    # slower (without threadpoolctl nothing else limits BLAS).
+    threads = str(max(j["threads"] for j in todo))
+    saved = {k: os.environ.get(k) for k in THREAD_VARIABLES}
+    os.environ.update({k: threads for k in THREAD_VARIABLES})
+    try:
         import concurrent.futures as cf
         import multiprocessing as mp
-        with cf.ProcessPoolExecutor(jobs_at_once, mp_context=mp.get_context("spawn")) as pool:
+        with cf.ProcessPoolExecutor(max(1, jobs_at_once),
+                                    mp_context=mp.get_context("spawn")) as pool:
             for fut in cf.as_completed([pool.submit(_run_job, j) for j in todo]):
                 finished(fut.result())
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
     return records
 
 
