@@ -3,8 +3,9 @@ with batch norm, bench/study_common.py) trained once per activation and seed thr
 pydarknet's classifier training path, test top-1 by `classifier valid`'s code.
 
     make fashion-mnist                         # data/fashion-mnist/ (Debian's package, converted)
-    python bench/activation_study.py           # ~30 min on 2 CPU cores: 10,000 training
-                                               # images, 3 epochs, 3 seeds, 2,000 test images
+    python bench/activation_study.py           # 10,000 training images, 3 epochs, 3 seeds,
+                                               # 2,000 test images: about 20-30 min on 2 idle
+                                               # cores (estimated from 0.3 s per iteration)
     python bench/activation_study.py --train-images 0 --test-images 0 --epochs 10 --seeds 5
     python bench/activation_study.py --gpu 0 --jobs 1 --train-images 0 --test-images 0
 

@@ -2,7 +2,8 @@
 layers (the study CNN of bench/study_common.py, 3x3 convs with batch norm, no residual
 connections) for mish, swish and relu.
 
-    python bench/depth_study.py                 # depths 4 8 12 16, 1 seed, ~25 min on 2 cores
+    python bench/depth_study.py                 # depths 4 8 12 16, 1 seed: about 10-15 min on
+                                                # 2 idle cores (estimated, not measured)
     python bench/depth_study.py --depths 4 6 8 10 12 14 16 --seeds 3 --train-images 0
 
 Writes OUT.md (mean top-1 per depth and activation), OUT.json (every run; resumes) and OUT.png
