@@ -188,6 +188,9 @@ def train_and_test(cfg_options, data, out_dir, seed, train_images=None, valid_im
     trainer.run()
     seconds = time.time() - t0
     net = trainer.net
+    if net.iteration < total:      # the Trainer stops early on SIGINT/SIGTERM and returns
+        raise RuntimeError(f"{out_dir}: stopped at iteration {net.iteration} of {total}; "
+                           "the run is not recorded")
     return {"options": {k: v for k, v in options.items()}, "seed": seed,
             "iterations": net.iteration, "batch": batch, "train_images": len(train),
             "test_images": len(valid), "epochs": round(net.seen / len(train), 4),
