@@ -101,8 +101,8 @@ def test_mish_speed_runs_on_a_small_tensor(tmp_path):
     assert mish_speed.main(["--shape", "1", "2", "8", "8", "--repeats", "1", "--no-torch",
                             "--json", str(out)]) == 0
     rows = json.load(open(out))["rows"]
-    assert {"pydarknet relu", "pydarknet mish (fused)", "pydarknet softplus",
-            "pydarknet mish (softplus, tanh, multiply)"} <= set(rows)
+    assert {"pydarknet C core relu", "pydarknet C core mish (fused)", "numpy softplus",
+            "numpy mish (softplus, tanh, multiply)"} <= set(rows)
 
 
 def test_classifier_train_and_valid_commands_repeat_to_the_last_digit(tmp_path, tiny, capsys):
