@@ -3,6 +3,7 @@ outputs read back with pydarknet's own readers (labels, data loader, results wri
 
 import gzip
 import json
+import warnings
 import os
 import struct
 
@@ -440,3 +441,18 @@ def test_idx_bad_inputs(tmp_path, capsys):
     assert "labels outside the classes 8" in text and "train: 2 images" in text
     assert not (tmp_path / "dig").exists() and not (tmp_path / "sub").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_detector_map_scores_a_converted_set_against_the_original_json(tmp_path, capsys):
+    """``detector map --annotations`` finds the images of a converted set in the original json
+    through their links (renamed to keep the image id) and maps the classes by name."""
+    from pydarknet.cli.common import builtin_cfg
+    ann, img_dir = _coco(tmp_path)
+    out = tmp_path / "out"
+    assert main(["data", "coco", ann, img_dir, str(out), "--valid-json", ann]) == 0
+    capsys.readouterr()
+    with warnings.catch_warnings(record=True) as caught:
+        assert main(["detector", "map", str(out / "obj.data"), builtin_cfg("demo-shapes.cfg"),
+                     "--annotations", ann]) == 0
+    assert not [w for w in caught if "not in the annotation file" in str(w.message)]
+    assert "COCO metrics (pycocotools)" in capsys.readouterr().out

@@ -114,6 +114,8 @@ class CocoEvaluator:
         w, h = image_size
         if self._ann is not None:
             image_id = self._by_file.get(os.path.basename(str(path)))
+            if image_id is None:      # a link made by `pydarknet data coco`: its target's name
+                image_id = self._by_file.get(os.path.basename(os.path.realpath(str(path))))
             if image_id is None:
                 self.unmatched.append(str(path))
                 return
