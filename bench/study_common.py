@@ -125,28 +125,6 @@ def make_tiny_dataset(folder, per_class=40, valid_per_class=10, size=28, seed=0)
 
 # -- one run ---------------------------------------------------------------------------------
 
-def mean_test_loss(network, paths, names, batch_size=100):
-    """Mean cross-entropy of the network's softmax on labelled images (the classify module's
-    pre-processing; the same images validate counts)."""
-    from pydarknet.eval.classify import _channels, _scores, classifier_input
-    from pydarknet.image import read_bgr
-    from pydarknet.labels import class_from_path
-    n, channels = network.net, _channels(network)
-    total, count = 0.0, 0
-    for i in range(0, len(paths), batch_size):
-        chunk = [(p, class_from_path(p, names)) for p in paths[i:i + batch_size]]
-        chunk = [(p, c) for p, c in chunk if c is not None]
-        if not chunk:
-            continue
-        x = np.stack([classifier_input(read_bgr(p, channels), n.width, n.height, channels)
-                      for p, _ in chunk])
-        s = _scores(network, x)
-        probs = s[np.arange(len(chunk)), [c for _, c in chunk]].astype(np.float64)
-        total += float(-np.log(np.maximum(probs, 1e-12)).sum())
-        count += len(chunk)
-    return total / max(count, 1)
-
-
 def train_and_test(cfg_options, data, out_dir, seed, train_images=None, valid_images=None,
                    epochs=1, iterations=None, eval_every=None, device="cpu", eval_batch=100,
                    log=None):
@@ -170,12 +148,13 @@ def train_and_test(cfg_options, data, out_dir, seed, train_images=None, valid_im
     os.makedirs(out_dir, exist_ok=True)
     options = dict(cfg_options, max_batches=total, classes=len(names))
     cfg_path = write_cfg(os.path.join(out_dir, "study.cfg"), **options)
-    curve = []
+    curve, losses = [], []
 
     def top1(net):
         r = validate(net, valid, names, top=1, threads=2, batch_size=eval_batch)
         curve.append({"iteration": net.iteration, "epoch": round(net.seen / len(train), 4),
                       "top1": r["top1"]})
+        losses.append(r["loss"])
         return r["top1"]
 
     def loader(net, loader_seed):
@@ -195,7 +174,7 @@ def train_and_test(cfg_options, data, out_dir, seed, train_images=None, valid_im
             "iterations": net.iteration, "batch": batch, "train_images": len(train),
             "test_images": len(valid), "epochs": round(net.seen / len(train), 4),
             "top1": curve[-1]["top1"] if curve else None,
-            "test_loss": mean_test_loss(net, valid, names, eval_batch),
+            "test_loss": losses[-1] if losses else None,   # validate's, with the top-1
             "train_avg_loss": float(trainer.avg_loss), "seconds": round(seconds, 1),
             "curve": curve, "device": device}
 

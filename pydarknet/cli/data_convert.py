@@ -29,6 +29,12 @@ class _Paragraphs(argparse.HelpFormatter):
                            for p in text.split("\n\n"))
 
 
+def _add_detection_output(p):
+    """OUT_DIR and --copy, as the detection converters (coco, voc) take them."""
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write (see above)")
+    p.add_argument("--copy", action="store_true", help="copy the images instead of linking")
+
+
 def add_commands(actions):
     """Adds ``coco``, ``voc`` and ``idx`` to ``pydarknet data``."""
     fmt = _Paragraphs
@@ -45,8 +51,6 @@ def add_commands(actions):
                    help="COCO instances json (the training split)")
     p.add_argument("image_dir", metavar="IMAGE_DIR",
                    help="the folder its file_name entries are in (not written)")
-    p.add_argument("out_dir", metavar="OUT_DIR",
-                   help="the folder to write (see above)")
     p.add_argument("--valid-json", help="a second COCO json for the validation list")
     p.add_argument("--valid-images", help="the validation images' folder (default IMAGE_DIR)")
     p.add_argument("--classes", help="comma-separated category names to keep, in this order "
@@ -54,7 +58,7 @@ def add_commands(actions):
     p.add_argument("--keep-crowd", action="store_true",
                    help="keep iscrowd=1 boxes (skipped by default, as COCO's evaluation "
                         "ignores them)")
-    p.add_argument("--copy", action="store_true", help="copy the images instead of linking")
+    _add_detection_output(p)
     p.set_defaults(func=_cmd_coco)
 
     p = actions.add_parser(
@@ -64,8 +68,6 @@ def add_commands(actions):
         "boxes as Darknet's scripts/voc_label.py computes them.\n\n" + _LAYOUT)
     p.add_argument("voc_root", metavar="VOC_ROOT",
                    help="the folder holding VOC2007/, VOC2012/ (VOCdevkit)")
-    p.add_argument("out_dir", metavar="OUT_DIR",
-                   help="the folder to write (see above)")
     p.add_argument("--sets", help="YEAR/SET lists for train.txt, comma-separated (default: "
                                   "2007/trainval,2012/trainval, those that exist)")
     p.add_argument("--valid-sets", help="YEAR/SET lists for valid.txt (default: 2007/test "
@@ -74,7 +76,7 @@ def add_commands(actions):
                                      "the 20 VOC classes in their usual order)")
     p.add_argument("--keep-difficult", action="store_true",
                    help="keep objects marked difficult (skipped by default, as voc_label.py)")
-    p.add_argument("--copy", action="store_true", help="copy the images instead of linking")
+    _add_detection_output(p)
     p.set_defaults(func=_cmd_voc)
 
     p = actions.add_parser(

@@ -87,7 +87,7 @@ def unusable_list_message(size, problems):
             + (": " + "; ".join(fixes) if fixes else ": check the list and its images"))
 
 
-def _truncated_jpeg(path):
+def truncated_jpeg(path):
     """True for a JPEG file without its end-of-image marker (cut short in a copy or download):
     OpenCV decodes it anyway, filling the missing part with grey, and would train on that."""
     with open(path, "rb") as f:
@@ -116,7 +116,7 @@ def read_image(path, channels=3, problems=None):
         except cv2.error:
             img = None
         kind, why = "image_unreadable", "cannot decode the image (corrupt or not an image)"
-        if img is not None and _truncated_jpeg(path):
+        if img is not None and truncated_jpeg(path):
             img, kind, why = None, "image_truncated", ("the JPEG file is truncated (no "
                                                        "end-of-image marker)")
     if img is None or img.size == 0:

@@ -179,7 +179,7 @@ def _image_info(path, mode):
     "header" (the size from the header; other formats decoded), "exists" (not opened)."""
     import cv2
 
-    from ..data.io import _truncated_jpeg
+    from ..data.io import truncated_jpeg
     if not os.path.isfile(path):
         return "image_missing", ("image not found" if not os.path.exists(path)
                                  else "not a file")
@@ -200,7 +200,7 @@ def _image_info(path, mode):
                                            "image)"
             if size is None:
                 size = (img.shape[1], img.shape[0])
-        if _truncated_jpeg(path):
+        if truncated_jpeg(path):
             return "image_truncated", "the JPEG file is truncated (no end-of-image marker)"
     except OSError as e:
         return "image_unreadable", f"cannot read the image file ({e.strerror or e})"

@@ -7,6 +7,7 @@ first class name (in names order) found anywhere in its path.
 """
 
 import concurrent.futures as cf
+import math
 
 import numpy as np
 
@@ -62,7 +63,8 @@ def predict(network, image_bgr, top=5):
 def validate(network, paths, names, top=5, threads=2, batch_size=8, problems=None, log=None):
     """Top-1 and top-``top`` accuracy over image paths labelled by the class name in their
     path. Images that cannot be read and images whose path holds no class name are skipped,
-    counted (``problems``) and reported in the result."""
+    counted (``problems``) and reported in the result. ``loss``: the mean cross-entropy
+    -log(score of the true class) (the scores being a softmax's probabilities)."""
     from ..labels import class_from_path
     n = network.net
     labels, keep = [], []
@@ -84,6 +86,7 @@ def validate(network, paths, names, top=5, threads=2, batch_size=8, problems=Non
         return classifier_input(read_bgr(p, channels), n.width, n.height, channels)
 
     top1 = topk = done = 0
+    loss = 0.0
     with cf.ThreadPoolExecutor(max(1, threads)) as pool:
         futures = [pool.submit(load, p) for p in keep[: 4 * batch_size]]
         batch, truth = [], []
@@ -104,10 +107,12 @@ def validate(network, paths, names, top=5, threads=2, batch_size=8, problems=Non
                     idx = top_k(row, top)
                     top1 += int(len(idx) > 0 and idx[0] == t)
                     topk += int(t in idx)
+                    loss -= math.log(max(float(row[t]), 1e-12))
                 done += len(batch)
                 batch, truth = [], []
                 if log is not None:
                     log(f"\r{done}: top 1: {top1 / done:f}, top {top}: {topk / done:f}", end="")
     return {"images": done, "top1": top1 / done if done else 0.0,
             "topk": topk / done if done else 0.0, "k": int(top), "unlabeled": unlabeled,
+            "loss": loss / done if done else 0.0,
             "skipped": len(keep) - done}
