@@ -136,12 +136,17 @@ def _info(env_extra):
 
 @needs_onednn
 def test_info_names_each_convolutions_path():
-    lines = _info({})
+    lines = _info({"PYDARKNET_WINOGRAD": "0"})
     assert len(lines) == 21                      # yolov4-tiny's convolutional layers
     # inference; training forward / backward: oneDNN for the 14 3x3 convolutions, sgemm for
     # the 1x1 ones (leaky or linear: nothing to fuse)
     assert sum(line.count("onednn:") == 3 for line in lines) == 14, lines
     assert sum(line.count(onednn.FALLBACK) == 3 for line in lines) == 7, lines
+    # Winograd at inference for the 3x3 stride-1 ones with outputs of 40x40 (at 160x160)
+    lines = _info({})
+    assert sum(line.count(onednn.WINOGRAD) == 1 and line.count("onednn:") == 2
+               for line in lines) == 3, lines
+    assert sum(line.count("onednn:") == 3 for line in lines) == 11, lines
     lines = _info({"PYDARKNET_ONEDNN": "0"})
     assert len(lines) == 21 and all(line.count(onednn.FALLBACK) == 3 for line in lines), lines
 

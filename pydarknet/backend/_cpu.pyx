@@ -58,6 +58,16 @@ cdef extern from "onednn_conv.h":
                                        int groups, int act) noexcept nogil
     void pdn_onednn_clear_cache() noexcept nogil
 
+cdef extern from "winograd.h":
+    int PDN_WINOGRAD_DECLINED
+    int pdn_winograd_built() noexcept nogil
+    int pdn_winograd_applies(int C, int H, int W, int F, int kh, int kw, int OH, int OW,
+                             int sy, int sx, int py, int px, int dil, int groups) noexcept nogil
+    int pdn_winograd_conv3x3(const float *x, const float *w, float *out, int N, int C, int H,
+                             int W, int F, int kh, int kw, int OH, int OW, int sy, int sx,
+                             int py, int px, int dil, int groups) noexcept nogil
+    void pdn_winograd_clear_cache() noexcept nogil
+
 cdef extern from "pool.h":
     void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
                      int size, int sy, int sx, int pad) noexcept nogil
@@ -180,6 +190,42 @@ def conv2d_inference(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C
     if rc != 0:
         _onednn_error("conv2d_inference", rc)
     return True
+
+
+def winograd_built():
+    """Whether the Winograd path was built (it needs oneDNN)."""
+    return bool(pdn_winograd_built())
+
+
+def winograd_applies(int C, int H, int W, int F, int kh, int kw, int OH, int OW, int sy,
+                     int sx, int py, int px, int dil, int groups):
+    """Whether conv2d_winograd takes this geometry (3x3, stride 1, large enough output)."""
+    return bool(pdn_winograd_applies(C, H, W, F, kh, kw, OH, OW, sy, sx, py, px, dil, groups))
+
+
+def conv2d_winograd(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H,
+                    int W, int F, int kh, int kw, int OH, int OW, int sy, int sx, int py,
+                    int px, int dil, int groups):
+    """out = conv(x, w) by Winograd's F(4x4, 3x3) (inference). Returns False where the
+    geometry is not one it takes (winograd_applies; nothing written)."""
+    cdef int rc
+    cdef float *px_ = _ptr(x)
+    cdef float *pw = _ptr(w)
+    cdef float *po = _ptr(out)
+    with nogil:
+        rc = pdn_winograd_conv3x3(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px,
+                                  dil, groups)
+    if rc == PDN_WINOGRAD_DECLINED:
+        return False
+    if rc != 0:
+        _onednn_error("conv2d_winograd", rc)
+    return True
+
+
+def winograd_clear_cache():
+    """Frees the Winograd path's cached matrix-product primitives."""
+    with nogil:
+        pdn_winograd_clear_cache()
 
 
 def conv2d(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H, int W,

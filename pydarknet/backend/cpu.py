@@ -50,6 +50,9 @@ class CpuBackend(Backend):
         # convolutions through oneDNN where it takes the geometry (im2col + sgemm elsewhere),
         # unless the extension was built without it or PYDARKNET_ONEDNN=0
         self.onednn = bool(_cpu.onednn_built()) and onednn.requested()
+        # inference's large 3x3 stride-1 convolutions by Winograd (PYDARKNET_WINOGRAD=0: not)
+        self.winograd = self.onednn and bool(_cpu.winograd_built()) and \
+            onednn.winograd_requested()
 
     # -- what an array is here ---------------------------------------------------------------
     CONTIGUOUS_HINT = "use numpy.ascontiguousarray"
@@ -135,8 +138,16 @@ class CpuBackend(Backend):
 
     def _conv2d_activate_inference(self, x, w, out, geo, biases, a, scales, mean, variance,
                                    eps, n, c, spatial):
+        nb, ci, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = geo
+        if self.winograd and _cpu.conv2d_winograd(x, w, out, nb, ci, h, wd, f, kh, kw,
+                                                  out.shape[2], out.shape[3], sy, sx, py, px,
+                                                  dil, g):
+            # then the batch norm or bias and the activation, as after any convolution
+            if scales is None:
+                return self._bias_activate(out, biases, a, n, c, spatial)
+            return self._batchnorm_activate_inference(out, scales, mean, variance, biases, a,
+                                                      eps, n, c, spatial)
         if self.onednn:      # batch norm / bias and activation inside oneDNN's convolution
-            nb, ci, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = geo
             if _cpu.conv2d_inference(x, w, out, nb, ci, h, wd, f, kh, kw, out.shape[2],
                                      out.shape[3], sy, sx, py, px, dil, g, scales, mean,
                                      variance, biases, eps, a):
@@ -146,10 +157,15 @@ class CpuBackend(Backend):
 
     def conv2d_path(self, n, c, h, w, f, kh, kw, oh, ow, stride_y, stride_x, pad_y, pad_x,
                     dilation, groups, activation=None, backward=False):
-        """Which code runs this convolution: "onednn:<oneDNN's implementation>" or
-        "im2col+sgemm" (oneDNN off, not built, or not taking the geometry). By default the
+        """Which code runs this convolution: "winograd-f4x4-3x3" (inference's large 3x3
+        stride-1 convolutions), "onednn:<oneDNN's implementation>" or "im2col+sgemm"
+        (oneDNN off, not built, or not taking the geometry). By default the
         plain forward (training); with ``activation``, conv2d_activate_inference with that
         activation; with ``backward``, conv2d_backward."""
+        if self.winograd and activation is not None and not backward and \
+                _cpu.winograd_applies(c, h, w, f, kh, kw, oh, ow, stride_y, stride_x, pad_y,
+                                      pad_x, dilation, groups):
+            return onednn.WINOGRAD
         if self.onednn:
             act = -2 if backward else -1 if activation is None else activation_code(
                 activation, "conv2d_path")
