@@ -1,5 +1,6 @@
-/* Row-major GEMM on top of a Fortran (column-major) sgemm handed in at run time.
- * The extension hands in scipy.linalg.cython_blas.sgemm once at import. */
+/* Row-major GEMM: oneDNN's sgemm where the core is built with it, else (or when switched
+ * off) a Fortran (column-major) sgemm handed in at run time: the extension hands in
+ * scipy.linalg.cython_blas.sgemm once at import. */
 #ifndef PDN_BLAS_H
 #define PDN_BLAS_H
 
@@ -8,6 +9,10 @@ typedef void (*pdn_sgemm_t)(char *transa, char *transb, int *m, int *n, int *k,
                             float *beta, float *c, int *ldc);
 
 void pdn_set_sgemm(pdn_sgemm_t fn);
+
+/* Whether pdn_gemm uses oneDNN's sgemm (the default where the core is built with oneDNN)
+ * rather than the sgemm handed in; returns the setting in force (0 without oneDNN). */
+int pdn_set_gemm_onednn(int on);
 
 /* C[M,N] = alpha * op(A) @ op(B) + beta * C, all row-major; op(A) is M x K, op(B) K x N.
  * lda/ldb/ldc are row strides (elements). Returns 0, or -1 when no sgemm was set. */

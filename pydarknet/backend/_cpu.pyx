@@ -12,6 +12,7 @@ cdef extern from "blas.h":
     ctypedef void (*pdn_sgemm_t)(char*, char*, int*, int*, int*, float*, float*, int*,
                                  float*, int*, float*, float*, int*) noexcept nogil
     void pdn_set_sgemm(pdn_sgemm_t fn) noexcept nogil
+    int pdn_set_gemm_onednn(int on) noexcept nogil
     int pdn_gemm(int trans_a, int trans_b, int M, int N, int K, float alpha,
                  const float *A, int lda, const float *B, int ldb, float beta,
                  float *C, int ldc) noexcept nogil
@@ -112,6 +113,12 @@ pdn_set_sgemm(<pdn_sgemm_t>_scipy_sgemm)
 
 cdef inline float *_ptr(cnp.ndarray a):
     return <float *>cnp.PyArray_DATA(a)
+
+
+def set_gemm_onednn(bint on):
+    """Whether the C core's matrix products use oneDNN's sgemm (where built with it) or
+    scipy's BLAS; returns the setting in force."""
+    return bool(pdn_set_gemm_onednn(on))
 
 
 def set_num_threads(int n):

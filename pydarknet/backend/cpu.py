@@ -18,8 +18,10 @@ from . import onednn
 def _load_core():
     # libgomp reads OMP_WAIT_POLICY once, when it is loaded together with _cpu. Its default
     # keeps idle OpenMP threads spinning after each parallel loop, where they fight BLAS's
-    # own threads for the cores (measured: convs about 2x slower on 2 cores). Load it with
-    # PASSIVE unless the user chose a policy; the process environment is left as it was.
+    # own threads, or any other process's, for the cores (measured on 2 cores: convs about
+    # 2x slower beside BLAS's threads, a whole forward 15x slower beside one busy process).
+    # Load it with PASSIVE unless the user chose a policy; the process environment is left
+    # as it was.
     key = "OMP_WAIT_POLICY"
     chosen = key in os.environ
     if not chosen:
@@ -30,6 +32,8 @@ def _load_core():
     finally:
         if not chosen:
             os.environ.pop(key, None)
+    # the matrix products on the same threads (oneDNN's sgemm) unless PYDARKNET_ONEDNN=0
+    _cpu.set_gemm_onednn(onednn.requested())
     return _cpu
 
 
