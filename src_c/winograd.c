@@ -49,8 +49,10 @@ void pdn_winograd_clear_cache(void) {}
 
 /* Below this many output tiles per image the per-call weight transform and the tiles'
  * overlap cost more than the 4x fewer products save (measured with bench/forward_cpu.py:
- * 13x13 outputs lose, 26x26 win). */
+ * 13x13 outputs lose, 26x26 win); below this many input channels the products are too
+ * thin for the transforms to pay (yolov4's first layer, 3 channels: 9x slower). */
 #define MIN_TILES 36
+#define MIN_CHANNELS 16
 
 int pdn_winograd_built(void) { return 1; }
 
@@ -58,7 +60,7 @@ int pdn_winograd_applies(int C, int H, int W, int F, int kh, int kw, int OH, int
                          int sx, int py, int px, int dil, int groups)
 {
     const int tiles = ((OH + TILE - 1) / TILE) * ((OW + TILE - 1) / TILE);
-    return C > 0 && F > 0 && H > 0 && W > 0 && kh == 3 && kw == 3 && sy == 1 && sx == 1 &&
+    return C >= MIN_CHANNELS && F > 0 && H > 0 && W > 0 && kh == 3 && kw == 3 && sy == 1 && sx == 1 &&
            dil == 1 && groups == 1 && py >= 0 && px >= 0 && py <= 2 && px <= 2 &&
            OH == H + 2 * py - 2 && OW == W + 2 * px - 2 && OH > 0 && OW > 0 &&
            tiles >= MIN_TILES;

@@ -21,8 +21,9 @@
 /* 1 when built (with oneDNN). */
 int pdn_winograd_built(void);
 
-/* 1 when the geometry is a 3x3, stride-1, undilated, ungrouped convolution whose output is
- * large enough for the transforms to pay (measured: from about 26x26 outputs up); else 0. */
+/* 1 when the geometry is a 3x3, stride-1, undilated, ungrouped convolution whose output
+ * and input channels are large enough for the transforms to pay (measured: from about
+ * 26x26 outputs and 16 channels up); else 0. */
 int pdn_winograd_applies(int C, int H, int W, int F, int kh, int kw, int OH, int OW, int sy,
                          int sx, int py, int px, int dil, int groups);
 

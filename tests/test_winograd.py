@@ -69,10 +69,10 @@ def _relative(got, want):
 
 # (N, C, H, W, F, pad)
 GEOMETRIES = [
-    (1, 3, 30, 31, 5, 1),        # first layer, odd width
+    (1, 16, 30, 31, 5, 1),       # fewest input channels taken, odd width
     (2, 16, 27, 25, 20, 1),      # batch 2, partial last tiles
     (1, 40, 33, 29, 17, 0),      # no padding
-    (1, 8, 26, 26, 300, 2),      # pad 2; several blocks of output channels
+    (1, 16, 26, 26, 300, 2),     # pad 2; several blocks of output channels
     (1, 64, 104, 104, 64, 1),    # several chunks of tile rows
     (1, 512, 26, 26, 256, 1),    # blocks of output channels over one chunk of tiles
     (3, 96, 40, 44, 80, 1),      # batch 3 with blocks and chunks
@@ -103,6 +103,7 @@ DECLINED = [
     (16, 64, 64, 16, 3, 1, 1, 1, 2),     # groups
     (16, 64, 64, 16, 3, 1, 2, 2, 1),     # dilation
     (16, 20, 20, 16, 3, 1, 1, 1, 1),     # 20x20 output: too small to pay
+    (3, 64, 64, 16, 3, 1, 1, 1, 1),      # 3 input channels: too few to pay
 ]
 
 
@@ -162,7 +163,7 @@ def test_whole_network_with_and_without_winograd():
 
 def test_pydarknet_winograd_0_is_honoured():
     code = ("from pydarknet.backend import get_backend; B = get_backend('cpu'); "
-            "print(B.winograd, B.conv2d_path(1, 8, 64, 64, 8, 3, 3, 64, 64, 1, 1, 1, 1, 1, 1, "
+            "print(B.winograd, B.conv2d_path(1, 16, 64, 64, 8, 3, 3, 64, 64, 1, 1, 1, 1, 1, 1, "
             "activation='mish'))")
     for value, want in (("0", "False"), ("1", "True")):
         env = dict(os.environ, PYTHONPATH=str(ROOT), PYDARKNET_WINOGRAD=value)
