@@ -585,17 +585,25 @@ typedef struct {
     int chunk;
 } pdn_plan;
 
-/* A 1x1, stride-1, unpadded convolution is one sgemm per image on NCHW data in the
- * fallback, with no im2col and no layout conversion: measured faster than oneDNN plus its
- * conversions in forward and backward (3x at yolov4's 208x208 mish layers), except at
- * inference with an activation that the C core computes slowly per element (swish and
- * logistic call expf), which oneDNN then fuses. */
+/* Where the C core's own path is the faster one, measured on 2 cores (AVX-512):
+ * - a 1x1, stride-1, unpadded convolution is one sgemm per image on NCHW data, with no
+ *   im2col and no layout conversion: faster than oneDNN plus its conversions in forward and
+ *   backward (3x at yolov4's 208x208 mish layers);
+ * - at inference, any ungrouped, undilated convolution: im2col plus oneDNN's sgemm reads the
+ *   weights as they are, where oneDNN's convolution converts them at every call (a third
+ *   of the time of yolov4's 13x13 layers) and the activations too: 0.75-1.0x its time,
+ *   and none of the converted copies on top of the memory peak.
+ * Except at inference with an activation that the C core computes slowly per element
+ * (swish and logistic call expf), which oneDNN then fuses. */
 static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
 {
     const int pointwise = g->kh == 1 && g->kw == 1 && g->sy == 1 && g->sx == 1 &&
                           g->py == 0 && g->px == 0 && g->OH == g->H && g->OW == g->W;
-    if (!pointwise) return 0;
-    return !(dir == DIR_FWD_FUSED && (act == PDN_SWISH || act == PDN_LOGISTIC));
+    if (dir == DIR_FWD_FUSED) {
+        if (act == PDN_SWISH || act == PDN_LOGISTIC) return 0;
+        return pointwise || (g->groups == 1 && g->dil == 1);
+    }
+    return pointwise;
 }
 
 /* The cached entries a call of N images needs; PDN_ONEDNN_DECLINED (nothing run yet) when
