@@ -606,7 +606,8 @@ static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
     return pointwise;
 }
 
-/* The cached entries a call of N images needs; PDN_ONEDNN_DECLINED (nothing run yet) when
+/* The cached entries a call of N images needs; PDN_ONEDNN_SGEMM (nothing run yet) where the
+ * C core's sgemm path is the faster one, PDN_ONEDNN_DECLINED (nothing run yet) when
  * oneDNN does not take one of them, -2 when out of memory. */
 static int plan_get(pdn_plan *plan, const pdn_geo *g, int dir, int fuse_bn, int fuse_act)
 {
@@ -614,7 +615,7 @@ static int plan_get(pdn_plan *plan, const pdn_geo *g, int dir, int fuse_bn, int 
     const size_t per = (in > out ? in : out) * sizeof(float);
     size_t n = PDN_ONEDNN_CHUNK_BYTES / (per ? per : 1);
     pdn_geo cg = *g;
-    if (sgemm_is_faster(g, dir, fuse_act)) return PDN_ONEDNN_DECLINED;
+    if (sgemm_is_faster(g, dir, fuse_act)) return PDN_ONEDNN_SGEMM;
     if (n < 1) n = 1;
     plan->chunk = n > (size_t)g->N ? g->N : (int)n;
     plan->rest = NULL;

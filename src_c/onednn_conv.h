@@ -10,13 +10,15 @@
 
 #define PDN_ONEDNN_UNAVAILABLE 1     /* built without oneDNN */
 #define PDN_ONEDNN_DECLINED 2        /* this geometry goes to the fallback */
+#define PDN_ONEDNN_SGEMM 3           /* the C core's im2col + sgemm is the faster path here */
 
 /* 1 when the extension was built with oneDNN. */
 int pdn_onednn_built(void);
 
 /* Forward: out[N,F,OH,OW] = conv(x[N,C,H,W], w[F,C/groups,kh,kw]), Darknet's geometry (pads
  * py/px on the top/left; the bottom/right padding is whatever Darknet's OH/OW imply).
- * Returns 0, PDN_ONEDNN_UNAVAILABLE, PDN_ONEDNN_DECLINED, or < 0 on an oneDNN error. */
+ * Returns 0, PDN_ONEDNN_UNAVAILABLE, PDN_ONEDNN_DECLINED, PDN_ONEDNN_SGEMM (the caller
+ * runs the C core's path; these three write nothing), or < 0 on an oneDNN error. */
 int pdn_onednn_conv2d(const float *x, const float *w, float *out,
                       int N, int C, int H, int W, int F, int kh, int kw, int OH, int OW,
                       int sy, int sx, int py, int px, int dil, int groups);
@@ -25,7 +27,9 @@ int pdn_onednn_conv2d(const float *x, const float *w, float *out,
  * (x - mean) / sqrt(var + eps) * scale + bias when scale is not NULL (mean, var too), else
  * out = act(conv(x, w) + bias). act: a pdn_activation code; the ones oneDNN computes as
  * Darknet does (linear, logistic, relu, leaky, swish, mish) are fused, any other returns
- * PDN_ONEDNN_DECLINED (the caller then runs the convolution and the activation apart). */
+ * PDN_ONEDNN_DECLINED (the caller then runs the convolution and the activation apart);
+ * PDN_ONEDNN_SGEMM: the same, with the convolution by im2col + sgemm (ungrouped,
+ * undilated convolutions without swish or logistic: see sgemm_is_faster). */
 int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
                                 int N, int C, int H, int W, int F, int kh, int kw, int OH,
                                 int OW, int sy, int sx, int py, int px, int dil, int groups,

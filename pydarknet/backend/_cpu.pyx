@@ -38,6 +38,7 @@ cdef extern from "conv.h":
 cdef extern from "onednn_conv.h":
     int PDN_ONEDNN_UNAVAILABLE
     int PDN_ONEDNN_DECLINED
+    int PDN_ONEDNN_SGEMM
     int pdn_onednn_built() noexcept nogil
     int pdn_onednn_conv2d(const float *x, const float *w, float *out, int N, int C, int H,
                           int W, int F, int kh, int kw, int OH, int OW, int sy, int sx, int py,
@@ -174,13 +175,19 @@ def _onednn_error(op, int rc):
                        f"im2col + sgemm instead")
 
 
+# what conv2d_inference did: all of it, or nothing (the caller runs the convolution, then the
+# batch norm or bias and the activation), with the C core's im2col + sgemm being the faster
+# convolution here (INFERENCE_SGEMM) or with any convolution (INFERENCE_APART)
+INFERENCE_DONE, INFERENCE_APART, INFERENCE_SGEMM = 0, 1, 2
+
+
 def conv2d_inference(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H,
                      int W, int F, int kh, int kw, int OH, int OW, int sy, int sx, int py,
                      int px, int dil, int groups, scale, mean, var, cnp.ndarray bias,
                      float eps, int act):
     """oneDNN's convolution with the batch norm (scale, mean, var: arrays or all None) or the
-    bias, and the activation fused. Returns False where oneDNN does not take it (nothing
-    written: run conv2d and the activation apart)."""
+    bias, and the activation fused. Returns INFERENCE_DONE, or INFERENCE_APART /
+    INFERENCE_SGEMM where oneDNN does not take it (nothing written)."""
     cdef int rc
     cdef float *px_ = _ptr(x)
     cdef float *pw = _ptr(w)
@@ -192,11 +199,13 @@ def conv2d_inference(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C
     with nogil:
         rc = pdn_onednn_conv2d_inference(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx,
                                          py, px, dil, groups, ps, pm, pv, pb, eps, act)
+    if rc == PDN_ONEDNN_SGEMM:
+        return INFERENCE_SGEMM
     if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE:
-        return False
+        return INFERENCE_APART
     if rc != 0:
         _onednn_error("conv2d_inference", rc)
-    return True
+    return INFERENCE_DONE
 
 
 def winograd_built():
@@ -247,7 +256,7 @@ def conv2d(cnp.ndarray x, cnp.ndarray w, cnp.ndarray out, int N, int C, int H, i
         if onednn:
             rc = pdn_onednn_conv2d(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px,
                                    dil, groups)
-        if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE:
+        if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE or rc == PDN_ONEDNN_SGEMM:
             rc = pdn_conv2d(px_, pw, po, N, C, H, W, F, kh, kw, OH, OW, sy, sx, py, px,
                             dil, groups)
         elif rc < 0:
@@ -371,7 +380,7 @@ def conv2d_backward(cnp.ndarray x, cnp.ndarray w, cnp.ndarray delta, dx, cnp.nda
         if onednn:
             rc = pdn_onednn_conv2d_backward(px_, pw, pd, pdx, pdw, N, C, H, W, F, kh, kw, OH,
                                             OW, sy, sx, py, px, dil, groups)
-        if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE:
+        if rc == PDN_ONEDNN_DECLINED or rc == PDN_ONEDNN_UNAVAILABLE or rc == PDN_ONEDNN_SGEMM:
             rc = pdn_conv2d_backward(px_, pw, pd, pdx, pdw, N, C, H, W, F, kh, kw, OH, OW,
                                      sy, sx, py, px, dil, groups)
         elif rc < 0:

@@ -143,21 +143,24 @@ class CpuBackend(Backend):
     def _conv2d_activate_inference(self, x, w, out, geo, biases, a, scales, mean, variance,
                                    eps, n, c, spatial):
         nb, ci, h, wd, f, cg, kh, kw, sy, sx, py, px, dil, g = geo
-        if self.winograd and _cpu.conv2d_winograd(x, w, out, nb, ci, h, wd, f, kh, kw,
-                                                  out.shape[2], out.shape[3], sy, sx, py, px,
-                                                  dil, g):
-            # then the batch norm or bias and the activation, as after any convolution
-            if scales is None:
-                return self._bias_activate(out, biases, a, n, c, spatial)
-            return self._batchnorm_activate_inference(out, scales, mean, variance, biases, a,
-                                                      eps, n, c, spatial)
-        if self.onednn:      # batch norm / bias and activation inside oneDNN's convolution
-            if _cpu.conv2d_inference(x, w, out, nb, ci, h, wd, f, kh, kw, out.shape[2],
-                                     out.shape[3], sy, sx, py, px, dil, g, scales, mean,
-                                     variance, biases, eps, a):
+        oh, ow = out.shape[2], out.shape[3]
+        if self.winograd and _cpu.conv2d_winograd(x, w, out, nb, ci, h, wd, f, kh, kw, oh, ow,
+                                                  sy, sx, py, px, dil, g):
+            done = _cpu.INFERENCE_SGEMM          # the convolution; the rest below
+        elif self.onednn:    # batch norm / bias and activation inside oneDNN's convolution
+            done = _cpu.conv2d_inference(x, w, out, nb, ci, h, wd, f, kh, kw, oh, ow, sy, sx,
+                                         py, px, dil, g, scales, mean, variance, biases, eps, a)
+            if done == _cpu.INFERENCE_DONE:
                 return out
-        return super()._conv2d_activate_inference(x, w, out, geo, biases, a, scales, mean,
-                                                  variance, eps, n, c, spatial)
+            # apart, by im2col + sgemm where that is the faster path, else oneDNN's
+            _cpu.conv2d(x, w, out, nb, ci, h, wd, f, kh, kw, oh, ow, sy, sx, py, px, dil, g,
+                        done == _cpu.INFERENCE_APART)
+        else:
+            self._conv2d(x, w, out, geo)
+        if scales is None:
+            return self._bias_activate(out, biases, a, n, c, spatial)
+        return self._batchnorm_activate_inference(out, scales, mean, variance, biases, a, eps,
+                                                  n, c, spatial)
 
     def conv2d_path(self, n, c, h, w, f, kh, kw, oh, ow, stride_y, stride_x, pad_y, pad_x,
                     dilation, groups, activation=None, backward=False):
