@@ -589,10 +589,12 @@ typedef struct {
  * - a 1x1, stride-1, unpadded convolution is one sgemm per image on NCHW data, with no
  *   im2col and no layout conversion: faster than oneDNN plus its conversions in forward and
  *   backward (3x at yolov4's 208x208 mish layers);
- * - at inference, any ungrouped, undilated convolution: im2col plus oneDNN's sgemm reads the
- *   weights as they are, where oneDNN's convolution converts them at every call (a third
- *   of the time of yolov4's 13x13 layers) and the activations too: 0.75-1.0x its time,
- *   and none of the converted copies on top of the memory peak.
+ * - at inference, an ungrouped, undilated convolution whose weights outweigh a quarter of
+ *   its inputs and outputs: im2col plus oneDNN's sgemm reads the weights as they are,
+ *   where oneDNN's convolution converts them at every call (a third of the time of
+ *   yolov4's 13x13 layers), 0.75-0.95x its time and no converted copy on top of the memory
+ *   peak; with large activations and few weights (yolov4's first layers) oneDNN's
+ *   convolution is the faster, up to 1.5x.
  * Except at inference with an activation that the C core computes slowly per element
  * (swish and logistic call expf), which oneDNN then fuses. */
 static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
@@ -600,8 +602,11 @@ static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
     const int pointwise = g->kh == 1 && g->kw == 1 && g->sy == 1 && g->sx == 1 &&
                           g->py == 0 && g->px == 0 && g->OH == g->H && g->OW == g->W;
     if (dir == DIR_FWD_FUSED) {
+        const double weights = (double)g->F * (g->C / g->groups) * g->kh * g->kw;
+        const double acts = (double)g->N * ((double)g->C * g->H * g->W +
+                                            (double)g->F * g->OH * g->OW);
         if (act == PDN_SWISH || act == PDN_LOGISTIC) return 0;
-        return pointwise || (g->groups == 1 && g->dil == 1);
+        return pointwise || (g->groups == 1 && g->dil == 1 && 4 * weights >= acts);
     }
     return pointwise;
 }
