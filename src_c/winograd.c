@@ -354,6 +354,11 @@ static void plan_sizes(pdn_wplan *p)
     fb = fb >= 16 ? fb / 16 * 16 : 16;
     p->Fb = fb >= (size_t)p->F ? p->F : (int)fb;
     rows = BAND_BYTES / (per_elem * (size_t)(p->C > p->Fb ? p->C : p->Fb) * p->TW);
+    /* a small image in one band (up to WEIGHT_BYTES) when the weights take several blocks:
+     * its inputs are then transformed once, not once per block */
+    if (p->Fb < p->F && per_elem * (size_t)(p->C > p->Fb ? p->C : p->Fb) * p->TW * p->TH <=
+                            WEIGHT_BYTES)
+        rows = p->TH;
     if (rows < 1) rows = 1;
     p->rows = rows >= (size_t)p->TH ? p->TH : (int)rows;
 }
