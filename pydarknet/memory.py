@@ -3,8 +3,9 @@
 The arithmetic follows what pydarknet allocates: parameters (plus gradients and momenta when
 training), each layer's output for one mini-batch (plus its delta and the scratch a training
 pass keeps: batch-norm inputs, pre-activations, max-pool indexes, dropout masks), and the
-convolution workspace of the backend (the CPU core's im2col bands are a few MB; the CUDA
-backend's im2col fallback holds up to 256 MB of columns). Building a network checks the
+convolution workspace of the backend (on the CPU a few MB: the C core's im2col bands, or the
+Winograd path's transformed weights, inputs and products, or oneDNN's converted layouts; the
+CUDA backend's im2col fallback holds up to 256 MB of columns). Building a network checks the
 estimate against the memory there is, so that an impossible cfg stops with the layer named
 instead of a bare MemoryError; ``pydarknet info --memory`` reports the same table.
 """
@@ -17,7 +18,9 @@ from .errors import PydarknetError
 F32 = 4
 # Activations that keep their input for the gradient (a second output-sized buffer).
 KEEPS_PRE_ACTIVATION = ("swish", "mish", "hard_mish")
-CPU_WORKSPACE = 4 << 20          # im2col bands (src_c/conv.c PDN_COL_FLOATS) and slack
+# the larger of im2col's 8 MB bands (src_c/conv.c PDN_COL_FLOATS) and Winograd's buffers
+# (src_c/winograd.c: 8 MB of weights, 2 MB bands of inputs and products)
+CPU_WORKSPACE = 12 << 20
 CUDA_WORKSPACE = 256 << 20       # backend/cuda_conv.py _WORKSPACE_BYTES
 CUDNN_WORKSPACE_LIMIT = 1 << 30  # backend/cuda_conv.py _CUDNN_WORKSPACE_LIMIT
 
