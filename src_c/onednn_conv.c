@@ -101,8 +101,9 @@ static dnnl_engine_t pdn_engine = NULL;
 static dnnl_stream_t pdn_stream = NULL;
 
 /* Grow-only buffers shared by all layers (like Darknet's workspace): the blocked copies of
- * src / weights / dst, the accumulated gradients before they are added, the scratchpad. */
-enum { SLOT_SRC, SLOT_WEI, SLOT_DST, SLOT_GRAD, SLOT_SCRATCH, SLOT_COUNT };
+ * src / weights / dst, the gradients before they are added, the scratchpad, and the weight
+ * gradient summed over a call's chunks in oneDNN's layout (added to dw once per call). */
+enum { SLOT_SRC, SLOT_WEI, SLOT_DST, SLOT_GRAD, SLOT_SCRATCH, SLOT_DW_SUM, SLOT_COUNT };
 static void *pdn_slot[SLOT_COUNT];
 static size_t pdn_slot_size[SLOT_COUNT];
 
@@ -230,6 +231,22 @@ static dnnl_memory_t port_in(pdn_port *p, const void *ptr, int *rc)
         if (reorder_run(p->reorder, p->user_mem, p->prim_mem)) *rc = -1;
     }
     return p->prim_mem;
+}
+
+/* port_in for an operand that is the same for every chunk of a call (the weights): converted
+ * by the call's first chunk; later chunks whose primitive wants the same layout read that
+ * copy, still in the port's slot. *done: the layout converted so far (NULL at the start). */
+static dnnl_memory_t port_in_once(pdn_port *p, const void *ptr, const_dnnl_memory_desc_t *done,
+                                  int *rc)
+{
+    if (p->reorder && *done && dnnl_memory_desc_equal(*done, p->prim_md)) {
+        void *buf = slot_get(p->slot, dnnl_memory_desc_get_size(p->prim_md));
+        if (!buf) { *rc = -2; return p->prim_mem; }
+        dnnl_memory_set_data_handle(p->prim_mem, buf);
+        return p->prim_mem;
+    }
+    *done = p->reorder ? p->prim_md : NULL;
+    return port_in(p, ptr, rc);
 }
 
 /* The memory the primitive writes for the caller's buffer ptr; port_out_end converts it. */
@@ -644,12 +661,12 @@ static pdn_entry *plan_entry(const pdn_plan *plan, int n0, int N)
 
 /* Forward of one chunk; operand: the post-ops' per-channel vectors (DIR_FWD_FUSED). */
 static int forward_chunk(pdn_entry *e, const float *x, const float *w, float *out,
-                         const float *const *operand)
+                         const float *const *operand, const_dnnl_memory_desc_t *wei_done)
 {
     dnnl_exec_arg_t args[8];
     int i, nargs = 4, rc = 0;
     args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
-    args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->wei, w, &rc);
+    args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in_once(&e->wei, w, wei_done, &rc);
     args[2].arg = DNNL_ARG_DST; args[2].memory = port_out(&e->dst, out, &rc);
     args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
     for (i = 0; i < e->n_channel_ops; ++i) {
@@ -671,6 +688,7 @@ static int forward(const pdn_geo *g, const float *x, const float *w, float *out,
 {
     const ptrdiff_t in = (ptrdiff_t)g->C * g->H * g->W, on = (ptrdiff_t)g->F * g->OH * g->OW;
     const float *operand[4] = {bias, NULL, NULL, NULL};
+    const_dnnl_memory_desc_t wei_done = NULL;
     pdn_plan plan;
     int n0, rc;
     pthread_mutex_lock(&pdn_dnnl_lock);
@@ -687,7 +705,7 @@ static int forward(const pdn_geo *g, const float *x, const float *w, float *out,
     for (n0 = 0; rc == 0 && n0 < g->N; n0 += plan.chunk) {
         pdn_entry *e = plan_entry(&plan, n0, g->N);
         if (e == plan.rest && fused && scale) operand[1] = e->inv_sd;
-        rc = forward_chunk(e, x + n0 * in, w, out + n0 * on, operand);
+        rc = forward_chunk(e, x + n0 * in, w, out + n0 * on, operand, &wei_done);
     }
     slots_trim();
     pthread_mutex_unlock(&pdn_dnnl_lock);
@@ -712,19 +730,64 @@ int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
     return forward(&g, x, w, out, scale, mean, var, bias, eps, 1, act);
 }
 
+/* A call's weight gradient, summed over its chunks in the primitive's layout in SLOT_DW_SUM
+ * and added to dw once (one reorder with sum instead of one per chunk). */
+typedef struct {
+    pdn_port *port;                /* the port whose layout the sum is in; NULL: no sum yet */
+    float *dw;
+} pdn_dw_sum;
+
+static void dw_sum_flush(pdn_dw_sum *acc, int *rc)
+{
+    pdn_port *p = acc->port;
+    acc->port = NULL;
+    if (!p || *rc) return;
+    dnnl_memory_set_data_handle(p->user_mem, acc->dw);
+    dnnl_memory_set_data_handle(p->prim_mem,
+                                slot_get(SLOT_DW_SUM, dnnl_memory_desc_get_size(p->prim_md)));
+    if (reorder_run(p->reorder, p->prim_mem, p->user_mem)) *rc = -1;
+}
+
+/* The memory the backward-weights primitive writes this chunk's gradient to: the sum itself
+ * for the first chunk (or one whose layout differs: the sum so far is added to dw first),
+ * else a scratch copy that dw_sum_add adds to the sum. */
+static dnnl_memory_t dw_sum_target(pdn_dw_sum *acc, pdn_port *p, int *fresh, int *rc)
+{
+    const size_t bytes = dnnl_memory_desc_get_size(p->prim_md);
+    void *buf;
+    *fresh = !(acc->port && dnnl_memory_desc_equal(acc->port->prim_md, p->prim_md));
+    if (*fresh) {
+        dw_sum_flush(acc, rc);
+        acc->port = p;
+    }
+    buf = slot_get(*fresh ? SLOT_DW_SUM : SLOT_GRAD, bytes);
+    if (!buf) { *rc = -2; return p->prim_mem; }
+    dnnl_memory_set_data_handle(p->prim_mem, buf);
+    return p->prim_mem;
+}
+
+static void dw_sum_add(const pdn_port *p)
+{
+    const size_t n = dnnl_memory_desc_get_size(p->prim_md) / sizeof(float);
+    float *sum = (float *)pdn_slot[SLOT_DW_SUM];
+    const float *g = (const float *)pdn_slot[SLOT_GRAD];
+    size_t i;
+    for (i = 0; i < n; ++i) sum[i] += g[i];
+}
+
 static int backward_chunk(pdn_entry *e, const float *x, const float *w, const float *delta,
-                          float *dx, float *dw)
+                          float *dx, pdn_dw_sum *acc, const_dnnl_memory_desc_t *wei_done)
 {
     dnnl_exec_arg_t args[4];
-    int rc = 0;
-    /* dw += dL/dw: into the gradient buffer, then added to dw by the port's reorder */
+    int rc = 0, fresh = 1;
+    /* dL/dw of the chunk: into the call's sum (dw_sum_flush adds it to dw) */
     args[0].arg = DNNL_ARG_SRC; args[0].memory = port_in(&e->src, x, &rc);
     args[1].arg = DNNL_ARG_DIFF_DST; args[1].memory = port_in(&e->dst, delta, &rc);
-    args[2].arg = DNNL_ARG_DIFF_WEIGHTS; args[2].memory = port_out(&e->wei, dw, &rc);
+    args[2].arg = DNNL_ARG_DIFF_WEIGHTS; args[2].memory = dw_sum_target(acc, &e->wei, &fresh, &rc);
     args[3].arg = DNNL_ARG_SCRATCHPAD; args[3].memory = e->scratch;
     if (rc == 0) rc = scratch_bind(e);
     if (rc == 0) rc = run(e->prim, args, 4);
-    port_out_end(&e->wei, &rc);
+    if (rc == 0 && !fresh) dw_sum_add(&e->wei);
     if (rc == 0 && dx) {
         /* dx += dL/dx; delta already converted when both primitives want one layout */
         args[0].arg = DNNL_ARG_DIFF_DST;
@@ -733,7 +796,8 @@ static int backward_chunk(pdn_entry *e, const float *x, const float *w, const fl
             args[0].memory = e->dst.prim_mem;
         else
             args[0].memory = port_in(&e->d_dst, delta, &rc);
-        args[1].arg = DNNL_ARG_WEIGHTS; args[1].memory = port_in(&e->d_wei, w, &rc);
+        args[1].arg = DNNL_ARG_WEIGHTS;
+        args[1].memory = port_in_once(&e->d_wei, w, wei_done, &rc);
         args[2].arg = DNNL_ARG_DIFF_SRC; args[2].memory = port_out(&e->d_src, dx, &rc);
         if (rc == 0) rc = run(e->prim_data, args, 4);
         port_out_end(&e->d_src, &rc);
@@ -749,13 +813,17 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
 {
     pdn_geo g = GEO_INIT;
     const ptrdiff_t in = (ptrdiff_t)C * H * W, on = (ptrdiff_t)F * OH * OW;
+    pdn_dw_sum acc = {NULL, dw};
+    const_dnnl_memory_desc_t wei_done = NULL;
     pdn_plan plan;
     int n0, rc;
     pthread_mutex_lock(&pdn_dnnl_lock);
     rc = plan_get(&plan, &g, dx ? DIR_BWD : DIR_BWD_NO_DX, 0, 0);
     for (n0 = 0; rc == 0 && n0 < N; n0 += plan.chunk)
         rc = backward_chunk(plan_entry(&plan, n0, N), x + n0 * in, w, delta + n0 * on,
-                            dx ? dx + n0 * in : NULL, dw);
+                            dx ? dx + n0 * in : NULL, &acc, &wei_done);
+    dw_sum_flush(&acc, &rc);
+    if (rc == 0) rc = dnnl_stream_wait(pdn_stream) == dnnl_success ? 0 : -1;
     slots_trim();
     pthread_mutex_unlock(&pdn_dnnl_lock);
     return rc;
