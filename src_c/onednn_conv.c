@@ -65,6 +65,7 @@ void pdn_onednn_clear_cache(void) {}
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 /* ---- geometry ------------------------------------------------------------------------- */
 
@@ -107,34 +108,52 @@ enum { SLOT_SRC, SLOT_WEI, SLOT_DST, SLOT_GRAD, SLOT_SCRATCH, SLOT_DW_SUM, SLOT_
 static void *pdn_slot[SLOT_COUNT];
 static size_t pdn_slot_size[SLOT_COUNT];
 
+/* Buffers above this are freed after each call rather than kept: kept, the conversions of
+ * the largest layer would stay on top of the network's own peak (page faults cost less). */
+#define PDN_SLOT_KEEP_BYTES ((size_t)1 << 22)
+
+/* Those large ones are mapped and unmapped directly: through malloc, each free raises glibc's
+ * dynamic mmap threshold, later large allocations (numpy's too) come from the heap, and the
+ * fragmented heap makes the resident size grow call after call. */
+static void *slot_alloc(size_t bytes)
+{
+    void *p = NULL;
+    if (bytes > PDN_SLOT_KEEP_BYTES) {
+        p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+    return posix_memalign(&p, 64, bytes) == 0 ? p : NULL;
+}
+
+static void slot_free(int slot)
+{
+    if (pdn_slot[slot]) {
+        if (pdn_slot_size[slot] > PDN_SLOT_KEEP_BYTES)
+            munmap(pdn_slot[slot], pdn_slot_size[slot]);
+        else
+            free(pdn_slot[slot]);
+    }
+    pdn_slot[slot] = NULL;
+    pdn_slot_size[slot] = 0;
+}
+
 static void *slot_get(int slot, size_t bytes)
 {
     if (bytes == 0) bytes = 64;
     if (bytes > pdn_slot_size[slot]) {
-        void *p = NULL;
-        free(pdn_slot[slot]);
-        pdn_slot[slot] = NULL;
-        pdn_slot_size[slot] = 0;
-        if (posix_memalign(&p, 64, bytes) != 0) return NULL;
-        pdn_slot[slot] = p;
+        slot_free(slot);
+        pdn_slot[slot] = slot_alloc(bytes);
+        if (!pdn_slot[slot]) return NULL;
         pdn_slot_size[slot] = bytes;
     }
     return pdn_slot[slot];
 }
 
-/* Buffers above this are freed after each call rather than kept: kept, the conversions of
- * the largest layer would stay on top of the network's own peak (page faults cost less). */
-#define PDN_SLOT_KEEP_BYTES ((size_t)1 << 22)
-
 static void slots_trim(void)
 {
     int i;
     for (i = 0; i < SLOT_COUNT; ++i)
-        if (pdn_slot_size[i] > PDN_SLOT_KEEP_BYTES) {
-            free(pdn_slot[i]);
-            pdn_slot[i] = NULL;
-            pdn_slot_size[i] = 0;
-        }
+        if (pdn_slot_size[i] > PDN_SLOT_KEEP_BYTES) slot_free(i);
 }
 
 static int engine_ready(void)
@@ -872,11 +891,7 @@ void pdn_onednn_clear_cache(void)
         if (e->declined) free(e);
         else entry_free(e);
     }
-    for (i = 0; i < SLOT_COUNT; ++i) {
-        free(pdn_slot[i]);
-        pdn_slot[i] = NULL;
-        pdn_slot_size[i] = 0;
-    }
+    for (i = 0; i < SLOT_COUNT; ++i) slot_free(i);
     pthread_mutex_unlock(&pdn_dnnl_lock);
 }
 
