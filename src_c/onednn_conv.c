@@ -108,9 +108,14 @@ enum { SLOT_SRC, SLOT_WEI, SLOT_DST, SLOT_GRAD, SLOT_SCRATCH, SLOT_DW_SUM, SLOT_
 static void *pdn_slot[SLOT_COUNT];
 static size_t pdn_slot_size[SLOT_COUNT];
 
-/* Buffers above this are freed after each call rather than kept: kept, the conversions of
- * the largest layer would stay on top of the network's own peak (page faults cost less). */
+/* Buffers above this are freed once they go unused for a few calls: kept, the conversions
+ * of the largest layers would stay on top of the network's own peak; freed after every call,
+ * each call would page-fault its buffers in anew (a training iteration's early layers run
+ * one after the other, forward and backward, and reuse them). */
 #define PDN_SLOT_KEEP_BYTES ((size_t)1 << 22)
+#define PDN_SLOT_IDLE_CALLS 3
+static int pdn_slot_idle[SLOT_COUNT];      /* calls since the buffer was last used */
+static int pdn_slot_used[SLOT_COUNT];      /* used by the current call */
 
 /* Those large ones are mapped and unmapped directly: through malloc, each free raises glibc's
  * dynamic mmap threshold, later large allocations (numpy's too) come from the heap, and the
@@ -140,6 +145,7 @@ static void slot_free(int slot)
 static void *slot_get(int slot, size_t bytes)
 {
     if (bytes == 0) bytes = 64;
+    pdn_slot_used[slot] = 1;
     if (bytes > pdn_slot_size[slot]) {
         slot_free(slot);
         pdn_slot[slot] = slot_alloc(bytes);
@@ -149,11 +155,16 @@ static void *slot_get(int slot, size_t bytes)
     return pdn_slot[slot];
 }
 
+/* At the end of each call: frees the large buffers that went unused for a few calls. */
 static void slots_trim(void)
 {
     int i;
-    for (i = 0; i < SLOT_COUNT; ++i)
-        if (pdn_slot_size[i] > PDN_SLOT_KEEP_BYTES) slot_free(i);
+    for (i = 0; i < SLOT_COUNT; ++i) {
+        pdn_slot_idle[i] = pdn_slot_used[i] ? 0 : pdn_slot_idle[i] + 1;
+        pdn_slot_used[i] = 0;
+        if (pdn_slot_size[i] > PDN_SLOT_KEEP_BYTES && pdn_slot_idle[i] > PDN_SLOT_IDLE_CALLS)
+            slot_free(i);
+    }
 }
 
 static int engine_ready(void)

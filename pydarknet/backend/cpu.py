@@ -244,12 +244,20 @@ class CpuBackend(Backend):
 
     # -- layer-specific forward ops ----------------------------------------------------------
     def _yolo_activate(self, x, out, n, anchors, entries, scale_x_y, new_coords):
-        v = x.reshape(n, anchors, entries, -1).copy()
-        if not new_coords:     # new_coords heads are activated in the conv before
-            v[:, :, 0:2] = logistic(v[:, :, 0:2])
-            v[:, :, 4:] = logistic(v[:, :, 4:])
-        v[:, :, 0:2] = v[:, :, 0:2] * F32.type(scale_x_y) + F32.type(-0.5 * (scale_x_y - 1))
-        np.copyto(out, v.reshape(out.shape))
+        # in place in out: the same float32 operations as logistic(), without a head-sized
+        # temporary per step (a training batch's head is megabytes)
+        np.copyto(out, x.reshape(out.shape))
+        v = out.reshape(n, anchors, entries, -1)
+        parts = [v[:, :, 0:2], v[:, :, 4:]] if not new_coords else []
+        with np.errstate(over="ignore"):
+            for part in parts:     # new_coords heads are activated in the conv before
+                np.negative(part, out=part)
+                np.exp(part, out=part)
+                np.add(F32.type(1), part, out=part)
+                np.divide(F32.type(1), part, out=part)
+        xy = v[:, :, 0:2]
+        np.multiply(xy, F32.type(scale_x_y), out=xy)
+        np.add(xy, F32.type(-0.5 * (scale_x_y - 1)), out=xy)
         return out
 
     def _softmax(self, x, out, groups, n, per, temperature):

@@ -111,9 +111,11 @@ class Yolo(YoloBase):
         if state.train and state.truth is not None:
             # the loss runs on the host, as in Darknet's GPU build
             from .yolo_loss import yolo_loss
-            delta, self.cost, self.stats = yolo_loss(self, B.to_numpy(out), state.truth,
-                                                     state.net_w, state.net_h)
-            B.copy_from_numpy(state.deltas[self.index], delta)
+            target = state.deltas[self.index]   # written in place when a host array
+            delta, self.cost, self.stats = yolo_loss(
+                self, B.to_numpy(out), state.truth, state.net_w, state.net_h,
+                delta_out=target if isinstance(target, np.ndarray) else None)
+            B.copy_from_numpy(target, delta)
         return out
 
     def backward(self, state):

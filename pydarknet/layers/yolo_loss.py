@@ -178,7 +178,7 @@ def _valid_truths(p, truths, b, T):
     return keep, cls, rows, bad
 
 
-def yolo_loss(layer, output, truths, net_w, net_h):
+def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
     """Darknet's [yolo] training loss.
 
     layer: a built :class:`pydarknet.layers.yolo.Yolo`; output: its activated output, float32
@@ -190,6 +190,8 @@ def yolo_loss(layer, output, truths, net_w, net_h):
     forward_yolo_layer writes ``l.delta``; cost = ``l.cost[0]``; stats a dict with Darknet's
     console numbers (avg_iou, count, class_count, recall50, recall75, avg_obj, avg_anyobj,
     avg_cat, class_loss, iou_loss, total_loss, rewritten_bbox, total_bbox, bad_labels).
+    delta_out: a float32 C-contiguous array of output's size to write delta into (it is then
+    the returned delta, reshaped) instead of a new one.
     """
     if getattr(layer, "map_file", None):
         raise NotSupportedError(f"[yolo] layer {getattr(layer, 'index', '?')}: map= (class id "
@@ -213,7 +215,12 @@ def yolo_loss(layer, output, truths, net_w, net_h):
                          f"{truths.shape[-1]} columns")
     T = min(truths.shape[1], layer.max_boxes)
 
-    delta = np.zeros((N, n, c5, hw), np.float32)
+    if (delta_out is not None and delta_out.dtype == np.float32 and delta_out.size ==
+            output.size and delta_out.flags.c_contiguous):
+        delta = delta_out.reshape(N, n, c5, hw)
+        delta.fill(0)
+    else:
+        delta = np.zeros((N, n, c5, hw), np.float32)
     st = {"tot_iou": 0.0, "tot_iou_loss": 0.0, "tot_giou_loss": 0.0, "count": 0,
           "class_count": 0, "recall50": 0, "recall75": 0, "avg_obj": 0.0, "avg_anyobj": 0.0,
           "avg_cat": 0.0, "rewritten_bbox": 0, "total_bbox": 0, "bad_labels": 0}
