@@ -765,6 +765,8 @@ int pdn_onednn_conv2d_inference(const float *x, const float *w, float *out,
 typedef struct {
     pdn_port *port;                /* the port whose layout the sum is in; NULL: no sum yet */
     float *dw;
+    int slot;                      /* SLOT_DW_SUM; SLOT_GRAD when the call is one chunk: no
+                                    * sum then, and dw is added before dx uses that slot */
 } pdn_dw_sum;
 
 static void dw_sum_flush(pdn_dw_sum *acc, int *rc)
@@ -774,7 +776,7 @@ static void dw_sum_flush(pdn_dw_sum *acc, int *rc)
     if (!p || *rc) return;
     dnnl_memory_set_data_handle(p->user_mem, acc->dw);
     dnnl_memory_set_data_handle(p->prim_mem,
-                                slot_get(SLOT_DW_SUM, dnnl_memory_desc_get_size(p->prim_md)));
+                                slot_get(acc->slot, dnnl_memory_desc_get_size(p->prim_md)));
     if (reorder_run(p->reorder, p->prim_mem, p->user_mem)) *rc = -1;
 }
 
@@ -790,7 +792,7 @@ static dnnl_memory_t dw_sum_target(pdn_dw_sum *acc, pdn_port *p, int *fresh, int
         dw_sum_flush(acc, rc);
         acc->port = p;
     }
-    buf = slot_get(*fresh ? SLOT_DW_SUM : SLOT_GRAD, bytes);
+    buf = slot_get(*fresh ? acc->slot : SLOT_GRAD, bytes);
     if (!buf) { *rc = -2; return p->prim_mem; }
     dnnl_memory_set_data_handle(p->prim_mem, buf);
     return p->prim_mem;
@@ -818,6 +820,7 @@ static int backward_chunk(pdn_entry *e, const float *x, const float *w, const fl
     if (rc == 0) rc = scratch_bind(e);
     if (rc == 0) rc = run(e->prim, args, 4);
     if (rc == 0 && !fresh) dw_sum_add(&e->wei);
+    if (acc->slot == SLOT_GRAD) dw_sum_flush(acc, &rc);
     if (rc == 0 && dx) {
         /* dx += dL/dx; delta already converted when both primitives want one layout */
         args[0].arg = DNNL_ARG_DIFF_DST;
@@ -843,12 +846,13 @@ int pdn_onednn_conv2d_backward(const float *x, const float *w, const float *delt
 {
     pdn_geo g = GEO_INIT;
     const ptrdiff_t in = (ptrdiff_t)C * H * W, on = (ptrdiff_t)F * OH * OW;
-    pdn_dw_sum acc = {NULL, dw};
+    pdn_dw_sum acc = {NULL, dw, SLOT_DW_SUM};
     const_dnnl_memory_desc_t wei_done = NULL;
     pdn_plan plan;
     int n0, rc;
     pthread_mutex_lock(&pdn_dnnl_lock);
     rc = plan_get(&plan, &g, dx ? DIR_BWD : DIR_BWD_NO_DX, 0, 0);
+    if (rc == 0 && plan.chunk >= N) acc.slot = SLOT_GRAD;
     for (n0 = 0; rc == 0 && n0 < N; n0 += plan.chunk)
         rc = backward_chunk(plan_entry(&plan, n0, N), x + n0 * in, w, delta + n0 * on,
                             dx ? dx + n0 * in : NULL, &acc, &wei_done);
