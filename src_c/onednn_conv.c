@@ -345,15 +345,15 @@ static void entry_free(pdn_entry *e)
 
 /* The caller's layouts (plain NCHW / OIHW / GOIHW) and "any" (oneDNN picks). */
 typedef struct {
-    dnnl_memory_desc_t src, wei, dst, src_any, wei_any, dst_any;
+    dnnl_memory_desc_t src, wei, dst, src_any, wei_any, dst_any, src_blk, dst_blk;
 } pdn_mds;
 
 static void mds_free(pdn_mds *m)
 {
-    dnnl_memory_desc_t *all[6] = {&m->src, &m->wei, &m->dst, &m->src_any, &m->wei_any,
-                                  &m->dst_any};
+    dnnl_memory_desc_t *all[8] = {&m->src, &m->wei, &m->dst, &m->src_any, &m->wei_any,
+                                  &m->dst_any, &m->src_blk, &m->dst_blk};
     int i;
-    for (i = 0; i < 6; ++i)
+    for (i = 0; i < 8; ++i)
         if (*all[i]) dnnl_memory_desc_destroy(*all[i]);
 }
 
@@ -379,6 +379,10 @@ static int mds_init(pdn_mds *m, const pdn_geo *g)
          dnnl_memory_desc_create_with_tag(&m->dst_any, 4, dd, dnnl_f32, dnnl_format_tag_any) ==
              dnnl_success &&
          dnnl_memory_desc_create_with_tag(&m->wei_any, wn, wd, dnnl_f32, dnnl_format_tag_any) ==
+             dnnl_success &&
+         dnnl_memory_desc_create_with_tag(&m->src_blk, 4, sd, dnnl_f32, dnnl_aBcd16b) ==
+             dnnl_success &&
+         dnnl_memory_desc_create_with_tag(&m->dst_blk, 4, dd, dnnl_f32, dnnl_aBcd16b) ==
              dnnl_success;
     return ok ? 0 : -1;
 }
@@ -481,6 +485,13 @@ static int entry_build(pdn_entry *e)
         /* activations and weights in the layouts oneDNN prefers (blocked, or channels last),
          * converted at each call: with plain NCHW it picks a much slower gemm-based kernel */
         const_dnnl_memory_desc_t s = m.src_any, d = m.dst_any;
+        /* training: channels in blocks of 16 (nChw16c) rather than the channels-last layout
+         * oneDNN's forward picks: as fast, and its conversions from / to NCHW cost half as
+         * much (inference keeps "any": its choice fuses the post-ops) */
+        if (e->dir != DIR_FWD_FUSED && g->groups == 1 && g->C % 16 == 0 && g->F % 16 == 0) {
+            s = m.src_blk;
+            d = m.dst_blk;
+        }
         /* direct: Winograd would change the numbers */
         const int fwd = e->dir == DIR_FWD || e->dir == DIR_FWD_FUSED;
         if (dnnl_convolution_forward_primitive_desc_create(
