@@ -1,4 +1,5 @@
 #include "activations.h"
+#include "wide.h"
 #include <math.h>
 #include <float.h>
 
@@ -127,7 +128,7 @@ int pdn_activate(float *x, ptrdiff_t n, int code)
     return 0;
 }
 
-ptrdiff_t pdn_count_nonfinite(const float *x, ptrdiff_t n)
+PDN_WIDE ptrdiff_t pdn_count_nonfinite(const float *x, ptrdiff_t n)
 {
     const unsigned *u = (const unsigned *)x;
     ptrdiff_t i, bad = 0;
@@ -350,7 +351,7 @@ static void gradient_norm_channels(float *delta, const float *y, int batch, int 
     }
 }
 
-int pdn_gradient(float *delta, const float *y, const float *x, int batch, int channels,
+PDN_WIDE int pdn_gradient(float *delta, const float *y, const float *x, int batch, int channels,
                  ptrdiff_t spatial, int code)
 {
     switch (code) {

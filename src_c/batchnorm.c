@@ -2,14 +2,7 @@
 #include "activations.h"
 #include <math.h>
 
-/* The training batch norm's hot loops also built for AVX2 and picked at load time (no -march
- * in the build): the same IEEE operations element by element (no FMA contraction, no
- * reassociation), on four doubles at a time instead of two. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define PDN_WIDE __attribute__((target_clones("avx2", "default")))
-#else
-#define PDN_WIDE
-#endif
+#include "wide.h"
 
 void pdn_add_bias(float *x, const float *b, int N, int C, ptrdiff_t spatial)
 {

@@ -1,0 +1,11 @@
+/* Hot element-wise loops also built for AVX2 and picked at load time (the build has no
+ * -march: CI machines vary): the same IEEE operations per element (-ffp-contract=off: no
+ * FMA; no reassociation), on twice the lanes. GCC on x86-64 Linux only (ifunc). */
+#ifndef PDN_WIDE_H
+#define PDN_WIDE_H
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
+#define PDN_WIDE __attribute__((target_clones("avx2", "default")))
+#else
+#define PDN_WIDE
+#endif
+#endif
