@@ -1,4 +1,5 @@
 #include "pool.h"
+#include "wide.h"
 #include <stddef.h>
 #include <float.h>
 
@@ -82,7 +83,7 @@ void pdn_global_avgpool(const float *x, float *out, int NC, long spatial)
     }
 }
 
-void pdn_maxpool_train(const float *x, float *out, int *indexes, int NC, int H, int W,
+PDN_WIDE void pdn_maxpool_train(const float *x, float *out, int *indexes, int NC, int H, int W,
                        int OH, int OW, int size, int sy, int sx, int pad)
 {
     const int off = -pad / 2;
@@ -107,11 +108,12 @@ void pdn_maxpool_train(const float *x, float *out, int *indexes, int NC, int H, 
                 for (n = ny0; n < ny1; ++n) {
                     const ptrdiff_t r = (ptrdiff_t)(y0 + n) * W + x0;
                     for (m = mx0; m < mx1; ++m) {
+                        /* strict: the first maximum wins; selects, not a branch (random
+                         * data mispredicts half of them) */
                         const float val = in[r + m];
-                        if (val > max) {   /* strict: the first maximum wins */
-                            max = val;
-                            max_i = base + r + m;
-                        }
+                        const int gt = val > max;
+                        max = gt ? val : max;
+                        max_i = gt ? base + r + m : max_i;
                     }
                 }
                 o[(ptrdiff_t)i * OW + j] = max;
