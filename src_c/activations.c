@@ -140,7 +140,7 @@ PDN_WIDE ptrdiff_t pdn_count_nonfinite(const float *x, ptrdiff_t n)
 /* Built for AVX-512 and AVX2 too, picked at load time (the extension itself targets plain
  * x86-64): the element-wise forms above vectorise, 4x wider on AVX-512. Each element is the
  * same IEEE operations in every version (no FMA contraction), so every result is too. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+PDN_WIDE512
 int pdn_activate_span(float *x, ptrdiff_t n, int code)
 {
     switch (code) {

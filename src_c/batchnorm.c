@@ -20,7 +20,7 @@ void pdn_add_bias(float *x, const float *b, int N, int C, ptrdiff_t spatial)
 /* One channel plane of the inference batch norm. Darknet divides the float difference by the
  * double root; the product with the double reciprocal rounds to the same float (checked on
  * 1e8 random values: no difference) and vectorises. */
-__attribute__((target_clones("avx512f", "avx2", "default")))   /* as pdn_activate_span */
+PDN_WIDE512   /* as pdn_activate_span */
 static void bn_plane(float *v, ptrdiff_t n, const float *scale, const float *mean,
                      const float *var, const float *bias, float eps, int c)
 {

@@ -1,4 +1,5 @@
 #include "winograd.h"
+#include "wide.h"
 
 #ifndef PDN_WITH_ONEDNN
 
@@ -83,7 +84,7 @@ int pdn_winograd_applies(int C, int H, int W, int F, int kh, int kw, int OH, int
 
 /* One tile row of one channel: the six input rows (zero-padded, `span` = 4 TW + 2 wide) in
  * rows, into v[e * e_stride + t] for the TW tiles t. tmp: 6 * span + 4 * (TW + 1) floats. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+PDN_WIDE512
 static void input_tile_row(const float *rows, int span, int TW, float *tmp,
                            float *restrict v, ptrdiff_t e_stride)
 {
@@ -132,7 +133,7 @@ static void input_tile_row(const float *rows, int span, int TW, float *tmp,
 
 /* One tile row of one output channel: products m[e * e_stride + t] of the TW tiles into
  * four output rows rows[i * span + 4 t + j]. tmp: 4 * 6 * TW floats. */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+PDN_WIDE512
 static void output_tile_row(const float *m, ptrdiff_t e_stride, int TW, float *restrict tmp,
                             float *restrict rows, int span)
 {
@@ -174,7 +175,7 @@ static void output_tile_row(const float *m, ptrdiff_t e_stride, int TW, float *r
 /* The weights of one output channel for all C inputs, w[c * 9 + 3 i + j], into
  * u[e * e_stride + c]. g: 27 * C floats (the weights regrouped so that C runs inner, then
  * G g). */
-__attribute__((target_clones("avx512f", "avx2", "default")))
+PDN_WIDE512
 static void weight_row(const float *w, int C, float *restrict g, float *restrict u,
                        ptrdiff_t e_stride)
 {
