@@ -19,8 +19,8 @@ F32 = 4
 # Activations that keep their input for the gradient (a second output-sized buffer).
 KEEPS_PRE_ACTIVATION = ("swish", "mish", "hard_mish")
 # the larger of im2col's 8 MB bands (src_c/conv.c PDN_COL_FLOATS) and Winograd's buffers
-# (src_c/winograd.c: 8 MB of weights, 2 MB bands of inputs and products)
-CPU_WORKSPACE = 12 << 20
+# (src_c/winograd.c: 4 MB of weights, 2-4 MB of inputs, 2 MB of products)
+CPU_WORKSPACE = 10 << 20
 CUDA_WORKSPACE = 256 << 20       # backend/cuda_conv.py _WORKSPACE_BYTES
 CUDNN_WORKSPACE_LIMIT = 1 << 30  # backend/cuda_conv.py _CUDNN_WORKSPACE_LIMIT
 

@@ -651,10 +651,15 @@ typedef struct {
  *   its inputs and outputs: im2col plus oneDNN's sgemm reads the weights as they are,
  *   where oneDNN's convolution converts them at every call (a third of the time of
  *   yolov4's 13x13 layers), 0.75-0.95x its time and no converted copy on top of the memory
- *   peak; with large activations and few weights (yolov4's first layers) oneDNN's
- *   convolution is the faster, up to 1.5x.
+ *   peak; with few weights and activations of a few MB (yolov4-tiny's first layers)
+ *   oneDNN's convolution is the faster, up to 1.5x; with activations above
+ *   PDN_INFER_CONVERT_BYTES (yolov4's first layers at 416) they are even, and oneDNN's
+ *   converted copies of a whole image would add tens of MB to the peak: im2col's bands
+ *   stay within 8 MB.
  * Except at inference with an activation that the C core computes slowly per element
  * (swish and logistic call expf), which oneDNN then fuses. */
+#define PDN_INFER_CONVERT_BYTES ((double)(16 << 20))
+
 static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
 {
     const int pointwise = g->kh == 1 && g->kw == 1 && g->sy == 1 && g->sx == 1 &&
@@ -664,7 +669,9 @@ static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
         const double acts = (double)g->N * ((double)g->C * g->H * g->W +
                                             (double)g->F * g->OH * g->OW);
         if (act == PDN_SWISH || act == PDN_LOGISTIC) return 0;
-        return pointwise || (g->groups == 1 && g->dil == 1 && 4 * weights >= acts);
+        return pointwise || (g->groups == 1 && g->dil == 1 &&
+                             (4 * weights >= acts ||
+                              acts * sizeof(float) > PDN_INFER_CONVERT_BYTES));
     }
     return pointwise;
 }
