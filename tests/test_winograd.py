@@ -72,9 +72,9 @@ GEOMETRIES = [
     (1, 16, 30, 31, 5, 1),       # fewest input channels taken, odd width
     (2, 16, 27, 25, 20, 1),      # batch 2, partial last tiles
     (1, 40, 33, 29, 17, 0),      # no padding
-    (1, 16, 26, 26, 300, 2),     # pad 2; several blocks of output channels
+    (1, 16, 26, 26, 300, 2),     # pad 2, many output channels
     (1, 64, 104, 104, 64, 1),    # several bands of tile rows
-    (1, 512, 26, 26, 256, 1),    # blocks of output channels over one band of tile rows
+    (2, 512, 26, 26, 256, 1),    # blocks of output channels over one band: inputs once
     (2, 256, 60, 52, 160, 1),    # batch 2, two blocks of output channels, four bands of rows
 ]
 
