@@ -29,6 +29,14 @@ void pdn_winograd_clear_cache(void) {}
 
 #include <oneapi/dnnl/dnnl.h>
 #include <pthread.h>
+#ifdef _OPENMP
+#include <omp.h>
+#define THREAD_ID() omp_get_thread_num()
+#define MAX_THREADS() omp_get_max_threads()
+#else
+#define THREAD_ID() 0
+#define MAX_THREADS() 1
+#endif
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -318,7 +326,7 @@ static int wmm_run(pdn_wmm *p, const float *a, const float *b, float *c, void *s
 /* Grow-only buffers shared by all layers (like Darknet's workspace), within the sizes above
  * but the matmul's scratchpad: faulting fresh pages in at every call costs
  * about as much as the products themselves. */
-enum { BUF_U, BUF_V, BUF_M, BUF_SCRATCH, BUF_COUNT };
+enum { BUF_U, BUF_V, BUF_M, BUF_SCRATCH, BUF_THREADS, BUF_COUNT };
 static void *pdn_wbuf[BUF_COUNT];
 static size_t pdn_wbuf_size[BUF_COUNT];
 
@@ -334,6 +342,13 @@ static void *buf_get(int which, size_t bytes)
         pdn_wbuf_size[which] = bytes;
     }
     return pdn_wbuf[which];
+}
+
+/* Each OpenMP thread's own floats_each floats, in one of those buffers (index it with
+ * THREAD_ID() inside a parallel region). */
+static float *per_thread(size_t floats_each)
+{
+    return (float *)buf_get(BUF_THREADS, (size_t)MAX_THREADS() * floats_each * sizeof(float));
 }
 
 typedef struct {
@@ -385,51 +400,35 @@ static void load_rows(const float *xc, const pdn_wplan *p, int y0, float *rows)
 /* The weights of output channels f0..f0+fb-1: u[e][f][c]. */
 static int transform_weights(const pdn_wplan *p, const float *w, int f0, int fb, float *u)
 {
-    int failed = 0;
-#pragma omp parallel
-    {
-        float *g = (float *)malloc((size_t)27 * p->C * sizeof(float));
-        int f;
-        if (!g) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
-        for (f = 0; f < fb; ++f)
-            if (g)
-                weight_row(w + (ptrdiff_t)(f0 + f) * p->C * 9, p->C, g, u + (ptrdiff_t)f * p->C,
-                           (ptrdiff_t)fb * p->C);
-        free(g);
-    }
-    return failed ? -2 : 0;
+    const size_t each = (size_t)27 * p->C;
+    float *g = per_thread(each);
+    int f;
+    if (!g) return -2;
+#pragma omp parallel for schedule(static)
+    for (f = 0; f < fb; ++f)
+        weight_row(w + (ptrdiff_t)(f0 + f) * p->C * 9, p->C, g + THREAD_ID() * each,
+                   u + (ptrdiff_t)f * p->C, (ptrdiff_t)fb * p->C);
+    return 0;
 }
 
 /* The input tiles of tile rows ty0..ty0+nrows-1 of one image: v[e][c][t]. */
 static int transform_inputs(const pdn_wplan *p, const float *x, int ty0, int nrows, float *v)
 {
     const int tiles = nrows * p->TW;
-    int failed = 0;
-#pragma omp parallel
-    {
-        float *rows = (float *)malloc(((size_t)p->span * 2 * ALPHA + 4 * ((size_t)p->TW + 1)) *
-                                      sizeof(float));
-        int idx;
-        if (!rows) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
-        for (idx = 0; idx < p->C * nrows; ++idx) {
-            const int c = idx / nrows, r = idx % nrows;
-            if (!rows) continue;
-            load_rows(x + (ptrdiff_t)c * p->H * p->W, p, (ty0 + r) * TILE - p->py, rows);
-            input_tile_row(rows, p->span, p->TW, rows + (ptrdiff_t)ALPHA * p->span,
-                           v + (ptrdiff_t)c * tiles + (ptrdiff_t)r * p->TW,
-                           (ptrdiff_t)p->C * tiles);
-        }
-        free(rows);
+    const size_t each = (size_t)p->span * 2 * ALPHA + 4 * ((size_t)p->TW + 1);
+    float *all = per_thread(each);
+    int idx;
+    if (!all) return -2;
+#pragma omp parallel for schedule(static)
+    for (idx = 0; idx < p->C * nrows; ++idx) {
+        const int c = idx / nrows, r = idx % nrows;
+        float *rows = all + THREAD_ID() * each;
+        load_rows(x + (ptrdiff_t)c * p->H * p->W, p, (ty0 + r) * TILE - p->py, rows);
+        input_tile_row(rows, p->span, p->TW, rows + (ptrdiff_t)ALPHA * p->span,
+                       v + (ptrdiff_t)c * tiles + (ptrdiff_t)r * p->TW,
+                       (ptrdiff_t)p->C * tiles);
     }
-    return failed ? -2 : 0;
+    return 0;
 }
 
 /* The products m[e][f][t] = sum_c u[e][f][c] v[e][c][t] of those tile rows and output
@@ -440,36 +439,30 @@ static int products_outputs(const pdn_wplan *p, const float *u, const float *v, 
     const int tiles = nrows * p->TW;
     pdn_wmm *mm = wmm_get(fb, p->C, tiles);
     void *scratch;
-    int failed = 0;
     if (!mm) return -1;
     scratch = mm->scratch_bytes ? buf_get(BUF_SCRATCH, mm->scratch_bytes) : NULL;
     if (mm->scratch_bytes && !scratch) return -2;
     if (wmm_run(mm, u, v, m, scratch)) return -1;
-#pragma omp parallel
     {
-        float *buf = (float *)malloc(((size_t)TILE * ALPHA * p->TW + (size_t)TILE * p->span) *
-                                     sizeof(float));
+        const size_t each = (size_t)TILE * ALPHA * p->TW + (size_t)TILE * p->span;
+        float *all = per_thread(each);
         int idx;
-        if (!buf) {
-#pragma omp atomic write
-            failed = 1;
-        }
-#pragma omp for schedule(static)
+        if (!all) return -2;
+#pragma omp parallel for schedule(static)
         for (idx = 0; idx < fb * nrows; ++idx) {
             const int f = idx / nrows, r = idx % nrows, oy = (ty0 + r) * TILE;
+            float *buf = all + THREAD_ID() * each;
             float *rows = buf + (ptrdiff_t)TILE * ALPHA * p->TW;
             float *o = out + ((ptrdiff_t)(f0 + f) * p->OH + oy) * p->OW;
             int i;
-            if (!buf) continue;
             output_tile_row(m + (ptrdiff_t)f * tiles + (ptrdiff_t)r * p->TW,
                             (ptrdiff_t)fb * tiles, p->TW, buf, rows, p->span);
             for (i = 0; i < TILE && oy + i < p->OH; ++i)
                 memcpy(o + (ptrdiff_t)i * p->OW, rows + (ptrdiff_t)i * p->span,
                        (size_t)p->OW * sizeof(float));
         }
-        free(buf);
     }
-    return failed ? -2 : 0;
+    return 0;
 }
 
 int pdn_winograd_conv3x3(const float *x, const float *w, float *out, int N, int C, int H,
