@@ -146,7 +146,7 @@ class CpuBackend(Backend):
         oh, ow = out.shape[2], out.shape[3]
         if self.winograd and _cpu.conv2d_winograd(x, w, out, nb, ci, h, wd, f, kh, kw, oh, ow,
                                                   sy, sx, py, px, dil, g):
-            done = _cpu.INFERENCE_SGEMM          # the convolution; the rest below
+            pass                 # the convolution; batch norm or bias and activation below
         elif self.onednn:    # batch norm / bias and activation inside oneDNN's convolution
             done = _cpu.conv2d_inference(x, w, out, nb, ci, h, wd, f, kh, kw, oh, ow, sy, sx,
                                          py, px, dil, g, scales, mean, variance, biases, eps, a)
