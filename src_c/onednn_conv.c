@@ -62,6 +62,7 @@ void pdn_onednn_clear_cache(void) {}
 #include <oneapi/dnnl/dnnl.h>
 #include <math.h>
 #include "activations.h"
+#include "blas.h"
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -304,6 +305,8 @@ enum { DIR_FWD, DIR_BWD, DIR_BWD_NO_DX, DIR_FWD_FUSED };
 typedef struct pdn_entry {
     pdn_geo geo;
     int dir;
+    int threads;                   /* OpenMP threads when built: oneDNN fixes some kernels'
+                                    * work split then, so a new count takes new primitives */
     int fuse_bn, fuse_act;         /* DIR_FWD_FUSED: batch norm or bias, activation code */
     int declined;                  /* oneDNN could not make it: the fallback runs */
     /* forward, or backward-weights */
@@ -582,15 +585,17 @@ done:
 /* The cached entry for a geometry and direction, built on first use (under the lock). */
 static pdn_entry *entry_get_fused(const pdn_geo *g, int dir, int fuse_bn, int fuse_act)
 {
+    const int threads = pdn_get_num_threads();
     pdn_entry *e;
     for (e = pdn_cache; e; e = e->next)
         if (e->dir == dir && e->fuse_bn == fuse_bn && e->fuse_act == fuse_act &&
-            memcmp(&e->geo, g, sizeof(*g)) == 0)
+            e->threads == threads && memcmp(&e->geo, g, sizeof(*g)) == 0)
             return e;
     e = (pdn_entry *)calloc(1, sizeof(*e));
     if (!e) return NULL;
     e->geo = *g;
     e->dir = dir;
+    e->threads = threads;
     e->fuse_bn = fuse_bn;
     e->fuse_act = fuse_act;
     if (!geo_valid(g) || !engine_ready() || entry_build(e) != 0) {
@@ -599,6 +604,7 @@ static pdn_entry *entry_get_fused(const pdn_geo *g, int dir, int fuse_bn, int fu
         memset(&bare, 0, sizeof(bare));
         bare.geo = *g;
         bare.dir = dir;
+        bare.threads = threads;
         bare.fuse_bn = fuse_bn;
         bare.fuse_act = fuse_act;
         bare.declined = 1;

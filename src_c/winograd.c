@@ -215,6 +215,7 @@ static void weight_row(const float *w, int C, float *restrict g, float *restrict
 
 typedef struct pdn_wmm {
     int M, K, N;                   /* [36, M, K] x [36, K, N] -> [36, M, N], all row-major */
+    int threads;                   /* OpenMP threads when built (oneDNN fixes its work split) */
     dnnl_primitive_t prim;
     dnnl_memory_t a, b, c, scratch;
     size_t scratch_bytes;
@@ -262,6 +263,7 @@ static pdn_wmm *wmm_build(int M, int K, int N)
     int ok = p != NULL;
     if (!ok) return NULL;
     p->M = M; p->K = K; p->N = N;
+    p->threads = MAX_THREADS();
     ok = dnnl_memory_desc_create_with_tag(&amd, 3, ad, dnnl_f32, dnnl_abc) == dnnl_success &&
          dnnl_memory_desc_create_with_tag(&bmd, 3, bd, dnnl_f32, dnnl_abc) == dnnl_success &&
          dnnl_memory_desc_create_with_tag(&cmd, 3, cd, dnnl_f32, dnnl_abc) == dnnl_success &&
@@ -298,7 +300,7 @@ static pdn_wmm *wmm_get(int M, int K, int N)
 {
     pdn_wmm *p;
     for (p = pdn_wmm_cache; p; p = p->next)
-        if (p->M == M && p->K == K && p->N == N) return p;
+        if (p->M == M && p->K == K && p->N == N && p->threads == MAX_THREADS()) return p;
     p = wmm_build(M, K, N);
     if (p) {
         p->next = pdn_wmm_cache;
