@@ -99,8 +99,31 @@ static int geo_valid(const pdn_geo *g)
 /* ---- engine, stream, shared buffers ----------------------------------------------------- */
 
 static pthread_mutex_t pdn_dnnl_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t pdn_engine_lock = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t pdn_engine = NULL;
 static dnnl_stream_t pdn_stream = NULL;
+
+dnnl_engine_t pdn_onednn_engine(void)
+{
+    pthread_mutex_lock(&pdn_engine_lock);
+    if (!pdn_engine && dnnl_engine_create(&pdn_engine, dnnl_cpu, 0) != dnnl_success)
+        pdn_engine = NULL;
+    pthread_mutex_unlock(&pdn_engine_lock);
+    return pdn_engine;
+}
+
+int pdn_onednn_stream(dnnl_stream_t *stream)
+{
+    dnnl_engine_t engine;
+    if (*stream) return 1;
+    engine = pdn_onednn_engine();
+    if (!engine || dnnl_stream_create(stream, engine, dnnl_stream_default_flags) !=
+                       dnnl_success) {
+        *stream = NULL;
+        return 0;
+    }
+    return 1;
+}
 
 /* Grow-only buffers shared by all layers (like Darknet's workspace): the blocked copies of
  * src / weights / dst, the gradients before they are added, the scratchpad, and the weight
@@ -168,22 +191,7 @@ static void slots_trim(void)
     }
 }
 
-static int engine_ready(void)
-{
-    if (pdn_engine) return 1;
-    if (dnnl_engine_create(&pdn_engine, dnnl_cpu, 0) != dnnl_success) {
-        pdn_engine = NULL;
-        return 0;
-    }
-    if (dnnl_stream_create(&pdn_stream, pdn_engine, dnnl_stream_default_flags) !=
-        dnnl_success) {
-        dnnl_engine_destroy(pdn_engine);
-        pdn_engine = NULL;
-        pdn_stream = NULL;
-        return 0;
-    }
-    return 1;
-}
+static int engine_ready(void) { return pdn_onednn_stream(&pdn_stream); }
 
 /* ---- ports: a primitive's argument and its conversion from / to the caller's NCHW -------- */
 

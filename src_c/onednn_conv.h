@@ -57,4 +57,15 @@ const char *pdn_onednn_conv2d_impl(int N, int C, int H, int W, int F, int kh, in
 /* Frees every cached primitive and buffer (tests; the process exit frees them anyway). */
 void pdn_onednn_clear_cache(void);
 
+#ifdef PDN_WITH_ONEDNN
+#include <oneapi/dnnl/dnnl.h>
+/* The process's one CPU engine, created on first use (NULL if it cannot be); the C core's
+ * oneDNN users (this file's convolutions, winograd.c's matrix products) share it. */
+dnnl_engine_t pdn_onednn_engine(void);
+
+/* A stream on that engine in *stream, made on first use and kept: 1, or 0 when none can be.
+ * Each user keeps its own (a stream takes one caller at a time). */
+int pdn_onednn_stream(dnnl_stream_t *stream);
+#endif
+
 #endif

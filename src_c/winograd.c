@@ -28,6 +28,7 @@ void pdn_winograd_clear_cache(void) {}
 #else  /* PDN_WITH_ONEDNN */
 
 #include <oneapi/dnnl/dnnl.h>
+#include "onednn_conv.h"
 #include <pthread.h>
 #ifdef _OPENMP
 #include <omp.h>
@@ -223,7 +224,6 @@ typedef struct pdn_wmm {
 } pdn_wmm;
 
 static pthread_mutex_t pdn_wino_lock = PTHREAD_MUTEX_INITIALIZER;
-static dnnl_engine_t pdn_wino_engine = NULL;
 static dnnl_stream_t pdn_wino_stream = NULL;
 static pdn_wmm *pdn_wmm_cache = NULL;
 
@@ -237,24 +237,9 @@ static void wmm_free(pdn_wmm *p)
     free(p);
 }
 
-static int engine_ready(void)
-{
-    if (pdn_wino_engine) return 1;
-    if (dnnl_engine_create(&pdn_wino_engine, dnnl_cpu, 0) != dnnl_success) {
-        pdn_wino_engine = NULL;
-        return 0;
-    }
-    if (dnnl_stream_create(&pdn_wino_stream, pdn_wino_engine, dnnl_stream_default_flags) !=
-        dnnl_success) {
-        dnnl_engine_destroy(pdn_wino_engine);
-        pdn_wino_engine = NULL;
-        return 0;
-    }
-    return 1;
-}
-
 static pdn_wmm *wmm_build(int M, int K, int N)
 {
+    dnnl_engine_t engine = pdn_onednn_engine();
     dnnl_dims_t ad = {ELEMS, M, K}, bd = {ELEMS, K, N}, cd = {ELEMS, M, N};
     dnnl_memory_desc_t amd = NULL, bmd = NULL, cmd = NULL;
     dnnl_primitive_desc_t pd = NULL;
@@ -270,18 +255,18 @@ static pdn_wmm *wmm_build(int M, int K, int N)
          dnnl_primitive_attr_create(&attr) == dnnl_success &&
          dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) ==
              dnnl_success &&
-         dnnl_matmul_primitive_desc_create(&pd, pdn_wino_engine, amd, bmd, NULL, cmd, attr) ==
+         dnnl_matmul_primitive_desc_create(&pd, engine, amd, bmd, NULL, cmd, attr) ==
              dnnl_success &&
          dnnl_primitive_create(&p->prim, pd) == dnnl_success &&
-         dnnl_memory_create(&p->a, amd, pdn_wino_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-         dnnl_memory_create(&p->b, bmd, pdn_wino_engine, DNNL_MEMORY_NONE) == dnnl_success &&
-         dnnl_memory_create(&p->c, cmd, pdn_wino_engine, DNNL_MEMORY_NONE) == dnnl_success;
+         dnnl_memory_create(&p->a, amd, engine, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&p->b, bmd, engine, DNNL_MEMORY_NONE) == dnnl_success &&
+         dnnl_memory_create(&p->c, cmd, engine, DNNL_MEMORY_NONE) == dnnl_success;
     if (ok) {
         const_dnnl_memory_desc_t smd = dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md,
                                                                     0);
         p->scratch_bytes = smd ? dnnl_memory_desc_get_size(smd) : 0;
         if (p->scratch_bytes)
-            ok = dnnl_memory_create(&p->scratch, smd, pdn_wino_engine, DNNL_MEMORY_NONE) ==
+            ok = dnnl_memory_create(&p->scratch, smd, engine, DNNL_MEMORY_NONE) ==
                  dnnl_success;
     }
     if (pd) dnnl_primitive_desc_destroy(pd);
@@ -485,7 +470,7 @@ int pdn_winograd_conv3x3(const float *x, const float *w, float *out, int N, int 
     v = (float *)buf_get(BUF_V, (size_t)ELEMS * C * p.rows * p.TW * sizeof(float));
     m = (float *)buf_get(BUF_M, (size_t)ELEMS * p.Fb * p.rows * p.TW * sizeof(float));
     if (!u || !v || !m) rc = -2;
-    else if (!engine_ready()) rc = -1;
+    else if (!pdn_onednn_stream(&pdn_wino_stream)) rc = -1;
     if (rc == 0 && blocks > 1 && p.rows == p.TH &&
         (double)(N - 1) * F < (double)(blocks - 1) * N * p.TH * p.TW) {
         /* an image's tiles fit at once and there are several blocks of output channels:
