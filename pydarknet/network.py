@@ -12,6 +12,7 @@ from .layers import BuildContext, layer_class
 from .memory import check_fits, format_bytes
 from .net_options import NetOptions
 from .no_effect import NoEffectOptions
+from .output_pool import OutputPool
 from .passes import check_truths, forward_pass, pass_cost
 from .train.iteration import train_iteration
 
@@ -58,6 +59,7 @@ class Network:
         self._training_ready = False
         self._params_on_device = False
         self._buffers = {}   # layer index -> output array reused across passes
+        self._pool = None    # predict's OutputPool
         self.layers = []
         self._sections = sections
         self._build(sections[1:])
@@ -173,17 +175,42 @@ class Network:
             if not train:
                 raise ValueError("truths are used only by a training-mode pass: pass train=True")
             truths = check_truths(self, truths, x.shape[0])
+        return self._pass(x, train, truths)
+
+    def _pass(self, x, train, truths, pool=None):
         self.params_to_device()
         if train:
             self.ensure_training()
-        forward_pass(self, self.backend.from_numpy(x), train, truths)
+        forward_pass(self, self.backend.from_numpy(x), train, truths, pool=pool)
         if train and truths is not None:
             self.cost = pass_cost(self)
         return np.array(self.outputs[-1], copy=True)
 
-    def predict(self, x):
-        """Inference forward pass (batch norm with rolling statistics)."""
-        return self.forward(x, train=False)
+    def predict(self, x, keep=()):
+        """Inference forward pass (batch norm with rolling statistics); returns (a copy of)
+        the last output. ``outputs`` keeps what is read after it: the detection heads,
+        softmax, the last layer and the layers listed in ``keep``; the other layers' outputs
+        share memory as the pass goes (``forward(x)`` keeps every one)."""
+        x = self._check_input(x)
+        return self._pass(x, False, None, self._output_pool(keep))
+
+    def _output_pool(self, keep):
+        """The OutputPool of predict's passes (None where the backend has no memory
+        planning: the layers then keep their own buffers)."""
+        keep = tuple(sorted({self._layer_index(i, "keep") for i in keep}))
+        if not hasattr(self.backend, "prefix_view"):
+            return None
+        pool = self._pool
+        if pool is None or pool.backend is not self.backend or pool.keep != keep:
+            pool = self._pool = OutputPool(self.backend, self.layers, keep)
+        return pool
+
+    def _layer_index(self, i, what):
+        n = len(self.layers)
+        if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
+            raise ValueError(f"{what}: layer indexes are integers in [-{n}, {n - 1}], found "
+                             f"{i!r}")
+        return int(i) % n
 
     def resize(self, width, height):
         """Change the input resolution in place (Darknet's resize_network, used for random=1
@@ -209,6 +236,7 @@ class Network:
             if getattr(prev, "share_layer", None) is not None:
                 new.share_layer = self.layers[prev.share_layer.index]
         self._buffers = {}
+        self._pool = None
         self.outputs = [None] * len(self.layers)
 
     # -- training ------------------------------------------------------------------------

@@ -17,7 +17,7 @@ class PassState:
     and in training mode the truths, the deltas (zeroed for each pass), and the network's RNG
     (dropout). ``buffers`` holds the arrays layers reuse from pass to pass."""
 
-    def __init__(self, backend, x, train=False, truth=None, network=None):
+    def __init__(self, backend, x, train=False, truth=None, network=None, pool=None):
         self.backend = backend
         self.input = x
         self.outputs = []
@@ -27,6 +27,7 @@ class PassState:
         self.rng = self.net_w = self.net_h = None
         self.loss_scale = 1.0
         self.buffers = {}
+        self.pool = pool        # an inference pass's OutputPool (pydarknet.output_pool)
         if network is None:       # a lone layer's pass (tests)
             return
         self.rng = network.rng
@@ -43,6 +44,8 @@ class PassState:
     def output_buffer(self, layer, shape, name="output", dtype=np.float32):
         """An array of the layer's, reused from pass to pass (fresh pages cost as much as a
         convolution's arithmetic on these machines): its output, or scratch named ``name``."""
+        if self.pool is not None and name == "output" and not self.pool.kept(layer.index):
+            return self.pool.take(layer, shape)
         key = (layer.index, name)
         buf = self.buffers.get(key)
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
@@ -74,9 +77,10 @@ class HostArrays:
     """A read-only sequence of backend arrays seen as numpy arrays, copied from the device on
     first access (on the CPU backend: the arrays themselves)."""
 
-    def __init__(self, backend, arrays):
+    def __init__(self, backend, arrays, pooled=False):
         self._backend, self._arrays = backend, list(arrays)
         self._host = [None] * len(self._arrays)
+        self._pooled = pooled      # None marks an output predict() did not keep
 
     def __len__(self):
         return len(self._arrays)
@@ -84,6 +88,12 @@ class HostArrays:
     def __getitem__(self, i):
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        if self._pooled and self._arrays[i] is None:
+            raise PydarknetError(
+                f"layer {i}'s output was not kept: predict() keeps only the outputs read after "
+                f"it (detection heads, softmax, the last layer) and reuses the others' memory; "
+                f"pass keep=[{i}] to predict, or run forward(x) to keep every layer's output")
         if self._host[i] is None and self._arrays[i] is not None:
             self._host[i] = self._backend.to_numpy(self._arrays[i])
         return self._host[i]
@@ -92,11 +102,14 @@ class HostArrays:
         return (self[i] for i in range(len(self)))
 
 
-def forward_pass(network, x, train=False, truth=None, check_finite=False):
+def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=None):
     """Every layer's forward on ``x`` (a backend array); returns the pass's state. With
-    ``check_finite`` a layer output holding NaN or inf stops the pass with the layer named."""
+    ``check_finite`` a layer output holding NaN or inf stops the pass with the layer named.
+    With an OutputPool (inference) the outputs not kept share its memory."""
     B = network.backend
-    state = PassState(B, x, train, truth, network)
+    state = PassState(B, x, train, truth, network, pool)
+    if pool is not None:
+        pool.begin()
     out = x
     for layer in network.layers:
         out = layer.forward(out, state)
@@ -105,7 +118,9 @@ def forward_pass(network, x, train=False, truth=None, check_finite=False):
                 f"layer {layer.index} ({layer.layer_type}) produced NaN or inf at iteration "
                 f"{network.iteration + 1}; weights are left as they were before it")
         state.outputs.append(out)
-    network.outputs = HostArrays(B, state.outputs)
+        if pool is not None:
+            pool.ran(layer, out, state.outputs)
+    network.outputs = HostArrays(B, state.outputs, pool is not None)
     if train:
         network.deltas = HostArrays(B, state.deltas)
     return state

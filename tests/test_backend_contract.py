@@ -99,7 +99,7 @@ def test_forward_is_the_same_on_an_opaque_backend(case):
     outs = []
     for device in ("cpu", opaque_backend):
         net = build(FORWARD_CASES[case], device)
-        net.predict(x)
+        net.forward(x)
         outs.append([np.array(o) for o in net.outputs])
     for i, (a, b) in enumerate(zip(*outs)):
         np.testing.assert_array_equal(a, b, err_msg=f"output of layer {i}")
@@ -134,5 +134,5 @@ def test_weights_and_checkpoints_move_between_host_and_device(tmp_path):
     np.testing.assert_array_equal(host.predict(x), dev.predict(x))
     dev.ensure_training()
     save_checkpoint(dev, str(tmp_path / "b.weights"), {"note": 1})
-    dev.predict(x)
+    dev.forward(x)
     assert load_checkpoint_state(dev, str(tmp_path / "b.weights"))["note"] == 1

@@ -60,7 +60,7 @@ def test_forward_on_the_emulated_device(emulated, case):
     outs = []
     for device in ("cpu", "cuda:0"):
         net = build(FORWARD_CASES[case], device)
-        net.predict(x)
+        net.forward(x)
         outs.append([np.array(o) for o in net.outputs])
     for i, (a, b) in enumerate(zip(*outs)):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-6, err_msg=f"output of layer {i}")

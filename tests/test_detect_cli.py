@@ -81,7 +81,7 @@ def dataset(tmp_path_factory):
     imgs = [cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (3, 3), 0)
             for w, h in SIZES * 2]
     net = load_cfg_text(DET_CFG, batch=1)
-    net.predict(np.stack([network_input(im, 64, 64) for im in imgs]))
+    net.forward(np.stack([network_input(im, 64, 64) for im in imgs]))
     # the last conv, standardised on these images: every cell's objectness and class scores
     # vary, a few percent of the (cell, anchor, class) end up above 0.5
     f = net.outputs[1]

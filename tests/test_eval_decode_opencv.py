@@ -46,7 +46,7 @@ def spread_heads(net, x, seed):
     """Re-draw the conv before each [yolo] so that its outputs vary from cell to cell
     (Darknet's random init leaves every objectness at ~0.5): per-entry target spread, biases
     that put part of the objectness and class scores above the threshold."""
-    net.predict(x)
+    net.forward(x)
     rng = np.random.default_rng(seed)
     for layer in net.layers:
         if layer.layer_type != "yolo":
@@ -71,7 +71,7 @@ def test_decoded_boxes_agree_with_opencv(tmp_path, name):
     x = np.random.default_rng(1).uniform(0, 1, (1, 3, SIZE, SIZE)).astype(np.float32)
     spread_heads(net, x, 0)
     net.save_weights(tmp_path / "heads.weights")
-    net.predict(x)
+    net.forward(x)
     dets = decode_network(net, thresh=THRESH, letter_box=False)
 
     cv = cv2.dnn.readNetFromDarknet(str(cfg), str(tmp_path / "heads.weights"))

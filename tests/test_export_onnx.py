@@ -263,7 +263,7 @@ def check_network(net, x, opset=18, outputs=None, **kw):
     model = build_onnx_model(net, opset=opset, outputs=outputs, **kw)
     onnx.checker.check_model(model, full_check=True)
     got = run(model, x)
-    net.predict(x)
+    net.forward(x)
     compared = 0
     for name, value in got.items():
         if name[-1].isdigit():
@@ -377,7 +377,7 @@ def test_dynamic_batch():
     x = image(net, 7, n=3)
     got = run(model, x)
     for k in range(3):
-        net.predict(x[k:k + 1])
+        net.forward(x[k:k + 1])
         assert_close(got["softmax_27"][k:k + 1], net.outputs[27], f"image {k}")
 
 

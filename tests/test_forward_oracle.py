@@ -17,7 +17,7 @@ def run(ref, name, backend=None, device="cpu"):
                          device=device)
     if backend is not None:
         net._backend = backend
-    net.predict(np.load(folder / "input.npy"))
+    net.forward(np.load(folder / "input.npy"))
     manifest = json.loads((folder / "manifest.json").read_text())
     errors = {}
     for entry in manifest["layers"]:

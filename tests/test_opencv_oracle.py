@@ -53,7 +53,7 @@ def test_outputs_agree_with_opencv(tmp_path, name):
     randomise(net, 1)
     net.save_weights(tmp_path / "random.weights")
     x = np.random.default_rng(2).uniform(0, 1, (1, 3, SIZE, SIZE)).astype(np.float32)
-    net.predict(x)
+    net.forward(x)
     theirs = opencv_layer_outputs(cfg, tmp_path / "random.weights", x)
     assert len(theirs) == len(net.layers)
     bad = {}

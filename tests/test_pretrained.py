@@ -45,7 +45,7 @@ def test_onnx_export_equals_the_forward_pass(model, tmp_path):
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     names = [o.name for o in session.get_outputs()]           # yolo_16, yolo_23: the heads
     got = session.run(None, {"images": x})
-    net.predict(x)
+    net.forward(x)
     assert names == [f"yolo_{l.index}" for l in net.layers if l.layer_type == "yolo"]
     for name, g in zip(names, got):
         want = np.asarray(net.outputs[int(name.split("_")[1])]).reshape(g.shape)

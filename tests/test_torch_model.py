@@ -25,7 +25,7 @@ def rel(a, b):
 def test_yolo_outputs_equal_pydarknet_cpu(cfg, size):
     net = pydarknet.Network(ROOT / "cfg" / cfg, batch=1, width=size, height=size)
     x = np.random.default_rng(1).uniform(0, 1, (1, 3, size, size)).astype(np.float32)
-    net.predict(x)
+    net.forward(x)
     ours = [net.outputs[l.index] for l in net.layers if l.layer_type == "yolo"]
     torch.set_num_threads(2)
     with torch.no_grad():
@@ -39,7 +39,7 @@ def test_every_layer_equal_on_yolov4_tiny():
     """Each layer, not only the heads (a wrong route or maxpool shows where it is)."""
     net = pydarknet.Network(ROOT / "cfg" / "yolov4-tiny.cfg", batch=1, width=96, height=96)
     x = np.random.default_rng(2).uniform(0, 1, (1, 3, 96, 96)).astype(np.float32)
-    net.predict(x)
+    net.forward(x)
     with torch.no_grad():
         outs = TorchDarknet(net).eval()(torch.from_numpy(x), every=True)
     bad = {}

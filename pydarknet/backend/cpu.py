@@ -90,6 +90,15 @@ class CpuBackend(Backend):
     def _shares_memory(self, a, b):
         return np.may_share_memory(a, b)
 
+    # -- memory planning (pydarknet.output_pool) ---------------------------------------------
+    def address(self, a):
+        """Where the array's memory starts."""
+        return self._address(a)
+
+    def prefix_view(self, flat, shape):
+        """An array of ``shape`` over the first elements of the 1-D array ``flat``."""
+        return flat[:int(np.prod(shape, dtype=np.int64))].reshape(shape)
+
     def _is_writable(self, a):
         return a.flags.writeable
 

@@ -114,6 +114,11 @@ class Layer:
             f"{self.section.path}:{self.section.line}: [{self.section.name}] layer {self.index}: "
             f"forward pass of '{self.layer_type}' layers is not implemented")
 
+    def reads(self):
+        """Earlier layers whose outputs this layer's forward reads besides its input (the
+        previous layer's output): what an inference pass must keep alive for it."""
+        return ()
+
     # -- description ---------------------------------------------------------------------
     def summary(self):
         d = {"index": self.index, "type": self.type, "layer_type": self.layer_type,

@@ -14,6 +14,9 @@ class FromLayer(Layer):
         self.out_w, self.out_h, self.out_c = src.out_w, src.out_h, src.out_c
         self.outputs = self.inputs = self.out_w * self.out_h * self.out_c
 
+    def reads(self):
+        return (self.from_index,)
+
     def fields(self):
         return {"from": self.from_index, "activation": self.activation}
 

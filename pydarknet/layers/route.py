@@ -40,6 +40,9 @@ class Route(Layer):
         self.out_c //= self.groups
         self.w, self.h, self.c = first.w, first.h, self.out_c
 
+    def reads(self):
+        return self.layers
+
     def forward(self, x, state):
         out = state.output_buffer(self, self.out_shape(x.shape[0]))
         start = 0

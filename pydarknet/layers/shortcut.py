@@ -80,6 +80,9 @@ class Shortcut(Layer):
         else:
             gw[k, 0] += prod.sum()
 
+    def reads(self):
+        return self.layers
+
     def forward(self, x, state):
         B = state.backend
         n, spatial = x.shape[0], self.w * self.h

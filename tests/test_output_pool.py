@@ -1,0 +1,86 @@
+"""predict() shares memory among the outputs it does not keep (pydarknet.output_pool): what it
+keeps must be exactly what forward() gives, on every layer type and on real cfgs."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet.errors import PydarknetError
+from pydarknet.output_pool import KEPT, last_readers
+from test_backend_contract import FORWARD_CASES, build
+from test_gradients import CASES
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+ALL_CASES = {**CASES, **FORWARD_CASES}
+
+
+def kept_outputs_agree(net, x, keep=()):
+    net.forward(x)
+    want = [np.array(o) for o in net.outputs]
+    got_last = net.predict(x, keep=keep)
+    np.testing.assert_array_equal(got_last, want[-1])
+    kept = [i for i, last in enumerate(net._pool.last) if last == KEPT]
+    for i in kept:
+        np.testing.assert_array_equal(net.outputs[i], want[i], err_msg=f"output of layer {i}")
+    return kept, want
+
+
+@pytest.mark.parametrize("case", list(ALL_CASES))
+def test_predict_keeps_what_forward_gives(case):
+    net = build(ALL_CASES[case], "cpu")
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    kept_outputs_agree(net, x)
+    # every layer kept: the pool holds nothing, all outputs as forward's
+    everything = range(len(net.layers))
+    kept, want = kept_outputs_agree(net, x, keep=everything)
+    assert kept == list(everything)
+
+
+@pytest.mark.parametrize("cfg", ["yolov4-tiny.cfg", "yolov4.cfg", "csdarknet53-omega.cfg"])
+def test_real_networks_keep_their_heads_in_a_fraction_of_the_memory(cfg):
+    net = pydarknet.load(ROOT / "cfg" / cfg, batch=1, width=64, height=64)
+    x = np.random.default_rng(1).uniform(0, 1, (1, 3, 64, 64)).astype(np.float32)
+    kept, want = kept_outputs_agree(net, x)
+    heads = [l.index for l in net.layers if l.layer_type in ("yolo", "softmax")]
+    assert set(heads) | {len(net.layers) - 1} <= set(kept)
+    all_outputs = sum(a.nbytes for a in want)
+    assert net._pool.nbytes() < all_outputs / 3
+    # later passes take the same slots: nothing allocated
+    slots = [s.array for s in net._pool.slots]
+    net.predict(x)
+    assert all(s.array is a for s, a in zip(net._pool.slots, slots))
+    assert len(net._pool.slots) == len(slots)
+
+
+def test_an_output_not_kept_says_how_to_keep_it():
+    net = build(CASES["shortcut"], "cpu")
+    x = np.zeros((2, 3, 8, 8), np.float32)
+    net.predict(x)
+    with pytest.raises(PydarknetError, match=r"keep=\[1\].*forward\(x\)"):
+        net.outputs[1]
+    net.predict(x, keep=[1, -2])
+    assert net.outputs[1] is not None and net.outputs[len(net.layers) - 2] is not None
+    for bad in (len(net.layers), "1", 1.0, True):
+        with pytest.raises(ValueError, match="keep: layer indexes"):
+            net.predict(x, keep=[bad])
+
+
+def test_route_and_shortcut_sources_live_until_their_last_reader():
+    net = build(CASES["route-groups"] + "[shortcut]\nfrom=-3\n", "cpu")
+    last = last_readers(net.layers)
+    # layers: 0 stem, 1 conv, 2 route(-1,-2), 3 route(-1), 4 shortcut(-3 = layer 1)
+    assert last[0] == 2 and last[1] == 4 and last[2] == 3 and last[4] == KEPT
+
+
+def test_predict_between_training_passes_changes_neither():
+    net = build(CASES["conv-bn-mish"] + CASES["shortcut"], "cpu")
+    x = np.random.default_rng(2).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    net.predict(x)
+    net.forward(x, train=True)
+    trained = [np.array(o) for o in net.outputs]
+    np.testing.assert_array_equal(net.predict(x), net.forward(x))
+    net.forward(x, train=True)
+    for a, b in zip(trained, net.outputs):
+        np.testing.assert_array_equal(a, b)
