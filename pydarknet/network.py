@@ -12,7 +12,7 @@ from .layers import BuildContext, layer_class
 from .memory import check_fits, format_bytes
 from .net_options import NetOptions
 from .no_effect import NoEffectOptions
-from .output_pool import OutputPool
+from .output_pool import OutputPool, Slots
 from .passes import check_truths, forward_pass, pass_cost
 from .train.iteration import train_iteration
 
@@ -60,6 +60,7 @@ class Network:
         self._params_on_device = False
         self._buffers = {}   # layer index -> output array reused across passes
         self._pool = None    # predict's OutputPool
+        self._delta_slots = None
         self.layers = []
         self._sections = sections
         self._build(sections[1:])
@@ -205,6 +206,15 @@ class Network:
             pool = self._pool = OutputPool(self.backend, self.layers, keep)
         return pool
 
+    def delta_slots(self):
+        """The Slots that training passes' deltas share (None where the backend has no
+        memory planning)."""
+        if not hasattr(self.backend, "prefix_view"):
+            return None
+        if self._delta_slots is None or self._delta_slots.backend is not self.backend:
+            self._delta_slots = Slots(self.backend)
+        return self._delta_slots
+
     def _layer_index(self, i, what):
         n = len(self.layers)
         if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
@@ -236,7 +246,7 @@ class Network:
             if getattr(prev, "share_layer", None) is not None:
                 new.share_layer = self.layers[prev.share_layer.index]
         self._buffers = {}
-        self._pool = None
+        self._pool = self._delta_slots = None
         self.outputs = [None] * len(self.layers)
 
     # -- training ------------------------------------------------------------------------

@@ -1,13 +1,20 @@
-"""Inference outputs sharing memory: a layer's output lives only until the last layer that
-reads it has run, and then its memory holds a later layer's output.
+"""Layer outputs and deltas sharing memory: an array lives only while a layer still reads it,
+and then its memory holds a later one.
 
 Darknet keeps every layer's output for the whole pass (training needs them for backward);
 an inference pass needs only the outputs still to be read. ``Network.predict`` runs with an
 :class:`OutputPool`: the outputs read after the pass (the detection heads, softmax, the last
 layer, and any the caller names) keep buffers of their own, the others take a slot of the
 pool. At 416x416 that is 15 MB of slots instead of 45 MB of outputs for yolov4-tiny, 65 MB
-instead of 309 MB for yolov4. The CPU backend plans; a backend without ``prefix_view`` (CUDA
-for now) keeps one buffer per layer.
+instead of 309 MB for yolov4.
+
+A training iteration keeps every output (backward reads them) but not every delta: with
+:class:`PooledDeltas` a delta takes a zeroed slot when a layer first writes it (a loss layer
+in forward, or a later layer's backward) and gives it back once its own layer's backward has
+run. Darknet allocates them all; the values are the same.
+
+The CPU backend plans; a backend without ``prefix_view`` (CUDA for now) keeps one buffer per
+layer.
 """
 
 import numpy as np
@@ -41,7 +48,7 @@ def last_readers(layers, keep=()):
 class _Slot:
     def __init__(self, backend, size):
         self.backend = backend
-        self.users = set()      # layers whose (live) outputs are in it
+        self.users = set()      # keys of the arrays living in it
         self.grow(size)
 
     def grow(self, size):
@@ -51,39 +58,27 @@ class _Slot:
         self.end = self.start + size * 4
 
 
-class OutputPool:
-    """The slots of one network's inference passes, kept from pass to pass (the same
-    sequence of sizes takes the same slots, so passes after the first allocate nothing)."""
+class Slots:
+    """Memory handed out as views and given back, kept from pass to pass: a key takes the
+    slot it took in the last pass (the same sequence finds it free again, so passes after
+    the first allocate nothing), else the smallest free slot that holds it, else the largest
+    free one grown to it, else a new one."""
 
-    def __init__(self, backend, layers, keep=()):
+    def __init__(self, backend):
         self.backend = backend
-        self.keep = tuple(keep)
-        self.last = last_readers(layers, keep)
-        self.dies_after = [[] for _ in layers]
-        for i, j in enumerate(self.last):
-            if j != KEPT:
-                self.dies_after[j].append(i)
         self.slots = []
-        self.slot_of = {}       # live outputs' slots in this pass
-        self.taken = {}         # the slot each layer took last pass, which it takes again
-
-    def kept(self, index):
-        return self.last[index] == KEPT
+        self.taken = {}
 
     def begin(self):
         for slot in self.slots:
             slot.users.clear()
-        self.slot_of = {}
 
     def nbytes(self):
         return sum(slot.size for slot in self.slots) * 4
 
-    def take(self, layer, shape):
-        """An output buffer of ``shape`` for ``layer`` in a free slot: the one it took in
-        the last pass (the same sequence finds it free again), else the smallest that holds
-        it, else the largest free one grown to it, else a new one."""
+    def take(self, key, shape):
         size = int(np.prod(shape, dtype=np.int64))
-        slot = self.taken.get(layer.index)
+        slot = self.taken.get(key)
         if slot is None or slot.users or slot.size < size:
             free = [s for s in self.slots if not s.users]
             fits = [s for s in free if s.size >= size]
@@ -95,16 +90,47 @@ class OutputPool:
             else:
                 slot = _Slot(self.backend, size)
                 self.slots.append(slot)
-        slot.users.add(layer.index)
-        self.taken[layer.index] = slot
+        slot.users.add(key)
+        self.taken[key] = slot
         return self.backend.prefix_view(slot.array, shape)
+
+    def holding(self, a):
+        """The slot whose memory ``a`` is in (None: not pooled memory)."""
+        if a.size == 0:
+            return None
+        address = self.backend.address(a)
+        for slot in self.slots:
+            if slot.start <= address < slot.end:
+                return slot
+        return None
+
+
+class OutputPool(Slots):
+    """The slots of one network's inference passes (``Network.predict``)."""
+
+    def __init__(self, backend, layers, keep=()):
+        super().__init__(backend)
+        self.keep = tuple(keep)
+        self.last = last_readers(layers, keep)
+        self.dies_after = [[] for _ in layers]
+        for i, j in enumerate(self.last):
+            if j != KEPT:
+                self.dies_after[j].append(i)
+        self.slot_of = {}       # live outputs' slots in this pass
+
+    def kept(self, index):
+        return self.last[index] == KEPT
+
+    def begin(self):
+        super().begin()
+        self.slot_of = {}
 
     def ran(self, layer, out, outputs):
         """After ``layer``'s forward returned ``out``: the slot ``out`` lives in (a layer may
         return its input, or a view of it) holds it, and the outputs whose last reader this
         was are released (``outputs[i]`` set to None, so that a stray read fails loudly)."""
         j = layer.index
-        home = self._slot_holding(out)
+        home = self.holding(out)
         for slot in self.slots:
             if slot is not home:
                 slot.users.discard(j)
@@ -117,11 +143,32 @@ class OutputPool:
                 slot.users.discard(i)
             outputs[i] = None
 
-    def _slot_holding(self, a):
-        if a.size == 0:
-            return None
-        address = self.backend.address(a)
-        for slot in self.slots:
-            if slot.start <= address < slot.end:
-                return slot
-        return None
+
+class PooledDeltas:
+    """``state.deltas`` of a training pass whose backward gives each delta back after its
+    layer's backward (``release``); a delta is taken, zeroed, at its first use."""
+
+    def __init__(self, slots, layers, batch):
+        self.slots = slots
+        self.shapes = [layer.out_shape(batch) for layer in layers]
+        self.arrays = [None] * len(layers)
+        self.released = [False] * len(layers)
+        slots.begin()
+
+    def __len__(self):
+        return len(self.arrays)
+
+    def __getitem__(self, i):
+        i = range(len(self.arrays))[i]
+        if self.released[i]:
+            raise RuntimeError(f"layer {i}'s delta was used after its backward had run")
+        if self.arrays[i] is None:
+            self.arrays[i] = self.slots.take(i, self.shapes[i])
+            self.slots.backend.fill(self.arrays[i], 0)
+        return self.arrays[i]
+
+    def release(self, i):
+        if self.arrays[i] is not None:
+            self.slots.taken[i].users.discard(i)
+            self.arrays[i] = None
+        self.released[i] = True

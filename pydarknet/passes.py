@@ -8,6 +8,7 @@ import numpy as np
 
 from .errors import PydarknetError, ShapeError
 from .heads import BOX_LOSS_HEADS
+from .output_pool import PooledDeltas
 
 # Layers whose loss reads detection truths [N, max_boxes, 6]; other nets take [N, classes].
 
@@ -17,7 +18,8 @@ class PassState:
     and in training mode the truths, the deltas (zeroed for each pass), and the network's RNG
     (dropout). ``buffers`` holds the arrays layers reuse from pass to pass."""
 
-    def __init__(self, backend, x, train=False, truth=None, network=None, pool=None):
+    def __init__(self, backend, x, train=False, truth=None, network=None, pool=None,
+                 delta_slots=None):
         self.backend = backend
         self.input = x
         self.outputs = []
@@ -34,8 +36,10 @@ class PassState:
         self.net_w, self.net_h = network.net.width, network.net.height
         self.loss_scale = network.net.loss_scale
         self.buffers = network._buffers
-        if train:   # every delta starts at zero in each pass (-gpusem fix 1)
-            n = x.shape[0]
+        n = x.shape[0]
+        if train and delta_slots is not None:     # zeroed as they are taken
+            self.deltas = PooledDeltas(delta_slots, network.layers, n)
+        elif train:   # every delta starts at zero in each pass (-gpusem fix 1)
             self.deltas = [self.output_buffer(layer, layer.out_shape(n), "delta")
                            for layer in network.layers]
             for delta in self.deltas:
@@ -45,7 +49,7 @@ class PassState:
         """An array of the layer's, reused from pass to pass (fresh pages cost as much as a
         convolution's arithmetic on these machines): its output, or scratch named ``name``."""
         if self.pool is not None and name == "output" and not self.pool.kept(layer.index):
-            return self.pool.take(layer, shape)
+            return self.pool.take(layer.index, shape)
         key = (layer.index, name)
         buf = self.buffers.get(key)
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:
@@ -102,12 +106,14 @@ class HostArrays:
         return (self[i] for i in range(len(self)))
 
 
-def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=None):
+def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=None,
+                 delta_slots=None):
     """Every layer's forward on ``x`` (a backend array); returns the pass's state. With
     ``check_finite`` a layer output holding NaN or inf stops the pass with the layer named.
-    With an OutputPool (inference) the outputs not kept share its memory."""
+    With an OutputPool (inference) the outputs not kept share its memory; with delta
+    ``Slots`` (training) the deltas do, and ``network.deltas`` is not kept."""
     B = network.backend
-    state = PassState(B, x, train, truth, network, pool)
+    state = PassState(B, x, train, truth, network, pool, delta_slots)
     if pool is not None:
         pool.begin()
     out = x
@@ -122,19 +128,21 @@ def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=N
             pool.ran(layer, out, state.outputs)
     network.outputs = HostArrays(B, state.outputs, pool is not None)
     if train:
-        network.deltas = HostArrays(B, state.deltas)
+        network.deltas = None if delta_slots is not None else HostArrays(B, state.deltas)
     return state
 
 
 def backward_pass(network, state):
     """Every layer's backward, last to first, as Darknet's backward_network: a layer with
     ``stopbackward`` ends it, ``onlyforward`` layers pass nothing back."""
+    pooled = isinstance(state.deltas, PooledDeltas)
     for layer in reversed(network.layers):
         if layer.stopbackward:
             break
-        if layer.onlyforward:
-            continue
-        layer.backward(state)
+        if not layer.onlyforward:
+            layer.backward(state)
+        if pooled:      # no earlier layer writes this delta
+            state.deltas.release(layer.index)
 
 
 def pass_cost(network):

@@ -1,5 +1,6 @@
-"""predict() shares memory among the outputs it does not keep (pydarknet.output_pool): what it
-keeps must be exactly what forward() gives, on every layer type and on real cfgs."""
+"""predict() shares memory among the outputs it does not keep, and training passes among the
+deltas (pydarknet.output_pool): what they give must be exactly what they gave with a buffer
+per layer, on every layer type and on real cfgs."""
 
 import pathlib
 
@@ -7,8 +8,11 @@ import numpy as np
 import pytest
 
 import pydarknet
+from pydarknet.data.synthetic import random_truths
 from pydarknet.errors import PydarknetError
-from pydarknet.output_pool import KEPT, last_readers
+from pydarknet.output_pool import KEPT, Slots, last_readers
+from pydarknet.passes import backward_pass, check_truths, forward_pass
+from pydarknet.train.iteration import train_pass
 from test_backend_contract import FORWARD_CASES, build
 from test_gradients import CASES
 
@@ -84,3 +88,51 @@ def test_predict_between_training_passes_changes_neither():
     net.forward(x, train=True)
     for a, b in zip(trained, net.outputs):
         np.testing.assert_array_equal(a, b)
+
+
+def gradients(net, x, r, delta_slots):
+    B = net.backend
+    net.ensure_training()
+    for layer in net.layers:
+        for g in layer.grads.values():
+            B.fill(g, 0)
+    net.rng = np.random.default_rng(7)
+    state = forward_pass(net, x, train=True, delta_slots=delta_slots)
+    B.copy_from_numpy(state.deltas[-1], r)
+    backward_pass(net, state)
+    return {(l.index, k): np.array(g) for l in net.layers for k, g in l.grads.items()}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_pooled_deltas_give_the_same_gradients(case):
+    net = build(CASES[case], "cpu")
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    r = np.random.default_rng(1).standard_normal(net.layers[-1].out_shape(2)).astype(np.float32)
+    want = gradients(net, x, r, None)
+    slots = Slots(net.backend)
+    for _ in range(2):      # the second pass reuses the first one's slots
+        got = gradients(net, x, r, slots)
+        assert got.keys() == want.keys()
+        for k in want:
+            np.testing.assert_array_equal(got[k], want[k], err_msg=f"gradient {k}")
+    assert net.deltas is None
+
+
+def test_training_deltas_take_a_fraction_of_the_memory():
+    net = pydarknet.load(ROOT / "cfg" / "yolov4-tiny.cfg", batch=2, width=64, height=64)
+    x = np.random.default_rng(1).uniform(0, 1, (2, 3, 64, 64)).astype(np.float32)
+    net.ensure_training()
+    truths = check_truths(net, random_truths(np.random.default_rng(2), 2), 2)
+    train_pass(net, x, truths)
+    all_deltas = sum(l.outputs for l in net.layers) * 2 * 4
+    assert 0 < net._delta_slots.nbytes() < all_deltas / 2
+
+
+def test_a_delta_used_after_its_backward_fails_loudly():
+    net = build(CASES["shortcut"], "cpu")
+    net.ensure_training()
+    state = forward_pass(net, np.zeros((2, 3, 8, 8), np.float32), train=True,
+                         delta_slots=Slots(net.backend))
+    backward_pass(net, state)
+    with pytest.raises(RuntimeError, match="layer 1's delta was used after its backward"):
+        state.deltas[1]

@@ -116,8 +116,12 @@ def test_too_few_floats_names_layer_and_counts(tmp_path):
     net.save_weights(tmp_path / "full.weights")
     data = (tmp_path / "full.weights").read_bytes()
     (tmp_path / "short.weights").write_bytes(data[:-4 * 10])
+    for layer in net.layers:        # values the bad file must leave alone
+        for p in layer.params.values():
+            p[...] = 7
     with pytest.raises(pydarknet.WeightsError) as e:
         net.load_weights(tmp_path / "short.weights")
+    assert all((p == 7).all() for layer in net.layers for p in layer.params.values())
     msg = str(e.value)
     expected = sum(p.size for l in net.layers for p in l.params.values())
     assert "too few" in msg and str(expected) in msg and str(expected - 10) in msg

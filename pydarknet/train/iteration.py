@@ -9,10 +9,13 @@ from .policy import learning_rate
 from .sgd import update_layer
 
 
-def train_pass(network, x, truth):
+def train_pass(network, x, truth, keep_deltas=False):
     """Forward and backward of one mini-batch (numpy images, checked truths); returns
-    Darknet's cost for it. Gradients accumulate into the layers' ``grads``."""
-    state = forward_pass(network, network.backend.from_numpy(x), True, truth, check_finite=True)
+    Darknet's cost for it. Gradients accumulate into the layers' ``grads``. The deltas share
+    memory as backward goes (pydarknet.output_pool) unless ``keep_deltas`` (then
+    ``network.deltas`` holds every layer's, as Darknet leaves them)."""
+    state = forward_pass(network, network.backend.from_numpy(x), True, truth, check_finite=True,
+                         delta_slots=None if keep_deltas else network.delta_slots())
     backward_pass(network, state)
     cost = pass_cost(network)
     if not np.isfinite(cost):
