@@ -8,6 +8,10 @@ Winograd path's transformed weights, inputs and products, or oneDNN's converted 
 CUDA backend's im2col fallback holds up to 256 MB of columns). Building a network checks the
 estimate against the memory there is, so that an impossible cfg stops with the layer named
 instead of a bare MemoryError; ``pydarknet info --memory`` reports the same table.
+
+It counts every layer's output and delta, as Darknet allocates them: an upper bound on the
+CPU, where ``predict`` shares the outputs it does not keep and training passes share the
+deltas (``output_pool.py``).
 """
 
 import os
