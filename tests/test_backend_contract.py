@@ -45,20 +45,21 @@ def build(case_text, device, w=8, h=8):
     return pydarknet.Network(parse_cfg_text(text, "case.cfg"), seed=3, device=device)
 
 
-def forward_backward(net, x, r):
-    """Outputs, deltas and gradients (as numpy) of one pass with objective sum(r * y)."""
+def forward_backward(net, x, r, delta_slots=None):
+    """Outputs, deltas and gradients (as numpy) of one pass with objective sum(r * y); with
+    ``delta_slots`` (shared deltas, given back as backward goes) no deltas."""
     B = net.backend
     net.ensure_training()
     for layer in net.layers:
         for g in layer.grads.values():
             B.fill(g, 0)
     net.rng = np.random.default_rng(7)
-    state = forward_pass(net, B.from_numpy(x), train=True)
+    state = forward_pass(net, B.from_numpy(x), train=True, delta_slots=delta_slots)
     B.copy_from_numpy(state.deltas[-1], r)
     backward_pass(net, state)
     grads = {(l.index, k): B.to_numpy(g) for l in net.layers for k, g in l.grads.items()}
-    return ([B.to_numpy(o) for o in state.outputs], [B.to_numpy(d) for d in state.deltas],
-            grads)
+    deltas = [] if delta_slots else [B.to_numpy(d) for d in state.deltas]
+    return [B.to_numpy(o) for o in state.outputs], deltas, grads
 
 
 def test_every_backend_has_every_op():

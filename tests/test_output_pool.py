@@ -13,7 +13,7 @@ from pydarknet.errors import PydarknetError
 from pydarknet.output_pool import KEPT, Slots, last_readers
 from pydarknet.passes import backward_pass, check_truths, forward_pass
 from pydarknet.train.iteration import train_pass
-from test_backend_contract import FORWARD_CASES, build
+from test_backend_contract import FORWARD_CASES, build, forward_backward
 from test_gradients import CASES
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -90,28 +90,15 @@ def test_predict_between_training_passes_changes_neither():
         np.testing.assert_array_equal(a, b)
 
 
-def gradients(net, x, r, delta_slots):
-    B = net.backend
-    net.ensure_training()
-    for layer in net.layers:
-        for g in layer.grads.values():
-            B.fill(g, 0)
-    net.rng = np.random.default_rng(7)
-    state = forward_pass(net, x, train=True, delta_slots=delta_slots)
-    B.copy_from_numpy(state.deltas[-1], r)
-    backward_pass(net, state)
-    return {(l.index, k): np.array(g) for l in net.layers for k, g in l.grads.items()}
-
-
 @pytest.mark.parametrize("case", list(CASES))
 def test_pooled_deltas_give_the_same_gradients(case):
     net = build(CASES[case], "cpu")
     x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
     r = np.random.default_rng(1).standard_normal(net.layers[-1].out_shape(2)).astype(np.float32)
-    want = gradients(net, x, r, None)
+    want = forward_backward(net, x, r)[2]
     slots = Slots(net.backend)
     for _ in range(2):      # the second pass reuses the first one's slots
-        got = gradients(net, x, r, slots)
+        got = forward_backward(net, x, r, slots)[2]
         assert got.keys() == want.keys()
         for k in want:
             np.testing.assert_array_equal(got[k], want[k], err_msg=f"gradient {k}")
