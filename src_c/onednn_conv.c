@@ -669,7 +669,9 @@ typedef struct {
  *   oneDNN's convolution is the faster, up to 1.5x; with activations above
  *   PDN_INFER_CONVERT_BYTES (yolov4's first layers at 416) they are even, and oneDNN's
  *   converted copies of a whole image would add tens of MB to the peak: im2col's bands
- *   stay within 8 MB.
+ *   stay within 8 MB; and where one image's input or output is above PDN_SLOT_KEEP_BYTES,
+ *   its converted copy is unmapped between inferences and page-faulted in anew at every
+ *   call (yolov4-tiny's first two layers at 416: 2.7 ms of 60 at 1 thread, + 10 MB peak).
  * Except at inference with an activation that the C core computes slowly per element
  * (swish and logistic call expf), which oneDNN then fuses. */
 #define PDN_INFER_CONVERT_BYTES ((double)(16 << 20))
@@ -682,10 +684,13 @@ static int sgemm_is_faster(const pdn_geo *g, int dir, int act)
         const double weights = (double)g->F * (g->C / g->groups) * g->kh * g->kw;
         const double acts = (double)g->N * ((double)g->C * g->H * g->W +
                                             (double)g->F * g->OH * g->OW);
+        const double in = (double)g->C * g->H * g->W, out = (double)g->F * g->OH * g->OW;
+        const double image_bytes = (in > out ? in : out) * sizeof(float);
         if (act == PDN_SWISH || act == PDN_LOGISTIC) return 0;
         return pointwise || (g->groups == 1 && g->dil == 1 &&
                              (4 * weights >= acts ||
-                              acts * sizeof(float) > PDN_INFER_CONVERT_BYTES));
+                              acts * sizeof(float) > PDN_INFER_CONVERT_BYTES ||
+                              image_bytes > PDN_SLOT_KEEP_BYTES));
     }
     return pointwise;
 }

@@ -3,11 +3,83 @@
 #include <stddef.h>
 #include <float.h>
 
+/* One output row of a 2x2 stride-2 window wholly inside the input (the usual maxpool):
+ * the same comparisons in the same order as the general loop below (max = v > max ? v :
+ * max, which is what MAXPS computes with v first), on whole vectors where AVX-512 is
+ * there: GCC's own vectorisation of the stride-2 reads gathers lane by lane. */
+static void maxpool2x2_row(const float *restrict r0, const float *restrict r1,
+                           float *restrict o, int j, int OW)
+{
+    for (; j < OW; ++j) {
+        float max = -FLT_MAX, v;
+        v = r0[2 * j]; max = (v > max) ? v : max;
+        v = r0[2 * j + 1]; max = (v > max) ? v : max;
+        v = r1[2 * j]; max = (v > max) ? v : max;
+        v = r1[2 * j + 1]; max = (v > max) ? v : max;
+        o[j] = max;
+    }
+}
+
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#include <immintrin.h>
+#define PDN_POOL_AVX512 1
+__attribute__((target("avx512f")))
+static void maxpool2x2_row_avx512(const float *restrict r0, const float *restrict r1,
+                                  float *restrict o, int OW)
+{
+    const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26,
+                                           28, 30);
+    const __m512i odd = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27,
+                                          29, 31);
+    const __m512 lowest = _mm512_set1_ps(-FLT_MAX);
+    int j;
+    for (j = 0; j < OW; j += 16) {
+        /* the last, partial vector reads and writes only its own lanes */
+        const int left = OW - j < 16 ? OW - j : 16;
+        const __mmask16 m0 = left >= 8 ? 0xFFFF : (__mmask16)((1u << (2 * left)) - 1);
+        const __mmask16 m1 = left >= 8 ? (__mmask16)((1u << (2 * (left - 8))) - 1) : 0;
+        const __mmask16 mo = (__mmask16)((1u << left) - 1);
+        const __m512 a0 = _mm512_maskz_loadu_ps(m0, r0 + 2 * j);
+        const __m512 a1 = _mm512_maskz_loadu_ps(m1, r0 + 2 * j + 16);
+        const __m512 b0 = _mm512_maskz_loadu_ps(m0, r1 + 2 * j);
+        const __m512 b1 = _mm512_maskz_loadu_ps(m1, r1 + 2 * j + 16);
+        __m512 max = _mm512_max_ps(_mm512_permutex2var_ps(a0, even, a1), lowest);
+        max = _mm512_max_ps(_mm512_permutex2var_ps(a0, odd, a1), max);
+        max = _mm512_max_ps(_mm512_permutex2var_ps(b0, even, b1), max);
+        max = _mm512_max_ps(_mm512_permutex2var_ps(b0, odd, b1), max);
+        _mm512_mask_storeu_ps(o + j, mo, max);
+    }
+}
+#endif
+
 void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
                  int size, int sy, int sx, int pad)
 {
     const int off = -pad / 2;
     int p;
+    if (size == 2 && sy == 2 && sx == 2 && off == 0 && 2 * OH <= H && 2 * OW <= W) {
+        int wide = 0;
+#ifdef PDN_POOL_AVX512
+        wide = __builtin_cpu_supports("avx512f");
+#endif
+        #pragma omp parallel for schedule(static) if((ptrdiff_t)NC * OH * OW > 8192)
+        for (p = 0; p < NC; ++p) {
+            const float *in = x + (ptrdiff_t)p * H * W;
+            float *o = out + (ptrdiff_t)p * OH * OW;
+            int i;
+            for (i = 0; i < OH; ++i) {
+                const float *r0 = in + (ptrdiff_t)2 * i * W, *r1 = r0 + W;
+#ifdef PDN_POOL_AVX512
+                if (wide) {
+                    maxpool2x2_row_avx512(r0, r1, o + (ptrdiff_t)i * OW, OW);
+                    continue;
+                }
+#endif
+                maxpool2x2_row(r0, r1, o + (ptrdiff_t)i * OW, 0, OW);
+            }
+        }
+        return;
+    }
     #pragma omp parallel for schedule(static) if((ptrdiff_t)NC * OH * OW * size * size > 32768)
     for (p = 0; p < NC; ++p) {
         const float *in = x + (ptrdiff_t)p * H * W;
