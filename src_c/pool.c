@@ -20,7 +20,9 @@ static void maxpool2x2_row(const float *restrict r0, const float *restrict r1,
     }
 }
 
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+/* not in sanitized builds: AddressSanitizer does not check masked vector loads and stores */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__)
 #include <immintrin.h>
 #define PDN_POOL_AVX512 1
 __attribute__((target("avx512f")))
