@@ -16,22 +16,24 @@ from . import onednn
 
 
 def _load_core():
-    # libgomp reads OMP_WAIT_POLICY once, when it is loaded together with _cpu. Its default
-    # keeps idle OpenMP threads spinning after each parallel loop, where they fight BLAS's
-    # own threads, or any other process's, for the cores (measured on 2 cores: convs about
-    # 2x slower beside BLAS's threads, a whole forward 15x slower beside one busy process).
-    # Load it with PASSIVE unless the user chose a policy; the process environment is left
-    # as it was.
-    key = "OMP_WAIT_POLICY"
-    chosen = key in os.environ
+    # libgomp reads its wait policy once, when it is loaded together with _cpu. Its default
+    # keeps idle OpenMP threads spinning for 300,000 rounds after each parallel loop, where
+    # they fight any other process's threads for the cores (measured on 2 cores beside one
+    # busy process: yolov4-tiny 416 forward 55-60 ms passive, 70-530 ms spinning 1e4-1e5
+    # rounds). Sleeping at once (PASSIVE) costs a wake-up at each of the ~200 parallel loops
+    # of a forward: yolov4-tiny 35 ms on a quiet machine. 1,000 rounds (what libgomp itself
+    # uses when threads outnumber cores) gives most of both: 30-31 ms quiet, 62-66 ms beside
+    # a busy process; training the same. Loaded so unless the user chose a policy or a
+    # count; the process environment is left as it was.
+    chosen = {"OMP_WAIT_POLICY", "GOMP_SPINCOUNT"} & set(os.environ)
     if not chosen:
-        os.environ[key] = "PASSIVE"
+        os.environ["GOMP_SPINCOUNT"] = "1000"
     try:
         onednn.preload()     # libdnnl.so.3 from the onednn-cpu-gomp wheel, wherever it is
         from . import _cpu
     finally:
         if not chosen:
-            os.environ.pop(key, None)
+            os.environ.pop("GOMP_SPINCOUNT", None)
     # the matrix products on the same threads (oneDNN's sgemm) unless PYDARKNET_ONEDNN=0
     _cpu.set_gemm_onednn(onednn.requested())
     return _cpu
