@@ -123,3 +123,16 @@ def test_a_delta_used_after_its_backward_fails_loudly():
     backward_pass(net, state)
     with pytest.raises(RuntimeError, match="layer 1's delta was used after its backward"):
         state.deltas[1]
+
+
+def test_every_layer_that_reads_earlier_outputs_says_which():
+    """A forward that reads ``state.outputs[...]`` must list those layers in ``reads()``, or
+    predict would hand their memory to later layers before it runs."""
+    import inspect
+
+    import pydarknet.layers  # noqa: F401  (registers every layer type)
+    from pydarknet.layers.base import Layer
+    from pydarknet.layers.registry import REGISTRY
+    silent = [cls.__name__ for cls in set(REGISTRY.values())
+              if "state.outputs[" in inspect.getsource(cls.forward) and cls.reads is Layer.reads]
+    assert not silent, f"forward reads earlier outputs without reads(): {silent}"
