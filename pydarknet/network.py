@@ -199,7 +199,7 @@ class Network:
         """The OutputPool of predict's passes (None where the backend has no memory
         planning: the layers then keep their own buffers)."""
         keep = tuple(sorted({self._layer_index(i, "keep") for i in keep}))
-        if not hasattr(self.backend, "prefix_view"):
+        if not self._plans_memory():
             return None
         pool = self._pool
         if pool is None or pool.backend is not self.backend or pool.keep != keep:
@@ -209,11 +209,14 @@ class Network:
     def delta_slots(self):
         """The Slots that training passes' deltas share (None where the backend has no
         memory planning)."""
-        if not hasattr(self.backend, "prefix_view"):
+        if not self._plans_memory():
             return None
         if self._delta_slots is None or self._delta_slots.backend is not self.backend:
             self._delta_slots = Slots(self.backend)
         return self._delta_slots
+
+    def _plans_memory(self):
+        return hasattr(self.backend, "prefix_view")     # the CPU backend (output_pool)
 
     def _layer_index(self, i, what):
         n = len(self.layers)

@@ -8,9 +8,10 @@
  * max, which is what MAXPS computes with v first), on whole vectors where AVX-512 is
  * there: GCC's own vectorisation of the stride-2 reads gathers lane by lane. */
 static void maxpool2x2_row(const float *restrict r0, const float *restrict r1,
-                           float *restrict o, int j, int OW)
+                           float *restrict o, int OW)
 {
-    for (; j < OW; ++j) {
+    int j;
+    for (j = 0; j < OW; ++j) {
         float max = -FLT_MAX, v;
         v = r0[2 * j]; max = (v > max) ? v : max;
         v = r0[2 * j + 1]; max = (v > max) ? v : max;
@@ -20,11 +21,8 @@ static void maxpool2x2_row(const float *restrict r0, const float *restrict r1,
     }
 }
 
-/* not in sanitized builds: AddressSanitizer does not check masked vector loads and stores */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
-    !defined(__SANITIZE_ADDRESS__)
+#ifdef PDN_AVX512_INTRINSICS
 #include <immintrin.h>
-#define PDN_POOL_AVX512 1
 __attribute__((target("avx512f")))
 static void maxpool2x2_row_avx512(const float *restrict r0, const float *restrict r1,
                                   float *restrict o, int OW)
@@ -61,7 +59,7 @@ void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int O
     int p;
     if (size == 2 && sy == 2 && sx == 2 && off == 0 && 2 * OH <= H && 2 * OW <= W) {
         int wide = 0;
-#ifdef PDN_POOL_AVX512
+#ifdef PDN_AVX512_INTRINSICS
         wide = __builtin_cpu_supports("avx512f");
 #endif
         #pragma omp parallel for schedule(static) if((ptrdiff_t)NC * OH * OW > 8192)
@@ -71,13 +69,13 @@ void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int O
             int i;
             for (i = 0; i < OH; ++i) {
                 const float *r0 = in + (ptrdiff_t)2 * i * W, *r1 = r0 + W;
-#ifdef PDN_POOL_AVX512
+#ifdef PDN_AVX512_INTRINSICS
                 if (wide) {
                     maxpool2x2_row_avx512(r0, r1, o + (ptrdiff_t)i * OW, OW);
                     continue;
                 }
 #endif
-                maxpool2x2_row(r0, r1, o + (ptrdiff_t)i * OW, 0, OW);
+                maxpool2x2_row(r0, r1, o + (ptrdiff_t)i * OW, OW);
             }
         }
         return;

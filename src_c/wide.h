@@ -11,4 +11,11 @@
 #define PDN_WIDE
 #define PDN_WIDE512
 #endif
+/* Hand-written AVX-512 (intrinsics, chosen at run time with __builtin_cpu_supports) where
+ * GCC's own vectorisation falls short. Not in sanitized builds: AddressSanitizer does not
+ * check masked vector loads and stores. */
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && \
+    !defined(__SANITIZE_ADDRESS__)
+#define PDN_AVX512_INTRINSICS 1
+#endif
 #endif

@@ -30,13 +30,12 @@ void pdn_winograd_clear_cache(void) {}
 #include <oneapi/dnnl/dnnl.h>
 #include "onednn_conv.h"
 #include <pthread.h>
+#include "blas.h"       /* pdn_get_num_threads */
 #ifdef _OPENMP
 #include <omp.h>
 #define THREAD_ID() omp_get_thread_num()
-#define MAX_THREADS() omp_get_max_threads()
 #else
 #define THREAD_ID() 0
-#define MAX_THREADS() 1
 #endif
 #include <stddef.h>
 #include <stdlib.h>
@@ -248,7 +247,7 @@ static pdn_wmm *wmm_build(int M, int K, int N)
     int ok = p != NULL;
     if (!ok) return NULL;
     p->M = M; p->K = K; p->N = N;
-    p->threads = MAX_THREADS();
+    p->threads = pdn_get_num_threads();
     ok = dnnl_memory_desc_create_with_tag(&amd, 3, ad, dnnl_f32, dnnl_abc) == dnnl_success &&
          dnnl_memory_desc_create_with_tag(&bmd, 3, bd, dnnl_f32, dnnl_abc) == dnnl_success &&
          dnnl_memory_desc_create_with_tag(&cmd, 3, cd, dnnl_f32, dnnl_abc) == dnnl_success &&
@@ -285,7 +284,7 @@ static pdn_wmm *wmm_get(int M, int K, int N)
 {
     pdn_wmm *p;
     for (p = pdn_wmm_cache; p; p = p->next)
-        if (p->M == M && p->K == K && p->N == N && p->threads == MAX_THREADS()) return p;
+        if (p->M == M && p->K == K && p->N == N && p->threads == pdn_get_num_threads()) return p;
     p = wmm_build(M, K, N);
     if (p) {
         p->next = pdn_wmm_cache;
@@ -335,7 +334,7 @@ static void *buf_get(int which, size_t bytes)
  * THREAD_ID() inside a parallel region). */
 static float *per_thread(size_t floats_each)
 {
-    return (float *)buf_get(BUF_THREADS, (size_t)MAX_THREADS() * floats_each * sizeof(float));
+    return (float *)buf_get(BUF_THREADS, (size_t)pdn_get_num_threads() * floats_each * sizeof(float));
 }
 
 typedef struct {
