@@ -216,7 +216,7 @@ class Network:
         return self._delta_slots
 
     def _plans_memory(self):
-        return hasattr(self.backend, "prefix_view")     # the CPU backend (output_pool)
+        return hasattr(self.backend, "view_at")     # the CPU backend (output_pool)
 
     def _layer_index(self, i, what):
         n = len(self.layers)

@@ -48,8 +48,14 @@ class PassState:
     def output_buffer(self, layer, shape, name="output", dtype=np.float32):
         """An array of the layer's, reused from pass to pass (fresh pages cost as much as a
         convolution's arithmetic on these machines): its output, or scratch named ``name``."""
-        if self.pool is not None and name == "output" and not self.pool.kept(layer.index):
-            return self.pool.take(layer.index, shape)
+        if self.pool is not None and name == "output":
+            place = self.pool.place(layer.index, shape)
+            if place is not None:                  # in the route that concatenates it
+                route, offset = place
+                whole = self.output_buffer(route, route.out_shape(1))
+                return self.backend.view_at(whole, shape, offset)
+            if not self.pool.kept(layer.index):
+                return self.pool.take(layer.index, shape)
         key = (layer.index, name)
         buf = self.buffers.get(key)
         if buf is None or buf.shape != tuple(shape) or buf.dtype != dtype:

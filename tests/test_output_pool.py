@@ -31,10 +31,11 @@ def kept_outputs_agree(net, x, keep=()):
     return kept, want
 
 
+@pytest.mark.parametrize("batch", [1, 2])      # batch 1: concatenations in place too
 @pytest.mark.parametrize("case", list(ALL_CASES))
-def test_predict_keeps_what_forward_gives(case):
+def test_predict_keeps_what_forward_gives(case, batch):
     net = build(ALL_CASES[case], "cpu")
-    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    x = np.random.default_rng(0).standard_normal((batch, 3, 8, 8)).astype(np.float32)
     kept_outputs_agree(net, x)
     # every layer kept: the pool holds nothing, all outputs as forward's
     everything = range(len(net.layers))
@@ -136,3 +137,85 @@ def test_every_layer_that_reads_earlier_outputs_says_which():
     silent = [cls.__name__ for cls in set(REGISTRY.values())
               if "state.outputs[" in inspect.getsource(cls.forward) and cls.reads is Layer.reads]
     assert not silent, f"forward reads earlier outputs without reads(): {silent}"
+
+
+# Every way a concatenation's input can be placed in it, or must not be (concat_places),
+# after the stem (layer 0): an input two routes list (2: routes 4 and 5), a route listing
+# an input twice (5), a route of routes (8: 4 and 6), a layer that returns its input
+# (dropout 3, placed in route 6, which then copies it), a route taking a group of channels
+# (7, a view at batch 1), and a route as the last layer.
+CONCAT_CASES = """
+[convolutional]
+filters=6
+size=3
+pad=1
+activation=leaky
+
+[convolutional]
+filters=4
+size=1
+activation=mish
+
+[dropout]
+probability=0.5
+
+[route]
+layers=1,2
+
+[route]
+layers=2,2
+
+[route]
+layers=3,0
+
+[route]
+layers=5
+groups=2
+group_id=1
+
+[route]
+layers=4,6,7
+"""
+
+
+@pytest.mark.parametrize("keep", [(), (2,), (1, 4), (3, 6), (7,)], ids=str)
+def test_concatenations_written_in_place_give_what_copies_give(keep):
+    net = build(CONCAT_CASES, "cpu")
+    x = np.random.default_rng(4).standard_normal((1, 3, 8, 8)).astype(np.float32)
+    for _ in range(2):                             # the second pass reuses the slots
+        kept, want = kept_outputs_agree(net, x, keep)
+    assert set(keep) <= set(kept)
+    places = {i: where for i, where in net._pool.places.items()}
+    want = {1: (4, 0), 2: (4, 6 * 64), 3: (6, 0), 0: (6, 4 * 64), 4: (8, 0), 6: (8, 10 * 64),
+            7: (8, 18 * 64)}
+    assert places == {i: where for i, where in want.items() if i not in keep}
+
+
+def copied_values(net, x, batch_run):
+    """How many values the pass copies between layers (copy_rows)."""
+    B, copied = net.backend, []
+    copy_rows = B.copy_rows
+
+    def counting(src, dst, count, *args, **kw):
+        copied.append(count * src.shape[0])
+        return copy_rows(src, dst, count, *args, **kw)
+    B.copy_rows = counting
+    try:
+        batch_run(x)
+    finally:
+        del B.copy_rows
+    return sum(copied)
+
+
+def test_batch_1_concatenations_copy_almost_nothing():
+    """yolov4-tiny's routes: each input is written where the route's output has it, but the
+    one a second route reads (layer 23, in routes 24 and 34); a route taking a group of
+    channels is a view."""
+    net = pydarknet.load(ROOT / "cfg" / "yolov4-tiny.cfg", batch=1, width=64, height=64)
+    x = np.random.default_rng(1).uniform(0, 1, (1, 3, 64, 64)).astype(np.float32)
+    kept_outputs_agree(net, x)
+    every_copy = copied_values(net, x, net.forward)
+    in_place = copied_values(net, x, net.predict)
+    assert in_place == net.layers[23].outputs and every_copy > 20 * in_place
+    two = np.concatenate([x, x])
+    assert copied_values(net, two, net.predict) == copied_values(net, two, net.forward)

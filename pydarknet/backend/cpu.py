@@ -97,9 +97,11 @@ class CpuBackend(Backend):
         """Where the array's memory starts."""
         return self._address(a)
 
-    def prefix_view(self, flat, shape):
-        """An array of ``shape`` over the first elements of the 1-D array ``flat``."""
-        return flat[:int(np.prod(shape, dtype=np.int64))].reshape(shape)
+    def view_at(self, array, shape, offset=0):
+        """An array of ``shape`` over the elements ``offset``, ``offset + 1``, ... of the
+        contiguous ``array`` seen flat (its memory, not a copy)."""
+        size = int(np.prod(shape, dtype=np.int64))
+        return array.reshape(-1)[offset:offset + size].reshape(shape)
 
     def _is_writable(self, a):
         return a.flags.writeable

@@ -44,11 +44,21 @@ class Route(Layer):
         return self.layers
 
     def forward(self, x, state):
-        out = state.output_buffer(self, self.out_shape(x.shape[0]))
+        shape = self.out_shape(x.shape[0])
+        pool = state.pool
+        if pool is not None and shape[0] == 1 and len(self.layers) == 1:
+            # an inference pass reads one image's group of channels where it is
+            part = self.sizes[0] // self.groups
+            return state.backend.view_at(state.outputs[self.layers[0]], shape,
+                                         part * self.group_id)
+        out = state.output_buffer(self, shape)
         start = 0
         for i, size in zip(self.layers, self.sizes):
             part = size // self.groups
-            state.backend.copy_rows(state.outputs[i], out, part, part * self.group_id, start)
+            src, offset = state.outputs[i], part * self.group_id
+            # an inference pass may have written the input here already (concat_places)
+            if pool is None or not pool.in_place(src, offset, out, start):
+                state.backend.copy_rows(src, out, part, offset, start)
             start += part
         return out
 
