@@ -2,6 +2,7 @@
 #include "wide.h"
 #include <stddef.h>
 #include <float.h>
+#include <stdlib.h>
 
 /* One output row of a 2x2 stride-2 window wholly inside the input (the usual maxpool):
  * the same comparisons in the same order as the general loop below (max = v > max ? v :
@@ -52,6 +53,66 @@ static void maxpool2x2_row_avx512(const float *restrict r0, const float *restric
 }
 #endif
 
+/* One plane's general window, directly: size * size comparisons an output. */
+static void maxpool_plane(const float *in, float *o, int H, int W, int OH, int OW, int size,
+                          int sy, int sx, int off)
+{
+    int i, j, n, m;
+    for (i = 0; i < OH; ++i) {
+        const int y0 = off + i * sy;
+        const int ny0 = y0 < 0 ? -y0 : 0;
+        const int ny1 = (H - y0) < size ? (H - y0) : size;
+        for (j = 0; j < OW; ++j) {
+            const int x0 = off + j * sx;
+            const int mx0 = x0 < 0 ? -x0 : 0;
+            const int mx1 = (W - x0) < size ? (W - x0) : size;
+            float max = -FLT_MAX;
+            for (n = ny0; n < ny1; ++n) {
+                /* an index, not in + ... + x0: x0 < 0 would point before the array */
+                const float *row = in + (ptrdiff_t)(y0 + n) * W;
+                for (m = mx0; m < mx1; ++m) {
+                    const float val = row[x0 + m];
+                    max = (val > max) ? val : max;
+                }
+            }
+            o[(ptrdiff_t)i * OW + j] = max;
+        }
+    }
+}
+
+/* The same plane in two passes, 2 * size comparisons an output (SPP's 5x5, 9x9 and 13x13
+ * windows): each input row's maximum over every output column's window (rows[H][OW]),
+ * then each output's maximum of those over its window's rows. The same value, bit for bit:
+ * both keep the first maximum in row-major order (strict >), which the rows pass finds in
+ * each row and the columns pass in the topmost row that holds it; NaN is skipped by both. */
+static void maxpool_plane_separable(const float *in, float *o, float *rows, int H, int W,
+                                    int OH, int OW, int size, int sy, int sx, int off)
+{
+    int i, j, n, y;
+    for (y = 0; y < H; ++y) {
+        const float *row = in + (ptrdiff_t)y * W;
+        float *r = rows + (ptrdiff_t)y * OW;
+        for (j = 0; j < OW; ++j) {
+            const int x0 = off + j * sx;
+            const int m0 = x0 < 0 ? 0 : x0, m1 = x0 + size < W ? x0 + size : W;
+            float max = -FLT_MAX;
+            int m;
+            for (m = m0; m < m1; ++m) max = (row[m] > max) ? row[m] : max;
+            r[j] = max;
+        }
+    }
+    for (i = 0; i < OH; ++i) {
+        const int y0 = off + i * sy;
+        const int n0 = y0 < 0 ? 0 : y0, n1 = y0 + size < H ? y0 + size : H;
+        float *oi = o + (ptrdiff_t)i * OW;
+        for (j = 0; j < OW; ++j) oi[j] = -FLT_MAX;
+        for (n = n0; n < n1; ++n) {
+            const float *r = rows + (ptrdiff_t)n * OW;
+            for (j = 0; j < OW; ++j) oi[j] = (r[j] > oi[j]) ? r[j] : oi[j];
+        }
+    }
+}
+
 void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int OW,
                  int size, int sy, int sx, int pad)
 {
@@ -80,31 +141,20 @@ void pdn_maxpool(const float *x, float *out, int NC, int H, int W, int OH, int O
         }
         return;
     }
-    #pragma omp parallel for schedule(static) if((ptrdiff_t)NC * OH * OW * size * size > 32768)
-    for (p = 0; p < NC; ++p) {
-        const float *in = x + (ptrdiff_t)p * H * W;
-        float *o = out + (ptrdiff_t)p * OH * OW;
-        int i, j, n, m;
-        for (i = 0; i < OH; ++i) {
-            const int y0 = off + i * sy;
-            const int ny0 = y0 < 0 ? -y0 : 0;
-            const int ny1 = (H - y0) < size ? (H - y0) : size;
-            for (j = 0; j < OW; ++j) {
-                const int x0 = off + j * sx;
-                const int mx0 = x0 < 0 ? -x0 : 0;
-                const int mx1 = (W - x0) < size ? (W - x0) : size;
-                float max = -FLT_MAX;
-                for (n = ny0; n < ny1; ++n) {
-                    /* an index, not in + ... + x0: x0 < 0 would point before the array */
-                    const float *row = in + (ptrdiff_t)(y0 + n) * W;
-                    for (m = mx0; m < mx1; ++m) {
-                        const float val = row[x0 + m];
-                        max = (val > max) ? val : max;
-                    }
-                }
-                o[(ptrdiff_t)i * OW + j] = max;
-            }
+    #pragma omp parallel if((ptrdiff_t)NC * OH * OW * size * size > 32768)
+    {
+        /* each thread's rows for the two-pass planes (without it: the direct loop) */
+        float *rows = size >= 3 ? malloc((size_t)H * OW * sizeof(float)) : NULL;
+        #pragma omp for schedule(static)
+        for (p = 0; p < NC; ++p) {
+            const float *in = x + (ptrdiff_t)p * H * W;
+            float *o = out + (ptrdiff_t)p * OH * OW;
+            if (rows)
+                maxpool_plane_separable(in, o, rows, H, W, OH, OW, size, sy, sx, off);
+            else
+                maxpool_plane(in, o, H, W, OH, OW, size, sy, sx, off);
         }
+        free(rows);
     }
 }
 

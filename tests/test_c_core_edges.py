@@ -89,6 +89,25 @@ def test_pooling_windows_off_the_image(H, W, size, stride, pad):
         delta, np.zeros_like(x), size, stride, stride, pad), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("size,stride,pad", [(3, 1, 2), (5, 1, 4), (9, 1, 8), (13, 1, 12),
+                                             (3, 2, 2), (4, 3, 5), (7, 2, 3)])
+def test_wide_maxpool_windows_pick_the_first_maximum_bit_for_bit(size, stride, pad):
+    """Windows of 3 and more run in two passes (rows, then columns); ties between -0.0 and
+    0.0, NaN and all-NaN windows must come out as the direct window scan's: its first
+    maximum in row-major order (maxpool_train's values are that scan)."""
+    rng = np.random.default_rng(size * 10 + stride)
+    H, W = 11, 14
+    x = rng.choice(np.array([-0.0, 0.0, 1.0, -1.0, np.nan], f32), (2, 3, H, W))
+    x[1, 2] = np.nan                                      # a plane with no number at all
+    oh, ow = out_size(H, pad, size, stride), out_size(W, pad, size, stride)
+    geometry = (6, H, W, oh, ow, size, stride, stride, pad)
+    out, scanned = np.empty((2, 3, oh, ow), f32), np.empty((2, 3, oh, ow), f32)
+    _cpu.maxpool(x, out, *geometry)
+    _cpu.maxpool_train(x, scanned, np.empty(out.shape, np.int32), *geometry)
+    np.testing.assert_array_equal(out.view(np.int32), scanned.view(np.int32))
+    assert (out[1, 2] == -FLT_MAX).all()
+
+
 def test_pooling_windows_that_miss_the_image():
     # pad 4 puts the first window (rows/columns -2, -1) wholly outside a 3x3 image
     H = W = 3
