@@ -6,12 +6,15 @@ import json
 import warnings
 import os
 import struct
+import subprocess
+import sys
 
 import cv2
 import numpy as np
 import pytest
 
 from pydarknet.cli import main
+from pydarknet.datasets.layout import OutputFolder
 from pydarknet.labels import class_from_path, label_path, read_data_file, read_labels, \
     read_list, read_names
 
@@ -96,6 +99,35 @@ def test_coco_layout_summary_and_idempotence(tmp_path, capsys):
     assert main(["data", "coco", ann, img_dir, str(out)]) == 0
     assert _tree(out) == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []
+
+
+def _finished_pid():
+    """The PID of a process that has ended."""
+    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)
+    return int(done.stdout)
+
+
+def test_a_killed_runs_leftovers_are_cleaned_and_its_older_output_put_back(tmp_path, capsys):
+    ann, img_dir = _coco(tmp_path)
+    out = tmp_path / "out"
+    assert main(["data", "coco", ann, img_dir, str(out)]) == 0
+    before = _tree(out)
+    killed_writing, killed_renaming = _finished_pid(), _finished_pid()
+    # killed while writing its temporary folder: removed by the next run
+    (tmp_path / f".out.tmp-{killed_writing}" / "images").mkdir(parents=True)
+    # killed between commit's two renames: the older output moved aside, none in place
+    out.rename(tmp_path / f".out.tmp-{killed_renaming}.old")
+    # a run still going (this test's parent process) keeps its folder
+    (tmp_path / f".out.tmp-{os.getppid()}").mkdir()
+    with OutputFolder(out, "coco") as folder:
+        assert folder.previous["converter"] == "coco"
+    assert _tree(out) == before
+    assert "put back the older output" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".out")) == \
+        [f".out.tmp-{os.getppid()}"]
+    assert main(["data", "coco", ann, img_dir, str(out)]) == 0
+    assert _tree(out) == before
 
 
 def test_coco_classes_subset_copy_and_valid_split(tmp_path, capsys):

@@ -10,7 +10,8 @@ what was skipped.
         out.commit({"names": names})                   # renamed into place only here
 
 A failure before ``commit`` leaves the old output (if any) as it was and removes the
-temporary folder: never a half-written output.
+temporary folder: never a half-written output. A run that could not clean up (killed, power
+lost) is cleaned up after by the next one into the same folder (:func:`clean_after_killed`).
 """
 
 import collections
@@ -156,6 +157,44 @@ def readable_file(path):
     return None
 
 
+def _alive(pid):
+    """Whether process ``pid`` runs on this machine."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:            # another user's process
+        return True
+    return True
+
+
+def clean_after_killed(parent, name):
+    """Removes what converter runs into ``parent/name`` that no longer run left beside it
+    (their temporary ``.NAME.tmp-PID`` folders). A run killed between commit's two renames
+    left the older output as ``.NAME.tmp-PID.old`` and none in place: that comes back as
+    ``NAME``, as if the run had not started. Runs still going (their PID alive here) are left
+    alone."""
+    root, prefix = os.path.join(parent, name), f".{name}.tmp-"
+    try:
+        entries = sorted(os.listdir(parent))
+    except OSError:
+        return
+    stale = []
+    for entry in entries:
+        pid = entry[len(prefix):]
+        old = pid.endswith(".old")
+        pid = pid[:-len(".old")] if old else pid
+        if entry.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+            stale.append((old, os.path.join(parent, entry)))
+    for old, path in sorted(stale, reverse=True):     # the older outputs first
+        if old and not os.path.lexists(root):
+            os.rename(path, root)
+            print(f"pydarknet: {root}: put back the older output that a killed run had moved "
+                  f"to {path}", file=sys.stderr)
+        else:
+            shutil.rmtree(path, ignore_errors=True)
+
+
 class OutputFolder:
     """An output folder built in a temporary sibling and renamed into place by :meth:`commit`.
 
@@ -171,6 +210,8 @@ class OutputFolder:
             raise PydarknetError(f"{out_dir}: give a folder to write into, not the file "
                                  "system's root")
         self.previous = None        # the older output's marker (a dict), when there is one
+        if os.path.isdir(parent):
+            clean_after_killed(parent, name)
         if os.path.lexists(self.root):
             if not os.path.isdir(self.root) or os.path.islink(self.root):
                 raise PydarknetError(f"{out_dir}: exists and is not a folder; choose another "
