@@ -7,7 +7,10 @@ FATBIN := pydarknet/backend/kernels.fatbin
 install:
 	$(PYTHON) -m pip install -e ".[test]"
 
+# an in-place build needs oneDNN's headers here, not only in pip's isolated build
+# environment: without them the extension builds without oneDNN (and says so)
 build:
+	$(PYTHON) -m pip install -q "onednn-devel-cpu-gomp==2023.2.0" "onednn-cpu-gomp==2023.2.0"
 	$(PYTHON) setup.py build_ext --inplace
 
 test:
