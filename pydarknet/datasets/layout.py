@@ -158,10 +158,13 @@ def readable_file(path):
 
 
 def _alive(pid):
-    """Whether process ``pid`` runs on this machine."""
+    """Whether process ``pid`` runs on this machine (elsewhere than POSIX: assumed so, as
+    Windows' os.kill would stop it)."""
+    if os.name != "posix":
+        return True
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):   # none, or a number no PID can be
         return False
     except OSError:            # another user's process
         return True
@@ -188,7 +191,13 @@ def clean_after_killed(parent, name):
             stale.append((old, os.path.join(parent, entry)))
     for old, path in sorted(stale, reverse=True):     # the older outputs first
         if old and not os.path.lexists(root):
-            os.rename(path, root)
+            try:
+                os.rename(path, root)
+            except OSError as e:
+                raise PydarknetError(
+                    f"{path}: holds the older output of {root}, moved aside by a run that was "
+                    f"killed, and cannot be put back ({e.strerror or e}); rename it to {root} "
+                    "yourself") from None
             print(f"pydarknet: {root}: put back the older output that a killed run had moved "
                   f"to {path}", file=sys.stderr)
         else:
