@@ -6,7 +6,8 @@ an inference pass needs only the outputs still to be read. ``Network.predict`` r
 :class:`OutputPool`: the outputs read after the pass (the detection heads, softmax, the last
 layer, and any the caller names) keep buffers of their own, the others take a slot of the
 pool. At batch 1 an output that a [route] concatenates is written where the route's output
-has it (:func:`concat_places`), so the route copies nothing and the two share memory. At
+has it (:func:`concat_places`), so the route copies nothing and the two share memory; a
+[shortcut] adds into its input where nothing else reads it (:meth:`OutputPool.dies_into`). At
 416x416, batch 1, that is 8.4 MB of slots instead of 45 MB of outputs for yolov4-tiny, 56 MB
 instead of 309 MB for yolov4.
 
@@ -163,6 +164,16 @@ class OutputPool(Slots):
         B = self.backend
         return (src.shape[0] == 1 and src.size > 0 and
                 B.address(src) + 4 * src_offset == B.address(dst) + 4 * dst_offset)
+
+    def dies_into(self, layer, x):
+        """Whether ``layer`` may write its output over its input ``x``: the previous layer's
+        output, read by no later layer, alone in its slot (no other output shares that
+        memory) and not kept."""
+        i = layer.index - 1
+        if i < 0 or self.last[i] != layer.index:
+            return False
+        slot = self.holding(x)
+        return slot is not None and slot.users == {i}
 
     def begin(self):
         super().begin()

@@ -219,3 +219,76 @@ def test_batch_1_concatenations_copy_almost_nothing():
     assert in_place == net.layers[23].outputs and every_copy > 20 * in_place
     two = np.concatenate([x, x])
     assert copied_values(net, two, net.predict) == copied_values(net, two, net.forward)
+
+
+# After the stem (layer 0): shortcut 2 adds into its input (conv 1, read by nothing later);
+# shortcut 4's input (conv 3) is read again by route 6, shortcut 5 is weighted: both copy.
+# Shortcut 9's input is dropout 8, which returns conv 7's memory, and shortcut 10 reads conv 7
+# later: 9 copies. Shortcut 10 adds into its input (9) again.
+SHORTCUT_CASES = """
+[convolutional]
+filters=4
+size=3
+pad=1
+activation=leaky
+
+[shortcut]
+from=0
+activation=mish
+
+[convolutional]
+filters=4
+size=1
+activation=linear
+
+[shortcut]
+from=0
+activation=linear
+
+[shortcut]
+from=2
+weights_type=per_channel
+activation=swish
+
+[route]
+layers=-1,3
+
+[convolutional]
+filters=4
+size=1
+activation=linear
+
+[dropout]
+probability=0.3
+
+[shortcut]
+from=2
+activation=leaky
+
+[shortcut]
+from=7
+activation=linear
+"""
+
+
+@pytest.mark.parametrize("keep", [(), (1,), (9,), (2, 6)], ids=str)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_shortcuts_add_into_an_input_nothing_else_reads(keep, batch):
+    net = build(SHORTCUT_CASES, "cpu")
+    x = np.random.default_rng(5).standard_normal((batch, 3, 8, 8)).astype(np.float32)
+    B, copies = net.backend, []
+    shortcut_add = B.shortcut_add
+
+    def counting(out, add, *args, accumulate=True, **kw):
+        copies.append(not accumulate)
+        return shortcut_add(out, add, *args, accumulate=accumulate, **kw)
+    B.shortcut_add = counting
+    try:
+        for _ in range(2):
+            kept_outputs_agree(net, x, keep)
+            copies.clear()
+            net.predict(x, keep=keep)
+    finally:
+        del B.shortcut_add
+    in_place = {2, 10} - {i + 1 for i in keep}     # a kept input is not written over
+    assert sum(copies) == 5 - len(in_place)

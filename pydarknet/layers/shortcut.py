@@ -87,9 +87,12 @@ class Shortcut(Layer):
         B = state.backend
         n, spatial = x.shape[0], self.w * self.h
         wts = self._normalized_weights(B) if self.nweights else None
-        out = state.output_buffer(self, self.out_shape(n))
-        B.shortcut_add(out, x, self.outputs, spatial, None if wts is None else wts[0],
-                       accumulate=False)
+        if wts is None and state.pool is not None and state.pool.dies_into(self, x):
+            out = x.reshape(self.out_shape(n))     # an inference pass adds into its input
+        else:
+            out = state.output_buffer(self, self.out_shape(n))
+            B.shortcut_add(out, x, self.outputs, spatial, None if wts is None else wts[0],
+                           accumulate=False)
         for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
             m = min(size, self.outputs)  # Darknet adds the overlapping prefix (fewer channels)
             B.shortcut_add(out, state.outputs[i], m, spatial, None if wts is None else wts[k])
