@@ -53,6 +53,14 @@ static void maxpool2x2_row_avx512(const float *restrict r0, const float *restric
 }
 #endif
 
+/* The cells of a window of ``size`` from ``start`` (below 0 where it hangs over the edge)
+ * that lie in [0, extent): offsets [*lo, *hi) within the window, empty when *lo >= *hi. */
+static inline void window_inside(int start, int size, int extent, int *lo, int *hi)
+{
+    *lo = start < 0 ? -start : 0;
+    *hi = extent - start < size ? extent - start : size;
+}
+
 /* One plane's general window, directly: size * size comparisons an output. */
 static void maxpool_plane(const float *in, float *o, int H, int W, int OH, int OW, int size,
                           int sy, int sx, int off)
@@ -60,12 +68,12 @@ static void maxpool_plane(const float *in, float *o, int H, int W, int OH, int O
     int i, j, n, m;
     for (i = 0; i < OH; ++i) {
         const int y0 = off + i * sy;
-        const int ny0 = y0 < 0 ? -y0 : 0;
-        const int ny1 = (H - y0) < size ? (H - y0) : size;
+        int ny0, ny1;
+        window_inside(y0, size, H, &ny0, &ny1);
         for (j = 0; j < OW; ++j) {
             const int x0 = off + j * sx;
-            const int mx0 = x0 < 0 ? -x0 : 0;
-            const int mx1 = (W - x0) < size ? (W - x0) : size;
+            int mx0, mx1;
+            window_inside(x0, size, W, &mx0, &mx1);
             float max = -FLT_MAX;
             for (n = ny0; n < ny1; ++n) {
                 /* an index, not in + ... + x0: x0 < 0 would point before the array */
@@ -94,19 +102,20 @@ static void maxpool_plane_separable(const float *in, float *o, float *rows, int 
         float *r = rows + (ptrdiff_t)y * OW;
         for (j = 0; j < OW; ++j) {
             const int x0 = off + j * sx;
-            const int m0 = x0 < 0 ? 0 : x0, m1 = x0 + size < W ? x0 + size : W;
             float max = -FLT_MAX;
-            int m;
-            for (m = m0; m < m1; ++m) max = (row[m] > max) ? row[m] : max;
+            int m, m0, m1;
+            window_inside(x0, size, W, &m0, &m1);
+            for (m = x0 + m0; m < x0 + m1; ++m) max = (row[m] > max) ? row[m] : max;
             r[j] = max;
         }
     }
     for (i = 0; i < OH; ++i) {
         const int y0 = off + i * sy;
-        const int n0 = y0 < 0 ? 0 : y0, n1 = y0 + size < H ? y0 + size : H;
         float *oi = o + (ptrdiff_t)i * OW;
+        int n0, n1;
+        window_inside(y0, size, H, &n0, &n1);
         for (j = 0; j < OW; ++j) oi[j] = -FLT_MAX;
-        for (n = n0; n < n1; ++n) {
+        for (n = y0 + n0; n < y0 + n1; ++n) {
             const float *r = rows + (ptrdiff_t)n * OW;
             for (j = 0; j < OW; ++j) oi[j] = (r[j] > oi[j]) ? r[j] : oi[j];
         }
@@ -170,12 +179,12 @@ void pdn_local_avgpool(const float *x, float *out, int NC, int H, int W, int OH,
         int i, j, n, m;
         for (i = 0; i < OH; ++i) {
             const int y0 = off + i * sy;
-            const int ny0 = y0 < 0 ? -y0 : 0;
-            const int ny1 = (H - y0) < size ? (H - y0) : size;
+            int ny0, ny1;
+            window_inside(y0, size, H, &ny0, &ny1);
             for (j = 0; j < OW; ++j) {
                 const int x0 = off + j * sx;
-                const int mx0 = x0 < 0 ? -x0 : 0;
-                const int mx1 = (W - x0) < size ? (W - x0) : size;
+                int mx0, mx1;
+                window_inside(x0, size, W, &mx0, &mx1);
                 float avg = 0;
                 int counter = 0;
                 for (n = ny0; n < ny1; ++n) {
@@ -219,12 +228,12 @@ PDN_WIDE void pdn_maxpool_train(const float *x, float *out, int *indexes, int NC
         int i, j, n, m;
         for (i = 0; i < OH; ++i) {
             const int y0 = off + i * sy;
-            const int ny0 = y0 < 0 ? -y0 : 0;
-            const int ny1 = (H - y0) < size ? (H - y0) : size;
+            int ny0, ny1;
+            window_inside(y0, size, H, &ny0, &ny1);
             for (j = 0; j < OW; ++j) {
                 const int x0 = off + j * sx;
-                const int mx0 = x0 < 0 ? -x0 : 0;
-                const int mx1 = (W - x0) < size ? (W - x0) : size;
+                int mx0, mx1;
+                window_inside(x0, size, W, &mx0, &mx1);
                 float max = -FLT_MAX;
                 ptrdiff_t max_i = -1;
                 for (n = ny0; n < ny1; ++n) {
@@ -289,12 +298,12 @@ void pdn_local_avgpool_backward(const float *delta, float *dx, int NC, int H, in
         int i, j, n, m;
         for (i = 0; i < OH; ++i) {
             const int y0 = off + i * sy;
-            const int ny0 = y0 < 0 ? -y0 : 0;
-            const int ny1 = (H - y0) < size ? (H - y0) : size;
+            int ny0, ny1;
+            window_inside(y0, size, H, &ny0, &ny1);
             for (j = 0; j < OW; ++j) {
                 const int x0 = off + j * sx;
-                const int mx0 = x0 < 0 ? -x0 : 0;
-                const int mx1 = (W - x0) < size ? (W - x0) : size;
+                int mx0, mx1;
+                window_inside(x0, size, W, &mx0, &mx1);
                 const int counter = (ny1 > ny0 ? ny1 - ny0 : 0) * (mx1 > mx0 ? mx1 - mx0 : 0);
                 float share;
                 if (counter == 0) continue;

@@ -184,10 +184,12 @@ def clean_after_killed(parent, name):
         return
     stale = []
     for entry in entries:
+        if not entry.startswith(prefix):
+            continue
         pid = entry[len(prefix):]
         old = pid.endswith(".old")
         pid = pid[:-len(".old")] if old else pid
-        if entry.startswith(prefix) and pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not _alive(int(pid)):
             stale.append((old, os.path.join(parent, entry)))
     for old, path in sorted(stale, reverse=True):     # the older outputs first
         if old and not os.path.lexists(root):
