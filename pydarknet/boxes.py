@@ -15,7 +15,7 @@ import math
 
 import numpy as np
 
-__all__ = ["box_iou", "box_iou_matrix", "box_giou", "box_diou", "box_ciou", "box_diounms",
+__all__ = ["box_iou", "box_iou_matrix", "best_iou", "box_giou", "box_diou", "box_ciou", "box_diounms",
            "box_iou_kind", "dx_box_iou", "IOU_KINDS"]
 
 IOU_KINDS = ("iou", "giou", "diou", "ciou")
@@ -94,6 +94,21 @@ def box_iou_matrix(a, b):
     iou = np.zeros(inter.shape, dt)
     np.divide(inter, union, out=iou, where=ok)
     return iou
+
+
+def best_iou(truths, preds):
+    """For each of preds [M, 4], its largest IoU with any of truths [K, 4], NaN IoUs left out,
+    at least 0 (NaN where every IoU is NaN becomes 0): the values of
+    ``np.fmax(np.fmax.reduce(box_iou_matrix(truths, preds), axis=0), 0)`` in float32, from
+    the C core in one pass without the [K, M] matrix (the per-cell pass of the [yolo] loss).
+    """
+    t = np.ascontiguousarray(truths, np.float32).reshape(-1, 4)
+    p = np.ascontiguousarray(preds, np.float32).reshape(-1, 4)
+    best = np.zeros(len(p), np.float32)
+    if len(t) and len(p):
+        from .backend.cpu import _cpu
+        _cpu.best_iou(t, p, best)
+    return best
 
 
 def box_giou(a, b):

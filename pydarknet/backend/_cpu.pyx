@@ -102,6 +102,10 @@ cdef extern from "batchnorm.h":
                                 float *bias_grad, float *scale_grad, int N, int C,
                                 Py_ssize_t spatial) noexcept nogil
 
+cdef extern from "boxes.h":
+    int pdn_best_iou(const float *truths, int K, const float *preds, Py_ssize_t M,
+                     float *best) noexcept nogil
+
 cdef extern from "upsample.h":
     void pdn_upsample(const float *inp, float *out, int NC, int H, int W, int stride,
                       float scale) noexcept nogil
@@ -297,6 +301,21 @@ def batchnorm_inference(cnp.ndarray x, cnp.ndarray scale, cnp.ndarray mean,
     cdef float *pb = _ptr(bias)
     with nogil:
         pdn_batchnorm_inference(px_, ps, pm, pv, pb, eps, N, C, spatial)
+
+
+def best_iou(cnp.ndarray truths, cnp.ndarray preds, cnp.ndarray best):
+    """best[m] = the largest IoU of preds[m] with any truth (src_c/boxes.h); truths [K, 4],
+    preds [M, 4], best [M]."""
+    cdef const float *pt = _ptr(truths)
+    cdef const float *pp = _ptr(preds)
+    cdef float *pbest = _ptr(best)
+    cdef int K = truths.shape[0]
+    cdef Py_ssize_t M = preds.shape[0]
+    cdef int rc
+    with nogil:
+        rc = pdn_best_iou(pt, K, pp, M, pbest)
+    if rc:
+        raise MemoryError("best_iou: no memory for the boxes' edges")
 
 
 def count_nonfinite(cnp.ndarray x):

@@ -47,6 +47,7 @@ class _Params:
     def __init__(self, layer):
         self.n, self.total, self.classes = layer.n, layer.total, layer.classes
         self.mask = [int(m) for m in layer.mask]
+        self.mask_arr = np.array(self.mask, np.int64)
         self.w, self.h = layer.w, layer.h
         self.biases = np.asarray(layer.anchors, np.float32)
         self.iou_loss = layer.iou_loss
@@ -88,10 +89,10 @@ def _pred_boxes(p, out, net_w, net_h):
     return pred
 
 
-def _delta_class(dc, oc, class_id, p, stats):
+def _delta_class(dc, oc, class_id, p):
     """delta_yolo_class on one cell: dc, oc are the cell's class deltas / outputs (views)."""
-    eps = p.label_smooth_eps
     if dc[class_id] != 0:  # a truth of this cell already set the classes: only add this one
+        eps = p.label_smooth_eps
         y = f32(1)
         if eps:
             y = f32(float(f32(1) * (f32(1) - eps)) + 0.5 * float(eps))
@@ -100,27 +101,97 @@ def _delta_class(dc, oc, class_id, p, stats):
             dc[class_id] = r
         if p.multipliers is not None:
             dc[class_id] *= p.multipliers[class_id]
-        if stats is not None:
-            stats["avg_cat"] += float(oc[class_id])
         return
+    _first_class_deltas(p, oc[None, :], np.array([class_id]), dc[None, :])
+
+
+def _first_class_deltas(p, oc, class_id, dc):
+    """delta_yolo_class on K cells where no truth has set the classes yet: oc [K, classes]
+    their outputs, class_id [K]; writes their class deltas dc [K, classes] in place."""
+    k = np.arange(len(class_id))
+    onehot = np.zeros(oc.shape, np.float32)
+    onehot[k, class_id] = 1
     if p.focal_loss:
-        pt = oc[class_id] + f32(1e-15)
+        pt = oc[k, class_id] + f32(1e-15)
         grad = -(f32(1) - pt) * (f32(2) * pt * np.log(pt) + pt - f32(1))
-        onehot = np.zeros(p.classes, np.float32)
-        onehot[class_id] = 1
-        dc[:] = (onehot - oc) * (f32(0.5) * grad)
-    else:
-        y = np.zeros(p.classes, np.float32)
-        y[class_id] = 1
-        if eps:
-            y = (y * (f32(1) - eps) + 0.5 * float(eps)).astype(np.float32)
-        r = y - oc
-        ok = np.isfinite(r)
-        dc[ok] = r[ok]
-        if p.multipliers is not None:
-            dc[class_id] *= p.multipliers[class_id] * p.cls_normalizer
-    if stats is not None:
-        stats["avg_cat"] += float(oc[class_id])
+        dc[...] = (onehot - oc) * (f32(0.5) * grad)[:, None]
+        return
+    y = onehot
+    eps = p.label_smooth_eps
+    if eps:
+        y = (y * (f32(1) - eps) + 0.5 * float(eps)).astype(np.float32)
+    r = y - oc
+    ok = np.isfinite(r)
+    dc[ok] = r[ok]
+    if p.multipliers is not None:
+        dc[k, class_id] *= p.multipliers[class_id] * p.cls_normalizer
+
+
+class _Jobs:
+    """The (cell, truth) pairs that get a box gradient, gathered image by image."""
+
+    def __init__(self):
+        self.parts = []
+
+    def add(self, b, mask_n, loc, truth_row, class_id, bias_n, from_cell=False,
+            best_iou=None):
+        """mask_n, loc, truth_row, class_id, bias_n: [K] arrays for K jobs of image b;
+        from_cell: the jobs of pass 1's truth_thresh cells, with their best IoU."""
+        k = len(loc)
+        if best_iou is None:
+            best_iou = np.zeros(k, np.float32)
+        self.parts.append((np.full(k, b), mask_n, loc, truth_row, class_id, bias_n,
+                           np.full(k, from_cell), best_iou))
+
+    def arrays(self):
+        """(image, mask_n, loc, truth row, class id, bias index, from_cell, best_iou)."""
+        if not self.parts:
+            empty = np.zeros(0, np.int64)
+            return (empty,) * 6 + (np.zeros(0, bool), np.zeros(0, np.float32))
+        return tuple(np.concatenate(column) for column in zip(*self.parts))
+
+
+def _in_shared_cells(jb, jm, jl, n, hw):
+    """Which jobs train a cell that another job trains too."""
+    _, inverse, counts = np.unique((jb * n + jm) * hw + jl, return_inverse=True,
+                                   return_counts=True)
+    return counts[inverse.reshape(-1)] > 1
+
+
+def _apply_alone(p, delta, out, alone, jb, jm, jl, jcls, from_cell, best_iou, cm, contrib):
+    """The jobs that are alone in their cells, all at once: what the one-by-one loop does
+    to a cell whose box and class deltas are still 0."""
+    for cell_pass in (True, False):
+        sel = alone & (from_cell == cell_pass)
+        if not sel.any():
+            continue
+        b, m, loc, cid, c = jb[sel], jm[sel], jl[sel], jcls[sel], cm[sel]
+        o4 = out[b, m, 4, loc]
+        oc = out[b, m, 5:, loc]                                          # [K, classes]
+        dc = np.zeros(oc.shape, np.float32)
+        _first_class_deltas(p, oc, cid, dc)
+        k = np.arange(len(cid))
+        if cell_pass:
+            if p.objectness_smooth:
+                mult2 = best_iou[sel] * best_iou[sel]
+                delta[b, m, 4, loc] = p.obj_normalizer * (mult2 - o4)
+                dc[k, cid] = c * (mult2 - oc[k, cid])
+            else:
+                delta[b, m, 4, loc] = p.obj_normalizer * (f32(1) - o4)
+        else:
+            d_obj = c * p.obj_normalizer * (f32(1) - o4)
+            if p.objectness_smooth:
+                cur = delta[b, m, 4, loc]
+                d_obj = np.where(cur == 0, d_obj, cur)
+            delta[b, m, 4, loc] = d_obj
+        delta[b, m, 5:, loc] = dc
+        delta[b, m, 0:4, loc] += contrib[sel]
+
+
+def _ordered_sum(values):
+    """sum(values) added one by one from 0.0, as Darknet's loop adds them (np.sum pairs)."""
+    values = np.asarray(values, np.float64)
+    return float(np.cumsum(values)[-1]) + 0.0 if values.size else 0.0
 
 
 def _box_deltas(p, pred, truth, xs, ij, bias_n, iou_norm, net_w, net_h):
@@ -178,7 +249,7 @@ def _valid_truths(p, truths, b, T):
     return keep, cls, rows, bad
 
 
-def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
+def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False):
     """Darknet's [yolo] training loss.
 
     layer: a built :class:`pydarknet.layers.yolo.Yolo`; output: its activated output, float32
@@ -191,7 +262,8 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
     console numbers (avg_iou, count, class_count, recall50, recall75, avg_obj, avg_anyobj,
     avg_cat, class_loss, iou_loss, total_loss, rewritten_bbox, total_bbox, bad_labels).
     delta_out: a float32 C-contiguous array of output's size to write delta into (it is then
-    the returned delta, reshaped) instead of a new one.
+    the returned delta, reshaped) instead of a new one; zeroed: it holds zeros already (a
+    training pass's fresh delta), which saves clearing it again.
     """
     if getattr(layer, "map_file", None):
         raise NotSupportedError(f"[yolo] layer {getattr(layer, 'index', '?')}: map= (class id "
@@ -218,7 +290,8 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
     if (delta_out is not None and delta_out.dtype == np.float32 and delta_out.size ==
             output.size and delta_out.flags.c_contiguous):
         delta = delta_out.reshape(N, n, c5, hw)
-        delta.fill(0)
+        if not zeroed:
+            delta.fill(0)
     else:
         delta = np.zeros((N, n, c5, hw), np.float32)
     st = {"tot_iou": 0.0, "tot_iou_loss": 0.0, "tot_giou_loss": 0.0, "count": 0,
@@ -240,14 +313,12 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
     delta[:, :, 4] = p.obj_normalizer * (f32(0) - obj)
 
     # ---- pass 1: every predicted box against the image's truths --------------------------
-    thresh_cells = []   # (b, mask_n, loc, best_t row, best_iou) for best_iou > truth_thresh
+    jobs = _Jobs()      # the cells that get a box gradient, in Darknet's order
     for b in range(N):
         keep, cls, rows, _ = per_image[b]
         if not keep.size:
             continue
-        # IoU is symmetric (same float ops): [K, n*hw] keeps the long axis innermost
-        ious = boxes.box_iou_matrix(rows[keep, :4], pred[b].reshape(-1, 4))
-        best = np.fmax(np.fmax.reduce(ious, axis=0), f32(0)).reshape(n, hw)
+        best = boxes.best_iou(rows[keep, :4], pred[b].reshape(-1, 4)).reshape(n, hw)
         # ignore_thresh applies where the best IoU among truths (best_match_iou) exceeds it
         # and compare_yolo_class holds: the cell predicts some class with p > 0.25 (NaN: no)
         cand_m, cand_loc = np.nonzero(best > p.ignore_thresh)
@@ -261,22 +332,23 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
                 delta[b, cand_m, 4, cand_loc] = np.where(d_obj > cur, d_obj, cur)
             else:
                 delta[b, cand_m, 4, cand_loc] = 0
-        hit = best > p.truth_thresh
-        if hit.any():
-            for m, loc in zip(*np.nonzero(hit)):
-                row = ious[:, m * hw + loc]
-                bt = int(np.argmax(np.where(np.isnan(row), -1, row)))
-                thresh_cells.append((b, int(m), int(loc), int(keep[bt]), best[m, loc]))
+        # cells whose best IoU exceeds truth_thresh are trained towards their best truth
+        hit_m, hit_loc = np.nonzero(best > p.truth_thresh)
+        if hit_m.size:
+            cols = boxes.box_iou_matrix(rows[keep, :4], pred[b, hit_m, hit_loc])    # [K, H]
+            bt = np.argmax(np.where(np.isnan(cols), -1, cols), axis=0)
+            jobs.add(b, hit_m, hit_loc, keep[bt], cls[keep[bt]], p.mask_arr[hit_m],
+                     from_cell=True, best_iou=best[hit_m, hit_loc])
 
-    # ---- pass 2: every truth (and the truth_thresh cells of pass 1) ----------------------
-    # jobs: (b, mask_n, loc, truth row, bias index, from_cell_pass, best_iou)
-    jobs = [(b, m, loc, t, p.mask[m], True, bi) for b, m, loc, t, bi in thresh_cells]
+    # ---- pass 2: every truth: the anchor (of all num) whose shape fits it best, and with
+    # iou_thresh < 1 every other anchor of the mask whose shape IoU exceeds iou_thresh ------
     anchors = np.zeros((p.total, 4), np.float32)
     anchors[:, 2] = p.biases[0::2][:p.total] / f32(net_w)
     anchors[:, 3] = p.biases[1::2][:p.total] / f32(net_h)
-    mask_index = {}
-    for k, m in enumerate(p.mask):
-        mask_index.setdefault(m, k)
+    in_mask = np.full(p.total, -1)       # anchor -> its (first) place in the mask, or -1
+    for k, m in reversed(list(enumerate(p.mask))):
+        if 0 <= m < p.total:
+            in_mask[m] = k
     for b in range(N):
         keep, cls, rows, bad = per_image[b]
         st["bad_labels"] += bad
@@ -286,76 +358,74 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
         shift[:, 2:] = rows[keep, 2:4]
         shape_iou = boxes.box_iou(anchors[None, :, :], shift[:, None, :])   # [K, total]
         best_n = np.argmax(np.where(np.isnan(shape_iou), -1, shape_iou), axis=1)
+        # per truth (row-major order): its best anchor, then the others in index order
+        choice = np.empty((keep.size, 1 + p.total), np.int64)
+        choice[:, 0] = best_n
+        choice[:, 1:] = np.arange(p.total)
+        chosen = in_mask[choice] >= 0
         if p.iou_thresh < 1:
             kind_iou = boxes.box_iou_kind(anchors[None, :, :], shift[:, None, :],
                                           p.iou_thresh_kind)
-        gi = (rows[keep, 0] * f32(p.w)).astype(np.int64)
-        gj = (rows[keep, 1] * f32(p.h)).astype(np.int64)
-        gi = np.clip(gi, 0, p.w - 1)
-        gj = np.clip(gj, 0, p.h - 1)
-        for k, t in enumerate(keep):
-            loc = int(gj[k]) * p.w + int(gi[k])
-            bn = int(best_n[k])
-            if bn in mask_index:
-                jobs.append((b, mask_index[bn], loc, int(t), bn, False, None))
-            if p.iou_thresh < 1:
-                for a in range(p.total):
-                    if a != bn and a in mask_index and kind_iou[k, a] > p.iou_thresh:
-                        jobs.append((b, mask_index[a], loc, int(t), a, False, None))
+            chosen[:, 1:] &= (choice[:, 1:] != best_n[:, None]) & (kind_iou > p.iou_thresh)
+        else:
+            chosen[:, 1:] = False
+        k, c = np.nonzero(chosen)
+        gi = np.clip((rows[keep, 0] * f32(p.w)).astype(np.int64), 0, p.w - 1)
+        gj = np.clip((rows[keep, 1] * f32(p.h)).astype(np.int64), 0, p.h - 1)
+        a = choice[k, c]
+        jobs.add(b, in_mask[a], gj[k] * p.w + gi[k], keep[k], cls[keep[k]], a)
 
-    if jobs:
-        jb = np.array([j[0] for j in jobs])
-        jm = np.array([j[1] for j in jobs])
-        jl = np.array([j[2] for j in jobs])
-        jt = np.array([j[3] for j in jobs])
-        jn = np.array([j[4] for j in jobs])
-        jcls = np.array([per_image[j[0]][1][j[3]] for j in jobs])
+    jb, jm, jl, jt, jcls, jn, from_cell, best_iou = jobs.arrays()
+    cells = np.unique((jb * n + jm) * hw + jl)
+    if cells.size:
         truth_boxes = truths[jb, jt, :4]
         xs = out[jb, jm, 0:4, jl]
         ij = np.stack([jl % p.w, jl // p.w], axis=1)
-        if p.multipliers is None:
-            cm = np.ones(len(jobs), np.float32)
-        else:
-            cm = p.multipliers[jcls]
+        cm = np.ones(jb.size, np.float32) if p.multipliers is None else p.multipliers[jcls]
         contrib, iou, giou = _box_deltas(p, pred[jb, jm, jl], truth_boxes, xs, ij, jn,
                                          p.iou_normalizer * cm, net_w, net_h)
-        for k, (b, m, loc, t, bn, from_cell, best_iou) in enumerate(jobs):
-            cid = int(jcls[k])
+        shared = _in_shared_cells(jb, jm, jl, n, hw)
+        _apply_alone(p, delta, out, ~shared, jb, jm, jl, jcls, from_cell, best_iou, cm, contrib)
+        # a cell that several jobs train gets them one by one, in Darknet's order
+        for k in np.flatnonzero(shared):
+            b, m, loc, cid = int(jb[k]), int(jm[k]), int(jl[k]), int(jcls[k])
             cell = delta[b, m, :, loc]
             ocell = out[b, m, :, loc]
-            if from_cell:
+            if from_cell[k]:
                 if p.objectness_smooth:
-                    mult2 = f32(best_iou) * f32(best_iou)
+                    mult2 = best_iou[k] * best_iou[k]
                     cell[4] = p.obj_normalizer * (mult2 - ocell[4])
                 else:
                     cell[4] = p.obj_normalizer * (f32(1) - ocell[4])
-                _delta_class(cell[5:], ocell[5:], cid, p, None)
+                _delta_class(cell[5:], ocell[5:], cid, p)
                 if p.objectness_smooth:
                     cell[5 + cid] = cm[k] * (mult2 - ocell[5 + cid])
             if cell[0] or cell[1] or cell[2] or cell[3]:
                 st["rewritten_bbox"] += 1
             cell[0:4] += contrib[k]
-            st["total_bbox"] += 1
-            if from_cell:
+            if from_cell[k]:
                 continue
-            st["tot_iou"] += float(iou[k])
-            st["tot_iou_loss"] += 1.0 - float(iou[k])
-            st["tot_giou_loss"] += 1.0 - float(giou[k])
-            st["avg_obj"] += float(ocell[4])
             d_obj = cm[k] * p.obj_normalizer * (f32(1) - ocell[4])
             if not p.objectness_smooth or cell[4] == 0:
                 cell[4] = d_obj
-            _delta_class(cell[5:], ocell[5:], cid, p, st)
-            st["count"] += 1
-            st["class_count"] += 1
-            st["recall50"] += int(iou[k] > 0.5)
-            st["recall75"] += int(iou[k] > 0.75)
+            _delta_class(cell[5:], ocell[5:], cid, p)
+        # the console's sums over the truths' jobs, added in job order as Darknet does
+        t = ~from_cell
+        st["total_bbox"] = int(jb.size)
+        st["count"] = st["class_count"] = int(t.sum())
+        iou_t, giou_t = iou[t].astype(np.float64), giou[t].astype(np.float64)
+        st["tot_iou"] = _ordered_sum(iou_t)
+        st["tot_iou_loss"] = _ordered_sum(1.0 - iou_t)
+        st["tot_giou_loss"] = _ordered_sum(1.0 - giou_t)
+        st["avg_obj"] = _ordered_sum(out[jb[t], jm[t], 4, jl[t]])
+        st["avg_cat"] = _ordered_sum(out[jb[t], jm[t], 5 + jcls[t], jl[t]])
+        st["recall50"] = int((iou[t] > 0.5).sum())
+        st["recall75"] = int((iou[t] > 0.75).sum())
 
     # Box and class deltas are 0 outside the cells the jobs touched: the averaging and the
     # squared sums below only visit those cells (and the objectness plane).
-    if jobs:
-        cells = np.unique(np.stack([jb, jm, jl], axis=1), axis=0)
-        cb, cm_, cl = cells[:, 0], cells[:, 1], cells[:, 2]
+    if cells.size:
+        cb, cm_, cl = cells // (n * hw), cells // hw % n, cells % hw
         touched = delta[cb, cm_, :, cl]                                       # [C, c5] copy
         if p.iou_thresh < 1:  # averages_yolo_deltas
             npos = (touched[:, 5:] > 0).sum(axis=1)
@@ -369,7 +439,7 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
     class_count = st["class_count"] or 1
     sq_obj = float(np.square(delta[:, :, 4], dtype=np.float64).sum())
     sq_box = sq_class = 0.0
-    if jobs:
+    if cells.size:
         touched = touched.astype(np.float64)
         sq_box = float(np.square(touched[:, :4]).sum())
         sq_class = float(np.square(touched[:, 5:]).sum())
