@@ -597,3 +597,63 @@ def test_no_truths_only_push_objectness_down():
     assert np.array_equal(d[:, :, 4], f32(0.9) * (f32(0) - o[:, :, 4]))
     assert stats["count"] == 0
     assert cost == pytest.approx(0.9 * float(np.square(d[:, :, 4].astype(np.float64)).sum()))
+
+
+# ======================================================================================
+# the vectorised path (jobs alone in their cell) against the one-by-one path
+# ======================================================================================
+
+def _random_head(rng):
+    """A [yolo] head with random options, its activated output and truths that crowd some
+    cells (several truths a cell, early terminators, bad classes, NaN and inf outputs)."""
+    classes, total = int(rng.integers(1, 6)), int(rng.integers(3, 9))
+    mask = sorted(rng.choice(total, int(rng.integers(1, min(total, 4) + 1)), replace=False))
+    g = int(rng.integers(2, 12))
+    opts = {"iou_loss": rng.choice(["mse", "iou", "giou", "diou", "ciou"]),
+            "iou_normalizer": rng.choice([0.07, 0.5]), "cls_normalizer": rng.choice([1, 0.8]),
+            "obj_normalizer": rng.choice([1, 0.9]), "ignore_thresh": rng.choice([0.3, 0.7]),
+            "truth_thresh": rng.choice([1, 0.5, 0.2]), "iou_thresh": rng.choice([1, 0.213, 0.05]),
+            "iou_thresh_kind": rng.choice(["iou", "giou", "diou", "ciou"]),
+            "new_coords": rng.choice([0, 1]), "objectness_smooth": rng.choice([0, 1]),
+            "focal_loss": rng.choice([0, 0, 1]), "label_smooth_eps": rng.choice([0, 0.1]),
+            "max_delta": rng.choice([5, 1e30]),
+            "counters_per_class": ",".join(str(c) for c in rng.integers(0, 50, classes))}
+    cfg = (f"[net]\nwidth={g}\nheight={g}\nchannels={len(mask) * (classes + 5)}\n\n"
+           f"[yolo]\nmask={','.join(map(str, mask))}\nclasses={classes}\nnum={total}\n"
+           f"anchors={','.join(f'{a:.1f}' for a in rng.uniform(4, 90, 2 * total))}\n"
+           + "".join(f"{k}={v}\n" for k, v in opts.items()))
+    layer = load_cfg_text(cfg, batch=1).layers[0]
+    N = int(rng.integers(1, 4))
+    out = 1 / (1 + np.exp(-rng.normal(0, 1.5, (N, layer.c, g, g)).astype(f32)))
+    out.reshape(N, layer.n, -1, g * g)[:, :, 2:4] = rng.normal(0, 1, (N, layer.n, 2, g * g))
+    out.flat[rng.integers(0, out.size, 4)] = [np.nan, np.inf, -np.inf, np.nan]
+    truths = np.zeros((N, 40, 6), f32)
+    for b in range(N):
+        k = int(rng.integers(1, 38))
+        centre = rng.uniform(0.1, 0.9, 2)
+        near = rng.random((k, 1)) < 0.5
+        truths[b, :k, :2] = np.where(near, centre + rng.normal(0, 0.02, (k, 2)),
+                                     rng.uniform(0.01, 0.99, (k, 2)))
+        truths[b, :k, 2:4] = rng.uniform(0.01, 0.6, (k, 2))
+        truths[b, :k, 4] = rng.integers(-1, classes + 1, k)
+    truths[0, 30, 0] = 0
+    return layer, out, truths, g * 8
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # the NaN and inf outputs
+@pytest.mark.parametrize("seed", range(40))
+def test_cells_alone_and_shared_give_the_same_deltas(seed, monkeypatch):
+    """Every job through the one-by-one loop (as if every cell were shared) gives the deltas,
+    cost and console numbers of the vectorised path, bit for bit."""
+    from pydarknet.layers import yolo_loss as module
+    layer, out, truths, size = _random_head(np.random.default_rng(seed))
+    fast = yolo_loss(layer, out, truths, size, size)
+    monkeypatch.setattr(module, "_in_shared_cells",
+                        lambda jb, *_: np.ones(jb.shape, bool))
+    slow = yolo_loss(layer, out, truths, size, size)
+    assert np.array_equal(fast[0], slow[0], equal_nan=True)
+    assert fast[1] == slow[1] or (math.isnan(fast[1]) and math.isnan(slow[1]))
+    assert fast[2].keys() == slow[2].keys()
+    for key in fast[2]:
+        a, b = fast[2][key], slow[2][key]
+        assert a == b or (a != a and b != b), key
