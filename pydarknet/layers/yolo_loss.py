@@ -135,12 +135,12 @@ class _Jobs:
 
     def add(self, b, mask_n, loc, truth_row, class_id, bias_n, from_cell=False,
             best_iou=None):
-        """mask_n, loc, truth_row, class_id, bias_n: [K] arrays for K jobs of image b;
-        from_cell: the jobs of pass 1's truth_thresh cells, with their best IoU."""
+        """b (the image: one for all or one each), mask_n, loc, truth_row, class_id, bias_n:
+        [K] arrays for K jobs; from_cell: pass 1's truth_thresh cells, with their best IoU."""
         k = len(loc)
         if best_iou is None:
             best_iou = np.zeros(k, np.float32)
-        self.parts.append((np.full(k, b), mask_n, loc, truth_row, class_id, bias_n,
+        self.parts.append((np.broadcast_to(b, (k,)), mask_n, loc, truth_row, class_id, bias_n,
                            np.full(k, from_cell), best_iou))
 
     def arrays(self):
@@ -349,17 +349,19 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
     for k, m in reversed(list(enumerate(p.mask))):
         if 0 <= m < p.total:
             in_mask[m] = k
-    for b in range(N):
-        keep, cls, rows, bad = per_image[b]
-        st["bad_labels"] += bad
-        if not keep.size:
-            continue
-        shift = np.zeros((keep.size, 4), np.float32)
-        shift[:, 2:] = rows[keep, 2:4]
+    st["bad_labels"] = sum(bad for *_, bad in per_image)
+    # the truths of all images, image by image: image, row, class
+    tb = np.concatenate([np.full(keep.size, b) for b, (keep, *_) in enumerate(per_image)])
+    trow = np.concatenate([keep for keep, *_ in per_image])
+    if trow.size:
+        tcls = np.concatenate([cls[keep] for keep, cls, *_ in per_image])
+        tbox = truths[tb, trow, :4]
+        shift = np.zeros((trow.size, 4), np.float32)
+        shift[:, 2:] = tbox[:, 2:4]
         shape_iou = boxes.box_iou(anchors[None, :, :], shift[:, None, :])   # [K, total]
         best_n = np.argmax(np.where(np.isnan(shape_iou), -1, shape_iou), axis=1)
         # per truth (row-major order): its best anchor, then the others in index order
-        choice = np.empty((keep.size, 1 + p.total), np.int64)
+        choice = np.empty((trow.size, 1 + p.total), np.int64)
         choice[:, 0] = best_n
         choice[:, 1:] = np.arange(p.total)
         chosen = in_mask[choice] >= 0
@@ -370,10 +372,10 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
         else:
             chosen[:, 1:] = False
         k, c = np.nonzero(chosen)
-        gi = np.clip((rows[keep, 0] * f32(p.w)).astype(np.int64), 0, p.w - 1)
-        gj = np.clip((rows[keep, 1] * f32(p.h)).astype(np.int64), 0, p.h - 1)
+        gi = np.clip((tbox[:, 0] * f32(p.w)).astype(np.int64), 0, p.w - 1)
+        gj = np.clip((tbox[:, 1] * f32(p.h)).astype(np.int64), 0, p.h - 1)
         a = choice[k, c]
-        jobs.add(b, in_mask[a], gj[k] * p.w + gi[k], keep[k], cls[keep[k]], a)
+        jobs.add(tb[k], in_mask[a], gj[k] * p.w + gi[k], trow[k], tcls[k], a)
 
     jb, jm, jl, jt, jcls, jn, from_cell, best_iou = jobs.arrays()
     cells = np.unique((jb * n + jm) * hw + jl)
