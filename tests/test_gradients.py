@@ -45,6 +45,12 @@ CASES = {
     "batchnorm": "[batchnorm]\n",
     "dropout": "[dropout]\nprobability=0.3\n",
     "connected": "[connected]\noutput=5\nactivation=leaky\n[connected]\noutput=3\nactivation=logistic\n",
+    # activations whose gradient needs the pre-activation, outside [convolutional]
+    # (logistic before it: values away from hard_mish's kink at -2)
+    "shortcut-hard-mish": "[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[shortcut]\nfrom=-2\nactivation=hard_mish\n",
+    "sam-mish": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[sam]\nfrom=-2\nactivation=mish\n",
+    "scale-channels-swish": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[avgpool]\n[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[scale_channels]\nfrom=-3\nactivation=swish\n",
+    "connected-mish-hard-mish": "[connected]\noutput=5\nactivation=mish\n[connected]\noutput=3\nactivation=hard_mish\n",
 }
 
 

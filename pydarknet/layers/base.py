@@ -147,6 +147,22 @@ class Layer:
                 f"{self.out_w}x{self.out_h}x{self.out_c}>")
 
 
+# activations whose gradient is computed from the pre-activation, not from the output
+NEEDS_INPUT = ("swish", "mish", "hard_mish")
+
+
+def activate_output(layer, state, out):
+    """``layer.activation`` on ``out``; in training keeping the pre-activation where the
+    gradient needs it (``layer._act_input``, see activate_keeping_input). Returns the output.
+    (Darknet applies mish, swish and hard_mish only in [convolutional] and mish and swish in
+    [shortcut]; elsewhere its activate() has no case for them and gives 0. pydarknet applies
+    them in every layer, forward and backward.)"""
+    if state.train:
+        return activate_keeping_input(layer, state, out, layer.activation in NEEDS_INPUT)
+    state.backend.activate(out, layer.activation)
+    return out
+
+
 def activate_keeping_input(layer, state, out, keep):
     """Training: activate ``out``; when ``keep`` (gradients from the pre-activation), in one
     pass into a second buffer, leaving ``out`` as ``layer._act_input``. Returns the output."""

@@ -3,7 +3,7 @@
 import numpy as np
 
 from .activation import read_activation
-from .base import Layer
+from .base import Layer, activate_output
 from .registry import register
 from .batchnorm import bn_backward, bn_train_forward
 
@@ -60,14 +60,13 @@ class Connected(Layer):
             B.add_bias(out, p["biases"])
         if state.train:
             self._input = x
-        B.activate(out, self.activation)
-        return out
+        return activate_output(self, state, out)
 
     def backward(self, state):
         B = state.backend
         delta = state.deltas[self.index]
         n = delta.shape[0]
-        B.gradient(delta, state.outputs[self.index], self.activation)
+        B.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
         if self.batch_normalize:
             bn_backward(B, delta, self._bn, self.params["scales"], self.grads)
         else:

@@ -4,12 +4,11 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from .activation import read_activation
-from .base import Layer, activate_keeping_input
+from .base import NEEDS_INPUT, Layer, activate_keeping_input
 from .registry import register
 from .batchnorm import bn_backward, bn_train_forward
 
 # activations whose gradient Darknet computes from the pre-activation value
-NEEDS_INPUT = ("swish", "mish", "hard_mish")
 
 
 @register("convolutional", aliases=("conv",))

@@ -1,5 +1,6 @@
 """[sam]: spatial attention, an earlier layer's output times the input, elementwise."""
 
+from .base import activate_output
 from .from_layer import FromLayer
 from .registry import register
 
@@ -20,11 +21,11 @@ class Sam(FromLayer):
         state.backend.sam(state.outputs[self.from_index], x, out)
         if state.train:
             self._input = x
-        state.backend.activate(out, self.activation)
-        return out
+        return activate_output(self, state, out)
 
     def backward(self, state):
         delta = state.deltas[self.index]
-        state.backend.gradient(delta, state.outputs[self.index], self.activation)
+        state.backend.gradient(delta, state.outputs[self.index], self.activation,
+                               self._act_input)
         state.backend.sam_backward(delta, state.outputs[self.from_index], self._input,
                                    self.input_delta(state), state.deltas[self.from_index])

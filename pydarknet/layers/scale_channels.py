@@ -1,5 +1,6 @@
 """[scale_channels]: scale an earlier layer's output per channel (or per pixel)."""
 
+from .base import activate_output
 from .from_layer import FromLayer
 from .registry import register
 
@@ -27,13 +28,13 @@ class ScaleChannels(FromLayer):
         state.backend.scale_channels(src, x, out, self.scale_wh)
         if state.train:
             self._input = x
-        state.backend.activate(out, self.activation)
-        return out
+        return activate_output(self, state, out)
 
     def backward(self, state):
         delta = state.deltas[self.index]
         n = delta.shape[0]
-        state.backend.gradient(delta, state.outputs[self.index], self.activation)
+        state.backend.gradient(delta, state.outputs[self.index], self.activation,
+                               self._act_input)
         src = state.outputs[self.from_index].reshape(n, self.out_c, self.out_h, self.out_w)
         state.backend.scale_channels_backward(delta, src, self._input,
                                               state.deltas[self.from_index],

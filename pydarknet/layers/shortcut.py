@@ -3,7 +3,7 @@
 import numpy as np
 
 from .activation import read_activation
-from .base import Layer, activate_keeping_input
+from .base import Layer, activate_output
 from .registry import register
 
 WEIGHTS_TYPES = {"none": 0, "per_feature": 1, "per_layer": 1, "per_channel": 2}
@@ -98,9 +98,7 @@ class Shortcut(Layer):
             B.shortcut_add(out, state.outputs[i], m, spatial, None if wts is None else wts[k])
         if state.train:
             self._input = x
-            return activate_keeping_input(self, state, out, self.activation in ("swish", "mish"))
-        B.activate(out, self.activation)
-        return out
+        return activate_output(self, state, out)
 
     def backward(self, state):
         B = state.backend
