@@ -24,7 +24,6 @@ _NOT_TRAINED = {
     "weights_reject_freq": (0, "rejecting similar weights"),
     "dynamic_minibatch": (0, "a mini-batch that grows with the input size"),
     "sequential_subdivisions": (0, "sequence subdivisions"),
-    "max_epochs": (0, "a max_batches computed from epochs"),
     "contrastive": (0, "contrastive learning"),
     "contrastive_jit_flip": (0, "contrastive learning"),
     "contrastive_color": (0, "contrastive learning"),
