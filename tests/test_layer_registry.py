@@ -151,10 +151,3 @@ def test_net_option_without_effect_warns():
     with pytest.warns(NoEffectWarning, match=r"t.cfg:3: \[net\] option 'cudnn_half' has no "
                                              r"effect in pydarknet"):
         build(NET.replace("batch=2", "batch=2\ncudnn_half=1") + CONV)
-
-
-def test_training_through_a_crop_layer_is_refused():
-    net = build(NET + "[crop]\ncrop_width=6\ncrop_height=6\n")
-    net.forward(np.zeros((2, 3, 8, 8), np.float32))
-    with pytest.raises(CfgError, match=r"t.cfg:6: \[crop\]: layer 0: training through a \[crop\]"):
-        net.ensure_training()
