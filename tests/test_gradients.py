@@ -50,6 +50,7 @@ CASES = {
     "shortcut-hard-mish": "[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[shortcut]\nfrom=-2\nactivation=hard_mish\n",
     "sam-mish": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[sam]\nfrom=-2\nactivation=mish\n",
     "scale-channels-swish": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[avgpool]\n[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[scale_channels]\nfrom=-3\nactivation=swish\n",
+    "activation-leaky-mish": "[activation]\nactivation=leaky\n[activation]\nactivation=mish\n",
     "connected-mish-hard-mish": "[connected]\noutput=5\nactivation=mish\n[connected]\noutput=3\nactivation=hard_mish\n",
 }
 

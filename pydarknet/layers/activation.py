@@ -1,7 +1,7 @@
 """Activation names and the standalone [activation] layer."""
 
 from ..backend import ACTIVATIONS
-from .base import Layer
+from .base import Layer, activate_output
 from .registry import register
 
 
@@ -29,8 +29,17 @@ class Activation(Layer):
     def forward(self, x, state):
         out = state.copy_to_buffer(self, "output", x)
         shape = (x.shape[0], self.c, self.h, self.w) if self.c else x.shape
-        state.backend.activate(out.reshape(shape), self.activation)
-        return out
+        return activate_output(self, state, out.reshape(shape)).reshape(out.shape)
+
+    def backward(self, state):
+        # Darknet copies the delta over its input's (losing what a later route or shortcut
+        # added there); the reference's -gpusem semantics add it, as every other layer
+        delta = state.deltas[self.index]
+        state.backend.gradient(delta, state.outputs[self.index], self.activation,
+                               self._act_input)
+        dx = self.input_delta(state)
+        if dx is not None:
+            state.backend.axpy(1.0, delta, dx)
 
     def fields(self):
         return {"activation": self.activation}
