@@ -3,7 +3,7 @@
 Each case is a random cfg (convolutions of every geometry the parser takes: sizes, strides
 x/y, padding, groups, dilation, batch norm, the activations the reference backend has; max
 and local average pools; routes with groups; shortcuts with and without weights; upsample,
-sam, scale_channels, dropout, reorg3d) ending in a [yolo] head. Two training iterations
+sam, scale_channels, dropout, reorg3d, activation) ending in a [yolo] head. Two training iterations
 (subdivisions 1 or 2) run on both backends from the same weights; the losses and every
 parameter afterwards must agree. This covers layer sequences and shapes the fixed cases of
 test_gradients.py and the Darknet oracles do not.
@@ -63,7 +63,8 @@ def random_cfg(rng):
     c, h, w = 3, H, W
     for _ in range(int(rng.integers(3, 12))):
         kind = rng.choice(["conv", "conv", "conv", "maxpool", "route", "shortcut", "upsample",
-                           "sam", "scale_channels", "dropout", "local_avgpool", "reorg3d"])
+                           "sam", "scale_channels", "dropout", "local_avgpool", "reorg3d",
+                           "activation"])
         made = None
         if kind == "conv":
             made = _conv(rng, c, h, w)
@@ -95,6 +96,8 @@ def random_cfg(rng):
                 made = f"[scale_channels]\nfrom={j}\n", shapes[j]
         elif kind == "upsample" and h * w <= 500:
             made = "[upsample]\nstride=2\n", (c, 2 * h, 2 * w)
+        elif kind == "activation":
+            made = f"[activation]\nactivation={rng.choice(ACTIVATIONS)}\n", (c, h, w)
         elif kind == "dropout":
             made = f"[dropout]\nprobability={rng.choice([0.1, 0.5])}\n", (c, h, w)
         elif kind == "reorg3d" and h % 2 == 0 and w % 2 == 0 and h >= 4:
