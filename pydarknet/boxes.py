@@ -15,8 +15,8 @@ import math
 
 import numpy as np
 
-__all__ = ["box_iou", "box_iou_matrix", "best_iou", "box_giou", "box_diou", "box_ciou", "box_diounms",
-           "box_iou_kind", "dx_box_iou", "IOU_KINDS"]
+__all__ = ["box_iou", "box_iou_matrix", "best_iou", "box_giou", "box_diou", "box_ciou",
+           "box_diounms", "box_iou_kind", "dx_box_iou", "IOU_KINDS"]
 
 IOU_KINDS = ("iou", "giou", "diou", "ciou")
 _PI2 = math.pi * math.pi

@@ -648,8 +648,7 @@ def test_cells_alone_and_shared_give_the_same_deltas(seed, monkeypatch):
     from pydarknet.layers import yolo_loss as module
     layer, out, truths, size = _random_head(np.random.default_rng(seed))
     fast = yolo_loss(layer, out, truths, size, size)
-    monkeypatch.setattr(module, "_in_shared_cells",
-                        lambda jb, *_: np.ones(jb.shape, bool))
+    monkeypatch.setattr(module, "_in_shared_cells", lambda cells: np.ones(cells.shape, bool))
     slow = yolo_loss(layer, out, truths, size, size)
     assert np.array_equal(fast[0], slow[0], equal_nan=True)
     assert fast[1] == slow[1] or (math.isnan(fast[1]) and math.isnan(slow[1]))

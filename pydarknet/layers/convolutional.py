@@ -8,8 +8,6 @@ from .base import NEEDS_INPUT, Layer, activate_keeping_input
 from .registry import register
 from .batchnorm import bn_backward, bn_train_forward
 
-# activations whose gradient Darknet computes from the pre-activation value
-
 
 @register("convolutional", aliases=("conv",))
 class Convolutional(Layer):

@@ -50,7 +50,6 @@ class Crop(Layer):
                                                                               np.float32(-1))
         return state.host_result(self, xs * scale + trans)
 
-
     def backward(self, state):
         pass            # Darknet's backward_crop_layer is empty: no gradient reaches the input
 

@@ -151,10 +151,9 @@ class _Jobs:
         return tuple(np.concatenate(column) for column in zip(*self.parts))
 
 
-def _in_shared_cells(jb, jm, jl, n, hw):
+def _in_shared_cells(cell_of_job):
     """Which jobs train a cell that another job trains too."""
-    _, inverse, counts = np.unique((jb * n + jm) * hw + jl, return_inverse=True,
-                                   return_counts=True)
+    _, inverse, counts = np.unique(cell_of_job, return_inverse=True, return_counts=True)
     return counts[inverse.reshape(-1)] > 1
 
 
@@ -189,7 +188,8 @@ def _apply_alone(p, delta, out, alone, jb, jm, jl, jcls, from_cell, best_iou, cm
 
 
 def _ordered_sum(values):
-    """sum(values) added one by one from 0.0, as Darknet's loop adds them (np.sum pairs)."""
+    """sum(values) added one by one from 0.0, as Darknet's loop adds them (np.sum pairs;
+    the final + 0.0 is the start's: it turns a sum of -0.0 into 0.0)."""
     values = np.asarray(values, np.float64)
     return float(np.cumsum(values)[-1]) + 0.0 if values.size else 0.0
 
@@ -378,7 +378,8 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
         jobs.add(tb[k], in_mask[a], gj[k] * p.w + gi[k], trow[k], tcls[k], a)
 
     jb, jm, jl, jt, jcls, jn, from_cell, best_iou = jobs.arrays()
-    cells = np.unique((jb * n + jm) * hw + jl)
+    cell_of_job = (jb * n + jm) * hw + jl
+    cells = np.unique(cell_of_job)
     if cells.size:
         truth_boxes = truths[jb, jt, :4]
         xs = out[jb, jm, 0:4, jl]
@@ -386,7 +387,7 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
         cm = np.ones(jb.size, np.float32) if p.multipliers is None else p.multipliers[jcls]
         contrib, iou, giou = _box_deltas(p, pred[jb, jm, jl], truth_boxes, xs, ij, jn,
                                          p.iou_normalizer * cm, net_w, net_h)
-        shared = _in_shared_cells(jb, jm, jl, n, hw)
+        shared = _in_shared_cells(cell_of_job)
         _apply_alone(p, delta, out, ~shared, jb, jm, jl, jcls, from_cell, best_iou, cm, contrib)
         # a cell that several jobs train gets them one by one, in Darknet's order
         for k in np.flatnonzero(shared):
