@@ -68,6 +68,15 @@ class PassState:
         self.backend.copy(buf, array)
         return buf
 
+    def host_buffer(self, layer, shape, name):
+        """A float32 numpy array of the layer's, reused from pass to pass: host-side work
+        whose result then goes to a backend array (a loss's delta on a device backend)."""
+        key = (layer.index, name, "host")
+        buf = self.buffers.get(key)
+        if buf is None or buf.shape != tuple(shape):
+            buf = self.buffers[key] = np.empty(shape, np.float32)
+        return buf
+
     def host_result(self, layer, array, name="output"):
         """A numpy result computed on the host (losses, rare layers) placed in a backend
         buffer of the layer's."""

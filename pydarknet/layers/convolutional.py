@@ -4,7 +4,7 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from .activation import read_activation
-from .base import NEEDS_INPUT, Layer, activate_keeping_input
+from .base import Layer, activate_output
 from .registry import register
 from .batchnorm import bn_backward, bn_train_forward
 
@@ -159,7 +159,7 @@ class Convolutional(Layer):
         else:
             B.add_bias(out, p["biases"])
         self._input = x
-        return activate_keeping_input(self, state, out, self.activation in NEEDS_INPUT)
+        return activate_output(self, state, out)
 
     def backward(self, state):
         B = state.backend

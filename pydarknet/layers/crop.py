@@ -106,9 +106,9 @@ def _scale_saturation_exposure(x, sat, exp):
     # sectors 0..5 of the hue circle: (r, g, b)
     table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
     out = np.empty_like(x)
+    sectors = [index == m for m in range(5)]
     for k in range(3):
-        channel = np.select([index == m for m in range(5)], [row[k] for row in table[:5]],
-                            table[5][k])
+        channel = np.select(sectors, [row[k] for row in table[:5]], table[5][k])
         out[:, k] = np.where(s == 0, v, channel)
     return np.clip(out, 0, 1, out=out)
 

@@ -112,13 +112,8 @@ class Yolo(YoloBase):
             # the loss runs on the host, as in Darknet's GPU build
             from .yolo_loss import yolo_loss
             target = state.deltas[self.index]   # the pass's fresh delta: zeros
-            on_host = isinstance(target, np.ndarray)
-            if on_host:                         # written in place
-                host = target
-            else:   # a device delta: the loss writes a host array kept from pass to pass
-                host = getattr(self, "_host_delta", None)
-                if host is None or host.size != out.size:
-                    host = self._host_delta = np.empty(out.size, np.float32)
+            on_host = isinstance(target, np.ndarray)     # then written in place
+            host = target if on_host else state.host_buffer(self, out.shape, "delta")
             delta, self.cost, self.stats = yolo_loss(
                 self, B.to_numpy(out), state.truth, state.net_w, state.net_h,
                 delta_out=host, zeroed=on_host)
