@@ -19,7 +19,7 @@ class PassState:
     (dropout). ``buffers`` holds the arrays layers reuse from pass to pass."""
 
     def __init__(self, backend, x, train=False, truth=None, network=None, pool=None,
-                 delta_slots=None):
+                 delta_slots=None, seen=None):
         self.backend = backend
         self.input = x
         self.outputs = []
@@ -27,12 +27,14 @@ class PassState:
         self.truth = truth
         self.deltas = None
         self.rng = self.net_w = self.net_h = None
+        self.seen = seen or 0     # images seen, this pass's included (Darknet's *net.seen)
         self.loss_scale = 1.0
         self.buffers = {}
         self.pool = pool        # an inference pass's OutputPool (pydarknet.output_pool)
         if network is None:       # a lone layer's pass (tests)
             return
         self.rng = network.rng
+        self.seen = network.seen if seen is None else seen
         self.net_w, self.net_h = network.net.width, network.net.height
         self.loss_scale = network.net.loss_scale
         self.buffers = network._buffers
@@ -122,13 +124,14 @@ class HostArrays:
 
 
 def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=None,
-                 delta_slots=None):
+                 delta_slots=None, seen=None):
     """Every layer's forward on ``x`` (a backend array); returns the pass's state. With
     ``check_finite`` a layer output holding NaN or inf stops the pass with the layer named.
     With an OutputPool (inference) the outputs not kept share its memory; with delta
-    ``Slots`` (training) the deltas do, and ``network.deltas`` is not kept."""
+    ``Slots`` (training) the deltas do, and ``network.deltas`` is not kept. ``seen``: the
+    images seen with this pass's (default ``network.seen``), for losses that depend on it."""
     B = network.backend
-    state = PassState(B, x, train, truth, network, pool, delta_slots)
+    state = PassState(B, x, train, truth, network, pool, delta_slots, seen)
     if pool is not None:
         pool.begin()
     out = x

@@ -1,4 +1,6 @@
-"""[region]: YOLOv2 detection head."""
+"""[region]: YOLOv2 detection head. Its output is in Darknet's CPU layout: flattened to
+[cell, anchor, entries], objectness activated, classes soft-maxed (softmax=1); the loss is
+pydarknet.layers.region_loss."""
 
 import numpy as np
 
@@ -40,6 +42,14 @@ class Region(Layer):
         anchors = s.get_floats("anchors", [])[: self.num * 2]
         self.anchors[: len(anchors)] = anchors
 
+    def check_trainable(self):
+        super().check_trainable()
+        if self.map_file:
+            raise self.refuse_training("map", "remapping the truths' class ids (yolo9000)")
+        if self.coords != 4:
+            raise self.refuse_training("coords", "a box of other than 4 numbers",
+                                       "Darknet's region loss reads 4: set coords=4")
+
     def forward(self, x, state):
         if self.tree:
             raise NotSupportedError(f"{self.section.path}:{self.section.line}: [region] with a "
@@ -54,7 +64,24 @@ class Region(Layer):
         out[:, :, 4] = logistic(out[:, :, 4])
         if self.softmax:
             out[:, :, 5:] = softmax_rows(out[:, :, 5:])
+        self.cost = None
+        if state.train and state.truth is not None:
+            from .region_loss import region_loss
+            target = state.deltas[self.index]     # the pass's fresh delta
+            host = target if isinstance(target, np.ndarray) else \
+                state.host_buffer(self, target.shape, "delta")
+            delta, self.cost, self.stats = region_loss(self, out, state.truth, state.seen,
+                                                       delta_out=host)
+            state.backend.copy_from_numpy(target, delta)   # nothing to do when in place
         return state.host_result(self, out.reshape(self.out_shape(n)))
+
+    def backward(self, state):
+        # The delta (in the input's layout) already is the gradient w.r.t. the input: the
+        # logistic's gradient is in the x, y and objectness deltas, the softmax's in the
+        # classes'. Darknet adds it unscaled (no loss_scale, unlike [yolo]).
+        dx = self.input_delta(state)
+        if dx is not None:
+            state.backend.axpy(1.0, state.deltas[self.index], dx)
 
     def fields(self):
         return {"classes": self.classes, "num": self.num, "coords": self.coords,

@@ -9,13 +9,14 @@ from .policy import learning_rate
 from .sgd import update_layer
 
 
-def train_pass(network, x, truth, keep_deltas=False):
+def train_pass(network, x, truth, keep_deltas=False, seen=None):
     """Forward and backward of one mini-batch (numpy images, checked truths); returns
     Darknet's cost for it. Gradients accumulate into the layers' ``grads``. The deltas share
     memory as backward goes (pydarknet.output_pool) unless ``keep_deltas`` (then
-    ``network.deltas`` holds every layer's, as Darknet leaves them)."""
+    ``network.deltas`` holds every layer's, as Darknet leaves them). ``seen``: the images
+    seen with this mini-batch's (default ``network.seen``)."""
     state = forward_pass(network, network.backend.from_numpy(x), True, truth, check_finite=True,
-                         delta_slots=None if keep_deltas else network.delta_slots())
+                         delta_slots=None if keep_deltas else network.delta_slots(), seen=seen)
     backward_pass(network, state)
     cost = pass_cost(network)
     if not np.isfinite(cost):
@@ -59,7 +60,7 @@ def train_iteration(network, images, truths):
         for s in range(sub):
             rows = slice(s * mini, (s + 1) * mini)
             seen += mini * ranks
-            total += train_pass(network, images[rows], truths[rows])
+            total += train_pass(network, images[rows], truths[rows], seen=seen)
     except PydarknetError:
         for layer, stats in saved:   # leave the rolling statistics as they were too
             for k, v in stats.items():
