@@ -1,10 +1,10 @@
 """Which layers are a network's heads: the layer types training, the data loader, decoding and
 the command line ask about, named once."""
 
-# Heads whose loss compares the output with box truths (Darknet's detector losses).
-BOX_LOSS_HEADS = ("yolo", "gaussian_yolo", "region")
-# Everything that makes a network a detector (its data are boxes, its output detections).
-DETECTION_HEADS = BOX_LOSS_HEADS + ("detection",)
+# Every detection head: its truths are boxes, its output detections.
+DETECTION_HEADS = ("yolo", "gaussian_yolo", "region", "detection")
+# Heads whose random= asks for multi-scale training (on [detection] it picks boxes at random).
+MULTISCALE_HEADS = ("yolo", "gaussian_yolo", "region")
 
 
 def detection_heads(network):

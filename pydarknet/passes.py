@@ -7,10 +7,8 @@ all run a pass through :func:`forward_pass` and, for training, :func:`backward_p
 import numpy as np
 
 from .errors import PydarknetError, ShapeError
-from .heads import BOX_LOSS_HEADS
+from .heads import DETECTION_HEADS
 from .output_pool import PooledDeltas
-
-# Layers whose loss reads detection truths [N, max_boxes, 6]; other nets take [N, classes].
 
 
 class PassState:
@@ -178,7 +176,7 @@ def check_truths(network, truths, batch):
         raise ShapeError(f"truths must be float32, found {truths.dtype}")
     if truths.shape[0] != batch:
         raise ShapeError(f"truths must hold {batch} rows (one per image), found {truths.shape[0]}")
-    heads = [l for l in network.layers if l.layer_type in BOX_LOSS_HEADS]
+    heads = [l for l in network.layers if l.layer_type in DETECTION_HEADS]
     if not heads:
         outputs = network.layers[-1].outputs
         if truths.ndim != 2 or truths.shape[1] != outputs:

@@ -52,6 +52,8 @@ CASES = {
     "scale-channels-swish": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[avgpool]\n[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n[scale_channels]\nfrom=-3\nactivation=swish\n",
     "activation-leaky-mish": "[activation]\nactivation=leaky\n[activation]\nactivation=mish\n",
     "connected-mish-hard-mish": "[connected]\noutput=5\nactivation=mish\n[connected]\noutput=3\nactivation=hard_mish\n",
+    "local-pad-leaky": "[local]\nfilters=3\nsize=3\npad=1\nactivation=leaky\n",
+    "local-stride2-mish": "[local]\nfilters=2\nsize=3\nstride=2\nactivation=mish\n",
 }
 
 

@@ -1,6 +1,6 @@
 """Detector outputs -> boxes, as AB's ``get_network_boxes`` builds them.
 
-For every [yolo], [Gaussian_yolo] and [region] layer, in cfg order, and within a layer cell by
+For every [yolo], [Gaussian_yolo], [region] and [detection] layer, in cfg order, and within a layer cell by
 cell and anchor by anchor (Darknet's order, which is also OpenCV DNN's row order):
 
 - [yolo]: a candidate where objectness > thresh; box ``x = (col + tx) / w``,
@@ -11,6 +11,8 @@ cell and anchor by anchor (Darknet's order, which is also OpenCV DNN's row order
   left_top / right_bottom shift the centre by half the box;
 - [region]: every cell and anchor, objectness 1, ``x = (col + logistic(tx)) / w``,
   ``w = exp(tw) * anchor_w / w``;
+- [detection] (YOLOv1): every cell and box, objectness its score, ``x = (tx + col) / side``,
+  ``w = tw`` (``sqrt=1``: ``tw^2``), the cell's class probabilities for all its boxes;
 
 per-class probability = objectness x class probability, set to 0 unless > thresh; then
 ``correct_yolo_boxes`` undoes the letterbox. Boxes are relative to the original image
@@ -20,7 +22,7 @@ per-class probability = objectness x class probability, set to 0 unless > thresh
 import numpy as np
 
 from ..errors import NotSupportedError
-from ..heads import BOX_LOSS_HEADS
+from ..heads import DETECTION_HEADS
 from ..host_math import logistic
 from ..image import letterbox_geometry
 
@@ -116,18 +118,12 @@ class Detections:
 
 
 def detection_layers(network):
-    """The layers Darknet reads boxes from, in cfg order ([yolo], [Gaussian_yolo], [region])."""
-    heads = []
-    for layer in network.layers:
-        if layer.layer_type in BOX_LOSS_HEADS:
-            heads.append(layer)
-        elif layer.layer_type == "detection":
-            raise NotSupportedError(
-                f"{layer.section.path}:{layer.section.line}: decoding [detection] (YOLOv1) "
-                "outputs to boxes is not implemented; [yolo], [Gaussian_yolo] and [region] are")
+    """The layers Darknet reads boxes from, in cfg order ([yolo], [Gaussian_yolo], [region],
+    [detection])."""
+    heads = [layer for layer in network.layers if layer.layer_type in DETECTION_HEADS]
     if not heads:
-        raise NotSupportedError(f"{network.cfg_path}: no [yolo], [Gaussian_yolo] or [region] "
-                                "layer: not a detector")
+        raise NotSupportedError(f"{network.cfg_path}: no [yolo], [Gaussian_yolo], [region] or "
+                                "[detection] layer: not a detector")
     return heads
 
 
@@ -228,6 +224,29 @@ def _decode_region(layer, out, thresh):
     return boxes, np.ones(len(v), _F), probs, rows.astype(np.int64), None
 
 
+def _decode_detection(layer, out, thresh):
+    """get_detection_detections, with boxes relative to the network input."""
+    if layer.coords != 4:
+        raise NotSupportedError(f"{layer.section.path}:{layer.section.line}: [detection] with "
+                                f"coords={layer.coords} is not decoded; coords=4 is")
+    side, n, classes = layer.side, layer.num, layer.classes
+    cells = side * side
+    v = np.asarray(out, _F).reshape(-1)
+    cls = v[:cells * classes].reshape(cells, classes)
+    scale = v[cells * classes:cells * (classes + n)].copy()               # [cells * n]
+    t = v[cells * (classes + n):cells * (classes + n) + cells * n * 4].reshape(cells * n, 4)
+    rows = np.arange(cells * n)
+    cell = rows // n
+    col, row = (cell % side).astype(_F), (cell // side).astype(_F)
+    boxes = np.empty((len(rows), 4), _F)
+    boxes[:, 0] = (t[:, 0] + col) / _F(side)
+    boxes[:, 1] = (t[:, 1] + row) / _F(side)
+    power = 2 if layer.sqrt else 1
+    boxes[:, 2:] = (t[:, 2:].astype(np.float64) ** power).astype(_F)
+    probs = _class_probs(scale, cls[cell], thresh)
+    return boxes, scale, probs, rows.astype(np.int64), None
+
+
 def decode_layer(layer, output, net_size, image_size=None, thresh=0.25, letter_box=False):
     """One head's output for one image ([C, H, W] or flat) -> :class:`Detections`.
     ``image_size`` (w, h) defaults to the network's input size (no correction)."""
@@ -237,6 +256,8 @@ def decode_layer(layer, output, net_size, image_size=None, thresh=0.25, letter_b
         boxes, obj, probs, index, unc = _decode_region(layer, output, thresh)
     elif layer.layer_type in ("yolo", "gaussian_yolo"):
         boxes, obj, probs, index, unc = _decode_yolo(layer, output, net_w, net_h, thresh)
+    elif layer.layer_type == "detection":
+        boxes, obj, probs, index, unc = _decode_detection(layer, output, thresh)
     else:
         raise NotSupportedError(f"layer {layer.index} [{layer.type}] has no boxes to decode")
     correct_boxes(boxes, image_size, net_size, letter_box)

@@ -1,4 +1,6 @@
-"""[detection]: YOLOv1 detection head."""
+"""[detection]: YOLOv1 detection head (its loss: pydarknet.layers.detection_loss)."""
+
+import numpy as np
 
 from .base import Layer
 from ..host_math import softmax_rows
@@ -32,10 +34,32 @@ class Detection(Layer):
                              ("random", 0.0)):
             setattr(self, key, s.get_float(key, default))
 
+    def check_trainable(self):
+        super().check_trainable()
+        if self.coords != 4:
+            raise self.refuse_training("coords", "a box of other than 4 numbers",
+                                       "Darknet's detection loss reads 4: set coords=4")
+
     def forward(self, x, state):
-        n = x.shape[0]   # on the host: inference only
+        n = x.shape[0]   # on the host
         out = state.backend.to_numpy(x).reshape(n, -1).copy()
         if self.softmax:
             k = self.side * self.side * self.classes
             out[:, :k] = softmax_rows(out[:, :k].reshape(n, -1, self.classes)).reshape(n, k)
+        self.cost = None
+        if state.train and state.truth is not None:
+            from .detection_loss import detection_loss
+            target = state.deltas[self.index]     # the pass's fresh delta
+            host = target if isinstance(target, np.ndarray) else \
+                state.host_buffer(self, target.shape, "delta")
+            delta, self.cost, self.stats = detection_loss(self, out, state.truth, state.seen,
+                                                          state.rng, delta_out=host)
+            state.backend.copy_from_numpy(target, delta)   # nothing to do when in place
         return state.host_result(self, out.reshape(self.out_shape(n)))
+
+    def backward(self, state):
+        # the delta already is the gradient w.r.t. the input (nothing is activated but the
+        # optional softmax, whose gradient the class deltas carry as Darknet's do)
+        dx = self.input_delta(state)
+        if dx is not None:
+            state.backend.axpy(1.0, state.deltas[self.index], dx)

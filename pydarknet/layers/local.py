@@ -3,7 +3,7 @@
 import numpy as np
 
 from .activation import read_activation
-from .base import Layer
+from .base import Layer, activate_output
 from .registry import register
 
 
@@ -11,6 +11,7 @@ from .registry import register
 class Local(Layer):
     type = "local"
     layer_type = "local"
+    trainable = ("weights", "biases")
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)
@@ -42,21 +43,48 @@ class Local(Layer):
         w = self.params["weights"]
         w[...] = scale * rng.uniform(-1, 1, w.shape)
 
-    def forward(self, x, state):
-        n, k = x.shape[0], self.size   # on the host (inference only)
-        p = self.pad
-        xh = state.backend.to_numpy(x)
+    def _columns(self, xh):
+        """im2col of every image: [n, c*k*k, out_h*out_w] (rows c, ky, kx as Darknet's)."""
+        n, k, p, s = xh.shape[0], self.size, self.pad, self.stride
         xp = np.pad(xh.reshape(n, self.c, self.h, self.w), ((0, 0), (0, 0), (p, p), (p, p)))
         cols = np.empty((n, self.c, k, k, self.out_h, self.out_w), np.float32)
         for ky in range(k):
             for kx in range(k):
-                cols[:, :, ky, kx] = xp[:, :, ky:ky + self.stride * self.out_h:self.stride,
-                                        kx:kx + self.stride * self.out_w:self.stride]
-        cols = cols.reshape(n, self.c * k * k, self.out_h * self.out_w)
-        # weights[j] is the [filters, c*k*k] matrix of output position j
+                cols[:, :, ky, kx] = xp[:, :, ky:ky + s * self.out_h:s, kx:kx + s * self.out_w:s]
+        return cols.reshape(n, self.c * k * k, self.out_h * self.out_w)
+
+    def forward(self, x, state):
+        n = x.shape[0]   # on the host
         B = state.backend
+        cols = self._columns(B.to_numpy(x))
+        # weights[j] is the [filters, c*k*k] matrix of output position j
         out = np.einsum("jfk,nkj->nfj", B.to_numpy(self.params["weights"]), cols, optimize=True)
         out = out.reshape(n, -1) + B.to_numpy(self.params["biases"])
         out = state.host_result(self, out.reshape(self.out_shape(n)))
-        state.backend.activate(out, self.activation)
-        return out
+        if state.train:
+            self._input = x
+        return activate_output(self, state, out)
+
+    def backward(self, state):
+        """backward_local_layer: bias and per-position weight gradients; the input's gradient
+        through col2im, added (Darknet's col2im_cpu adds)."""
+        B = state.backend
+        delta = state.deltas[self.index]
+        B.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
+        n = delta.shape[0]
+        d = B.to_numpy(delta).reshape(n, self.n, self.out_h * self.out_w)
+        state.add_host_delta(self.grads["biases"], d.reshape(n, -1).sum(axis=0))
+        cols = self._columns(B.to_numpy(self._input))
+        state.add_host_delta(self.grads["weights"],
+                             np.einsum("nfj,nkj->jfk", d, cols, optimize=True))
+        dx = self.input_delta(state)
+        if dx is None:
+            return
+        dcols = np.einsum("jfk,nfj->nkj", B.to_numpy(self.params["weights"]), d, optimize=True)
+        k, p, s = self.size, self.pad, self.stride
+        dcols = dcols.reshape(n, self.c, k, k, self.out_h, self.out_w)
+        dxp = np.zeros((n, self.c, self.h + 2 * p, self.w + 2 * p), np.float32)
+        for ky in range(k):
+            for kx in range(k):
+                dxp[:, :, ky:ky + s * self.out_h:s, kx:kx + s * self.out_w:s] += dcols[:, :, ky, kx]
+        state.add_host_delta(dx, dxp[:, :, p:p + self.h, p:p + self.w])

@@ -20,7 +20,7 @@ import traceback
 
 from ..dist import DataParallel, get_world
 from ..dist.reduce import broadcast_parameters
-from ..heads import BOX_LOSS_HEADS
+from ..heads import MULTISCALE_HEADS
 from ..network import Network
 from .chart import draw_chart
 from .checkpoint import load_checkpoint_state, save_checkpoint
@@ -156,7 +156,7 @@ class Trainer:
                      f"{self.max_batches}); nothing to do: raise max_batches or use --clear")
             return None
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        heads = [l for l in net.layers if l.layer_type in BOX_LOSS_HEADS]
+        heads = [l for l in net.layers if l.layer_type in MULTISCALE_HEADS]
         random_coef = max((float(getattr(l, "random", 0)) for l in heads), default=0.0)
         save_every = 10000 if self.max_batches >= 10000 else 1000
         map_every = self.map_every or 100
