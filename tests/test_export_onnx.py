@@ -358,6 +358,52 @@ def test_heads_decode_nms(opset):
     assert [h["index"] for h in heads] == [2, 5, 8, 11]
 
 
+YOLOV1_CFG = """[net]
+width=32
+height=32
+channels=3
+
+[convolutional]
+filters=4
+size=3
+stride=4
+pad=1
+activation=leaky
+
+[local]
+filters=4
+size=3
+pad=1
+activation=leaky
+
+[connected]
+output={outputs}
+activation=linear
+
+[detection]
+classes=3
+coords=4
+side=3
+num=2
+softmax={softmax}
+sqrt={sqrt}
+"""
+
+
+@pytest.mark.parametrize("softmax, sqrt", [(0, 1), (1, 0)])
+def test_decode_yolov1_detection_head(softmax, sqrt):
+    net = randomize(load_cfg_text(YOLOV1_CFG.format(outputs=9 * 13, softmax=softmax, sqrt=sqrt),
+                                  batch=1))
+    x = image(net, 4)
+    _, got = check_network(net, x, 18, decode=True)
+    dets = decode_network(net, thresh=0.0)
+    px = dets.pixel_boxes()
+    corners = np.concatenate([px[:, :2] - px[:, 2:] / 2, px[:, :2] + px[:, 2:] / 2], 1)
+    assert_close(got["boxes"][0], corners, "boxes")
+    # YOLOv1's outputs are linear: decoding keeps only the scores above the threshold (0)
+    assert_close(np.where(got["scores"][0] > 0, got["scores"][0], 0), dets.probs, "scores")
+
+
 def test_decode_matches_detector_yolov4_tiny():
     net = randomize(Network(ROOT / "cfg" / "yolov4-tiny.cfg", batch=1, width=128, height=128))
     x = image(net, 5)

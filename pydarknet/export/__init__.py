@@ -105,7 +105,7 @@ def build_onnx_model(network, opset=18, batch=1, dynamic_batch=False, decode=Fal
         from .onnx_decode import add_nms, decode_heads
         if not heads:
             raise NotSupportedError(f"{network.cfg_path}: --decode needs a detector: no [yolo], "
-                                    "[Gaussian_yolo] or [region] layer")
+                                    "[Gaussian_yolo], [region] or [detection] layer")
         boxes, scores = decode_heads(b, network, heads, cx.outputs)
         for t, name in ((boxes, "boxes"), (scores, "scores")):
             b.op("Identity", [t.name], out_names=[name])

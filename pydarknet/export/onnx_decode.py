@@ -3,7 +3,8 @@ pydarknet/eval/decode.py computes them (before the threshold and the letterbox c
 
 Rows are Darknet's: head by head in cfg order, then cell by cell, anchor by anchor. Boxes are
 (x1, y1, x2, y2) in network-input pixels; scores are objectness x class probability
-([Gaussian_yolo]: also x (1 - mean sigma); [region]: the activated scale x class probability),
+([Gaussian_yolo]: also x (1 - mean sigma); [region]: the activated scale x class probability;
+[detection]: each box's scale x its cell's class probabilities),
 without a threshold. ``--nms`` adds ONNX NonMaxSuppression (per class, like Darknet's sort NMS).
 """
 
@@ -95,6 +96,29 @@ def _region_head(b, layer, out, net_w, net_h):
     return _corners(b, cx, cy, bw, bh, net_w, net_h), scores
 
 
+def _detection_head(b, layer, out, net_w, net_h):
+    if layer.coords != 4:
+        raise NotSupportedError(f"{layer.section.path}:{layer.section.line}: [detection] with "
+                                f"coords={layer.coords} is not decoded; coords=4 is")
+    side, n, classes = layer.side, layer.num, layer.classes
+    cells = side * side
+    flat = b.reshape(out, (layer.inputs,))
+    cls = b.reshape(b.slice(flat, 0, 0, cells * classes), (cells, 1, classes))
+    cls = Tensor(b.op("Expand", [cls.name, b.ints([cells, n, classes])], "cell_probs"),
+                 (cells, n, classes))
+    cls = b.reshape(cls, (cells * n, classes))
+    scale = b.reshape(b.slice(flat, 0, cells * classes, cells * (classes + n)), (cells * n, 1))
+    start = cells * (classes + n)
+    t = b.reshape(b.slice(flat, 0, start, start + cells * n * 4), (cells * n, 4))
+    col, row = _grid(side, side, n)
+    cx = b.binary("Div", b.binary("Add", _col(b, t, 0), col.reshape(-1, 1)), F32(side))
+    cy = b.binary("Div", b.binary("Add", _col(b, t, 1), row.reshape(-1, 1)), F32(side))
+    bw, bh = _col(b, t, 2), _col(b, t, 3)
+    if layer.sqrt:
+        bw, bh = b.binary("Mul", bw, bw), b.binary("Mul", bh, bh)
+    return _corners(b, cx, cy, bw, bh, net_w, net_h), b.binary("Mul", scale, cls)
+
+
 def decode_heads(b, network, heads, outputs):
     """(boxes [K, 4], scores [K, classes]) Tensors over every head."""
     net_w, net_h = network.net.width, network.net.height
@@ -109,6 +133,8 @@ def decode_heads(b, network, heads, outputs):
             bx, sc = _region_head(b, layer, outputs[layer.index], net_w, net_h)
         elif layer.layer_type in ("yolo", "gaussian_yolo"):
             bx, sc = _yolo_head(b, layer, outputs[layer.index], net_w, net_h)
+        elif layer.layer_type == "detection":
+            bx, sc = _detection_head(b, layer, outputs[layer.index], net_w, net_h)
         else:
             raise NotSupportedError(f"layer {layer.index} [{layer.type}]: decoding its "
                                     "outputs to boxes is not implemented")
