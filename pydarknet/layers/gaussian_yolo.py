@@ -1,4 +1,5 @@
-"""[Gaussian_yolo]: Gaussian YOLOv3 head (mean and sigma per box coordinate)."""
+"""[Gaussian_yolo]: Gaussian YOLOv3 head (mean and sigma per box coordinate); its loss is
+pydarknet.layers.gaussian_yolo_loss."""
 
 import numpy as np
 
@@ -19,8 +20,13 @@ class GaussianYolo(YoloBase):
         self.uc_normalizer = s.get_float("uc_normalizer", 1.0)
         self.yolo_point = s.get_str("yolo_point", "center")
 
+    def check_trainable(self):
+        super().check_trainable()
+        if self.map_file:
+            raise self.refuse_training("map", "remapping the truths' class ids")
+
     def forward(self, x, state):
-        n = x.shape[0]   # computed on the host (inference only)
+        n = x.shape[0]   # computed on the host
         out = state.backend.to_numpy(x).reshape(n, self.n, self.classes + 9, self.h * self.w)
         out = out.copy()
         a, b = np.float32(self.scale_x_y), np.float32(-0.5 * (self.scale_x_y - 1))
@@ -29,4 +35,21 @@ class GaussianYolo(YoloBase):
         out[:, :, 8:] = logistic(out[:, :, 8:])
         out[:, :, 0] = out[:, :, 0] * a + b   # x mean
         out[:, :, 2] = out[:, :, 2] * a + b   # y mean
-        return state.host_result(self, out.reshape(self.out_shape(n)))
+        out = out.reshape(self.out_shape(n))
+        self.cost = None
+        if state.train and state.truth is not None:
+            from .gaussian_yolo_loss import gaussian_yolo_loss
+            target = state.deltas[self.index]     # the pass's fresh delta
+            host = target if isinstance(target, np.ndarray) else \
+                state.host_buffer(self, target.shape, "delta")
+            delta, self.cost, self.stats = gaussian_yolo_loss(
+                self, out, state.truth, state.net_w, state.net_h, delta_out=host)
+            state.backend.copy_from_numpy(target, delta)   # nothing to do when in place
+        return state.host_result(self, out)
+
+    def backward(self, state):
+        # the deltas are the gradients w.r.t. the input as Darknet uses them; its GPU build
+        # scales them by delta_normalizer (not by loss_scale, unlike [yolo])
+        dx = self.input_delta(state)
+        if dx is not None:
+            state.backend.axpy(self.delta_normalizer, state.deltas[self.index], dx)
