@@ -18,6 +18,8 @@ from pydarknet.host_math import softmax_rows
 from pydarknet.layers.detection_loss import detection_loss, truth_grid
 from pydarknet.network import load_cfg_text
 
+from head_nets import STEM, darknet_box_iou, two_box_batch
+
 f32 = np.float32
 
 
@@ -47,20 +49,6 @@ def darknet_truth_grid(truths, side, classes):
     return grid
 
 
-def _overlap(x1, w1, x2, w2):
-    l1, l2 = x1 - w1 / f32(2), x2 - w2 / f32(2)
-    left = l1 if l1 > l2 else l2
-    r1, r2 = x1 + w1 / f32(2), x2 + w2 / f32(2)
-    right = r1 if r1 < r2 else r2
-    return right - left
-
-
-def _box_iou(a, b):
-    w = _overlap(a[0], a[2], b[0], b[2])
-    h = _overlap(a[1], a[3], b[1], b[3])
-    inter = f32(0) if (w < 0 or h < 0) else w * h
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    return f32(0) if inter == 0 or union == 0 else inter / union
 
 
 def _rmse(a, b):
@@ -104,7 +92,7 @@ def darknet_detection_loss(layer, out, grid):
             best_index, best_iou, best_rmse = -1, f32(0), f32(20)
             for j in range(n):
                 _, o = pred_box(j)
-                iou, rmse = _box_iou(o, tb), _rmse(o, tb)
+                iou, rmse = darknet_box_iou(o, tb), _rmse(o, tb)
                 if best_iou > 0 or iou > 0:
                     if iou > best_iou:
                         best_iou, best_index = iou, j
@@ -113,7 +101,7 @@ def darknet_detection_loss(layer, out, grid):
             if layer.forced:
                 best_index = 1 if tb[2] * tb[3] < f32(.1) else 0
             bi, o = pred_box(best_index)
-            iou = _box_iou(o, tb)
+            iou = darknet_box_iou(o, tb)
             p = locations * classes + i * n + best_index
             delta[b, p] = f32(float(f32(layer.object_scale)) * (1. - float(x[b, p])))
             if layer.rescore:
@@ -230,26 +218,7 @@ def test_random_box_choice_early_in_training():
 
 # ---- the layer in a network ---------------------------------------------------------------
 
-YOLOV1 = """[net]
-batch=4
-subdivisions=2
-width=32
-height=32
-channels=3
-learning_rate=0.001
-momentum=0.9
-decay=0.0005
-[convolutional]
-filters=8
-size=3
-stride=2
-pad=1
-batch_normalize=1
-activation=leaky
-[maxpool]
-size=2
-stride=2
-[local]
+YOLOV1 = STEM + """[local]
 filters=8
 size=3
 stride=1
@@ -274,20 +243,13 @@ coord_scale=5
 """
 
 
-def tiny_batch(rng):
-    x = rng.random((4, 3, 32, 32), dtype=np.float32)
-    t = np.zeros((4, 4, 5), f32)
-    for b in range(4):
-        t[b, :2] = [[rng.uniform(.1, .9), rng.uniform(.1, .9), rng.uniform(.1, .6),
-                     rng.uniform(.1, .6), rng.integers(0, 2)] for _ in range(2)]
-    return x, t
 
 
 def test_yolov1_network_learns_and_its_delta_reaches_the_connected_layer():
     from pydarknet.passes import check_truths
     from pydarknet.train.iteration import train_pass
     net = load_cfg_text(YOLOV1.format(outputs=9 * 12, extra=""))
-    x, t = tiny_batch(np.random.default_rng(0))
+    x, t = two_box_batch(np.random.default_rng(0))
     net.ensure_training()
     truths = check_truths(net, t[:2], 2)
     train_pass(net, x[:2], truths, keep_deltas=True, seen=2)

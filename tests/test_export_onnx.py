@@ -340,17 +340,24 @@ def test_activations(activation):
 
 
 # -- heads and decoding ---------------------------------------------------------------------
-@pytest.mark.parametrize("opset", [13, 18])
-def test_heads_decode_nms(opset):
-    net = randomize(load_cfg_text(HEADS_CFG, batch=1))
-    x = image(net, 3)
-    model, got = check_network(net, x, opset, decode=True, nms=True, score_thresh=0.3)
+def assert_decoded_as_detector(got, net, positive_scores=False):
+    """The graph's boxes (corners) and scores equal pydarknet's decoding of the same pass."""
     dets = decode_network(net, thresh=0.0)
     px = dets.pixel_boxes()
     corners = np.concatenate([px[:, :2] - px[:, 2:] / 2, px[:, :2] + px[:, 2:] / 2], 1)
     assert got["boxes"].shape == (1, len(dets), 4)
     assert_close(got["boxes"][0], corners, "boxes")
-    assert_close(got["scores"][0], dets.probs, "scores")
+    scores = got["scores"][0]
+    assert_close(np.where(scores > 0, scores, 0) if positive_scores else scores, dets.probs,
+                 "scores")
+
+
+@pytest.mark.parametrize("opset", [13, 18])
+def test_heads_decode_nms(opset):
+    net = randomize(load_cfg_text(HEADS_CFG, batch=1))
+    x = image(net, 3)
+    model, got = check_network(net, x, opset, decode=True, nms=True, score_thresh=0.3)
+    assert_decoded_as_detector(got, net)
     sel = got["selected_indices"]
     assert sel.ndim == 2 and sel.shape[1] == 3 and len(sel)
     assert (got["scores"][0][sel[:, 2], sel[:, 1]] > 0.3).all()
@@ -396,23 +403,15 @@ def test_decode_yolov1_detection_head(softmax, sqrt):
                                   batch=1))
     x = image(net, 4)
     _, got = check_network(net, x, 18, decode=True)
-    dets = decode_network(net, thresh=0.0)
-    px = dets.pixel_boxes()
-    corners = np.concatenate([px[:, :2] - px[:, 2:] / 2, px[:, :2] + px[:, 2:] / 2], 1)
-    assert_close(got["boxes"][0], corners, "boxes")
     # YOLOv1's outputs are linear: decoding keeps only the scores above the threshold (0)
-    assert_close(np.where(got["scores"][0] > 0, got["scores"][0], 0), dets.probs, "scores")
+    assert_decoded_as_detector(got, net, positive_scores=True)
 
 
 def test_decode_matches_detector_yolov4_tiny():
     net = randomize(Network(ROOT / "cfg" / "yolov4-tiny.cfg", batch=1, width=128, height=128))
     x = image(net, 5)
     _, got = check_network(net, x, 18, decode=True)
-    dets = decode_network(net, thresh=0.0)
-    px = dets.pixel_boxes()
-    corners = np.concatenate([px[:, :2] - px[:, 2:] / 2, px[:, :2] + px[:, 2:] / 2], 1)
-    assert_close(got["boxes"][0], corners, "boxes")
-    assert_close(got["scores"][0], dets.probs, "scores")
+    assert_decoded_as_detector(got, net)
 
 
 # -- batch, errors, command line ----------------------------------------------------------------

@@ -19,6 +19,8 @@ from pydarknet.layers.gaussian_yolo_loss import gaussian_yolo_loss
 from pydarknet.layers.yolo_loss import class_multipliers
 from pydarknet.network import load_cfg_text
 
+from head_nets import STEM
+
 f32 = np.float32
 FLT_MAX = float(np.finfo(np.float32).max)
 
@@ -278,26 +280,7 @@ def test_gaussian_loss_matches_darknet_transcription(case):
 
 # ---- the layer in a network ---------------------------------------------------------------
 
-NET = """[net]
-batch=4
-subdivisions=2
-width=32
-height=32
-channels=3
-learning_rate=0.001
-momentum=0.9
-decay=0.0005
-[convolutional]
-filters=8
-size=3
-stride=2
-pad=1
-batch_normalize=1
-activation=leaky
-[maxpool]
-size=2
-stride=2
-[convolutional]
+NET = STEM + """[convolutional]
 filters=22
 size=1
 activation=linear

@@ -17,6 +17,8 @@ from pydarknet.host_math import logistic, softmax_rows
 from pydarknet.layers.region_loss import region_loss
 from pydarknet.network import load_cfg_text
 
+from head_nets import STEM, darknet_box_iou, two_box_batch
+
 f32 = np.float32
 
 
@@ -30,22 +32,6 @@ def _exp(x):  # C's exp() of a float: double
     return float(np.exp(np.array([float(x)]))[0])
 
 
-def _overlap(x1, w1, x2, w2):
-    l1, l2 = x1 - w1 / f32(2), x2 - w2 / f32(2)
-    left = l1 if l1 > l2 else l2
-    r1, r2 = x1 + w1 / f32(2), x2 + w2 / f32(2)
-    right = r1 if r1 < r2 else r2
-    return right - left
-
-
-def _box_iou(a, b):
-    w = _overlap(a[0], a[2], b[0], b[2])
-    h = _overlap(a[1], a[3], b[1], b[3])
-    inter = f32(0) if (w < 0 or h < 0) else w * h
-    union = a[2] * a[3] + b[2] * b[3] - inter
-    if inter == 0 or union == 0:
-        return f32(0)
-    return inter / union
 
 
 def _region_box(x, biases, n, index, i, j, w, h):
@@ -57,7 +43,7 @@ def _region_box(x, biases, n, index, i, j, w, h):
 
 def _delta_box(truth, x, biases, n, index, i, j, w, h, delta, scale):
     pred = _region_box(x, biases, n, index, i, j, w, h)
-    iou = _box_iou(pred, truth)
+    iou = darknet_box_iou(pred, truth)
     tx = truth[0] * f32(w) - f32(i)
     ty = truth[1] * f32(h) - f32(j)
     tw = f32(math.log(float(truth[2] * f32(w) / biases[2 * n])))
@@ -118,7 +104,7 @@ def darknet_region_loss(layer, out, truths, seen):
                             continue
                         if not truth[0]:
                             break
-                        iou = _box_iou(pred, truth)
+                        iou = darknet_box_iou(pred, truth)
                         if iou > best_iou:
                             best_class, best_iou = cid, iou
                     o = x[index + 4]
@@ -149,7 +135,7 @@ def darknet_region_loss(layer, out, truths, seen):
                 if layer.bias_match:
                     pred[2], pred[3] = biases[2 * n] / f32(w), biases[2 * n + 1] / f32(h)
                 pred[0] = pred[1] = f32(0)
-                iou = _box_iou(pred, shift)
+                iou = darknet_box_iou(pred, shift)
                 if iou > best_iou:
                     best_index, best_iou, best_n = index, iou, n
             iou = _delta_box(truth, x, biases, best_n, best_index, i, j, w, h, delta,
@@ -269,26 +255,7 @@ def test_truth_on_the_far_edge_trains_the_last_cell():
 
 # ---- the layer in a network ---------------------------------------------------------------
 
-TINY = """[net]
-batch=4
-subdivisions=2
-width=32
-height=32
-channels=3
-learning_rate=0.001
-momentum=0.9
-decay=0.0005
-[convolutional]
-filters=8
-size=3
-stride=2
-pad=1
-batch_normalize=1
-activation=leaky
-[maxpool]
-size=2
-stride=2
-[convolutional]
+TINY = STEM + """[convolutional]
 filters=14
 size=1
 activation=linear
@@ -302,20 +269,13 @@ softmax=1
 """
 
 
-def tiny_batch(rng):
-    x = rng.random((4, 3, 32, 32), dtype=np.float32)
-    t = np.zeros((4, 5, 5), f32)
-    for b in range(4):
-        t[b, :2] = [[rng.uniform(.1, .9), rng.uniform(.1, .9), rng.uniform(.1, .6),
-                     rng.uniform(.1, .6), rng.integers(0, 2)] for _ in range(2)]
-    return x, t
 
 
 def test_region_delta_is_the_loss_in_the_input_layout_and_backward_adds_it():
     from pydarknet.train.iteration import train_pass
     net = load_cfg_text(TINY.format(extra=""))
     net.ensure_training()
-    x, t = tiny_batch(np.random.default_rng(0))
+    x, t = two_box_batch(np.random.default_rng(0))
     from pydarknet.passes import check_truths
     truths = check_truths(net, t[:2], 2)
     train_pass(net, x[:2], truths, keep_deltas=True, seen=2)
@@ -335,7 +295,7 @@ def test_prior_follows_the_images_seen():
     from pydarknet.train.iteration import train_pass
     net = load_cfg_text(TINY.format(extra=""))
     net.ensure_training()
-    x, t = tiny_batch(np.random.default_rng(1))
+    x, t = two_box_batch(np.random.default_rng(1))
     truths = check_truths(net, t[:2], 2)
     region = net.layers[-1]
     costs = {}
@@ -355,7 +315,7 @@ def test_train_iteration_passes_the_running_seen(monkeypatch):
     got = []
     real = rl.region_loss
     monkeypatch.setattr(rl, "region_loss", lambda *a, **k: (got.append(a[3]), real(*a, **k))[1])
-    x, t = tiny_batch(np.random.default_rng(2))
+    x, t = two_box_batch(np.random.default_rng(2))
     net.train_iteration(x, t)
     assert got == [102, 104] and net.seen == 104
 
@@ -364,7 +324,7 @@ def test_region_network_learns():
     """A tiny YOLOv2 net overfits one batch: the loss falls and the boxes move to the truths."""
     net = load_cfg_text(TINY.format(extra="object_scale=5\nrescore=1").replace(
         "learning_rate=0.001", "learning_rate=0.01"))
-    x, t = tiny_batch(np.random.default_rng(3))
+    x, t = two_box_batch(np.random.default_rng(3))
     losses = [net.train_iteration(x, t) for _ in range(60)]
     assert np.isfinite(losses).all()
     assert np.mean(losses[-5:]) < 0.3 * np.mean(losses[:5])

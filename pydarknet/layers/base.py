@@ -147,6 +147,29 @@ class Layer:
                 f"{self.out_w}x{self.out_h}x{self.out_c}>")
 
 
+class HostLoss:
+    """A detection head whose loss runs on the host, as in Darknet's GPU build: the loss
+    writes the pass's delta (the input's gradient as Darknet uses it), backward adds it,
+    times ``delta_scale``, into the input's delta."""
+
+    def run_loss(self, state, loss, *args):
+        """``loss(self, *args, delta_out=, zeroed=)`` -> (delta, cost, stats) into the pass's
+        delta of this layer: in place on the CPU (fresh zeros), else through a host buffer."""
+        target = state.deltas[self.index]
+        in_place = isinstance(target, np.ndarray)
+        host = target if in_place else state.host_buffer(self, target.shape, "delta")
+        delta, self.cost, self.stats = loss(self, *args, delta_out=host, zeroed=in_place)
+        state.backend.copy_from_numpy(target, delta)     # nothing to do when in place
+
+    def delta_scale(self, state):
+        return 1.0
+
+    def backward(self, state):
+        dx = self.input_delta(state)
+        if dx is not None:
+            state.backend.axpy(self.delta_scale(state), state.deltas[self.index], dx)
+
+
 # activations whose gradient is computed from the pre-activation, not from the output
 NEEDS_INPUT = ("swish", "mish", "hard_mish")
 

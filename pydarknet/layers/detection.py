@@ -1,13 +1,12 @@
 """[detection]: YOLOv1 detection head (its loss: pydarknet.layers.detection_loss)."""
 
-import numpy as np
 
-from .base import Layer
+from .base import HostLoss, Layer
 from ..host_math import softmax_rows
 from .registry import register
 
 @register("detection")
-class Detection(Layer):
+class Detection(HostLoss, Layer):
     type = "detection"
     layer_type = "detection"
 
@@ -49,17 +48,5 @@ class Detection(Layer):
         self.cost = None
         if state.train and state.truth is not None:
             from .detection_loss import detection_loss
-            target = state.deltas[self.index]     # the pass's fresh delta
-            host = target if isinstance(target, np.ndarray) else \
-                state.host_buffer(self, target.shape, "delta")
-            delta, self.cost, self.stats = detection_loss(self, out, state.truth, state.seen,
-                                                          state.rng, delta_out=host)
-            state.backend.copy_from_numpy(target, delta)   # nothing to do when in place
+            self.run_loss(state, detection_loss, out, state.truth, state.seen, state.rng)
         return state.host_result(self, out.reshape(self.out_shape(n)))
-
-    def backward(self, state):
-        # the delta already is the gradient w.r.t. the input (nothing is activated but the
-        # optional softmax, whose gradient the class deltas carry as Darknet's do)
-        dx = self.input_delta(state)
-        if dx is not None:
-            state.backend.axpy(1.0, state.deltas[self.index], dx)

@@ -61,13 +61,14 @@ def _rmse(a, b):
     return np.sqrt(np.square(d).sum(axis=-1)).astype(np.float32)
 
 
-def detection_loss(layer, output, truths, seen, rng=None, delta_out=None):
+def detection_loss(layer, output, truths, seen, rng=None, delta_out=None, zeroed=False):
     """Darknet's [detection] training loss.
 
     layer: a built :class:`pydarknet.layers.detection.Detection`; output: its output (float32,
     N x inputs values); truths: box truths as the other detection heads take them (see
     :func:`truth_grid`); seen: the images seen, this mini-batch's included; rng: a numpy
-    Generator for ``random`` (the box chosen at random early in training).
+    Generator for ``random`` (the box chosen at random early in training); delta_out: an
+    array of output's size to write the delta into, ``zeroed`` if it holds zeros already.
 
     Returns ``(delta, cost, stats)``: delta float32 in output's shape (Darknet's ``l.delta``),
     cost = ``l.cost[0]`` (the sum of its squares), stats the console's numbers (avg_iou,
@@ -86,7 +87,8 @@ def detection_loss(layer, output, truths, seen, rng=None, delta_out=None):
     box_out = flat[:, cells * (classes + num):].reshape(N, cells, num, 4)
     if delta_out is not None and delta_out.size == output.size:
         delta = delta_out.reshape(N, -1)
-        delta.fill(0)
+        if not zeroed:
+            delta.fill(0)
     else:
         delta = np.zeros((N, flat.shape[1]), np.float32)
     d_cls = delta[:, :cells * classes].reshape(N, cells, classes)

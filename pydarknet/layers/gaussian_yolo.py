@@ -39,17 +39,8 @@ class GaussianYolo(YoloBase):
         self.cost = None
         if state.train and state.truth is not None:
             from .gaussian_yolo_loss import gaussian_yolo_loss
-            target = state.deltas[self.index]     # the pass's fresh delta
-            host = target if isinstance(target, np.ndarray) else \
-                state.host_buffer(self, target.shape, "delta")
-            delta, self.cost, self.stats = gaussian_yolo_loss(
-                self, out, state.truth, state.net_w, state.net_h, delta_out=host)
-            state.backend.copy_from_numpy(target, delta)   # nothing to do when in place
+            self.run_loss(state, gaussian_yolo_loss, out, state.truth, state.net_w, state.net_h)
         return state.host_result(self, out)
 
-    def backward(self, state):
-        # the deltas are the gradients w.r.t. the input as Darknet uses them; its GPU build
-        # scales them by delta_normalizer (not by loss_scale, unlike [yolo])
-        dx = self.input_delta(state)
-        if dx is not None:
-            state.backend.axpy(self.delta_normalizer, state.deltas[self.index], dx)
+    def delta_scale(self, state):
+        return self.delta_normalizer    # Darknet's GPU build (not loss_scale, unlike [yolo])

@@ -139,13 +139,14 @@ def _first_class_deltas(p, dc, oc, class_id):
         dc[k, class_id] *= p.multipliers[class_id] * p.cls_normalizer
 
 
-def gaussian_yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
+def gaussian_yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False):
     """Darknet's [Gaussian_yolo] training loss.
 
     layer: a built :class:`pydarknet.layers.gaussian_yolo.GaussianYolo`; output: its
     activated output [N, n*(classes+9), h, w]; truths: float32 [N, max_boxes, 5 or 6] (x, y,
     w, h, class relative to the image; a row with x == 0 ends an image's list); net_w, net_h:
-    the network's input size.
+    the network's input size; delta_out: an array of output's size to write the delta into,
+    ``zeroed`` if it holds zeros already.
 
     Returns ``(delta, cost, stats)``: delta as Darknet's ``l.delta`` (float32, output's
     shape), cost = ``l.cost[0]``, stats Darknet's console numbers (avg_iou, class, obj,
@@ -164,7 +165,8 @@ def gaussian_yolo_loss(layer, output, truths, net_w, net_h, delta_out=None):
     T = min(truths.shape[1], layer.max_boxes)
     if delta_out is not None and delta_out.size == output.size:
         delta = delta_out.reshape(N, n, size, hw)
-        delta.fill(0)
+        if not zeroed:
+            delta.fill(0)
     else:
         delta = np.zeros((N, n, size, hw), np.float32)
     st = {"iou": [], "obj": [], "cat": 0.0}

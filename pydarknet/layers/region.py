@@ -6,12 +6,12 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from ..host_math import logistic, softmax_rows
-from .base import Layer
+from .base import HostLoss, Layer
 from .registry import register
 
 
 @register("region")
-class Region(Layer):
+class Region(HostLoss, Layer):
     type = "region"
     layer_type = "region"
 
@@ -67,21 +67,8 @@ class Region(Layer):
         self.cost = None
         if state.train and state.truth is not None:
             from .region_loss import region_loss
-            target = state.deltas[self.index]     # the pass's fresh delta
-            host = target if isinstance(target, np.ndarray) else \
-                state.host_buffer(self, target.shape, "delta")
-            delta, self.cost, self.stats = region_loss(self, out, state.truth, state.seen,
-                                                       delta_out=host)
-            state.backend.copy_from_numpy(target, delta)   # nothing to do when in place
+            self.run_loss(state, region_loss, out, state.truth, state.seen)
         return state.host_result(self, out.reshape(self.out_shape(n)))
-
-    def backward(self, state):
-        # The delta (in the input's layout) already is the gradient w.r.t. the input: the
-        # logistic's gradient is in the x, y and objectness deltas, the softmax's in the
-        # classes'. Darknet adds it unscaled (no loss_scale, unlike [yolo]).
-        dx = self.input_delta(state)
-        if dx is not None:
-            state.backend.axpy(1.0, state.deltas[self.index], dx)
 
     def fields(self):
         return {"classes": self.classes, "num": self.num, "coords": self.coords,

@@ -94,7 +94,7 @@ def _last_of_each(keys):
     return len(keys) - 1 - first_from_end
 
 
-def region_loss(layer, output, truths, seen, delta_out=None):
+def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
     """Darknet's [region] training loss.
 
     layer: a built :class:`pydarknet.layers.region.Region`; output: its output as its forward
@@ -107,7 +107,8 @@ def region_loss(layer, output, truths, seen, delta_out=None):
     input's layout (Darknet's ``l.delta`` after its final flatten); cost = ``l.cost[0]``, the
     sum of the squared deltas; stats Darknet's console numbers (avg_iou, avg_cat, avg_obj,
     avg_anyobj, recall, count, class_count). delta_out: an array of the delta's size to
-    write it into (then returned, reshaped).
+    write it into (then returned, reshaped); every value of it is written, so ``zeroed``
+    (it holds zeros already) changes nothing.
     """
     w, h, num, classes = layer.w, layer.h, layer.num, layer.classes
     hw, size = w * h, layer.coords + classes + 1

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 
 from ..cfg import CfgWarning
-from .base import Layer
+from .base import HostLoss, Layer
 from .registry import register
 
 IOU_LOSSES = ("mse", "giou", "diou", "ciou")
@@ -14,7 +14,7 @@ NMS_KINDS = {"default": 0, "greedynms": 1, "diounms": 2, "cornersnms": 3}
 FLT_MAX = float(np.finfo(np.float32).max)
 
 
-class YoloBase(Layer):
+class YoloBase(HostLoss, Layer):
     """What [yolo] and [Gaussian_yolo] share: anchors, masks and the loss options."""
     box_entries = 4       # values per anchor before objectness
     default_anchor = 0.5  # Darknet's value for anchors the cfg leaves out
@@ -109,22 +109,13 @@ class Yolo(YoloBase):
                         self.new_coords)
         self.cost = None
         if state.train and state.truth is not None:
-            # the loss runs on the host, as in Darknet's GPU build
             from .yolo_loss import yolo_loss
-            target = state.deltas[self.index]   # the pass's fresh delta: zeros
-            on_host = isinstance(target, np.ndarray)     # then written in place
-            host = target if on_host else state.host_buffer(self, out.shape, "delta")
-            delta, self.cost, self.stats = yolo_loss(
-                self, B.to_numpy(out), state.truth, state.net_w, state.net_h,
-                delta_out=host, zeroed=on_host)
-            B.copy_from_numpy(target, delta)    # nothing to do when written in place
+            self.run_loss(state, yolo_loss, B.to_numpy(out), state.truth, state.net_w,
+                          state.net_h)
         return out
 
-    def backward(self, state):
+    def delta_scale(self, state):
         # The yolo deltas already are the gradients w.r.t. the logits (logistic +
         # cross-entropy) and the raw w, h. Darknet's GPU build scales them by the net's
         # loss_scale (mixed precision) and the layer's delta_normalizer (both 1 by default).
-        dx = self.input_delta(state)
-        if dx is not None:
-            scale = getattr(state, "loss_scale", 1.0) * self.delta_normalizer
-            state.backend.axpy(scale, state.deltas[self.index], dx)
+        return getattr(state, "loss_scale", 1.0) * self.delta_normalizer
