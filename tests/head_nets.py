@@ -26,6 +26,60 @@ stride=2
 """
 
 
+# one net per head (format with extra= for more head options; YOLOV1 with outputs=)
+REGION = STEM + """[convolutional]
+filters=14
+size=1
+activation=linear
+[region]
+anchors=1,1,2.5,2
+classes=2
+coords=4
+num=2
+softmax=1
+{extra}
+"""
+
+YOLOV1 = STEM + """[local]
+filters=8
+size=3
+stride=1
+pad=1
+activation=leaky
+[connected]
+output={outputs}
+activation=linear
+[detection]
+classes=2
+coords=4
+rescore=1
+side=3
+num=2
+softmax=0
+sqrt=1
+object_scale=1
+noobject_scale=.5
+class_scale=1
+coord_scale=5
+{extra}
+"""
+
+GAUSSIAN = STEM + """[convolutional]
+filters=22
+size=1
+activation=linear
+[Gaussian_yolo]
+mask=0,1
+anchors=6,6, 14,12, 24,24
+classes=2
+num=3
+iou_loss=giou
+iou_normalizer=0.5
+delta_normalizer=0.5
+{extra}
+"""
+
+
 def two_box_batch(rng, classes=2):
     """4 images [4, 3, 32, 32] and their truths [4, 5, 5] (two boxes each)."""
     x = rng.random((4, 3, 32, 32), dtype=np.float32)

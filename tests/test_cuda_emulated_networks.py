@@ -72,3 +72,27 @@ def test_own_yolov4_tiny_on_the_emulated_device(emulated):
     cpu = pydarknet.load(cfg, batch=1, width=96, height=96)
     dev = pydarknet.load(cfg, batch=1, width=96, height=96, device="cuda:0")
     np.testing.assert_allclose(dev.predict(x), cpu.predict(x), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("head", ["region", "detection", "gaussian_yolo"])
+def test_detection_heads_train_alike_on_the_emulated_device(emulated, head):
+    """The losses that run on the host reach the device's deltas: two iterations of a
+    [region], [detection] (with [local] and [connected]) and [Gaussian_yolo] network give the
+    CPU's losses and weights."""
+    from head_nets import GAUSSIAN, REGION, YOLOV1, two_box_batch
+    from pydarknet.network import load_cfg_text
+    text = {"region": REGION.format(extra=""),
+            "detection": YOLOV1.format(outputs=9 * 12, extra=""),
+            "gaussian_yolo": GAUSSIAN.format(extra="")}[head]
+    x, t = two_box_batch(np.random.default_rng(0))
+    nets = [load_cfg_text(text, device=device) for device in ("cpu", "cuda:0")]
+    for layer_a, layer_b in zip(*(n.layers for n in nets)):    # the same initial weights
+        for k, v in layer_a.params.items():
+            layer_b.params[k] = v.copy()
+    losses = [[n.train_iteration(x, t) for _ in range(2)] for n in nets]
+    np.testing.assert_allclose(losses[1], losses[0], rtol=1e-4)
+    nets[1].params_to_host()
+    for layer_a, layer_b in zip(*(n.layers for n in nets)):
+        for k, v in layer_a.params.items():
+            np.testing.assert_allclose(layer_b.params[k], v, rtol=1e-3, atol=1e-5,
+                                       err_msg=f"layer {layer_a.index} {k}")

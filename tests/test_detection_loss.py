@@ -18,7 +18,7 @@ from pydarknet.host_math import softmax_rows
 from pydarknet.layers.detection_loss import detection_loss, truth_grid
 from pydarknet.network import load_cfg_text
 
-from head_nets import STEM, darknet_box_iou, two_box_batch
+from head_nets import YOLOV1, darknet_box_iou, two_box_batch
 
 f32 = np.float32
 
@@ -218,29 +218,6 @@ def test_random_box_choice_early_in_training():
 
 # ---- the layer in a network ---------------------------------------------------------------
 
-YOLOV1 = STEM + """[local]
-filters=8
-size=3
-stride=1
-pad=1
-activation=leaky
-[connected]
-output={outputs}
-activation=linear
-[detection]
-classes=2
-coords=4
-rescore=1
-side=3
-num=2
-softmax=0
-sqrt=1
-object_scale=1
-noobject_scale=.5
-class_scale=1
-coord_scale=5
-{extra}
-"""
 
 
 

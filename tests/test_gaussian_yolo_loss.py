@@ -19,7 +19,7 @@ from pydarknet.layers.gaussian_yolo_loss import gaussian_yolo_loss
 from pydarknet.layers.yolo_loss import class_multipliers
 from pydarknet.network import load_cfg_text
 
-from head_nets import STEM
+from head_nets import GAUSSIAN
 
 f32 = np.float32
 FLT_MAX = float(np.finfo(np.float32).max)
@@ -280,26 +280,12 @@ def test_gaussian_loss_matches_darknet_transcription(case):
 
 # ---- the layer in a network ---------------------------------------------------------------
 
-NET = STEM + """[convolutional]
-filters=22
-size=1
-activation=linear
-[Gaussian_yolo]
-mask=0,1
-anchors=6,6, 14,12, 24,24
-classes=2
-num=3
-iou_loss=giou
-iou_normalizer=0.5
-delta_normalizer=0.5
-{extra}
-"""
 
 
 def test_gaussian_delta_reaches_the_input_scaled_by_delta_normalizer():
     from pydarknet.passes import check_truths
     from pydarknet.train.iteration import train_pass
-    net = load_cfg_text(NET.format(extra=""))
+    net = load_cfg_text(GAUSSIAN.format(extra=""))
     net.ensure_training()
     rng = np.random.default_rng(0)
     x = rng.random((2, 3, 32, 32), dtype=np.float32)
@@ -315,6 +301,6 @@ def test_gaussian_delta_reaches_the_input_scaled_by_delta_normalizer():
 
 
 def test_gaussian_training_refuses_map():
-    net = load_cfg_text(NET.format(extra="map=some.map"))
+    net = load_cfg_text(GAUSSIAN.format(extra="map=some.map"))
     with pytest.raises(CfgError, match="map"):
         net.check_trainable()

@@ -17,7 +17,7 @@ from pydarknet.host_math import logistic, softmax_rows
 from pydarknet.layers.region_loss import region_loss
 from pydarknet.network import load_cfg_text
 
-from head_nets import STEM, darknet_box_iou, two_box_batch
+from head_nets import REGION, darknet_box_iou, two_box_batch
 
 f32 = np.float32
 
@@ -255,25 +255,13 @@ def test_truth_on_the_far_edge_trains_the_last_cell():
 
 # ---- the layer in a network ---------------------------------------------------------------
 
-TINY = STEM + """[convolutional]
-filters=14
-size=1
-activation=linear
-[region]
-anchors=1,1,2.5,2
-classes=2
-coords=4
-num=2
-softmax=1
-{extra}
-"""
 
 
 
 
 def test_region_delta_is_the_loss_in_the_input_layout_and_backward_adds_it():
     from pydarknet.train.iteration import train_pass
-    net = load_cfg_text(TINY.format(extra=""))
+    net = load_cfg_text(REGION.format(extra=""))
     net.ensure_training()
     x, t = two_box_batch(np.random.default_rng(0))
     from pydarknet.passes import check_truths
@@ -293,7 +281,7 @@ def test_prior_follows_the_images_seen():
     current mini-batch: the same weights and images give other deltas on either side."""
     from pydarknet.passes import check_truths
     from pydarknet.train.iteration import train_pass
-    net = load_cfg_text(TINY.format(extra=""))
+    net = load_cfg_text(REGION.format(extra=""))
     net.ensure_training()
     x, t = two_box_batch(np.random.default_rng(1))
     truths = check_truths(net, t[:2], 2)
@@ -310,7 +298,7 @@ def test_prior_follows_the_images_seen():
 
 def test_train_iteration_passes_the_running_seen(monkeypatch):
     import pydarknet.layers.region_loss as rl
-    net = load_cfg_text(TINY.format(extra=""))
+    net = load_cfg_text(REGION.format(extra=""))
     net.seen = 100
     got = []
     real = rl.region_loss
@@ -322,7 +310,7 @@ def test_train_iteration_passes_the_running_seen(monkeypatch):
 
 def test_region_network_learns():
     """A tiny YOLOv2 net overfits one batch: the loss falls and the boxes move to the truths."""
-    net = load_cfg_text(TINY.format(extra="object_scale=5\nrescore=1").replace(
+    net = load_cfg_text(REGION.format(extra="object_scale=5\nrescore=1").replace(
         "learning_rate=0.001", "learning_rate=0.01"))
     x, t = two_box_batch(np.random.default_rng(3))
     losses = [net.train_iteration(x, t) for _ in range(60)]
@@ -333,7 +321,7 @@ def test_region_network_learns():
 
 @pytest.mark.parametrize("option, value", [("map", "some.map"), ("coords", "5")])
 def test_region_training_refuses_what_it_does_not_implement(option, value, tmp_path):
-    text = TINY.format(extra=f"{option}={value}")
+    text = REGION.format(extra=f"{option}={value}")
     if option == "coords":
         text = text.replace("coords=4\n", "").replace("filters=14", "filters=16")
     net = load_cfg_text(text)
