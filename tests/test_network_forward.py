@@ -90,3 +90,19 @@ def test_training_forward_cost_equals_the_iterations_first_pass():
     loss = twin.train_iteration(x, truths)                   # batch 2, one subdivision
     assert net.cost == pytest.approx(loss * 2, rel=1e-6)     # the iteration divides by batch
     assert check_truths(net, truths, 2).shape == (2, 3, 6)
+
+
+def test_contrastive_layer_passes_its_input_on_at_inference_and_refuses_training():
+    """yolov4-tiny_contrastive.cfg runs for detection: [contrastive] is AB's GPU copy at
+    inference; its training loss is refused with the layer named."""
+    from pydarknet.errors import NotSupportedError
+    from pydarknet.network import load_cfg_text
+    net = load_cfg_text("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n"
+                        "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n"
+                        "[contrastive]\nclasses=1\nyolo_layer=-1\n")
+    x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+    out = net.forward(x)
+    assert out.shape == (2, 4 * 8 * 8, 1, 1)         # Darknet's out_w/h/c stay 0
+    np.testing.assert_array_equal(out.reshape(2, -1), net.outputs[0].reshape(2, -1))
+    with pytest.raises(NotSupportedError, match=r"\[contrastive\] layer 1"):
+        net.forward(x, train=True)

@@ -1,5 +1,8 @@
-"""[contrastive]: contrastive-learning loss layer; built (its layer table matches Darknet's), not run."""
+"""[contrastive]: contrastive-learning loss layer (yolov4-tiny_contrastive.cfg). At inference
+it passes its input on, as AB's GPU build does (its CPU build leaves its output at zeros); the
+loss (training) is not implemented."""
 
+from ..errors import NotSupportedError
 from .base import Layer
 from .registry import register
 
@@ -18,3 +21,10 @@ class Contrastive(Layer):
         self.contrastive_neg_max = s.get_int("contrastive_neg_max", 3)
         self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
         self.inputs = self.outputs = ctx.inputs
+
+    def forward(self, x, state):
+        if state.train:
+            raise NotSupportedError(
+                f"{self.section.path}:{self.section.line}: [contrastive] layer {self.index}: "
+                f"its training loss (contrastive learning) is not implemented; inference is")
+        return x.reshape(self.out_shape(x.shape[0]))   # Darknet leaves out_w/h/c at 0
