@@ -45,7 +45,7 @@ class Crop(Layer):
         n = x.shape[0]
         dh, dw = (self.h - self.out_h) // 2, (self.w - self.out_w) // 2
         xs = state.backend.to_numpy(x).reshape(n, self.c, self.h, self.w)
-        xs = xs[:, :, dh:dh + self.out_h, dw:dw + self.out_w]    # on the host: inference only
+        xs = xs[:, :, dh:dh + self.out_h, dw:dw + self.out_w]    # inference: the centre
         scale, trans = (np.float32(1), np.float32(0)) if self.noadjust else (np.float32(2),
                                                                               np.float32(-1))
         return state.host_result(self, xs * scale + trans)

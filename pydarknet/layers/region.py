@@ -57,7 +57,7 @@ class Region(HostLoss, Layer):
         n = x.shape[0]
         size = self.coords + self.classes + 1
         # Darknet's CPU path flattens to [cell, anchor*entries] before activating (on the
-        # host here: inference only).
+        # host here, where the loss runs too).
         xh = state.backend.to_numpy(x)
         out = xh.reshape(n, size * self.num, self.h * self.w).transpose(0, 2, 1).copy()
         out = out.reshape(n, self.h * self.w * self.num, size)
