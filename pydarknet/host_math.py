@@ -18,3 +18,16 @@ def softmax_rows(x, temperature=1.0):
     t = F32(temperature)
     e = np.exp(x / t - x.max(axis=-1, keepdims=True) / t)
     return e / e.sum(axis=-1, keepdims=True)
+
+
+def binarize_weights(w):
+    """binary=1 / xnor=1 weights (AB's GPU build): each filter (first axis) -> +-(the mean of
+    its absolute values, summed in order in float32); w > 0 gives +."""
+    flat = w.reshape(w.shape[0], -1)
+    mean = np.cumsum(np.abs(flat), axis=1, dtype=F32)[:, -1] / F32(flat.shape[1])
+    return np.where(flat > 0, mean[:, None], -mean[:, None]).astype(F32).reshape(w.shape)
+
+
+def binarize_signs(x):
+    """xnor=1 inputs (AB's GPU build): +1 where x >= 0, else -1."""
+    return np.where(x >= 0, F32(1), F32(-1))

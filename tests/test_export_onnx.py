@@ -427,10 +427,22 @@ def test_dynamic_batch():
 
 
 def test_unexpressible_layer_is_named():
-    text = "[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=2\nsize=3\nxnor=1\n"
+    text = ("[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=2\nsize=3\n"
+            "antialiasing=1\n")
     net = load_cfg_text(text, batch=1)
-    with pytest.raises(NotSupportedError, match=r"layer 0 \[convolutional\].*xnor"):
+    with pytest.raises(NotSupportedError, match=r"layer 0 \[convolutional\].*antialiasing"):
         build_onnx_model(net)
+
+
+@pytest.mark.parametrize("kind", ["xnor", "binary"])
+def test_xnor_and_binary_convolutions(kind):
+    """Binarized weights (batch norm folded in after) and, for xnor, the input's signs."""
+    text = ("[net]\nwidth=16\nheight=16\nchannels=3\n"
+            "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=relu\n"
+            f"[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nbatch_normalize=1\n"
+            f"activation=leaky\n{kind}=1\n")
+    net = randomize(load_cfg_text(text, batch=1))
+    check_network(net, image(net, 2), 13, outputs=[0, 1])
 
 
 def test_cli_export(tmp_path):

@@ -10,6 +10,7 @@ attributes only.
 import numpy as np
 
 from ..errors import NotSupportedError
+from ..host_math import binarize_weights
 from .onnx_graph import FLT_MAX, Tensor
 
 F32 = np.float32
@@ -44,14 +45,18 @@ def _host(a):
 def convolutional(cx, layer, x):
     if getattr(layer, "unsupported", None):
         raise Unexpressible(layer.unsupported)
-    if layer.xnor or layer.binary:
-        raise Unexpressible("xnor/binary convolution (Darknet binarises weights and inputs) "
-                            "has no ONNX form")
     b = cx.b
     src = layer.weights_of() if hasattr(layer, "weights_of") else layer.params
     params = {k: _host(v) for k, v in src.items()}
-    w, bias = _fold_bn(params, params["weights"], layer.n, layer.batch_normalize)
+    weights = params["weights"]
+    if layer.xnor or layer.binary:           # the weights binarized before batch norm folds in
+        weights = binarize_weights(weights)
+    w, bias = _fold_bn(params, weights, layer.n, layer.batch_normalize)
     x = _image(cx, x, layer)
+    if layer.xnor:                           # the input's signs: +1 where x >= 0, else -1
+        ge = b.op("GreaterOrEqual", [x.name, b.scalar(0.0)], f"xnor{layer.index}_ge")
+        x = Tensor(b.op("Where", [ge, b.scalar(1.0), b.scalar(-1.0)], f"xnor{layer.index}"),
+                   x.shape)
     d, k = layer.dilation, layer.size
     reach = d * (k - 1) + 1
     pad = layer.pad * d      # Darknet pads by pad*dilation; its output size ignores dilation

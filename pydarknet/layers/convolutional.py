@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..errors import NotSupportedError
+from ..host_math import binarize_signs, binarize_weights
 from .activation import read_activation
 from .base import Layer, activate_output
 from .registry import register
@@ -135,22 +136,39 @@ class Convolutional(Layer):
         return (self.share_layer or self).params
 
     # -- forward -------------------------------------------------------------------------
+    def _binarized(self, state, x, weights):
+        """binary=1 / xnor=1 (AB's GPU build): the binarized weights and, with xnor, input
+        (pydarknet.host_math) to convolve instead."""
+        B = state.backend
+        binary = binarize_weights(B.to_numpy(weights))
+        weights = state.output_buffer(self, binary.shape, "binary_weights")
+        B.copy_from_numpy(weights, binary)
+        if self.xnor:
+            signs = binarize_signs(B.to_numpy(x))
+            x = state.output_buffer(self, x.shape, "binary_input")
+            B.copy_from_numpy(x, signs)
+        return x, weights
+
     def forward(self, x, state):
-        if self.unsupported or self.xnor or self.binary:
-            what = self.unsupported or "xnor/binary convolution"
+        if self.unsupported:
             raise NotSupportedError(f"{self.section.path}:{self.section.line}: layer {self.index}:"
-                                    f" {what} is not implemented")
+                                    f" {self.unsupported} is not implemented")
         B = state.backend
         p = self.weights_of()
+        weights = p["weights"]
+        self._original_input = x
+        if self.xnor or self.binary:
+            x, weights = self._binarized(state, x, weights)
+        self._weights = weights
         out = state.output_buffer(self, self.out_shape(x.shape[0]))
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
         geometry = (self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
         if not state.train:   # conv, bias or batch norm, activation: one op (fused on the CPU)
             bn = ((p["scales"], p["rolling_mean"], p["rolling_variance"])
                   if self.batch_normalize else ())
-            return B.conv2d_activate_inference(x, p["weights"], out, *geometry, p["biases"],
+            return B.conv2d_activate_inference(x, weights, out, *geometry, p["biases"],
                                                self.activation, *bn)
-        B.conv2d(x, p["weights"], out, *geometry)
+        B.conv2d(x, weights, out, *geometry)
         if self.batch_normalize:
             self._bn = bn_train_forward(B, out, p["scales"], p["biases"], p["rolling_mean"],
                                         p["rolling_variance"],
@@ -171,9 +189,14 @@ class Convolutional(Layer):
         else:
             B.backward_bias(owner.grads["biases"], delta)
         pad = self.pad * self.dilation
-        B.conv2d_backward(self._input, owner.params["weights"], delta, self.input_delta(state),
-                          owner.grads["weights"],
+        dx = self.input_delta(state)
+        # binary / xnor (AB's GPU build): the weights' gradient from the binarized input, the
+        # input's through the binarized weights, then (xnor) the whole input delta times
+        # hardtan's gradient at the real input (1 inside (-1, 1), else 0)
+        B.conv2d_backward(self._input, self._weights, delta, dx, owner.grads["weights"],
                           self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
+        if self.xnor and dx is not None:
+            B.gradient(dx, self._original_input, "hardtan")
 
     # -- description ---------------------------------------------------------------------
     def fields(self):
