@@ -17,7 +17,6 @@ _AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_
 # Training features of Darknet's that pydarknet does not implement: option -> (default, what it
 # does). A cfg that sets one builds and runs; training it is refused (check_trainable).
 _NOT_TRAINED = {
-    "adam": (0, "the Adam optimiser"),
     "adversarial_lr": (0.0, "adversarial training"),
     "badlabels_rejection_percentage": (0.0, "rejecting bad labels"),
     "num_sigmas_reject_badlabels": (0.0, "rejecting bad labels"),

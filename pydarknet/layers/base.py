@@ -97,6 +97,9 @@ class Layer:
         self.grads = {k: backend.zeros(self.params[k].shape)
                       for k in self.trainable if k in self.params}
         self.momenta = {k: backend.zeros(v.shape) for k, v in self.grads.items()}
+        if getattr(self, "adam", 0):   # Adam: the second moments beside the first (momenta)
+            self.momenta.update({f"{k}_v": backend.zeros(v.shape)
+                                 for k, v in self.grads.items()})
 
     def backward(self, state):
         """Add this layer's input gradients into ``state.deltas`` (Darknet's l.backward)."""

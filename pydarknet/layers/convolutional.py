@@ -40,6 +40,7 @@ class Convolutional(Layer):
         self.batch_normalize = s.get_int("batch_normalize", 0)
         if s.get_int("cbn", 0):
             self.batch_normalize = 2
+        self.adam = ctx.net.adam   # [net] adam=1 updates (only) convolutional layers by Adam
         self.binary = s.get_int("binary", 0)
         self.xnor = s.get_int("xnor", 0)
         self.bin_output = s.get_int("bin_output", 0)

@@ -75,12 +75,14 @@ def train_iteration(network, images, truths):
     if parallel:
         rate *= parallel.rate_scale()
     network.learning_rate = rate
+    adam = (net.B1, net.B2, net.eps, batch_num) if net.adam else None
     for layer in layers:
         if layer.dont_update >= batch_num:
             continue
         if layer.burnin_update and layer.burnin_update * net.burn_in > batch_num:
             continue
-        update_layer(B, layer, rate, net.momentum, net.decay, batch * ranks, net.loss_scale)
+        update_layer(B, layer, rate, net.momentum, net.decay, batch * ranks, net.loss_scale,
+                     adam)
     if parallel:
         parallel.after_update(network, batch)
     ema_step(network)

@@ -14,7 +14,11 @@ update is the unscaled one; its connected layer instead divides its accumulated 
 import numpy as np
 
 
-def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0):
+def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0, adam=None):
+    """One layer's update: SGD, or with ``adam`` (B1, B2, eps, t) for a layer built with
+    ``adam`` Adam (:func:`adam_update`)."""
+    if adam is not None and getattr(layer, "adam", 0):
+        return adam_update(backend, layer, rate, decay, batch, loss_scale, *adam)
     frozen = ("weights",) if getattr(layer, "train_only_bn", 0) else ()
     lr = rate * layer.learning_rate_scale
     decay_scale = 1.0
@@ -33,3 +37,31 @@ def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0):
         backend.sgd_update(layer.params[name], layer.momenta[name], grad, step,
                            np.float32(-decay * batch * decay_scale), np.float32(momentum),
                            name in layer.decayed)
+
+
+def adam_update(backend, layer, rate, decay, batch, loss_scale, b1, b2, eps, t):
+    """AB's adam_update_gpu on every parameter of the layer (weights, biases and batch-norm
+    scales alike, all with weight decay): m = B1 m + (1 - B1) g, v = B2 v + (1 - B2) g^2 with
+    g = the accumulated delta - decay * batch * p, then p += rate * m^ / (sqrt(v^) + eps) with
+    m^ = m / (1 - B1^t), v^ = v / (1 - B2^t), t the update's number. The rate is not divided
+    by the batch; with loss_scale it is divided by it (Adam does not undo the scale). Float32
+    in Darknet's order; on the host (a device's arrays go there and back)."""
+    f32 = np.float32
+    lr = f32(f32(f32(rate) * f32(layer.learning_rate_scale)) / f32(loss_scale))
+    b1, b2, eps = f32(b1), f32(b2), f32(eps)
+    minus_decay = f32(-f32(decay) * batch)
+    bias1 = f32(1) - np.power(b1, f32(t))
+    bias2 = f32(1) - np.power(b2, f32(t))
+    for name, grad in layer.grads.items():
+        p = backend.to_numpy(layer.params[name])
+        m = backend.to_numpy(layer.momenta[name])
+        v = backend.to_numpy(layer.momenta[f"{name}_v"])
+        g = backend.to_numpy(grad) + minus_decay * p
+        m *= b1
+        v *= b2
+        m += (f32(1) - b1) * g
+        v += (f32(1) - b2) * (g * g)
+        p += lr * (m / bias1) / (np.sqrt(v / bias2) + eps)
+        for dst, src in ((layer.params[name], p), (layer.momenta[name], m),
+                         (layer.momenta[f"{name}_v"], v)):
+            backend.copy_from_numpy(dst, src)     # nothing to do on the CPU
