@@ -1,0 +1,145 @@
+"""[region], [detection] and [Gaussian_yolo] training forwards equal AB Darknet's own.
+
+tests/data/darknet_heads.npz holds what AB Darknet 59596d7 (CPU build, the reference data's
+commit) computed for the cases below: each head's ``l.output``, ``l.delta`` and ``l.cost[0]``
+after ``l.forward`` with ``state.train = 1`` (tools/darknet_heads_oracle.py regenerates it).
+Darknet's [detection] reads a grid of truths: it gets the grid pydarknet builds from the boxes
+(``truth_grid``, whose loop test_detection_loss checks). The inputs are the reference data's
+xorshift32 values; the truths put two boxes in one cell.
+"""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from pydarknet.layers.detection_loss import truth_grid
+from pydarknet.network import load_cfg_text
+
+f32 = np.float32
+ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_heads.npz"
+
+REGION = """[net]
+batch=2
+width=5
+height=4
+channels={channels}
+[region]
+anchors=0.8,1.1, 1.9,1.4, 3.2,2.6
+classes=3
+coords=4
+num=3
+max=6
+{options}
+"""
+
+DETECTION = """[net]
+batch=2
+width=3
+height=3
+channels=13
+[detection]
+classes=3
+coords=4
+side=3
+num=2
+max=6
+{options}
+"""
+
+GAUSSIAN = """[net]
+batch=2
+width=6
+height=6
+channels=36
+[Gaussian_yolo]
+mask=0,1,2
+anchors=6,8, 14,12, 20,26, 30,24, 40,44, 52,50
+classes=3
+num=6
+max=6
+{options}
+"""
+
+CASES = {
+    "region_prior": dict(cfg=REGION.format(channels=24, options=(
+        "softmax=1\nrescore=1\nbias_match=1\nobject_scale=5\nnoobject_scale=1\n"
+        "class_scale=1\ncoord_scale=1\nthresh=.4")), seed=11, seen=100),
+    "region": dict(cfg=REGION.format(channels=24, options=(
+        "softmax=1\nrescore=1\nbias_match=1\nobject_scale=5\nnoobject_scale=1\n"
+        "class_scale=1\ncoord_scale=1\nthresh=.4")), seed=11, seen=20000),
+    "region_classfix": dict(cfg=REGION.format(channels=24, options=(
+        "softmax=1\nclassfix=2\nfocal_loss=1\nthresh=.05\nobject_scale=2\nclass_scale=1.5")),
+        seed=12, seen=50000),
+    "detection": dict(cfg=DETECTION.format(options=(
+        "rescore=1\nsoftmax=0\nsqrt=1\nobject_scale=1\nnoobject_scale=.5\nclass_scale=1\n"
+        "coord_scale=5")), seed=13, seen=100000),
+    "detection_softmax": dict(cfg=DETECTION.format(options=(
+        "rescore=0\nsoftmax=1\nsqrt=0\nforced=1\nobject_scale=2\ncoord_scale=1.5")),
+        seed=14, seen=100000),
+    "gaussian": dict(cfg=GAUSSIAN.format(options=(
+        "iou_loss=giou\niou_normalizer=0.5\niou_thresh=0.213\nignore_thresh=.5\n"
+        "truth_thresh=1\nuc_normalizer=1.0\nscale_x_y=1.05")), seed=15, seen=0),
+    "gaussian_mse": dict(cfg=GAUSSIAN.format(options=(
+        "iou_loss=mse\nyolo_point=left_top\nlabel_smooth_eps=0.1\nignore_thresh=.3\n"
+        "obj_normalizer=1.5\nuc_normalizer=0.7")), seed=16, seen=0),
+}
+
+# x, y, w, h, class: two truths in one cell, a list ended by x == 0
+TRUTHS = [
+    [[0.3, 0.35, 0.25, 0.3, 0], [0.31, 0.36, 0.22, 0.28, 2], [0.7, 0.6, 0.6, 0.55, 1],
+     [0.12, 0.85, 0.08, 0.12, 1], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+    [[0.55, 0.45, 0.35, 0.4, 2], [0.2, 0.2, 0.15, 0.1, 0], [0.8, 0.75, 0.2, 0.3, 1],
+     [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
+]
+
+
+def xorshift_uniform(seed, n):
+    """The reference data's generator: xorshift32, value (x >> 8) / 2^24."""
+    x, out = seed, []
+    for _ in range(n):
+        x ^= (x << 13) & 0xFFFFFFFF
+        x ^= x >> 17
+        x ^= (x << 5) & 0xFFFFFFFF
+        out.append((x >> 8) / 16777216.0)
+    return np.array(out, f32)
+
+
+def case_inputs(name):
+    """(the head layer's network, its input [2, ...], box truths [2, 6, 6], seen)."""
+    case = CASES[name]
+    net = load_cfg_text(case["cfg"])
+    shape = (2,) + net.input_shape
+    x = ((xorshift_uniform(case["seed"], int(np.prod(shape))) - f32(0.5)) * f32(4)).reshape(shape)
+    truths = np.zeros((2, 6, 6), f32)
+    truths[:, :, :5] = np.array(TRUTHS, f32)
+    return net, x, truths, case["seen"]
+
+
+def darknet_truths(net, truths):
+    """What Darknet's layer reads as state.truth: the boxes, or [detection]'s grid."""
+    head = net.layers[-1]
+    if head.layer_type == "detection":
+        return truth_grid(truths, head.side, head.classes)
+    return truths
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    return np.load(ORACLE)
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_head_equals_darknet(oracle, name):
+    net, x, truths, seen = case_inputs(name)
+    net.seen = seen
+    net.forward(x, train=True, truths=truths)
+    head = net.layers[-1]
+    out = np.array(net.outputs[head.index]).reshape(-1)
+    delta = np.array(net.deltas[head.index]).reshape(-1)
+    want_out, want_delta = oracle[f"{name}_output"], oracle[f"{name}_delta"]
+    scale = max(float(np.abs(want_delta).max()), 1e-6)
+    np.testing.assert_allclose(out, want_out, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(delta, want_delta, rtol=1e-4, atol=1e-5 * scale)
+    assert head.cost == pytest.approx(float(oracle[f"{name}_cost"][0]), rel=1e-4)
+    assert np.count_nonzero(want_delta) > 0

@@ -1,0 +1,41 @@
+// AB Darknet's training forward of a cfg's last layer (a detection head) on a given input and
+// truth: writes l.output, l.delta and l.cost[0] (float32). Used by darknet_heads_oracle.py.
+// Usage: heads CFG INPUT TRUTH SEEN OUT (INPUT, TRUTH, OUT: raw float32 files)
+#include <stdio.h>
+#include <stdlib.h>
+#include "darknet.h"
+#include "parser.h"
+#include "network.h"
+
+static float *readf(const char *p, size_t n) {
+    float *a = calloc(n, sizeof(float));
+    FILE *f = fopen(p, "rb");
+    if (!f || fread(a, sizeof(float), n, f) != n) { fprintf(stderr, "read %s\n", p); exit(1); }
+    fclose(f);
+    return a;
+}
+
+int main(int argc, char **argv) {
+    network net = parse_network_cfg_custom(argv[1], 0, 1);
+    layer l = net.layers[net.n - 1];
+    size_t nin = (size_t)l.batch * l.inputs;
+    size_t ntruth = (size_t)l.batch * (l.type == DETECTION
+                                       ? l.side * l.side * (1 + l.coords + l.classes)
+                                       : l.truths);
+    float *x = readf(argv[2], nin);
+    float *t = readf(argv[3], ntruth);
+    *net.seen = (uint64_t)atol(argv[4]);
+    network_state state = {0};
+    state.net = net;
+    state.index = net.n - 1;
+    state.input = x;
+    state.truth = t;
+    state.train = 1;
+    l.forward(l, state);
+    FILE *f = fopen(argv[5], "wb");
+    fwrite(l.output, sizeof(float), (size_t)l.batch * l.outputs, f);
+    fwrite(l.delta, sizeof(float), (size_t)l.batch * l.outputs, f);
+    fwrite(l.cost, sizeof(float), 1, f);
+    fclose(f);
+    return 0;
+}

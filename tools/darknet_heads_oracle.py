@@ -1,0 +1,59 @@
+"""Regenerate tests/data/darknet_heads.npz: AB Darknet's own training forward of its
+[region], [detection] and [Gaussian_yolo] layers on fixed inputs and truths (output, l.delta,
+l.cost), the oracle of tests/test_darknet_heads.py.
+
+    # AB Darknet (commit 59596d7, as the reference data), CPU library:
+    git clone https://github.com/AlexeyAB/darknet && cd darknet && make LIBSO=1
+    python tools/darknet_heads_oracle.py path/to/darknet
+
+It compiles tools/darknet_heads_oracle.c against the library (gcc), which parses a one-layer
+cfg, runs ``l.forward`` with ``state.train = 1`` and writes ``l.output``, ``l.delta`` and
+``l.cost[0]``. The cases (cfgs, seeds, truths) are tests/test_darknet_heads.py's ``CASES``.
+"""
+
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+
+def main(darknet):
+    from test_darknet_heads import CASES, case_inputs, darknet_truths
+    darknet = pathlib.Path(darknet).resolve()
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        exe = tmp / "heads"
+        subprocess.run(["gcc", "-O0", "-I", str(darknet / "include"), "-I", str(darknet / "src"),
+                        "-o", str(exe), str(ROOT / "tools" / "darknet_heads_oracle.c"),
+                        "-L", str(darknet), "-ldarknet", "-lm", "-lpthread"], check=True)
+        env = dict(os.environ, LD_LIBRARY_PATH=str(darknet))
+        for name in CASES:
+            layer, x, truths, seen = case_inputs(name)
+            cfg = tmp / f"{name}.cfg"
+            cfg.write_text(CASES[name]["cfg"])
+            x.astype(np.float32).tofile(tmp / "x.bin")
+            darknet_truths(layer, truths).astype(np.float32).tofile(tmp / "t.bin")
+            subprocess.run([str(exe), str(cfg), str(tmp / "x.bin"), str(tmp / "t.bin"),
+                            str(seen), str(tmp / "o.bin")], check=True, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            raw = np.fromfile(tmp / "o.bin", np.float32)
+            n = (raw.size - 1) // 2
+            out[f"{name}_output"], out[f"{name}_delta"] = raw[:n], raw[n:2 * n]
+            out[f"{name}_cost"] = raw[-1:]
+            print(f"{name}: cost {raw[-1]:.6g}")
+    target = ROOT / "tests" / "data" / "darknet_heads.npz"
+    target.parent.mkdir(exist_ok=True)
+    np.savez_compressed(target, **out)
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1] if len(sys.argv) > 1 else "darknet")
