@@ -111,8 +111,9 @@ def darknet_detection_loss(layer, out, grid):
                 delta[b, bi + k] = f32(layer.coord_scale) * (truth[ti + k] - x[b, bi + k])
             if layer.sqrt:
                 for k in (2, 3):
+                    root = math.sqrt(float(truth[ti + k]))
                     delta[b, bi + k] = f32(float(f32(layer.coord_scale))
-                                           * (math.sqrt(float(truth[ti + k])) - float(x[b, bi + k])))
+                                           * (root - float(x[b, bi + k])))
     return delta.reshape(out.shape), float(np.square(delta, dtype=np.float64).sum())
 
 

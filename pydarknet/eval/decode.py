@@ -1,7 +1,7 @@
 """Detector outputs -> boxes, as AB's ``get_network_boxes`` builds them.
 
-For every [yolo], [Gaussian_yolo], [region] and [detection] layer, in cfg order, and within a layer cell by
-cell and anchor by anchor (Darknet's order, which is also OpenCV DNN's row order):
+For every [yolo], [Gaussian_yolo], [region] and [detection] layer, in cfg order, and within a
+layer cell by cell and anchor by anchor (Darknet's order, which is also OpenCV DNN's row order):
 
 - [yolo]: a candidate where objectness > thresh; box ``x = (col + tx) / w``,
   ``w = exp(tw) * anchor_w / net_w`` (``new_coords=1``: ``tw^2 * 4 * anchor_w / net_w``); the

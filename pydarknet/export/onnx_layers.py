@@ -435,7 +435,8 @@ CONVERTERS = {
     "sam": sam, "maxpool": maxpool, "local_avgpool": local_avgpool, "avgpool": avgpool,
     "upsample": upsample, "reorg": reorg, "reorg_old": reorg, "crop": crop,
     "softmax": softmax, "yolo": yolo, "gaussian_yolo": gaussian_yolo, "region": region,
-    "detection": detection, "dropout": identity, "empty": identity, "contrastive": identity, "active": activation,
+    "detection": detection, "dropout": identity, "empty": identity, "contrastive": identity,
+    "active": activation,
 }
 
 

@@ -156,11 +156,9 @@ class Convolutional(Layer):
                                     f" {self.unsupported} is not implemented")
         B = state.backend
         p = self.weights_of()
-        weights = p["weights"]
-        self._original_input = x
+        weights, original = p["weights"], x
         if self.xnor or self.binary:
             x, weights = self._binarized(state, x, weights)
-        self._weights = weights
         out = state.output_buffer(self, self.out_shape(x.shape[0]))
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
         geometry = (self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
@@ -177,7 +175,7 @@ class Convolutional(Layer):
                                                                                       name))
         else:
             B.add_bias(out, p["biases"])
-        self._input = x
+        self._input, self._original_input, self._weights = x, original, weights
         return activate_output(self, state, out)
 
     def backward(self, state):

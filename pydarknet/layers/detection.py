@@ -1,6 +1,5 @@
 """[detection]: YOLOv1 detection head (its loss: pydarknet.layers.detection_loss)."""
 
-
 from .base import HostLoss, Layer
 from ..host_math import softmax_rows
 from .registry import register

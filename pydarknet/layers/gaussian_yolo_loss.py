@@ -31,7 +31,6 @@ f32 = np.float32
 SIGMA_CONST = f32(0.3)
 EPSI = f32(1e-9)
 SQRT_2PI = float(np.sqrt(np.pi * 2.0))
-FLT_MAX = float(np.finfo(np.float32).max)
 ENTRIES = 9       # box means and sigmas, objectness
 
 
