@@ -15,6 +15,7 @@ import pytest
 
 from pydarknet.layers.detection_loss import truth_grid
 from pydarknet.network import load_cfg_text
+from test_yolo_loss import xorshift_uniform
 
 f32 = np.float32
 ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_heads.npz"
@@ -92,17 +93,6 @@ TRUTHS = [
     [[0.55, 0.45, 0.35, 0.4, 2], [0.2, 0.2, 0.15, 0.1, 0], [0.8, 0.75, 0.2, 0.3, 1],
      [0, 0, 0, 0, 0], [0, 0, 0, 0, 0], [0, 0, 0, 0, 0]],
 ]
-
-
-def xorshift_uniform(seed, n):
-    """The reference data's generator: xorshift32, value (x >> 8) / 2^24."""
-    x, out = seed, []
-    for _ in range(n):
-        x ^= (x << 13) & 0xFFFFFFFF
-        x ^= x >> 17
-        x ^= (x << 5) & 0xFFFFFFFF
-        out.append((x >> 8) / 16777216.0)
-    return np.array(out, f32)
 
 
 def case_inputs(name):
