@@ -6,6 +6,7 @@ import json
 import sys
 import time
 
+from ..heads import DETECTION_HEADS
 from .common import add_device_option, builtin_cfg, device_of
 
 
@@ -99,7 +100,7 @@ def _cmd_forward(args):
     dt = time.perf_counter() - t0
     print(f"forward pass {w}x{h}: {dt * 1000:.1f} ms ({net.total_bflops / dt:.1f} GFLOP/s)")
     for layer in net.layers:
-        if layer.layer_type in ("yolo", "gaussian_yolo", "region", "softmax"):
+        if layer.layer_type in DETECTION_HEADS + ("softmax",):
             out = net.outputs[layer.index]      # (copied from the GPU only for these)
             print(f"  layer {layer.index} {layer.type}: output {list(out.shape)}, "
                   f"max {float(out.max()):.4f}, mean {float(out.mean()):.4f}")
