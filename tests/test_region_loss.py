@@ -327,3 +327,17 @@ def test_region_training_refuses_what_it_does_not_implement(option, value, tmp_p
     net = load_cfg_text(text)
     with pytest.raises(CfgError, match=option):
         net.check_trainable()
+
+
+def test_region_network_trains_after_a_resize():
+    """random=1 resizes YOLOv2 networks between iterations: the head takes the new grid."""
+    net = load_cfg_text(REGION.format(extra="random=1"))
+    x, t = two_box_batch(np.random.default_rng(4))
+    net.train_iteration(x, t)
+    net.resize(64, 48)
+    head = net.layers[-1]
+    assert (head.w, head.h) == (16, 12)
+    big = np.random.default_rng(5).random((4, 3, 48, 64), dtype=np.float32)
+    assert np.isfinite(net.train_iteration(big, t))
+    assert head.stats["count"] == 4          # the last mini-batch: 2 images, 2 boxes each
+    assert net.outputs[head.index].shape == (2, 14, 12, 16)
