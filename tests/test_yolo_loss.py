@@ -587,6 +587,16 @@ def test_map_is_not_supported():
         yolo_loss(layer, _input(layer), b_truths(), 96, 96)
 
 
+@pytest.mark.parametrize("head", ["yolo", "Gaussian_yolo"])
+def test_map_is_refused_before_training(head):
+    from pydarknet.errors import CfgError
+    entries = 5 if head == "yolo" else 9
+    net = load_cfg_text(f"[net]\nwidth=16\nheight=16\nchannels={2 * (2 + entries)}\n[{head}]\n"
+                        f"mask=0,1\nanchors=4,4, 8,8\nclasses=2\nnum=2\nmap=data/coco9k.map\n")
+    with pytest.raises(CfgError, match=r"map=data/coco9k.map asks for remapping"):
+        net.check_trainable()
+
+
 def test_no_truths_only_push_objectness_down():
     layer = _layer({"iou_loss": "ciou"})
     out = _input(layer)

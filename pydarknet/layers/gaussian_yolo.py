@@ -20,11 +20,6 @@ class GaussianYolo(YoloBase):
         self.uc_normalizer = s.get_float("uc_normalizer", 1.0)
         self.yolo_point = s.get_str("yolo_point", "center")
 
-    def check_trainable(self):
-        super().check_trainable()
-        if self.map_file:
-            raise self.refuse_training("map", "remapping the truths' class ids")
-
     def forward(self, x, state):
         n = x.shape[0]   # computed on the host
         out = state.backend.to_numpy(x).reshape(n, self.n, self.classes + 9, self.h * self.w)

@@ -75,6 +75,11 @@ class YoloBase(HostLoss, Layer):
         k = min(len(anchors), self.total * 2)
         self.anchors[:k] = anchors[:k]
 
+    def check_trainable(self):
+        super().check_trainable()
+        if self.map_file:
+            raise self.refuse_training("map", "remapping the truths' class ids (yolo9000)")
+
     def fields(self):
         return {"classes": self.classes, "num": self.total, "n": self.n, "mask": list(self.mask),
                 "anchors": [float(a) for a in self.anchors], "max_boxes": self.max_boxes,
