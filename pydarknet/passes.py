@@ -26,6 +26,7 @@ class PassState:
         self.deltas = None
         self.rng = self.net_w = self.net_h = None
         self.seen = seen or 0     # images seen, this pass's included (Darknet's *net.seen)
+        self.iteration = self.max_batches = 0   # updates so far; the cfg's max_batches
         self.loss_scale = 1.0
         self.buffers = {}
         self.pool = pool        # an inference pass's OutputPool (pydarknet.output_pool)
@@ -33,6 +34,7 @@ class PassState:
             return
         self.rng = network.rng
         self.seen = network.seen if seen is None else seen
+        self.iteration, self.max_batches = network.iteration, network.net.max_batches
         self.net_w, self.net_h = network.net.width, network.net.height
         self.loss_scale = network.net.loss_scale
         self.buffers = network._buffers

@@ -102,7 +102,6 @@ REFUSED_FOR_TRAINING = [
     (CONV + "batch_normalize=1\ngrad_centr=1\n", 11, "grad_centr"),
     (CONV + "reverse=1\n", 10, "reverse"),
     (CONV + "clip=1\n", 10, "clip"),
-    (CONV + "[dropout]\nprobability=0.5\ndropblock=1\n", 12, "dropblock"),
     (CONV + "[cost]\nratio=0.5\n", 11, "ratio"),
 ]
 
