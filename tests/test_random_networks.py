@@ -1,5 +1,10 @@
 """Random networks train alike on the C core and on the numpy reference backend.
 
+The second test varies the head ([region], [Gaussian_yolo], [detection] after [connected])
+and adds [local] and DropBlock. (Not xnor: the signs of a computed input flip with rounding
+between backends, and on the image they are all +1, which leaves batch norm nothing to
+normalise; tests/test_xnor_conv.py checks it.)
+
 Each case is a random cfg (convolutions of every geometry the parser takes: sizes, strides
 x/y, padding, groups, dilation, batch norm, the activations the reference backend has; max
 and local average pools; routes with groups; shortcuts with and without weights; upsample,
@@ -55,6 +60,18 @@ def _maxpool(rng, c, h, w):
 
 def random_cfg(rng):
     """(cfg text, classes) of a random trainable network with a [yolo] head."""
+    sections, c, h, w = random_trunk(rng)
+    classes = int(rng.integers(1, 4))
+    sections.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nactivation=linear\n")
+    sections.append(f"[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses={classes}\n"
+                    f"num=4\niou_loss={rng.choice(['mse', 'ciou', 'giou'])}\nignore_thresh=0.7\n"
+                    f"iou_thresh={rng.choice([1, 0.213])}\nscale_x_y={rng.choice([1.0, 1.05])}\n"
+                    f"objectness_smooth={rng.integers(0, 2)}\n")
+    return "\n".join(sections), classes
+
+
+def random_trunk(rng, extra_kinds=()):
+    """The [net] section and random layers: (sections, c, h, w of the last output)."""
     W, H = int(rng.choice([16, 20, 24, 28, 32, 40])), int(rng.choice([16, 20, 24, 32]))
     sections = [f"[net]\nbatch=4\nsubdivisions={rng.choice([1, 2])}\nwidth={W}\nheight={H}\n"
                 f"channels=3\nlearning_rate=0.01\nmomentum=0.9\ndecay=0.0005\nburn_in=0\n"
@@ -64,9 +81,16 @@ def random_cfg(rng):
     for _ in range(int(rng.integers(3, 12))):
         kind = rng.choice(["conv", "conv", "conv", "maxpool", "route", "shortcut", "upsample",
                            "sam", "scale_channels", "dropout", "local_avgpool", "reorg3d",
-                           "activation"])
+                           "activation", *extra_kinds])
         made = None
-        if kind == "conv":
+        if kind == "local" and c * h * w <= 4096:
+            filters = int(rng.integers(1, 5))
+            made = (f"[local]\nfilters={filters}\nsize=3\nstride=1\npad=1\n"
+                    f"activation={rng.choice(ACTIVATIONS)}\n", (filters, h, w))
+        elif kind == "dropblock" and min(h, w) >= 4:
+            made = (f"[dropout]\nprobability={rng.choice([0.1, 0.5])}\ndropblock=1\n"
+                    f"dropblock_size_abs={rng.integers(1, 4)}\n", (c, h, w))
+        elif kind == "conv":
             made = _conv(rng, c, h, w)
         elif kind == "maxpool" and min(h, w) >= 4:
             made = _maxpool(rng, c, h, w)
@@ -106,13 +130,7 @@ def random_cfg(rng):
             sections.append(made[0])
             shapes.append(made[1])
             c, h, w = made[1]
-    classes = int(rng.integers(1, 4))
-    sections.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nactivation=linear\n")
-    sections.append(f"[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses={classes}\n"
-                    f"num=4\niou_loss={rng.choice(['mse', 'ciou', 'giou'])}\nignore_thresh=0.7\n"
-                    f"iou_thresh={rng.choice([1, 0.213])}\nscale_x_y={rng.choice([1.0, 1.05])}\n"
-                    f"objectness_smooth={rng.integers(0, 2)}\n")
-    return "\n".join(sections), classes
+    return sections, c, h, w
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")     # overflowing activations
@@ -120,6 +138,11 @@ def random_cfg(rng):
 def test_random_network_trains_alike_on_both_backends(seed):
     rng = np.random.default_rng(seed)
     text, classes = random_cfg(rng)
+    check_trains_alike(text, classes, rng, seed)
+
+
+def check_trains_alike(text, classes, rng, seed):
+    """Two iterations from the same weights on both backends: the losses and parameters."""
     nets = [pydarknet.Network(parse_cfg_text(text, f"random{seed}.cfg"), seed=3, device=d)
             for d in ("cpu", reference_backend)]
     batch = nets[0].net.batch
@@ -143,3 +166,39 @@ def test_random_network_trains_alike_on_both_backends(seed):
             scale = max(float(np.abs(want).max()), 1e-2)
             err = float(np.abs(np.asarray(value, np.float64) - want).max())
             assert err <= 1e-3 * scale, f"layer {ours.index} {name}: {err:g}\n{text}"
+
+
+def random_head_cfg(rng):
+    """(cfg text, classes): a random trunk and a random head of the other kinds."""
+    sections, c, h, w = random_trunk(rng, extra_kinds=("local", "dropblock"))
+    classes = int(rng.integers(1, 4))
+    head = rng.choice(["region", "gaussian", "detection"])
+    if head == "region":
+        sections.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\n"
+                        f"activation=linear\n")
+        sections.append(f"[region]\nanchors=0.6,0.8, 1.5,1.2, 2.5,3\nclasses={classes}\n"
+                        f"coords=4\nnum=3\nsoftmax={rng.integers(0, 2)}\n"
+                        f"rescore={rng.integers(0, 2)}\nbias_match={rng.integers(0, 2)}\n"
+                        f"object_scale=5\nthresh={rng.choice([0.3, 0.6])}\n")
+    elif head == "gaussian":
+        sections.append(f"[convolutional]\nfilters={3 * (classes + 9)}\nsize=1\n"
+                        f"activation=linear\n")
+        sections.append(f"[Gaussian_yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\n"
+                        f"classes={classes}\nnum=4\niou_loss={rng.choice(['mse', 'giou'])}\n"
+                        f"iou_thresh={rng.choice([1, 0.213])}\nignore_thresh=0.5\n")
+    else:
+        side, num = 3, 2
+        sections.append(f"[connected]\noutput={side * side * (5 * num + classes)}\n"
+                        f"activation=linear\n")
+        sections.append(f"[detection]\nclasses={classes}\ncoords=4\nside={side}\nnum={num}\n"
+                        f"sqrt={rng.integers(0, 2)}\nrescore={rng.integers(0, 2)}\n"
+                        f"softmax={rng.integers(0, 2)}\ncoord_scale=5\nnoobject_scale=0.5\n")
+    return "\n".join(sections), classes
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # overflowing activations
+@pytest.mark.parametrize("seed", range(60))
+def test_random_head_network_trains_alike_on_both_backends(seed):
+    rng = np.random.default_rng(1000 + seed)
+    text, classes = random_head_cfg(rng)
+    check_trains_alike(text, classes, rng, seed)
