@@ -58,6 +58,7 @@ classes={classes}
 num=3
 softmax=1
 coords=4
+classfix={classfix}
 """
 
 
@@ -126,7 +127,7 @@ def logistic(v):
     return 1 / (1 + math.exp(-v))
 
 
-def ref_region(layer, out, netw, neth, iw, ih, thresh, letter):
+def ref_region(layer, out, netw, neth, iw, ih, thresh, letter, classfix=0):
     o = out.reshape(layer.h * layer.w * layer.num, layer.classes + 5).astype(np.float64)
     boxes, probs = [], []
     for idx in range(len(o)):
@@ -137,7 +138,8 @@ def ref_region(layer, out, netw, neth, iw, ih, thresh, letter):
              math.exp(v[2]) * layer.anchors[2 * a] / layer.w,
              math.exp(v[3]) * layer.anchors[2 * a + 1] / layer.h)
         boxes.append(ref_correct(b, iw, ih, netw, neth, letter))
-        probs.append([v[4] * c if v[4] * c > thresh else 0 for c in v[5:]])
+        scale = 0 if classfix == -1 and v[4] < 0.5 else v[4]
+        probs.append([scale * c if scale * c > thresh else 0 for c in v[5:]])
     return np.array(boxes), np.array(probs)
 
 
@@ -173,12 +175,14 @@ def test_gaussian_yolo(point):
     assert dets.uncertainty.shape == (len(dets), 4)
 
 
-@pytest.mark.parametrize("image,letter", [((64, 48), 0), ((90, 200), 1)])
-def test_region(image, letter):
-    net = build(REGION, 5, 3, lb=letter)
+@pytest.mark.parametrize("image,letter,classfix", [((64, 48), 0, 0), ((90, 200), 1, 0),
+                                                   ((64, 48), 0, -1)])
+def test_region(image, letter, classfix):
+    """(classfix=-1: Darknet's get_region_boxes counts scales below 0.5 as 0.)"""
+    net = build(REGION, 5, 3, lb=letter, classfix=classfix)
     layer = net.layers[-1]
     dets = decode_network(net, image, 0.1)
-    check(dets, *ref_region(layer, net.outputs[-1][0], 64, 48, *image, 0.1, letter))
+    check(dets, *ref_region(layer, net.outputs[-1][0], 64, 48, *image, 0.1, letter, classfix))
     assert (dets.objectness == 1).all()       # Darknet sets objectness 1 for [region]
     assert len(dets) == layer.h * layer.w * layer.num
 

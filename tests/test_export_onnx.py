@@ -434,6 +434,19 @@ def test_unexpressible_layer_is_named():
         build_onnx_model(net)
 
 
+def test_decode_region_classfix():
+    """classfix=-1: scales below 0.5 count as 0 in the scores, as Darknet decodes them."""
+    text = ("[net]\nwidth=32\nheight=32\nchannels=3\n"
+            "[convolutional]\nfilters=14\nsize=3\nstride=4\npad=1\nactivation=linear\n"
+            "[region]\nanchors=1.1,1.5, 3.2,2.4\nclasses=2\nnum=2\ncoords=4\nsoftmax=1\n"
+            "classfix=-1\n")
+    net = randomize(load_cfg_text(text, batch=1))
+    net.layers[0].params["weights"][...] *= 4          # scales on both sides of 0.5
+    _, got = check_network(net, image(net, 6), 13, decode=True)
+    assert_decoded_as_detector(got, net)
+    assert (got["scores"][0] == 0).any()
+
+
 @pytest.mark.parametrize("kind", ["xnor", "binary"])
 def test_xnor_and_binary_convolutions(kind):
     """Binarized weights (batch norm folded in after) and, for xnor, the input's signs."""

@@ -10,7 +10,7 @@ layer cell by cell and anchor by anchor (Darknet's order, which is also OpenCV D
   probability multiplied by ``1 - mean(sigma_x, sigma_y, sigma_w, sigma_h)``; ``yolo_point``
   left_top / right_bottom shift the centre by half the box;
 - [region]: every cell and anchor, objectness 1, ``x = (col + logistic(tx)) / w``,
-  ``w = exp(tw) * anchor_w / w``;
+  ``w = exp(tw) * anchor_w / w`` (``classfix=-1``: scales below 0.5 count as 0);
 - [detection] (YOLOv1): every cell and box, objectness its score, ``x = (tx + col) / side``,
   ``w = tw`` (``sqrt=1``: ``tw^2``), the cell's class probabilities for all its boxes;
 
@@ -220,6 +220,8 @@ def _decode_region(layer, out, thresh):
     boxes[:, 2] = (np.exp(v[:, 2].astype(np.float64)) * aw / lw).astype(_F)
     boxes[:, 3] = (np.exp(v[:, 3].astype(np.float64)) * ah / lh).astype(_F)
     scale = v[:, 4].copy()
+    if layer.classfix == -1:           # Darknet's get_region_boxes drops scales below 0.5
+        scale[scale < _F(0.5)] = 0
     probs = _class_probs(scale, v[:, 5:], thresh)
     return boxes, np.ones(len(v), _F), probs, rows.astype(np.int64), None
 

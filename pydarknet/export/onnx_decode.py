@@ -92,7 +92,12 @@ def _region_head(b, layer, out, net_w, net_h):
                                   row.reshape(-1, 1)), F32(h))
     bw = b.binary("Mul", b.unary("Exp", _col(b, v, 2)), aw / F32(w))
     bh = b.binary("Mul", b.unary("Exp", _col(b, v, 3)), ah / F32(h))
-    scores = b.binary("Mul", _col(b, v, 4), b.slice(v, 1, 5, entries))
+    scale = _col(b, v, 4)
+    if layer.classfix == -1:           # Darknet's get_region_boxes drops scales below 0.5
+        low = b.op("Less", [scale.name, b.scalar(0.5)], "region_low")
+        scale = Tensor(b.op("Where", [low, b.scalar(0.0), scale.name], "region_scale"),
+                       scale.shape)
+    scores = b.binary("Mul", scale, b.slice(v, 1, 5, entries))
     return _corners(b, cx, cy, bw, bh, net_w, net_h), scores
 
 
