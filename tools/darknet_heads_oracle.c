@@ -21,7 +21,7 @@ int main(int argc, char **argv) {
     size_t nin = (size_t)l.batch * l.inputs;
     size_t ntruth = (size_t)l.batch * (l.type == DETECTION
                                        ? l.side * l.side * (1 + l.coords + l.classes)
-                                       : l.truths);
+                                       : l.type == SOFTMAX ? l.inputs : l.truths);
     float *x = readf(argv[2], nin);
     float *t = readf(argv[3], ntruth);
     *net.seen = (uint64_t)atol(argv[4]);

@@ -25,7 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(darknet):
-    from test_darknet_heads import CASES, case_inputs, darknet_truths
+    from test_darknet_heads import CASES, case_inputs, cfg_text, darknet_truths
     darknet = pathlib.Path(darknet).resolve()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -38,7 +38,7 @@ def main(darknet):
         for name in CASES:
             layer, x, truths, seen = case_inputs(name)
             cfg = tmp / f"{name}.cfg"
-            cfg.write_text(CASES[name]["cfg"])
+            cfg.write_text(cfg_text(name))
             x.astype(np.float32).tofile(tmp / "x.bin")
             darknet_truths(layer, truths).astype(np.float32).tofile(tmp / "t.bin")
             subprocess.run([str(exe), str(cfg), str(tmp / "x.bin"), str(tmp / "t.bin"),

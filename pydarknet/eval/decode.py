@@ -10,7 +10,8 @@ layer cell by cell and anchor by anchor (Darknet's order, which is also OpenCV D
   probability multiplied by ``1 - mean(sigma_x, sigma_y, sigma_w, sigma_h)``; ``yolo_point``
   left_top / right_bottom shift the centre by half the box;
 - [region]: every cell and anchor, objectness 1, ``x = (col + logistic(tx)) / w``,
-  ``w = exp(tw) * anchor_w / w`` (``classfix=-1``: scales below 0.5 count as 0);
+  ``w = exp(tw) * anchor_w / w`` (``classfix=-1``: scales below 0.5 count as 0; with a
+  softmax ``tree``, the most specific class whose path probability exceeds 0.5);
 - [detection] (YOLOv1): every cell and box, objectness its score, ``x = (tx + col) / side``,
   ``w = tw`` (``sqrt=1``: ``tw^2``), the cell's class probabilities for all its boxes;
 
@@ -25,6 +26,7 @@ from ..errors import NotSupportedError
 from ..heads import DETECTION_HEADS
 from ..host_math import logistic
 from ..image import letterbox_geometry
+from ..tree import load_tree
 
 __all__ = ["Detections", "detection_layers", "decode_layer", "decode_network", "correct_boxes"]
 
@@ -222,8 +224,25 @@ def _decode_region(layer, out, thresh):
     scale = v[:, 4].copy()
     if layer.classfix == -1:           # Darknet's get_region_boxes drops scales below 0.5
         scale[scale < _F(0.5)] = 0
-    probs = _class_probs(scale, v[:, 5:], thresh)
+    if layer.tree:
+        probs = _tree_probs(load_tree(layer), v[:, 5:], scale, thresh)
+    else:
+        probs = _class_probs(scale, v[:, 5:], thresh)
     return boxes, np.ones(len(v), _F), probs, rows.astype(np.int64), None
+
+
+def _tree_probs(tree, cls, scale, thresh):
+    """get_region_boxes with a softmax tree (and no map): each class's probability along its
+    path; of the classes above 0.5 only the last one (the most specific) is kept, at its
+    probability (not times the scale), where the scale exceeds thresh."""
+    p = tree.hierarchy_predictions(cls)
+    above = p > 0.5
+    last = p.shape[1] - 1 - np.argmax(above[:, ::-1], axis=1)
+    keep = above.any(axis=1) & (scale > _F(thresh))
+    probs = np.zeros_like(p)
+    rows = np.flatnonzero(keep)
+    probs[rows, last[rows]] = p[rows, last[rows]]
+    return probs
 
 
 def _decode_detection(layer, out, thresh):

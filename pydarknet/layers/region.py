@@ -4,8 +4,8 @@ pydarknet.layers.region_loss."""
 
 import numpy as np
 
-from ..errors import NotSupportedError
 from ..host_math import logistic, softmax_rows
+from ..tree import load_tree
 from .base import HostLoss, Layer
 from .registry import register
 
@@ -44,6 +44,8 @@ class Region(HostLoss, Layer):
 
     def check_trainable(self):
         super().check_trainable()
+        if self.tree:
+            raise self.refuse_training("tree", "the softmax tree's loss (yolo9000)")
         if self.map_file:
             raise self.refuse_training("map", "remapping the truths' class ids (yolo9000)")
         if self.coords != 4:
@@ -51,9 +53,6 @@ class Region(HostLoss, Layer):
                                        "Darknet's region loss reads 4: set coords=4")
 
     def forward(self, x, state):
-        if self.tree:
-            raise NotSupportedError(f"{self.section.path}:{self.section.line}: [region] with a "
-                                    f"softmax tree ({self.tree}) is not implemented")
         n = x.shape[0]
         size = self.coords + self.classes + 1
         # Darknet's CPU path flattens to [cell, anchor*entries] before activating (on the
@@ -62,7 +61,9 @@ class Region(HostLoss, Layer):
         out = xh.reshape(n, size * self.num, self.h * self.w).transpose(0, 2, 1).copy()
         out = out.reshape(n, self.h * self.w * self.num, size)
         out[:, :, 4] = logistic(out[:, :, 4])
-        if self.softmax:
+        if self.tree:       # Darknet: the tree's softmax, with or without softmax=1
+            out[:, :, 5:] = load_tree(self).softmax(out[:, :, 5:])
+        elif self.softmax:
             out[:, :, 5:] = softmax_rows(out[:, :, 5:])
         self.cost = None
         if state.train and state.truth is not None:

@@ -3,6 +3,7 @@
 import numpy as np
 
 from ..errors import NotSupportedError
+from ..tree import load_tree
 from .base import Layer
 from .registry import register
 
@@ -23,15 +24,23 @@ class Softmax(Layer):
         self.spatial = s.get_float("spatial", 0.0)
         self.noloss = s.get_int("noloss", 0)
 
+    def check_trainable(self):
+        super().check_trainable()
+        if self.tree:
+            raise self.refuse_training("tree", "the softmax tree's loss (hierarchical labels)")
+
     def forward(self, x, state):
-        if self.tree or self.spatial:
-            what = f"a tree ({self.tree})" if self.tree else "spatial=1 (per-pixel softmax)"
+        if self.spatial:
             raise NotSupportedError(f"{self.section.path}:{self.section.line}: [softmax] with "
-                                    f"{what} is not implemented")
+                                    f"spatial=1 (per-pixel softmax) is not implemented")
         n = x.shape[0]
         B = state.backend
         out = state.output_buffer(self, self.out_shape(n))
-        B.softmax(x.reshape(out.shape), out, self.groups, self.temperature)
+        if self.tree:       # within each group of the tree (on the host)
+            p = load_tree(self).softmax(B.to_numpy(x).reshape(n, -1), self.temperature)
+            B.copy_from_numpy(out, p)
+        else:
+            B.softmax(x.reshape(out.shape), out, self.groups, self.temperature)
         self.cost = None
         if state.train and state.truth is not None and not self.noloss:
             truth = state.truth.reshape(n, -1)

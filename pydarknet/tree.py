@@ -1,0 +1,103 @@
+"""Darknet's softmax trees (``tree=`` of [softmax] and [region], e.g. yolo9000's data/9k.tree).
+
+A tree file has one line per class: its name and its parent's index (-1 for a root). Classes
+whose parent is the same and which follow each other form a group: the softmax runs within
+each group, so a class's value is its probability given its parent; the product along the
+path to the root (``hierarchy_predictions``) is its probability. This is AB's ``read_tree``
+(which, unlike pjreddie's, keeps no child links).
+"""
+
+import os
+
+import numpy as np
+
+from .errors import CfgError
+from .host_math import softmax_rows
+
+
+class SoftmaxTree:
+    def __init__(self, names, parent):
+        self.names = list(names)
+        self.parent = np.asarray(parent, np.int64)
+        n = len(self.parent)
+        # groups: runs of equal parents (AB's read_tree, which opens a group of size 0 when
+        # the first class has a parent)
+        offsets, sizes = [], []
+        start, last = 0, -1
+        for i, p in enumerate(self.parent):
+            if p != last:
+                offsets.append(start)
+                sizes.append(i - start)
+                start, last = i, p
+        offsets.append(start)
+        sizes.append(n - start)
+        self.group_offset = np.array(offsets, np.int64)
+        self.group_size = np.array(sizes, np.int64)
+        self.leaf = np.ones(n, bool)
+        self.leaf[self.parent[self.parent >= 0]] = False
+
+    @property
+    def n(self):
+        return len(self.parent)
+
+    @classmethod
+    def read(cls, path):
+        names, parent = [], []
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for k, line in enumerate(f, 1):
+                parts = line.split()
+                if not parts:
+                    continue
+                try:
+                    parent.append(int(parts[1]) if len(parts) > 1 else -1)
+                except ValueError:
+                    raise CfgError(f"line {k}: expected 'name parent_index', found "
+                                   f"{line.strip()!r}", path) from None
+                if not -1 <= parent[-1] < len(parent) - 1:
+                    raise CfgError(f"line {k}: parent {parent[-1]} must be -1 or an earlier "
+                                   f"line's index", path)
+                names.append(parts[0])
+        return cls(names, parent)
+
+    def softmax(self, x, temperature=1.0):
+        """The softmax within each group along the last axis (x: [..., n]), float32."""
+        x = np.asarray(x, np.float32)
+        out = np.empty_like(x)
+        for offset, size in zip(self.group_offset, self.group_size):
+            if size:
+                out[..., offset:offset + size] = softmax_rows(x[..., offset:offset + size],
+                                                              temperature)
+        return out
+
+    def hierarchy_predictions(self, p):
+        """Each class's probability: the product along its path (in place on a copy), float32."""
+        p = np.array(p, np.float32)
+        for j, parent in enumerate(self.parent):
+            if parent >= 0:
+                p[..., j] *= p[..., parent]
+        return p
+
+
+def load_tree(layer):
+    """The layer's ``tree=`` file, read once: as written (from the working directory, as
+    Darknet opens it), else beside the cfg or one folder up (Darknet's cfgs in cfg/ name
+    data/9k.tree)."""
+    tree = getattr(layer, "_tree", None)
+    if tree is not None:
+        return tree
+    s = layer.section
+    cfg_dir = os.path.dirname(os.path.abspath(s.path)) if s.path and s.path[0] != "<" else None
+    tried = [layer.tree]
+    if cfg_dir and not os.path.isabs(layer.tree):
+        tried += [os.path.join(cfg_dir, layer.tree), os.path.join(cfg_dir, "..", layer.tree)]
+    for path in tried:
+        if os.path.isfile(path):
+            tree = SoftmaxTree.read(path)
+            want = getattr(layer, "classes", layer.inputs)
+            if tree.n != want:
+                raise s.error(f"the tree {path} has {tree.n} classes but the layer has "
+                              f"{want}", "tree")
+            layer._tree = tree
+            return tree
+    raise s.error(f"cannot find the softmax tree file {layer.tree} (tried "
+                  f"{', '.join(os.path.normpath(p) for p in tried)})", "tree")

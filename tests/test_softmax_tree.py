@@ -1,0 +1,102 @@
+"""Softmax trees (yolo9000's tree=): AB's read_tree groups, the softmax within each group in
+[softmax] and [region], and get_region_boxes' decoding with a tree. (The outputs against AB
+Darknet's own: tests/test_darknet_heads.py.)"""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from pydarknet.errors import CfgError
+from pydarknet.eval.decode import decode_network
+from pydarknet.host_math import softmax_rows
+from pydarknet.network import load_cfg_text
+from pydarknet.tree import SoftmaxTree
+
+f32 = np.float32
+TREE = pathlib.Path(__file__).parent / "data" / "tiny.tree"
+
+
+def test_read_tree_groups_and_leaves():
+    tree = SoftmaxTree.read(TREE)
+    assert tree.n == 12 and tree.names[8] == "terrier"
+    assert list(tree.group_offset) == [0, 3, 6, 8, 10, 11]
+    assert list(tree.group_size) == [3, 3, 2, 2, 1, 1]
+    assert list(np.flatnonzero(tree.leaf)) == [2, 5, 7, 8, 9, 10, 11]
+
+
+def test_bad_tree_lines_are_named(tmp_path):
+    bad = tmp_path / "bad.tree"
+    bad.write_text("a -1\nb 5\n")
+    with pytest.raises(CfgError, match=r"line 2: parent 5 must be -1 or an earlier"):
+        SoftmaxTree.read(bad)
+
+
+def test_softmax_layer_with_a_tree(tmp_path):
+    net = load_cfg_text(f"[net]\nwidth=2\nheight=2\nchannels=3\n[softmax]\ntree={TREE}\n"
+                        f"temperature=2\n")
+    x = np.random.default_rng(0).standard_normal((1, 3, 2, 2)).astype(f32)
+    out = net.forward(x).reshape(-1)
+    v = x.reshape(-1)
+    for offset, size in [(0, 3), (3, 3), (6, 2), (8, 2), (10, 1), (11, 1)]:
+        np.testing.assert_allclose(out[offset:offset + size],
+                                   softmax_rows(v[offset:offset + size], 2.0), rtol=1e-6)
+    with pytest.raises(CfgError, match="tree"):
+        net.check_trainable()
+
+
+def test_missing_tree_file_says_where_it_looked(tmp_path):
+    cfg = tmp_path / "cfg" / "n.cfg"
+    cfg.parent.mkdir()
+    cfg.write_text("[net]\nwidth=2\nheight=2\nchannels=3\n[softmax]\ntree=data/none.tree\n")
+    from pydarknet.network import Network
+    net = Network(str(cfg))
+    with pytest.raises(CfgError, match=r"cannot find the softmax tree file data/none.tree"):
+        net.forward(np.zeros((1, 3, 2, 2), f32))
+
+
+def test_tree_beside_the_cfg_is_found(tmp_path):
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "t.tree").write_text(TREE.read_text())
+    (tmp_path / "cfg").mkdir()
+    cfg = tmp_path / "cfg" / "n.cfg"
+    cfg.write_text("[net]\nwidth=2\nheight=2\nchannels=3\n[softmax]\ntree=data/t.tree\n")
+    from pydarknet.network import Network
+    assert Network(str(cfg)).forward(np.zeros((1, 3, 2, 2), f32)).shape == (1, 12, 1, 1)
+
+
+def darknet_tree_probs(tree, cls, scale, thresh):
+    """get_region_boxes' tree branch (no map), loop by loop."""
+    p = np.array(cls, f32)
+    for j in range(tree.n):
+        if tree.parent[j] >= 0:
+            p[j] *= p[tree.parent[j]]
+    probs = np.zeros(tree.n, f32)
+    found = False
+    for j in range(tree.n - 1, -1, -1):
+        if not found and p[j] > .5:
+            found = True
+        else:
+            p[j] = 0
+        probs[j] = p[j] if scale > thresh else 0
+    return probs
+
+
+def test_region_with_a_tree_decodes_as_darknet():
+    net = load_cfg_text(f"[net]\nwidth=64\nheight=48\nchannels=3\n"
+                        f"[convolutional]\nfilters=34\nsize=3\nstride=16\npad=1\n"
+                        f"activation=linear\n"
+                        f"[region]\nanchors=1,1.5, 2.5,2\nclasses=12\nnum=2\ncoords=4\n"
+                        f"softmax=1\ntree={TREE}\n")
+    w = net.layers[0].params["weights"]
+    w[...] = np.random.default_rng(1).normal(0, 2, w.shape)
+    x = np.random.default_rng(2).random((1, 3, 48, 64), dtype=np.float32)
+    net.forward(x)
+    dets = decode_network(net, thresh=0.3)
+    tree = SoftmaxTree.read(TREE)
+    rows = np.array(net.outputs[-1]).reshape(-1, 17)
+    want = np.array([darknet_tree_probs(tree, r[5:], r[4], 0.3) for r in rows])
+    np.testing.assert_array_equal(dets.probs, want)
+    assert (want > 0).sum(axis=1).max() == 1 and (want > 0).any()
+    with pytest.raises(CfgError, match="tree"):
+        net.check_trainable()
