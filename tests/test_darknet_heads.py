@@ -1,5 +1,6 @@
 """[region], [detection] and [Gaussian_yolo] training forwards equal AB Darknet's own; so do
-[region] and [softmax] with a softmax tree (tests/data/tiny.tree; their outputs).
+[region] and [softmax] with a softmax tree (tests/data/tiny.tree; their outputs) and
+YOLOv1's [local] layer, forward and backward (``LOCAL_CASES``).
 
 tests/data/darknet_heads.npz holds what AB Darknet 59596d7 (CPU build, the reference data's
 commit) computed for the cases below: each head's ``l.output``, ``l.delta`` and ``l.cost[0]``
@@ -150,3 +151,47 @@ def test_head_equals_darknet(oracle, name):
     np.testing.assert_allclose(delta, want_delta, rtol=1e-4, atol=1e-5 * scale)
     assert head.cost == pytest.approx(float(oracle[f"{name}_cost"][0]), rel=1e-4)
     assert np.count_nonzero(want_delta) > 0
+
+
+# [local] forward and backward: Darknet's forward_local_layer and backward_local_layer on given
+# parameters and output gradient (Darknet's own init fills only the first position's weights)
+LOCAL_CASES = {
+    "local_pad": dict(cfg="[net]\nbatch=2\nwidth=6\nheight=5\nchannels=3\n[local]\nfilters=4\n"
+                          "size=3\nstride=1\npad=1\nactivation=leaky\n", seed=21),
+    "local_stride": dict(cfg="[net]\nbatch=2\nwidth=7\nheight=7\nchannels=2\n[local]\n"
+                             "filters=3\nsize=3\nstride=2\npad=0\nactivation=logistic\n",
+                         seed=22),
+}
+
+
+def local_inputs(name):
+    """(the pydarknet network: [activation] linear, then the [local] layer, so that the
+    layer's input gradient has a place; x; parameters; output gradient)"""
+    case = LOCAL_CASES[name]
+    net = load_cfg_text(case["cfg"].replace("[local]", "[activation]\nactivation=linear\n[local]"))
+    layer = net.layers[1]
+    rng = np.random.default_rng(case["seed"])
+    x = rng.uniform(-2, 2, (2,) + net.input_shape).astype(f32)
+    params = rng.uniform(-0.5, 0.5, layer.outputs + layer.params["weights"].size).astype(f32)
+    delta = rng.standard_normal((2, layer.outputs)).astype(f32)
+    return net, x, params, delta
+
+
+@pytest.mark.parametrize("name", list(LOCAL_CASES))
+def test_local_layer_equals_darknet(oracle, name):
+    from pydarknet.passes import forward_pass
+    net, x, params, delta = local_inputs(name)
+    layer = net.layers[1]
+    layer.params["biases"][...] = params[:layer.outputs]
+    layer.params["weights"][...] = params[layer.outputs:].reshape(layer.params["weights"].shape)
+    net.ensure_training()
+    state = forward_pass(net, net.backend.from_numpy(x), train=True)
+    state.deltas[1][...] = delta.reshape(state.deltas[1].shape)
+    layer.backward(state)
+    got = {"output": state.outputs[1], "delta": state.deltas[1], "dx": state.deltas[0],
+           "weight_updates": layer.grads["weights"], "bias_updates": layer.grads["biases"]}
+    for key, value in got.items():
+        want = oracle[f"{name}_{key}"]
+        np.testing.assert_allclose(np.asarray(value).reshape(-1), want, rtol=1e-5,
+                                   atol=1e-5 * max(float(np.abs(want).max()), 1e-6),
+                                   err_msg=key)

@@ -1,8 +1,12 @@
-// AB Darknet's training forward of a cfg's last layer (a detection head) on a given input and
-// truth: writes l.output, l.delta and l.cost[0] (float32). Used by darknet_heads_oracle.py.
-// Usage: heads CFG INPUT TRUTH SEEN OUT (INPUT, TRUTH, OUT: raw float32 files)
+// AB Darknet's training forward of a cfg's last layer on a given input and truth: writes
+// l.output, l.delta and l.cost[0] (float32). Used by darknet_heads_oracle.py.
+// Usage: heads CFG INPUT TRUTH SEEN OUT [PARAMS DELTA] (raw float32 files)
+// With PARAMS (a [local] layer's biases, then weights) and DELTA (its output's gradient in
+// Darknet's sign), it also runs l.backward and appends the input's delta, weight_updates and
+// bias_updates.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "darknet.h"
 #include "parser.h"
 #include "network.h"
@@ -25,6 +29,14 @@ int main(int argc, char **argv) {
     float *x = readf(argv[2], nin);
     float *t = readf(argv[3], ntruth);
     *net.seen = (uint64_t)atol(argv[4]);
+    int backward = argc > 7;
+    size_t nweights = (size_t)l.size * l.size * l.c * l.n * l.out_w * l.out_h;
+    if (backward) {   // [local]: the given parameters
+        float *p = readf(argv[6], (size_t)l.outputs + nweights);
+        memcpy(l.biases, p, sizeof(float) * l.outputs);
+        memcpy(l.weights, p + l.outputs, sizeof(float) * nweights);
+        free(p);
+    }
     network_state state = {0};
     state.net = net;
     state.index = net.n - 1;
@@ -32,10 +44,24 @@ int main(int argc, char **argv) {
     state.truth = t;
     state.train = 1;
     l.forward(l, state);
+    float *dx = 0;
+    if (backward) {
+        float *d = readf(argv[7], (size_t)l.batch * l.outputs);
+        memcpy(l.delta, d, sizeof(float) * l.batch * l.outputs);
+        free(d);
+        dx = calloc(nin, sizeof(float));
+        state.delta = dx;
+        l.backward(l, state);
+    }
     FILE *f = fopen(argv[5], "wb");
     fwrite(l.output, sizeof(float), (size_t)l.batch * l.outputs, f);
     fwrite(l.delta, sizeof(float), (size_t)l.batch * l.outputs, f);
-    fwrite(l.cost, sizeof(float), 1, f);
+    fwrite(l.cost ? l.cost : (float[]){0}, sizeof(float), 1, f);
+    if (backward) {
+        fwrite(dx, sizeof(float), nin, f);
+        fwrite(l.weight_updates, sizeof(float), nweights, f);
+        fwrite(l.bias_updates, sizeof(float), (size_t)l.outputs, f);
+    }
     fclose(f);
     return 0;
 }

@@ -25,7 +25,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(darknet):
-    from test_darknet_heads import CASES, case_inputs, cfg_text, darknet_truths
+    from test_darknet_heads import (CASES, LOCAL_CASES, case_inputs, cfg_text, darknet_truths,
+                                    local_inputs)
     darknet = pathlib.Path(darknet).resolve()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,6 +50,28 @@ def main(darknet):
             out[f"{name}_output"], out[f"{name}_delta"] = raw[:n], raw[n:2 * n]
             out[f"{name}_cost"] = raw[-1:]
             print(f"{name}: cost {raw[-1]:.6g}")
+        for name, case in LOCAL_CASES.items():
+            net, x, params, delta = local_inputs(name)
+            layer = net.layers[1]
+            cfg = tmp / f"{name}.cfg"
+            cfg.write_text(case["cfg"])
+            for array, file in ((x, "x"), (params, "p"), (delta, "d")):
+                array.astype(np.float32).tofile(tmp / f"{file}.bin")
+            np.zeros(0, np.float32).tofile(tmp / "t.bin")
+            subprocess.run([str(exe), str(cfg), str(tmp / "x.bin"), str(tmp / "t.bin"), "0",
+                            str(tmp / "o.bin"), str(tmp / "p.bin"), str(tmp / "d.bin")],
+                           check=True, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+            raw = np.fromfile(tmp / "o.bin", np.float32)
+            sizes = {"output": 2 * layer.outputs, "delta": 2 * layer.outputs, "cost": 1,
+                     "dx": x.size, "weight_updates": layer.params["weights"].size,
+                     "bias_updates": layer.outputs}
+            offset = 0
+            for key, size in sizes.items():
+                out[f"{name}_{key}"] = raw[offset:offset + size]
+                offset += size
+            assert offset == raw.size, (name, offset, raw.size)
+            print(f"{name}: |dx| {np.abs(out[name + '_dx']).max():.4g}")
     target = ROOT / "tests" / "data" / "darknet_heads.npz"
     target.parent.mkdir(exist_ok=True)
     np.savez_compressed(target, **out)
