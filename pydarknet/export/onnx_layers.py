@@ -423,6 +423,11 @@ def identity(cx, layer, x):
     return x
 
 
+def crnn(cx, layer, x):
+    raise Unexpressible("its recurrent state carries over from one pass to the next, which "
+                        "a stateless ONNX graph cannot hold")
+
+
 def activation(cx, layer, x):
     if layer.c:
         x = _image(cx, x, layer)
@@ -436,7 +441,7 @@ CONVERTERS = {
     "upsample": upsample, "reorg": reorg, "reorg_old": reorg, "crop": crop,
     "softmax": softmax, "yolo": yolo, "gaussian_yolo": gaussian_yolo, "region": region,
     "detection": detection, "dropout": identity, "empty": identity, "contrastive": identity,
-    "active": activation,
+    "active": activation, "crnn": crnn,
 }
 
 

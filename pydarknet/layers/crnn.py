@@ -1,8 +1,20 @@
-"""[crnn]: convolutional recurrent layer; built (its layer table matches Darknet's), not run."""
+"""[crnn]: convolutional recurrent layer (yolov3-tiny_occlusion_track.cfg).
+
+Three convolutions (input -> hidden, hidden -> hidden "self", hidden -> output), each with its
+own bias, batch norm and weights in the .weights file (in that order). At inference, as AB's
+forward_crnn_layer with one time step: the state becomes input_conv(x) + self_conv(state)
+(+ the old state with ``shortcut=1``) and the output is output_conv(state). The state
+carries over from one forward pass to the next (video frames); it starts at 0 and again
+whenever the batch size changes, or after :meth:`reset_state`. Training is not implemented.
+"""
+
+import numpy as np
 
 from .activation import read_activation
 from .base import Layer
 from .registry import register
+
+PARTS = ("input", "self", "output")
 
 def _conv_out(size_in, size, stride, padding):
     return (size_in + 2 * padding - size) // stride + 1
@@ -23,6 +35,8 @@ class Crnn(Layer):
         out_filters = s.get_int("output", 1)
         hidden = s.get_int("hidden", 1)
         groups = s.get_int("groups", 1)
+        self.size, self.stride, self.padding, self.groups = size, stride, padding, groups
+        self.hidden, self.out_filters = hidden, out_filters
         self.activation = read_activation(s, "activation", "logistic")
         self.batch_normalize = s.get_int("batch_normalize", 0)
         self.xnor = s.get_int("xnor", 0)
@@ -38,3 +52,74 @@ class Crnn(Layer):
         for cin, cout in ((self.c, hidden), (hidden, hidden), (hidden, out_filters)):
             flops += 2.0 * (cin // groups) * cout * size * size * oh * ow
         self.bflops = flops / 1e9
+        self._state = None
+
+    def _part_channels(self):
+        return {"input": (self.c, self.hidden), "self": (self.hidden, self.hidden),
+                "output": (self.hidden, self.out_filters)}
+
+    def param_shapes(self):
+        shapes = []
+        for part, (cin, cout) in self._part_channels().items():
+            shapes.append((f"{part}_biases", (cout,)))
+            if self.batch_normalize:
+                shapes += [(f"{part}_scales", (cout,)), (f"{part}_rolling_mean", (cout,)),
+                           (f"{part}_rolling_variance", (cout,))]
+            shapes.append((f"{part}_weights",
+                           (cout, cin // self.groups, self.size, self.size)))
+        return shapes
+
+    def init_params(self, rng):
+        super().init_params(rng)
+        for part, (cin, _) in self._part_channels().items():
+            w = self.params[f"{part}_weights"]
+            w[...] = np.sqrt(2.0 / (self.size * self.size * cin / self.groups)) * \
+                rng.uniform(-1, 1, w.shape)
+            if self.batch_normalize:
+                self.params[f"{part}_scales"][...] = 1
+                self.params[f"{part}_rolling_variance"][...] = 1
+
+    def check_trainable(self):
+        super().check_trainable()
+        raise self.section.error(f"layer {self.index}: training [crnn] layers is not "
+                                 f"implemented (inference is)")
+
+    def reset_state(self):
+        """Start the next forward pass from a zero state (a new video)."""
+        self._state = None
+
+    def _conv(self, state, part, x, out):
+        p = self.params
+        pad = self.padding * self.dilation
+        bn = ((p[f"{part}_scales"], p[f"{part}_rolling_mean"], p[f"{part}_rolling_variance"])
+              if self.batch_normalize else ())
+        return state.backend.conv2d_activate_inference(
+            x, p[f"{part}_weights"], out, self.stride, self.stride, pad, pad, self.dilation,
+            self.groups, p[f"{part}_biases"], self.activation, *bn)
+
+    def forward(self, x, state):
+        if state.train:
+            raise self.section.error(f"layer {self.index}: training [crnn] layers is not "
+                                     f"implemented (inference is)")
+        if (self.out_h, self.out_w) != (self.h, self.w) or self.xnor:
+            raise self.section.error(
+                f"layer {self.index}: a [crnn] runs here only with convolutions that keep "
+                f"the size (stride=1, pad=1; Darknet asserts it) and without xnor")
+        B = state.backend
+        n = x.shape[0]
+        hidden_shape = (n, self.hidden, self.out_h, self.out_w)
+        if self._state is None or tuple(self._state.shape) != hidden_shape:
+            self._state = B.zeros(hidden_shape)
+        x = x.reshape(n, self.c, self.h, self.w)
+        from_input = self._conv(state, "input", x, state.output_buffer(self, hidden_shape,
+                                                                       "input_out"))
+        from_state = self._conv(state, "self", self._state,
+                                state.output_buffer(self, hidden_shape, "self_out"))
+        new_state = B.zeros(hidden_shape)
+        if self.shortcut:
+            B.axpy(1.0, self._state, new_state)
+        B.axpy(1.0, from_input, new_state)
+        B.axpy(1.0, from_state, new_state)
+        self._state = new_state
+        out = state.output_buffer(self, self.out_shape(n))
+        return self._conv(state, "output", new_state, out)
