@@ -1,6 +1,7 @@
 """[region], [detection] and [Gaussian_yolo] training forwards equal AB Darknet's own; so do
-[region] and [softmax] with a softmax tree (tests/data/tiny.tree; their outputs) and
-YOLOv1's [local] layer, forward and backward (``LOCAL_CASES``).
+[region] and [softmax] with a softmax tree (tests/data/tiny.tree; their outputs),
+YOLOv1's [local] layer, forward and backward (``LOCAL_CASES``), and [crnn] at inference over
+three frames (``CRNN_CASES``).
 
 tests/data/darknet_heads.npz holds what AB Darknet 59596d7 (CPU build, the reference data's
 commit) computed for the cases below: each head's ``l.output``, ``l.delta`` and ``l.cost[0]``
@@ -195,3 +196,37 @@ def test_local_layer_equals_darknet(oracle, name):
         np.testing.assert_allclose(np.asarray(value).reshape(-1), want, rtol=1e-5,
                                    atol=1e-5 * max(float(np.abs(want).max()), 1e-6),
                                    err_msg=key)
+
+
+# [crnn] at inference: Darknet's forward_crnn_layer (state.train = 0) three times in a row, its
+# parameters from a .weights file pydarknet writes
+CRNN_CASES = {
+    "crnn_bn": dict(cfg="[net]\nbatch=2\nwidth=6\nheight=5\nchannels=3\n[crnn]\n"
+                        "batch_normalize=1\nsize=3\npad=1\noutput=4\nhidden=3\n"
+                        "activation=leaky\n", seed=31),
+    "crnn_shortcut": dict(cfg="[net]\nbatch=2\nwidth=6\nheight=5\nchannels=3\n[crnn]\n"
+                              "size=3\npad=1\noutput=2\nhidden=4\nactivation=logistic\n"
+                              "shortcut=1\n", seed=32),
+}
+FRAMES = 3
+
+
+def crnn_inputs(name):
+    """(the network with its random parameters set, the frames [FRAMES, 2, 3, 5, 6])"""
+    case = CRNN_CASES[name]
+    net = load_cfg_text(case["cfg"])
+    rng = np.random.default_rng(case["seed"])
+    for k, v in net.layers[0].params.items():
+        v[...] = rng.uniform(0.5, 1.5, v.shape) if "variance" in k else \
+            rng.uniform(-0.6, 0.6, v.shape)
+    frames = rng.standard_normal((FRAMES, 2) + net.input_shape).astype(f32)
+    return net, frames
+
+
+@pytest.mark.parametrize("name", list(CRNN_CASES))
+def test_crnn_equals_darknet(oracle, name):
+    net, frames = crnn_inputs(name)
+    want = oracle[f"{name}_outputs"].reshape(FRAMES, -1)
+    for k, x in enumerate(frames):
+        np.testing.assert_allclose(net.forward(x).reshape(-1), want[k], rtol=1e-5, atol=1e-5,
+                                   err_msg=f"frame {k}")

@@ -4,6 +4,9 @@
 // With PARAMS (a [local] layer's biases, then weights) and DELTA (its output's gradient in
 // Darknet's sign), it also runs l.backward and appends the input's delta, weight_updates and
 // bias_updates.
+// Usage: heads CFG INPUT - frames=K OUT WEIGHTS: inference (state.train = 0) of the last layer
+// after load_weights(WEIGHTS), K times on consecutive blocks of INPUT (a [crnn]'s state carries
+// over); writes the K outputs.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,9 +22,30 @@ static float *readf(const char *p, size_t n) {
     return a;
 }
 
+static int frames(network net, layer l, char **argv) {
+    int k, K = atoi(argv[4] + 7);
+    size_t nin = (size_t)l.batch * l.inputs;
+    float *x = readf(argv[2], nin * K);
+    load_weights(&net, argv[6]);
+    l = net.layers[net.n - 1];
+    FILE *f = fopen(argv[5], "wb");
+    for (k = 0; k < K; ++k) {
+        network_state state = {0};
+        state.net = net;
+        state.index = net.n - 1;
+        state.input = x + k * nin;
+        state.workspace = net.workspace;      // the convolutions' im2col buffer
+        l.forward(l, state);
+        fwrite(l.output, sizeof(float), (size_t)l.batch * l.outputs, f);
+    }
+    fclose(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     network net = parse_network_cfg_custom(argv[1], 0, 1);
     layer l = net.layers[net.n - 1];
+    if (!strncmp(argv[4], "frames=", 7)) return frames(net, l, argv);
     size_t nin = (size_t)l.batch * l.inputs;
     size_t ntruth = (size_t)l.batch * (l.type == DETECTION
                                        ? l.side * l.side * (1 + l.coords + l.classes)

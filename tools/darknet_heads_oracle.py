@@ -8,7 +8,9 @@ l.cost), the oracle of tests/test_darknet_heads.py.
 
 It compiles tools/darknet_heads_oracle.c against the library (gcc), which parses a one-layer
 cfg, runs ``l.forward`` with ``state.train = 1`` and writes ``l.output``, ``l.delta`` and
-``l.cost[0]``. The cases (cfgs, seeds, truths) are tests/test_darknet_heads.py's ``CASES``.
+``l.cost[0]`` (for [local] also ``l.backward``'s results; for [crnn] inference over several
+frames). The cases are tests/test_darknet_heads.py's ``CASES``, ``LOCAL_CASES`` and
+``CRNN_CASES``.
 """
 
 import os
@@ -25,8 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(darknet):
-    from test_darknet_heads import (CASES, LOCAL_CASES, case_inputs, cfg_text, darknet_truths,
-                                    local_inputs)
+    from test_darknet_heads import (CASES, CRNN_CASES, FRAMES, LOCAL_CASES, case_inputs,
+                                    cfg_text, crnn_inputs, darknet_truths, local_inputs)
     darknet = pathlib.Path(darknet).resolve()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -72,6 +74,17 @@ def main(darknet):
                 offset += size
             assert offset == raw.size, (name, offset, raw.size)
             print(f"{name}: |dx| {np.abs(out[name + '_dx']).max():.4g}")
+        for name, case in CRNN_CASES.items():
+            net, frames = crnn_inputs(name)
+            cfg = tmp / f"{name}.cfg"
+            cfg.write_text(case["cfg"])
+            net.save_weights(str(tmp / "w.weights"))
+            frames.astype(np.float32).tofile(tmp / "x.bin")
+            subprocess.run([str(exe), str(cfg), str(tmp / "x.bin"), "-", f"frames={FRAMES}",
+                            str(tmp / "o.bin"), str(tmp / "w.weights")], check=True, env=env,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            out[f"{name}_outputs"] = np.fromfile(tmp / "o.bin", np.float32)
+            print(f"{name}: {out[name + '_outputs'].size} values")
     target = ROOT / "tests" / "data" / "darknet_heads.npz"
     target.parent.mkdir(exist_ok=True)
     np.savez_compressed(target, **out)
