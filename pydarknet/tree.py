@@ -20,8 +20,7 @@ class SoftmaxTree:
         self.names = list(names)
         self.parent = np.asarray(parent, np.int64)
         n = len(self.parent)
-        # groups: runs of equal parents (AB's read_tree, which opens a group of size 0 when
-        # the first class has a parent)
+        # groups: runs of equal parents, as AB's read_tree forms them
         offsets, sizes = [], []
         start, last = 0, -1
         for i, p in enumerate(self.parent):
@@ -70,7 +69,7 @@ class SoftmaxTree:
         return out
 
     def hierarchy_predictions(self, p):
-        """Each class's probability: the product along its path (in place on a copy), float32."""
+        """Each class's probability: the product along its path (a float32 copy of p)."""
         p = np.array(p, np.float32)
         for j, parent in enumerate(self.parent):
             if parent >= 0:
