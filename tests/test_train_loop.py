@@ -135,3 +135,40 @@ def test_short_demo_learns(tmp_path):
     # 160 iterations reach 0.50-0.61 with seeds 0-2 (80 reached only 0.04-0.07: too close to
     # any bar for a test that summation-order changes must not break)
     assert trainer.best_map is not None and trainer.best_map > 0.2
+
+
+def test_multiscale_sizes_are_darknets():
+    """random=1: sizes in resize_step steps by roundl (half away from zero); the largest is
+    the one for the coefficient itself (AB's max_dim_w/h)."""
+    from pydarknet.net_options import NetOptions
+    from pydarknet.train.loop import multiscale_size
+    from pydarknet.cfg import parse_cfg_text
+    opts = NetOptions(parse_cfg_text("[net]\nwidth=416\nheight=80\nchannels=3\n")[0])
+    rng = np.random.default_rng(0)
+    assert multiscale_size(rng, opts, 416, 80, 1.0, largest=True) == (608, 160)  # 4.5 -> 5
+    for _ in range(50):
+        w, h = multiscale_size(rng, opts, 416, 416, 1.0)
+        assert w == h and w % 32 == 0 and 288 <= w <= 608
+
+
+def test_multiscale_starts_and_ends_at_the_largest_size(tmp_path, shapes):
+    """Darknet trains its first 10 iterations (no average loss yet) and its last 100 at the
+    largest size of random=1."""
+    cfg = tmp_path / "random.cfg"
+    cfg.write_text(small_cfg(tmp_path).read_text().replace("random=0", "random=1"))
+    sizes = []
+    from pydarknet.train import loop
+    real = loop.Network.resize
+
+    def spy(self, w, h):
+        sizes.append((w, h))
+        return real(self, w, h)
+
+    loop.Network.resize = spy
+    try:
+        run_training(cfg, shapes["data"], seed=5, backup=str(tmp_path / "r"), max_batches=11,
+                     log=lambda line: None)
+    finally:
+        loop.Network.resize = real
+    # resizes at iterations 0 and 10, both the largest: roundl(128 x 1.4 / 32 + 1) = 7 steps
+    assert sizes[:2] == [(224, 224), (224, 224)]

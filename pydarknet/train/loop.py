@@ -30,16 +30,19 @@ class Stop(Exception):
     pass
 
 
-def multiscale_size(rng, net, init_w, init_h, random_coef):
-    """Darknet's random=1 resize: a random scale in [1/coef, coef] (rand_scale), rounded up
-    to resize_step (its +1 then floor), never above init for scales below 1."""
+def multiscale_size(rng, net, init_w, init_h, random_coef, largest=False):
+    """Darknet's random=1 resize: a random scale in [1/coef, coef] (rand_scale), as
+    roundl(scale * init / resize_step + 1) steps, never above init for scales below 1; with
+    ``largest`` the size for the scale coef itself (Darknet's max_dim_w/h)."""
     coef = 1.4 if random_coef == 1.0 else random_coef
     scale = float(rng.uniform(1, coef))
     if rng.integers(2):
         scale = 1 / scale
+    if largest:
+        scale = coef
     step = net.resize_step or 32
-    dim_w = int(round(scale * init_w / step + 1)) * int(step)
-    dim_h = int(round(scale * init_h / step + 1)) * int(step)
+    dim_w = int(math.floor(scale * init_w / step + 1 + 0.5)) * int(step)   # roundl
+    dim_h = int(math.floor(scale * init_h / step + 1 + 0.5)) * int(step)
     if scale < 1 and (dim_w > init_w or dim_h > init_h):
         dim_w, dim_h = init_w, init_h
     return max(dim_w, int(step)), max(dim_h, int(step))
@@ -164,9 +167,11 @@ class Trainer:
         try:
             while net.iteration < self.max_batches:
                 if random_coef and self.count % 10 == 0:
-                    w, h = multiscale_size(net.rng, opts, self.init_w, self.init_h, random_coef)
-                    if self.max_batches - net.iteration <= 100:
-                        w, h = self.init_w, self.init_h
+                    # Darknet: the largest size at the start (no average loss yet: is there
+                    # memory enough?) and in the last 100 iterations (the rolling statistics)
+                    largest = self.avg_loss < 0 or net.iteration > self.max_batches - 100
+                    w, h = multiscale_size(net.rng, opts, self.init_w, self.init_h,
+                                           random_coef, largest)
                     w, h = self.world.broadcast((w, h))     # rank 0's choice for all
                     net.resize(w, h)
                     self.loader.set_size(w, h)
