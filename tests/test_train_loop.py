@@ -172,3 +172,18 @@ def test_multiscale_starts_and_ends_at_the_largest_size(tmp_path, shapes):
         loop.Network.resize = real
     # resizes at iterations 0 and 10, both the largest: roundl(128 x 1.4 / 32 + 1) = 7 steps
     assert sizes[:2] == [(224, 224), (224, 224)]
+
+
+@pytest.mark.parametrize("map_every, expected", [(None, [5]), (2, [2, 4, 5])])
+def test_map_schedule_is_darknets(tmp_path, shapes, map_every, expected):
+    """Darknet's -map: every 4 epochs of the training list (64 images, batch 4: 64
+    iterations, so at least 100), not before burn_in, and at the end."""
+    from pydarknet.data import make_loader
+    from pydarknet.train.loop import Trainer
+    done = []
+    trainer = Trainer(small_cfg(tmp_path), lambda n, s: make_loader(n, shapes["train"], seed=s),
+                      backup=str(tmp_path / "m"), seed=3, max_batches=5, map_every=map_every,
+                      map_fn=lambda net: done.append(net.iteration) or 0.5, log=lambda l: None)
+    assert trainer._darknet_map_every() == 100
+    trainer.run()
+    assert done == expected

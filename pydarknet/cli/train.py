@@ -95,7 +95,9 @@ def _train_arguments(p, darknet_style):
     flag = "-" if darknet_style else "--"
     p.add_argument(f"{flag}clear", action="store_true",
                    help="restart the iteration count at 0 (transfer learning)")
-    p.add_argument(f"{flag}map", action="store_true", help="mAP@0.5 on the valid list as it goes")
+    p.add_argument(f"{flag}map", action="store_true", help="mAP@0.5 on the valid list as it goes (as Darknet: every 4 epochs of "
+                        "the training list, at least every 100 iterations, not before "
+                        "burn_in, and at the end)")
     p.add_argument(f"{flag}dont_show", action="store_true", help="accepted (nothing is shown)")
     p.add_argument("--seed", type=int, help="makes augmentation and initialisation repeatable")
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")

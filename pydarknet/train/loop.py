@@ -142,6 +142,13 @@ class Trainer:
         self._stop = True
 
     # -- the loop ------------------------------------------------------------------------
+    def _darknet_map_every(self):
+        """AB's train_detector: every 4 epochs (its -mAP_epochs) of the training list, at
+        least every 100 iterations."""
+        images = len(getattr(self.loader, "dataset", ()) or ())
+        batch = self.net.net.subdivisions * self.net.net.mini_batch
+        return max(4 * images // max(batch, 1), 100)
+
     def run(self):
         """Train to max_batches; returns the final (or, when stopped, _last) checkpoint."""
         if self.world.size == 1:
@@ -162,8 +169,9 @@ class Trainer:
         heads = [l for l in net.layers if l.layer_type in MULTISCALE_HEADS]
         random_coef = max((float(getattr(l, "random", 0)) for l in heads), default=0.0)
         save_every = 10000 if self.max_batches >= 10000 else 1000
-        map_every = self.map_every or 100
+        map_every = self.map_every or self._darknet_map_every()
         start, first = time.time(), net.iteration
+        last_map = net.iteration
         try:
             while net.iteration < self.max_batches:
                 if random_coef and self.count % 10 == 0:
@@ -195,8 +203,12 @@ class Trainer:
                 self.log(f" {it}: {loss:f}, {self.avg_loss:f} avg loss, {net.learning_rate:f} "
                          f"rate, {dt:f} seconds, {net.seen} images, {left:f} hours left"
                          + suffix)
-                if self.map_fn and self.root and (it % map_every == 0 or it == self.max_batches):
+                # Darknet: mAP every map_every iterations from the last (or the start), not
+                # before burn_in, and at the end
+                due = it >= max(last_map + map_every, opts.burn_in) or it == self.max_batches
+                if self.map_fn and self.root and due:
                     record["map"] = self._evaluate()
+                    last_map = it
                 self.history.append({k: record[k] for k in ("iteration", "avg_loss")
                                      if k in record} | ({"map": record["map"]}
                                                         if "map" in record else {}))
