@@ -166,8 +166,9 @@ class Trainer:
                      f"{self.max_batches}); nothing to do: raise max_batches or use --clear")
             return None
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        # Darknet reads random= from the last [yolo]/[Gaussian_yolo]/[region] layer
         heads = [l for l in net.layers if l.layer_type in MULTISCALE_HEADS]
-        random_coef = max((float(getattr(l, "random", 0)) for l in heads), default=0.0)
+        random_coef = float(getattr(heads[-1], "random", 0)) if heads else 0.0
         save_every = 10000 if self.max_batches >= 10000 else 1000
         map_every = self.map_every or self._darknet_map_every()
         start, first = time.time(), net.iteration
