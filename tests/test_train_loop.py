@@ -187,3 +187,26 @@ def test_map_schedule_is_darknets(tmp_path, shapes, map_every, expected):
     assert trainer._darknet_map_every() == 100
     trainer.run()
     assert done == expected
+
+
+def test_data_file_save_options_and_valid_default(tmp_path, shapes):
+    """Darknet's .data: saveweights= and savelast= set how often the weights are written
+    (_last only when more often than the numbered ones); -map without valid= uses the train
+    list."""
+    data = tmp_path / "s.data"
+    lines = [l for l in open(shapes["data"]).read().splitlines() if not l.startswith("valid")]
+    data.write_text("\n".join(lines + ["saveweights = 2", "savelast = 1"]) + "\n")
+    log = []
+    trainer, _ = run_training(small_cfg(tmp_path), str(data), seed=1,
+                              backup=str(tmp_path / "b"), max_batches=4, calc_map=True,
+                              map_every=100, log=log.append)
+    names = sorted(os.listdir(tmp_path / "b"))
+    assert {"demo-shapes_2.weights", "demo-shapes_4.weights", "demo-shapes_last.weights",
+            "demo-shapes_final.weights"} <= set(names)
+    assert any("no 'valid=' list: mAP on the training list" in line for line in log)
+    assert trainer.best_map is not None
+    bad = tmp_path / "bad.data"
+    bad.write_text("\n".join(lines + ["saveweights = often"]) + "\n")
+    with pytest.raises(Exception, match="saveweights=often is not a whole number"):
+        run_training(small_cfg(tmp_path), str(bad), backup=str(tmp_path / "c"), max_batches=1,
+                     log=log.append)

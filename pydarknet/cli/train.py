@@ -9,8 +9,9 @@ from .common import add_device_option, builtin_cfg, darknet_command, device_of, 
 
 
 def _map_function(data, thresh=0.25, iou=0.5):
-    """mAP@0.5 of the network on the .data file's valid list (None without one)."""
-    valid = data.get("valid")
+    """mAP@0.5 of the network on the .data file's valid list (Darknet's default: the train
+    list)."""
+    valid = data.get("valid") or data.get("train")
     if not valid:
         return None
     from ..eval.darknet_map import evaluate_network_map
@@ -33,15 +34,27 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
         raise PydarknetError(f"{datafile}: no 'train=' list of training images")
     backup = backup or data.get("backup") or "backup"
     map_fn = _map_function(data) if calc_map else None
-    if calc_map and map_fn is None:
-        raise PydarknetError(f"{datafile}: -map needs a 'valid=' list of images")
+    if calc_map and not data.get("valid"):
+        log(f"{datafile}: no 'valid=' list: mAP on the training list, as Darknet does")
+    # Darknet's .data options: weights every saveweights iterations, _last every savelast
+    every = {}
+    for key in ("saveweights", "savelast"):
+        if key in data:
+            try:
+                every[key] = int(data[key])
+            except ValueError:
+                raise PydarknetError(f"{datafile}: {key}={data[key]} is not a whole number of "
+                                     f"iterations") from None
+            if every[key] < 1:
+                raise PydarknetError(f"{datafile}: {key} must be at least 1")
 
     def loader(net, loader_seed):
         return make_loader(net, data["train"], seed=loader_seed, labels=data.get("labels"))
 
     trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
-                      device=device, sync=sync)
+                      device=device, sync=sync, save_every=every.get("saveweights"),
+                      last_every=every.get("savelast", 100))
     if trainer.root:
         log(trainer.net.table())        # Darknet prints the network's layers before training
     return trainer, trainer.run()

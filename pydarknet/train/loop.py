@@ -53,7 +53,7 @@ class Trainer:
 
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
-                 last_every=100, device="cpu", world=None, sync="sum"):
+                 last_every=100, device="cpu", world=None, sync="sum", save_every=None):
         self.world = world = world or get_world()
         self.root = world.is_root
         if world.size > 1 and seed is None:       # every rank must draw from one seed
@@ -67,6 +67,7 @@ class Trainer:
             os.makedirs(backup, exist_ok=True)
         self.log = log if self.root else (lambda *a, **k: None)
         self.last_every = last_every
+        self.save_every = save_every
         self.map_fn = map_fn
         self.map_every = map_every
         self.history = []
@@ -169,7 +170,7 @@ class Trainer:
         # Darknet reads random= from the last [yolo]/[Gaussian_yolo]/[region] layer
         heads = [l for l in net.layers if l.layer_type in MULTISCALE_HEADS]
         random_coef = float(getattr(heads[-1], "random", 0)) if heads else 0.0
-        save_every = 10000 if self.max_batches >= 10000 else 1000
+        save_every = self.save_every or (10000 if self.max_batches >= 10000 else 1000)
         map_every = self.map_every or self._darknet_map_every()
         start, first = time.time(), net.iteration
         last_map = net.iteration
@@ -218,7 +219,7 @@ class Trainer:
                         f.write(json.dumps(record) + "\n")
                 if it % 10 == 0 or it == self.max_batches or "map" in record:
                     self._chart()
-                if it % self.last_every == 0:
+                if it % self.last_every == 0 and save_every > self.last_every:   # Darknet
                     self.save("last")
                 if it % save_every == 0:
                     self.save(str(it))
