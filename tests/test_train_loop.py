@@ -210,3 +210,18 @@ def test_data_file_save_options_and_valid_default(tmp_path, shapes):
     with pytest.raises(Exception, match="saveweights=often is not a whole number"):
         run_training(small_cfg(tmp_path), str(bad), backup=str(tmp_path / "c"), max_batches=1,
                      log=log.append)
+
+
+def test_map_on_a_classifier_fails_before_training(tmp_path):
+    from pydarknet.errors import PydarknetError
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\nmax_batches=10\n"
+                   "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n[avgpool]\n"
+                   "[softmax]\n")
+    data = tmp_path / "c.data"
+    (tmp_path / "train.txt").write_text("a.png\n")
+    data.write_text(f"classes=2\ntrain={tmp_path / 'train.txt'}\nlabels={tmp_path / 'l.txt'}\n")
+    (tmp_path / "l.txt").write_text("a\nb\n")
+    with pytest.raises(PydarknetError, match="-map measures a detector's mAP"):
+        run_training(str(cfg), str(data), calc_map=True, backup=str(tmp_path / "b"),
+                     log=lambda line: None)

@@ -5,6 +5,7 @@ import os
 import time
 
 from ..errors import PydarknetError
+from ..heads import is_detector
 from .common import add_device_option, builtin_cfg, darknet_command, device_of, gpu_list
 
 
@@ -55,6 +56,10 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
                       device=device, sync=sync, save_every=every.get("saveweights"),
                       last_every=every.get("savelast", 100))
+    if map_fn is not None and not is_detector(trainer.net):
+        raise PydarknetError(f"{cfg}: -map measures a detector's mAP, and this network has no "
+                             f"[yolo]/[region]/[detection] layer (a classifier's -topk is not "
+                             f"implemented)")
     if trainer.root:
         log(trainer.net.table())        # Darknet prints the network's layers before training
     return trainer, trainer.run()
@@ -108,7 +113,8 @@ def _train_arguments(p, darknet_style):
     flag = "-" if darknet_style else "--"
     p.add_argument(f"{flag}clear", action="store_true",
                    help="restart the iteration count at 0 (transfer learning)")
-    p.add_argument(f"{flag}map", action="store_true", help="mAP@0.5 on the valid list as it goes (as Darknet: every 4 epochs of "
+    p.add_argument(f"{flag}map", action="store_true",
+                   help="mAP@0.5 on the valid list as it goes (as Darknet: every 4 epochs of "
                         "the training list, at least every 100 iterations, not before "
                         "burn_in, and at the end)")
     p.add_argument(f"{flag}dont_show", action="store_true", help="accepted (nothing is shown)")
