@@ -20,7 +20,7 @@ import traceback
 
 from ..dist import DataParallel, get_world
 from ..dist.reduce import broadcast_parameters
-from ..heads import MULTISCALE_HEADS
+from ..heads import MULTISCALE_HEADS, is_detector
 from ..network import Network
 from .chart import draw_chart
 from .checkpoint import load_checkpoint_state, save_checkpoint
@@ -170,7 +170,10 @@ class Trainer:
         # Darknet reads random= from the last [yolo]/[Gaussian_yolo]/[region] layer
         heads = [l for l in net.layers if l.layer_type in MULTISCALE_HEADS]
         random_coef = float(getattr(heads[-1], "random", 0)) if heads else 0.0
-        save_every = self.save_every or (10000 if self.max_batches >= 10000 else 1000)
+        # Darknet: a detector's numbered weights every 1000 iterations (10000 from
+        # max_batches 10000 on, or the .data file's saveweights=), a classifier's every 1000
+        save_every = self.save_every or (10000 if self.max_batches >= 10000 and
+                                         is_detector(net) else 1000)
         map_every = self.map_every or self._darknet_map_every()
         start, first = time.time(), net.iteration
         last_map = net.iteration
