@@ -203,7 +203,7 @@ def test_data_file_save_options_and_valid_default(tmp_path, shapes):
     names = sorted(os.listdir(tmp_path / "b"))
     assert {"demo-shapes_2.weights", "demo-shapes_4.weights", "demo-shapes_last.weights",
             "demo-shapes_final.weights"} <= set(names)
-    assert any("no 'valid=' list: mAP on the training list" in line for line in log)
+    assert any("no 'valid=' list: accuracy on the training list" in line for line in log)
     assert trainer.best_map is not None
     bad = tmp_path / "bad.data"
     bad.write_text("\n".join(lines + ["saveweights = often"]) + "\n")
@@ -225,3 +225,25 @@ def test_map_on_a_classifier_fails_before_training(tmp_path):
     with pytest.raises(PydarknetError, match="-map measures a detector's mAP"):
         run_training(str(cfg), str(data), calc_map=True, backup=str(tmp_path / "b"),
                      log=lambda line: None)
+
+
+def test_classifier_topk_as_it_trains(tmp_path):
+    """Darknet's classifier train -topk: the top-k accuracy on the valid list every 2 epochs
+    (at least 100 iterations) and at the end, in the log and the chart."""
+    from pydarknet.data import make_shapes_classifier
+    ds = make_shapes_classifier(str(tmp_path / "cls"), train=16, valid=6, size=32, seed=1)
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("[net]\nbatch=4\nwidth=32\nheight=32\nchannels=3\nmax_batches=3\n"
+                   "learning_rate=0.01\n[convolutional]\nfilters=4\nsize=3\nstride=2\npad=1\n"
+                   "activation=leaky\n[convolutional]\nfilters=3\nsize=1\nactivation=linear\n"
+                   "[avgpool]\n[softmax]\n[cost]\ntype=sse\n")
+    log = []
+    trainer, _ = run_training(str(cfg), ds["data"], calc_topk=True, seed=1,
+                              backup=str(tmp_path / "b"), log=log.append)
+    assert trainer.metric == "top1" and trainer._darknet_map_every() == 100   # .data top = 1
+    assert any("new best top1 = " in line for line in log)       # at the end (iteration 3)
+    assert trainer.best_map is not None and 0 <= trainer.best_map <= 1
+    from pydarknet.errors import PydarknetError
+    with pytest.raises(PydarknetError, match="-map is a detector's measure and -topk"):
+        run_training(str(cfg), ds["data"], calc_topk=True, calc_map=True,
+                     backup=str(tmp_path / "c"), log=log.append)

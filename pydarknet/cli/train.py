@@ -23,9 +23,26 @@ def _map_function(data, thresh=0.25, iou=0.5):
     return compute
 
 
+def _topk_function(data):
+    """The top-k accuracy (the .data file's top=, default 5) on its valid list (Darknet's
+    default: the train list), as Darknet's train_classifier -topk measures it."""
+    from ..eval.classify import validate
+    from ..labels import read_list
+    names = data.get("labels") or data.get("names")
+    if not names:
+        raise PydarknetError("-topk needs the .data file's labels= (the class names)")
+    names = read_list(names, what="labels file")
+    paths = read_list(data.get("valid") or data["train"], "validation image list")
+    top = min(int(data.get("top", 5)), len(names))
+
+    def compute(net):
+        return validate(net, paths, names, top)["topk"]
+    return compute, f"top{top}"
+
+
 def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
                  backup=None, max_batches=None, map_every=None, log=print, device="cpu",
-                 sync="sum"):
+                 sync="sum", calc_topk=False):
     from ..data import make_loader
     from ..labels import read_data_file
     from ..train.loop import Trainer
@@ -35,8 +52,15 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
         raise PydarknetError(f"{datafile}: no 'train=' list of training images")
     backup = backup or data.get("backup") or "backup"
     map_fn = _map_function(data) if calc_map else None
-    if calc_map and not data.get("valid"):
-        log(f"{datafile}: no 'valid=' list: mAP on the training list, as Darknet does")
+    metric, epochs = "mAP@0.5", 4
+    if calc_topk:
+        if calc_map:
+            raise PydarknetError("-map is a detector's measure and -topk a classifier's: "
+                                 "pass one")
+        map_fn, metric = _topk_function(data)
+        epochs = 2                       # Darknet's train_classifier: every 2 epochs
+    if (calc_map or calc_topk) and not data.get("valid"):
+        log(f"{datafile}: no 'valid=' list: accuracy on the training list, as Darknet does")
     # Darknet's .data options: weights every saveweights iterations, _last every savelast
     every = {}
     for key in ("saveweights", "savelast"):
@@ -55,8 +79,11 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
     trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
                       device=device, sync=sync, save_every=every.get("saveweights"),
-                      last_every=every.get("savelast", 100))
-    if map_fn is not None and not is_detector(trainer.net):
+                      last_every=every.get("savelast", 100), metric=metric, eval_epochs=epochs)
+    if calc_topk and is_detector(trainer.net):
+        raise PydarknetError(f"{cfg}: -topk measures a classifier's accuracy; for a detector "
+                             f"use -map")
+    if calc_map and not is_detector(trainer.net):
         raise PydarknetError(f"{cfg}: -map measures a detector's mAP, and this network has no "
                              f"[yolo]/[region]/[detection] layer (a classifier's -topk is not "
                              f"implemented)")
@@ -74,6 +101,7 @@ def _cmd_train(args):
     if len(gpus) > 1 and launched_ranks() == 1:
         return relaunch(len(gpus), args.argv)
     run_training(args.cfg, args.data, args.weights, clear=args.clear, calc_map=args.map,
+                 calc_topk=args.topk,
                  seed=args.seed, backup=args.backup, max_batches=args.max_batches,
                  device=device_of(args), sync=args.sync)
     return 0
@@ -117,6 +145,10 @@ def _train_arguments(p, darknet_style):
                    help="mAP@0.5 on the valid list as it goes (as Darknet: every 4 epochs of "
                         "the training list, at least every 100 iterations, not before "
                         "burn_in, and at the end)")
+    p.add_argument(f"{flag}topk", action="store_true",
+                   help="a classifier's top-k accuracy (the .data file's top=, default 5) on "
+                        "the valid list as it goes (as Darknet: every 2 epochs, at least every "
+                        "100 iterations, not before burn_in, and at the end)")
     p.add_argument(f"{flag}dont_show", action="store_true", help="accepted (nothing is shown)")
     p.add_argument("--seed", type=int, help="makes augmentation and initialisation repeatable")
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")

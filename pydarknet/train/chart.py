@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 
-def draw_chart(path, history, max_batches, title=""):
+def draw_chart(path, history, max_batches, title="", metric="mAP@0.5"):
     """history: list of dicts with 'iteration', 'avg_loss' and optionally 'map'. Writes a PNG
     (to a temporary file first, then renamed)."""
     import cv2
@@ -51,7 +51,8 @@ def draw_chart(path, history, max_batches, title=""):
     label = (f"{title}  iteration {last.get('iteration', 0)}/{max_batches}  avg loss "
              f"{last.get('avg_loss', 0) or 0:.4f}")
     if maps:
-        label += f"  mAP@0.5 {maps[-1][1] * 100:.2f}% (best {max(m for _, m in maps) * 100:.2f}%)"
+        label += (f"  {metric} {maps[-1][1] * 100:.2f}% "
+                  f"(best {max(m for _, m in maps) * 100:.2f}%)")
     cv2.putText(img, label, (x0, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
     cv2.putText(img, "avg loss", (x0 + 5, y0 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 0, 0), 1)
     tmp = f"{path}.tmp{os.getpid()}.png"

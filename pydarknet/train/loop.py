@@ -1,9 +1,10 @@
 """`pydarknet train`: Darknet's train_detector / train_classifier loop.
 
 Iterations until max_batches, Darknet's console line, a JSON-lines log, chart.png, multi-scale
-resizing (random=1), mAP on the valid list (--map) with <cfg>_best.weights, checkpoints
-(<cfg>_last every 100 iterations, <cfg>_N every 1000 or 10000, <cfg>_final), SIGINT/SIGTERM
-saving _last, and exact resumption from a checkpoint's sidecar state.
+resizing (random=1), mAP (--map; a classifier's top-k, --topk) on the valid list with
+<cfg>_best.weights, checkpoints (<cfg>_last every 100 iterations, <cfg>_N every 1000 or 10000,
+<cfg>_final), SIGINT/SIGTERM saving _last, and exact resumption from a checkpoint's sidecar
+state.
 
 Under ``mpiexec -n N`` (pydarknet.dist) every rank runs this loop on its share of each
 iteration's images; rank 0 alone prints, writes the log, the chart and checkpoints and runs
@@ -53,7 +54,8 @@ class Trainer:
 
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
-                 last_every=100, device="cpu", world=None, sync="sum", save_every=None):
+                 last_every=100, device="cpu", world=None, sync="sum", save_every=None,
+                 metric="mAP@0.5", eval_epochs=4):
         self.world = world = world or get_world()
         self.root = world.is_root
         if world.size > 1 and seed is None:       # every rank must draw from one seed
@@ -68,8 +70,9 @@ class Trainer:
         self.log = log if self.root else (lambda *a, **k: None)
         self.last_every = last_every
         self.save_every = save_every
-        self.map_fn = map_fn
+        self.map_fn = map_fn          # the accuracy measured as training goes (mAP or top-k)
         self.map_every = map_every
+        self.metric, self.eval_epochs = metric, eval_epochs
         self.history = []
         self.avg_loss = -1.0
         self.best_map = None
@@ -137,18 +140,18 @@ class Trainer:
     def _chart(self):
         if self.root:
             draw_chart(os.path.join(self.backup, "chart.png"), self.history, self.max_batches,
-                       self.base)
+                       self.base, self.metric)
 
     def _on_signal(self, signum, frame):
         self._stop = True
 
     # -- the loop ------------------------------------------------------------------------
     def _darknet_map_every(self):
-        """AB's train_detector: every 4 epochs (its -mAP_epochs) of the training list, at
-        least every 100 iterations."""
+        """AB's train_detector (train_classifier): every 4 (2) epochs of the training list,
+        at least every 100 iterations."""
         images = len(getattr(self.loader, "dataset", ()) or ())
         batch = self.net.net.subdivisions * self.net.net.mini_batch
-        return max(4 * images // max(batch, 1), 100)
+        return max(self.eval_epochs * images // max(batch, 1), 100)
 
     def run(self):
         """Train to max_batches; returns the final (or, when stopped, _last) checkpoint."""
@@ -268,8 +271,8 @@ class Trainer:
         if self.best_map is None or value > self.best_map:
             self.best_map = value
             self.save("best")
-            self.log(f" new best mAP@0.5 = {value * 100:.2f}%")
+            self.log(f" new best {self.metric} = {value * 100:.2f}%")
         else:
-            self.log(f" mAP@0.5 = {value * 100:.2f}% (best {self.best_map * 100:.2f}%)")
+            self.log(f" {self.metric} = {value * 100:.2f}% (best {self.best_map * 100:.2f}%)")
         return value
 
