@@ -25,7 +25,7 @@ loop-by-loop transcription bit for bit (tests/test_gaussian_yolo_loss.py).
 import numpy as np
 
 from .. import boxes
-from .yolo_loss import _Params, _in_shared_cells
+from .yolo_loss import _Params, _in_shared_cells, image_truths
 
 f32 = np.float32
 SIGMA_CONST = f32(0.3)
@@ -173,12 +173,9 @@ def gaussian_yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zero
     obj = out[:, :, 8]
     delta[:, :, 8] = p.obj_normalizer * (f32(0) - obj)
 
-    rows = []
+    rows = []                                   # per image: (its truth rows, their class ids)
     for b in range(N):
-        r = truths[b, :T]
-        zero = np.flatnonzero(r[:, 0] == 0)
-        r = r[: int(zero[0]) if zero.size else T]
-        cid = np.trunc(np.nan_to_num(r[:, 4], nan=-1, posinf=-1, neginf=-1)).astype(np.int64)
+        _, cid, r, _ = image_truths(classes, truths, b, T)
         rows.append((r, cid))
 
     # ---- pass 1: every predicted box against the image's truths --------------------------

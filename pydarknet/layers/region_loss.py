@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import boxes
 from ..host_math import logistic
+from .yolo_loss import image_truths
 
 f32 = np.float32
 PRIOR_SEEN = 12800      # images seen before the boxes stop being pulled to their anchors
@@ -139,12 +140,8 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
     # the truths Darknet reads: up to the first x == 0, classes in range
     rows = []
     for b in range(N):
-        r = truths[b, :T]
-        zero = np.flatnonzero(r[:, 0] == 0)
-        r = r[: int(zero[0]) if zero.size else T]
-        with np.errstate(invalid="ignore"):
-            cid = np.trunc(np.nan_to_num(r[:, 4], nan=-1, posinf=-1, neginf=-1)).astype(np.int64)
-        rows.append((r[(cid >= 0) & (cid < classes), :4], cid[(cid >= 0) & (cid < classes)]))
+        keep, cid, r, _ = image_truths(classes, truths, b, T)
+        rows.append((r[keep, :4], cid[keep]))
 
     # ---- every anchor of every cell ------------------------------------------------------
     with np.errstate(over="ignore", invalid="ignore"):

@@ -234,9 +234,10 @@ def _box_deltas(p, pred, truth, xs, ij, bias_n, iou_norm, net_w, net_h):
     return d, iou, giou
 
 
-def _valid_truths(p, truths, b, T):
-    """Rows of image b that Darknet reads: up to the first x == 0; (row, class_id) pairs with
-    class ids in range, and the number of rows with out-of-image coordinates."""
+def image_truths(classes, truths, b, T):
+    """The rows of image b that Darknet's losses read (up to the first x == 0) as (indexes of
+    the rows whose class id is in 0..classes-1, every row's class id (-1 for NaN or inf),
+    the rows, the number of rows with out-of-image coordinates)."""
     rows = truths[b, :T]
     zero = np.flatnonzero(rows[:, 0] == 0)
     end = int(zero[0]) if zero.size else T
@@ -245,7 +246,7 @@ def _valid_truths(p, truths, b, T):
         cls = np.trunc(np.nan_to_num(rows[:, 4], nan=-1, posinf=-1, neginf=-1)).astype(np.int64)
     bad = int(np.count_nonzero((rows[:, 0] < 0) | (rows[:, 1] < 0) | (rows[:, 0] > 1)
                                | (rows[:, 1] > 1) | (rows[:, 2] < 0) | (rows[:, 3] < 0)))
-    keep = np.flatnonzero((cls >= 0) & (cls < p.classes))
+    keep = np.flatnonzero((cls >= 0) & (cls < classes))
     return keep, cls, rows, bad
 
 
@@ -298,7 +299,7 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
           "class_count": 0, "recall50": 0, "recall75": 0, "avg_obj": 0.0, "avg_anyobj": 0.0,
           "avg_cat": 0.0, "rewritten_bbox": 0, "total_bbox": 0, "bad_labels": 0}
 
-    per_image = [_valid_truths(p, truths, b, T) for b in range(N)]
+    per_image = [image_truths(p.classes, truths, b, T) for b in range(N)]
     if not np.isfinite(out[:, :, 4]).all():  # Darknet zeroes a NaN/inf objectness output
         fix = [b for b in range(N) if per_image[b][0].size]
         if fix:
