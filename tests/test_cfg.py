@@ -87,6 +87,10 @@ BROKEN = [
     ("recurrent", NET + "[rnn]\noutput=4\n", r"t.cfg:5: \[rnn\]: recurrent layers"),
     ("sam channels", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=3\nsize=1\n[sam]\nfrom=-2\n", r"\[sam\] from: layer 0 has 2 channels"),
     ("dropout", NET + "[dropout]\nprobability=1.5\n", r"\[dropout\] probability: probability must be in"),
+    ("reorg channels", NET + "[reorg]\nstride=2\n", r"t.cfg:6: \[reorg\] stride: reorganises 3 channels, which must be a multiple of stride² = 4"),
+    ("reorg3d reverse channels", NET + "[convolutional]\nfilters=4\nsize=1\n[reorg3d]\nstride=2\nreverse=1\n", r"\[reorg3d\] stride: reverse=1 reorganises 1 channels"),
+    ("reorg odd size", "[net]\nwidth=9\nheight=8\nchannels=4\n[reorg]\nstride=2\n", r"\[reorg\] stride: needs an input whose width and height are multiples of 2"),
+    ("local pad", NET + "[local]\nfilters=2\nsize=1\npad=1\n", r"t.cfg:8: \[local\] pad: pad=1 with size=1 gives Darknet's im2col another number"),
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
 ]
 

@@ -28,6 +28,15 @@ class Local(Layer):
         reach = 1 if self.pad else self.size
         self.out_h = (self.h - reach) // self.stride + 1
         self.out_w = (self.w - reach) // self.stride + 1
+        # Darknet's im2col pads by pad pixels whatever the size; where that gives another
+        # number of positions than the output's, Darknet writes past its column buffer
+        span = 2 * self.pad - self.size
+        if ((self.h + span) // self.stride + 1, (self.w + span) // self.stride + 1) != (
+                self.out_h, self.out_w):
+            raise s.error(f"pad={self.pad} with size={self.size} gives Darknet's im2col "
+                          f"another number of positions than the output's "
+                          f"{self.out_w}x{self.out_h}; use pad=0"
+                          f"{f' or pad={self.size // 2}' if self.size % 2 else ''}", "pad")
         self.out_c = self.n
         self.outputs = self.out_w * self.out_h * self.out_c
         self.inputs = self.w * self.h * self.c

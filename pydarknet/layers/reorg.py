@@ -35,6 +35,18 @@ class _Reorg(Layer):
         self.outputs = self.out_w * self.out_h * self.out_c
         self.inputs = self.w * self.h * self.c
         self._index = None
+        self._check_geometry(s)
+
+    def _check_geometry(self, s):
+        """Refuse what Darknet's reorg_cpu cannot do: it splits the channels it is given into
+        stride² parts (division by zero below stride², reads and writes past its buffers for
+        a remainder)."""
+        st2 = self.stride * self.stride
+        call_c = self._call_geometry()[2]
+        if call_c < st2 or call_c % st2:
+            raise s.error(f"{'reverse=1 ' if self.reverse else ''}reorganises {call_c} "
+                          f"channels, which must be a multiple of stride² = {st2} "
+                          f"(its input has {self.c} channels)", "stride")
 
     def _call_geometry(self):
         raise NotImplementedError
@@ -88,3 +100,11 @@ class ReorgOld(_Reorg):
 
     def _call_geometry(self):
         return self.w, self.h, self.c
+
+    def _check_geometry(self, s):
+        super()._check_geometry(s)
+        st = self.stride
+        if not self.reverse and (self.w % st or self.h % st):
+            raise s.error(f"needs an input whose width and height are multiples of {st} "
+                          f"(Darknet writes past its output otherwise); its input is "
+                          f"{self.w}x{self.h}", "stride")
