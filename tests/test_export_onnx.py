@@ -428,10 +428,23 @@ def test_dynamic_batch():
 
 def test_unexpressible_layer_is_named():
     text = ("[net]\nwidth=8\nheight=8\nchannels=3\n\n[convolutional]\nfilters=2\nsize=3\n"
-            "antialiasing=1\n")
+            "coordconv=1\n")
     net = load_cfg_text(text, batch=1)
-    with pytest.raises(NotSupportedError, match=r"layer 0 \[convolutional\].*antialiasing"):
+    with pytest.raises(NotSupportedError, match=r"layer 0 \[convolutional\].*coordconv"):
         build_onnx_model(net)
+
+
+def test_antialiased_convolution_and_maxpool():
+    """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
+    text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"
+            "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nbatch_normalize=1\n"
+            "antialiasing=1\nactivation=mish\n"
+            "[convolutional]\nfilters=4\nsize=3\nstride_x=2\nstride_y=1\npad=1\n"
+            "antialiasing=2\nactivation=leaky\n"
+            "[maxpool]\nsize=2\nstride=2\nantialiasing=1\n"
+            "[maxpool]\nsize=3\nstride=2\nantialiasing=2\n")
+    net = randomize(load_cfg_text(text, batch=1))
+    check_network(net, image(net, 3), 13, outputs=[0, 1, 2, 3])
 
 
 def test_decode_region_classfix():

@@ -54,6 +54,10 @@ CASES = {
     "connected-mish-hard-mish": "[connected]\noutput=5\nactivation=mish\n[connected]\noutput=3\nactivation=hard_mish\n",
     "local-pad-leaky": "[local]\nfilters=3\nsize=3\npad=1\nactivation=leaky\n",
     "local-stride2-mish": "[local]\nfilters=2\nsize=3\nstride=2\nactivation=mish\n",
+    # antialiasing: the layer at stride 1, then a fixed blur with the layer's strides
+    "conv-antialiasing-bn": "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=2\npad=1\nantialiasing=1\nactivation=mish\n",
+    "conv-antialiasing2-xy": "[convolutional]\nfilters=3\nsize=3\nstride_x=2\nstride_y=1\npad=1\nantialiasing=2\nactivation=leaky\n",
+    "maxpool-antialiasing": "[maxpool]\nsize=2\nstride=2\nantialiasing=1\n",
 }
 
 

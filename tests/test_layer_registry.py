@@ -102,6 +102,7 @@ REFUSED_FOR_TRAINING = [
     (CONV + "batch_normalize=1\ngrad_centr=1\n", 11, "grad_centr"),
     (CONV + "reverse=1\n", 10, "reverse"),
     (CONV + "clip=1\n", 10, "clip"),
+    (CONV + "assisted_excitation=4000\n", 10, "assisted_excitation"),   # training-only in Darknet
     (CONV + "[cost]\nratio=0.5\n", 11, "ratio"),
 ]
 

@@ -41,6 +41,25 @@ def _host(a):
     return np.asarray(a, dtype=F32)
 
 
+def _core_size(layer):
+    """(height, width) of the layer's own result: before the blur of antialiasing=."""
+    blur = getattr(layer, "blur", None)
+    return (blur.h, blur.w) if blur else (layer.out_h, layer.out_w)
+
+
+def _blurred(cx, layer, t):
+    """antialiasing=: the fixed depthwise blur with the layer's strides
+    (pydarknet.layers.antialias)."""
+    blur = getattr(layer, "blur", None)
+    if blur is None:
+        return t
+    p = blur.pad
+    name = cx.b.op("Conv", [t.name, cx.b.const(blur.weights, f"blur{layer.index}_w")],
+                   f"blur{layer.index}", kernel_shape=[blur.size, blur.size],
+                   strides=[blur.stride_y, blur.stride_x], group=blur.c, pads=[p, p, p, p])
+    return Tensor(name, (blur.c, blur.out_h, blur.out_w))
+
+
 # -- convolution and connected -----------------------------------------------------------------
 def convolutional(cx, layer, x):
     if getattr(layer, "unsupported", None):
@@ -60,9 +79,10 @@ def convolutional(cx, layer, x):
     d, k = layer.dilation, layer.size
     reach = d * (k - 1) + 1
     pad = layer.pad * d      # Darknet pads by pad*dilation; its output size ignores dilation
+    out_h, out_w = _core_size(layer)
     ends = []
-    for size_in, size_out, stride in ((layer.h, layer.out_h, layer.stride_y),
-                                      (layer.w, layer.out_w, layer.stride_x)):
+    for size_in, size_out, stride in ((layer.h, out_h, layer.stride_y),
+                                      (layer.w, out_w, layer.stride_x)):
         ends.append(max(0, (size_out - 1) * stride + reach - size_in - pad))
     name = b.op("Conv", [x.name, b.const(w, f"conv{layer.index}_w"),
                          b.const(bias, f"conv{layer.index}_b")], f"conv{layer.index}",
@@ -71,8 +91,8 @@ def convolutional(cx, layer, x):
     oh = (layer.h + pad + ends[0] - reach) // layer.stride_y + 1
     ow = (layer.w + pad + ends[1] - reach) // layer.stride_x + 1
     t = Tensor(name, (layer.n, oh, ow))
-    t = b.slice(b.slice(t, 1, 0, layer.out_h), 2, 0, layer.out_w)
-    return cx.act(t, layer.activation)
+    t = b.slice(b.slice(t, 1, 0, out_h), 2, 0, out_w)
+    return _blurred(cx, layer, cx.act(t, layer.activation))
 
 
 def connected(cx, layer, x):
@@ -206,9 +226,9 @@ def sam(cx, layer, x):
 def _window_pads(layer):
     """Darknet's window origin -(pad // 2), and the end padding that yields its output size."""
     begin = layer.pad // 2
+    out_h, out_w = _core_size(layer)
     ends = [max(0, (o - 1) * s + layer.size - n - begin)
-            for n, o, s in ((layer.h, layer.out_h, layer.stride_y),
-                            (layer.w, layer.out_w, layer.stride_x))]
+            for n, o, s in ((layer.h, out_h, layer.stride_y), (layer.w, out_w, layer.stride_x))]
     return begin, ends
 
 
@@ -218,9 +238,13 @@ def _pool_out(layer, begin, ends):
 
 
 def maxpool(cx, layer, x):
+    return _blurred(cx, layer, _maxpool(cx, layer, x))
+
+
+def _maxpool(cx, layer, x):
     b = cx.b
-    if getattr(layer, "antialiasing", 0):
-        raise Unexpressible("antialiased maxpool is not implemented in pydarknet either")
+    if getattr(layer, "maxpool_zero_nonmax", 0):
+        raise Unexpressible("maxpool_zero_nonmax is not implemented in pydarknet either")
     x = _image(cx, x, layer)
     if layer.maxpool_depth:   # max over channels g, g + out_c, g + 2*out_c, ...
         oc = layer.out_c
@@ -238,7 +262,8 @@ def maxpool(cx, layer, x):
     name = b.op("MaxPool", [x.name], f"maxpool{layer.index}", **attrs)
     oh, ow = _pool_out(layer, begin, ends)
     t = Tensor(name, (layer.c, oh, ow))
-    return b.slice(b.slice(t, 1, 0, layer.out_h), 2, 0, layer.out_w)
+    out_h, out_w = _core_size(layer)
+    return b.slice(b.slice(t, 1, 0, out_h), 2, 0, out_w)
 
 
 def local_avgpool(cx, layer, x):

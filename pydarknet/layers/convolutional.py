@@ -5,6 +5,7 @@ import numpy as np
 from ..errors import NotSupportedError
 from ..host_math import binarize_signs, binarize_weights
 from .activation import read_activation
+from .antialias import Blur
 from .base import Layer, activate_output
 from .registry import register
 from .batchnorm import bn_backward, bn_train_forward
@@ -68,11 +69,13 @@ class Convolutional(Layer):
         if ctx.c % self.groups or self.n % self.groups:
             raise s.error(f"groups={self.groups} must divide both the input channels ({ctx.c}) "
                           f"and filters ({self.n})", "groups")
-        if any(deform) or self.antialiasing or self.assisted_excitation or self.coordconv:
-            self.unsupported = ("deformable / antialiasing / assisted_excitation / coordconv "
-                                "convolution")
+        if any(deform) or self.coordconv:
+            self.unsupported = "deformable (sway/rotate/stretch) / coordconv convolution"
         else:
             self.unsupported = None
+        blur_strides = (self.stride_x, self.stride_y)
+        if self.antialiasing:   # the convolution at stride 1, then the blur with the strides
+            self.stride_x = self.stride_y = 1
 
         self.share_index = s.get_int("share_index", -1000000000)
         self.share_layer = None
@@ -91,6 +94,10 @@ class Convolutional(Layer):
         if self.out_h < 1 or self.out_w < 1:
             raise s.error(f"output would be empty ({self.out_w}x{self.out_h}): input "
                           f"{self.w}x{self.h} is too small for size={self.size}")
+        self.blur = None
+        if self.antialiasing:
+            self.blur = Blur(self.antialiasing, self.n, self.out_h, self.out_w, *blur_strides)
+            self.out_h, self.out_w = self.blur.out_h, self.blur.out_w
         if self.share_layer is not None:
             sl = self.share_layer
             if (sl.size, sl.nweights, sl.c, sl.n) != (self.size, self.nweights, self.c, self.n):
@@ -98,7 +105,8 @@ class Convolutional(Layer):
                               f"{sl.index}", "share_index")
         self.outputs = self.out_h * self.out_w * self.out_c
         self.inputs = self.w * self.h * self.c
-        self.bflops = 2.0 * self.nweights * self.out_h * self.out_w / 1e9
+        core = self.blur or self
+        self.bflops = 2.0 * self.nweights * core.out_h * core.out_w / 1e9
         if self.xnor:
             self.bflops /= 32
 
@@ -132,6 +140,8 @@ class Convolutional(Layer):
             raise self.refuse_training("reverse", "Darknet's inverse-weight update")
         if self.clip:
             raise self.refuse_training("clip", "clipping the weights after each update")
+        if self.assisted_excitation:
+            raise self.refuse_training("assisted_excitation", "assisted excitation")
 
     def weights_of(self):
         return (self.share_layer or self).params
@@ -159,14 +169,17 @@ class Convolutional(Layer):
         weights, original = p["weights"], x
         if self.xnor or self.binary:
             x, weights = self._binarized(state, x, weights)
-        out = state.output_buffer(self, self.out_shape(x.shape[0]))
+        n = x.shape[0]
+        out = (state.output_buffer(self, self.blur.input_shape(n), "blur_input") if self.blur
+               else state.output_buffer(self, self.out_shape(n)))
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
         geometry = (self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
         if not state.train:   # conv, bias or batch norm, activation: one op (fused on the CPU)
             bn = ((p["scales"], p["rolling_mean"], p["rolling_variance"])
                   if self.batch_normalize else ())
-            return B.conv2d_activate_inference(x, weights, out, *geometry, p["biases"],
-                                               self.activation, *bn)
+            y = B.conv2d_activate_inference(x, weights, out, *geometry, p["biases"],
+                                            self.activation, *bn)
+            return self.blur.forward(state, self, y) if self.blur else y
         B.conv2d(x, weights, out, *geometry)
         if self.batch_normalize:
             self._bn = bn_train_forward(B, out, p["scales"], p["biases"], p["rolling_mean"],
@@ -176,13 +189,19 @@ class Convolutional(Layer):
         else:
             B.add_bias(out, p["biases"])
         self._input, self._original_input, self._weights = x, original, weights
-        return activate_output(self, state, out)
+        y = activate_output(self, state, out)
+        if self.blur:
+            self._unblurred = y
+            return self.blur.forward(state, self, y)
+        return y
 
     def backward(self, state):
         B = state.backend
         owner = self.share_layer or self
-        delta = state.deltas[self.index]
-        B.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
+        delta, y = state.deltas[self.index], state.outputs[self.index]
+        if self.blur:
+            delta, y = self.blur.backward(state, self, delta), self._unblurred
+        B.gradient(delta, y, self.activation, self._act_input)
         if self.batch_normalize:
             bn_backward(B, delta, self._bn, owner.params["scales"], owner.grads)
         else:

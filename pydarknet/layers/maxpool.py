@@ -17,19 +17,28 @@ class Maxpool(PoolWindow):
         self.maxpool_zero_nonmax = s.get_int("maxpool_zero_nonmax", 0)
 
     def forward(self, x, state):
-        n = x.shape[0]
-        if self.antialiasing or self.maxpool_zero_nonmax:
-            key = "antialiasing" if self.antialiasing else "maxpool_zero_nonmax"
+        if self.maxpool_zero_nonmax:
             s = self.section
-            raise NotSupportedError(f"{s.path}:{s.options[key].line}: [{s.name}] {key}: layer "
-                                    f"{self.index}: {key}=1 is not implemented by pydarknet: "
+            raise NotSupportedError(f"{s.path}:{s.options['maxpool_zero_nonmax'].line}: "
+                                    f"[{s.name}] maxpool_zero_nonmax: layer {self.index}: "
+                                    f"maxpool_zero_nonmax=1 is not implemented by pydarknet: "
                                     f"remove it or run the cfg with Darknet")
+        y = self._pool(x, state)
+        if self.blur:
+            return self.blur.forward(state, self, y)
+        return y
+
+    def _pool(self, x, state):
+        """The pooling itself (at stride 1 when a blur follows)."""
+        n = x.shape[0]
+        name = "blur_input" if self.blur else "output"
         if self.maxpool_depth:
             # max over channels g, g+out_c, g+2*out_c, ... at each pixel (on the host)
             xs = state.backend.to_numpy(x).reshape(n, self.c, self.h, self.w)
             out = [xs[:, g::self.out_c].max(axis=1) for g in range(self.out_c)]
-            return state.host_result(self, np.stack(out, axis=1))
-        out = state.output_buffer(self, self.out_shape(n))
+            return state.host_result(self, np.stack(out, axis=1), name)
+        shape = self.blur.input_shape(n) if self.blur else self.out_shape(n)
+        out = state.output_buffer(self, shape, name)
         xin = x.reshape(n, self.c, self.h, self.w)
         if state.train:
             self._indexes = state.output_buffer(self, out.shape, "indexes", np.int32)
@@ -44,6 +53,8 @@ class Maxpool(PoolWindow):
         if dx is None:
             return
         delta = state.deltas[self.index]
+        if self.blur:
+            delta = self.blur.backward(state, self, delta)
         if self.maxpool_depth:
             B = state.backend
             x = state.outputs[self.index - 1] if self.index else state.input

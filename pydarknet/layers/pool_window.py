@@ -1,5 +1,6 @@
 """Darknet's pooling window, shared by [maxpool] and [local_avgpool]."""
 
+from .antialias import Blur
 from .base import Layer
 
 class PoolWindow(Layer):
@@ -22,6 +23,9 @@ class PoolWindow(Layer):
             raise s.error(f"the layer before a pooling layer must output an image, found "
                           f"{ctx.w}x{ctx.h}x{ctx.c}")
         self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
+        blur_strides = (self.stride_x, self.stride_y)
+        if self.antialiasing:   # the pooling at stride 1, then the blur with the strides
+            self.stride_x = self.stride_y = self.stride = 1
         if self.maxpool_depth:
             if self.out_channels < 1:
                 raise s.error("out_channels must be >= 1", "out_channels")
@@ -33,9 +37,14 @@ class PoolWindow(Layer):
         if self.out_w < 1 or self.out_h < 1:
             raise s.error(f"output would be empty: input {self.w}x{self.h} is too small for "
                           f"size={self.size}", "size")
+        self.blur = None
+        if self.antialiasing:
+            self.blur = Blur(self.antialiasing, self.out_c, self.out_h, self.out_w, *blur_strides)
+            self.out_h, self.out_w = self.blur.out_h, self.blur.out_w
         self.outputs = self.out_w * self.out_h * self.out_c
         self.inputs = self.w * self.h * self.c
-        self.bflops = self.size * self.size * self.c * self.out_h * self.out_w / 1e9
+        core = self.blur or self
+        self.bflops = self.size * self.size * self.c * core.out_h * core.out_w / 1e9
 
     def fields(self):
         return {"size": self.size, "stride": self.stride_x, "stride_x": self.stride_x,

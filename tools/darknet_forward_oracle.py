@@ -1,0 +1,372 @@
+"""AB Darknet's own inference, every layer's output, as the oracle of
+tests/test_darknet_forward.py, and a random-cfg comparison against pydarknet.
+
+    # AB Darknet (commit 59596d7, as the reference data), CPU library:
+    git clone https://github.com/AlexeyAB/darknet && cd darknet && make LIBSO=1
+    python tools/darknet_forward_oracle.py path/to/darknet          # tests/data/darknet_forward.npz
+    python tools/darknet_forward_oracle.py path/to/darknet --fuzz 0 500 [--keep DIR]
+
+It compiles tools/darknet_forward_oracle.c against the library (gcc): that parses the cfg at
+the given batch, loads the .weights file pydarknet wrote, runs ``network_predict`` and writes
+every layer's output. ``--fuzz`` builds random cfgs (every layer pydarknet and Darknet's CPU
+both run, with their options), random parameters and inputs, and prints each seed whose
+layers differ by more than 1e-4 of the layer's largest value, with the first such layer; with
+``--keep`` it keeps the cfg, weights and input of each. The generator leaves out what Darknet's
+CPU build gets wrong or cannot run (each noted where it is left out): those are Darknet's
+quirks, not pydarknet's.
+"""
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from pydarknet.network import load_cfg_text  # noqa: E402
+
+from pydarknet.backend import ACTIVATIONS  # noqa: E402
+
+# Darknet's CPU activate() has cases for these only; relu6 gives 0 everywhere, and mish,
+# swish, hard_mish and normalize_channels* give 0 outside [convolutional] ([shortcut] runs
+# mish and swish itself)
+PLAIN_ACTS = ["logistic", "relu", "linear", "leaky", "tanh", "elu", "selu", "gelu", "relie",
+              "ramp", "revleaky", "lhtan", "hardtan", "loggy", "plse", "stair"]
+CONV_ACTS = [a for a in ACTIVATIONS if a != "relu6"]
+
+
+def act(rng, where="plain"):
+    pool = {"conv": CONV_ACTS, "shortcut": PLAIN_ACTS + ["mish", "swish"]}.get(where,
+                                                                                PLAIN_ACTS)
+    return rng.choice(pool)
+
+
+def conv(rng, c, h, w):
+    size = int(rng.choice([1, 1, 3, 3, 3, 5, 2, 4, 7]))
+    groups = 1
+    if rng.random() < 0.3:
+        divs = [g for g in (2, 3, 4) if c % g == 0]
+        groups = int(rng.choice(divs)) if divs else 1
+    filters = int(rng.integers(1, 5)) * groups
+    if groups > 1 and rng.random() < 0.3:
+        filters = c
+        groups = c  # depthwise
+    sx = int(rng.choice([1, 1, 1, 2, 3]))
+    sy = int(rng.choice([1, 2])) if rng.random() < 0.3 else sx
+    opts = ""
+    if rng.random() < 0.25:
+        padding = int(rng.integers(0, 4))
+        opts += f"padding={padding}\n"
+    else:
+        pad = int(rng.choice([0, 1, 1]))
+        opts += f"pad={pad}\n"
+        padding = size // 2 if pad else 0
+    dilation = int(rng.choice([1, 1, 2])) if size > 1 else 1
+    # Darknet's output size ignores dilation
+    oh, ow = (h + 2 * padding - size) // sy + 1, (w + 2 * padding - size) // sx + 1
+    if (size - 1) * dilation + 1 > h + 2 * padding * dilation:
+        return None
+    if oh < 1 or ow < 1:
+        return None
+    if dilation > 1 and 2 * padding != size - 1:
+        return None     # Darknet's size ignores dilation; only "same" padding agrees
+    if size == 1 and (padding or sx != sy):
+        return None     # Darknet's CPU skips im2col for any 1x1 with stride=1 (a bug)
+    stride = f"stride={sx}\n" if sx == sy else f"stride_x={sx}\nstride_y={sy}\n"
+    aa = ""
+    if rng.random() < 0.15:
+        kind = int(rng.choice([1, 2]))
+        aa = f"antialiasing={kind}\n"
+        bs, bp = (2, 0) if kind == 2 else (3, 1)
+        oh, ow = (h + 2 * padding - size) // 1 + 1, (w + 2 * padding - size) // 1 + 1
+        oh, ow = (oh + 2 * bp - bs) // sy + 1, (ow + 2 * bp - bs) // sx + 1
+        if oh < 1 or ow < 1:
+            return None
+    bn = int(rng.random() < 0.5)
+    return (f"[convolutional]\nbatch_normalize={bn}\nfilters={filters}\nsize={size}\n{stride}"
+            f"{opts}groups={groups}\ndilation={dilation}\n{aa}activation={act(rng, 'conv')}\n",
+            (filters, oh, ow))
+
+
+def maxpool(rng, c, h, w):
+    if rng.random() < 0.1:
+        oc = int(rng.integers(1, c + 1))
+        return f"[maxpool]\nmaxpool_depth=1\nout_channels={oc}\nstride=1\nsize=1\n", (oc, h, w)
+    size = int(rng.choice([1, 2, 3, 5]))
+    sx = int(rng.choice([1, 2, 3]))
+    sy = int(rng.choice([1, 2])) if rng.random() < 0.3 else sx
+    pad = int(rng.choice([size - 1, 0, 1, 2]))
+    oh, ow = (h + pad - size) // sy + 1, (w + pad - size) // sx + 1
+    aa = ""
+    if rng.random() < 0.15:
+        kind = int(rng.choice([1, 2]))
+        aa = f"antialiasing={kind}\n"
+        bs, bp = (2, 0) if kind == 2 else (3, 1)
+        oh, ow = (h + pad - size) + 1, (w + pad - size) + 1
+        oh, ow = (oh + 2 * bp - bs) // sy + 1, (ow + 2 * bp - bs) // sx + 1
+    if oh < 1 or ow < 1:
+        return None
+    st = f"stride={sx}\n" if sx == sy else f"stride_x={sx}\nstride_y={sy}\n"
+    return f"[maxpool]\nsize={size}\n{st}padding={pad}\n{aa}", (c, oh, ow)
+
+
+def random_cfg(rng):
+    """(cfg text, batch, channels, height, width) of a random network Darknet can run."""
+    W = int(rng.choice([8, 13, 16, 20, 24, 31, 32, 40]))
+    H = int(rng.choice([8, 13, 16, 20, 24, 32])) if rng.random() < 0.5 else W
+    C = int(rng.choice([1, 3, 3, 4]))
+    batch = int(rng.choice([1, 1, 2]))
+    secs = [f"[net]\nbatch={batch}\nsubdivisions=1\nwidth={W}\nheight={H}\nchannels={C}\n"]
+    shapes = []
+    c, h, w = C, H, W
+    for _ in range(int(rng.integers(2, 14))):
+        kind = rng.choice(["conv"] * 4 + ["maxpool", "maxpool", "route", "route", "shortcut",
+                                          "shortcut", "upsample", "sam", "scale_channels",
+                                          "dropout", "local_avgpool", "reorg3d", "reorg",
+                                          "activation", "batchnorm", "local", "empty",
+                                          "downsample"])
+        made = None
+        if kind == "conv":
+            made = conv(rng, c, h, w)
+        elif kind == "maxpool":
+            made = maxpool(rng, c, h, w)
+        elif kind == "local_avgpool":
+            size = int(rng.choice([2, 3]))
+            s = int(rng.choice([1, 2]))
+            pad = size - 1
+            made = (f"[local_avgpool]\nsize={size}\nstride={s}\n",
+                    (c, (h + pad - size) // s + 1, (w + pad - size) // s + 1))
+        elif kind == "route":
+            same = [j for j, s in enumerate(shapes) if s[1:] == (h, w)]
+            if same:
+                picks = rng.choice(same, int(rng.integers(1, 4))).tolist()
+                total, groups = sum(shapes[j][0] for j in picks), ""
+                if rng.random() < 0.3 and all(shapes[j][0] % 2 == 0 for j in picks):
+                    groups, total = f"groups=2\ngroup_id={rng.integers(0, 2)}\n", total // 2
+                n = len(shapes)
+                names = [str(j) if rng.random() < 0.5 else str(j - n) for j in picks]
+                made = f"[route]\nlayers={','.join(names)}\n{groups}", (total, h, w)
+        elif kind == "shortcut":
+            same = [j for j, s in enumerate(shapes[:-1]) if s[1:] == (h, w)]
+            if same:
+                picks = rng.choice(same, int(rng.integers(1, 3))).tolist()
+                n = len(shapes)
+                # (Darknet refuses weights_type without weights_normalization)
+                wt = rng.choice(["", "weights_type=per_channel\nweights_normalization=softmax\n",
+                                 "weights_type=per_feature\nweights_normalization=relu\n"])
+                if any(shapes[j][0] != c for j in picks):
+                    wt = ""
+                made = (f"[shortcut]\nfrom={','.join(str(j - n) for j in picks)}\n{wt}"
+                        f"activation={act(rng, 'shortcut')}\n", (c, h, w))
+        elif kind == "sam":
+            same = [j for j, s in enumerate(shapes[:-1]) if s == (c, h, w)]
+            if same:
+                made = f"[sam]\nfrom={int(rng.choice(same))}\n", (c, h, w)
+        elif kind == "scale_channels":
+            same = [j for j, s in enumerate(shapes) if s[0] == c and s[1:] != (1, 1)]
+            if same:
+                secs.append("[avgpool]\n")
+                shapes.append((c, 1, 1))
+                j = int(rng.choice(same))
+                made = f"[scale_channels]\nfrom={j}\n", shapes[j]
+        elif kind == "upsample" and h * w <= 600:
+            s = int(rng.choice([2, 2, 3]))
+            sc = rng.choice(["", "scale=0.5\n"])
+            made = f"[upsample]\nstride={s}\n{sc}", (c, s * h, s * w)
+        elif kind == "downsample" and h % 2 == 0 and w % 2 == 0 and h >= 4:
+            made = "[upsample]\nstride=-2\n", (c, h // 2, w // 2)
+        elif kind == "activation":
+            made = f"[activation]\nactivation={act(rng, 'plain')}\n", (c, h, w)
+        elif kind == "dropout":
+            if shapes:      # Darknet's first [dropout] or [empty] has no output to pass on
+                made = f"[dropout]\nprobability={rng.choice([0.1, 0.5])}\n", (c, h, w)
+        elif kind == "empty" and shapes:
+            made = "[empty]\n", (c, h, w)
+        elif kind == "batchnorm":
+            made = "[batchnorm]\n", (c, h, w)
+        elif kind == "local" and c * h * w <= 3000:
+            f = int(rng.integers(1, 4))
+            size, s = int(rng.choice([1, 3])), int(rng.choice([1, 2]))
+            pad = int(rng.integers(0, 2)) if size == 3 else 0   # as test_cfg's "local pad"
+            oh, ow = (h + 2 * pad - size) // s + 1, (w + 2 * pad - size) // s + 1
+            if oh >= 1 and ow >= 1:
+                made = (f"[local]\nfilters={f}\nsize={size}\nstride={s}\npad={pad}\n"
+                        f"activation={act(rng, 'plain')}\n", (f, oh, ow))
+        elif kind == "reorg3d" and h % 2 == 0 and w % 2 == 0 and h >= 4:
+            made = "[reorg3d]\nstride=2\n", (4 * c, h // 2, w // 2)
+        elif kind == "reorg" and h % 2 == 0 and w % 2 == 0 and h >= 4 and c % 4 == 0:
+            if rng.random() < 0.3:
+                made = "[reorg]\nstride=2\nreverse=1\n", (c // 4, h * 2, w * 2)
+            else:
+                made = "[reorg]\nstride=2\n", (4 * c, h // 2, w // 2)
+        if made:
+            secs.append(made[0])
+            # Darknet's later layers see an antialiased layer's stride-1 size: only the next
+            # layer may read it
+            shapes.append((-1, -1, -1) if "antialiasing" in made[0] else made[1])
+            c, h, w = made[1]
+    head = rng.choice(["yolo", "yolo", "region", "classifier", "gauss", "none"])
+    classes = int(rng.integers(1, 4))
+    if head == "yolo":
+        nc = 1 if rng.random() < 0.5 else 0
+        secs.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nactivation="
+                    f"{'logistic' if nc else 'linear'}\n")
+        secs.append(f"[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses={classes}\n"
+                    f"num=4\nscale_x_y={rng.choice([1.0, 1.05, 2.0])}\nnew_coords={nc}\n")
+    elif head == "gauss":
+        secs.append(f"[convolutional]\nfilters={3 * (classes + 9)}\nsize=1\nactivation=linear\n")
+        secs.append(f"[Gaussian_yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\n"
+                    f"classes={classes}\nnum=4\n")
+    elif head == "region":
+        secs.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nactivation=linear\n")
+        secs.append(f"[region]\nanchors=1,1, 2,2, 3,1\nclasses={classes}\nnum=3\ncoords=4\n"
+                    f"softmax={rng.integers(0, 2)}\n")
+    elif head == "classifier":
+        if rng.random() < 0.5 or len(secs) == 1:   # (Darknet needs a layer of w, h > 1)
+            secs.append("[avgpool]\n")
+        else:
+            secs.append(f"[connected]\noutput={int(rng.integers(2, 12))}\n"
+                        f"batch_normalize={rng.integers(0, 2)}\nactivation={act(rng, 'plain')}\n")
+        secs.append(f"[softmax]\ngroups=1\ntemperature={rng.choice([1, 1, 0.5])}\n")
+    if len(secs) == 1:
+        secs.append("[avgpool]\n")
+    return "\n".join(secs), batch, C, H, W
+
+
+def randomize(net, rng):
+    """Parameters of useful scale: weights by fan-in, positive variances."""
+    for layer in net.layers:
+        for name, arr in layer.params.items():
+            a = np.asarray(arr)
+            if name == "weights":
+                fan = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
+                v = rng.normal(0, 1.0 / np.sqrt(max(fan, 1)), a.shape)
+            elif name == "rolling_variance":
+                v = rng.uniform(0.5, 2.0, a.shape)
+            elif name == "scales":
+                v = rng.uniform(0.5, 1.5, a.shape)
+            else:
+                v = rng.normal(0, 0.2, a.shape)
+            layer.params[name] = v.astype(np.float32)
+
+
+
+def compile_harness(darknet, tmp):
+    exe = tmp / "forward"
+    subprocess.run(["gcc", "-O0", "-I", str(darknet / "include"), "-I", str(darknet / "src"),
+                    "-o", str(exe), str(ROOT / "tools" / "darknet_forward_oracle.c"),
+                    "-L", str(darknet), "-ldarknet", "-lm", "-lpthread"], check=True)
+    return exe
+
+
+def darknet_outputs(exe, darknet, tmp, cfg_text, net, x):
+    """{layer index: Darknet's output (flat float32)} of ``cfg_text`` with ``net``'s
+    parameters on ``x``; a RuntimeError with Darknet's last words when it fails."""
+    cfg = tmp / "n.cfg"
+    cfg.write_text(cfg_text)
+    net.save_weights(str(tmp / "n.weights"))
+    np.ascontiguousarray(x, np.float32).tofile(tmp / "x.bin")
+    r = subprocess.run([str(exe), str(cfg), str(tmp / "n.weights"), str(tmp / "x.bin"),
+                        str(x.shape[0]), str(tmp / "o.bin")], capture_output=True,
+                       env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), timeout=300)
+    if r.returncode:
+        lines = r.stderr.decode(errors="replace").strip().splitlines() or [""]
+        raise RuntimeError(f"Darknet exited with {r.returncode}: {lines[-1][-200:]}")
+    raw, out, offset = (tmp / "o.bin").read_bytes(), {}, 0
+    while offset < len(raw):
+        i, n = np.frombuffer(raw, np.int32, 2, offset)
+        out[int(i)] = np.frombuffer(raw, np.float32, n, offset + 8)
+        offset += 8 + 4 * int(n)
+    return out
+
+
+def regenerate(darknet):
+    from test_darknet_forward import CASES, ORACLE, case_network
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        exe = compile_harness(darknet, tmp)
+        for name, text in CASES.items():
+            net, x = case_network(name)
+            for i, values in darknet_outputs(exe, darknet, tmp, text, net, x).items():
+                out[f"{name}_{i}"] = values
+            print(f"{name}: {len(net.layers)} layers")
+    ORACLE.parent.mkdir(exist_ok=True)
+    np.savez_compressed(ORACLE, **out)
+    print(f"wrote {ORACLE}")
+
+
+def compare(seed, exe, darknet, tmp, tol=1e-4):
+    """(verdict, detail) of one random cfg."""
+    rng = np.random.default_rng(seed)
+    text, batch, C, H, W = random_cfg(rng)
+    net = load_cfg_text(text, batch=batch)
+    randomize(net, rng)
+    x = rng.uniform(0, 1, (batch, C, H, W)).astype(np.float32)
+    try:
+        want = darknet_outputs(exe, darknet, tmp, text, net, x)
+    except RuntimeError as e:
+        return "darknet failed", str(e)
+    net.forward(x)
+    for i, layer in enumerate(net.layers):
+        got = np.asarray(net.outputs[i], np.float32).ravel()
+        if got.size != want[i].size:
+            return "size", f"layer {i} {layer.type}: {got.size} values, Darknet {want[i].size}"
+        finite = np.isfinite(want[i])
+        if not (np.abs(want[i][finite]) < 1e30).all():
+            return "overflow", f"layer {i} {layer.type}"   # -FLT_MAX of empty pool windows
+        if not np.array_equal(finite, np.isfinite(got)):
+            return "nan", f"layer {i} {layer.type}: NaN/inf at other places"
+        if finite.any():
+            scale = max(float(np.abs(want[i][finite]).max()), 1e-6)
+            err = float(np.abs(got[finite] - want[i][finite]).max()) / scale
+            if err > tol:
+                return "differs", f"layer {i} {layer.type}: max error {err:.3g} of the largest"
+    return "ok", ""
+
+
+def fuzz(darknet, first, last, keep):
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        exe = compile_harness(darknet, tmp)
+        for seed in range(first, last):
+            try:
+                verdict, detail = compare(seed, exe, darknet, tmp)
+            except Exception:
+                verdict, detail = "pydarknet failed", traceback.format_exc()[-400:]
+            counts[verdict] = counts.get(verdict, 0) + 1
+            if verdict not in ("ok", "overflow"):
+                print(f"seed {seed}: {verdict}: {detail}", flush=True)
+                if keep:
+                    folder = pathlib.Path(keep) / str(seed)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for f in ("n.cfg", "n.weights", "x.bin"):
+                        if (tmp / f).exists():
+                            (folder / f).write_bytes((tmp / f).read_bytes())
+    print(counts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("darknet", help="AB Darknet's folder, built with make LIBSO=1")
+    ap.add_argument("--fuzz", nargs=2, type=int, metavar=("FIRST", "LAST"),
+                    help="compare random cfgs of these seeds instead")
+    ap.add_argument("--keep", help="with --fuzz: keep the failing seeds' files here")
+    a = ap.parse_args()
+    darknet = pathlib.Path(a.darknet).resolve()
+    if a.fuzz:
+        fuzz(darknet, *a.fuzz, a.keep)
+    else:
+        regenerate(darknet)
+
+
+if __name__ == "__main__":
+    main()
