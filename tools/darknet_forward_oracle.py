@@ -30,7 +30,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
-from pydarknet.network import load_cfg_text  # noqa: E402
+from pydarknet.network import load, load_cfg_text  # noqa: E402
 
 from pydarknet.backend import ACTIVATIONS  # noqa: E402
 
@@ -90,9 +90,10 @@ def conv(rng, c, h, w):
         if oh < 1 or ow < 1:
             return None
     bn = int(rng.random() < 0.5)
+    flipped = "flipped=1\n" if rng.random() < 0.1 else ""
     return (f"[convolutional]\nbatch_normalize={bn}\nfilters={filters}\nsize={size}\n{stride}"
-            f"{opts}groups={groups}\ndilation={dilation}\n{aa}activation={act(rng, 'conv')}\n",
-            (filters, oh, ow))
+            f"{opts}groups={groups}\ndilation={dilation}\n{aa}{flipped}"
+            f"activation={act(rng, 'conv')}\n", (filters, oh, ow))
 
 
 def maxpool(rng, c, h, w):
@@ -131,7 +132,7 @@ def random_cfg(rng):
                                           "shortcut", "upsample", "sam", "scale_channels",
                                           "dropout", "local_avgpool", "reorg3d", "reorg",
                                           "activation", "batchnorm", "local", "empty",
-                                          "downsample"])
+                                          "downsample", "scale_wh", "shared_conv", "crop"])
         made = None
         if kind == "conv":
             made = conv(rng, c, h, w)
@@ -176,6 +177,29 @@ def random_cfg(rng):
                 shapes.append((c, 1, 1))
                 j = int(rng.choice(same))
                 made = f"[scale_channels]\nfrom={j}\n", shapes[j]
+        elif kind == "scale_wh":
+            same = [j for j, s in enumerate(shapes) if s[1:] == (h, w) and s[0] > 1]
+            if same and c == 1:     # a one-channel map scales every channel of the other
+                j = int(rng.choice(same))
+                made = f"[scale_channels]\nfrom={j}\nscale_wh=1\n", shapes[j]
+            elif same:
+                made = ("[convolutional]\nfilters=1\nsize=1\nactivation=logistic\n",
+                        (1, h, w))
+        elif kind == "shared_conv":
+            convs = [j for j, t in enumerate(secs[1:]) if t.startswith("[convolutional]")
+                     and shapes[j][0] == c and (shapes[j - 1][0] if j else C) == c
+                     and "groups=1\n" in t and "antialiasing" not in t
+                     and "size=1\n" not in t]
+            if convs and shapes and min(h, w) >= 3:
+                j = int(rng.choice(convs))     # the same weights again, at stride 1
+                size = int(secs[1 + j].split("size=")[1].split("\n")[0])
+                made = (f"[convolutional]\nshare_index={j}\nfilters={c}\nsize={size}\n"
+                        f"stride=1\npad=1\nbatch_normalize="
+                        f"{secs[1 + j].split('batch_normalize=')[1][0]}\nactivation=leaky\n",
+                        (c, h + 2 * (size // 2) - size + 1, w + 2 * (size // 2) - size + 1))
+        elif kind == "crop" and min(h, w) >= 4 and shapes:    # at inference: the centre
+            ch, cw = int(rng.integers(2, h)), int(rng.integers(2, w))
+            made = f"[crop]\ncrop_height={ch}\ncrop_width={cw}\n", (c, ch, cw)
         elif kind == "upsample" and h * w <= 600:
             s = int(rng.choice([2, 2, 3]))
             sc = rng.choice(["", "scale=0.5\n"])
@@ -229,12 +253,19 @@ def random_cfg(rng):
         secs.append(f"[region]\nanchors=1,1, 2,2, 3,1\nclasses={classes}\nnum=3\ncoords=4\n"
                     f"softmax={rng.integers(0, 2)}\n")
     elif head == "classifier":
+        groups = 1
         if rng.random() < 0.5 or len(secs) == 1:   # (Darknet needs a layer of w, h > 1)
             secs.append("[avgpool]\n")
         else:
-            secs.append(f"[connected]\noutput={int(rng.integers(2, 12))}\n"
-                        f"batch_normalize={rng.integers(0, 2)}\nactivation={act(rng, 'plain')}\n")
-        secs.append(f"[softmax]\ngroups=1\ntemperature={rng.choice([1, 1, 0.5])}\n")
+            groups = int(rng.choice([1, 2]))
+            for _ in range(int(rng.integers(1, 3))):
+                secs.append(f"[connected]\noutput={int(rng.integers(1, 7)) * 2}\n"
+                            f"batch_normalize={rng.integers(0, 2)}\n"
+                            f"activation={act(rng, 'plain')}\n")
+        secs.append(f"[softmax]\ngroups={groups}\n"
+                    f"temperature={rng.choice([1, 1, 0.5])}\n")
+        if rng.random() < 0.3:
+            secs.append("[cost]\n")
     if len(secs) == 1:
         secs.append("[avgpool]\n")
     return "\n".join(secs), batch, C, H, W
@@ -314,6 +345,8 @@ def compare(seed, exe, darknet, tmp, tol=1e-4):
         want = darknet_outputs(exe, darknet, tmp, text, net, x)
     except RuntimeError as e:
         return "darknet failed", str(e)
+    # from the file, as Darknet (flipped=1 weights are stored transposed, saved plain)
+    net = load(tmp / "n.cfg", tmp / "n.weights", batch=batch)
     net.forward(x)
     for i, layer in enumerate(net.layers):
         got = np.asarray(net.outputs[i], np.float32).ravel()
