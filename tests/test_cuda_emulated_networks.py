@@ -11,6 +11,8 @@ import pydarknet
 from conftest import ROOT
 from test_backend_contract import CASES, FORWARD_CASES, build, forward_backward
 from test_cuda_backend import fake_device
+import test_darknet_forward
+from test_darknet_forward import CASES as DARKNET_CASES, check_case
 from test_forward_oracle import NETS, run as run_forward_oracle
 from test_train_oracle import RUNS, check_iteration_one, check_three_iterations
 
@@ -26,6 +28,13 @@ def test_forward_oracle_on_the_emulated_device(ref, emulated, name):
     errors = run_forward_oracle(ref, name, device="cuda:0")
     bad = {k: v for k, v in errors.items() if v > 1e-5}
     assert not bad, f"layers off by more than 1e-5: {bad}"
+
+
+@pytest.mark.parametrize("name", list(DARKNET_CASES))
+def test_darknet_forward_cases_on_the_emulated_device(emulated, name):
+    """AB Darknet's own outputs (test_darknet_forward): antialiasing, reorgs, pooling,
+    weighted shortcuts, [local] and every convolution activation."""
+    check_case(np.load(test_darknet_forward.ORACLE), name, device="cuda:0")
 
 
 @pytest.mark.parametrize("run", RUNS)

@@ -1,7 +1,7 @@
 """The CUDA backend against Darknet's oracles and against the CPU backend (needs a GPU).
 
-- every forward oracle of test_forward_oracle.py and every -gpusem training oracle of
-  test_train_oracle.py, run with device="cuda:0" (their helpers and parameters, imported), to
+- every forward oracle of test_forward_oracle.py and test_darknet_forward.py and every -gpusem
+  training oracle of test_train_oracle.py, run with device="cuda:0" (their helpers and parameters, imported), to
   1e-4 relative, TF32 off (NVIDIA_TF32_OVERRIDE=0, set before the backend starts);
 - CPU/GPU agreement: cfg/yolov4.cfg forward at 608 (random weights, same seed; every layer to
   1e-3 relative) and three training iterations of cfg/yolov4-tiny.cfg at 160x160 (batch 4,
@@ -23,6 +23,7 @@ import pytest
 
 import pydarknet
 from pydarknet.data.synthetic import random_truths
+import test_darknet_forward as dfw
 import test_forward_oracle as fo
 import test_train_oracle as to
 from pydarknet.errors import PydarknetError
@@ -79,6 +80,13 @@ def test_every_layer_matches_darknet_on_gpu(ref, cuda, name):
     errors = fo.run(ref, name, device=DEVICE)
     bad = {k: v for k, v in errors.items() if v > TOL}
     assert not bad, f"layers off by more than {TOL} (max|a-b|/max|b|): {bad}"
+
+
+@pytest.mark.parametrize("name", list(dfw.CASES))
+def test_darknet_forward_cases_on_gpu(cuda, name):
+    """AB Darknet's whole-network outputs of test_darknet_forward (antialiasing, reorgs,
+    pooling, weighted shortcuts, [local], every convolution activation)."""
+    dfw.check_case(np.load(dfw.ORACLE), name, device=DEVICE, tol=TOL)
 
 
 @pytest.mark.parametrize("run", to.RUNS)
