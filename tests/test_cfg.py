@@ -91,6 +91,8 @@ BROKEN = [
     ("reorg3d reverse channels", NET + "[convolutional]\nfilters=4\nsize=1\n[reorg3d]\nstride=2\nreverse=1\n", r"\[reorg3d\] stride: reverse=1 reorganises 1 channels"),
     ("reorg odd size", "[net]\nwidth=9\nheight=8\nchannels=4\n[reorg]\nstride=2\n", r"\[reorg\] stride: needs an input whose width and height are multiples of 2"),
     ("local pad", NET + "[local]\nfilters=2\nsize=1\npad=1\n", r"t.cfg:8: \[local\] pad: pad=1 with size=1 gives Darknet's im2col another number"),
+    ("two deforms", NET + "[convolutional]\nfilters=2\nsize=3\nsway=1\nrotate=1\n", r"t.cfg:9: \[convolutional\] rotate: only one of sway, rotate, stretch and stretch_sway"),
+    ("deform 1x1", NET + "[convolutional]\nfilters=2\nsize=1\nstretch=1\n", r"\[convolutional\] stretch: stretch=1 needs size >= 3"),
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
 ]
 

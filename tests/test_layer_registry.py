@@ -103,6 +103,8 @@ REFUSED_FOR_TRAINING = [
     (CONV + "reverse=1\n", 10, "reverse"),
     (CONV + "clip=1\n", 10, "clip"),
     (CONV + "assisted_excitation=4000\n", 10, "assisted_excitation"),   # training-only in Darknet
+    (CONV.replace("size=1", "size=3\npad=1") + "rotate=1\n", 11, "rotate"),
+    (CONV.replace("size=1", "size=3\npad=1") + "stretch_sway=1\n", 11, "stretch_sway"),
     (CONV + "[cost]\nratio=0.5\n", 11, "ratio"),
 ]
 

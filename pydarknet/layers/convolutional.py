@@ -45,7 +45,13 @@ class Convolutional(Layer):
         self.binary = s.get_int("binary", 0)
         self.xnor = s.get_int("xnor", 0)
         self.bin_output = s.get_int("bin_output", 0)
-        deform = [s.get_int(k, 0) for k in ("sway", "rotate", "stretch", "stretch_sway")]
+        # sway/rotate/stretch/stretch_sway symmetrise the weights after each update (AB's GPU
+        # update); the forward pass is a plain convolution
+        deform = [k for k in ("sway", "rotate", "stretch", "stretch_sway") if s.get_int(k, 0)]
+        if len(deform) > 1:
+            raise s.error(f"only one of sway, rotate, stretch and stretch_sway may be set, "
+                          f"found {', '.join(deform)}", deform[1])
+        self.deform = deform[0] if deform else None
         # the .weights file stores this layer's weights transposed ([c/groups*size*size, n])
         self.flipped = s.get_int("flipped", 0)
         # gradient centralisation and Darknet's inverse-weight update: training only
@@ -69,10 +75,9 @@ class Convolutional(Layer):
         if ctx.c % self.groups or self.n % self.groups:
             raise s.error(f"groups={self.groups} must divide both the input channels ({ctx.c}) "
                           f"and filters ({self.n})", "groups")
-        if any(deform) or self.coordconv:
-            self.unsupported = "deformable (sway/rotate/stretch) / coordconv convolution"
-        else:
-            self.unsupported = None
+        if self.deform and self.size == 1:
+            raise s.error(f"{self.deform}=1 needs size >= 3, as in Darknet", self.deform)
+        self.unsupported = "coordconv convolution" if self.coordconv else None
         blur_strides = (self.stride_x, self.stride_y)
         if self.antialiasing:   # the convolution at stride 1, then the blur with the strides
             self.stride_x = self.stride_y = 1
@@ -142,6 +147,8 @@ class Convolutional(Layer):
             raise self.refuse_training("clip", "clipping the weights after each update")
         if self.assisted_excitation:
             raise self.refuse_training("assisted_excitation", "assisted excitation")
+        if self.deform:
+            raise self.refuse_training(self.deform, "the weights' symmetrisation")
 
     def weights_of(self):
         return (self.share_layer or self).params
