@@ -93,6 +93,12 @@ BROKEN = [
     ("local pad", NET + "[local]\nfilters=2\nsize=1\npad=1\n", r"t.cfg:8: \[local\] pad: pad=1 with size=1 gives Darknet's im2col another number"),
     ("two deforms", NET + "[convolutional]\nfilters=2\nsize=3\nsway=1\nrotate=1\n", r"t.cfg:9: \[convolutional\] rotate: only one of sway, rotate, stretch and stretch_sway"),
     ("deform 1x1", NET + "[convolutional]\nfilters=2\nsize=1\nstretch=1\n", r"\[convolutional\] stretch: stretch=1 needs size >= 3"),
+    ("pool padding", NET + "[maxpool]\nsize=2\nstride=1\npadding=-1\n", r"t.cfg:8: \[maxpool\] padding: padding must be >= 0, found -1"),
+    ("softmax temperature", NET + "[avgpool]\n[softmax]\ntemperature=0\n", r"t.cfg:7: \[softmax\] temperature: temperature must not be 0"),
+    ("sam size", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=3\n[sam]\nfrom=-2\n", r"\[sam\] from: layer 0 is 32x32, the input 30x30"),
+    ("maxpool_depth channels", NET + "[maxpool]\nmaxpool_depth=1\nout_channels=4\n", r"\[maxpool\] out_channels: out_channels must be from 1 to the input's 3 channels, found 4"),
+    ("conv padding", NET + "[convolutional]\nfilters=2\nsize=3\npadding=-3\n", r"t.cfg:8: \[convolutional\] padding: padding must be >= 0, found -3"),
+    ("local empty", "[net]\nwidth=2\nheight=2\nchannels=3\n[local]\nsize=3\n", r"\[local\] size: output would be empty"),
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
 ]
 

@@ -65,6 +65,8 @@ class Convolutional(Layer):
                               f"{s.raw(key)}", key)
         if self.stride_x < 1 or self.stride_y < 1 or self.dilation < 1:
             raise s.error("stride and dilation must be positive integers", "stride")
+        if self.pad < 0:
+            raise s.error(f"padding must be >= 0, found {self.pad}", "padding")
         if not (ctx.w and ctx.h and ctx.c):
             raise s.error(f"the layer before a convolutional layer must output an image, "
                           f"found {ctx.w}x{ctx.h}x{ctx.c}")

@@ -28,6 +28,11 @@ class Local(Layer):
         reach = 1 if self.pad else self.size
         self.out_h = (self.h - reach) // self.stride + 1
         self.out_w = (self.w - reach) // self.stride + 1
+        if self.pad < 0:
+            raise s.error(f"pad must be >= 0, found {self.pad}", "pad")
+        if self.out_h < 1 or self.out_w < 1:
+            raise s.error(f"output would be empty ({self.out_w}x{self.out_h}): input "
+                          f"{self.w}x{self.h} is too small for size={self.size}", "size")
         # Darknet's im2col pads by pad pixels whatever the size; where that gives another
         # number of positions than the output's, Darknet writes past its column buffer
         span = 2 * self.pad - self.size

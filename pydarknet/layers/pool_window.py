@@ -19,6 +19,8 @@ class PoolWindow(Layer):
         self.antialiasing = s.get_int("antialiasing", 0) if allow_depth else 0
         if self.size < 1 or self.stride_x < 1 or self.stride_y < 1:
             raise s.error("size and stride must be positive integers", "size")
+        if self.pad < 0:
+            raise s.error(f"padding must be >= 0, found {self.pad}", "padding")
         if not (ctx.w and ctx.h and ctx.c):
             raise s.error(f"the layer before a pooling layer must output an image, found "
                           f"{ctx.w}x{ctx.h}x{ctx.c}")
@@ -27,8 +29,9 @@ class PoolWindow(Layer):
         if self.antialiasing:   # the pooling at stride 1, then the blur with the strides
             self.stride_x = self.stride_y = self.stride = 1
         if self.maxpool_depth:
-            if self.out_channels < 1:
-                raise s.error("out_channels must be >= 1", "out_channels")
+            if not 1 <= self.out_channels <= self.c:
+                raise s.error(f"out_channels must be from 1 to the input's {self.c} channels, "
+                              f"found {self.out_channels}", "out_channels")
             self.out_c, self.out_w, self.out_h = self.out_channels, self.w, self.h
         else:
             self.out_w = (self.w + self.pad - self.size) // self.stride_x + 1

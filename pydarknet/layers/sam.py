@@ -15,6 +15,9 @@ class Sam(FromLayer):
         if self.out_c != self.c:
             raise s.error(f"layer {self.from_index} has {self.out_c} channels, the input has "
                           f"{self.c}: they must match", "from")
+        if (self.out_w, self.out_h) != (self.w, self.h):
+            raise s.error(f"layer {self.from_index} is {self.out_w}x{self.out_h}, the input "
+                          f"{self.w}x{self.h}: they must match (Darknet asserts it)", "from")
 
     def forward(self, x, state):
         out = state.output_buffer(self, self.out_shape(x.shape[0]))

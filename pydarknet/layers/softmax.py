@@ -19,6 +19,9 @@ class Softmax(Layer):
         if self.groups < 1 or self.inputs % self.groups:
             raise s.error(f"groups={self.groups} must divide the {self.inputs} inputs", "groups")
         self.temperature = s.get_float("temperature", 1.0)
+        if self.temperature == 0:      # Darknet divides the inputs by it
+            raise s.error("temperature must not be 0 (the inputs are divided by it)",
+                          "temperature")
         self.tree = s.get_str("tree", None)
         self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
         self.spatial = s.get_float("spatial", 0.0)
