@@ -99,6 +99,7 @@ BROKEN = [
     ("maxpool_depth channels", NET + "[maxpool]\nmaxpool_depth=1\nout_channels=4\n", r"\[maxpool\] out_channels: out_channels must be from 1 to the input's 3 channels, found 4"),
     ("conv padding", NET + "[convolutional]\nfilters=2\nsize=3\npadding=-3\n", r"t.cfg:8: \[convolutional\] padding: padding must be >= 0, found -3"),
     ("local empty", "[net]\nwidth=2\nheight=2\nchannels=3\n[local]\nsize=3\n", r"\[local\] size: output would be empty"),
+    ("lrn size", NET + "[lrn]\nsize=9\n", r"t.cfg:6: \[lrn\] size: size=9 reaches past the input's 3 channels"),
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
 ]
 

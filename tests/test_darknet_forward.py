@@ -1,7 +1,8 @@
 """Whole networks at inference equal AB Darknet's, layer by layer, on cases the reference
 data's mini networks leave out: antialiasing (conv and maxpool, both blurs), the old and
-reverse reorgs, pooling geometries, weighted multi-input shortcuts, [local], and every
-activation Darknet's CPU computes in a convolution.
+reverse reorgs, pooling geometries, weighted multi-input shortcuts, [local], [normalization]
+(Darknet's LRN, window quirk included), and every activation Darknet's CPU computes in a
+convolution.
 
 tests/data/darknet_forward.npz holds every layer's output as AB Darknet 59596d7 (CPU build,
 the reference data's commit) computed it (``network_predict`` after ``load_weights`` of the
@@ -68,6 +69,13 @@ CASES = {
         "[local]\nfilters=2\nsize=3\nstride=2\npad=0\nactivation=logistic\n"
         "[connected]\noutput=5\nbatch_normalize=1\nactivation=tanh\n"
         "[softmax]\ngroups=1\ntemperature=0.5\n"),
+    "normalization": NET.format(w=7, h=5, c=3) + (
+        "[convolutional]\nfilters=9\nsize=3\npad=1\nactivation=leaky\n"
+        "[normalization]\n"
+        "[lrn]\nsize=3\nalpha=0.5\nbeta=0.6\nkappa=2\n"
+        "[normalization]\nsize=4\nalpha=0.01\n"
+        "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+        "[normalization]\nsize=5\nalpha=0.3\n"),
     "activations": NET.format(w=6, h=5, c=3) + "".join(
         f"[convolutional]\nfilters=3\nsize=3\npad=1\nbatch_normalize={i % 2}\n"
         f"activation={a}\n" for i, a in enumerate(CONV_ACTIVATIONS)),

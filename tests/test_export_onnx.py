@@ -434,6 +434,15 @@ def test_unexpressible_layer_is_named():
         build_onnx_model(net)
 
 
+def test_local_response_normalization():
+    text = ("[net]\nwidth=9\nheight=7\nchannels=3\n"
+            "[convolutional]\nfilters=8\nsize=3\npad=1\nactivation=leaky\n"
+            "[lrn]\nsize=5\nalpha=0.2\nbeta=0.75\nkappa=1.5\n"
+            "[normalization]\nsize=3\n")
+    net = randomize(load_cfg_text(text, batch=1))
+    check_network(net, image(net, 4), 13, outputs=[1, 2])
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

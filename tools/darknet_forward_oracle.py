@@ -132,7 +132,8 @@ def random_cfg(rng):
                                           "shortcut", "upsample", "sam", "scale_channels",
                                           "dropout", "local_avgpool", "reorg3d", "reorg",
                                           "activation", "batchnorm", "local", "empty",
-                                          "downsample", "scale_wh", "shared_conv", "crop"])
+                                          "downsample", "scale_wh", "shared_conv", "crop",
+                                          "normalization"])
         made = None
         if kind == "conv":
             made = conv(rng, c, h, w)
@@ -197,6 +198,10 @@ def random_cfg(rng):
                         f"stride=1\npad=1\nbatch_normalize="
                         f"{secs[1 + j].split('batch_normalize=')[1][0]}\nactivation=leaky\n",
                         (c, h + 2 * (size // 2) - size + 1, w + 2 * (size // 2) - size + 1))
+        elif kind == "normalization":
+            made = (f"[normalization]\nsize={rng.integers(1, 2 * c + 2)}\n"
+                    f"alpha={rng.choice([0.0001, 0.1, 1.0])}\nbeta={rng.choice([0.75, 0.5])}\n"
+                    f"kappa={rng.choice([1, 2])}\n", (c, h, w))
         elif kind == "crop" and min(h, w) >= 4 and shapes:    # at inference: the centre
             ch, cw = int(rng.integers(2, h)), int(rng.integers(2, w))
             made = f"[crop]\ncrop_height={ch}\ncrop_width={cw}\n", (c, ch, cw)

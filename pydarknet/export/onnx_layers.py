@@ -116,6 +116,21 @@ def batchnorm(cx, layer, x):
     return cx.b.binary("Add", y, shift.astype(F32).reshape(-1, 1, 1), f"bn{layer.index}")
 
 
+def normalization(cx, layer, x):
+    """Darknet's LRN: x * (kappa + alpha * window @ x^2)^-beta, the window sums as a 1x1 Conv
+    (pydarknet.layers.normalization.window_matrix)."""
+    b = cx.b
+    x = _image(cx, x, layer)
+    squares = b.binary("Mul", x, x)
+    w = (layer.alpha * layer.window.astype(np.float64)).astype(F32)[:, :, None, None]
+    bias = np.full(layer.c, layer.kappa, F32)
+    norms = b.op("Conv", [squares.name, b.const(w, f"lrn{layer.index}_w"),
+                          b.const(bias, f"lrn{layer.index}_b")], f"lrn{layer.index}_norms",
+                 kernel_shape=[1, 1])
+    scale = b.binary("Pow", Tensor(norms, x.shape), F32(-layer.beta))
+    return b.binary("Mul", x, scale, f"lrn{layer.index}")
+
+
 def local(cx, layer, x):
     """Locally connected: im2col as a one-hot grouped convolution, then one Einsum."""
     b, k, c = cx.b, layer.size, layer.c
@@ -461,6 +476,7 @@ def activation(cx, layer, x):
 
 CONVERTERS = {
     "convolutional": convolutional, "connected": connected, "batchnorm": batchnorm,
+    "normalization": normalization,
     "local": local, "shortcut": shortcut, "route": route, "scale_channels": scale_channels,
     "sam": sam, "maxpool": maxpool, "local_avgpool": local_avgpool, "avgpool": avgpool,
     "upsample": upsample, "reorg": reorg, "reorg_old": reorg, "crop": crop,

@@ -1,5 +1,5 @@
-"""Darknet sections pydarknet recognises but cannot build: recurrent layers, [normalization]
-(local response normalisation) and [implicit]. Each fails at build with file and line."""
+"""Darknet sections pydarknet recognises but cannot build: recurrent layers and [implicit].
+Each fails at build with file and line."""
 
 from ..errors import NotSupportedError
 from .base import Layer
@@ -23,11 +23,6 @@ class Recurrent(Unsupported):
 # one subclass per section, each registered under its own name (none is an alias of another)
 for _section in ("rnn", "gru", "lstm", "conv_lstm", "history"):
     register(_section)(type(f"Recurrent_{_section}", (Recurrent,), {}))
-
-
-@register("normalization", aliases=("lrn",))
-class Normalization(Unsupported):
-    why = "local response normalisation is not supported by pydarknet"
 
 
 @register("implicit")
