@@ -1,8 +1,8 @@
 """Whole networks at inference equal AB Darknet's, layer by layer, on cases the reference
 data's mini networks leave out: antialiasing (conv and maxpool, both blurs), the old and
 reverse reorgs, pooling geometries, weighted multi-input shortcuts, [local], [normalization]
-(Darknet's LRN, window quirk included), and every activation Darknet's CPU computes in a
-convolution.
+(Darknet's LRN, window quirk included), [implicit] (YOLOR), and every activation Darknet's CPU
+computes in a convolution.
 
 tests/data/darknet_forward.npz holds every layer's output as AB Darknet 59596d7 (CPU build,
 the reference data's commit) computed it (``network_predict`` after ``load_weights`` of the
@@ -76,6 +76,12 @@ CASES = {
         "[normalization]\nsize=4\nalpha=0.01\n"
         "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
         "[normalization]\nsize=5\nalpha=0.3\n"),
+    "implicit": NET.format(w=6, h=5, c=3) + (
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+        "[implicit]\nfilters=4\nmean=1\nstd=0.1\n"
+        "[scale_channels]\nfrom=0\n"
+        "[implicit]\nfilters=4\natoms=3\n"
+        "[connected]\noutput=5\nactivation=linear\n"),
     "activations": NET.format(w=6, h=5, c=3) + "".join(
         f"[convolutional]\nfilters=3\nsize=3\npad=1\nbatch_normalize={i % 2}\n"
         f"activation={a}\n" for i, a in enumerate(CONV_ACTIVATIONS)),

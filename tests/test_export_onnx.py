@@ -443,6 +443,19 @@ def test_local_response_normalization():
     check_network(net, image(net, 4), 13, outputs=[1, 2])
 
 
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_implicit_knowledge(dynamic):
+    text = ("[net]\nwidth=9\nheight=7\nchannels=3\n"
+            "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+            "[implicit]\nfilters=4\nmean=1\n"
+            "[scale_channels]\nfrom=0\n"
+            "[implicit]\nfilters=3\natoms=2\n"
+            "[connected]\noutput=5\nactivation=linear\n")
+    net = randomize(load_cfg_text(text, batch=2))
+    check_network(net, image(net, 5, n=2), 13, outputs=[2, 3, 4], batch=2,
+                  dynamic_batch=dynamic)
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

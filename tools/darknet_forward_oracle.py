@@ -173,8 +173,9 @@ def random_cfg(rng):
                 made = f"[sam]\nfrom={int(rng.choice(same))}\n", (c, h, w)
         elif kind == "scale_channels":
             same = [j for j, s in enumerate(shapes) if s[0] == c and s[1:] != (1, 1)]
-            if same:
-                secs.append("[avgpool]\n")
+            if same:      # the scales: this layer pooled, or YOLOR's learned [implicit]
+                secs.append("[avgpool]\n" if rng.random() < 0.6 else
+                            f"[implicit]\nfilters={c}\nmean=1\nstd=0.5\n")
                 shapes.append((c, 1, 1))
                 j = int(rng.choice(same))
                 made = f"[scale_channels]\nfrom={j}\n", shapes[j]

@@ -131,6 +131,18 @@ def normalization(cx, layer, x):
     return b.binary("Mul", x, scale, f"lrn{layer.index}")
 
 
+def implicit(cx, layer, x):
+    """YOLOR's learned tensor, the same for every image: Expand to the input's batch."""
+    b, i = cx.b, layer.index
+    shape = b.op("Shape", [x.name], f"implicit{i}_shape")
+    batch = b.op("Slice", [shape, b.ints([0]), b.ints([1])], f"implicit{i}_batch")
+    dims = b.op("Concat", [batch, b.ints([layer.out_c, layer.out_h, layer.out_w])],
+                f"implicit{i}_dims", axis=0)
+    value = _host(layer.params["weights"]).reshape(1, layer.out_c, layer.out_h, layer.out_w)
+    name = b.op("Expand", [b.const(value, f"implicit{i}_w"), dims], f"implicit{i}")
+    return Tensor(name, (layer.out_c, layer.out_h, layer.out_w))
+
+
 def local(cx, layer, x):
     """Locally connected: im2col as a one-hot grouped convolution, then one Einsum."""
     b, k, c = cx.b, layer.size, layer.c
@@ -476,7 +488,7 @@ def activation(cx, layer, x):
 
 CONVERTERS = {
     "convolutional": convolutional, "connected": connected, "batchnorm": batchnorm,
-    "normalization": normalization,
+    "normalization": normalization, "implicit": implicit,
     "local": local, "shortcut": shortcut, "route": route, "scale_channels": scale_channels,
     "sam": sam, "maxpool": maxpool, "local_avgpool": local_avgpool, "avgpool": avgpool,
     "upsample": upsample, "reorg": reorg, "reorg_old": reorg, "crop": crop,

@@ -2,8 +2,8 @@
 section -> class registry (registry.py)."""
 
 from . import (activation, avgpool, batchnorm, connected, contrastive, convolutional,  # noqa
-               cost, crnn, crop, detection, dropout, empty, gaussian_yolo, local, local_avgpool,
-               maxpool, normalization, region, reorg, route, sam, scale_channels, shortcut,
-               softmax, unsupported, upsample, yolo)
+               cost, crnn, crop, detection, dropout, empty, gaussian_yolo, implicit, local,
+               local_avgpool, maxpool, normalization, region, reorg, route, sam,
+               scale_channels, shortcut, softmax, unsupported, upsample, yolo)
 from .base import BuildContext, Layer  # noqa: F401
 from .registry import REGISTRY, SECTION_NAMES, canonical_name, layer_class  # noqa: F401

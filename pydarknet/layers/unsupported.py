@@ -1,5 +1,5 @@
-"""Darknet sections pydarknet recognises but cannot build: recurrent layers and [implicit].
-Each fails at build with file and line."""
+"""Darknet sections pydarknet recognises but cannot build: the recurrent layers. Each fails at
+build with file and line."""
 
 from ..errors import NotSupportedError
 from .base import Layer
@@ -23,8 +23,3 @@ class Recurrent(Unsupported):
 # one subclass per section, each registered under its own name (none is an alias of another)
 for _section in ("rnn", "gru", "lstm", "conv_lstm", "history"):
     register(_section)(type(f"Recurrent_{_section}", (Recurrent,), {}))
-
-
-@register("implicit")
-class Implicit(Unsupported):
-    why = "implicit knowledge layers (YOLOR) are not supported by pydarknet"
