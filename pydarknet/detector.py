@@ -23,7 +23,7 @@ from .eval.nms import nms_kind_name
 from .image import ImageReadError, as_channels, draw_detections, network_input, read_bgr
 
 __all__ = ["detect", "detect_batch", "detect_detections", "iter_detections", "detect_and_draw",
-           "nms_settings", "prepare_batch", "Detections"]
+           "nms_settings", "prepare_batch", "postprocess", "Detections"]
 
 
 def nms_settings(network):
@@ -47,7 +47,9 @@ def prepare_batch(network, images_bgr, letter_box=None, out=None):
     return out, sizes
 
 
-def _postprocess(network, sizes, thresh, nms, letter_box, nms_kind, beta_nms, heads, batch0=0):
+def postprocess(network, sizes, thresh, nms, letter_box, nms_kind, beta_nms, heads, batch0=0):
+    """The last forward pass's detections: one Detections per image of ``sizes`` ((w, h)
+    each), decoded from ``heads`` and after NMS (the cfg's kind unless ``nms_kind``)."""
     kind, beta = nms_settings(network)
     kind = nms_kind_name(nms_kind) if nms_kind is not None else kind
     beta = beta if beta_nms is None else float(beta_nms)
@@ -66,7 +68,7 @@ def detect_detections(network, images_bgr, thresh=0.25, nms=0.45, letter_box=Non
         letter_box = bool(network.net.letter_box)
     x, sizes = prepare_batch(network, images_bgr, letter_box)
     network.predict(x)
-    return _postprocess(network, sizes, thresh, nms, letter_box, nms_kind, beta_nms,
+    return postprocess(network, sizes, thresh, nms, letter_box, nms_kind, beta_nms,
                         detection_layers(network))
 
 
@@ -149,7 +151,7 @@ def _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms, heads, p
     network.predict(x)
     if timings is not None:
         timings.append(time.perf_counter() - t0)
-    dets = _postprocess(network, [p[2] for p in pending], thresh, nms, letter_box, nms_kind,
+    dets = postprocess(network, [p[2] for p in pending], thresh, nms, letter_box, nms_kind,
                         beta_nms, heads)
     for (i, _, _, img), d in zip(pending, dets):
         yield i, paths[i], img, d

@@ -7,9 +7,12 @@ too). ``detector train`` is in :mod:`.train`.
     pydarknet detector map data/obj.data cfg/yolo-obj.cfg yolo-obj.weights -points 101
     pydarknet detector valid data/coco.data cfg/yolov4.cfg yolov4.weights
     pydarknet detector calc_anchors data/obj.data -num_of_clusters 9 -width 416 -height 416
+    pydarknet detector demo data/obj.data cfg/yolo-obj.cfg yolo-obj.weights street.mp4 \
+        -out_filename out.avi -dont_show -ext_output
 """
 
 import json
+import math
 import os
 import sys
 import time
@@ -279,6 +282,58 @@ def _cmd_valid(args):
     return 0
 
 
+def _cmd_demo(args):
+    """Darknet's ``detector demo``: detections in every frame of a video file or camera,
+    printed, and drawn into ``-out_filename`` (a video) and/or ``-prefix``_NNNNNNNN.jpg."""
+    import cv2
+
+    from ..image import draw_detections
+    from ..video import iter_video_detections, open_capture, video_writer
+    data = _read_data(args.data)
+    net = load_network(args, args.cfg, args.weights)
+    names = _names_for(net, data.get("names"))
+    source = args.video if args.video is not None else args.c
+    cap = open_capture(source)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if math.isfinite(fps) and fps > 0 else 25.0      # Darknet's default
+    writer, frames, n, t0 = None, [], 0, time.perf_counter()
+    try:
+        for n, frame, dets, _ in iter_video_detections(
+                net, cap, args.thresh, 0.45, True if args.letter_box else None, args.frames):
+            if n == 1:
+                print(f"Video stream: {frame.shape[1]} x {frame.shape[0]}")
+            print("Objects:\n")
+            for line in _darknet_lines(dets, names, args.thresh, args.ext_output):
+                print(line)
+            print(f"\nFPS:{n / max(time.perf_counter() - t0, 1e-9):.1f}")
+            if args.json_file_output:
+                frames.append(_json_frame(n, str(source), dets, names, args.thresh))
+            if args.out_filename or args.prefix:
+                if not args.dontdraw_bbox:
+                    draw_detections(frame, dets.to_list(args.thresh), names, len(names))
+                if args.prefix:
+                    cv2.imwrite(f"{args.prefix}_{n:08d}.jpg", frame)
+                if args.out_filename:
+                    if writer is None:
+                        writer = video_writer(args.out_filename, fps,
+                                              (frame.shape[1], frame.shape[0]))
+                    writer.write(frame)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if args.json_file_output:
+        with open(args.json_file_output, "w", encoding="utf-8") as f:
+            json.dump(frames, f, indent=1)
+    if not n:
+        raise PydarknetError(f"no frame could be read from {source}")
+    dt = time.perf_counter() - t0
+    print(f"{n} frames in {dt:.2f} s ({n / dt:.1f} frames/s)"
+          + (f"; video written to {args.out_filename}" if args.out_filename else ""),
+          file=sys.stderr)
+    return 0
+
+
 def _cmd_calc_anchors(args):
     import numpy as np
 
@@ -323,7 +378,7 @@ def _cmd_calc_anchors(args):
 
 
 def add_commands(sub):
-    """``detect`` and ``detector`` test/map/valid/calc_anchors; returns ``detector``'s
+    """``detect`` and ``detector`` test/map/valid/demo/calc_anchors; returns ``detector``'s
     sub-command group (``detector train`` joins it from :mod:`.train`)."""
     d = sub.add_parser("detect", help="detect objects in images, folders or list files",
                        allow_abbrev=False)
@@ -388,6 +443,27 @@ def add_commands(sub):
     v.add_argument("--batch", type=int, default=1)
     add_run_options(v)
     v.set_defaults(func=_cmd_valid)
+
+    dm = darknet_command(dsub, "demo", "detect in every frame of a video file or camera "
+                                       "(Darknet's demo)", weights=None)
+    dm.add_argument("video", nargs="?", help="video file or stream URL (default: camera -c)")
+    darknet_flag(dm, "c", type=int, default=0, help="camera index when no video is given")
+    darknet_flag(dm, "thresh", type=float, default=0.25)
+    darknet_flag(dm, "ext_output", action="store_true")
+    darknet_flag(dm, "out_filename", help="write the frames with boxes to this video "
+                 "(.avi: DIVX; .mp4: mp4v) at the source's frame rate")
+    darknet_flag(dm, "prefix", help="write each frame with boxes as PREFIX_NNNNNNNN.jpg")
+    darknet_flag(dm, "json_file_output", help="write every frame's detections to this JSON file")
+    darknet_flag(dm, "letter_box", action="store_true")
+    darknet_flag(dm, "dontdraw_bbox", action="store_true", help="write the frames without boxes")
+    darknet_flag(dm, "dont_show", action="store_true", help="accepted (nothing is shown)")
+    darknet_flag(dm, "avgframes", type=int, default=3,
+                 help="accepted: Darknet's averaging never switches on (pydarknet.video); "
+                      "each frame's own boxes are drawn")
+    dm.add_argument("--frames", type=int, help="stop after this many frames (a camera runs "
+                    "until interrupted)")
+    add_run_options(dm)
+    dm.set_defaults(func=_cmd_demo)
 
     a = dsub.add_parser("calc_anchors", help="anchors by k-means over the training labels",
                         allow_abbrev=False)

@@ -1,0 +1,93 @@
+"""Detection in videos (pydarknet.video) and Darknet's ``detector demo`` command."""
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+
+from pydarknet.detector import postprocess
+from pydarknet.errors import PydarknetError
+from pydarknet.eval.decode import detection_layers
+from pydarknet.image import network_input, to_chw, to_rgb_float
+from pydarknet.network import load
+from pydarknet.video import iter_video_detections, open_capture, stream_input
+from test_detect_cli import dataset, run  # noqa: F401 (the tiny detector and its data)
+
+FRAMES, W, H = 6, 90, 50
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A 6-frame MJPG video (90x50, 12 fps) and its frames as read back."""
+    path = str(tmp_path_factory.mktemp("video") / "clip.avi")
+    rng = np.random.default_rng(3)
+    writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 12, (W, H))
+    for _ in range(FRAMES):
+        writer.write(cv2.GaussianBlur(rng.integers(0, 256, (H, W, 3), np.uint8), (3, 3), 0))
+    writer.release()
+    cap = cv2.VideoCapture(path)
+    frames = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        frames.append(frame)
+    assert len(frames) == FRAMES
+    return path, frames
+
+
+def test_stream_preprocessing_is_darknets(dataset, video):
+    """Without letterbox OpenCV's INTER_LINEAR resize (get_image_from_stream_resize), not the
+    image path's Darknet resize; with letterbox Darknet's letterbox, as for images."""
+    net = load(dataset / "tiny.cfg", dataset / "tiny.weights", batch=1)
+    frame = video[1][0]
+    want = to_chw(to_rgb_float(cv2.resize(frame, (64, 64), interpolation=cv2.INTER_LINEAR)))
+    np.testing.assert_array_equal(stream_input(net, frame), want)
+    assert not np.array_equal(stream_input(net, frame), network_input(frame, 64, 64))
+    np.testing.assert_array_equal(stream_input(net, frame, letter_box=True),
+                                  network_input(frame, 64, 64, True))
+
+
+@pytest.mark.parametrize("letter_box", [False, True])
+def test_every_frame_is_detected_as_one_image(dataset, video, letter_box):
+    net = load(dataset / "tiny.cfg", dataset / "tiny.weights", batch=1)
+    path, frames = video
+    got = list(iter_video_detections(net, open_capture(path), 0.1, 0.45, letter_box))
+    assert [g[0] for g in got] == list(range(1, FRAMES + 1))
+    for (_, frame, dets, _), want_frame in zip(got, frames):
+        np.testing.assert_array_equal(frame, want_frame)
+        net.predict(stream_input(net, want_frame, letter_box)[None])
+        want = postprocess(net, [(W, H)], 0.1, 0.45, letter_box, None, None,
+                           detection_layers(net))[0]
+        assert dets.to_list(0.1) == want.to_list(0.1)
+    assert len(list(iter_video_detections(net, open_capture(path), max_frames=2))) == 2
+
+
+def test_detector_demo_writes_the_video_frames_and_json(dataset, video, tmp_path, capsys):
+    d, (path, frames) = dataset, video
+    out, js, prefix = tmp_path / "out.avi", tmp_path / "d.json", tmp_path / "frame"
+    code, stdout, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",
+                            d / "tiny.weights", path, "-out_filename", out, "-json_file_output",
+                            js, "-prefix", prefix, "-dont_show", "-ext_output", "-thresh", 0.1)
+    assert code == 0, err
+    assert stdout.startswith(f"Video stream: {W} x {H}\n")
+    assert stdout.count("Objects:") == FRAMES and "FPS:" in stdout
+    cap = cv2.VideoCapture(str(out))
+    assert (cap.get(cv2.CAP_PROP_FRAME_COUNT), cap.get(cv2.CAP_PROP_FPS)) == (FRAMES, 12)
+    assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (W, H)
+    written = json.loads(js.read_text())
+    assert [f["frame_id"] for f in written] == list(range(1, FRAMES + 1))
+    assert all(f["filename"] == path for f in written)
+    assert sorted(p.name for p in tmp_path.glob("frame_*.jpg")) == [
+        f"frame_{i:08d}.jpg" for i in range(1, FRAMES + 1)]
+    assert f"{FRAMES} frames in" in err
+
+
+def test_detector_demo_names_what_it_cannot_open(dataset, tmp_path, capsys):
+    d = dataset
+    code, _, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",
+                       d / "tiny.weights", tmp_path / "nope.mp4")
+    assert code != 0 and "cannot open the video '" in err and "nope.mp4'" in err
+    with pytest.raises(PydarknetError, match="cannot open the video camera 7"):
+        open_capture("7")
