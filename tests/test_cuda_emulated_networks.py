@@ -30,7 +30,7 @@ def test_forward_oracle_on_the_emulated_device(ref, emulated, name):
     assert not bad, f"layers off by more than 1e-5: {bad}"
 
 
-@pytest.mark.parametrize("name", list(DARKNET_CASES))
+@pytest.mark.parametrize("name", [*DARKNET_CASES, *test_darknet_forward.PJREDDIE_CASES])
 def test_darknet_forward_cases_on_the_emulated_device(emulated, name):
     """AB Darknet's own outputs (test_darknet_forward): antialiasing, reorgs, pooling,
     weighted shortcuts, [local] and every convolution activation."""

@@ -6,7 +6,8 @@ computes in a convolution.
 
 tests/data/darknet_forward.npz holds every layer's output as AB Darknet 59596d7 (CPU build,
 the reference data's commit) computed it (``network_predict`` after ``load_weights`` of the
-.weights file pydarknet writes from ``case_network``); tools/darknet_forward_oracle.py
+.weights file pydarknet writes from ``case_network``), and for ``PJREDDIE_CASES`` as
+pjreddie's original Darknet (f6afaab, its last commit) did; tools/darknet_forward_oracle.py
 regenerates it. Inputs and parameters come from the reference data's xorshift32 generator.
 (A random-cfg comparison in the same harness, tools/darknet_forward_oracle.py --fuzz, found
 the geometries Darknet itself cannot run, which pydarknet refuses; see test_cfg's BROKEN.)
@@ -87,11 +88,28 @@ CASES = {
         f"activation={a}\n" for i, a in enumerate(CONV_ACTIVATIONS)),
 }
 
+# pjreddie's Darknet (the original): the shortcut between spatial sizes of its ResNet cfgs,
+# which AB's asserts against (from a larger layer every stride-th value; into a larger output
+# every sample-th place; over the fewer channels; odd sizes give stride 1)
+PJREDDIE_CASES = {
+    "resampled-shortcuts": NET.format(w=12, h=8, c=3) + (
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+        "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+        "[shortcut]\nfrom=-2\nactivation=leaky\n"
+        "[upsample]\nstride=2\n"
+        "[convolutional]\nfilters=5\nsize=1\nactivation=linear\n"
+        "[shortcut]\nfrom=1\nactivation=linear\n"),
+    "odd-shortcut": NET.format(w=13, h=9, c=3) + (
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+        "[convolutional]\nfilters=3\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+        "[shortcut]\nfrom=-2\nactivation=linear\n"),
+}
+
 
 def case_network(name, device="cpu"):
     """The case's network with parameters from xorshift32 (weights scaled by fan-in, positive
     variances), and its input."""
-    net = load_cfg_text(CASES[name], batch=2, device=device)
+    net = load_cfg_text({**CASES, **PJREDDIE_CASES}[name], batch=2, device=device)
     net.params_to_host()
     seed = 1
     for layer in net.layers:
@@ -118,6 +136,11 @@ def oracle():
 
 @pytest.mark.parametrize("name", list(CASES))
 def test_every_layer_matches_darknet(oracle, name):
+    check_case(oracle, name)
+
+
+@pytest.mark.parametrize("name", list(PJREDDIE_CASES))
+def test_every_layer_matches_pjreddies_darknet(oracle, name):
     check_case(oracle, name)
 
 

@@ -456,6 +456,24 @@ def test_implicit_knowledge(dynamic):
                   dynamic_batch=dynamic)
 
 
+@pytest.mark.parametrize("w, h", [(12, 8), (13, 9)])
+def test_shortcuts_between_spatial_sizes(w, h):
+    """pjreddie's shortcut (ResNet cfgs): from a larger layer every stride-th value, into a
+    larger output every sample-th place, over the fewer channels (odd sizes: stride 1)."""
+    text = (f"[net]\nwidth={w}\nheight={h}\nchannels=3\n"
+            "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+            "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=leaky\n"
+            "[shortcut]\nfrom=-2\nactivation=leaky\n"
+            "[upsample]\nstride=2\n"
+            "[convolutional]\nfilters=5\nsize=1\nactivation=linear\n"
+            "[shortcut]\nfrom=1\nactivation=linear\n")
+    net = randomize(load_cfg_text(text, batch=1))
+    if w == 12:
+        assert net.layers[2].resample == (2, 1, 4, 4, 6)
+        assert net.layers[5].resample == (1, 2, 5, 4, 6)
+    check_network(net, image(net, 6), 13, outputs=[2, 5])
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

@@ -82,7 +82,7 @@ def test_every_layer_matches_darknet_on_gpu(ref, cuda, name):
     assert not bad, f"layers off by more than {TOL} (max|a-b|/max|b|): {bad}"
 
 
-@pytest.mark.parametrize("name", list(dfw.CASES))
+@pytest.mark.parametrize("name", [*dfw.CASES, *dfw.PJREDDIE_CASES])
 def test_darknet_forward_cases_on_gpu(cuda, name):
     """AB Darknet's whole-network outputs of test_darknet_forward (antialiasing, reorgs,
     pooling, weighted shortcuts, [local], every convolution activation)."""

@@ -58,6 +58,8 @@ CASES = {
     "conv-antialiasing-bn": "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\nstride=2\npad=1\nantialiasing=1\nactivation=mish\n",
     "conv-antialiasing2-xy": "[convolutional]\nfilters=3\nsize=3\nstride_x=2\nstride_y=1\npad=1\nantialiasing=2\nactivation=leaky\n",
     "maxpool-antialiasing": "[maxpool]\nsize=2\nstride=2\nantialiasing=1\n",
+    # pjreddie's shortcuts between spatial sizes (ResNet cfgs): subsampled, then spread out
+    "shortcut-resampled": "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=leaky\n[shortcut]\nfrom=-2\nactivation=leaky\n[upsample]\nstride=2\n[shortcut]\nfrom=-3\nactivation=linear\n",
     # YOLOR's implicit knowledge: a learned tensor, here scaling the stem's channels
     "implicit-scale-channels": "[implicit]\nfilters=4\nmean=1\n[scale_channels]\nfrom=-2\n",
 }

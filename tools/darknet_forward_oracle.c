@@ -1,34 +1,56 @@
-// AB Darknet's inference of a whole network: every layer's output, for
-// tools/darknet_forward_oracle.py.
+// Darknet's inference of a whole network: every layer's output, for
+// tools/darknet_forward_oracle.py. Built against AB's Darknet, or with -DPJREDDIE against
+// pjreddie's (the original; its shortcut adds layers of other spatial sizes, which AB's
+// refuses).
 // Usage: forward CFG WEIGHTS INPUT BATCH OUT (INPUT: raw float32; OUT: for each layer its
-// index and value count (int32), then its values)
+// index and value count (int32), then its values). pjreddie's build takes the cfg's batch.
 #include <stdio.h>
 #include <stdlib.h>
 #include "darknet.h"
+#ifndef PJREDDIE
 #include "parser.h"
 #include "network.h"
+#endif
+
+static float *read_input(const char *path, size_t n) {
+    float *x = calloc(n, sizeof(float));
+    FILE *f = fopen(path, "rb");
+    if (!f || fread(x, sizeof(float), n, f) != n) { fprintf(stderr, "short input\n"); exit(1); }
+    fclose(f);
+    return x;
+}
+
+static void write_layer(FILE *f, int i, const float *values, int n) {
+    fwrite(&i, sizeof(int), 1, f);
+    fwrite(&n, sizeof(int), 1, f);
+    fwrite(values, sizeof(float), n, f);
+}
 
 int main(int argc, char **argv) {
-    int i, batch = atoi(argv[4]);
-    network net = parse_network_cfg_custom(argv[1], batch, 1);
+    int i;
+    FILE *f;
+#ifdef PJREDDIE
+    network *net = load_network(argv[1], argv[2], 0);
+    float *x = read_input(argv[3], (size_t)net->batch * net->inputs);
+    network_predict(net, x);
+    f = fopen(argv[5], "wb");
+    for (i = 0; i < net->n; ++i)
+        write_layer(f, i, net->layers[i].output, net->layers[i].batch * net->layers[i].outputs);
+#else
+    network net = parse_network_cfg_custom(argv[1], atoi(argv[4]), 1);
     load_weights(&net, argv[2]);
     // Darknet sizes its workspace without the blurs of antialiasing= (they write past it)
     net.workspace = calloc((size_t)1 << 24, sizeof(float));
-    size_t nin = (size_t)net.batch * net.inputs;
-    float *x = calloc(nin, sizeof(float));
-    FILE *f = fopen(argv[3], "rb");
-    if (!f || fread(x, sizeof(float), nin, f) != nin) { fprintf(stderr, "short input\n"); return 1; }
-    fclose(f);
+    float *x = read_input(argv[3], (size_t)net.batch * net.inputs);
     network_predict(net, x);
     f = fopen(argv[5], "wb");
     for (i = 0; i < net.n; ++i) {
         layer l = net.layers[i];
         // an antialiased layer's output is its blur's (its own out_w/out_h are stride 1's)
-        int n = l.batch * (l.antialiasing ? l.input_layer->outputs : l.outputs);
-        fwrite(&i, sizeof(int), 1, f);
-        fwrite(&n, sizeof(int), 1, f);
-        fwrite(l.output, sizeof(float), n, f);
+        write_layer(f, i, l.output, l.batch * (l.antialiasing ? l.input_layer->outputs
+                                                              : l.outputs));
     }
+#endif
     fclose(f);
     return 0;
 }

@@ -3,7 +3,9 @@ tests/test_darknet_forward.py, and a random-cfg comparison against pydarknet.
 
     # AB Darknet (commit 59596d7, as the reference data), CPU library:
     git clone https://github.com/AlexeyAB/darknet && cd darknet && make LIBSO=1
-    python tools/darknet_forward_oracle.py path/to/darknet          # tests/data/darknet_forward.npz
+    # pjreddie's Darknet (the original) for the PJREDDIE_CASES: git clone
+    #   https://github.com/pjreddie/darknet && cd darknet && make
+    python tools/darknet_forward_oracle.py path/to/darknet --pjreddie path/to/pjreddie-darknet
     python tools/darknet_forward_oracle.py path/to/darknet --fuzz 0 500 [--keep DIR]
 
 It compiles tools/darknet_forward_oracle.c against the library (gcc): that parses the cfg at
@@ -295,9 +297,10 @@ def randomize(net, rng):
 
 
 
-def compile_harness(darknet, tmp):
-    exe = tmp / "forward"
-    subprocess.run(["gcc", "-O0", "-I", str(darknet / "include"), "-I", str(darknet / "src"),
+def compile_harness(darknet, tmp, pjreddie=False):
+    exe = tmp / ("forward-pjreddie" if pjreddie else "forward")
+    subprocess.run(["gcc", "-O0", *(["-DPJREDDIE"] if pjreddie else []),
+                    "-I", str(darknet / "include"), "-I", str(darknet / "src"),
                     "-o", str(exe), str(ROOT / "tools" / "darknet_forward_oracle.c"),
                     "-L", str(darknet), "-ldarknet", "-lm", "-lpthread"], check=True)
     return exe
@@ -324,17 +327,18 @@ def darknet_outputs(exe, darknet, tmp, cfg_text, net, x):
     return out
 
 
-def regenerate(darknet):
-    from test_darknet_forward import CASES, ORACLE, case_network
+def regenerate(darknet, pjreddie):
+    from test_darknet_forward import CASES, ORACLE, PJREDDIE_CASES, case_network
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        exe = compile_harness(darknet, tmp)
-        for name, text in CASES.items():
-            net, x = case_network(name)
-            for i, values in darknet_outputs(exe, darknet, tmp, text, net, x).items():
-                out[f"{name}_{i}"] = values
-            print(f"{name}: {len(net.layers)} layers")
+        for build, cases in ((darknet, CASES), (pjreddie, PJREDDIE_CASES)):
+            exe = compile_harness(build, tmp, pjreddie=cases is PJREDDIE_CASES)
+            for name, text in cases.items():
+                net, x = case_network(name)
+                for i, values in darknet_outputs(exe, build, tmp, text, net, x).items():
+                    out[f"{name}_{i}"] = values
+                print(f"{name}: {len(net.layers)} layers")
     ORACLE.parent.mkdir(exist_ok=True)
     np.savez_compressed(ORACLE, **out)
     print(f"wrote {ORACLE}")
@@ -396,6 +400,8 @@ def fuzz(darknet, first, last, keep):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("darknet", help="AB Darknet's folder, built with make LIBSO=1")
+    ap.add_argument("--pjreddie", help="pjreddie's Darknet's folder, built with make (the "
+                    "oracle of test_darknet_forward's PJREDDIE_CASES)")
     ap.add_argument("--fuzz", nargs=2, type=int, metavar=("FIRST", "LAST"),
                     help="compare random cfgs of these seeds instead")
     ap.add_argument("--keep", help="with --fuzz: keep the failing seeds' files here")
@@ -403,8 +409,10 @@ def main():
     darknet = pathlib.Path(a.darknet).resolve()
     if a.fuzz:
         fuzz(darknet, *a.fuzz, a.keep)
+    elif not a.pjreddie:
+        ap.error("regenerating the oracle needs --pjreddie too")
     else:
-        regenerate(darknet)
+        regenerate(darknet, pathlib.Path(a.pjreddie).resolve())
 
 
 if __name__ == "__main__":

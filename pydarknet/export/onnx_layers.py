@@ -192,7 +192,28 @@ def _weighted(b, t, w):
     return b.binary("Mul", t, w[:t.shape[0]].astype(F32).reshape(-1, 1, 1))
 
 
+def _resampled_shortcut(cx, layer, x):
+    """pjreddie's shortcut between spatial sizes: every stride-th value of the from layer into
+    every sample-th place (zeros between), padded with zeros to the input's size, added."""
+    b = cx.b
+    stride, sample, c, h, w = layer.resample
+    i = layer.layers[0]
+    src_layer = cx.layers[i]
+    src = b.reshape(cx.outputs[i], (src_layer.out_c, src_layer.out_h, src_layer.out_w))
+    name = b.op("Slice", [src.name, b.ints([0, 0, 0]), b.ints([c, h * stride, w * stride]),
+                          b.ints([1, 2, 3]), b.ints([1, stride, stride])],
+                f"shortcut{layer.index}_take")
+    src = Tensor(name, (c, h, w))
+    if sample > 1:     # [c, h, 1, w, 1] padded to [c, h, s, w, s]: zeros between the values
+        src = b.pad(b.reshape(src, (c, h, 1, w, 1)), [0] * 5, [0, 0, sample - 1, 0, sample - 1])
+        src = b.reshape(src, (c, h * sample, w * sample))
+    src = b.pad(src, [0, 0, 0], [layer.c - c, layer.h - src.shape[1], layer.w - src.shape[2]])
+    return cx.act(b.binary("Add", _image(cx, x, layer), src), layer.activation)
+
+
 def shortcut(cx, layer, x):
+    if layer.resample:
+        return _resampled_shortcut(cx, layer, x)
     b = cx.b
     wts = _normalized_shortcut_weights(layer) if layer.nweights else None
     out = _weighted(b, _image(cx, x, layer), None if wts is None else wts[0])

@@ -39,16 +39,37 @@ class Shortcut(Layer):
         self.h = self.out_h = ctx.h
         self.c = self.out_c = ctx.c
         self.outputs = self.inputs = ctx.w * ctx.h * ctx.c
+        self.resample = None
         for i in self.layers:
             src = ctx.layers[i]
             if (src.out_w, src.out_h) != (ctx.w, ctx.h):
-                raise s.error(f"layer {i} is {src.out_w}x{src.out_h}x{src.out_c} but the input is "
-                              f"{ctx.w}x{ctx.h}x{ctx.c}: a shortcut needs equal spatial sizes",
-                              "from")
+                self.resample = self._resampling(s, src, ctx)
         self.nweights = {0: 0, 1: self.n + 1, 2: (self.n + 1) * self.c}[self.weights_type]
         self.bflops = self.out_w * self.out_h * self.out_c * self.n / 1e9
         if self.weights_type:
             self.bflops *= 2
+
+    def _resampling(self, s, src, ctx):
+        """pjreddie's Darknet adds a layer of another spatial size too (ResNet's projection-free
+        shortcuts; AB's asserts): every stride-th value of the larger into every sample-th
+        place of the output, over the smaller of each size and of the channels
+        (shortcut_cpu). Returns (stride, sample, channels, rows, columns)."""
+        w1, h1, w2, h2 = src.out_w, src.out_h, ctx.w, ctx.h
+        stride, sample = max(w1 // w2, 1), max(w2 // w1, 1)
+        if (stride, sample) != (max(h1 // h2, 1), max(h2 // h1, 1)) or \
+                self.n > 1 or self.weights_type:
+            raise s.error(f"layer {src.index} is {w1}x{h1}x{src.out_c} but the input is "
+                          f"{w2}x{h2}x{ctx.c}: a shortcut between spatial sizes takes one "
+                          f"layer, no weights, and the same ratio across and down", "from")
+        return stride, sample, min(src.out_c, ctx.c), min(h1, h2), min(w1, w2)
+
+    def _resampled_places(self):
+        """(index into the from layer's output, into this output) of pjreddie's shortcut."""
+        stride, sample, c, h, w = self.resample
+        places = (slice(0, c), slice(0, h * stride, stride), slice(0, w * stride, stride))
+        return (slice(None),) + places, (slice(None), slice(0, c),
+                                         slice(0, h * sample, sample),
+                                         slice(0, w * sample, sample))
 
     def param_shapes(self):
         return [("weights", (self.nweights,))] if self.nweights else []
@@ -86,6 +107,14 @@ class Shortcut(Layer):
     def forward(self, x, state):
         B = state.backend
         n, spatial = x.shape[0], self.w * self.h
+        if self.resample:     # on the host: ResNet-era cfgs only
+            src = self.layers[0]
+            out = np.array(B.to_numpy(x)).reshape(self.out_shape(n))
+            take, put = self._resampled_places()
+            out[put] += B.to_numpy(state.outputs[src]).reshape(state.outputs[src].shape)[take]
+            if state.train:
+                self._input = x
+            return activate_output(self, state, state.host_result(self, out))
         wts = self._normalized_weights(B) if self.nweights else None
         if wts is None and state.pool is not None and state.pool.dies_into(self, x):
             out = x.reshape(self.out_shape(n))     # an inference pass adds into its input
@@ -107,6 +136,15 @@ class Shortcut(Layer):
         B.gradient(delta, state.outputs[self.index], self.activation, self._act_input)
         wts = self._normalized_weights(B) if self.nweights else None
         dx = self.input_delta(state)
+        if self.resample:
+            if dx is not None:
+                B.axpy(1, delta, dx)
+            src = self.layers[0]
+            take, put = self._resampled_places()
+            part = np.zeros(state.outputs[src].shape, np.float32)
+            part[take] = B.to_numpy(delta).reshape(self.out_shape(n))[put]
+            state.add_host_delta(state.deltas[src], part)
+            return
         if dx is not None:
             B.shortcut_add(dx, delta, self.outputs, spatial, None if wts is None else wts[0])
         for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
