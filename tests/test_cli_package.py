@@ -25,7 +25,7 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules([str(CLI_DIR)]))
 # the README's command list (and what each Darknet-form group holds)
 COMMANDS = {
     "info": None, "forward": None, "train": None, "demo": None, "detect": None,
-    "detector": {"test", "map", "valid", "calc_anchors", "train"},
+    "detector": {"test", "map", "valid", "demo", "calc_anchors", "train"},
     "classifier": {"predict", "valid", "train"},
     "export": {"onnx"}, "partial": None,
     "data": {"coco", "voc", "idx", "check"},
