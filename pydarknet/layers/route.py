@@ -33,9 +33,14 @@ class Route(Layer):
             if (nxt.out_w, nxt.out_h) == (first.out_w, first.out_h):
                 self.out_c += nxt.out_c
             else:
+                net = ctx.net
+                hint = (f"; the [net] size {net.width}x{net.height} is not a multiple of 32, so "
+                        f"strided layers round it differently: use multiples of 32 (of the "
+                        f"network's largest stride)"
+                        if net and (net.width % 32 or net.height % 32) else "")
                 raise s.error(
                     f"cannot concatenate layer {nxt.index} ({nxt.out_w}x{nxt.out_h}) with layer "
-                    f"{first.index} ({first.out_w}x{first.out_h}): spatial sizes differ",
+                    f"{first.index} ({first.out_w}x{first.out_h}): spatial sizes differ{hint}",
                     "layers")
         self.out_c //= self.groups
         self.w, self.h, self.c = first.w, first.h, self.out_c
