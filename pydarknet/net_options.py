@@ -21,7 +21,6 @@ _NOT_TRAINED = {
     "badlabels_rejection_percentage": (0.0, "rejecting bad labels"),
     "num_sigmas_reject_badlabels": (0.0, "rejecting bad labels"),
     "weights_reject_freq": (0, "rejecting similar weights"),
-    "dynamic_minibatch": (0, "a mini-batch that grows with the input size"),
     "sequential_subdivisions": (0, "sequence subdivisions"),
     "contrastive": (0, "contrastive learning"),
     "contrastive_jit_flip": (0, "contrastive learning"),
@@ -76,6 +75,8 @@ class NetOptions:
             read = s.get_float if isinstance(default, float) else s.get_int
             setattr(self, key, read(key, default))
         self.ema_alpha = s.get_float("ema_alpha", 0.0)    # pydarknet.train.ema
+        # with random=1, a mini-batch that grows as the size shrinks (pydarknet.train.loop)
+        self.dynamic_minibatch = s.get_int("dynamic_minibatch", 0)
         self.power = s.get_float("power", 4.0)
         cutmix = s.get_int("cutmix", 0)
         mosaic = s.get_int("mosaic", 0)

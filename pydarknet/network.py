@@ -239,7 +239,7 @@ class Network:
             warnings.simplefilter("ignore")
             keep = (self.net.time_steps, self.net.mini_batch)
             self.net = NetOptions(net_section)
-            self.net.time_steps = keep[0]
+            self.net.time_steps, self.net.mini_batch = keep
             self.layers = []
             self._build(self._sections[1:])
         for new, prev in zip(self.layers, old):

@@ -174,6 +174,55 @@ def test_multiscale_starts_and_ends_at_the_largest_size(tmp_path, shapes):
     assert sizes[:2] == [(224, 224), (224, 224)]
 
 
+def test_dynamic_mini_batch_is_darknets():
+    """dynamic_minibatch=1: init_b x the largest size's area / the size's area, times 0.8
+    where that still exceeds init_b (AB's train_detector)."""
+    from pydarknet.cfg import parse_cfg_text
+    from pydarknet.net_options import NetOptions
+    from pydarknet.train.loop import dynamic_mini_batch
+    opts = NetOptions(parse_cfg_text("[net]\nwidth=128\nheight=128\nchannels=3\n")[0])
+    # the largest size: roundl(128 x 1.4 / 32 + 1) = 7 steps = 224
+    assert dynamic_mini_batch(opts, 128, 128, 1.0, 16, 224, 224) == 16
+    assert dynamic_mini_batch(opts, 128, 128, 1.0, 16, 192, 192) == 21   # 21 x 0.8 < 16
+    assert dynamic_mini_batch(opts, 128, 128, 1.0, 16, 128, 128) == 39   # int(49 x 0.8)
+    # random=2: the largest is roundl(128 x 2 / 32 + 1) = 9 steps = 288; int(81 x 0.8)
+    assert dynamic_mini_batch(opts, 128, 128, 2.0, 4, 64, 64) == 64
+
+
+def test_dynamic_mini_batch_trains_more_images_at_smaller_sizes(tmp_path, shapes):
+    """Each resize sets the mini-batch for its size and restarts ``seen`` from init_b images
+    per iteration so far, as Darknet; the loader follows; a resumed run keeps the mini-batch."""
+    cfg = tmp_path / "dynamic.cfg"
+    cfg.write_text(small_cfg(tmp_path).read_text().replace("random=0", "random=1").replace(
+        "[net]\n", "[net]\ndynamic_minibatch=1\n", 1))
+    from pydarknet.train import loop
+    sizes = iter([(224, 224), (128, 128), (160, 160)])
+    real = loop.multiscale_size
+    loop.multiscale_size = lambda *a, **k: next(sizes)
+    lines = []
+    try:
+        run_training(cfg, shapes["data"], seed=5, backup=str(tmp_path / "d"), max_batches=25,
+                     log=lines.append)
+    finally:
+        loop.multiscale_size = real
+    rows = [json.loads(line) for line in open(tmp_path / "d" / "dynamic_train.jsonl")]
+    assert [r["size"][0] for r in rows] == [224] * 10 + [128] * 10 + [160] * 5
+    b128, b160 = 9, 5       # int(12 x 0.8), int(7 x 0.8): above init_b = 4
+    assert " 128 x 128  (batch = %d)" % b128 in lines
+    images = [r["images"] for r in rows]
+    assert images[9] == 40 and images[10] == 40 + b128 and images[19] == 40 + 10 * b128
+    assert images[20] == 4 * 20 + b160        # seen restarts from 4 images an iteration
+    # resumed from _final (iteration 25, mini-batch 5): two more iterations of 5 images
+    loop.multiscale_size = lambda *a, **k: (160, 160)
+    try:
+        run_training(cfg, shapes["data"], tmp_path / "d" / "dynamic_final.weights", seed=5,
+                     backup=str(tmp_path / "d"), max_batches=27, log=lines.append)
+    finally:
+        loop.multiscale_size = real
+    rows = [json.loads(line) for line in open(tmp_path / "d" / "dynamic_train.jsonl")]
+    assert [r["images"] for r in rows[25:]] == [images[24] + b160, images[24] + 2 * b160]
+
+
 @pytest.mark.parametrize("map_every, expected", [(None, [5]), (2, [2, 4, 5])])
 def test_map_schedule_is_darknets(tmp_path, shapes, map_every, expected):
     """Darknet's -map: every 4 epochs of the training list (64 images, batch 4: 64

@@ -101,6 +101,17 @@ class BatchLoader:
             self.width, self.height = width, height
             self._drop()
 
+    def set_batch(self, batch):
+        """Load the following batches with ``batch`` images (Darknet's dynamic_minibatch;
+        drops the prefetched ones)."""
+        batch = int(batch)
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, found {batch}")
+        if batch != self.batch:
+            rank, ranks = self.first // self.batch, self.global_batch // self.batch
+            self.batch, self.global_batch, self.first = batch, batch * ranks, rank * batch
+            self._drop()
+
     def get_state(self):
         """What resumes this loader exactly (JSON-serialisable)."""
         return {"version": STATE_VERSION, "seed": self.seed, "position": self.position,

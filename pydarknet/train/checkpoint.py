@@ -45,8 +45,11 @@ def load_checkpoint_state(network, path):
         return None
     with np.load(target) as data:
         meta = json.loads(bytes(data["meta"]).decode())
-        if meta.get("iteration") != network.iteration:
-            return None
+        if meta.get("seen", -1) != network.seen and meta.get("iteration") != network.iteration:
+            return None                 # a sidecar of other weights
+        # the .weights header keeps only ``seen``, from which loading derived the iteration;
+        # with dynamic_minibatch that is not the count the sidecar kept
+        network.iteration = meta.get("iteration", network.iteration)
         network.ensure_training()
         for layer in network.layers:
             for name, buf in getattr(layer, "momenta", {}).items():

@@ -31,22 +31,40 @@ class Stop(Exception):
     pass
 
 
-def multiscale_size(rng, net, init_w, init_h, random_coef, largest=False):
-    """Darknet's random=1 resize: a random scale in [1/coef, coef] (rand_scale), as
-    roundl(scale * init / resize_step + 1) steps, never above init for scales below 1; with
-    ``largest`` the size for the scale coef itself (Darknet's max_dim_w/h)."""
-    coef = 1.4 if random_coef == 1.0 else random_coef
-    scale = float(rng.uniform(1, coef))
-    if rng.integers(2):
-        scale = 1 / scale
-    if largest:
-        scale = coef
+def _scaled_size(net, init_w, init_h, scale):
+    """roundl(scale * init / resize_step + 1) steps, never above init for scales below 1."""
     step = net.resize_step or 32
     dim_w = int(math.floor(scale * init_w / step + 1 + 0.5)) * int(step)   # roundl
     dim_h = int(math.floor(scale * init_h / step + 1 + 0.5)) * int(step)
     if scale < 1 and (dim_w > init_w or dim_h > init_h):
         dim_w, dim_h = init_w, init_h
     return max(dim_w, int(step)), max(dim_h, int(step))
+
+
+def _coef(random_coef):
+    return 1.4 if random_coef == 1.0 else random_coef
+
+
+def multiscale_size(rng, net, init_w, init_h, random_coef, largest=False):
+    """Darknet's random=1 resize: a random scale in [1/coef, coef] (rand_scale), as
+    roundl(scale * init / resize_step + 1) steps, never above init for scales below 1; with
+    ``largest`` the size for the scale coef itself (Darknet's max_dim_w/h)."""
+    coef = _coef(random_coef)
+    scale = float(rng.uniform(1, coef))
+    if rng.integers(2):
+        scale = 1 / scale
+    if largest:
+        scale = coef
+    return _scaled_size(net, init_w, init_h, scale)
+
+
+def dynamic_mini_batch(net, init_w, init_h, random_coef, init_b, w, h):
+    """Darknet's dynamic_minibatch=1: the mini-batch at w x h, so that it holds about as many
+    pixels as ``init_b`` images at the largest size: init_b * largest area / area, times 0.8
+    where that still exceeds init_b."""
+    max_w, max_h = _scaled_size(net, init_w, init_h, _coef(random_coef))
+    b = init_b * max_w * max_h // (w * h)
+    return int(b * 0.8) if int(b * 0.8) > init_b else b
 
 
 class Trainer:
@@ -87,6 +105,8 @@ class Trainer:
             else:
                 resume = load_checkpoint_state(self.net, weights)
         broadcast_parameters(self.net, world)
+        self.init_w, self.init_h = self.net.net.width, self.net.net.height
+        self.init_b = self.net.net.mini_batch
         self.loader = loader_factory(self.net, seed)
         if resume:
             self.avg_loss = resume.get("avg_loss", -1.0)
@@ -98,7 +118,8 @@ class Trainer:
             if size:
                 self.net.resize(*size)
                 self.loader.set_size(*size)
-        self.init_w, self.init_h = self.net.net.width, self.net.net.height
+        if resume and resume.get("mini_batch"):     # dynamic_minibatch's, when it stopped
+            self._set_mini_batch(resume["mini_batch"], reset_seen=False)
         self.count = 0 if not resume else resume.get("count", 0)
         self._stop = False
         self.log_path = os.path.join(backup, f"{self.base}_train.jsonl")
@@ -125,6 +146,7 @@ class Trainer:
         return {"avg_loss": self.avg_loss, "history": self.history[-5000:],
                 "best_map": self.best_map, "count": self.count,
                 "size": [self.net.net.width, self.net.net.height],
+                "mini_batch": self.net.net.mini_batch,
                 "loader": self.loader.get_state() if hasattr(self.loader, "get_state") else None}
 
     def save(self, name):
@@ -191,6 +213,10 @@ class Trainer:
                     w, h = self.world.broadcast((w, h))     # rank 0's choice for all
                     net.resize(w, h)
                     self.loader.set_size(w, h)
+                    if opts.dynamic_minibatch:
+                        self._set_mini_batch(dynamic_mini_batch(
+                            opts, self.init_w, self.init_h, random_coef, self.init_b, w, h))
+                        self.log(f" {w} x {h}  (batch = {net.net.mini_batch})")
                 self.count += 1
                 t0 = time.time()
                 images, truths = self.loader.next()
@@ -246,6 +272,17 @@ class Trainer:
         self._chart()
         self.log(f"done: {path}")
         return path
+
+    def _set_mini_batch(self, mini, reset_seen=True):
+        """Train with ``mini`` images a pass from now on, as Darknet's dynamic_minibatch: the
+        loader follows, and ``seen`` restarts from init_b images per pass so far (Darknet's
+        rate then counts batches of the new size)."""
+        net = self.net
+        ranks = net.parallel.ranks_per_update if net.parallel else 1
+        net.net.mini_batch = int(mini)
+        if reset_seen:
+            net.seen = self.init_b * net.net.subdivisions * net.iteration * ranks
+        self.loader.set_batch(net.net.subdivisions * int(mini))
 
     def _data_problems(self, record):
         """Adds the skipped inputs so far (``skipped``, ``data_problems`` by kind: files and
