@@ -32,6 +32,8 @@ class SoftmaxTree:
         sizes.append(n - start)
         self.group_offset = np.array(offsets, np.int64)
         self.group_size = np.array(sizes, np.int64)
+        # each class's group (AB's hier->group)
+        self.group_of = np.repeat(np.arange(len(sizes)), sizes)
         self.leaf = np.ones(n, bool)
         self.leaf[self.parent[self.parent >= 0]] = False
 
@@ -77,26 +79,57 @@ class SoftmaxTree:
         return p
 
 
+def find_beside_cfg(layer, name, option, what):
+    """The path of a file a layer names (``tree=``, ``map=``): as written (from the working
+    directory, as Darknet opens it), else beside the cfg or one folder up (Darknet's cfgs in
+    cfg/ name data/9k.tree); a CfgError listing the places tried."""
+    s = layer.section
+    cfg_dir = os.path.dirname(os.path.abspath(s.path)) if s.path and s.path[0] != "<" else None
+    tried = [name]
+    if cfg_dir and not os.path.isabs(name):
+        tried += [os.path.join(cfg_dir, name), os.path.join(cfg_dir, "..", name)]
+    for path in tried:
+        if os.path.isfile(path):
+            return path
+    raise s.error(f"cannot find the {what} {name} (tried "
+                  f"{', '.join(os.path.normpath(p) for p in tried)})", option)
+
+
 def load_tree(layer):
-    """The layer's ``tree=`` file, read once: as written (from the working directory, as
-    Darknet opens it), else beside the cfg or one folder up (Darknet's cfgs in cfg/ name
-    data/9k.tree)."""
+    """The layer's ``tree=`` file (:func:`find_beside_cfg`), read once."""
     tree = getattr(layer, "_tree", None)
     if tree is not None:
         return tree
-    s = layer.section
-    cfg_dir = os.path.dirname(os.path.abspath(s.path)) if s.path and s.path[0] != "<" else None
-    tried = [layer.tree]
-    if cfg_dir and not os.path.isabs(layer.tree):
-        tried += [os.path.join(cfg_dir, layer.tree), os.path.join(cfg_dir, "..", layer.tree)]
-    for path in tried:
-        if os.path.isfile(path):
-            tree = SoftmaxTree.read(path)
-            want = getattr(layer, "classes", layer.inputs)
-            if tree.n != want:
-                raise s.error(f"the tree {path} has {tree.n} classes but the layer has "
-                              f"{want}", "tree")
-            layer._tree = tree
-            return tree
-    raise s.error(f"cannot find the softmax tree file {layer.tree} (tried "
-                  f"{', '.join(os.path.normpath(p) for p in tried)})", "tree")
+    path = find_beside_cfg(layer, layer.tree, "tree", "softmax tree file")
+    tree = SoftmaxTree.read(path)
+    want = getattr(layer, "classes", layer.inputs)
+    if tree.n != want:
+        raise layer.section.error(f"the tree {path} has {tree.n} classes but the layer has "
+                                  f"{want}", "tree")
+    layer._tree = tree
+    return tree
+
+
+def load_class_map(layer):
+    """The layer's ``map=`` file (yolo9000's coco9k.map: one class index per line, the
+    training data's class k becomes line k's), read once, as AB's read_map."""
+    mapping = getattr(layer, "_class_map", None)
+    if mapping is not None:
+        return mapping
+    path = find_beside_cfg(layer, layer.map_file, "map", "class map file")
+    values = []
+    with open(path, encoding="utf-8", errors="replace") as f:
+        for k, line in enumerate(f, 1):
+            if line.strip():
+                try:
+                    values.append(int(line.split()[0]))
+                except ValueError:
+                    raise CfgError(f"line {k}: expected a class index, found {line.strip()!r}",
+                                   path) from None
+    mapping = np.asarray(values, np.int64)
+    bad = (mapping < 0) | (mapping >= layer.classes)
+    if bad.any():
+        raise CfgError(f"line {int(np.argmax(bad)) + 1}: class {int(mapping[bad][0])} is not "
+                       f"one of the layer's {layer.classes}", path)
+    layer._class_map = mapping
+    return mapping

@@ -1,5 +1,6 @@
 """[region], [detection] and [Gaussian_yolo] training forwards equal AB Darknet's own; so do
-[region] and [softmax] with a softmax tree (tests/data/tiny.tree; their outputs),
+[region] with a softmax tree (tests/data/tiny.tree; with yolo9000's class map, classfix and
+classification-only images) and [softmax] with one (its outputs),
 YOLOv1's [local] layer, forward and backward (``LOCAL_CASES``), and [crnn] at inference over
 three frames (``CRNN_CASES``).
 
@@ -23,6 +24,7 @@ from test_yolo_loss import xorshift_uniform
 f32 = np.float32
 ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_heads.npz"
 TREE = pathlib.Path(__file__).parent / "data" / "tiny.tree"     # 12 classes in 6 groups
+MAP = pathlib.Path(__file__).parent / "data" / "tiny.map"       # 3 classes into the tree
 
 REGION = """[net]
 batch=2
@@ -86,7 +88,19 @@ CASES = {
         "iou_loss=giou\niou_normalizer=0.5\niou_thresh=0.213\nignore_thresh=.5\n"
         "truth_thresh=1\nuc_normalizer=1.0\nscale_x_y=1.05")), seed=15, seen=0),
     "region_tree": dict(cfg=REGION.format(channels=51, options="tree={tree}").replace(
-        "classes=3", "classes=12"), seed=17, seen=20000, outputs_only=True),
+        "classes=3", "classes=12"), seed=17, seen=20000),
+    # yolo9000's: the truths' classes mapped into the tree (tiny.map: 0, 1, 2 -> terrier,
+    # siamese, truck), so each trains its path to the root
+    "region_tree_map": dict(cfg=REGION.format(channels=51, options=(
+        "tree={tree}\nmap={map}\nrescore=1\nbias_match=1\nobject_scale=5\nthresh=.4")).replace(
+        "classes=3", "classes=12"), seed=19, seen=20000),
+    "region_tree_classfix": dict(cfg=REGION.format(channels=51, options=(
+        "tree={tree}\nclassfix=1\nthresh=.05")).replace("classes=3", "classes=12"),
+        seed=20, seen=50000),
+    # image 1 is classification-only (a truth marked x, y > 100000: poodle)
+    "region_tree_only_class": dict(cfg=REGION.format(channels=51, options=(
+        "tree={tree}\nmap={map}")).replace("classes=3", "classes=12"), seed=23, seen=20000,
+        truths={1: [0.55, 0.45, 0.35, 0.4, 2], 2: [200000, 200000, 1, 1, 9]}),
     "softmax_tree": dict(cfg="[net]\nbatch=2\nwidth=2\nheight=2\nchannels=3\n"
                              "[softmax]\ntree={tree}\n", seed=18, seen=0, outputs_only=True),
     "gaussian_mse": dict(cfg=GAUSSIAN.format(options=(
@@ -104,7 +118,7 @@ TRUTHS = [
 
 
 def cfg_text(name):
-    return CASES[name]["cfg"].replace("{tree}", str(TREE))
+    return CASES[name]["cfg"].replace("{tree}", str(TREE)).replace("{map}", str(MAP))
 
 
 def case_inputs(name):
@@ -117,6 +131,8 @@ def case_inputs(name):
         return net, x, np.eye(12, dtype=f32)[[3, 10]], case["seen"]
     truths = np.zeros((2, 6, 6), f32)
     truths[:, :, :5] = np.array(TRUTHS, f32)
+    for row, values in case.get("truths", {}).items():      # image 1's rows replaced
+        truths[1, row - 1, :5] = values
     return net, x, truths, case["seen"]
 
 

@@ -98,5 +98,20 @@ def test_region_with_a_tree_decodes_as_darknet():
     want = np.array([darknet_tree_probs(tree, r[5:], r[4], 0.3) for r in rows])
     np.testing.assert_array_equal(dets.probs, want)
     assert (want > 0).sum(axis=1).max() == 1 and (want > 0).any()
-    with pytest.raises(CfgError, match="tree"):
-        net.check_trainable()
+
+
+def test_region_with_a_tree_and_a_class_map_trains(tmp_path):
+    """yolo9000's head: the truths' classes go through map= into the tree, each trains its
+    path (tests/test_darknet_heads.py holds AB's deltas); the loss falls."""
+    net = load_cfg_text(f"[net]\nbatch=2\nwidth=64\nheight=48\nchannels=3\n"
+                        f"learning_rate=0.01\nburn_in=0\n"
+                        f"[convolutional]\nfilters=34\nsize=3\nstride=16\npad=1\n"
+                        f"activation=linear\n"
+                        f"[region]\nanchors=1,1.5, 2.5,2\nclasses=12\nnum=2\ncoords=4\n"
+                        f"softmax=1\ntree={TREE}\nmap={TREE.with_suffix('.map')}\n")
+    x = np.random.default_rng(2).random((2, 3, 48, 64), dtype=np.float32)
+    truths = np.zeros((2, 3, 5), f32)
+    truths[0, 0] = [0.3, 0.4, 0.2, 0.3, 0]          # terrier (map line 0)
+    truths[1, 0] = [0.7, 0.6, 0.3, 0.2, 2]          # truck (map line 2)
+    losses = [net.train_iteration(x, truths) for _ in range(30)]
+    assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]

@@ -5,7 +5,7 @@ pydarknet.layers.region_loss."""
 import numpy as np
 
 from ..host_math import logistic, softmax_rows
-from ..tree import load_tree
+from ..tree import load_class_map, load_tree
 from .base import HostLoss, Layer
 from .registry import register
 
@@ -44,10 +44,10 @@ class Region(HostLoss, Layer):
 
     def check_trainable(self):
         super().check_trainable()
-        if self.tree:
-            raise self.refuse_training("tree", "the softmax tree's loss (yolo9000)")
+        if self.tree:            # their files are read now, so a missing one stops at once
+            load_tree(self)
         if self.map_file:
-            raise self.refuse_training("map", "remapping the truths' class ids (yolo9000)")
+            load_class_map(self)
         if self.coords != 4:
             raise self.refuse_training("coords", "a box of other than 4 numbers",
                                        "Darknet's region loss reads 4: set coords=4")

@@ -30,6 +30,7 @@ import numpy as np
 
 from .. import boxes
 from ..host_math import logistic
+from ..tree import load_class_map, load_tree
 from .yolo_loss import image_truths
 
 f32 = np.float32
@@ -88,6 +89,32 @@ def _class_delta(oc, class_id, scale, focal_loss):
     return d
 
 
+def _tree_class_delta(tree, delta, output, class_id, scale):
+    """delta_region_class with a softmax tree, for one cell's class values (``delta`` and
+    ``output`` [classes], delta written in place): along the path from ``class_id`` to its
+    root, every class of each group pushed to 0 and the path's class to 1 (the rest of the
+    delta left as it was); returns the path's probability (Darknet's avg_cat term)."""
+    pred = 1.0
+    while class_id >= 0:
+        pred *= float(output[class_id])
+        g = tree.group_of[class_id]
+        lo = tree.group_offset[g]
+        hi = lo + tree.group_size[g]
+        delta[lo:hi] = scale * (f32(0) - output[lo:hi])
+        delta[class_id] = scale * (f32(1) - output[class_id])
+        class_id = int(tree.parent[class_id])
+    return pred
+
+
+def _tree_probability(tree, values, class_id):
+    """get_hierarchy_probability: the product of ``values[..., c]`` along c's path, float32."""
+    p = np.ones(values.shape[:-1], np.float32)
+    while class_id >= 0:
+        p = p * values[..., class_id]
+        class_id = int(tree.parent[class_id])
+    return p
+
+
 def _last_of_each(keys):
     """Indexes of the last occurrence of each distinct key: where several truths write the
     same place, Darknet's loop leaves the last one's values."""
@@ -137,16 +164,34 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
     st = {"avg_iou": 0.0, "recall": 0, "avg_cat": 0.0, "avg_obj": 0.0, "count": 0,
           "class_count": 0, "avg_anyobj": float(obj.sum(dtype=np.float64))}
 
-    # the truths Darknet reads: up to the first x == 0, classes in range
-    rows = []
+    tree = load_tree(layer) if layer.tree else None
+    mapping = load_class_map(layer) if layer.map_file else None
+    # the truths Darknet reads: up to the first x == 0, classes in range; with a tree, an
+    # image whose truth is marked x, y > 100000 (a classification-only image of yolo9000's
+    # combined data) trains only that class, at the cell and anchor that predict it best
+    rows, only_class = [], {}
     for b in range(N):
         keep, cid, r, _ = image_truths(classes, truths, b, T)
+        if tree is not None:
+            marked = keep[(r[keep, 0] > 100000) & (r[keep, 1] > 100000)]
+            if marked.size:
+                only_class[b] = int(cid[marked[0]])
+                keep = keep[:0]
         rows.append((r[keep, :4], cid[keep]))
 
     # ---- every anchor of every cell ------------------------------------------------------
     with np.errstate(over="ignore", invalid="ignore"):
         delta[..., 4] = noobject_scale * ((f32(0) - obj) * grad_obj)
+    for b, class_id in only_class.items():     # nothing else of the image trains
+        delta[b] = 0
+        p = obj[b] * _tree_probability(tree, out[b, ..., 5:], class_id)
+        c, a = np.unravel_index(int(np.argmax(p)) if (p > 0).any() else 0, p.shape)
+        st["avg_cat"] += _tree_class_delta(tree, delta[b, c, a, 5:], out[b, c, a, 5:],
+                                           class_id, class_scale)
+        st["class_count"] += 1
     for b in range(N):
+        if b in only_class:
+            continue
         tbox, tcls = rows[b]
         if not tbox.size:
             best = np.zeros((hw, num), np.float32)
@@ -167,11 +212,20 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
             c, a = np.nonzero(hit)
             scale = class_scale * (obj[b, c, a] if layer.classfix == 2 else f32(1))
             oc = out[b, c, a, 5:]
-            delta[b, c, a, 5:] = _class_delta(oc, best_cls[c, a], scale, layer.focal_loss)
-            st["avg_cat"] += float(oc[np.arange(c.size), best_cls[c, a]].sum(dtype=np.float64))
+            if tree is not None:
+                scale = np.broadcast_to(np.asarray(scale, np.float32), c.shape)
+                for k in range(c.size):
+                    st["avg_cat"] += _tree_class_delta(tree, delta[b, c[k], a[k], 5:], oc[k],
+                                                       int(best_cls[c[k], a[k]]), scale[k])
+            else:
+                delta[b, c, a, 5:] = _class_delta(oc, best_cls[c, a], scale, layer.focal_loss)
+                st["avg_cat"] += float(oc[np.arange(c.size),
+                                          best_cls[c, a]].sum(dtype=np.float64))
             st["class_count"] += int(c.size)
 
     if seen < PRIOR_SEEN:  # every box towards its anchor, centred in its cell
+        regular = np.ones(N, bool)
+        regular[list(only_class)] = False
         prior = np.empty((hw, num, 4), np.float32)
         prior[..., 0] = ((cell % w + 0.5) / w).astype(np.float32)[:, None]
         prior[..., 1] = ((cell // w + 0.5) / h).astype(np.float32)[:, None]
@@ -180,9 +234,9 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
         target = np.broadcast_to(prior, (N, hw, num, 4)).reshape(-1, 4)
         ij = np.broadcast_to(ij_all[None, :, None, :], (N, hw, num, 2)).reshape(-1, 2)
         aw = np.broadcast_to(anchor_wh[None, None], (N, hw, num, 2)).reshape(-1, 2)
-        delta[..., :4] = _box_delta(target, out[..., :4].reshape(-1, 4), lx.reshape(-1),
-                                    ly.reshape(-1), ij, aw, w, h,
-                                    PRIOR_SCALE).reshape(N, hw, num, 4)
+        prior_delta = _box_delta(target, out[..., :4].reshape(-1, 4), lx.reshape(-1),
+                                 ly.reshape(-1), ij, aw, w, h, PRIOR_SCALE).reshape(N, hw, num, 4)
+        delta[regular, ..., :4] = prior_delta[regular]
 
     # ---- every truth: the best anchor of its cell -----------------------------------------
     tb = np.concatenate([np.full(len(c), b) for b, (_, c) in enumerate(rows)]).astype(np.int64)
@@ -211,18 +265,29 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
         with np.errstate(invalid="ignore"):
             d_obj = object_scale * (target_obj - o) * ((f32(1) - o) * o)
         oc = out[tb, tc, best_n, 5:]
-        d_cls = _class_delta(oc, tcls, class_scale, layer.focal_loss)
         last = _last_of_each((tb * hw + tc) * num + best_n)
         b_, c_, n_ = tb[last], tc[last], best_n[last]
         delta[b_, c_, n_, :4] = d_box[last]
         delta[b_, c_, n_, 4] = d_obj[last]
-        delta[b_, c_, n_, 5:] = d_cls[last]
+        if mapping is not None:        # (Darknet maps here only, not for classfix)
+            if (tcls >= mapping.size).any():
+                raise ValueError(f"[region] layer {layer.index}: a truth of class "
+                                 f"{int(tcls.max())} is past the {mapping.size} lines of "
+                                 f"{layer.map_file}")
+            tcls = mapping[tcls]
+        if tree is not None:   # truth by truth: a later one writes over its own groups only
+            cat = [_tree_class_delta(tree, delta[tb[k], tc[k], best_n[k], 5:], oc[k],
+                                     int(tcls[k]), class_scale) for k in range(tb.size)]
+            st["avg_cat"] += float(sum(cat))
+        else:
+            d_cls = _class_delta(oc, tcls, class_scale, layer.focal_loss)
+            delta[b_, c_, n_, 5:] = d_cls[last]
+            st["avg_cat"] += float(oc[np.arange(tb.size), tcls].sum(dtype=np.float64))
         st["count"] = int(tb.size)
         st["class_count"] += int(tb.size)
         st["avg_iou"] = float(iou.sum(dtype=np.float64))
         st["recall"] = int((iou > f32(0.5)).sum())
         st["avg_obj"] = float(o.sum(dtype=np.float64))
-        st["avg_cat"] += float(oc[np.arange(tb.size), tcls].sum(dtype=np.float64))
 
     # back to the input's layout (Darknet's flatten(..., 0))
     shape = (N, num * size, h, w)
