@@ -15,6 +15,10 @@ from .errors import CfgError
 from .host_math import softmax_rows
 
 
+# Darknet's mark of a truth value the loss leaves out
+SECRET_NUM = np.float32(-1234)
+
+
 class SoftmaxTree:
     def __init__(self, names, parent):
         self.names = list(names)
@@ -69,6 +73,23 @@ class SoftmaxTree:
                 out[..., offset:offset + size] = softmax_rows(x[..., offset:offset + size],
                                                               temperature)
         return out
+
+    def fill_hierarchy(self, truth):
+        """Darknet's fill_hierarchy on class labels [..., n] (a float32 copy): every labelled
+        class's ancestors set to 1, and each group holding no label marked SECRET_NUM, so
+        that the loss leaves it out."""
+        t = np.array(truth, np.float32)
+        flat = t.reshape(-1, self.n)
+        for row in flat:
+            for j in np.flatnonzero(row):
+                parent = self.parent[j]
+                while parent >= 0:
+                    row[parent] = 1
+                    parent = self.parent[parent]
+            for offset, size in zip(self.group_offset, self.group_size):
+                if size and not row[offset:offset + size].any():
+                    row[offset:offset + size] = SECRET_NUM
+        return t
 
     def hierarchy_predictions(self, p):
         """Each class's probability: the product along its path (a float32 copy of p)."""

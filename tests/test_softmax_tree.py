@@ -11,7 +11,7 @@ from pydarknet.errors import CfgError
 from pydarknet.eval.decode import decode_network
 from pydarknet.host_math import softmax_rows
 from pydarknet.network import load_cfg_text
-from pydarknet.tree import SoftmaxTree
+from pydarknet.tree import SECRET_NUM, SoftmaxTree
 
 f32 = np.float32
 TREE = pathlib.Path(__file__).parent / "data" / "tiny.tree"
@@ -41,8 +41,33 @@ def test_softmax_layer_with_a_tree(tmp_path):
     for offset, size in [(0, 3), (3, 3), (6, 2), (8, 2), (10, 1), (11, 1)]:
         np.testing.assert_allclose(out[offset:offset + size],
                                    softmax_rows(v[offset:offset + size], 2.0), rtol=1e-6)
-    with pytest.raises(CfgError, match="tree"):
-        net.check_trainable()
+
+
+def test_fill_hierarchy_is_darknets():
+    tree = SoftmaxTree.read(TREE)
+    t = tree.fill_hierarchy(np.eye(12, dtype=f32)[[9, 11]])     # poodle; truck
+    S = SECRET_NUM
+    assert t[0].tolist() == [1, 0, 0, 1, 0, 0, S, S, 0, 1, S, S]
+    assert t[1].tolist() == [0, 1, 0, S, S, S, 1, 0, S, S, S, 1]
+
+
+def test_softmax_tree_classifier_trains_and_predicts_leaves(tmp_path):
+    """A 9k-style classifier: labels filled up the tree, the groups without one left out of
+    the loss (AB's GPU build; tests/test_darknet_heads.py holds the deltas); its predictions
+    are the leaves' path probabilities, the other classes 0 (Darknet's classifier commands)."""
+    net = load_cfg_text(f"[net]\nbatch=4\nwidth=8\nheight=8\nchannels=3\n"
+                        f"learning_rate=0.1\nburn_in=0\n"
+                        f"[convolutional]\nfilters=12\nsize=3\nstride=2\npad=1\n"
+                        f"activation=leaky\n[avgpool]\n[softmax]\ntree={TREE}\n")
+    x = np.random.default_rng(3).random((4, 3, 8, 8), dtype=np.float32)
+    labels = np.eye(12, dtype=f32)[[9, 11, 7, 2]]
+    losses = [net.train_iteration(x, labels) for _ in range(150)]
+    assert np.isfinite(losses).all() and losses[-1] < 0.5 * losses[0]
+    from pydarknet.eval.classify import _scores
+    p = _scores(net, x)
+    tree = SoftmaxTree.read(TREE)
+    assert not p[:, ~tree.leaf].any()
+    assert list(p.argmax(1)) == [9, 11, 7, 2]
 
 
 def test_missing_tree_file_says_where_it_looked(tmp_path):

@@ -12,6 +12,7 @@ import math
 import numpy as np
 
 from ..image import ImageReadError, as_channels, crop, read_bgr, resize_min, to_chw
+from ..tree import load_tree
 
 __all__ = ["classifier_input", "top_k", "predict", "validate"]
 
@@ -44,12 +45,19 @@ def top_k(scores, k):
 
 def _scores(network, x):
     """The network's predictions: the last layer's output that is not a [cost] layer (as
-    Darknet's ``get_network_output``)."""
+    Darknet's ``get_network_output``); with a softmax tree, its leaves' path probabilities
+    (the classifier commands' hierarchy_predictions(..., only_leaves=1))."""
     network.predict(x)
     i = len(network.layers) - 1
     while i > 0 and network.layers[i].layer_type == "cost":
         i -= 1
-    return np.asarray(network.outputs[i]).reshape(len(x), -1)
+    scores = np.asarray(network.outputs[i]).reshape(len(x), -1)
+    trees = [l for l in network.layers if l.layer_type == "softmax" and l.tree]
+    if trees:   # Darknet's net.hierarchy: each leaf's probability along its path, leaves only
+        tree = load_tree(trees[-1])
+        scores = tree.hierarchy_predictions(scores)
+        scores[:, ~tree.leaf] = 0
+    return scores
 
 
 def predict(network, image_bgr, top=5):

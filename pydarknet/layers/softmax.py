@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import NotSupportedError
-from ..tree import load_tree
+from ..tree import SECRET_NUM, load_tree
 from .base import Layer
 from .registry import register
 
@@ -29,8 +29,8 @@ class Softmax(Layer):
 
     def check_trainable(self):
         super().check_trainable()
-        if self.tree:
-            raise self.refuse_training("tree", "the softmax tree's loss (hierarchical labels)")
+        if self.tree:            # read now: a missing file stops training at once
+            load_tree(self)
 
     def forward(self, x, state):
         if self.spatial:
@@ -48,10 +48,17 @@ class Softmax(Layer):
         if state.train and state.truth is not None and not self.noloss:
             truth = state.truth.reshape(n, -1)
             p = B.to_numpy(out).reshape(n, -1)
+            if self.tree:        # the labels' ancestors, and the groups left out
+                truth = load_tree(self).fill_hierarchy(truth)
             # Darknet's softmax_x_ent: delta = t - p, loss = -log(p) where t != 0
-            B.copy_from_numpy(state.deltas[self.index], truth - p)
+            delta = truth - p
             with np.errstate(divide="ignore"):
                 loss = np.where(truth != 0, -np.log(p), np.float32(0))
+            if self.tree:        # AB's GPU build: nothing from the groups left out
+                skip = truth == SECRET_NUM
+                delta[skip] = 0
+                loss[skip] = 0
+            B.copy_from_numpy(state.deltas[self.index], delta)
             self.cost = float(loss.sum(dtype=np.float32))
         return out
 
