@@ -474,6 +474,15 @@ def test_shortcuts_between_spatial_sizes(w, h):
     check_network(net, image(net, 6), 13, outputs=[2, 5])
 
 
+def test_maxpool_zero_nonmax():
+    text = ("[net]\nwidth=9\nheight=7\nchannels=3\n"
+            "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+            "[maxpool]\nsize=3\nstride=1\nmaxpool_zero_nonmax=1\n")
+    net = randomize(load_cfg_text(text, batch=1))
+    _, got = check_network(net, image(net, 7), 13, outputs=[1])
+    assert 0 < np.count_nonzero(got["maxpool_1"]) < got["maxpool_1"].size
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

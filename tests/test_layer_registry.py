@@ -11,6 +11,7 @@ from pydarknet.errors import CfgError, NotSupportedError
 from pydarknet.layers import REGISTRY, SECTION_NAMES, canonical_name, layer_class
 from pydarknet.layers.unsupported import Unsupported
 from pydarknet.no_effect import NO_EFFECT, NoEffectWarning
+from pydarknet.passes import backward_pass, forward_pass
 
 NET = "[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n"
 CONV = "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
@@ -124,7 +125,6 @@ def test_options_not_implemented_for_training_are_refused_when_training_starts(l
 
 @pytest.mark.parametrize("layers, option", [
     (CONV + "coordconv=1\n", "coordconv"),
-    ("[maxpool]\nsize=2\nstride=2\nmaxpool_zero_nonmax=1\n", "maxpool_zero_nonmax"),
     (CONV + "[softmax]\nspatial=1\n", "spatial"),
 ])
 def test_options_changing_the_forward_pass_are_refused_when_run(layers, option):
@@ -153,3 +153,31 @@ def test_net_option_without_effect_warns():
     with pytest.warns(NoEffectWarning, match=r"t.cfg:3: \[net\] option 'cudnn_half' has no "
                                              r"effect in pydarknet"):
         build(NET.replace("batch=2", "batch=2\ncudnn_half=1") + CONV)
+
+
+def test_maxpool_zero_nonmax_keeps_each_windows_own_maximum():
+    """AB's GPU build: a value stays where it is its window's maximum, else 0; backward passes
+    the pooled gradient only there (on this layer's share)."""
+    net = build(NET + "[maxpool]\nsize=3\nstride=1\nmaxpool_zero_nonmax=1\n")
+    x = np.random.default_rng(0).random((2, 3, 8, 8), dtype=np.float32)
+    want_out, pooled = np.zeros_like(x), np.zeros_like(x)
+    delta = np.random.default_rng(1).random(x.shape, dtype=np.float32)
+    for b, c, i, j in np.ndindex(x.shape):      # Darknet's windows: origin -1, first maximum
+        cells = [(i + di, j + dj) for di in (-1, 0, 1) for dj in (-1, 0, 1)
+                 if 0 <= i + di < 8 and 0 <= j + dj < 8]
+        best = max(cells, key=lambda p: (x[b, c][p], -cells.index(p)))
+        if best == (i, j):
+            want_out[b, c, i, j] = x[b, c, i, j]
+        pooled[b, c][best] += delta[b, c, i, j]
+    np.testing.assert_array_equal(net.forward(x), want_out)
+    state = forward_pass(net, x, train=True)
+    state.deltas[0][...] = delta
+    dx = np.zeros_like(x)
+    net.layers[0].input_delta = lambda state: dx
+    backward_pass(net, state)
+    np.testing.assert_allclose(dx, np.where(want_out != 0, pooled, 0), rtol=1e-6)
+
+
+def test_maxpool_zero_nonmax_needs_the_inputs_size():
+    with pytest.raises(CfgError, match=r"maxpool_zero_nonmax: .*needs an output the input's size"):
+        build(NET + "[maxpool]\nsize=2\nstride=2\nmaxpool_zero_nonmax=1\n")

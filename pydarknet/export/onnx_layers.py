@@ -286,13 +286,17 @@ def _pool_out(layer, begin, ends):
 
 
 def maxpool(cx, layer, x):
-    return _blurred(cx, layer, _maxpool(cx, layer, x))
+    t = _maxpool(cx, layer, x)
+    if getattr(layer, "maxpool_zero_nonmax", 0):    # only each window's own maximum stays
+        b = cx.b
+        same = b.op("Equal", [t.name, _image(cx, x, layer).name], f"maxpool{layer.index}_own")
+        t = Tensor(b.op("Where", [same, t.name, b.scalar(0.0)], f"maxpool{layer.index}_nms"),
+                   t.shape)
+    return _blurred(cx, layer, t)
 
 
 def _maxpool(cx, layer, x):
     b = cx.b
-    if getattr(layer, "maxpool_zero_nonmax", 0):
-        raise Unexpressible("maxpool_zero_nonmax is not implemented in pydarknet either")
     x = _image(cx, x, layer)
     if layer.maxpool_depth:   # max over channels g, g + out_c, g + 2*out_c, ...
         oc = layer.out_c
