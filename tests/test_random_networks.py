@@ -8,7 +8,9 @@ normalise; tests/test_xnor_conv.py checks it.)
 Each case is a random cfg (convolutions of every geometry the parser takes: sizes, strides
 x/y, padding, groups, dilation, batch norm, the activations the reference backend has; max
 and local average pools; routes with groups; shortcuts with and without weights; upsample,
-sam, scale_channels, dropout, reorg3d, activation) ending in a [yolo] head. Two training iterations
+sam, scale_channels, dropout, reorg3d, activation) ending in a [yolo] head. The third adds
+the rarer layers (antialiasing, [normalization], maxpool_zero_nonmax, shortcuts between
+spatial sizes, [implicit]). Two training iterations
 (subdivisions 1 or 2) run on both backends from the same weights; the losses and every
 parameter afterwards must agree. This covers layer sequences and shapes the fixed cases of
 test_gradients.py and the Darknet oracles do not.
@@ -111,10 +113,29 @@ def random_trunk(rng, extra_kinds=()):
                 extra = (f"{rng.choice(SHORTCUT_WEIGHTS)}" if kind == "shortcut" else "")
                 made = (f"[{kind}]\nfrom={j}\n{extra}activation={rng.choice(ACTIVATIONS)}\n",
                         (c, h, w))
+        elif kind == "aa_conv" and min(h, w) >= 4:      # antialiasing: stride 1, then the blur
+            blur = int(rng.choice([1, 2]))
+            size, pad = (2, 0) if blur == 2 else (3, 1)
+            filters = int(rng.integers(1, 5))
+            made = (f"[convolutional]\nbatch_normalize={rng.integers(0, 2)}\nfilters={filters}\n"
+                    f"size=3\nstride=2\npad=1\nantialiasing={blur}\n"
+                    f"activation={rng.choice(ACTIVATIONS)}\n",
+                    (filters, (h + 2 * pad - size) // 2 + 1, (w + 2 * pad - size) // 2 + 1))
+        elif kind == "lrn":
+            made = (f"[normalization]\nsize={int(rng.integers(1, 2 * c + 2))}\nalpha=0.1\n"
+                    f"beta=0.75\nkappa=1\n", (c, h, w))
+        elif kind == "nonmax":
+            made = "[maxpool]\nsize=3\nstride=1\nmaxpool_zero_nonmax=1\n", (c, h, w)
+        elif kind == "resampled":      # pjreddie's shortcut from a layer twice the size
+            big = [j for j, s in enumerate(shapes[:-1]) if s[1:] == (2 * h, 2 * w)]
+            if big:
+                made = (f"[shortcut]\nfrom={int(rng.choice(big))}\n"
+                        f"activation={rng.choice(ACTIVATIONS)}\n", (c, h, w))
         elif kind == "scale_channels":
             same = [j for j, s in enumerate(shapes) if s[0] == c and s[1:] != (1, 1)]
-            if same:           # the scales: this layer pooled to 1x1xc
-                sections.append("[avgpool]\n")
+            if same:           # the scales: this layer pooled to 1x1xc, or YOLOR's [implicit]
+                sections.append("[avgpool]\n" if "implicit" not in extra_kinds or
+                                rng.random() < 0.5 else f"[implicit]\nfilters={c}\nmean=1\n")
                 shapes.append((c, 1, 1))
                 j = int(rng.choice(same))
                 made = f"[scale_channels]\nfrom={j}\n", shapes[j]
@@ -194,6 +215,21 @@ def random_head_cfg(rng):
                         f"sqrt={rng.integers(0, 2)}\nrescore={rng.integers(0, 2)}\n"
                         f"softmax={rng.integers(0, 2)}\ncoord_scale=5\nnoobject_scale=0.5\n")
     return "\n".join(sections), classes
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")     # overflowing activations
+@pytest.mark.parametrize("seed", range(80))
+def test_random_networks_of_rarer_layers_train_alike(seed):
+    """Antialiased convolutions, [normalization], maxpool_zero_nonmax, shortcuts between
+    spatial sizes and [implicit] scales among the other layers, with a [yolo] head."""
+    rng = np.random.default_rng(2000 + seed)
+    sections, c, h, w = random_trunk(rng, extra_kinds=("aa_conv", "lrn", "nonmax", "resampled",
+                                                       "implicit", "aa_conv", "resampled"))
+    classes = int(rng.integers(1, 4))
+    sections.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nactivation=linear\n")
+    sections.append(f"[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses={classes}\n"
+                    f"num=4\nignore_thresh=0.7\n")
+    check_trains_alike("\n".join(sections), classes, rng, seed)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")     # overflowing activations
