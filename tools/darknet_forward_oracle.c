@@ -2,8 +2,12 @@
 // tools/darknet_forward_oracle.py. Built against AB's Darknet, or with -DPJREDDIE against
 // pjreddie's (the original; its shortcut adds layers of other spatial sizes, which AB's
 // refuses).
-// Usage: forward CFG WEIGHTS INPUT BATCH OUT (INPUT: raw float32; OUT: for each layer its
-// index and value count (int32), then its values). pjreddie's build takes the cfg's batch.
+// Usage: forward CFG WEIGHTS INPUT BATCH OUT [TRUTH] (INPUT: raw float32; OUT: for each layer
+// its index and value count (int32), then its values). pjreddie's build takes the cfg's batch.
+// With TRUTH (AB's build; [yolo] truths, float32 rows x y w h class id, the layers' max boxes
+// per image): Darknet's training forward (state.train = 1, the cfg's mini-batch, batch norm
+// on batch statistics), and for each [yolo] layer i also l.delta (as index -1-i) and l.cost
+// (as -1000-i).
 #include <stdio.h>
 #include <stdlib.h>
 #include "darknet.h"
@@ -37,18 +41,35 @@ int main(int argc, char **argv) {
     for (i = 0; i < net->n; ++i)
         write_layer(f, i, net->layers[i].output, net->layers[i].batch * net->layers[i].outputs);
 #else
-    network net = parse_network_cfg_custom(argv[1], atoi(argv[4]), 1);
+    int train = argc > 6;
+    network net = parse_network_cfg_custom(argv[1], train ? 0 : atoi(argv[4]), 1);
     load_weights(&net, argv[2]);
     // Darknet sizes its workspace without the blurs of antialiasing= (they write past it)
     net.workspace = calloc((size_t)1 << 24, sizeof(float));
     float *x = read_input(argv[3], (size_t)net.batch * net.inputs);
-    network_predict(net, x);
+    if (train) {
+        int truths = 0;
+        for (i = 0; i < net.n; ++i) if (net.layers[i].truths) truths = net.layers[i].truths;
+        network_state state = {0};
+        state.net = net;
+        state.input = x;
+        state.truth = read_input(argv[6], (size_t)net.batch * truths);
+        state.train = 1;
+        state.workspace = net.workspace;
+        forward_network(net, state);
+    } else {
+        network_predict(net, x);
+    }
     f = fopen(argv[5], "wb");
     for (i = 0; i < net.n; ++i) {
         layer l = net.layers[i];
         // an antialiased layer's output is its blur's (its own out_w/out_h are stride 1's)
-        write_layer(f, i, l.output, l.batch * (l.antialiasing ? l.input_layer->outputs
-                                                              : l.outputs));
+        int n = l.batch * (l.antialiasing ? l.input_layer->outputs : l.outputs);
+        write_layer(f, i, l.output, n);
+        if (train && l.type == YOLO) {
+            write_layer(f, -1 - i, l.delta, n);
+            write_layer(f, -1000 - i, l.cost, 1);
+        }
     }
 #endif
     fclose(f);

@@ -7,6 +7,7 @@ tests/test_darknet_forward.py, and a random-cfg comparison against pydarknet.
     #   https://github.com/pjreddie/darknet && cd darknet && make
     python tools/darknet_forward_oracle.py path/to/darknet --pjreddie path/to/pjreddie-darknet
     python tools/darknet_forward_oracle.py path/to/darknet --fuzz 0 500 [--keep DIR]
+    python tools/darknet_forward_oracle.py path/to/darknet --fuzz-train 0 500
 
 It compiles tools/darknet_forward_oracle.c against the library (gcc): that parses the cfg at
 the given batch, loads the .weights file pydarknet wrote, runs ``network_predict`` and writes
@@ -306,15 +307,20 @@ def compile_harness(darknet, tmp, pjreddie=False):
     return exe
 
 
-def darknet_outputs(exe, darknet, tmp, cfg_text, net, x):
+def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None):
     """{layer index: Darknet's output (flat float32)} of ``cfg_text`` with ``net``'s
-    parameters on ``x``; a RuntimeError with Darknet's last words when it fails."""
+    parameters on ``x`` (with ``truths``: its training forward, and -1-i: [yolo] layer i's
+    delta, -1000-i: its cost); a RuntimeError with Darknet's last words when it fails."""
     cfg = tmp / "n.cfg"
     cfg.write_text(cfg_text)
     net.save_weights(str(tmp / "n.weights"))
     np.ascontiguousarray(x, np.float32).tofile(tmp / "x.bin")
+    extra = []
+    if truths is not None:
+        np.ascontiguousarray(truths, np.float32).tofile(tmp / "t.bin")
+        extra = [str(tmp / "t.bin")]
     r = subprocess.run([str(exe), str(cfg), str(tmp / "n.weights"), str(tmp / "x.bin"),
-                        str(x.shape[0]), str(tmp / "o.bin")], capture_output=True,
+                        str(x.shape[0]), str(tmp / "o.bin"), *extra], capture_output=True,
                        env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), timeout=300)
     if r.returncode:
         lines = r.stderr.decode(errors="replace").strip().splitlines() or [""]
@@ -344,8 +350,8 @@ def regenerate(darknet, pjreddie):
     print(f"wrote {ORACLE}")
 
 
-def compare(seed, exe, darknet, tmp, tol=1e-4):
-    """(verdict, detail) of one random cfg."""
+def compare_forward(seed, exe, darknet, tmp, tol=1e-4):
+    """(verdict, detail) of one random cfg's inference."""
     rng = np.random.default_rng(seed)
     text, batch, C, H, W = random_cfg(rng)
     net = load_cfg_text(text, batch=batch)
@@ -375,18 +381,73 @@ def compare(seed, exe, darknet, tmp, tol=1e-4):
     return "ok", ""
 
 
-def fuzz(darknet, first, last, keep):
+YOLO_OPTIONS = ["", "iou_loss=ciou\niou_normalizer=0.07\n", "iou_loss=giou\n",
+                "iou_loss=diou\n", "iou_thresh=0.213\n", "focal_loss=1\n",
+                "label_smooth_eps=0.1\n", "objectness_smooth=1\n", "max_delta=5\n",
+                "truth_thresh=0.7\n", "ignore_thresh=0.5\n",
+                "cls_normalizer=0.5\nobj_normalizer=2\n",
+                "iou_thresh_kind=giou\niou_thresh=0.3\n"]
+
+
+def compare_training(seed, exe, darknet, tmp, tol=1e-4):
+    """(verdict, detail) of one random cfg's training forward: every layer's output (batch
+    norm on batch statistics) and each [yolo] layer's delta and cost. Cfgs without a [yolo]
+    head, or with [dropout] or [crop] (their draws are Darknet's rand()), are skipped."""
+    rng = np.random.default_rng(seed)
+    text, batch, C, H, W = random_cfg(rng)
+    if "[yolo]" not in text or "[dropout]" in text or "[crop]" in text:
+        return "skipped", ""
+    text = text.replace("[yolo]\n", "[yolo]\n" + str(rng.choice(YOLO_OPTIONS)))
+    net = load_cfg_text(text, batch=batch)
+    randomize(net, rng)
+    x = rng.uniform(0, 1, (batch, C, H, W)).astype(np.float32)
+    head = net.layers[-1]
+    truths = np.zeros((batch, head.max_boxes, 6), np.float32)
+    for b in range(batch):
+        k = int(rng.integers(1, 6))
+        truths[b, :k, :2] = rng.uniform(0.05, 0.95, (k, 2))
+        truths[b, :k, 2:4] = rng.uniform(0.05, 0.6, (k, 2))
+        truths[b, :k, 4] = rng.integers(0, head.classes, k)
+    try:
+        want = darknet_outputs(exe, darknet, tmp, text, net, x, truths)
+    except RuntimeError as e:
+        return "darknet failed", str(e)
+    net = load(tmp / "n.cfg", tmp / "n.weights")
+    net.forward(x, train=True, truths=truths)
+    for i, layer in enumerate(net.layers):
+        pairs = [("output", net.outputs[i], want[i])]
+        if layer.layer_type == "yolo":
+            pairs.append(("delta", net.deltas[i], want[-1 - i]))
+        for what, got, values in pairs:
+            got = np.asarray(got, np.float32).ravel()
+            if got.size != values.size:
+                return "size", f"layer {i} {layer.type} {what}: {got.size} vs {values.size}"
+            finite = np.isfinite(values)
+            if not (np.abs(values[finite]) < 1e30).all():
+                return "overflow", f"layer {i} {layer.type}"
+            scale = max(float(np.abs(values[finite]).max(initial=0)), 1e-6)
+            err = float(np.abs(got[finite] - values[finite]).max(initial=0)) / scale
+            if err > tol or not np.array_equal(finite, np.isfinite(got)):
+                return "differs", f"layer {i} {layer.type} {what}: max error {err:.3g}"
+        if layer.layer_type == "yolo":
+            cost = float(want[-1000 - i][0])
+            if abs(layer.cost - cost) > tol * max(abs(cost), 1):
+                return "differs", f"layer {i} cost {layer.cost:.6g}, Darknet {cost:.6g}"
+    return "ok", ""
+
+
+def fuzz(darknet, first, last, keep, compare=None):
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         exe = compile_harness(darknet, tmp)
         for seed in range(first, last):
             try:
-                verdict, detail = compare(seed, exe, darknet, tmp)
+                verdict, detail = (compare or compare_forward)(seed, exe, darknet, tmp)
             except Exception:
                 verdict, detail = "pydarknet failed", traceback.format_exc()[-400:]
             counts[verdict] = counts.get(verdict, 0) + 1
-            if verdict not in ("ok", "overflow"):
+            if verdict not in ("ok", "overflow", "skipped"):
                 print(f"seed {seed}: {verdict}: {detail}", flush=True)
                 if keep:
                     folder = pathlib.Path(keep) / str(seed)
@@ -404,11 +465,15 @@ def main():
                     "oracle of test_darknet_forward's PJREDDIE_CASES)")
     ap.add_argument("--fuzz", nargs=2, type=int, metavar=("FIRST", "LAST"),
                     help="compare random cfgs of these seeds instead")
+    ap.add_argument("--fuzz-train", nargs=2, type=int, metavar=("FIRST", "LAST"),
+                    help="compare random cfgs' training forward ([yolo] deltas and costs)")
     ap.add_argument("--keep", help="with --fuzz: keep the failing seeds' files here")
     a = ap.parse_args()
     darknet = pathlib.Path(a.darknet).resolve()
     if a.fuzz:
         fuzz(darknet, *a.fuzz, a.keep)
+    elif a.fuzz_train:
+        fuzz(darknet, *a.fuzz_train, a.keep, compare_training)
     elif not a.pjreddie:
         ap.error("regenerating the oracle needs --pjreddie too")
     else:
