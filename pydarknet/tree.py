@@ -80,15 +80,18 @@ class SoftmaxTree:
         that the loss leaves it out."""
         t = np.array(truth, np.float32)
         flat = t.reshape(-1, self.n)
-        for row in flat:
-            for j in np.flatnonzero(row):
-                parent = self.parent[j]
-                while parent >= 0:
-                    row[parent] = 1
-                    parent = self.parent[parent]
-            for offset, size in zip(self.group_offset, self.group_size):
-                if size and not row[offset:offset + size].any():
-                    row[offset:offset + size] = SECRET_NUM
+        rows, cls = np.nonzero(flat)
+        parent = self.parent[cls]
+        while parent.size:              # one level up per step, every label at once
+            up = parent >= 0
+            rows, parent = rows[up], parent[up]
+            flat[rows, parent] = 1
+            parent = self.parent[parent]
+        live = self.group_size > 0
+        offsets, sizes = self.group_offset[live], self.group_size[live]
+        labelled = np.add.reduceat(flat != 0, offsets, axis=1) > 0     # [rows, groups]
+        empty = np.repeat(~labelled, sizes, axis=1)
+        flat[:, offsets[0]:offsets[-1] + sizes[-1]][empty] = SECRET_NUM
         return t
 
     def hierarchy_predictions(self, p):
