@@ -365,20 +365,30 @@ def compare_forward(seed, exe, darknet, tmp, tol=1e-4):
     net = load(tmp / "n.cfg", tmp / "n.weights", batch=batch)
     net.forward(x)
     for i, layer in enumerate(net.layers):
-        got = np.asarray(net.outputs[i], np.float32).ravel()
-        if got.size != want[i].size:
-            return "size", f"layer {i} {layer.type}: {got.size} values, Darknet {want[i].size}"
-        finite = np.isfinite(want[i])
-        if not (np.abs(want[i][finite]) < 1e30).all():
-            return "overflow", f"layer {i} {layer.type}"   # -FLT_MAX of empty pool windows
-        if not np.array_equal(finite, np.isfinite(got)):
-            return "nan", f"layer {i} {layer.type}: NaN/inf at other places"
-        if finite.any():
-            scale = max(float(np.abs(want[i][finite]).max()), 1e-6)
-            err = float(np.abs(got[finite] - want[i][finite]).max()) / scale
-            if err > tol:
-                return "differs", f"layer {i} {layer.type}: max error {err:.3g} of the largest"
+        verdict = difference(f"layer {i} {layer.type}", net.outputs[i], want[i], tol)
+        if verdict:
+            return verdict
     return "ok", ""
+
+
+def difference(what, got, want, tol):
+    """None where ``got`` equals Darknet's ``want`` to ``tol`` of its largest value, else
+    (verdict, detail): "size", "overflow" (Darknet's values reach 1e30: the -FLT_MAX of
+    pooling windows wholly outside the image), "nan" (NaN/inf at other places), "differs"."""
+    got = np.asarray(got, np.float32).ravel()
+    if got.size != want.size:
+        return "size", f"{what}: {got.size} values, Darknet {want.size}"
+    finite = np.isfinite(want)
+    if not (np.abs(want[finite]) < 1e30).all():
+        return "overflow", what
+    if not np.array_equal(finite, np.isfinite(got)):
+        return "nan", f"{what}: NaN/inf at other places"
+    if finite.any():
+        scale = max(float(np.abs(want[finite]).max()), 1e-6)
+        err = float(np.abs(got[finite] - want[finite]).max()) / scale
+        if err > tol:
+            return "differs", f"{what}: max error {err:.3g} of the largest"
+    return None
 
 
 YOLO_OPTIONS = ["", "iou_loss=ciou\niou_normalizer=0.07\n", "iou_loss=giou\n",
@@ -415,24 +425,14 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     net = load(tmp / "n.cfg", tmp / "n.weights")
     net.forward(x, train=True, truths=truths)
     for i, layer in enumerate(net.layers):
-        pairs = [("output", net.outputs[i], want[i])]
-        if layer.layer_type == "yolo":
-            pairs.append(("delta", net.deltas[i], want[-1 - i]))
-        for what, got, values in pairs:
-            got = np.asarray(got, np.float32).ravel()
-            if got.size != values.size:
-                return "size", f"layer {i} {layer.type} {what}: {got.size} vs {values.size}"
-            finite = np.isfinite(values)
-            if not (np.abs(values[finite]) < 1e30).all():
-                return "overflow", f"layer {i} {layer.type}"
-            scale = max(float(np.abs(values[finite]).max(initial=0)), 1e-6)
-            err = float(np.abs(got[finite] - values[finite]).max(initial=0)) / scale
-            if err > tol or not np.array_equal(finite, np.isfinite(got)):
-                return "differs", f"layer {i} {layer.type} {what}: max error {err:.3g}"
-        if layer.layer_type == "yolo":
+        verdict = difference(f"layer {i} {layer.type} output", net.outputs[i], want[i], tol)
+        if verdict is None and layer.layer_type == "yolo":
+            verdict = difference(f"layer {i} delta", net.deltas[i], want[-1 - i], tol)
             cost = float(want[-1000 - i][0])
-            if abs(layer.cost - cost) > tol * max(abs(cost), 1):
-                return "differs", f"layer {i} cost {layer.cost:.6g}, Darknet {cost:.6g}"
+            if verdict is None and abs(layer.cost - cost) > tol * max(abs(cost), 1):
+                verdict = "differs", f"layer {i} cost {layer.cost:.6g}, Darknet {cost:.6g}"
+        if verdict:
+            return verdict
     return "ok", ""
 
 
