@@ -483,6 +483,24 @@ def test_maxpool_zero_nonmax():
     assert 0 < np.count_nonzero(got["maxpool_1"]) < got["maxpool_1"].size
 
 
+@pytest.mark.parametrize("opset", [13, 18])
+def test_softmax_trees(opset):
+    """[softmax] and [region] with a softmax tree: each group soft-maxed (bucketed by size);
+    the tree's decoding is refused."""
+    tree = ROOT / "tests" / "data" / "tiny.tree"
+    region = (f"[net]\nwidth=32\nheight=24\nchannels=3\n"
+              f"[convolutional]\nfilters=34\nsize=3\nstride=8\npad=1\nactivation=linear\n"
+              f"[region]\nanchors=1,1.5, 2.5,2\nclasses=12\nnum=2\ncoords=4\ntree={tree}\n")
+    net = randomize(load_cfg_text(region, batch=1))
+    check_network(net, image(net, 8), opset, outputs=[1])
+    with pytest.raises(NotSupportedError, match="softmax tree is exported .* export without "
+                                                "--decode"):
+        build_onnx_model(net, opset=opset, decode=True)
+    net = load_cfg_text(f"[net]\nwidth=2\nheight=2\nchannels=3\n[softmax]\ntree={tree}\n"
+                        f"temperature=2\n", batch=1)
+    check_network(net, image(net, 9) * 8 - 4, opset, outputs=[0], dynamic_batch=True)
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

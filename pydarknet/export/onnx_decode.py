@@ -77,6 +77,11 @@ def _yolo_head(b, layer, out, net_w, net_h):
 
 
 def _region_head(b, layer, out, net_w, net_h):
+    if layer.tree:
+        raise NotSupportedError(f"{layer.section.path}:{layer.section.line}: [region] with a "
+                                f"softmax tree is exported (its output), but its decoding "
+                                f"(the tree's path probabilities) is not: export without "
+                                f"--decode")
     if layer.coords != 4:
         raise NotSupportedError(f"{layer.section.path}:{layer.section.line}: [region] with "
                                 f"coords={layer.coords} is not decoded; coords=4 is")

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from ..host_math import binarize_weights
+from ..tree import load_tree
 from .onnx_graph import FLT_MAX, Tensor
 
 F32 = np.float32
@@ -414,10 +415,53 @@ def _softmax_rows(b, t, temperature=1.0):
     return Tensor(b.op("Softmax", [t.name], "softmax", axis=-1), t.shape)
 
 
+def _tree_softmax(b, t, tree, temperature=1.0):
+    """The softmax within each group of a softmax tree along t's last axis (pydarknet.tree).
+    Groups are bucketed by size (up to 1, 2, 4, ...): each bucket gathers its groups padded
+    with -inf to the bucket's size, soft-maxes the rows, and one last Gather puts every class
+    back in place, so the graph grows with the log of the largest group, not the groups."""
+    n = tree.n
+    if temperature != 1:
+        t = b.binary("Div", t, F32(temperature))
+    lead = tuple(t.shape[:-1])
+    axis = len(t.shape)                 # the batched tensor's last axis
+    ninf = b.const(np.full((1,) + lead + (1,), -np.inf, F32), "tree_ninf")
+    shape = b.op("Concat", [b.op("Slice", [b.op("Shape", [t.name], "tree_shape"),
+                                           b.ints([0]), b.ints([1])], "tree_batch"),
+                            b.ints(list(lead) + [1])], "tree_pad_shape", axis=0)
+    padded = Tensor(b.op("Concat", [t.name, b.op("Expand", [ninf, shape], "tree_pad")],
+                         "tree_in", axis=axis), lead + (n + 1,))
+    sizes, offsets = tree.group_size, tree.group_offset
+    live = np.flatnonzero(sizes > 0)
+    buckets = {}
+    for g in live:
+        buckets.setdefault(int(np.ceil(np.log2(sizes[g]))) if sizes[g] > 1 else 0, []).append(g)
+    parts, place, filled = [], np.empty(n, np.int64), 0
+    for k in sorted(buckets):
+        groups = buckets[k]
+        width = int(sizes[groups].max())
+        index = np.full((len(groups), width), n, np.int64)     # n: the -inf column
+        for r, g in enumerate(groups):
+            members = np.arange(offsets[g], offsets[g] + sizes[g])
+            index[r, :sizes[g]] = members
+            place[members] = filled + r * width + np.arange(sizes[g])
+        rows = Tensor(b.op("Gather", [padded.name, b.const(index.reshape(-1), "tree_idx",
+                                                           np.int64)], "tree_take", axis=axis),
+                      lead + (index.size,))
+        rows = b.reshape(rows, lead + (len(groups), width))
+        soft = Tensor(b.op("Softmax", [rows.name], "tree_softmax", axis=-1), rows.shape)
+        parts.append(b.reshape(soft, lead + (index.size,)))
+        filled += index.size
+    allp = b.concat(parts, len(lead)) if len(parts) > 1 else parts[0]
+    return Tensor(b.op("Gather", [allp.name, b.const(place, "tree_place", np.int64)],
+                       "tree_out", axis=axis), lead + (n,))
+
+
 def softmax(cx, layer, x):
-    if layer.tree:
-        raise Unexpressible(f"a softmax tree ({layer.tree})")
     b = cx.b
+    if layer.tree:
+        return _tree_softmax(b, b.reshape(x, (layer.inputs,)), load_tree(layer),
+                             layer.temperature)
     t = b.reshape(x, (layer.groups, layer.inputs // layer.groups))
     return _softmax_rows(b, t, layer.temperature)
 
@@ -466,8 +510,6 @@ def gaussian_yolo(cx, layer, x):
 
 
 def region(cx, layer, x):
-    if layer.tree:
-        raise Unexpressible(f"a softmax tree ({layer.tree})")
     b = cx.b
     size = layer.coords + layer.classes + 1
     t = b.reshape(x, (size * layer.num, layer.h * layer.w))
@@ -477,7 +519,9 @@ def region(cx, layer, x):
     head = b.slice(t, 1, 0, 4)
     obj = b.unary("Sigmoid", b.slice(t, 1, 4, 5))
     rest = b.slice(t, 1, 5, size)
-    if layer.softmax:
+    if layer.tree:       # Darknet: the tree's softmax, with or without softmax=1
+        rest = _tree_softmax(b, rest, load_tree(layer))
+    elif layer.softmax:
         rest = _softmax_rows(b, rest)
     return b.concat([head, obj, rest], 1, f"region{layer.index}")
 
