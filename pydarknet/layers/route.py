@@ -42,6 +42,12 @@ class Route(Layer):
                     f"cannot concatenate layer {nxt.index} ({nxt.out_w}x{nxt.out_h}) with layer "
                     f"{first.index} ({first.out_w}x{first.out_h}): spatial sizes differ{hint}",
                     "layers")
+        if self.out_c % self.groups and self.out_w * self.out_h > 1:
+            # Darknet takes out_c / groups channels of a group of out_c * h * w / groups values:
+            # the layers after it would read another size than the route writes
+            raise s.error(f"groups={self.groups} does not split the {self.out_c} channels of "
+                          f"layers {', '.join(map(str, self.layers))} into whole channels",
+                          "groups")
         self.out_c //= self.groups
         self.w, self.h, self.c = first.w, first.h, self.out_c
 

@@ -1,0 +1,104 @@
+"""Mutated cfgs: pydarknet must build and run each, or refuse it with a PydarknetError (which
+names file, line and option). Any other exception is a bug; this prints the first of each
+kind (type, file:line) and keeps its cfg.
+
+    python tools/cfg_mutation_fuzz.py 0 2000 [--keep DIR] [--corpus DIR]
+
+Each seed takes a random network of tools/darknet_forward_oracle.py's generator (60%) or a
+small cfg of the corpus (Darknet's cfg/ folder of the reference data, at 64x64), and sets one
+or two of its options to an edge value (0, negative, fractional, a list, text, nan, inf).
+Networks under 5 BFLOPs then run one forward pass. Huge values and networks of more than 20M
+parameters are left out: they only test memory.
+"""
+
+import argparse
+import pathlib
+import re
+import signal
+import sys
+import traceback
+import warnings
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT))
+
+from darknet_forward_oracle import random_cfg  # noqa: E402
+from pydarknet.cfg import parse_cfg_text  # noqa: E402
+from pydarknet.errors import PydarknetError  # noqa: E402
+from pydarknet.network import Network  # noqa: E402
+
+VALUES = ["0", "-0.5", "0.0001", "100", "5", "-1", "-3", "abc", "1.5", "3,4", "2", "nan", "inf",
+          "-0", "99", "7"]
+
+
+class Timeout(Exception):
+    pass
+
+
+def mutated(rng, corpus):
+    if rng.random() < 0.6 or not corpus:
+        text = random_cfg(rng)[0]
+    else:
+        text = corpus[int(rng.integers(len(corpus)))].read_text()
+        for key, value in (("width", 64), ("height", 64), ("batch", 1), ("subdivisions", 1)):
+            text = re.sub(rf"^{key}\s*=\s*\d+", f"{key}={value}", text, flags=re.M)
+    lines = text.splitlines()
+    options = [i for i, line in enumerate(lines)
+               if "=" in line and not line.strip().startswith(("#", ";"))]
+    for _ in range(int(rng.integers(1, 3))):
+        i = int(rng.choice(options))
+        lines[i] = f"{lines[i].split('=')[0]}={rng.choice(VALUES)}"
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("first", type=int)
+    ap.add_argument("last", type=int)
+    ap.add_argument("--keep", default="fuzz-bugs", help="folder for the failing cfgs")
+    ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "darknet-ref" / "cfg"))
+    a = ap.parse_args()
+    corpus = sorted(p for p in pathlib.Path(a.corpus).glob("*.cfg")
+                    if "tiny" in p.name or "cifar" in p.name)
+    warnings.simplefilter("ignore")
+    signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Timeout()))
+    counts, seen = {}, set()
+    for seed in range(a.first, a.last):
+        text = mutated(np.random.default_rng(seed), corpus)
+        signal.alarm(20)
+        try:
+            net = Network(parse_cfg_text(text, "fuzz.cfg"), batch=1, init=False)
+            if net.param_count() > 20_000_000:
+                raise Timeout()            # (too big to be worth the memory)
+            net.init_weights()
+            if net.total_bflops < 5:
+                x = np.random.default_rng(0).random((1,) + net.input_shape, dtype=np.float32)
+                net.forward(x)
+            kind = "ran"
+        except PydarknetError:
+            kind = "refused"
+        except (Timeout, MemoryError):
+            kind = "too big"
+        except Exception as e:        # a bug: pydarknet should have said what is wrong
+            kind = "bug"
+            where = traceback.extract_tb(e.__traceback__)[-1]
+            key = (type(e).__name__, where.filename, where.lineno)
+            if key not in seen:
+                seen.add(key)
+                keep = pathlib.Path(a.keep)
+                keep.mkdir(parents=True, exist_ok=True)
+                (keep / f"{seed}.cfg").write_text(text)
+                print(f"seed {seed}: {type(e).__name__}: {str(e)[:160]} "
+                      f"({pathlib.Path(where.filename).name}:{where.lineno}); cfg in "
+                      f"{keep / f'{seed}.cfg'}", flush=True)
+        finally:
+            signal.alarm(0)
+        counts[kind] = counts.get(kind, 0) + 1
+    print(counts)
+
+
+if __name__ == "__main__":
+    main()
