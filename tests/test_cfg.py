@@ -102,6 +102,7 @@ BROKEN = [
     ("local empty", "[net]\nwidth=2\nheight=2\nchannels=3\n[local]\nsize=3\n", r"\[local\] size: output would be empty"),
     ("lrn size", NET + "[lrn]\nsize=9\n", r"t.cfg:6: \[lrn\] size: size=9 reaches past the input's 3 channels"),
     ("route groups", NET + "[convolutional]\nfilters=5\nsize=1\n[route]\nlayers=-1\ngroups=2\n", r"t.cfg:10: \[route\] groups: groups=2 does not split the 5 channels of layers 0 into whole channels"),
+    ("crnn size", NET + "[crnn]\nsize=-1\noutput=4\nhidden=2\n", r"t.cfg:6: \[crnn\] size: size must be a positive integer, found -1"),
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
 ]
 

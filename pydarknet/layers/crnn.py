@@ -35,6 +35,17 @@ class Crnn(Layer):
         out_filters = s.get_int("output", 1)
         hidden = s.get_int("hidden", 1)
         groups = s.get_int("groups", 1)
+        for key, value in (("size", size), ("stride", stride), ("dilation", self.dilation),
+                           ("output", out_filters), ("hidden", hidden), ("groups", groups)):
+            if value < 1:
+                raise s.error(f"{key} must be a positive integer, found {value}", key)
+        if padding < 0:
+            raise s.error(f"padding must be >= 0, found {padding}", "padding")
+        if not (ctx.w and ctx.h and ctx.c):
+            raise s.error("the layer before a crnn layer must output an image")
+        if ctx.c % groups or hidden % groups or out_filters % groups:
+            raise s.error(f"groups={groups} must divide the input's {ctx.c} channels, hidden "
+                          f"and output", "groups")
         self.size, self.stride, self.padding, self.groups = size, stride, padding, groups
         self.hidden, self.out_filters = hidden, out_filters
         self.activation = read_activation(s, "activation", "logistic")
@@ -44,6 +55,9 @@ class Crnn(Layer):
         self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
         oh = _conv_out(self.h, size, stride, padding)
         ow = _conv_out(self.w, size, stride, padding)
+        if oh < 1 or ow < 1:
+            raise s.error(f"output would be empty ({ow}x{oh}): input {self.w}x{self.h} is too "
+                          f"small for size={size}", "size")
         self.out_w, self.out_h, self.out_c = ow, oh, out_filters
         self.inputs = self.w * self.h * self.c
         self.outputs = ow * oh * out_filters
