@@ -501,6 +501,35 @@ def test_softmax_trees(opset):
     check_network(net, image(net, 9) * 8 - 4, opset, outputs=[0], dynamic_batch=True)
 
 
+@pytest.mark.parametrize("shortcut", [0, 1])
+def test_crnn_state_in_and_out(shortcut):
+    """[crnn]: the state a graph input and output; fed back, three frames equal pydarknet's
+    passes with the state carried."""
+    text = ("[net]\nwidth=7\nheight=5\nchannels=3\n"
+            "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+            f"[crnn]\nbatch_normalize=1\nsize=3\npad=1\noutput=5\nhidden=3\n"
+            f"activation=leaky\nshortcut={shortcut}\n"
+            "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
+    net = load_cfg_text(text, batch=2)
+    rng = np.random.default_rng(shortcut)
+    for key, value in net.layers[1].params.items():
+        value[...] = rng.uniform(0.5, 1.5, value.shape) if "variance" in key else \
+            rng.uniform(-0.5, 0.5, value.shape)
+    model = build_onnx_model(net, opset=13, batch=2, outputs=[1, 2])
+    onnx.checker.check_model(model, full_check=True)
+    sess = session(model)
+    names = [o.name for o in sess.get_outputs()]
+    assert names == ["crnn_1", "convolutional_2", "crnn1_state_out"]
+    state = np.zeros((2, 3, 5, 7), np.float32)
+    for frame in range(3):
+        x = rng.random((2, 3, 5, 7), dtype=np.float32)
+        got = dict(zip(names, sess.run(None, {"images": x, "crnn1_state": state})))
+        net.forward(x)
+        assert_close(got["crnn_1"], net.outputs[1], f"frame {frame}")
+        assert_close(got["convolutional_2"], net.outputs[2], f"frame {frame}")
+        state = got["crnn1_state_out"]
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

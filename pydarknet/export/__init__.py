@@ -26,6 +26,9 @@ class _Context:
         self.b, self.network, self.layers = builder, network, network.layers
         self.outputs = {}
         self.mish_op = mish_op
+        # recurrent state ([crnn]): graph inputs (the state before this pass) and outputs
+        # (after it), fed back by the caller from one frame to the next
+        self.state_inputs, self.state_outputs = [], []
 
     def act(self, t, name):
         from .onnx_activations import activate
@@ -126,7 +129,8 @@ def build_onnx_model(network, opset=18, batch=1, dynamic_batch=False, decode=Fal
         "outputs": json.dumps([t.name if isinstance(t, Tensor) else t[0]
                                for t in graph_outputs]),
     }
-    model = b.model([images], graph_outputs, batch_dim,
+    graph_outputs += cx.state_outputs
+    model = b.model([images] + cx.state_inputs, graph_outputs, batch_dim,
                     os.path.splitext(meta["cfg_name"])[0] or "pydarknet", meta, __version__)
     return model
 

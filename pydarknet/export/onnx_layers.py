@@ -545,8 +545,37 @@ def identity(cx, layer, x):
 
 
 def crnn(cx, layer, x):
-    raise Unexpressible("its recurrent state carries over from one pass to the next, which "
-                        "a stateless ONNX graph cannot hold")
+    """The recurrent state as a graph input ``crnn<i>_state`` (zeros for a video's first
+    frame) and output ``crnn<i>_state_out`` (to feed back with the next frame): input and
+    self convolutions summed (with ``shortcut`` the old state too), then the output one."""
+    if (layer.out_h, layer.out_w) != (layer.h, layer.w) or layer.xnor:
+        raise Unexpressible("only a [crnn] whose convolutions keep the size runs (stride=1, "
+                            "pad=1), without xnor")
+    b, i = cx.b, layer.index
+    shape = (layer.hidden, layer.h, layer.w)
+    state = Tensor(b.reserve(f"crnn{i}_state"), shape)
+    cx.state_inputs.append(state)
+    params = {k: _host(v) for k, v in layer.params.items()}
+    pad = layer.padding * layer.dilation
+
+    def conv(part, t, filters):
+        p = {k[len(part) + 1:]: v for k, v in params.items() if k.startswith(part + "_")}
+        w, bias = _fold_bn(p, p["weights"], filters, layer.batch_normalize)
+        name = b.op("Conv", [t.name, b.const(w, f"crnn{i}_{part}_w"),
+                             b.const(bias, f"crnn{i}_{part}_b")], f"crnn{i}_{part}",
+                    kernel_shape=[layer.size, layer.size], strides=[1, 1],
+                    dilations=[layer.dilation] * 2, group=layer.groups, pads=[pad] * 4)
+        return cx.act(Tensor(name, (filters,) + shape[1:]), layer.activation)
+
+    new = b.binary("Add", conv("input", _image(cx, x, layer), layer.hidden),
+                   conv("self", state, layer.hidden))
+    if layer.shortcut:
+        new = b.binary("Add", new, state)
+    out = f"crnn{i}_state_out"
+    b.reserve(out)
+    b.op("Identity", [new.name], out_names=[out])
+    cx.state_outputs.append(Tensor(out, shape))
+    return conv("output", new, layer.out_filters)
 
 
 def activation(cx, layer, x):
