@@ -37,6 +37,12 @@ def test_darknet_forward_cases_on_the_emulated_device(emulated, name):
     check_case(np.load(test_darknet_forward.ORACLE), name, device="cuda:0")
 
 
+@pytest.mark.parametrize("name", list(test_darknet_forward.TRAIN_CASES))
+def test_darknet_training_forward_on_the_emulated_device(emulated, name):
+    test_darknet_forward.check_training_case(np.load(test_darknet_forward.ORACLE), name,
+                                             device="cuda:0")
+
+
 @pytest.mark.parametrize("run", RUNS)
 def test_training_oracle_on_the_emulated_device(ref, emulated, run):
     check_three_iterations(ref, run, device="cuda:0", tol=1e-4)

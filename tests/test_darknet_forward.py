@@ -2,7 +2,8 @@
 data's mini networks leave out: antialiasing (conv and maxpool, both blurs), the old and
 reverse reorgs, pooling geometries, weighted multi-input shortcuts, [local], [normalization]
 (Darknet's LRN, window quirk included), [implicit] (YOLOR), and every activation Darknet's CPU
-computes in a convolution.
+computes in a convolution; and (``TRAIN_CASES``) its training forward: batch statistics and
+the [yolo] deltas and cost with CIoU, label smoothing, new_coords, focal loss and the rest.
 
 tests/data/darknet_forward.npz holds every layer's output as AB Darknet 59596d7 (CPU build,
 the reference data's commit) computed it (``network_predict`` after ``load_weights`` of the
@@ -105,11 +106,46 @@ PJREDDIE_CASES = {
         "[shortcut]\nfrom=-2\nactivation=linear\n"),
 }
 
+# Darknet's training forward (batch norm on the batch's statistics, the YOLO loss): every
+# layer's output, and each [yolo] layer's delta and cost
+YOLO_HEAD = ("[convolutional]\nfilters=21\nsize=1\nactivation={act}\n"
+             "[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses=2\nnum=4\n"
+             "max=6\n{options}")
+TRAIN_CASES = {
+    "train-ciou": NET.format(w=24, h=20, c=3) + (
+        "[convolutional]\nfilters=8\nsize=3\nstride=2\npad=1\nbatch_normalize=1\n"
+        "antialiasing=1\nactivation=mish\n"
+        "[convolutional]\nfilters=8\nsize=3\npad=1\nbatch_normalize=1\nactivation=leaky\n"
+        "[convolutional]\nfilters=8\nsize=1\nbatch_normalize=1\nactivation=leaky\n"
+        "[shortcut]\nfrom=-2\nactivation=linear\n") + YOLO_HEAD.format(act="linear", options=(
+            "iou_loss=ciou\niou_normalizer=0.07\ncls_normalizer=1.0\niou_thresh=0.213\n"
+            "scale_x_y=1.05\nlabel_smooth_eps=0.1\nignore_thresh=0.5\n")),
+    "train-new-coords": NET.format(w=16, h=16, c=3) + (
+        "[convolutional]\nfilters=8\nsize=3\npad=1\nbatch_normalize=1\nactivation=swish\n"
+        "[maxpool]\nsize=2\nstride=2\n"
+        "[normalization]\nsize=5\nalpha=0.01\n") + YOLO_HEAD.format(act="logistic", options=(
+            "new_coords=1\nscale_x_y=2.0\niou_loss=giou\nobjectness_smooth=1\n"
+            "max_delta=5\nfocal_loss=1\n")),
+}
+
+
+def case_truths(net):
+    """Two or three boxes an image, rows x y w h class id, as many rows as the head keeps."""
+    head = net.layers[-1]
+    u = xorshift_uniform(777, 2 * head.max_boxes * 6).reshape(2, head.max_boxes, 6)
+    truths = np.zeros_like(u)
+    for b, k in ((0, 3), (1, 2)):
+        truths[b, :k, :2] = 0.1 + 0.8 * u[b, :k, :2]
+        truths[b, :k, 2:4] = 0.1 + 0.5 * u[b, :k, 2:4]
+        truths[b, :k, 4] = np.floor(u[b, :k, 4] * head.classes)
+    return truths
+
 
 def case_network(name, device="cpu"):
     """The case's network with parameters from xorshift32 (weights scaled by fan-in, positive
     variances), and its input."""
-    net = load_cfg_text({**CASES, **PJREDDIE_CASES}[name], batch=2, device=device)
+    net = load_cfg_text({**CASES, **PJREDDIE_CASES, **TRAIN_CASES}[name], batch=2,
+                        device=device)
     net.params_to_host()
     seed = 1
     for layer in net.layers:
@@ -142,6 +178,29 @@ def test_every_layer_matches_darknet(oracle, name):
 @pytest.mark.parametrize("name", list(PJREDDIE_CASES))
 def test_every_layer_matches_pjreddies_darknet(oracle, name):
     check_case(oracle, name)
+
+
+@pytest.mark.parametrize("name", list(TRAIN_CASES))
+def test_training_forward_matches_darknet(oracle, name):
+    check_training_case(oracle, name)
+
+
+def check_training_case(oracle, name, device="cpu"):
+    """Outputs with batch statistics, and the [yolo] delta and cost, as Darknet's training
+    forward computes them."""
+    net, x = case_network(name, device)
+    net.forward(x, train=True, truths=case_truths(net))
+    head = net.layers[-1]
+    for i in range(len(net.layers)):
+        want = oracle[f"{name}_{i}"]
+        np.testing.assert_allclose(np.asarray(net.outputs[i]).ravel(), want, rtol=1e-4,
+                                   atol=2e-5 * float(np.abs(want).max()), err_msg=f"layer {i}")
+    want = oracle[f"{name}_{-1 - head.index}"]
+    np.testing.assert_allclose(np.asarray(net.deltas[head.index]).ravel(), want, rtol=1e-4,
+                               atol=2e-5 * float(np.abs(want).max()))
+    assert np.count_nonzero(want[np.abs(want) > 1e-3]) > 10
+    assert head.cost == pytest.approx(float(oracle[f"{name}_{-1000 - head.index}"][0]),
+                                      rel=1e-4)
 
 
 def check_case(oracle, name, device="cpu", tol=2e-5):

@@ -89,6 +89,12 @@ def test_darknet_forward_cases_on_gpu(cuda, name):
     dfw.check_case(np.load(dfw.ORACLE), name, device=DEVICE, tol=TOL)
 
 
+@pytest.mark.parametrize("name", list(dfw.TRAIN_CASES))
+def test_darknet_training_forward_on_gpu(cuda, name):
+    """Darknet's training forward of test_darknet_forward: batch statistics, [yolo] deltas."""
+    dfw.check_training_case(np.load(dfw.ORACLE), name, device=DEVICE)
+
+
 @pytest.mark.parametrize("run", to.RUNS)
 def test_three_iterations_match_darknet_on_gpu(ref, cuda, run):
     _needs_device_parameter(to.check_three_iterations)

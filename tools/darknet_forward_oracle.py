@@ -334,15 +334,19 @@ def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None):
 
 
 def regenerate(darknet, pjreddie):
-    from test_darknet_forward import CASES, ORACLE, PJREDDIE_CASES, case_network
+    from test_darknet_forward import (CASES, ORACLE, PJREDDIE_CASES, TRAIN_CASES,
+                                      case_network, case_truths)
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        for build, cases in ((darknet, CASES), (pjreddie, PJREDDIE_CASES)):
+        for build, cases in ((darknet, CASES), (pjreddie, PJREDDIE_CASES),
+                             (darknet, TRAIN_CASES)):
             exe = compile_harness(build, tmp, pjreddie=cases is PJREDDIE_CASES)
             for name, text in cases.items():
                 net, x = case_network(name)
-                for i, values in darknet_outputs(exe, build, tmp, text, net, x).items():
+                truths = case_truths(net) if cases is TRAIN_CASES else None
+                for i, values in darknet_outputs(exe, build, tmp, text, net, x,
+                                                 truths).items():
                     out[f"{name}_{i}"] = values
                 print(f"{name}: {len(net.layers)} layers")
     ORACLE.parent.mkdir(exist_ok=True)
