@@ -94,6 +94,15 @@ class SoftmaxTree:
         flat[:, offsets[0]:offsets[-1] + sizes[-1]][empty] = SECRET_NUM
         return t
 
+    def path_probability(self, values, c):
+        """get_hierarchy_probability: the product of ``values[..., k]`` over class c and its
+        ancestors (float32, one per leading index)."""
+        p = np.ones(np.shape(values)[:-1], np.float32)
+        while c >= 0:
+            p = p * values[..., c]
+            c = int(self.parent[c])
+        return p
+
     def hierarchy_predictions(self, p):
         """Each class's probability: the product along its path (a float32 copy of p)."""
         p = np.array(p, np.float32)

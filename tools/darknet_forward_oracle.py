@@ -298,13 +298,18 @@ def randomize(net, rng):
 
 
 
-def compile_harness(darknet, tmp, pjreddie=False):
-    exe = tmp / ("forward-pjreddie" if pjreddie else "forward")
-    subprocess.run(["gcc", "-O0", *(["-DPJREDDIE"] if pjreddie else []),
-                    "-I", str(darknet / "include"), "-I", str(darknet / "src"),
-                    "-o", str(exe), str(ROOT / "tools" / "darknet_forward_oracle.c"),
+def compile_against(darknet, source, exe, *flags):
+    """gcc ``source`` (in tools/) into ``exe``, linked to the Darknet library in ``darknet``."""
+    subprocess.run(["gcc", "-O0", *flags, "-I", str(darknet / "include"),
+                    "-I", str(darknet / "src"), "-o", str(exe), str(ROOT / "tools" / source),
                     "-L", str(darknet), "-ldarknet", "-lm", "-lpthread"], check=True)
     return exe
+
+
+def compile_harness(darknet, tmp, pjreddie=False):
+    return compile_against(darknet, "darknet_forward_oracle.c",
+                           tmp / ("forward-pjreddie" if pjreddie else "forward"),
+                           *(["-DPJREDDIE"] if pjreddie else []))
 
 
 def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None):

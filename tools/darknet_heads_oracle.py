@@ -27,16 +27,14 @@ sys.path.insert(0, str(ROOT))
 
 
 def main(darknet):
+    from darknet_forward_oracle import compile_against
     from test_darknet_heads import (CASES, CRNN_CASES, FRAMES, LOCAL_CASES, case_inputs,
                                     cfg_text, crnn_inputs, darknet_truths, local_inputs)
     darknet = pathlib.Path(darknet).resolve()
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        exe = tmp / "heads"
-        subprocess.run(["gcc", "-O0", "-I", str(darknet / "include"), "-I", str(darknet / "src"),
-                        "-o", str(exe), str(ROOT / "tools" / "darknet_heads_oracle.c"),
-                        "-L", str(darknet), "-ldarknet", "-lm", "-lpthread"], check=True)
+        exe = compile_against(darknet, "darknet_heads_oracle.c", tmp / "heads")
         env = dict(os.environ, LD_LIBRARY_PATH=str(darknet))
         for name in CASES:
             layer, x, truths, seen = case_inputs(name)

@@ -20,6 +20,7 @@ class Blur:
         self.weights = np.ascontiguousarray(
             np.broadcast_to(kernel, (c, 1, self.size, self.size)))
         self._input = None
+        self._on = None      # (backend, its copy of the weights): made once, not every pass
 
     def input_shape(self, n):
         """The shape of the layer's own (stride 1) result, the blur's input."""
@@ -28,15 +29,15 @@ class Blur:
     def _geometry(self):
         return self.stride_y, self.stride_x, self.pad, self.pad, 1, self.c
 
-    def _weights(self, state, layer):
-        w = state.output_buffer(layer, self.weights.shape, "blur_weights")
-        state.backend.copy_from_numpy(w, self.weights)
-        return w
+    def _weights(self, state):
+        if self._on is None or self._on[0] is not state.backend:
+            self._on = (state.backend, state.backend.from_numpy(self.weights))
+        return self._on[1]
 
     def forward(self, state, layer, x):
         """The layer's output: ``x`` (its stride-1 result) blurred."""
         out = state.output_buffer(layer, layer.out_shape(x.shape[0]))
-        state.backend.conv2d(x, self._weights(state, layer), out, *self._geometry())
+        state.backend.conv2d(x, self._weights(state), out, *self._geometry())
         self._input = x if state.train else None
         return out
 
@@ -46,6 +47,6 @@ class Blur:
         dx = state.output_buffer(layer, self._input.shape, "blur_delta")
         B.fill(dx, 0)
         dw = state.output_buffer(layer, self.weights.shape, "blur_weight_grad")
-        B.conv2d_backward(self._input, self._weights(state, layer), delta, dx, dw,
+        B.conv2d_backward(self._input, self._weights(state), delta, dx, dw,
                           *self._geometry())
         return dx

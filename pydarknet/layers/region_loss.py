@@ -106,15 +106,6 @@ def _tree_class_delta(tree, delta, output, class_id, scale):
     return pred
 
 
-def _tree_probability(tree, values, class_id):
-    """get_hierarchy_probability: the product of ``values[..., c]`` along c's path, float32."""
-    p = np.ones(values.shape[:-1], np.float32)
-    while class_id >= 0:
-        p = p * values[..., class_id]
-        class_id = int(tree.parent[class_id])
-    return p
-
-
 def _last_of_each(keys):
     """Indexes of the last occurrence of each distinct key: where several truths write the
     same place, Darknet's loop leaves the last one's values."""
@@ -184,7 +175,7 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
         delta[..., 4] = noobject_scale * ((f32(0) - obj) * grad_obj)
     for b, class_id in only_class.items():     # nothing else of the image trains
         delta[b] = 0
-        p = obj[b] * _tree_probability(tree, out[b, ..., 5:], class_id)
+        p = obj[b] * tree.path_probability(out[b, ..., 5:], class_id)
         c, a = np.unravel_index(int(np.argmax(p)) if (p > 0).any() else 0, p.shape)
         st["avg_cat"] += _tree_class_delta(tree, delta[b, c, a, 5:], out[b, c, a, 5:],
                                            class_id, class_scale)
