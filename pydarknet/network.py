@@ -92,11 +92,6 @@ class Network:
         no_effect.warn()
         if not self.layers:
             raise CfgError("the cfg has a [net] section but no layers", self.cfg_path)
-        if not any(l.w > 1 and l.h > 1 for l in self.layers):
-            raise CfgError("no layer has a spatial input (w > 1 and h > 1); Darknet cannot build "
-                           "such a network either (it divides by zero when averaging layer "
-                           "outputs): text/recurrent networks are not supported",
-                           self.cfg_path, self.net.section.line, "net")
 
     def init_weights(self, seed=0):
         """Darknet-style random initial weights (uniform, scaled by fan-in)."""

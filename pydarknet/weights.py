@@ -53,12 +53,18 @@ def _load_order(layer):
     return names
 
 
-def _stored_transposed(layer, header, values):
+def _stored_transposed(layer, header, values, name):
     """``layer``'s weights in pydarknet's layout when the file stores them transposed:
     [connected] weights as [inputs, outputs] in files of version > 1000 (Darknet's
     load_connected_weights), [convolutional] weights as [c/groups*size*size, filters] when the
-    cfg sets ``flipped=1`` (load_convolutional_weights). Saving writes the plain layout, as
+    cfg sets ``flipped=1`` (load_convolutional_weights); a recurrent layer's gates as
+    [connected] weights. Saving writes the plain layout, as
     Darknet's save_*_weights do."""
+    inner = getattr(layer, "connected_weights", {})    # recurrent layers' gates
+    if name in inner and header.transpose:
+        return values.reshape(inner[name]).T
+    if name != "weights":
+        return values
     if layer.layer_type == "connected" and header.transpose:
         return values.reshape(layer.inputs, layer.outputs).T
     if layer.layer_type == "convolutional" and layer.flipped:
@@ -126,8 +132,7 @@ def _load_from(network, f, path, cutoff, allow_partial):
         values = np.fromfile(f, "<f4", dest.size)
         if values.size != dest.size:
             raise WeightsError(f"{path}: the file shrank while it was read")
-        if name == "weights":
-            values = _stored_transposed(layer, header, values)
+        values = _stored_transposed(layer, header, values, name)
         dest[...] = values.reshape(dest.shape)
     network.seen = header.seen
     return header

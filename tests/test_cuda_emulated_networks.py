@@ -12,6 +12,7 @@ from conftest import ROOT
 from test_backend_contract import CASES, FORWARD_CASES, build, forward_backward
 from test_cuda_backend import fake_device
 import test_darknet_forward
+import test_recurrent
 from test_darknet_forward import CASES as DARKNET_CASES, check_case
 from test_forward_oracle import NETS, run as run_forward_oracle
 from test_train_oracle import RUNS, check_iteration_one, check_three_iterations
@@ -41,6 +42,12 @@ def test_darknet_forward_cases_on_the_emulated_device(emulated, name):
 def test_darknet_training_forward_on_the_emulated_device(emulated, name):
     test_darknet_forward.check_training_case(np.load(test_darknet_forward.ORACLE), name,
                                              device="cuda:0")
+
+
+@pytest.mark.parametrize("name", list(test_recurrent.RECURRENT_CASES))
+def test_recurrent_darknet_cases_on_the_emulated_device(emulated, name):
+    """AB Darknet's [rnn], [lstm] and [gru] over time steps and passes (test_recurrent)."""
+    test_recurrent.test_every_step_and_layer_matches_darknet(name, device="cuda:0")
 
 
 @pytest.mark.parametrize("run", RUNS)

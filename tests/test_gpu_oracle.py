@@ -24,6 +24,7 @@ import pytest
 import pydarknet
 from pydarknet.data.synthetic import random_truths
 import test_darknet_forward as dfw
+import test_recurrent
 import test_forward_oracle as fo
 import test_train_oracle as to
 from pydarknet.errors import PydarknetError
@@ -93,6 +94,12 @@ def test_darknet_forward_cases_on_gpu(cuda, name):
 def test_darknet_training_forward_on_gpu(cuda, name):
     """Darknet's training forward of test_darknet_forward: batch statistics, [yolo] deltas."""
     dfw.check_training_case(np.load(dfw.ORACLE), name, device=DEVICE)
+
+
+@pytest.mark.parametrize("name", list(test_recurrent.RECURRENT_CASES))
+def test_recurrent_darknet_cases_on_gpu(cuda, name):
+    """AB Darknet's [rnn], [lstm] and [gru] over time steps and passes (test_recurrent)."""
+    test_recurrent.test_every_step_and_layer_matches_darknet(name, device=DEVICE)
 
 
 @pytest.mark.parametrize("run", to.RUNS)

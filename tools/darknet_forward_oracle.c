@@ -4,6 +4,9 @@
 // refuses).
 // Usage: forward CFG WEIGHTS INPUT BATCH OUT [TRUTH] (INPUT: raw float32; OUT: for each layer
 // its index and value count (int32), then its values). pjreddie's build takes the cfg's batch.
+// BATCH may be ROWS:STEPS:PASSES (AB's build, recurrent layers): STEPS time steps a pass
+// (ROWS / STEPS sequences), PASSES passes on successive INPUT rows with the recurrent state
+// carried; pass p's layer i is written as index p * 100000 + i.
 // With TRUTH (AB's build; [yolo] truths, float32 rows x y w h class id, the layers' max boxes
 // per image): Darknet's training forward (state.train = 1, the cfg's mini-batch, batch norm
 // on batch statistics), and for each [yolo] layer i also l.delta (as index -1-i) and l.cost
@@ -42,13 +45,23 @@ int main(int argc, char **argv) {
         write_layer(f, i, net->layers[i].output, net->layers[i].batch * net->layers[i].outputs);
 #else
     int train = argc > 6;
-    network net = parse_network_cfg_custom(argv[1], train ? 0 : atoi(argv[4]), 1);
+    int rows = atoi(argv[4]), steps = 1, passes = 1, p;
+    sscanf(argv[4], "%d:%d:%d", &rows, &steps, &passes);
+    network net = parse_network_cfg_custom(argv[1], train ? 0 : rows, steps);
     load_weights(&net, argv[2]);
     // Darknet sizes its workspace without the blurs of antialiasing= (they write past it)
     net.workspace = calloc((size_t)1 << 24, sizeof(float));
-    float *x = read_input(argv[3], (size_t)net.batch * net.inputs);
+    float *x = read_input(argv[3], (size_t)passes * net.batch * net.inputs);
+    f = fopen(argv[5], "wb");
     if (train) {
         int truths = 0;
+        // AB's CPU build leaves the delta of [lstm] unallocated, yet its training forward
+        // clears it
+        for (i = 0; i < net.n; ++i)
+            if (net.layers[i].type == LSTM && !net.layers[i].delta)
+                net.layers[i].delta = calloc((size_t)net.layers[i].outputs *
+                                             net.layers[i].batch * net.layers[i].steps,
+                                             sizeof(float));
         for (i = 0; i < net.n; ++i) if (net.layers[i].truths) truths = net.layers[i].truths;
         network_state state = {0};
         state.net = net;
@@ -57,19 +70,21 @@ int main(int argc, char **argv) {
         state.train = 1;
         state.workspace = net.workspace;
         forward_network(net, state);
-    } else {
-        network_predict(net, x);
     }
-    f = fopen(argv[5], "wb");
-    for (i = 0; i < net.n; ++i) {
+    for (p = 0; p < passes; ++p) {
+      if (!train) network_predict(net, x + (size_t)p * net.batch * net.inputs);
+      for (i = 0; i < net.n; ++i) {
         layer l = net.layers[i];
         // an antialiased layer's output is its blur's (its own out_w/out_h are stride 1's)
         int n = l.batch * (l.antialiasing ? l.input_layer->outputs : l.outputs);
-        write_layer(f, i, l.output, n);
+        // a recurrent layer's batch is a time step's; its output holds every step's
+        if (l.type == RNN || l.type == LSTM || l.type == GRU) n *= l.steps;
+        write_layer(f, p * 100000 + i, l.output, n);
         if (train && l.type == YOLO) {
             write_layer(f, -1 - i, l.delta, n);
             write_layer(f, -1000 - i, l.cost, 1);
         }
+      }
     }
 #endif
     fclose(f);

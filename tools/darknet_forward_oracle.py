@@ -312,10 +312,11 @@ def compile_harness(darknet, tmp, pjreddie=False):
                            *(["-DPJREDDIE"] if pjreddie else []))
 
 
-def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None):
+def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None, batch=None):
     """{layer index: Darknet's output (flat float32)} of ``cfg_text`` with ``net``'s
     parameters on ``x`` (with ``truths``: its training forward, and -1-i: [yolo] layer i's
-    delta, -1000-i: its cost); a RuntimeError with Darknet's last words when it fails."""
+    delta, -1000-i: its cost); a RuntimeError with Darknet's last words when it fails.
+    ``batch``: the harness's ROWS:STEPS:PASSES (default: x's rows, one step, one pass)."""
     cfg = tmp / "n.cfg"
     cfg.write_text(cfg_text)
     net.save_weights(str(tmp / "n.weights"))
@@ -325,7 +326,8 @@ def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None):
         np.ascontiguousarray(truths, np.float32).tofile(tmp / "t.bin")
         extra = [str(tmp / "t.bin")]
     r = subprocess.run([str(exe), str(cfg), str(tmp / "n.weights"), str(tmp / "x.bin"),
-                        str(x.shape[0]), str(tmp / "o.bin"), *extra], capture_output=True,
+                        str(batch or x.shape[0]), str(tmp / "o.bin"), *extra],
+                       capture_output=True,
                        env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), timeout=300)
     if r.returncode:
         lines = r.stderr.decode(errors="replace").strip().splitlines() or [""]
@@ -341,6 +343,7 @@ def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None):
 def regenerate(darknet, pjreddie):
     from test_darknet_forward import (CASES, ORACLE, PJREDDIE_CASES, TRAIN_CASES,
                                       case_network, case_truths)
+    from test_recurrent import RECURRENT_CASES, recurrent_case
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
@@ -354,6 +357,14 @@ def regenerate(darknet, pjreddie):
                                                  truths).items():
                     out[f"{name}_{i}"] = values
                 print(f"{name}: {len(net.layers)} layers")
+        exe = compile_harness(darknet, tmp)
+        for name in RECURRENT_CASES:
+            net, x, spec, train = recurrent_case(name)
+            truths = np.zeros(0, np.float32) if train else None
+            for i, values in darknet_outputs(exe, darknet, tmp, RECURRENT_CASES[name][0], net,
+                                             x, truths, spec).items():
+                out[f"{name}_{i}"] = values
+            print(f"{name}: {len(net.layers)} layers, {spec}")
     ORACLE.parent.mkdir(exist_ok=True)
     np.savez_compressed(ORACLE, **out)
     print(f"wrote {ORACLE}")

@@ -17,9 +17,9 @@ class Unsupported(Layer):
 
 
 class Recurrent(Unsupported):
-    why = "recurrent layers (rnn, gru, lstm, conv_lstm, history) are not supported by pydarknet"
+    why = "convolutional recurrent layers (conv_lstm, history) are not supported by pydarknet"
 
 
 # one subclass per section, each registered under its own name (none is an alias of another)
-for _section in ("rnn", "gru", "lstm", "conv_lstm", "history"):
+for _section in ("conv_lstm", "history"):
     register(_section)(type(f"Recurrent_{_section}", (Recurrent,), {}))

@@ -36,14 +36,18 @@ def train_iteration(network, images, truths):
     In a data-parallel run (``network.parallel``, pydarknet.dist) ``images`` are this rank's
     share; with summed gradients the update, ``seen`` and the loss span every rank's images."""
     net = network.net
-    sub, mini = net.subdivisions, net.mini_batch
+    # a pass takes time_steps rows of each of the mini-batch's sequences (recurrent networks;
+    # Darknet's net->batch counts them, and so do seen, the update and the loss)
+    sub, mini = net.subdivisions, net.mini_batch * max(net.time_steps, 1)
     batch = sub * mini
     parallel = network.parallel
     ranks = parallel.ranks_per_update if parallel else 1
     images = network._check_input(images)
     if images.shape[0] != batch:
+        steps = (f" rows: {net.mini_batch} sequences x time_steps={net.time_steps}"
+                 if net.time_steps > 1 else "")
         raise ShapeError(f"one iteration takes batch={batch} images ({sub} subdivisions of "
-                         f"{mini}), found {images.shape[0]}")
+                         f"{mini}{steps}), found {images.shape[0]}")
     truths = check_truths(network, truths, batch)
     network.ensure_training()
     B = network.backend

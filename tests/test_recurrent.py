@@ -1,0 +1,194 @@
+"""Darknet's recurrent layers ([rnn], [lstm], [gru]): time steps, the state carried between
+passes, gradients through time, .weights I/O and training."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+import pydarknet
+from pydarknet.backend import get_backend
+from pydarknet.cfg import parse_cfg_text
+from pydarknet.network import load_cfg_text
+from pydarknet.passes import backward_pass, forward_pass
+from test_yolo_loss import xorshift_uniform
+
+NET = "[net]\nbatch={batch}\nsubdivisions=1\ninputs=5\ntime_steps={steps}\n"
+STEM = "[connected]\noutput=4\nactivation=linear\n"
+
+CASES = {
+    "rnn-leaky": "[rnn]\noutput=3\nhidden=4\nactivation=leaky\n",
+    "rnn-bn-shortcut-logistic": "[rnn]\nbatch_normalize=1\noutput=3\nshortcut=1\nlogistic=1\n"
+                                "activation=tanh\n",
+    "rnn-mish": "[rnn]\noutput=3\nactivation=mish\n",
+    "lstm": "[lstm]\noutput=3\n",
+    "lstm-bn-two": "[lstm]\nbatch_normalize=1\noutput=3\n[lstm]\noutput=2\n",
+    "gru": "[gru]\noutput=3\n",
+    "gru-tanh-bn": "[gru]\nbatch_normalize=1\ntanh=1\noutput=3\n",
+    "rnn-gru-lstm": "[rnn]\noutput=3\nactivation=leaky\n[gru]\noutput=3\n[lstm]\noutput=2\n",
+}
+
+
+def make(case, batch=2, steps=3, seed=3, device="cpu"):
+    if "batch_normalize" in CASES[case]:
+        # Darknet's batch-norm backward takes the variance as 1/N, its forward as 1/(N-1):
+        # the gradient is exact only as N grows (the objective's float32 noise with it)
+        batch = 256
+    text = NET.format(batch=batch, steps=steps) + STEM + CASES[case]
+    net = pydarknet.Network(parse_cfg_text(text, f"{case}.cfg"), seed=seed, device=device)
+    rng = np.random.default_rng(11)
+    for layer in net.layers:           # non-trivial parameters everywhere
+        for name, p in layer.params.items():
+            if name.endswith(("rolling_variance", "scales")):
+                p[...] = rng.uniform(0.5, 1.5, p.shape)
+            else:
+                p[...] += rng.uniform(-0.3, 0.3, p.shape).astype(np.float32)
+    return net
+
+
+def recurrent_layers(net):
+    return [layer for layer in net.layers if hasattr(layer, "state_shapes")]
+
+
+def set_states(net, states):
+    for layer, arrays in zip(recurrent_layers(net), states):
+        layer._state = [a.copy() for a in arrays]
+        layer._backend_of_state = net.backend
+
+
+def objective(net, x, r, states, backward=False):
+    set_states(net, states)
+    state = forward_pass(net, x, train=True)
+    L = float((r.astype(np.float64) * state.outputs[-1].reshape(r.shape)).sum())
+    if backward:
+        for layer in net.layers:
+            for g in layer.grads.values():
+                g[...] = 0
+        state.deltas[-1][...] = r.reshape(state.deltas[-1].shape)
+        backward_pass(net, state)
+    return L
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_backward_through_time_matches_finite_differences(case):
+    net = make(case)
+    net.ensure_training()
+    rng = np.random.default_rng(5)
+    x = rng.uniform(-1, 1, (net.batch, 5)).astype(np.float32)
+    r = rng.uniform(-1, 1, net.layers[-1].out_shape(net.batch)).astype(np.float32)
+    # the pass starts from a state an earlier pass left (it gets no gradient)
+    streams = net.batch // net.net.time_steps
+    states = [[rng.uniform(-0.5, 0.5, s).astype(np.float32) for s in l.state_shapes(streams)]
+              for l in recurrent_layers(net)]
+    objective(net, x, r, states, backward=True)
+    grads = {(l.index, k): g.copy() for l in net.layers for k, g in l.grads.items()}
+    checked = kinks = 0
+    for (index, name), grad in grads.items():
+        p = net.layers[index].params[name]
+        scale = max(np.abs(grad).max(), 1e-3)
+        for flat in rng.choice(p.size, size=min(5, p.size), replace=False):
+            idx = np.unravel_index(flat, p.shape)
+            estimates = []
+            for eps in (2e-3, 5e-4):
+                old = p[idx].copy()
+                p[idx] = old + np.float32(eps)
+                up = objective(net, x, r, states)
+                p[idx] = old - np.float32(eps)
+                down = objective(net, x, r, states)
+                p[idx] = old
+                estimates.append((up - down) / (2 * float(np.float32(eps))))
+            tol = 2e-2 * scale + (5e-3 if net.batch > 100 else 1e-3)
+            if abs(estimates[0] - estimates[1]) > tol:
+                kinks += 1
+                continue
+            assert abs(estimates[0] - grad[idx]) <= tol, (
+                f"{case}: layer {index} {name}{idx}: analytic {grad[idx]:.5f}, numeric "
+                f"{estimates[0]:.5f}")
+            checked += 1
+    assert checked >= 4 * kinks and checked > 10
+
+
+# AB Darknet's inference and training forward of recurrent layers, every step and layer
+# (tests/data/darknet_forward.npz, written by tools/darknet_forward_oracle.py). AB builds a
+# recurrent network only after an image layer (it divides by zero otherwise), hence the stem.
+# (cfg, passes, training forward): inference runs several passes with the state carried
+RNET = ("[net]\nbatch=2\nsubdivisions=1\ntime_steps={steps}\nwidth=4\nheight=3\n"
+        "channels=2\n[convolutional]\nfilters=2\nsize=1\nactivation=leaky\n")
+RECURRENT_LAYERS = (
+    "[rnn]\nbatch_normalize={bn}\nhidden=5\noutput=4\nactivation=leaky\n"
+    "[lstm]\nbatch_normalize={bn}\noutput=3\n"
+    "[gru]\nbatch_normalize={bn}\noutput=4\n"
+    "[rnn]\nhidden=4\noutput=3\nshortcut=1\nlogistic=1\nactivation=tanh\n"
+    "[connected]\noutput=5\nactivation=linear\n")
+RECURRENT_CASES = {
+    "recurrent-inference": (RNET.format(steps=3) + RECURRENT_LAYERS.format(bn=1) +
+                            "[softmax]\n", 3, False),
+    "recurrent-one-step": (RNET.format(steps=1) + RECURRENT_LAYERS.format(bn=0), 4, False),
+    "recurrent-train": (RNET.format(steps=3) + RECURRENT_LAYERS.format(bn=1), 1, True),
+}
+ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_forward.npz"
+
+
+def recurrent_case(name, device="cpu"):
+    """(network with xorshift32 parameters, input of every pass, the harness's
+    ROWS:STEPS:PASSES, training forward?)"""
+    text, passes, train = RECURRENT_CASES[name]
+    net = load_cfg_text(text, device=device)       # the cfg's rows and time steps
+    net.params_to_host()
+    seed = 1
+    for layer in net.layers:
+        for key, shape in layer.param_shapes():
+            seed += 7919
+            u = xorshift_uniform(seed, int(np.prod(shape))).reshape(shape)
+            if key.endswith("weights"):
+                v = (u - 0.5) * (3.4 / np.sqrt(int(np.prod(shape[1:]))))
+            elif key.endswith(("scales", "rolling_variance")):
+                v = 0.5 + u
+            else:
+                v = (u - 0.5) * 0.4
+            layer.params[key][...] = v
+    n = net.net
+    x = xorshift_uniform(12345, passes * net.batch * n.channels * n.height * n.width)
+    x = x.reshape(passes * net.batch, n.channels, n.height, n.width)
+    return net, x, f"{net.batch}:{n.time_steps}:{passes}", train
+
+
+@pytest.mark.parametrize("name", list(RECURRENT_CASES))
+def test_every_step_and_layer_matches_darknet(name, device="cpu"):
+    oracle = np.load(ORACLE)
+    net, x, _, train = recurrent_case(name, device)
+    rows = net.batch
+    for p in range(x.shape[0] // rows):
+        net.forward(x[p * rows:(p + 1) * rows], train=train)
+        for i, layer in enumerate(net.layers):
+            want = oracle[f"{name}_{p * 100000 + i}"]
+            np.testing.assert_allclose(np.asarray(net.outputs[i]).ravel(), want, rtol=1e-4,
+                                       atol=2e-5 * float(np.abs(want).max()),
+                                       err_msg=f"pass {p} layer {i} ({layer.type})")
+
+
+def test_a_training_pass_runs_alike_on_the_emulated_device(tmp_path):
+    """Recurrent layers run through the backend's ops only: a device runs them unchanged."""
+    from test_backend_contract import forward_backward
+    from test_cuda_backend import fake_device
+    CASES["all-bn"] = ("[rnn]\nbatch_normalize=1\noutput=3\nshortcut=1\nactivation=mish\n"
+                       "[gru]\nbatch_normalize=1\ntanh=1\noutput=3\n"
+                       "[lstm]\nbatch_normalize=1\noutput=2\n")
+    rng = np.random.default_rng(0)
+    with fake_device(tmp_path):
+        nets = [make(case, batch=4, device=device) for case in ("rnn-gru-lstm", "all-bn")
+                for device in ("cpu", "cuda:0")]
+        for a, b in (nets[:2], nets[2:]):
+            x = rng.standard_normal((a.batch, 5)).astype(np.float32)
+            r = rng.standard_normal(a.layers[-1].out_shape(a.batch)).astype(np.float32)
+            for _ in range(2):             # the second pass from the state the first left
+                (out_a, d_a, g_a), (out_b, d_b, g_b) = (forward_backward(n, x, r)
+                                                        for n in (a, b))
+                for what, xs, ys in (("output", out_a, out_b), ("delta", d_a, d_b)):
+                    for i, (u, v) in enumerate(zip(xs, ys)):
+                        np.testing.assert_allclose(v, u, rtol=1e-4, atol=1e-5,
+                                                   err_msg=f"{what} of layer {i}")
+                for k in g_a:      # sums over steps and streams, in another order
+                    np.testing.assert_allclose(g_b[k], g_a[k], rtol=1e-3,
+                                               atol=1e-5 * max(np.abs(g_a[k]).max(), 1),
+                                               err_msg=f"gradient {k}")
