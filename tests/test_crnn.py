@@ -1,5 +1,6 @@
 """[crnn] at inference: AB's forward_crnn_layer with one time step, the state carried from one
-pass to the next; its parameters in the .weights file as Darknet's three convolutions."""
+pass to the next; its parameters in the .weights file as Darknet's three convolutions.
+(Its training through time: tests/test_recurrent.py.)"""
 
 import numpy as np
 import pytest
@@ -68,10 +69,10 @@ def test_crnn_weights_are_three_convolutions(tmp_path):
     assert np.array_equal(raw[12:12 + 81], p["input_weights"].reshape(-1))
 
 
-def test_crnn_training_is_refused():
-    net = load_cfg_text(NET + CRNN.format(bn=0, shortcut=0))
-    with pytest.raises(CfgError, match=r"training \[crnn\] layers is not implemented"):
-        net.check_trainable()
+def test_crnn_refuses_a_size_changing_convolution_when_run():
+    net = load_cfg_text(NET + CRNN.format(bn=0, shortcut=0).replace("pad=1", "pad=0"))
+    with pytest.raises(CfgError, match=r"keep the size"):
+        net.forward(np.zeros((2, 3, 5, 6), f32))
 
 
 def test_crnn_export_refuses_a_size_changing_crnn():

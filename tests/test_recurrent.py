@@ -15,6 +15,9 @@ from test_yolo_loss import xorshift_uniform
 
 NET = "[net]\nbatch={batch}\nsubdivisions=1\ninputs=5\ntime_steps={steps}\n"
 STEM = "[connected]\noutput=4\nactivation=linear\n"
+# [crnn]'s input is an image: the stem's 36 outputs seen as 3 x 3 x 4
+IMAGE = ("[net]\nbatch={batch}\nsubdivisions=1\nwidth=3\nheight=2\nchannels=2\n"
+         "time_steps={steps}\n[convolutional]\nfilters=4\nsize=1\nactivation=linear\n")
 
 CASES = {
     "rnn-leaky": "[rnn]\noutput=3\nhidden=4\nactivation=leaky\n",
@@ -26,6 +29,9 @@ CASES = {
     "gru": "[gru]\noutput=3\n",
     "gru-tanh-bn": "[gru]\nbatch_normalize=1\ntanh=1\noutput=3\n",
     "rnn-gru-lstm": "[rnn]\noutput=3\nactivation=leaky\n[gru]\noutput=3\n[lstm]\noutput=2\n",
+    "crnn": "[crnn]\nsize=3\npad=1\nhidden=3\noutput=2\nactivation=leaky\n",
+    "crnn-bn-shortcut-groups": "[crnn]\nbatch_normalize=1\nsize=3\npad=1\nhidden=4\n"
+                               "output=2\ngroups=2\nshortcut=1\nactivation=tanh\n",
 }
 
 
@@ -34,7 +40,8 @@ def make(case, batch=2, steps=3, seed=3, device="cpu"):
         # Darknet's batch-norm backward takes the variance as 1/N, its forward as 1/(N-1):
         # the gradient is exact only as N grows (the objective's float32 noise with it)
         batch = 256
-    text = NET.format(batch=batch, steps=steps) + STEM + CASES[case]
+    head = IMAGE if case.startswith("crnn") else NET + STEM
+    text = head.format(batch=batch, steps=steps) + CASES[case]
     net = pydarknet.Network(parse_cfg_text(text, f"{case}.cfg"), seed=seed, device=device)
     rng = np.random.default_rng(11)
     for layer in net.layers:           # non-trivial parameters everywhere
@@ -74,7 +81,7 @@ def test_backward_through_time_matches_finite_differences(case):
     net = make(case)
     net.ensure_training()
     rng = np.random.default_rng(5)
-    x = rng.uniform(-1, 1, (net.batch, 5)).astype(np.float32)
+    x = rng.uniform(-1, 1, (net.batch,) + net.input_shape).astype(np.float32)
     r = rng.uniform(-1, 1, net.layers[-1].out_shape(net.batch)).astype(np.float32)
     # the pass starts from a state an earlier pass left (it gets no gradient)
     streams = net.batch // net.net.time_steps
@@ -120,11 +127,16 @@ RECURRENT_LAYERS = (
     "[gru]\nbatch_normalize={bn}\noutput=4\n"
     "[rnn]\nhidden=4\noutput=3\nshortcut=1\nlogistic=1\nactivation=tanh\n"
     "[connected]\noutput=5\nactivation=linear\n")
+CRNN_LAYERS = ("[crnn]\nbatch_normalize=1\nsize=3\npad=1\nhidden=3\noutput=4\n"
+               "activation=leaky\n"
+               "[crnn]\nsize=1\nhidden=2\noutput=3\nshortcut=1\nactivation=logistic\n")
 RECURRENT_CASES = {
     "recurrent-inference": (RNET.format(steps=3) + RECURRENT_LAYERS.format(bn=1) +
                             "[softmax]\n", 3, False),
     "recurrent-one-step": (RNET.format(steps=1) + RECURRENT_LAYERS.format(bn=0), 4, False),
     "recurrent-train": (RNET.format(steps=3) + RECURRENT_LAYERS.format(bn=1), 1, True),
+    "crnn-inference": (RNET.format(steps=2) + CRNN_LAYERS, 3, False),
+    "crnn-train": (RNET.format(steps=2) + CRNN_LAYERS, 1, True),
 }
 ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_forward.npz"
 

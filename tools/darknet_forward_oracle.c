@@ -78,7 +78,7 @@ int main(int argc, char **argv) {
         // an antialiased layer's output is its blur's (its own out_w/out_h are stride 1's)
         int n = l.batch * (l.antialiasing ? l.input_layer->outputs : l.outputs);
         // a recurrent layer's batch is a time step's; its output holds every step's
-        if (l.type == RNN || l.type == LSTM || l.type == GRU) n *= l.steps;
+        if (l.type == RNN || l.type == LSTM || l.type == GRU || l.type == CRNN) n *= l.steps;
         write_layer(f, p * 100000 + i, l.output, n);
         if (train && l.type == YOLO) {
             write_layer(f, -1 - i, l.delta, n);

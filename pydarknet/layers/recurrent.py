@@ -24,6 +24,8 @@ class Gate:
     batch_normalize) ``<gate>_scales``, ``_rolling_mean``, ``_rolling_variance``, in the
     order of Darknet's load_connected_weights."""
 
+    keep = 0.95     # Darknet's connected layer keeps 0.95 of its rolling statistics a step
+
     def __init__(self, layer, name, inputs, outputs, activation="linear"):
         self.layer, self.name = layer, name
         self.inputs, self.outputs, self.activation = inputs, outputs, activation
@@ -35,34 +37,56 @@ class Gate:
     def param_shapes(self):
         shapes = [(self.key("biases"), (self.outputs,)),
                   (self.key("weights"), (self.outputs, self.inputs))]
-        if self.layer.batch_normalize:
-            shapes += [(self.key(k), (self.outputs,))
-                       for k in ("scales", "rolling_mean", "rolling_variance")]
-        return shapes
+        return shapes + self._bn_shapes()
+
+    def _bn_shapes(self):
+        if not self.layer.batch_normalize:
+            return []
+        return [(self.key(k), (self.filters,))
+                for k in ("scales", "rolling_mean", "rolling_variance")]
+
+    @property
+    def filters(self):
+        return self.outputs
 
     def init_params(self, rng):
         p = self.layer.params
-        scale = np.sqrt(2.0 / self.inputs)      # Darknet's make_connected_layer
-        p[self.key("weights")][...] = rng.uniform(-scale, scale, (self.outputs, self.inputs))
+        w = p[self.key("weights")]
+        scale = np.sqrt(2.0 / (w.size // w.shape[0]))     # Darknet's: by the fan-in
+        w[...] = scale * rng.uniform(-1, 1, w.shape)
         if self.layer.batch_normalize:
             p[self.key("scales")][...] = 1
             p[self.key("rolling_variance")][...] = 1
 
+    def out_shape(self, n):
+        return (n, self.outputs, 1, 1)
+
+    def linear(self, B, x, out):
+        """out = the gate's weights applied to x (no bias)."""
+        n = out.shape[0]
+        B.gemm(False, True, 1.0, x.reshape(n, self.inputs), self.layer.params[self.key("weights")],
+               0.0, out.reshape(n, self.outputs))
+
+    def linear_backward(self, B, x, delta, dx):
+        """The weights' gradient += from delta and x; dx (unless None) += the input's."""
+        n, p, grads = delta.shape[0], self.layer.params, self.layer.grads
+        d = delta.reshape(n, self.outputs)
+        B.gemm(True, False, 1.0, d, x.reshape(n, self.inputs), 1.0, grads[self.key("weights")])
+        if dx is not None:
+            B.gemm(False, False, 1.0, d, p[self.key("weights")], 1.0, dx.reshape(n, self.inputs))
+
     def forward(self, state, x, t):
-        """The gate on step t's input ``x`` [streams, inputs]: its output [streams,
-        outputs, 1, 1], in a buffer of step t."""
+        """The gate on step t's input ``x`` [streams, ...]: its output (``out_shape``), in a
+        buffer of step t."""
         B, p, layer = state.backend, self.layer.params, self.layer
-        n = x.shape[0]
-        out = layer.step_buffer(state, self.name, t, (n, self.outputs, 1, 1))
-        B.gemm(False, True, 1.0, x.reshape(n, self.inputs), p[self.key("weights")], 0.0,
-               out.reshape(n, self.outputs))
+        out = layer.step_buffer(state, self.name, t, self.out_shape(x.shape[0]))
+        self.linear(B, x, out)
         bn = None
         if layer.batch_normalize and state.train:
-            # per step, on that step's batch; the rolling statistics move once a step (0.95
-            # kept, as Darknet's connected layer)
+            # per step, on that step's batch: the rolling statistics move once a step
             bn = bn_train_forward(
                 B, out, p[self.key("scales")], p[self.key("biases")],
-                p[self.key("rolling_mean")], p[self.key("rolling_variance")], keep=0.95,
+                p[self.key("rolling_mean")], p[self.key("rolling_variance")], keep=self.keep,
                 alloc=lambda what, shape: layer.step_buffer(state, f"{self.name}_{what}", t,
                                                             shape))
         elif layer.batch_normalize:
@@ -81,12 +105,11 @@ class Gate:
         return y
 
     def backward(self, state, delta, t, dx):
-        """Step t: ``delta`` [streams, outputs, 1, 1], the gradient of the gate's output
-        (changed in place), into the gate's parameter gradients, and added into ``dx``
-        (the delta of the gate's input; None: not wanted)."""
+        """Step t: ``delta`` (the gate's output's shape), the gradient of the gate's output
+        (changed in place), into the gate's parameter gradients, and added into ``dx`` (the
+        delta of the gate's input; None: not wanted)."""
         B, p, grads = state.backend, self.layer.params, self.layer.grads
         x, y, pre, bn = self._steps[t]
-        n = delta.shape[0]
         B.gradient(delta, y, self.activation, pre)
         if bn is not None:
             bn_backward(B, delta, bn, p[self.key("scales")],
@@ -94,11 +117,50 @@ class Gate:
                          "scales": grads[self.key("scales")]})
         else:
             B.backward_bias(grads[self.key("biases")], delta)
-        d = delta.reshape(n, self.outputs)
-        B.gemm(True, False, 1.0, d, x.reshape(n, self.inputs), 1.0, grads[self.key("weights")])
-        if dx is not None:
-            B.gemm(False, False, 1.0, d, p[self.key("weights")], 1.0,
-                   dx.reshape(n, self.inputs))
+        self.linear_backward(B, x, delta, dx)
+
+
+class ConvGate(Gate):
+    """One of [crnn]'s three convolutions: parameters in the order of Darknet's
+    load_convolutional_weights (biases, batch norm, weights), rolling statistics keeping
+    0.9 a step. The layer gives the geometry (size, stride, padding, dilation, groups)."""
+
+    keep = 0.9
+
+    def __init__(self, layer, name, channels, filters, activation):
+        super().__init__(layer, name, channels * layer.w * layer.h,
+                         filters * layer.out_w * layer.out_h, activation)
+        self.channels, self.n = channels, filters
+
+    @property
+    def filters(self):
+        return self.n
+
+    def param_shapes(self):
+        l = self.layer
+        return [(self.key("biases"), (self.n,))] + self._bn_shapes() + [
+            (self.key("weights"), (self.n, self.channels // l.groups, l.size, l.size))]
+
+    def out_shape(self, n):
+        return (n, self.n, self.layer.out_h, self.layer.out_w)
+
+    def _geometry(self):
+        l = self.layer
+        pad = l.padding * l.dilation
+        return (l.stride, l.stride, pad, pad, l.dilation, l.groups)
+
+    def linear(self, B, x, out):
+        l = self.layer
+        x = x.reshape(x.shape[0], self.channels, l.h, l.w)
+        B.conv2d(x, l.params[self.key("weights")], out, *self._geometry())
+
+    def linear_backward(self, B, x, delta, dx):
+        l = self.layer
+        n = delta.shape[0]
+        x = x.reshape(n, self.channels, l.h, l.w)
+        dx = None if dx is None else dx.reshape(x.shape)
+        B.conv2d_backward(x, l.params[self.key("weights")], delta, dx,
+                          l.grads[self.key("weights")], *self._geometry())
 
 
 class Recurrent(Layer):
@@ -124,16 +186,18 @@ class Recurrent(Layer):
         return value
 
     def finish(self):
-        """After the gates are made: the output size, the trained parameters, BFLOPs."""
-        self.out_w = self.out_h = 1
-        self.out_c = self.outputs
+        """After the gates are made: the output's size (1 x 1 x outputs unless set), the
+        trained parameters."""
+        if not self.out_c:
+            self.out_w = self.out_h = 1
+            self.out_c = self.outputs
         names = [name for gate in self.gates for name, _ in gate.param_shapes()]
         self.trainable = tuple(n for n in names if not n.endswith(("rolling_mean",
                                                                    "rolling_variance")))
         self.decayed = tuple(n for n in names if n.endswith("_weights"))
         # transposed in .weights files of version > 1000, as a [connected] layer's
-        self.connected_weights = {g.key("weights"): (g.inputs, g.outputs) for g in self.gates}
-        # Darknet counts no BFLOPs for connected layers (nor for these)
+        self.connected_weights = {g.key("weights"): (g.inputs, g.outputs) for g in self.gates
+                                  if not isinstance(g, ConvGate)}
 
     # -- parameters ------------------------------------------------------------------------
     def param_shapes(self):
@@ -153,7 +217,7 @@ class Recurrent(Layer):
     # -- state -----------------------------------------------------------------------------
     def state_shapes(self, streams):
         """Shapes of the state a step hands to the next (h, or h and the cell)."""
-        return [(streams, self.hidden, 1, 1)]
+        return [self.gates[0].out_shape(streams)]
 
     def reset_state(self, stream=None):
         """Start ``stream`` (every stream when None) from a zero state at the next pass, as
@@ -218,7 +282,7 @@ class Recurrent(Layer):
         for d in carried:
             B.fill(d, 0)
         for t in reversed(range(self.steps)):
-            dy = self.step_buffer(state, "dy", t, (streams, self.outputs, 1, 1))
+            dy = self.step_buffer(state, "dy", t, self.out_shape(streams))
             _rows(B, delta, dy, t)
             dx_t = None
             if dx is not None:
@@ -238,11 +302,6 @@ class Recurrent(Layer):
         it made (both may be changed) -> the gradient of the state it started from; ``dx``
         (None: not wanted) += the gradient of its input."""
         raise NotImplementedError
-
-    def summary(self):
-        d = super().summary()
-        d.update(self.fields())
-        return d
 
     def fields(self):
         return {"output_size": self.outputs, "batch_normalize": self.batch_normalize,
