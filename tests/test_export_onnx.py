@@ -530,6 +530,41 @@ def test_crnn_state_in_and_out(shortcut):
         state = got["crnn1_state_out"]
 
 
+def test_recurrent_layers_state_in_and_out():
+    """[rnn], [lstm] and [gru] of a network of vectors: one time step a run, their state
+    graph inputs and outputs; fed back, four steps equal pydarknet's passes."""
+    text = ("[net]\ninputs=6\n"
+            "[rnn]\nbatch_normalize=1\nhidden=5\noutput=4\nshortcut=1\nactivation=leaky\n"
+            "[lstm]\nbatch_normalize=1\noutput=3\n"
+            "[gru]\ntanh=1\noutput=4\n"
+            "[connected]\noutput=6\nactivation=linear\n[softmax]\n")
+    net = load_cfg_text(text, batch=2)
+    rng = np.random.default_rng(4)
+    for layer in net.layers:
+        for key, value in layer.params.items():
+            value[...] = rng.uniform(0.5, 1.5, value.shape) if "variance" in key else \
+                rng.uniform(-0.8, 0.8, value.shape)
+    model = build_onnx_model(net, opset=13, batch=2)
+    onnx.checker.check_model(model, full_check=True)
+    sess = session(model)
+    inputs = [i.name for i in sess.get_inputs()]
+    assert inputs == ["inputs", "rnn0_state", "lstm1_state", "lstm1_cell", "gru2_state"]
+    names = [o.name for o in sess.get_outputs()]
+    assert names == ["softmax_4", "rnn0_state_out", "lstm1_state_out", "lstm1_cell_out",
+                     "gru2_state_out"]
+    states = {"rnn0_state": np.zeros((2, 5, 1, 1), np.float32),
+              **{k: np.zeros((2, 3, 1, 1), np.float32) for k in ("lstm1_state", "lstm1_cell")},
+              "gru2_state": np.zeros((2, 4, 1, 1), np.float32)}
+    for step in range(4):
+        x = np.eye(6, dtype=np.float32)[rng.integers(0, 6, 2)]
+        got = dict(zip(names, sess.run(None, {"inputs": x, **states})))
+        assert_close(got["softmax_4"], net.forward(x), f"step {step}")
+        states = {k: got[k + "_out"] for k in states}
+    multi = load_cfg_text(text.replace("[net]\n", "[net]\ntime_steps=3\nbatch=2\n"))
+    with pytest.raises(NotSupportedError, match=r"time_steps=3"):
+        build_onnx_model(multi)
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

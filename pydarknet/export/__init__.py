@@ -1,11 +1,12 @@
 """Export a pydarknet Network to ONNX with the ``onnx`` package's graph API (no tracing).
 
-The graph takes ``images`` [N, 3, H, W] float32 RGB in [0, 1] (what ``Network.predict`` takes)
-and outputs every detection head (``yolo_<index>``, ``gaussian_yolo_<index>``,
+The graph takes ``images`` [N, 3, H, W] float32 RGB in [0, 1] (what ``Network.predict`` takes;
+a network of vectors, ``inputs`` [N, inputs]) and outputs every detection head (``yolo_<index>``, ``gaussian_yolo_<index>``,
 ``region_<index>``, ``detection_<index>``) or, for a network without heads, its last layer
 (``<layer_type>_<index>``), each shaped as pydarknet's ``outputs[index]``. With ``decode``: also
 ``boxes`` [N, K, 4] (x1, y1, x2, y2 in input pixels) and ``scores`` [N, K, classes]; with
-``nms``: ``selected_indices`` [M, 3] from ONNX NonMaxSuppression.
+``nms``: ``selected_indices`` [M, 3] from ONNX NonMaxSuppression. Recurrent layers run one
+time step a run, their state graph inputs and outputs (onnx_recurrent).
 """
 
 import json
@@ -79,13 +80,13 @@ def build_onnx_model(network, opset=18, batch=1, dynamic_batch=False, decode=Fal
     if nms and not decode:
         decode = True      # NMS works on the decoded boxes
     net = network.net
-    if net.channels < 1 or not (net.width and net.height):
-        raise NotSupportedError("ONNX export needs an image input ([net] width, height, "
-                                "channels)")
     network.params_to_host()
     b = GraphBuilder(opset)
     cx = _Context(b, network, mish_op)
-    images = Tensor(b.reserve("images"), (net.channels, net.height, net.width))
+    if net.channels and net.width and net.height:
+        images = Tensor(b.reserve("images"), (net.channels, net.height, net.width))
+    else:       # a network of vectors (the char-RNNs: one-hot characters)
+        images = Tensor(b.reserve("inputs"), (net.inputs,))
     wanted, last = _output_layers(network, outputs)
     names = {i: b.reserve(f"{network.layers[i].layer_type}_{i}") for i in wanted}
     for name in ("boxes", "scores", "selected_indices"):

@@ -596,6 +596,11 @@ CONVERTERS = {
 }
 
 
+from .onnx_recurrent import CONVERTERS as _RECURRENT  # noqa: E402  (it uses the helpers above)
+
+CONVERTERS.update(_RECURRENT)
+
+
 def convert_layer(cx, layer, x):
     """The layer's output Tensor, or a NotSupportedError naming the layer and why."""
     fn = CONVERTERS.get(layer.layer_type)
