@@ -9,7 +9,6 @@ import pydarknet
 from pydarknet.cfg import CfgWarning, parse_cfg, parse_cfg_text
 from pydarknet.errors import CfgError, NotSupportedError
 from pydarknet.layers import REGISTRY, SECTION_NAMES, canonical_name, layer_class
-from pydarknet.layers.unsupported import Unsupported
 from pydarknet.no_effect import NO_EFFECT, NoEffectWarning
 from pydarknet.passes import backward_pass, forward_pass
 
@@ -32,10 +31,6 @@ def test_every_section_of_the_darknet_corpus_has_a_layer_class(ref):
             assert REGISTRY[canonical_name(section.name)] is cls
             names.add(section.name)
     assert {"convolutional", "yolo", "rnn", "Gaussian_yolo", "reorg3d", "cost"} <= names
-    for name in sorted(names):
-        if issubclass(layer_class(parse_cfg_text(f"[net]\n[{name}]\n")[1]), Unsupported):
-            with pytest.raises(NotSupportedError, match=rf"t.cfg:6: \[{name}\]: .*not supported"):
-                build(NET + f"[{name}]\n")
 
 
 @pytest.mark.parametrize("alias, name", [
@@ -49,10 +44,11 @@ def test_aliases_are_registered_with_their_layer(alias, name):
 
 
 def test_every_layer_module_is_named_after_its_section():
-    shared = {"reorg3d": "reorg"}   # [reorg3d] and [reorg] are the two reorgs in reorg.py
+    # [reorg3d] and [reorg] are the two reorgs in reorg.py, [conv_lstm] an [lstm] in lstm.py
+    shared = {"reorg3d": "reorg", "conv_lstm": "lstm"}
     for name, cls in REGISTRY.items():
         module = cls.__module__.rsplit(".", 1)[1]
-        assert module in (shared.get(name, name.lower()), "unsupported"), (name, cls.__module__)
+        assert module == shared.get(name, name.lower()), (name, cls.__module__)
 
 
 def test_unknown_and_misplaced_sections_name_file_and_line():

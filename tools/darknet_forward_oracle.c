@@ -58,7 +58,8 @@ int main(int argc, char **argv) {
         // AB's CPU build leaves the delta of [lstm] unallocated, yet its training forward
         // clears it
         for (i = 0; i < net.n; ++i)
-            if (net.layers[i].type == LSTM && !net.layers[i].delta)
+            if ((net.layers[i].type == LSTM || net.layers[i].type == CONV_LSTM) &&
+                !net.layers[i].delta)
                 net.layers[i].delta = calloc((size_t)net.layers[i].outputs *
                                              net.layers[i].batch * net.layers[i].steps,
                                              sizeof(float));
@@ -78,7 +79,8 @@ int main(int argc, char **argv) {
         // an antialiased layer's output is its blur's (its own out_w/out_h are stride 1's)
         int n = l.batch * (l.antialiasing ? l.input_layer->outputs : l.outputs);
         // a recurrent layer's batch is a time step's; its output holds every step's
-        if (l.type == RNN || l.type == LSTM || l.type == GRU || l.type == CRNN) n *= l.steps;
+        if (l.type == RNN || l.type == LSTM || l.type == GRU || l.type == CRNN ||
+            l.type == CONV_LSTM) n *= l.steps;
         write_layer(f, p * 100000 + i, l.output, n);
         if (train && l.type == YOLO) {
             write_layer(f, -1 - i, l.delta, n);
