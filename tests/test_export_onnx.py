@@ -565,6 +565,38 @@ def test_recurrent_layers_state_in_and_out():
         build_onnx_model(multi)
 
 
+def test_conv_lstm_and_history_state_in_and_out():
+    """[conv_lstm] (peepholes, the cell clamped) and [history] at one time step a run."""
+    text = ("[net]\nwidth=5\nheight=4\nchannels=3\n"
+            "[convolutional]\nfilters=4\nsize=1\nactivation=leaky\n"
+            "[conv_lstm]\nbatch_normalize=1\nsize=3\npad=1\noutput=3\npeephole=1\n"
+            "state_constrain=1\nactivation=leaky\n"
+            "[history]\nhistory_size=2\n"
+            "[conv_lstm]\nsize=1\noutput=2\nlstm_activation=mish\n")
+    net = load_cfg_text(text, batch=2)
+    rng = np.random.default_rng(6)
+    for layer in net.layers:
+        for key, value in layer.params.items():
+            value[...] = rng.uniform(0.5, 1.5, value.shape) if "variance" in key else \
+                rng.uniform(-0.8, 0.8, value.shape)
+    net.layers[1].params["uf_biases"][...] += 3       # cells past the clamp
+    net.layers[1].params["ug_biases"][...] += 3
+    model = build_onnx_model(net, opset=13, batch=2)
+    onnx.checker.check_model(model, full_check=True)
+    sess = session(model)
+    names = [o.name for o in sess.get_outputs()]
+    states = {i.name: np.zeros((2,) + tuple(i.shape[1:]), np.float32)
+              for i in sess.get_inputs()[1:]}
+    assert sorted(states) == ["conv_lstm1_cell", "conv_lstm1_state", "conv_lstm3_cell",
+                              "conv_lstm3_state"]
+    for step in range(4):
+        x = rng.random((2, 3, 4, 5), dtype=np.float32)
+        got = dict(zip(names, sess.run(None, {"images": x, **states})))
+        assert_close(got["conv_lstm_3"], net.forward(x), f"step {step}")
+        states = {k: got[k + "_out"] for k in states}
+    assert np.abs(states["conv_lstm1_cell"]).max() == 1.0
+
+
 def test_antialiased_convolution_and_maxpool():
     """antialiasing=1/2: the layer at stride 1, then the blur as a depthwise Conv."""
     text = ("[net]\nwidth=19\nheight=14\nchannels=3\n"

@@ -1,9 +1,13 @@
-"""ONNX of Darknet's recurrent layers ([rnn], [lstm], [gru]): one time step per run. The
-state a step starts from is a graph input ``<type><index>_state`` ([lstm] also
-``lstm<index>_cell``), zeros for a sequence's first step; the state after it is the output
-``<name>_out``, to feed back with the next step (as [crnn]'s, onnx_layers.crnn)."""
+"""ONNX of Darknet's recurrent layers ([rnn], [lstm], [conv_lstm], [gru]): one time step per
+run. The state a step starts from is a graph input ``<type><index>_state`` ([lstm] and
+[conv_lstm] also ``<type><index>_cell``), zeros for a sequence's first step; the state after
+it is the output ``<name>_out``, to feed back with the next step (as [crnn]'s,
+onnx_layers.crnn)."""
+
+import numpy as np
 
 from ..errors import NotSupportedError
+from ..layers.recurrent import ConvGate
 from .onnx_graph import Tensor
 from .onnx_layers import _fold_bn, _host
 
@@ -30,15 +34,25 @@ def state_output(cx, layer, name, t):
 
 
 def _gate(cx, layer, gate, x, activation=None):
-    """A [connected] gate on x, its batch norm folded in, then its activation."""
+    """A gate ([connected], or [conv_lstm]'s convolution) on x, its batch norm folded in,
+    then its activation."""
     b = cx.b
     prefix = gate.name + "_"
     p = {k[len(prefix):]: _host(v) for k, v in layer.params.items() if k.startswith(prefix)}
-    w, bias = _fold_bn(p, p["weights"], gate.outputs, layer.batch_normalize)
     hint = f"{layer.type}{layer.index}_{gate.name}"
-    name = b.op("Gemm", [b.reshape(x, (gate.inputs,)).name, b.const(w, hint + "_w"),
-                         b.const(bias, hint + "_b")], hint, transB=1)
-    y = b.reshape(Tensor(name, (gate.outputs,)), (gate.outputs, 1, 1))
+    if isinstance(gate, ConvGate):
+        w, bias = _fold_bn(p, p["weights"], gate.n, layer.batch_normalize)
+        pad = layer.padding * layer.dilation
+        x = b.reshape(x, (gate.channels, layer.h, layer.w))
+        name = b.op("Conv", [x.name, b.const(w, hint + "_w"), b.const(bias, hint + "_b")],
+                    hint, kernel_shape=[layer.size] * 2, strides=[layer.stride] * 2,
+                    dilations=[layer.dilation] * 2, group=layer.groups, pads=[pad] * 4)
+        y = Tensor(name, gate.out_shape(1)[1:])
+    else:
+        w, bias = _fold_bn(p, p["weights"], gate.outputs, layer.batch_normalize)
+        name = b.op("Gemm", [b.reshape(x, (gate.inputs,)).name, b.const(w, hint + "_w"),
+                             b.const(bias, hint + "_b")], hint, transB=1)
+        y = b.reshape(Tensor(name, (gate.outputs,)), (gate.outputs, 1, 1))
     return cx.act(y, activation or gate.activation)
 
 
@@ -55,17 +69,30 @@ def rnn(cx, layer, x):
 
 
 def lstm(cx, layer, x):
-    from ..layers.lstm import GATES
+    """[lstm] and [conv_lstm] (peepholes, lstm_activation, the carried cell clamped)."""
     _one_step(layer)
     b = cx.b
-    shape = (layer.hidden, 1, 1)
+    shape = layer.gate["wf"].out_shape(1)[1:]
     h_prev = state_input(cx, layer, "state", shape)
     c_prev = state_input(cx, layer, "cell", shape)
-    act = {g: cx.act(b.binary("Add", _gate(cx, layer, layer.gate[f"w{g}"], h_prev),
-                              _gate(cx, layer, layer.gate[f"u{g}"], x)), activation)
-           for g, activation in GATES}
-    c = b.binary("Add", b.binary("Mul", act["f"], c_prev), b.binary("Mul", act["i"], act["g"]))
-    h = b.binary("Mul", cx.act(c, "tanh"), act["o"])
+
+    def gate_sum(g, cell):
+        s = b.binary("Add", _gate(cx, layer, layer.gate[f"w{g}"], h_prev),
+                     _gate(cx, layer, layer.gate[f"u{g}"], x))
+        if cell is not None:
+            s = b.binary("Add", s, _gate(cx, layer, layer.gate[f"v{g}"], cell))
+        return cx.act(s, layer._activation(g))
+
+    peek = c_prev if layer.peephole else None
+    f, i, g = gate_sum("f", peek), gate_sum("i", peek), gate_sum("g", None)
+    c = b.binary("Add", b.binary("Mul", f, c_prev), b.binary("Mul", i, g))
+    o = gate_sum("o", c if layer.peephole else None)
+    h = b.binary("Mul", cx.act(c, layer.cell_activation), o)
+    if layer.state_constrain:
+        k = float(layer.state_constrain)
+        c = Tensor(b.op("Clip", [c.name, b.const(np.float32(-k), "min"),
+                                 b.const(np.float32(k), "max")],
+                        f"{layer.type}{layer.index}_constrain"), c.shape)
     state_output(cx, layer, "state", h)
     state_output(cx, layer, "cell", c)
     return h
@@ -90,4 +117,12 @@ def gru(cx, layer, x):
     return h
 
 
-CONVERTERS = {"rnn": rnn, "lstm": lstm, "gru": gru}
+def history(cx, layer, x):
+    """[history] at one time step a run, as Darknet's: the image's input, then zeros."""
+    _one_step(layer)
+    x = cx.b.reshape(x, (layer.c, layer.h, layer.w))
+    return cx.b.pad(x, [0, 0, 0], [layer.c * (layer.history_size - 1), 0, 0],
+                    hint=f"history{layer.index}")
+
+
+CONVERTERS = {"history": history, "rnn": rnn, "lstm": lstm, "conv_lstm": lstm, "gru": gru}
