@@ -312,9 +312,11 @@ class Network:
     def load_weights(self, path, cutoff=None, allow_partial=False):
         self.params_to_host()
         header = weights_io.load_weights(self, path, cutoff, allow_partial)
-        # an iteration of a data-parallel run (summed gradients) spans every rank's batch
+        # an iteration of a data-parallel run (summed gradients) spans every rank's batch, and
+        # a recurrent network's every time step (seen counts rows, as Darknet's)
         ranks = self.parallel.ranks_per_update if self.parallel else 1
-        self.iteration = self.seen // max(self.net.batch * ranks, 1)
+        steps = max(self.net.time_steps, 1)
+        self.iteration = self.seen // max(self.net.batch * steps * ranks, 1)
         return header
 
     def save_weights(self, path, cutoff=None, replace=None):

@@ -27,6 +27,7 @@ COMMANDS = {
     "info": None, "forward": None, "train": None, "demo": None, "detect": None,
     "detector": {"test", "map", "valid", "demo", "calc_anchors", "train"},
     "classifier": {"predict", "valid", "train"},
+    "rnn": {"train", "generate"},
     "export": {"onnx"}, "partial": None,
     "data": {"coco", "voc", "idx", "check"},
 }

@@ -5,6 +5,7 @@ parser built here (none imports this package, so none can vanish behind an impor
 - :mod:`.train`: ``train``, ``demo``, ``detector train``, ``classifier train``
 - :mod:`.detector`: ``detect``, ``detector test|map|valid|calc_anchors``
 - :mod:`.classifier`: ``classifier predict|valid``
+- :mod:`.rnn`: ``rnn train|generate`` (Darknet's char-RNN)
 - :mod:`.export`: ``export onnx``
 - :mod:`.data`: the ``data`` group, joined by :mod:`.data_convert` (``data coco|voc|idx``) and
   :mod:`.data_check` (``data check``)
@@ -17,8 +18,8 @@ import sys
 import warnings
 
 from ..errors import PydarknetError
-from . import (classifier, data, data_check, data_convert, detector, export, info, train,
-               weights)
+from . import (classifier, data, data_check, data_convert, detector, export, info, rnn,
+               train, weights)
 
 __all__ = ["build_parser", "main"]
 
@@ -32,6 +33,7 @@ def build_parser():
     detector_actions = detector.add_commands(sub)
     classifier_actions = classifier.add_commands(sub)
     train.add_darknet_train(detector_actions, classifier_actions)
+    rnn.add_commands(sub)
     export.add_commands(sub)
     data_actions = data.add_commands(sub)
     data_convert.add_commands(data_actions)

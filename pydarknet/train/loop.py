@@ -151,13 +151,23 @@ class Trainer:
 
     def save(self, name):
         """Rank 0 writes the checkpoint (every rank can resume from it); returns its path."""
-        path = os.path.join(self.backup, f"{self.base}_{name}.weights")
+        path = self.checkpoint_path(name)
         if self.root:
             save_checkpoint(self.net, path, self._extra())
             if name == "last" and self.net.ema is not None:     # as Darknet, beside _last
                 ema = os.path.join(self.backup, f"{self.base}_ema.weights")
                 self.net.save_weights(ema, replace=self.net.ema.arrays)
         return path
+
+    def checkpoint_path(self, name):
+        """Where checkpoint ``name`` ("last", "final", "best", an iteration) goes."""
+        return os.path.join(self.backup, f"{self.base}_{name}.weights")
+
+    def progress_line(self, record):
+        """The console line of one iteration (Darknet's train_detector's)."""
+        return (f" {record['iteration']}: {record['loss']:f}, {record['avg_loss']:f} avg loss, "
+                f"{record['rate']:f} rate, {record['seconds']:f} seconds, {record['images']} "
+                f"images, {record['hours_left']:f} hours left")
 
     def _chart(self):
         if self.root:
@@ -222,6 +232,8 @@ class Trainer:
                 images, truths = self.loader.next()
                 loss = net.train_iteration(images, truths)
                 dt = time.time() - t0
+                if hasattr(self.loader, "after_iteration"):    # e.g. the text streams' jumps
+                    self.loader.after_iteration()
                 if self.avg_loss < 0 or not math.isfinite(self.avg_loss):
                     self.avg_loss = loss
                 self.avg_loss = self.avg_loss * 0.9 + loss * 0.1
@@ -234,9 +246,7 @@ class Trainer:
                 suffix = self._data_problems(record)
                 if net.ema is not None and net.ema.event:
                     self.log(f" {net.ema.event}")
-                self.log(f" {it}: {loss:f}, {self.avg_loss:f} avg loss, {net.learning_rate:f} "
-                         f"rate, {dt:f} seconds, {net.seen} images, {left:f} hours left"
-                         + suffix)
+                self.log(self.progress_line(record) + suffix)
                 # Darknet: mAP every map_every iterations from the last (or the start), not
                 # before burn_in, and at the end
                 due = it >= max(last_map + map_every, opts.burn_in) or it == self.max_batches
