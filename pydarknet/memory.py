@@ -68,12 +68,15 @@ def layer_memory(layer, batch, train, device="cpu"):
             copies += 1
         if layer.layer_type in ("maxpool", "dropout"):
             copies += 1                                 # argmax indexes, the mask
+    step_memory = getattr(layer, "step_memory", None)
+    if step_memory is not None:         # recurrent layers: every step's gates and sums
+        copies += step_memory(train) / max(layer.outputs, 1)
     workspace = 0
     if layer.layer_type == "convolutional":
         workspace = (cuda_conv_workspace(layer, batch) if str(device).startswith("cuda")
                      else CPU_WORKSPACE)
-    return LayerMemory(layer.index, layer.layer_type, params, one_copy, copies * one_copy,
-                       workspace)
+    return LayerMemory(layer.index, layer.layer_type, params, one_copy,
+                       int(copies * one_copy), workspace)
 
 
 def cuda_conv_workspace(layer, batch):
@@ -102,16 +105,17 @@ def network_memory(network, batch=None, train=None, device=None):
 
 def smallest_subdivisions(network, limit, device="cpu"):
     """The smallest ``subdivisions`` dividing the cfg's ``batch`` whose training mini-batch
-    (batch / subdivisions) fits in ``limit`` bytes on ``device``: (subdivisions, bytes), or
-    (None, bytes at mini-batch 1) when not even one image fits."""
+    (batch / subdivisions, each of time_steps rows) fits in ``limit`` bytes on ``device``:
+    (subdivisions, bytes), or (None, bytes at mini-batch 1) when not even one image fits."""
     batch = max(network.net.batch, 1)
+    steps = max(network.net.time_steps, 1)
     for subdivisions in range(1, batch + 1):
         if batch % subdivisions:
             continue
-        _, total = network_memory(network, batch // subdivisions, True, device)
+        _, total = network_memory(network, batch // subdivisions * steps, True, device)
         if total <= limit:
             return subdivisions, total
-    return None, network_memory(network, 1, True, device)[1]
+    return None, network_memory(network, steps, True, device)[1]
 
 
 def available_host_memory():
@@ -215,8 +219,9 @@ def memory_report(network, limits, inference_batch=1):
             rows[device, train] = network_memory(network, batch, train, device)
     cpu_train, _ = rows["cpu", True]
     cuda_train, _ = rows["cuda", True]
+    steps = f" x time_steps {n.time_steps} rows" if n.time_steps > 1 else ""
     lines = [f"memory per layer, training mini-batch {mini} (batch {n.batch} / subdivisions "
-             f"{n.subdivisions}):",
+             f"{n.subdivisions}{steps}):",
              "   layer type          params   outputs   training  workspace cpu/cuda"]
     for layer, r, g in zip(network.layers, cpu_train, cuda_train):
         lines.append(f"{r.index:8d} {layer.type:<10.10} {format_bytes(r.params):>9} "

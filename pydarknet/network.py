@@ -9,6 +9,7 @@ from .backend import get_backend, parse_device
 from .cfg import parse_cfg, parse_cfg_text
 from .errors import CfgError, PydarknetError, ShapeError
 from .layers import BuildContext, layer_class
+from .layers.base import output_layer
 from .memory import check_fits, format_bytes
 from .net_options import NetOptions
 from .no_effect import NoEffectOptions
@@ -159,7 +160,8 @@ class Network:
         return np.ascontiguousarray(x)
 
     def forward(self, x, train=False, truths=None):
-        """Run every layer on x; returns (a copy of) the last output. ``outputs[i]`` holds
+        """Run every layer on x; returns (a copy of) the network's output (the last layer's
+        that is not a [cost], as Darknet's network_predict). ``outputs[i]`` holds
         layer i's output until the next pass reuses its memory.
 
         ``train=True`` runs Darknet's training-mode forward (batch statistics, which also move
@@ -180,12 +182,12 @@ class Network:
         forward_pass(self, self.backend.from_numpy(x), train, truths, pool=pool)
         if train and truths is not None:
             self.cost = pass_cost(self)
-        return np.array(self.outputs[-1], copy=True)
+        return np.array(self.outputs[output_layer(self.layers)], copy=True)
 
     def predict(self, x, keep=()):
         """Inference forward pass (batch norm with rolling statistics); returns (a copy of)
-        the last output. ``outputs`` keeps what is read after it: the detection heads,
-        softmax, the last layer and the layers listed in ``keep``; the other layers' outputs
+        the network's output (as ``forward``). ``outputs`` keeps what is read after it: the
+        detection heads, softmax, the last layer and the layers listed in ``keep``; the other layers' outputs
         share memory as the pass goes (``forward(x)`` keeps every one)."""
         x = self._check_input(x)
         return self._pass(x, False, None, self._output_pool(keep))

@@ -22,6 +22,8 @@ layer.
 
 import numpy as np
 
+from .layers.base import output_layer
+
 # outputs that decode, classify and `pydarknet info` read after a pass
 KEPT_TYPES = ("yolo", "gaussian_yolo", "region", "detection", "softmax")
 KEPT = float("inf")     # the last reader of an output the caller reads after the pass
@@ -39,10 +41,7 @@ def last_readers(layers, keep=()):
             last[i] = max(last[i], j)
     kept = set(keep) | {len(layers) - 1}
     kept |= {l.index for l in layers if l.layer_type in KEPT_TYPES}
-    i = len(layers) - 1
-    while i > 0 and layers[i].layer_type == "cost":    # classify reads the last non-cost one
-        i -= 1
-    kept.add(i)
+    kept.add(output_layer(layers))       # predict returns it
     for i in kept:
         last[i] = KEPT
     return last

@@ -28,6 +28,7 @@ import os
 import numpy as np
 
 from .errors import PydarknetError
+from .layers.base import output_layer as layers_output
 
 DEFAULT_SEED = b"\n\n"          # Darknet's -seed
 JUMP_ODDS = 64                  # a stream jumps after an iteration with probability 1/64
@@ -181,12 +182,8 @@ class TextStreams:
 
 # -- the network ---------------------------------------------------------------------------
 def output_layer(net):
-    """The index of the layer generation reads: the last that is not a [cost] (Darknet's
-    get_network_output_layer)."""
-    i = len(net.layers) - 1
-    while i > 0 and net.layers[i].layer_type == "cost":
-        i -= 1
-    return i
+    """The index of the layer generation reads (Darknet's get_network_output_layer)."""
+    return layers_output(net.layers)
 
 
 def check_text_network(net, cfg="the cfg"):

@@ -115,3 +115,17 @@ def test_parse_size():
     for bad in ("", "0", "-1GB", "8XB", "GB"):
         with pytest.raises(pydarknet.PydarknetError):
             parse_size(bad)
+
+
+def test_recurrent_layers_count_every_step_and_the_subdivisions_the_time_steps(ref):
+    """rnn.train.cfg: a mini-batch is 16 sequences of 576 steps; one iteration measured
+    2.2 GB on the CPU, the estimate is an upper bound near it."""
+    import warnings
+    from pydarknet.memory import memory_report, network_memory
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = pydarknet.Network(ref / "cfg" / "rnn.train.cfg", init=False)
+    _, total = network_memory(net)
+    assert 2.2e9 < total < 3.5e9
+    report = memory_report(net, {"cpu": 4 << 30})
+    assert "x time_steps 576 rows" in report and "8 (the cfg's)" in report

@@ -110,3 +110,12 @@ def test_text_cfgs_build_as_darknets_layer_table(ref, entry):
             printed.append((m[2], int(m[3]), int(m[4] or m[3])))
     ours = [(l.type, l.inputs, l.outputs) for l in net.layers]
     assert ours == printed
+    # and they run: a character in, a distribution over the next one out, the state carried
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        net = pydarknet.Network(REF / "cfg" / entry["cfg"], batch=1)
+    for char in b"Hi":
+        x = np.zeros((1, net.net.inputs), np.float32)
+        x[0, char] = 1
+        y = net.predict(x).ravel()      # the [softmax]'s: Darknet's output skips a [cost]
+        assert y.shape == (256,) and abs(float(y.sum()) - 1) < 1e-4 and (y >= 0).all()

@@ -47,11 +47,7 @@ def _scores(network, x):
     """The network's predictions: the last layer's output that is not a [cost] layer (as
     Darknet's ``get_network_output``); with a softmax tree, its leaves' path probabilities
     (the classifier commands' hierarchy_predictions(..., only_leaves=1))."""
-    network.predict(x)
-    i = len(network.layers) - 1
-    while i > 0 and network.layers[i].layer_type == "cost":
-        i -= 1
-    scores = np.asarray(network.outputs[i]).reshape(len(x), -1)
+    scores = network.predict(x).reshape(len(x), -1)
     trees = [l for l in network.layers if l.layer_type == "softmax" and l.tree]
     if trees:   # Darknet's net.hierarchy: each leaf's probability along its path, leaves only
         tree = load_tree(trees[-1])

@@ -173,6 +173,15 @@ class HostLoss:
             state.backend.axpy(self.delta_scale(state), state.deltas[self.index], dx)
 
 
+def output_layer(layers):
+    """The index of the network's output: the last layer that is not a [cost] (Darknet's
+    get_network_output_layer; a cost layer outputs nothing at inference)."""
+    i = len(layers) - 1
+    while i > 0 and layers[i].layer_type == "cost":
+        i -= 1
+    return i
+
+
 # activations whose gradient is computed from the pre-activation, not from the output
 NEEDS_INPUT = ("swish", "mish", "hard_mish")
 

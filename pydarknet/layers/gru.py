@@ -16,6 +16,7 @@ from .registry import register
 class Gru(Recurrent):
     type = "gru"
     layer_type = "gru"
+    STEP_BUFFERS, BACKWARD_BUFFERS = 6, 10     # pydarknet.memory's estimate
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

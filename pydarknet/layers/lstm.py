@@ -27,6 +27,7 @@ class Lstm(Recurrent):
     peephole = 0
     state_constrain = 0
     cell_activation = "tanh"
+    STEP_BUFFERS, BACKWARD_BUFFERS = 11, 15     # pydarknet.memory's estimate
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

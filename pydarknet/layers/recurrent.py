@@ -199,6 +199,25 @@ class Recurrent(Layer):
         self.connected_weights = {g.key("weights"): (g.inputs, g.outputs) for g in self.gates
                                   if not isinstance(g, ConvGate)}
 
+    # per step and row, in units of the state's size: the sums and products a step keeps
+    # beside its gates' outputs, and (training) the gradients its backward makes
+    STEP_BUFFERS, BACKWARD_BUFFERS = 3, 6
+
+    def step_memory(self, train):
+        """Values a row keeps over a pass beside the layer's output (pydarknet.memory): its
+        input's copy, every gate's output (with batch norm's two copies and a kept
+        pre-activation in training), the step's own buffers, and in training their
+        gradients."""
+        per_row = 0
+        for gate in self.gates:
+            copies = 1
+            if train:
+                copies += 2 * bool(self.batch_normalize) + (gate.activation in NEEDS_INPUT)
+            per_row += copies * gate.outputs
+        state = int(np.prod(self.state_shapes(1)[0][1:]))
+        per_row += (self.STEP_BUFFERS + (self.BACKWARD_BUFFERS if train else 0)) * state
+        return per_row + (1 + train) * self.inputs
+
     # -- parameters ------------------------------------------------------------------------
     def param_shapes(self):
         return [shape for gate in self.gates for shape in gate.param_shapes()]
