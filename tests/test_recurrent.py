@@ -31,7 +31,7 @@ CASES = {
     "rnn-gru-lstm": "[rnn]\noutput=3\nactivation=leaky\n[gru]\noutput=3\n[lstm]\noutput=2\n",
     "all-bn": ("[rnn]\nbatch_normalize=1\noutput=3\nshortcut=1\nactivation=mish\n"
                "[gru]\nbatch_normalize=1\ntanh=1\noutput=3\n[lstm]\nbatch_normalize=1\noutput=2\n"),
-    "crnn": "[crnn]\nsize=3\npad=1\nhidden=3\noutput=2\nactivation=leaky\n",
+    "crnn": "[crnn]\nsize=3\npad=1\nhidden=3\noutput=2\nactivation=tanh\n",
     "conv_lstm": "[conv_lstm]\nsize=3\npad=1\noutput=2\nactivation=leaky\n",
     "conv_lstm-peephole-bn-clamp": "[conv_lstm]\nbatch_normalize=1\nsize=3\npad=1\n"
                                    "output=2\npeephole=1\nstate_constrain=1\n"
@@ -95,7 +95,8 @@ def test_backward_through_time_matches_finite_differences(case):
     rng = np.random.default_rng(5)
     x = rng.uniform(-1, 1, (net.batch,) + net.input_shape).astype(np.float32)
     r = rng.uniform(-1, 1, net.layers[-1].out_shape(net.batch)).astype(np.float32)
-    # the pass starts from a state an earlier pass left (it gets no gradient)
+    # the pass starts from a state an earlier pass left (it gets no gradient; [rnn] and
+    # [crnn] start training passes from zero, as AB's)
     streams = net.batch // net.net.time_steps
     states = [[rng.uniform(-0.5, 0.5, s).astype(np.float32) for s in l.state_shapes(streams)]
               for l in recurrent_layers(net)]
@@ -232,3 +233,18 @@ def test_a_training_pass_runs_alike_on_the_emulated_device(tmp_path):
                     np.testing.assert_allclose(g_b[k], g_a[k], rtol=1e-3,
                                                atol=1e-5 * max(np.abs(g_a[k]).max(), 1),
                                                err_msg=f"{case}: gradient {k}")
+
+
+def test_rnn_and_crnn_start_training_passes_from_zero_the_others_go_on():
+    """AB's forward_rnn_layer and forward_crnn_layer clear the state of a training pass;
+    its [lstm], [gru] and [conv_lstm] carry it. At inference every one carries it."""
+    rng = np.random.default_rng(2)
+    for case, carries in (("rnn-leaky", False), ("crnn", False), ("lstm", True),
+                          ("gru", True), ("conv_lstm", True)):
+        net = make(case)
+        x = rng.uniform(-1, 1, (net.batch,) + net.input_shape).astype(np.float32)
+        first = net.forward(x, train=True)
+        again = net.forward(x, train=True)
+        assert np.array_equal(first, again) != carries, case
+        a, b = net.forward(x), net.forward(x)
+        assert not np.array_equal(a, b), case

@@ -4,11 +4,13 @@ state they carry.
 A pass of such a network takes ``time_steps`` steps of ``streams`` sequences at once, the rows
 in step-major order (row ``t * streams + i`` is step t of sequence i, as Darknet's char-RNN
 lays its batches out); the other layers see every row as an image. A recurrent layer runs
-the steps in order. Its state carries from pass to pass, for every stream (Darknet's GPU
-build, which its char-RNN training relies on: each pass goes on where the last one ended);
-``reset_state`` starts streams again from zero, and a pass with another number of streams
-starts them all from zero. Training back-propagates through the pass's steps (truncated
-back-propagation through time): the state a pass starts from gets no gradient.
+the steps in order. Its state carries from pass to pass, for every stream: at inference
+always, in training as AB's Darknet does it ([lstm], [gru] and [conv_lstm] go on where the
+last pass ended, as its char-RNN training relies on; [rnn] and [crnn] start each training
+pass from zero). ``reset_state`` starts streams again from zero, and a pass with another
+number of streams starts them all from zero. Training back-propagates through the pass's
+steps (truncated back-propagation through time): the state a pass starts from gets no
+gradient.
 """
 
 import numpy as np
@@ -199,6 +201,10 @@ class Recurrent(Layer):
         self.connected_weights = {g.key("weights"): (g.inputs, g.outputs) for g in self.gates
                                   if not isinstance(g, ConvGate)}
 
+    # AB's [rnn] and [crnn] start every training pass from a zero state (CPU and GPU builds);
+    # its [lstm], [gru] and [conv_lstm] go on from the last pass's
+    training_starts_from_zero = False
+
     # per step and row, in units of the state's size: the sums and products a step keeps
     # beside its gates' outputs, and (training) the gradients its backward makes
     STEP_BUFFERS, BACKWARD_BUFFERS = 3, 6
@@ -229,9 +235,8 @@ class Recurrent(Layer):
 
     def check_trainable(self):
         super().check_trainable()
-        for option in ("xnor", "adam"):
-            if getattr(self, option, 0):
-                raise self.refuse_training(option, f"{option} in a recurrent layer")
+        if getattr(self, "xnor", 0):
+            raise self.refuse_training("xnor", "xnor in a recurrent layer")
 
     # -- state -----------------------------------------------------------------------------
     def state_shapes(self, streams):
@@ -275,6 +280,8 @@ class Recurrent(Layer):
         streams = n // self.steps
         x = x.reshape(n, self.inputs)
         out = state.output_buffer(self, self.out_shape(n))
+        if state.train and self.training_starts_from_zero:
+            self._state = None
         carried = self._start_state(state, streams)
         for t in range(self.steps):
             x_t = self.step_buffer(state, "input", t, (streams, self.inputs))

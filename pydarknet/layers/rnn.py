@@ -16,6 +16,7 @@ from .registry import register
 class Rnn(Recurrent):
     type = "rnn"
     layer_type = "rnn"
+    training_starts_from_zero = True      # AB's forward_rnn_layer(_gpu)
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

@@ -23,7 +23,8 @@ def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0, a
     lr = rate * layer.learning_rate_scale
     decay_scale = 1.0
     if loss_scale != 1.0:
-        if layer.layer_type == "connected":
+        # [rnn], [lstm] and [gru] update their gates as Darknet's connected layers
+        if layer.layer_type == "connected" or getattr(layer, "connected_weights", None):
             for name in layer.grads:
                 for buf in (layer.grads[name], layer.momenta[name]):
                     backend.axpy(np.float32(1.0 / loss_scale - 1.0), buf, buf)
