@@ -141,25 +141,30 @@ def case_truths(net):
     return truths
 
 
-def case_network(name, device="cpu"):
-    """The case's network with parameters from xorshift32 (weights scaled by fan-in, positive
-    variances), and its input."""
-    net = load_cfg_text({**CASES, **PJREDDIE_CASES, **TRAIN_CASES}[name], batch=2,
-                        device=device)
+def fill_xorshift(net):
+    """Parameters from xorshift32: weights (any ``*weights``) scaled by fan-in, positive
+    scales and variances, small biases and means."""
     net.params_to_host()
     seed = 1
     for layer in net.layers:
         for key, shape in layer.param_shapes():
             seed += 7919
             u = xorshift_uniform(seed, int(np.prod(shape))).reshape(shape)
-            if key == "weights":
-                fan = int(np.prod(shape[1:])) if len(shape) > 1 else 1
-                v = (u - 0.5) * (3.4 / np.sqrt(max(fan, 1)))
-            elif key in ("scales", "rolling_variance"):
+            if key.endswith("weights"):
+                v = (u - 0.5) * (3.4 / np.sqrt(int(np.prod(shape[1:]))))
+            elif key.endswith(("scales", "rolling_variance")):
                 v = 0.5 + u
             else:
                 v = (u - 0.5) * 0.4
             layer.params[key][...] = v
+
+
+def case_network(name, device="cpu"):
+    """The case's network with parameters from xorshift32 (weights scaled by fan-in, positive
+    variances), and its input."""
+    net = load_cfg_text({**CASES, **PJREDDIE_CASES, **TRAIN_CASES}[name], batch=2,
+                        device=device)
+    fill_xorshift(net)
     n = net.net
     x = xorshift_uniform(12345, 2 * n.channels * n.height * n.width)
     return net, x.reshape(2, n.channels, n.height, n.width)

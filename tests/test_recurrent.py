@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 
 import pydarknet
-from pydarknet.backend import get_backend
 from pydarknet.cfg import parse_cfg_text
 from pydarknet.network import load_cfg_text
 from pydarknet.passes import backward_pass, forward_pass
+from test_darknet_forward import fill_xorshift
 from test_yolo_loss import xorshift_uniform
 
 NET = "[net]\nbatch={batch}\nsubdivisions=1\ninputs=5\ntime_steps={steps}\n"
@@ -170,19 +170,7 @@ def recurrent_case(name, device="cpu"):
     ROWS:STEPS:PASSES, training forward?)"""
     text, passes, train = RECURRENT_CASES[name]
     net = load_cfg_text(text, device=device)       # the cfg's rows and time steps
-    net.params_to_host()
-    seed = 1
-    for layer in net.layers:
-        for key, shape in layer.param_shapes():
-            seed += 7919
-            u = xorshift_uniform(seed, int(np.prod(shape))).reshape(shape)
-            if key.endswith("weights"):
-                v = (u - 0.5) * (3.4 / np.sqrt(int(np.prod(shape[1:]))))
-            elif key.endswith(("scales", "rolling_variance")):
-                v = 0.5 + u
-            else:
-                v = (u - 0.5) * 0.4
-            layer.params[key][...] = v
+    fill_xorshift(net)
     if name.startswith("conv_lstm"):
         # forget little, write much: cells grow past state_constrain=1, which clamps them
         for g in ("uf", "ui", "ug"):
