@@ -12,7 +12,7 @@ POLICIES = ("constant", "step", "steps", "exp", "poly", "random", "sigmoid", "sg
 _AUGMENT_FLOATS = {"angle": 0.0, "aspect": 1.0, "saturation": 1.0, "exposure": 1.0, "hue": 0.0,
                    "label_smooth_eps": 0.0, "resize_step": 32.0, "loss_scale": 1.0}
 _AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_box": 0,
-                 "mosaic_bound": 0, "augment_speed": 2, "seen": 0}
+                 "mosaic_bound": 0, "augment_speed": 2, "seen": 0, "track": 0}
 
 # Training features of Darknet's that pydarknet does not implement: option -> (default, what it
 # does). A cfg that sets one builds and runs; training it is refused (check_trainable).
@@ -27,8 +27,7 @@ _NOT_TRAINED = {
     "contrastive_color": (0, "contrastive learning"),
     "unsupervised": (0, "unsupervised contrastive learning"),
     "attention": (0, "attention-guided augmentation"),
-    "track": (0, "training on video sequences (tracking)"),
-    "equidistant_point": (0, "training on video sequences (tracking)"),
+    "equidistant_point": (0, "the YOLO loss's equidistant point (tracking)"),
 }
 
 
@@ -115,6 +114,11 @@ class NetOptions:
                     f"{key}={self.section.options[key].value} asks for {what}, which pydarknet "
                     f"does not implement: remove the option (or set {key}={default}) to train "
                     f"here, or train with Darknet", key)
+        if self.track and self.mosaic_mixup:
+            key = next(k for k in ("mosaic", "mixup", "cutmix") if k in self.section.options)
+            raise self.section.error(
+                f"track=1 with {key}= (sequences blended or tiled with other images) is not "
+                f"implemented: remove {key} to train on sequences", key)
 
     def summary(self):
         """The shapes-JSON ``net`` record."""

@@ -158,12 +158,13 @@ class TextStreams:
     def set_size(self, width, height):
         """(The Trainer's resize on resuming: a text has no image size.)"""
 
-    def set_batch(self, sequences):
-        """(The Trainer's mini-batch on resuming: the cfg's streams.)"""
-        if sequences != self.passes * self.streams:
-            raise PydarknetError(f"the checkpoint was trained with {sequences} sequences an "
-                                 f"iteration and the cfg has {self.passes * self.streams}: "
-                                 f"resume with the same cfg, or start again with -clear")
+    def set_batch(self, rows):
+        """(The Trainer's mini-batch on resuming, in rows an iteration: the cfg's.)"""
+        if rows != self.symbols_per_iteration:
+            raise PydarknetError(f"the checkpoint was trained with {rows // self.steps} "
+                                 f"sequences an iteration and the cfg has "
+                                 f"{self.passes * self.streams}: resume with the same cfg, or "
+                                 f"start again with -clear")
 
     @property
     def symbols_per_iteration(self):

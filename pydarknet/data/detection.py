@@ -126,13 +126,14 @@ class DetectionDataset:
         return self._bad.first_usable(rng, index, load, self.problems, MAX_TRIES)
 
     # -- one augmented image ------------------------------------------------------------------
-    def _single(self, rng, index, w, h, corner=None):
+    def _single(self, rng, index, w, h, corner=None, aug_rng=None):
         """One augmented w x h uint8 image, its boxes [k, 4], classes+track ids [k, 2], crop.
-        An image OpenCV fails on is warned, counted and replaced by another."""
+        An image OpenCV fails on is warned, counted and replaced by another. ``aug_rng``: the
+        generator of the augmentation's draws (default ``rng``)."""
         for _ in range(MAX_TRIES):
             img, labels, index = self._read(rng, index)
             try:
-                return self._augment(rng, img, labels, index, w, h, corner)
+                return self._augment(rng, img, labels, index, w, h, corner, aug_rng)
             except (cv2.error, ValueError) as e:
                 path = self.paths[index]
                 self.problems.report("image_failed", f"{path}: cannot augment this image "
@@ -141,23 +142,24 @@ class DetectionDataset:
                 index = int(rng.integers(len(self.paths)))
         raise DataError(f"no usable image: {self.problems.as_dict()}")
 
-    def _augment(self, rng, img, labels, index, w, h, corner):
+    def _augment(self, rng, img, labels, index, w, h, corner, aug_rng=None):
         # Darknet shuffles the boxes (which matters when there are more than max_boxes); the
         # track id stays the box's line in its file
         order = rng.permutation(len(labels)) if len(labels) > 1 else np.arange(len(labels))
         labels = labels[order]
         ih, iw = img.shape[:2]
+        aug = rng if aug_rng is None else aug_rng
         if not self.augment:
-            crop = A.jitter_crop(rng, iw, ih, 0.0, 1.0, False, self.letter_box, w, h)
+            crop = A.jitter_crop(aug, iw, ih, 0.0, 1.0, False, self.letter_box, w, h)
             out = A.crop_resize(img, crop, w, h)
             boxes, ids = self._boxes(labels, order, crop, index, w, h)
             return out, boxes, ids, crop
-        flip = self.flip and bool(rng.integers(2))
-        crop = A.jitter_crop(rng, iw, ih, self.jitter, self.resize, flip, self.letter_box, w, h,
+        flip = self.flip and bool(aug.integers(2))
+        crop = A.jitter_crop(aug, iw, ih, self.jitter, self.resize, flip, self.letter_box, w, h,
                              mosaic_corner=corner)
-        dhue, dsat, dexp = A.random_hsv(rng, self.hue, self.saturation, self.exposure)
-        blur = A.pick_blur(rng, self.blur)
-        noise = self.gaussian_noise if self.gaussian_noise and rng.integers(2) else 0
+        dhue, dsat, dexp = A.random_hsv(aug, self.hue, self.saturation, self.exposure)
+        blur = A.pick_blur(aug, self.blur)
+        noise = self.gaussian_noise if self.gaussian_noise and aug.integers(2) else 0
         boxes, ids = self._boxes(labels, order, crop, index, w, h)
         if blur > 1:   # Darknet: no strong blur when an object is under 8 blur-widths
             min_wh = int(min((boxes[:, 2] * w).min(), (boxes[:, 3] * h).min())) if len(boxes) \
@@ -180,16 +182,22 @@ class DetectionDataset:
         return boxes[keep], ids[keep]
 
     # -- a training sample --------------------------------------------------------------------
-    def sample(self, rng, w, h, index=None, image_out=None, truth_out=None):
+    def sample(self, rng, w, h, index=None, image_out=None, truth_out=None, aug_rng=None):
         """One training sample at w x h: (image float32 [C, h, w], truths [max_boxes, 6]).
 
         ``index`` picks the (first) image; None: a random one, as Darknet. Mosaic and mixup
         (each applied to half of the samples, as Darknet does per batch) draw their other
         images at random. Results go into ``image_out``/``truth_out`` when given.
+        ``aug_rng``: the generator of the crop, flip, colour, blur and noise draws (default
+        ``rng``); [net] track=1 gives every image of a pass the same one, as Darknet
+        augments a video sequence alike (mosaic and mixup are refused there).
         """
         m = len(self.paths)
         if index is None:
             index = int(rng.integers(m))
+        if aug_rng is not None:
+            out, boxes, ids, _ = self._single(rng, index, w, h, aug_rng=aug_rng)
+            return self._finish(A.to_chw(out, image_out), boxes, ids, truth_out)
         mode = self.mosaic_mixup if (self.mosaic_mixup and rng.integers(2) == 0) else 0
         if mode == 3:
             cut_x, cut_y = A.mosaic_cut(rng, w, h)
@@ -215,6 +223,10 @@ class DetectionDataset:
         else:
             out, boxes, ids, _ = self._single(rng, index, w, h)
             image = A.to_chw(out, image_out)
+        return self._finish(image, boxes, ids, truth_out)
+
+    def _finish(self, image, boxes, ids, truth_out):
+        """(image, truths [max_boxes, 6]: box, class, track id; the first max_boxes)."""
         truth = truth_out if truth_out is not None else np.empty(self.truth_shape, np.float32)
         truth.fill(0)
         k = min(len(boxes), self.max_boxes)

@@ -40,10 +40,14 @@ class BatchLoader:
     ``shuffle``: "random" (Darknet: every image drawn uniformly at random, with replacement)
     or "epoch" (each image once per pass over the list, in a seeded random order).
     ``seed=None`` draws a seed (kept in the state, so a resumed run still repeats).
+    ``sequences=(streams, steps, speed)`` ([net] track=1, AB's get_sequential_paths): each
+    pass of streams x steps rows holds ``streams`` runs of consecutive list entries, from
+    random places, every one a random 1..speed entries after the last, rows step-major; the
+    images of a pass share one augmentation.
     """
 
     def __init__(self, dataset, batch, width, height, seed=None, threads=None, prefetch=2,
-                 shuffle="random", shard=(0, 1)):
+                 shuffle="random", shard=(0, 1), sequences=None):
         if shuffle not in ("random", "epoch"):
             raise ValueError("shuffle must be 'random' or 'epoch'")
         if batch < 1:
@@ -59,6 +63,13 @@ class BatchLoader:
         self.seed = int(np.random.SeedSequence().entropy % (2 ** 63)) if seed is None \
             else int(seed)
         self.shuffle = shuffle
+        self.sequences = None
+        if sequences is not None:
+            streams, steps, speed = (int(v) for v in sequences)
+            if streams < 1 or steps < 1 or batch % (streams * steps):
+                raise ValueError(f"sequences: {streams} streams x {steps} steps do not divide "
+                                 f"the batch of {batch}")
+            self.sequences = (streams, steps, max(speed, 1))
         self.threads = int(threads or default_threads())
         self.prefetch = max(1, int(prefetch))
         self.position = 0                 # batches handed out so far
@@ -108,6 +119,9 @@ class BatchLoader:
         if batch < 1:
             raise ValueError(f"batch must be >= 1, found {batch}")
         if batch != self.batch:
+            if self.sequences:      # as many more streams, each as long
+                streams, steps, speed = self.sequences
+                self.sequences = (max(streams * batch // self.batch, 1), steps, speed)
             rank, ranks = self.first // self.batch, self.global_batch // self.batch
             self.batch, self.global_batch, self.first = batch, batch * ranks, rank * batch
             self._drop()
@@ -166,8 +180,26 @@ class BatchLoader:
                 self._perms[epoch] = perm
         return int(perm[n % m])
 
+    def _sequence_place(self, b, g):
+        """(index, the pass's augmentation generator) of sample g of batch b in sequences."""
+        streams, steps, speed = self.sequences
+        pass_, row = divmod(g, streams * steps)
+        step, stream = divmod(row, streams)
+        draws = np.random.default_rng(np.random.SeedSequence(self.seed,
+                                                             spawn_key=(b, 2 ** 30, pass_)))
+        starts = draws.integers(len(self.dataset), size=streams)
+        gap = int(draws.integers(1, speed + 1))
+        aug = np.random.default_rng(np.random.SeedSequence(self.seed,
+                                                           spawn_key=(b, 2 ** 30 + 1, pass_)))
+        return int((starts[stream] + step * gap) % len(self.dataset)), aug
+
     def _load_one(self, b, k, w, h, images, truths):
         g = self.first + k                      # the sample's place in the global batch
+        if self.sequences:
+            index, aug = self._sequence_place(b, g)
+            self.dataset.sample(self.rng(b, g), w, h, index=index, image_out=images[k],
+                                truth_out=truths[k], aug_rng=aug)
+            return
         self.dataset.sample(self.rng(b, g), w, h, index=self._index(b, g),
                             image_out=images[k], truth_out=truths[k])
 
@@ -218,5 +250,8 @@ def make_loader(network, paths, seed=None, labels=None, threads=None, prefetch=2
     if shard is None:
         parallel = getattr(network, "parallel", None)
         shard = (parallel.rank, parallel.size) if parallel else (0, 1)
-    return BatchLoader(ds, n.subdivisions * n.mini_batch, n.width, n.height, seed=seed,
-                       threads=threads, prefetch=prefetch, shuffle=shuffle, shard=shard)
+    steps = max(n.time_steps, 1)        # a pass is mini_batch sequences of time_steps rows
+    sequences = (n.mini_batch, steps, n.augment_speed) if n.track else None
+    return BatchLoader(ds, n.subdivisions * n.mini_batch * steps, n.width, n.height,
+                       seed=seed, threads=threads, prefetch=prefetch, shuffle=shuffle,
+                       shard=shard, sequences=sequences)

@@ -182,7 +182,8 @@ class Trainer:
         """AB's train_detector (train_classifier): every 4 (2) epochs of the training list,
         at least every 100 iterations."""
         images = len(getattr(self.loader, "dataset", ()) or ())
-        batch = self.net.net.subdivisions * self.net.net.mini_batch
+        n = self.net.net
+        batch = n.subdivisions * n.mini_batch * max(n.time_steps, 1)
         return max(self.eval_epochs * images // max(batch, 1), 100)
 
     def run(self):
@@ -291,8 +292,9 @@ class Trainer:
         ranks = net.parallel.ranks_per_update if net.parallel else 1
         net.net.mini_batch = int(mini)
         if reset_seen:
-            net.seen = self.init_b * net.net.subdivisions * net.iteration * ranks
-        self.loader.set_batch(net.net.subdivisions * int(mini))
+            net.seen = (self.init_b * net.net.subdivisions * net.iteration * ranks *
+                        max(net.net.time_steps, 1))
+        self.loader.set_batch(net.net.subdivisions * int(mini) * max(net.net.time_steps, 1))
 
     def _data_problems(self, record):
         """Adds the skipped inputs so far (``skipped``, ``data_problems`` by kind: files and
