@@ -261,6 +261,23 @@ def test_resuming_from_the_backup_goes_on_where_it_stopped(tmp_path, capsys):
     assert [i for i, _, _ in losses(capsys.readouterr().out)] == [1, 2]
 
 
+def test_a_resumed_lstm_run_equals_an_uninterrupted_one(tmp_path, capsys):
+    """The checkpoint's sidecar keeps the state an [lstm] carries into the next pass (and
+    the streams' places): resumed, the weights come out bit for bit the same."""
+    cfg = tiny_cfg(tmp_path, recurrent=LSTM, max_batches=1000)
+    text = write(tmp_path, "abc.txt", "abcde" * 60)
+    common = ["-file", text, "--seed", "4"]
+    main(["rnn", "train", cfg, *common, "-backup", str(tmp_path / "a"), "--max-batches", "8"])
+    main(["rnn", "train", cfg, *common, "-backup", str(tmp_path / "b"), "--max-batches", "5"])
+    main(["rnn", "train", cfg, os.path.join(tmp_path, "b", "tiny_final.weights"), *common,
+          "-backup", str(tmp_path / "b"), "--max-batches", "8"])
+    capsys.readouterr()
+    a = load(cfg, os.path.join(tmp_path, "a", "tiny_final.weights"))
+    b = load(cfg, os.path.join(tmp_path, "b", "tiny_final.weights"))
+    for name, value in a.layers[0].params.items():
+        np.testing.assert_array_equal(b.layers[0].params[name], value, err_msg=name)
+
+
 def test_ctrl_c_saves_the_backup(tmp_path):
     cfg = tiny_cfg(tmp_path, max_batches=100000)
     text = write(tmp_path, "abc.txt", "abc" * 100)

@@ -43,6 +43,12 @@ class History(Layer):
         else:
             self._last[stream] = 0
 
+    def carried_state(self):
+        return None if self._last is None else [self._last.copy()]
+
+    def restore_state(self, arrays, backend):
+        (self._last,) = (np.array(a, np.float32) for a in arrays)
+
     def _split(self, n):
         if n % self.steps:
             raise self.section.error(

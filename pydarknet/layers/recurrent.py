@@ -254,6 +254,18 @@ class Recurrent(Layer):
             host[stream] = 0
             self._backend_of_state.copy_from_numpy(array, host)
 
+    def carried_state(self):
+        """The state the next pass starts from, as numpy arrays (checkpoints); None: zero."""
+        if self._state is None:
+            return None
+        return [np.array(self._backend_of_state.to_numpy(a)) for a in self._state]
+
+    def restore_state(self, arrays, backend):
+        """Go on from ``arrays`` (what carried_state gave) at the next pass."""
+        self._state = [backend.from_numpy(np.ascontiguousarray(a, np.float32))
+                       for a in arrays]
+        self._backend_of_state = backend
+
     def step_buffer(self, state, name, t, shape):
         return state.output_buffer(self, shape, f"{name}@{t}")
 

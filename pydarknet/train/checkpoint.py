@@ -29,6 +29,10 @@ def save_checkpoint(network, path, extra):
     if network.ema is not None:
         for (index, name), average in network.ema.arrays.items():
             arrays[f"e{index}_{name}"] = average
+    for layer in network.layers:        # recurrent layers: the state the next pass goes on from
+        carried = layer.carried_state() if hasattr(layer, "carried_state") else None
+        for k, value in enumerate(carried or ()):
+            arrays[f"s{layer.index}_{k}"] = value
     meta = dict(extra, iteration=network.iteration, seen=network.seen,
                 rng=network.rng.bit_generator.state)
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
@@ -39,7 +43,8 @@ def save_checkpoint(network, path, extra):
 
 
 def load_checkpoint_state(network, path):
-    """Restore momenta and RNG from the sidecar of ``path``; returns its extra dict or None."""
+    """Restore momenta, RNG and the recurrent layers' state from the sidecar of ``path``;
+    returns its extra dict or None."""
     target = state_path(path)
     if not os.path.exists(target):
         return None
@@ -57,6 +62,11 @@ def load_checkpoint_state(network, path):
                 if key in data.files and data[key].shape == buf.shape:
                     network.backend.copy_from_numpy(buf, data[key])
         network.ema = _moving_average(network, data)
+        for layer in network.layers:
+            saved = [data[f"s{layer.index}_{k}"] for k in range(3)
+                     if f"s{layer.index}_{k}" in data.files]
+            if saved and hasattr(layer, "restore_state"):
+                layer.restore_state(saved, network.backend)
     network.rng.bit_generator.state = meta.pop("rng")
     return meta
 
