@@ -311,9 +311,11 @@ class Network:
         return export_onnx(self, path, **kw)
 
     # -- weights -------------------------------------------------------------------------
-    def load_weights(self, path, cutoff=None, allow_partial=False):
+    def load_weights(self, path, cutoff=None, allow_partial=False, gates="ab"):
+        """pydarknet.weights.load_weights (``gates="pjreddie"``: pjreddie's [lstm]/[gru]
+        gate order)."""
         self.params_to_host()
-        header = weights_io.load_weights(self, path, cutoff, allow_partial)
+        header = weights_io.load_weights(self, path, cutoff, allow_partial, gates)
         # an iteration of a data-parallel run (summed gradients) spans every rank's batch, and
         # a recurrent network's every time step (seen counts rows, as Darknet's)
         ranks = self.parallel.ranks_per_update if self.parallel else 1

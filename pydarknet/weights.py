@@ -44,8 +44,12 @@ def read_header(buf, path):
     return Header(major, minor, revision, seen), end
 
 
-def _load_order(layer):
-    """Parameter names as the file stores them for ``layer`` (Darknet's load_*_weights)."""
+def _load_order(layer, gates="ab"):
+    """Parameter names as the file stores them for ``layer`` (Darknet's load_*_weights);
+    ``gates="pjreddie"``: [lstm] and [gru] gates in the order pjreddie's Darknet writes."""
+    pjreddie = getattr(layer, "PJREDDIE_GATES", None)
+    if gates == "pjreddie" and pjreddie:
+        return [name for g in pjreddie for name, _ in layer.gate[g].param_shapes()]
     names = [name for name, _ in layer.param_shapes()]
     if getattr(layer, "dontloadscales", 0) and layer.layer_type in ("convolutional",
                                                                     "connected"):
@@ -77,21 +81,25 @@ def expected_floats(layers):
                if not getattr(layer, "dontload", 0) for n in _load_order(layer))
 
 
-def load_weights(network, path, cutoff=None, allow_partial=False):
+def load_weights(network, path, cutoff=None, allow_partial=False, gates="ab"):
     """Load ``path`` into ``network``'s first ``cutoff`` layers (all when None).
 
     ``allow_partial``: a file that ends at a layer boundary (a backbone such as
     ``yolov4.conv.137``) loads the layers it has, as Darknet does when it meets the end of
-    the file; ``header.layers_loaded`` tells how many."""
+    the file; ``header.layers_loaded`` tells how many. ``gates="pjreddie"``: a file written
+    by pjreddie's Darknet, whose [lstm] and [gru] gates come in another order than AB's
+    (saving writes AB's)."""
+    if gates not in ("ab", "pjreddie"):
+        raise ValueError(f"gates must be 'ab' or 'pjreddie', found {gates!r}")
     path = os.fspath(path)
     try:
         with open(path, "rb") as f:
-            return _load_from(network, f, path, cutoff, allow_partial)
+            return _load_from(network, f, path, cutoff, allow_partial, gates)
     except OSError as e:
         raise WeightsError(f"cannot read weights file {path}: {e.strerror}") from None
 
 
-def _load_from(network, f, path, cutoff, allow_partial):
+def _load_from(network, f, path, cutoff, allow_partial, gates):
     # read parameter by parameter: the whole file in memory next to the parameters would
     # double the peak (yolov4: 245 MB more)
     size = os.fstat(f.fileno()).st_size
@@ -110,10 +118,10 @@ def _load_from(network, f, path, cutoff, allow_partial):
     for layer in layers:
         if getattr(layer, "dontload", 0):
             continue
-        if allow_partial and pos == total and _load_order(layer):
+        if allow_partial and pos == total and _load_order(layer, gates):
             header.layers_loaded = layer.index
             break
-        for name in _load_order(layer):
+        for name in _load_order(layer, gates):
             count = layer.params[name].size
             if pos + count > total:
                 raise WeightsError(

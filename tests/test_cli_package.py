@@ -28,7 +28,7 @@ COMMANDS = {
     "detector": {"test", "map", "valid", "demo", "calc_anchors", "train"},
     "classifier": {"predict", "valid", "train"},
     "rnn": {"train", "generate"},
-    "export": {"onnx"}, "partial": None,
+    "export": {"onnx"}, "partial": None, "from_pjreddie": None,
     "data": {"coco", "voc", "idx", "check"},
 }
 

@@ -17,6 +17,8 @@ class Gru(Recurrent):
     type = "gru"
     layer_type = "gru"
     STEP_BUFFERS, BACKWARD_BUFFERS = 6, 10     # pydarknet.memory's estimate
+    # pjreddie's Darknet's order of the gates in .weights files (load_weights(gates=))
+    PJREDDIE_GATES = ("wz", "wr", "wh", "uz", "ur", "uh")
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

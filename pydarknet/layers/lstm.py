@@ -28,6 +28,8 @@ class Lstm(Recurrent):
     state_constrain = 0
     cell_activation = "tanh"
     STEP_BUFFERS, BACKWARD_BUFFERS = 11, 15     # pydarknet.memory's estimate
+    # pjreddie's Darknet's order of the gates in .weights files (load_weights(gates=))
+    PJREDDIE_GATES = ("wi", "wf", "wo", "wg", "ui", "uf", "uo", "ug")
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)
@@ -174,6 +176,7 @@ class ConvLstm(Lstm):
     ``padding``, ``dilation`` and ``groups``, which must keep the size (h feeds the w*)."""
     type = "conv_lstm"
     layer_type = "conv_lstm"
+    PJREDDIE_GATES = None           # AB's only
 
     def __init__(self, s, ctx):
         Recurrent.__init__(self, s, ctx)
