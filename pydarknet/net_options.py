@@ -12,7 +12,11 @@ POLICIES = ("constant", "step", "steps", "exp", "poly", "random", "sigmoid", "sg
 _AUGMENT_FLOATS = {"angle": 0.0, "aspect": 1.0, "saturation": 1.0, "exposure": 1.0, "hue": 0.0,
                    "label_smooth_eps": 0.0, "resize_step": 32.0, "loss_scale": 1.0}
 _AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_box": 0,
-                 "mosaic_bound": 0, "augment_speed": 2, "seen": 0, "track": 0}
+                 "mosaic_bound": 0, "augment_speed": 2, "seen": 0, "track": 0,
+                 # two views of each image (rows 2k, 2k+1), for [contrastive]; the second
+                 # draws its own crop and flip only with contrastive_jit_flip, its own
+                 # colours only with contrastive_color
+                 "contrastive": 0, "contrastive_jit_flip": 0, "contrastive_color": 0}
 
 # Training features of Darknet's that pydarknet does not implement: option -> (default, what it
 # does). A cfg that sets one builds and runs; training it is refused (check_trainable).
@@ -22,9 +26,6 @@ _NOT_TRAINED = {
     "num_sigmas_reject_badlabels": (0.0, "rejecting bad labels"),
     "weights_reject_freq": (0, "rejecting similar weights"),
     "sequential_subdivisions": (0, "sequence subdivisions"),
-    "contrastive": (0, "contrastive learning"),
-    "contrastive_jit_flip": (0, "contrastive learning"),
-    "contrastive_color": (0, "contrastive learning"),
     "unsupervised": (0, "unsupervised contrastive learning"),
     "attention": (0, "attention-guided augmentation"),
     "equidistant_point": (0, "the YOLO loss's equidistant point (tracking)"),
@@ -114,11 +115,17 @@ class NetOptions:
                     f"{key}={self.section.options[key].value} asks for {what}, which pydarknet "
                     f"does not implement: remove the option (or set {key}={default}) to train "
                     f"here, or train with Darknet", key)
-        if self.track and self.mosaic_mixup:
-            key = next(k for k in ("mosaic", "mixup", "cutmix") if k in self.section.options)
+        for option, what in (("track", "sequences"), ("contrastive", "image pairs")):
+            if getattr(self, option) and self.mosaic_mixup:
+                key = next(k for k in ("mosaic", "mixup", "cutmix") if k in self.section.options)
+                raise self.section.error(
+                    f"{option}=1 with {key}= ({what} blended or tiled with other images) is "
+                    f"not implemented: remove {key} to train on {what}", key)
+        if self.contrastive and self.mini_batch % 2:
             raise self.section.error(
-                f"track=1 with {key}= (sequences blended or tiled with other images) is not "
-                f"implemented: remove {key} to train on sequences", key)
+                f"contrastive=1 loads each image twice, in rows 2k and 2k+1 of a mini-batch, "
+                f"but the mini-batch (batch/subdivisions) is {self.mini_batch}: make it even "
+                f"(AB's Darknet needs at least 2)", "contrastive")
 
     def summary(self):
         """The shapes-JSON ``net`` record."""

@@ -43,7 +43,6 @@ NO_EFFECT = {
         "dets_for_show": _TRACKING,
         "sim_thresh": _TRACKING,
         "track_ciou_norm": _TRACKING,
-        "embedding_layer": _TRACKING,
     },
 }
 

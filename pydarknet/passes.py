@@ -30,6 +30,7 @@ class PassState:
         self.loss_scale = 1.0
         self.buffers = {}
         self.pool = pool        # an inference pass's OutputPool (pydarknet.output_pool)
+        self.network = network    # what a loss reads of other layers ([contrastive])
         if network is None:       # a lone layer's pass (tests)
             return
         self.rng = network.rng

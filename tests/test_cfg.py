@@ -99,6 +99,7 @@ BROKEN = [
     ("deform 1x1", NET + "[convolutional]\nfilters=2\nsize=1\nstretch=1\n", r"\[convolutional\] stretch: stretch=1 needs size >= 3"),
     ("pool padding", NET + "[maxpool]\nsize=2\nstride=1\npadding=-1\n", r"t.cfg:8: \[maxpool\] padding: padding must be >= 0, found -1"),
     ("softmax temperature", NET + "[avgpool]\n[softmax]\ntemperature=0\n", r"t.cfg:7: \[softmax\] temperature: temperature must not be 0"),
+    ("contrastive temperature", NET + "[contrastive]\ntemperature=0\n", r"t.cfg:6: \[contrastive\] temperature: temperature=0: the similarities are divided by it"),
     ("sam size", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=3\n[sam]\nfrom=-2\n", r"\[sam\] from: layer 0 is 32x32, the input 30x30"),
     ("maxpool_depth channels", NET + "[maxpool]\nmaxpool_depth=1\nout_channels=4\n", r"\[maxpool\] out_channels: out_channels must be from 1 to the input's 3 channels, found 4"),
     ("conv padding", NET + "[convolutional]\nfilters=2\nsize=3\npadding=-3\n", r"t.cfg:8: \[convolutional\] padding: padding must be >= 0, found -3"),

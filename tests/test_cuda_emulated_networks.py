@@ -11,6 +11,7 @@ import pydarknet
 from conftest import ROOT
 from test_backend_contract import CASES, FORWARD_CASES, build, forward_backward
 from test_cuda_backend import fake_device
+import test_contrastive
 import test_darknet_forward
 import test_recurrent
 from test_darknet_forward import CASES as DARKNET_CASES, check_case
@@ -42,6 +43,13 @@ def test_darknet_forward_cases_on_the_emulated_device(emulated, name):
 def test_darknet_training_forward_on_the_emulated_device(emulated, name):
     test_darknet_forward.check_training_case(np.load(test_darknet_forward.ORACLE), name,
                                              device="cuda:0")
+
+
+@pytest.mark.parametrize("name", sorted(test_contrastive.CASES))
+def test_contrastive_darknet_cases_on_the_emulated_device(emulated, name):
+    """AB Darknet's [contrastive] deltas (test_contrastive): the loss on the host, its delta
+    into the device's."""
+    test_contrastive.check_case(name, device="cuda:0")
 
 
 @pytest.mark.parametrize("name", list(test_recurrent.RECURRENT_CASES))

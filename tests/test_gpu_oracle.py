@@ -24,6 +24,7 @@ import pytest
 import pydarknet
 from pydarknet.data.synthetic import random_truths
 import test_darknet_forward as dfw
+import test_contrastive
 import test_recurrent
 import test_forward_oracle as fo
 import test_train_oracle as to
@@ -100,6 +101,12 @@ def test_darknet_training_forward_on_gpu(cuda, name):
 def test_recurrent_darknet_cases_on_gpu(cuda, name):
     """AB Darknet's [rnn], [lstm] and [gru] over time steps and passes (test_recurrent)."""
     test_recurrent.test_every_step_and_layer_matches_darknet(name, device=DEVICE)
+
+
+@pytest.mark.parametrize("name", sorted(test_contrastive.CASES))
+def test_contrastive_darknet_cases_on_gpu(cuda, name):
+    """AB Darknet's [contrastive] deltas after its [yolo] layer (test_contrastive)."""
+    test_contrastive.check_case(name, device=DEVICE)
 
 
 @pytest.mark.parametrize("run", to.RUNS)

@@ -92,10 +92,11 @@ def test_training_forward_cost_equals_the_iterations_first_pass():
     assert check_truths(net, truths, 2).shape == (2, 3, 6)
 
 
-def test_contrastive_layer_passes_its_input_on_at_inference_and_refuses_training():
+def test_contrastive_layer_passes_its_input_on_at_inference():
     """yolov4-tiny_contrastive.cfg runs for detection: [contrastive] is AB's GPU copy at
-    inference; its training loss is refused with the layer named."""
-    from pydarknet.errors import NotSupportedError
+    inference (test_contrastive: its training); one that does not point at a [yolo] layer
+    is refused for training with the layer named."""
+    from pydarknet.errors import CfgError
     from pydarknet.network import load_cfg_text
     net = load_cfg_text("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n"
                         "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n"
@@ -104,5 +105,5 @@ def test_contrastive_layer_passes_its_input_on_at_inference_and_refuses_training
     out = net.forward(x)
     assert out.shape == (2, 4 * 8 * 8, 1, 1)         # Darknet's out_w/h/c stay 0
     np.testing.assert_array_equal(out.reshape(2, -1), net.outputs[0].reshape(2, -1))
-    with pytest.raises(NotSupportedError, match=r"\[contrastive\] layer 1"):
+    with pytest.raises(CfgError, match=r"layer 1: yolo_layer= must point to a \[yolo\]"):
         net.forward(x, train=True)

@@ -665,4 +665,7 @@ def test_cells_alone_and_shared_give_the_same_deltas(seed, monkeypatch):
     assert fast[2].keys() == slow[2].keys()
     for key in fast[2]:
         a, b = fast[2][key], slow[2][key]
+        if isinstance(a, np.ndarray):             # the cells' track ids and classes
+            assert np.array_equal(a, b), key
+            continue
         assert a == b or (a != a and b != b), key

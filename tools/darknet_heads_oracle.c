@@ -7,6 +7,9 @@
 // Usage: heads CFG INPUT - frames=K OUT WEIGHTS: inference (state.train = 0) of the last layer
 // after load_weights(WEIGHTS), K times on consecutive blocks of INPUT (a [crnn]'s state carries
 // over); writes the K outputs.
+// Usage: heads CFG INPUT TRUTH network=WEIGHTS OUT: the whole network's training forward
+// (forward_network, state.train = 1) after load_weights(WEIGHTS); writes the last layer's
+// l.delta, l.cost[0] and l.loss[0] (a [contrastive] layer's accuracy).
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,7 +45,31 @@ static int frames(network net, layer l, char **argv) {
     return 0;
 }
 
+static int whole(network net, char **argv) {
+    load_weights(&net, argv[4] + 8);
+    layer first = net.layers[0], l = net.layers[net.n - 1];
+    float *x = readf(argv[2], (size_t)first.batch * first.inputs);
+    int i, truths = 0;
+    for (i = 0; i < net.n; ++i)
+        if (net.layers[i].type == YOLO && net.layers[i].truths > truths) truths = net.layers[i].truths;
+    float *t = readf(argv[3], (size_t)net.batch * truths);
+    network_state state = {0};
+    state.net = net;
+    state.input = x;
+    state.truth = t;
+    state.train = 1;
+    forward_network(net, state);
+    FILE *f = fopen(argv[5], "wb");
+    fwrite(l.delta, sizeof(float), (size_t)l.batch * l.outputs, f);
+    fwrite(l.cost, sizeof(float), 1, f);
+    fwrite(l.loss, sizeof(float), 1, f);
+    fclose(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
+    if (!strncmp(argv[4], "network=", 8))   // the cfg's time_steps kept
+        return whole(parse_network_cfg_custom(argv[1], 0, 0), argv);
     network net = parse_network_cfg_custom(argv[1], 0, 1);
     layer l = net.layers[net.n - 1];
     if (!strncmp(argv[4], "frames=", 7)) return frames(net, l, argv);

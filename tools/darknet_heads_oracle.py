@@ -10,7 +10,8 @@ It compiles tools/darknet_heads_oracle.c against the library (gcc), which parses
 cfg, runs ``l.forward`` with ``state.train = 1`` and writes ``l.output``, ``l.delta`` and
 ``l.cost[0]`` (for [local] also ``l.backward``'s results; for [crnn] inference over several
 frames). The cases are tests/test_darknet_heads.py's ``CASES``, ``LOCAL_CASES`` and
-``CRNN_CASES``.
+``CRNN_CASES``. It also writes tests/data/darknet_contrastive.npz: AB's whole training forward
+of tests/test_contrastive.py's networks, their [contrastive] layer's delta, cost and accuracy.
 """
 
 import os
@@ -83,10 +84,36 @@ def main(darknet):
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             out[f"{name}_outputs"] = np.fromfile(tmp / "o.bin", np.float32)
             print(f"{name}: {out[name + '_outputs'].size} values")
+        contrastive = contrastive_cases(exe, env, tmp)
     target = ROOT / "tests" / "data" / "darknet_heads.npz"
     target.parent.mkdir(exist_ok=True)
     np.savez_compressed(target, **out)
     print(f"wrote {target}")
+    target = ROOT / "tests" / "data" / "darknet_contrastive.npz"
+    np.savez_compressed(target, **contrastive)
+    print(f"wrote {target}")
+
+
+def contrastive_cases(exe, env, tmp):
+    """tests/test_contrastive.py's CASES: the whole network's training forward in AB, its
+    [contrastive] layer's delta, cost and accuracy."""
+    from test_contrastive import CASES, case_inputs, cfg_text
+    out = {}
+    for name in CASES:
+        net, x, truths = case_inputs(name)
+        cfg = tmp / f"{name}.cfg"
+        cfg.write_text(cfg_text(name))
+        net.save_weights(str(tmp / "w.weights"))
+        x.astype(np.float32).tofile(tmp / "x.bin")
+        truths.astype(np.float32).tofile(tmp / "t.bin")
+        subprocess.run([str(exe), str(cfg), str(tmp / "x.bin"), str(tmp / "t.bin"),
+                        f"network={tmp / 'w.weights'}", str(tmp / "o.bin")], check=True,
+                       env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        raw = np.fromfile(tmp / "o.bin", np.float32)
+        out[f"{name}_delta"], out[f"{name}_cost"], out[f"{name}_loss"] = \
+            raw[:-2], raw[-2:-1], raw[-1:]
+        print(f"{name}: cost {raw[-2]:.6g}, accuracy {raw[-1]:.0f}")
+    return out
 
 
 if __name__ == "__main__":

@@ -75,9 +75,11 @@ class Crop:
 
 
 def jitter_crop(rng, ow, oh, jitter, resize=1.0, flip=False, letter_box=False, net_w=None,
-                net_h=None, mosaic_corner=None):
+                net_h=None, mosaic_corner=None, sides_rng=None):
     """Darknet's detector crop: each side moves by up to ``jitter`` of the image (in or out),
     ``resize`` != 1 scales the window, ``letter_box`` pads it to the network's aspect.
+    ``sides_rng``: the generator of the four jitter draws (default ``rng``; two contrastive
+    views of an image share it).
 
     ``mosaic_corner`` (0..3) is the mosaic tile this sample is for; Darknet then, half the time,
     puts all the jitter on the sides away from the mosaic's centre so the content is visible.
@@ -90,7 +92,7 @@ def jitter_crop(rng, ow, oh, jitter, resize=1.0, flip=False, letter_box=False, n
     max_rdw = int(ow * (1 - 1 / resize_up) / 2)     # >= 0
     max_rdh = int(oh * (1 - 1 / resize_up) / 2)
     rr1, rr2 = rng.random(2)
-    r1, r2, r3, r4 = rng.random(4)
+    r1, r2, r3, r4 = (rng if sides_rng is None else sides_rng).random(4)
     pleft = int(_precalc(-dw, dw, r1))
     pright = int(_precalc(-dw, dw, r2))
     ptop = int(_precalc(-dh, dh, r3))

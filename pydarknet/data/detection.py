@@ -126,14 +126,14 @@ class DetectionDataset:
         return self._bad.first_usable(rng, index, load, self.problems, MAX_TRIES)
 
     # -- one augmented image ------------------------------------------------------------------
-    def _single(self, rng, index, w, h, corner=None, aug_rng=None):
+    def _single(self, rng, index, w, h, corner=None, aug_rng=None, shared=None):
         """One augmented w x h uint8 image, its boxes [k, 4], classes+track ids [k, 2], crop.
         An image OpenCV fails on is warned, counted and replaced by another. ``aug_rng``: the
         generator of the augmentation's draws (default ``rng``)."""
         for _ in range(MAX_TRIES):
             img, labels, index = self._read(rng, index)
             try:
-                return self._augment(rng, img, labels, index, w, h, corner, aug_rng)
+                return self._augment(rng, img, labels, index, w, h, corner, aug_rng, shared)
             except (cv2.error, ValueError) as e:
                 path = self.paths[index]
                 self.problems.report("image_failed", f"{path}: cannot augment this image "
@@ -142,7 +142,7 @@ class DetectionDataset:
                 index = int(rng.integers(len(self.paths)))
         raise DataError(f"no usable image: {self.problems.as_dict()}")
 
-    def _augment(self, rng, img, labels, index, w, h, corner, aug_rng=None):
+    def _augment(self, rng, img, labels, index, w, h, corner, aug_rng=None, shared=None):
         # Darknet shuffles the boxes (which matters when there are more than max_boxes); the
         # track id stays the box's line in its file
         order = rng.permutation(len(labels)) if len(labels) > 1 else np.arange(len(labels))
@@ -154,10 +154,12 @@ class DetectionDataset:
             out = A.crop_resize(img, crop, w, h)
             boxes, ids = self._boxes(labels, order, crop, index, w, h)
             return out, boxes, ids, crop
-        flip = self.flip and bool(aug.integers(2))
+        jitter, colour = shared if shared is not None else (None, None)
+        flip = self.flip and bool((aug if jitter is None else jitter).integers(2))
         crop = A.jitter_crop(aug, iw, ih, self.jitter, self.resize, flip, self.letter_box, w, h,
-                             mosaic_corner=corner)
-        dhue, dsat, dexp = A.random_hsv(aug, self.hue, self.saturation, self.exposure)
+                             mosaic_corner=corner, sides_rng=jitter)
+        dhue, dsat, dexp = A.random_hsv(aug if colour is None else colour, self.hue, self.saturation,
+                                        self.exposure)
         blur = A.pick_blur(aug, self.blur)
         noise = self.gaussian_noise if self.gaussian_noise and aug.integers(2) else 0
         boxes, ids = self._boxes(labels, order, crop, index, w, h)
@@ -182,7 +184,8 @@ class DetectionDataset:
         return boxes[keep], ids[keep]
 
     # -- a training sample --------------------------------------------------------------------
-    def sample(self, rng, w, h, index=None, image_out=None, truth_out=None, aug_rng=None):
+    def sample(self, rng, w, h, index=None, image_out=None, truth_out=None, aug_rng=None,
+               shared=None):
         """One training sample at w x h: (image float32 [C, h, w], truths [max_boxes, 6]).
 
         ``index`` picks the (first) image; None: a random one, as Darknet. Mosaic and mixup
@@ -191,12 +194,15 @@ class DetectionDataset:
         ``aug_rng``: the generator of the crop, flip, colour, blur and noise draws (default
         ``rng``); [net] track=1 gives every image of a pass the same one, as Darknet
         augments a video sequence alike (mosaic and mixup are refused there).
+        ``shared``: (jitter, colour) generators, either None, that draw the flip and the
+        crop's jitter, and the colour change, instead: AB's [net] contrastive=1 gives both
+        views of an image the same ones unless contrastive_jit_flip / contrastive_color.
         """
         m = len(self.paths)
         if index is None:
             index = int(rng.integers(m))
-        if aug_rng is not None:
-            out, boxes, ids, _ = self._single(rng, index, w, h, aug_rng=aug_rng)
+        if aug_rng is not None or shared is not None:
+            out, boxes, ids, _ = self._single(rng, index, w, h, aug_rng=aug_rng, shared=shared)
             return self._finish(A.to_chw(out, image_out), boxes, ids, truth_out)
         mode = self.mosaic_mixup if (self.mosaic_mixup and rng.integers(2) == 0) else 0
         if mode == 3:

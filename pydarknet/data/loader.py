@@ -44,10 +44,14 @@ class BatchLoader:
     pass of streams x steps rows holds ``streams`` runs of consecutive list entries, from
     random places, every one a random 1..speed entries after the last, rows step-major; the
     images of a pass share one augmentation.
+    ``pairs=(jit_flip, colour)`` ([net] contrastive=1, AB's contrastive loading): rows 2k and
+    2k+1 are two views of one image (with sequences: of one run). A detector's views share
+    their flip and crop jitter unless ``jit_flip``, their colour change unless ``colour``;
+    a classifier's are augmented each on its own, as AB's.
     """
 
     def __init__(self, dataset, batch, width, height, seed=None, threads=None, prefetch=2,
-                 shuffle="random", shard=(0, 1), sequences=None):
+                 shuffle="random", shard=(0, 1), sequences=None, pairs=None):
         if shuffle not in ("random", "epoch"):
             raise ValueError("shuffle must be 'random' or 'epoch'")
         if batch < 1:
@@ -70,6 +74,12 @@ class BatchLoader:
                 raise ValueError(f"sequences: {streams} streams x {steps} steps do not divide "
                                  f"the batch of {batch}")
             self.sequences = (streams, steps, max(speed, 1))
+        self.pairs = None
+        if pairs is not None:
+            if self.global_batch % 2 or self.first % 2 or (sequences and streams % 2):
+                raise ValueError(f"pairs: the batch of {batch} (and its share and streams) "
+                                 f"must be even to hold two views of each image")
+            self.pairs = tuple(bool(v) for v in pairs)
         self.threads = int(threads or default_threads())
         self.prefetch = max(1, int(prefetch))
         self.position = 0                 # batches handed out so far
@@ -164,11 +174,23 @@ class BatchLoader:
         """The generator of sample k of batch b."""
         return np.random.default_rng(np.random.SeedSequence(self.seed, spawn_key=(b, k)))
 
+    def _pair_rng(self, b, pair, what):
+        """The generator both views of a pair share: its image (0), jitter (1), colour (2)."""
+        return np.random.default_rng(np.random.SeedSequence(self.seed,
+                                                            spawn_key=(b, 2 ** 29, pair, what)))
+
     def _index(self, b, k):
+        """The image of sample k of batch b (None: the dataset draws it at random); with
+        pairs, the image of pair k // 2."""
+        per_batch = self.global_batch
+        if self.pairs:
+            k, per_batch = k // 2, per_batch // 2
+            if self.shuffle == "random":
+                return int(self._pair_rng(b, k, 0).integers(len(self.dataset)))
         if self.shuffle == "random":
             return None              # the dataset draws it from the sample's generator
         m = len(self.dataset)
-        n = b * self.global_batch + k
+        n = b * per_batch + k
         epoch = n // m
         with self._lock:
             perm = self._perms.get(epoch)
@@ -188,6 +210,8 @@ class BatchLoader:
         draws = np.random.default_rng(np.random.SeedSequence(self.seed,
                                                              spawn_key=(b, 2 ** 30, pass_)))
         starts = draws.integers(len(self.dataset), size=streams)
+        if self.pairs:                           # stream 2k+1 repeats stream 2k
+            starts[1::2] = starts[0::2]
         gap = int(draws.integers(1, speed + 1))
         aug = np.random.default_rng(np.random.SeedSequence(self.seed,
                                                            spawn_key=(b, 2 ** 30 + 1, pass_)))
@@ -199,6 +223,13 @@ class BatchLoader:
             index, aug = self._sequence_place(b, g)
             self.dataset.sample(self.rng(b, g), w, h, index=index, image_out=images[k],
                                 truth_out=truths[k], aug_rng=aug)
+            return
+        if self.pairs and self.dataset.kind == "detection":
+            jitter = None if self.pairs[0] else self._pair_rng(b, g // 2, 1)
+            colour = None if self.pairs[1] else self._pair_rng(b, g // 2, 2)
+            self.dataset.sample(self.rng(b, g), w, h, index=self._index(b, g),
+                                image_out=images[k], truth_out=truths[k],
+                                shared=(jitter, colour))
             return
         self.dataset.sample(self.rng(b, g), w, h, index=self._index(b, g),
                             image_out=images[k], truth_out=truths[k])
@@ -252,6 +283,7 @@ def make_loader(network, paths, seed=None, labels=None, threads=None, prefetch=2
         shard = (parallel.rank, parallel.size) if parallel else (0, 1)
     steps = max(n.time_steps, 1)        # a pass is mini_batch sequences of time_steps rows
     sequences = (n.mini_batch, steps, n.augment_speed) if n.track else None
+    pairs = (n.contrastive_jit_flip, n.contrastive_color) if n.contrastive else None
     return BatchLoader(ds, n.subdivisions * n.mini_batch * steps, n.width, n.height,
                        seed=seed, threads=threads, prefetch=prefetch, shuffle=shuffle,
-                       shard=shard, sequences=sequences)
+                       shard=shard, sequences=sequences, pairs=pairs)

@@ -106,6 +106,12 @@ class Yolo(YoloBase):
         self.show_details = s.get_int("show_details", 1)
         self.new_coords = s.get_int("new_coords", 0)
         self.focal_loss = s.get_int("focal_loss", 0)
+        # the layer whose output holds each anchor's embedding (AB: its filters / n values),
+        # which a [contrastive] layer trains; Darknet's demo also tracks objects with it
+        self.embedding_layer, self.embedding_size = None, 0
+        if s.has("embedding_layer"):
+            self.embedding_layer = ctx.resolve(s, "embedding_layer", s.get_int("embedding_layer"))
+            self.embedding_size = ctx.layers[self.embedding_layer].out_c // self.n
 
     def forward(self, x, state):
         B = state.backend

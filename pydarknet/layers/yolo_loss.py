@@ -250,6 +250,21 @@ def image_truths(classes, truths, b, T):
     return keep, cls, rows, bad
 
 
+def _label_cells(track_labels, class_ids, truths, tb, trow, tcls, mask_n, loc):
+    """AB's l.labels / l.class_ids: the cell of each truth's best anchor (when in the mask)
+    gets the truth's track id and class; a later truth overwrites an earlier one."""
+    hit = np.flatnonzero(mask_n >= 0)
+    if not hit.size:
+        return
+    _, n, hw = track_labels.shape
+    cells = (tb[hit] * n + mask_n[hit]) * hw + loc[hit]
+    _, last = np.unique(cells[::-1], return_index=True)     # the last truth of each cell
+    keep = cells.size - 1 - last
+    hit, cells = hit[keep], cells[keep]
+    track_labels.reshape(-1)[cells] = truths[tb[hit], trow[hit], 5].astype(np.int64)
+    class_ids.reshape(-1)[cells] = tcls[hit]
+
+
 def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False):
     """Darknet's [yolo] training loss.
 
@@ -300,6 +315,11 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
           "avg_cat": 0.0, "rewritten_bbox": 0, "total_bbox": 0, "bad_labels": 0}
 
     per_image = [image_truths(p.classes, truths, b, T) for b in range(N)]
+    # each cell's truth (its best anchor's): track id and class, for a [contrastive] layer
+    track_labels = class_ids = None
+    if truths.shape[-1] >= 6:
+        track_labels = np.full((N, n, hw), -1, np.int64)
+        class_ids = np.full((N, n, hw), -1, np.int64)
     if not np.isfinite(out[:, :, 4]).all():  # Darknet zeroes a NaN/inf objectness output
         fix = [b for b in range(N) if per_image[b][0].size]
         if fix:
@@ -377,6 +397,9 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
         gj = np.clip((tbox[:, 1] * f32(p.h)).astype(np.int64), 0, p.h - 1)
         a = choice[k, c]
         jobs.add(tb[k], in_mask[a], gj[k] * p.w + gi[k], trow[k], tcls[k], a)
+        if track_labels is not None:
+            _label_cells(track_labels, class_ids, truths, tb, trow, tcls, in_mask[best_n],
+                         gj * p.w + gi)
 
     jb, jm, jl, jt, jcls, jn, from_cell, best_iou = jobs.arrays()
     cell_of_job = (jb * n + jm) * hw + jl
@@ -469,5 +492,6 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
         "rewritten_bbox": st["rewritten_bbox"], "total_bbox": st["total_bbox"],
         "bad_labels": st["bad_labels"],
         "cost": cost,
+        "track_labels": track_labels, "class_ids": class_ids,
     }
     return delta.reshape(output.shape), cost, stats

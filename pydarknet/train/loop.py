@@ -93,6 +93,7 @@ class Trainer:
         self.metric, self.eval_epochs = metric, eval_epochs
         self.history = []
         self.avg_loss = -1.0
+        self.avg_contrastive = 0.0     # AB's avg_contrastive_acc (from 0, as AB's)
         self.best_map = None
         self.max_batches = max_batches or self.net.net.max_batches
         resume = None
@@ -163,6 +164,17 @@ class Trainer:
         """Where checkpoint ``name`` ("last", "final", "best", an iteration) goes."""
         return os.path.join(self.backup, f"{self.base}_{name}.weights")
 
+    def _contrastive(self, net, record):
+        """A [contrastive] layer's accuracy of the iteration's last pass and AB's running
+        average of it, for the console line ('' without one)."""
+        layer = next((l for l in net.layers if l.layer_type == "contrastive"
+                      and getattr(l, "stats", None)), None)
+        if layer is None or layer.stats.get("accuracy", -1) < 0:
+            return ""
+        record["contrastive_accuracy"] = accuracy = layer.stats["accuracy"]
+        self.avg_contrastive = self.avg_contrastive * 0.99 + accuracy * 0.01
+        return f", contrastive accuracy {accuracy}% (avg {self.avg_contrastive:.2f}%)"
+
     def progress_line(self, record):
         """The console line of one iteration (Darknet's train_detector's)."""
         return (f" {record['iteration']}: {record['loss']:f}, {record['avg_loss']:f} avg loss, "
@@ -225,8 +237,11 @@ class Trainer:
                     net.resize(w, h)
                     self.loader.set_size(w, h)
                     if opts.dynamic_minibatch:
-                        self._set_mini_batch(dynamic_mini_batch(
-                            opts, self.init_w, self.init_h, random_coef, self.init_b, w, h))
+                        b = dynamic_mini_batch(opts, self.init_w, self.init_h, random_coef,
+                                               self.init_b, w, h)
+                        if opts.contrastive:    # whole pairs of views in each mini-batch
+                            b = max(b - b % 2, 2)
+                        self._set_mini_batch(b)
                         self.log(f" {w} x {h}  (batch = {net.net.mini_batch})")
                 self.count += 1
                 t0 = time.time()
@@ -244,7 +259,7 @@ class Trainer:
                 record = {"iteration": it, "loss": loss, "avg_loss": self.avg_loss,
                           "rate": net.learning_rate, "seconds": dt, "images": net.seen,
                           "hours_left": left, "size": [net.net.width, net.net.height]}
-                suffix = self._data_problems(record)
+                suffix = self._contrastive(net, record) + self._data_problems(record)
                 if net.ema is not None and net.ema.event:
                     self.log(f" {net.ema.event}")
                 self.log(self.progress_line(record) + suffix)
