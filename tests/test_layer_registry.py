@@ -96,9 +96,7 @@ def test_honoured_options_are_stored_on_the_layer():
 
 
 REFUSED_FOR_TRAINING = [
-    (CONV + "batch_normalize=1\ngrad_centr=1\n", 11, "grad_centr"),
     (CONV + "reverse=1\n", 10, "reverse"),
-    (CONV + "clip=1\n", 10, "clip"),
     (CONV + "assisted_excitation=4000\n", 10, "assisted_excitation"),   # training-only in Darknet
     (CONV.replace("size=1", "size=3\npad=1") + "rotate=1\n", 11, "rotate"),
     (CONV.replace("size=1", "size=3\npad=1") + "stretch_sway=1\n", 11, "stretch_sway"),

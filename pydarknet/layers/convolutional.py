@@ -141,12 +141,8 @@ class Convolutional(Layer):
 
     def check_trainable(self):
         super().check_trainable()
-        if self.grad_centr and self.batch_normalize:
-            raise self.refuse_training("grad_centr", "gradient centralisation")
         if self.reverse:
             raise self.refuse_training("reverse", "Darknet's inverse-weight update")
-        if self.clip:
-            raise self.refuse_training("clip", "clipping the weights after each update")
         if self.assisted_excitation:
             raise self.refuse_training("assisted_excitation", "assisted excitation")
         if self.deform:

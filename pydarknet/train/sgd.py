@@ -16,9 +16,50 @@ import numpy as np
 
 def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0, adam=None):
     """One layer's update: SGD, or with ``adam`` (B1, B2, eps, t) for a layer built with
-    ``adam`` Adam (:func:`adam_update`)."""
-    if adam is not None and getattr(layer, "adam", 0):
-        return adam_update(backend, layer, rate, decay, batch, loss_scale, *adam)
+    ``adam`` Adam (:func:`adam_update`); AB's GPU build's gradient centralisation before it
+    (``grad_centr``) and weight clipping after it (``clip``)."""
+    use_adam = adam is not None and getattr(layer, "adam", 0)
+    if getattr(layer, "grad_centr", 0) and getattr(layer, "batch_normalize", 0):
+        centralize_weight_updates(backend, layer, fold=not use_adam)
+    if use_adam:
+        adam_update(backend, layer, rate, decay, batch, loss_scale, *adam)
+    else:
+        sgd_update(backend, layer, rate, momentum, decay, batch, loss_scale)
+    if getattr(layer, "clip", 0) and layer.layer_type in CLIPPED:
+        clip_weights(backend, layer)
+
+
+# the layers whose update AB's GPU build ends by clipping the weights to +-clip
+CLIPPED = ("convolutional", "implicit")
+
+
+def centralize_weight_updates(backend, layer, fold):
+    """AB's gradient_centralization_gpu ([convolutional] grad_centr=1 with batch norm): each
+    filter's weight update less its mean, where a filter holds a multiple of 32 values (AB's
+    warp-wide kernel does nothing otherwise). The update is AB's weight_updates: with SGD the
+    momentum buffer plus this iteration's gradient (``fold``: added into the buffer here, the
+    gradient zeroed), with Adam the gradient."""
+    grad, momentum = layer.grads["weights"], layer.momenta["weights"]
+    if (grad.size // layer.n) % 32:
+        return
+    if fold:
+        backend.axpy(np.float32(1.0), grad, momentum)
+        backend.fill(grad, 0)
+    target = momentum if fold else grad
+    u = backend.to_numpy(target).reshape(layer.n, -1)
+    u -= u.mean(axis=1, dtype=np.float64, keepdims=True).astype(np.float32)
+    backend.copy_from_numpy(target, u.reshape(target.shape))
+
+
+def clip_weights(backend, layer):
+    """AB's constrain_ongpu after the update: the weights into [-clip, clip]."""
+    w = backend.to_numpy(layer.params["weights"])
+    np.clip(w, np.float32(-layer.clip), np.float32(layer.clip), out=w)
+    backend.copy_from_numpy(layer.params["weights"], w)
+
+
+def sgd_update(backend, layer, rate, momentum, decay, batch, loss_scale=1.0):
+    """Darknet's SGD with momentum and weight decay on every trainable parameter."""
     frozen = ("weights",) if getattr(layer, "train_only_bn", 0) else ()
     lr = rate * layer.learning_rate_scale
     decay_scale = 1.0

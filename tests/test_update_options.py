@@ -1,0 +1,110 @@
+"""The update options of AB's GPU build (update_convolutional_layer_gpu): ``grad_centr=1``
+(with batch norm) centralises each filter's weight update before the step, where a filter
+holds a multiple of 32 values; ``clip=C`` clamps the weights of [convolutional] and [implicit]
+layers to [-C, C] after it. AB's CPU build does neither."""
+
+import numpy as np
+import pytest
+
+from pydarknet.network import load_cfg_text
+from pydarknet.train.sgd import update_layer
+
+f32 = np.float32
+NET = """[net]
+batch=2
+width=4
+height=4
+channels=8
+{net}
+[convolutional]
+batch_normalize=1
+filters=3
+size=2
+pad=1
+activation=leaky
+{conv}
+[convolutional]
+batch_normalize=1
+filters=2
+size=1
+activation=linear
+{conv}
+[implicit]
+filters=2
+{others}
+[connected]
+output=2
+{others}
+"""
+
+
+def network(conv="", net="", others=""):
+    network = load_cfg_text(NET.format(conv=conv, net=net, others=others))
+    network.ensure_training()
+    rng = np.random.default_rng(5)
+    for layer in network.layers:
+        for d in (layer.grads, layer.momenta):
+            for k in d:
+                d[k][...] = rng.standard_normal(d[k].shape).astype(f32)
+                if k.endswith("_v"):            # Adam's second moments
+                    d[k][...] = np.abs(d[k])
+    return network
+
+
+def expected_sgd(p, u, g, lr=0.1, momentum=0.9, decay=0.0005, batch=2, centre=False):
+    u = u + g
+    if centre:
+        u = u - u.reshape(u.shape[0], -1).mean(axis=1).reshape((-1,) + (1,) * (u.ndim - 1))
+    u = u + f32(-decay * batch) * p
+    return p + f32(lr / batch) * u, u * f32(momentum)
+
+
+def test_grad_centr_centres_each_filters_update_where_it_holds_a_multiple_of_32_values():
+    plain, centred = network(), network("grad_centr=1")
+    for a, b in zip(plain.layers, centred.layers):
+        b.params["weights"][...] = a.params["weights"]
+    for i in range(2):
+        a, b = plain.layers[i], centred.layers[i]
+        before = (b.params["weights"].copy(), b.momenta["weights"].copy(),
+                  b.grads["weights"].copy())
+        update_layer(plain.backend, a, 0.1, 0.9, 0.0005, 2)
+        update_layer(centred.backend, b, 0.1, 0.9, 0.0005, 2)
+        p, u = expected_sgd(*before, centre=i == 0)      # 8 x 2 x 2 = 32 values; 2: not
+        np.testing.assert_allclose(b.params["weights"], p, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b.momenta["weights"], u, rtol=1e-5, atol=1e-6)
+        same = np.allclose(a.params["weights"], b.params["weights"], rtol=1e-6, atol=0)
+        assert same == (i == 1)
+
+
+def test_grad_centr_under_adam_centres_the_gradient():
+    net = network("grad_centr=1", "adam=1")
+    layer = net.layers[0]
+    g, m0, p0 = (a["weights"].copy() for a in (layer.grads, layer.momenta, layer.params))
+    update_layer(net.backend, layer, 0.1, 0.9, 0.0005, 2, adam=(0.8, 0.999, 1e-6, 1))
+    centred = g - g.reshape(3, -1).mean(axis=1)[:, None, None, None]
+    want = f32(0.8) * m0 + f32(0.2) * (centred + f32(-0.0005 * 2) * p0)    # the first moment
+    np.testing.assert_allclose(layer.momenta["weights"], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("index, clipped", [(0, True), (2, True), (3, False)])
+def test_clip_clamps_the_weights_of_convolutional_and_implicit_layers(index, clipped):
+    plain, clip = network(), network("clip=0.05", others="clip=0.05")
+    a, b = plain.layers[index], clip.layers[index]
+    b.params["weights"][...] = a.params["weights"]
+    update_layer(plain.backend, a, 0.1, 0.9, 0.0005, 2)
+    update_layer(clip.backend, b, 0.1, 0.9, 0.0005, 2)
+    want = np.clip(a.params["weights"], -0.05, 0.05) if clipped else a.params["weights"]
+    np.testing.assert_array_equal(b.params["weights"], want)
+    assert clipped == (np.abs(a.params["weights"]).max() > 0.05 >= np.abs(
+        b.params["weights"]).max())
+
+
+def test_a_network_with_both_trains():
+    net = load_cfg_text(NET.format(conv="grad_centr=1\nclip=0.5", net="learning_rate=0.01",
+                                   others="") + "[cost]\ntype=sse\n")
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 8, 4, 4)).astype(f32)
+    t = rng.standard_normal((2, 2)).astype(f32)
+    for _ in range(3):
+        net.train_iteration(x, t)
+    assert np.abs(net.layers[0].params["weights"]).max() <= 0.5
