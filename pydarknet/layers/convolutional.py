@@ -79,7 +79,11 @@ class Convolutional(Layer):
                           f"and filters ({self.n})", "groups")
         if self.deform and self.size == 1:
             raise s.error(f"{self.deform}=1 needs size >= 3, as in Darknet", self.deform)
-        self.unsupported = "coordconv convolution" if self.coordconv else None
+        # AB's only coordconv (its GPU build) writes the coordinates at wrong places, from
+        # racing threads: there are no semantics to reproduce
+        self.unsupported = ("coordconv=1 (AB's GPU kernel writes its coordinates, racing, to "
+                            "the output's values image*channels + channel, not to channels "
+                            "0-2: nothing to reproduce)" if self.coordconv else None)
         blur_strides = (self.stride_x, self.stride_y)
         if self.antialiasing:   # the convolution at stride 1, then the blur with the strides
             self.stride_x = self.stride_y = 1
