@@ -37,6 +37,10 @@ NO_EFFECT = {
         "stream": _STREAMS,
         "wait_stream": _STREAMS,
     },
+    "cost": {
+        "ratio": "AB's GPU build sorts the deltas for a threshold, then sets the threshold to 0 "
+                 "(nothing is suppressed); its CPU build ignores the option",
+    },
     "yolo": {
         "track_history_size": _TRACKING,
         "dets_for_track": _TRACKING,

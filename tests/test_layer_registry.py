@@ -100,7 +100,6 @@ REFUSED_FOR_TRAINING = [
     (CONV + "assisted_excitation=4000\n", 10, "assisted_excitation"),   # training-only in Darknet
     (CONV.replace("size=1", "size=3\npad=1") + "rotate=1\n", 11, "rotate"),
     (CONV.replace("size=1", "size=3\npad=1") + "stretch_sway=1\n", 11, "stretch_sway"),
-    (CONV + "[cost]\nratio=0.5\n", 11, "ratio"),
 ]
 
 
@@ -115,6 +114,25 @@ def test_options_not_implemented_for_training_are_refused_when_training_starts(l
         net.ensure_training()
     with pytest.raises(CfgError, match=option):
         net.forward(x, train=True)
+
+
+def test_cost_ratio_has_no_effect_and_other_cost_types_train_as_sse():
+    """AB's [cost] ratio= ends with a threshold of 0 (GPU) or is ignored (CPU); its
+    get_cost_type knows sse, masked and smooth, and takes any other type as sse."""
+    x = np.random.default_rng(0).standard_normal((2, 3, 8, 8)).astype(np.float32)
+    t = np.random.default_rng(1).standard_normal((2, 3 * 64)).astype(np.float32)
+    nets = {}
+    for extra in ("", "ratio=0.5\n", "type=seg\n", "type=wgan\n", "type=L1\n"):
+        if extra.startswith("ratio"):
+            with pytest.warns(NoEffectWarning, match="'ratio' has no effect.*threshold to 0"):
+                net = build(NET + "[cost]\n" + extra)
+        else:
+            net = build(NET + "[cost]\n" + extra)
+        net.forward(x, train=True, truths=t)
+        nets[extra] = (net.cost, np.array(net.deltas[0]))
+    for cost, delta in nets.values():
+        assert cost == nets[""][0]
+        np.testing.assert_array_equal(delta, nets[""][1])
 
 
 @pytest.mark.parametrize("layers, option", [

@@ -2,7 +2,6 @@
 
 import numpy as np
 
-from ..errors import NotSupportedError
 from .base import Layer
 from .registry import register
 
@@ -21,13 +20,10 @@ class Cost(Layer):
             raise s.error(f"unknown cost type '{self.cost_type}': expected one of "
                           f"{', '.join(COST_TYPES)}", "type")
         self.scale = s.get_float("scale", 1.0)
-        self.ratio = s.get_float("ratio", 0.0)
+        self.ratio = s.get_float("ratio", 0.0)   # in the layer table, but no effect:
+        if s.has("ratio"):                       # pydarknet.no_effect warns of it
+            s.options["ratio"].used = False
         self.inputs = self.outputs = ctx.inputs
-
-    def check_trainable(self):
-        super().check_trainable()
-        if self.ratio:
-            raise self.refuse_training("ratio", "keeping only the largest deltas")
 
     def forward(self, x, state):
         # Without truths Darknet's cost layer leaves its (zeroed) output untouched.
@@ -36,9 +32,6 @@ class Cost(Layer):
         out = np.zeros(self.out_shape(n), np.float32)   # on the host: losses against truths
         self.cost = None
         if state.train and state.truth is not None:
-            if self.cost_type in ("seg", "wgan"):
-                raise NotSupportedError(f"{self.section.path}:{self.section.line}: [cost] "
-                                        f"type={self.cost_type} is not implemented for training")
             truth = state.truth.reshape(n, -1).astype(np.float32)
             pred = B.to_numpy(x).reshape(n, -1)
             if self.cost_type == "masked":  # Darknet's SECRET_NUM marks entries to ignore
@@ -48,7 +41,7 @@ class Cost(Layer):
                 absd = np.abs(diff)
                 err = np.where(absd < 1, diff * diff, 2 * absd - 1)
                 delta = np.where(absd < 1, diff, np.sign(diff))
-            else:  # Darknet's forward_cost_layer uses l2 for every other type (L1 included)
+            else:  # AB's get_cost_type knows sse, masked and smooth: L1, seg, wgan go as sse
                 err, delta = diff * diff, diff
             out[...] = err.reshape(out.shape)
             B.copy_from_numpy(state.deltas[self.index], delta)
