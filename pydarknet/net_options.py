@@ -22,13 +22,10 @@ _AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_
 # does). A cfg that sets one builds and runs; training it is refused (check_trainable).
 _NOT_TRAINED = {
     "adversarial_lr": (0.0, "adversarial training"),
-    "badlabels_rejection_percentage": (0.0, "rejecting bad labels"),
-    "num_sigmas_reject_badlabels": (0.0, "rejecting bad labels"),
     "weights_reject_freq": (0, "rejecting similar weights"),
     "sequential_subdivisions": (0, "sequence subdivisions"),
     "unsupervised": (0, "unsupervised contrastive learning"),
     "attention": (0, "attention-guided augmentation"),
-    "equidistant_point": (0, "the YOLO loss's equidistant point (tracking)"),
 }
 
 
@@ -75,6 +72,10 @@ class NetOptions:
             read = s.get_float if isinstance(default, float) else s.get_int
             setattr(self, key, read(key, default))
         self.ema_alpha = s.get_float("ema_alpha", 0.0)    # pydarknet.train.ema
+        # the [yolo] deltas rejected late in training (pydarknet.layers.yolo_reject)
+        self.equidistant_point = s.get_int("equidistant_point", 0)
+        self.badlabels_rejection_percentage = s.get_float("badlabels_rejection_percentage", 0.0)
+        self.num_sigmas_reject_badlabels = s.get_float("num_sigmas_reject_badlabels", 0.0)
         # with random=1, a mini-batch that grows as the size shrinks (pydarknet.train.loop)
         self.dynamic_minibatch = s.get_int("dynamic_minibatch", 0)
         self.power = s.get_float("power", 4.0)

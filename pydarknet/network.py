@@ -10,6 +10,7 @@ from .cfg import parse_cfg, parse_cfg_text
 from .errors import CfgError, PydarknetError, ShapeError
 from .layers import BuildContext, layer_class
 from .layers.base import output_layer
+from .layers.yolo_reject import DeltaRejection
 from .memory import check_fits, format_bytes
 from .net_options import NetOptions
 from .no_effect import NoEffectOptions
@@ -70,6 +71,7 @@ class Network:
         self.cost = None        # Darknet's cost of the last training pass with truths
         self.parallel = None    # a pydarknet.dist.DataParallel in a multi-rank run
         self.ema = None         # [net] ema_alpha's averages once they start (train.ema)
+        self.delta_rejection = DeltaRejection(self.net)   # its [yolo] layers share it
         if init:
             if isinstance(device, str) and parse_device(device)[0] == "cpu":
                 check_fits(self)    # an impossible cfg stops here, naming its largest layer

@@ -10,6 +10,9 @@
 // Usage: heads CFG INPUT TRUTH network=WEIGHTS OUT: the whole network's training forward
 // (forward_network, state.train = 1) after load_weights(WEIGHTS); writes the last layer's
 // l.delta, l.cost[0] and l.loss[0] (a [contrastive] layer's accuracy).
+// Usage: heads CFG INPUT TRUTH passes=K:ITERATION OUT: K training forwards of the last layer
+// (a [yolo]) at *net.cur_iteration = ITERATION on consecutive blocks of INPUT and TRUTH (the
+// network's rolling delta statistics carry over); writes each pass's l.delta and l.cost[0].
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -67,12 +70,35 @@ static int whole(network net, char **argv) {
     return 0;
 }
 
+static int passes(network net, layer l, char **argv) {
+    int k, K = atoi(argv[4] + 7);
+    *net.cur_iteration = atoi(strchr(argv[4], ':') + 1);
+    size_t nin = (size_t)l.batch * l.inputs, ntruth = (size_t)l.batch * l.truths;
+    float *x = readf(argv[2], nin * K);
+    float *t = readf(argv[3], ntruth * K);
+    FILE *f = fopen(argv[5], "wb");
+    for (k = 0; k < K; ++k) {
+        network_state state = {0};
+        state.net = net;
+        state.index = net.n - 1;
+        state.input = x + k * nin;
+        state.truth = t + k * ntruth;
+        state.train = 1;
+        l.forward(l, state);
+        fwrite(l.delta, sizeof(float), (size_t)l.batch * l.outputs, f);
+        fwrite(l.cost, sizeof(float), 1, f);
+    }
+    fclose(f);
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (!strncmp(argv[4], "network=", 8))   // the cfg's time_steps kept
         return whole(parse_network_cfg_custom(argv[1], 0, 0), argv);
     network net = parse_network_cfg_custom(argv[1], 0, 1);
     layer l = net.layers[net.n - 1];
     if (!strncmp(argv[4], "frames=", 7)) return frames(net, l, argv);
+    if (!strncmp(argv[4], "passes=", 7)) return passes(net, l, argv);
     size_t nin = (size_t)l.batch * l.inputs;
     size_t ntruth = (size_t)l.batch * (l.type == DETECTION
                                        ? l.side * l.side * (1 + l.coords + l.classes)

@@ -11,7 +11,9 @@ cfg, runs ``l.forward`` with ``state.train = 1`` and writes ``l.output``, ``l.de
 ``l.cost[0]`` (for [local] also ``l.backward``'s results; for [crnn] inference over several
 frames). The cases are tests/test_darknet_heads.py's ``CASES``, ``LOCAL_CASES`` and
 ``CRNN_CASES``. It also writes tests/data/darknet_contrastive.npz: AB's whole training forward
-of tests/test_contrastive.py's networks, their [contrastive] layer's delta, cost and accuracy.
+of tests/test_contrastive.py's networks, their [contrastive] layer's delta, cost and accuracy,
+and tests/data/darknet_yolo_reject.npz: AB's [yolo] over consecutive passes with its bad-label
+rejection (tests/test_yolo_reject.py).
 """
 
 import os
@@ -85,6 +87,7 @@ def main(darknet):
             out[f"{name}_outputs"] = np.fromfile(tmp / "o.bin", np.float32)
             print(f"{name}: {out[name + '_outputs'].size} values")
         contrastive = contrastive_cases(exe, env, tmp)
+        reject = reject_cases(exe, env, tmp)
     target = ROOT / "tests" / "data" / "darknet_heads.npz"
     target.parent.mkdir(exist_ok=True)
     np.savez_compressed(target, **out)
@@ -92,6 +95,29 @@ def main(darknet):
     target = ROOT / "tests" / "data" / "darknet_contrastive.npz"
     np.savez_compressed(target, **contrastive)
     print(f"wrote {target}")
+    target = ROOT / "tests" / "data" / "darknet_yolo_reject.npz"
+    np.savez_compressed(target, **reject)
+    print(f"wrote {target}")
+
+
+def reject_cases(exe, env, tmp):
+    """tests/test_yolo_reject.py's CASES: AB's [yolo] over PASSES passes at an iteration, each
+    pass's delta and cost."""
+    from test_yolo_reject import CASES, PASSES, case_inputs, cfg_text
+    out = {}
+    for name, case in CASES.items():
+        cfg = tmp / f"{name}.cfg"
+        cfg.write_text(cfg_text(name))
+        x, truths = case_inputs(name)
+        x.tofile(tmp / "x.bin")
+        truths.tofile(tmp / "t.bin")
+        subprocess.run([str(exe), str(cfg), str(tmp / "x.bin"), str(tmp / "t.bin"),
+                        f"passes={PASSES}:{case['iteration']}", str(tmp / "o.bin")],
+                       check=True, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        raw = np.fromfile(tmp / "o.bin", np.float32).reshape(PASSES, -1)
+        out[f"{name}_delta"], out[f"{name}_cost"] = raw[:, :-1], raw[:, -1]
+        print(f"{name}: costs {raw[:, -1]}")
+    return out
 
 
 def contrastive_cases(exe, env, tmp):

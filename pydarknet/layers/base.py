@@ -155,13 +155,15 @@ class HostLoss:
     writes the pass's delta (the input's gradient as Darknet uses it), backward adds it,
     times ``delta_scale``, into the input's delta."""
 
-    def run_loss(self, state, loss, *args):
-        """``loss(self, *args, delta_out=, zeroed=)`` -> (delta, cost, stats) into the pass's
-        delta of this layer: in place on the CPU (fresh zeros), else through a host buffer."""
+    def run_loss(self, state, loss, *args, **kwargs):
+        """``loss(self, *args, delta_out=, zeroed=, **kwargs)`` -> (delta, cost, stats) into
+        the pass's delta of this layer: in place on the CPU (fresh zeros), else through a host
+        buffer."""
         target = state.deltas[self.index]
         in_place = isinstance(target, np.ndarray)
         host = target if in_place else state.host_buffer(self, target.shape, "delta")
-        delta, self.cost, self.stats = loss(self, *args, delta_out=host, zeroed=in_place)
+        delta, self.cost, self.stats = loss(self, *args, delta_out=host, zeroed=in_place,
+                                            **kwargs)
         state.backend.copy_from_numpy(target, delta)     # nothing to do when in place
 
     def delta_scale(self, state):

@@ -121,8 +121,13 @@ class Yolo(YoloBase):
         self.cost = None
         if state.train and state.truth is not None:
             from .yolo_loss import yolo_loss
+            rejection = getattr(state.network, "delta_rejection", None)
+            reject = None
+            if rejection is not None and rejection.enabled:
+                def reject(delta):
+                    rejection(delta, state.iteration, state.max_batches, self.classes)
             self.run_loss(state, yolo_loss, B.to_numpy(out), state.truth, state.net_w,
-                          state.net_h)
+                          state.net_h, reject=reject)
         return out
 
     def delta_scale(self, state):

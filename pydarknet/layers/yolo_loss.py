@@ -265,7 +265,7 @@ def _label_cells(track_labels, class_ids, truths, tb, trow, tcls, mask_n, loc):
     class_ids.reshape(-1)[cells] = tcls[hit]
 
 
-def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False):
+def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False, reject=None):
     """Darknet's [yolo] training loss.
 
     layer: a built :class:`pydarknet.layers.yolo.Yolo`; output: its activated output, float32
@@ -279,7 +279,9 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
     avg_cat, class_loss, iou_loss, total_loss, rewritten_bbox, total_bbox, bad_labels).
     delta_out: a float32 C-contiguous array of output's size to write delta into (it is then
     the returned delta, reshaped) instead of a new one; zeroed: it holds zeros already (a
-    training pass's fresh delta), which saves clearing it again.
+    training pass's fresh delta), which saves clearing it again. reject: called with the
+    delta before the cost (pydarknet.layers.yolo_reject: AB's bad-label rejection), which
+    may zero some of it.
     """
     if getattr(layer, "map_file", None):
         raise NotSupportedError(f"[yolo] layer {getattr(layer, 'index', '?')}: map= (class id "
@@ -460,6 +462,11 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False)
             if sel.any():
                 touched[sel, :4] /= npos[sel, None].astype(np.float32)
                 delta[cb[sel], cm_[sel], 0:4, cl[sel]] = touched[sel, :4]
+
+    if reject is not None:
+        reject(delta)
+        if cells.size:
+            touched = delta[cb, cm_, :, cl]
 
     # ---- cost (show_details=1: obj/cls squared deltas + normalised (1 - IoU)) -------------
     count = st["count"] or 1
