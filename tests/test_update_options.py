@@ -1,7 +1,8 @@
 """The update options of AB's GPU build (update_convolutional_layer_gpu): ``grad_centr=1``
 (with batch norm) centralises each filter's weight update before the step, where a filter
 holds a multiple of 32 values; ``clip=C`` clamps the weights of [convolutional] and [implicit]
-layers to [-C, C] after it. AB's CPU build does neither."""
+layers to [-C, C] after it. AB's CPU build does neither. And ``[net] weights_reject_freq``
+(train_network's reject_similar_weights after the update)."""
 
 import numpy as np
 import pytest
@@ -108,3 +109,91 @@ def test_a_network_with_both_trains():
     for _ in range(3):
         net.train_iteration(x, t)
     assert np.abs(net.layers[0].params["weights"]).max() <= 0.5
+
+
+REJECT = """[net]
+batch=2
+width=8
+height=8
+channels=3
+max_batches=40
+weights_reject_freq=5
+learning_rate=0.001
+[convolutional]
+filters=4
+size=3
+pad=1
+activation=leaky
+[convolutional]
+batch_normalize=1
+filters=5
+size=3
+pad=1
+activation=leaky
+[convolutional]
+filters=4
+size=1
+activation=linear
+[convolutional]
+filters=4
+size=1
+activation=mish
+[convolutional]
+batch_normalize=1
+filters=6
+size=1
+activation=leaky
+[convolutional]
+filters=24
+size=1
+activation=linear
+[yolo]
+mask=0,1,2
+anchors=2,3, 4,5, 6,7
+classes=3
+num=3
+"""
+
+
+def test_weights_reject_freq_draws_the_first_of_the_most_alike_filters_again():
+    """Every weights_reject_freq iterations before 3/4 of max_batches: in layer 1 (not layer
+    0, not a linear one, not one of the three before the [yolo]) the first filter of the most
+    alike pair is drawn again, its bias 0 and its scale 1."""
+    from pydarknet.train.reject_weights import most_alike, weights_reject_step
+    net = load_cfg_text(REJECT)
+    conv = net.layers[1]
+    w = conv.params["weights"]
+    w[3] = w[1] * 2 + 1e-3                       # filters 1 and 3 alike (similarity ~1)
+    conv.params["biases"][...] = 0.5
+    conv.params["scales"][...] = 2.0
+    assert most_alike(w)[:2] == (1, 3)
+    for layer in (net.layers[0], *net.layers[2:6]):   # alike too, but never checked
+        layer.params["weights"][1] = layer.params["weights"][0]
+    before = {l.index: l.params["weights"].copy() for l in net.layers if l.params}
+    net.iteration = 7                                  # not a multiple of 5: nothing
+    assert weights_reject_step(net) == []
+    net.iteration = 10
+    rejected = weights_reject_step(net)
+    assert [r[:3] for r in rejected] == [(1, 1, 3)] and rejected[0][3] > 0.99
+    bound = np.sqrt(2 / (3 * 3 * 4))
+    assert np.abs(w[1]).max() <= bound and not np.array_equal(w[1], before[1][1])
+    np.testing.assert_array_equal(np.delete(w, 1, axis=0), np.delete(before[1], 1, axis=0))
+    assert conv.params["biases"][1] == 0 and conv.params["scales"][1] == 1
+    assert conv.params["biases"][0] == 0.5 and conv.params["scales"][0] == 2
+    for index in (0, 2, 3, 4, 5):
+        np.testing.assert_array_equal(net.layers[index].params["weights"], before[index])
+    net.iteration = 30                                 # 3/4 of max_batches: no more
+    w[3] = w[1]
+    assert weights_reject_step(net) == []
+
+
+def test_weights_reject_freq_runs_in_training():
+    net = load_cfg_text(REJECT)
+    rng = np.random.default_rng(0)
+    x = rng.random((2, 3, 8, 8), dtype=np.float32)
+    t = np.zeros((2, 4, 6), np.float32)
+    t[:, 0] = [0.5, 0.5, 0.3, 0.4, 1, 0]
+    net.layers[1].params["weights"][2] = net.layers[1].params["weights"][0]
+    for _ in range(5):
+        net.train_iteration(x, t)
+    assert [r[:2] for r in net.rejected_filters] == [(1, 0)]

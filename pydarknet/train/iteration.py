@@ -6,6 +6,7 @@ from ..errors import PydarknetError, ShapeError
 from ..passes import backward_pass, check_truths, forward_pass, pass_cost
 from .ema import ema_step
 from .policy import learning_rate
+from .reject_weights import weights_reject_step
 from .sgd import update_layer
 
 
@@ -90,4 +91,5 @@ def train_iteration(network, images, truths):
     if parallel:
         parallel.after_update(network, batch)
     ema_step(network)
+    network.rejected_filters = weights_reject_step(network)
     return total / (batch * ranks)

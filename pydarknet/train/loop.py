@@ -262,6 +262,9 @@ class Trainer:
                 suffix = self._contrastive(net, record) + self._data_problems(record)
                 if net.ema is not None and net.ema.event:
                     self.log(f" {net.ema.event}")
+                for index, k, j, sim in getattr(net, "rejected_filters", ()):
+                    self.log(f" reject_similar_weights: layer {index}, filter {k} drawn again "
+                             f"(cosine similarity {sim:.4f} with filter {j})")
                 self.log(self.progress_line(record) + suffix)
                 # Darknet: mAP every map_every iterations from the last (or the start), not
                 # before burn_in, and at the end
