@@ -669,3 +669,18 @@ def test_cells_alone_and_shared_give_the_same_deltas(seed, monkeypatch):
             assert np.array_equal(a, b), key
             continue
         assert a == b or (a != a and b != b), key
+
+
+def test_a_mask_past_the_anchors_is_refused_for_training():
+    """Darknet builds a mask entry >= num (and trains it with what lies past its anchors);
+    pydarknet builds it with a warning and refuses to train it, naming the fix."""
+    from pydarknet.errors import CfgError
+    from pydarknet.network import load_cfg_text
+    text = ("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=16\n"
+            "size=1\nactivation=linear\n[yolo]\nmask=1,3\nanchors=2,3, 4,5, 6,7\nclasses=3\n"
+            "num=3\n")
+    with pytest.warns(Warning, match=r"mask entries \[3\]"):
+        net = load_cfg_text(text)
+    with pytest.raises(CfgError, match=r"mask: layer 1: mask entries \[3\] are not anchor "
+                                       r"indexes 0..2 \(num=3\).*fix mask= or num="):
+        net.check_trainable()

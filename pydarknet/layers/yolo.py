@@ -79,6 +79,11 @@ class YoloBase(HostLoss, Layer):
         super().check_trainable()
         if self.map_file:
             raise self.refuse_training("map", "remapping the truths' class ids (yolo9000)")
+        bad = [m for m in self.mask if not 0 <= m < self.total]
+        if bad:     # Darknet trains them with whatever lies past its anchors
+            raise self.section.error(
+                f"layer {self.index}: mask entries {bad} are not anchor indexes 0..{self.total - 1}"
+                f" (num={self.total}): they have no anchors to train; fix mask= or num=", "mask")
 
     def fields(self):
         return {"classes": self.classes, "num": self.total, "n": self.n, "mask": list(self.mask),
