@@ -337,3 +337,23 @@ def test_contrastive_needs_an_even_mini_batch_and_no_mosaic(tmp_path):
         load_cfg_text(text.replace("batch=4", "batch=3")).check_trainable()
     with pytest.raises(CfgError, match="contrastive=1 with mosaic="):
         load_cfg_text(text.replace("contrastive=1", "contrastive=1\nmosaic=1")).check_trainable()
+
+
+def test_with_track_the_odd_streams_repeat_the_even_ones(tmp_path, shapes):
+    """track=1 and contrastive=1 (AB's get_sequential_paths): stream 2k+1 of a pass is stream
+    2k's sequence, and the pass shares one augmentation, so the two are one picture."""
+    from pydarknet.data import make_loader
+    text = TINY.format(jit_flip=1, color=1).replace(
+        "contrastive=1", "contrastive=1\ntrack=1\ntime_steps=2\naugment_speed=2").replace(
+        "batch=4", "batch=8")
+    net = load_cfg_text(text)
+    assert net.net.mini_batch == 8 and net.batch == 16
+    with make_loader(net, shapes["train"], seed=2, threads=2) as loader:
+        assert loader.sequences == (8, 2, 2) and loader.pairs is not None
+        places = [loader._sequence_place(0, g)[0] for g in range(16)]
+        images, _ = loader.next()
+    index = np.array(places).reshape(2, 8)          # [step, stream]
+    assert (index[:, 0::2] == index[:, 1::2]).all()
+    assert len(set(index[0, 0::2])) > 1
+    for row in range(0, 16, 2):
+        np.testing.assert_array_equal(images[row], images[row + 1])
