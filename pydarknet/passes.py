@@ -153,10 +153,13 @@ def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=N
 
 def backward_pass(network, state):
     """Every layer's backward, last to first, as Darknet's backward_network: a layer with
-    ``stopbackward`` ends it, ``onlyforward`` layers pass nothing back."""
+    ``stopbackward`` ends it, ``onlyforward`` layers pass nothing back. It also ends at the
+    last ``train_only_bn`` layer: nothing from there down is updated (AB's GPU build runs
+    their backward for nothing)."""
     pooled = isinstance(state.deltas, PooledDeltas)
+    frozen = max((l.index for l in network.layers if l.train_only_bn), default=-1)
     for layer in reversed(network.layers):
-        if layer.stopbackward:
+        if layer.stopbackward or layer.index <= frozen:
             break
         if not layer.onlyforward:
             layer.backward(state)

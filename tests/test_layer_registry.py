@@ -145,11 +145,22 @@ def test_options_changing_the_forward_pass_are_refused_when_run(layers, option):
         net.forward(np.zeros((2, 3, 8, 8), np.float32))
 
 
-def test_train_only_bn_is_refused_with_advice():
-    net = build(NET + CONV + "batch_normalize=1\ntrain_only_bn=1\n" + CONV)
-    with pytest.raises(CfgError, match=r"t.cfg:11: \[convolutional\] train_only_bn: .*set "
-                                       r"stopbackward=1 in the next layer"):
-        net.ensure_training()
+def test_train_only_bn_freezes_the_layer_and_every_earlier_one():
+    """AB's GPU build: the train_only_bn layer and all before it are not updated (weights,
+    biases and scales stay), only their batch norm's rolling statistics move; the layers
+    after it train."""
+    text = NET + CONV + "batch_normalize=1\n" + CONV + "batch_normalize=1\ntrain_only_bn=1\n" \
+        + CONV + "batch_normalize=1\n[avgpool]\n[cost]\n"
+    net = build(text)
+    before = [{k: v.copy() for k, v in l.params.items()} for l in net.layers]
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 3, 8, 8)).astype(np.float32)
+    net.train_iteration(x, rng.standard_normal((2, 2)).astype(np.float32))
+    for i in (0, 1):
+        for k, v in net.layers[i].params.items():
+            moved = not np.array_equal(v, before[i][k])
+            assert moved == k.startswith("rolling"), (i, k)
+    assert not np.array_equal(net.layers[2].params["weights"], before[2]["weights"])
 
 
 def test_net_options_not_implemented_for_training_are_refused():

@@ -77,12 +77,6 @@ class Layer:
         """Raise (``refuse_training``) when an option of this layer changes training in a way
         pydarknet does not implement; called by ``Network.check_trainable`` before training.
         Subclasses add their own checks after ``super().check_trainable()``."""
-        if self.train_only_bn:
-            # Darknet's GPU build gives train_only_bn to every earlier layer too, skips their
-            # whole update (batch norm included) and their weight gradients.
-            raise self.refuse_training(
-                "train_only_bn", "freezing this layer and every layer before it",
-                "to freeze them, set stopbackward=1 in the next layer instead")
 
     def refuse_training(self, option, what, advice=None):
         """The error for ``option``, which asks for ``what`` while training."""

@@ -27,8 +27,17 @@ def train_pass(network, x, truth, keep_deltas=False, seen=None):
 
 
 def _trained_layers(network):
+    """The layers an update changes: from the last ``stopbackward`` layer on, after the last
+    ``train_only_bn`` one (AB's GPU build gives that option to every earlier layer and skips
+    their whole update: only their batch norm's rolling statistics move)."""
     last_stop = max((l.index for l in network.layers if l.stopbackward), default=-1)
-    return [l for l in network.layers if l.index >= last_stop and l.params and l.trainable]
+    first = max(last_stop, frozen_up_to(network) + 1)
+    return [l for l in network.layers if l.index >= first and l.params and l.trainable]
+
+
+def frozen_up_to(network):
+    """The index of the last layer with ``train_only_bn`` (-1: none)."""
+    return max((l.index for l in network.layers if l.train_only_bn), default=-1)
 
 
 def train_iteration(network, images, truths):

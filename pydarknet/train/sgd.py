@@ -60,7 +60,6 @@ def clip_weights(backend, layer):
 
 def sgd_update(backend, layer, rate, momentum, decay, batch, loss_scale=1.0):
     """Darknet's SGD with momentum and weight decay on every trainable parameter."""
-    frozen = ("weights",) if getattr(layer, "train_only_bn", 0) else ()
     lr = rate * layer.learning_rate_scale
     decay_scale = 1.0
     if loss_scale != 1.0:
@@ -74,8 +73,6 @@ def sgd_update(backend, layer, rate, momentum, decay, batch, loss_scale=1.0):
             decay_scale = loss_scale
     step = np.float32(np.float32(lr) / batch)
     for name, grad in layer.grads.items():
-        if name in frozen:
-            continue
         backend.sgd_update(layer.params[name], layer.momenta[name], grad, step,
                            np.float32(-decay * batch * decay_scale), np.float32(momentum),
                            name in layer.decayed)
