@@ -684,3 +684,22 @@ def test_a_mask_past_the_anchors_is_refused_for_training():
     with pytest.raises(CfgError, match=r"mask: layer 1: mask entries \[3\] are not anchor "
                                        r"indexes 0..2 \(num=3\).*fix mask= or num="):
         net.check_trainable()
+
+
+def test_a_mask_past_num_takes_the_anchors_listed_beyond_it():
+    """cspx-p7-mish.cfg lists 20 anchors with num=16 and masks 16..19 in its last [yolo]:
+    Darknet reads past its anchors there; pydarknet uses the listed ones (its layer table
+    keeps num's), trains and decodes."""
+    from pydarknet.network import load_cfg_text
+    text = ("[net]\nbatch=2\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=16\n"
+            "size=1\nactivation=linear\n[yolo]\nmask=2,3\nanchors=2,3, 4,5, 6,7, 3,2\n"
+            "classes=3\nnum=2\n")
+    with pytest.warns(Warning, match=r"mask entries \[2, 3\] .*takes them from the 4 anchors"):
+        net = load_cfg_text(text)
+    yolo = net.layers[1]
+    assert yolo.summary()["anchors"] == [2, 3, 4, 5]
+    np.testing.assert_array_equal(yolo.anchors, [2, 3, 4, 5, 6, 7, 3, 2])
+    net.check_trainable()
+    t = np.zeros((2, 4, 6), np.float32)
+    t[:, 0] = [0.5, 0.5, 0.5, 0.6, 1, 0]
+    assert np.isfinite(net.train_iteration(np.full((2, 3, 8, 8), 0.5, np.float32), t))

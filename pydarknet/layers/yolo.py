@@ -30,11 +30,18 @@ class YoloBase(HostLoss, Layer):
             self.mask = list(range(self.total))
         if self.classes < 1 or self.total < 1:
             raise s.error("classes and num must be positive integers", "classes")
+        anchors = s.get_floats("anchors", [])
         bad = [m for m in self.mask if not 0 <= m < self.total]
-        if bad:  # Darknet builds it (and reads past its anchors): warn, fail only on decoding
+        # Darknet builds a mask past num and reads past its anchors there (cspx-p7-mish.cfg
+        # lists 20 anchors with num=16 and masks up to 19): pydarknet takes those from the
+        # anchors= list; without them it warns, and decoding and training fail
+        listed = bool(bad) and min(bad) >= 0 and len(anchors) >= 2 * (max(bad) + 1)
+        if bad:
+            what = (f"pydarknet takes them from the {len(anchors) // 2} anchors listed"
+                    if listed else "they have no anchors")
             warnings.warn(f"{s.path}:{s.options['mask'].line}: [{s.name}] mask entries {bad} are "
-                          f"not anchor indexes 0..{self.total - 1} (num={self.total})",
-                          CfgWarning, stacklevel=2)
+                          f"not anchor indexes 0..{self.total - 1} (num={self.total}): Darknet "
+                          f"reads past its anchors there; {what}", CfgWarning, stacklevel=2)
         self.n = len(self.mask)
         self.w, self.h = ctx.w, ctx.h
         self.c = self.n * (self.classes + self.box_entries + 1)
@@ -70,16 +77,16 @@ class YoloBase(HostLoss, Layer):
         self.iou_thresh = s.get_float("iou_thresh", 1.0)
         self.random = s.get_float("random", 0.0)
         self.map_file = s.get_str("map", None)
-        anchors = s.get_floats("anchors", [])
-        self.anchors = np.full(self.total * 2, self.default_anchor, np.float32)
-        k = min(len(anchors), self.total * 2)
+        count = max(bad) + 1 if listed else self.total
+        self.anchors = np.full(count * 2, self.default_anchor, np.float32)
+        k = min(len(anchors), count * 2)
         self.anchors[:k] = anchors[:k]
 
     def check_trainable(self):
         super().check_trainable()
         if self.map_file:
             raise self.refuse_training("map", "remapping the truths' class ids (yolo9000)")
-        bad = [m for m in self.mask if not 0 <= m < self.total]
+        bad = [m for m in self.mask if not 0 <= 2 * m + 1 < len(self.anchors)]
         if bad:     # Darknet trains them with whatever lies past its anchors
             raise self.section.error(
                 f"layer {self.index}: mask entries {bad} are not anchor indexes 0..{self.total - 1}"
@@ -87,7 +94,8 @@ class YoloBase(HostLoss, Layer):
 
     def fields(self):
         return {"classes": self.classes, "num": self.total, "n": self.n, "mask": list(self.mask),
-                "anchors": [float(a) for a in self.anchors], "max_boxes": self.max_boxes,
+                "anchors": [float(a) for a in self.anchors[:2 * self.total]],
+                "max_boxes": self.max_boxes,
                 "truth_size": self.truth_size, "scale_x_y": self.scale_x_y,
                 "iou_loss": self.iou_loss, "iou_thresh_kind": self.iou_thresh_kind,
                 "iou_normalizer": self.iou_normalizer, "obj_normalizer": self.obj_normalizer,
