@@ -21,10 +21,8 @@ _AUGMENT_INTS = {"flip": 1, "blur": 0, "gaussian_noise": 0, "mixup": 0, "letter_
 # Training features of Darknet's that pydarknet does not implement: option -> (default, what it
 # does). A cfg that sets one builds and runs; training it is refused (check_trainable).
 _NOT_TRAINED = {
-    "adversarial_lr": (0.0, "adversarial training"),
     "sequential_subdivisions": (0, "sequence subdivisions"),
     "unsupervised": (0, "unsupervised contrastive learning"),
-    "attention": (0, "attention-guided augmentation"),
 }
 
 
@@ -75,6 +73,8 @@ class NetOptions:
         self.equidistant_point = s.get_int("equidistant_point", 0)
         self.badlabels_rejection_percentage = s.get_float("badlabels_rejection_percentage", 0.0)
         self.num_sigmas_reject_badlabels = s.get_float("num_sigmas_reject_badlabels", 0.0)
+        # images moved against the network before half the passes (pydarknet.train.adversarial)
+        self.adversarial_lr = s.get_float("adversarial_lr", 0.0)
         # similar filters drawn again every so many iterations (pydarknet.train.reject_weights)
         self.weights_reject_freq = s.get_int("weights_reject_freq", 0)
         # with random=1, a mini-batch that grows as the size shrinks (pydarknet.train.loop)

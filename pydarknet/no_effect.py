@@ -17,6 +17,7 @@ _TRACKING = "object tracking in Darknet's video demo (not part of pydarknet)"
 NO_EFFECT = {
     "net": {
         "max_chart_loss": "the y-axis of Darknet's loss chart; pydarknet's chart scales itself",
+        "attention": "AB shows its adversarial images' attention maps in a window",
         "workspace_size_limit_MB": "the cuDNN workspace limit of Darknet's GPU build",
         "show_receptive_field": "a printout of Darknet's",
         "use_cuda_graph": "CUDA graphs in Darknet's GPU build",

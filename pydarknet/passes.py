@@ -31,6 +31,7 @@ class PassState:
         self.buffers = {}
         self.pool = pool        # an inference pass's OutputPool (pydarknet.output_pool)
         self.network = network    # what a loss reads of other layers ([contrastive])
+        self.input_delta = None   # where backward adds the network input's delta, if wanted
         if network is None:       # a lone layer's pass (tests)
             return
         self.rng = network.rng
@@ -125,14 +126,17 @@ class HostArrays:
 
 
 def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=None,
-                 delta_slots=None, seen=None):
+                 delta_slots=None, seen=None, input_delta=None):
     """Every layer's forward on ``x`` (a backend array); returns the pass's state. With
     ``check_finite`` a layer output holding NaN or inf stops the pass with the layer named.
     With an OutputPool (inference) the outputs not kept share its memory; with delta
     ``Slots`` (training) the deltas do, and ``network.deltas`` is not kept. ``seen``: the
-    images seen with this pass's (default ``network.seen``), for losses that depend on it."""
+    images seen with this pass's (default ``network.seen``), for losses that depend on it.
+    ``input_delta``: a backend array of x's shape that backward adds x's delta into (by
+    default it computes none)."""
     B = network.backend
     state = PassState(B, x, train, truth, network, pool, delta_slots, seen)
+    state.input_delta = input_delta
     if pool is not None:
         pool.begin()
     out = x

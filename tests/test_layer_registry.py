@@ -164,11 +164,11 @@ def test_train_only_bn_freezes_the_layer_and_every_earlier_one():
 
 
 def test_net_options_not_implemented_for_training_are_refused():
-    net = build(NET.replace("batch=2", "batch=2\nadversarial_lr=0.05\nadam=0") + CONV)
-    assert abs(net.net.adversarial_lr - 0.05) < 1e-9
+    net = build(NET.replace("batch=2", "batch=2\nsequential_subdivisions=2\nadam=0") + CONV)
+    assert net.net.sequential_subdivisions == 2
     net.forward(np.zeros((2, 3, 8, 8), np.float32))
-    with pytest.raises(CfgError, match=r"t.cfg:3: \[net\] adversarial_lr: adversarial_lr=0.05 "
-                                       r"asks for adversarial training"):
+    with pytest.raises(CfgError, match=r"t.cfg:3: \[net\] sequential_subdivisions: "
+                                       r"sequential_subdivisions=2 asks for sequence subdivisions"):
         net.ensure_training()
 
 

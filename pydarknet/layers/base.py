@@ -102,8 +102,11 @@ class Layer:
             f"training '{self.layer_type}' layers is not implemented")
 
     def input_delta(self, state):
-        """The delta buffer of this layer's input (None for the network input)."""
-        return state.deltas[self.index - 1] if self.index > 0 else None
+        """The delta buffer of this layer's input (for the network input: the pass's
+        ``input_delta``, None unless asked for)."""
+        if self.index > 0:
+            return state.deltas[self.index - 1]
+        return getattr(state, "input_delta", None)
 
     # -- running -------------------------------------------------------------------------
     def forward(self, x, state):

@@ -4,6 +4,7 @@ import numpy as np
 
 from ..errors import PydarknetError, ShapeError
 from ..passes import backward_pass, check_truths, forward_pass, pass_cost
+from .adversarial import adversarial_images
 from .ema import ema_step
 from .policy import learning_rate
 from .reject_weights import weights_reject_step
@@ -74,7 +75,8 @@ def train_iteration(network, images, truths):
         for s in range(sub):
             rows = slice(s * mini, (s + 1) * mini)
             seen += mini * ranks
-            total += train_pass(network, images[rows], truths[rows], seen=seen)
+            x = adversarial_images(network, images[rows], truths[rows], seen)
+            total += train_pass(network, x, truths[rows], seen=seen)
     except PydarknetError:
         for layer, stats in saved:   # leave the rolling statistics as they were too
             for k, v in stats.items():
