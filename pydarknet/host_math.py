@@ -20,6 +20,16 @@ def softmax_rows(x, temperature=1.0):
     return e / e.sum(axis=-1, keepdims=True)
 
 
+def cosine_similarities(v):
+    """(similarities [n, n], norms [n]) of the rows of v, in float64, as AB's
+    cosine_similarity gives them: 0 where a row is all zeros."""
+    v = np.asarray(v, np.float64)
+    norms = np.sqrt(np.square(v).sum(axis=1))
+    divider = np.outer(norms, norms)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(divider > 0, (v @ v.T) / divider, 0.0), norms
+
+
 def binarize_weights(w):
     """binary=1 / xnor=1 weights (AB's GPU build): each filter (first axis) -> +-(the mean of
     its absolute values, summed in order in float32); w > 0 gives +."""

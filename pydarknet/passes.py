@@ -155,14 +155,19 @@ def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=N
     return state
 
 
+def frozen_up_to(network):
+    """The index of the last layer with ``train_only_bn`` (-1: none): AB's GPU build gives the
+    option to every earlier layer too and updates none of them."""
+    return max((l.index for l in network.layers if l.train_only_bn), default=-1)
+
+
 def backward_pass(network, state):
     """Every layer's backward, last to first, as Darknet's backward_network: a layer with
     ``stopbackward`` ends it, ``onlyforward`` layers pass nothing back. It also ends at the
     last ``train_only_bn`` layer: nothing from there down is updated (AB's GPU build runs
     their backward for nothing), unless the pass wants the input's delta."""
     pooled = isinstance(state.deltas, PooledDeltas)
-    frozen = -1 if getattr(state, "input_delta", None) is not None else \
-        max((l.index for l in network.layers if l.train_only_bn), default=-1)
+    frozen = -1 if state.input_delta is not None else frozen_up_to(network)
     for layer in reversed(network.layers):
         if layer.stopbackward or layer.index <= frozen:
             break

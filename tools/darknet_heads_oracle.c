@@ -54,7 +54,8 @@ static int whole(network net, char **argv) {
     float *x = readf(argv[2], (size_t)first.batch * first.inputs);
     int i, truths = 0;
     for (i = 0; i < net.n; ++i)
-        if (net.layers[i].type == YOLO && net.layers[i].truths > truths) truths = net.layers[i].truths;
+        if (net.layers[i].type == YOLO && net.layers[i].truths > truths)
+            truths = net.layers[i].truths;
     float *t = readf(argv[3], (size_t)net.batch * truths);
     network_state state = {0};
     state.net = net;

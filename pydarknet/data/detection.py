@@ -158,8 +158,8 @@ class DetectionDataset:
         flip = self.flip and bool((aug if jitter is None else jitter).integers(2))
         crop = A.jitter_crop(aug, iw, ih, self.jitter, self.resize, flip, self.letter_box, w, h,
                              mosaic_corner=corner, sides_rng=jitter)
-        dhue, dsat, dexp = A.random_hsv(aug if colour is None else colour, self.hue, self.saturation,
-                                        self.exposure)
+        dhue, dsat, dexp = A.random_hsv(aug if colour is None else colour, self.hue,
+                                        self.saturation, self.exposure)
         blur = A.pick_blur(aug, self.blur)
         noise = self.gaussian_noise if self.gaussian_noise and aug.integers(2) else 0
         boxes, ids = self._boxes(labels, order, crop, index, w, h)

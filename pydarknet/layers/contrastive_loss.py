@@ -15,15 +15,9 @@ pushed from up to ``contrastive_neg_max`` others of the positives' class with an
 
 import numpy as np
 
+from ..host_math import cosine_similarities
+
 f32 = np.float32
-
-
-def _cosine(z, norms):
-    """AB's cosine_similarity of every pair (0 where a vector is zero)."""
-    dot = z @ z.T
-    divider = np.outer(norms, norms)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(divider > 0, dot / divider, 0.0)
 
 
 def contrastive_loss(layer, x, labels, class_ids, time_steps, delta_out=None, zeroed=False):
@@ -63,8 +57,8 @@ def contrastive_loss(layer, x, labels, class_ids, time_steps, delta_out=None, ze
     z = np.stack([flat[b_of, a_of * E + m, loc] for m in range(E)], axis=1) if M \
         else np.zeros((0, E), np.float32)                                    # [M, E]
     z64 = z.astype(np.float64)
-    norms = np.sqrt(np.square(z64).sum(axis=1))
-    sim = _cosine(z64, norms).astype(np.float32)
+    sim, norms = cosine_similarities(z64)
+    sim = sim.astype(np.float32)
 
     zl, zc = lab[idx], cid[idx]
     mini_batch = max(N // max(time_steps, 1), 1)

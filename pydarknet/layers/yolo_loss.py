@@ -318,8 +318,9 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False,
 
     per_image = [image_truths(p.classes, truths, b, T) for b in range(N)]
     # each cell's truth (its best anchor's): track id and class, for a [contrastive] layer
+    # (which needs the [yolo] layer's embedding_layer=)
     track_labels = class_ids = None
-    if truths.shape[-1] >= 6:
+    if truths.shape[-1] >= 6 and getattr(layer, "embedding_layer", None) is not None:
         track_labels = np.full((N, n, hw), -1, np.int64)
         class_ids = np.full((N, n, hw), -1, np.int64)
     if not np.isfinite(out[:, :, 4]).all():  # Darknet zeroes a NaN/inf objectness output

@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..errors import PydarknetError, ShapeError
-from ..passes import backward_pass, check_truths, forward_pass, pass_cost
+from ..passes import backward_pass, check_truths, forward_pass, frozen_up_to, pass_cost
 from .adversarial import adversarial_images
 from .ema import ema_step
 from .policy import learning_rate
@@ -34,11 +34,6 @@ def _trained_layers(network):
     last_stop = max((l.index for l in network.layers if l.stopbackward), default=-1)
     first = max(last_stop, frozen_up_to(network) + 1)
     return [l for l in network.layers if l.index >= first and l.params and l.trainable]
-
-
-def frozen_up_to(network):
-    """The index of the last layer with ``train_only_bn`` (-1: none)."""
-    return max((l.index for l in network.layers if l.train_only_bn), default=-1)
 
 
 def train_iteration(network, images, truths):

@@ -10,6 +10,8 @@ filter (and past the weights); pydarknet compares each filter's own size*size*c/
 
 import numpy as np
 
+from ..host_math import cosine_similarities
+
 SIMILARITY_THRESHOLD = 0.4
 
 
@@ -36,12 +38,8 @@ def _checked_layers(layers):
 def most_alike(weights):
     """(k, j, similarity) of the first pair k < j of filters with the largest cosine
     similarity (0 where a filter is all zeros), as AB's loop finds it."""
-    w = weights.reshape(weights.shape[0], -1).astype(np.float64)
-    norms = np.sqrt(np.square(w).sum(axis=1))
-    divider = np.outer(norms, norms)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sim = np.where(divider > 0, (w @ w.T) / divider, 0.0).astype(np.float32)
-    sim[np.tril_indices(len(w))] = -np.inf
+    sim = cosine_similarities(weights.reshape(weights.shape[0], -1))[0].astype(np.float32)
+    sim[np.tril_indices(len(sim))] = -np.inf
     k, j = np.unravel_index(int(np.argmax(sim)), sim.shape)
     return int(k), int(j), float(sim[k, j])
 
