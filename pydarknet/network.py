@@ -230,17 +230,30 @@ class Network:
         import warnings
         if (width, height) == (self.net.width, self.net.height):
             return
-        old = self.layers
+        old, old_net = self.layers, self.net
         net_section = self._sections[0]
         _override(net_section, "width", width)
         _override(net_section, "height", height)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            keep = (self.net.time_steps, self.net.mini_batch)
-            self.net = NetOptions(net_section)
-            self.net.time_steps, self.net.mini_batch = keep
-            self.layers = []
-            self._build(self._sections[1:])
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                keep = (self.net.time_steps, self.net.mini_batch)
+                self.net = NetOptions(net_section)
+                self.net.time_steps, self.net.mini_batch = keep
+                self.layers = []
+                self._build(self._sections[1:])
+            changed = _first_param_change(self.layers, old)
+            if changed is not None:     # a [connected] or [local] sized by its input
+                raise ShapeError(f"the network cannot take {width}x{height} inputs: layer "
+                                 f"{changed} has parameters sized by its input "
+                                 f"({old_net.width}x{old_net.height}); only a network without "
+                                 "such layers (fully convolutional, or global pooling before "
+                                 "[connected]) resizes")
+        except Exception:           # the network stays as it was
+            _override(net_section, "width", old_net.width)
+            _override(net_section, "height", old_net.height)
+            self.layers, self.net = old, old_net
+            raise
         for new, prev in zip(self.layers, old):
             new.params = prev.params
             if hasattr(prev, "grads"):
@@ -355,3 +368,13 @@ def load(cfg, weights=None, batch=None, device="cpu", width=None, height=None):
 
 def load_cfg_text(text, batch=None, path="<cfg>", **kw):
     return Network(parse_cfg_text(text, path), batch=batch, **kw)
+
+
+def _first_param_change(layers, old):
+    """'index [type]' of the first layer whose parameter shapes differ between two builds of
+    one network (None where none does)."""
+    for new, prev in zip(layers, old):
+        if prev.params and any(tuple(prev.params[k].shape) != tuple(shape)
+                               for k, shape in new.param_shapes() if k in prev.params):
+            return f"{prev.index} [{prev.section.name}]"
+    return None

@@ -378,6 +378,14 @@ def test_classifier_commands(tmp_path, capsys, channels):
     assert code == 0, err
     assert out.startswith("9 images: top 1: ") and "top 3: 1.000000" in out
     assert "1 without a class name in the path, 1 unreadable" in err
+    for command in ("validcrop", "valid10", "validmulti", "validfull"):
+        code, out, err = run(capsys, "classifier", command, data, tmp_path / "c.cfg",
+                             tmp_path / "c.weights", "-top", 2)
+        assert code == 0, err
+        assert out.startswith("9 images: top 1: ") and "top 2: " in out, command
+    (tmp_path / "fc.cfg").write_text(cfg.replace("[avgpool]\n", ""))   # [connected] sized by
+    code, out, err = run(capsys, "classifier", "validfull", data, tmp_path / "fc.cfg")   # input
+    assert code != 0 and "cannot be resized" in err and "layer 1 [connected]" in err
 
 
 def test_a_grey_classifier_sees_what_training_reads(tmp_path):

@@ -1,13 +1,15 @@
-"""Darknet's ``classifier predict|valid`` forms (``classifier train`` is in :mod:`.train`).
+"""Darknet's ``classifier predict|valid|validcrop|valid10|validmulti|validfull`` forms
+(``classifier train`` is in :mod:`.train`).
 
     pydarknet classifier predict data/imagenet.data cfg/darknet53.cfg d53.weights cat.jpg -top 5
     pydarknet classifier valid data/imagenet.data cfg/darknet53.cfg d53.weights -top 5
+    pydarknet classifier validmulti data/imagenet.data cfg/darknet53.cfg d53.weights
 """
 
 import sys
 import time
 
-from ..errors import PydarknetError
+from ..errors import PydarknetError, ShapeError
 from .common import (add_device_option, add_run_options, darknet_command, load_network,
                      new_problems, progress, reader_threads, report_problems)
 
@@ -50,8 +52,15 @@ def _cmd_valid(args):
     paths = read_list(valid, "validation image list")
     top = min(args.top or int(data.get("top", 5)), len(names))
     problems = new_problems()
-    r = validate(net, paths, names, top, threads=reader_threads(args), problems=problems,
-                 log=progress())
+    try:
+        r = validate(net, paths, names, top, threads=reader_threads(args), problems=problems,
+                     log=progress(), mode=args.mode)
+    except ShapeError as e:
+        if "cannot take" not in str(e):
+            raise
+        raise PydarknetError(f"classifier {args.action} resizes the network to each image, "
+                             f"and {args.cfg} cannot be resized: {e}; classifier valid and "
+                             "validcrop keep its size") from None
     if progress():
         print(file=sys.stderr)
     if not r["images"]:
@@ -75,8 +84,23 @@ def add_commands(sub):
     cp.add_argument("-top", "--top", "-t", type=int, default=0)
     add_device_option(cp)
     cp.set_defaults(func=_cmd_predict)
-    cv = darknet_command(csub, "valid", "top-1 / top-k accuracy on the valid list")
-    cv.add_argument("-top", "--top", "-t", type=int, default=0)
-    add_run_options(cv)
-    cv.set_defaults(func=_cmd_valid)
+    for name, mode, what in VALID_COMMANDS:
+        cv = darknet_command(csub, name, f"top-1 / top-k accuracy on the valid list: {what}")
+        cv.add_argument("-top", "--top", "-t", type=int, default=0)
+        add_run_options(cv)
+        cv.set_defaults(func=_cmd_valid, mode=mode)
     return csub
+
+
+# AB's validation commands: (command, pydarknet.eval.classify mode, what the network sees)
+VALID_COMMANDS = [
+    ("valid", "single", "the centre crop of the image, shorter side resized to the network's "
+                        "width"),
+    ("validcrop", "crop", "the whole image resized to the network's size"),
+    ("valid10", "10", "ten crops (corners shifted by 32 pixels, centre, and their mirrors) of "
+                      "the image resized to the network's size + 32, scores summed"),
+    ("validmulti", "multi", "the whole image, shorter side 224, 288, 320, 352 and 384, and its "
+                            "mirror, scores summed (resizes the network)"),
+    ("validfull", "full", "the whole image, shorter side resized to the network's width "
+                          "(resizes the network)"),
+]

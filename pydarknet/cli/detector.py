@@ -1,11 +1,12 @@
-"""Inference and evaluation commands: ``detect`` and Darknet's ``detector test|map|valid|
-calc_anchors`` forms (single-dash flags as Darknet spells them; the double-dash spellings work
+"""Inference and evaluation commands: ``detect`` and Darknet's ``detector test|map|recall|
+valid|calc_anchors`` forms (single-dash flags as Darknet spells them; the double-dash spellings work
 too). ``detector train`` is in :mod:`.train`.
 
     pydarknet detect cfg/yolov4-tiny.cfg yolov4-tiny.weights dog.jpg --names coco.names
     pydarknet detector test data/obj.data cfg/yolo-obj.cfg yolo-obj.weights dog.jpg -ext_output
     pydarknet detector map data/obj.data cfg/yolo-obj.cfg yolo-obj.weights -points 101
     pydarknet detector valid data/coco.data cfg/yolov4.cfg yolov4.weights
+    pydarknet detector recall data/obj.data cfg/yolo-obj.cfg yolo-obj.weights
     pydarknet detector calc_anchors data/obj.data -num_of_clusters 9 -width 416 -height 416
     pydarknet detector demo data/obj.data cfg/yolo-obj.cfg yolo-obj.weights street.mp4 \
         -out_filename out.avi -dont_show -ext_output
@@ -239,6 +240,24 @@ def _cmd_map(args):
     return 0
 
 
+def _cmd_recall(args):
+    from ..eval.recall import evaluate_network_recall
+    data = _read_data(args.data)
+    net = load_network(args, args.cfg, args.weights)
+    valid = data.get("valid", "data/train.txt")
+    problems = new_problems()
+    r = evaluate_network_recall(net, valid, args.thresh, args.iou_thresh, args.nms,
+                                batch_size=args.batch, threads=reader_threads(args),
+                                problems=problems,
+                                log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(f"{r['images']} images, {r['truths']} truths: recall {r['recall'] * 100:.2f}% "
+          f"(IoU > {args.iou_thresh:g}), mean best IoU {r['avg_iou'] * 100:.2f}%, "
+          f"{r['proposals_per_image']:.2f} proposals per image (objectness > {args.thresh:g}, "
+          f"after NMS at {args.nms:g})")
+    report_problems(problems)
+    return 0
+
+
 def _cmd_valid(args):
     from ..detector import iter_detections
     from ..eval.results import ValidationResults, category_ids_from_data
@@ -378,7 +397,7 @@ def _cmd_calc_anchors(args):
 
 
 def add_commands(sub):
-    """``detect`` and ``detector`` test/map/valid/demo/calc_anchors; returns ``detector``'s
+    """``detect`` and ``detector`` test/map/recall/valid/demo/calc_anchors; returns ``detector``'s
     sub-command group (``detector train`` joins it from :mod:`.train`)."""
     d = sub.add_parser("detect", help="detect objects in images, folders or list files",
                        allow_abbrev=False)
@@ -434,6 +453,15 @@ def add_commands(sub):
     m.add_argument("--batch", type=int, default=1, help="images per forward pass")
     add_run_options(m)
     m.set_defaults(func=_cmd_map)
+
+    r = darknet_command(dsub, "recall", "the share of the valid list's truths some proposal "
+                                        "finds, whatever its class (Darknet's recall)")
+    darknet_flag(r, "thresh", type=float, default=0.001, help="objectness of a proposal")
+    darknet_flag(r, "iou_thresh", type=float, default=0.5, help="IoU that finds a truth")
+    darknet_flag(r, "nms", type=float, default=0.4, help="NMS by objectness (0: none)")
+    r.add_argument("--batch", type=int, default=1, help="images per forward pass")
+    add_run_options(r)
+    r.set_defaults(func=_cmd_recall)
 
     v = darknet_command(dsub, "valid", "write detections of the valid list (COCO json, VOC "
                                        "files)")
