@@ -383,6 +383,19 @@ def test_classifier_commands(tmp_path, capsys, channels):
                              tmp_path / "c.weights", "-top", 2)
         assert code == 0, err
         assert out.startswith("9 images: top 1: ") and "top 2: " in out, command
+    with open(data, "a") as f:
+        f.write(f"test = {tmp_path / 'valid.txt'}\n")
+    code, out, err = run(capsys, "classifier", "label", data, tmp_path / "c.cfg",
+                         tmp_path / "c.weights")
+    assert code == 0, err
+    assert len(out.split()) == 10 and set(out.split()) <= set(names)   # 11 paths, 1 missing
+    code, out, err = run(capsys, "classifier", "test", data, tmp_path / "c.cfg",
+                         tmp_path / "c.weights")
+    assert code == 0, err
+    rows = [ln.split("\t") for ln in out.splitlines()]
+    assert [r[0] for r in rows] == paths[:9] + paths[10:]
+    assert all(len(r) == 4 and abs(sum(map(float, r[1:])) - 1) < 1e-4 for r in rows)
+    assert "image missing: 1" in err
     (tmp_path / "fc.cfg").write_text(cfg.replace("[avgpool]\n", ""))   # [connected] sized by
     code, out, err = run(capsys, "classifier", "validfull", data, tmp_path / "fc.cfg")   # input
     assert code != 0 and "cannot be resized" in err and "layer 1 [connected]" in err

@@ -1,9 +1,10 @@
-"""Darknet's ``classifier predict|valid|validcrop|valid10|validmulti|validfull`` forms
-(``classifier train`` is in :mod:`.train`).
+"""Darknet's ``classifier predict|label|test|valid|validcrop|valid10|validmulti|validfull``
+forms (``classifier train`` is in :mod:`.train`).
 
     pydarknet classifier predict data/imagenet.data cfg/darknet53.cfg d53.weights cat.jpg -top 5
     pydarknet classifier valid data/imagenet.data cfg/darknet53.cfg d53.weights -top 5
     pydarknet classifier validmulti data/imagenet.data cfg/darknet53.cfg d53.weights
+    pydarknet classifier test data/imagenet.data cfg/darknet53.cfg d53.weights > scores.tsv
 """
 
 import sys
@@ -74,6 +75,26 @@ def _cmd_valid(args):
     return 0
 
 
+def _cmd_list(args):
+    """``classifier label``: each image's best class name; ``classifier test``: each image's
+    path and scores, tab-separated (both over the .data file's ``test =`` list)."""
+    from ..eval.classify import iter_scores
+    from ..labels import read_list
+    data, net, names = _setup(args, False)
+    default = "data/train.list" if args.action == "label" else "data/test.list"
+    paths = read_list(data.get("test", default), "test image list")
+    problems = new_problems()
+    mode = "single" if args.action == "label" else "crop"
+    for _, path, scores, _ in iter_scores(net, paths, mode, threads=reader_threads(args),
+                                          problems=problems):
+        if args.action == "label":
+            print(names[int(scores[: len(names)].argmax())])
+        else:
+            print(path + "".join(f"\t{v:g}" for v in scores))
+    report_problems(problems)
+    return 0
+
+
 def add_commands(sub):
     """``classifier`` predict/valid; returns its sub-command group (``classifier train`` joins
     it from :mod:`.train`)."""
@@ -84,6 +105,14 @@ def add_commands(sub):
     cp.add_argument("-top", "--top", "-t", type=int, default=0)
     add_device_option(cp)
     cp.set_defaults(func=_cmd_predict)
+    cl = darknet_command(csub, "label", "the best class of each image of the test list "
+                                       "(centre crop, as valid)")
+    add_run_options(cl)
+    cl.set_defaults(func=_cmd_list)
+    ct = darknet_command(csub, "test", "each image of the test list with its scores, "
+                                       "tab-separated (the image resized to the network's size)")
+    add_run_options(ct)
+    ct.set_defaults(func=_cmd_list)
     for name, mode, what in VALID_COMMANDS:
         cv = darknet_command(csub, name, f"top-1 / top-k accuracy on the valid list: {what}")
         cv.add_argument("-top", "--top", "-t", type=int, default=0)

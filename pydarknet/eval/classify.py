@@ -23,7 +23,8 @@ import numpy as np
 from ..image import ImageReadError, as_channels, crop, read_bgr, resize, resize_min, to_chw
 from ..tree import load_tree
 
-__all__ = ["classifier_input", "top_k", "predict", "image_scores", "validate", "VIEWS"]
+__all__ = ["classifier_input", "top_k", "predict", "image_scores", "iter_scores", "validate",
+           "VIEWS"]
 
 
 def _cdiv2(v):
@@ -145,6 +146,42 @@ def _view_scores(network, items, batch_size):
     return total
 
 
+def iter_scores(network, paths, mode="single", threads=2, batch_size=8, problems=None):
+    """Yields ``(index, path, scores, views)`` for every image of ``paths`` that can be read:
+    the network's scores summed over the image's ``mode`` views (VIEWS) and how many views
+    there were. Images are read ahead in ``threads`` threads and go through the network
+    ``batch_size`` at a time; those that cannot be read are reported to ``problems`` and
+    skipped. The network ends at the size it started with."""
+    views = _views(mode)
+    width, height, channels = network.net.width, network.net.height, _channels(network)
+    paths = list(paths)
+
+    def load(p):
+        return views(_rgb(read_bgr(p, channels), channels), width, height)
+
+    try:
+        with cf.ThreadPoolExecutor(max(1, threads)) as pool:
+            futures = [pool.submit(load, p) for p in paths[: 4 * batch_size]]
+            batch = []
+            for i, p in enumerate(paths):
+                if i + 4 * batch_size < len(paths):
+                    futures.append(pool.submit(load, paths[i + 4 * batch_size]))
+                try:
+                    batch.append((i, futures[i].result()))
+                except ImageReadError as e:
+                    if problems is not None:
+                        kind = "image_missing" if "not found" in e.reason else "image_unreadable"
+                        problems.report(kind, f"{e.path}: {e.reason}; skipped", key=e.path)
+                futures[i] = None
+                if batch and (len(batch) == batch_size or i == len(paths) - 1):
+                    scores = _view_scores(network, [v for _, v in batch], batch_size)
+                    for (j, v), row in zip(batch, scores):
+                        yield j, paths[j], row, len(v)
+                    batch = []
+    finally:
+        network.resize(width, height)
+
+
 def validate(network, paths, names, top=5, threads=2, batch_size=8, problems=None, log=None,
              mode="single"):
     """Top-1 and top-``top`` accuracy over image paths labelled by the class name in their
@@ -154,8 +191,6 @@ def validate(network, paths, names, top=5, threads=2, batch_size=8, problems=Non
     softmax's probabilities; for modes of several views, of their mean). The network ends at
     the size it started with."""
     from ..labels import class_from_path
-    views = _views(mode)
-    width, height = network.net.width, network.net.height
     labels, keep = [], []
     unlabeled = 0
     for p in paths:
@@ -168,43 +203,17 @@ def validate(network, paths, names, top=5, threads=2, batch_size=8, problems=Non
             continue
         labels.append(c)
         keep.append(p)
-
-    channels = _channels(network)
-
-    def load(p):
-        return views(_rgb(read_bgr(p, channels), channels), width, height)
-
     top1 = topk = done = 0
     loss = 0.0
-    try:
-        with cf.ThreadPoolExecutor(max(1, threads)) as pool:
-            futures = [pool.submit(load, p) for p in keep[: 4 * batch_size]]
-            batch, truth = [], []
-            for i, p in enumerate(keep):
-                if i + 4 * batch_size < len(keep):
-                    futures.append(pool.submit(load, keep[i + 4 * batch_size]))
-                try:
-                    batch.append(futures[i].result())
-                    truth.append(labels[i])
-                except ImageReadError as e:
-                    if problems is not None:
-                        kind = "image_missing" if "not found" in e.reason else "image_unreadable"
-                        problems.report(kind, f"{e.path}: {e.reason}; skipped", key=e.path)
-                futures[i] = None
-                if batch and (len(batch) == batch_size or i == len(keep) - 1):
-                    scores = _view_scores(network, batch, batch_size)
-                    for row, t, item in zip(scores, truth, batch):
-                        idx = top_k(row, top)
-                        top1 += int(len(idx) > 0 and idx[0] == t)
-                        topk += int(t in idx)
-                        loss -= math.log(max(float(row[t]) / len(item), 1e-12))
-                    done += len(batch)
-                    batch, truth = [], []
-                    if log is not None:
-                        log(f"\r{done}: top 1: {top1 / done:f}, top {top}: {topk / done:f}",
-                            end="")
-    finally:
-        network.resize(width, height)
+    for i, _, row, views in iter_scores(network, keep, mode, threads, batch_size, problems):
+        t = labels[i]
+        idx = top_k(row, top)
+        top1 += int(len(idx) > 0 and idx[0] == t)
+        topk += int(t in idx)
+        loss -= math.log(max(float(row[t]) / views, 1e-12))
+        done += 1
+        if log is not None:
+            log(f"\r{done}: top 1: {top1 / done:f}, top {top}: {topk / done:f}", end="")
     return {"images": done, "top1": top1 / done if done else 0.0,
             "topk": topk / done if done else 0.0, "k": int(top), "unlabeled": unlabeled,
             "loss": loss / done if done else 0.0,
