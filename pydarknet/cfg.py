@@ -139,6 +139,7 @@ def parse_cfg_text(text, path="<cfg>"):
     """Parse cfg text into a list of Sections."""
     sections = []
     current = None
+    text = text[1:] if text.startswith("\ufeff") else text    # a byte-order mark (Notepad)
     for number, line in enumerate(text.splitlines(), start=1):
         line = "".join(line.split())  # Darknet's strip(): every blank goes, inside too
         if not line or line[0] in "#;":
@@ -174,7 +175,7 @@ def parse_cfg(path):
     """Read and parse a .cfg file."""
     path = os.fspath(path)
     try:
-        with open(path, "r", encoding="utf-8", errors="replace") as f:
+        with open(path, "r", encoding="utf-8-sig", errors="replace") as f:
             text = f.read()
     except OSError as e:
         raise CfgError(f"cannot read the cfg file: {e.strerror}", path) from None

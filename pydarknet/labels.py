@@ -45,7 +45,7 @@ _EXTENSIONS = (".jpg", ".JPG", ".jpeg", ".JPEG", ".png", ".PNG", ".bmp", ".BMP",
 
 def _read_lines(path, what):
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             return f.read().splitlines()
     except FileNotFoundError:
         raise DataError(f"{path}: {what} not found") from None
@@ -234,7 +234,7 @@ def read_labels(path, classes=None, problems=None, clip=False,
     ``missing`` says what the caller does then (mAP and anchors: the image has no objects, as
     Darknet's ``read_boxes``; training: ``"image skipped"``)."""
     try:
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             lines = f.read().splitlines()
     except OSError as e:
         if problems is not None:

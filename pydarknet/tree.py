@@ -48,7 +48,7 @@ class SoftmaxTree:
     @classmethod
     def read(cls, path):
         names, parent = [], []
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             for k, line in enumerate(f, 1):
                 parts = line.split()
                 if not parts:
@@ -151,7 +151,7 @@ def load_class_map(layer):
         return mapping
     path = find_beside_cfg(layer, layer.map_file, "map", "class map file")
     values = []
-    with open(path, encoding="utf-8", errors="replace") as f:
+    with open(path, encoding="utf-8-sig", errors="replace") as f:
         for k, line in enumerate(f, 1):
             if line.strip():
                 try:

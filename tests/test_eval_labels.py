@@ -63,6 +63,23 @@ def test_data_and_names_files(tmp_path):
         L.read_list(lst)
 
 
+def test_files_saved_with_a_byte_order_mark_read_as_without(tmp_path):
+    """Windows' Notepad starts UTF-8 files with a BOM: the first class name, label line, list
+    item, .data key and cfg section must not carry it."""
+    from pydarknet.cfg import parse_cfg, parse_cfg_text
+
+    def write(name, text):
+        (tmp_path / name).write_text(text, encoding="utf-8-sig")
+        return tmp_path / name
+    assert L.read_names(write("n.names", "person\ncar\n")) == ["person", "car"]
+    np.testing.assert_array_equal(L.read_labels(write("a.txt", "1 0.5 0.5 0.2 0.2\n")),
+                                  [[1, 0.5, 0.5, 0.2, 0.2]])
+    assert L.read_list(write("t.txt", "/a.jpg\n")) == ["/a.jpg"]
+    assert L.read_data_file(write("o.data", "classes = 2\n")) == {"classes": 2}
+    assert [s.name for s in parse_cfg(write("c.cfg", "[net]\nwidth=8\n"))] == ["net"]
+    assert [s.name for s in parse_cfg_text("\ufeff[net]\nwidth=8\n")] == ["net"]
+
+
 def test_label_lines_are_checked_with_path_and_line():
     problems = Problems()
     with pytest.warns(UserWarning):

@@ -474,7 +474,7 @@ def _image_why(why, path, list_path):
 
 def _fix_list(list_path, drop, report):
     """The list without the lines in ``drop`` (missing or unreadable images, repeats)."""
-    with open(list_path, encoding="utf-8", errors="surrogateescape") as f:
+    with open(list_path, encoding="utf-8-sig", errors="surrogateescape") as f:
         lines = f.read().splitlines()
     kept = [ln for number, ln in enumerate(lines, 1) if number not in drop]
     _rewrite(list_path, "".join(ln + "\n" for ln in kept), f"{len(drop)} entries dropped", report)

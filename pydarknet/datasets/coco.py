@@ -56,7 +56,7 @@ def link_name_for_id(file_name, image_id, folder):
 
 def _load_json(path):
     try:
-        with open(path, encoding="utf-8") as f:
+        with open(path, encoding="utf-8-sig") as f:
             data = json.load(f)
     except FileNotFoundError:
         raise PydarknetError(f"{path}: annotation file not found") from None

@@ -230,7 +230,7 @@ class OutputFolder:
             marker = os.path.join(self.root, MARKER)
             if os.path.exists(marker):
                 try:
-                    with open(marker, encoding="utf-8") as f:
+                    with open(marker, encoding="utf-8-sig") as f:
                         self.previous = json.load(f)
                 except (OSError, ValueError) as e:
                     raise PydarknetError(f"{marker}: cannot read it ({e}); remove {out_dir} "

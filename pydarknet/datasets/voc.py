@@ -94,7 +94,7 @@ def _convert_set(root, year, set_name, list_file, split, lines, names, summary,
                  keep_difficult, seen):
     """The images of one ImageSets list into ``lines`` (a :class:`DetectionSplit`)."""
     folder = _year_folder(root, year)
-    with open(list_file, encoding="utf-8", errors="replace") as f:
+    with open(list_file, encoding="utf-8-sig", errors="replace") as f:
         ids = [ln.split()[0] for ln in f if ln.strip()]
     for image_id in ids:
         xml = os.path.join(folder, "Annotations", f"{image_id}.xml")

@@ -88,7 +88,7 @@ class CocoEvaluator:
         if annotations is not None:
             data = annotations
             if not isinstance(data, dict):
-                with open(annotations, encoding="utf-8") as f:
+                with open(annotations, encoding="utf-8-sig") as f:
                     data = json.load(f)
             self._ann = data
             self._by_file = {os.path.basename(im["file_name"]): im["id"] for im in data["images"]}

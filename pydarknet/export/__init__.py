@@ -56,7 +56,7 @@ def _output_layers(network, extra):
 def _cfg_text(network):
     path = getattr(network, "cfg_path", None)
     if path and os.path.isfile(path):
-        with open(path, encoding="utf-8", errors="replace") as f:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
             return f.read()
     lines = []
     for s in network._sections:
