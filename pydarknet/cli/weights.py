@@ -1,7 +1,9 @@
 """``pydarknet partial CFG WEIGHTS OUT N``: Darknet's ``partial``, the first N layers' weights
 of a trained network saved as a backbone to fine-tune from (``yolov4.conv.137``).
 ``pydarknet from_pjreddie CFG WEIGHTS OUT``: a file pjreddie's Darknet wrote, whose [lstm] and
-[gru] gates come in another order, saved in AB's (what every other command reads)."""
+[gru] gates come in another order, saved in AB's (what every other command reads).
+Darknet's other weight tools (pydarknet.weight_tools says where they differ from AB's):
+``average CFG OUT W1 W2 ...``, ``denormalize|normalize|reset|rgbgr|rescale CFG WEIGHTS OUT``."""
 
 
 def add_commands(sub):
@@ -20,6 +22,103 @@ def add_commands(sub):
     p.add_argument("weights", help="written by pjreddie's Darknet")
     p.add_argument("out", help="the .weights file to write (AB's order)")
     p.set_defaults(func=_cmd_from_pjreddie)
+
+    p = sub.add_parser("average", help="the mean of several .weights files of one cfg "
+                                       "(every parameter)")
+    p.add_argument("cfg")
+    p.add_argument("out", help="the .weights file to write")
+    p.add_argument("weights", nargs="+", help="the files to average (their header: the first's)")
+    p.set_defaults(func=_cmd_average)
+    for name, what in EDITS.items():
+        p = sub.add_parser(name, help=what)
+        p.add_argument("cfg")
+        p.add_argument("weights")
+        p.add_argument("out", help="the .weights file to write")
+        if name in ("denormalize", "normalize"):
+            p.add_argument("--cfg-out", help="write the cfg the new weights fit (the cfg with "
+                                             "batch_normalize changed) here")
+        p.set_defaults(func=_cmd_edit, tool=name)
+
+
+# Darknet's weight-editing tools: command -> what it does
+EDITS = {
+    "denormalize": "fold batch norm into the weights (for the cfg with batch_normalize=0, "
+                   "--cfg-out): the same network without batch norm",
+    "reset": "fold batch norm into the weights, leaving it as identity (the same cfg)",
+    "normalize": "add batch norm that changes nothing to the layers without (for the cfg "
+                 "with batch_normalize=1, --cfg-out), to fine-tune with it",
+    "rgbgr": "swap the first convolution's R and B input channels (RGB <-> BGR weights)",
+    "rescale": "make the first convolution take inputs in [0, 1] where it took [-1, 1]",
+}
+
+
+def _cmd_average(args):
+    from ..network import Network
+    from ..weight_tools import average_weights
+    net = Network(args.cfg, batch=1, init=False)
+    net.init_weights(0)
+    net.load_weights(args.weights[0])
+    average_weights(net, args.weights[1:])
+    net.save_weights(args.out)
+    print(f"{args.out}: the mean of {len(args.weights)} files")
+    return 0
+
+
+def _cmd_edit(args):
+    from .. import weight_tools as T
+    from ..errors import PydarknetError
+    from ..network import Network, load_cfg_text
+    net = Network(args.cfg, batch=1, init=False)
+    net.init_weights(0)
+    net.load_weights(args.weights)
+    out, note = net, ""
+    if args.tool in ("denormalize", "normalize"):
+        adding = args.tool == "normalize"
+        layers = T.batchnorm_layers(net, not adding)
+        if adding:
+            text = T.cfg_with_batchnorm(net, layers, 1)
+            out = load_cfg_text(text, batch=1, path=args.cfg_out or args.cfg, init=False)
+            out.init_weights(0)
+            changed = T.normalize(net, out)
+        else:
+            changed = T.denormalize(net)
+            text = T.cfg_with_batchnorm(net, changed, 0)
+            out = load_cfg_text(text, batch=1, path=args.cfg_out or args.cfg, init=False)
+            out.init_weights(0)
+            for old, new in zip(net.layers, out.layers):
+                for k in new.params:
+                    new.params[k][...] = old.params[k]
+            out.seen = net.seen
+        where = ", ".join(f"{l.index} [{l.section.name}]" for l in changed) or "none"
+        if args.cfg_out:
+            _write_text(args.cfg_out, text)
+            note = f"; {args.cfg_out}: the cfg it fits"
+        elif changed:
+            note = (f"; it fits {args.cfg} with batch_normalize={int(adding)} in the layers "
+                    "changed (--cfg-out writes that cfg)")
+        print(f"{args.out}: batch norm {'added to' if adding else 'folded in'} layers "
+              f"{where}{note}")
+    elif args.tool == "reset":
+        changed = T.denormalize(net, keep_batchnorm=True)
+        print(f"{args.out}: batch norm folded in (left as identity) in "
+              f"{len(changed)} layers")
+    else:
+        edit = T.swap_first_rgb if args.tool == "rgbgr" else T.rescale_first_input
+        layer = edit(net)
+        if layer is None:
+            raise PydarknetError(f"{args.cfg}: the first [convolutional] does not take 3 "
+                                 "channels: nothing to change")
+        print(f"{args.out}: layer {layer.index} [{layer.section.name}] changed")
+    out.save_weights(args.out)
+    return 0
+
+
+def _write_text(path, text):
+    import os
+    tmp = f"{path}.tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.write(text)
+    os.replace(tmp, path)
 
 
 def _cmd_from_pjreddie(args):

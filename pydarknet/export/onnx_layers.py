@@ -12,10 +12,10 @@ import numpy as np
 from ..errors import NotSupportedError
 from ..host_math import binarize_weights
 from ..tree import load_tree
+from ..weight_tools import batchnorm_affine, fold_batchnorm
 from .onnx_graph import FLT_MAX, Tensor
 
 F32 = np.float32
-BN_EPS = 1e-5     # the backends' batchnorm_inference eps (inside the square root)
 
 
 class Unexpressible(Exception):
@@ -26,15 +26,11 @@ def _image(cx, t, layer, c=None, h=None, w=None):
     return cx.b.reshape(t, (c or layer.c, h or layer.h, w or layer.w))
 
 
-def _fold_bn(p, weights, n, batch_normalize):
+def _fold_bn(p, weights, batch_normalize):
     """Batch norm with rolling statistics folded into weights [n, ...] and a bias [n]."""
-    w64 = weights.astype(np.float64)
     if batch_normalize:
-        inv = p["scales"].astype(np.float64) / np.sqrt(p["rolling_variance"].astype(np.float64)
-                                                       + BN_EPS)
-        w64 = w64 * inv.reshape((n,) + (1,) * (w64.ndim - 1))
-        bias = p["biases"].astype(np.float64) - p["rolling_mean"].astype(np.float64) * inv
-        return w64.astype(F32), bias.astype(F32)
+        return fold_batchnorm(weights, p["biases"], p["scales"], p["rolling_mean"],
+                              p["rolling_variance"])
     return weights.astype(F32), p["biases"].astype(F32)
 
 
@@ -71,7 +67,7 @@ def convolutional(cx, layer, x):
     weights = params["weights"]
     if layer.xnor or layer.binary:           # the weights binarized before batch norm folds in
         weights = binarize_weights(weights)
-    w, bias = _fold_bn(params, weights, layer.n, layer.batch_normalize)
+    w, bias = _fold_bn(params, weights, layer.batch_normalize)
     x = _image(cx, x, layer)
     if layer.xnor:                           # the input's signs: +1 where x >= 0, else -1
         ge = b.op("GreaterOrEqual", [x.name, b.scalar(0.0)], f"xnor{layer.index}_ge")
@@ -99,7 +95,7 @@ def convolutional(cx, layer, x):
 def connected(cx, layer, x):
     b = cx.b
     params = {k: _host(v) for k, v in layer.params.items()}
-    w, bias = _fold_bn(params, params["weights"], layer.outputs, layer.batch_normalize)
+    w, bias = _fold_bn(params, params["weights"], layer.batch_normalize)
     flat = b.reshape(x, (layer.inputs,))
     name = b.op("Gemm", [flat.name, b.const(w, f"fc{layer.index}_w"),
                          b.const(bias, f"fc{layer.index}_b")], f"fc{layer.index}", transB=1)
@@ -109,9 +105,8 @@ def connected(cx, layer, x):
 
 def batchnorm(cx, layer, x):
     p = {k: _host(v) for k, v in layer.params.items()}
-    inv = p["scales"].astype(np.float64) / np.sqrt(p["rolling_variance"].astype(np.float64)
-                                                   + BN_EPS)
-    shift = p["biases"].astype(np.float64) - p["rolling_mean"].astype(np.float64) * inv
+    inv, shift = batchnorm_affine(p["scales"], p["rolling_mean"], p["rolling_variance"],
+                                  p["biases"])
     x = _image(cx, x, layer)
     y = cx.b.binary("Mul", x, inv.astype(F32).reshape(-1, 1, 1))
     return cx.b.binary("Add", y, shift.astype(F32).reshape(-1, 1, 1), f"bn{layer.index}")
@@ -560,7 +555,7 @@ def crnn(cx, layer, x):
 
     def conv(part, t, filters):
         p = {k[len(part) + 1:]: v for k, v in params.items() if k.startswith(part + "_")}
-        w, bias = _fold_bn(p, p["weights"], filters, layer.batch_normalize)
+        w, bias = _fold_bn(p, p["weights"], layer.batch_normalize)
         name = b.op("Conv", [t.name, b.const(w, f"crnn{i}_{part}_w"),
                              b.const(bias, f"crnn{i}_{part}_b")], f"crnn{i}_{part}",
                     kernel_shape=[layer.size, layer.size], strides=[1, 1],

@@ -41,7 +41,7 @@ def _gate(cx, layer, gate, x, activation=None):
     p = {k[len(prefix):]: _host(v) for k, v in layer.params.items() if k.startswith(prefix)}
     hint = f"{layer.type}{layer.index}_{gate.name}"
     if isinstance(gate, ConvGate):
-        w, bias = _fold_bn(p, p["weights"], gate.n, layer.batch_normalize)
+        w, bias = _fold_bn(p, p["weights"], layer.batch_normalize)
         pad = layer.padding * layer.dilation
         x = b.reshape(x, (gate.channels, layer.h, layer.w))
         name = b.op("Conv", [x.name, b.const(w, hint + "_w"), b.const(bias, hint + "_b")],
@@ -49,7 +49,7 @@ def _gate(cx, layer, gate, x, activation=None):
                     dilations=[layer.dilation] * 2, group=layer.groups, pads=[pad] * 4)
         y = Tensor(name, gate.out_shape(1)[1:])
     else:
-        w, bias = _fold_bn(p, p["weights"], gate.outputs, layer.batch_normalize)
+        w, bias = _fold_bn(p, p["weights"], layer.batch_normalize)
         name = b.op("Gemm", [b.reshape(x, (gate.inputs,)).name, b.const(w, hint + "_w"),
                              b.const(bias, hint + "_b")], hint, transB=1)
         y = b.reshape(Tensor(name, (gate.outputs,)), (gate.outputs, 1, 1))
