@@ -2,3 +2,4 @@
 
 from .iteration import train_iteration  # noqa: F401
 from .policy import learning_rate  # noqa: F401
+from .run import run_training  # noqa: F401

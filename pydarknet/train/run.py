@@ -1,0 +1,100 @@
+"""Training a cfg on a Darknet .data file, as the training commands do (and from Python):
+
+    from pydarknet.train import run_training
+    trainer, final = run_training("cfg/yolov4-tiny.cfg", "data/obj.data",
+                                  "yolov4-tiny.conv.29", calc_map=True)
+"""
+
+from ..errors import PydarknetError
+from ..heads import is_detector
+
+__all__ = ["run_training"]
+
+
+def _map_function(data, thresh=0.25, iou=0.5):
+    """mAP@0.5 of the network on the .data file's valid list (Darknet's default: the train
+    list)."""
+    valid = data.get("valid") or data.get("train")
+    if not valid:
+        return None
+    from ..eval.darknet_map import evaluate_network_map
+
+    def compute(net):
+        return evaluate_network_map(net, valid, names=data.get("names"), iou_thresh=iou,
+                                    thresh=thresh)["map"]
+    return compute
+
+
+def _topk_function(data):
+    """The top-k accuracy (the .data file's top=, default 5) on its valid list (Darknet's
+    default: the train list), as Darknet's train_classifier -topk measures it."""
+    from ..eval.classify import validate
+    from ..labels import read_list
+    names = data.get("labels") or data.get("names")
+    if not names:
+        raise PydarknetError("-topk needs the .data file's labels= (the class names)")
+    names = read_list(names, what="labels file")
+    paths = read_list(data.get("valid") or data["train"], "validation image list")
+    top = min(int(data.get("top", 5)), len(names))
+
+    def compute(net):
+        return validate(net, paths, names, top)["topk"]
+    return compute, f"top{top}"
+
+
+def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
+                 backup=None, max_batches=None, map_every=None, log=print, device="cpu",
+                 sync="sum", calc_topk=False):
+    """Darknet's ``detector train`` / ``classifier train`` (``pydarknet train``): train ``cfg``
+    on the .data file's ``train=`` list from ``weights`` (a checkpoint resumes, a backbone
+    starts, ``clear`` restarts the count), writing checkpoints and the log to ``backup``
+    (default: the .data file's, else backup/). ``calc_map`` / ``calc_topk``: a detector's mAP
+    or a classifier's top-k on ``valid=`` as training goes (the best kept). Returns (the
+    Trainer, the path of the final checkpoint)."""
+    from ..data import make_loader
+    from ..labels import read_data_file
+    from ..train.loop import Trainer
+
+    data = read_data_file(datafile)
+    if "train" not in data:
+        raise PydarknetError(f"{datafile}: no 'train=' list of training images")
+    backup = backup or data.get("backup") or "backup"
+    map_fn = _map_function(data) if calc_map else None
+    metric, epochs = "mAP@0.5", 4
+    if calc_topk:
+        if calc_map:
+            raise PydarknetError("-map is a detector's measure and -topk a classifier's: "
+                                 "pass one")
+        map_fn, metric = _topk_function(data)
+        epochs = 2                       # Darknet's train_classifier: every 2 epochs
+    if (calc_map or calc_topk) and not data.get("valid"):
+        log(f"{datafile}: no 'valid=' list: accuracy on the training list, as Darknet does")
+    # Darknet's .data options: weights every saveweights iterations, _last every savelast
+    every = {}
+    for key in ("saveweights", "savelast"):
+        if key in data:
+            try:
+                every[key] = int(data[key])
+            except ValueError:
+                raise PydarknetError(f"{datafile}: {key}={data[key]} is not a whole number of "
+                                     f"iterations") from None
+            if every[key] < 1:
+                raise PydarknetError(f"{datafile}: {key} must be at least 1")
+
+    def loader(net, loader_seed):
+        return make_loader(net, data["train"], seed=loader_seed, labels=data.get("labels"))
+
+    trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
+                      map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
+                      device=device, sync=sync, save_every=every.get("saveweights"),
+                      last_every=every.get("savelast", 100), metric=metric, eval_epochs=epochs)
+    if calc_topk and is_detector(trainer.net):
+        raise PydarknetError(f"{cfg}: -topk measures a classifier's accuracy; for a detector "
+                             f"use -map")
+    if calc_map and not is_detector(trainer.net):
+        raise PydarknetError(f"{cfg}: -map measures a detector's mAP, and this network has no "
+                             f"[yolo]/[region]/[detection] layer (for a classifier's accuracy use "
+                             f"-topk)")
+    if trainer.root:
+        log(trainer.net.table())        # Darknet prints the network's layers before training
+    return trainer, trainer.run()
