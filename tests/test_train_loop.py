@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -296,3 +297,38 @@ def test_classifier_topk_as_it_trains(tmp_path):
     with pytest.raises(PydarknetError, match="-map is a detector's measure and -topk"):
         run_training(str(cfg), ds["data"], calc_topk=True, calc_map=True,
                      backup=str(tmp_path / "c"), log=log.append)
+
+
+def test_darknet_training_flags(tmp_path, shapes, monkeypatch):
+    """detector train's -thresh, -iou_thresh, -mAP_epochs, -chart and -show_imgs (each
+    iteration's training images with their boxes, in the current folder)."""
+    from pydarknet.cli import main
+    monkeypatch.chdir(tmp_path)
+    cfg = small_cfg(tmp_path)
+    code = main(["detector", "train", shapes["data"], str(cfg), "-map", "-thresh", "0.3",
+                 "-iou_thresh", "0.75", "-mAP_epochs", "1", "-chart", str(tmp_path / "c.png"),
+                 "-show_imgs", "-dont_show", "-mjpeg_port", "8090", "--max-batches", "2",
+                 "--backup", str(tmp_path / "b"), "--seed", "1"])
+    assert code == 0
+    assert os.path.getsize(tmp_path / "c.png") > 1000 and not (tmp_path / "b" / "chart.png").exists()
+    shots = sorted(p.name for p in tmp_path.glob("aug_*.jpg"))
+    assert len(shots) == 2 * 4 and shots[0] == "aug_1_0.jpg"         # 2 iterations x batch 4
+    img = cv2.imread(str(tmp_path / "aug_1_0.jpg"))
+    net = pydarknet.load(cfg, batch=1)
+    assert img.shape == (net.net.height, net.net.width, 3)
+    records = [json.loads(l) for l in open(tmp_path / "b" / "demo-shapes_train.jsonl")]
+    assert "map" in records[-1]
+
+
+def test_show_imgs_draws_the_boxes(tmp_path):
+    from pydarknet.train.show_imgs import save_training_images
+    images = np.zeros((2, 3, 20, 30), np.float32)
+    truths = np.zeros((2, 4, 5), np.float32)
+    truths[0, 0] = [0.5, 0.5, 0.4, 0.5, 1]
+    paths = save_training_images(images, truths, 7, str(tmp_path), classes=3)
+    assert [os.path.basename(p) for p in paths] == ["aug_7_0.jpg", "aug_7_1.jpg"]
+    a, b = (cv2.imread(p) for p in paths)
+    assert a.max() > 100 and b.max() < 10                              # a box, and none
+    grey = save_training_images(np.ones((1, 1, 8, 8), np.float32), np.eye(3)[[2]], 1,
+                                str(tmp_path))
+    assert os.path.basename(grey[0]) == "aug_1_0_class2.jpg"

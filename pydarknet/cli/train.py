@@ -19,7 +19,9 @@ def _cmd_train(args):
     run_training(args.cfg, args.data, args.weights, clear=args.clear, calc_map=args.map,
                  calc_topk=args.topk,
                  seed=args.seed, backup=args.backup, max_batches=args.max_batches,
-                 device=device_of(args), sync=args.sync)
+                 device=device_of(args), sync=args.sync, thresh=args.thresh,
+                 iou_thresh=args.iou_thresh, map_epochs=args.map_epochs, chart=args.chart,
+                 show_imgs="." if args.show_imgs else None)
     return 0
 
 
@@ -65,7 +67,21 @@ def _train_arguments(p, darknet_style):
                    help="a classifier's top-k accuracy (the .data file's top=, default 5) on "
                         "the valid list as it goes (as Darknet: every 2 epochs, at least every "
                         "100 iterations, not before burn_in, and at the end)")
+    p.add_argument(f"{flag}thresh", type=float, default=0.25,
+                   help="with -map: the detections' confidence threshold (default 0.25)")
+    p.add_argument(f"{flag}iou_thresh", type=float, default=0.5,
+                   help="with -map: the IoU that makes a detection true (default 0.5)")
+    p.add_argument(f"{flag}mAP_epochs", dest="map_epochs", type=int,
+                   help="with -map/-topk: measure every N epochs of the training list "
+                        "(default 4; a classifier's 2)")
+    p.add_argument(f"{flag}chart", help="where to write the loss chart (default: "
+                                        "BACKUP/chart.png)")
+    p.add_argument(f"{flag}show_imgs", action="store_true",
+                   help="write every training image, augmented, with its boxes as "
+                        "aug_<iteration>_<row>.jpg in the current folder (to check labels)")
     p.add_argument(f"{flag}dont_show", action="store_true", help="accepted (nothing is shown)")
+    p.add_argument(f"{flag}mjpeg_port", type=int, help="accepted (nothing is served)")
+    p.add_argument(f"{flag}benchmark_layers", action="store_true", help="accepted")
     p.add_argument("--seed", type=int, help="makes augmentation and initialisation repeatable")
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")
     p.add_argument("--max-batches", dest="max_batches", type=int,

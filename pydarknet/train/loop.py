@@ -24,6 +24,7 @@ from ..dist.reduce import broadcast_parameters
 from ..heads import MULTISCALE_HEADS, is_detector
 from ..network import Network
 from .chart import draw_chart
+from .show_imgs import save_training_images
 from .checkpoint import load_checkpoint_state, save_checkpoint
 
 
@@ -73,7 +74,7 @@ class Trainer:
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
                  last_every=100, device="cpu", world=None, sync="sum", save_every=None,
-                 metric="mAP@0.5", eval_epochs=4):
+                 metric="mAP@0.5", eval_epochs=4, chart=None, show_imgs=None):
         self.world = world = world or get_world()
         self.root = world.is_root
         if world.size > 1 and seed is None:       # every rank must draw from one seed
@@ -91,6 +92,8 @@ class Trainer:
         self.map_fn = map_fn          # the accuracy measured as training goes (mAP or top-k)
         self.map_every = map_every
         self.metric, self.eval_epochs = metric, eval_epochs
+        self.chart_path = chart or os.path.join(backup, "chart.png")
+        self.show_imgs = show_imgs      # a folder for each iteration's training images
         self.history = []
         self.avg_loss = -1.0
         self.avg_contrastive = 0.0     # AB's avg_contrastive_acc (from 0, as AB's)
@@ -183,8 +186,8 @@ class Trainer:
 
     def _chart(self):
         if self.root:
-            draw_chart(os.path.join(self.backup, "chart.png"), self.history, self.max_batches,
-                       self.base, self.metric)
+            draw_chart(self.chart_path, self.history, self.max_batches, self.base,
+                       self.metric)
 
     def _on_signal(self, signum, frame):
         self._stop = True
@@ -246,6 +249,9 @@ class Trainer:
                 self.count += 1
                 t0 = time.time()
                 images, truths = self.loader.next()
+                if self.show_imgs is not None and self.root:
+                    save_training_images(images, truths, net.iteration + 1, self.show_imgs,
+                                         getattr(heads[-1], "classes", None) if heads else None)
                 loss = net.train_iteration(images, truths)
                 dt = time.time() - t0
                 if hasattr(self.loader, "after_iteration"):    # e.g. the text streams' jumps

@@ -44,13 +44,18 @@ def _topk_function(data):
 
 def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
                  backup=None, max_batches=None, map_every=None, log=print, device="cpu",
-                 sync="sum", calc_topk=False):
+                 sync="sum", calc_topk=False, thresh=0.25, iou_thresh=0.5, map_epochs=None,
+                 chart=None, show_imgs=None):
     """Darknet's ``detector train`` / ``classifier train`` (``pydarknet train``): train ``cfg``
     on the .data file's ``train=`` list from ``weights`` (a checkpoint resumes, a backbone
     starts, ``clear`` restarts the count), writing checkpoints and the log to ``backup``
     (default: the .data file's, else backup/). ``calc_map`` / ``calc_topk``: a detector's mAP
-    or a classifier's top-k on ``valid=`` as training goes (the best kept). Returns (the
-    Trainer, the path of the final checkpoint)."""
+    or a classifier's top-k on ``valid=`` as training goes (the best kept): the mAP counts
+    detections above ``thresh`` that overlap a truth by ``iou_thresh``, every ``map_epochs``
+    epochs (Darknet's -mAP_epochs: 4; a classifier's every 2). ``chart``: the chart's path
+    (default backup/chart.png); ``show_imgs``: a folder for each iteration's training images
+    with their boxes (Darknet's -show_imgs). Returns (the Trainer, the path of the final
+    checkpoint)."""
     from ..data import make_loader
     from ..labels import read_data_file
     from ..train.loop import Trainer
@@ -59,14 +64,18 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
     if "train" not in data:
         raise PydarknetError(f"{datafile}: no 'train=' list of training images")
     backup = backup or data.get("backup") or "backup"
-    map_fn = _map_function(data) if calc_map else None
-    metric, epochs = "mAP@0.5", 4
+    map_fn = _map_function(data, thresh, iou_thresh) if calc_map else None
+    metric, epochs = f"mAP@{iou_thresh:g}", 4
     if calc_topk:
         if calc_map:
             raise PydarknetError("-map is a detector's measure and -topk a classifier's: "
                                  "pass one")
         map_fn, metric = _topk_function(data)
         epochs = 2                       # Darknet's train_classifier: every 2 epochs
+    if map_epochs is not None:
+        if map_epochs < 1:
+            raise PydarknetError(f"-mAP_epochs must be at least 1, found {map_epochs}")
+        epochs = map_epochs
     if (calc_map or calc_topk) and not data.get("valid"):
         log(f"{datafile}: no 'valid=' list: accuracy on the training list, as Darknet does")
     # Darknet's .data options: weights every saveweights iterations, _last every savelast
@@ -87,7 +96,8 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
     trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
                       device=device, sync=sync, save_every=every.get("saveweights"),
-                      last_every=every.get("savelast", 100), metric=metric, eval_epochs=epochs)
+                      last_every=every.get("savelast", 100), metric=metric, eval_epochs=epochs,
+                      chart=chart, show_imgs=show_imgs)
     if calc_topk and is_detector(trainer.net):
         raise PydarknetError(f"{cfg}: -topk measures a classifier's accuracy; for a detector "
                              f"use -map")
