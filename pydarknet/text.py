@@ -52,9 +52,14 @@ def read_text(path, symbols=256):
     """The bytes of a text file as symbols (a uint8 array). Darknet's get_rnn_data refuses
     byte 0 ("Bad char"), and a byte of ``symbols`` or more has no input: either names its
     offset and value."""
-    data = np.frombuffer(_read(path, "text file", True), np.uint8)
+    return text_symbols(_read(path, "text file", True), symbols, path)
+
+
+def text_symbols(raw, symbols=256, path="the text"):
+    """:func:`read_text`'s checks on bytes already read (``path`` names them in errors)."""
+    data = np.frombuffer(raw, np.uint8)
     if data.size == 0:
-        raise PydarknetError(f"{path}: the text is empty: nothing to train on")
+        raise PydarknetError(f"{path}: the text is empty")
     bad = np.flatnonzero((data == 0) | (data >= symbols))
     if bad.size:
         at, byte = int(bad[0]), int(data[bad[0]])
@@ -333,6 +338,40 @@ def generate_symbols(net, seed=DEFAULT_SEED, length=1000, temperature=0.7, rng=N
         out[out < np.float32(DARKNET_FLOOR)] = 0
         c = sample_array(out, rng)
         yield c
+
+
+def perplexity(net, data, seed=b""):
+    """Darknet's ``rnn valid`` (valid_char_rnn) on a one-step network: feeds ``seed``, then
+    each symbol of ``data`` but the last, and after each scores the symbol that follows.
+    Yields ``(count, perplexity, word_perplexity)`` after each: 2 to the minus mean log2
+    probability of the symbols so far, per symbol and per word (words: 1 + the spaces, tabs
+    and newlines among them), summed in float32 as Darknet's."""
+    symbols = check_text_network(net)
+    if net.batch != 1:
+        raise PydarknetError(f"validation runs one symbol a pass: build the network with "
+                             f"batch=1 (this one takes {net.batch} rows)")
+    data = check_seed(data, symbols)
+    index = output_layer(net)
+    x = np.zeros((1,) + tuple(net.input_shape), np.float32)
+    flat = x.reshape(-1)
+
+    def feed(c):
+        flat[c] = 1
+        net.predict(x)
+        flat[c] = 0
+        return np.asarray(net.outputs[index]).reshape(-1)
+
+    for c in check_seed(seed, symbols):
+        feed(c)
+    total = np.float32(0)
+    words = 1
+    for count, (c, following) in enumerate(zip(data, data[1:]), 1):
+        if following in (32, 10, 9):
+            words += 1
+        p = float(feed(c)[following])
+        with np.errstate(divide="ignore"):
+            total = np.float32(total + np.float32(np.log(p) / np.log(2)))
+        yield count, 2.0 ** (-float(total) / count), 2.0 ** (-float(total) / words)
 
 
 def generate_text(net, seed=DEFAULT_SEED, length=1000, temperature=0.7, rng=None):

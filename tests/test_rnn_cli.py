@@ -1,4 +1,4 @@
-"""Darknet's char-RNN as ``pydarknet rnn train|generate`` (pydarknet.text, pydarknet.cli.rnn):
+"""Darknet's char-RNN as ``pydarknet rnn train|generate|valid`` (pydarknet.text, pydarknet.cli.rnn):
 get_rnn_data's batches, sample_array, the streams' jumps, training on a text and generating
 from it, resumption, and errors that say what to fix."""
 
@@ -14,7 +14,8 @@ import pytest
 
 from pydarknet.cli import main
 from pydarknet.network import Network, load
-from pydarknet.text import (TextStreams, generate_text, read_text, rnn_batch, sample_array)
+from pydarknet.text import (TextStreams, generate_text, perplexity, read_text, rnn_batch,
+                            sample_array)
 
 TINY = """[net]
 batch={batch}
@@ -78,6 +79,67 @@ def losses(out):
     return [(int(m[1]), float(m[2]), float(m[3])) for m in
             re.finditer(r"^(\d+): ([\d.]+), ([\d.]+) avg, [\d.]+ rate, [\d.]+ seconds, "
                         r"[\d.]+ epochs$", out, re.M)]
+
+
+# AB's rnn valid parses a network only when some layer is more than 1x1 (else it divides by
+# zero): the one-hot symbols as a 2x2x64 image through a 1x1 convolution
+VALID_CFG = """[net]
+batch=1
+width=2
+height=2
+channels=64
+time_steps=1
+
+[convolutional]
+filters=16
+size=1
+activation=leaky
+
+[rnn]
+output=32
+hidden=32
+activation=tanh
+
+[connected]
+output=256
+activation=linear
+
+[softmax]
+"""
+VALID_TEXT = b"hello world\nthe cat sat\ton the mat. "
+VALID_SEED = b"ab"
+
+
+def valid_network(path):
+    """VALID_CFG at ``path`` with parameters from a fixed seed."""
+    path.write_text(VALID_CFG)
+    net = load(str(path), batch=1)
+    rng = np.random.default_rng(4)
+    for layer in net.layers:
+        for k, v in layer.params.items():
+            v[...] = rng.normal(0, 0.3, v.shape)
+    return net
+
+
+def test_valid_is_darknets_perplexity(tmp_path, capsys):
+    """rnn valid: each symbol's probability after the ones before (the seed fed first), as
+    perplexity per symbol and per word, against AB's own command (tools/darknet_eval_oracle.py)."""
+    oracle = pathlib.Path(__file__).parent / "data" / "darknet_eval.npz"
+    if not oracle.exists():
+        pytest.skip(f"{oracle} missing: python tools/darknet_eval_oracle.py DARKNET")
+    want = np.load(oracle)["rnn_valid"]
+    net = valid_network(tmp_path / "v.cfg")
+    got = np.array(list(perplexity(net, np.frombuffer(VALID_TEXT, np.uint8), VALID_SEED)))
+    assert got.shape == want.shape == (len(VALID_TEXT) - 1, 3)
+    np.testing.assert_allclose(got, want, rtol=2e-5)
+    net.save_weights(tmp_path / "v.weights")
+    text = write(tmp_path, "t.txt", VALID_TEXT)
+    assert main(["rnn", "valid", str(tmp_path / "v.cfg"), str(tmp_path / "v.weights"),
+                 "-file", text, "-seed", "ab", "-every", "10"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [ln.split()[0] for ln in lines] == ["10", "20", "30", str(len(VALID_TEXT) - 1)]
+    assert lines[-1] == (f"{len(VALID_TEXT) - 1} Perplexity: {got[-1, 1]:4.4f}    Word "
+                         f"Perplexity: {got[-1, 2]:4.4f}")
 
 
 # -- the data side -------------------------------------------------------------------------

@@ -7,7 +7,9 @@ networks and images:
   network_predict over the views as AB's validate_classifier_* functions make them
   (load_image_color, resize_min, crop_image, flip_image, resize_network);
 - ``recall_lines``: the numbers of the line AB's `detector recall` prints after each image
-  (tests/test_recall.py), from the darknet program itself.
+  (tests/test_recall.py), from the darknet program itself;
+- ``rnn_valid``: count, perplexity and word perplexity of each line AB's `rnn valid` prints
+  (tests/test_rnn_cli.py), from the darknet program.
 
     # AB Darknet (commit 59596d7, as the reference data), program and CPU library:
     git clone https://github.com/AlexeyAB/darknet && cd darknet && make LIBSO=1
@@ -68,6 +70,21 @@ def recall_lines(darknet, tmp, env):
     return {"recall_lines": lines_as_numbers(lines)}
 
 
+def rnn_valid(darknet, tmp, env):
+    import re
+    from test_rnn_cli import VALID_SEED, VALID_TEXT, valid_network
+    net = valid_network(tmp / "v.cfg")
+    net.save_weights(str(tmp / "v.weights"))
+    run = subprocess.run([str(darknet / "darknet"), "rnn", "valid", str(tmp / "v.cfg"),
+                          str(tmp / "v.weights"), "-seed", VALID_SEED.decode()],
+                         input=VALID_TEXT, env=env, cwd=darknet, capture_output=True,
+                         check=True)
+    lines = [ln for ln in run.stdout.decode().splitlines() if "Perplexity" in ln]
+    print(f"rnn valid: {lines[-1]}")
+    return {"rnn_valid": np.array([[float(v) for v in re.findall(r"[\d.]+", ln)]
+                                   for ln in lines])}
+
+
 def main(darknet):
     darknet = pathlib.Path(darknet).resolve()
     env = dict(os.environ, LD_LIBRARY_PATH=str(darknet))
@@ -75,6 +92,7 @@ def main(darknet):
         tmp = pathlib.Path(tmp)
         out = classifier_scores(darknet, tmp, env)
         out.update(recall_lines(darknet, tmp, env))
+        out.update(rnn_valid(darknet, tmp, env))
     np.savez_compressed(OUT, **out)
     print(f"wrote {OUT}")
 

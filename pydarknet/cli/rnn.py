@@ -1,7 +1,9 @@
-"""Darknet's ``rnn`` commands (examples/rnn.c): train a char-RNN on a text, generate text.
+"""Darknet's ``rnn`` commands (examples/rnn.c): train a char-RNN on a text, generate text,
+measure its perplexity on a text.
 
     pydarknet rnn train cfg/rnn.train.cfg -file shakespeare.txt [-backup backup] [-clear]
     pydarknet rnn generate cfg/rnn.cfg backup/rnn.train.backup -seed "ROMEO:" -len 500 -srand 1
+    pydarknet rnn valid cfg/rnn.cfg backup/rnn.train_final.weights < held-out.txt
 """
 
 import os
@@ -57,9 +59,33 @@ def _cmd_generate(args):
     return 0
 
 
+def _cmd_valid(args):
+    from ..network import load
+    from ..text import check_text_network, perplexity, read_text, text_symbols
+    net = load(args.cfg, args.weights, batch=1, device=device_of(args))
+    symbols = check_text_network(net, args.cfg)
+    if args.file == "-":
+        data = text_symbols(sys.stdin.buffer.read(), symbols, "standard input")
+    else:
+        data = read_text(args.file, symbols)
+    if args.weights is None:
+        print(f"note: no weights given: {args.cfg} runs with random weights", file=sys.stderr)
+    line = None
+    for count, per_symbol, per_word in perplexity(net, data, os.fsencode(args.seed)):
+        line = f"{count} Perplexity: {per_symbol:4.4f}    Word Perplexity: {per_word:4.4f}"
+        if args.every and count % args.every == 0:
+            print(line, flush=True)
+    if line is None:
+        raise PydarknetError("the text holds one symbol: nothing follows it to score")
+    if not args.every or count % args.every:
+        print(line)
+    return 0
+
+
 def add_commands(sub):
-    """``rnn train`` and ``rnn generate``."""
-    rnn = sub.add_parser("rnn", help="Darknet's char-RNN: train on a text, generate text")
+    """``rnn train``, ``rnn generate`` and ``rnn valid``."""
+    rnn = sub.add_parser("rnn", help="Darknet's char-RNN: train on a text, generate text, "
+                                     "measure perplexity")
     rsub = rnn.add_subparsers(dest="action", required=True)
 
     t = rsub.add_parser("train", allow_abbrev=False,
@@ -96,3 +122,17 @@ def add_commands(sub):
                                    "network's; <NEWLINE> is a line break)")
     add_device_option(g)
     g.set_defaults(func=_cmd_generate)
+
+    v = rsub.add_parser("valid", allow_abbrev=False,
+                        help="the network's perplexity on a text, per symbol and per word "
+                             "(darknet rnn valid)")
+    v.add_argument("cfg", help="the network (its batch and time_steps are set to 1)")
+    v.add_argument("weights", nargs="?")
+    darknet_flag(v, "file", default="-", help="the text (default: standard input, as Darknet)")
+    darknet_flag(v, "seed", default="\n\n", help="text fed first, not scored (default: two "
+                 "newlines, as Darknet)")
+    darknet_flag(v, "every", type=int, default=1000,
+                 help="print Darknet's line every N symbols (1: each, as Darknet; 0: only the "
+                      "last)")
+    add_device_option(v)
+    v.set_defaults(func=_cmd_valid)
