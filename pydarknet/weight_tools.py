@@ -16,8 +16,9 @@ import numpy as np
 
 from .errors import PydarknetError
 
-__all__ = ["BN_EPS", "batchnorm_affine", "fold_batchnorm", "batchnorm_groups", "average_weights", "denormalize",
-           "normalize", "batchnorm_layers", "swap_first_rgb", "rescale_first_input", "cfg_with_batchnorm"]
+__all__ = ["BN_EPS", "batchnorm_affine", "fold_batchnorm", "batchnorm_groups",
+           "batchnorm_layers", "average_weights", "denormalize", "normalize", "swap_first_rgb",
+           "rescale_first_input", "cfg_with_batchnorm"]
 
 BN_EPS = 1e-5      # the backends' batchnorm_inference eps (inside the square root)
 _BN = ("scales", "rolling_mean", "rolling_variance")

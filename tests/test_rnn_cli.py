@@ -1,5 +1,5 @@
-"""Darknet's char-RNN as ``pydarknet rnn train|generate|valid`` (pydarknet.text, pydarknet.cli.rnn):
-get_rnn_data's batches, sample_array, the streams' jumps, training on a text and generating
+"""Darknet's char-RNN as ``pydarknet rnn train|generate|valid`` (pydarknet.text,
+pydarknet.cli.rnn): get_rnn_data's batches, sample_array, the streams' jumps, training on a text and generating
 from it, resumption, and errors that say what to fix."""
 
 import os
