@@ -1,6 +1,6 @@
 """Darknet's char-RNN as ``pydarknet rnn train|generate|valid`` (pydarknet.text,
-pydarknet.cli.rnn): get_rnn_data's batches, sample_array, the streams' jumps, training on a text and generating
-from it, resumption, and errors that say what to fix."""
+pydarknet.cli.rnn): get_rnn_data's batches, sample_array, the streams' jumps, training on a
+text and generating from it, its perplexity, resumption, and errors that say what to fix."""
 
 import os
 import pathlib
