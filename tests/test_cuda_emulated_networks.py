@@ -12,6 +12,7 @@ from conftest import ROOT
 from test_backend_contract import CASES, FORWARD_CASES, build, forward_backward
 from test_cuda_backend import fake_device
 import test_contrastive
+import training_options
 import test_darknet_forward
 import test_recurrent
 from test_darknet_forward import CASES as DARKNET_CASES, check_case
@@ -126,3 +127,10 @@ def test_detection_heads_train_alike_on_the_emulated_device(emulated, head):
         for k, v in layer_a.params.items():
             np.testing.assert_allclose(layer_b.params[k], v, rtol=1e-3, atol=1e-5,
                                        err_msg=f"layer {layer_a.index} {k}")
+
+
+@pytest.mark.parametrize("name", [*training_options.CASES, *training_options.REJECT_CASES])
+def test_gpu_build_training_options_on_the_emulated_device(emulated, name):
+    """grad_centr, clip, weights_reject_freq, train_only_bn, adversarial_lr and the [yolo]
+    bad-label rejection: the same iterations as on the CPU."""
+    assert training_options.largest_difference(name, "cuda:0") < 1e-4
