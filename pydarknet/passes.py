@@ -4,6 +4,8 @@
 all run a pass through :func:`forward_pass` and, for training, :func:`backward_pass`.
 """
 
+import time
+
 import numpy as np
 
 from .errors import PydarknetError, ShapeError
@@ -126,14 +128,15 @@ class HostArrays:
 
 
 def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=None,
-                 delta_slots=None, seen=None, input_delta=None):
+                 delta_slots=None, seen=None, input_delta=None, layer_seconds=None):
     """Every layer's forward on ``x`` (a backend array); returns the pass's state. With
     ``check_finite`` a layer output holding NaN or inf stops the pass with the layer named.
     With an OutputPool (inference) the outputs not kept share its memory; with delta
     ``Slots`` (training) the deltas do, and ``network.deltas`` is not kept. ``seen``: the
     images seen with this pass's (default ``network.seen``), for losses that depend on it.
     ``input_delta``: a backend array of x's shape that backward adds x's delta into (by
-    default it computes none)."""
+    default it computes none). ``layer_seconds``, a list, receives each layer's time (the
+    device synchronised after each: for profiling only)."""
     B = network.backend
     state = PassState(B, x, train, truth, network, pool, delta_slots, seen)
     state.input_delta = input_delta
@@ -141,7 +144,12 @@ def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=N
         pool.begin()
     out = x
     for layer in network.layers:
+        if layer_seconds is not None:
+            t0 = time.perf_counter()
         out = layer.forward(out, state)
+        if layer_seconds is not None:
+            B.synchronize()
+            layer_seconds.append(time.perf_counter() - t0)
         if check_finite and not B.all_finite(out):
             raise PydarknetError(
                 f"layer {layer.index} ({layer.layer_type}) produced NaN or inf at iteration "

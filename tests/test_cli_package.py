@@ -25,10 +25,13 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules([str(CLI_DIR)]))
 # the README's command list (and what each Darknet-form group holds)
 COMMANDS = {
     "info": None, "forward": None, "train": None, "demo": None, "detect": None,
-    "detector": {"test", "map", "valid", "demo", "calc_anchors", "train"},
-    "classifier": {"predict", "valid", "train"},
-    "rnn": {"train", "generate"},
+    "detector": {"test", "map", "recall", "valid", "demo", "calc_anchors", "train"},
+    "classifier": {"predict", "label", "test", "valid", "validcrop", "valid10", "validmulti",
+                   "validfull", "train"},
+    "rnn": {"train", "generate", "valid"},
     "export": {"onnx"}, "partial": None, "from_pjreddie": None,
+    "average": None, "denormalize": None, "normalize": None, "reset": None, "rgbgr": None,
+    "rescale": None,
     "data": {"coco", "voc", "idx", "check"},
 }
 
@@ -109,3 +112,12 @@ def test_training_prints_the_layer_table_first(tmp_path, capsys):
     first = next(i for i, line in enumerate(out) if line.startswith(" 1: "))
     assert header < first
     assert any(line.startswith("Total BFLOPS") for line in out[header:first])
+
+
+def test_forward_times_each_layer(capsys):
+    code = main(["forward", "--cfg", str(ROOT / "cfg" / "demo-shapes.cfg"), "--layers", "3"])
+    assert code == 0
+    out = capsys.readouterr().out
+    table = out.split("layers by time")[1].splitlines()
+    assert len([ln for ln in table if ln.strip()[:1].isdigit()]) == 3
+    assert "more layers: " in table[-1]

@@ -104,7 +104,25 @@ def _cmd_forward(args):
             out = net.outputs[layer.index]      # (copied from the GPU only for these)
             print(f"  layer {layer.index} {layer.type}: output {list(out.shape)}, "
                   f"max {float(out.max()):.4f}, mean {float(out.mean()):.4f}")
+    if args.layers:
+        _print_layer_times(net.profile(x), args.layers)
     return 0
+
+
+def _print_layer_times(times, top):
+    """Darknet's -benchmark_layers table: the slowest layers first, with their share."""
+    total = sum(t for _, t in times) or 1.0
+    print(f"\nlayers by time (median of 5 passes, synchronised after each layer; "
+          f"{total * 1000:.2f} ms in all):")
+    ranked = sorted(times, key=lambda lt: -lt[1])
+    for layer, t in ranked[:top]:
+        bf = getattr(layer, "bflops", 0) or 0
+        rate = f"{bf / t:8.1f} GFLOP/s" if bf and t > 0 else ""
+        print(f"  {layer.index:4d} {layer.type:<16s} {t * 1000:9.3f} ms {100 * t / total:5.1f}% "
+              f"{rate}")
+    if len(ranked) > top:
+        rest = sum(t for _, t in ranked[top:])
+        print(f"  ({len(ranked) - top} more layers: {rest * 1000:.3f} ms)")
 
 
 def add_commands(sub):
@@ -130,5 +148,8 @@ def add_commands(sub):
     fwd.add_argument("--weights")
     fwd.add_argument("--width", type=int)
     fwd.add_argument("--height", type=int)
+    fwd.add_argument("--layers", "-benchmark_layers", nargs="?", type=int, const=20, default=0,
+                     metavar="N", help="also each layer's time, the N slowest (default 20) "
+                                       "first (Darknet's -benchmark_layers)")
     add_device_option(fwd)
     fwd.set_defaults(func=_cmd_forward)

@@ -65,8 +65,9 @@ def _cmd_average(args):
 
 
 def _cmd_edit(args):
-    from .. import weight_tools as T
     from ..errors import PydarknetError
+    from ..weight_tools import (batchnorm_layers, cfg_with_batchnorm, denormalize, normalize,
+                                rescale_first_input, swap_first_rgb)
     from ..network import Network, load_cfg_text
     net = Network(args.cfg, batch=1, init=False)
     net.init_weights(0)
@@ -74,15 +75,15 @@ def _cmd_edit(args):
     out, note = net, ""
     if args.tool in ("denormalize", "normalize"):
         adding = args.tool == "normalize"
-        layers = T.batchnorm_layers(net, not adding)
+        layers = batchnorm_layers(net, not adding)
         if adding:
-            text = T.cfg_with_batchnorm(net, layers, 1)
+            text = cfg_with_batchnorm(net, layers, 1)
             out = load_cfg_text(text, batch=1, path=args.cfg_out or args.cfg, init=False)
             out.init_weights(0)
-            changed = T.normalize(net, out)
+            changed = normalize(net, out)
         else:
-            changed = T.denormalize(net)
-            text = T.cfg_with_batchnorm(net, changed, 0)
+            changed = denormalize(net)
+            text = cfg_with_batchnorm(net, changed, 0)
             out = load_cfg_text(text, batch=1, path=args.cfg_out or args.cfg, init=False)
             out.init_weights(0)
             for old, new in zip(net.layers, out.layers):
@@ -99,11 +100,11 @@ def _cmd_edit(args):
         print(f"{args.out}: batch norm {'added to' if adding else 'folded in'} layers "
               f"{where}{note}")
     elif args.tool == "reset":
-        changed = T.denormalize(net, keep_batchnorm=True)
+        changed = denormalize(net, keep_batchnorm=True)
         print(f"{args.out}: batch norm folded in (left as identity) in "
               f"{len(changed)} layers")
     else:
-        edit = T.swap_first_rgb if args.tool == "rgbgr" else T.rescale_first_input
+        edit = swap_first_rgb if args.tool == "rgbgr" else rescale_first_input
         layer = edit(net)
         if layer is None:
             raise PydarknetError(f"{args.cfg}: the first [convolutional] does not take 3 "
