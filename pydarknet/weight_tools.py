@@ -17,11 +17,10 @@ import numpy as np
 from .errors import PydarknetError
 
 __all__ = ["BN_EPS", "batchnorm_affine", "fold_batchnorm", "batchnorm_groups",
-           "batchnorm_layers", "average_weights", "denormalize", "normalize", "swap_first_rgb",
-           "rescale_first_input", "cfg_with_batchnorm"]
+           "batchnorm_layers", "average_weights", "denormalize", "without_batchnorm",
+           "with_batchnorm", "swap_first_rgb", "rescale_first_input", "cfg_with_batchnorm"]
 
 BN_EPS = 1e-5      # the backends' batchnorm_inference eps (inside the square root)
-_BN = ("scales", "rolling_mean", "rolling_variance")
 
 
 def batchnorm_affine(scales, mean, variance, biases):
@@ -71,7 +70,8 @@ def average_weights(network, paths):
     """Every parameter the mean of ``network``'s and the files' (``network`` holds the first
     file's). Accumulated in float64."""
     network.params_to_host()
-    sums = {(l.index, k): v.astype(np.float64) for l in network.layers for k, v in l.params.items()}
+    sums = {(l.index, k): v.astype(np.float64)
+            for l in network.layers for k, v in l.params.items()}
     seen = network.seen
     for path in paths:
         network.load_weights(path)
@@ -85,12 +85,11 @@ def average_weights(network, paths):
     return network
 
 
-def denormalize(network, keep_batchnorm=False):
-    """Fold every batch norm into its weights and biases. ``keep_batchnorm``: leave the batch
-    norm in place as identity (scales 1, mean 0, variance 1 - eps; AB's ``reset``), so the
-    weights still fit the cfg; else the network is for a cfg with batch_normalize=0 there
-    (:func:`cfg_with_batchnorm`). Returns the layers changed. Binary/XNOR layers keep theirs
-    (their binarized weights would change)."""
+def denormalize(network):
+    """Fold every batch norm into its weights and biases, leaving the batch norm as identity
+    (scales 1, mean 0, variance 1 - eps: AB's ``reset``), so the weights still fit the cfg and
+    compute the same; :func:`without_batchnorm` drops it. Returns the layers changed.
+    Binary/XNOR layers keep theirs (their binarized weights would change)."""
     network.params_to_host()
     changed = []
     for layer in batchnorm_layers(network, True):
@@ -101,8 +100,7 @@ def denormalize(network, keep_batchnorm=False):
             w, b = fold_batchnorm(p[g + "weights"], p[g + "biases"], p[g + "scales"],
                                   p[g + "rolling_mean"], p[g + "rolling_variance"])
             p[g + "weights"][...], p[g + "biases"][...] = w, b
-            if keep_batchnorm:
-                _identity_batchnorm(p, g)
+            _identity_batchnorm(p, g)
         changed.append(layer)
     return changed
 
@@ -113,14 +111,29 @@ def _identity_batchnorm(params, group):
     params[group + "rolling_variance"][...] = np.float32(1 - BN_EPS)
 
 
-def normalize(network, bn_network):
-    """``bn_network`` (the cfg with batch_normalize=1 where ``network`` has none) given
-    ``network``'s parameters and identity batch norm, so it computes what ``network`` does.
-    Returns the layers that gained one."""
+def without_batchnorm(network, path=None):
+    """AB's ``denormalize``: (a network without batch norm that computes what ``network``
+    does, its cfg text, the layers changed). ``network``'s batch norm is folded in place
+    (:func:`denormalize`); ``path`` names the new cfg in its errors."""
+    changed = denormalize(network)
+    text = cfg_with_batchnorm(network, changed, 0)
+    out = _rebuilt(text, path or network.cfg_path)
+    for old, new in zip(network.layers, out.layers):
+        for k in new.params:
+            new.params[k][...] = old.params[k]
+    out.seen = network.seen
+    return out, text, changed
+
+
+def with_batchnorm(network, path=None):
+    """AB's ``normalize``: (a network with batch norm wherever ``network`` has none and a
+    layer takes it, the added ones identity so it computes the same, its cfg text, the layers
+    that gained one)."""
     network.params_to_host()
-    bn_network.params_to_host()
+    text = cfg_with_batchnorm(network, batchnorm_layers(network, False), 1)
+    out = _rebuilt(text, path or network.cfg_path)
     gained = []
-    for old, new in zip(network.layers, bn_network.layers):
+    for old, new in zip(network.layers, out.layers):
         for k, v in old.params.items():
             new.params[k][...] = v
         added = [g for g in batchnorm_groups(new)
@@ -129,8 +142,15 @@ def normalize(network, bn_network):
             _identity_batchnorm(new.params, g)
         if added:
             gained.append(new)
-    bn_network.seen = network.seen
-    return gained
+    out.seen = network.seen
+    return out, text, gained
+
+
+def _rebuilt(text, path):
+    from .network import load_cfg_text
+    out = load_cfg_text(text, batch=1, path=str(path), init=False)
+    out.init_weights(0)
+    return out
 
 
 def _first_conv(network):

@@ -66,31 +66,19 @@ def _cmd_average(args):
 
 def _cmd_edit(args):
     from ..errors import PydarknetError
-    from ..weight_tools import (batchnorm_layers, cfg_with_batchnorm, denormalize, normalize,
-                                rescale_first_input, swap_first_rgb)
-    from ..network import Network, load_cfg_text
+    from ..network import Network
+    from ..weight_tools import (denormalize, rescale_first_input, swap_first_rgb,
+                                with_batchnorm, without_batchnorm)
     net = Network(args.cfg, batch=1, init=False)
     net.init_weights(0)
     net.load_weights(args.weights)
-    out, note = net, ""
+    out = net
     if args.tool in ("denormalize", "normalize"):
         adding = args.tool == "normalize"
-        layers = batchnorm_layers(net, not adding)
-        if adding:
-            text = cfg_with_batchnorm(net, layers, 1)
-            out = load_cfg_text(text, batch=1, path=args.cfg_out or args.cfg, init=False)
-            out.init_weights(0)
-            changed = normalize(net, out)
-        else:
-            changed = denormalize(net)
-            text = cfg_with_batchnorm(net, changed, 0)
-            out = load_cfg_text(text, batch=1, path=args.cfg_out or args.cfg, init=False)
-            out.init_weights(0)
-            for old, new in zip(net.layers, out.layers):
-                for k in new.params:
-                    new.params[k][...] = old.params[k]
-            out.seen = net.seen
+        out, text, changed = (with_batchnorm if adding else without_batchnorm)(
+            net, args.cfg_out)
         where = ", ".join(f"{l.index} [{l.section.name}]" for l in changed) or "none"
+        note = ""
         if args.cfg_out:
             _write_text(args.cfg_out, text)
             note = f"; {args.cfg_out}: the cfg it fits"
@@ -100,12 +88,10 @@ def _cmd_edit(args):
         print(f"{args.out}: batch norm {'added to' if adding else 'folded in'} layers "
               f"{where}{note}")
     elif args.tool == "reset":
-        changed = denormalize(net, keep_batchnorm=True)
-        print(f"{args.out}: batch norm folded in (left as identity) in "
-              f"{len(changed)} layers")
+        changed = denormalize(net)
+        print(f"{args.out}: batch norm folded in (left as identity) in {len(changed)} layers")
     else:
-        edit = swap_first_rgb if args.tool == "rgbgr" else rescale_first_input
-        layer = edit(net)
+        layer = (swap_first_rgb if args.tool == "rgbgr" else rescale_first_input)(net)
         if layer is None:
             raise PydarknetError(f"{args.cfg}: the first [convolutional] does not take 3 "
                                  "channels: nothing to change")
