@@ -245,6 +245,9 @@ def _cmd_recall(args):
     data = _read_data(args.data)
     net = load_network(args, args.cfg, args.weights)
     valid = data.get("valid", "data/train.txt")
+    if "valid" not in data and not os.path.isfile(valid):
+        raise PydarknetError(f"{args.data}: no 'valid =' image list (and no {valid}, "
+                             "Darknet's default)")
     problems = new_problems()
     r = evaluate_network_recall(net, valid, args.thresh, args.iou_thresh, args.nms,
                                 batch_size=args.batch, threads=reader_threads(args),
