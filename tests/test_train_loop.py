@@ -333,3 +333,36 @@ def test_show_imgs_draws_the_boxes(tmp_path):
     grey = save_training_images(np.ones((1, 1, 8, 8), np.float32), np.eye(3)[[2]], 1,
                                 str(tmp_path))
     assert os.path.basename(grey[0]) == "aug_1_0_class2.jpg"
+
+
+def test_heads_lines_sum_an_iterations_passes(tmp_path, shapes):
+    """Darknet's per-[yolo] console line, once an iteration: counts added over the passes,
+    the IoU weighted by them, the losses per image averaged."""
+    from types import SimpleNamespace
+
+    from pydarknet.train.head_stats import HeadTally, head_lines
+    layer = SimpleNamespace(index=0, layer_type="yolo", cost=1.0, iou_loss="ciou",
+                            iou_normalizer=0.07, obj_normalizer=1.0, cls_normalizer=1.0,
+                            show_details=1, stats=None)
+    net = SimpleNamespace(layers=[layer])
+    tally = HeadTally(net)
+    for count, iou, loss in ((2, 0.5, 10.0), (6, 0.9, 20.0)):
+        layer.stats = {"count": count, "avg_iou": iou, "class_loss": loss, "iou_loss": 1.0,
+                       "total_loss": loss + 1, "avg_cat": 0.5, "class_count": count}
+        tally.add()
+    (r,) = tally.result()
+    assert r["count"] == 8 and r["avg_iou"] == pytest.approx((2 * 0.5 + 6 * 0.9) / 8)
+    assert r["class_loss"] == 15.0
+    assert head_lines(net, [r]) == [
+        "v3 (ciou loss, Normalizer: (iou: 0.07, obj: 1.00, cls: 1.00) Region 0 Avg (IOU: "
+        "0.800000), count: 8, class_loss = 15.000000, iou_loss = 1.000000, total_loss = "
+        "16.000000"]
+    log = []
+    cfg = small_cfg(tmp_path)
+    run_training(cfg, shapes["data"], seed=2, backup=str(tmp_path), max_batches=1,
+                 log=log.append)
+    heads = [ln for ln in log if ln.startswith("v3 (")]
+    assert len(heads) == 2 and all(" Avg (IOU: " in ln for ln in heads)
+    record = json.loads(open(tmp_path / "demo-shapes_train.jsonl").readline())
+    assert [h["layer"] for h in record["heads"]] == [int(ln.split("Region ")[1].split()[0])
+                                                     for ln in heads]

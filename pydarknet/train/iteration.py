@@ -6,6 +6,7 @@ from ..errors import PydarknetError, ShapeError
 from ..passes import backward_pass, check_truths, forward_pass, frozen_up_to, pass_cost
 from .adversarial import adversarial_images
 from .ema import ema_step
+from .head_stats import HeadTally
 from .policy import learning_rate
 from .reject_weights import weights_reject_step
 from .sgd import update_layer
@@ -66,12 +67,14 @@ def train_iteration(network, images, truths):
             B.fill(g, 0)
     total = 0.0
     seen = network.seen
+    heads = HeadTally(network)
     try:
         for s in range(sub):
             rows = slice(s * mini, (s + 1) * mini)
             seen += mini * ranks
             x = adversarial_images(network, images[rows], truths[rows], seen)
             total += train_pass(network, x, truths[rows], seen=seen)
+            heads.add()
     except PydarknetError:
         for layer, stats in saved:   # leave the rolling statistics as they were too
             for k, v in stats.items():
@@ -81,6 +84,7 @@ def train_iteration(network, images, truths):
         total = parallel.after_passes(network, layers, total)
     network.seen = seen
     network.iteration += 1
+    network.head_stats = heads.result()
     batch_num = network.seen // (batch * ranks)
     rate = learning_rate(net, batch_num, network.rng)
     if parallel:

@@ -24,6 +24,7 @@ from ..dist.reduce import broadcast_parameters
 from ..heads import MULTISCALE_HEADS, is_detector
 from ..network import Network
 from .chart import draw_chart
+from .head_stats import head_lines
 from .show_imgs import save_training_images
 from .checkpoint import load_checkpoint_state, save_checkpoint
 
@@ -266,6 +267,11 @@ class Trainer:
                           "rate": net.learning_rate, "seconds": dt, "images": net.seen,
                           "hours_left": left, "size": [net.net.width, net.net.height]}
                 suffix = self._contrastive(net, record) + self._data_problems(record)
+                heads = getattr(net, "head_stats", None)
+                if heads:
+                    record["heads"] = heads
+                    for line in head_lines(net, heads):
+                        self.log(line)
                 if net.ema is not None and net.ema.event:
                     self.log(f" {net.ema.event}")
                 for index, k, j, sim in getattr(net, "rejected_filters", ()):
