@@ -1,4 +1,4 @@
-"""``pydarknet data coco|voc|idx``: tiny inputs built here, converted through the CLI, the
+"""``pydarknet data coco|voc|yolo|idx``: tiny inputs built here, converted through the CLI, the
 outputs read back with pydarknet's own readers (labels, data loader, results writer)."""
 
 import gzip
@@ -290,6 +290,85 @@ def test_converted_set_feeds_the_detection_loader(tmp_path, capsys):
         image, truth = ds.sample(rng, 32, 32, index=i)
         assert image.shape == (3, 32, 32)
     assert ds.labels(2).shape == (2, 5) and not ds.problems.total()
+
+
+# -- Ultralytics / Roboflow YOLO ---------------------------------------------------------------
+def _yolo(tmp_path, yaml_text=None):
+    """An Ultralytics layout: images/{train,val}/ with labels/{train,val}/ beside, a yaml."""
+    root = tmp_path / "ds"
+    _image(root / "images" / "train" / "a.jpg", 40, 30)
+    _image(root / "images" / "train" / "b.png", 20, 20)             # no label file
+    _image(root / "images" / "train" / "sub" / "a.jpg", 16, 16)     # the same name, deeper
+    _image(root / "images" / "val" / "v.jpg", 30, 30)
+    (root / "images" / "train" / "notes.txt").write_text("not an image")
+    labels = root / "labels"
+    (labels / "train" / "sub").mkdir(parents=True)
+    (labels / "val").mkdir()
+    (labels / "train" / "a.txt").write_text(
+        "0 0.5 0.5 0.2 0.4\n"                       # a box
+        "1 0.1 0.1 0.3 0.1 0.3 0.5 0.1 0.5\n"       # a polygon: box 0.1..0.3 x 0.1..0.5
+        "0 0.5 0.5 0.2 0.4\n"                       # the same box again
+        "5 0.5 0.5 0.1 0.1\n"                       # class out of range
+        "1 0.95 0.5 0.2 0.2\n"                      # beyond the right edge: cut
+        "0 x 0.5 0.1 0.1\n")
+    (labels / "train" / "sub" / "a.txt").write_text("1 0.5 0.5 1 1\n")
+    (labels / "val" / "v.txt").write_text("0 0.25 0.25 0.5 0.5\n")
+    (root / "data.yaml").write_text(yaml_text or
+                                    "path: .\ntrain: images/train\nval: images/val\n"
+                                    "test:\nnames:\n  0: cat\n  1: dog\n")
+    return root
+
+
+def test_yolo_layout_polygons_and_summary(tmp_path, capsys):
+    root = _yolo(tmp_path)
+    out = tmp_path / "out"
+    assert main(["data", "yolo", str(root / "data.yaml"), str(out)]) == 0
+    text = capsys.readouterr()
+    data = read_data_file(out / "obj.data")
+    assert data["classes"] == 2 and read_names(data["names"]) == ["cat", "dog"]
+    train = read_list(data["train"])
+    assert [os.path.basename(p) for p in train] == ["a.jpg", "b.png", "sub_1_a.jpg"]
+    boxes = read_labels(label_path(train[0]))
+    np.testing.assert_allclose(boxes, [[0, 0.5, 0.5, 0.2, 0.4], [1, 0.2, 0.3, 0.2, 0.4],
+                                       [1, 0.925, 0.5, 0.15, 0.2]], atol=1e-6)
+    assert read_labels(label_path(train[1])).shape == (0, 5)       # a background image
+    np.testing.assert_allclose(read_labels(label_path(train[2])), [[1, 0.5, 0.5, 1, 1]])
+    assert len(read_list(data["valid"])) == 1
+    assert "train: 3 images (1 without objects), 4 boxes" in text.out
+    assert "malformed label lines 2" in text.out
+    assert "a.txt:4: class 5 outside 0..1" in text.err and "a.txt:6: not numbers" in text.err
+    for note in ("boxes cut to the image 1", "the same box twice (listed once) 1",
+                 "images without a label file (no objects) 1"):
+        assert note in text.out
+    before = _tree(out)
+    assert main(["data", "yolo", str(root / "data.yaml"), str(out)]) == 0   # again: the same
+    assert _tree(out) == before
+
+
+def test_yolo_roboflow_paths_lists_and_errors(tmp_path, capsys):
+    root = _yolo(tmp_path, "train: ../images/train\nval: [val.txt]\nnc: 2\n"
+                           "names: ['cat', 'dog']\n")
+    (root / "val.txt").write_text("./images/val/v.jpg\n")
+    out = tmp_path / "out"
+    assert main(["data", "yolo", str(root / "data.yaml"), str(out)]) == 0
+    data = read_data_file(out / "obj.data")
+    assert len(read_list(data["train"])) == 3 and len(read_list(data["valid"])) == 1
+    for yaml_text, message in (
+            ("val: images/val\nnames: [a, b]\n", "no 'train:' split"),
+            ("train: nowhere\nnames: [a, b]\n", "train: nowhere"),
+            ("train: images/train\nnames: {0: a, 2: b}\n", "without gaps"),
+            ("train: images/train\nnc: 3\nnames: [a, b]\n", "nc = 3, but names holds 2"),
+            ("train: images/train\n", "no class names"),
+            ("[1, 2]\n", "expected a mapping")):
+        (root / "data.yaml").write_text(yaml_text)
+        assert main(["data", "yolo", str(root / "data.yaml"), str(tmp_path / "bad")]) != 0
+        assert message in capsys.readouterr().err, yaml_text
+    assert not (tmp_path / "bad").exists()
+    from pydarknet.datasets.yolo import parse_yolo_label
+    pose = "0 0.5 0.5 0.2 0.2 0.1 0.1 2"                  # a box and one keypoint (x, y, v)
+    box, cut = parse_yolo_label(pose, 1, pose=True)
+    assert box == pytest.approx((0, 0.5, 0.5, 0.2, 0.2)) and not cut
+    assert "8 values" in parse_yolo_label(pose, 1)
 
 
 # -- Pascal VOC --------------------------------------------------------------------------------

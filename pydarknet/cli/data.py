@@ -1,5 +1,5 @@
 """``pydarknet data ...``: users' data sets in and checked. This module makes the group; the
-commands join it from :mod:`.data_convert` (``data coco|voc|idx``: annotations to Darknet's
+commands join it from :mod:`.data_convert` (``data coco|voc|yolo|idx``: annotations to Darknet's
 layout) and :mod:`.data_check` (``data check``)."""
 
 

@@ -1,9 +1,10 @@
-"""``pydarknet data coco|voc|idx``: annotations converted to Darknet's layout
+"""``pydarknet data coco|voc|yolo|idx``: annotations converted to Darknet's layout
 (:mod:`pydarknet.datasets`).
 
     pydarknet data coco instances_train2017.json train2017/ data/coco \\
         --valid-json instances_val2017.json --valid-images val2017/
     pydarknet data voc VOCdevkit/ data/voc --sets 2007/trainval,2012/trainval --valid-sets 2007/test
+    pydarknet data yolo datasets/coco128/data.yaml data/coco128
     pydarknet data idx train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz data/fashion \\
         --names fashion-mnist --list train
 
@@ -36,7 +37,7 @@ def _add_detection_output(p):
 
 
 def add_commands(actions):
-    """Adds ``coco``, ``voc`` and ``idx`` to ``pydarknet data``."""
+    """Adds ``coco``, ``voc``, ``yolo`` and ``idx`` to ``pydarknet data``."""
     fmt = _Paragraphs
     p = actions.add_parser(
         "coco", help="COCO instances json -> Darknet detector data set", formatter_class=fmt,
@@ -78,6 +79,19 @@ def add_commands(actions):
                    help="keep objects marked difficult (skipped by default, as voc_label.py)")
     _add_detection_output(p)
     p.set_defaults(func=_cmd_voc)
+
+    p = actions.add_parser(
+        "yolo", help="Ultralytics/Roboflow YOLO data.yaml -> Darknet detector data set",
+        formatter_class=fmt,
+        description="Converts an Ultralytics (YOLOv5/v8, Roboflow's 'YOLO' export) data set "
+        "to Darknet's detector layout: the yaml's names, and its train and val splits (image "
+        "folders or list files) into train.txt and valid.txt. Each image's labels are found "
+        "as Ultralytics finds them (images/ -> labels/); polygons (segmentation) become their "
+        "boxes.\n\n" + _LAYOUT)
+    p.add_argument("yaml", metavar="DATA.yaml", help="the data set's yaml (names:, train:, "
+                                                    "val:, path:)")
+    _add_detection_output(p)
+    p.set_defaults(func=_cmd_yolo)
 
     p = actions.add_parser(
         "idx", help="idx images + labels (MNIST, Fashion-MNIST) -> Darknet classifier data set",
@@ -135,6 +149,11 @@ def _cmd_voc(args):
     return _run(convert_voc, args.voc_root, args.out_dir, sets=args.sets,
                 valid_sets=args.valid_sets, classes=_classes(args.classes),
                 keep_difficult=args.keep_difficult, copy=args.copy)
+
+
+def _cmd_yolo(args):
+    from ..datasets.yolo import convert_yolo
+    return _run(convert_yolo, args.yaml, args.out_dir, copy=args.copy)
 
 
 def _cmd_idx(args):
