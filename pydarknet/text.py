@@ -305,18 +305,13 @@ def check_seed(seed, symbols):
     return seed
 
 
-def generate_symbols(net, seed=DEFAULT_SEED, length=1000, temperature=0.7, rng=None):
-    """Darknet's test_char_rnn on a one-step network (``Network(cfg, batch=1)``): yields the
-    seed's symbols as they are fed (but the last), then its last symbol, then ``length``
-    symbols sampled each from the output after the one before (an empty seed starts from
-    symbol 0, as Darknet's, without yielding it). The state carries from symbol to symbol."""
+def _one_symbol_a_pass(net, what):
+    """(symbols, feed): ``feed(c)`` runs the one-step network on symbol ``c`` (its state
+    carried from pass to pass) and returns the output layer's values (a float32 copy)."""
     symbols = check_text_network(net)
     if net.batch != 1:
-        raise PydarknetError(f"generation runs one symbol a pass: build the network with "
-                             f"batch=1 (this one takes {net.batch} rows)")
-    seed = check_seed(seed, symbols)
-    set_temperature(net, temperature)
-    rng = rng if rng is not None else np.random.default_rng()
+        raise PydarknetError(f"{what} runs one symbol a pass: build the network with batch=1 "
+                             f"(this one takes {net.batch} rows)")
     index = output_layer(net)
     x = np.zeros((1,) + tuple(net.input_shape), np.float32)
     flat = x.reshape(-1)
@@ -326,7 +321,18 @@ def generate_symbols(net, seed=DEFAULT_SEED, length=1000, temperature=0.7, rng=N
         net.predict(x)
         flat[c] = 0
         return np.array(net.outputs[index], np.float32).reshape(-1)
+    return symbols, feed
 
+
+def generate_symbols(net, seed=DEFAULT_SEED, length=1000, temperature=0.7, rng=None):
+    """Darknet's test_char_rnn on a one-step network (``Network(cfg, batch=1)``): yields the
+    seed's symbols as they are fed (but the last), then its last symbol, then ``length``
+    symbols sampled each from the output after the one before (an empty seed starts from
+    symbol 0, as Darknet's, without yielding it). The state carries from symbol to symbol."""
+    symbols, feed = _one_symbol_a_pass(net, "generation")
+    seed = check_seed(seed, symbols)
+    set_temperature(net, temperature)
+    rng = rng if rng is not None else np.random.default_rng()
     for c in seed[:-1]:
         feed(c)
         yield int(c)
@@ -346,21 +352,8 @@ def perplexity(net, data, seed=b""):
     Yields ``(count, perplexity, word_perplexity)`` after each: 2 to the minus mean log2
     probability of the symbols so far, per symbol and per word (words: 1 + the spaces, tabs
     and newlines among them), summed in float32 as Darknet's."""
-    symbols = check_text_network(net)
-    if net.batch != 1:
-        raise PydarknetError(f"validation runs one symbol a pass: build the network with "
-                             f"batch=1 (this one takes {net.batch} rows)")
+    symbols, feed = _one_symbol_a_pass(net, "validation")
     data = check_seed(data, symbols)
-    index = output_layer(net)
-    x = np.zeros((1,) + tuple(net.input_shape), np.float32)
-    flat = x.reshape(-1)
-
-    def feed(c):
-        flat[c] = 1
-        net.predict(x)
-        flat[c] = 0
-        return np.asarray(net.outputs[index]).reshape(-1)
-
     for c in check_seed(seed, symbols):
         feed(c)
     total = np.float32(0)
