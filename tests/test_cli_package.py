@@ -32,7 +32,7 @@ COMMANDS = {
     "export": {"onnx"}, "partial": None, "from_pjreddie": None,
     "average": None, "denormalize": None, "normalize": None, "reset": None, "rgbgr": None,
     "rescale": None,
-    "data": {"coco", "voc", "yolo", "idx", "check"},
+    "data": {"coco", "voc", "yolo", "cifar", "idx", "check"},
 }
 
 

@@ -567,3 +567,60 @@ def test_detector_map_scores_a_converted_set_against_the_original_json(tmp_path,
                      "--annotations", ann]) == 0
     assert not [w for w in caught if "not in the annotation file" in str(w.message)]
     assert "COCO metrics (pycocotools)" in capsys.readouterr().out
+
+
+# -- CIFAR-10 ----------------------------------------------------------------------------------
+def _cifar_records(n, seed):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, n).astype(np.uint8)
+    pixels = rng.integers(0, 256, (n, 3072), dtype=np.uint8)
+    return labels, pixels
+
+
+def test_cifar_binary_and_python_versions_give_the_same_set(tmp_path, capsys):
+    import pickle
+    from pydarknet.data.classification import ClassificationDataset
+    binary, python = tmp_path / "cifar-10-batches-bin", tmp_path / "cifar-10-batches-py"
+    binary.mkdir()
+    python.mkdir()
+    names = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship",
+             "truck"]
+    for k, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
+        labels, pixels = _cifar_records(3, k)
+        records = np.concatenate([labels[:, None], pixels], axis=1)
+        (binary / f"{name}.bin").write_bytes(records.tobytes())
+        with open(python / name, "wb") as f:
+            pickle.dump({b"data": pixels, b"labels": labels.tolist(),
+                         b"batch_label": b"x"}, f)
+    (binary / "batches.meta.txt").write_text("\n".join(names) + "\n\n")
+    with open(python / "batches.meta", "wb") as f:
+        pickle.dump({b"label_names": [n.encode() for n in names]}, f)
+    outs = {}
+    for src in (binary, python):
+        out = tmp_path / f"out-{src.name}"
+        assert main(["data", "cifar", str(src), str(out)]) == 0
+        assert "train: 15 images" in capsys.readouterr().out
+        outs[src.name] = out
+        data = read_data_file(out / "obj.data")
+        assert data["classes"] == 10 and data["top"] == 2
+        assert read_names(data["labels"]) == names
+        train, valid = read_list(data["train"]), read_list(data["valid"])
+        assert len(train) == 15 and len(valid) == 3
+        labels, pixels = _cifar_records(3, 0)
+        first = cv2.imread(train[0])[:, :, ::-1]             # RGB
+        np.testing.assert_array_equal(first, pixels[0].reshape(3, 32, 32).transpose(1, 2, 0))
+        assert class_from_path(train[0], names) == labels[0]
+        ds = ClassificationDataset(train, names, augment=False)
+        assert ds.sample(np.random.default_rng(0), 32, 32, index=1)[0].shape == (3, 32, 32)
+    a, b = (_tree(o / "train") for o in outs.values())
+    assert a == b
+    # a pickle that would build anything else is refused before it runs
+    with open(python / "data_batch_2", "wb") as f:
+        pickle.dump({b"data": os.system}, f)
+    assert main(["data", "cifar", str(python), str(tmp_path / "evil")]) != 0
+    assert "posix.system is not part of a CIFAR batch" in capsys.readouterr().err
+    (binary / "data_batch_3.bin").write_bytes(b"\x01" * 100)            # short of a record
+    assert main(["data", "cifar", str(binary), str(tmp_path / "short")]) != 0
+    assert "holds no complete 3073-byte record" in capsys.readouterr().err
+    assert main(["data", "cifar", str(tmp_path), str(tmp_path / "none")]) != 0
+    assert "no data_batch_1..5" in capsys.readouterr().err

@@ -1,6 +1,6 @@
 """``pydarknet data ...``: users' data sets in and checked. This module makes the group; the
-commands join it from :mod:`.data_convert` (``data coco|voc|yolo|idx``: annotations to Darknet's
-layout) and :mod:`.data_check` (``data check``)."""
+commands join it from :mod:`.data_convert` (``data coco|voc|yolo|cifar|idx``: annotations to
+Darknet's layout) and :mod:`.data_check` (``data check``)."""
 
 
 def add_commands(sub):

@@ -1,10 +1,11 @@
-"""``pydarknet data coco|voc|yolo|idx``: annotations converted to Darknet's layout
+"""``pydarknet data coco|voc|yolo|cifar|idx``: annotations converted to Darknet's layout
 (:mod:`pydarknet.datasets`).
 
     pydarknet data coco instances_train2017.json train2017/ data/coco \\
         --valid-json instances_val2017.json --valid-images val2017/
     pydarknet data voc VOCdevkit/ data/voc --sets 2007/trainval,2012/trainval --valid-sets 2007/test
     pydarknet data yolo datasets/coco128/data.yaml data/coco128
+    pydarknet data cifar cifar-10-batches-bin data/cifar
     pydarknet data idx train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz data/fashion \\
         --names fashion-mnist --list train
 
@@ -37,7 +38,7 @@ def _add_detection_output(p):
 
 
 def add_commands(actions):
-    """Adds ``coco``, ``voc``, ``yolo`` and ``idx`` to ``pydarknet data``."""
+    """Adds ``coco``, ``voc``, ``yolo``, ``cifar`` and ``idx`` to ``pydarknet data``."""
     fmt = _Paragraphs
     p = actions.add_parser(
         "coco", help="COCO instances json -> Darknet detector data set", formatter_class=fmt,
@@ -92,6 +93,20 @@ def add_commands(actions):
                                                     "val:, path:)")
     _add_detection_output(p)
     p.set_defaults(func=_cmd_yolo)
+
+    p = actions.add_parser(
+        "cifar", help="CIFAR-10 (binary or Python version) -> Darknet classifier data set",
+        formatter_class=fmt,
+        description="Converts CIFAR-10 as downloaded (the folder cifar-10-batches-bin or "
+        "cifar-10-batches-py) to Darknet's classifier layout, as pjreddie's CIFAR-10 tutorial "
+        "has it: data_batch_1..5 -> OUT_DIR/train/<number>_<class>.png and train.txt, "
+        "test_batch -> valid/ and valid.txt, obj.names (batches.meta's names), obj.data "
+        "(classes, train, valid, labels, top = 2, backup); cfg/cifar.cfg trains on it.")
+    p.add_argument("cifar_dir", metavar="CIFAR_DIR",
+                   help="cifar-10-batches-bin or cifar-10-batches-py")
+    p.add_argument("out_dir", metavar="OUT_DIR", help="the folder to write")
+    p.add_argument("--limit", type=int, help="convert only the first N images of each list")
+    p.set_defaults(func=_cmd_cifar)
 
     p = actions.add_parser(
         "idx", help="idx images + labels (MNIST, Fashion-MNIST) -> Darknet classifier data set",
@@ -154,6 +169,11 @@ def _cmd_voc(args):
 def _cmd_yolo(args):
     from ..datasets.yolo import convert_yolo
     return _run(convert_yolo, args.yaml, args.out_dir, copy=args.copy)
+
+
+def _cmd_cifar(args):
+    from ..datasets.cifar import convert_cifar
+    return _run(convert_cifar, args.cifar_dir, args.out_dir, limit=args.limit)
 
 
 def _cmd_idx(args):

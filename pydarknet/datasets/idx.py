@@ -113,11 +113,48 @@ def _check_previous(folder, names, split):
     return other
 
 
+def write_class_images(folder, split, images, labels, names, summary, source):
+    """Images [n, H, W] (grey) or [n, H, W, 3] (RGB) with their labels written as
+    ``<split>/<number>_<class>.png`` into ``folder`` (an OutputFolder); returns their final
+    paths. Labels outside the classes are skipped (counted); a file name in which Darknet
+    would find another class's name is an error."""
+    import cv2
+    list_folder = folder.final(split)
+    darknet_hits = [names[i] for i in classes_in_path(list_folder + os.sep, names)]
+    if darknet_hits:
+        summary.note("class names in the output folder's path",
+                     f"{list_folder}: holds the class name {', '.join(darknet_hits)}: "
+                     "Darknet looks for class names in the whole path and would find it "
+                     "in every image (pydarknet looks at the file name first); choose "
+                     "another output folder for Darknet")
+    width = len(str(len(images) - 1))
+    paths = []
+    for i, image in enumerate(images):
+        k = int(labels[i])
+        if not 0 <= k < len(names):
+            summary.skip("labels outside the classes", f"{source}: record {i}: label {k} is "
+                         f"outside 0..{len(names) - 1} ({len(names)} names); image skipped")
+            continue
+        name = f"{i:0{width}d}_{names[k]}.png"
+        if classes_in_path(name, names) != [k]:
+            found = [names[j] for j in classes_in_path(name, names) if j != k]
+            raise PydarknetError(f"the file name {name} (class {names[k]}) also holds the "
+                                 f"class name {found[0]}: choose names that are not numbers "
+                                 "or parts of 'png' (e.g. --names mnist)")
+        if image.ndim == 3 and image.shape[2] == 3:
+            image = image[:, :, ::-1]           # RGB records, OpenCV writes BGR
+        target = folder.path(os.path.join(split, name))
+        if not cv2.imwrite(target, np.ascontiguousarray(image)):
+            raise PydarknetError(f"{target}: OpenCV could not write the image")
+        paths.append(os.path.join(list_folder, name))
+        summary.image(split, [names[k]])
+    return paths
+
+
 def convert_idx(images_path, labels_path, out_dir, *, names=None, split="train", limit=None,
                 out=None):
     """Converts an idx image file and its labels into ``out_dir``'s ``split`` list; returns the
     summary and the class names."""
-    import cv2
     summary = Summary("idx", out)
     if split not in ("train", "valid"):
         raise PydarknetError(f"list {split}: expected train or valid")
@@ -158,37 +195,8 @@ def convert_idx(images_path, labels_path, out_dir, *, names=None, split="train",
         if other and folder.keep_previous(other) and folder.keep_previous(f"{other}.txt"):
             lists[other] = folder.previous["lists"][other]
             summary.kept[other] = lists[other]
-        list_folder = folder.final(split)
-        darknet_hits = [names[i] for i in classes_in_path(list_folder + os.sep, names)]
-        if darknet_hits:
-            summary.note("class names in the output folder's path",
-                         f"{list_folder}: holds the class name {', '.join(darknet_hits)}: "
-                         "Darknet looks for class names in the whole path and would find it "
-                         "in every image (pydarknet looks at the file name first); choose "
-                         "another output folder for Darknet")
-        width = len(str(n - 1))
-        paths = []
-        for i in range(n):
-            k = int(labels[i])
-            if not 0 <= k < len(names):
-                summary.skip("labels outside the classes", f"{labels_path}: record {i}: label "
-                             f"{k} is outside 0..{len(names) - 1} ({len(names)} names); image "
-                             "skipped")
-                continue
-            name = f"{i:0{width}d}_{names[k]}.png"
-            if classes_in_path(name, names) != [k]:
-                found = [names[j] for j in classes_in_path(name, names) if j != k]
-                raise PydarknetError(f"--names: the file name {name} (class {names[k]}) also "
-                                     f"holds the class name {found[0]}: choose names that are "
-                                     "not numbers or parts of 'png' (e.g. --names mnist)")
-            image = images[i]
-            if image.ndim == 3 and image.shape[2] == 3:
-                image = image[:, :, ::-1]           # RGB records, OpenCV writes BGR
-            target = folder.path(os.path.join(split, name))
-            if not cv2.imwrite(target, np.ascontiguousarray(image)):
-                raise PydarknetError(f"{target}: OpenCV could not write the image")
-            paths.append(os.path.join(list_folder, name))
-            summary.image(split, [names[k]])
+        paths = write_class_images(folder, split, images[:n], labels, names, summary,
+                                   labels_path)
         if not paths:
             raise PydarknetError(f"{images_path}: no image could be converted; nothing written")
         folder.write_list(f"{split}.txt", paths)
