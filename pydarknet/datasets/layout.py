@@ -27,6 +27,7 @@ __all__ = ["OutputFolder", "DetectionSplit", "Summary", "MARKER", "parse_names_o
            "safe_file_name", "image_size"]
 
 MARKER = ".pydarknet-data.json"     # what a converter leaves in its output: which one, names
+_CLASSIFIER_COMMANDS = ("idx", "cifar")   # their summaries count images, not boxes
 _SHOWN_PER_KIND = 5                  # messages printed per kind of skip; the rest are counted
 
 
@@ -80,12 +81,13 @@ class Summary:
             negatives = (f" ({self.negatives[split]} without objects)"
                          if self.negatives[split] else "")
             line = f"  {split}: {self.images[split]} images{negatives}"
-            if self.command != "idx":
+            if self.command not in _CLASSIFIER_COMMANDS:
                 line += f", {total} boxes"
             lines.append(line)
             counts = ", ".join(f"{n} {per_class[n]}" for n in names if per_class[n])
             if counts:
-                lines.append(f"    {'boxes' if self.command != 'idx' else 'images'} per class: "
+                what = "images" if self.command in _CLASSIFIER_COMMANDS else "boxes"
+                lines.append(f"    {what} per class: "
                              f"{counts}")
         for split, count in self.kept.items():
             lines.append(f"  {split}: {count} images kept from the earlier run")
