@@ -26,8 +26,8 @@ MODULES = sorted(m.name for m in pkgutil.iter_modules([str(CLI_DIR)]))
 COMMANDS = {
     "info": None, "forward": None, "train": None, "demo": None, "detect": None,
     "detector": {"test", "map", "recall", "valid", "demo", "calc_anchors", "train"},
-    "classifier": {"predict", "label", "test", "valid", "validcrop", "valid10", "validmulti",
-                   "validfull", "train"},
+    "classifier": {"predict", "demo", "label", "test", "valid", "validcrop", "valid10",
+                   "validmulti", "validfull", "train"},
     "rnn": {"train", "generate", "valid"},
     "export": {"onnx"}, "partial": None, "from_pjreddie": None,
     "average": None, "denormalize": None, "normalize": None, "reset": None, "rgbgr": None,

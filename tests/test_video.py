@@ -1,4 +1,5 @@
-"""Detection in videos (pydarknet.video) and Darknet's ``detector demo`` command."""
+"""Detection in videos (pydarknet.video) and Darknet's ``detector demo`` and ``classifier demo``
+commands."""
 
 import json
 
@@ -91,3 +92,31 @@ def test_detector_demo_names_what_it_cannot_open(dataset, tmp_path, capsys):
     assert code != 0 and "cannot open the video '" in err and "nope.mp4'" in err
     with pytest.raises(PydarknetError, match="cannot open the video camera 7"):
         open_capture("7")
+
+
+def test_classifier_demo_prints_each_frames_top_classes(video, tmp_path, capsys):
+    """Darknet's classifier demo: each frame resized to the network (Darknet's resize, as
+    get_image_from_stream_cpp + resize_image), its top classes printed and drawn."""
+    from pydarknet.eval.classify import image_scores
+    from pydarknet.network import load_cfg_text
+    from test_detect_cli import CLS_CFG
+    path, frames = video
+    (tmp_path / "c.cfg").write_text(CLS_CFG)
+    net = load_cfg_text(CLS_CFG, batch=1)
+    net.save_weights(tmp_path / "c.weights")
+    (tmp_path / "names").write_text("red\ngreen\nblue\n")
+    (tmp_path / "c.data").write_text(f"classes = 3\nnames = {tmp_path / 'names'}\ntop = 2\n")
+    out = tmp_path / "out.avi"
+    code, stdout, err = run(capsys, "classifier", "demo", tmp_path / "c.data",
+                            tmp_path / "c.cfg", tmp_path / "c.weights", path, "--frames", 4,
+                            "-out_filename", out)
+    assert code == 0, err
+    blocks = [b for b in stdout.strip().split("\n\n") if b.startswith("Frame ")]
+    assert len(blocks) == 4
+    scores = image_scores(net, frames[0], "crop")
+    best = int(np.argmax(scores))
+    first = blocks[0].splitlines()
+    assert len(first) == 3 and first[1] == f"{scores[best] * 100:.1f}%: " \
+        f"{['red', 'green', 'blue'][best]}"
+    cap = cv2.VideoCapture(str(out))
+    assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4

@@ -1,5 +1,5 @@
-"""Darknet's ``classifier predict|label|test|valid|validcrop|valid10|validmulti|validfull``
-forms (``classifier train`` is in :mod:`.train`).
+"""Darknet's ``classifier predict|demo|label|test|valid|validcrop|valid10|validmulti|
+validfull`` forms (``classifier train`` is in :mod:`.train`).
 
     pydarknet classifier predict data/imagenet.data cfg/darknet53.cfg d53.weights cat.jpg -top 5
     pydarknet classifier valid data/imagenet.data cfg/darknet53.cfg d53.weights -top 5
@@ -11,8 +11,8 @@ import sys
 import time
 
 from ..errors import PydarknetError, ShapeError
-from .common import (add_device_option, add_run_options, darknet_command, load_network,
-                     new_problems, progress, reader_threads, report_problems)
+from .common import (add_device_option, add_run_options, darknet_command, darknet_flag,
+                     load_network, new_problems, progress, reader_threads, report_problems)
 
 
 def _setup(args, for_valid):
@@ -95,6 +95,55 @@ def _cmd_list(args):
     return 0
 
 
+def _cmd_demo(args):
+    """Darknet's ``classifier demo``: the top classes of every frame of a video or camera
+    (the frame resized to the network), printed, and written onto ``-out_filename``."""
+    import math
+
+    import cv2
+
+    from ..eval.classify import image_scores, top_k
+    from ..video import open_capture, video_writer
+    data, net, names = _setup(args, False)
+    top = min(args.top or int(data.get("top", 1)), len(names))
+    source = args.video if args.video is not None else args.c
+    cap = open_capture(source)
+    fps = cap.get(cv2.CAP_PROP_FPS)
+    fps = fps if math.isfinite(fps) and fps > 0 else 25.0
+    writer, n, t0 = None, 0, time.perf_counter()
+    try:
+        while args.frames is None or n < args.frames:
+            ok, frame = cap.read()
+            if not ok or frame is None or frame.size == 0:
+                break
+            n += 1
+            scores = image_scores(net, frame, "crop")
+            best = [(int(k), float(scores[k])) for k in top_k(scores, top)]
+            print(f"Frame {n} (FPS: {n / max(time.perf_counter() - t0, 1e-9):.2f})")
+            for k, p in best:
+                print(f"{p * 100:.1f}%: {names[k]}")
+            print()
+            if args.out_filename:
+                for row, (k, p) in enumerate(best):
+                    cv2.putText(frame, f"{p * 100:.1f}%: {names[k]}", (8, 24 + 22 * row),
+                                cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
+                if writer is None:
+                    writer = video_writer(args.out_filename, fps,
+                                          (frame.shape[1], frame.shape[0]))
+                writer.write(frame)
+    finally:
+        cap.release()
+        if writer is not None:
+            writer.release()
+    if not n:
+        raise PydarknetError(f"no frame could be read from {source}")
+    dt = time.perf_counter() - t0
+    print(f"{n} frames in {dt:.2f} s ({n / dt:.1f} frames/s)"
+          + (f"; video written to {args.out_filename}" if args.out_filename else ""),
+          file=sys.stderr)
+    return 0
+
+
 def add_commands(sub):
     """``classifier`` predict/valid; returns its sub-command group (``classifier train`` joins
     it from :mod:`.train`)."""
@@ -105,6 +154,16 @@ def add_commands(sub):
     cp.add_argument("-top", "--top", "-t", type=int, default=0)
     add_device_option(cp)
     cp.set_defaults(func=_cmd_predict)
+    cd = darknet_command(csub, "demo", "the top classes of every frame of a video file or "
+                                       "camera (Darknet's classifier demo)", weights=None)
+    cd.add_argument("video", nargs="?", help="video file or stream URL (default: camera -c)")
+    darknet_flag(cd, "c", type=int, default=0, help="camera index when no video is given")
+    cd.add_argument("-top", "--top", "-t", type=int, default=0)
+    darknet_flag(cd, "out_filename", help="write the frames with the top classes to this video")
+    cd.add_argument("--frames", type=int, help="stop after this many frames (a camera runs "
+                                               "until interrupted)")
+    add_device_option(cd)
+    cd.set_defaults(func=_cmd_demo)
     cl = darknet_command(csub, "label", "the best class of each image of the test list "
                                        "(centre crop, as valid)")
     add_run_options(cl)
