@@ -25,7 +25,6 @@ import pydarknet
 from pydarknet.data.synthetic import random_truths
 import test_darknet_forward as dfw
 import test_contrastive
-import training_options
 import test_recurrent
 import test_forward_oracle as fo
 import test_train_oracle as to
@@ -187,10 +186,3 @@ def test_yolov4_tiny_three_iterations_cpu_and_gpu_agree(cuda, tmp_path):
     assert not bad, f"weights where GPU and CPU differ by more than {AGREE}: {bad}"
     bad = {k: v for k, v in updates.items() if v > 10 * AGREE}
     assert not bad, f"weight changes where GPU and CPU differ by more than {10 * AGREE}: {bad}"
-
-
-@pytest.mark.parametrize("name", [*training_options.CASES, *training_options.REJECT_CASES])
-def test_gpu_build_training_options_cpu_and_gpu_agree(cuda, name):
-    """grad_centr, clip, weights_reject_freq, train_only_bn, adversarial_lr and the [yolo]
-    bad-label rejection: a few iterations on the GPU as on the CPU."""
-    assert training_options.largest_difference(name, DEVICE) < AGREE

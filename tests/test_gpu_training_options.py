@@ -1,0 +1,18 @@
+"""AB's GPU-build training options through the CUDA backend on a GPU (``gpu``; skipped with
+the reason without one): grad_centr with clip, weights_reject_freq, train_only_bn,
+adversarial_lr and the [yolo] bad-label rejection, a few iterations GPU vs CPU to 1e-3
+(tests/training_options.py; the emulated device runs the same in
+tests/test_cuda_emulated_networks.py). Apart from test_gpu_oracle.py so that gpu_run.sh's
+oracle step keeps its time for Darknet's oracles."""
+
+import pytest
+
+import training_options
+from test_gpu_oracle import AGREE, DEVICE, cuda  # noqa: F401 (the GPU fixture)
+
+pytestmark = pytest.mark.gpu
+
+
+@pytest.mark.parametrize("name", [*training_options.CASES, *training_options.REJECT_CASES])
+def test_gpu_build_training_options_cpu_and_gpu_agree(cuda, name):  # noqa: F811
+    assert training_options.largest_difference(name, DEVICE) < AGREE
