@@ -295,6 +295,25 @@ def test_detector_test_writes_predictions(dataset, tmp_path, capsys, monkeypatch
                         for m in mine)
 
 
+def test_detector_test_reads_image_paths_on_standard_input(dataset, tmp_path, capsys,
+                                                          monkeypatch):
+    """Darknet's `detector test data cfg weights -dont_show -ext_output < list > result`."""
+    import io
+    d = dataset
+    monkeypatch.chdir(tmp_path)
+    imgs = (d / "valid.txt").read_text().split()[:3]
+    monkeypatch.setattr("sys.stdin", io.StringIO("\n".join(imgs) + "\n\n"))
+    code, out, err = run(capsys, "detector", "test", d / "obj.data", d / "tiny.cfg",
+                         d / "tiny.weights", "-dont_show", "-ext_output")
+    assert code == 0, err
+    assert [ln.split(": Predicted")[0] for ln in out.splitlines()
+            if ": Predicted in " in ln] == imgs
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, out, err = run(capsys, "detector", "test", d / "obj.data", d / "tiny.cfg",
+                         d / "tiny.weights")
+    assert code != 0 and "image paths on standard input" in err
+
+
 def test_detector_valid_writes_coco_results(dataset, capsys):
     d = dataset
     code, out, err = run(capsys, "detector", "valid", d / "obj.data", d / "tiny.cfg",

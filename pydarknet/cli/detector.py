@@ -190,9 +190,14 @@ def _cmd_test(args):
     net = load_network(args, args.cfg, args.weights)
     names = _names_for(net, data.get("names"))
     problems = new_problems()
-    if not args.images:
-        raise PydarknetError("give an image (or a folder, or a list file) to detect in")
-    paths = _expand_images(args.images, problems)
+    images = args.images
+    if not images and not sys.stdin.isatty():
+        # Darknet's `detector test ... < list.txt > result.txt`: image paths on standard input
+        images = [ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()]
+    if not images:
+        raise PydarknetError("give an image (or a folder, or a list file) to detect in, or "
+                             "image paths on standard input (< list.txt)")
+    paths = _expand_images(images, problems)
     single = "predictions.jpg" if len(paths) == 1 and not args.out_dir else None
     out_dir = None if single else (args.out_dir or "predictions")
     # batch 1 as Darknet's test_detector: the printed time is one image's forward pass
