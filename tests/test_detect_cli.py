@@ -392,6 +392,13 @@ def test_classifier_commands(tmp_path, capsys, channels):
     lines = [ln for ln in out.splitlines() if ln.split(":")[0] in names]
     assert len(lines) == 2
     assert sum(float(ln.split(": ")[1]) for ln in lines) <= 1.0
+    import io
+    with pytest.MonkeyPatch.context() as mp:        # Darknet's `classifier predict ... < list`
+        mp.setattr("sys.stdin", io.StringIO(f"{paths[0]}\n{paths[1]}\n"))
+        code, out, err = run(capsys, "classifier", "predict", data, tmp_path / "c.cfg",
+                             tmp_path / "c.weights")
+    assert code == 0, err
+    assert out.count("Predicted in") == 2
     code, out, err = run(capsys, "classifier", "valid", data, tmp_path / "c.cfg",
                          tmp_path / "c.weights")
     assert code == 0, err

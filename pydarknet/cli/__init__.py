@@ -3,13 +3,15 @@ parser built here (none imports this package, so none can vanish behind an impor
 
 - :mod:`.info`: ``info``, ``forward``
 - :mod:`.train`: ``train``, ``demo``, ``detector train``, ``classifier train``
-- :mod:`.detector`: ``detect``, ``detector test|map|valid|calc_anchors``
-- :mod:`.classifier`: ``classifier predict|valid``
-- :mod:`.rnn`: ``rnn train|generate`` (Darknet's char-RNN)
+- :mod:`.detector`: ``detect``, ``detector test|map|recall|valid|demo|calc_anchors``
+- :mod:`.classifier`: ``classifier predict|demo|label|test|valid|validcrop|valid10|validmulti|
+  validfull``
+- :mod:`.rnn`: ``rnn train|generate|valid`` (Darknet's char-RNN)
 - :mod:`.export`: ``export onnx``
-- :mod:`.data`: the ``data`` group, joined by :mod:`.data_convert` (``data coco|voc|idx``) and
-  :mod:`.data_check` (``data check``)
-- :mod:`.weights`: ``partial``
+- :mod:`.data`: the ``data`` group, joined by :mod:`.data_convert` (``data coco|voc|yolo|cifar|
+  idx``) and :mod:`.data_check` (``data check``)
+- :mod:`.weights`: ``partial``, ``from_pjreddie``, ``average``, ``denormalize|normalize|reset|
+  rgbgr|rescale``
 - :mod:`.common`: what they share (``--gpu``, Darknet's single-dash flags, the packaged cfgs)
 """
 
@@ -54,3 +56,7 @@ def main(argv=None):
     except PydarknetError as e:
         print(f"pydarknet: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:      # `pydarknet ... | head`: the reader left; stop quietly
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0

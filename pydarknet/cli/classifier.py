@@ -36,7 +36,12 @@ def _cmd_predict(args):
     data, net, names = _setup(args, False)
     top = args.top or int(data.get("top", 1))
     top = min(top, len(names))
-    for path in args.images:
+    images = args.images
+    if not images and not sys.stdin.isatty():      # Darknet's `classifier predict ... < list`
+        images = [ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()]
+    if not images:
+        raise PydarknetError("give an image to classify, or image paths on standard input")
+    for path in images:
         t0 = time.time()
         res = predict(net, read_bgr(path, 1 if net.net.channels == 1 else 3), top)
         print(f"{path}: Predicted in {(time.time() - t0) * 1000:f} milli-seconds.")
@@ -150,7 +155,8 @@ def add_commands(sub):
     cls = sub.add_parser("classifier", help="Darknet's classifier commands")
     csub = cls.add_subparsers(dest="action", required=True)
     cp = darknet_command(csub, "predict", "top-k classes of images", weights=None)
-    cp.add_argument("images", nargs="+", metavar="IMAGE")
+    cp.add_argument("images", nargs="*", metavar="IMAGE",
+                    help="images (default: paths read from standard input)")
     cp.add_argument("-top", "--top", "-t", type=int, default=0)
     add_device_option(cp)
     cp.set_defaults(func=_cmd_predict)
