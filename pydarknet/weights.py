@@ -81,6 +81,57 @@ def expected_floats(layers):
                if not getattr(layer, "dontload", 0) for n in _load_order(layer))
 
 
+def describe_weights(network, path):
+    """What a .weights file holds for ``network``, read from its size and header alone (the
+    network needs no parameters): {"header", "floats", "expected", "stop", "left"} where
+    ``stop`` is the first layer with parameters the floats do not reach (None: every layer)
+    and ``left`` the floats past the last whole layer they fill; and "fits": "whole" (the
+    network's file), "backbone" (a file that ends at a layer boundary, as yolov4.conv.137) or
+    "mismatch" (written for another cfg), with "why" in words."""
+    path = os.fspath(path)
+    try:
+        size = os.path.getsize(path)
+        with open(path, "rb") as f:
+            header, offset = read_header(f.read(20), path)
+    except OSError as e:
+        raise WeightsError(f"cannot read weights file {path}: {e.strerror}") from None
+    payload = size - offset
+    if payload % 4:
+        raise WeightsError(f"{path}: {payload} bytes after the header is not a whole number of "
+                           f"float32 values")
+    total, pos, stop, need = payload // 4, 0, None, 0
+    for layer in network.layers:
+        if getattr(layer, "dontload", 0):
+            continue
+        shapes = dict(layer.param_shapes())
+        count = sum(int(np.prod(shapes[n])) for n in _load_order(layer))
+        need += count
+        if stop is None and count:
+            if pos + count <= total:
+                pos += count
+            else:
+                stop = layer
+    left = total - pos
+    out = {"header": header, "floats": total, "expected": need, "left": left,
+           "stop": None if stop is None else stop.index}
+    if stop is None and left == 0:
+        out["fits"], out["why"] = "whole", "every layer's parameters, exactly"
+    elif stop is not None and left == 0:
+        out["fits"] = "backbone"
+        out["why"] = (f"the parameters of layers 0..{stop.index - 1} exactly (a backbone: "
+                      f"training loads it and starts layer {stop.index} on from random)")
+    elif stop is None:
+        out["fits"] = "mismatch"
+        out["why"] = (f"{left} floats more than the network's {need}: written for another cfg "
+                      f"(other filters, classes or layers)")
+    else:
+        out["fits"] = "mismatch"
+        out["why"] = (f"ends inside layer {stop.index} [{stop.section.name}] ({left} floats of "
+                      f"its {sum(int(np.prod(s)) for _, s in stop.param_shapes())}): written "
+                      f"for another cfg (other filters, classes or layers)")
+    return out
+
+
 def load_weights(network, path, cutoff=None, allow_partial=False, gates="ab"):
     """Load ``path`` into ``network``'s first ``cutoff`` layers (all when None).
 

@@ -225,3 +225,35 @@ def test_partial_command_saves_a_backbone_for_a_new_head(tmp_path, capsys):
     np.testing.assert_array_equal(fresh.layers[1].params["weights"], net.layers[1].params["weights"])
     assert main(["partial", str(new_head), str(out), str(tmp_path / "x"), "9"]) == 2
     assert "has 6 layers; keep 1..6" in capsys.readouterr().err
+
+
+def test_describe_weights_says_whole_backbone_or_another_cfg(tmp_path, capsys):
+    """`info CFG --weights W`: from the size and header alone, whether a file is the
+    network's, a backbone ending at a layer boundary, or another cfg's (and where)."""
+    from pydarknet.cli import main
+    from pydarknet.network import Network
+    from pydarknet.weights import describe_weights
+    cfg = tmp_path / "n.cfg"
+    cfg.write_text("[net]\nbatch=4\nwidth=8\nheight=8\nchannels=3\n[convolutional]\n"
+                   "batch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=leaky\n[maxpool]\n"
+                   "size=2\nstride=2\n[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
+    net = Network(str(cfg))
+    net.seen = 40
+    net.save_weights(tmp_path / "all.weights")
+    net.save_weights(tmp_path / "conv.1", cutoff=1)
+    bare = Network(str(cfg), init=False)
+    whole = describe_weights(bare, tmp_path / "all.weights")
+    assert (whole["fits"], whole["stop"], whole["left"]) == ("whole", None, 0)
+    assert whole["floats"] == whole["expected"] == 4 * 4 + 4 * 27 + 2 + 2 * 4
+    back = describe_weights(bare, tmp_path / "conv.1")
+    assert (back["fits"], back["stop"]) == ("backbone", 2)
+    raw = (tmp_path / "all.weights").read_bytes()
+    (tmp_path / "cut.weights").write_bytes(raw[:-8])
+    cut = describe_weights(bare, tmp_path / "cut.weights")
+    assert cut["fits"] == "mismatch" and "ends inside layer 2 [convolutional] (8 floats of " \
+        "its 10)" in cut["why"]
+    (tmp_path / "long.weights").write_bytes(raw + b"\0" * 12)
+    assert "3 floats more than the network's 134" in describe_weights(
+        bare, tmp_path / "long.weights")["why"]
+    assert main(["info", str(cfg), "--weights", str(tmp_path / "all.weights")]) == 0
+    assert "seen 40 images (iteration 10 at batch 4)" in capsys.readouterr().out

@@ -17,8 +17,14 @@ def _cmd_info(args):
     net = Network(args.cfg, batch=args.batch or 1, width=args.width, height=args.height,
                   init=False)
     if args.json:
-        json.dump({"layers": net.summary(), "total_bflops": net.total_bflops,
-                   "net": net.net.summary()}, sys.stdout, indent=1)
+        out = {"layers": net.summary(), "total_bflops": net.total_bflops,
+               "net": net.net.summary()}
+        if args.weights:
+            from ..weights import describe_weights
+            d = describe_weights(net, args.weights)
+            h = d.pop("header")
+            out["weights"] = dict(d, version=[h.major, h.minor, h.revision], seen=h.seen)
+        json.dump(out, sys.stdout, indent=1)
         print()
     else:
         n = net.net
@@ -26,7 +32,20 @@ def _cmd_info(args):
               f" batch {n.batch}/{n.subdivisions}")
         print(net.table())
         _print_conv_paths(net)
+        if args.weights:
+            _print_weights(net, args.weights)
     return 0
+
+
+def _print_weights(net, path):
+    """Does a .weights file fit the cfg: its header, what it holds, and where it stops."""
+    from ..weights import describe_weights
+    d = describe_weights(net, path)
+    h = d["header"]
+    per_iteration = net.net.batch * max(net.net.time_steps, 1)
+    print(f"{path}: Darknet {h.major}.{h.minor}.{h.revision} weights, seen {h.seen} images "
+          f"(iteration {h.seen // max(per_iteration, 1)} at batch {per_iteration}); "
+          f"{d['floats']:,} floats: {d['why']}")
 
 
 def _print_conv_paths(net):
@@ -132,6 +151,8 @@ def add_commands(sub):
     info.add_argument("--width", type=int)
     info.add_argument("--height", type=int)
     info.add_argument("--batch", type=int, help="inference batch (default 1)")
+    info.add_argument("--weights", help="also say whether this .weights file fits the cfg: "
+                                        "the whole network, a backbone, or another cfg's")
     info.add_argument("--memory", action="store_true",
                       help="memory per layer and in total for inference and training on the "
                            "CPU and CUDA backends, and the smallest subdivisions that fits")
