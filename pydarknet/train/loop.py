@@ -267,10 +267,10 @@ class Trainer:
                           "rate": net.learning_rate, "seconds": dt, "images": net.seen,
                           "hours_left": left, "size": [net.net.width, net.net.height]}
                 suffix = self._contrastive(net, record) + self._data_problems(record)
-                heads = getattr(net, "head_stats", None)
-                if heads:
-                    record["heads"] = heads
-                    for line in head_lines(net, heads):
+                head_stats = getattr(net, "head_stats", None)
+                if head_stats:
+                    record["heads"] = head_stats
+                    for line in head_lines(net, head_stats):
                         self.log(line)
                 if net.ema is not None and net.ema.event:
                     self.log(f" {net.ema.event}")
