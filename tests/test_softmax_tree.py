@@ -70,6 +70,37 @@ def test_softmax_tree_classifier_trains_and_predicts_leaves(tmp_path):
     assert list(p.argmax(1)) == [9, 11, 7, 2]
 
 
+def test_predict_ranks_every_class_of_the_tree_with_its_parent(tmp_path, capsys):
+    """Darknet's predict_classifier: hierarchy_predictions(..., only_leaves=0), so inner
+    classes rank too, printed as 'index, name: p, parent: name'."""
+    import cv2
+
+    from pydarknet.cli import main
+    from pydarknet.eval.classify import predict
+    cfg = (f"[net]\nwidth=8\nheight=8\nchannels=3\n[convolutional]\nfilters=12\nsize=3\n"
+           f"stride=2\npad=1\nactivation=leaky\n[avgpool]\n[softmax]\ntree={TREE}\n")
+    net = load_cfg_text(cfg, batch=1)
+    img = np.random.default_rng(2).integers(0, 256, (8, 8, 3), np.uint8)
+    tree = SoftmaxTree.read(TREE)
+    got = predict(net, img, top=12)
+    raw = net.predict(np.ascontiguousarray(img[:, :, ::-1].transpose(2, 0, 1)[None] / 255,
+                                           np.float32)).reshape(1, -1)
+    want = tree.hierarchy_predictions(raw)[0]
+    assert sorted(k for k, _ in got) == list(range(12))       # inner classes among them
+    np.testing.assert_allclose([p for _, p in got], sorted(want, reverse=True), rtol=1e-5)
+    (tmp_path / "t.cfg").write_text(cfg)
+    net.save_weights(tmp_path / "t.weights")
+    (tmp_path / "names").write_text("\n".join(tree.names) + "\n")
+    (tmp_path / "t.data").write_text(f"classes = 12\nnames = {tmp_path / 'names'}\n")
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    assert main(["classifier", "predict", str(tmp_path / "t.data"), str(tmp_path / "t.cfg"),
+                 str(tmp_path / "t.weights"), str(tmp_path / "a.png"), "-top", "12"]) == 0
+    lines = capsys.readouterr().out.splitlines()[1:]
+    k = int(lines[0].split(",")[0])
+    up = tree.parent[k]
+    assert lines[0].endswith(f", parent: {tree.names[up] if up >= 0 else 'Root'} ")
+
+
 def test_missing_tree_file_says_where_it_looked(tmp_path):
     cfg = tmp_path / "cfg" / "n.cfg"
     cfg.parent.mkdir()

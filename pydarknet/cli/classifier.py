@@ -31,9 +31,10 @@ def _setup(args, for_valid):
 
 
 def _cmd_predict(args):
-    from ..eval.classify import predict
+    from ..eval.classify import predict, softmax_tree
     from ..image import read_bgr
     data, net, names = _setup(args, False)
+    tree = softmax_tree(net)
     top = args.top or int(data.get("top", 1))
     top = min(top, len(names))
     images = args.images
@@ -46,7 +47,11 @@ def _cmd_predict(args):
         res = predict(net, read_bgr(path, 1 if net.net.channels == 1 else 3), top)
         print(f"{path}: Predicted in {(time.time() - t0) * 1000:f} milli-seconds.")
         for k, p in res:
-            print(f"{names[k]}: {p:f}")
+            if tree is None:
+                print(f"{names[k]}: {p:f}")
+            else:               # Darknet's form with a tree: index, name, the parent's name
+                up = tree.parent[k]
+                print(f"{k}, {names[k]}: {p:f}, parent: {names[up] if up >= 0 else 'Root'} ")
     return 0
 
 

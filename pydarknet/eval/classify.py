@@ -89,24 +89,33 @@ def top_k(scores, k):
     return np.argsort(-scores, kind="stable")[: max(0, min(int(k), len(scores)))]
 
 
-def _scores(network, x):
-    """The network's predictions: the last layer's output that is not a [cost] layer (as
-    Darknet's ``get_network_output``); with a softmax tree, its leaves' path probabilities
-    (the classifier commands' hierarchy_predictions(..., only_leaves=1))."""
-    scores = network.predict(x).reshape(len(x), -1)
+def softmax_tree(network):
+    """The network's softmax tree (Darknet's net.hierarchy: its last [softmax] with tree=),
+    or None."""
     trees = [l for l in network.layers if l.layer_type == "softmax" and l.tree]
-    if trees:   # Darknet's net.hierarchy: each leaf's probability along its path, leaves only
-        tree = load_tree(trees[-1])
+    return load_tree(trees[-1]) if trees else None
+
+
+def _scores(network, x, only_leaves=True):
+    """The network's predictions: the last layer's output that is not a [cost] layer (as
+    Darknet's ``get_network_output``); with a softmax tree, each class's probability along
+    its path, the inner classes 0 with ``only_leaves`` (Darknet's hierarchy_predictions:
+    leaves only in the valid commands, every class in predict)."""
+    scores = network.predict(x).reshape(len(x), -1)
+    tree = softmax_tree(network)
+    if tree is not None:
         scores = tree.hierarchy_predictions(scores)
-        scores[:, ~tree.leaf] = 0
+        if only_leaves:
+            scores[:, ~tree.leaf] = 0
     return scores
 
 
 def predict(network, image_bgr, top=5):
-    """[(class_id, probability)] of the ``top`` highest outputs for one uint8 BGR image."""
+    """[(class_id, probability)] of the ``top`` highest outputs for one uint8 BGR image (with
+    a softmax tree, over every class of the tree, as Darknet's predict_classifier)."""
     n = network.net
     x = classifier_input(image_bgr, n.width, n.height, _channels(network))[None]
-    s = _scores(network, x)[0]
+    s = _scores(network, x, only_leaves=False)[0]
     return [(int(i), float(s[i])) for i in top_k(s, top)]
 
 
