@@ -275,8 +275,10 @@ def test_detector_test_writes_predictions(dataset, tmp_path, capsys, monkeypatch
     monkeypatch.chdir(tmp_path)
     img = (d / "valid.txt").read_text().split()[3]
     code, out, err = run(capsys, "detector", "test", d / "obj.data", d / "tiny.cfg",
-                         d / "tiny.weights", img, "-thresh", 0.5, "-dont_show", "-out", "r.json")
+                         d / "tiny.weights", img, "-thresh", 0.5, "-dont_show", "-out", "r.json",
+                         "-benchmark_layers")
     assert code == 0, err
+    assert "layers by time" in out
     assert re.fullmatch(rf"{re.escape(img)}: Predicted in \d+\.\d{{6}} milli-seconds\.",
                         out.splitlines()[0])                # Darknet's line, before the boxes
     assert (tmp_path / "predictions.jpg").exists()

@@ -104,3 +104,19 @@ def progress():
     if not sys.stderr.isatty():
         return None
     return lambda *a, **k: print(*a, **k, file=sys.stderr, flush=True)
+
+
+def print_layer_times(times, top):
+    """Darknet's -benchmark_layers table: the slowest layers first, with their share."""
+    total = sum(t for _, t in times) or 1.0
+    print(f"\nlayers by time (median of 5 passes, synchronised after each layer; "
+          f"{total * 1000:.2f} ms in all):")
+    ranked = sorted(times, key=lambda lt: -lt[1])
+    for layer, t in ranked[:top]:
+        bf = getattr(layer, "bflops", 0) or 0
+        rate = f"{bf / t:8.1f} GFLOP/s" if bf and t > 0 else ""
+        print(f"  {layer.index:4d} {layer.type:<16s} {t * 1000:9.3f} ms {100 * t / total:5.1f}% "
+              f"{rate}")
+    if len(ranked) > top:
+        rest = sum(t for _, t in ranked[top:])
+        print(f"  ({len(ranked) - top} more layers: {rest * 1000:.3f} ms)")

@@ -20,7 +20,8 @@ import time
 
 from ..errors import PydarknetError
 from .common import (add_run_options, darknet_command, darknet_flag, load_network,
-                     new_problems, progress, reader_threads, report_problems)
+                     new_problems, print_layer_times, progress, reader_threads,
+                     report_problems)
 
 
 def _expand_images(items, problems):
@@ -201,10 +202,15 @@ def _cmd_test(args):
     single = "predictions.jpg" if len(paths) == 1 and not args.out_dir else None
     out_dir = None if single else (args.out_dir or "predictions")
     # batch 1 as Darknet's test_detector: the printed time is one image's forward pass
-    return _run_detection(net, paths, problems, names, args.thresh, args.nms, out_dir, single,
+    code = _run_detection(net, paths, problems, names, args.thresh, args.nms, out_dir, single,
                           args.out, args.ext_output, 1, reader_threads(args),
                           True if args.letter_box else None, args.save_labels,
                           darknet_console=True)
+    if args.benchmark_layers:
+        import numpy as np
+
+        print_layer_times(net.profile(np.zeros((1,) + net.input_shape, np.float32)), 20)
+    return code
 
 
 def _cmd_map(args):
@@ -441,6 +447,8 @@ def add_commands(sub):
     darknet_flag(t, "out", help="JSON file for the detections (Darknet's -out)")
     darknet_flag(t, "save_labels", action="store_true",
                  help="write each image's detections as its label file (pseudo-labelling)")
+    darknet_flag(t, "benchmark_layers", action="store_true",
+                 help="also each layer's time, the slowest first (as forward --layers)")
     t.add_argument("--out-dir", dest="out_dir", help="folder for the images with boxes "
                    "(default: predictions.jpg for one image, predictions/ for several)")
     add_run_options(t)

@@ -7,7 +7,7 @@ import sys
 import time
 
 from ..heads import DETECTION_HEADS
-from .common import add_device_option, builtin_cfg, device_of
+from .common import add_device_option, builtin_cfg, device_of, print_layer_times
 
 
 def _cmd_info(args):
@@ -124,24 +124,8 @@ def _cmd_forward(args):
             print(f"  layer {layer.index} {layer.type}: output {list(out.shape)}, "
                   f"max {float(out.max()):.4f}, mean {float(out.mean()):.4f}")
     if args.layers:
-        _print_layer_times(net.profile(x), args.layers)
+        print_layer_times(net.profile(x), args.layers)
     return 0
-
-
-def _print_layer_times(times, top):
-    """Darknet's -benchmark_layers table: the slowest layers first, with their share."""
-    total = sum(t for _, t in times) or 1.0
-    print(f"\nlayers by time (median of 5 passes, synchronised after each layer; "
-          f"{total * 1000:.2f} ms in all):")
-    ranked = sorted(times, key=lambda lt: -lt[1])
-    for layer, t in ranked[:top]:
-        bf = getattr(layer, "bflops", 0) or 0
-        rate = f"{bf / t:8.1f} GFLOP/s" if bf and t > 0 else ""
-        print(f"  {layer.index:4d} {layer.type:<16s} {t * 1000:9.3f} ms {100 * t / total:5.1f}% "
-              f"{rate}")
-    if len(ranked) > top:
-        rest = sum(t for _, t in ranked[top:])
-        print(f"  ({len(ranked) - top} more layers: {rest * 1000:.3f} ms)")
 
 
 def add_commands(sub):
