@@ -94,3 +94,42 @@ def video_writer(path, fps, size):
         raise PydarknetError(f"cannot write the video '{path}': OpenCV has no encoder for it "
                              f"here (try a .avi name)")
     return writer
+
+
+def source_fps(capture):
+    """The capture's frame rate, or Darknet's default of 25 where it gives none."""
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    return fps if np.isfinite(fps) and fps > 0 else 25.0
+
+
+class FramesOut:
+    """A video file that takes frames as they come (made at the first one's size, the
+    source's frame rate); ``path`` None writes nothing. A context manager: it closes the
+    source ``capture`` and the file."""
+
+    def __init__(self, path, capture):
+        self.path, self.capture, self.fps = path, capture, source_fps(capture)
+        self._writer = None
+
+    def write(self, frame):
+        if self.path is None:
+            return
+        if self._writer is None:
+            self._writer = video_writer(self.path, self.fps, (frame.shape[1], frame.shape[0]))
+        self._writer.write(frame)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.capture.release()
+        if self._writer is not None:
+            self._writer.release()
+        return False
+
+    def summary(self, frames, seconds, source):
+        """The closing line (for stderr); an error when no frame could be read."""
+        if not frames:
+            raise PydarknetError(f"no frame could be read from {source}")
+        return (f"{frames} frames in {seconds:.2f} s ({frames / seconds:.1f} frames/s)"
+                + (f"; video written to {self.path}" if self.path else ""))

@@ -108,20 +108,16 @@ def _cmd_list(args):
 def _cmd_demo(args):
     """Darknet's ``classifier demo``: the top classes of every frame of a video or camera
     (the frame resized to the network), printed, and written onto ``-out_filename``."""
-    import math
-
     import cv2
 
     from ..eval.classify import image_scores, top_k
-    from ..video import open_capture, video_writer
+    from ..video import FramesOut, open_capture
     data, net, names = _setup(args, False)
     top = min(args.top or int(data.get("top", 1)), len(names))
     source = args.video if args.video is not None else args.c
     cap = open_capture(source)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if math.isfinite(fps) and fps > 0 else 25.0
-    writer, n, t0 = None, 0, time.perf_counter()
-    try:
+    n, t0 = 0, time.perf_counter()
+    with FramesOut(args.out_filename, cap) as video:
         while args.frames is None or n < args.frames:
             ok, frame = cap.read()
             if not ok or frame is None or frame.size == 0:
@@ -137,20 +133,8 @@ def _cmd_demo(args):
                 for row, (k, p) in enumerate(best):
                     cv2.putText(frame, f"{p * 100:.1f}%: {names[k]}", (8, 24 + 22 * row),
                                 cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
-                if writer is None:
-                    writer = video_writer(args.out_filename, fps,
-                                          (frame.shape[1], frame.shape[0]))
-                writer.write(frame)
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
-    if not n:
-        raise PydarknetError(f"no frame could be read from {source}")
-    dt = time.perf_counter() - t0
-    print(f"{n} frames in {dt:.2f} s ({n / dt:.1f} frames/s)"
-          + (f"; video written to {args.out_filename}" if args.out_filename else ""),
-          file=sys.stderr)
+                video.write(frame)
+    print(video.summary(n, time.perf_counter() - t0, source), file=sys.stderr)
     return 0
 
 

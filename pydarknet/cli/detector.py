@@ -13,7 +13,6 @@ too). ``detector train`` is in :mod:`.train`.
 """
 
 import json
-import math
 import os
 import sys
 import time
@@ -321,16 +320,14 @@ def _cmd_demo(args):
     import cv2
 
     from ..image import draw_detections
-    from ..video import iter_video_detections, open_capture, video_writer
+    from ..video import FramesOut, iter_video_detections, open_capture
     data = _read_data(args.data)
     net = load_network(args, args.cfg, args.weights)
     names = _names_for(net, data.get("names"))
     source = args.video if args.video is not None else args.c
     cap = open_capture(source)
-    fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if math.isfinite(fps) and fps > 0 else 25.0      # Darknet's default
-    writer, frames, n, t0 = None, [], 0, time.perf_counter()
-    try:
+    frames, n, t0 = [], 0, time.perf_counter()
+    with FramesOut(args.out_filename, cap) as video:
         for n, frame, dets, _ in iter_video_detections(
                 net, cap, args.thresh, 0.45, True if args.letter_box else None, args.frames):
             if n == 1:
@@ -346,24 +343,11 @@ def _cmd_demo(args):
                     draw_detections(frame, dets.to_list(args.thresh), names, len(names))
                 if args.prefix:
                     cv2.imwrite(f"{args.prefix}_{n:08d}.jpg", frame)
-                if args.out_filename:
-                    if writer is None:
-                        writer = video_writer(args.out_filename, fps,
-                                              (frame.shape[1], frame.shape[0]))
-                    writer.write(frame)
-    finally:
-        cap.release()
-        if writer is not None:
-            writer.release()
+                video.write(frame)
     if args.json_file_output:
         with open(args.json_file_output, "w", encoding="utf-8") as f:
             json.dump(frames, f, indent=1)
-    if not n:
-        raise PydarknetError(f"no frame could be read from {source}")
-    dt = time.perf_counter() - t0
-    print(f"{n} frames in {dt:.2f} s ({n / dt:.1f} frames/s)"
-          + (f"; video written to {args.out_filename}" if args.out_filename else ""),
-          file=sys.stderr)
+    print(video.summary(n, time.perf_counter() - t0, source), file=sys.stderr)
     return 0
 
 
