@@ -15,7 +15,7 @@ import numpy as np
 from ..boxes import best_iou
 from .nms import nms_keep
 
-__all__ = ["RecallAccumulator", "evaluate_network_recall"]
+__all__ = ["RecallAccumulator", "evaluate_network_recall", "objectness_nms"]
 
 
 def objectness_nms(boxes, objectness, thresh):
