@@ -1,6 +1,7 @@
 """Darknet's ``detector recall``: proposals per image, mean best IoU and recall of a random
-detector on images with random truths, against AB Darknet's own command (its stderr line
-after each image: tests/data/darknet_eval.npz, from tools/darknet_eval_oracle.py)."""
+detector ([yolo] and [region] heads) on images with random truths, against AB Darknet's own
+command (its stderr line after each image: tests/data/darknet_eval.npz, from
+tools/darknet_eval_oracle.py)."""
 
 import pathlib
 
@@ -46,14 +47,25 @@ classes=2
 num=3
 """
 
+# the same detector with a YOLOv2 head: every cell and anchor a proposal of objectness 1 (AB's
+# custom_get_region_detections), so the objectness NMS keeps them in their order
+REGION_CFG = CFG[:CFG.index("[yolo]")] + """[region]
+anchors=0.8,1.0, 1.7,1.5, 3,2.5
+classes=2
+num=3
+coords=4
+softmax=1
+"""
+CFGS = {"yolo": CFG, "region": REGION_CFG}
+
 IMAGE_SIZES = [(48, 64), (60, 40), (33, 90), (64, 64), (20, 30), (100, 70)]
 
 
-def recall_inputs():
+def recall_inputs(head="yolo"):
     """The detector (parameters from a fixed seed: boxes near the anchors, objectness spread
     from near 0 to near 1; it finds 8 of the 12 truths) and the images with their truths
     [(class, x, y, w, h)], 0 to 4 each."""
-    net = load_cfg_text(CFG, batch=1)
+    net = load_cfg_text(CFGS[head], batch=1)
     rng = np.random.default_rng(11)
     for layer in net.layers:
         for k, v in layer.params.items():
@@ -96,11 +108,12 @@ def lines_as_numbers(lines):
     return np.array(out)
 
 
-def test_recall_matches_darknet(tmp_path):
+@pytest.mark.parametrize("head", list(CFGS))
+def test_recall_matches_darknet(tmp_path, head):
     if not ORACLE.exists():
         pytest.skip(f"{ORACLE} missing: python tools/darknet_eval_oracle.py DARKNET")
-    want = np.load(ORACLE)["recall_lines"]
-    net, images, truths = recall_inputs()
+    want = np.load(ORACLE)[f"recall_{head}"]
+    net, images, truths = recall_inputs(head)
     data = write_data_set(tmp_path, images, truths)
     lines = []
     r = evaluate_network_recall(net, str(tmp_path / "valid.txt"), log=lines.append)

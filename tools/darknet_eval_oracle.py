@@ -6,8 +6,8 @@ networks and images:
   (tests/test_classifier_valid.py), through tools/darknet_classifier_oracle.c, which sums
   network_predict over the views as AB's validate_classifier_* functions make them
   (load_image_color, resize_min, crop_image, flip_image, resize_network);
-- ``recall_lines``: the numbers of the line AB's `detector recall` prints after each image
-  (tests/test_recall.py), from the darknet program itself;
+- ``recall_yolo``, ``recall_region``: the numbers of the line AB's `detector recall` prints
+  after each image (tests/test_recall.py), from the darknet program itself;
 - ``rnn_valid``: count, perplexity and word perplexity of each line AB's `rnn valid` prints
   (tests/test_rnn_cli.py), from the darknet program.
 
@@ -55,19 +55,22 @@ def classifier_scores(darknet, tmp, env):
 
 
 def recall_lines(darknet, tmp, env):
-    from test_recall import CFG, lines_as_numbers, recall_inputs, write_data_set
-    net, images, truths = recall_inputs()
-    folder = tmp / "recall"
-    folder.mkdir()
-    data = write_data_set(folder, images, truths)
-    (folder / "d.cfg").write_text(CFG)
-    net.save_weights(str(folder / "d.weights"))
-    run = subprocess.run([str(darknet / "darknet"), "detector", "recall", str(data),
-                          str(folder / "d.cfg"), str(folder / "d.weights")], env=env,
-                         cwd=darknet, capture_output=True, text=True, check=True)
-    lines = [ln for ln in run.stderr.splitlines() if "RPs/Img:" in ln]
-    print("detector recall:\n" + "\n".join(lines))
-    return {"recall_lines": lines_as_numbers(lines)}
+    from test_recall import CFGS, lines_as_numbers, recall_inputs, write_data_set
+    out = {}
+    for head, cfg in CFGS.items():
+        net, images, truths = recall_inputs(head)
+        folder = tmp / f"recall-{head}"
+        folder.mkdir()
+        data = write_data_set(folder, images, truths)
+        (folder / "d.cfg").write_text(cfg)
+        net.save_weights(str(folder / "d.weights"))
+        run = subprocess.run([str(darknet / "darknet"), "detector", "recall", str(data),
+                              str(folder / "d.cfg"), str(folder / "d.weights")], env=env,
+                             cwd=darknet, capture_output=True, text=True, check=True)
+        lines = [ln for ln in run.stderr.splitlines() if "RPs/Img:" in ln]
+        print(f"detector recall ({head}):\n" + "\n".join(lines))
+        out[f"recall_{head}"] = lines_as_numbers(lines)
+    return out
 
 
 def rnn_valid(darknet, tmp, env):
