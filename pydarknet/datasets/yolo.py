@@ -18,10 +18,12 @@ import math
 import os
 
 from ..errors import PydarknetError
-from .layout import DetectionSplit, OutputFolder, Summary, readable_file
+from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
+                     readable_file)
 
 __all__ = ["convert_yolo", "read_yolo_yaml", "yolo_label_path", "parse_yolo_label"]
 
+# Ultralytics' IMG_FORMATS: what its loaders take from a split's folder
 IMAGE_EXTENSIONS = (".bmp", ".dng", ".jpeg", ".jpg", ".mpo", ".png", ".tif", ".tiff", ".webp",
                     ".pfm")
 _SPLITS = (("train", "train"), ("val", "valid"))     # yaml key -> Darknet list
@@ -145,12 +147,11 @@ def parse_yolo_label(line, classes, pose=False):
         x0, y0, x1, y1 = min(xs), min(ys), max(xs), max(ys)
     else:
         return f"{len(parts)} values (expected class x y w h, or a polygon)"
-    c = (min(max(x0, 0.0), 1.0), min(max(y0, 0.0), 1.0),
-         min(max(x1, 0.0), 1.0), min(max(y1, 0.0), 1.0))
-    if not (c[2] > c[0] and c[3] > c[1]):
+    clipped = clip_box(x0, y0, x1, y1, 1.0, 1.0)       # relative: the image is 1 x 1
+    if clipped is None:
         return "no width or height inside the image"
-    box = (int(cls), (c[0] + c[2]) / 2, (c[1] + c[3]) / 2, c[2] - c[0], c[3] - c[1])
-    return box, c != (x0, y0, x1, y1)
+    *corners, cut = clipped
+    return (int(cls), *box_to_darknet(*corners, 1.0, 1.0)), cut
 
 
 def _read_labels(path, names, pose, summary):
