@@ -5,6 +5,8 @@ import numpy as np
 
 F32 = np.float32
 
+FLT_MAX = float(np.finfo(np.float32).max)     # C's FLT_MAX: Darknet's "no limit"
+
 
 def logistic(x):
     """Darknet's logistic activation, 1 / (1 + exp(-x)), in float32. exp overflowing to inf

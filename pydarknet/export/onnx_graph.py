@@ -16,7 +16,6 @@ except ImportError as e:   # pragma: no cover - depends on the environment
 
 from ..errors import PydarknetError
 
-FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def require_onnx():

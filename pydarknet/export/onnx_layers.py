@@ -10,10 +10,10 @@ attributes only.
 import numpy as np
 
 from ..errors import NotSupportedError
-from ..host_math import binarize_weights
+from ..host_math import FLT_MAX, binarize_weights
 from ..tree import load_tree
 from ..weight_tools import batchnorm_affine, fold_batchnorm
-from .onnx_graph import FLT_MAX, Tensor
+from .onnx_graph import Tensor
 
 F32 = np.float32
 

@@ -4,10 +4,10 @@ input on, as AB's GPU build does (its CPU build leaves its output at zeros). In 
 (pydarknet.layers.contrastive_loss) to its input's gradient. Without one (AB's classifier
 mode) training is refused: AB's Darknet crashes parsing it."""
 
+from ..host_math import FLT_MAX
 from .base import HostLoss, Layer
 from .registry import register
 
-FLT_MAX = 3.4028234663852886e38
 
 
 @register("contrastive")

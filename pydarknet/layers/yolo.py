@@ -5,13 +5,13 @@ import warnings
 import numpy as np
 
 from ..cfg import CfgWarning
+from ..host_math import FLT_MAX
 from .base import HostLoss, Layer
 from .registry import register
 
 IOU_LOSSES = ("mse", "giou", "diou", "ciou")
 IOU_KINDS = ("iou", "giou", "diou", "ciou")
 NMS_KINDS = {"default": 0, "greedynms": 1, "diounms": 2, "cornersnms": 3}
-FLT_MAX = float(np.finfo(np.float32).max)
 
 
 class YoloBase(HostLoss, Layer):

@@ -22,9 +22,9 @@ import numpy as np
 
 from .. import boxes
 from ..errors import NotSupportedError
+from ..host_math import FLT_MAX
 
 f32 = np.float32
-FLT_MAX = float(np.finfo(np.float32).max)
 
 
 def class_multipliers(layer):
