@@ -12,7 +12,8 @@ import time
 
 from ..errors import PydarknetError, ShapeError
 from .common import (add_device_option, add_run_options, darknet_command, darknet_flag,
-                     load_network, new_problems, progress, reader_threads, report_problems)
+                     images_or_stdin, load_network, new_problems, progress, reader_threads,
+                     report_problems)
 
 
 def _setup(args, for_valid):
@@ -37,9 +38,7 @@ def _cmd_predict(args):
     tree = softmax_tree(net)
     top = args.top or int(data.get("top", 1))
     top = min(top, len(names))
-    images = args.images
-    if not images and not sys.stdin.isatty():      # Darknet's `classifier predict ... < list`
-        images = [ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()]
+    images = images_or_stdin(args.images)   # `classifier predict ... < list.txt`
     if not images:
         raise PydarknetError("give an image to classify, or image paths on standard input")
     for path in images:

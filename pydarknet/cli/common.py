@@ -120,3 +120,11 @@ def print_layer_times(times, top):
     if len(ranked) > top:
         rest = sum(t for _, t in ranked[top:])
         print(f"  ({len(ranked) - top} more layers: {rest * 1000:.3f} ms)")
+
+
+def images_or_stdin(images):
+    """The images given, or (none given, standard input not a terminal) the paths read from
+    standard input, one a line: Darknet's ``... < list.txt``."""
+    if images or sys.stdin.isatty():
+        return list(images or ())
+    return [ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()]

@@ -19,8 +19,8 @@ import time
 
 from ..errors import PydarknetError
 from .common import (add_run_options, darknet_command, darknet_flag, load_network,
-                     new_problems, print_layer_times, progress, reader_threads,
-                     report_problems)
+                     images_or_stdin, new_problems, print_layer_times, progress,
+                     reader_threads, report_problems)
 
 
 def _expand_images(items, problems):
@@ -190,10 +190,7 @@ def _cmd_test(args):
     net = load_network(args, args.cfg, args.weights)
     names = _names_for(net, data.get("names"))
     problems = new_problems()
-    images = args.images
-    if not images and not sys.stdin.isatty():
-        # Darknet's `detector test ... < list.txt > result.txt`: image paths on standard input
-        images = [ln.strip() for ln in sys.stdin.read().splitlines() if ln.strip()]
+    images = images_or_stdin(args.images)   # `detector test ... < list.txt > result.txt`
     if not images:
         raise PydarknetError("give an image (or a folder, or a list file) to detect in, or "
                              "image paths on standard input (< list.txt)")
