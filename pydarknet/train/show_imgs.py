@@ -7,6 +7,7 @@ import os
 import cv2
 import numpy as np
 
+from ..data.augment import from_chw
 from ..image import class_color
 
 __all__ = ["save_training_images"]
@@ -15,10 +16,8 @@ __all__ = ["save_training_images"]
 def _picture(chw):
     """float32 [C, H, W] RGB in [0, 1] -> uint8 BGR (grey for one channel; the first three of
     more)."""
-    img = np.clip(np.asarray(chw[:3], np.float32) * 255 + 0.5, 0, 255).astype(np.uint8)
-    if len(img) == 1:
-        return np.ascontiguousarray(img[0])
-    return np.ascontiguousarray(img.transpose(1, 2, 0)[..., ::-1])
+    img = from_chw(chw[:3])
+    return np.ascontiguousarray(img[..., 0] if img.shape[2] == 1 else img[..., ::-1])
 
 
 def save_training_images(images, truths, iteration, folder=".", classes=None):
