@@ -76,9 +76,17 @@ def _stored_transposed(layer, header, values, name):
     return values
 
 
+def stored_floats(layer, gates="ab"):
+    """How many floats a .weights file stores for ``layer`` (0 for a dontload one); from its
+    parameter shapes, so a network built without parameters answers too."""
+    if getattr(layer, "dontload", 0):
+        return 0
+    shapes = dict(layer.param_shapes())
+    return sum(int(np.prod(shapes[n])) for n in _load_order(layer, gates))
+
+
 def expected_floats(layers):
-    return sum(int(np.prod(layer.params[n].shape)) for layer in layers
-               if not getattr(layer, "dontload", 0) for n in _load_order(layer))
+    return sum(stored_floats(layer) for layer in layers)
 
 
 def describe_weights(network, path):
@@ -101,10 +109,7 @@ def describe_weights(network, path):
                            f"float32 values")
     total, pos, stop, need = payload // 4, 0, None, 0
     for layer in network.layers:
-        if getattr(layer, "dontload", 0):
-            continue
-        shapes = dict(layer.param_shapes())
-        count = sum(int(np.prod(shapes[n])) for n in _load_order(layer))
+        count = stored_floats(layer)
         need += count
         if stop is None and count:
             if pos + count <= total:
@@ -127,7 +132,7 @@ def describe_weights(network, path):
     else:
         out["fits"] = "mismatch"
         out["why"] = (f"ends inside layer {stop.index} [{stop.section.name}] ({left} floats of "
-                      f"its {sum(int(np.prod(s)) for _, s in stop.param_shapes())}): written "
+                      f"its {stored_floats(stop)}): written "
                       f"for another cfg (other filters, classes or layers)")
     return out
 
