@@ -65,6 +65,7 @@ def _cmd_average(args):
 
 
 def _cmd_edit(args):
+    from ..datasets.check import atomic_write
     from ..errors import PydarknetError
     from ..network import Network
     from ..weight_tools import (denormalize, rescale_first_input, swap_first_rgb,
@@ -80,7 +81,7 @@ def _cmd_edit(args):
         where = ", ".join(f"{l.index} [{l.section.name}]" for l in changed) or "none"
         note = ""
         if args.cfg_out:
-            _write_text(args.cfg_out, text)
+            atomic_write(args.cfg_out, text)
             note = f"; {args.cfg_out}: the cfg it fits"
         elif changed:
             note = (f"; it fits {args.cfg} with batch_normalize={int(adding)} in the layers "
@@ -99,13 +100,6 @@ def _cmd_edit(args):
     out.save_weights(args.out)
     return 0
 
-
-def _write_text(path, text):
-    import os
-    tmp = f"{path}.tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _cmd_from_pjreddie(args):

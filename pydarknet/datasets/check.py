@@ -306,7 +306,7 @@ def _backup_path(path):
     return candidate
 
 
-def _atomic_write(path, text):
+def atomic_write(path, text):
     """``text`` into ``path`` through a temporary file renamed over it (a crash leaves the old
     file or the new one, never half of one), keeping the old file's permissions."""
     folder = os.path.dirname(os.path.abspath(path))
@@ -335,7 +335,7 @@ def _rewrite(path, text, what, report):
         os.close(fd)
         shutil.copy2(path, tmp)
         os.replace(tmp, backup)
-        _atomic_write(path, text)
+        atomic_write(path, text)
     except OSError as e:
         raise PydarknetError(f"{path}: cannot write the fixed file ({e.strerror or e}); "
                              f"the file is unchanged") from None
