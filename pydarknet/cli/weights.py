@@ -101,7 +101,6 @@ def _cmd_edit(args):
     return 0
 
 
-
 def _cmd_from_pjreddie(args):
     from ..network import Network
     net = Network(args.cfg, batch=1, init=False)
