@@ -220,6 +220,22 @@ def format_report(r):
     return "\n".join(lines)
 
 
+def validation_paths(valid):
+    """A validation list: a list file's images, or the paths given; empty is a DataError."""
+    from .. import labels as L
+    from ..errors import DataError
+    paths = L.read_list(valid, "validation image list") if isinstance(valid, (str, bytes)) \
+        or hasattr(valid, "__fspath__") else [str(p) for p in valid]
+    if not paths:
+        raise DataError("the validation image list is empty")
+    return paths
+
+
+def default_batch(network):
+    """Images per forward pass of an evaluation: the network's batch, at most 16."""
+    return max(1, min(int(getattr(network, "batch", 1) or 1), 16))
+
+
 def evaluate_network_map(network, valid, names=None, iou_thresh=0.5, thresh=0.25, points=0,
                          letter_box=None, nms=0.45, det_thresh=0.005, batch_size=None, threads=2,
                          difficult=None, problems=None, label_rule=None, collect=None, log=None):
@@ -241,10 +257,7 @@ def evaluate_network_map(network, valid, names=None, iou_thresh=0.5, thresh=0.25
     t0 = time.time()
     problems = problems if problems is not None else Problems()
     label_rule = label_rule or functools.partial(L.label_path, problems=problems)
-    paths = L.read_list(valid, "validation image list") if isinstance(valid, (str, bytes)) \
-        or hasattr(valid, "__fspath__") else [str(p) for p in valid]
-    if not paths:
-        raise DataError("the validation image list is empty")
+    paths = validation_paths(valid)
     classes = detection_layers(network)[-1].classes
     if names is None:
         names = [str(i) for i in range(classes)]
@@ -261,7 +274,7 @@ def evaluate_network_map(network, valid, names=None, iou_thresh=0.5, thresh=0.25
             raise DataError(f"{difficult}: {len(dif_paths)} lines, but the validation list has "
                             f"{len(paths)}: they must be parallel")
     if batch_size is None:
-        batch_size = max(1, min(int(getattr(network, "batch", 1) or 1), 16))
+        batch_size = default_batch(network)
     acc = MapAccumulator(classes, iou_thresh, thresh, names)
     missing_labels = 0
     done = 0

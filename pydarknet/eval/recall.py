@@ -73,13 +73,11 @@ def evaluate_network_recall(network, valid, thresh=0.001, iou_thresh=0.5, nms=0.
     from .. import labels as L
     from ..detector import iter_detections
     from ..errors import DataError, Problems
+    from .darknet_map import default_batch, validation_paths
     problems = problems if problems is not None else Problems()
-    paths = L.read_list(valid, "validation image list") if isinstance(valid, (str, bytes)) \
-        or hasattr(valid, "__fspath__") else [str(p) for p in valid]
-    if not paths:
-        raise DataError("the validation image list is empty")
+    paths = validation_paths(valid)
     if batch_size is None:
-        batch_size = max(1, min(int(getattr(network, "batch", 1) or 1), 16))
+        batch_size = default_batch(network)
     label_rule = functools.partial(L.label_path, problems=problems)
     acc = RecallAccumulator(thresh, iou_thresh, nms)
     for _, path, _, dets in iter_detections(network, paths, thresh, 0, letter_box=False,
