@@ -12,8 +12,8 @@ __all__ = ["run_training"]
 
 
 def _map_function(data, thresh=0.25, iou=0.5):
-    """mAP@0.5 of the network on the .data file's valid list (Darknet's default: the train
-    list)."""
+    """The network's mAP at IoU ``iou`` (detections above ``thresh``) on the .data file's
+    valid list (Darknet's default: the train list)."""
     valid = data.get("valid") or data.get("train")
     if not valid:
         return None
