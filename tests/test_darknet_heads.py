@@ -1,8 +1,9 @@
 """[region], [detection] and [Gaussian_yolo] training forwards equal AB Darknet's own; so do
-[region] with a softmax tree (tests/data/tiny.tree; with yolo9000's class map, classfix and
-classification-only images) and [softmax] with one (its labels filled by fill_hierarchy),
-YOLOv1's [local] layer, forward and backward (``LOCAL_CASES``), and [crnn] at inference over
-three frames (``CRNN_CASES``).
+[yolo] and [Gaussian_yolo] with a class map (map=), [region] with a softmax tree
+(tests/data/tiny.tree; with yolo9000's class map, classfix and classification-only images)
+and [softmax] with one (its labels filled by fill_hierarchy), YOLOv1's [local] layer,
+forward and backward (``LOCAL_CASES``), and [crnn] at inference over three frames
+(``CRNN_CASES``).
 
 tests/data/darknet_heads.npz holds what AB Darknet 59596d7 (CPU build, the reference data's
 commit) computed for the cases below: each head's ``l.output``, ``l.delta`` and ``l.cost[0]``
@@ -59,8 +60,22 @@ GAUSSIAN = """[net]
 batch=2
 width=6
 height=6
-channels=36
+channels={channels}
 [Gaussian_yolo]
+mask=0,1,2
+anchors=6,8, 14,12, 20,26, 30,24, 40,44, 52,50
+classes=3
+num=6
+max=6
+{options}
+"""
+
+YOLO = """[net]
+batch=2
+width=6
+height=6
+channels={channels}
+[yolo]
 mask=0,1,2
 anchors=6,8, 14,12, 20,26, 30,24, 40,44, 52,50
 classes=3
@@ -85,7 +100,7 @@ CASES = {
     "detection_softmax": dict(cfg=DETECTION.format(options=(
         "rescore=0\nsoftmax=1\nsqrt=0\nforced=1\nobject_scale=2\ncoord_scale=1.5")),
         seed=14, seen=100000),
-    "gaussian": dict(cfg=GAUSSIAN.format(options=(
+    "gaussian": dict(cfg=GAUSSIAN.format(channels=36, options=(
         "iou_loss=giou\niou_normalizer=0.5\niou_thresh=0.213\nignore_thresh=.5\n"
         "truth_thresh=1\nuc_normalizer=1.0\nscale_x_y=1.05")), seed=15, seen=0),
     "region_tree": dict(cfg=REGION.format(channels=51, options="tree={tree}").replace(
@@ -102,9 +117,18 @@ CASES = {
     "region_tree_only_class": dict(cfg=REGION.format(channels=51, options=(
         "tree={tree}\nmap={map}")).replace("classes=3", "classes=12"), seed=23, seen=20000,
         truths={1: [0.55, 0.45, 0.35, 0.4, 2], 2: [200000, 200000, 1, 1, 9]}),
+    # [yolo] and [Gaussian_yolo] with a class map (tiny.map: 0, 1, 2 -> 8, 10, 11 of 12), the
+    # truth_thresh pass included
+    "yolo_map": dict(cfg=YOLO.format(channels=51, options=(
+        "map={map}\niou_loss=ciou\nignore_thresh=.3\ntruth_thresh=.6\niou_thresh=.2"
+        "\ncounters_per_class=5,1,1,1,1,1,1,1,2,1,3,1")).replace("classes=3", "classes=12"),
+        seed=24, seen=0),
+    "gaussian_map": dict(cfg=GAUSSIAN.format(channels=63, options=(
+        "map={map}\nignore_thresh=.3\ntruth_thresh=.6")).replace("classes=3", "classes=12"),
+        seed=25, seen=0),
     "softmax_tree": dict(cfg="[net]\nbatch=2\nwidth=2\nheight=2\nchannels=3\n"
                              "[softmax]\ntree={tree}\n", seed=18, seen=0),
-    "gaussian_mse": dict(cfg=GAUSSIAN.format(options=(
+    "gaussian_mse": dict(cfg=GAUSSIAN.format(channels=36, options=(
         "iou_loss=mse\nyolo_point=left_top\nlabel_smooth_eps=0.1\nignore_thresh=.3\n"
         "obj_normalizer=1.5\nuc_normalizer=0.7")), seed=16, seen=0),
 }

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from pydarknet import boxes
-from pydarknet.errors import CfgError
 from pydarknet.host_math import logistic
 from pydarknet.layers.gaussian_yolo_loss import gaussian_yolo_loss
 from pydarknet.layers.yolo_loss import class_multipliers
@@ -298,9 +297,3 @@ def test_gaussian_delta_reaches_the_input_scaled_by_delta_normalizer():
     np.testing.assert_array_equal(net.deltas[head.index], expected)
     np.testing.assert_array_equal(net.deltas[head.index - 1], expected * f32(0.5))
     assert head.cost == cost
-
-
-def test_gaussian_training_refuses_map():
-    net = load_cfg_text(GAUSSIAN.format(extra="map=some.map"))
-    with pytest.raises(CfgError, match="map"):
-        net.check_trainable()

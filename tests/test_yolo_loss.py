@@ -580,20 +580,42 @@ def test_counters_per_class_label_smoothing_and_max_delta():
     assert checked >= 3
 
 
-def test_map_is_not_supported():
-    layer = _layer({"iou_loss": "ciou"})
-    layer.map_file = "data/coco9k.map"
-    with pytest.raises(NotSupportedError, match="map"):
+def test_a_map_shorter_than_the_classes_stops_at_the_first_truth_past_it(tmp_path):
+    # (AB reads past the end of its map: garbage class ids)
+    short = tmp_path / "short.map"
+    short.write_text("2\n0\n")
+    layer = _layer({"iou_loss": "ciou", "map": short})
+    with pytest.raises(ValueError, match=r"class 2 is past the 2 lines of .*short.map"):
         yolo_loss(layer, _input(layer), b_truths(), 96, 96)
 
 
+def test_a_map_only_renames_the_classes(tmp_path):
+    # the truths of class k train class map[k]: a map of the identity changes nothing, and a
+    # permuted one gives what the permuted labels give
+    same, turn = tmp_path / "same.map", tmp_path / "turn.map"
+    same.write_text("0\n1\n2\n")
+    turn.write_text("2\n0\n1\n")
+    plain = _layer({"iou_loss": "ciou"})
+    out, t = _input(plain), b_truths()
+    want, cost, _ = yolo_loss(plain, out, t, 96, 96)
+    got, got_cost, _ = yolo_loss(_layer({"iou_loss": "ciou", "map": same}), out, t, 96, 96)
+    np.testing.assert_array_equal(got, want)
+    relabelled = t.copy()
+    known = (t[..., 4] >= 0) & (t[..., 4] < 3)
+    relabelled[..., 4][known] = np.array([2, 0, 1], f32)[t[..., 4][known].astype(int)]
+    want, cost, _ = yolo_loss(plain, out, relabelled, 96, 96)
+    got, got_cost, _ = yolo_loss(_layer({"iou_loss": "ciou", "map": turn}), out, t, 96, 96)
+    np.testing.assert_array_equal(got, want)
+    assert got_cost == cost
+
+
 @pytest.mark.parametrize("head", ["yolo", "Gaussian_yolo"])
-def test_map_is_refused_before_training(head):
+def test_a_missing_map_stops_training_before_it_starts(head):
     from pydarknet.errors import CfgError
     entries = 5 if head == "yolo" else 9
     net = load_cfg_text(f"[net]\nwidth=16\nheight=16\nchannels={2 * (2 + entries)}\n[{head}]\n"
                         f"mask=0,1\nanchors=4,4, 8,8\nclasses=2\nnum=2\nmap=data/coco9k.map\n")
-    with pytest.raises(CfgError, match=r"map=data/coco9k.map asks for remapping"):
+    with pytest.raises(CfgError, match=r"cannot find the class map file data/coco9k.map"):
         net.check_trainable()
 
 

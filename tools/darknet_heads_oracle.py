@@ -1,6 +1,6 @@
 """Regenerate tests/data/darknet_heads.npz: AB Darknet's own training forward of its
-[region], [detection] and [Gaussian_yolo] layers on fixed inputs and truths (output, l.delta,
-l.cost), the oracle of tests/test_darknet_heads.py.
+[region], [detection], [Gaussian_yolo] and [yolo] layers on fixed inputs and truths (output,
+l.delta, l.cost), the oracle of tests/test_darknet_heads.py.
 
     # AB Darknet (commit 59596d7, as the reference data), CPU library:
     git clone https://github.com/AlexeyAB/darknet && cd darknet && make LIBSO=1

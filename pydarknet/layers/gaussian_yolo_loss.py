@@ -175,7 +175,7 @@ def gaussian_yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zero
 
     rows = []                                   # per image: (its truth rows, their class ids)
     for b in range(N):
-        _, cid, r, _ = image_truths(classes, truths, b, T)
+        _, cid, r, _ = image_truths(classes, truths, b, T, layer)
         rows.append((r, cid))
 
     # ---- pass 1: every predicted box against the image's truths --------------------------

@@ -30,8 +30,8 @@ import numpy as np
 
 from .. import boxes
 from ..host_math import logistic
-from ..tree import load_class_map, load_tree
-from .yolo_loss import image_truths
+from ..tree import load_tree
+from .yolo_loss import image_truths, map_classes
 
 f32 = np.float32
 PRIOR_SEEN = 12800      # images seen before the boxes stop being pulled to their anchors
@@ -156,7 +156,6 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
           "class_count": 0, "avg_anyobj": float(obj.sum(dtype=np.float64))}
 
     tree = load_tree(layer) if layer.tree else None
-    mapping = load_class_map(layer) if layer.map_file else None
     # the truths Darknet reads: up to the first x == 0, classes in range; with a tree, an
     # image whose truth is marked x, y > 100000 (a classification-only image of yolo9000's
     # combined data) trains only that class, at the cell and anchor that predict it best
@@ -260,12 +259,8 @@ def region_loss(layer, output, truths, seen, delta_out=None, zeroed=False):
         b_, c_, n_ = tb[last], tc[last], best_n[last]
         delta[b_, c_, n_, :4] = d_box[last]
         delta[b_, c_, n_, 4] = d_obj[last]
-        if mapping is not None:        # (Darknet maps here only, not for classfix)
-            if (tcls >= mapping.size).any():
-                raise ValueError(f"[region] layer {layer.index}: a truth of class "
-                                 f"{int(tcls.max())} is past the {mapping.size} lines of "
-                                 f"{layer.map_file}")
-            tcls = mapping[tcls]
+        if layer.map_file:        # (Darknet maps here only, not for classfix)
+            tcls = map_classes(layer, tcls)
         if tree is not None:   # truth by truth: a later one writes over its own groups only
             cat = [_tree_class_delta(tree, delta[tb[k], tc[k], best_n[k], 5:], oc[k],
                                      int(tcls[k]), class_scale) for k in range(tb.size)]

@@ -6,6 +6,7 @@ import numpy as np
 
 from ..cfg import CfgWarning
 from ..host_math import FLT_MAX
+from ..tree import load_class_map
 from .base import HostLoss, Layer
 from .registry import register
 
@@ -84,8 +85,8 @@ class YoloBase(HostLoss, Layer):
 
     def check_trainable(self):
         super().check_trainable()
-        if self.map_file:
-            raise self.refuse_training("map", "remapping the truths' class ids (yolo9000)")
+        if self.map_file:      # read now: a bad file stops training before it starts
+            load_class_map(self)
         bad = [m for m in self.mask if not 0 <= 2 * m + 1 < len(self.anchors)]
         if bad:     # Darknet trains them with whatever lies past its anchors
             raise self.section.error(

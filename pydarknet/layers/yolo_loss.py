@@ -23,6 +23,7 @@ import numpy as np
 from .. import boxes
 from ..errors import NotSupportedError
 from ..host_math import FLT_MAX
+from ..tree import load_class_map
 
 f32 = np.float32
 
@@ -234,10 +235,12 @@ def _box_deltas(p, pred, truth, xs, ij, bias_n, iou_norm, net_w, net_h):
     return d, iou, giou
 
 
-def image_truths(classes, truths, b, T):
+def image_truths(classes, truths, b, T, layer=None):
     """The rows of image b that Darknet's losses read (up to the first x == 0) as (indexes of
     the rows whose class id is in 0..classes-1, every row's class id (-1 for NaN or inf),
-    the rows, the number of rows with out-of-image coordinates)."""
+    the rows, the number of rows with out-of-image coordinates). With ``layer`` that has a
+    ``map=`` file, the kept rows' class ids are the map's (AB checks the label's own id
+    against classes, then trains the mapped one)."""
     rows = truths[b, :T]
     zero = np.flatnonzero(rows[:, 0] == 0)
     end = int(zero[0]) if zero.size else T
@@ -247,7 +250,19 @@ def image_truths(classes, truths, b, T):
     bad = int(np.count_nonzero((rows[:, 0] < 0) | (rows[:, 1] < 0) | (rows[:, 0] > 1)
                                | (rows[:, 1] > 1) | (rows[:, 2] < 0) | (rows[:, 3] < 0)))
     keep = np.flatnonzero((cls >= 0) & (cls < classes))
+    if layer is not None and getattr(layer, "map_file", None) and keep.size:
+        cls[keep] = map_classes(layer, cls[keep])
     return keep, cls, rows, bad
+
+
+def map_classes(layer, class_ids):
+    """The class ids through the layer's ``map=`` file (yolo9000's coco9k.map)."""
+    mapping = load_class_map(layer)
+    if (class_ids >= mapping.size).any():
+        raise ValueError(f"[{layer.type}] layer {layer.index}: a truth of class "
+                         f"{int(class_ids.max())} is past the {mapping.size} lines of "
+                         f"{layer.map_file}; the map needs a line for each class of the data")
+    return mapping[class_ids]
 
 
 def _label_cells(track_labels, class_ids, truths, tb, trow, tcls, mask_n, loc):
@@ -283,9 +298,6 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False,
     delta before the cost (pydarknet.layers.yolo_reject: AB's bad-label rejection), which
     may zero some of it.
     """
-    if getattr(layer, "map_file", None):
-        raise NotSupportedError(f"[yolo] layer {getattr(layer, 'index', '?')}: map= (class id "
-                                f"remapping, {layer.map_file}) is not supported in training")
     if getattr(layer, "box_entries", 4) != 4:
         raise NotSupportedError(f"yolo_loss is the [yolo] loss; layer "
                                 f"{getattr(layer, 'index', '?')} is [{layer.type}]")
@@ -316,7 +328,7 @@ def yolo_loss(layer, output, truths, net_w, net_h, delta_out=None, zeroed=False,
           "class_count": 0, "recall50": 0, "recall75": 0, "avg_obj": 0.0, "avg_anyobj": 0.0,
           "avg_cat": 0.0, "rewritten_bbox": 0, "total_bbox": 0, "bad_labels": 0}
 
-    per_image = [image_truths(p.classes, truths, b, T) for b in range(N)]
+    per_image = [image_truths(p.classes, truths, b, T, layer) for b in range(N)]
     # each cell's truth (its best anchor's): track id and class, for a [contrastive] layer
     # (which needs the [yolo] layer's embedding_layer=)
     track_labels = class_ids = None
