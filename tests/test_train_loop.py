@@ -307,7 +307,7 @@ def test_darknet_training_flags(tmp_path, shapes, monkeypatch):
     cfg = small_cfg(tmp_path)
     code = main(["detector", "train", shapes["data"], str(cfg), "-map", "-thresh", "0.3",
                  "-iou_thresh", "0.75", "-mAP_epochs", "1", "-chart", str(tmp_path / "c.png"),
-                 "-show_imgs", "-dont_show", "-mjpeg_port", "8090", "--max-batches", "2",
+                 "-show_imgs", "-dont_show", "--max-batches", "2",
                  "--backup", str(tmp_path / "b"), "--seed", "1"])
     assert code == 0
     assert os.path.getsize(tmp_path / "c.png") > 1000
@@ -319,6 +319,26 @@ def test_darknet_training_flags(tmp_path, shapes, monkeypatch):
     assert img.shape == (net.net.height, net.net.width, 3)
     records = [json.loads(l) for l in open(tmp_path / "b" / "demo-shapes_train.jsonl")]
     assert "map" in records[-1]
+
+
+def test_mjpeg_port_streams_the_chart(tmp_path, shapes):
+    """Darknet's -mjpeg_port in training: the loss chart, every iteration, to each client."""
+    from pydarknet.data import make_loader
+    from pydarknet.train.loop import Trainer
+    from test_http_stream import Reader, free_port, jpeg_parts, wait_for_clients
+    readers = []
+
+    def log(line):          # the stream is announced before the first iteration
+        if "the chart streams on" in line:
+            readers.append(Reader(trainer.chart_stream.port))
+            wait_for_clients(trainer.chart_stream, 1)
+
+    trainer = Trainer(small_cfg(tmp_path), lambda n, s: make_loader(n, shapes["train"], seed=s),
+                      backup=str(tmp_path), seed=2, max_batches=3, log=log,
+                      mjpeg_port=free_port())
+    trainer.run()
+    images = jpeg_parts(readers[0].finish()[1])
+    assert len(images) >= 1 and images[-1].shape == cv2.imread(str(tmp_path / "chart.png")).shape
 
 
 def test_show_imgs_draws_the_boxes(tmp_path):

@@ -79,10 +79,63 @@ def test_detector_demo_writes_the_video_frames_and_json(dataset, video, tmp_path
     assert (cap.get(cv2.CAP_PROP_FRAME_WIDTH), cap.get(cv2.CAP_PROP_FRAME_HEIGHT)) == (W, H)
     written = json.loads(js.read_text())
     assert [f["frame_id"] for f in written] == list(range(1, FRAMES + 1))
-    assert all(f["filename"] == path for f in written)
+    assert all("filename" not in f for f in written)       # (AB's demo writes none)
     assert sorted(p.name for p in tmp_path.glob("frame_*.jpg")) == [
         f"frame_{i:08d}.jpg" for i in range(1, FRAMES + 1)]
     assert f"{FRAMES} frames in" in err
+
+
+def test_detector_demo_streams_to_browsers_and_json_readers(dataset, video, tmp_path, capsys,
+                                                           monkeypatch):
+    """-mjpeg_port serves the frames with boxes, -json_port each frame's detections (what
+    -json_file_output writes); the servers listen before the video opens."""
+    import pydarknet.video as video_module
+    from test_http_stream import Reader, free_port, jpeg_parts
+    ports, readers, opened = (free_port(), free_port()), [], video_module.open_capture
+
+    def open_after_clients_came(source):
+        for port in ports:
+            readers.append(Reader(port))
+            readers[-1].wait_header()
+        return opened(source)
+
+    monkeypatch.setattr(video_module, "open_capture", open_after_clients_came)
+    d, (path, frames) = dataset, video
+    js = tmp_path / "d.json"
+    code, _, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",
+                       d / "tiny.weights", path, "-mjpeg_port", ports[0], "-json_port",
+                       ports[1], "-json_file_output", js, "-thresh", 0.1)
+    assert code == 0, err
+    assert len(readers) == 2 and "MJPEG stream on http://localhost:" in err
+    images = jpeg_parts(readers[0].finish()[1])
+    assert images and all(img.shape == (H, W, 3) for img in images)
+    streamed = json.loads(readers[1].finish()[1])
+    assert streamed == json.loads(js.read_text())
+    assert [f["frame_id"] for f in streamed] == list(range(1, FRAMES + 1))
+    assert any(f["objects"] for f in streamed)
+
+
+def test_an_interrupted_demo_keeps_what_it_wrote(dataset, video, tmp_path, capsys,
+                                                 monkeypatch):
+    """Ctrl-C (a camera runs until then) ends the demo as the end of the video would: the
+    JSON file is a whole array and the video holds the frames so far."""
+    import pydarknet.video as video_module
+    detections = video_module.iter_video_detections
+
+    def interrupted_after_two(*args, **kwargs):
+        for k, item in enumerate(detections(*args, **kwargs)):
+            if k == 2:
+                raise KeyboardInterrupt
+            yield item
+
+    monkeypatch.setattr(video_module, "iter_video_detections", interrupted_after_two)
+    d, (path, _) = dataset, video
+    out, js = tmp_path / "out.avi", tmp_path / "d.json"
+    code, _, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",
+                       d / "tiny.weights", path, "-out_filename", out, "-json_file_output", js)
+    assert code == 0 and "interrupted" in err and "2 frames in" in err
+    assert [f["frame_id"] for f in json.loads(js.read_text())] == [1, 2]
+    assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 2
 
 
 def test_detector_demo_names_what_it_cannot_open(dataset, tmp_path, capsys):

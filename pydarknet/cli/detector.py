@@ -66,8 +66,7 @@ def _darknet_lines(dets, names, thresh, ext_output):
     import numpy as np
     w, h = dets.image_size
     probs = dets.probs.copy()
-    hidden = [i for i, n in enumerate(names) if n.startswith("dont_show")]
-    probs[:, hidden] = 0
+    probs[:, np.logical_not(_shown(names))] = 0
     best = probs.argmax(1) if len(probs) else np.zeros(0, int)
     score = probs[np.arange(len(probs)), best] if len(probs) else np.zeros(0)
     rows = np.flatnonzero(score > np.float32(thresh))
@@ -86,16 +85,27 @@ def _darknet_lines(dets, names, thresh, ext_output):
     return lines
 
 
+def _shown(names):
+    """Darknet hides the classes whose name starts with dont_show from its output."""
+    return [not n.startswith("dont_show") for n in names]
+
+
 def _json_frame(frame_id, path, dets, names, thresh):
+    """AB's detection_to_json: every class above thresh of every box (path None: no
+    filename, as the demo's)."""
+    from ..http_stream import frame_json
     objects = []
     rows, cls, score = dets.pairs(thresh)
+    shown = _shown(names)
     for r, k, s in zip(rows, cls, score):
+        if not shown[k]:
+            continue
         x, y, w, h = (float(v) for v in dets.boxes[r])
         objects.append({"class_id": int(k), "name": names[k],
                         "relative_coordinates": {"center_x": x, "center_y": y, "width": w,
                                                  "height": h},
                         "confidence": float(s)})
-    return {"frame_id": frame_id, "filename": path, "objects": objects}
+    return frame_json(frame_id, objects, path)
 
 
 def _save_labels(path, dets, thresh):
@@ -313,38 +323,63 @@ def _cmd_valid(args):
 
 def _cmd_demo(args):
     """Darknet's ``detector demo``: detections in every frame of a video file or camera,
-    printed, and drawn into ``-out_filename`` (a video) and/or ``-prefix``_NNNNNNNN.jpg."""
+    printed, drawn into ``-out_filename`` (a video), ``-prefix``_NNNNNNNN.jpg and the
+    ``-mjpeg_port`` stream, and sent to ``-json_port`` and ``-json_file_output``. An
+    interruption (Ctrl-C) ends it as the end of the video would."""
+    import contextlib
+
     import cv2
 
+    from ..http_stream import JsonArrayFile, JsonServer, MjpegServer
     from ..image import draw_detections
     from ..video import FramesOut, iter_video_detections, open_capture
     data = _read_data(args.data)
     net = load_network(args, args.cfg, args.weights)
     names = _names_for(net, data.get("names"))
     source = args.video if args.video is not None else args.c
-    cap = open_capture(source)
-    frames, n, t0 = [], 0, time.perf_counter()
-    with FramesOut(args.out_filename, cap) as video:
-        for n, frame, dets, _ in iter_video_detections(
-                net, cap, args.thresh, 0.45, True if args.letter_box else None, args.frames):
-            if n == 1:
-                print(f"Video stream: {frame.shape[1]} x {frame.shape[0]}")
-            print("Objects:\n")
-            for line in _darknet_lines(dets, names, args.thresh, args.ext_output):
-                print(line)
-            print(f"\nFPS:{n / max(time.perf_counter() - t0, 1e-9):.1f}")
-            if args.json_file_output:
-                frames.append(_json_frame(n, str(source), dets, names, args.thresh))
-            if args.out_filename or args.prefix:
-                if not args.dontdraw_bbox:
-                    draw_detections(frame, dets.to_list(args.thresh), names, len(names))
-                if args.prefix:
-                    cv2.imwrite(f"{args.prefix}_{n:08d}.jpg", frame)
-                video.write(frame)
-    if args.json_file_output:
-        with open(args.json_file_output, "w", encoding="utf-8") as f:
-            json.dump(frames, f, indent=1)
-    print(video.summary(n, time.perf_counter() - t0, source), file=sys.stderr)
+    n, t0 = 0, time.perf_counter()
+    with contextlib.ExitStack() as out:
+        # the servers listen before the video opens, so that a client can be waiting
+        mjpeg = out.enter_context(MjpegServer(args.mjpeg_port, quality=40)) \
+            if args.mjpeg_port > 0 else None
+        json_server = out.enter_context(JsonServer(args.json_port)) \
+            if args.json_port > 0 else None
+        json_sinks = [sink for sink in (json_server, args.json_file_output and out.enter_context(
+            JsonArrayFile(args.json_file_output))) if sink]
+        for server, what in ((mjpeg, "MJPEG"), (json_server, "JSON")):
+            if server is not None:
+                print(f"{what} stream on http://localhost:{server.port}", file=sys.stderr)
+        video = out.enter_context(FramesOut(args.out_filename, open_capture(source)))
+        draw = args.out_filename or args.prefix or mjpeg
+        shown = _shown(names)
+        try:
+            for n, frame, dets, _ in iter_video_detections(
+                    net, video.capture, args.thresh, 0.45, True if args.letter_box else None,
+                    args.frames):
+                if n == 1:
+                    print(f"Video stream: {frame.shape[1]} x {frame.shape[0]}")
+                print("Objects:\n")
+                for line in _darknet_lines(dets, names, args.thresh, args.ext_output):
+                    print(line)
+                print(f"\nFPS:{n / max(time.perf_counter() - t0, 1e-9):.1f}")
+                if json_sinks:
+                    objects = _json_frame(n, None, dets, names, args.thresh)
+                    for sink in json_sinks:
+                        sink.write(objects)
+                if draw:
+                    if not args.dontdraw_bbox:
+                        draw_detections(frame, [d for d in dets.to_list(args.thresh)
+                                                if shown[d[0]]], names, len(names))
+                    if args.prefix:
+                        cv2.imwrite(f"{args.prefix}_{n:08d}.jpg", frame)
+                    if mjpeg is not None:
+                        mjpeg.write(frame)
+                    video.write(frame)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            if not n:
+                return 130
+        print(video.summary(n, time.perf_counter() - t0, source), file=sys.stderr)
     return 0
 
 
@@ -478,7 +513,13 @@ def add_commands(sub):
     darknet_flag(dm, "out_filename", help="write the frames with boxes to this video "
                  "(.avi: DIVX; .mp4: mp4v) at the source's frame rate")
     darknet_flag(dm, "prefix", help="write each frame with boxes as PREFIX_NNNNNNNN.jpg")
-    darknet_flag(dm, "json_file_output", help="write every frame's detections to this JSON file")
+    darknet_flag(dm, "json_file_output", help="write every frame's detections to this JSON file "
+                 "(a frame at a time: an interrupted run keeps what it did)")
+    darknet_flag(dm, "mjpeg_port", type=int, default=-1,
+                 help="serve the frames with boxes as an MJPEG stream on this port (open "
+                      "http://localhost:PORT in a browser)")
+    darknet_flag(dm, "json_port", type=int, default=-1,
+                 help="serve every frame's detections on this port, one JSON array a client")
     darknet_flag(dm, "letter_box", action="store_true")
     darknet_flag(dm, "dontdraw_bbox", action="store_true", help="write the frames without boxes")
     darknet_flag(dm, "dont_show", action="store_true", help="accepted (nothing is shown)")

@@ -21,7 +21,7 @@ def _cmd_train(args):
                  seed=args.seed, backup=args.backup, max_batches=args.max_batches,
                  device=device_of(args), sync=args.sync, thresh=args.thresh,
                  iou_thresh=args.iou_thresh, map_epochs=args.map_epochs, chart=args.chart,
-                 show_imgs="." if args.show_imgs else None)
+                 show_imgs="." if args.show_imgs else None, mjpeg_port=args.mjpeg_port)
     return 0
 
 
@@ -80,7 +80,9 @@ def _train_arguments(p, darknet_style):
                    help="write every training image, augmented, with its boxes as "
                         "aug_<iteration>_<row>.jpg in the current folder (to check labels)")
     p.add_argument(f"{flag}dont_show", action="store_true", help="accepted (nothing is shown)")
-    p.add_argument(f"{flag}mjpeg_port", type=int, help="accepted (nothing is served)")
+    p.add_argument(f"{flag}mjpeg_port", type=int,
+                   help="serve the loss chart as an MJPEG stream on this port (open "
+                        "http://localhost:PORT in a browser)")
     p.add_argument(f"{flag}benchmark_layers", action="store_true", help="accepted")
     p.add_argument("--seed", type=int, help="makes augmentation and initialisation repeatable")
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")

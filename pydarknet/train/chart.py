@@ -6,8 +6,19 @@ import numpy as np
 
 
 def draw_chart(path, history, max_batches, title="", metric="mAP@0.5"):
-    """history: list of dicts with 'iteration', 'avg_loss' and optionally 'map'. Writes a PNG
-    (to a temporary file first, then renamed)."""
+    """Writes :func:`chart_image` as a PNG (to a temporary file first, then renamed) and
+    returns it."""
+    import cv2
+    img = chart_image(history, max_batches, title, metric)
+    tmp = f"{path}.tmp{os.getpid()}.png"
+    cv2.imwrite(tmp, img)
+    os.replace(tmp, path)
+    return img
+
+
+def chart_image(history, max_batches, title="", metric="mAP@0.5"):
+    """The chart, BGR uint8. history: list of dicts with 'iteration', 'avg_loss' and
+    optionally 'map'."""
     import cv2
     w, h, left, bottom, top, right = 1000, 600, 70, 50, 30, 70
     img = np.full((h, w, 3), 255, np.uint8)
@@ -55,6 +66,4 @@ def draw_chart(path, history, max_batches, title="", metric="mAP@0.5"):
                   f"(best {max(m for _, m in maps) * 100:.2f}%)")
     cv2.putText(img, label, (x0, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, (0, 0, 0), 1)
     cv2.putText(img, "avg loss", (x0 + 5, y0 - 8), cv2.FONT_HERSHEY_SIMPLEX, 0.45, (200, 0, 0), 1)
-    tmp = f"{path}.tmp{os.getpid()}.png"
-    cv2.imwrite(tmp, img)
-    os.replace(tmp, path)
+    return img

@@ -22,8 +22,9 @@ import traceback
 from ..dist import DataParallel, get_world
 from ..dist.reduce import broadcast_parameters
 from ..heads import MULTISCALE_HEADS, is_detector
+from ..http_stream import MjpegServer
 from ..network import Network
-from .chart import draw_chart
+from .chart import chart_image, draw_chart
 from .head_stats import head_lines
 from .show_imgs import save_training_images
 from .checkpoint import load_checkpoint_state, save_checkpoint
@@ -75,7 +76,8 @@ class Trainer:
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
                  last_every=100, device="cpu", world=None, sync="sum", save_every=None,
-                 metric="mAP@0.5", eval_epochs=4, chart=None, show_imgs=None):
+                 metric="mAP@0.5", eval_epochs=4, chart=None, show_imgs=None,
+                 mjpeg_port=None):
         self.world = world = world or get_world()
         self.root = world.is_root
         if world.size > 1 and seed is None:       # every rank must draw from one seed
@@ -95,6 +97,9 @@ class Trainer:
         self.metric, self.eval_epochs = metric, eval_epochs
         self.chart_path = chart or os.path.join(backup, "chart.png")
         self.show_imgs = show_imgs      # a folder for each iteration's training images
+        # Darknet's -mjpeg_port: the chart as an MJPEG stream, every iteration (from run())
+        self.mjpeg_port = mjpeg_port if mjpeg_port is not None and mjpeg_port > 0 else None
+        self.chart_stream = None
         self.history = []
         self.avg_loss = -1.0
         self.avg_contrastive = 0.0     # AB's avg_contrastive_acc (from 0, as AB's)
@@ -185,10 +190,15 @@ class Trainer:
                 f"{record['rate']:f} rate, {record['seconds']:f} seconds, {record['images']} "
                 f"images, {record['hours_left']:f} hours left")
 
-    def _chart(self):
-        if self.root:
-            draw_chart(self.chart_path, self.history, self.max_batches, self.base,
-                       self.metric)
+    def _chart(self, to_file=True):
+        """The chart into its file (``to_file``) and to the MJPEG stream's clients."""
+        stream = self.chart_stream
+        if not self.root or not (to_file or stream is not None and stream.client_count):
+            return
+        args = (self.history, self.max_batches, self.base, self.metric)
+        img = draw_chart(self.chart_path, *args) if to_file else chart_image(*args)
+        if stream is not None:
+            stream.write(img)
 
     def _on_signal(self, signum, frame):
         self._stop = True
@@ -204,13 +214,19 @@ class Trainer:
 
     def run(self):
         """Train to max_batches; returns the final (or, when stopped, _last) checkpoint."""
-        if self.world.size == 1:
-            return self._run()
+        if self.mjpeg_port is not None and self.root:
+            self.chart_stream = MjpegServer(self.mjpeg_port, quality=70)
+            self.log(f"the chart streams on http://localhost:{self.chart_stream.port}")
         try:
             return self._run()
         except Exception as e:       # one rank failing must not leave the others waiting
-            self.world.abort(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
+            if self.world.size > 1:
+                self.world.abort(f"{type(e).__name__}: {e}\n{traceback.format_exc()}")
             raise
+        finally:
+            if self.chart_stream is not None:
+                self.chart_stream.close()
+                self.chart_stream = None
 
     def _run(self):
         net, opts = self.net, self.net.net
@@ -290,8 +306,7 @@ class Trainer:
                 if self.root:
                     with open(self.log_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
-                if it % 10 == 0 or it == self.max_batches or "map" in record:
-                    self._chart()
+                self._chart(it % 10 == 0 or it == self.max_batches or "map" in record)
                 if it % self.last_every == 0 and save_every > self.last_every:   # Darknet
                     self.save("last")
                 if it % save_every == 0:
