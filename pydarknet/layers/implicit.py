@@ -19,6 +19,9 @@ class Implicit(Layer):
         self.std = s.get_float("std", 0.2)
         self.filters = s.get_int("filters", 128)
         self.atoms = s.get_int("atoms", 1)
+        for key in ("mean", "std"):     # the initial weights are mean + U(-std, std)
+            if not np.isfinite(getattr(self, key)):
+                raise s.error(f"{key} must be a finite number, found {getattr(self, key)}", key)
         if self.filters < 1 or self.atoms < 1:
             raise s.error(f"filters and atoms must be positive integers, found "
                           f"filters={self.filters}, atoms={self.atoms}", "filters")
