@@ -108,7 +108,7 @@ BROKEN = [
     ("route groups", NET + "[convolutional]\nfilters=5\nsize=1\n[route]\nlayers=-1\ngroups=2\n", r"t.cfg:10: \[route\] groups: groups=2 does not split the 5 channels of layers 0 into whole channels"),
     ("crnn size", NET + "[crnn]\nsize=-1\noutput=4\nhidden=2\n", r"t.cfg:6: \[crnn\] size: size must be a positive integer, found -1"),
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
-    ("implicit std", NET + "[implicit]\nfilters=2\nstd=inf\n", r"t.cfg:8: \[implicit\] std: std must be a finite number, found inf"),
+    ("implicit std", NET + "[implicit]\nfilters=2\nstd=inf\n", r"t.cfg:7: \[implicit\] std: std must be a finite number, found inf"),
 ]
 
 
