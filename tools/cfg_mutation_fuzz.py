@@ -8,7 +8,9 @@ Each seed takes a random network of tools/darknet_forward_oracle.py's generator 
 small cfg of the corpus (Darknet's cfg/ folder of the reference data, at 64x64), and sets one
 or two of its options to an edge value (0, negative, fractional, a list, text, nan, inf).
 Networks under 5 BFLOPs then run one forward pass. Huge values and networks of more than 20M
-parameters are left out: they only test memory.
+parameters are left out: they only test memory. With ``--train`` each network is built with its
+cfg's batch and subdivisions instead and trains two iterations on random images and truths
+(boxes for a detector, one-hot rows otherwise).
 """
 
 import argparse
@@ -54,12 +56,53 @@ def mutated(rng, corpus):
     return "\n".join(lines)
 
 
+def random_truths(net, rng):
+    """Truths a training iteration of ``net`` takes: four boxes an image for a detector (of
+    classes every head has), else one-hot rows of the last layer's outputs."""
+    from pydarknet.heads import detection_heads
+    batch = net.net.batch
+    heads = detection_heads(net)
+    if not heads:
+        truths = np.zeros((batch, net.layers[-1].outputs), np.float32)
+        truths[np.arange(batch), rng.integers(0, truths.shape[1], batch)] = 1
+        return truths
+    truths = np.zeros((batch, 4, 5), np.float32)
+    truths[:, :, :2] = rng.uniform(0.05, 0.95, (batch, 4, 2))
+    truths[:, :, 2:4] = rng.uniform(0.05, 0.6, (batch, 4, 2))
+    truths[:, :, 4] = rng.integers(0, min(h.classes for h in heads), (batch, 4))
+    return truths
+
+
+def run_once(text, train):
+    """Build (and run or train) one cfg; returns what happened: 'ran', or raises."""
+    if not train:
+        net = Network(parse_cfg_text(text, "fuzz.cfg"), batch=1, init=False)
+        if net.param_count() > 20_000_000:
+            raise Timeout()            # (too big to be worth the memory)
+        net.init_weights()
+        if net.total_bflops < 5:
+            x = np.random.default_rng(0).random((1,) + net.input_shape, dtype=np.float32)
+            net.forward(x)
+        return "ran"
+    net = Network(parse_cfg_text(text, "fuzz.cfg"), init=False)
+    if net.param_count() > 20_000_000 or net.total_bflops * net.net.batch > 5:
+        raise Timeout()
+    net.init_weights()
+    rng = np.random.default_rng(0)
+    for _ in range(2):
+        images = rng.random((net.net.batch,) + net.input_shape, dtype=np.float32)
+        net.train_iteration(images, random_truths(net, rng))
+    return "trained"
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int)
     ap.add_argument("--keep", default="fuzz-bugs", help="folder for the failing cfgs")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "darknet-ref" / "cfg"))
+    ap.add_argument("--train", action="store_true", help="train two iterations instead of one "
+                    "forward pass")
     a = ap.parse_args()
     corpus = sorted(p for p in pathlib.Path(a.corpus).glob("*.cfg")
                     if "tiny" in p.name or "cifar" in p.name)
@@ -70,14 +113,7 @@ def main():
         text = mutated(np.random.default_rng(seed), corpus)
         signal.alarm(20)
         try:
-            net = Network(parse_cfg_text(text, "fuzz.cfg"), batch=1, init=False)
-            if net.param_count() > 20_000_000:
-                raise Timeout()            # (too big to be worth the memory)
-            net.init_weights()
-            if net.total_bflops < 5:
-                x = np.random.default_rng(0).random((1,) + net.input_shape, dtype=np.float32)
-                net.forward(x)
-            kind = "ran"
+            kind = run_once(text, a.train)
         except PydarknetError:
             kind = "refused"
         except (Timeout, MemoryError):

@@ -35,7 +35,8 @@ class Implicit(Layer):
 
     def init_params(self, rng):
         super().init_params(rng)
-        self.params["weights"][...] = self.mean + rng.uniform(-self.std, self.std, self.nweights)
+        std = abs(self.std)           # (Darknet's rand_uniform swaps reversed bounds)
+        self.params["weights"][...] = self.mean + rng.uniform(-std, std, self.nweights)
 
     def forward(self, x, state):
         n = x.shape[0]
