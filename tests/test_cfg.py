@@ -108,6 +108,8 @@ BROKEN = [
     ("route groups", NET + "[convolutional]\nfilters=5\nsize=1\n[route]\nlayers=-1\ngroups=2\n", r"t.cfg:10: \[route\] groups: groups=2 does not split the 5 channels of layers 0 into whole channels"),
     ("crnn size", NET + "[crnn]\nsize=-1\noutput=4\nhidden=2\n", r"t.cfg:6: \[crnn\] size: size must be a positive integer, found -1"),
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
+    ("scale_wh channels", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=1\n[scale_channels]\nfrom=-2\nscale_wh=1\n", r"t.cfg:13: \[scale_channels\] scale_wh: scale_wh=1 scales each pixel by the input, which must have 1 channel, found 2"),
+    ("scale_channels size", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=1\n[scale_channels]\nfrom=-2\n", r"t.cfg:12: \[scale_channels\] from: the input holds one scale per channel and must be 1x1, found 32x32"),
     ("implicit std", NET + "[implicit]\nfilters=2\nstd=inf\n", r"t.cfg:7: \[implicit\] std: std must be a finite number, found inf"),
 ]
 

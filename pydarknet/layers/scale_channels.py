@@ -17,6 +17,12 @@ class ScaleChannels(FromLayer):
         if self.scale_wh and (self.out_w, self.out_h) != (self.w, self.h):
             raise s.error(f"scale_wh=1 needs equal spatial sizes, found {self.w}x{self.h} and "
                           f"{self.out_w}x{self.out_h}", "from")
+        if self.scale_wh and self.c != 1:
+            raise s.error(f"scale_wh=1 scales each pixel by the input, which must have 1 "
+                          f"channel, found {self.c}", "scale_wh")
+        if not self.scale_wh and (self.w, self.h) != (1, 1):
+            raise s.error(f"the input holds one scale per channel and must be 1x1, found "
+                          f"{self.w}x{self.h} (scale_wh=1 scales per pixel)", "from")
         if not self.scale_wh and self.out_c != self.c:
             raise s.error(f"layer {self.from_index} has {self.out_c} channels, the input has "
                           f"{self.c}: they must match", "from")
