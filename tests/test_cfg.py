@@ -110,6 +110,7 @@ BROKEN = [
     ("batch", "[net]\nbatch=0\nwidth=3\nheight=3\nchannels=3\n[avgpool]\n", r"\[net\] batch: batch must be >= 1"),
     ("scale_wh channels", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=1\n[scale_channels]\nfrom=-2\nscale_wh=1\n", r"t.cfg:13: \[scale_channels\] scale_wh: scale_wh=1 scales each pixel by the input, which must have 1 channel, found 2"),
     ("scale_channels size", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=1\n[scale_channels]\nfrom=-2\n", r"t.cfg:12: \[scale_channels\] from: the input holds one scale per channel and must be 1x1, found 32x32"),
+    ("downsample size", "[net]\nwidth=6\nheight=5\nchannels=3\n[upsample]\nstride=-2\n", r"t.cfg:6: \[upsample\] stride: stride=-2 sums 2x2 blocks: the input must be a multiple of 2 wide and high, found 6x5"),
     ("implicit std", NET + "[implicit]\nfilters=2\nstd=inf\n", r"t.cfg:7: \[implicit\] std: std must be a finite number, found inf"),
 ]
 

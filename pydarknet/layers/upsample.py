@@ -18,6 +18,10 @@ class Upsample(Layer):
         self.stride = abs(stride)
         self.w, self.h, self.c = ctx.w, ctx.h, ctx.c
         if self.reverse:
+            if self.w % self.stride or self.h % self.stride:   # Darknet indexes them wrongly
+                raise s.error(f"stride={stride} sums {self.stride}x{self.stride} blocks: the input "
+                              f"must be a multiple of {self.stride} wide and high, found "
+                              f"{self.w}x{self.h}", "stride")
             self.out_w, self.out_h = self.w // self.stride, self.h // self.stride
         else:
             self.out_w, self.out_h = self.w * self.stride, self.h * self.stride
