@@ -1,6 +1,7 @@
 """Darknet's HTTP streams (AB's http_stream.cpp): ``-mjpeg_port`` serves images as an MJPEG
 stream a web browser shows (``http://localhost:PORT``), ``-json_port`` serves each frame's
-detections as one endless JSON array; and the JSON array file ``-json_file_output`` writes.
+detections as one endless JSON array, ``-http_post_host`` posts them to a web hook; and the
+JSON array file ``-json_file_output`` writes.
 
 A server listens from the moment it is made; every client that connects gets the HTTP header
 and from then on every frame written (MJPEG: only the newest, when it falls behind; JSON: every
@@ -10,13 +11,14 @@ and closes every connection.
 """
 
 import collections
+import http.client
 import json
 import socket
 import threading
 
 from .errors import PydarknetError
 
-__all__ = ["MjpegServer", "JsonServer", "JsonArrayFile", "frame_json"]
+__all__ = ["MjpegServer", "JsonServer", "JsonArrayFile", "frame_json", "http_post"]
 
 JSON_BACKLOG = 1000
 _HEADER = ("HTTP/1.0 200 OK\r\nServer: pydarknet\r\nConnection: close\r\nMax-Age: 0\r\n"
@@ -245,3 +247,22 @@ class JsonArrayFile:
     def __exit__(self, *exc):
         self.close()
         return False
+
+
+def http_post(target, text, timeout=3.0):
+    """AB's ``-http_post_host``: ``text`` as a text/plain POST to ``HOST[:PORT]/PATH`` (port 80
+    unless given, as AB). Returns None when it was sent, else why not."""
+    host, _, path = target.partition("/")
+    try:
+        conn = http.client.HTTPConnection(host, timeout=timeout)
+    except http.client.InvalidURL as e:
+        return str(e)
+    try:
+        conn.request("POST", "/" + path, body=text.encode(),
+                     headers={"Content-Type": "text/plain"})
+        conn.getresponse().read()
+        return None
+    except (OSError, http.client.HTTPException) as e:
+        return str(e) or type(e).__name__
+    finally:
+        conn.close()

@@ -102,6 +102,28 @@ def source_fps(capture):
     return fps if np.isfinite(fps) and fps > 0 else 25.0
 
 
+class FirstFrameAgain:
+    """Darknet's ``demo -benchmark``: the capture's first frame, read again and again (the
+    network's own speed, without decoding)."""
+
+    def __init__(self, capture):
+        self.capture, self.frame = capture, None
+
+    def read(self):
+        if self.frame is None:
+            ok, frame = self.capture.read()
+            if not ok or frame is None:
+                return False, None
+            self.frame = frame
+        return True, self.frame.copy()
+
+    def get(self, prop):
+        return self.capture.get(prop)
+
+    def release(self):
+        self.capture.release()
+
+
 class FramesOut:
     """A video file that takes frames as they come (made at the first one's size, the
     source's frame rate); ``path`` None writes nothing. A context manager: it closes the

@@ -138,6 +138,61 @@ def test_an_interrupted_demo_keeps_what_it_wrote(dataset, video, tmp_path, capsy
     assert cv2.VideoCapture(str(out)).get(cv2.CAP_PROP_FRAME_COUNT) == 2
 
 
+def test_demo_benchmark_time_limit_and_web_hook(dataset, video, tmp_path, capsys):
+    """-benchmark detects the first frame again and again (drawing nothing); -time_limit_sec
+    ends it; -http_post_host posts each frame's objects as AB's text (once with a time
+    limit); -s and -hier are accepted."""
+    import http.server
+    import threading
+    posts = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers["Content-Length"])).decode()
+            posts.append((self.path, self.headers["Content-Type"], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    hook = http.server.HTTPServer(("localhost", 0), Hook)
+    threading.Thread(target=hook.serve_forever, daemon=True).start()
+    d, (path, frames) = dataset, video
+    js = tmp_path / "d.json"
+    try:
+        code, stdout, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",
+                                d / "tiny.weights", path, "-benchmark", "-time_limit_sec", 1,
+                                "-json_file_output", js, "-thresh", 0.1, "-http_post_host",
+                                f"localhost:{hook.server_port}/hook/1", "-s", 2, "-hier", 0.3)
+    finally:
+        hook.shutdown()
+    assert code == 0, err
+    assert "time limit of 1 s reached" in err
+    written = json.loads(js.read_text())
+    assert len(written) > FRAMES                          # the first frame, again and again
+    assert all(f["objects"] == written[0]["objects"] for f in written)
+    assert len(posts) == 1
+    where, kind, body = posts[0]
+    assert (where, kind) == ("/hook/1", "text/plain")
+    lines = body.split("\n")
+    names = (d / "names").read_text().split()
+    assert lines[0] in {f"{n}, id: {k}" for k, n in enumerate(names)}
+    assert lines[-4:-2] == ["time:", lines[-3]] and lines[-2:] == ["videosource:", path]
+
+
+def test_a_web_hook_that_does_not_answer_is_a_warning(dataset, video, capsys):
+    import socket
+    d, (path, _) = dataset, video
+    with socket.socket() as closed:        # bound, not listening: the POST is refused
+        closed.bind(("localhost", 0))
+        port = closed.getsockname()[1]
+        code, _, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",
+                           d / "tiny.weights", path, "--frames", 2, "-thresh", 0.1,
+                           "-http_post_host", f"localhost:{port}/x")
+    assert code == 0 and f"warning: -http_post_host localhost:{port}/x: not sent" in err
+
+
 def test_detector_demo_names_what_it_cannot_open(dataset, tmp_path, capsys):
     d = dataset
     code, _, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",

@@ -321,18 +321,34 @@ def _cmd_valid(args):
     return 0
 
 
+def _post_message(dets, names, thresh, source):
+    """AB's -http_post_host text: 'name, id: k' of each box's first class above thresh, the
+    local time and the video source; None without a box."""
+    lines, seen_rows = [], set()
+    shown = _shown(names)
+    for r, k, _ in zip(*dets.pairs(thresh)):
+        if shown[k] and r not in seen_rows:
+            seen_rows.add(r)
+            lines.append(f"{names[k]}, id: {k}\n")
+    if not lines:
+        return None
+    return "".join(lines) + f"\ntime:\n{time.strftime('%A %F %T')}\nvideosource:\n{source}"
+
+
 def _cmd_demo(args):
     """Darknet's ``detector demo``: detections in every frame of a video file or camera,
     printed, drawn into ``-out_filename`` (a video), ``-prefix``_NNNNNNNN.jpg and the
-    ``-mjpeg_port`` stream, and sent to ``-json_port`` and ``-json_file_output``. An
-    interruption (Ctrl-C) ends it as the end of the video would."""
+    ``-mjpeg_port`` stream, and sent to ``-json_port``, ``-json_file_output`` and
+    ``-http_post_host``. It ends with the video, after ``-time_limit_sec``, or at an
+    interruption (Ctrl-C). ``-benchmark`` detects the first frame again and again, drawing
+    nothing."""
     import contextlib
 
     import cv2
 
-    from ..http_stream import JsonArrayFile, JsonServer, MjpegServer
+    from ..http_stream import JsonArrayFile, JsonServer, MjpegServer, http_post
     from ..image import draw_detections
-    from ..video import FramesOut, iter_video_detections, open_capture
+    from ..video import FirstFrameAgain, FramesOut, iter_video_detections, open_capture
     data = _read_data(args.data)
     net = load_network(args, args.cfg, args.weights)
     names = _names_for(net, data.get("names"))
@@ -349,9 +365,12 @@ def _cmd_demo(args):
         for server, what in ((mjpeg, "MJPEG"), (json_server, "JSON")):
             if server is not None:
                 print(f"{what} stream on http://localhost:{server.port}", file=sys.stderr)
-        video = out.enter_context(FramesOut(args.out_filename, open_capture(source)))
+        capture = open_capture(source)
+        video = out.enter_context(FramesOut(args.out_filename, FirstFrameAgain(capture)
+                                            if args.benchmark else capture))
         draw = args.out_filename or args.prefix or mjpeg
         shown = _shown(names)
+        post, post_failed = args.http_post_host, False
         try:
             for n, frame, dets, _ in iter_video_detections(
                     net, video.capture, args.thresh, 0.45, True if args.letter_box else None,
@@ -366,8 +385,17 @@ def _cmd_demo(args):
                     objects = _json_frame(n, None, dets, names, args.thresh)
                     for sink in json_sinks:
                         sink.write(objects)
+                message = post and _post_message(dets, names, args.thresh, source)
+                if message:
+                    failed = http_post(post, message)
+                    if failed and not post_failed:
+                        post_failed = True
+                        print(f"warning: -http_post_host {post}: not sent ({failed}); later "
+                              f"failures are not reported", file=sys.stderr)
+                    if args.time_limit_sec > 0:     # (AB: then once only)
+                        post = None
                 if draw:
-                    if not args.dontdraw_bbox:
+                    if not (args.dontdraw_bbox or args.benchmark):
                         draw_detections(frame, [d for d in dets.to_list(args.thresh)
                                                 if shown[d[0]]], names, len(names))
                     if args.prefix:
@@ -375,6 +403,9 @@ def _cmd_demo(args):
                     if mjpeg is not None:
                         mjpeg.write(frame)
                     video.write(frame)
+                if 0 < args.time_limit_sec < time.perf_counter() - t0:
+                    print(f"time limit of {args.time_limit_sec} s reached", file=sys.stderr)
+                    break
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             if not n:
@@ -426,6 +457,12 @@ def _cmd_calc_anchors(args):
 # -- argument parsing -------------------------------------------------------------------------
 
 
+def _hier_flag(p):
+    darknet_flag(p, "hier", type=float, default=0.5,
+                 help="accepted: AB Darknet's box decoding ignores it (a softmax tree's "
+                      "boxes take the most specific class above 0.5)")
+
+
 def add_commands(sub):
     """``detect`` and ``detector`` test/map/recall/valid/demo/calc_anchors; returns ``detector``'s
     sub-command group (``detector train`` joins it from :mod:`.train`)."""
@@ -468,6 +505,7 @@ def add_commands(sub):
     t.add_argument("--out-dir", dest="out_dir", help="folder for the images with boxes "
                    "(default: predictions.jpg for one image, predictions/ for several)")
     add_run_options(t)
+    _hier_flag(t)
     t.set_defaults(func=_cmd_test)
 
     m = darknet_command(dsub, "map", "Darknet's mAP on the valid list (+ COCO metrics)")
@@ -484,6 +522,7 @@ def add_commands(sub):
     m.add_argument("--json", help="write all metrics to this JSON file")
     m.add_argument("--batch", type=int, default=1, help="images per forward pass")
     add_run_options(m)
+    _hier_flag(m)
     m.set_defaults(func=_cmd_map)
 
     r = darknet_command(dsub, "recall", "the share of the valid list's truths some proposal "
@@ -493,6 +532,7 @@ def add_commands(sub):
     darknet_flag(r, "nms", type=float, default=0.4, help="NMS by objectness (0: none)")
     r.add_argument("--batch", type=int, default=1, help="images per forward pass")
     add_run_options(r)
+    _hier_flag(r)
     r.set_defaults(func=_cmd_recall)
 
     v = darknet_command(dsub, "valid", "write detections of the valid list (COCO json, VOC "
@@ -502,6 +542,7 @@ def add_commands(sub):
     darknet_flag(v, "nms", type=float, default=0.6)
     v.add_argument("--batch", type=int, default=1)
     add_run_options(v)
+    _hier_flag(v)
     v.set_defaults(func=_cmd_valid)
 
     dm = darknet_command(dsub, "demo", "detect in every frame of a video file or camera "
@@ -523,12 +564,23 @@ def add_commands(sub):
     darknet_flag(dm, "letter_box", action="store_true")
     darknet_flag(dm, "dontdraw_bbox", action="store_true", help="write the frames without boxes")
     darknet_flag(dm, "dont_show", action="store_true", help="accepted (nothing is shown)")
+    darknet_flag(dm, "time_limit_sec", type=int, default=0,
+                 help="stop after this many seconds")
+    darknet_flag(dm, "benchmark", action="store_true",
+                 help="detect the first frame again and again, drawing nothing: the "
+                      "network's own frame rate")
+    darknet_flag(dm, "http_post_host", metavar="HOST[:PORT]/PATH",
+                 help="post each frame's objects as text to this web hook (once with "
+                      "-time_limit_sec, as Darknet)")
+    darknet_flag(dm, "s", type=int, default=0,
+                 help="accepted: Darknet's frame_skip only changes its window's refresh")
     darknet_flag(dm, "avgframes", type=int, default=3,
                  help="accepted: Darknet's averaging never switches on (pydarknet.video); "
                       "each frame's own boxes are drawn")
     dm.add_argument("--frames", type=int, help="stop after this many frames (a camera runs "
                     "until interrupted)")
     add_run_options(dm)
+    _hier_flag(dm)
     dm.set_defaults(func=_cmd_demo)
 
     a = dsub.add_parser("calc_anchors", help="anchors by k-means over the training labels",
