@@ -228,3 +228,12 @@ def test_classifier_demo_prints_each_frames_top_classes(video, tmp_path, capsys)
         f"{['red', 'green', 'blue'][best]}"
     cap = cv2.VideoCapture(str(out))
     assert cap.isOpened() and int(cap.get(cv2.CAP_PROP_FRAME_COUNT)) == 4
+    # -benchmark: the first frame again and again; -benchmark_layers: then the layer table
+    code, stdout, err = run(capsys, "classifier", "demo", tmp_path / "c.data",
+                            tmp_path / "c.cfg", tmp_path / "c.weights", path, "--frames",
+                            FRAMES + 3, "-benchmark_layers")
+    assert code == 0, err
+    blocks = [b for b in stdout.strip().split("\n\n") if b.startswith("Frame ")]
+    assert len(blocks) == FRAMES + 3
+    assert {tuple(b.splitlines()[1:]) for b in blocks} == {tuple(first[1:])}
+    assert "ms" in stdout.split("\n\n")[-1]

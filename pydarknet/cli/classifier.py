@@ -12,8 +12,8 @@ import time
 
 from ..errors import PydarknetError, ShapeError
 from .common import (add_device_option, add_run_options, darknet_command, darknet_flag,
-                     images_or_stdin, load_network, new_problems, progress, reader_threads,
-                     report_problems)
+                     images_or_stdin, load_network, new_problems, print_layer_times, progress,
+                     reader_threads, report_problems)
 
 
 def _setup(args, for_valid):
@@ -106,34 +106,46 @@ def _cmd_list(args):
 
 def _cmd_demo(args):
     """Darknet's ``classifier demo``: the top classes of every frame of a video or camera
-    (the frame resized to the network), printed, and written onto ``-out_filename``."""
+    (the frame resized to the network), printed, and written onto ``-out_filename``, until
+    the video ends or an interruption (Ctrl-C). ``-benchmark`` classifies the first frame
+    again and again; ``-benchmark_layers`` then prints each layer's time."""
     import cv2
+    import numpy as np
 
     from ..eval.classify import image_scores, top_k
-    from ..video import FramesOut, open_capture
+    from ..video import FirstFrameAgain, FramesOut, open_capture
     data, net, names = _setup(args, False)
     top = min(args.top or int(data.get("top", 1)), len(names))
     source = args.video if args.video is not None else args.c
     cap = open_capture(source)
+    benchmark = args.benchmark or args.benchmark_layers        # (as AB)
     n, t0 = 0, time.perf_counter()
-    with FramesOut(args.out_filename, cap) as video:
-        while args.frames is None or n < args.frames:
-            ok, frame = cap.read()
-            if not ok or frame is None or frame.size == 0:
-                break
-            n += 1
-            scores = image_scores(net, frame, "crop")
-            best = [(int(k), float(scores[k])) for k in top_k(scores, top)]
-            print(f"Frame {n} (FPS: {n / max(time.perf_counter() - t0, 1e-9):.2f})")
-            for k, p in best:
-                print(f"{p * 100:.1f}%: {names[k]}")
-            print()
-            if args.out_filename:
-                for row, (k, p) in enumerate(best):
-                    cv2.putText(frame, f"{p * 100:.1f}%: {names[k]}", (8, 24 + 22 * row),
-                                cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2, cv2.LINE_AA)
-                video.write(frame)
-    print(video.summary(n, time.perf_counter() - t0, source), file=sys.stderr)
+    with FramesOut(args.out_filename, FirstFrameAgain(cap) if benchmark else cap) as video:
+        try:
+            while args.frames is None or n < args.frames:
+                ok, frame = video.capture.read()
+                if not ok or frame is None or frame.size == 0:
+                    break
+                n += 1
+                scores = image_scores(net, frame, "crop")
+                best = [(int(k), float(scores[k])) for k in top_k(scores, top)]
+                print(f"Frame {n} (FPS: {n / max(time.perf_counter() - t0, 1e-9):.2f})")
+                for k, p in best:
+                    print(f"{p * 100:.1f}%: {names[k]}")
+                print()
+                if args.out_filename:
+                    for row, (k, p) in enumerate(best):
+                        cv2.putText(frame, f"{p * 100:.1f}%: {names[k]}", (8, 24 + 22 * row),
+                                    cv2.FONT_HERSHEY_SIMPLEX, 0.6, (0, 255, 255), 2,
+                                    cv2.LINE_AA)
+                    video.write(frame)
+        except KeyboardInterrupt:
+            print("interrupted", file=sys.stderr)
+            if not n:
+                return 130
+        print(video.summary(n, time.perf_counter() - t0, source), file=sys.stderr)
+    if args.benchmark_layers:
+        print_layer_times(net.profile(np.zeros((1,) + net.input_shape, np.float32)), 20)
     return 0
 
 
@@ -154,6 +166,10 @@ def add_commands(sub):
     darknet_flag(cd, "c", type=int, default=0, help="camera index when no video is given")
     cd.add_argument("-top", "--top", "-t", type=int, default=0)
     darknet_flag(cd, "out_filename", help="write the frames with the top classes to this video")
+    darknet_flag(cd, "benchmark", action="store_true",
+                 help="classify the first frame again and again: the network's frame rate")
+    darknet_flag(cd, "benchmark_layers", action="store_true",
+                 help="-benchmark, then each layer's time, the slowest first")
     cd.add_argument("--frames", type=int, help="stop after this many frames (a camera runs "
                                                "until interrupted)")
     add_device_option(cd)
