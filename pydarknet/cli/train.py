@@ -84,6 +84,9 @@ def _train_arguments(p, darknet_style):
                    help="serve the loss chart as an MJPEG stream on this port (open "
                         "http://localhost:PORT in a browser)")
     p.add_argument(f"{flag}benchmark_layers", action="store_true", help="accepted")
+    p.add_argument(f"{flag}dontuse_opencv", action="store_true",
+                   help="accepted (Darknet's classifier then draws no chart; here it is a "
+                        "file all the same)")
     p.add_argument("--seed", type=int, help="makes augmentation and initialisation repeatable")
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")
     p.add_argument("--max-batches", dest="max_batches", type=int,
