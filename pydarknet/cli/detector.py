@@ -472,8 +472,8 @@ def add_commands(sub):
     d.add_argument("weights")
     d.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or .txt lists")
     d.add_argument("--names", help="class names file (default: COCO's for 80 classes)")
-    d.add_argument("--thresh", type=float, default=0.25)
-    d.add_argument("--nms", type=float, default=0.45, help="0 turns NMS off")
+    darknet_flag(d, "thresh", type=float, default=0.25)
+    darknet_flag(d, "nms", type=float, default=0.45, help="0 turns NMS off")
     d.add_argument("--out", default="predictions", help="folder for the images with boxes")
     d.add_argument("--no-save", dest="no_save", action="store_true",
                    help="do not write images with boxes")
