@@ -353,6 +353,62 @@ def test_detector_valid_writes_voc_files(dataset, tmp_path, capsys):
     assert "per-class VOC files written to" in out
 
 
+def test_detector_valid_writes_bdd_kitti_and_imagenet_files(dataset, tmp_path, capsys):
+    """eval=bdd|kitti|imagenet: AB's other result formats, the same detections as the COCO
+    json (whose boxes are [x, y, w, h] clipped to the image) in their layouts."""
+    d = dataset
+    data = tmp_path / "x.data"
+    base = (f"classes = 2\nvalid = {d / 'valid.txt'}\nnames = {d / 'names'}\n"
+            f"results = {tmp_path / 'res'}\n")
+    data.write_text(base + "eval = coco\n")
+    assert run(capsys, "detector", "valid", data, d / "tiny.cfg", d / "tiny.weights")[0] == 0
+    coco = json.loads((tmp_path / "res" / "coco_results.json").read_text())
+    want = sorted((r["category_id"], r["score"], r["bbox"][0], r["bbox"][1],
+                   r["bbox"][0] + r["bbox"][2], r["bbox"][1] + r["bbox"][3]) for r in coco)
+    assert want
+
+    def key(row):           # (the text formats print 6 decimals)
+        return row[0], round(row[1], 6), round(row[2], 2), round(row[3], 2)
+
+    def same(got):
+        np.testing.assert_allclose(np.array(sorted(got, key=key)),
+                                   np.array(sorted(want, key=key)), rtol=0, atol=2e-5)
+    paths = (d / "valid.txt").read_text().split()
+
+    def rows(kind):
+        data.write_text(base + f"eval = {kind}\n")
+        code, out, err = run(capsys, "detector", "valid", data, d / "tiny.cfg",
+                             d / "tiny.weights")
+        assert code == 0 and f"({kind} format)" in out, err
+        return out
+
+    rows("bdd")
+    bdd = json.loads((tmp_path / "res" / "bdd_results.json").read_text())
+    assert {b["name"] for b in bdd} <= {os.path.basename(p).replace(".jpg", "") for p in paths}
+    same([({"bike": 0, "bus": 1}[b["category"]], b["score"], *b["bbox"]) for b in bdd])
+    rows("kitti")
+    got = []
+    for p in paths:
+        for line in (tmp_path / "res" / "kitti_results" / "data" /
+                     (os.path.basename(p).split(".")[0] + ".txt")).read_text().splitlines():
+            f = line.split()
+            assert f[1:4] == ["-1", "-1", "-10"] and f[8:15] == ["-1", "-1", "-1", "-1000",
+                                                                  "-1000", "-1000", "-10"]
+            got.append(({"car": 0, "pedestrian": 1}[f[0]], float(f[15]),
+                        *(float(v) for v in f[4:8])))
+    same(got)
+    rows("imagenet")
+    lines = (tmp_path / "res" / "imagenet-detection.txt").read_text().splitlines()
+    same([(int(f[1]) - 1, *(float(v) for v in f[2:])) for f in (ln.split() for ln in lines)])
+    assert {int(line.split()[0]) for line in lines} <= set(range(1, len(paths) + 1))
+    from pydarknet.errors import DataError
+    from pydarknet.eval.results import ValidationResults
+    with pytest.raises(DataError, match="eval=kitti names 3 classes .* the network has 4"):
+        ValidationResults("abcd", kind="kitti")
+    with pytest.raises(DataError, match="eval=yolo: the result formats are voc, coco, bdd"):
+        ValidationResults("ab", kind="yolo")
+
+
 def test_calc_anchors(dataset, tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     d = dataset

@@ -280,7 +280,7 @@ def _cmd_recall(args):
 
 def _cmd_valid(args):
     from ..detector import iter_detections
-    from ..eval.results import ValidationResults, category_ids_from_data
+    from ..eval.results import FORMATS, ValidationResults, category_ids_from_data
     from ..labels import read_list
     data = _read_data(args.data)
     net = load_network(args, args.cfg, args.weights)
@@ -291,8 +291,13 @@ def _cmd_valid(args):
     paths = read_list(valid, "validation image list")
     folder = data.get("results", "results")
     os.makedirs(folder, exist_ok=True)           # fail before the run, not after it
-    results = ValidationResults(names, coco=data.get("eval", "voc") == "coco",
-                                category_ids=category_ids_from_data(data, len(names), args.data))
+    kind = data.get("eval", "voc")
+    if kind not in FORMATS:
+        print(f"warning: {args.data}: eval={kind} is none of {', '.join(FORMATS)}: VOC files, as "
+              f"Darknet", file=sys.stderr)
+        kind = "voc"
+    results = ValidationResults(names, kind=kind, category_ids=category_ids_from_data(
+        data, len(names), args.data))
     if results.coco and not results.coco_ids and not results.mapped_ids:
         print(f"warning: eval=coco but the network has {len(names)} classes: category ids are "
               "the class indexes", file=sys.stderr)
@@ -307,10 +312,13 @@ def _cmd_valid(args):
     if not results.images:
         raise PydarknetError(f"none of the {len(paths)} validation images could be read")
     json_path, voc_prefix = results.write(folder, args.out)
-    ids = ("category ids from the .data file's category_ids" if results.mapped_ids else
-           "COCO category ids" if results.coco_ids else "category id = class index")
-    print(f"{len(results.results)} detections of {results.images} images written to "
-          f"{json_path} (COCO result format, {ids})")
+    if kind in ("bdd", "kitti", "imagenet"):
+        print(f"detections of {results.images} images written to {json_path} ({kind} format)")
+    else:
+        ids = ("category ids from the .data file's category_ids" if results.mapped_ids else
+               "COCO category ids" if results.coco_ids else "category id = class index")
+        print(f"{len(results.results)} detections of {results.images} images written to "
+              f"{json_path} (COCO result format, {ids})")
     if results.unnumbered:
         print(f"warning: {results.unnumbered} file names hold no number; their image id is their "
               "line number in the list", file=sys.stderr)
@@ -537,7 +545,8 @@ def add_commands(sub):
 
     v = darknet_command(dsub, "valid", "write detections of the valid list (COCO json, VOC "
                                        "files)")
-    darknet_flag(v, "out", help="output name (default coco_results / comp4_det_test_)")
+    darknet_flag(v, "out", help="output name (default coco_results / comp4_det_test_ / "
+                 "bdd_results / kitti_results / imagenet-detection, by the .data file's eval=)")
     darknet_flag(v, "thresh", type=float, default=0.001)
     darknet_flag(v, "nms", type=float, default=0.6)
     v.add_argument("--batch", type=int, default=1)
