@@ -3,10 +3,17 @@ of a trained network saved as a backbone to fine-tune from (``yolov4.conv.137``)
 ``pydarknet from_pjreddie CFG WEIGHTS OUT``: a file pjreddie's Darknet wrote, whose [lstm] and
 [gru] gates come in another order, saved in AB's (what every other command reads).
 Darknet's other weight tools (pydarknet.weight_tools says where they differ from AB's):
-``average CFG OUT W1 W2 ...``, ``denormalize|normalize|reset|rgbgr|rescale CFG WEIGHTS OUT``."""
+``average CFG OUT W1 W2 ...``, ``denormalize|normalize|reset|rgbgr|rescale CFG WEIGHTS OUT``.
+``pydarknet visualize CFG [WEIGHTS]``: Darknet's images of the convolutional filters."""
 
 
 def add_commands(sub):
+    p = sub.add_parser("visualize", help="write the filters of every convolutional layer as "
+                                         "an image, 'Layer N.jpg' (Darknet's visualize)")
+    p.add_argument("cfg")
+    p.add_argument("weights", nargs="?", help="(default: Darknet's random initial weights)")
+    p.add_argument("--out", default=".", help="the folder for the images (default: here)")
+    p.set_defaults(func=_cmd_visualize)
     p = sub.add_parser("partial", help="save the first N layers' weights (a backbone such as "
                                        "yolov3-tiny.conv.15) to start training a new head from")
     p.add_argument("cfg", help="the cfg the weights were trained with")
@@ -38,6 +45,18 @@ def add_commands(sub):
             p.add_argument("--cfg-out", help="write the cfg the new weights fit (the cfg with "
                                              "batch_normalize changed) here")
         p.set_defaults(func=_cmd_edit, tool=name)
+
+
+def _cmd_visualize(args):
+    from ..network import Network
+    from ..visualize import visualize_network
+    net = Network(args.cfg, batch=1)
+    if args.weights:
+        net.load_weights(args.weights)
+    paths = visualize_network(net, args.out)
+    print(f"{len(paths)} images of filters written to {args.out}"
+          + (f" ({paths[0]} ... {paths[-1]})" if paths else ""))
+    return 0
 
 
 # Darknet's weight-editing tools: command -> what it does
