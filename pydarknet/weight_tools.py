@@ -12,6 +12,8 @@ Where AB's tool is broken or partial, these do what the tool is for, and say so:
 - rescale: with batch norm in the first layer, its rolling mean takes the shift (AB's bias).
 """
 
+import os
+
 import numpy as np
 
 from .errors import PydarknetError
@@ -195,19 +197,11 @@ def rescale_first_input(network, scale=2.0, shift=-0.5):
 def cfg_with_batchnorm(network, layers, value):
     """The text of ``network``'s cfg file with ``batch_normalize=value`` in the sections of
     ``layers`` (their line changed or one added under the header); comments kept."""
+    from .cfg_edit import CfgText
     path = network.cfg_path
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            lines = f.read().splitlines()
-    except (OSError, TypeError):
-        raise PydarknetError(f"cannot read the cfg {path!r} to write its new form") from None
-    inserts = []
+    if not isinstance(path, (str, os.PathLike)) or not os.path.isfile(path):
+        raise PydarknetError(f"cannot read the cfg {path!r} to write its new form")
+    cfg = CfgText.read(path)
     for layer in layers:
-        opt = layer.section.options.get("batch_normalize")
-        if opt is not None:
-            lines[opt.line - 1] = f"batch_normalize={value}"
-        else:
-            inserts.append(layer.section.line)
-    for line in sorted(inserts, reverse=True):
-        lines.insert(line, f"batch_normalize={value}")
-    return "\n".join(lines) + "\n"
+        cfg.set(cfg.layer(layer.index), "batch_normalize", value)
+    return cfg.text()

@@ -20,7 +20,7 @@ import sys
 import warnings
 
 from ..errors import PydarknetError
-from . import (classifier, data, data_check, data_convert, detector, export, info, rnn,
+from . import (classifier, custom, data, data_check, data_convert, detector, export, info, rnn,
                train, weights)
 
 __all__ = ["build_parser", "main"]
@@ -41,6 +41,7 @@ def build_parser():
     data_convert.add_commands(data_actions)
     data_check.add_commands(data_actions)
     weights.add_commands(sub)
+    custom.add_commands(sub)
     return p
 
 

@@ -1,0 +1,133 @@
+"""A detector's cfg set up for your own classes: the edits AB Darknet's README lists under
+"How to train (to detect your custom objects)", made in a copy of the cfg with everything else
+kept as written.
+
+- ``classes=N`` in every [yolo], [Gaussian_yolo], [region], [detection] and [contrastive];
+- ``filters=`` of the [convolutional] before each head: masks x (classes + 5) for [yolo]
+  (+ 9 for [Gaussian_yolo]), num x (classes + coords + 1) for [region]; ``output=`` of the
+  [connected] before a [detection]: side² x ((1 + coords) x num + classes);
+- ``max_batches`` = classes x 2000, but not less than the training images nor 6000, and with
+  ``policy=steps`` ``steps`` at 80% and 90% of it (``scales=.1,.1`` unless there are two);
+- a head's ``counters_per_class`` / ``classes_multipliers`` (one number a class) left out when
+  they no longer fit;
+- on request ``width``/``height`` (multiples of 32), ``batch``/``subdivisions`` and
+  ``anchors``.
+
+The result is built once before it is returned, so that a cfg it cannot set up is an error
+here, not at the start of training.
+"""
+
+from .cfg import parse_cfg_text
+from .cfg_edit import CfgText
+from .errors import PydarknetError
+
+__all__ = ["custom_cfg", "default_max_batches"]
+
+HEADS = ("yolo", "gaussian_yolo", "region", "detection")
+PER_CLASS = ("counters_per_class", "classes_multipliers")
+
+
+def default_max_batches(classes, train_images=0):
+    """AB's rule: classes x 2000, not less than the training images nor 6000."""
+    return max(2000 * classes, int(train_images), 6000)
+
+
+def _head_input_size(head, classes):
+    """The channels (``filters=``) or, for [detection], the ``output=`` a head needs."""
+    if head.layer_type == "yolo":
+        return head.n * (classes + 5)
+    if head.layer_type == "gaussian_yolo":
+        return head.n * (classes + 9)
+    if head.layer_type == "region":
+        return head.num * (classes + head.coords + 1)
+    return head.side * head.side * ((1 + head.coords) * head.num + classes)
+
+
+def custom_cfg(cfg_path, classes, train_images=0, width=None, height=None, batch=None,
+               subdivisions=None, max_batches=None, anchors=None):
+    """The text of ``cfg_path`` set up for ``classes`` classes (see the module); returns
+    ``(text, notes)``, notes a list of lines saying what changed."""
+    from .network import Network
+    if classes < 1:
+        raise PydarknetError(f"classes must be at least 1, found {classes}")
+    cfg = CfgText.read(cfg_path)
+    net = Network(cfg_path, batch=1, init=False)
+    heads = [l for l in net.layers if l.layer_type in HEADS]
+    if not heads:
+        raise PydarknetError(f"{cfg_path}: no [yolo], [Gaussian_yolo], [region] or [detection] "
+                             f"layer: not a detector")
+    notes = []
+    for head in heads:
+        section = cfg.layer(head.index)
+        where = f"layer {head.index} [{section.name}] ({cfg_path}:{section.line})"
+        if getattr(head, "tree", None) or getattr(head, "map_file", None):
+            raise PydarknetError(f"{where}: its classes come from its tree= / map= files "
+                                 f"(yolo9000); set it up by hand")
+        cfg.set(section, "classes", classes)
+        prev = net.layers[head.index - 1] if head.index else None
+        wanted = ("connected", "output") if head.layer_type == "detection" else \
+            ("convolutional", "filters")
+        if prev is None or prev.layer_type != wanted[0]:
+            raise PydarknetError(f"{where}: takes the output of layer {head.index - 1} "
+                                 f"({prev.type if prev else 'none'}), not of a [{wanted[0]}] "
+                                 f"whose {wanted[1]}= could be set")
+        size = _head_input_size(head, classes)
+        cfg.set(cfg.layer(prev.index), wanted[1], size)
+        notes.append(f"layer {head.index} [{section.name}]: classes={classes}; layer "
+                     f"{prev.index} [{cfg.layer(prev.index).name}]: {wanted[1]}={size}")
+        for key in PER_CLASS:
+            opt = section.options.get(key)
+            if opt is not None and len(opt.value.split(",")) != classes:
+                cfg.remove(section, key)
+                notes.append(f"layer {head.index}: {key} left out (it listed "
+                             f"{len(opt.value.split(','))} classes)")
+        if anchors is not None:
+            if head.layer_type not in ("yolo", "gaussian_yolo"):
+                raise PydarknetError(f"{where}: its anchors are in grid cells, not the pixels "
+                                     f"calc_anchors prints (or it has none); set them by hand")
+            if len(anchors) != 2 * head.total:
+                raise PydarknetError(f"{len(anchors)} anchor numbers given; layer "
+                                     f"{head.index} has num={head.total}: give {2 * head.total}")
+            cfg.set(section, "anchors", ", ".join(f"{a:g}" for a in anchors))
+    for layer in net.layers:
+        if layer.layer_type == "contrastive":
+            cfg.set(cfg.layer(layer.index), "classes", classes)
+    notes += _net_edits(cfg, net, classes, train_images, width, height, batch, subdivisions,
+                        max_batches)
+    text = cfg.text()
+    try:
+        Network(parse_cfg_text(text, cfg_path), batch=1, init=False)
+    except PydarknetError as e:
+        raise PydarknetError(f"the set-up cfg does not build: {e}") from None
+    return text, notes
+
+
+def _net_edits(cfg, net, classes, train_images, width, height, batch, subdivisions,
+               max_batches):
+    section, opts, notes = cfg.sections[0], net.net, []
+    mb = max_batches or default_max_batches(classes, train_images)
+    cfg.set(section, "max_batches", mb)
+    line = f"[net]: max_batches={mb}"
+    if opts.policy == "steps":
+        steps = (int(mb * 0.8), int(mb * 0.9))
+        cfg.set(section, "steps", f"{steps[0]},{steps[1]}")
+        scales = section.options.get("scales")
+        if scales is None or len(scales.value.split(",")) != 2:
+            cfg.set(section, "scales", ".1,.1")
+        line += f", steps={steps[0]},{steps[1]}"
+    else:
+        line += f" (policy={opts.policy}: no steps to set)"
+    notes.append(line)
+    for key, value in (("width", width), ("height", height)):
+        if value is not None:
+            if value < 32 or value % 32:
+                raise PydarknetError(f"{key}={value}: a detector's input is a multiple of 32")
+            cfg.set(section, key, value)
+            notes.append(f"[net]: {key}={value}")
+    for key, value in (("batch", batch), ("subdivisions", subdivisions)):
+        if value is not None:
+            if value < 1:
+                raise PydarknetError(f"{key}={value}: must be at least 1")
+            cfg.set(section, key, value)
+            notes.append(f"[net]: {key}={value}")
+    return notes
