@@ -124,6 +124,16 @@ def test_log_and_chart_are_written(tmp_path, shapes):
     assert os.path.getsize(tmp_path / "chart.png") > 1000
 
 
+def test_a_data_file_of_other_classes_than_the_cfgs_is_named(tmp_path, shapes):
+    data = tmp_path / "four.data"
+    data.write_text(open(shapes["data"]).read().replace("classes = 3", "classes = 4"))
+    lines = []
+    run_training(small_cfg(tmp_path), data, seed=2, backup=str(tmp_path), max_batches=1,
+                 log=lines.append)
+    warned = [ln for ln in lines if ln.startswith("warning:")]
+    assert len(warned) == 1 and "says classes = 4 but the cfg's heads have 3" in warned[0]
+
+
 def test_short_demo_learns(tmp_path):
     """A short version of `pydarknet demo`: the loss falls and mAP@0.5 rises above chance."""
     ds = make_shapes_detection(str(tmp_path / "shapes"), train=64, valid=16, size=160, seed=0)

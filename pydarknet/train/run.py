@@ -6,7 +6,7 @@
 """
 
 from ..errors import PydarknetError
-from ..heads import is_detector
+from ..heads import detection_heads, is_detector
 
 __all__ = ["run_training"]
 
@@ -108,4 +108,19 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
                              f"-topk)")
     if trainer.root:
         log(trainer.net.table())        # Darknet prints the network's layers before training
+        _check_classes(trainer.net, data, datafile, log)
     return trainer, trainer.run()
+
+
+def _check_classes(net, data, datafile, log):
+    """A .data file whose classes differ from the cfg's heads' (a cfg not yet set up for the
+    data, or the other way round): Darknet trains the heads' classes without a word."""
+    heads = sorted({l.classes for l in detection_heads(net)})
+    try:
+        declared = int(data.get("classes", ""))
+    except ValueError:
+        return
+    if heads and heads != [declared]:
+        log(f"warning: {datafile} says classes = {declared} but the cfg's heads have "
+            f"{', '.join(map(str, heads))}: training uses the heads' (labels of other classes "
+            f"are skipped); `pydarknet custom CFG OUT --data {datafile}` sets a cfg up for it")
