@@ -1,6 +1,6 @@
-"""A detector's cfg set up for your own classes: the edits AB Darknet's README lists under
-"How to train (to detect your custom objects)", made in a copy of the cfg with everything else
-kept as written.
+"""A detector's or classifier's cfg set up for your own classes: the edits AB Darknet's README
+lists under "How to train (to detect your custom objects)", made in a copy of the cfg with
+everything else kept as written.
 
 - ``classes=N`` in every [yolo], [Gaussian_yolo], [region], [detection] and [contrastive];
 - ``filters=`` of the [convolutional] before each head: masks x (classes + 5) for [yolo]
@@ -12,6 +12,10 @@ kept as written.
   they no longer fit;
 - on request ``width``/``height`` (multiples of 32), ``batch``/``subdivisions`` and
   ``anchors``.
+
+A classifier (no head, a last [softmax]) gets ``classes`` outputs in the [convolutional] or
+[connected] that makes the softmax's scores (through [avgpool], [activation], [dropout]);
+its ``max_batches`` and ``steps`` change only when ``max_batches`` is given.
 
 The result is built once before it is returned, so that a cfg it cannot set up is an error
 here, not at the start of training.
@@ -53,10 +57,51 @@ def custom_cfg(cfg_path, classes, train_images=0, width=None, height=None, batch
     cfg = CfgText.read(cfg_path)
     net = Network(cfg_path, batch=1, init=False)
     heads = [l for l in net.layers if l.layer_type in HEADS]
-    if not heads:
-        raise PydarknetError(f"{cfg_path}: no [yolo], [Gaussian_yolo], [region] or [detection] "
-                             f"layer: not a detector")
-    notes = []
+    if heads:
+        notes = _detector_edits(cfg, net, heads, classes, anchors)
+        mb = max_batches or default_max_batches(classes, train_images)
+    else:
+        if anchors is not None:
+            raise PydarknetError(f"{cfg_path}: a classifier has no anchors")
+        notes = _classifier_edits(cfg, net, classes)
+        mb = max_batches
+    notes += _net_edits(cfg, net, mb, width, height, batch, subdivisions, bool(heads))
+    text = cfg.text()
+    try:
+        Network(parse_cfg_text(text, cfg_path), batch=1, init=False)
+    except PydarknetError as e:
+        raise PydarknetError(f"the set-up cfg does not build: {e}") from None
+    return text, notes
+
+
+def _classifier_edits(cfg, net, classes):
+    """The [convolutional] or [connected] that makes the scores of the last [softmax] (through
+    [avgpool], [activation], [dropout] only) gets ``classes`` outputs."""
+    last = max((l for l in net.layers if l.layer_type == "softmax"), default=None,
+               key=lambda l: l.index)
+    if last is None:
+        raise PydarknetError(f"{net.cfg_path}: no [yolo], [Gaussian_yolo], [region] or "
+                             f"[detection] layer, nor a [softmax]: neither a detector nor a "
+                             f"classifier")
+    where = f"layer {last.index} [softmax] ({net.cfg_path}:{last.section.line})"
+    if last.tree or last.groups != 1:
+        raise PydarknetError(f"{where}: with tree= or groups= its classes are not one number; "
+                             f"set it up by hand")
+    k = last.index - 1
+    while k >= 0 and net.layers[k].layer_type in ("avgpool", "activation", "dropout"):
+        k -= 1
+    layer = net.layers[k] if k >= 0 else None
+    if layer is None or layer.layer_type not in ("convolutional", "connected"):
+        raise PydarknetError(f"{where}: its scores do not come from a [convolutional] or "
+                             f"[connected] whose size could be set")
+    key = "filters" if layer.layer_type == "convolutional" else "output"
+    cfg.set(cfg.layer(k), key, classes)
+    return [f"layer {k} [{cfg.layer(k).name}]: {key}={classes} (the scores of the [softmax], "
+            f"layer {last.index})"]
+
+
+def _detector_edits(cfg, net, heads, classes, anchors):
+    cfg_path, notes = net.cfg_path, []
     for head in heads:
         section = cfg.layer(head.index)
         where = f"layer {head.index} [{section.name}] ({cfg_path}:{section.line})"
@@ -92,36 +137,29 @@ def custom_cfg(cfg_path, classes, train_images=0, width=None, height=None, batch
     for layer in net.layers:
         if layer.layer_type == "contrastive":
             cfg.set(cfg.layer(layer.index), "classes", classes)
-    notes += _net_edits(cfg, net, classes, train_images, width, height, batch, subdivisions,
-                        max_batches)
-    text = cfg.text()
-    try:
-        Network(parse_cfg_text(text, cfg_path), batch=1, init=False)
-    except PydarknetError as e:
-        raise PydarknetError(f"the set-up cfg does not build: {e}") from None
-    return text, notes
+    return notes
 
 
-def _net_edits(cfg, net, classes, train_images, width, height, batch, subdivisions,
-               max_batches):
+def _net_edits(cfg, net, max_batches, width, height, batch, subdivisions, detector):
     section, opts, notes = cfg.sections[0], net.net, []
-    mb = max_batches or default_max_batches(classes, train_images)
-    cfg.set(section, "max_batches", mb)
-    line = f"[net]: max_batches={mb}"
-    if opts.policy == "steps":
-        steps = (int(mb * 0.8), int(mb * 0.9))
-        cfg.set(section, "steps", f"{steps[0]},{steps[1]}")
-        scales = section.options.get("scales")
-        if scales is None or len(scales.value.split(",")) != 2:
-            cfg.set(section, "scales", ".1,.1")
-        line += f", steps={steps[0]},{steps[1]}"
-    else:
-        line += f" (policy={opts.policy}: no steps to set)"
-    notes.append(line)
+    if max_batches:
+        cfg.set(section, "max_batches", max_batches)
+        line = f"[net]: max_batches={max_batches}"
+        if opts.policy == "steps":
+            steps = (int(max_batches * 0.8), int(max_batches * 0.9))
+            cfg.set(section, "steps", f"{steps[0]},{steps[1]}")
+            scales = section.options.get("scales")
+            if scales is None or len(scales.value.split(",")) != 2:
+                cfg.set(section, "scales", ".1,.1")
+            line += f", steps={steps[0]},{steps[1]}"
+        else:
+            line += f" (policy={opts.policy}: no steps to set)"
+        notes.append(line)
     for key, value in (("width", width), ("height", height)):
         if value is not None:
-            if value < 32 or value % 32:
-                raise PydarknetError(f"{key}={value}: a detector's input is a multiple of 32")
+            if value < 1 or detector and (value < 32 or value % 32):
+                raise PydarknetError(f"{key}={value}: a detector's input is a multiple of 32"
+                                     if detector else f"{key}={value}: must be at least 1")
             cfg.set(section, key, value)
             notes.append(f"[net]: {key}={value}")
     for key, value in (("batch", batch), ("subdivisions", subdivisions)):

@@ -109,6 +109,30 @@ def test_yolov1_detection_sets_the_connected_output(tmp_path):
     assert "policy=poly: no steps to set" in notes[-1] and "steps" not in text
 
 
+def test_a_classifier_gets_its_scores_layer_sized(tmp_path):
+    cfg = ROOT / "cfg" / "darknet53.cfg"
+    text, notes = custom_cfg(cfg, 10, train_images=50000)
+    assert changed_lines(cfg.read_text(), text) == [("filters=1000", "filters=10")]
+    assert notes == ["layer 76 [convolutional]: filters=10 (the scores of the [softmax], layer 77)"]
+    text, _ = custom_cfg(cfg, 10, max_batches=3000, width=200, height=200)
+    net = Network(cfg_text_path(tmp_path, text), batch=1, init=False)
+    assert (net.layers[-1].outputs, net.net.max_batches, net.net.width) == (10, 3000, 200)
+
+
+def test_a_connected_classifier_and_what_a_classifier_cannot_take(tmp_path):
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n[connected]\noutput=5\n"
+                   "[dropout]\n[softmax]\n[cost]\n")
+    text, _ = custom_cfg(cfg, 3)
+    assert "output=3" in text
+    with pytest.raises(PydarknetError, match="a classifier has no anchors"):
+        custom_cfg(cfg, 3, anchors=[1, 1])
+    cfg.write_text("[net]\nwidth=8\nheight=8\nchannels=3\n[connected]\noutput=6\n"
+                   "[softmax]\ngroups=2\n")
+    with pytest.raises(PydarknetError, match=r"with tree= or groups= its classes are not one"):
+        custom_cfg(cfg, 3)
+
+
 def test_anchors_go_to_the_yolo_heads(tmp_path):
     cfg = tmp_path / "y.cfg"
     cfg.write_text(HEADS.split("[route]")[0])
@@ -118,7 +142,7 @@ def test_anchors_go_to_the_yolo_heads(tmp_path):
 
 @pytest.mark.parametrize("cfg_text, kw, message", [
     ("[net]\nwidth=32\nheight=32\nchannels=3\n[convolutional]\nfilters=2\nsize=1\n[avgpool]\n",
-     {}, "not a detector"),
+     {}, "neither a detector nor a classifier"),
     (HEADS.replace("[yolo]", "[route]\nlayers=-1\n[yolo]"), {},
      r"layer 2 \[yolo\] .* takes the output of layer 1 \(route\), not of a \[convolutional\]"),
     (HEADS, {"width": 100}, "width=100: a detector's input is a multiple of 32"),

@@ -1,5 +1,5 @@
-"""``pydarknet custom CFG OUT --data obj.data``: a copy of a detector's cfg set up for your
-classes (pydarknet.custom_cfg: AB's "train on your own objects" edits)."""
+"""``pydarknet custom CFG OUT --data obj.data``: a copy of a detector's or classifier's cfg set
+up for your classes (pydarknet.custom_cfg: AB's "train on your own objects" edits)."""
 
 import os
 
@@ -44,10 +44,12 @@ def _cmd_custom(args):
 
 
 def add_commands(sub):
-    p = sub.add_parser("custom", help="a copy of a detector's cfg set up for your classes "
-                                      "(classes, the filters before each head, max_batches, "
-                                      "steps: AB's 'train on your own objects' edits)")
-    p.add_argument("cfg", help="the detector's cfg (yolov4-tiny.cfg, yolov4.cfg, ...)")
+    p = sub.add_parser("custom", help="a copy of a detector's or classifier's cfg set up for "
+                                      "your classes (classes, the filters before each head, "
+                                      "max_batches, steps: AB's 'train on your own objects' "
+                                      "edits)")
+    p.add_argument("cfg", help="the cfg (yolov4-tiny.cfg, yolov4.cfg, csdarknet53-omega.cfg, "
+                               "...)")
     p.add_argument("out", help="the cfg to write")
     p.add_argument("--data", help="the .data file: its classes and training list")
     p.add_argument("--classes", type=int, help="the number of classes (default: the .data's)")
