@@ -31,7 +31,7 @@ COMMANDS = {
     "rnn": {"train", "generate", "valid"},
     "export": {"onnx"}, "partial": None, "from_pjreddie": None,
     "average": None, "denormalize": None, "normalize": None, "reset": None, "rgbgr": None,
-    "rescale": None,
+    "rescale": None, "visualize": None, "custom": None,
     "data": {"coco", "voc", "yolo", "cifar", "idx", "check"},
 }
 
