@@ -1,10 +1,11 @@
-"""``pydarknet data coco|voc|yolo|cifar|idx``: annotations converted to Darknet's layout
+"""``pydarknet data coco|voc|yolo|labelme|cifar|idx``: annotations converted to Darknet's layout
 (:mod:`pydarknet.datasets`).
 
     pydarknet data coco instances_train2017.json train2017/ data/coco \\
         --valid-json instances_val2017.json --valid-images val2017/
     pydarknet data voc VOCdevkit/ data/voc --sets 2007/trainval,2012/trainval --valid-sets 2007/test
     pydarknet data yolo datasets/coco128/data.yaml data/coco128
+    pydarknet data labelme photos/ data/mine --valid-fraction 0.1
     pydarknet data cifar cifar-10-batches-bin data/cifar
     pydarknet data idx train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz data/fashion \\
         --names fashion-mnist --list train
@@ -38,7 +39,8 @@ def _add_detection_output(p):
 
 
 def add_commands(actions):
-    """Adds ``coco``, ``voc``, ``yolo``, ``cifar`` and ``idx`` to ``pydarknet data``."""
+    """Adds ``coco``, ``voc``, ``yolo``, ``labelme``, ``cifar`` and ``idx`` to ``pydarknet
+    data``."""
     fmt = _Paragraphs
     p = actions.add_parser(
         "coco", help="COCO instances json -> Darknet detector data set", formatter_class=fmt,
@@ -93,6 +95,27 @@ def add_commands(actions):
                                                     "val:, path:)")
     _add_detection_output(p)
     p.set_defaults(func=_cmd_yolo)
+
+    p = actions.add_parser(
+        "labelme", help="LabelMe json annotations -> Darknet detector data set",
+        formatter_class=fmt,
+        description="Converts the images annotated with the LabelMe tool (a .json beside each "
+        "image) under a folder to Darknet's detector layout: rectangles, polygons, circles "
+        "and masks become boxes (points and lines are left out); the classes are --classes in "
+        "that order, or every label found, sorted. An image missing beside its json but "
+        "embedded in it (imageData) is written out. The valid list is a second folder "
+        "(--valid) or a share of the images (--valid-fraction, the same ones on every run)."
+        "\n\n" + _LAYOUT)
+    p.add_argument("folder", metavar="FOLDER", help="the folder of images and LabelMe .json "
+                                                    "files (searched recursively)")
+    p.add_argument("--valid", metavar="FOLDER", help="a folder of LabelMe annotations for the "
+                                                     "valid list")
+    p.add_argument("--valid-fraction", dest="valid_fraction", type=float, default=0.0,
+                   help="put this share of FOLDER's images in the valid list instead")
+    p.add_argument("--classes", help="comma-separated class names to keep, in this order "
+                                     "(default: every label, sorted)")
+    _add_detection_output(p)
+    p.set_defaults(func=_cmd_labelme)
 
     p = actions.add_parser(
         "cifar", help="CIFAR-10 (binary or Python version) -> Darknet classifier data set",
@@ -169,6 +192,13 @@ def _cmd_voc(args):
 def _cmd_yolo(args):
     from ..datasets.yolo import convert_yolo
     return _run(convert_yolo, args.yaml, args.out_dir, copy=args.copy)
+
+
+def _cmd_labelme(args):
+    from ..datasets.labelme import convert_labelme
+    return _run(convert_labelme, args.folder, args.out_dir, valid=args.valid,
+                valid_fraction=args.valid_fraction, classes=_classes(args.classes),
+                copy=args.copy)
 
 
 def _cmd_cifar(args):

@@ -356,15 +356,16 @@ class DetectionSplit:
         self.paths = []
         self._names = set()
 
-    def add(self, source, name, boxes):
-        """Links ``source`` as ``name`` and writes its label file; ``boxes``: (class, x, y,
-        w, h) relative. Returns the final path."""
+    def add(self, source, name, boxes, copy=None):
+        """Links ``source`` as ``name`` (copies it with ``copy``, by default the split's
+        choice) and writes its label file; ``boxes``: (class, x, y, w, h) relative. Returns
+        the final path."""
         if name in self._names:
             raise PydarknetError(f"internal: two images named {name} in the {self.split} list")
         self._names.add(name)
         final = self.out.final(os.path.join("images", self.split, name))
         dst = self.out.path(self.out.rel_of_final(final))
-        if self.copy:
+        if self.copy if copy is None else copy:
             shutil.copyfile(source, dst)
         else:
             os.symlink(os.path.abspath(source), dst)
@@ -375,6 +376,18 @@ class DetectionSplit:
         self.out.write_text(self.out.rel_of_final(label), lines)
         self.paths.append(final)
         return final
+
+
+def link_name(path, taken):
+    """The image's file name, or (taken already by another image) its parent folder's name
+    and a number before it; added to ``taken``."""
+    base = os.path.basename(path)
+    name, k = base, 1
+    while name in taken:
+        name = f"{os.path.basename(os.path.dirname(path))}_{k}_{base}"
+        k += 1
+    taken.add(name)
+    return name
 
 
 def box_to_darknet(x0, y0, x1, y1, width, height):

@@ -18,7 +18,7 @@ import math
 import os
 
 from ..errors import PydarknetError
-from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
+from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box, link_name,
                      readable_file)
 
 __all__ = ["convert_yolo", "read_yolo_yaml", "yolo_label_path", "parse_yolo_label"]
@@ -185,18 +185,6 @@ def _read_labels(path, names, pose, summary):
     return boxes
 
 
-def _link_name(path, taken):
-    """The image's file name, or (taken already by another image) its parent folder's name
-    and a number before it."""
-    base = os.path.basename(path)
-    name, k = base, 1
-    while name in taken:
-        name = f"{os.path.basename(os.path.dirname(path))}_{k}_{base}"
-        k += 1
-    taken.add(name)
-    return name
-
-
 def convert_yolo(yaml_path, out_dir, *, copy=False, out=None):
     """Converts the yaml's train and val splits into ``out_dir``; returns the summary and
     the class names."""
@@ -221,7 +209,7 @@ def convert_yolo(yaml_path, out_dir, *, copy=False, out=None):
                                  "split); image skipped")
                     continue
                 boxes = _read_labels(yolo_label_path(image), names, pose, summary)
-                lines.add(image, _link_name(image, taken), boxes)
+                lines.add(image, link_name(image, taken), boxes)
                 summary.image(split, [names[b[0]] for b in boxes])
             if not lines.paths:
                 raise PydarknetError(f"{yaml_path}: no image of the {key} split could be "

@@ -1,0 +1,274 @@
+"""LabelMe annotations (one ``.json`` beside each labelled image, as the LabelMe tool saves
+them) -> Darknet's detection layout.
+
+    convert_labelme("photos/", "data/mine", valid_fraction=0.1)
+
+Every ``.json`` under the folder (recursively) that holds LabelMe's ``shapes`` is one image:
+its ``imagePath`` (relative to the json, Windows ``\\`` taken as ``/``; else the json's name
+with an image extension beside it); where the image file is gone but the json embeds it
+(``imageData``), that copy is written out. Shapes become boxes: a rectangle or a mask's
+corners, a polygon's extent, a circle's square; points and lines have no box and are left
+out. Coordinates are in the json's ``imageWidth`` x ``imageHeight`` (the image's own size
+where the json has none), boxes are cut to the image, the same box twice listed once. The
+classes are ``classes`` in that order (other labels left out) or every label found, sorted.
+A json without shapes is an image without objects.
+
+The valid list is a second folder (``valid``) or a share of the images (``valid_fraction``,
+chosen by a hash of each json's path: the same images on every run).
+"""
+
+import base64
+import json
+import math
+import os
+import tempfile
+import zlib
+
+from ..errors import PydarknetError
+from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
+                     image_size, link_name, readable_file)
+
+__all__ = ["convert_labelme", "read_labelme", "shape_box"]
+
+_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+_NO_AREA = ("point", "points", "line", "linestrip")
+
+
+def shape_box(shape):
+    """Pixel corners (x0, y0, x1, y1) of one LabelMe shape, or why it has none."""
+    kind = shape.get("shape_type") or "polygon"
+    points = shape.get("points")
+    if kind in _NO_AREA:
+        return f"a {kind} has no box"
+    try:
+        pts = [(float(p[0]), float(p[1])) for p in points]
+    except (TypeError, ValueError, IndexError):
+        return "its points are not pairs of numbers"
+    if not all(math.isfinite(v) for p in pts for v in p):
+        return "its points are not finite"
+    if kind == "circle":
+        if len(pts) != 2:
+            return f"a circle has 2 points (centre, edge), found {len(pts)}"
+        (cx, cy), (ex, ey) = pts
+        r = ((ex - cx) ** 2 + (ey - cy) ** 2) ** 0.5
+        return cx - r, cy - r, cx + r, cy + r
+    if kind not in ("rectangle", "polygon", "mask"):
+        return f"shape_type {kind!r} is not one LabelMe writes"
+    if len(pts) < 2:
+        return f"a {kind} of {len(pts)} point"
+    xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def read_labelme(path):
+    """The json as a dict, or why it is not a LabelMe annotation."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        return f"cannot read it as json ({e})"
+    if not isinstance(data, dict) or not isinstance(data.get("shapes"), list):
+        return "not a LabelMe annotation (no 'shapes' list)"
+    return data
+
+
+def _image_of(json_path, data):
+    """The image file the json annotates, or None."""
+    folder = os.path.dirname(json_path)
+    given = str(data.get("imagePath") or "").replace("\\", "/")
+    candidates = []
+    if given:
+        candidates += [os.path.normpath(os.path.join(folder, given)),
+                       os.path.join(folder, os.path.basename(given))]
+    stem = os.path.splitext(json_path)[0]
+    candidates += [stem + ext for ext in _IMAGE_EXTENSIONS]
+    return next((c for c in candidates if os.path.isfile(c)), None)
+
+
+def _files(folder, extensions):
+    found = []
+    for root, dirs, files in os.walk(folder):
+        dirs.sort()
+        found += [os.path.join(root, f) for f in sorted(files) if f.lower().endswith(extensions)]
+    return found
+
+
+class _Image:
+    __slots__ = ("json", "image", "embedded", "size", "shapes")
+
+
+def _collect(folder, summary):
+    """The annotated images of a folder (in path order); what cannot be used is skipped."""
+    if not os.path.isdir(folder):
+        raise PydarknetError(f"{folder}: not a folder of LabelMe annotations")
+    images, seen = [], {}
+    for path in _files(folder, (".json",)):
+        data = read_labelme(path)
+        if isinstance(data, str):
+            summary.skip("json files that are not LabelMe's", f"{path}: {data}; skipped")
+            continue
+        item = _Image()
+        item.json, item.shapes = path, data["shapes"]
+        item.image, item.embedded = _image_of(path, data), None
+        if item.image is None and data.get("imageData"):
+            try:
+                item.embedded = base64.b64decode(data["imageData"], validate=True)
+            except (ValueError, TypeError):
+                pass
+        if item.image is None and item.embedded is None:
+            summary.skip("annotations whose image is missing",
+                         f"{path}: its image {data.get('imagePath')!r} is not there and the "
+                         f"json does not embed it; skipped")
+            continue
+        if item.image is not None:
+            why = readable_file(item.image)
+            if why:
+                summary.skip("missing or unreadable images", f"{item.image}: {why}; skipped")
+                continue
+            key = os.path.realpath(item.image)
+            if key in seen:
+                summary.skip("images annotated twice", f"{path}: annotates {item.image} as "
+                             f"{seen[key]} does; the first is kept")
+                continue
+            seen[key] = path
+        w, h = data.get("imageWidth"), data.get("imageHeight")
+        item.size = (w, h) if all(isinstance(v, int) and v > 0 for v in (w, h)) else None
+        images.append(item)
+    unlabelled = [p for p in _files(folder, _IMAGE_EXTENSIONS)
+                  if os.path.realpath(p) not in seen]
+    if unlabelled:
+        summary.note("images without a LabelMe json (not listed)", count=len(unlabelled))
+    return images
+
+
+def _boxes(item, names, summary):
+    """The image's boxes (class, x, y, w, h) relative, in its shapes' order."""
+    size, actual = item.size, _actual_size(item)
+    if actual is None:
+        summary.skip("images that do not decode", f"{item.image or item.json}: the image "
+                     "does not decode; skipped")
+        return None
+    if size is not None and actual != size:
+        summary.note("images whose size differs from the json's (its coordinates kept)",
+                     f"{item.image or item.json}: {actual[0]}x{actual[1]}, the json says "
+                     f"{size[0]}x{size[1]}: the json's coordinates are read at its size")
+    w, h = size or actual
+    boxes = []
+    for k, shape in enumerate(item.shapes):
+        label = str(shape.get("label", "")).strip() if isinstance(shape, dict) else ""
+        if label not in names:
+            summary.note("objects of classes not converted" if label else "shapes without a "
+                         "label")
+            continue
+        corners = shape_box(shape)
+        if isinstance(corners, str):
+            summary.note("points and lines (no box)" if "has no box" in corners else
+                         "malformed shapes", None if "has no box" in corners else
+                         f"{item.json}: shape {k} ({label}): {corners}; left out")
+            continue
+        clipped = clip_box(*corners, float(w), float(h))
+        if clipped is None:
+            summary.note("shapes outside the image", f"{item.json}: shape {k} ({label}) has "
+                         "no width or height inside the image; left out")
+            continue
+        *c, cut = clipped
+        if cut:
+            summary.note("boxes cut to the image")
+        box = (names.index(label), *(round(v, 6) for v in box_to_darknet(*c, w, h)))
+        if box in boxes:
+            summary.note("the same box twice (listed once)")
+            continue
+        boxes.append(box)
+    return boxes
+
+
+def _actual_size(item):
+    """(width, height) of the image file or of the json's embedded copy; None if it does not
+    decode."""
+    if item.image is not None:
+        return image_size(item.image)
+    import cv2
+    import numpy as np
+    img = cv2.imdecode(np.frombuffer(item.embedded, np.uint8), cv2.IMREAD_UNCHANGED)
+    return None if img is None else (img.shape[1], img.shape[0])
+
+
+def _in_valid(item, root, fraction):
+    rel = os.path.relpath(item.json, root).replace(os.sep, "/")
+    return zlib.crc32(rel.encode()) % 10000 < fraction * 10000
+
+
+def convert_labelme(folder, out_dir, *, valid=None, valid_fraction=0.0, classes=None,
+                    copy=False, out=None):
+    """Converts the LabelMe annotations of ``folder`` (and ``valid``) into ``out_dir``;
+    returns the summary and the class names."""
+    summary = Summary("labelme", out)
+    if valid is not None and valid_fraction:
+        raise PydarknetError("give a valid folder or a valid fraction, not both")
+    if not 0 <= valid_fraction < 1:
+        raise PydarknetError(f"valid fraction {valid_fraction}: expected 0 <= f < 1")
+    train = _collect(folder, summary)
+    if valid is not None:
+        held = _collect(valid, summary)
+        kept = {os.path.realpath(i.json) for i in held}
+        both = [i for i in train if os.path.realpath(i.json) in kept]
+        if both:          # the valid folder inside the training one: each image in one list
+            summary.note("images of the valid folder left out of train", count=len(both))
+            train = [i for i in train if os.path.realpath(i.json) not in kept]
+        splits = [("train", train), ("valid", held)]
+    elif valid_fraction:
+        root = os.path.abspath(folder)
+        picked = [i for i in train if _in_valid(i, root, valid_fraction)]
+        chosen = {id(i) for i in picked}
+        splits = [("train", [i for i in train if id(i) not in chosen])]
+        if picked:
+            splits.append(("valid", picked))
+        else:
+            summary.note("no image fell in the valid share (no valid list)")
+    else:
+        splits = [("train", train)]
+    if not train:
+        raise PydarknetError(f"{folder}: no LabelMe annotation with its image found (see the "
+                             "warnings above); nothing written")
+    found = sorted({str(s.get("label", "")).strip() for _, items in splits for i in items
+                    for s in i.shapes if isinstance(s, dict)} - {""})
+    names = list(classes) if classes else found
+    if not names:
+        raise PydarknetError(f"{folder}: no shape has a label: no classes to write")
+    with OutputFolder(out_dir, "labelme") as target:
+        entries = [("classes", len(names))]
+        for split, items in splits:
+            lines, taken = DetectionSplit(target, split, copy), set()
+            for item in items:
+                boxes = _boxes(item, names, summary)
+                if boxes is None:
+                    continue
+                if item.image is not None:
+                    lines.add(item.image, link_name(item.image, taken), boxes)
+                else:
+                    _add_embedded(lines, item, taken, boxes)
+                    summary.note("images written from the json (imageData)")
+                summary.image(split, [names[b[0]] for b in boxes])
+            if not lines.paths:
+                raise PydarknetError(f"{folder}: no image of the {split} list could be "
+                                     "converted (see the warnings above); nothing written")
+            target.write_list(f"{split}.txt", lines.paths)
+            entries.append((split, target.final(f"{split}.txt")))
+        target.write_names("obj.names", names)
+        entries += [("names", target.final("obj.names")), ("backup", "backup/")]
+        target.write_data("obj.data", entries)
+        target.commit({"names": names, "folder": os.path.abspath(folder)})
+    return summary, names
+
+
+def _add_embedded(lines, item, taken, boxes):
+    """The json's own copy of its image, written out under the image's name."""
+    stem = os.path.splitext(os.path.basename(item.json))[0]
+    ext = ".png" if item.embedded.startswith(b"\x89PNG") else ".jpg"
+    name = link_name(os.path.join(os.path.dirname(item.json), stem + ext), taken)
+    with tempfile.NamedTemporaryFile(suffix=ext, delete=False) as f:
+        f.write(item.embedded)
+    try:
+        lines.add(f.name, name, boxes, copy=True)
+    finally:
+        os.unlink(f.name)
