@@ -1,11 +1,12 @@
-"""``pydarknet data coco|voc|yolo|labelme|cifar|idx``: annotations converted to Darknet's layout
-(:mod:`pydarknet.datasets`).
+"""``pydarknet data coco|voc|yolo|labelme|bdd|cifar|idx``: annotations converted to Darknet's
+layout (:mod:`pydarknet.datasets`).
 
     pydarknet data coco instances_train2017.json train2017/ data/coco \\
         --valid-json instances_val2017.json --valid-images val2017/
     pydarknet data voc VOCdevkit/ data/voc --sets 2007/trainval,2012/trainval --valid-sets 2007/test
     pydarknet data yolo datasets/coco128/data.yaml data/coco128
     pydarknet data labelme photos/ data/mine --valid-fraction 0.1
+    pydarknet data bdd bdd100k_labels_images_train.json bdd100k/images/100k/train data/bdd
     pydarknet data cifar cifar-10-batches-bin data/cifar
     pydarknet data idx train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz data/fashion \\
         --names fashion-mnist --list train
@@ -39,8 +40,8 @@ def _add_detection_output(p):
 
 
 def add_commands(actions):
-    """Adds ``coco``, ``voc``, ``yolo``, ``labelme``, ``cifar`` and ``idx`` to ``pydarknet
-    data``."""
+    """Adds ``coco``, ``voc``, ``yolo``, ``labelme``, ``bdd``, ``cifar`` and ``idx`` to
+    ``pydarknet data``."""
     fmt = _Paragraphs
     p = actions.add_parser(
         "coco", help="COCO instances json -> Darknet detector data set", formatter_class=fmt,
@@ -95,6 +96,25 @@ def add_commands(actions):
                                                     "val:, path:)")
     _add_detection_output(p)
     p.set_defaults(func=_cmd_yolo)
+
+    p = actions.add_parser(
+        "bdd", help="Berkeley DeepDrive (BDD100K) labels json -> Darknet detector data set",
+        formatter_class=fmt,
+        description="Converts BDD100K detection labels (the 2018 release's or det_20's json "
+        "list of frames) to Darknet's detector layout. The classes are the ten of AB "
+        "Darknet's eval=bdd result format in its order (bike, bus, car, motor, person, rider, "
+        "traffic light, traffic sign, train, truck; det_20's bicycle, motorcycle and pedestrian "
+        "are the same), and obj.data says eval = bdd, so that `detector valid` writes BDD's "
+        "categories; --classes picks a subset (then without eval = bdd). Lanes, drivable area "
+        "and other categories are left out.\n\n" + _LAYOUT)
+    p.add_argument("labels", metavar="LABELS.json", help="the training split's labels")
+    p.add_argument("image_dir", metavar="IMAGE_DIR", help="the training split's images "
+                                                        "(bdd100k/images/100k/train)")
+    p.add_argument("--valid-json", dest="valid_json", help="the validation split's labels")
+    p.add_argument("--valid-images", dest="valid_images", help="the validation split's images")
+    p.add_argument("--classes", help="comma-separated categories to keep, in this order")
+    _add_detection_output(p)
+    p.set_defaults(func=_cmd_bdd)
 
     p = actions.add_parser(
         "labelme", help="LabelMe json annotations -> Darknet detector data set",
@@ -192,6 +212,13 @@ def _cmd_voc(args):
 def _cmd_yolo(args):
     from ..datasets.yolo import convert_yolo
     return _run(convert_yolo, args.yaml, args.out_dir, copy=args.copy)
+
+
+def _cmd_bdd(args):
+    from ..datasets.bdd import convert_bdd
+    return _run(convert_bdd, args.labels, args.image_dir, args.out_dir,
+                valid_json=args.valid_json, valid_images=args.valid_images,
+                classes=_classes(args.classes), copy=args.copy)
 
 
 def _cmd_labelme(args):
