@@ -32,7 +32,7 @@ COMMANDS = {
     "export": {"onnx"}, "partial": None, "from_pjreddie": None,
     "average": None, "denormalize": None, "normalize": None, "reset": None, "rgbgr": None,
     "rescale": None, "visualize": None, "custom": None,
-    "data": {"coco", "voc", "yolo", "labelme", "bdd", "cifar", "idx", "check"},
+    "data": {"coco", "voc", "yolo", "labelme", "bdd", "kitti", "cifar", "idx", "check"},
 }
 
 

@@ -1,5 +1,5 @@
-"""``pydarknet data coco|voc|yolo|labelme|bdd|cifar|idx``: annotations converted to Darknet's
-layout (:mod:`pydarknet.datasets`).
+"""``pydarknet data coco|voc|yolo|labelme|bdd|kitti|cifar|idx``: annotations converted to
+Darknet's layout (:mod:`pydarknet.datasets`).
 
     pydarknet data coco instances_train2017.json train2017/ data/coco \\
         --valid-json instances_val2017.json --valid-images val2017/
@@ -7,6 +7,7 @@ layout (:mod:`pydarknet.datasets`).
     pydarknet data yolo datasets/coco128/data.yaml data/coco128
     pydarknet data labelme photos/ data/mine --valid-fraction 0.1
     pydarknet data bdd bdd100k_labels_images_train.json bdd100k/images/100k/train data/bdd
+    pydarknet data kitti kitti/training data/kitti --valid-fraction 0.2
     pydarknet data cifar cifar-10-batches-bin data/cifar
     pydarknet data idx train-images-idx3-ubyte.gz train-labels-idx1-ubyte.gz data/fashion \\
         --names fashion-mnist --list train
@@ -40,8 +41,8 @@ def _add_detection_output(p):
 
 
 def add_commands(actions):
-    """Adds ``coco``, ``voc``, ``yolo``, ``labelme``, ``bdd``, ``cifar`` and ``idx`` to
-    ``pydarknet data``."""
+    """Adds ``coco``, ``voc``, ``yolo``, ``labelme``, ``bdd``, ``kitti``, ``cifar`` and
+    ``idx`` to ``pydarknet data``."""
     fmt = _Paragraphs
     p = actions.add_parser(
         "coco", help="COCO instances json -> Darknet detector data set", formatter_class=fmt,
@@ -115,6 +116,27 @@ def add_commands(actions):
     p.add_argument("--classes", help="comma-separated categories to keep, in this order")
     _add_detection_output(p)
     p.set_defaults(func=_cmd_bdd)
+
+    p = actions.add_parser(
+        "kitti", help="KITTI 2D object labels -> Darknet detector data set",
+        formatter_class=fmt,
+        description="Converts KITTI's training/ folder (image_2/ and label_2/) to Darknet's "
+        "detector layout. The classes are Car, Pedestrian and Cyclist, the three of AB "
+        "Darknet's eval=kitti result format in its order, and obj.data says eval = kitti, so "
+        "that `detector valid` writes KITTI's result files; --classes picks other KITTI types "
+        "(then without eval = kitti). DontCare regions are left out. The valid list is the "
+        "ids of a file (--valid-ids) or a share of the images (--valid-fraction, the same "
+        "ones on every run).\n\n" + _LAYOUT)
+    p.add_argument("training_dir", metavar="TRAINING_DIR",
+                   help="KITTI's training/ folder (image_2/, label_2/)")
+    p.add_argument("--valid-ids", dest="valid_ids", metavar="FILE",
+                   help="image ids (000123), one a line, for the valid list")
+    p.add_argument("--valid-fraction", dest="valid_fraction", type=float, default=0.0,
+                   help="put this share of the images in the valid list instead")
+    p.add_argument("--classes", help="comma-separated KITTI types to keep, in this order "
+                                     "(default Car,Pedestrian,Cyclist)")
+    _add_detection_output(p)
+    p.set_defaults(func=_cmd_kitti)
 
     p = actions.add_parser(
         "labelme", help="LabelMe json annotations -> Darknet detector data set",
@@ -219,6 +241,13 @@ def _cmd_bdd(args):
     return _run(convert_bdd, args.labels, args.image_dir, args.out_dir,
                 valid_json=args.valid_json, valid_images=args.valid_images,
                 classes=_classes(args.classes), copy=args.copy)
+
+
+def _cmd_kitti(args):
+    from ..datasets.kitti import convert_kitti
+    return _run(convert_kitti, args.training_dir, args.out_dir, valid_ids=args.valid_ids,
+                valid_fraction=args.valid_fraction, classes=_classes(args.classes),
+                copy=args.copy)
 
 
 def _cmd_labelme(args):

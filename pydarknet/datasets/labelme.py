@@ -22,11 +22,10 @@ import json
 import math
 import os
 import tempfile
-import zlib
 
 from ..errors import PydarknetError
 from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
-                     image_size, link_name, readable_file)
+                     image_size, in_valid_share, link_name, readable_file)
 
 __all__ = ["convert_labelme", "read_labelme", "shape_box"]
 
@@ -193,11 +192,6 @@ def _actual_size(item):
     return None if img is None else (img.shape[1], img.shape[0])
 
 
-def _in_valid(item, root, fraction):
-    rel = os.path.relpath(item.json, root).replace(os.sep, "/")
-    return zlib.crc32(rel.encode()) % 10000 < fraction * 10000
-
-
 def convert_labelme(folder, out_dir, *, valid=None, valid_fraction=0.0, classes=None,
                     copy=False, out=None):
     """Converts the LabelMe annotations of ``folder`` (and ``valid``) into ``out_dir``;
@@ -218,7 +212,8 @@ def convert_labelme(folder, out_dir, *, valid=None, valid_fraction=0.0, classes=
         splits = [("train", train), ("valid", held)]
     elif valid_fraction:
         root = os.path.abspath(folder)
-        picked = [i for i in train if _in_valid(i, root, valid_fraction)]
+        picked = [i for i in train
+                  if in_valid_share(os.path.relpath(i.json, root), valid_fraction)]
         chosen = {id(i) for i in picked}
         splits = [("train", [i for i in train if id(i) not in chosen])]
         if picked:

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import sys
+import zlib
 
 from ..errors import PydarknetError
 from ..labels import replace_image_to_label
@@ -388,6 +389,12 @@ def link_name(path, taken):
         k += 1
     taken.add(name)
     return name
+
+
+def in_valid_share(key, fraction):
+    """Whether the item named ``key`` (a relative path) falls in a ``fraction`` of a data set
+    held out for validation: by a hash of the name, so the same items on every run."""
+    return zlib.crc32(str(key).replace(os.sep, "/").encode()) % 10000 < fraction * 10000
 
 
 def box_to_darknet(x0, y0, x1, y1, width, height):
