@@ -161,9 +161,11 @@ def _boxes(item, names, summary):
             continue
         corners = shape_box(shape)
         if isinstance(corners, str):
-            summary.note("points and lines (no box)" if "has no box" in corners else
-                         "malformed shapes", None if "has no box" in corners else
-                         f"{item.json}: shape {k} ({label}): {corners}; left out")
+            if "has no box" in corners:
+                summary.note("points and lines (no box)")
+            else:
+                summary.note("malformed shapes", f"{item.json}: shape {k} ({label}): "
+                             f"{corners}; left out")
             continue
         clipped = clip_box(*corners, float(w), float(h))
         if clipped is None:
