@@ -422,6 +422,14 @@ def test_calc_anchors(dataset, tmp_path, capsys, monkeypatch):
     assert areas == sorted(areas)
     assert "avg IoU = " in out and "counters_per_class = " in out
     assert (tmp_path / "anchors.txt").read_text().strip() == anchors
+    assert not (tmp_path / "cloud.png").exists()
+    code, out, err = run(capsys, "detector", "calc_anchors", d / "obj.data", "-num_of_clusters",
+                         3, "-width", 64, "-height", 64, "-seed", 1, "-show")
+    cloud = cv2.imread(str(tmp_path / "cloud.png"))
+    assert code == 0 and cloud.shape == (700, 700, 3)
+    x, y = (int(wh[4] * 700 / 64), int(wh[5] * 700 / 64))     # the largest anchor's corner
+    assert (cloud[0, :x - 12] == 255).all() and (cloud[:y - 12, 0] == 255).all()
+    assert (cloud[y - 12:y + 12, x - 12:x + 12] == 255).all(-1).any()
 
 
 @pytest.mark.parametrize("channels", [3, 1])

@@ -425,7 +425,8 @@ def _cmd_demo(args):
 def _cmd_calc_anchors(args):
     import numpy as np
 
-    from ..eval.anchors import average_iou, format_anchors, kmeans_anchors, read_box_sizes
+    from ..eval.anchors import (anchor_cloud, average_iou, format_anchors, kmeans_anchors,
+                                read_box_sizes)
     from ..labels import read_list
     if args.width <= 0 or args.height <= 0:
         raise PydarknetError("set -width and -height (the network input size) > 0")
@@ -445,7 +446,7 @@ def _cmd_calc_anchors(args):
         raise PydarknetError(f"no label file found for any of the {len(paths)} images")
     print(f" loaded \t image: {found} \t box: {len(wh)}")
     pixels = wh * np.array([args.width, args.height], np.float32)
-    centers, _, rounds = kmeans_anchors(pixels, args.num_of_clusters, seed=args.seed)
+    centers, assignments, rounds = kmeans_anchors(pixels, args.num_of_clusters, seed=args.seed)
     print(f"\n iterations = {rounds} \n")
     counters = ", ".join(str(int(c)) for c in counts)
     print(f"counters_per_class = {counters}")
@@ -458,6 +459,12 @@ def _cmd_calc_anchors(args):
             f.write(counters)
         print("\nSaving anchors to the file: anchors.txt ")
     print(f"anchors = {text}")
+    if args.show:
+        import cv2
+        cloud = anchor_cloud(pixels, assignments, centers, args.width, args.height)
+        if not cv2.imwrite("cloud.png", cloud):
+            raise PydarknetError("cannot write cloud.png in the current folder")
+        print("the box sizes and anchors drawn in cloud.png")
     report_problems(problems)
     return 0
 
@@ -600,7 +607,8 @@ def add_commands(sub):
     darknet_flag(a, "height", type=int, default=416)
     darknet_flag(a, "seed", type=int,
                  help="k-means initialisation seed (default: random, as Darknet)")
-    darknet_flag(a, "show", action="store_true", help="accepted (nothing is shown)")
+    darknet_flag(a, "show", action="store_true",
+                 help="draw the box sizes and anchors into cloud.png (Darknet's window)")
     a.add_argument("--no-save", dest="no_save", action="store_true",
                    help="do not write anchors.txt / counters_per_class.txt")
     a.set_defaults(func=_cmd_calc_anchors)

@@ -11,7 +11,8 @@ import functools
 
 import numpy as np
 
-__all__ = ["size_iou", "kmeans_anchors", "average_iou", "format_anchors", "read_box_sizes"]
+__all__ = ["size_iou", "kmeans_anchors", "average_iou", "format_anchors", "read_box_sizes",
+           "anchor_cloud"]
 
 _F = np.float32
 
@@ -72,6 +73,22 @@ def average_iou(wh, centers):
     best = iou[np.arange(len(iou)), (_F(1) - iou).argmin(1)]
     ok = (best >= 0) & (best <= 1)
     return float(best[ok].astype(np.float64).sum() / len(wh))
+
+
+def anchor_cloud(wh, assignments, centers, width, height, size=700):
+    """AB's calc_anchors -show picture (cloud.png): each box size a dot coloured by its
+    cluster, each anchor a white rectangle from the corner, ``width`` x ``height`` scaled to
+    ``size`` pixels; BGR uint8."""
+    import cv2
+    img = np.zeros((size, size, 3), np.uint8)
+    scale = np.array([size / width, size / height])
+    for (x, y), k in zip(np.asarray(wh, np.float64) * scale, np.asarray(assignments)):
+        k = int(k)
+        rgb = ((k * 123 + 55) % 255, (k * 321 + 33) % 255, (k * 11 + 99) % 255)
+        cv2.circle(img, (int(x), int(y)), 1, rgb[::-1], -1)
+    for x, y in np.asarray(centers, np.float64) * scale:
+        cv2.rectangle(img, (0, 0), (int(x), int(y)), (255, 255, 255), 1)
+    return img
 
 
 def format_anchors(centers, width):
