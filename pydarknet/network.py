@@ -318,10 +318,11 @@ class Network:
         checkpoints do this themselves; nothing to do on the CPU)."""
         self._move_params(False)
 
-    def train_iteration(self, images, truths):
+    def train_iteration(self, images, truths, layer_seconds=None):
         """One Darknet iteration over ``batch`` images (rows in subdivision order); returns
-        Darknet's loss. Updates ``iteration``, ``seen`` and ``learning_rate``."""
-        return train_iteration(self, images, truths)
+        Darknet's loss. Updates ``iteration``, ``seen`` and ``learning_rate``.
+        ``layer_seconds``: a pydarknet.train.iteration.LayerSeconds to time each layer."""
+        return train_iteration(self, images, truths, layer_seconds)
 
     # -- detection -----------------------------------------------------------------------
     def detect(self, image_bgr, thresh=0.25, nms=0.45, **kw):

@@ -169,18 +169,24 @@ def frozen_up_to(network):
     return max((l.index for l in network.layers if l.train_only_bn), default=-1)
 
 
-def backward_pass(network, state):
+def backward_pass(network, state, layer_seconds=None):
     """Every layer's backward, last to first, as Darknet's backward_network: a layer with
     ``stopbackward`` ends it, ``onlyforward`` layers pass nothing back. It also ends at the
     last ``train_only_bn`` layer: nothing from there down is updated (AB's GPU build runs
-    their backward for nothing), unless the pass wants the input's delta."""
+    their backward for nothing), unless the pass wants the input's delta. ``layer_seconds``,
+    a dict, receives each layer's time by index (as forward_pass's)."""
     pooled = isinstance(state.deltas, PooledDeltas)
     frozen = -1 if state.input_delta is not None else frozen_up_to(network)
+    B = network.backend
     for layer in reversed(network.layers):
         if layer.stopbackward or layer.index <= frozen:
             break
         if not layer.onlyforward:
+            t0 = time.perf_counter() if layer_seconds is not None else 0.0
             layer.backward(state)
+            if layer_seconds is not None:
+                B.synchronize()
+                layer_seconds[layer.index] = time.perf_counter() - t0
         if pooled:      # no earlier layer writes this delta
             state.deltas.release(layer.index)
 

@@ -134,6 +134,20 @@ def test_a_data_file_of_other_classes_than_the_cfgs_is_named(tmp_path, shapes):
     assert len(warned) == 1 and "says classes = 4 but the cfg's heads have 3" in warned[0]
 
 
+def test_benchmark_layers_times_the_second_iterations_layers(tmp_path, shapes):
+    lines = []
+    run_training(small_cfg(tmp_path), shapes["data"], seed=2, backup=str(tmp_path),
+                 max_batches=3, log=lines.append, benchmark_layers=True)
+    tables = [ln for ln in lines if ln.startswith("layers by training time")]
+    assert len(tables) == 1
+    rows = tables[0].splitlines()[1:]
+    assert len(rows) == 20 + 1 and rows[-1].strip().startswith("(")
+    first = rows[0].split()
+    assert first[1] == "conv" and float(first[2]) > 0 and float(first[4]) > 0
+    assert lines.index(tables[0]) > [i for i, ln in enumerate(lines)
+                                     if ln.startswith(" 1: ")][0]
+
+
 def test_short_demo_learns(tmp_path):
     """A short version of `pydarknet demo`: the loss falls and mAP@0.5 rises above chance."""
     ds = make_shapes_detection(str(tmp_path / "shapes"), train=64, valid=16, size=160, seed=0)

@@ -21,7 +21,8 @@ def _cmd_train(args):
                  seed=args.seed, backup=args.backup, max_batches=args.max_batches,
                  device=device_of(args), sync=args.sync, thresh=args.thresh,
                  iou_thresh=args.iou_thresh, map_epochs=args.map_epochs, chart=args.chart,
-                 show_imgs="." if args.show_imgs else None, mjpeg_port=args.mjpeg_port)
+                 show_imgs="." if args.show_imgs else None, mjpeg_port=args.mjpeg_port,
+                 benchmark_layers=args.benchmark_layers)
     return 0
 
 
@@ -83,7 +84,9 @@ def _train_arguments(p, darknet_style):
     p.add_argument(f"{flag}mjpeg_port", type=int,
                    help="serve the loss chart as an MJPEG stream on this port (open "
                         "http://localhost:PORT in a browser)")
-    p.add_argument(f"{flag}benchmark_layers", action="store_true", help="accepted")
+    p.add_argument(f"{flag}benchmark_layers", action="store_true",
+                   help="print each layer's forward and backward time in the second "
+                        "iteration, the slowest first")
     p.add_argument(f"{flag}dontuse_opencv", action="store_true",
                    help="accepted (Darknet's classifier then draws no chart; here it is a "
                         "file all the same)")

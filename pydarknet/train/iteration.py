@@ -12,20 +12,58 @@ from .reject_weights import weights_reject_step
 from .sgd import update_layer
 
 
-def train_pass(network, x, truth, keep_deltas=False, seen=None):
+def train_pass(network, x, truth, keep_deltas=False, seen=None, layer_seconds=None):
     """Forward and backward of one mini-batch (numpy images, checked truths); returns
     Darknet's cost for it. Gradients accumulate into the layers' ``grads``. The deltas share
     memory as backward goes (pydarknet.output_pool) unless ``keep_deltas`` (then
     ``network.deltas`` holds every layer's, as Darknet leaves them). ``seen``: the images
-    seen with this mini-batch's (default ``network.seen``)."""
+    seen with this mini-batch's (default ``network.seen``). ``layer_seconds``: a
+    :class:`LayerSeconds` that adds this pass's forward and backward time of each layer."""
+    forward = [] if layer_seconds is not None else None
+    backward = {} if layer_seconds is not None else None
     state = forward_pass(network, network.backend.from_numpy(x), True, truth, check_finite=True,
-                         delta_slots=None if keep_deltas else network.delta_slots(), seen=seen)
-    backward_pass(network, state)
+                         delta_slots=None if keep_deltas else network.delta_slots(), seen=seen,
+                         layer_seconds=forward)
+    backward_pass(network, state, backward)
+    if layer_seconds is not None:
+        layer_seconds.add(forward, backward)
     cost = pass_cost(network)
     if not np.isfinite(cost):
         raise PydarknetError(f"the loss is {cost} at iteration {network.iteration + 1}; weights "
                              f"are left as they were before it")
     return cost
+
+
+class LayerSeconds:
+    """Each layer's forward and backward seconds, summed over the passes timed (Darknet's
+    -benchmark_layers in training)."""
+
+    def __init__(self, layers):
+        self.layers = list(layers)
+        self.forward = [0.0] * len(self.layers)
+        self.backward = [0.0] * len(self.layers)
+
+    def add(self, forward, backward):
+        for i, t in enumerate(forward):
+            self.forward[i] += t
+        for i, t in backward.items():
+            self.backward[i] += t
+
+    def table(self, top=20):
+        """The slowest layers (forward + backward) first, with their share."""
+        both = [f + b for f, b in zip(self.forward, self.backward)]
+        total = sum(both) or 1.0
+        lines = [f"layers by training time (forward + backward, {total * 1000:.1f} ms in all; "
+                 f"forward {sum(self.forward) * 1000:.1f}, backward "
+                 f"{sum(self.backward) * 1000:.1f}):"]
+        order = sorted(range(len(both)), key=lambda i: -both[i])
+        for i in order[:top]:
+            lines.append(f"  {i:4d} {self.layers[i].type:<16s} {self.forward[i] * 1000:9.2f} + "
+                         f"{self.backward[i] * 1000:9.2f} ms {100 * both[i] / total:5.1f}%")
+        if len(order) > top:
+            rest = sum(both[i] for i in order[top:])
+            lines.append(f"  ({len(order) - top} more layers: {rest * 1000:.2f} ms)")
+        return "\n".join(lines)
 
 
 def _trained_layers(network):
@@ -37,11 +75,12 @@ def _trained_layers(network):
     return [l for l in network.layers if l.index >= first and l.params and l.trainable]
 
 
-def train_iteration(network, images, truths):
+def train_iteration(network, images, truths, layer_seconds=None):
     """Darknet's train_network: returns its loss (sum of per-pass costs / batch).
 
     In a data-parallel run (``network.parallel``, pydarknet.dist) ``images`` are this rank's
-    share; with summed gradients the update, ``seen`` and the loss span every rank's images."""
+    share; with summed gradients the update, ``seen`` and the loss span every rank's images.
+    ``layer_seconds``: a :class:`LayerSeconds` that times each layer's passes."""
     net = network.net
     # a pass takes time_steps rows of each of the mini-batch's sequences (recurrent networks;
     # Darknet's net->batch counts them, and so do seen, the update and the loss)
@@ -73,7 +112,8 @@ def train_iteration(network, images, truths):
             rows = slice(s * mini, (s + 1) * mini)
             seen += mini * ranks
             x = adversarial_images(network, images[rows], truths[rows], seen)
-            total += train_pass(network, x, truths[rows], seen=seen)
+            total += train_pass(network, x, truths[rows], seen=seen,
+                                layer_seconds=layer_seconds)
             heads.add()
     except PydarknetError:
         for layer, stats in saved:   # leave the rolling statistics as they were too

@@ -26,6 +26,7 @@ from ..http_stream import MjpegServer
 from ..network import Network
 from .chart import chart_image, draw_chart
 from .head_stats import head_lines
+from .iteration import LayerSeconds
 from .show_imgs import save_training_images
 from .checkpoint import load_checkpoint_state, save_checkpoint
 
@@ -77,7 +78,7 @@ class Trainer:
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
                  last_every=100, device="cpu", world=None, sync="sum", save_every=None,
                  metric="mAP@0.5", eval_epochs=4, chart=None, show_imgs=None,
-                 mjpeg_port=None):
+                 mjpeg_port=None, benchmark_layers=False):
         self.world = world = world or get_world()
         self.root = world.is_root
         if world.size > 1 and seed is None:       # every rank must draw from one seed
@@ -99,6 +100,7 @@ class Trainer:
         self.show_imgs = show_imgs      # a folder for each iteration's training images
         # Darknet's -mjpeg_port: the chart as an MJPEG stream, every iteration (from run())
         self.mjpeg_port = mjpeg_port if mjpeg_port is not None and mjpeg_port > 0 else None
+        self.benchmark_layers = benchmark_layers
         self.chart_stream = None
         self.history = []
         self.avg_loss = -1.0
@@ -269,8 +271,14 @@ class Trainer:
                 if self.show_imgs is not None and self.root:
                     save_training_images(images, truths, net.iteration + 1, self.show_imgs,
                                          getattr(heads[-1], "classes", None) if heads else None)
-                loss = net.train_iteration(images, truths)
+                # -benchmark_layers: the layers of this run's second iteration (the first
+                # one warms up), timed
+                timed = LayerSeconds(net.layers) if (self.benchmark_layers and self.root and
+                                                     net.iteration == first + 1) else None
+                loss = net.train_iteration(images, truths, timed)
                 dt = time.time() - t0
+                if timed is not None:
+                    self.log(timed.table())
                 if hasattr(self.loader, "after_iteration"):    # e.g. the text streams' jumps
                     self.loader.after_iteration()
                 if self.avg_loss < 0 or not math.isfinite(self.avg_loss):

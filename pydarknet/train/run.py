@@ -45,7 +45,7 @@ def _topk_function(data):
 def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
                  backup=None, max_batches=None, map_every=None, log=print, device="cpu",
                  sync="sum", calc_topk=False, thresh=0.25, iou_thresh=0.5, map_epochs=None,
-                 chart=None, show_imgs=None, mjpeg_port=None):
+                 chart=None, show_imgs=None, mjpeg_port=None, benchmark_layers=False):
     """Darknet's ``detector train`` / ``classifier train`` (``pydarknet train``): train ``cfg``
     on the .data file's ``train=`` list from ``weights`` (a checkpoint resumes, a backbone
     starts, ``clear`` restarts the count), writing checkpoints and the log to ``backup``
@@ -55,8 +55,9 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
     epochs (Darknet's -mAP_epochs: 4; a classifier's every 2). ``chart``: the chart's path
     (default backup/chart.png); ``show_imgs``: a folder for each iteration's training images
     with their boxes (Darknet's -show_imgs); ``mjpeg_port``: the chart as an MJPEG stream
-    there (Darknet's -mjpeg_port). Returns (the Trainer, the path of the final
-    checkpoint)."""
+    there (Darknet's -mjpeg_port); ``benchmark_layers``: each layer's forward and backward
+    time in the second iteration (Darknet's -benchmark_layers). Returns (the Trainer, the path
+    of the final checkpoint)."""
     from ..data import make_loader
     from ..labels import read_data_file
     from ..train.loop import Trainer
@@ -98,7 +99,8 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
                       device=device, sync=sync, save_every=every.get("saveweights"),
                       last_every=every.get("savelast", 100), metric=metric, eval_epochs=epochs,
-                      chart=chart, show_imgs=show_imgs, mjpeg_port=mjpeg_port)
+                      chart=chart, show_imgs=show_imgs, mjpeg_port=mjpeg_port,
+                      benchmark_layers=benchmark_layers)
     if calc_topk and is_detector(trainer.net):
         raise PydarknetError(f"{cfg}: -topk measures a classifier's accuracy; for a detector "
                              f"use -map")
