@@ -100,7 +100,7 @@ def test_detector_demo_streams_to_browsers_and_json_readers(dataset, video, tmp_
         return opened(source)
 
     monkeypatch.setattr(video_module, "open_capture", open_after_clients_came)
-    d, (path, frames) = dataset, video
+    d, (path, _) = dataset, video
     js = tmp_path / "d.json"
     code, _, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",
                        d / "tiny.weights", path, "-mjpeg_port", ports[0], "-json_port",
@@ -158,7 +158,7 @@ def test_demo_benchmark_time_limit_and_web_hook(dataset, video, tmp_path, capsys
 
     hook = http.server.HTTPServer(("localhost", 0), Hook)
     threading.Thread(target=hook.serve_forever, daemon=True).start()
-    d, (path, frames) = dataset, video
+    d, (path, _) = dataset, video
     js = tmp_path / "d.json"
     try:
         code, stdout, err = run(capsys, "detector", "demo", d / "obj.data", d / "tiny.cfg",

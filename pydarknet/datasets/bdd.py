@@ -19,8 +19,8 @@ import os
 
 from ..errors import PydarknetError
 from ..eval.results import BDD_NAMES
-from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
-                     image_size, link_name, readable_file)
+from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, image_size, readable_file,
+                     write_detection_set)
 
 __all__ = ["convert_bdd", "BDD_SYNONYMS"]
 
@@ -83,6 +83,19 @@ def _boxes(frame, where, names, summary, size):
     return boxes
 
 
+def _items(split, path, folder, frames, names, summary):
+    """(image, boxes) of a split's frames whose image is there."""
+    for frame in frames:
+        image = os.path.join(folder, str(frame["name"]))
+        why = readable_file(image)
+        size = None if why else _size(image)
+        if why or size is None:
+            summary.skip("missing or unreadable images", f"{image}: "
+                         f"{why or 'does not decode'} ({split}); skipped")
+            continue
+        yield image, _boxes(frame, f"{path}: {frame['name']}", names, summary, size)
+
+
 def convert_bdd(labels_json, image_dir, out_dir, *, valid_json=None, valid_images=None,
                 classes=None, copy=False, out=None):
     """Converts BDD100K labels (and the valid split's) into ``out_dir``; returns the summary
@@ -103,31 +116,12 @@ def convert_bdd(labels_json, image_dir, out_dir, *, valid_json=None, valid_image
         splits.append(("valid", valid_json, valid_images))
     loaded = [(split, path, folder, _frames(path)) for split, path, folder in splits]
     with OutputFolder(out_dir, "bdd") as target:
-        entries = [("classes", len(names))]
-        for split, path, folder, frames in loaded:
-            lines, taken = DetectionSplit(target, split, copy), set()
-            for frame in frames:
-                image = os.path.join(folder, str(frame["name"]))
-                why = readable_file(image)
-                size = None if why else _size(image)
-                if why or size is None:
-                    summary.skip("missing or unreadable images", f"{image}: "
-                                 f"{why or 'does not decode'} ({split}); skipped")
-                    continue
-                boxes = _boxes(frame, f"{path}: {frame['name']}", names, summary, size)
-                lines.add(image, link_name(image, taken), boxes)
-                summary.image(split, [names[b[0]] for b in boxes])
-            if not lines.paths:
-                raise PydarknetError(f"{path}: no image of the {split} list could be converted "
-                                     "(see the warnings above); nothing written")
-            target.write_list(f"{split}.txt", lines.paths)
-            entries.append((split, target.final(f"{split}.txt")))
-        target.write_names("obj.names", names)
-        entries += [("names", target.final("obj.names")), ("backup", "backup/")]
-        if names == list(BDD_NAMES):
-            entries.append(("eval", "bdd"))
-        else:
+        if names != list(BDD_NAMES):
             summary.note("no eval = bdd (the classes are not BDD's ten in its order)")
-        target.write_data("obj.data", entries)
+        write_detection_set(target, names, [(split, _items(split, path, folder, frames, names,
+                                                           summary))
+                                            for split, path, folder, frames in loaded],
+                            summary, labels_json, copy,
+                            [("eval", "bdd")] if names == list(BDD_NAMES) else [])
         target.commit({"names": names, "labels": os.path.abspath(labels_json)})
     return summary, names

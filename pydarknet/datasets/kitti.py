@@ -20,8 +20,8 @@ import os
 
 from ..errors import PydarknetError
 from ..eval.results import KITTI_NAMES
-from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
-                     image_size, in_valid_share, link_name, readable_file)
+from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, image_size,
+                     in_valid_share, readable_file, write_detection_set)
 
 __all__ = ["convert_kitti", "KITTI_TYPES"]
 
@@ -85,6 +85,20 @@ def _boxes(label_file, names, summary, size):
     return boxes
 
 
+def _items(training_dir, ids, chosen, types, summary):
+    """(image, boxes) of the chosen ids' readable images."""
+    for image_id in chosen:
+        image = ids[image_id]
+        why = readable_file(image)
+        size = None if why else image_size(image)
+        if why or size is None:
+            summary.skip("missing or unreadable images", f"{image}: "
+                         f"{why or 'does not decode'}; skipped")
+            continue
+        label = os.path.join(training_dir, "label_2", image_id + ".txt")
+        yield image, _boxes(label, types, summary, size)
+
+
 def convert_kitti(training_dir, out_dir, *, valid_ids=None, valid_fraction=0.0, classes=None,
                   copy=False, out=None):
     """Converts KITTI's ``training/`` folder into ``out_dir``; returns the summary and the
@@ -122,32 +136,12 @@ def convert_kitti(training_dir, out_dir, *, valid_ids=None, valid_fraction=0.0, 
     # (Darknet's result files name the three classes in lower case)
     names = list(KITTI_NAMES) if types == list(RESULT_TYPES) else types
     with OutputFolder(out_dir, "kitti") as target:
-        entries = [("classes", len(names))]
-        for split, chosen in splits:
-            lines, taken = DetectionSplit(target, split, copy), set()
-            for image_id in chosen:
-                image = ids[image_id]
-                why = readable_file(image)
-                size = None if why else image_size(image)
-                if why or size is None:
-                    summary.skip("missing or unreadable images", f"{image}: "
-                                 f"{why or 'does not decode'}; skipped")
-                    continue
-                label = os.path.join(training_dir, "label_2", image_id + ".txt")
-                boxes = _boxes(label, types, summary, size)
-                lines.add(image, link_name(image, taken), boxes)
-                summary.image(split, [names[b[0]] for b in boxes])
-            if not lines.paths:
-                raise PydarknetError(f"{training_dir}: no image of the {split} list could be "
-                                     "converted (see the warnings above); nothing written")
-            target.write_list(f"{split}.txt", lines.paths)
-            entries.append((split, target.final(f"{split}.txt")))
-        target.write_names("obj.names", names)
-        entries += [("names", target.final("obj.names")), ("backup", "backup/")]
-        if names == list(KITTI_NAMES):
-            entries.append(("eval", "kitti"))
-        else:
+        if names != list(KITTI_NAMES):
             summary.note("no eval = kitti (the classes are not Car, Pedestrian, Cyclist)")
-        target.write_data("obj.data", entries)
+        write_detection_set(target, names, [(split, _items(training_dir, ids, chosen, types,
+                                                           summary))
+                                            for split, chosen in splits],
+                            summary, training_dir, copy,
+                            [("eval", "kitti")] if names == list(KITTI_NAMES) else [])
         target.commit({"names": names, "folder": os.path.abspath(training_dir)})
     return summary, names

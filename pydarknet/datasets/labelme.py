@@ -24,8 +24,8 @@ import os
 import tempfile
 
 from ..errors import PydarknetError
-from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
-                     image_size, in_valid_share, link_name, readable_file)
+from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, image_size,
+                     in_valid_share, readable_file, write_detection_set)
 
 __all__ = ["convert_labelme", "read_labelme", "shape_box"]
 
@@ -233,39 +233,27 @@ def convert_labelme(folder, out_dir, *, valid=None, valid_fraction=0.0, classes=
     if not names:
         raise PydarknetError(f"{folder}: no shape has a label: no classes to write")
     with OutputFolder(out_dir, "labelme") as target:
-        entries = [("classes", len(names))]
-        for split, items in splits:
-            lines, taken = DetectionSplit(target, split, copy), set()
-            for item in items:
-                boxes = _boxes(item, names, summary)
-                if boxes is None:
-                    continue
-                if item.image is not None:
-                    lines.add(item.image, link_name(item.image, taken), boxes)
-                else:
-                    _add_embedded(lines, item, taken, boxes)
-                    summary.note("images written from the json (imageData)")
-                summary.image(split, [names[b[0]] for b in boxes])
-            if not lines.paths:
-                raise PydarknetError(f"{folder}: no image of the {split} list could be "
-                                     "converted (see the warnings above); nothing written")
-            target.write_list(f"{split}.txt", lines.paths)
-            entries.append((split, target.final(f"{split}.txt")))
-        target.write_names("obj.names", names)
-        entries += [("names", target.final("obj.names")), ("backup", "backup/")]
-        target.write_data("obj.data", entries)
+        write_detection_set(target, names, [(split, _items(items, names, summary))
+                                            for split, items in splits], summary, folder, copy)
         target.commit({"names": names, "folder": os.path.abspath(folder)})
     return summary, names
 
 
-def _add_embedded(lines, item, taken, boxes):
-    """The json's own copy of its image, written out under the image's name."""
-    stem = os.path.splitext(os.path.basename(item.json))[0]
-    ext = ".png" if item.embedded.startswith(b"\x89PNG") else ".jpg"
-    name = link_name(os.path.join(os.path.dirname(item.json), stem + ext), taken)
-    with tempfile.NamedTemporaryFile(suffix=ext, delete=False) as f:
-        f.write(item.embedded)
-    try:
-        lines.add(f.name, name, boxes, copy=True)
-    finally:
-        os.unlink(f.name)
+def _items(items, names, summary):
+    """(image, boxes) of the annotations, or (a written-out copy, boxes, its name) where the
+    json embeds its image."""
+    for item in items:
+        boxes = _boxes(item, names, summary)
+        if boxes is None:
+            continue
+        if item.image is not None:
+            yield item.image, boxes
+            continue
+        summary.note("images written from the json (imageData)")
+        ext = ".png" if item.embedded.startswith(b"\x89PNG") else ".jpg"
+        with tempfile.NamedTemporaryFile(suffix=ext, delete=False) as f:
+            f.write(item.embedded)
+        try:
+            yield f.name, boxes, os.path.splitext(item.json)[0] + ext
+        finally:
+            os.unlink(f.name)

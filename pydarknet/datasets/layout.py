@@ -379,6 +379,30 @@ class DetectionSplit:
         return final
 
 
+def write_detection_set(target, names, splits, summary, where, copy=False, extra=()):
+    """Darknet's detection layout into ``target`` (an :class:`OutputFolder`): for each
+    ``(split, items)`` of ``splits`` the images and their label files and ``<split>.txt``,
+    then ``obj.names`` and ``obj.data`` (classes, the lists, names, backup and the ``extra``
+    entries). An item is ``(image path, boxes)``, or ``(image path, boxes, name)`` for an
+    image written out for the set (copied, linked under the name ``name``'s). A split
+    without an image is an error naming ``where``."""
+    entries = [("classes", len(names))]
+    for split, items in splits:
+        lines, taken = DetectionSplit(target, split, copy), set()
+        for image, boxes, *named in items:
+            lines.add(image, link_name(named[0] if named else image, taken), boxes,
+                      copy=True if named else None)
+            summary.image(split, [names[b[0]] for b in boxes])
+        if not lines.paths:
+            raise PydarknetError(f"{where}: no image of the {split} list could be converted "
+                                 "(see the warnings above); nothing written")
+        target.write_list(f"{split}.txt", lines.paths)
+        entries.append((split, target.final(f"{split}.txt")))
+    target.write_names("obj.names", names)
+    entries += [("names", target.final("obj.names")), ("backup", "backup/"), *extra]
+    target.write_data("obj.data", entries)
+
+
 def link_name(path, taken):
     """The image's file name, or (taken already by another image) its parent folder's name
     and a number before it; added to ``taken``."""

@@ -18,8 +18,8 @@ import math
 import os
 
 from ..errors import PydarknetError
-from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box, link_name,
-                     readable_file)
+from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, readable_file,
+                     write_detection_set)
 
 __all__ = ["convert_yolo", "read_yolo_yaml", "yolo_label_path", "parse_yolo_label"]
 
@@ -185,6 +185,17 @@ def _read_labels(path, names, pose, summary):
     return boxes
 
 
+def _items(key, images, names, pose, summary):
+    """(image, boxes) of a split's readable images."""
+    for image in images:
+        why = readable_file(image)
+        if why:
+            summary.skip("missing or unreadable images", f"{image}: {why} ({key} split); "
+                         "image skipped")
+            continue
+        yield image, _read_labels(yolo_label_path(image), names, pose, summary)
+
+
 def convert_yolo(yaml_path, out_dir, *, copy=False, out=None):
     """Converts the yaml's train and val splits into ``out_dir``; returns the summary and
     the class names."""
@@ -199,25 +210,8 @@ def convert_yolo(yaml_path, out_dir, *, copy=False, out=None):
     if data.get("test") is not None:
         summary.note("test split left out (Darknet's .data has train and valid)")
     with OutputFolder(out_dir, "yolo") as folder:
-        entries = [("classes", len(names))]
-        for key, split, images in splits:
-            lines, taken = DetectionSplit(folder, split, copy), set()
-            for image in images:
-                why = readable_file(image)
-                if why:
-                    summary.skip("missing or unreadable images", f"{image}: {why} ({key} "
-                                 "split); image skipped")
-                    continue
-                boxes = _read_labels(yolo_label_path(image), names, pose, summary)
-                lines.add(image, link_name(image, taken), boxes)
-                summary.image(split, [names[b[0]] for b in boxes])
-            if not lines.paths:
-                raise PydarknetError(f"{yaml_path}: no image of the {key} split could be "
-                                     "converted (see the warnings above); nothing written")
-            folder.write_list(f"{split}.txt", lines.paths)
-            entries.append((split, folder.final(f"{split}.txt")))
-        folder.write_names("obj.names", names)
-        entries += [("names", folder.final("obj.names")), ("backup", "backup/")]
-        folder.write_data("obj.data", entries)
+        write_detection_set(folder, names, [(split, _items(key, images, names, pose, summary))
+                                            for key, split, images in splits],
+                            summary, yaml_path, copy)
         folder.commit({"names": names, "yaml": os.path.abspath(yaml_path)})
     return summary, names
