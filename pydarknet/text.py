@@ -367,6 +367,31 @@ def perplexity(net, data, seed=b""):
         yield count, 2.0 ** (-float(total) / count), 2.0 ** (-float(total) / words)
 
 
+def word_vectors(net, words, seed=DEFAULT_SEED):
+    """Darknet's ``rnn vec`` (vec_char_rnn) on a one-step network: for each word (bytes; its
+    blanks, tabs and line ends dropped, as Darknet's strip), from a zero state, the seed,
+    the word and a space are fed; yields ``(word, the first layer's output)`` (float32; the
+    hidden state of a char-RNN). (AB's CPU build forgets to reset the state between words;
+    its GPU build and this reset it.)"""
+    symbols = check_text_network(net)
+    if net.batch != 1:
+        raise PydarknetError(f"rnn vec runs one symbol a pass: build the network with batch=1 "
+                             f"(this one takes {net.batch} rows)")
+    seed = check_seed(seed, symbols)
+    x = np.zeros((1,) + tuple(net.input_shape), np.float32)
+    flat = x.reshape(-1)
+    for word in words:
+        word = bytes(b for b in word if b not in b" \t\r\n")
+        for layer in net.layers:
+            if hasattr(layer, "reset_state"):
+                layer.reset_state()
+        for c in seed + check_seed(word, symbols) + [32]:
+            flat[c] = 1
+            net.predict(x, keep=[0])
+            flat[c] = 0
+        yield word, np.array(net.outputs[0], np.float32).reshape(-1)
+
+
 def generate_text(net, seed=DEFAULT_SEED, length=1000, temperature=0.7, rng=None):
     """The bytes ``generate_symbols`` yields (a byte network's)."""
     return bytes(generate_symbols(net, seed, length, temperature, rng))

@@ -28,7 +28,7 @@ COMMANDS = {
     "detector": {"test", "map", "recall", "valid", "demo", "calc_anchors", "train"},
     "classifier": {"predict", "demo", "label", "test", "valid", "validcrop", "valid10",
                    "validmulti", "validfull", "train"},
-    "rnn": {"train", "generate", "valid"},
+    "rnn": {"train", "generate", "valid", "vec"},
     "export": {"onnx"}, "partial": None, "from_pjreddie": None,
     "average": None, "denormalize": None, "normalize": None, "reset": None, "rgbgr": None,
     "rescale": None, "visualize": None, "custom": None,

@@ -121,6 +121,63 @@ def valid_network(path):
     return net
 
 
+# rnn vec: a first layer AB can print the state of ([crnn]: a 2x2 image, which AB's parser needs)
+VEC_CFG = """[net]
+batch=1
+width=2
+height=2
+channels=64
+time_steps=1
+
+[crnn]
+size=1
+pad=0
+output=8
+hidden=8
+activation=tanh
+
+[connected]
+output=256
+activation=linear
+
+[softmax]
+"""
+
+
+def vec_network(path):
+    path.write_text(VEC_CFG)
+    net = load(str(path), batch=1)
+    rng = np.random.default_rng(4)
+    for layer in net.layers:
+        for v in layer.params.values():
+            v[...] = rng.normal(0, 0.3, v.shape)
+    return net
+
+
+def test_vec_is_darknets_state_after_each_word(tmp_path, capsysbinary, monkeypatch):
+    """rnn vec: the first layer's output after the seed, the word and a space, from a zero
+    state each word; the first word's against AB's own command (its CPU build does not reset
+    the state between words, its GPU build does, as here)."""
+    import io
+    from pydarknet.text import word_vectors
+    net = vec_network(tmp_path / "w.cfg")
+    got = list(word_vectors(net, [b"hello", b"wor ld\r", b"hello"], b"ab"))
+    assert [w for w, _ in got] == [b"hello", b"world", b"hello"]
+    np.testing.assert_array_equal(got[0][1], got[2][1])        # each word from a zero state
+    assert not np.array_equal(got[0][1], got[1][1]) and got[0][1].shape == (32,)
+    oracle = pathlib.Path(__file__).parent / "data" / "darknet_eval.npz"
+    if oracle.exists() and "rnn_vec" in np.load(oracle):
+        np.testing.assert_allclose(got[0][1], np.load(oracle)["rnn_vec"], atol=2e-6)
+    net.save_weights(tmp_path / "w.weights")
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(b"hello\nworld\n")))
+    assert main(["rnn", "vec", str(tmp_path / "w.cfg"), str(tmp_path / "w.weights"), "-seed",
+                 "ab"]) == 0
+    lines = capsysbinary.readouterr().out.decode().splitlines()
+    assert [ln.split(",")[0] for ln in lines] == ["hello", "world"]
+    np.testing.assert_allclose([float(v) for v in lines[0].split(",")[1:]], got[0][1],
+                               rtol=1e-5, atol=1e-6)
+
+
 def test_valid_is_darknets_perplexity(tmp_path, capsys):
     """rnn valid: each symbol's probability after the ones before (the seed fed first), as
     perplexity per symbol and per word, against AB's own command (tools/darknet_eval_oracle.py)."""

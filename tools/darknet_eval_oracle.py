@@ -9,7 +9,8 @@ networks and images:
 - ``recall_yolo``, ``recall_region``: the numbers of the line AB's `detector recall` prints
   after each image (tests/test_recall.py), from the darknet program itself;
 - ``rnn_valid``: count, perplexity and word perplexity of each line AB's `rnn valid` prints
-  (tests/test_rnn_cli.py), from the darknet program.
+  (tests/test_rnn_cli.py), from the darknet program;
+- ``rnn_vec``: the state AB's `rnn vec` prints after one word (tests/test_rnn_cli.py).
 
     # AB Darknet (commit 59596d7, as the reference data), program and CPU library:
     git clone https://github.com/AlexeyAB/darknet && cd darknet && make LIBSO=1
@@ -88,6 +89,18 @@ def rnn_valid(darknet, tmp, env):
                                    for ln in lines])}
 
 
+def rnn_vec(darknet, tmp, env):
+    from test_rnn_cli import vec_network
+    net = vec_network(tmp / "w.cfg")
+    net.save_weights(str(tmp / "w.weights"))
+    run = subprocess.run([str(darknet / "darknet"), "rnn", "vec", str(tmp / "w.cfg"),
+                          str(tmp / "w.weights"), "-seed", "ab"], input=b"hello\n", env=env,
+                         cwd=darknet, capture_output=True, check=True)
+    line = [ln for ln in run.stdout.decode().splitlines() if ln.startswith("hello,")][0]
+    print(f"rnn vec: {line[:60]}...")
+    return {"rnn_vec": np.array([float(v) for v in line.split(",")[1:]], np.float32)}
+
+
 def main(darknet):
     darknet = pathlib.Path(darknet).resolve()
     env = dict(os.environ, LD_LIBRARY_PATH=str(darknet))
@@ -96,6 +109,7 @@ def main(darknet):
         out = classifier_scores(darknet, tmp, env)
         out.update(recall_lines(darknet, tmp, env))
         out.update(rnn_valid(darknet, tmp, env))
+        out.update(rnn_vec(darknet, tmp, env))
     np.savez_compressed(OUT, **out)
     print(f"wrote {OUT}")
 

@@ -82,8 +82,19 @@ def _cmd_valid(args):
     return 0
 
 
+def _cmd_vec(args):
+    from ..network import load
+    from ..text import word_vectors
+    net = load(args.cfg, args.weights, batch=1, device=device_of(args))
+    lines = (line.rstrip(b"\r\n") for line in sys.stdin.buffer)
+    for word, vector in word_vectors(net, lines, os.fsencode(args.seed)):
+        sys.stdout.buffer.write(word + "".join(f",{v:g}" for v in vector).encode() + b"\n")
+    sys.stdout.flush()
+    return 0
+
+
 def add_commands(sub):
-    """``rnn train``, ``rnn generate`` and ``rnn valid``."""
+    """``rnn train``, ``rnn generate``, ``rnn valid`` and ``rnn vec``."""
     rnn = sub.add_parser("rnn", help="Darknet's char-RNN: train on a text, generate text, "
                                      "measure perplexity")
     rsub = rnn.add_subparsers(dest="action", required=True)
@@ -136,3 +147,13 @@ def add_commands(sub):
                       "last)")
     add_device_option(v)
     v.set_defaults(func=_cmd_valid)
+
+    w = rsub.add_parser("vec", allow_abbrev=False,
+                        help="each word of standard input with the first layer's state after "
+                             "it (darknet rnn vec): 'word,v1,v2,...'")
+    w.add_argument("cfg", help="the network (its batch and time_steps are set to 1)")
+    w.add_argument("weights", nargs="?")
+    darknet_flag(w, "seed", default="\n\n", help="text fed before each word (default: two "
+                 "newlines, as Darknet)")
+    add_device_option(w)
+    w.set_defaults(func=_cmd_vec)
