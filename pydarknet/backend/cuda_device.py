@@ -148,6 +148,12 @@ def _import_pycuda():
     return drv, gpuarray, tools
 
 
+def require_pycuda():
+    """The error that says what to install where pycuda or the NVIDIA driver is missing,
+    before anything starts (a multi-GPU run checks it before it starts its ranks)."""
+    _import_pycuda()
+
+
 def _fatbin_error(drv, exc):
     text = str(exc)
     if "UNSUPPORTED_PTX_VERSION" in text.upper() or "unsupported PTX" in text:

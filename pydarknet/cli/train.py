@@ -15,6 +15,8 @@ def _cmd_train(args):
     from ..dist.launch import relaunch
     gpus = gpu_list(args)
     if len(gpus) > 1 and launched_ranks() == 1:
+        from ..backend.cuda_device import require_pycuda
+        require_pycuda()              # one message here, not one from each rank
         return relaunch(len(gpus), args.argv)
     run_training(args.cfg, args.data, args.weights, clear=args.clear, calc_map=args.map,
                  calc_topk=args.topk,
