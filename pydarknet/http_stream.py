@@ -129,12 +129,12 @@ class _StreamServer:
             except OSError:
                 return                    # closed
             client = _Client(sock, header + self._opening(), self.latest_only)
-            with self.lock:       # listed before its header goes out: it gets what follows
-                if self.closed:
+            with self.lock:       # listed before its header goes out: it gets what follows;
+                if self.closed:   # started here, so that close() joins only started threads
                     client.close()
                 else:
                     self.clients.append(client)
-            client.thread.start()
+                client.thread.start()
 
     def _opening(self):
         return b""
