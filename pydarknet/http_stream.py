@@ -156,7 +156,12 @@ class _StreamServer:
         with self.lock:
             self.closed = True
             clients, self.clients = self.clients, []
+        try:               # (Linux wakes a thread blocked in accept() on shutdown, not close)
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         self.sock.close()
+        self.thread.join(timeout=2.0)
         for c in clients:
             c.close(last)
         for c in clients:

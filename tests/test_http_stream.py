@@ -120,6 +120,16 @@ def test_a_client_that_leaves_is_dropped():
         assert server.client_count == 0
 
 
+def test_a_closed_server_frees_its_port():
+    server = JsonServer(free_port())
+    port = server.port
+    server.close()
+    assert not server.thread.is_alive()
+    with pytest.raises(OSError):
+        socket.create_connection(("localhost", port), timeout=2)
+    JsonServer(port).close()                 # the port can be taken again
+
+
 def test_a_port_in_use_says_so():
     with socket.socket() as busy:
         busy.bind(("", 0))
