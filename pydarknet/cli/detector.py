@@ -368,8 +368,9 @@ def _cmd_demo(args):
             if args.mjpeg_port > 0 else None
         json_server = out.enter_context(JsonServer(args.json_port)) \
             if args.json_port > 0 else None
-        json_sinks = [sink for sink in (json_server, args.json_file_output and out.enter_context(
-            JsonArrayFile(args.json_file_output))) if sink]
+        json_sinks = [json_server] if json_server is not None else []
+        if args.json_file_output:
+            json_sinks.append(out.enter_context(JsonArrayFile(args.json_file_output)))
         for server, what in ((mjpeg, "MJPEG"), (json_server, "JSON")):
             if server is not None:
                 print(f"{what} stream on http://localhost:{server.port}", file=sys.stderr)
