@@ -96,7 +96,7 @@ def _cmd_vec(args):
 def add_commands(sub):
     """``rnn train``, ``rnn generate``, ``rnn valid`` and ``rnn vec``."""
     rnn = sub.add_parser("rnn", help="Darknet's char-RNN: train on a text, generate text, "
-                                     "measure perplexity")
+                                     "measure perplexity, print words' states")
     rsub = rnn.add_subparsers(dest="action", required=True)
 
     t = rsub.add_parser("train", allow_abbrev=False,
