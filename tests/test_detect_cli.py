@@ -402,7 +402,11 @@ def test_detector_valid_writes_bdd_kitti_and_imagenet_files(dataset, tmp_path, c
     same([(int(f[1]) - 1, *(float(v) for v in f[2:])) for f in (ln.split() for ln in lines)])
     assert {int(line.split()[0]) for line in lines} <= set(range(1, len(paths) + 1))
     from pydarknet.errors import DataError
+    from pydarknet.eval.coco import COCO_IDS
     from pydarknet.eval.results import ValidationResults
+    for coco in (dict(coco=True), dict(kind="coco")):        # 80 classes: COCO's ids
+        assert ValidationResults([str(k) for k in range(80)], **coco).category_ids == COCO_IDS
+    assert ValidationResults([str(k) for k in range(80)]).category_ids == list(range(80))
     with pytest.raises(DataError, match="eval=kitti names 3 classes .* the network has 4"):
         ValidationResults("abcd", kind="kitti")
     with pytest.raises(DataError, match="eval=yolo: the result formats are voc, coco, bdd"):

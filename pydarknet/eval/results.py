@@ -102,7 +102,7 @@ class ValidationResults:
                             f"but the network has {len(self.names)}")
         self.coco = self.kind == "coco"
         self.mapped_ids = category_ids is not None
-        self.coco_ids = coco and len(self.names) == 80 and not self.mapped_ids
+        self.coco_ids = self.coco and len(self.names) == 80 and not self.mapped_ids
         self.category_ids = (list(category_ids) if self.mapped_ids else
                              COCO_IDS if self.coco_ids else list(range(len(self.names))))
         self.results = []
