@@ -21,7 +21,7 @@ to the bit), double where Darknet calls ``exp``/``log``/``sqrt``/``atan``.
 import numpy as np
 
 from .. import boxes
-from ..errors import NotSupportedError
+from ..errors import DataError, NotSupportedError
 from ..host_math import FLT_MAX
 from ..tree import load_class_map
 
@@ -259,7 +259,7 @@ def map_classes(layer, class_ids):
     """The class ids through the layer's ``map=`` file (yolo9000's coco9k.map)."""
     mapping = load_class_map(layer)
     if (class_ids >= mapping.size).any():
-        raise ValueError(f"[{layer.type}] layer {layer.index}: a truth of class "
+        raise DataError(f"[{layer.type}] layer {layer.index}: a truth of class "
                          f"{int(class_ids.max())} is past the {mapping.size} lines of "
                          f"{layer.map_file}; the map needs a line for each class of the data")
     return mapping[class_ids]
