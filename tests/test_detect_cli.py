@@ -3,6 +3,7 @@ bad inputs they must survive (or refuse with a clear message)."""
 
 import json
 import os
+import pathlib
 import re
 import warnings
 
@@ -73,10 +74,14 @@ SIZES = [(64, 64), (90, 50), (40, 120), (100, 77), (70, 70), (120, 40)]
 
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
+    return make_dataset(tmp_path_factory.mktemp("det"))
+
+
+def make_dataset(root):
     """A detector (cfg + weights), 12 images in images/ with their labels beside them: the
     detector's own detections above 0.5 (so its mAP must be exactly 1 for every class with
-    truths), a .data file, a names file."""
-    root = tmp_path_factory.mktemp("det")
+    truths), a .data file, a names file, all in the folder ``root``."""
+    root = pathlib.Path(root)
     rng = np.random.default_rng(1)
     imgs = [cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (3, 3), 0)
             for w, h in SIZES * 2]

@@ -1,0 +1,69 @@
+"""pydarknet.darknet: AB Darknet's Python API (darknet.py) on pydarknet, against what AB's own
+darknet.py over libdarknet.so returns (tests/data/darknet_python.json, written by
+tools/darknet_python_oracle.py) on tests/test_detect_cli.py's detector and images."""
+
+import json
+import pathlib
+
+import cv2
+import numpy as np
+import pytest
+
+from pydarknet import darknet
+from test_detect_cli import dataset  # noqa: F401 (the tiny detector and its data)
+
+ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_python.json"
+
+
+def same(got, want):
+    """The same detections (label, box; the confidence to its printed 2 decimals: a float
+    difference of 1e-6 may round the other way), in AB's order of the confidence strings."""
+    assert [conf for _, conf, _ in got] == sorted(conf for _, conf, _ in got)
+    assert len(got) == len(want)
+
+    def key(d):
+        return d[0], tuple(round(v, 2) for v in d[2])
+    for a, b in zip(sorted(got, key=key), sorted(want, key=key)):
+        assert a[0] == b[0] and abs(float(a[1]) - float(b[1])) <= 0.0100001, (a, b)
+        np.testing.assert_allclose(a[2], b[2], rtol=1e-5, atol=1e-4)
+
+
+def test_darknet_images_py_flow_equals_abs(dataset):
+    oracle = json.loads(ORACLE.read_text())
+    network, names, colors = darknet.load_network(str(dataset / "tiny.cfg"),
+                                                  str(dataset / "obj.data"),
+                                                  str(dataset / "tiny.weights"))
+    assert names == ["cat", "dog"] and set(colors) == {"cat", "dog"}
+    w, h = darknet.network_width(network), darknet.network_height(network)
+    for case in oracle:
+        path = str(dataset / "images" / case["image"])
+        image = cv2.imread(path)
+        resized = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (w, h),
+                             interpolation=cv2.INTER_LINEAR)
+        im = darknet.make_image(w, h, 3)
+        darknet.copy_image_from_bytes(im, resized.tobytes())
+        found = darknet.detect_image(network, names, im, thresh=0.25)
+        darknet.free_image(im)
+        same(found, case["resized"])
+        drawn = darknet.draw_boxes(found, resized.copy(), colors)
+        assert drawn.shape == resized.shape and (drawn != resized).any()
+        im = darknet.load_image(path.encode(), 0, 0)
+        assert (im.w, im.h) == image.shape[1::-1]
+        if case["loaded"] is not None:       # (PNG only: see the oracle tool)
+            same(darknet.detect_image(network, names, im, thresh=0.1, nms=0.3), case["loaded"])
+    assert sum(case["loaded"] is not None for case in oracle) == 2
+
+
+def test_helpers_are_abs(capsys):
+    assert darknet.bbox2points((10, 20, 4, 6)) == (8, 17, 12, 23)
+    assert darknet.decode_detection([("a", 0.123456, (1, 2, 3, 4))]) == \
+        [("a", "12.35", (1, 2, 3, 4))]
+    darknet.print_detections([("a", "50.0", (1, 2, 3, 4))], coordinates=True)
+    assert "a: 50.0%    (left_x: 1   top_y:  2   width:   3   height:  4)" in \
+        capsys.readouterr().out
+    boxes = [("a", "90", (10, 10, 10, 10)), ("a", "80", (11, 11, 10, 10)),
+             ("b", "70", (50, 50, 10, 10))]
+    assert sorted(d[-1][0] for d in darknet.non_max_suppression_fast(boxes, 0.5)) == [11, 50]
+    im = darknet.make_image(3, 2, 3)
+    with pytest.raises(darknet.PydarknetError, match="17 bytes for a 3x2x3 image"):
+        darknet.copy_image_from_bytes(im, bytes(17))

@@ -1,0 +1,62 @@
+"""Regenerate tests/data/darknet_python.json: what AB Darknet's own Python API (darknet.py
+over libdarknet.so) returns on tests/test_detect_cli.py's detector and images, the oracle of
+tests/test_darknet_api.py (pydarknet.darknet).
+
+    # AB Darknet (commit 59596d7, as the reference data), CPU library:
+    git clone https://github.com/AlexeyAB/darknet && cd darknet && make LIBSO=1
+    python tools/darknet_python_oracle.py path/to/darknet
+
+For each image: ``resized``, AB's darknet_images.py way (cv2 to RGB, cv2.resize to the
+network's size, copy_image_from_bytes, detect_image at thresh 0.25), and for the PNG images
+``loaded`` (load_image at its own size, detect_image at thresh 0.1, nms 0.3: the network's
+resize; JPEG is left out because a library built without OpenCV decodes it with stb_image,
+whose pixels differ from OpenCV's a little).
+"""
+
+import json
+import pathlib
+import sys
+import tempfile
+
+import cv2
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+OUT = ROOT / "tests" / "data" / "darknet_python.json"
+IMAGES = 6
+
+
+def main(darknet_dir):
+    from test_detect_cli import make_dataset
+    sys.path.insert(0, str(pathlib.Path(darknet_dir).resolve()))
+    import darknet           # AB's darknet.py, beside its libdarknet.so
+    out = []
+    with tempfile.TemporaryDirectory() as tmp:
+        root = make_dataset(tmp)
+        network, names, _ = darknet.load_network(str(root / "tiny.cfg"), str(root / "obj.data"),
+                                                 str(root / "tiny.weights"))
+        w, h = darknet.network_width(network), darknet.network_height(network)
+        for path in (root / "valid.txt").read_text().split()[:IMAGES]:
+            image = cv2.imread(path)
+            resized = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (w, h),
+                                 interpolation=cv2.INTER_LINEAR)
+            im = darknet.make_image(w, h, 3)
+            darknet.copy_image_from_bytes(im, resized.tobytes())
+            first = darknet.detect_image(network, names, im, thresh=0.25)
+            darknet.free_image(im)
+            second = None
+            if path.endswith(".png"):   # (a LIBSO build without OpenCV decodes JPEG otherwise)
+                im = darknet.load_image(path.encode(), 0, 0)
+                second = darknet.detect_image(network, names, im, thresh=0.1, nms=0.3)
+                darknet.free_image(im)
+            out.append({"image": pathlib.Path(path).name, "resized": first, "loaded": second})
+            print(f"{pathlib.Path(path).name}: {len(first)} and {len(second or [])} "
+                  f"detections")
+    OUT.write_text(json.dumps(out) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    main(sys.argv[1])
