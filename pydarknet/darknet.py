@@ -107,12 +107,13 @@ def free_network_ptr(net):
 
 def predict_image(net, im):
     """AB's network_predict_image: the network on ``im``, resized to the network's size with
-    Darknet's resize where it differs; returns the last layer's output."""
+    Darknet's resize where it differs; returns the last layer's output, flat (a classifier's
+    scores, indexed by class)."""
     from .image import resize, to_chw
     x = im.data
     if (im.w, im.h) != (net.net.width, net.net.height):
         x = to_chw(resize(x.transpose(1, 2, 0), net.net.width, net.net.height))
-    return net.predict(np.ascontiguousarray(x[None], np.float32))
+    return np.asarray(net.predict(np.ascontiguousarray(x[None], np.float32))).reshape(-1)
 
 
 def detect_image(network, class_names, image, thresh=.5, hier_thresh=.5, nms=.45):

@@ -82,6 +82,7 @@ def make_dataset(root):
     detector's own detections above 0.5 (so its mAP must be exactly 1 for every class with
     truths), a .data file, a names file, all in the folder ``root``."""
     root = pathlib.Path(root)
+    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(1)
     imgs = [cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (3, 3), 0)
             for w, h in SIZES * 2]
