@@ -15,11 +15,15 @@ As AB's: ``detect_image`` runs the network on the image (resized with Darknet's 
 is not the network's size), keeps every class above ``thresh`` of every box in pixels of the
 image given, after Darknet's sort NMS (``nms``; ``hier_thresh`` changes nothing there either),
 and returns them sorted by their confidence string. Images are :class:`IMAGE` (w, h, c and
-``data``, float32 planes in [0, 1], RGB). ``network_predict_batch`` and the ctypes structures
-are not provided.
+``data``, float32 planes in [0, 1], RGB; or, as darknet_images.py's batch mode makes one, a
+ctypes pointer to a batch of them). ``network_predict_batch`` returns, for each image, an
+object with ``num`` and ``dets``: detections with ``bbox`` (x, y, w, h), ``prob``,
+``objectness``, ``classes`` and ``best_class_idx``, which ``do_nms_obj``, ``do_nms_sort``,
+``remove_negatives`` and ``remove_negatives_faster`` take as AB's do.
 """
 
 import random
+from ctypes import POINTER, c_float  # noqa: F401 (darknet_images.py builds its batch with them)
 
 import numpy as np
 
@@ -28,7 +32,9 @@ from .errors import PydarknetError
 __all__ = ["IMAGE", "load_network", "network_width", "network_height", "make_image",
            "copy_image_from_bytes", "load_image", "free_image", "free_network_ptr",
            "predict_image", "detect_image", "bbox2points", "class_colors", "print_detections",
-           "draw_boxes", "decode_detection", "non_max_suppression_fast", "set_gpu"]
+           "draw_boxes", "decode_detection", "non_max_suppression_fast", "set_gpu",
+           "network_predict_batch", "do_nms_obj", "do_nms_sort", "remove_negatives",
+           "remove_negatives_faster", "free_detections", "free_batch_detections"]
 
 _device = "cpu"
 
@@ -189,3 +195,113 @@ def non_max_suppression_fast(detections, overlap_thresh):
         overlap = w * h / area[idxs[:last]]
         idxs = np.delete(idxs, np.concatenate(([last], np.flatnonzero(overlap > overlap_thresh))))
     return [detections[i] for i in pick]
+
+
+class BOX:
+    __slots__ = ("x", "y", "w", "h")
+
+    def __init__(self, x, y, w, h):
+        self.x, self.y, self.w, self.h = x, y, w, h
+
+
+class DETECTION:
+    """One candidate box as AB's ``detection``: ``bbox``, ``prob`` [classes], ``objectness``,
+    ``classes``, ``best_class_idx`` (-1: no class above the threshold)."""
+
+    def __init__(self, bbox, prob, objectness):
+        self.bbox, self.prob, self.objectness = bbox, prob, objectness
+        self.classes = len(prob)
+        above = np.flatnonzero(prob > 0)
+        self.best_class_idx = int(above[np.argmax(prob[above])]) if above.size else -1
+
+
+class DETNUMPAIR:
+    __slots__ = ("num", "dets")
+
+    def __init__(self, num, dets):
+        self.num, self.dets = num, dets
+
+
+def network_predict_batch(net, im, batch_size, w, h, thresh, hier=.5, map=None, relative=0,
+                          letter=0):
+    """AB's network_predict_batch: the network on ``batch_size`` network-sized images (``im``'s
+    data, one after the other), each image's boxes in pixels of a ``w`` x ``h`` original
+    (``relative``: in [0, 1]), every box of every head, probabilities above ``thresh``."""
+    from .eval.decode import decode_network, detection_layers
+    size = batch_size * 3 * net.net.height * net.net.width
+    data = im.data
+    if not isinstance(data, np.ndarray):
+        data = np.ctypeslib.as_array(data, shape=(size,))
+    data = np.ascontiguousarray(np.asarray(data, np.float32).reshape(-1)[:size])
+    if data.size != size:
+        raise PydarknetError(f"network_predict_batch: {data.size} values for {batch_size} "
+                             f"images of {net.net.width}x{net.net.height}x3 ({size} needed)")
+    net.predict(data.reshape(batch_size, 3, net.net.height, net.net.width))
+    heads, pairs = detection_layers(net), []
+    k = np.array([1, 1, 1, 1] if relative else [w, h, w, h], np.float32)
+    for b in range(batch_size):
+        dets = decode_network(net, (w, h), thresh, bool(letter), b, heads)
+        pairs.append(DETNUMPAIR(len(dets), [
+            DETECTION(BOX(*(float(v) for v in box * k)), dets.probs[r].copy(),
+                      float(dets.objectness[r]))
+            for r, box in enumerate(dets.boxes)]))
+    return pairs
+
+
+def _suppress(dets, total, thresh, keys):
+    """Darknet's greedy NMS on a list of DETECTIONs, in place: the boxes of objectness 0 to
+    the end, then for each key (a detection -> its score array's entry) the others sorted by
+    it, and each one's score zeroed where an earlier one overlaps it by more than
+    ``thresh``. The list ends in the last key's order, as Darknet's qsort leaves it."""
+    from .boxes import box_iou
+    live = [d for d in dets[:total] if d.objectness != 0]
+    dets[:total] = live + [d for d in dets[:total] if d.objectness == 0]
+    xywh = {id(d): np.array([d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h], np.float32) for d in live}
+    for get, zero in keys:
+        live.sort(key=lambda d: -get(d))
+        for i, a in enumerate(live):
+            if get(a) == 0:
+                continue
+            for b in live[i + 1:]:
+                if box_iou(xywh[id(a)], xywh[id(b)]) > thresh:
+                    zero(b)
+    dets[:len(live)] = live
+
+
+def _zero_all(d):
+    d.objectness = 0
+    d.prob[:] = 0
+
+
+def do_nms_obj(dets, total, classes, thresh):
+    """Darknet's do_nms_obj: greedy NMS by objectness, whatever the class (a box overlapped
+    loses its objectness and every probability)."""
+    _suppress(dets, total, thresh, [(lambda d: d.objectness, _zero_all)])
+
+
+def do_nms_sort(dets, total, classes, thresh):
+    """Darknet's do_nms_sort: greedy NMS class by class, by that class's probability."""
+    _suppress(dets, total, thresh, [
+        (lambda d, k=k: d.prob[k], lambda d, k=k: d.prob.__setitem__(k, 0))
+        for k in range(classes)])
+
+
+def remove_negatives(detections, class_names, num):
+    """(name, probability, (x, y, w, h)) of every class above 0 of every detection."""
+    return [(name, float(d.prob[k]), (d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h))
+            for d in detections[:num] for k, name in enumerate(class_names) if d.prob[k] > 0]
+
+
+def remove_negatives_faster(detections, class_names, num):
+    """(name, probability, bbox) of each detection's best class."""
+    return [(class_names[d.best_class_idx], float(d.prob[d.best_class_idx]),
+             (d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h))
+            for d in detections[:num] if d.best_class_idx != -1]
+
+
+def free_detections(dets, num):
+    """(Nothing to free.)"""
+
+
+def free_batch_detections(pairs, batch_size):
+    """(Nothing to free.)"""

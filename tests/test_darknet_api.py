@@ -29,7 +29,7 @@ def same(got, want):
 
 
 def test_darknet_images_py_flow_equals_abs(dataset):
-    oracle = json.loads(ORACLE.read_text())
+    oracle = json.loads(ORACLE.read_text())["images"]
     network, names, colors = darknet.load_network(str(dataset / "tiny.cfg"),
                                                   str(dataset / "obj.data"),
                                                   str(dataset / "tiny.weights"))
@@ -52,6 +52,34 @@ def test_darknet_images_py_flow_equals_abs(dataset):
         if case["loaded"] is not None:       # (PNG only: see the oracle tool)
             same(darknet.detect_image(network, names, im, thresh=0.1, nms=0.3), case["loaded"])
     assert sum(case["loaded"] is not None for case in oracle) == 2
+
+
+def test_batch_mode_equals_abs(dataset):
+    """darknet_images.py's batch_detection, as it is written (darknet.POINTER, darknet.IMAGE
+    over the batch, network_predict_batch, do_nms_obj, remove_negatives)."""
+    want = json.loads(ORACLE.read_text())["batch"]
+    network, names, colors = darknet.load_network(str(dataset / "tiny.cfg"),
+                                                  str(dataset / "obj.data"),
+                                                  str(dataset / "tiny.weights"), batch_size=2)
+    paths = (dataset / "valid.txt").read_text().split()
+    images = [cv2.imread(paths[k]) for k in (1, 7)]
+    h, w, _ = images[0].shape
+    size = (darknet.network_width(network), darknet.network_height(network))
+    batch_array = np.concatenate([cv2.resize(cv2.cvtColor(im, cv2.COLOR_BGR2RGB), size,
+                                             interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+                                  for im in images], axis=0)
+    batch_array = np.ascontiguousarray(batch_array.flat, dtype=np.float32) / 255.0
+    pointer = batch_array.ctypes.data_as(darknet.POINTER(darknet.c_float))
+    pairs = darknet.network_predict_batch(network, darknet.IMAGE(w, h, 3, pointer), 2, w, h,
+                                          0.25, .5, None, 0, 0)
+    for k in range(2):
+        darknet.do_nms_obj(pairs[k].dets, pairs[k].num, len(names), 0.45)
+        got = darknet.remove_negatives(pairs[k].dets, names, pairs[k].num)
+        assert [g[0] for g in got] == [g[0] for g in want[k]]
+        np.testing.assert_allclose([g[1] for g in got], [g[1] for g in want[k]], rtol=1e-5)
+        np.testing.assert_allclose([g[2] for g in got], [g[2] for g in want[k]], rtol=1e-5,
+                                   atol=1e-4)
+    darknet.free_batch_detections(pairs, 2)
 
 
 def test_helpers_are_abs(capsys):

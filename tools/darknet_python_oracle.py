@@ -10,7 +10,9 @@ For each image: ``resized``, AB's darknet_images.py way (cv2 to RGB, cv2.resize 
 network's size, copy_image_from_bytes, detect_image at thresh 0.25), and for the PNG images
 ``loaded`` (load_image at its own size, detect_image at thresh 0.1, nms 0.3: the network's
 resize; JPEG is left out because a library built without OpenCV decodes it with stb_image,
-whose pixels differ from OpenCV's a little).
+whose pixels differ from OpenCV's a little); and ``batch``: darknet_images.py's
+batch_detection on two images of one size (network_predict_batch, do_nms_obj,
+remove_negatives).
 """
 
 import json
@@ -24,6 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 OUT = ROOT / "tests" / "data" / "darknet_python.json"
 IMAGES = 6
+BATCH = (1, 7)            # two images of one size (90 x 50)
 
 
 def main(darknet_dir):
@@ -52,7 +55,26 @@ def main(darknet_dir):
             out.append({"image": pathlib.Path(path).name, "resized": first, "loaded": second})
             print(f"{pathlib.Path(path).name}: {len(first)} and {len(second or [])} "
                   f"detections")
-    OUT.write_text(json.dumps(out) + "\n")
+        # darknet_images.py's batch mode (its batch_detection, with ctypes' POINTER, which
+        # AB's darknet.py does not export): two images of one size, a batch-2 network
+        import ctypes
+        import darknet_images
+        network, names, colors = darknet.load_network(
+            str(root / "tiny.cfg"), str(root / "obj.data"), str(root / "tiny.weights"), 2)
+        paths = (root / "valid.txt").read_text().split()
+        images = [cv2.imread(paths[k]) for k in BATCH]
+        array = darknet_images.prepare_batch(images, network)
+        pointer = array.ctypes.data_as(ctypes.POINTER(ctypes.c_float))
+        im = darknet.IMAGE(images[0].shape[1], images[0].shape[0], 3, pointer)
+        pairs = darknet.network_predict_batch(network, im, 2, images[0].shape[1],
+                                              images[0].shape[0], 0.25, .5, None, 0, 0)
+        batch = []
+        for k in range(2):
+            darknet.do_nms_obj(pairs[k].dets, pairs[k].num, len(names), 0.45)
+            batch.append(darknet.remove_negatives(pairs[k].dets, names, pairs[k].num))
+        darknet.free_batch_detections(pairs, 2)
+        print(f"batch: {[len(b) for b in batch]} detections")
+    OUT.write_text(json.dumps({"images": out, "batch": batch}) + "\n")
     print(f"wrote {OUT}")
 
 
