@@ -250,22 +250,29 @@ def network_predict_batch(net, im, batch_size, w, h, thresh, hier=.5, map=None, 
 
 def _suppress(dets, total, thresh, keys):
     """Darknet's greedy NMS on a list of DETECTIONs, in place: the boxes of objectness 0 to
-    the end, then for each key (a detection -> its score array's entry) the others sorted by
-    it, and each one's score zeroed where an earlier one overlaps it by more than
-    ``thresh``. The list ends in the last key's order, as Darknet's qsort leaves it."""
-    from .boxes import box_iou
+    the end, then for each key (a detection -> its score) the others sorted by it, and each
+    one's score zeroed (``zero``) where an earlier one with a score left overlaps it by more
+    than ``thresh``. The list ends in the last key's order, as Darknet's qsort leaves it."""
+    from .boxes import box_iou_matrix
     live = [d for d in dets[:total] if d.objectness != 0]
     dets[:total] = live + [d for d in dets[:total] if d.objectness == 0]
-    xywh = {id(d): np.array([d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h], np.float32) for d in live}
+    if not live:
+        return
+    xywh = np.array([[d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h] for d in live], np.float32)
+    overlaps = box_iou_matrix(xywh, xywh) > thresh
+    order = np.arange(len(live))
     for get, zero in keys:
-        live.sort(key=lambda d: -get(d))
-        for i, a in enumerate(live):
-            if get(a) == 0:
+        scores = np.array([get(d) for d in live], np.float64)
+        order = order[np.argsort(-scores[order], kind="stable")]
+        left = scores > 0
+        for pos, i in enumerate(order):
+            if not left[i]:
                 continue
-            for b in live[i + 1:]:
-                if box_iou(xywh[id(a)], xywh[id(b)]) > thresh:
-                    zero(b)
-    dets[:len(live)] = live
+            later = order[pos + 1:]
+            for j in later[overlaps[i, later]]:
+                left[j] = False
+                zero(live[j])
+    dets[:len(live)] = [live[i] for i in order]
 
 
 def _zero_all(d):

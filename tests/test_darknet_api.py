@@ -95,3 +95,30 @@ def test_helpers_are_abs(capsys):
     im = darknet.make_image(3, 2, 3)
     with pytest.raises(darknet.PydarknetError, match="17 bytes for a 3x2x3 image"):
         darknet.copy_image_from_bytes(im, bytes(17))
+
+
+def test_do_nms_sort_is_darknets_sort_nms():
+    """The list form's do_nms_sort leaves the probabilities pydarknet's Darknet NMS leaves."""
+    from pydarknet.eval.decode import Detections
+    from pydarknet.eval.nms import nms
+    rng = np.random.default_rng(1)
+    n, classes = 300, 5
+    boxes = np.concatenate([rng.uniform(0.2, 0.8, (n, 2)), rng.uniform(0.05, 0.3, (n, 2))],
+                           1).astype(np.float32)
+    probs = (rng.uniform(0, 1, (n, classes)) * (rng.random((n, classes)) < 0.3)).astype(
+        np.float32)
+    obj = rng.uniform(0.3, 1, n).astype(np.float32)
+    kept = nms(Detections(boxes.copy(), obj.copy(), probs.copy(), np.zeros(n, np.int32),
+                          np.arange(n), (1, 1)), 0.45, "default")
+    want = np.zeros_like(probs)
+    want[kept.index] = kept.probs
+    dets = [darknet.DETECTION(darknet.BOX(*map(float, b)), p.copy(), float(o))
+            for b, p, o in zip(boxes, probs, obj)]
+    row = {id(x): k for k, x in enumerate(dets)}
+    darknet.do_nms_sort(dets, n, classes, 0.45)
+    got = np.zeros_like(probs)
+    for x in dets:
+        got[row[id(x)]] = x.prob
+    np.testing.assert_array_equal(got, want)
+    assert [x.prob[classes - 1] for x in dets] == sorted((x.prob[classes - 1] for x in dets),
+                                                          reverse=True)
