@@ -120,5 +120,5 @@ def test_do_nms_sort_is_darknets_sort_nms():
     for x in dets:
         got[row[id(x)]] = x.prob
     np.testing.assert_array_equal(got, want)
-    assert [x.prob[classes - 1] for x in dets] == sorted((x.prob[classes - 1] for x in dets),
-                                                          reverse=True)
+    last = [probs[row[id(x)], classes - 1] for x in dets]       # (sorted before its pass)
+    assert last == sorted(last, reverse=True)
