@@ -19,7 +19,7 @@ import os
 
 from ..errors import PydarknetError
 from ..eval.results import BDD_NAMES
-from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, image_size, readable_file,
+from .layout import (OutputFolder, Summary, darknet_box, image_size, readable_file,
                      write_detection_set)
 
 __all__ = ["convert_bdd", "BDD_SYNONYMS"]
@@ -72,14 +72,9 @@ def _boxes(frame, where, names, summary, size):
             summary.skip("malformed labels", f"{where}: label {k} ({category}): box2d needs "
                          f"numbers x1, y1, x2, y2; left out")
             continue
-        clipped = clip_box(*corners, float(w), float(h))
-        if clipped is None:
-            summary.note("boxes without width or height inside the image")
-            continue
-        *c, cut = clipped
-        if cut:
-            summary.note("boxes cut to the image")
-        boxes.append((names.index(category), *box_to_darknet(*c, w, h)))
+        box = darknet_box(corners, w, h, summary)
+        if box is not None:
+            boxes.append((names.index(category), *box))
     return boxes
 
 

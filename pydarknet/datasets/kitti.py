@@ -20,8 +20,8 @@ import os
 
 from ..errors import PydarknetError
 from ..eval.results import KITTI_NAMES
-from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, image_size,
-                     in_valid_share, readable_file, write_detection_set)
+from .layout import (OutputFolder, Summary, darknet_box, image_size, in_valid_share,
+                     readable_file, write_detection_set)
 
 __all__ = ["convert_kitti", "KITTI_TYPES"]
 
@@ -74,14 +74,9 @@ def _boxes(label_file, names, summary, size):
                          "truncated, occluded, alpha and the box left top right bottom; "
                          "line skipped")
             continue
-        clipped = clip_box(*corners, float(w), float(h))
-        if clipped is None:
-            summary.note("boxes without width or height inside the image")
-            continue
-        *c, cut = clipped
-        if cut:
-            summary.note("boxes cut to the image")
-        boxes.append((names.index(fields[0]), *box_to_darknet(*c, w, h)))
+        box = darknet_box(corners, w, h, summary)
+        if box is not None:
+            boxes.append((names.index(fields[0]), *box))
     return boxes
 
 

@@ -24,8 +24,8 @@ import os
 import tempfile
 
 from ..errors import PydarknetError
-from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, image_size,
-                     in_valid_share, readable_file, write_detection_set)
+from .layout import (OutputFolder, Summary, darknet_box, image_size, in_valid_share,
+                     readable_file, write_detection_set)
 
 __all__ = ["convert_labelme", "read_labelme", "shape_box"]
 
@@ -167,15 +167,10 @@ def _boxes(item, names, summary):
                 summary.note("malformed shapes", f"{item.json}: shape {k} ({label}): "
                              f"{corners}; left out")
             continue
-        clipped = clip_box(*corners, float(w), float(h))
-        if clipped is None:
-            summary.note("shapes outside the image", f"{item.json}: shape {k} ({label}) has "
-                         "no width or height inside the image; left out")
+        box = darknet_box(corners, w, h, summary, f"{item.json}: shape {k} ({label})")
+        if box is None:
             continue
-        *c, cut = clipped
-        if cut:
-            summary.note("boxes cut to the image")
-        box = (names.index(label), *(round(v, 6) for v in box_to_darknet(*c, w, h)))
+        box = (names.index(label), *(round(v, 6) for v in box))
         if box in boxes:
             summary.note("the same box twice (listed once)")
             continue

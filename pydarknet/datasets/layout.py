@@ -421,6 +421,22 @@ def in_valid_share(key, fraction):
     return zlib.crc32(str(key).replace(os.sep, "/").encode()) % 10000 < fraction * 10000
 
 
+def darknet_box(corners, width, height, summary, where=None):
+    """Pixel corners (x0, y0, x1, y1) -> Darknet's relative (x, y, w, h), cut to the image
+    (noted in ``summary``); None, noted (with ``where`` in a warning), when nothing of the
+    box is inside."""
+    clipped = clip_box(*corners, float(width), float(height))
+    if clipped is None:
+        summary.note("boxes without width or height inside the image",
+                     f"{where}: no width or height inside the image; left out" if where
+                     else None)
+        return None
+    *c, cut = clipped
+    if cut:
+        summary.note("boxes cut to the image")
+    return box_to_darknet(*c, width, height)
+
+
 def box_to_darknet(x0, y0, x1, y1, width, height):
     """Pixel corners (0-based, already inside the image) -> Darknet's relative centre and
     size."""
