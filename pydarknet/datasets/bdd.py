@@ -14,12 +14,11 @@ are the same classes), so that ``detector valid`` writes results in BDD's catego
 a box (lanes, drivable area) and other categories are left out; boxes are cut to the image.
 """
 
-import json
 import os
 
 from ..errors import PydarknetError
 from ..eval.results import BDD_NAMES
-from .layout import (OutputFolder, Summary, darknet_box, image_size, readable_file,
+from .layout import (OutputFolder, Summary, darknet_box, load_json, usable_image_size,
                      write_detection_set)
 
 __all__ = ["convert_bdd", "BDD_SYNONYMS"]
@@ -29,26 +28,13 @@ BDD_SYNONYMS = {"bicycle": "bike", "motorcycle": "motor", "pedestrian": "person"
 
 
 def _frames(path):
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise PydarknetError(f"{path}: labels file not found") from None
-    except json.JSONDecodeError as e:
-        raise PydarknetError(f"{path}:{e.lineno}:{e.colno}: not valid json ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PydarknetError(f"{path}: cannot read the labels file ({e})") from None
+    data = load_json(path, "labels file")
     frames = data.get("frames") if isinstance(data, dict) else data
     if not isinstance(frames, list) or not all(isinstance(f, dict) and "name" in f
                                                for f in frames):
         raise PydarknetError(f"{path}: not BDD100K labels (expected a list of frames with "
                              "'name' and 'labels', or an object with such a 'frames' list)")
     return frames
-
-
-def _size(path):
-    from .check import image_size_from_header
-    return image_size_from_header(path) or image_size(path)
 
 
 def _boxes(frame, where, names, summary, size):
@@ -82,11 +68,8 @@ def _items(split, path, folder, frames, names, summary):
     """(image, boxes) of a split's frames whose image is there."""
     for frame in frames:
         image = os.path.join(folder, str(frame["name"]))
-        why = readable_file(image)
-        size = None if why else _size(image)
-        if why or size is None:
-            summary.skip("missing or unreadable images", f"{image}: "
-                         f"{why or 'does not decode'} ({split}); skipped")
+        size = usable_image_size(image, summary, split)
+        if size is None:
             continue
         yield image, _boxes(frame, f"{path}: {frame['name']}", names, summary, size)
 

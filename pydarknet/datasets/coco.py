@@ -15,7 +15,6 @@ original annotations as it is.
 
 import contextlib
 import io
-import json
 import math
 import os
 import re
@@ -23,7 +22,7 @@ import re
 from ..errors import PydarknetError
 from ..eval.coco import image_id_from_path
 from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
-                     image_size, readable_file)
+                     image_size, load_json, readable_file)
 
 __all__ = ["convert_coco", "link_name_for_id", "darknet_coco_image_id"]
 
@@ -55,15 +54,7 @@ def link_name_for_id(file_name, image_id, folder):
 
 
 def _load_json(path):
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            data = json.load(f)
-    except FileNotFoundError:
-        raise PydarknetError(f"{path}: annotation file not found") from None
-    except json.JSONDecodeError as e:
-        raise PydarknetError(f"{path}:{e.lineno}:{e.colno}: not valid json ({e.msg})") from None
-    except (OSError, UnicodeDecodeError) as e:
-        raise PydarknetError(f"{path}: cannot read the annotation file ({e})") from None
+    data = load_json(path, "annotation file")
     if not isinstance(data, dict) or not isinstance(data.get("images"), list) \
             or not isinstance(data.get("categories"), list):
         raise PydarknetError(f"{path}: not a COCO instances file (expected a json object with "

@@ -20,8 +20,8 @@ import os
 
 from ..errors import PydarknetError
 from ..eval.results import KITTI_NAMES
-from .layout import (OutputFolder, Summary, darknet_box, image_size, in_valid_share,
-                     readable_file, write_detection_set)
+from .layout import (OutputFolder, Summary, darknet_box, in_valid_share, read_label_lines,
+                     usable_image_size, write_detection_set)
 
 __all__ = ["convert_kitti", "KITTI_TYPES"]
 
@@ -45,18 +45,8 @@ def _image_ids(folder):
 
 def _boxes(label_file, names, summary, size):
     w, h = size
-    try:
-        with open(label_file, encoding="utf-8-sig", errors="replace") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        summary.note("images without a label file (no objects)")
-        return []
-    except OSError as e:
-        summary.skip("unreadable label files", f"{label_file}: cannot read it "
-                     f"({e.strerror or e}); image kept without objects")
-        return []
     boxes = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(read_label_lines(label_file, summary), 1):
         fields = line.split()
         if not fields:
             continue
@@ -84,11 +74,8 @@ def _items(training_dir, ids, chosen, types, summary):
     """(image, boxes) of the chosen ids' readable images."""
     for image_id in chosen:
         image = ids[image_id]
-        why = readable_file(image)
-        size = None if why else image_size(image)
-        if why or size is None:
-            summary.skip("missing or unreadable images", f"{image}: "
-                         f"{why or 'does not decode'}; skipped")
+        size = usable_image_size(image, summary)
+        if size is None:
             continue
         label = os.path.join(training_dir, "label_2", image_id + ".txt")
         yield image, _boxes(label, types, summary, size)

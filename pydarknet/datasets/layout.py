@@ -141,6 +141,47 @@ _IMAGE_MAGIC = (b"\xff\xd8", b"\x89PNG", b"BM", b"GIF8", b"II*\x00", b"MM\x00*",
                 b"P1", b"P2", b"P3", b"P4", b"P5", b"P6")
 
 
+def load_json(path, what):
+    """A json file's content; a PydarknetError naming the file (and where its json breaks)
+    when it is missing, unreadable or not json. ``what``: the file's kind, for the message."""
+    try:
+        with open(path, encoding="utf-8-sig") as f:
+            return json.load(f)
+    except FileNotFoundError:
+        raise PydarknetError(f"{path}: {what} not found") from None
+    except json.JSONDecodeError as e:
+        raise PydarknetError(f"{path}:{e.lineno}:{e.colno}: not valid json ({e.msg})") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise PydarknetError(f"{path}: cannot read the {what} ({e})") from None
+
+
+def read_label_lines(path, summary):
+    """The lines of an image's label file; [] (noted in ``summary``) when there is none (an
+    image without objects) or it cannot be read (the image kept without objects)."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as f:
+            return f.read().splitlines()
+    except FileNotFoundError:
+        summary.note("images without a label file (no objects)")
+    except OSError as e:
+        summary.note("unreadable label files", f"{path}: cannot read it ({e.strerror or e}); "
+                     "image kept without objects")
+    return []
+
+
+def usable_image_size(path, summary, where=""):
+    """(width, height) of an image file (from its header where the format allows); None, the
+    image skipped in ``summary`` with why, when it is missing, unreadable or does not
+    decode. ``where``: added to the message (the split)."""
+    from .check import image_size_from_header
+    why = readable_file(path)
+    size = None if why else image_size_from_header(path) or image_size(path)
+    if size is None:
+        summary.skip("missing or unreadable images", f"{path}: {why or 'does not decode'}"
+                     f"{f' ({where})' if where else ''}; skipped")
+    return size
+
+
 def readable_file(path):
     """None when ``path`` is a readable file that starts as an image file does, else why
     not."""

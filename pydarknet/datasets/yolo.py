@@ -18,8 +18,8 @@ import math
 import os
 
 from ..errors import PydarknetError
-from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, readable_file,
-                     write_detection_set)
+from .layout import (OutputFolder, Summary, box_to_darknet, clip_box, read_label_lines,
+                     readable_file, write_detection_set)
 
 __all__ = ["convert_yolo", "read_yolo_yaml", "yolo_label_path", "parse_yolo_label"]
 
@@ -156,18 +156,8 @@ def parse_yolo_label(line, classes, pose=False):
 
 def _read_labels(path, names, pose, summary):
     """The boxes of an image's label file ([] when there is none: a background image)."""
-    try:
-        with open(path, encoding="utf-8-sig", errors="replace") as f:
-            lines = f.read().splitlines()
-    except FileNotFoundError:
-        summary.note("images without a label file (no objects)")
-        return []
-    except OSError as e:
-        summary.note("unreadable label files", f"{path}: cannot read it ({e.strerror or e}); "
-                     "image kept without objects")
-        return []
     boxes = []
-    for number, line in enumerate(lines, 1):
+    for number, line in enumerate(read_label_lines(path, summary), 1):
         if not line.strip():
             continue
         got = parse_yolo_label(line, len(names), pose)
