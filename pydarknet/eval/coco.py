@@ -37,11 +37,16 @@ _LEADING = re.compile(r"^\d+")
 _TRAILING = re.compile(r"_(\d+)$")
 
 
+def basecfg(path):
+    """Darknet's basecfg: the file name up to its first dot."""
+    return os.path.basename(str(path).replace("\\", "/")).split(".", 1)[0]
+
+
 def image_id_from_path(path):
     """Darknet's COCO image id: the number the file name (without extension) starts with
     (``000000000139.jpg`` -> 139); else the number after its last ``_``
     (``COCO_val2014_000000000042.jpg`` -> 42, where Darknet's ``atoi`` gives 0); else None."""
-    base = os.path.basename(str(path).replace("\\", "/")).split(".", 1)[0]
+    base = basecfg(path)
     m = _LEADING.match(base) or _TRAILING.search(base)
     return int(m.group(m.lastindex or 0)) if m else None
 

@@ -20,7 +20,7 @@ import os
 
 import numpy as np
 
-from .coco import COCO_IDS, image_id_from_path, results_for_image
+from .coco import COCO_IDS, basecfg, image_id_from_path, results_for_image
 
 __all__ = ["ValidationResults", "voc_lines", "category_ids_from_data", "FORMATS"]
 
@@ -75,11 +75,6 @@ def clipped_corners(dets):
     return [(int(cls[k]), float(score[k]), x0[k], y0[k], x1[k], y1[k]) for k in range(len(rows))]
 
 
-def _image_name(path):
-    """Darknet's basecfg: the file name up to its first dot."""
-    return os.path.basename(str(path).replace("\\", "/")).split(".", 1)[0]
-
-
 class ValidationResults:
     """The detections of a validation list, collected image by image, then written.
 
@@ -126,7 +121,7 @@ class ValidationResults:
             return
         self.results.extend(results_for_image(image_id, dets, self.category_ids))
         if not self.coco:
-            for k, line in voc_lines(_image_name(path), dets):
+            for k, line in voc_lines(basecfg(path), dets):
                 self.voc[k].append(line)
 
     def _add_corners(self, index, path, corners):
@@ -136,7 +131,7 @@ class ValidationResults:
                 {"name": name, "category": BDD_NAMES[k], "bbox": [x0, y0, x1, y1],
                  "score": p} for k, p, x0, y0, x1, y1 in corners)
         elif self.kind == "kitti":
-            self.lines[_image_name(path)] = [
+            self.lines[basecfg(path)] = [
                 f"{KITTI_NAMES[k]} -1 -1 -10 {x0:f} {y0:f} {x1:f} {y1:f} -1 -1 -1 -1000 -1000 "
                 f"-1000 -10 {p:f}\n" for k, p, x0, y0, x1, y1 in corners]
         else:
