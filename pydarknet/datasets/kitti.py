@@ -20,6 +20,7 @@ import os
 
 from ..errors import PydarknetError
 from ..eval.results import KITTI_NAMES
+from ..image import IMAGE_EXTENSIONS
 from .layout import (OutputFolder, Summary, darknet_box, in_valid_share, read_label_lines,
                      usable_image_size, write_detection_set)
 
@@ -27,7 +28,6 @@ __all__ = ["convert_kitti", "KITTI_TYPES"]
 
 KITTI_TYPES = ("Car", "Van", "Truck", "Pedestrian", "Person_sitting", "Cyclist", "Tram", "Misc")
 RESULT_TYPES = ("Car", "Pedestrian", "Cyclist")       # eval=kitti's classes, in its order
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 
 
 def _image_ids(folder):
@@ -38,7 +38,7 @@ def _image_ids(folder):
     ids = {}
     for name in sorted(os.listdir(images)):
         stem, ext = os.path.splitext(name)
-        if ext.lower() in _IMAGE_EXTENSIONS:
+        if ext.lower() in IMAGE_EXTENSIONS:
             ids.setdefault(stem, os.path.join(images, name))
     return ids
 

@@ -24,12 +24,12 @@ import os
 import tempfile
 
 from ..errors import PydarknetError
+from ..image import IMAGE_EXTENSIONS
 from .layout import (OutputFolder, Summary, darknet_box, image_size, in_valid_share,
                      readable_file, write_detection_set)
 
 __all__ = ["convert_labelme", "read_labelme", "shape_box"]
 
-_IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 _NO_AREA = ("point", "points", "line", "linestrip")
 
 
@@ -80,7 +80,7 @@ def _image_of(json_path, data):
         candidates += [os.path.normpath(os.path.join(folder, given)),
                        os.path.join(folder, os.path.basename(given))]
     stem = os.path.splitext(json_path)[0]
-    candidates += [stem + ext for ext in _IMAGE_EXTENSIONS]
+    candidates += [stem + ext for ext in IMAGE_EXTENSIONS]
     return next((c for c in candidates if os.path.isfile(c)), None)
 
 
@@ -133,7 +133,7 @@ def _collect(folder, summary):
         w, h = data.get("imageWidth"), data.get("imageHeight")
         item.size = (w, h) if all(isinstance(v, int) and v > 0 for v in (w, h)) else None
         images.append(item)
-    unlabelled = [p for p in _files(folder, _IMAGE_EXTENSIONS)
+    unlabelled = [p for p in _files(folder, IMAGE_EXTENSIONS)
                   if os.path.realpath(p) not in seen]
     if unlabelled:
         summary.note("images without a LabelMe json (not listed)", count=len(unlabelled))
