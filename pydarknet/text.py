@@ -305,20 +305,21 @@ def check_seed(seed, symbols):
     return seed
 
 
-def _one_symbol_a_pass(net, what):
+def _one_symbol_a_pass(net, what, index=None):
     """(symbols, feed): ``feed(c)`` runs the one-step network on symbol ``c`` (its state
-    carried from pass to pass) and returns the output layer's values (a float32 copy)."""
+    carried from pass to pass) and returns the values of layer ``index`` (default the output
+    layer; a float32 copy)."""
     symbols = check_text_network(net)
     if net.batch != 1:
         raise PydarknetError(f"{what} runs one symbol a pass: build the network with batch=1 "
                              f"(this one takes {net.batch} rows)")
-    index = output_layer(net)
+    index = output_layer(net) if index is None else index
     x = np.zeros((1,) + tuple(net.input_shape), np.float32)
     flat = x.reshape(-1)
 
     def feed(c):
         flat[c] = 1
-        net.predict(x)
+        net.predict(x, keep=[index])
         flat[c] = 0
         return np.array(net.outputs[index], np.float32).reshape(-1)
     return symbols, feed
@@ -373,23 +374,16 @@ def word_vectors(net, words, seed=DEFAULT_SEED):
     the word and a space are fed; yields ``(word, the first layer's output)`` (float32; the
     hidden state of a char-RNN). (AB's CPU build forgets to reset the state between words;
     its GPU build and this reset it.)"""
-    symbols = check_text_network(net)
-    if net.batch != 1:
-        raise PydarknetError(f"rnn vec runs one symbol a pass: build the network with batch=1 "
-                             f"(this one takes {net.batch} rows)")
+    symbols, feed = _one_symbol_a_pass(net, "rnn vec", index=0)
     seed = check_seed(seed, symbols)
-    x = np.zeros((1,) + tuple(net.input_shape), np.float32)
-    flat = x.reshape(-1)
     for word in words:
         word = bytes(b for b in word if b not in b" \t\r\n")
         for layer in net.layers:
             if hasattr(layer, "reset_state"):
                 layer.reset_state()
-        for c in seed + check_seed(word, symbols) + [32]:
-            flat[c] = 1
-            net.predict(x, keep=[0])
-            flat[c] = 0
-        yield word, np.array(net.outputs[0], np.float32).reshape(-1)
+        for c in seed + check_seed(word, symbols):
+            feed(c)
+        yield word, feed(32)
 
 
 def generate_text(net, seed=DEFAULT_SEED, length=1000, temperature=0.7, rng=None):
