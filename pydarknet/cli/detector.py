@@ -128,41 +128,44 @@ def _run_detection(net, paths, problems, names, thresh, nms, out_dir, out_single
     """Detect in ``paths``, print each image's detections, write what was asked. Each image's
     first line is Darknet's ``<path>: Predicted in N milli-seconds.`` (the forward pass) with
     ``darknet_console``, else ``<path>: WxH``."""
+    import contextlib
+
     import cv2
 
     from ..detector import iter_detections
+    from ..http_stream import JsonArrayFile
     from ..image import draw_detections
-    frames, seconds = [], []
+    seconds = []
     draw = out_dir is not None or out_single is not None
     t0 = time.time()
     n = 0
-    for i, path, img, dets in iter_detections(net, paths, thresh, nms, letter_box,
-                                              batch_size=batch, threads=threads,
-                                              problems=problems, keep_images=draw,
-                                              timings=seconds):
-        n += 1
-        if darknet_console:
-            print(f"{path}: Predicted in {seconds[-1] * 1000:f} milli-seconds.")
-        else:
-            w, h = dets.image_size
-            print(f"{path}: {w}x{h}")
-        for line in _darknet_lines(dets, names, thresh, ext_output):
-            print(line)
-        if json_path:
-            frames.append(_json_frame(n, path, dets, names, thresh))
-        if save_labels:
-            _save_labels(path, dets, thresh)
-        if draw:
-            target = out_single or os.path.join(out_dir, os.path.basename(path))
-            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-            draw_detections(img, dets.to_list(thresh), names, len(names))
-            if not cv2.imwrite(target, img):
-                target = os.path.splitext(target)[0] + ".jpg"
-                cv2.imwrite(target, img)
+    with contextlib.ExitStack() as out:   # the JSON written an image at a time, as Darknet's
+        frames = out.enter_context(JsonArrayFile(json_path)) if json_path else None
+        for i, path, img, dets in iter_detections(net, paths, thresh, nms, letter_box,
+                                                  batch_size=batch, threads=threads,
+                                                  problems=problems, keep_images=draw,
+                                                  timings=seconds):
+            n += 1
+            if darknet_console:
+                print(f"{path}: Predicted in {seconds[-1] * 1000:f} milli-seconds.")
+            else:
+                w, h = dets.image_size
+                print(f"{path}: {w}x{h}")
+            for line in _darknet_lines(dets, names, thresh, ext_output):
+                print(line)
+            if frames is not None:
+                frames.write(_json_frame(n, path, dets, names, thresh))
+            if save_labels:
+                _save_labels(path, dets, thresh)
+            if draw:
+                target = out_single or os.path.join(out_dir, os.path.basename(path))
+                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+                draw_detections(img, dets.to_list(thresh), names, len(names))
+                if not cv2.imwrite(target, img):
+                    target = os.path.splitext(target)[0] + ".jpg"
+                    cv2.imwrite(target, img)
     dt = time.time() - t0
     if json_path:
-        with open(json_path, "w", encoding="utf-8") as f:
-            json.dump(frames, f, indent=1)
         print(f"detections written to {json_path}", file=sys.stderr)
     if n and draw:
         where = out_single if out_single else out_dir
