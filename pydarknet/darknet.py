@@ -253,25 +253,20 @@ def _suppress(dets, total, thresh, keys):
     the end, then for each key (a detection -> its score) the others sorted by it, and each
     one's score zeroed (``zero``) where an earlier one with a score left overlaps it by more
     than ``thresh``. The list ends in the last key's order, as Darknet's qsort leaves it."""
-    from .boxes import box_iou_matrix
+    from .eval.nms import greedy_keep, suppression_matrix
     live = [d for d in dets[:total] if d.objectness != 0]
     dets[:total] = live + [d for d in dets[:total] if d.objectness == 0]
     if not live:
         return
     xywh = np.array([[d.bbox.x, d.bbox.y, d.bbox.w, d.bbox.h] for d in live], np.float32)
-    overlaps = box_iou_matrix(xywh, xywh) > thresh
+    overlaps = suppression_matrix(xywh, thresh, "default", 0.6)
     order = np.arange(len(live))
     for get, zero in keys:
         scores = np.array([get(d) for d in live], np.float64)
         order = order[np.argsort(-scores[order], kind="stable")]
-        left = scores > 0
-        for pos, i in enumerate(order):
-            if not left[i]:
-                continue
-            later = order[pos + 1:]
-            for j in later[overlaps[i, later]]:
-                left[j] = False
-                zero(live[j])
+        scored = order[scores[order] > 0]
+        for j in scored[~greedy_keep(overlaps, scored)]:
+            zero(live[j])
     dets[:len(live)] = [live[i] for i in order]
 
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..boxes import box_diou, box_diounms, box_iou_matrix
 
-__all__ = ["NMS_KINDS", "nms", "nms_keep", "nms_kind_name"]
+__all__ = ["NMS_KINDS", "nms", "nms_keep", "nms_kind_name", "suppression_matrix", "greedy_keep"]
 
 NMS_KINDS = ("default", "greedynms", "diounms", "cornersnms")   # index = Darknet's NMS_KIND
 _BLOCK = 256          # rows of the overlap matrix computed at once
@@ -51,7 +51,7 @@ def _overlap(a, b, kind, beta):
     return box_diounms(a[:, None], b[None], beta)
 
 
-def _suppression_matrix(boxes, thresh, kind, beta):
+def suppression_matrix(boxes, thresh, kind, beta):
     """bool [m, m]: overlap(i, j) > thresh (the overlaps are symmetric), in row blocks."""
     m = len(boxes)
     sup = np.empty((m, m), bool)
@@ -72,7 +72,7 @@ def _greedy(sup):
     return keep
 
 
-def _greedy_shared(shared, order):
+def greedy_keep(shared, order):
     """:func:`_greedy` on the rows/columns ``order`` of a shared suppression matrix, reading
     only the rows of the boxes that survive."""
     m = len(order)
@@ -109,7 +109,7 @@ def nms_keep(boxes, scores, thresh=0.45, kind="default", beta=0.6):
     order = np.argsort(-scores, kind="stable")
     b = boxes[order]
     if m <= _MATRIX_MAX:
-        keep_sorted = _greedy(_suppression_matrix(b, thresh, kind, beta))
+        keep_sorted = _greedy(suppression_matrix(b, thresh, kind, beta))
     else:
         keep_sorted = _greedy_rows(b, thresh, kind, beta)
     keep = np.empty(m, bool)
@@ -163,7 +163,7 @@ def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
     active = live[(probs[live][:, nms_classes] > 0).any(1)]
     shared = None
     if len(active) <= _MATRIX_MAX:
-        shared = _suppression_matrix(dets.boxes[active], thresh, kind, beta)
+        shared = suppression_matrix(dets.boxes[active], thresh, kind, beta)
         slot = np.empty(len(dets), np.intp)
         slot[active] = np.arange(len(active))
     for k in np.flatnonzero(per_class):       # an all-zero column leaves the order as it is
@@ -172,10 +172,10 @@ def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
             continue
         ranked = live[:per_class[k]]          # the boxes with a probability > 0, best first
         if shared is not None:
-            keep = _greedy_shared(shared, slot[ranked])
+            keep = greedy_keep(shared, slot[ranked])
         else:
             b = dets.boxes[ranked]
-            keep = _greedy(_suppression_matrix(b, thresh, kind, beta)) \
+            keep = _greedy(suppression_matrix(b, thresh, kind, beta)) \
                 if len(ranked) <= _MATRIX_MAX else _greedy_rows(b, thresh, kind, beta)
         probs[ranked[~keep], k] = 0
     _take_rows(dets, np.concatenate([live, order[total:]]))
