@@ -368,8 +368,22 @@ static void mds_free(pdn_mds *m)
         if (*all[i]) dnnl_memory_desc_destroy(*all[i]);
 }
 
+/* The channel block of oneDNN's JIT convolutions on this CPU: 16 floats with AVX-512, 8 below
+ * (AVX2, SSE4.1). Blocks of 16 on an AVX2 machine leave only oneDNN's reference
+ * convolution, about a thousand times slower. */
+static int channel_block(void)
+{
+    static int block;
+    if (!block) {
+        const dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+        block = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? 16 : 8;
+    }
+    return block;
+}
+
 static int mds_init(pdn_mds *m, const pdn_geo *g)
 {
+    const dnnl_format_tag_t blk = channel_block() == 16 ? dnnl_aBcd16b : dnnl_aBcd8b;
     dnnl_dims_t sd = {g->N, g->C, g->H, g->W}, dd = {g->N, g->F, g->OH, g->OW};
     dnnl_dims_t wd = {g->F, g->C, g->kh, g->kw};
     int wn = 4;
@@ -391,10 +405,8 @@ static int mds_init(pdn_mds *m, const pdn_geo *g)
              dnnl_success &&
          dnnl_memory_desc_create_with_tag(&m->wei_any, wn, wd, dnnl_f32, dnnl_format_tag_any) ==
              dnnl_success &&
-         dnnl_memory_desc_create_with_tag(&m->src_blk, 4, sd, dnnl_f32, dnnl_aBcd16b) ==
-             dnnl_success &&
-         dnnl_memory_desc_create_with_tag(&m->dst_blk, 4, dd, dnnl_f32, dnnl_aBcd16b) ==
-             dnnl_success;
+         dnnl_memory_desc_create_with_tag(&m->src_blk, 4, sd, dnnl_f32, blk) == dnnl_success &&
+         dnnl_memory_desc_create_with_tag(&m->dst_blk, 4, dd, dnnl_f32, blk) == dnnl_success;
     return ok ? 0 : -1;
 }
 
@@ -406,6 +418,16 @@ static void set_impl(pdn_entry *e, const_dnnl_primitive_desc_t pd)
         strncpy(e->impl, name, sizeof(e->impl) - 1);
         e->impl[sizeof(e->impl) - 1] = 0;
     }
+}
+
+/* oneDNN's reference kernels (plain loops, ~1000 times slower than its JIT ones and far
+ * slower than im2col + sgemm) are what it falls back to for a layout or geometry no JIT
+ * kernel of this CPU takes. */
+static int is_reference(const_dnnl_primitive_desc_t pd)
+{
+    const char *name = NULL;
+    return dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &name) == dnnl_success &&
+           name && strncmp(name, "ref", 3) == 0;
 }
 
 static size_t scratch_size(const_dnnl_primitive_desc_t pd)
@@ -496,21 +518,33 @@ static int entry_build(pdn_entry *e)
         /* activations and weights in the layouts oneDNN prefers (blocked, or channels last),
          * converted at each call: with plain NCHW it picks a much slower gemm-based kernel */
         const_dnnl_memory_desc_t s = m.src_any, d = m.dst_any;
-        /* training: channels in blocks of 16 (nChw16c) rather than the channels-last layout
-         * oneDNN's forward picks: as fast, and its conversions from / to NCHW cost half as
-         * much (inference keeps "any": its choice fuses the post-ops) */
-        if (e->dir != DIR_FWD_FUSED && g->groups == 1 && g->C % 16 == 0 && g->F % 16 == 0) {
-            s = m.src_blk;
-            d = m.dst_blk;
-        }
+        /* training: channels in the JIT kernels' blocks (nChw16c, nChw8c) rather than the
+         * channels-last layout oneDNN's forward picks: as fast, and its conversions from / to
+         * NCHW cost half as much (inference keeps "any": its choice fuses the post-ops) */
+        const int blk = channel_block();
+        int blocked = e->dir != DIR_FWD_FUSED && g->groups == 1 && g->C % blk == 0 &&
+                      g->F % blk == 0;
         /* direct: Winograd would change the numbers */
         const int fwd = e->dir == DIR_FWD || e->dir == DIR_FWD_FUSED;
-        if (dnnl_convolution_forward_primitive_desc_create(
-                fwd ? &e->pd : &fwd_hint, pdn_engine,
-                fwd ? dnnl_forward_inference : dnnl_forward_training,
-                dnnl_convolution_direct, s, m.wei_any, NULL, d, strides, dil, pl, pr,
-                attr) != dnnl_success)
-            goto done;
+        dnnl_primitive_desc_t *fpd = fwd ? &e->pd : &fwd_hint;
+        for (;;) {
+            if (blocked) {
+                s = m.src_blk;
+                d = m.dst_blk;
+            }
+            if (dnnl_convolution_forward_primitive_desc_create(
+                    fpd, pdn_engine, fwd ? dnnl_forward_inference : dnnl_forward_training,
+                    dnnl_convolution_direct, s, m.wei_any, NULL, d, strides, dil, pl, pr,
+                    attr) != dnnl_success)
+                goto done;
+            /* a layout only the reference kernel takes: let oneDNN choose instead */
+            if (!blocked || !is_reference(*fpd)) break;
+            dnnl_primitive_desc_destroy(*fpd);
+            *fpd = NULL;
+            blocked = 0;
+            s = m.src_any;
+            d = m.dst_any;
+        }
         if (fwd) {
             const_dnnl_primitive_desc_t pd = e->pd;
             set_impl(e, pd);
@@ -567,6 +601,8 @@ static int entry_build(pdn_entry *e)
             }
         }
     }
+    /* declined (the fallback runs) rather than the reference kernel */
+    if (is_reference(e->pd) || (e->pd_data && is_reference(e->pd_data))) goto done;
     if (dnnl_primitive_create(&e->prim, e->pd) != dnnl_success) {
         e->prim = NULL;
         goto done;

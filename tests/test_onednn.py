@@ -63,6 +63,12 @@ def _case(geo, seed):
 @needs_onednn
 @pytest.mark.parametrize("geo", GEOMETRIES, ids=lambda g: "x".join(map(str, g)))
 def test_forward_and_backward_match_the_fallback(geo):
+    check_against_the_fallback(geo)
+
+
+def check_against_the_fallback(geo):
+    """oneDNN's forward and both backward directions equal the fallback's for ``geo``, and a
+    convolution oneDNN takes never runs on its reference kernel."""
     on, off = _backends()
     x, w, delta, args = _case(geo, seed=sum(geo))
     sy, sx, py, px, dil, g = args
@@ -84,6 +90,29 @@ def test_forward_and_backward_match_the_fallback(geo):
     pointwise = k == 1 and sy == sx == 1 and py == 0 and (oh, ow) == (h, wd)
     # a 1x1 stride-1 convolution is one sgemm on NCHW data: faster without oneDNN
     assert path == onednn.FALLBACK if pointwise else path.startswith("onednn:"), path
+    for kw_ in ({"activation": "leaky"}, {"backward": True}):
+        other = on.conv2d_path(n, c, h, wd, f, k, k, oh, ow, sy, sx, py, px, dil, g, **kw_)
+        assert "ref" not in path + other, (path, other)
+
+
+@needs_onednn
+@pytest.mark.parametrize("isa", ["AVX2", "SSE41"])
+def test_cpus_without_avx512_take_oneDNNs_fast_kernels(isa):
+    """oneDNN limited to an older CPU's instructions (ONEDNN_MAX_CPU_ISA): the training
+    layouts follow its kernels' channel blocks (8 below AVX-512; blocks of 16 left AVX2
+    machines oneDNN's reference kernel, a thousand times slower), what no fast kernel takes
+    runs on the fallback, and every result still equals the fallback's."""
+    code = ("import sys; sys.path.insert(0, %r); import test_onednn as t\n"
+            "for geo in t.GEOMETRIES: t.check_against_the_fallback(geo)\n"
+            "from pydarknet.backend import get_backend\n"
+            "print(get_backend('cpu').conv2d_path(2, 16, 14, 14, 32, 3, 3, 14, 14, 1, 1, 1, 1, "
+            "1, 1, backward=True))" % str(ROOT / "tests"))
+    env = dict(os.environ, PYTHONPATH=str(ROOT), ONEDNN_MAX_CPU_ISA=isa, OMP_NUM_THREADS="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env,
+                         timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    if isa == "AVX2":
+        assert out.stdout.split() == ["onednn:jit:avx2"], out.stdout
 
 
 @needs_onednn
