@@ -30,6 +30,7 @@ import types
 import numpy as np
 import pytest
 
+import cuda_host
 from closeness import assert_close
 from pydarknet.backend import ACTIVATIONS, ACTIVATION_CODE, OP_NAMES
 from pydarknet.backend import cublas
@@ -83,35 +84,72 @@ class FakeError(Exception):
 
 class FakeMemory:
     """Device memory as numpy byte buffers at fake addresses; every view is bounds-checked and
-    fresh memory is 0xFF bytes (NaN floats, -1 ints) so reading unwritten memory shows."""
+    fresh memory is 0xFF bytes (NaN floats, -1 ints) so reading unwritten memory shows.
+    Each buffer starts 256-aligned in host memory (as cudaMalloc's) between two red zones
+    that the kernels compiled for the host (tests/cuda_host.py) must leave alone."""
+
+    REDZONE = 4096
+    REDZONE_BYTE = 0xA5
 
     def __init__(self):
         self.blocks = {}
+        self.outer = {}
         self.next = 1 << 32
 
     def alloc(self, nbytes):
         base = self.next
-        self.next += (max(nbytes, 1) + 255) // 256 * 256 + 256   # a gap between blocks
-        self.blocks[base] = np.full(max(nbytes, 1), 0xFF, np.uint8)
+        size = max(nbytes, 1)
+        self.next += (size + 255) // 256 * 256 + 256   # a gap between blocks
+        outer = np.full(size + 2 * self.REDZONE + 256, self.REDZONE_BYTE, np.uint8)
+        start = self.REDZONE + (-(outer.ctypes.data + self.REDZONE)) % 256
+        block = outer[start:start + size]
+        block[...] = 0xFF
+        self.blocks[base] = block
+        self.outer[base] = (outer, start)
         return base
 
     def free(self, base):
         del self.blocks[base]
+        del self.outer[base]
+
+    def _find(self, ptr):
+        assert isinstance(ptr, int) and not isinstance(ptr, bool), f"pointer {ptr!r}"
+        for base, buf in self.blocks.items():
+            if base <= ptr < base + buf.size:
+                return base, buf
+        raise AssertionError(f"pointer {ptr:#x} is in no allocation (freed or never allocated)")
 
     def view(self, ptr, count, dtype):
         dtype = np.dtype(dtype)
-        assert isinstance(ptr, int) and not isinstance(ptr, bool), f"pointer {ptr!r}"
         if count == 0:
             return np.empty(0, dtype)
-        for base, buf in self.blocks.items():
-            if base <= ptr < base + buf.size:
-                off = ptr - base
-                end = off + count * dtype.itemsize
-                assert end <= buf.size, (f"out of bounds: {count} x {dtype} at offset {off} of a "
-                                         f"{buf.size}-byte block")
-                assert off % dtype.itemsize == 0, f"misaligned {dtype} pointer"
-                return buf[off:end].view(dtype)
-        raise AssertionError(f"pointer {ptr:#x} is in no allocation (freed or never allocated)")
+        base, buf = self._find(ptr)
+        off = ptr - base
+        end = off + count * dtype.itemsize
+        assert end <= buf.size, (f"out of bounds: {count} x {dtype} at offset {off} of a "
+                                 f"{buf.size}-byte block")
+        assert off % dtype.itemsize == 0, f"misaligned {dtype} pointer"
+        return buf[off:end].view(dtype)
+
+    def host_address(self, ptr):
+        """The host address of device pointer ``ptr`` (0 stays NULL)."""
+        if ptr == 0:
+            return 0
+        base, buf = self._find(ptr)
+        return buf.ctypes.data + (ptr - base)
+
+    def redzones_touched(self, ptrs):
+        """The allocations among those of ``ptrs`` whose red zones were written."""
+        bad = []
+        for ptr in ptrs:
+            if ptr == 0:
+                continue
+            base, buf = self._find(ptr)
+            outer, start = self.outer[base]
+            if (outer[:start] != self.REDZONE_BYTE).any() or \
+                    (outer[start + buf.size:] != self.REDZONE_BYTE).any():
+                bad.append(f"{buf.size}-byte block at {base:#x}")
+        return bad
 
 
 class FakeAllocation:
@@ -516,7 +554,28 @@ class FakeFunction:
                     f"{self.name}: argument {k} (float) is {a!r}"
                 assert np.isfinite(np.float32(a)) or not np.isfinite(a)
         self.log.append(self.name)
-        self.impl(*[int(a) if kind in "Pi" else float(a) for kind, a in zip(self.fmt, args)])
+        values = [int(a) if kind in "Pi" else float(a) for kind, a in zip(self.fmt, args)]
+        if isinstance(self.impl, HostLaunch):
+            self.impl(grid, block, values)
+        else:
+            self.impl(*values)
+
+
+class HostLaunch:
+    """Kernel ``name`` compiled from its CUDA source for the host (tests/cuda_host.py), on the
+    fake memory's host addresses; afterwards the red zones of its pointer arguments' blocks
+    must be intact."""
+
+    def __init__(self, host_kernels, mem, name, fmt):
+        self.kernels, self.mem, self.name, self.fmt = host_kernels, mem, name, fmt
+
+    def __call__(self, grid, block, values):
+        ptrs = [v for kind, v in zip(self.fmt, values) if kind == "P"]
+        host = [self.mem.host_address(v) if kind == "P" else v
+                for kind, v in zip(self.fmt, values)]
+        self.kernels.launch(self.name, grid, block, host)
+        bad = self.mem.redzones_touched(ptrs)
+        assert not bad, f"{self.name} wrote outside its buffers: {', '.join(bad)}"
 
 
 class FakeCublas:
@@ -950,9 +1009,12 @@ class FakeCudnnLib:
         return [geo for name, geo in self.calls if name == direction]
 
 
-def make_fake_pycuda(mem, log, devices=1, init_error=None):
-    """Modules standing in for pycuda, pycuda.driver, pycuda.gpuarray and pycuda.tools."""
+def make_fake_pycuda(mem, log, devices=1, init_error=None, kernels="numpy"):
+    """Modules standing in for pycuda, pycuda.driver, pycuda.gpuarray and pycuda.tools.
+    ``kernels``: "numpy" (FakeKernels' transcriptions) or "host" (the CUDA sources compiled
+    for the CPU, tests/cuda_host.py)."""
     sigs = parse_signatures()
+    host = cuda_host.shared_kernels() if kernels == "host" else None
     kernels = FakeKernels(mem)
 
     drv = types.ModuleType("pycuda.driver")
@@ -998,7 +1060,9 @@ def make_fake_pycuda(mem, log, devices=1, init_error=None):
         def get_function(self, name):
             if name not in sigs:
                 raise FakeError(f"named symbol not found: {name}")
-            return FakeFunction(name, getattr(kernels, name), sigs[name], log)
+            impl = (HostLaunch(host, mem, name, sigs[name]) if host is not None
+                    else getattr(kernels, name))
+            return FakeFunction(name, impl, sigs[name], log)
 
     drv.Context = Context
     drv.Device = Device
@@ -1041,10 +1105,11 @@ def make_fake_pycuda(mem, log, devices=1, init_error=None):
 
 @contextlib.contextmanager
 def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
-                cudnn_lib="fake"):
+                cudnn_lib="fake", kernels="numpy"):
     """The CUDA backend initialised on the fake device (its previous state put back after).
     ``cudnn_lib``: "fake" (FakeCudnnLib), "no-gpu" (loads, but cudnnCreate fails as without a
-    GPU) or "missing" (the real loader, pointed at a file that is not there)."""
+    GPU) or "missing" (the real loader, pointed at a file that is not there). ``kernels``:
+    "numpy" (FakeKernels) or "host" (the CUDA sources compiled for the CPU)."""
     mem = FakeMemory()
     log = []
     blas = FakeCublas(mem)
@@ -1054,7 +1119,7 @@ def fake_device(tmp_dir, devices=1, init_error=None, fatbin=True, do_init=True,
         fat.write_bytes(b"fake")
     saved_state, saved_config = cuda_device._S, dict(cuda_device._config)
     with pytest.MonkeyPatch.context() as mp:
-        for key, mod in make_fake_pycuda(mem, log, devices, init_error).items():
+        for key, mod in make_fake_pycuda(mem, log, devices, init_error, kernels).items():
             mp.setitem(sys.modules, key, mod)
         mp.setattr(cuda_device, "FATBIN", fat)
         mp.setattr(cublas, "load_library", lambda candidates=None: None)

@@ -7,6 +7,7 @@ oracles in tests/test_gpu_oracle.py."""
 import numpy as np
 import pytest
 
+import cuda_host
 import pydarknet
 from conftest import ROOT
 from test_backend_contract import CASES, FORWARD_CASES, build, forward_backward
@@ -20,9 +21,16 @@ from test_forward_oracle import NETS, run as run_forward_oracle
 from test_train_oracle import RUNS, check_iteration_one, check_three_iterations
 
 
-@pytest.fixture
-def emulated(tmp_path):
-    with fake_device(tmp_path) as fake:
+@pytest.fixture(params=["numpy", "host"])
+def emulated(tmp_path, request):
+    """The fake device running the kernels as FakeKernels' numpy transcriptions, then as
+    their own CUDA source compiled for the CPU (tests/cuda_host.py)."""
+    if request.param == "host":
+        try:
+            cuda_host.shared_kernels()
+        except RuntimeError as exc:
+            pytest.skip(str(exc))
+    with fake_device(tmp_path, kernels=request.param) as fake:
         yield fake
 
 
