@@ -1168,9 +1168,22 @@ def emulated_state(tmp_path_factory):
     return types.SimpleNamespace(state=state, fake=fake)
 
 
-@pytest.fixture(params=["emulated", pytest.param("gpu", marks=pytest.mark.gpu)])
+@pytest.fixture(scope="module")
+def host_kernels_state(tmp_path_factory):
+    """The fake device running the CUDA sources compiled for the CPU (tests/cuda_host.py)."""
+    try:
+        cuda_host.shared_kernels()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    with fake_device(tmp_path_factory.mktemp("hostcuda"), kernels="host") as fake:
+        state = cuda_device._S
+    return types.SimpleNamespace(state=state, fake=fake)
+
+
+@pytest.fixture(params=["emulated", "host_kernels", pytest.param("gpu", marks=pytest.mark.gpu)])
 def dev(request):
-    """The CUDA backend module, switched to the emulated or the real device for one test."""
+    """The CUDA backend module, switched to the emulated device (numpy kernels, or the CUDA
+    sources compiled for the CPU) or the real device for one test."""
     which = request.getfixturevalue(f"{request.param}_state")
     saved_state, saved_config = cuda_device._S, dict(cuda_device._config)
     cuda_device._S = which.state
