@@ -226,7 +226,9 @@ def fake_cupy(kernels=None, sms=2):
             pass
 
     runtime = types.SimpleNamespace(
-        getDeviceProperties=lambda i: {"multiProcessorCount": sms, "name": "host emulation",
-                                       "major": 0, "minor": 0, "totalGlobalMem": 0})
+        getDeviceProperties=lambda i: {"multiProcessorCount": sms, "name": "the CPU (host "
+                                       "emulation)", "major": 0, "minor": 0,
+                                       "totalGlobalMem": 0},
+        runtimeGetVersion=lambda: 0, driverGetVersion=lambda: 0)
     cp.cuda = types.SimpleNamespace(Device=Device, runtime=runtime)
     return cp

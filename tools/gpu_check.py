@@ -11,6 +11,10 @@ Mish forward and backward on 64M floats against a device-to-device copy and torc
 (CUDA events, 3 warm-ups, median of 20) in GB/s. Everything printed also goes to
 $OUT/gpu_check.txt when $OUT is set. Exit status 1 when a check failed.
 
+``--host`` runs the same checks without a GPU on cuda/*.cu compiled for the CPU
+(tests/cuda_host.py: needs g++, not cupy): the kernels' indexing and formulas, before a GPU
+session spends its minutes on them.
+
 Every launch is checked against the kernel's C signature, parsed from cuda/*.cu: pointers
 take arrays of the right dtype, ``int`` an np.int32 and ``float`` an np.float32 (cupy passes
 a Python int as 64 bits and a float as a double, which the kernels would misread).
@@ -988,6 +992,9 @@ def main(argv=None):
     ap.add_argument("--only", help="regex: run only the check_* methods it matches")
     ap.add_argument("--nvrtc", action="store_true",
                     help="compile cuda/*.cu with NVRTC instead of loading the fatbin")
+    ap.add_argument("--host", action="store_true",
+                    help="no GPU: run the checks on cuda/*.cu compiled for the CPU "
+                         "(tests/cuda_host.py; implies --no-bench)")
     ap.add_argument("--no-bench", action="store_true", help="skip the Mish timing")
     ap.add_argument("--bench-n", type=int, default=64 * 2**20, help="floats for the timing")
     args = ap.parse_args(argv)
@@ -995,7 +1002,14 @@ def main(argv=None):
     failed = True
     t0 = time.time()
     try:
-        import cupy as cp
+        if args.host:
+            sys.path.insert(0, str(ROOT / "tests"))
+            import cuda_host
+            cp = cuda_host.fake_cupy()
+            args.no_bench, args.nvrtc = True, False
+            args.fatbin = "host"      # not a file: the host kernels stand in for the module
+        else:
+            import cupy as cp
         sigs = parse_signatures(ROOT / "cuda")
         pkg_acts = package_activations()
         if pkg_acts is not None and pkg_acts != ACTIVATIONS:
