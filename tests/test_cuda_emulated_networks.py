@@ -1,8 +1,9 @@
 """Whole networks through the CUDA backend on the emulated device (tests/test_cuda_backend.py's
-numpy stand-in for pycuda, the kernels and cuBLAS): the backend's plumbing (allocation,
-launch arguments, GEMM layouts, parameters moving to the device and back) end to end, with
-Darknet's reference data as the judge. Runs without a GPU; the real device runs the same
-oracles in tests/test_gpu_oracle.py."""
+numpy stand-in for pycuda and cuBLAS; the kernels once as numpy transcriptions and once as
+their own CUDA source compiled for the CPU, tests/cuda_host.py): the backend's plumbing
+(allocation, launch arguments, GEMM layouts, parameters moving to the device and back) and
+the kernels end to end, with Darknet's reference data as the judge. Runs without a GPU; the
+real device runs the same oracles in tests/test_gpu_oracle.py."""
 
 import numpy as np
 import pytest
