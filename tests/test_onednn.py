@@ -165,6 +165,10 @@ def _info(env_extra):
 
 @needs_onednn
 def test_info_names_each_convolutions_path():
+    if os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper().startswith("SSE"):
+        pytest.skip("the counts below are AVX2's and AVX-512's: with SSE4.1 oneDNN has fast "
+                    "kernels for few of these training passes, and the rest take the fallback")
+
     def path(lines, layer):
         (line,) = [l for l in lines if l.split()[1] == str(layer)]
         return line.split(" conv: ")[1].replace(" / ", "; ").split("; ")
