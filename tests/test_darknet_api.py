@@ -28,22 +28,30 @@ def same(got, want):
         np.testing.assert_allclose(a[2], b[2], rtol=1e-5, atol=1e-4)
 
 
+def detect_resized(api, network, names, path):
+    """darknet_images.py's flow with ``api`` either darknet module (pydarknet's, or AB's in
+    tools/darknet_python_oracle.py): the image as RGB, resized to the network's size with
+    cv2, copied into a Darknet image, detected at 0.25. Returns (detections, resized)."""
+    w, h = api.network_width(network), api.network_height(network)
+    resized = cv2.resize(cv2.cvtColor(cv2.imread(path), cv2.COLOR_BGR2RGB), (w, h),
+                         interpolation=cv2.INTER_LINEAR)
+    im = api.make_image(w, h, 3)
+    api.copy_image_from_bytes(im, resized.tobytes())
+    found = api.detect_image(network, names, im, thresh=0.25)
+    api.free_image(im)
+    return found, resized
+
+
 def test_darknet_images_py_flow_equals_abs(dataset):
     oracle = json.loads(ORACLE.read_text())["images"]
     network, names, colors = darknet.load_network(str(dataset / "tiny.cfg"),
                                                   str(dataset / "obj.data"),
                                                   str(dataset / "tiny.weights"))
     assert names == ["cat", "dog"] and set(colors) == {"cat", "dog"}
-    w, h = darknet.network_width(network), darknet.network_height(network)
     for case in oracle:
         path = str(dataset / "images" / case["image"])
         image = cv2.imread(path)
-        resized = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (w, h),
-                             interpolation=cv2.INTER_LINEAR)
-        im = darknet.make_image(w, h, 3)
-        darknet.copy_image_from_bytes(im, resized.tobytes())
-        found = darknet.detect_image(network, names, im, thresh=0.25)
-        darknet.free_image(im)
+        found, resized = detect_resized(darknet, network, names, path)
         same(found, case["resized"])
         drawn = darknet.draw_boxes(found, resized.copy(), colors)
         assert drawn.shape == resized.shape and (drawn != resized).any()

@@ -30,6 +30,7 @@ BATCH = (1, 7)            # two images of one size (90 x 50)
 
 
 def main(darknet_dir):
+    from test_darknet_api import detect_resized
     from test_detect_cli import make_dataset
     sys.path.insert(0, str(pathlib.Path(darknet_dir).resolve()))
     import darknet           # AB's darknet.py, beside its libdarknet.so
@@ -38,15 +39,8 @@ def main(darknet_dir):
         root = make_dataset(tmp)
         network, names, _ = darknet.load_network(str(root / "tiny.cfg"), str(root / "obj.data"),
                                                  str(root / "tiny.weights"))
-        w, h = darknet.network_width(network), darknet.network_height(network)
         for path in (root / "valid.txt").read_text().split()[:IMAGES]:
-            image = cv2.imread(path)
-            resized = cv2.resize(cv2.cvtColor(image, cv2.COLOR_BGR2RGB), (w, h),
-                                 interpolation=cv2.INTER_LINEAR)
-            im = darknet.make_image(w, h, 3)
-            darknet.copy_image_from_bytes(im, resized.tobytes())
-            first = darknet.detect_image(network, names, im, thresh=0.25)
-            darknet.free_image(im)
+            first, _ = detect_resized(darknet, network, names, path)
             second = None
             if path.endswith(".png"):   # (a LIBSO build without OpenCV decodes JPEG otherwise)
                 im = darknet.load_image(path.encode(), 0, 0)
