@@ -527,11 +527,11 @@ static int entry_build(pdn_entry *e)
         /* direct: Winograd would change the numbers */
         const int fwd = e->dir == DIR_FWD || e->dir == DIR_FWD_FUSED;
         dnnl_primitive_desc_t *fpd = fwd ? &e->pd : &fwd_hint;
+        if (blocked) {
+            s = m.src_blk;
+            d = m.dst_blk;
+        }
         for (;;) {
-            if (blocked) {
-                s = m.src_blk;
-                d = m.dst_blk;
-            }
             if (dnnl_convolution_forward_primitive_desc_create(
                     fpd, pdn_engine, fwd ? dnnl_forward_inference : dnnl_forward_training,
                     dnnl_convolution_direct, s, m.wei_any, NULL, d, strides, dil, pl, pr,
