@@ -11,8 +11,15 @@
 // per image): Darknet's training forward (state.train = 1, the cfg's mini-batch, batch norm
 // on batch statistics), and for each [yolo] layer i also l.delta (as index -1-i) and l.cost
 // (as -1000-i).
+// Backward (AB's build): forward CFG WEIGHTS INPUT BATCH OUT TRUTH DELTA COUNTS, TRUTH "-" for
+// zero truths: the training forward, then DELTA (float32) replaces the last layer's delta and
+// backward_network runs. Written besides the outputs: each layer i's delta as its backward
+// receives it (200000+i), the
+// input's delta (199999), and its weight, bias and scale gradients (300000+3i+k), as many
+// values as COUNTS (int32, three a layer) says; a gradient Darknet does not have is left out.
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include "darknet.h"
 #ifndef PJREDDIE
 #include "parser.h"
@@ -32,6 +39,41 @@ static void write_layer(FILE *f, int i, const float *values, int n) {
     fwrite(&n, sizeof(int), 1, f);
     fwrite(values, sizeof(float), n, f);
 }
+
+#ifndef PJREDDIE
+// Replace the last layer's delta with DELTA, run Darknet's backward_network into an input
+// delta of its own, and write every delta and gradient (see the header).
+static void backward(network net, network_state state, const char *delta, const char *counts,
+                     FILE *f) {
+    int i, k;
+    layer last = net.layers[net.n - 1];
+    float *r = read_input(delta, (size_t)last.outputs * last.batch);
+    memcpy(last.delta, r, sizeof(float) * last.outputs * last.batch);
+    int *count = (int *)read_input(counts, (size_t)3 * net.n);
+    // backward_network's loop, each delta written as it arrives (before the layer's own
+    // backward, which transforms it in place)
+    float *input = state.input, *input_delta = calloc((size_t)net.inputs * net.batch,
+                                                      sizeof(float));
+    state.workspace = net.workspace;
+    for (i = net.n - 1; i >= 0; --i) {
+        layer l = net.layers[i];
+        state.index = i;
+        state.input = i ? net.layers[i - 1].output : input;
+        state.delta = i ? net.layers[i - 1].delta : input_delta;
+        if (l.stopbackward) break;
+        if (l.delta) write_layer(f, 200000 + i, l.delta, l.outputs * l.batch);
+        if (!l.onlyforward) l.backward(l, state);
+    }
+    write_layer(f, 199999, input_delta, net.inputs * net.batch);
+    for (i = 0; i < net.n; ++i) {
+        layer l = net.layers[i];
+        float *grads[3] = {l.weight_updates, l.bias_updates, l.scale_updates};
+        for (k = 0; k < 3; ++k)
+            if (grads[k] && count[3 * i + k]) write_layer(f, 300000 + 3 * i + k, grads[k],
+                                                          count[3 * i + k]);
+    }
+}
+#endif
 
 int main(int argc, char **argv) {
     int i;
@@ -54,7 +96,7 @@ int main(int argc, char **argv) {
     float *x = read_input(argv[3], (size_t)passes * net.batch * net.inputs);
     f = fopen(argv[5], "wb");
     if (train) {
-        int truths = 0;
+        int truths;
         // AB's CPU build leaves the delta of [lstm] unallocated, yet its training forward
         // clears it
         for (i = 0; i < net.n; ++i)
@@ -63,14 +105,22 @@ int main(int argc, char **argv) {
                 net.layers[i].delta = calloc((size_t)net.layers[i].outputs *
                                              net.layers[i].batch * net.layers[i].steps,
                                              sizeof(float));
-        for (i = 0; i < net.n; ++i) if (net.layers[i].truths) truths = net.layers[i].truths;
+        // (zero truths: as many as any layer could read, a classifier's layers' inputs)
+        truths = net.truths;
+        for (i = 0; i < net.n; ++i) {
+            layer l = net.layers[i];
+            if (l.truths > truths) truths = l.truths;
+            if (!strcmp(argv[6], "-") && l.inputs > truths) truths = l.inputs;
+        }
         network_state state = {0};
         state.net = net;
         state.input = x;
-        state.truth = read_input(argv[6], (size_t)net.batch * truths);
+        state.truth = strcmp(argv[6], "-") ? read_input(argv[6], (size_t)net.batch * truths)
+                                           : calloc((size_t)net.batch * truths + 1, sizeof(float));
         state.train = 1;
         state.workspace = net.workspace;
         forward_network(net, state);
+        if (argc > 8) backward(net, state, argv[7], argv[8], f);
     }
     for (p = 0; p < passes; ++p) {
       if (!train) network_predict(net, x + (size_t)p * net.batch * net.inputs);
@@ -82,7 +132,7 @@ int main(int argc, char **argv) {
         if (l.type == RNN || l.type == LSTM || l.type == GRU || l.type == CRNN ||
             l.type == CONV_LSTM) n *= l.steps;
         write_layer(f, p * 100000 + i, l.output, n);
-        if (train && l.type == YOLO) {
+        if (train && argc <= 8 && l.type == YOLO) {
             write_layer(f, -1 - i, l.delta, n);
             write_layer(f, -1000 - i, l.cost, 1);
         }

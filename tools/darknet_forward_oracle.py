@@ -8,6 +8,9 @@ tests/test_darknet_forward.py, and a random-cfg comparison against pydarknet.
     python tools/darknet_forward_oracle.py path/to/darknet --pjreddie path/to/pjreddie-darknet
     python tools/darknet_forward_oracle.py path/to/darknet --fuzz 0 500 [--keep DIR]
     python tools/darknet_forward_oracle.py path/to/darknet --fuzz-train 0 500
+    # backward passes, against a copy of AB Darknet patched by tools/darknet_gpusem_patch.py:
+    python tools/darknet_forward_oracle.py path/to/patched --backward-oracle
+    python tools/darknet_forward_oracle.py path/to/patched --fuzz-backward 0 500
 
 It compiles tools/darknet_forward_oracle.c against the library (gcc): that parses the cfg at
 the given batch, loads the .weights file pydarknet wrote, runs ``network_predict`` and writes
@@ -34,6 +37,10 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from pydarknet.network import load, load_cfg_text  # noqa: E402
+from test_darknet_backward import (BACKWARD_CASES, GRADIENTS, INPUT_DELTA,  # noqa: E402
+                                   backward_order, case_inputs, darknet_style_backward,
+                                   describe)
+from test_darknet_backward import ORACLE as BACKWARD_ORACLE  # noqa: E402
 
 from pydarknet.backend import ACTIVATIONS  # noqa: E402
 
@@ -312,11 +319,15 @@ def compile_harness(darknet, tmp, pjreddie=False):
                            *(["-DPJREDDIE"] if pjreddie else []))
 
 
-def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None, batch=None):
+def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None, batch=None,
+                    backward=None):
     """{layer index: Darknet's output (flat float32)} of ``cfg_text`` with ``net``'s
     parameters on ``x`` (with ``truths``: its training forward, and -1-i: [yolo] layer i's
     delta, -1000-i: its cost); a RuntimeError with Darknet's last words when it fails.
-    ``batch``: the harness's ROWS:STEPS:PASSES (default: x's rows, one step, one pass)."""
+    ``batch``: the harness's ROWS:STEPS:PASSES (default: x's rows, one step, one pass).
+    ``backward``: (the last layer's delta, [weights, biases, scales] gradient sizes of each
+    layer): after the training forward (zero truths unless given) Darknet's backward, and
+    200000+i: layer i's delta, 199999: the input's, 300000+3i+k: its gradients."""
     cfg = tmp / "n.cfg"
     cfg.write_text(cfg_text)
     net.save_weights(str(tmp / "n.weights"))
@@ -325,6 +336,10 @@ def darknet_outputs(exe, darknet, tmp, cfg_text, net, x, truths=None, batch=None
     if truths is not None:
         np.ascontiguousarray(truths, np.float32).tofile(tmp / "t.bin")
         extra = [str(tmp / "t.bin")]
+    if backward is not None:
+        np.ascontiguousarray(backward[0], np.float32).tofile(tmp / "d.bin")
+        np.asarray(backward[1], np.int32).tofile(tmp / "counts.bin")
+        extra = (extra or ["-"]) + [str(tmp / "d.bin"), str(tmp / "counts.bin")]
     r = subprocess.run([str(exe), str(cfg), str(tmp / "n.weights"), str(tmp / "x.bin"),
                         str(batch or x.shape[0]), str(tmp / "o.bin"), *extra],
                        capture_output=True,
@@ -401,7 +416,7 @@ def after_nan(verdict, want, i):
     return verdict
 
 
-def difference(what, got, want, tol):
+def difference(what, got, want, tol, floor=0.0):
     """None where ``got`` equals Darknet's ``want`` to ``tol`` of its largest value, else
     (verdict, detail): "size", "overflow" (Darknet's values reach 1e30: the -FLT_MAX of
     pooling windows wholly outside the image), "nan" (pydarknet has NaN/inf where Darknet's
@@ -419,7 +434,7 @@ def difference(what, got, want, tol):
             return "nan", f"{what}: NaN/inf where Darknet's values are finite"
         return "darknet nan", f"{what}: Darknet has NaN/inf where pydarknet's are finite"
     if finite.any():
-        scale = max(float(np.abs(want[finite]).max()), 1e-6)
+        scale = max(float(np.abs(want[finite]).max()), floor, 1e-6)
         err = float(np.abs(got[finite] - want[finite]).max()) / scale
         if err > tol:
             return "differs", f"{what}: max error {err:.3g} of the largest"
@@ -471,6 +486,68 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     return "ok", ""
 
 
+def compare_backward(seed, exe, darknet, tmp, tol=1e-4):
+    """(verdict, detail) of one random cfg's backward pass against a Darknet patched by
+    tools/darknet_gpusem_patch.py, as tests/test_darknet_backward.py runs its cases: the
+    training forward on zero truths, a random delta in place of the last layer's, then every
+    layer's delta as it arrives, the input's delta and every weight, bias and scale gradient.
+    Cfgs with [dropout] or [crop] (Darknet's rand()), antialiasing (Darknet's CPU backward
+    leaves the blur out; AB's GPU build, as pydarknet, goes back through it) or a batch norm
+    of one value a channel (Darknet's variance divides by N - 1 = 0) are skipped."""
+    rng = np.random.default_rng(seed)
+    text, batch, C, H, W = random_cfg(rng)
+    if "[dropout]" in text or "[crop]" in text or "antialiasing" in text:
+        return "skipped", ""
+    net = load_cfg_text(text, batch=batch)
+    if any((getattr(l, "batch_normalize", 0) or l.layer_type == "batchnorm") and
+           batch * l.out_h * l.out_w == 1 for l in net.layers):
+        return "skipped", ""    # a batch norm of one value a channel (README: deliberate)
+    randomize(net, rng)
+    x = rng.uniform(0, 1, (batch, C, H, W)).astype(np.float32)
+    r = rng.normal(0, 1, net.layers[-1].out_shape(batch)).astype(np.float32)
+    try:
+        want = darknet_outputs(exe, darknet, tmp, text, net, x, backward=(r, gradient_counts(net)))
+    except RuntimeError as e:
+        return "darknet failed", str(e)
+    net = load(tmp / "n.cfg", tmp / "n.weights")
+    got, floors = darknet_style_backward(net, x, r)
+    for i, layer in enumerate(net.layers):
+        verdict = difference(f"layer {i} {layer.type} output", net.outputs[i], want[i], tol)
+        if verdict:
+            return after_nan(verdict, want, i)
+    for key in sorted(got, key=backward_order):
+        if key not in want:
+            return "darknet has none", describe(net, key)
+        verdict = difference(describe(net, key), got[key], want[key], tol, floors[key])
+        if verdict:
+            return after_nan(verdict, want, len(net.layers))
+    return "ok", ""
+
+
+def gradient_counts(net):
+    """The harness's COUNTS: each layer's weights, biases and scales gradient sizes."""
+    net.ensure_training()
+    return [[layer.grads[k].size if k in layer.grads else 0 for k in GRADIENTS]
+            for layer in net.layers]
+
+
+def regenerate_backward(darknet):
+    """tests/data/darknet_backward.npz from a Darknet patched by darknet_gpusem_patch.py."""
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        exe = compile_harness(darknet, tmp)
+        for name, text in BACKWARD_CASES.items():
+            net, x, r = case_inputs(name)
+            for i, values in darknet_outputs(exe, darknet, tmp, text, net, x,
+                                             backward=(r, gradient_counts(net))).items():
+                if i >= INPUT_DELTA:        # the backward's values, not the outputs
+                    out[f"{name}_{i}"] = values
+            print(f"{name}: {len(net.layers)} layers")
+    np.savez_compressed(BACKWARD_ORACLE, **out)
+    print(f"wrote {BACKWARD_ORACLE}")
+
+
 def fuzz(darknet, first, last, keep, compare=None):
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -502,11 +579,21 @@ def main():
                     help="compare random cfgs of these seeds instead")
     ap.add_argument("--fuzz-train", nargs=2, type=int, metavar=("FIRST", "LAST"),
                     help="compare random cfgs' training forward ([yolo] deltas and costs)")
+    ap.add_argument("--fuzz-backward", nargs=2, type=int, metavar=("FIRST", "LAST"),
+                    help="compare random cfgs' backward pass (every delta and gradient) with "
+                    "a Darknet patched by tools/darknet_gpusem_patch.py")
+    ap.add_argument("--backward-oracle", action="store_true",
+                    help="regenerate tests/data/darknet_backward.npz (DARKNET patched by "
+                    "tools/darknet_gpusem_patch.py)")
     ap.add_argument("--keep", help="with --fuzz: keep the failing seeds' files here")
     a = ap.parse_args()
     darknet = pathlib.Path(a.darknet).resolve()
     if a.fuzz:
         fuzz(darknet, *a.fuzz, a.keep)
+    elif a.backward_oracle:
+        regenerate_backward(darknet)
+    elif a.fuzz_backward:
+        fuzz(darknet, *a.fuzz_backward, a.keep, compare_backward)
     elif a.fuzz_train:
         fuzz(darknet, *a.fuzz_train, a.keep, compare_training)
     elif not a.pjreddie:

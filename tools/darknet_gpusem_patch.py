@@ -1,0 +1,154 @@
+"""Patch a copy of AB Darknet's source so that its CPU backward has the semantics of the
+reference data's ``-gpusem`` runs (../shared/darknet-ref/README.md): Darknet's own formulas
+with its CPU training bugs fixed, which is what pydarknet implements (AB's GPU build).
+
+    git clone <AB darknet> /tmp/dn-gpusem && python tools/darknet_gpusem_patch.py /tmp/dn-gpusem
+    cd /tmp/dn-gpusem && make LIBSO=1
+    python tools/darknet_forward_oracle.py /tmp/dn-gpusem --fuzz-backward 0 500
+
+The fixes (the README's numbering):
+ 2. every backward that writes the previous layer's delta adds into it instead of overwriting
+    it ([convolutional]'s col2im, [batchnorm], [activation], [sam]'s `from` delta, [upsample]
+    reverse=1, [reorg], [reorg3d], [normalization]), so skip connections' gradients arrive;
+ 4. batch-normalised layers accumulate their biases' gradient (before the BN transform);
+ 5. the BN delta divides by sqrt(var + eps), as the forward does.
+(1, stale deltas, and 3, [connected] never updated, do not show in one backward pass.)
+Beyond the -gpusem fixes, where AB's CPU and GPU builds both differ from the true gradient
+and pydarknet takes the true one (README: "deliberate differences"):
+ - [local_avgpool] divides each output's delta among the inputs its forward averaged;
+ - a layer sharing another's weights (share_index) keeps its own batch statistics.
+Each edit must match the source exactly once; a Darknet whose code moved fails loudly.
+"""
+
+import pathlib
+import sys
+
+# a scratch buffer for "compute, then add" (static: each file gets its own)
+SCRATCH = """
+#include <stdlib.h>
+static float *gpusem_scratch(size_t n)
+{
+    static float *buffer;
+    static size_t size;
+    if (n > size) { buffer = realloc(buffer, n * sizeof(float)); size = n; }
+    return buffer;
+}
+"""
+
+EDITS = {
+    "src/convolutional_layer.c": [
+        # pydarknet's choice: a layer that shares another's weights (share_index) shares its
+        # batch norm's scales and rolling statistics but keeps its own batch statistics; in
+        # AB's builds the sharer's forward overwrites the shared layer's, whose backward
+        # then normalises its delta with the sharer's mean and variance
+        ("            l.mean = l.share_layer->mean;\n"
+         "            l.variance = l.share_layer->variance;\n",
+         "            l.mean = (float*)xcalloc(n, sizeof(float));\n"
+         "            l.variance = (float*)xcalloc(n, sizeof(float));\n"),
+        ("void backward_convolutional_layer(convolutional_layer l, network_state state)\n",
+         SCRATCH + "void backward_convolutional_layer(convolutional_layer l, "
+                   "network_state state)\n"),
+        ("                    state.delta + (i*l.groups + j)* (l.c / l.groups)*l.h*l.w); "
+         "// output (delta)\n",
+         "                    gpusem_scratch((l.c / l.groups)*l.h*l.w));\n"
+         "                axpy_cpu((l.c / l.groups)*l.h*l.w, 1, gpusem_scratch(0), 1,\n"
+         "                    state.delta + (i*l.groups + j)* (l.c / l.groups)*l.h*l.w, 1);\n"),
+    ],
+    "src/batchnorm_layer.c": [
+        ("delta[index] * 1./(sqrt(variance[f]) + .00001f)",
+         "delta[index] * 1./sqrt(variance[f] + .00001f)"),
+        ("void backward_batchnorm_layer(const layer l, network_state state)\n{\n",
+         "void backward_bias(float *bias_updates, float *delta, int batch, int n, int size);\n"
+         "void backward_batchnorm_layer(const layer l, network_state state)\n{\n"
+         "    backward_bias(l.bias_updates, l.delta, l.batch, l.out_c, l.out_w*l.out_h);\n"),
+        ("if(l.type == BATCHNORM) copy_cpu(l.outputs*l.batch, l.delta, 1, state.delta, 1);",
+         "if(l.type == BATCHNORM) axpy_cpu(l.outputs*l.batch, 1, l.delta, 1, state.delta, 1);"),
+    ],
+    "src/activation_layer.c": [
+        ("    copy_cpu(l.outputs*l.batch, l.delta, 1, state.delta, 1);\n}",
+         "    axpy_cpu(l.outputs*l.batch, 1, l.delta, 1, state.delta, 1);\n}"),
+    ],
+    "src/sam_layer.c": [
+        ("from_delta[i] = state.input[i] * l.delta[i];",
+         "from_delta[i] += state.input[i] * l.delta[i];"),
+    ],
+    "src/upsample_layer.c": [
+        ("void backward_upsample_layer(const layer l, network_state state)\n",
+         SCRATCH + "void backward_upsample_layer(const layer l, network_state state)\n"),
+        ("upsample_cpu(l.delta, l.out_w, l.out_h, l.c, l.batch, l.stride, 1, l.scale, "
+         "state.delta);",
+         "upsample_cpu(l.delta, l.out_w, l.out_h, l.c, l.batch, l.stride, 1, l.scale, "
+         "gpusem_scratch(l.inputs*l.batch));\n"
+         "        axpy_cpu(l.inputs*l.batch, 1, gpusem_scratch(0), 1, state.delta, 1);"),
+    ],
+    "src/reorg_layer.c": [
+        ("void backward_reorg_layer(const layer l, network_state state)\n{\n",
+         SCRATCH + "void backward_reorg_layer(const layer l, network_state state)\n{\n"
+                   "    float *into = state.delta;\n"
+                   "    state.delta = gpusem_scratch(l.inputs*l.batch);\n"),
+        ("        reorg_cpu(l.delta, l.out_w, l.out_h, l.out_c, l.batch, l.stride, 1, "
+         "state.delta);\n    }\n",
+         "        reorg_cpu(l.delta, l.out_w, l.out_h, l.out_c, l.batch, l.stride, 1, "
+         "state.delta);\n    }\n"
+         "    axpy_cpu(l.inputs*l.batch, 1, state.delta, 1, into, 1);\n"),
+    ],
+    "src/reorg_old_layer.c": [      # [reorg] (reorg_layer.c is [reorg3d])
+        ("void backward_reorg_old_layer(const layer l, network_state state)\n{\n",
+         SCRATCH + "void backward_reorg_old_layer(const layer l, network_state state)\n{\n"
+                   "    float *into = state.delta;\n"
+                   "    state.delta = gpusem_scratch(l.inputs*l.batch);\n"),
+        ("        reorg_cpu(l.delta, l.w, l.h, l.c, l.batch, l.stride, 1, state.delta);\n"
+         "    }\n",
+         "        reorg_cpu(l.delta, l.w, l.h, l.c, l.batch, l.stride, 1, state.delta);\n"
+         "    }\n"
+         "    axpy_cpu(l.inputs*l.batch, 1, state.delta, 1, into, 1);\n"),
+    ],
+    "src/normalization_layer.c": [
+        ("void backward_normalization_layer(const layer layer, network_state state)\n",
+         SCRATCH + "void backward_normalization_layer(const layer layer, network_state state)\n"),
+        ("    pow_cpu(w*h*c*layer.batch, -layer.beta, layer.norms, 1, state.delta, 1);\n"
+         "    mul_cpu(w*h*c*layer.batch, layer.delta, 1, state.delta, 1);\n",
+         "    float *d = gpusem_scratch(w*h*c*layer.batch);\n"
+         "    pow_cpu(w*h*c*layer.batch, -layer.beta, layer.norms, 1, d, 1);\n"
+         "    mul_cpu(w*h*c*layer.batch, layer.delta, 1, d, 1);\n"
+         "    axpy_cpu(w*h*c*layer.batch, 1, d, 1, state.delta, 1);\n"),
+    ],
+    # not a -gpusem fix but pydarknet's choice: [local_avgpool]'s true gradient. The forward
+    # divides by the inputs of the window inside the image; AB's CPU backward divides by
+    # size*size, its GPU kernel gives each input the mean delta of the outputs near it
+    "src/maxpool_layer.c": [
+        ("void backward_local_avgpool_layer(const maxpool_layer l, network_state state)\n",
+         "static int gpusem_window(maxpool_layer l, int i, int j)\n"
+         "{\n"
+         "    int n, m, counter = 0;\n"
+         "    for (n = 0; n < l.size; ++n) for (m = 0; m < l.size; ++m) {\n"
+         "        int cur_h = -l.pad / 2 + i*l.stride_y + n, cur_w = -l.pad / 2 + j*l.stride_x + m;\n"
+         "        counter += cur_h >= 0 && cur_h < l.h && cur_w >= 0 && cur_w < l.w;\n"
+         "    }\n"
+         "    return counter;\n"
+         "}\n"
+         "void backward_local_avgpool_layer(const maxpool_layer l, network_state state)\n"),
+        ("if (valid) state.delta[index] += l.delta[out_index] / (l.size*l.size);",
+         "if (valid) state.delta[index] += l.delta[out_index] / gpusem_window(l, i, j);"),
+    ],
+}
+
+
+def patch(root):
+    root = pathlib.Path(root)
+    for name, edits in EDITS.items():
+        path = root / name
+        text = path.read_text()
+        for old, new in edits:
+            if text.count(old) != 1:
+                sys.exit(f"{path}: expected the text below exactly once, found it "
+                         f"{text.count(old)} times (another Darknet version?):\n{old}")
+            text = text.replace(old, new)
+        path.write_text(text)
+        print(f"patched {path} ({len(edits)} edits)")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__)
+    patch(sys.argv[1])
