@@ -106,17 +106,18 @@ int main(int argc, char **argv) {
                                              net.layers[i].batch * net.layers[i].steps,
                                              sizeof(float));
         // (zero truths: as many as any layer could read, a classifier's layers' inputs)
-        truths = net.truths;
+        int zero = !strcmp(argv[6], "-");
+        truths = zero ? net.truths : 0;
         for (i = 0; i < net.n; ++i) {
             layer l = net.layers[i];
             if (l.truths > truths) truths = l.truths;
-            if (!strcmp(argv[6], "-") && l.inputs > truths) truths = l.inputs;
+            if (zero && l.inputs > truths) truths = l.inputs;
         }
         network_state state = {0};
         state.net = net;
         state.input = x;
-        state.truth = strcmp(argv[6], "-") ? read_input(argv[6], (size_t)net.batch * truths)
-                                           : calloc((size_t)net.batch * truths + 1, sizeof(float));
+        state.truth = zero ? calloc((size_t)net.batch * truths + 1, sizeof(float))
+                           : read_input(argv[6], (size_t)net.batch * truths);
         state.train = 1;
         state.workspace = net.workspace;
         forward_network(net, state);
