@@ -1,8 +1,9 @@
 """The update options of AB's GPU build (update_convolutional_layer_gpu): ``grad_centr=1``
 (with batch norm) centralises each filter's weight update before the step, where a filter
 holds a multiple of 32 values; ``clip=C`` clamps the weights of [convolutional] and [implicit]
-layers to [-C, C] after it. AB's CPU build does neither. And ``[net] weights_reject_freq``
-(train_network's reject_similar_weights after the update)."""
+layers to [-C, C] after it. AB's CPU build does neither. A weighted [shortcut]'s update
+(update_shortcut_layer_gpu) has no decay and clamps its update to [-1, 1]. And ``[net]
+weights_reject_freq`` (train_network's reject_similar_weights after the update)."""
 
 import numpy as np
 import pytest
@@ -98,6 +99,46 @@ def test_clip_clamps_the_weights_of_convolutional_and_implicit_layers(index, cli
     np.testing.assert_array_equal(b.params["weights"], want)
     assert clipped == (np.abs(a.params["weights"]).max() > 0.05 >= np.abs(
         b.params["weights"]).max())
+
+
+SHORTCUT = """[net]
+batch=2
+width=4
+height=4
+channels=3
+[convolutional]
+filters=3
+size=1
+activation=linear
+[convolutional]
+filters=3
+size=1
+activation=linear
+[shortcut]
+from=-2
+weights_type={kind}
+activation=linear
+"""
+
+
+@pytest.mark.parametrize("kind", ["per_channel", "per_feature"])
+def test_shortcut_weights_update_as_abs_gpu_build_without_decay_and_clamped(kind):
+    """update_shortcut_layer_gpu: no weight decay; momentum plus gradient clamped to
+    [-1, 1] before the step."""
+    net = load_cfg_text(SHORTCUT.format(kind=kind))
+    net.ensure_training()
+    layer = net.layers[2]
+    shape = layer.grads["weights"].shape
+    g = np.linspace(-2.5, 0.5, int(np.prod(shape)), dtype=f32).reshape(shape)
+    u = np.full(shape, 0.1, f32)
+    layer.grads["weights"][...], layer.momenta["weights"][...] = g, u
+    p = layer.params["weights"].copy()
+    update_layer(net.backend, layer, 0.1, 0.9, 0.0005, 2, loss_scale=4.0)
+    clamped = np.clip(u + g, -1, 1)
+    assert (np.abs(u + g) > 1).any() and (np.abs(u + g) < 1).any()
+    np.testing.assert_allclose(layer.params["weights"], p + f32(0.1 / 4 / 2) * clamped,
+                               rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(layer.momenta["weights"], f32(0.9) * clamped, rtol=1e-6)
 
 
 def test_a_network_with_both_trains():

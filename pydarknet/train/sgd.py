@@ -19,6 +19,9 @@ def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0, a
     ``adam`` Adam (:func:`adam_update`); AB's GPU build's gradient centralisation before it
     (``grad_centr``) and weight clipping after it (``clip``)."""
     use_adam = adam is not None and getattr(layer, "adam", 0)
+    if layer.layer_type == "shortcut":
+        shortcut_update(backend, layer, rate, momentum, batch, loss_scale)
+        return
     if getattr(layer, "grad_centr", 0) and getattr(layer, "batch_normalize", 0):
         centralize_weight_updates(backend, layer, fold=not use_adam)
     if use_adam:
@@ -49,6 +52,21 @@ def centralize_weight_updates(backend, layer, fold):
     u = backend.to_numpy(target).reshape(layer.n, -1)
     u -= u.mean(axis=1, dtype=np.float64, keepdims=True).astype(np.float32)
     backend.copy_from_numpy(target, u.reshape(target.shape))
+
+
+def shortcut_update(backend, layer, rate, momentum, batch, loss_scale=1.0):
+    """AB's update_shortcut_layer_gpu for a weighted [shortcut]: no weight decay, and the
+    accumulated update (momentum plus this iteration's gradient) clamped to [-1, 1] before
+    the step. (AB's CPU build decays the weights and clamps nothing.)"""
+    grad, u = layer.grads["weights"], layer.momenta["weights"]
+    backend.axpy(np.float32(1.0), grad, u)
+    backend.fill(grad, 0)
+    clamped = backend.to_numpy(u)
+    np.clip(clamped, np.float32(-1), np.float32(1), out=clamped)
+    backend.copy_from_numpy(u, clamped)
+    step = np.float32(np.float32(rate * layer.learning_rate_scale / loss_scale) / batch)
+    backend.sgd_update(layer.params["weights"], u, grad, step, np.float32(0),
+                       np.float32(momentum), False)
 
 
 def clip_weights(backend, layer):
