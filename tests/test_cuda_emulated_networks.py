@@ -15,6 +15,7 @@ from test_backend_contract import CASES, FORWARD_CASES, build, forward_backward
 from test_cuda_backend import fake_device
 import test_contrastive
 import training_options
+import test_darknet_backward
 import test_darknet_forward
 import test_recurrent
 from test_darknet_forward import CASES as DARKNET_CASES, check_case
@@ -53,6 +54,13 @@ def test_darknet_forward_cases_on_the_emulated_device(emulated, name):
 def test_darknet_training_forward_on_the_emulated_device(emulated, name):
     test_darknet_forward.check_training_case(np.load(test_darknet_forward.ORACLE), name,
                                              device="cuda:0")
+
+
+@pytest.mark.parametrize("name", list(test_darknet_backward.BACKWARD_CASES))
+def test_darknet_backward_cases_on_the_emulated_device(emulated, name):
+    """AB Darknet's deltas and gradients, layer by layer (test_darknet_backward)."""
+    test_darknet_backward.check_backward_case(np.load(test_darknet_backward.ORACLE), name,
+                                              device="cuda:0")
 
 
 @pytest.mark.parametrize("name", sorted(test_contrastive.CASES))

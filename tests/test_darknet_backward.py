@@ -161,10 +161,10 @@ def darknet_style_backward(net, x, last_delta):
     return got, floors
 
 
-def case_inputs(name):
+def case_inputs(name, device="cpu"):
     """The case's network (xorshift32 parameters, as test_darknet_forward's), input and
     last-layer delta."""
-    net = load_cfg_text(BACKWARD_CASES[name], batch=2)
+    net = load_cfg_text(BACKWARD_CASES[name], batch=2, device=device)
     fill_xorshift(net)
     n = net.net
     x = xorshift_uniform(12345, 2 * n.channels * n.height * n.width)
@@ -198,8 +198,12 @@ def oracle():
 
 
 @pytest.mark.parametrize("name", list(BACKWARD_CASES))
-def test_backward_matches_darknet(oracle, name, tol=1e-4):
-    net, x, r = case_inputs(name)
+def test_backward_matches_darknet(oracle, name):
+    check_backward_case(oracle, name)
+
+
+def check_backward_case(oracle, name, device="cpu", tol=1e-4):
+    net, x, r = case_inputs(name, device)
     got, floors = darknet_style_backward(net, x, r)
     prefix = f"{name}_"
     keys = {int(k[len(prefix):]) for k in oracle.files if k.startswith(prefix)}

@@ -1,7 +1,7 @@
 """The CUDA backend against Darknet's oracles and against the CPU backend (needs a GPU).
 
-- every forward oracle of test_forward_oracle.py and test_darknet_forward.py and every -gpusem
-  training oracle of test_train_oracle.py, run with device="cuda:0" (their helpers and parameters, imported), to
+- every forward oracle of test_forward_oracle.py and test_darknet_forward.py, the backward
+  cases of test_darknet_backward.py and every -gpusem training oracle of test_train_oracle.py, run with device="cuda:0" (their helpers and parameters, imported), to
   1e-4 relative, TF32 off (NVIDIA_TF32_OVERRIDE=0, set before the backend starts);
 - CPU/GPU agreement: cfg/yolov4.cfg forward at 608 (random weights, same seed; every layer to
   1e-3 relative) and three training iterations of cfg/yolov4-tiny.cfg at 160x160 (batch 4,
@@ -23,6 +23,7 @@ import pytest
 
 import pydarknet
 from pydarknet.data.synthetic import random_truths
+import test_darknet_backward as dbw
 import test_darknet_forward as dfw
 import test_contrastive
 import test_recurrent
@@ -95,6 +96,12 @@ def test_darknet_forward_cases_on_gpu(cuda, name):
 def test_darknet_training_forward_on_gpu(cuda, name):
     """Darknet's training forward of test_darknet_forward: batch statistics, [yolo] deltas."""
     dfw.check_training_case(np.load(dfw.ORACLE), name, device=DEVICE)
+
+
+@pytest.mark.parametrize("name", list(dbw.BACKWARD_CASES))
+def test_darknet_backward_cases_on_gpu(cuda, name):
+    """Darknet's deltas and gradients, layer by layer (test_darknet_backward)."""
+    dbw.check_backward_case(np.load(dbw.ORACLE), name, device=DEVICE, tol=TOL)
 
 
 @pytest.mark.parametrize("name", list(test_recurrent.RECURRENT_CASES))
