@@ -34,8 +34,11 @@ class PassState:
         self.pool = pool        # an inference pass's OutputPool (pydarknet.output_pool)
         self.network = network    # what a loss reads of other layers ([contrastive])
         self.input_delta = None   # where backward adds the network input's delta, if wanted
+        self.frozen_below = -1    # training: convolutions before it run as at inference
         if network is None:       # a lone layer's pass (tests)
             return
+        if train:
+            self.frozen_below = frozen_by_stopbackward(network)
         self.rng = network.rng
         self.seen = network.seen if seen is None else seen
         self.iteration, self.max_batches = network.iteration, network.net.max_batches
@@ -163,6 +166,14 @@ def forward_pass(network, x, train=False, truth=None, check_finite=False, pool=N
     return state
 
 
+def frozen_by_stopbackward(network):
+    """The last layer with ``stopbackward=1`` (-1: none). AB's training parse freezes every
+    layer before it (``train=0``): no backward, no update, and its convolutions run their
+    forward as at inference (batch norm on the rolling statistics, which stay as they are).
+    Other values N stop the backward there only for the first N iterations."""
+    return max((l.index for l in network.layers if l.stopbackward == 1), default=-1)
+
+
 def frozen_up_to(network):
     """The index of the last layer with ``train_only_bn`` (-1: none): AB's GPU build gives the
     option to every earlier layer too and updates none of them."""
@@ -170,16 +181,19 @@ def frozen_up_to(network):
 
 
 def backward_pass(network, state, layer_seconds=None):
-    """Every layer's backward, last to first, as Darknet's backward_network: a layer with
-    ``stopbackward`` ends it, ``onlyforward`` layers pass nothing back. It also ends at the
-    last ``train_only_bn`` layer: nothing from there down is updated (AB's GPU build runs
-    their backward for nothing), unless the pass wants the input's delta. ``layer_seconds``,
-    a dict, receives each layer's time by index (as forward_pass's)."""
+    """Every layer's backward, last to first, as AB's backward_network_gpu: it ends before a
+    layer with ``stopbackward=1``, or ``stopbackward=N`` during the first N iterations (the
+    layers below then get no gradient: AB's yolov4-custom.cfg trains only its head for 800
+    iterations); ``onlyforward`` layers pass nothing back. It also ends at the last
+    ``train_only_bn`` layer: nothing from there down is updated (AB's GPU build runs their
+    backward for nothing), unless the pass wants the input's delta. ``layer_seconds``, a
+    dict, receives each layer's time by index (as forward_pass's)."""
     pooled = isinstance(state.deltas, PooledDeltas)
     frozen = -1 if state.input_delta is not None else frozen_up_to(network)
     B = network.backend
     for layer in reversed(network.layers):
-        if layer.stopbackward or layer.index <= frozen:
+        if layer.stopbackward == 1 or layer.stopbackward > network.iteration or \
+                layer.index <= frozen:
             break
         if not layer.onlyforward:
             t0 = time.perf_counter() if layer_seconds is not None else 0.0

@@ -183,7 +183,9 @@ class Convolutional(Layer):
                else state.output_buffer(self, self.out_shape(n)))
         pad = self.pad * self.dilation  # Darknet pads by pad*dilation, output size ignores it
         geometry = (self.stride_y, self.stride_x, pad, pad, self.dilation, self.groups)
-        if not state.train:   # conv, bias or batch norm, activation: one op (fused on the CPU)
+        # conv, bias or batch norm, activation: one op (fused on the CPU); also in training
+        # below a stopbackward=1 layer (AB's frozen layers: their batch norm as at inference)
+        if not state.train or self.index < state.frozen_below:
             bn = ((p["scales"], p["rolling_mean"], p["rolling_variance"])
                   if self.batch_normalize else ())
             y = B.conv2d_activate_inference(x, weights, out, *geometry, p["biases"],

@@ -3,7 +3,8 @@
 import numpy as np
 
 from ..errors import PydarknetError, ShapeError
-from ..passes import backward_pass, check_truths, forward_pass, frozen_up_to, pass_cost
+from ..passes import (backward_pass, check_truths, forward_pass, frozen_by_stopbackward,
+                      frozen_up_to, pass_cost)
 from .adversarial import adversarial_images
 from .ema import ema_step
 from .head_stats import HeadTally
@@ -67,11 +68,12 @@ class LayerSeconds:
 
 
 def _trained_layers(network):
-    """The layers an update changes: from the last ``stopbackward`` layer on, after the last
-    ``train_only_bn`` one (AB's GPU build gives that option to every earlier layer and skips
-    their whole update: only their batch norm's rolling statistics move)."""
-    last_stop = max((l.index for l in network.layers if l.stopbackward), default=-1)
-    first = max(last_stop, frozen_up_to(network) + 1)
+    """The layers an update changes: from the last ``stopbackward=1`` layer on (the earlier
+    ones are frozen; below ``stopbackward=N`` the update goes on, with no gradient for the
+    first N iterations, as AB's), after the last ``train_only_bn`` one (AB's GPU build gives
+    that option to every earlier layer and skips their whole update: only their batch norm's
+    rolling statistics move)."""
+    first = max(frozen_by_stopbackward(network), frozen_up_to(network) + 1)
     return [l for l in network.layers if l.index >= first and l.params and l.trainable]
 
 
