@@ -28,8 +28,9 @@ CASES = {
     "shortcut": "[convolutional]\nfilters=4\nsize=1\nactivation=mish\n[shortcut]\nfrom=-2\nactivation=swish\n",
     "shortcut-per-channel": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[shortcut]\nfrom=-2\nweights_type=per_channel\nactivation=linear\n",
     "shortcut-per-feature": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[shortcut]\nfrom=-2\nweights_type=per_feature\nactivation=leaky\n",
-    # Darknet's gradient of normalised shortcut weights leaves out the normalisation's own
-    # derivative: only the input gradients are exact there (weights are skipped below)
+    # Darknet's gradient of normalised shortcut weights is not the normalisation's derivative
+    # (AB's GPU build scales it by w or w(1 - w)): only the input gradients are exact there
+    # (weights are skipped below)
     "shortcut-per-channel-softmax": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[shortcut]\nfrom=-2\nweights_type=per_channel\nweights_normalization=softmax\nactivation=linear\n",
     "shortcut-per-feature-relu": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[shortcut]\nfrom=-2\nweights_type=per_feature\nweights_normalization=relu\nactivation=linear\n",
     "route-groups": "[convolutional]\nfilters=4\nsize=1\nactivation=linear\n[route]\nlayers=-1,-2\n[route]\nlayers=-1\ngroups=2\ngroup_id=1\n",

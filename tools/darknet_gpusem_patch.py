@@ -13,6 +13,8 @@ The fixes (the README's numbering):
  4. batch-normalised layers accumulate their biases' gradient (before the BN transform);
  5. the BN delta divides by sqrt(var + eps), as the forward does.
 (1, stale deltas, and 3, [connected] never updated, do not show in one backward pass.)
+And as AB's GPU build: a normalised [shortcut] weight's gradient scaled by the normalised
+weight w (relu) or w(1 - w) (softmax).
 Beyond the -gpusem fixes, where AB's CPU and GPU builds both differ from the true gradient
 and pydarknet takes the true one (README: "deliberate differences"):
  - [local_avgpool] divides each output's delta among the inputs its forward averaged;
@@ -91,6 +93,18 @@ EDITS = {
          "        reorg_cpu(l.delta, l.out_w, l.out_h, l.out_c, l.batch, l.stride, 1, "
          "state.delta);\n    }\n"
          "    axpy_cpu(l.inputs*l.batch, 1, state.delta, 1, into, 1);\n"),
+    ],
+    # AB's GPU build scales a normalised [shortcut] weight's gradient by the normalised
+    # weight (relu) or w(1 - w) (softmax); its CPU build leaves the factor at 1
+    "src/blas.c": [
+        ("            delta_out[id] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n",
+         "            if (weights_normalization == RELU_NORMALIZATION) grad = w;\n"
+         "            else if (weights_normalization == SOFTMAX_NORMALIZATION) grad = w*(1 - w);\n"
+         "            delta_out[id] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n"),
+        ("                    layer_delta[add_index] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n",
+         "                    if (weights_normalization == RELU_NORMALIZATION) grad = w;\n"
+         "                    else if (weights_normalization == SOFTMAX_NORMALIZATION) grad = w*(1 - w);\n"
+         "                    layer_delta[add_index] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n"),
     ],
     "src/reorg_old_layer.c": [      # [reorg] (reorg_layer.c is [reorg3d])
         ("void backward_reorg_old_layer(const layer l, network_state state)\n{\n",

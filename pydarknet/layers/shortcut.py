@@ -91,15 +91,25 @@ class Shortcut(Layer):
             return e / (np.float32(0.0001) + e.sum(axis=0))
         return w
 
-    def _add_weight_grad(self, gw, d, values, k, per_channel):
-        """Darknet's weight gradient (host numpy): sum(delta * input), without the
-        normalisation's own derivative."""
+    def _weight_grad_scales(self, wts):
+        """AB's GPU build (backward_shortcut_multilayer_kernel) scales a normalised weight's
+        gradient by the normalised weight w (relu) or w(1 - w) (softmax), its stand-in for the
+        normalisation's derivative; AB's CPU build does not scale it. None: no normalisation."""
+        if self.weights_normalization == 1:
+            return wts
+        if self.weights_normalization == 2:
+            return wts * (np.float32(1) - wts)
+        return None
+
+    def _add_weight_grad(self, gw, d, values, k, per_channel, scales):
+        """Darknet's weight gradient (host numpy): sum(delta * input), times ``scales`` of the
+        weight where AB's GPU build scales it."""
         prod = d * values
         if per_channel:
             sums = prod.reshape(prod.shape[0], -1, self.w * self.h).sum(axis=(0, 2))
-            gw[k, :sums.size] += sums
+            gw[k, :sums.size] += sums if scales is None else sums * scales[k, :sums.size]
         else:
-            gw[k, 0] += prod.sum()
+            gw[k, 0] += prod.sum() * (1 if scales is None else scales[k, 0])
 
     def reads(self):
         return self.layers
@@ -153,15 +163,16 @@ class Shortcut(Layer):
         if wts is None:
             return
         # weight gradients on the host: a handful of sums
-        per_channel = wts.shape[1] > 1
+        per_channel, scales = wts.shape[1] > 1, self._weight_grad_scales(wts)
         d = B.to_numpy(delta).reshape(n, -1)
         gw = B.to_numpy(self.grads["weights"])
         g2 = gw.reshape(self.n + 1, -1)
-        self._add_weight_grad(g2, d, B.to_numpy(self._input).reshape(n, -1), 0, per_channel)
+        self._add_weight_grad(g2, d, B.to_numpy(self._input).reshape(n, -1), 0, per_channel,
+                              scales)
         for k, (i, size) in enumerate(zip(self.layers, self.sizes), start=1):
             m = min(size, self.outputs)
             src = B.to_numpy(state.outputs[i]).reshape(n, size)[:, :m]
-            self._add_weight_grad(g2, d[:, :m], src, k, per_channel)
+            self._add_weight_grad(g2, d[:, :m], src, k, per_channel, scales)
         B.copy_from_numpy(self.grads["weights"], gw)
 
     def fields(self):
