@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import pydarknet
+from pydarknet.network import load_cfg_text
 from pydarknet.passes import check_truths
 from pydarknet.train.iteration import train_pass
 
@@ -97,6 +98,50 @@ def test_loss_scale_leaves_the_update_unchanged(ref, tmp_path):
             np.testing.assert_array_equal(b.momenta[p], np.float32(128) * a.momenta[p])
     assert any(np.abs(m).max() > 0 for l in nets[0].layers for m in l.momenta.values()
                if hasattr(l, "momenta"))
+
+
+CLASSIFIER = """[net]
+batch=4
+subdivisions=2
+width=8
+height=8
+channels=3
+learning_rate=0.1
+momentum=0.9
+decay=0.0005
+{scale}
+[convolutional]
+batch_normalize=1
+filters=4
+size=3
+pad=1
+activation=mish
+[convolutional]
+filters=3
+size=1
+activation=linear
+[avgpool]
+[softmax]
+[cost]
+"""
+
+
+def test_loss_scale_leaves_a_classifiers_update_unchanged():
+    """AB's GPU build scales the [softmax] delta by loss_scale too: the update is the
+    unscaled one, bit for bit."""
+    nets = [load_cfg_text(CLASSIFIER.format(scale=s))
+            for s in ("", "loss_scale=64")]
+    rng = np.random.default_rng(0)
+    for net in nets:
+        net.init_weights(seed=3)
+    for _ in range(3):
+        x = rng.uniform(0, 1, (4, 3, 8, 8)).astype(np.float32)
+        t = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 4)]
+        assert nets[0].train_iteration(x, t) == nets[1].train_iteration(x, t)
+    for a, b in zip(*(n.layers for n in nets)):
+        for p in a.params:
+            np.testing.assert_array_equal(a.params[p], b.params[p], err_msg=f"{a.index} {p}")
+    assert np.abs(nets[1].layers[0].momenta["weights"]).max() > 0
 
 
 def test_loss_scale_in_a_connected_layer_divides_its_updates():

@@ -64,8 +64,9 @@ class Softmax(Layer):
 
     def backward(self, state):
         dx = self.input_delta(state)
-        if dx is not None:
-            state.backend.axpy(1, state.deltas[self.index], dx)
+        if dx is not None:   # scaled by [net] loss_scale, as AB's GPU build (the update
+            # divides the rate by it again)
+            state.backend.axpy(getattr(state, "loss_scale", 1.0), state.deltas[self.index], dx)
 
     def fields(self):
         return {"groups": self.groups, "temperature": self.temperature,
