@@ -14,7 +14,8 @@ The fixes (the README's numbering):
  5. the BN delta divides by sqrt(var + eps), as the forward does.
 (1, stale deltas, and 3, [connected] never updated, do not show in one backward pass.)
 And as AB's GPU build: a normalised [shortcut] weight's gradient scaled by the normalised
-weight w (relu) or w(1 - w) (softmax).
+weight w (relu) or w(1 - w) (softmax); [scale_channels] scale_wh=1's scales' delta divided by
+the map's size (w x h).
 Beyond the -gpusem fixes, where AB's CPU and GPU builds both differ from the true gradient
 and pydarknet takes the true one (README: "deliberate differences"):
  - [local_avgpool] divides each output's delta among the inputs its forward averaged;
@@ -105,6 +106,11 @@ EDITS = {
          "                    if (weights_normalization == RELU_NORMALIZATION) grad = w;\n"
          "                    else if (weights_normalization == SOFTMAX_NORMALIZATION) grad = w*(1 - w);\n"
          "                    layer_delta[add_index] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n"),
+    ],
+    # AB's GPU build divides the delta of scale_wh's per-pixel scales by the map's size
+    "src/scale_channels_layer.c": [
+        ("state.delta[input_index] += l.delta[i] * from_output[i];// / l.out_c;",
+         "state.delta[input_index] += l.delta[i] * from_output[i] / channel_size;"),
     ],
     "src/reorg_old_layer.c": [      # [reorg] (reorg_layer.c is [reorg3d])
         ("void backward_reorg_old_layer(const layer l, network_state state)\n{\n",
