@@ -100,6 +100,8 @@ REFUSED_FOR_TRAINING = [
     (CONV + "assisted_excitation=4000\n", 10, "assisted_excitation"),   # training-only in Darknet
     (CONV.replace("size=1", "size=3\npad=1") + "rotate=1\n", 11, "rotate"),
     (CONV.replace("size=1", "size=3\npad=1") + "stretch_sway=1\n", 11, "stretch_sway"),
+    (CONV + "cbn=1\n", 10, "cbn"),                                     # AB's GPU build only
+    (CONV + "batch_normalize=2\n", 10, "batch_normalize"),
 ]
 
 

@@ -151,6 +151,12 @@ class Convolutional(Layer):
             raise self.refuse_training("assisted_excitation", "assisted excitation")
         if self.deform:
             raise self.refuse_training(self.deform, "the weights' symmetrisation")
+        if self.batch_normalize == 2:   # inference: plain batch norm on the rolling statistics
+            option = "cbn" if "cbn" in self.section.options else "batch_normalize"
+            raise self.refuse_training(option, "AB's cross mini-batch normalisation (batch "
+                                       "statistics averaged over an iteration's subdivisions)",
+                                       "use batch_normalize=1 instead (the same network at "
+                                       "inference), or train with Darknet")
 
     def weights_of(self):
         return (self.share_layer or self).params
