@@ -37,6 +37,10 @@ extern "C" __global__ void pdn_mish_copy(const float *x, float *y, int n)
 extern "C" __global__ void pdn_gradient(float *delta, const float *y, const float *x, int n,
                                         int code)
 {
+    if (code == PDN_REVLEAKY) {   // AB's GPU build divides by leaky's gradient
+        pdn_grid_loop((long long)n, [&](auto i) { delta[i] /= y[i] > 0.f ? 1.f : .1f; });
+        return;
+    }
     PDN_GRAD_SWITCH(code, PDN_CALL_GRAD)
 }
 
@@ -82,8 +86,8 @@ extern "C" __global__ void pdn_activate_channels(float *x, int batch, int channe
     });
 }
 
-/* gradient_array_normalize_channels(_softmax): per pixel g = sum_k y_k * delta_k, then
- * delta_k *= g (normalize_channels: only where y_k > 0). */
+/* AB's GPU gradients of normalize_channels* (element-wise): normalize_channels delta *= y
+ * where y > 0; the softmax ones delta *= y (1 - y), a non-finite result 0. */
 extern "C" __global__ void pdn_gradient_channels(float *delta, const float *y, int batch,
                                                  int channels, int spatial, int code)
 {
@@ -91,15 +95,12 @@ extern "C" __global__ void pdn_gradient_channels(float *delta, const float *y, i
         code != PDN_NORM_CHAN_SOFTMAX_MAXVAL)
         return;
     const bool softmax = code != PDN_NORM_CHAN;
-    const long long wh = spatial;
-    pdn_grid_loop((long long)batch * spatial, [&](auto i) {
-        using I = decltype(i);
-        const long long b = (long long)(i / (I)spatial), k = (long long)(i % (I)spatial);
-        const long long base = b * wh * channels + k;
-        float g = 0.f;
-        int c;
-        for (c = 0; c < channels; ++c) g += y[base + c * wh] * delta[base + c * wh];
-        for (c = 0; c < channels; ++c)
-            if (softmax || y[base + c * wh] > 0.f) delta[base + c * wh] *= g;
+    pdn_grid_loop((long long)batch * channels * spatial, [&](auto i) {
+        if (softmax) {
+            const float d = __fmul_rn(delta[i], __fmul_rn(y[i], 1.f - y[i]));
+            delta[i] = isfinite(d) ? d : 0.f;
+        } else if (y[i] > 0.f) {
+            delta[i] *= y[i];
+        }
     });
 }

@@ -206,7 +206,7 @@ struct GradHardMish {
 };
 
 /* CALL(Functor) for the element-wise gradient of `code`; unknown and cross-channel codes run
- * nothing (linear: the caller may skip it). */
+ * nothing (linear: the caller may skip it; revleaky divides: pdn_gradient runs it). */
 #define PDN_GRAD_SWITCH(code, CALL)                             \
     switch (code) {                                             \
     case PDN_LINEAR: break;                                     \
@@ -216,7 +216,6 @@ struct GradHardMish {
     case PDN_RAMP: CALL(GradRamp); break;                       \
     case PDN_TANH: CALL(GradTanh); break;                       \
     case PDN_PLSE: CALL(GradPlse); break;                       \
-    case PDN_REVLEAKY:                                          \
     case PDN_LEAKY: CALL(GradLeaky); break;                     \
     case PDN_ELU: CALL(GradElu); break;                         \
     case PDN_LOGGY: CALL(GradLoggy); break;                     \

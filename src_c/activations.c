@@ -298,7 +298,10 @@ static int gradient_elementwise(float *delta, const float *y, const float *x, pt
     case PDN_RAMP: PDN_GRAD(grad_ramp); break;
     case PDN_TANH: PDN_GRAD(grad_tanh); break;
     case PDN_PLSE: PDN_GRAD(grad_plse); break;
-    case PDN_REVLEAKY:
+    case PDN_REVLEAKY:   /* AB's GPU build divides by leaky's gradient (its CPU multiplies) */
+        #pragma omp parallel for schedule(static) if(n > 16384)
+        for (i = 0; i < n; ++i) delta[i] /= grad_leaky(y[i]);
+        break;
     case PDN_LEAKY: PDN_GRAD(grad_leaky); break;
     case PDN_ELU: PDN_GRAD(grad_elu); break;
     case PDN_LOGGY: PDN_GRAD(grad_loggy); break;
@@ -332,22 +335,20 @@ static int gradient_elementwise(float *delta, const float *y, const float *x, pt
     return 0;
 }
 
-/* gradient_array_normalize_channels(_softmax): per pixel, g = sum_k y_k * delta_k, then
- * delta_k *= g (normalize_channels: only where y_k > 0; the others are left as they are). */
-static void gradient_norm_channels(float *delta, const float *y, int batch, int channels,
-                                   ptrdiff_t wh, int softmax)
+/* The normalize_channels* gradients of AB's GPU build (its CPU build multiplies each pixel's
+ * deltas by sum_k y_k * delta_k instead): normalize_channels delta *= y where y > 0 (the
+ * others are left as they are); the softmax ones delta *= y (1 - y), a non-finite result 0. */
+static void gradient_norm_channels(float *delta, const float *y, ptrdiff_t n, int softmax)
 {
-    const ptrdiff_t size = (ptrdiff_t)batch * wh;
     ptrdiff_t i;
-    #pragma omp parallel for schedule(static) if(size * channels > PDN_PAR_MIN)
-    for (i = 0; i < size; ++i) {
-        const ptrdiff_t b = i / wh, wh_i = i % wh;
-        const ptrdiff_t base = b * wh * channels + wh_i;
-        float grad = 0;
-        int k;
-        for (k = 0; k < channels; ++k) grad += y[base + k * wh] * delta[base + k * wh];
-        for (k = 0; k < channels; ++k)
-            if (softmax || y[base + k * wh] > 0) delta[base + k * wh] *= grad;
+    #pragma omp parallel for schedule(static) if(n > PDN_PAR_MIN)
+    for (i = 0; i < n; ++i) {
+        if (softmax) {
+            const float d = delta[i] * (y[i] * (1 - y[i]));
+            delta[i] = isfinite(d) ? d : 0.f;
+        } else if (y[i] > 0) {
+            delta[i] *= y[i];
+        }
     }
 }
 
@@ -356,11 +357,11 @@ PDN_WIDE int pdn_gradient(float *delta, const float *y, const float *x, int batc
 {
     switch (code) {
     case PDN_NORM_CHAN:
-        gradient_norm_channels(delta, y, batch, channels, spatial, 0);
+        gradient_norm_channels(delta, y, (ptrdiff_t)batch * channels * spatial, 0);
         return 0;
     case PDN_NORM_CHAN_SOFTMAX:
     case PDN_NORM_CHAN_SOFTMAX_MAXVAL:
-        gradient_norm_channels(delta, y, batch, channels, spatial, 1);
+        gradient_norm_channels(delta, y, (ptrdiff_t)batch * channels * spatial, 1);
         return 0;
     default:
         return gradient_elementwise(delta, y, x, (ptrdiff_t)batch * channels * spatial, code);

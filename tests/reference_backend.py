@@ -346,7 +346,7 @@ def _grad(y, x, name):
         return np.ones_like(y)
     if name == "logistic":
         return (1 - y) * y
-    if name in ("leaky", "revleaky"):
+    if name == "leaky":
         return np.where(y > 0, f32(1), f32(0.1))
     if name == "relu":
         return (y > 0).astype(f32)
@@ -453,21 +453,25 @@ def _grad(y, x, name):
         return np.where((y > 0) & (y < 1), f32(1), f32(0.001))
     if name == "plse":
         return np.where((y < 0) | (y > 1), f32(0.01), f32(0.125))
-    if name.startswith("normalize_channels"):
-        # per pixel g = sum_k y_k * delta_k, then delta_k *= g (normalize_channels: only
-        # where y_k > 0): returned as a factor by gradient() below
+    if name.startswith("normalize_channels") or name == "revleaky":
         raise AssertionError("handled in gradient()")
     return _grad_base(y, x, name)
 
 
 def gradient(delta, y, code, x=None):
     name = ACTIVATIONS[code] if isinstance(code, int) else code
+    # AB's GPU build: normalize_channels delta *= y where y > 0; the softmax ones
+    # delta *= y (1 - y), non-finite results 0; revleaky divides by leaky's gradient
+    if name == "normalize_channels":
+        delta *= np.where(y > 0, y, f32(1)).astype(f32)
+        return delta
     if name.startswith("normalize_channels"):
-        g = (y * delta).sum(axis=1, keepdims=True, dtype=f32)
-        factor = np.broadcast_to(g, delta.shape)
-        if name == "normalize_channels":
-            factor = np.where(y > 0, factor, f32(1))
-        delta *= factor.astype(f32)
+        with np.errstate(all="ignore"):
+            d = delta * (y * (f32(1) - y))
+        delta[...] = np.where(np.isfinite(d), d, f32(0))
+        return delta
+    if name == "revleaky":
+        delta /= np.where(y > 0, f32(1), f32(0.1))
         return delta
     if name in ("swish", "mish", "hard_mish") and x is None:
         raise ValueError(f"gradient: the {name} gradient needs the pre-activation x")

@@ -15,7 +15,7 @@ The fixes (the README's numbering):
 (1, stale deltas, and 3, [connected] never updated, do not show in one backward pass.)
 And as AB's GPU build: a normalised [shortcut] weight's gradient scaled by the normalised
 weight w (relu) or w(1 - w) (softmax); [scale_channels] scale_wh=1's scales' delta divided by
-the map's size (w x h).
+the map's size (w x h); the revleaky and normalize_channels* gradients.
 Beyond the -gpusem fixes, where AB's CPU and GPU builds both differ from the true gradient
 and pydarknet takes the true one (README: "deliberate differences"):
  - [local_avgpool] divides each output's delta among the inputs its forward averaged;
@@ -111,6 +111,23 @@ EDITS = {
     "src/scale_channels_layer.c": [
         ("state.delta[input_index] += l.delta[i] * from_output[i];// / l.out_c;",
          "state.delta[input_index] += l.delta[i] * from_output[i] / channel_size;"),
+    ],
+    # AB's GPU gradients of revleaky (divides by leaky's) and normalize_channels* (element-
+    # wise: y where y > 0; softmax y(1 - y), non-finite 0); its CPU ones differ
+    "src/activations.c": [
+        ("        case REVLEAKY:\n        case LEAKY:\n            return leaky_gradient(x);",
+         "        case REVLEAKY:\n            return 1 / leaky_gradient(x);\n"
+         "        case LEAKY:\n            return leaky_gradient(x);"),
+        ("                float d = delta[index];\n"
+         "                d = d * grad;\n"
+         "                delta[index] = d;\n",
+         "                float d = delta[index] * (x[index] * (1 - x[index]));\n"
+         "                if (isnan(d) || isinf(d)) d = 0;\n"
+         "                delta[index] = d;\n"),
+        ("                    float d = delta[index];\n"
+         "                    d = d * grad;\n"
+         "                    delta[index] = d;\n",
+         "                    delta[index] = delta[index] * x[index];\n"),
     ],
     "src/reorg_old_layer.c": [      # [reorg] (reorg_layer.c is [reorg3d])
         ("void backward_reorg_old_layer(const layer l, network_state state)\n{\n",

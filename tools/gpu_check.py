@@ -210,8 +210,10 @@ def grad_ref(name, y, x):
             return np.where(y > 0, 1, 0.01)
         if name == "ramp":
             return (y > 0) + 0.1
-        if name in ("leaky", "revleaky"):
+        if name == "leaky":
             return np.where(y > 0, 1, 0.1)
+        if name == "revleaky":     # AB's GPU build divides by leaky's gradient
+            return 1 / np.where(y > 0, 1, 0.1)
         if name == "tanh":
             return 1 - y * y
         if name == "plse":
@@ -247,12 +249,11 @@ def act_channels_ref(name, x):          # x [N, C, S]
     return e / (0.0001 + e.sum(axis=1, keepdims=True))
 
 
-def grad_channels_ref(name, delta, y):  # [N, C, S]
-    d = delta.astype(np.float64)
-    g = (y.astype(np.float64) * d).sum(axis=1, keepdims=True)
+def grad_channels_ref(name, delta, y):  # [N, C, S]: AB's GPU gradients, element-wise
+    d, y = delta.astype(np.float64), y.astype(np.float64)
     if name == "normalize_channels":
-        return np.where(y > 0, d * g, d)
-    return d * g
+        return np.where(y > 0, d * y, d)
+    return d * y * (1 - y)
 
 
 def im2col_ref(im, kh, kw, sy, sx, py, px, dil, OH, OW):

@@ -12,6 +12,7 @@
 #include <cstring>
 
 #define PDN_HOST_EMULATION 1
+using std::isfinite;   /* a device function in CUDA, std:: in host C++ */
 #define __global__
 #define __device__
 #define __host__
