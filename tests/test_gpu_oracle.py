@@ -1,8 +1,9 @@
 """The CUDA backend against Darknet's oracles and against the CPU backend (needs a GPU).
 
 - every forward oracle of test_forward_oracle.py and test_darknet_forward.py, the backward
-  cases of test_darknet_backward.py and every -gpusem training oracle of test_train_oracle.py, run with device="cuda:0" (their helpers and parameters, imported), to
-  1e-4 relative, TF32 off (NVIDIA_TF32_OVERRIDE=0, set before the backend starts);
+  cases of test_darknet_backward.py and every -gpusem training oracle of test_train_oracle.py,
+  run with device="cuda:0" (their helpers and parameters, imported), to 1e-4 relative, TF32
+  off (NVIDIA_TF32_OVERRIDE=0, set before the backend starts);
 - CPU/GPU agreement: cfg/yolov4.cfg forward at 608 (random weights, same seed; every layer to
   1e-3 relative) and three training iterations of cfg/yolov4-tiny.cfg at 160x160 (batch 4,
   subdivisions 2, no burn-in: losses and weights to 1e-3 relative, the weights' change over the

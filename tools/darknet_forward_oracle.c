@@ -14,9 +14,9 @@
 // Backward (AB's build): forward CFG WEIGHTS INPUT BATCH OUT TRUTH DELTA COUNTS, TRUTH "-" for
 // zero truths: the training forward, then DELTA (float32) replaces the last layer's delta and
 // backward_network runs. Written besides the outputs: each layer i's delta as its backward
-// receives it (200000+i), the
-// input's delta (199999), and its weight, bias and scale gradients (300000+3i+k), as many
-// values as COUNTS (int32, three a layer) says; a gradient Darknet does not have is left out.
+// receives it (200000+i), the input's delta (199999), and each layer's weight, bias and scale
+// gradients (300000+3i+k), as many values as COUNTS (int32, three a layer) says; a gradient
+// Darknet does not have is left out.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

@@ -102,10 +102,13 @@ EDITS = {
          "            if (weights_normalization == RELU_NORMALIZATION) grad = w;\n"
          "            else if (weights_normalization == SOFTMAX_NORMALIZATION) grad = w*(1 - w);\n"
          "            delta_out[id] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n"),
-        ("                    layer_delta[add_index] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n",
+        ("                    layer_delta[add_index] += delta_in[id] * w; "
+         "// [0 or c or (c, h ,w)]\n",
          "                    if (weights_normalization == RELU_NORMALIZATION) grad = w;\n"
-         "                    else if (weights_normalization == SOFTMAX_NORMALIZATION) grad = w*(1 - w);\n"
-         "                    layer_delta[add_index] += delta_in[id] * w; // [0 or c or (c, h ,w)]\n"),
+         "                    else if (weights_normalization == SOFTMAX_NORMALIZATION) "
+         "grad = w*(1 - w);\n"
+         "                    layer_delta[add_index] += delta_in[id] * w; "
+         "// [0 or c or (c, h ,w)]\n"),
     ],
     # AB's GPU build divides the delta of scale_wh's per-pixel scales by the map's size
     "src/scale_channels_layer.c": [
@@ -159,7 +162,8 @@ EDITS = {
          "{\n"
          "    int n, m, counter = 0;\n"
          "    for (n = 0; n < l.size; ++n) for (m = 0; m < l.size; ++m) {\n"
-         "        int cur_h = -l.pad / 2 + i*l.stride_y + n, cur_w = -l.pad / 2 + j*l.stride_x + m;\n"
+         "        int cur_h = -l.pad / 2 + i*l.stride_y + n;\n"
+         "        int cur_w = -l.pad / 2 + j*l.stride_x + m;\n"
          "        counter += cur_h >= 0 && cur_h < l.h && cur_w >= 0 && cur_w < l.w;\n"
          "    }\n"
          "    return counter;\n"
