@@ -348,10 +348,12 @@ class Network:
         self.params_to_host()
         header = weights_io.load_weights(self, path, cutoff, allow_partial, gates)
         # an iteration of a data-parallel run (summed gradients) spans every rank's batch, and
-        # a recurrent network's every time step (seen counts rows, as Darknet's)
+        # a recurrent network's every time step (seen counts rows, as Darknet's); a batch is
+        # subdivisions x mini-batch (Darknet's: batch=64 subdivisions=6 trains 60 images)
         ranks = self.parallel.ranks_per_update if self.parallel else 1
         steps = max(self.net.time_steps, 1)
-        self.iteration = self.seen // max(self.net.batch * steps * ranks, 1)
+        batch = self.net.mini_batch * self.net.subdivisions
+        self.iteration = self.seen // max(batch * steps * ranks, 1)
         return header
 
     def save_weights(self, path, cutoff=None, replace=None):

@@ -19,7 +19,7 @@ cell; here a jumping stream's whole state (h, and an [lstm]'s cell) starts from 
     from pydarknet.network import load
     from pydarknet.text import train_text, generate_text
     train_text("rnn.train.cfg", "shakespeare.txt", backup="backup")
-    net = load("rnn.cfg", "backup/rnn.train_final.weights", batch=1)
+    net = load("rnn.cfg", "backup/rnn_final.weights", batch=1)
     print(generate_text(net, seed=b"ROMEO:", length=200, rng=np.random.default_rng(1)))
 """
 

@@ -70,9 +70,66 @@ def test_finished_run_says_so(tmp_path, shapes):
     run_training(cfg, shapes["data"], seed=1, backup=str(tmp_path), max_batches=2,
                  log=lines.append)
     lines.clear()
-    run_training(cfg, shapes["data"], str(tmp_path / "demo-shapes_final.weights"),
+    final = tmp_path / "demo-shapes_final.weights"
+    final.rename(tmp_path / "done.weights")
+    run_training(cfg, shapes["data"], str(tmp_path / "done.weights"),
                  backup=str(tmp_path), max_batches=2, log=lines.append)
     assert any("already trained to iteration 2" in line for line in lines)
+    assert final.exists()      # Darknet writes _final all the same
+
+
+def test_checkpoints_are_named_as_darknets_basecfg(tmp_path, shapes):
+    """Darknet's basecfg: the cfg's file name up to its first '.'."""
+    cfg = tmp_path / "yolo.train.cfg"
+    cfg.write_text(small_cfg(tmp_path).read_text())
+    run_training(cfg, shapes["data"], seed=1, backup=str(tmp_path / "b"), max_batches=1,
+                 log=lambda line: None)
+    assert "yolo_final.weights" in os.listdir(tmp_path / "b")
+
+
+def test_map_errors_stop_training_before_it_starts(tmp_path, shapes):
+    from pydarknet.errors import DataError
+    data = tmp_path / "v.data"
+    lines = [l for l in open(shapes["data"]).read().splitlines() if not l.startswith("valid")]
+    data.write_text("\n".join(lines + [f"valid = {tmp_path / 'missing.txt'}"]) + "\n")
+    lines = []
+    with pytest.raises(DataError, match="missing.txt"):
+        run_training(small_cfg(tmp_path), str(data), calc_map=True,
+                     backup=str(tmp_path / "b"), max_batches=1, log=lines.append)
+    assert not any("avg loss" in line for line in lines)    # not one iteration trained
+
+
+def test_a_tied_map_saves_best_again(tmp_path, shapes):
+    """Darknet's train_detector: mAP >= the best saves _best (the newer weights on a tie)."""
+    from pydarknet.data import make_loader
+    from pydarknet.train.loop import Trainer
+    lines = []
+    trainer = Trainer(small_cfg(tmp_path), lambda n, s: make_loader(n, shapes["train"], seed=s),
+                      backup=str(tmp_path / "m"), seed=3, max_batches=4, map_every=2,
+                      map_fn=lambda net: 0.5, log=lines.append)
+    trainer.run()
+    assert sum("new best mAP@0.5 = 50.00%" in line for line in lines) == 2
+
+
+def test_after_a_map_training_goes_on_at_the_initial_size(tmp_path, shapes):
+    """random=1: Darknet's mAP resizes to the cfg's size, and training stays there until
+    the next resize (every 10 iterations)."""
+    from pydarknet.data import make_loader
+    from pydarknet.train import loop
+    cfg = tmp_path / "random.cfg"
+    cfg.write_text(small_cfg(tmp_path).read_text().replace("random=0", "random=1"))
+    real = loop.multiscale_size
+    loop.multiscale_size = lambda *a, **k: (96, 96)
+    try:
+        trainer = loop.Trainer(cfg, lambda n, s: make_loader(n, shapes["train"], seed=s),
+                               backup=str(tmp_path / "m"), seed=3, max_batches=12,
+                               map_every=3, map_fn=lambda net: 0.5, log=lambda l: None)
+        trainer.run()
+    finally:
+        loop.multiscale_size = real
+    rows = [json.loads(line) for line in open(tmp_path / "m" / "random_train.jsonl")]
+    # maps after iterations 3, 6, 9 and 12; resizes to 96 before iterations 1 and 11
+    assert [r["size"][0] for r in rows] == [96] * 3 + [128] * 7 + [96] * 2
 
 
 def test_sigkill_leaves_a_valid_checkpoint_and_training_resumes(tmp_path, shapes):
@@ -410,3 +467,12 @@ def test_heads_lines_sum_an_iterations_passes(tmp_path, shapes):
     record = json.loads(open(tmp_path / "demo-shapes_train.jsonl").readline())
     assert [h["layer"] for h in record["heads"]] == [int(ln.split("Region ")[1].split()[0])
                                                      for ln in heads]
+    # Gaussian YOLOv3's heads: AB's "Region N Avg IOU: ..., uc_loss = ..." line
+    gauss = tmp_path / "gauss.cfg"
+    gauss.write_text(cfg.read_text().replace("filters=24", "filters=36").replace(
+        "[yolo]", "[Gaussian_yolo]"))
+    log.clear()
+    run_training(gauss, shapes["data"], seed=2, backup=str(tmp_path / "g"), max_batches=1,
+                 log=log.append)
+    heads = [ln for ln in log if ln.startswith("Region ") and "uc_loss = " in ln]
+    assert len(heads) == 2

@@ -67,6 +67,18 @@ def test_round_trip_of_darknet_written_file(ref, tmp_path):
     assert (tmp_path / "x.weights").read_bytes() == src.read_bytes()
 
 
+def test_the_iteration_of_a_loaded_file_counts_subdivisions_times_the_mini_batch(tmp_path):
+    """Darknet's get_current_batch: seen / (batch / subdivisions * subdivisions): batch=64,
+    subdivisions=6 trains 60 images an iteration."""
+    cfg = tmp_path / "b.cfg"
+    cfg.write_text("[net]\nbatch=64\nsubdivisions=6\nwidth=8\nheight=8\nchannels=3\n"
+                   "[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
+    net = pydarknet.load(cfg)
+    net.seen = 6000 * 60
+    net.save_weights(tmp_path / "b.weights")
+    assert pydarknet.load(cfg, tmp_path / "b.weights").iteration == 6000
+
+
 def test_old_header_with_32_bit_seen_and_transposed_connected(tmp_path):
     net = pydarknet.load(tiny(tmp_path))
     fc = net.layers[4]

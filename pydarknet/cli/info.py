@@ -42,7 +42,7 @@ def _print_weights(net, path):
     from ..weights import describe_weights
     d = describe_weights(net, path)
     h = d["header"]
-    per_iteration = net.net.batch * max(net.net.time_steps, 1)
+    per_iteration = net.net.mini_batch * net.net.subdivisions * max(net.net.time_steps, 1)
     print(f"{path}: Darknet {h.major}.{h.minor}.{h.revision} weights, seen {h.seen} images "
           f"(iteration {h.seen // max(per_iteration, 1)} at batch {per_iteration}); "
           f"{d['floats']:,} floats: {d['why']}")

@@ -2,8 +2,8 @@
 measure its perplexity on a text.
 
     pydarknet rnn train cfg/rnn.train.cfg -file shakespeare.txt [-backup backup] [-clear]
-    pydarknet rnn generate cfg/rnn.cfg backup/rnn.train.backup -seed "ROMEO:" -len 500 -srand 1
-    pydarknet rnn valid cfg/rnn.cfg backup/rnn.train_final.weights < held-out.txt
+    pydarknet rnn generate cfg/rnn.cfg backup/rnn.backup -seed "ROMEO:" -len 500 -srand 1
+    pydarknet rnn valid cfg/rnn.cfg backup/rnn_final.weights < held-out.txt
 """
 
 import os

@@ -22,7 +22,7 @@ class HeadTally:
 
     def __init__(self, network):
         self.heads = [l for l in network.layers
-                      if l.layer_type in ("yolo", "Gaussian_yolo", "region", "detection")]
+                      if l.layer_type in ("yolo", "gaussian_yolo", "region", "detection")]
         self.sums = {l.index: {} for l in self.heads}
         self.passes = {l.index: 0 for l in self.heads}
 
@@ -84,7 +84,7 @@ def head_lines(network, results):
                 line += (f"class_loss = {g('class_loss', 0):f}, iou_loss = "
                          f"{g('iou_loss', 0):f}, ")
             lines.append(line + f"total_loss = {g('total_loss', 0):f}")
-        elif r["type"] == "Gaussian_yolo":
+        elif r["type"] == "gaussian_yolo":
             lines.append(f"Region {layer.index} Avg IOU: {g('avg_iou', 0):f}, Class: "
                          f"{g('avg_cat', 0):f}, Obj: {g('avg_obj', 0):f}, No Obj: "
                          f"{g('avg_anyobj', 0):f}, .5R: {g('recall50', 0):f}, .75R: "

@@ -35,6 +35,13 @@ class Stop(Exception):
     pass
 
 
+def darknet_basecfg(cfg):
+    """The checkpoints' base name as Darknet's basecfg: the cfg's file name up to its first
+    '.' (yolo.train.cfg: yolo_last.weights)."""
+    name = os.path.basename(str(cfg))
+    return name.split(".", 1)[0] if "." in name else name
+
+
 def _scaled_size(net, init_w, init_h, scale):
     """roundl(scale * init / resize_step + 1) steps, never above init for scales below 1."""
     step = net.resize_step or 32
@@ -86,7 +93,7 @@ class Trainer:
         self.net = Network(cfg, seed=0 if seed is None else seed, device=device)
         if world.size > 1:
             self.net.parallel = DataParallel(world, sync)
-        self.base = os.path.splitext(os.path.basename(str(cfg)))[0]
+        self.base = darknet_basecfg(cfg)
         self.backup = backup
         if self.root:
             os.makedirs(backup, exist_ok=True)
@@ -232,10 +239,12 @@ class Trainer:
 
     def _run(self):
         net, opts = self.net, self.net.net
-        if net.iteration >= self.max_batches:
+        if net.iteration >= self.max_batches:     # Darknet still writes _final
+            path = self.save("final")
             self.log(f"{self.base}: already trained to iteration {net.iteration} (max_batches="
-                     f"{self.max_batches}); nothing to do: raise max_batches or use --clear")
-            return None
+                     f"{self.max_batches}): saved {path} as it is; raise max_batches or use "
+                     f"--clear to train on")
+            return path
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         # Darknet reads random= from the last [yolo]/[Gaussian_yolo]/[region] layer
         heads = [l for l in net.layers if l.layer_type in MULTISCALE_HEADS]
@@ -308,6 +317,10 @@ class Trainer:
                 if self.map_fn and self.root and due:
                     record["map"] = self._evaluate()
                     last_map = it
+                if self.map_fn and due and random_coef:
+                    # Darknet trains on at the initial size (and mini-batch) after a mAP,
+                    # until the next resize
+                    self._initial_size()
                 self.history.append({k: record[k] for k in ("iteration", "avg_loss")
                                      if k in record} | ({"map": record["map"]}
                                                         if "map" in record else {}))
@@ -349,6 +362,15 @@ class Trainer:
                         max(net.net.time_steps, 1))
         self.loader.set_batch(net.net.subdivisions * int(mini) * max(net.net.time_steps, 1))
 
+    def _initial_size(self):
+        """The network and the loader back at the cfg's size and, with dynamic_minibatch,
+        mini-batch (``seen`` kept, as Darknet's train_detector after a mAP)."""
+        net = self.net
+        net.resize(self.init_w, self.init_h)
+        self.loader.set_size(self.init_w, self.init_h)
+        if net.net.dynamic_minibatch and net.net.mini_batch != self.init_b:
+            self._set_mini_batch(self.init_b, reset_seen=False)
+
     def _data_problems(self, record):
         """Adds the skipped inputs so far (``skipped``, ``data_problems`` by kind: files and
         label lines, each counted once, each warned once when first met) to the log record;
@@ -370,7 +392,7 @@ class Trainer:
         value = float(self.map_fn(net))
         if size != (self.init_w, self.init_h):
             net.resize(*size)
-        if self.best_map is None or value > self.best_map:
+        if self.best_map is None or value >= self.best_map:     # Darknet: a tie saves too
             self.best_map = value
             self.save("best")
             self.log(f" new best {self.metric} = {value * 100:.2f}%")

@@ -13,15 +13,18 @@ __all__ = ["run_training"]
 
 def _map_function(data, thresh=0.25, iou=0.5):
     """The network's mAP at IoU ``iou`` (detections above ``thresh``) on the .data file's
-    valid list (Darknet's default: the train list)."""
+    valid list (Darknet's default: the train list), with its difficult= list as Darknet's
+    validate_detector_map. The list is read now: a missing or empty one stops training
+    before it starts (as Darknet's train_detector), not at the first mAP."""
     valid = data.get("valid") or data.get("train")
     if not valid:
         return None
-    from ..eval.darknet_map import evaluate_network_map
+    from ..eval.darknet_map import evaluate_network_map, validation_paths
+    paths = validation_paths(valid)
 
     def compute(net):
-        return evaluate_network_map(net, valid, names=data.get("names"), iou_thresh=iou,
-                                    thresh=thresh)["map"]
+        return evaluate_network_map(net, paths, names=data.get("names"), iou_thresh=iou,
+                                    thresh=thresh, difficult=data.get("difficult"))["map"]
     return compute
 
 
