@@ -509,7 +509,7 @@ def test_the_corpus_rnn_train_cfg_trains_through_the_command(ref, tmp_path, caps
     lines = losses(out)
     assert [i for i, _, _ in lines] == [1, 2, 3]
     assert 3 < lines[0][1] < 3.5 and lines[2][1] < lines[0][1]    # (ln 256 + ~1) / 2 at first
-    weights = str(tmp_path / "b" / "rnn.train_final.weights")
+    weights = str(tmp_path / "b" / "rnn_final.weights")
     assert load(cfg, weights).iteration == 3
     # the inference cfg beside it (batch 1, one step a pass) reads these weights and generates
     gen = load(str(ref / "cfg" / "rnn.cfg"), weights, batch=1)
@@ -531,4 +531,4 @@ def test_the_corpus_rnn_train_cfg_as_it_is(ref, tmp_path, capsys):
     (one,) = losses(out)
     assert one[0] == 1 and 3 < one[1] < 3.5
     assert load(str(ref / "cfg" / "rnn.train.cfg"),
-                str(tmp_path / "b" / "rnn.train_final.weights")).iteration == 1
+                str(tmp_path / "b" / "rnn_final.weights")).iteration == 1
