@@ -4,6 +4,9 @@ Defaults are Darknet's (AB's ``parse_net_options``). ``batch`` and ``subdivision
 cfg's raw values; ``mini_batch`` is ``batch // subdivisions`` (images per forward pass).
 """
 
+import operator
+from itertools import accumulate
+
 POLICIES = ("constant", "step", "steps", "exp", "poly", "random", "sigmoid", "sgdr")
 
 # Options the net reads that only later parts (training loop, data loading) act on; read here
@@ -123,6 +126,15 @@ class NetOptions:
                 raise self.section.error(
                     f"{option}=1 with {key}= ({what} blended or tiled with other images) is "
                     f"not implemented: remove {key} to train on {what}", key)
+        if self.track and any(s < 1 for s in accumulate(getattr(self, "seq_scales", ()),
+                                                        operator.mul)):
+            # AB's track=1 training scales its sequences' subdivisions (at most subdivisions)
+            # by these at the steps: below 1 they take effect
+            raise self.section.error(
+                f"seq_scales={self.section.options['seq_scales'].value} changes the sequences' "
+                f"subdivisions of track=1 training as it goes, which pydarknet does not "
+                f"implement: remove seq_scales to train here, or train with Darknet",
+                "seq_scales")
         if self.contrastive and self.mini_batch % 2:
             raise self.section.error(
                 f"contrastive=1 loads each image twice, in rows 2k and 2k+1 of a mini-batch, "

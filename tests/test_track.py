@@ -113,3 +113,16 @@ def test_track_with_mosaic_is_refused(tmp_path):
     with pytest.raises(pydarknet.PydarknetError, match=r"track.cfg:\d+: \[net\] mosaic: "
                                                        r"track=1 with mosaic="):
         net.check_trainable()
+
+
+@pytest.mark.parametrize("seq_scales, refused", [("0.5", True), ("2", False), ("1", False)])
+def test_track_with_seq_scales_that_take_effect_is_refused(tmp_path, seq_scales, refused):
+    """AB's track=1 training scales its sequences' subdivisions by seq_scales at the steps
+    (capped at subdivisions: only a product below 1 takes effect)."""
+    cfg, net = network(tmp_path, TRACK.replace("scales=.1", f"scales=.1\nseq_scales={seq_scales}"))
+    if refused:
+        with pytest.raises(pydarknet.PydarknetError, match=r"\[net\] seq_scales: seq_scales=0.5 "
+                                                           r"changes the sequences'"):
+            net.check_trainable()
+    else:
+        net.check_trainable()
