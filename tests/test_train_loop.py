@@ -389,7 +389,9 @@ def test_darknet_training_flags(tmp_path, shapes, monkeypatch):
     code = main(["detector", "train", shapes["data"], str(cfg), "-map", "-thresh", "0.3",
                  "-iou_thresh", "0.75", "-mAP_epochs", "1", "-chart", str(tmp_path / "c.png"),
                  "-show_imgs", "-dont_show", "--max-batches", "2",
-                 "--backup", str(tmp_path / "b"), "--seed", "1"])
+                 "--backup", str(tmp_path / "b"), "--seed", "1",
+                 # flags of Darknet's run_detector that its training does not read
+                 "-points", "101", "-letter_box", "-benchmark", "-nogpu"])
     assert code == 0
     assert os.path.getsize(tmp_path / "c.png") > 1000
     assert not (tmp_path / "b" / "chart.png").exists()

@@ -13,6 +13,8 @@ def _cmd_train(args):
     GPUs outside an MPI launch, the same command again as one MPI rank per GPU."""
     from ..dist import launched_ranks
     from ..dist.launch import relaunch
+    if getattr(args, "nogpu", False):
+        args.gpu = None
     gpus = gpu_list(args)
     if len(gpus) > 1 and launched_ranks() == 1:
         from ..backend.cuda_device import require_pycuda
@@ -130,4 +132,15 @@ def add_darknet_train(detector_sub, classifier_sub):
     for sub in (detector_sub, classifier_sub):
         p = darknet_command(sub, "train", "Darknet's form of `pydarknet train`")
         _train_arguments(p, darknet_style=True)
+        # flags of Darknet's run_detector that its training does not use: accepted, so that a
+        # Darknet command line runs as it is
+        for flag in ("-benchmark", "-letter_box", "-show", "-ext_output", "-save_labels",
+                     "-dontdraw_bbox"):
+            p.add_argument(flag, action="store_true", dest=f"ignored_{flag[1:]}",
+                           help="accepted, no effect in training (as Darknet's)")
+        p.add_argument("-nogpu", action="store_true",
+                       help="train on the CPU (the default; over -i and -gpus, as Darknet's)")
+        for flag in ("-points", "-avgframes", "-json_port", "-hier"):
+            p.add_argument(flag, dest=f"ignored_{flag[1:]}", metavar="V",
+                           help="accepted, no effect in training (as Darknet's)")
         p.set_defaults(func=_cmd_train)
