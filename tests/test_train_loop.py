@@ -404,6 +404,35 @@ def test_darknet_training_flags(tmp_path, shapes, monkeypatch):
     assert "map" in records[-1]
 
 
+def test_missing_labels_background_trains_the_image_without_objects(tmp_path, shapes):
+    """--missing-labels background: Darknet's rule (an image without a label file has no
+    objects); the default skips it with a warning."""
+    import shutil
+    import warnings
+    from pydarknet.cli import main
+    folder = tmp_path / "d"
+    shutil.copytree(os.path.dirname(shapes["train"]), folder)
+    train = [ln.strip() for ln in open(shapes["train"]) if ln.strip()]
+    lone = folder / "lone.png"
+    shutil.copy(train[0], lone)                     # an image with no .txt beside it
+    (folder / "one.txt").write_text(f"{lone}\n")
+    data = folder / "one.data"
+    data.write_text(open(shapes["data"]).read().replace(shapes["train"],
+                                                        str(folder / "one.txt")))
+    codes = {}
+    for rule in ("skip", "background"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            codes[rule] = main(["detector", "train", str(data), str(small_cfg(tmp_path)),
+                                "--missing-labels", rule, "--max-batches", "1", "--backup",
+                                str(tmp_path / rule), "--seed", "1"])
+    assert codes == {"skip": 2, "background": 0}       # skipped, the list has no image left
+    (record,) = [json.loads(l)
+                 for l in open(tmp_path / "background" / "demo-shapes_train.jsonl")]
+    # trained, and still counted (Darknet too prints "Can't open label file")
+    assert np.isfinite(record["loss"]) and record["data_problems"] == {"labels_missing": 1}
+
+
 def test_mjpeg_port_streams_the_chart(tmp_path, shapes):
     """Darknet's -mjpeg_port in training: the loss chart, every iteration, to each client."""
     from pydarknet.data import make_loader

@@ -26,7 +26,7 @@ def _cmd_train(args):
                  device=device_of(args), sync=args.sync, thresh=args.thresh,
                  iou_thresh=args.iou_thresh, map_epochs=args.map_epochs, chart=args.chart,
                  show_imgs="." if args.show_imgs else None, mjpeg_port=args.mjpeg_port,
-                 benchmark_layers=args.benchmark_layers)
+                 benchmark_layers=args.benchmark_layers, missing_labels=args.missing_labels)
     return 0
 
 
@@ -94,6 +94,11 @@ def _train_arguments(p, darknet_style):
     p.add_argument(f"{flag}dontuse_opencv", action="store_true",
                    help="accepted (Darknet's classifier then draws no chart; here it is a "
                         "file all the same)")
+    p.add_argument("--missing-labels", dest="missing_labels", default="skip",
+                   choices=("skip", "background"),
+                   help="a detector's image without a label file: skipped with a warning "
+                        "(default) or trained as an image without objects (background), as "
+                        "Darknet does")
     p.add_argument("--seed", type=int, help="makes augmentation and initialisation repeatable")
     p.add_argument("--backup", help="checkpoint folder (default: the .data file's backup=)")
     p.add_argument("--max-batches", dest="max_batches", type=int,

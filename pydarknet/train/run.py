@@ -48,7 +48,8 @@ def _topk_function(data):
 def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=None,
                  backup=None, max_batches=None, map_every=None, log=print, device="cpu",
                  sync="sum", calc_topk=False, thresh=0.25, iou_thresh=0.5, map_epochs=None,
-                 chart=None, show_imgs=None, mjpeg_port=None, benchmark_layers=False):
+                 chart=None, show_imgs=None, mjpeg_port=None, benchmark_layers=False,
+                 missing_labels="skip"):
     """Darknet's ``detector train`` / ``classifier train`` (``pydarknet train``): train ``cfg``
     on the .data file's ``train=`` list from ``weights`` (a checkpoint resumes, a backbone
     starts, ``clear`` restarts the count), writing checkpoints and the log to ``backup``
@@ -59,8 +60,10 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
     (default backup/chart.png); ``show_imgs``: a folder for each iteration's training images
     with their boxes (Darknet's -show_imgs); ``mjpeg_port``: the chart as an MJPEG stream
     there (Darknet's -mjpeg_port); ``benchmark_layers``: each layer's forward and backward
-    time in the second iteration (Darknet's -benchmark_layers). Returns (the Trainer, the path
-    of the final checkpoint)."""
+    time in the second iteration (Darknet's -benchmark_layers). ``missing_labels``: a detector's
+    image without a label file is skipped ("skip", warned) or trained as an image without
+    objects ("background", as Darknet). Returns (the Trainer, the path of the final
+    checkpoint)."""
     from ..data import make_loader
     from ..labels import read_data_file
     from ..train.loop import Trainer
@@ -95,8 +98,15 @@ def run_training(cfg, datafile, weights=None, clear=False, calc_map=False, seed=
             if every[key] < 1:
                 raise PydarknetError(f"{datafile}: {key} must be at least 1")
 
+    if missing_labels not in ("skip", "background"):
+        raise PydarknetError(f"missing_labels must be 'skip' or 'background', found "
+                             f"{missing_labels!r}")
+
     def loader(net, loader_seed):
-        return make_loader(net, data["train"], seed=loader_seed, labels=data.get("labels"))
+        extra = ({"missing_labels": "empty" if missing_labels == "background" else "skip"}
+                 if detection_heads(net) else {})
+        return make_loader(net, data["train"], seed=loader_seed, labels=data.get("labels"),
+                           **extra)
 
     trainer = Trainer(cfg, loader, weights=weights, clear=clear, backup=backup, seed=seed,
                       map_fn=map_fn, map_every=map_every, log=log, max_batches=max_batches,
