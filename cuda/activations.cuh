@@ -65,6 +65,9 @@ struct ActPlse {
 struct ActStair {
     __device__ float operator()(float x) const
     {
+        // beyond int's range the GPU saturates (int)x (odd INT_MAX) where x86 gives INT_MIN
+        // (even): the CPU backend's (Darknet's x86) branch, so both backends agree
+        if (!(fabsf(x) < 2147483648.f)) return floorf(x / 2.f);
         const int n = (int)floorf(x);
         if (n % 2 == 0) return floorf(x / 2.f);
         return (x - (float)n) + floorf(x / 2.f);

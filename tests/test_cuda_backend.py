@@ -1871,6 +1871,15 @@ def act_input(rng, *shape):
     return x
 
 
+def test_stair_beyond_ints_range_is_the_cpu_backends(dev):
+    """(int)x of a float beyond int's range: x86 gives INT_MIN (even), the GPU saturates to
+    INT_MAX (odd); the kernel takes the CPU backend's (Darknet's x86) branch. (Compiled for
+    the host the kernel converts as x86 does: only a GPU shows the difference.)"""
+    x = np.array([3e9, -3e9, 2.0 ** 32, 1e10, 2.5, -3.5, 7.0, 2147483520.0], F32)
+    assert np.array_equal(H(dev, dev.activate(D(dev, x), "stair")),
+                          cpu.activate(x.copy(), "stair"))
+
+
 @pytest.mark.parametrize("act", ACTIVATIONS)
 def test_activate_and_gradient(dev, act):
     rng = np.random.default_rng(7)
