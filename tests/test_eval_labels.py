@@ -140,7 +140,7 @@ def test_label_files_read_for_training_and_for_map(tmp_path):
         boxes = DetectionDataset([str(img)], 2).labels(0)           # training: clipped
     np.testing.assert_allclose(boxes, L.parse_labels(LINES, classes=2, clip=True))
     with pytest.warns(UserWarning, match="b.txt: label file not found; used as a background "
-                                         r"image \(missing_labels='empty'\)"):
+                                         r"image \(no objects\)"):
         ds = DetectionDataset([str(tmp_path / "b.jpg")], 2, missing_labels="empty")
         assert ds.labels(0).shape == (0, 5)
     problems = Problems()

@@ -408,8 +408,8 @@ def test_missing_labels_background_trains_the_image_without_objects(tmp_path, sh
     """--missing-labels background: Darknet's rule (an image without a label file has no
     objects); the default skips it with a warning."""
     import shutil
-    import warnings
     from pydarknet.cli import main
+    from pydarknet.errors import DataWarning
     folder = tmp_path / "d"
     shutil.copytree(os.path.dirname(shapes["train"]), folder)
     train = [ln.strip() for ln in open(shapes["train"]) if ln.strip()]
@@ -420,9 +420,8 @@ def test_missing_labels_background_trains_the_image_without_objects(tmp_path, sh
     data.write_text(open(shapes["data"]).read().replace(shapes["train"],
                                                         str(folder / "one.txt")))
     codes = {}
-    for rule in ("skip", "background"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+    for rule, said in (("skip", "image skipped"), ("background", "background image")):
+        with pytest.warns(DataWarning, match=f"lone.txt: label file not found; .*{said}"):
             codes[rule] = main(["detector", "train", str(data), str(small_cfg(tmp_path)),
                                 "--missing-labels", rule, "--max-batches", "1", "--backup",
                                 str(tmp_path / rule), "--seed", "1"])

@@ -52,8 +52,12 @@ def main(argv=None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("default")
+            formatwarning = warnings.formatwarning      # (catch_warnings does not restore it)
             warnings.formatwarning = lambda m, c, *a, **k: f"warning: {m}\n"
-            return args.func(args)
+            try:
+                return args.func(args)
+            finally:
+                warnings.formatwarning = formatwarning
     except PydarknetError as e:
         print(f"pydarknet: error: {e}", file=sys.stderr)
         return 2

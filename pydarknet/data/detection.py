@@ -108,7 +108,7 @@ class DetectionDataset:
         lp = self.label_path(path)
         boxes = read_labels(lp, self.classes, self.problems, clip=True,
                             missing="image skipped" if self.missing_labels == "skip" else
-                            "used as a background image (missing_labels='empty')")
+                            "used as a background image (no objects)")
         if boxes is None and self.missing_labels == "empty":
             boxes = np.zeros((0, 5))
         with self._lock:
