@@ -140,18 +140,17 @@ def darknet_style_backward(net, x, last_delta):
     dx = B.zeros(x.shape)
     state = forward_pass(net, B.from_numpy(x), True, zero_truths(net, batch), input_delta=dx)
     B.copy_from_numpy(state.deltas[-1], last_delta.reshape(B.to_numpy(state.deltas[-1]).shape))
-    got, floors, received, later = {}, {}, {}, 0.0
+    got, floors, received, later_max, later = {}, {}, {}, {}, 0.0
     for i, layer in reversed(list(enumerate(net.layers))):
-        received[i] = B.to_numpy(state.deltas[i]).copy()
+        received[i], later_max[i] = B.to_numpy(state.deltas[i]).copy(), later
         if layer.layer_type != "empty":     # (Darknet's [empty] shares the previous delta)
             got[delta_key(i)], floors[delta_key(i)] = received[i], later
-        floors[i] = later
         later = max(later, float(np.abs(received[i]).max()))
         if not layer.onlyforward:
             layer.backward(state)
     got[INPUT_DELTA], floors[INPUT_DELTA] = B.to_numpy(dx), later
     for i, layer in enumerate(net.layers):
-        d = np.maximum(np.abs(received[i]), floors[i]).reshape(
+        d = np.maximum(np.abs(received[i]), later_max[i]).reshape(
             batch, max(layer.out_c, 1), -1).sum(axis=(0, 2)).max()
         inputs = float(np.abs(B.to_numpy(state.outputs[i - 1])).max()) if i else 1.0
         for k in GRADIENTS:
