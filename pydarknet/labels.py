@@ -186,6 +186,9 @@ def _label_line(text, classes, clip):
         return "label_box_empty", f"width and height must be > 0 (w={w:g}, h={h:g})"
     if not clip:
         return None, (cls, x, y, w, h)
+    if x == 0 and y == 0:      # Darknet's correct_boxes: a wrong annotation
+        return "label_box_at_origin", ("a box centred at x = 0, y = 0 is taken for a wrong "
+                                       "annotation and dropped, as Darknet does")
     if x + w / 2 <= 0 or y + h / 2 <= 0 or x - w / 2 >= 1 or y - h / 2 >= 1:
         return "label_box_outside", (f"the box (x={x:g}, y={y:g}, w={w:g}, h={h:g}) lies "
                                      "wholly outside the image")
@@ -211,7 +214,8 @@ def parse_labels(lines, path="<labels>", classes=None, problems=None, clip=False
     A line that cannot be used is reported through ``problems`` as ``path:line: why: 'text';
     line skipped`` and skipped, counted under its kind: ``label_line_malformed`` (not 5
     fields, not numbers, not finite), ``label_class_out_of_range`` (outside 0..classes-1),
-    ``label_box_empty`` (w or h <= 0), ``label_box_outside`` (``clip=True`` only). Blank lines
+    ``label_box_empty`` (w or h <= 0), ``label_box_outside`` and ``label_box_at_origin``
+    (``clip=True`` only; Darknet drops a box centred at 0, 0 as a wrong annotation). Blank lines
     and ``#`` comments are passed over."""
     rows = []
     for number, line in enumerate(lines, 1):

@@ -186,6 +186,34 @@ def test_hsv_distort():
     assert np.abs(grey.astype(int) - np.rint(img[..., 0] * 0.5)).max() <= 1
 
 
+def test_hue_below_zero_saturates_as_darknets_8_bit_add():
+    """AB: hsv[0] += 179 * dhue on an 8-bit channel: a negative result is 0 (red), one from
+    180 on wraps in HSV2RGB."""
+    hsv = np.zeros((1, 4, 3), np.uint8)
+    hsv[0, :, 0] = (5, 10, 170, 100)
+    hsv[..., 1:] = 255
+    img = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)
+    back = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
+    out = cv2.cvtColor(A.hsv_distort(img, -0.1, 1, 1), cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
+    shift = int(np.rint(-17.9))
+    want = np.clip(back + shift, 0, 255) % 180          # 5 and 10: red (0), not 167 / 172
+    assert np.array_equal(out % 180, want) and out[0] == out[1] == 0
+    up = cv2.cvtColor(A.hsv_distort(img, 0.1, 1, 1), cv2.COLOR_RGB2HSV)[0, :, 0].astype(int)
+    assert up[2] == (back[2] + 18) % 180                # past 180: wraps
+
+
+def test_gaussian_noise_only_brightens_as_darknets():
+    """AB: cv::randn into the 8-bit image type (rounded, negatives 0), then a saturating
+    add: about half the pixels unchanged, the others brighter, 0.4 sigma on average."""
+    rng = np.random.default_rng(0)
+    img = np.full((100, 100, 3), 128, np.uint8)
+    out = A.gaussian_noise(rng, img, 10).astype(int) - 128
+    assert out.min() == 0 and 0.45 < (out == 0).mean() < 0.6
+    assert abs(out.mean() - 0.4 * 10) < 0.3
+    top = A.gaussian_noise(rng, np.full((10, 10), 250, np.uint8), 50)
+    assert top.min() >= 250 and top.max() == 255        # saturating, no wrap
+
+
 def test_rand_scale_and_ranges():
     rng = np.random.default_rng(2)
     vals = np.array([A.rand_scale(rng, 1.5) for _ in range(2000)])

@@ -130,6 +130,18 @@ def test_training_clips_and_drops_evaluation_keeps_boxes_as_written():
         assert read_label_file("/nonexistent/b.txt", 2, Problems()) is None
 
 
+def test_training_drops_a_box_centred_at_the_origin_as_darknet():
+    """AB's correct_boxes: x == 0 and y == 0 is a wrong annotation (a truth row with x = 0
+    would also end Darknet's truth list)."""
+    problems = Problems()
+    with pytest.warns(UserWarning, match="o.txt:1: a box centred at x = 0, y = 0"):
+        got = L.parse_labels(["0 0 0 0.2 0.2", "1 0 0.5 0.2 0.2"], "o.txt", 2, problems,
+                             clip=True)
+    np.testing.assert_allclose(got, [[1, 0.05, 0.5, 0.1, 0.2]])    # x = 0 alone: cut
+    assert problems.as_dict() == {"label_box_at_origin": 1}
+    assert len(L.parse_labels(["0 0 0 0.2 0.2"], classes=2)) == 1   # mAP: as written
+
+
 def test_label_files_read_for_training_and_for_map(tmp_path):
     from pydarknet.data import DetectionDataset, read_truth_boxes
     img = tmp_path / "a.jpg"

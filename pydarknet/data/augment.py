@@ -192,14 +192,14 @@ def _lut(values):
 def hsv_distort(img, dhue, dsat, dexp, hue_range=179.0):
     """Hue shift (``dhue`` of the colour circle), saturation and value (exposure) scaling, in
     OpenCV's 8-bit HSV as Darknet's ``image_data_augmentation``; grey images get exposure only.
-    Hue wraps around the circle."""
+    The hue is Darknet's 8-bit add: below 0 it saturates at 0 (red), from 180 on it wraps."""
     if dsat == 1 and dexp == 1 and dhue == 0:
         return img
     if img.ndim == 2 or img.shape[2] == 1:
         return cv2.LUT(img, _lut(_RAMP * dexp))
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
     h, s, v = cv2.split(hsv)
-    hue_lut = np.rint(_RAMP + hue_range * dhue).astype(np.int64) % 180
+    hue_lut = _lut(_RAMP + hue_range * dhue).astype(np.int64) % 180
     h = cv2.LUT(h, hue_lut.astype(np.uint8))
     s = cv2.LUT(s, _lut(_RAMP * dsat))
     v = cv2.LUT(v, _lut(_RAMP * dexp))
@@ -245,12 +245,14 @@ def blur_image(img, blur, boxes=None):
 
 
 def gaussian_noise(rng, img, sigma):
-    """Adds N(0, sigma) noise (sigma in 0..127, 8-bit units), saturating."""
+    """Darknet's noise (sigma in 0..127, 8-bit units): N(0, sigma) drawn into an 8-bit image
+    (cv::randn into the image's type: rounded, negatives 0), then added, saturating. So it
+    only brightens, by about 0.4 sigma on average."""
     sigma = min(max(int(sigma), 0), 127)
     if sigma == 0:
         return img
-    noise = rng.standard_normal(img.shape, dtype=np.float32) * sigma
-    return np.clip(img.astype(np.float32) + noise, 0, 255).astype(np.uint8)
+    noise = _lut(rng.standard_normal(img.shape, dtype=np.float32) * sigma)
+    return np.minimum(img.astype(np.int16) + noise, 255).astype(np.uint8)
 
 
 def to_chw(img, out=None):

@@ -61,6 +61,8 @@ KINDS = {
     "label_class_out_of_range": (True, "class id outside 0..classes-1", "line dropped"),
     "label_box_empty": (True, "box width or height <= 0", "line dropped"),
     "label_box_outside": (True, "box wholly outside the image", "line dropped"),
+    "label_box_at_origin": (True, "box centred at x = 0, y = 0 (Darknet drops it as a wrong "
+                                  "annotation)", "line dropped"),
     "label_box_out_of_range": (True, "box reaching beyond the image", "box cut to the image"),
     "label_duplicate": (True, "the same box twice in one label file", "repeat dropped"),
     "label_comment": (True, "comment line in a label file (Darknet stops reading there)",
