@@ -202,6 +202,58 @@ def test_hue_below_zero_saturates_as_darknets_8_bit_add():
     assert up[2] == (back[2] + 18) % 180                # past 180: wraps
 
 
+def _darknet_distort_pixel(r, g, b, hue, sat, val):
+    """AB's rgb_to_hsv, distort_image and hsv_to_rgb (image.c) for one pixel, in float32."""
+    f32 = np.float32
+    mx, mn = max(r, g, b), min(r, g, b)
+    delta, v = f32(mx - mn), mx
+    if mx == 0:
+        s = h = f32(0)
+    else:
+        s = f32(delta / mx)
+        if delta == 0:
+            h = f32(0)           # 0/0 in Darknet: NaN, unused where s = 0
+        elif r == mx:
+            h = f32((g - b) / delta)
+        elif g == mx:
+            h = f32(2 + (b - r) / delta)
+        else:
+            h = f32(4 + (r - g) / delta)
+        if h < 0:
+            h = f32(h + 6)
+        h = f32(h / 6.0)
+    s, v, h = f32(s * sat), f32(v * val), f32(h + hue)
+    if h > 1:
+        h = f32(h - 1)
+    if h < 0:
+        h = f32(h + 1)
+    if s == 0:
+        out = (v, v, v)
+    else:
+        h6 = f32(6 * h)
+        i = int(np.floor(h6))
+        f = f32(h6 - i)
+        p, q, t = f32(v * (1 - s)), f32(v * (1 - s * f)), f32(v * (1 - s * (1 - f)))
+        out = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v)][i] if i < 5 else (v, p, q)
+    return np.clip(np.array(out, f32), 0, 1)
+
+
+@pytest.mark.parametrize("hue, sat, val", [(-0.1, 1.5, 1.5), (0.07, 0.6, 0.7), (0.0, 1.0, 1.0),
+                                           (-0.3, 2.0, 0.5)])
+def test_classifier_colour_jitter_is_darknets_float_distort_image(hue, sat, val):
+    """Darknet's classifier: float HSV, S and V scaled unclipped, the hue wrapping both
+    ways, each channel clipped after (its detector uses OpenCV's 8-bit HSV instead)."""
+    rng = np.random.default_rng(4)
+    img = rng.integers(0, 256, (9, 11, 3), dtype=np.uint8)
+    img[0, :3] = [[0, 0, 0], [90, 90, 90], [255, 0, 0]]         # black, grey, pure red
+    got = A.distort_float(img, hue, sat, val)
+    x = img.astype(np.float32) / np.float32(255)
+    want = np.array([[_darknet_distort_pixel(*px, hue, sat, val) for px in row] for row in x])
+    np.testing.assert_allclose(got, want, atol=2e-6)
+    grey = A.distort_float(img[..., :1], hue, sat, val)            # one channel: value only
+    np.testing.assert_allclose(grey, np.clip(x[..., :1] * np.float32(val), 0, 1), atol=1e-7)
+
+
 def test_gaussian_noise_only_brightens_as_darknets():
     """AB: cv::randn into the 8-bit image type (rounded, negatives 0), then a saturating
     add: about half the pixels unchanged, the others brighter, 0.4 sigma on average."""

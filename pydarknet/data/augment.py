@@ -8,8 +8,9 @@ Detector path (``load_data_detection``): jitter crop (+ ``resize``, ``letter_box
 the network -> flip -> hue/saturation/exposure -> blur -> gaussian noise; boxes follow the crop
 and flip (``correct_boxes``). Mosaic and mixup combine several such samples.
 Classifier path (``load_data_augment``): rotated, aspect-jittered random crop of a side in
-[min_crop, max_crop] (``random_augment_image``) -> flip -> HSV -> resize; then mixup, cutmix or
-mosaic of whole samples and an occasional blur.
+[min_crop, max_crop] (``random_augment_image``) -> flip -> HSV in float as Darknet's
+``distort_image`` (the one step that leaves 8 bits: its classifier works on float images) ->
+resize; then mixup, cutmix or mosaic of whole samples and an occasional blur.
 """
 
 import math
@@ -189,7 +190,7 @@ def _lut(values):
     return np.clip(np.rint(values), 0, 255).astype(np.uint8)
 
 
-def hsv_distort(img, dhue, dsat, dexp, hue_range=179.0):
+def hsv_distort(img, dhue, dsat, dexp):
     """Hue shift (``dhue`` of the colour circle), saturation and value (exposure) scaling, in
     OpenCV's 8-bit HSV as Darknet's ``image_data_augmentation``; grey images get exposure only.
     The hue is Darknet's 8-bit add: below 0 it saturates at 0 (red), from 180 on it wraps."""
@@ -199,11 +200,49 @@ def hsv_distort(img, dhue, dsat, dexp, hue_range=179.0):
         return cv2.LUT(img, _lut(_RAMP * dexp))
     hsv = cv2.cvtColor(img, cv2.COLOR_RGB2HSV)
     h, s, v = cv2.split(hsv)
-    hue_lut = _lut(_RAMP + hue_range * dhue).astype(np.int64) % 180
+    hue_lut = _lut(_RAMP + 179.0 * dhue).astype(np.int64) % 180    # Darknet: 179 * dhue
     h = cv2.LUT(h, hue_lut.astype(np.uint8))
     s = cv2.LUT(s, _lut(_RAMP * dsat))
     v = cv2.LUT(v, _lut(_RAMP * dexp))
     return cv2.cvtColor(cv2.merge([h, s, v]), cv2.COLOR_HSV2RGB)
+
+
+def distort_float(img, dhue, dsat, dexp):
+    """Darknet's distort_image (image.c), which its classifier training uses: float HSV of the
+    image (uint8 RGB, HxWxC) in [0, 1], saturation and value scaled unclipped, the hue shifted
+    round the circle, back to RGB, then each channel clipped to [0, 1]. Returns float32
+    HxWxC; an image of fewer than 3 channels gets its first channel scaled by ``dexp``."""
+    x = np.asarray(img, np.float32) * np.float32(1 / 255)
+    if x.ndim == 2:
+        x = x[:, :, None]
+    if x.shape[2] < 3:
+        x[..., 0] *= np.float32(dexp)
+        return np.clip(x, 0, 1, out=x)
+    r, g, b = x[..., 0], x[..., 1], x[..., 2]
+    v = np.maximum(np.maximum(r, g), b)
+    delta = v - np.minimum(np.minimum(r, g), b)
+    grey = delta == 0               # s = 0: Darknet's hue there is 0 or NaN, and unused
+    safe = np.where(grey, np.float32(1), delta)
+    h = np.where(r == v, (g - b) / safe, np.where(g == v, 2 + (b - r) / safe,
+                                                  4 + (r - g) / safe))
+    h = np.where(h < 0, h + 6, h) / np.float32(6)
+    s = np.where(v == 0, np.float32(0), delta / np.where(v == 0, np.float32(1), v))
+    s, v = s * np.float32(dsat), v * np.float32(dexp)
+    h = h + np.float32(dhue)
+    h = np.where(h > 1, h - 1, h)
+    h = np.where(h < 0, h + 1, h)
+    h6 = 6 * h
+    index = np.floor(h6)
+    f = h6 - index
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    sectors = [index == k for k in range(5)]            # 6 (h = 1) falls in the last one
+    rgb = [np.select(sectors, choice, default)
+           for choice, default in (([v, q, p, p, t], v), ([t, v, v, q, p], p),
+                                   ([p, p, t, v, v], q))]
+    out = x.copy()
+    for c, channel in enumerate(rgb):
+        out[..., c] = np.where(s == 0, v, channel)
+    return np.clip(out, 0, 1, out=out)
 
 
 def random_hsv(rng, hue, saturation, exposure):

@@ -150,7 +150,8 @@ class ClassificationDataset:
             if self.flip and rng.integers(2):
                 out = cv2.flip(out, 1)
             dhue, dsat, dexp = A.random_hsv(rng, self.hue, self.saturation, self.exposure)
-            out = A.hsv_distort(out, dhue, dsat, dexp, hue_range=180.0)
+            # Darknet's classifier: float HSV (its detector: OpenCV's 8-bit, hsv_distort)
+            return A.distort_float(out, dhue, dsat, dexp), self.truth(cls)
         if out.ndim == 2:
             out = out[:, :, None]
         return out.astype(np.float32) * np.float32(1 / 255), self.truth(cls)
