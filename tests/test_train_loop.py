@@ -371,13 +371,33 @@ def test_classifier_topk_as_it_trains(tmp_path):
     log = []
     trainer, _ = run_training(str(cfg), ds["data"], calc_topk=True, seed=1,
                               backup=str(tmp_path / "b"), log=log.append)
-    assert trainer.metric == "top1" and trainer._darknet_map_every() == 100   # .data top = 1
+    assert trainer.metric == "top1" and trainer._darknet_map_every() == 8    # 2 x 16 / 4
     assert any("new best top1 = " in line for line in log)       # at the end (iteration 3)
     assert trainer.best_map is not None and 0 <= trainer.best_map <= 1
     from pydarknet.errors import PydarknetError
     with pytest.raises(PydarknetError, match="-map is a detector's measure and -topk"):
         run_training(str(cfg), ds["data"], calc_topk=True, calc_map=True,
                      backup=str(tmp_path / "c"), log=log.append)
+
+
+def test_classifier_topk_schedule_is_darknets(tmp_path):
+    """AB's train_classifier: the next top-k at max(last + 2 epochs, burn_in, 100), the 100
+    an iteration (not an interval as the detector's), and at the end."""
+    from pydarknet.data import make_loader, make_shapes_classifier
+    from pydarknet.train.loop import Trainer
+    ds = make_shapes_classifier(str(tmp_path / "cls"), train=16, valid=4, size=32, seed=1)
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("[net]\nbatch=4\nwidth=8\nheight=8\nchannels=3\nmax_batches=110\n"
+                   "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n[avgpool]\n"
+                   "[softmax]\n")
+    names = [ln.strip() for ln in open(ds["names"])]
+    done = []
+    trainer = Trainer(cfg, lambda n, s: make_loader(n, ds["train"], seed=s, labels=names),
+                      backup=str(tmp_path / "b"), seed=1, eval_epochs=2,
+                      map_fn=lambda net: done.append(net.iteration) or 0.5, log=lambda l: None)
+    assert trainer._darknet_map_every() == 8
+    trainer.run()
+    assert done == [100, 108, 110]
 
 
 def test_darknet_training_flags(tmp_path, shapes, monkeypatch):

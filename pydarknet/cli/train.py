@@ -70,8 +70,8 @@ def _train_arguments(p, darknet_style):
                         "burn_in, and at the end)")
     p.add_argument(f"{flag}topk", action="store_true",
                    help="a classifier's top-k accuracy (the .data file's top=, default 5) on "
-                        "the valid list as it goes (as Darknet: every 2 epochs, at least every "
-                        "100 iterations, not before burn_in, and at the end)")
+                        "the valid list as it goes (as Darknet: every 2 epochs from iteration "
+                        "100 and burn_in on, and at the end)")
     p.add_argument(f"{flag}thresh", type=float, default=0.25,
                    help="with -map: the detections' confidence threshold (default 0.25)")
     p.add_argument(f"{flag}iou_thresh", type=float, default=0.5,

@@ -214,12 +214,21 @@ class Trainer:
 
     # -- the loop ------------------------------------------------------------------------
     def _darknet_map_every(self):
-        """AB's train_detector (train_classifier): every 4 (2) epochs of the training list,
-        at least every 100 iterations."""
+        """AB's train_detector: every 4 epochs of the training list, at least every 100
+        iterations; its train_classifier: every 2 epochs (:meth:`_first_map` floors it)."""
         images = len(getattr(self.loader, "dataset", ()) or ())
         n = self.net.net
         batch = n.subdivisions * n.mini_batch * max(n.time_steps, 1)
-        return max(self.eval_epochs * images // max(batch, 1), 100)
+        every = self.eval_epochs * images // max(batch, 1)
+        return max(every, 100) if is_detector(self.net) else every
+
+    def _first_map(self):
+        """The earliest iteration of a measurement: after burn_in, and for a classifier's
+        top-k (AB's train_classifier, its 100 an iteration, not an interval) after 100."""
+        floor = self.net.net.burn_in
+        if self.map_every is None and not is_detector(self.net):
+            floor = max(floor, 100)
+        return floor
 
     def run(self):
         """Train to max_batches; returns the final (or, when stopped, _last) checkpoint."""
@@ -313,7 +322,8 @@ class Trainer:
                 self.log(self.progress_line(record) + suffix)
                 # Darknet: mAP every map_every iterations from the last (or the start), not
                 # before burn_in, and at the end
-                due = it >= max(last_map + map_every, opts.burn_in) or it == self.max_batches
+                due = it >= max(last_map + map_every, self._first_map()) or \
+                    it == self.max_batches
                 if self.map_fn and self.root and due:
                     record["map"] = self._evaluate()
                     last_map = it
