@@ -42,15 +42,14 @@ class ScaleChannels(FromLayer):
         state.backend.gradient(delta, state.outputs[self.index], self.activation,
                                self._act_input)
         src = state.outputs[self.from_index].reshape(n, self.out_c, self.out_h, self.out_w)
-        dx = self.input_delta(state)
+        dx = part = self.input_delta(state)
         if self.scale_wh and dx is not None:
             # AB's GPU build divides the per-pixel scales' delta by the map's size (w x h);
             # its CPU build does not
             part = state.output_buffer(self, dx.shape, "scale_delta")
             state.backend.fill(part, 0)
-            state.backend.scale_channels_backward(delta, src, self._input,
-                                                  state.deltas[self.from_index], part, 1)
-            state.backend.axpy(1.0 / (self.out_w * self.out_h), part, dx)
-            return
         state.backend.scale_channels_backward(delta, src, self._input,
-                                              state.deltas[self.from_index], dx, self.scale_wh)
+                                              state.deltas[self.from_index], part,
+                                              self.scale_wh)
+        if part is not dx:
+            state.backend.axpy(1.0 / (self.out_w * self.out_h), part, dx)

@@ -15,6 +15,10 @@ class Shortcut(Layer):
     type = "shortcut"
     layer_type = "shortcut"
     trainable = ("weights",)
+    # AB's update_shortcut_layer_gpu: no weight decay, the accumulated update clamped to
+    # [-1, 1] before the step (its CPU build decays and clamps nothing)
+    decayed = ()
+    update_clamp = 1.0
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

@@ -135,8 +135,7 @@ class Trainer:
                 self.loader.set_state(resume["loader"])
             size = resume.get("size")
             if size:
-                self.net.resize(*size)
-                self.loader.set_size(*size)
+                self._train_at(*size)
         if resume and resume.get("mini_batch"):     # dynamic_minibatch's, when it stopped
             self._set_mini_batch(resume["mini_batch"], reset_seen=False)
         self.count = 0 if not resume else resume.get("count", 0)
@@ -274,8 +273,7 @@ class Trainer:
                     w, h = multiscale_size(net.rng, opts, self.init_w, self.init_h,
                                            random_coef, largest)
                     w, h = self.world.broadcast((w, h))     # rank 0's choice for all
-                    net.resize(w, h)
-                    self.loader.set_size(w, h)
+                    self._train_at(w, h)
                     if opts.dynamic_minibatch:
                         b = dynamic_mini_batch(opts, self.init_w, self.init_h, random_coef,
                                                self.init_b, w, h)
@@ -375,11 +373,15 @@ class Trainer:
     def _initial_size(self):
         """The network and the loader back at the cfg's size and, with dynamic_minibatch,
         mini-batch (``seen`` kept, as Darknet's train_detector after a mAP)."""
-        net = self.net
-        net.resize(self.init_w, self.init_h)
-        self.loader.set_size(self.init_w, self.init_h)
-        if net.net.dynamic_minibatch and net.net.mini_batch != self.init_b:
+        self._train_at(self.init_w, self.init_h)
+        n = self.net.net
+        if n.dynamic_minibatch and n.mini_batch != self.init_b:
             self._set_mini_batch(self.init_b, reset_seen=False)
+
+    def _train_at(self, w, h):
+        """The network and the loader at w x h (the batches already loaded are dropped)."""
+        self.net.resize(w, h)
+        self.loader.set_size(w, h)
 
     def _data_problems(self, record):
         """Adds the skipped inputs so far (``skipped``, ``data_problems`` by kind: files and

@@ -19,11 +19,10 @@ def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0, a
     ``adam`` Adam (:func:`adam_update`); AB's GPU build's gradient centralisation before it
     (``grad_centr``) and weight clipping after it (``clip``)."""
     use_adam = adam is not None and getattr(layer, "adam", 0)
-    if layer.layer_type == "shortcut":
-        shortcut_update(backend, layer, rate, momentum, batch, loss_scale)
-        return
     if getattr(layer, "grad_centr", 0) and getattr(layer, "batch_normalize", 0):
         centralize_weight_updates(backend, layer, fold=not use_adam)
+    if getattr(layer, "update_clamp", 0):
+        clamp_weight_updates(backend, layer)
     if use_adam:
         adam_update(backend, layer, rate, decay, batch, loss_scale, *adam)
     else:
@@ -54,26 +53,26 @@ def centralize_weight_updates(backend, layer, fold):
     backend.copy_from_numpy(target, u.reshape(target.shape))
 
 
-def shortcut_update(backend, layer, rate, momentum, batch, loss_scale=1.0):
-    """AB's update_shortcut_layer_gpu for a weighted [shortcut]: no weight decay, and the
-    accumulated update (momentum plus this iteration's gradient) clamped to [-1, 1] before
-    the step. (AB's CPU build decays the weights and clamps nothing.)"""
+def clamp_weight_updates(backend, layer):
+    """AB's constrain_ongpu before the step (``update_clamp``, a weighted [shortcut]'s 1): the
+    accumulated weight update (momentum plus this iteration's gradient, folded into the
+    momentum buffer) into [-update_clamp, update_clamp]."""
     grad, u = layer.grads["weights"], layer.momenta["weights"]
     backend.axpy(np.float32(1.0), grad, u)
     backend.fill(grad, 0)
-    clamped = backend.to_numpy(u)
-    np.clip(clamped, np.float32(-1), np.float32(1), out=clamped)
-    backend.copy_from_numpy(u, clamped)
-    step = np.float32(np.float32(rate * layer.learning_rate_scale / loss_scale) / batch)
-    backend.sgd_update(layer.params["weights"], u, grad, step, np.float32(0),
-                       np.float32(momentum), False)
+    _clamp(backend, u, layer.update_clamp)
 
 
 def clip_weights(backend, layer):
     """AB's constrain_ongpu after the update: the weights into [-clip, clip]."""
-    w = backend.to_numpy(layer.params["weights"])
-    np.clip(w, np.float32(-layer.clip), np.float32(layer.clip), out=w)
-    backend.copy_from_numpy(layer.params["weights"], w)
+    _clamp(backend, layer.params["weights"], layer.clip)
+
+
+def _clamp(backend, array, limit):
+    """``array`` into [-limit, limit], on the host (a handful of values a layer)."""
+    a = backend.to_numpy(array)
+    np.clip(a, np.float32(-limit), np.float32(limit), out=a)
+    backend.copy_from_numpy(array, a)
 
 
 def sgd_update(backend, layer, rate, momentum, decay, batch, loss_scale=1.0):
