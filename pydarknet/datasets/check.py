@@ -26,13 +26,13 @@ import concurrent.futures
 import dataclasses
 import os
 import shutil
-import struct
 import tempfile
 import time
 
 import numpy as np
 
 from ..errors import DataError, PydarknetError
+from .image_header import image_size_from_header, read_header  # (the first: exported here)
 from ..labels import (label_path, parse_label_line, read_data_file, read_list_lines, read_names,
                       replace_image_to_label)
 
@@ -72,6 +72,9 @@ KINDS = {
     "labels_pjreddie_rule": (False, "label files found only by pjreddie's /images/ -> /labels/ "
                                     "rule (AlexeyAB's Darknet would not find them)", None),
     "names_absent": (False, "no names= line in the .data file", None),
+    "image_exif_turned": (False, "images turned or mirrored by their EXIF orientation as "
+                                 "they load (in Darknet too): their labels must be of the "
+                                 "turned image", None),
 }
 
 # sqrt(w * h) of a box, as a fraction of the image's: the text histogram's and plot's buckets
@@ -134,63 +137,24 @@ class CheckReport:
 
 # -- images ------------------------------------------------------------------------------------
 
-def _jpeg_size(head, f):
-    """(width, height) from a JPEG's start-of-frame marker, reading on from ``f`` as needed."""
-    data, pos = head, 2
-    while True:
-        while len(data) < pos + 9:
-            more = f.read(65536)
-            if not more:
-                return None
-            data += more
-        if data[pos] != 0xFF:
-            return None
-        marker = data[pos + 1]
-        if marker == 0xFF:                      # fill byte
-            pos += 1
-            continue
-        if marker in (0xD8, 0x01) or 0xD0 <= marker <= 0xD7:
-            pos += 2
-            continue
-        if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            height, width = struct.unpack(">HH", data[pos + 5:pos + 9])
-            return (width, height) if width and height else None
-        pos += 2 + struct.unpack(">H", data[pos + 2:pos + 4])[0]
-
-
-def image_size_from_header(path):
-    """(width, height) of a JPEG, PNG or BMP file from its header alone; None for another
-    format or a header that makes no sense (the caller decodes the image then)."""
-    with open(path, "rb") as f:
-        head = f.read(4096)
-        if head[:2] == b"\xff\xd8":
-            return _jpeg_size(head, f)
-    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
-        width, height = struct.unpack(">II", head[16:24])
-    elif head[:2] == b"BM" and len(head) >= 26:
-        width, height = struct.unpack("<ii", head[18:26])
-        height = abs(height)                    # negative: rows stored top-down
-    else:
-        return None
-    return (width, height) if width > 0 and height > 0 else None
-
-
 def _image_info(path, mode):
-    """(None, (width, height) or None) for a usable image, else (kind, why). ``mode``:
-    "decode" (OpenCV decodes it, at an eighth of its size where the format allows),
-    "header" (the size from the header; other formats decoded), "exists" (not opened)."""
+    """(None, (width, height) as loaded or None, the ImageHeader where EXIF turns the image)
+    for a usable image, else (kind, why, None). ``mode``: "decode" (OpenCV decodes it, at an
+    eighth of its size where the format allows), "header" (the size from the header; other
+    formats decoded), "exists" (not opened)."""
     import cv2
 
     from ..data.io import truncated_jpeg
     if not os.path.isfile(path):
         return "image_missing", ("image not found" if not os.path.exists(path)
-                                 else "not a file")
+                                 else "not a file"), None
     if mode == "exists":
-        return None, None
+        return None, None, None
     try:
         if os.path.getsize(path) == 0:
-            return "image_empty", "the image file is empty (0 bytes)"
-        size = image_size_from_header(path)
+            return "image_empty", "the image file is empty (0 bytes)", None
+        header = read_header(path)
+        size = header.loaded if header else None
         if size is None or mode == "decode":
             flag = cv2.IMREAD_REDUCED_GRAYSCALE_8 if size is not None else cv2.IMREAD_GRAYSCALE
             try:
@@ -199,14 +163,14 @@ def _image_info(path, mode):
                 img = None
             if img is None or img.size == 0:
                 return "image_unreadable", "OpenCV cannot decode the image (corrupt or not an " \
-                                           "image)"
+                                           "image)", None
             if size is None:
-                size = (img.shape[1], img.shape[0])
+                size = (img.shape[1], img.shape[0])     # (as loaded: OpenCV turns it)
         if truncated_jpeg(path):
-            return "image_truncated", "the JPEG file is truncated (no end-of-image marker)"
+            return "image_truncated", "the JPEG file is truncated (no end-of-image marker)", None
     except OSError as e:
-        return "image_unreadable", f"cannot read the image file ({e.strerror or e})"
-    return None, size
+        return "image_unreadable", f"cannot read the image file ({e.strerror or e})", None
+    return None, size, (header if header is not None and header.turned else None)
 
 
 # -- label files -------------------------------------------------------------------------------
@@ -428,7 +392,7 @@ def _check_list(split, list_path, report, pool, labels, listed, all_boxes, image
                        path)
     futures = pool.map(lambda entry: _image_info(entry[1], images), unique)
     last = time.monotonic()
-    for done, ((number, path), (kind, info)) in enumerate(zip(unique, futures), 1):
+    for done, ((number, path), (kind, info, turned)) in enumerate(zip(unique, futures), 1):
         if progress is not None and time.monotonic() - last > 0.25:
             last = time.monotonic()
             progress(f"{split}: {done}/{len(unique)} images")
@@ -439,6 +403,8 @@ def _check_list(split, list_path, report, pool, labels, listed, all_boxes, image
         stats.images_ok += 1
         if info is not None:
             report.image_sizes[info] += 1
+        if turned is not None:
+            report.add("image_exif_turned", list_path, number, turned.describe(), path)
         lp = label_path(path)
         if lp not in labels:
             if lp != replace_image_to_label(path):

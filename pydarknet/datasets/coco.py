@@ -21,8 +21,8 @@ import re
 
 from ..errors import PydarknetError
 from ..eval.coco import image_id_from_path
-from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
-                     image_size, load_json, readable_file)
+from .layout import (DetectionSplit, OutputFolder, Summary, annotation_frame, box_to_darknet,
+                     clip_box, image_size, load_json, readable_file)
 
 __all__ = ["convert_coco", "link_name_for_id", "darknet_coco_image_id"]
 
@@ -187,17 +187,20 @@ def _convert_split(coco_data, path, image_dir, names, split, out, summary, copy,
                          f"{image_id}); image skipped")
             continue
         w, h = im.get("width"), im.get("height")
-        if not (isinstance(w, (int, float)) and isinstance(h, (int, float)) and w > 0
-                and h > 0):
+        given = (w, h) if (isinstance(w, (int, float)) and isinstance(h, (int, float))
+                           and w > 0 and h > 0) else None
+        if given is None:
             size = image_size(source)
             if size is None:
                 summary.skip("missing or unreadable images", f"{source}: no width/height in "
                              f"{path} (image id {image_id}) and OpenCV cannot read the image; "
                              "image skipped")
                 continue
-            w, h = size
             summary.note("sizes read from the image", f"{path}: image id {image_id}: no "
-                         f"width/height; {w}x{h} read from {source}")
+                         f"width/height; {size[0]}x{size[1]} read from {source}")
+        frame, turn = annotation_frame(source, given, summary,
+                                       f"{source} ({path}: image id {image_id})")
+        w, h = frame or given or size
         boxes, box_names = [], []
         for a in index.imgToAnns.get(image_id, []):
             where = f"{path}: annotation id {a.get('id')} of image id {image_id}"
@@ -211,7 +214,8 @@ def _convert_split(coco_data, path, image_dir, names, split, out, summary, copy,
                              "(--keep-crowd keeps them)")
                 continue
             x, y, bw, bh = (float(v) for v in a["bbox"])
-            clipped = clip_box(x, y, x + bw, y + bh, w, h)
+            corners = (x, y, x + bw, y + bh)
+            clipped = clip_box(*(turn.turn_box(*corners) if turn else corners), w, h)
             if clipped is None:
                 summary.skip("degenerate boxes", f"{where}: bbox {a['bbox']} has no width or "
                              f"height inside the {w}x{h} image; box skipped")

@@ -25,8 +25,8 @@ import tempfile
 
 from ..errors import PydarknetError
 from ..image import IMAGE_EXTENSIONS
-from .layout import (OutputFolder, Summary, darknet_box, image_size, in_valid_share,
-                     readable_file, write_detection_set)
+from .layout import (OutputFolder, Summary, annotation_frame, darknet_box, image_size,
+                     in_valid_share, readable_file, write_detection_set)
 
 __all__ = ["convert_labelme", "read_labelme", "shape_box"]
 
@@ -147,11 +147,13 @@ def _boxes(item, names, summary):
         summary.skip("images that do not decode", f"{item.image or item.json}: the image "
                      "does not decode; skipped")
         return None
-    if size is not None and actual != size:
+    frame, turn = annotation_frame(item.image or item.embedded, size, summary,
+                                   item.image or item.json)
+    if size is not None and turn is None and actual != size:
         summary.note("images whose size differs from the json's (its coordinates kept)",
                      f"{item.image or item.json}: {actual[0]}x{actual[1]}, the json says "
                      f"{size[0]}x{size[1]}: the json's coordinates are read at its size")
-    w, h = size or actual
+    w, h = frame or actual
     boxes = []
     for k, shape in enumerate(item.shapes):
         label = str(shape.get("label", "")).strip() if isinstance(shape, dict) else ""
@@ -167,6 +169,8 @@ def _boxes(item, names, summary):
                 summary.note("malformed shapes", f"{item.json}: shape {k} ({label}): "
                              f"{corners}; left out")
             continue
+        if turn is not None:
+            corners = turn.turn_box(*corners)
         box = darknet_box(corners, w, h, summary, f"{item.json}: shape {k} ({label})")
         if box is None:
             continue
@@ -179,14 +183,9 @@ def _boxes(item, names, summary):
 
 
 def _actual_size(item):
-    """(width, height) of the image file or of the json's embedded copy; None if it does not
-    decode."""
-    if item.image is not None:
-        return image_size(item.image)
-    import cv2
-    import numpy as np
-    img = cv2.imdecode(np.frombuffer(item.embedded, np.uint8), cv2.IMREAD_UNCHANGED)
-    return None if img is None else (img.shape[1], img.shape[0])
+    """(width, height) of the image file or of the json's embedded copy as loaded (EXIF
+    orientation applied); None if it does not decode."""
+    return image_size(item.image if item.image is not None else item.embedded)
 
 
 def convert_labelme(folder, out_dir, *, valid=None, valid_fraction=0.0, classes=None,

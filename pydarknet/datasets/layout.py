@@ -18,14 +18,16 @@ import collections
 import json
 import os
 import shutil
+import struct
 import sys
 import zlib
 
 from ..errors import PydarknetError
 from ..labels import replace_image_to_label
+from .image_header import image_size_from_header, read_header
 
 __all__ = ["OutputFolder", "DetectionSplit", "Summary", "MARKER", "parse_names_option",
-           "safe_file_name", "image_size"]
+           "safe_file_name", "image_size", "annotation_frame"]
 
 MARKER = ".pydarknet-data.json"     # what a converter leaves in its output: which one, names
 _CLASSIFIER_COMMANDS = ("idx", "cifar")   # their summaries count images, not boxes
@@ -121,18 +123,57 @@ def safe_file_name(name):
     return out.strip("._") or "_"
 
 
-def image_size(path):
-    """(width, height) of an image file read with OpenCV, or None when it cannot be read."""
+def image_size(source):
+    """(width, height) of an image (a path or the file's bytes) as OpenCV loads it for
+    training (EXIF orientation applied), or None when it cannot be read: from the header of a
+    JPEG, PNG or BMP file, else decoded."""
     import cv2
     import numpy as np
     try:
-        data = np.fromfile(path, np.uint8)
-    except OSError:
+        size = image_size_from_header(source)
+        if size is not None:
+            return size
+        data = np.frombuffer(source, np.uint8) if isinstance(source, bytes) else \
+            np.fromfile(source, np.uint8)
+    except (OSError, struct.error):
         return None
-    img = cv2.imdecode(data, cv2.IMREAD_UNCHANGED) if data.size else None
+    img = cv2.imdecode(data, cv2.IMREAD_COLOR) if data.size else None
     if img is None:
         return None
     return img.shape[1], img.shape[0]
+
+
+def annotation_frame(image, annotated, summary, where):
+    """Which pixels an annotation's boxes were drawn on, for an image (a path or its bytes)
+    that OpenCV, Darknet and pydarknet load turned by its EXIF orientation. Returns (the size
+    to make the boxes relative to, or ``annotated`` where nothing changes; the
+    :class:`~.image_header.ImageHeader` to turn the boxes with, or None).
+
+    ``annotated``: the (width, height) the annotation gives, or None.
+    - its size is the turned image's (a quarter turn): drawn on the image as loaded (labelme
+      turns it as it loads), kept;
+    - its size is the stored pixels' (a quarter turn; labelImg draws on those): the boxes are
+      turned with the image, noted;
+    - otherwise (a half turn or a mirror keeps the size, no size given, or neither size): kept
+      as drawn, and the image named in a note to check."""
+    try:
+        header = read_header(image)
+    except (OSError, struct.error):
+        header = None
+    if header is None or not header.turned:
+        return annotated, None
+    if annotated is not None and tuple(annotated) == header.loaded != header.stored:
+        return annotated, None
+    if annotated is not None and tuple(annotated) == header.stored != header.loaded:
+        summary.note("boxes turned with their image's EXIF orientation",
+                     f"{where}: {header.describe()}; the annotation is of the stored "
+                     f"{annotated[0]}x{annotated[1]} pixels: its boxes are turned with the "
+                     "image")
+        return header.loaded, header
+    summary.note("images turned by their EXIF orientation (boxes kept as drawn: check them)",
+                 f"{where}: {header.describe()}; its boxes are kept as drawn, as on the image "
+                 "so loaded: check that they fit it (pydarknet data check lists these images)")
+    return annotated or header.loaded, None
 
 
 # how image files start (JPEG, PNG, BMP, GIF, TIFF, WebP/RIFF, PPM/PGM): a cheap check that
@@ -173,9 +214,8 @@ def usable_image_size(path, summary, where=""):
     """(width, height) of an image file (from its header where the format allows); None, the
     image skipped in ``summary`` with why, when it is missing, unreadable or does not
     decode. ``where``: added to the message (the split)."""
-    from .check import image_size_from_header
     why = readable_file(path)
-    size = None if why else image_size_from_header(path) or image_size(path)
+    size = None if why else image_size(path)
     if size is None:
         summary.skip("missing or unreadable images", f"{path}: {why or 'does not decode'}"
                      f"{f' ({where})' if where else ''}; skipped")

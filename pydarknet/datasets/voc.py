@@ -14,8 +14,8 @@ import os
 import xml.etree.ElementTree as ET
 
 from ..errors import PydarknetError
-from .layout import (DetectionSplit, OutputFolder, Summary, box_to_darknet, clip_box,
-                     image_size, readable_file)
+from .layout import (DetectionSplit, OutputFolder, Summary, annotation_frame, box_to_darknet,
+                     clip_box, image_size, readable_file)
 
 __all__ = ["VOC_CLASSES", "convert_voc", "read_voc_xml"]
 
@@ -113,6 +113,7 @@ def _convert_set(root, year, set_name, list_file, split, lines, names, summary,
         except (ValueError, OSError) as e:
             summary.skip("missing or malformed xml", f"{e}; image skipped")
             continue
+        given = size
         if size is None:
             size = image_size(image)
             if size is None:
@@ -121,7 +122,8 @@ def _convert_set(root, year, set_name, list_file, split, lines, names, summary,
                 continue
             summary.note("sizes read from the image", f"{xml}: no <size> with width and "
                          f"height; {size[0]}x{size[1]} read from the image")
-        w, h = size
+        frame, turn = annotation_frame(image, given, summary, f"{image} ({xml})")
+        w, h = frame or size
         boxes, box_names = [], []
         for number, (name, difficult, corners) in enumerate(objects, 1):
             where = f"{xml}: object {number} ({name or 'no name'})"
@@ -138,7 +140,8 @@ def _convert_set(root, year, set_name, list_file, split, lines, names, summary,
                 continue
             xmin, ymin, xmax, ymax = corners
             # voc_label.py: 1-based corners, centre (min + max) / 2 - 1, size max - min
-            clipped = clip_box(xmin - 1, ymin - 1, xmax - 1, ymax - 1, w, h)
+            corners = (xmin - 1, ymin - 1, xmax - 1, ymax - 1)
+            clipped = clip_box(*(turn.turn_box(*corners) if turn else corners), w, h)
             if clipped is None:
                 summary.skip("degenerate boxes", f"{where}: box ({xmin:g}, {ymin:g}, "
                              f"{xmax:g}, {ymax:g}) has no width or height inside the {w}x{h} "
