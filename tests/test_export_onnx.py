@@ -2,6 +2,7 @@
 
 import json
 import pathlib
+import re
 
 import numpy as np
 import pytest
@@ -294,6 +295,38 @@ def test_project_cfgs(name, size, opset):
     ops = {n.op_type for n in model.graph.node}
     if any(l.activation == "mish" for l in net.layers):
         assert ("Mish" in ops) == (opset >= 18)
+
+
+# -- Darknet's cfg corpus ---------------------------------------------------------------------
+# the kinds no other test here exports: char-RNNs (vectors in, state in and out), [crnn] in a
+# detector, EfficientNet's, YOLOv7's, ENet's, xnor; `python tools/onnx_export_fuzz.py 0 1000
+# --whole-corpus` exports every cfg of the corpus the same way (all equal)
+CORPUS_CFGS = ["rnn.cfg", "gru.cfg", "lstm.train.cfg", "crnn.train.cfg", "writing.cfg",
+               "yolov3-tiny_occlusion_track.cfg", "efficientnet_b0.cfg", "yolov7-tiny.cfg",
+               "enet-coco.cfg", "tiny-yolo_xnor.cfg"]
+
+
+@pytest.mark.parametrize("name", CORPUS_CFGS)
+def test_corpus_cfgs(ref, name):
+    text = (ref / "cfg" / name).read_text()
+    for key, value in (("width", 64), ("height", 64), ("batch", 1), ("subdivisions", 1)):
+        text = re.sub(rf"^{key}\s*=\s*\d+", f"{key}={value}", text, flags=re.M)
+    net = randomize(load_cfg_text(text, batch=1))
+    last = len(net.layers) - 1 - (net.layers[-1].layer_type == "cost")
+    heads = [l for l in net.layers if l.layer_type in ("yolo", "region")]
+    model = build_onnx_model(net, opset=18, outputs=list(range(last + 1)), decode=bool(heads))
+    onnx.checker.check_model(model, full_check=True)
+    s = session(model)
+    x = image(net, 11)
+    feed = {i.name: np.zeros(i.shape, np.float32) for i in s.get_inputs()}   # state: zeros
+    feed[s.get_inputs()[0].name] = x
+    got = dict(zip([o.name for o in s.get_outputs()], s.run(None, feed)))
+    net.forward(x)
+    for index in range(last + 1):
+        name = f"{net.layers[index].layer_type}_{index}"
+        assert_close(got[name], net.outputs[index], name)
+    if heads:
+        assert_decoded_as_detector(got, net)
 
 
 # -- Darknet's forward reference networks -------------------------------------------------------

@@ -292,12 +292,13 @@ def randomize(net, rng):
     for layer in net.layers:
         for name, arr in layer.params.items():
             a = np.asarray(arr)
-            if name == "weights":
+            # (a recurrent layer's are named after its gates: input_weights, ...)
+            if name.endswith("weights"):
                 fan = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
                 v = rng.normal(0, 1.0 / np.sqrt(max(fan, 1)), a.shape)
-            elif name == "rolling_variance":
+            elif name.endswith("rolling_variance"):
                 v = rng.uniform(0.5, 2.0, a.shape)
-            elif name == "scales":
+            elif name.endswith("scales"):
                 v = rng.uniform(0.5, 1.5, a.shape)
             else:
                 v = rng.normal(0, 0.2, a.shape)
