@@ -5,7 +5,10 @@ cfg's raw values; ``mini_batch`` is ``batch // subdivisions`` (images per forwar
 """
 
 import operator
+import warnings
 from itertools import accumulate
+
+from .cfg import CfgWarning
 
 POLICIES = ("constant", "step", "steps", "exp", "poly", "random", "sigmoid", "sgdr")
 
@@ -104,7 +107,14 @@ class NetOptions:
             if s.has("steps"):
                 self.steps = s.get_ints("steps")
                 n = len(self.steps)
-                self.scales = _pad(s.get_floats("scales", []), n, 1.0)
+                scales = s.get_floats("scales", [])
+                if s.has("scales") and len(scales) < n:
+                    # (Darknet's parser reads past the end of the line there and crashes)
+                    warnings.warn(f"{s.path}:{s.options['scales'].line}: [net] steps= has {n} "
+                                  f"values but scales= {len(scales)}: the last "
+                                  f"{n - len(scales)} step(s) keep the rate (scale 1)",
+                                  CfgWarning, stacklevel=3)
+                self.scales = _pad(scales, n, 1.0)
                 self.seq_scales = _pad(s.get_floats("seq_scales", []), n, 1.0)
         elif self.policy == "exp":
             self.gamma = s.get_float("gamma", 1.0)
@@ -113,7 +123,21 @@ class NetOptions:
             self.step = s.get_int("step", 1)
 
     def check_trainable(self):
-        """Refuse to train with a Darknet training feature pydarknet does not implement."""
+        """Refuse to train with a Darknet training feature pydarknet does not implement, or
+        with a learning-rate schedule that has no value (Darknet divides by zero or loops for
+        ever there)."""
+        s = self.section
+        if self.policy == "step" and self.step < 1:
+            raise s.error(f"policy=step with step={self.step}: the rate is scaled every step "
+                          "iterations; set step >= 1", "step")
+        if self.policy == "sgdr" and self.sgdr_cycle < 1:
+            where = "sgdr_cycle" if s.has("sgdr_cycle") else "max_batches"
+            raise s.error(f"policy=sgdr with a cycle of {self.sgdr_cycle} iterations (sgdr_cycle"
+                          f"{'' if s.has('sgdr_cycle') else ', by default max_batches'}): set "
+                          "sgdr_cycle >= 1", where)
+        if self.policy == "sgdr" and self.sgdr_mult < 1:
+            raise s.error(f"policy=sgdr with sgdr_mult={self.sgdr_mult}: each cycle is the "
+                          "last one times sgdr_mult; set sgdr_mult >= 1", "sgdr_mult")
         for key, (default, what) in _NOT_TRAINED.items():
             if getattr(self, key) != default:
                 raise self.section.error(

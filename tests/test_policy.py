@@ -1,8 +1,17 @@
-"""Darknet's learning-rate policies (AB's get_current_rate) against hand-computed values."""
+"""Darknet's learning-rate policies (AB's get_current_rate) against hand-computed values and
+against AB's own function on 150 random schedules (tests/data/darknet_rates.json, written by
+tools/darknet_rate_oracle.py), bit for bit as C floats."""
 
+import json
 import math
+import pathlib
+import sys
+import warnings
 
 import pytest
+
+from pydarknet.cfg import CfgWarning
+from pydarknet.errors import PydarknetError
 
 from pydarknet.cfg import parse_cfg_text
 from pydarknet.net_options import NetOptions
@@ -52,3 +61,41 @@ def test_random_policy_is_bounded():
     rng = np.random.default_rng(0)
     values = [learning_rate(n, 5, rng) for _ in range(50)]
     assert all(0 <= v <= 0.1 for v in values) and len(set(values)) > 10
+
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from darknet_rate_oracle import ORACLE, pydarknet_rates, same_rate  # noqa: E402
+
+
+def test_rates_equal_darknets_bit_for_bit():
+    cases = json.loads(ORACLE.read_text())
+    policies = {c["policy"] for c in cases}
+    assert policies == {"constant", "step", "steps", "exp", "poly", "sigmoid", "sgdr"}
+    for case in cases:
+        got = pydarknet_rates(case["policy"], case["options"], case["k"])
+        for k, g, w in zip(case["k"], got, case["rates"]):
+            assert same_rate(g, w), (case["policy"], case["options"], k, g, w)
+
+
+@pytest.mark.parametrize("extra,option", [
+    ("policy=step\nstep=0\n", "step"),                       # Darknet divides by zero
+    ("policy=sgdr\nsgdr_cycle=0\n", "sgdr_cycle"),           # Darknet loops for ever
+    ("policy=sgdr\n", "max_batches"),                         # the cycle's default: 0 here
+    ("policy=sgdr\nsgdr_cycle=10\nsgdr_mult=0\n", "sgdr_mult")])
+def test_schedules_without_a_value_are_refused_for_training(extra, option):
+    n = net(extra)
+    fix = "sgdr_cycle" if option == "max_batches" else option
+    with pytest.raises(PydarknetError, match=f"set {fix} >= 1") as e:
+        n.check_trainable()
+    assert e.value.option == option
+
+
+def test_fewer_scales_than_steps_warn():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        n = net("policy=steps\nsteps=100,200\nscales=.1\n")
+    assert any(issubclass(w.category, CfgWarning) and "steps= has 2 values but scales= 1"
+               in str(w.message) for w in caught)
+    assert n.scales == [pytest.approx(0.1), 1.0]
+    assert learning_rate(n, 250) == pytest.approx(0.01, rel=1e-6)
