@@ -13,7 +13,8 @@
 #   5. bench:  python3 bench/gpu.py                 (writes $OUT/gpu_bench.json)
 #
 # Each step has its own time limit and may fail without stopping the next; the whole run ends
-# within DEADLINE seconds (default 560: one call may run 600). Logs, flat in $OUT (default
+# within DEADLINE seconds (default 420: a session has 15 minutes of device time, machine starts
+# of 1-2 minutes included, so one call of about 7 minutes leaves room for one rerun). Logs, flat in $OUT (default
 # ./gpu-out; six files): run.log (setup and the summary), check.log, oracle.log, pytest.log,
 # bench.log, gpu_bench.json. The summary is printed last.
 # Environment: STEPS (default "check oracle test bench"), PYTEST_ARGS (the test step's
@@ -26,7 +27,7 @@ mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
 PY=${PYTHON:-python3}
 STEPS=${STEPS:-check oracle test bench}
-DEADLINE=${DEADLINE:-560}
+DEADLINE=${DEADLINE:-420}
 SUMMARY=()
 START=$SECONDS
 
@@ -132,17 +133,17 @@ for step in $STEPS; do
     case $step in
         check)  # OUT unset: gpu_check.py's own copies (gpu_check.txt, nvidia-smi.txt) would
                 # only repeat check.log and run.log
-                run_step check 70 check.log env -u OUT bash tools/gpu_check.sh ;;
+                run_step check 50 check.log env -u OUT bash tools/gpu_check.sh ;;
         oracle) # shellcheck disable=SC2086
                 run_step oracle 110 oracle.log env NVIDIA_TF32_OVERRIDE=0 "$PY" -m pytest -q \
                     -rfEs -p no:cacheprovider --durations=8 $TIMEOUT_FLAG -m gpu \
                     tests/test_gpu_oracle.py ;;
         test)   # shellcheck disable=SC2086
-                run_step test 120 pytest.log env NVIDIA_TF32_OVERRIDE=0 "$PY" -m pytest -q \
+                run_step test 110 pytest.log env NVIDIA_TF32_OVERRIDE=0 "$PY" -m pytest -q \
                     -rfEs -p no:cacheprovider --durations=8 $TIMEOUT_FLAG \
                     ${PYTEST_ARGS:--m gpu tests --ignore=tests/test_gpu_oracle.py} ;;
         bench)  # the benchmark's own budget ends before the step's limit: its table prints
-                lim=$(left); [ "$lim" -gt 240 ] && lim=240
+                lim=$(left); [ "$lim" -gt 180 ] && lim=180
                 # shellcheck disable=SC2086
                 run_step bench "$lim" bench.log "$PY" bench/gpu.py --budget $((lim - 15)) \
                     ${BENCH_ARGS:-} ;;
