@@ -297,6 +297,27 @@ def test_project_cfgs(name, size, opset):
         assert ("Mish" in ops) == (opset >= 18)
 
 
+# -- other runtimes ----------------------------------------------------------------------------
+@pytest.mark.parametrize("name,opset", [("yolov4-tiny", 13), ("yolov4", 18)])
+def test_opencv_dnn_reads_the_export(name, opset, tmp_path):
+    """OpenCV's DNN (readNetFromONNX), where many Darknet users deploy, loads the export and
+    gives onnxruntime's outputs, decoded boxes and scores too (it has no NonMaxSuppression).
+    Its importer takes no boolean tensor: the [yolo] heads' logistic is sliced, not masked."""
+    import cv2
+    net = randomize(Network(ROOT / "cfg" / f"{name}.cfg", batch=1, width=128, height=128))
+    model = build_onnx_model(net, opset=opset, decode=True)
+    assert not any(t.data_type == onnx.TensorProto.BOOL for t in model.graph.initializer)
+    path = tmp_path / "model.onnx"
+    onnx.save(model, str(path))
+    x = image(net, 12)
+    want = run(model, x)
+    dnn = cv2.dnn.readNetFromONNX(str(path))
+    dnn.setInput(x)
+    names = [o.name for o in model.graph.output]
+    for n, got in zip(names, dnn.forward(names)):
+        assert_close(got.reshape(want[n].shape), want[n], n)
+
+
 # -- Darknet's cfg corpus ---------------------------------------------------------------------
 # the kinds no other test here exports: char-RNNs (vectors in, state in and out), [crnn] in a
 # detector, EfficientNet's, YOLOv7's, ENet's, xnor; `python tools/onnx_export_fuzz.py 0 1000

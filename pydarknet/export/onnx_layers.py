@@ -69,10 +69,9 @@ def convolutional(cx, layer, x):
         weights = binarize_weights(weights)
     w, bias = _fold_bn(params, weights, layer.batch_normalize)
     x = _image(cx, x, layer)
-    if layer.xnor:                           # the input's signs: +1 where x >= 0, else -1
-        ge = b.op("GreaterOrEqual", [x.name, b.scalar(0.0)], f"xnor{layer.index}_ge")
-        x = Tensor(b.op("Where", [ge, b.scalar(1.0), b.scalar(-1.0)], f"xnor{layer.index}"),
-                   x.shape)
+    if layer.xnor:      # the input's signs: +1 where x >= 0, else -1, as Sign(Sign(x) + 0.5)
+        # (no boolean tensor: OpenCV's ONNX importer mishandles them)
+        x = b.unary("Sign", b.binary("Add", b.unary("Sign", x), F32(0.5)), f"xnor{layer.index}")
     d, k = layer.dilation, layer.size
     reach = d * (k - 1) + 1
     pad = layer.pad * d      # Darknet pads by pad*dilation; its output size ignores dilation
@@ -463,12 +462,18 @@ def softmax(cx, layer, x):
 
 def _masked_logistic(b, t, mask, scale, shift):
     """t [anchors, entries, H, W]: the logistic where ``mask`` (over entries), then
-    v * scale + shift per entry (Darknet's scale_x_y on the centre entries)."""
-    m = np.asarray(mask, bool).reshape(1, -1, 1, 1)
-    if m.any():
-        sig = b.unary("Sigmoid", t)
-        t = Tensor(b.op("Where", [b.const(m, "mask", np.bool_), sig.name, t.name], "where"),
-                   t.shape)
+    v * scale + shift per entry (Darknet's scale_x_y on the centre entries). The masked
+    entries are runs sliced, activated and concatenated (no boolean tensor: OpenCV's ONNX
+    importer takes none)."""
+    mask = np.asarray(mask, bool)
+    if mask.any():
+        runs, start = [], 0
+        for end in range(1, len(mask) + 1):
+            if end == len(mask) or mask[end] != mask[start]:
+                part = b.slice(t, 1, start, end)
+                runs.append(b.unary("Sigmoid", part) if mask[start] else part)
+                start = end
+        t = b.concat(runs, 1)
     if np.any(scale != 1) or np.any(shift != 0):
         t = b.binary("Add", b.binary("Mul", t, scale.astype(F32).reshape(1, -1, 1, 1)),
                      shift.astype(F32).reshape(1, -1, 1, 1))
