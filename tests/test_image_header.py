@@ -82,15 +82,32 @@ def test_header_of_plain_and_other_files(tmp_path):
     assert read_header(with_exif("jpg", 6)[:200]) is None        # cut before the frame
 
 
-def _turned_set(tmp_path, orientation):
-    """The stored image turned by ``orientation``, as a jpg file; the box as OpenCV loads it
-    (relative x, y, w, h)."""
+def _turned(orientation):
+    """The stored image with an EXIF ``orientation``, as a jpg file's bytes; its box as OpenCV
+    loads it turned (relative x, y, w, h)."""
     data = with_exif("jpg", orientation)
     img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     x0, y0, x1, y1 = white_box(img)
     h, w = img.shape[:2]
     return data, np.array([(x0 + x1) / 2 / w, (y0 + y1) / 2 / h, (x1 - x0) / w,
                            (y1 - y0) / h])
+
+
+def _coco_set(tmp_path, data, size, box):
+    """A COCO json of one image (``data``'s bytes) of ``size`` with one box (corners);
+    returns (json path, image folder)."""
+    images = tmp_path / "images"
+    images.mkdir()
+    (images / "000000000001.jpg").write_bytes(data)
+    x0, y0, x1, y1 = box
+    coco = tmp_path / "instances.json"
+    coco.write_text(json.dumps({
+        "images": [{"id": 1, "file_name": "000000000001.jpg", "width": size[0],
+                    "height": size[1]}],
+        "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "iscrowd": 0,
+                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": 1}],
+        "categories": [{"id": 5, "name": "dog"}]}))
+    return str(coco), images
 
 
 def _labels(out, split="train"):
@@ -101,7 +118,7 @@ def _labels(out, split="train"):
 def test_voc_boxes_of_the_stored_pixels_turn_with_the_image(tmp_path):
     """labelImg draws on the stored pixels and writes their size: a quarter turn is seen from
     the size, and the boxes turned to fit the image as Darknet loads it."""
-    data, want = _turned_set(tmp_path, 6)
+    data, want = _turned(6)
     base = tmp_path / "VOCdevkit" / "VOC2007"
     for sub in ("ImageSets/Main", "Annotations", "JPEGImages"):
         (base / sub).mkdir(parents=True)
@@ -124,22 +141,12 @@ def test_voc_boxes_of_the_stored_pixels_turn_with_the_image(tmp_path):
 def test_coco_and_labelme_boxes_fit_the_loaded_image(tmp_path, annotated):
     """A json giving the stored size (its boxes on the stored pixels) is turned; one giving
     the turned size (labelme turns the image as it loads) is kept: both fit the image."""
-    data, want = _turned_set(tmp_path, 8)
+    data, want = _turned(8)
     header = read_header(data)
     size = header.stored if annotated == "stored" else header.loaded
     x0, y0, x1, y1 = BOX if annotated == "stored" else header.turn_box(*BOX)
-    images = tmp_path / "images"
-    images.mkdir()
-    (images / "000000000001.jpg").write_bytes(data)
-    coco = tmp_path / "instances.json"
-    coco.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "000000000001.jpg", "width": size[0],
-                    "height": size[1]}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "iscrowd": 0,
-                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": 1}],
-        "categories": [{"id": 5, "name": "dog"}]}))
-    summary, _ = convert_coco(str(coco), str(images), str(tmp_path / "coco"),
-                              out=io.StringIO())
+    coco, images = _coco_set(tmp_path, data, size, (x0, y0, x1, y1))
+    summary, _ = convert_coco(coco, str(images), str(tmp_path / "coco"), out=io.StringIO())
     np.testing.assert_allclose(_labels(tmp_path / "coco")[0, 1:], want, atol=1e-6)
     turned = summary.notes["boxes turned with their image's EXIF orientation"]
     assert turned == (annotated == "stored") and not summary.notes.get(
@@ -159,20 +166,11 @@ def test_coco_and_labelme_boxes_fit_the_loaded_image(tmp_path, annotated):
 def test_a_half_turn_keeps_the_boxes_and_names_the_image(tmp_path):
     """Orientation 3 keeps the size: which pixels the boxes were drawn on cannot be told, so
     they are kept as drawn and the image is named."""
-    data, _ = _turned_set(tmp_path, 3)
-    images = tmp_path / "images"
-    images.mkdir()
-    (images / "000000000001.jpg").write_bytes(data)
-    coco = tmp_path / "instances.json"
-    x0, y0, x1, y1 = BOX
-    coco.write_text(json.dumps({
-        "images": [{"id": 1, "file_name": "000000000001.jpg", "width": STORED[0],
-                    "height": STORED[1]}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 5, "iscrowd": 0,
-                         "bbox": [x0, y0, x1 - x0, y1 - y0], "area": 1}],
-        "categories": [{"id": 5, "name": "dog"}]}))
+    data, _ = _turned(3)
+    coco, images = _coco_set(tmp_path, data, STORED, BOX)
     messages = io.StringIO()
-    summary, _ = convert_coco(str(coco), str(images), str(tmp_path / "coco"), out=messages)
+    summary, _ = convert_coco(coco, str(images), str(tmp_path / "coco"), out=messages)
+    x0, y0, x1, y1 = BOX
     assert summary.notes["images turned by their EXIF orientation (boxes kept as drawn: "
                          "check them)"] == 1
     assert "EXIF orientation 3: OpenCV loads it turned 180 degrees" in messages.getvalue()

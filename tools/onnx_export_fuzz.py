@@ -223,14 +223,14 @@ def main():
     ap.add_argument("last", type=int)
     ap.add_argument("--keep", default="fuzz-onnx", help="folder for the failing cfgs")
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "darknet-ref" / "cfg"))
-    ap.add_argument("--whole-corpus", action="store_true", help="instead: every corpus cfg "
-                    "once, at the smallest of 64..320 it builds at (first LAST ignored)")
+    ap.add_argument("--whole-corpus", action="store_true", help="instead: the corpus cfgs "
+                    "FIRST..LAST (in name order) once each, at the smallest of 64..320 each "
+                    "builds at")
     a = ap.parse_args()
     corpus = sorted(pathlib.Path(a.corpus).glob("*.cfg"))
-    if a.whole_corpus:
-        warnings.simplefilter("ignore")
-        return run_corpus(corpus[a.first:a.last])
     warnings.simplefilter("ignore")
+    if a.whole_corpus:
+        return run_corpus(corpus[a.first:a.last])
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Timeout()))
     counts, seen = {}, set()
     keep = pathlib.Path(a.keep)
