@@ -85,3 +85,18 @@ def test_bdd_classes_subset_and_errors(tmp_path, capsys):
                  str(tmp_path / "o4"), "--valid-json", str(root / "val.json")]) == 2
     assert "needs both its labels json and its image folder" in capsys.readouterr().err
     assert not any((tmp_path / f"o{k}").exists() for k in (2, 3, 4))
+
+
+def test_bdd_labels_that_are_not_a_list_skip_the_image(tmp_path, capsys):
+    """Its objects would otherwise train as background."""
+    root = _bdd(tmp_path)
+    frames = json.loads((root / "train.json").read_text())
+    frames[0]["labels"] = 18
+    (root / "train.json").write_text(json.dumps(frames))
+    out = tmp_path / "out"
+    assert main(["data", "bdd", str(root / "train.json"), str(root / "images" / "train"),
+                 str(out)]) == 0
+    text = capsys.readouterr()
+    assert "a.jpg: 'labels' is not a list; image skipped" in text.err
+    assert [os.path.basename(p) for p in read_list(read_data_file(out / "obj.data")["train"])] \
+        == ["b.jpg"]

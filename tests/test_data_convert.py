@@ -194,6 +194,37 @@ def test_coco_bad_inputs(tmp_path, capsys):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_coco_values_of_the_wrong_kind(tmp_path, capsys):
+    """Found by mutating a COCO json: ids that are lists or objects, an infinite or absurd
+    image size, a box given twice: skipped or mended and said, never a traceback, and the
+    output clean for data check."""
+    from pydarknet.datasets.check import check_dataset
+    ann, img_dir = _coco(tmp_path, images=[
+        {"id": 1, "file_name": "a.jpg", "width": 20, "height": 20},
+        {"id": 2, "file_name": "b.jpg", "width": 20, "height": 20},
+        {"id": 3, "file_name": "c.jpg", "width": 20, "height": 20}],
+        anns=[{"id": 1, "image_id": [1], "category_id": 1, "bbox": [0, 0, 5, 5]},
+              {"id": 2, "image_id": 1, "category_id": {}, "bbox": [0, 0, 5, 5]},
+              {"id": 3, "image_id": 1, "category_id": 1, "bbox": [2, 2, 5, 5]},
+              {"id": 4, "image_id": 1, "category_id": 1, "bbox": [2, 2, 5, 5]},
+              {"id": 5, "image_id": 2, "category_id": 1, "bbox": [2, 2, 5, 5]},
+              {"id": 6, "image_id": 3, "category_id": 1, "bbox": [2, 2, 5, 5]}])
+    coco = json.loads(open(ann).read())
+    coco["images"][1]["width"] = float("inf")      # json's Infinity: read from the image
+    coco["images"][2]["height"] = 2 ** 40            # the box rounds to no height
+    with open(ann, "w") as f:
+        json.dump(coco, f)
+    out = tmp_path / "out"
+    assert main(["data", "coco", ann, img_dir, str(out)]) == 0
+    text = capsys.readouterr()
+    assert "Traceback" not in text.err
+    assert "malformed annotations 2" in text.out and "degenerate boxes 1" in text.out
+    assert "the same box twice (listed once) 1" in text.out
+    assert "sizes read from the image 1" in text.out
+    assert "image_id [1] is not among the images" in text.err
+    assert check_dataset(str(out / "obj.data")).problem_count() == 0
+
+
 def test_coco_link_names_keep_the_image_id():
     from pydarknet.datasets.coco import darknet_coco_image_id, link_name_for_id
     from pydarknet.eval.coco import image_id_from_path
@@ -456,6 +487,26 @@ def test_voc_classes_sets_and_errors(tmp_path, capsys):
     assert main(["data", "voc", str(root), str(out), "--sets", "2007-train"]) == 2
     assert "YEAR/SET" in capsys.readouterr().err
     assert read_names(data["names"]) == ["person", "dog", "zebra"]     # older output kept
+
+
+def test_voc_infinite_size_and_an_object_twice(tmp_path, capsys):
+    """<width>inf</width> is no size (read from the image, not an OverflowError); the same
+    object twice is written once."""
+    base = tmp_path / "VOCdevkit" / "VOC2007"
+    (base / "ImageSets" / "Main").mkdir(parents=True)
+    (base / "Annotations").mkdir()
+    (base / "ImageSets" / "Main" / "trainval.txt").write_text("000001\n")
+    _image(base / "JPEGImages" / "000001.jpg", 50, 40)
+    (base / "Annotations" / "000001.xml").write_text(_voc_xml(
+        [("dog", 0, (1, 1, 25, 21)), ("dog", 0, (1, 1, 25, 21))], size=("inf", 40)))
+    out = tmp_path / "voc"
+    assert main(["data", "voc", str(tmp_path / "VOCdevkit"), str(out), "--sets",
+                 "2007/trainval", "--valid-sets", "none"]) == 0
+    text = capsys.readouterr()
+    assert "sizes read from the image 1" in text.out
+    assert "the same box twice (listed once) 1" in text.out and "1 boxes" in text.out
+    labels = read_labels(label_path(read_list(read_data_file(out / "obj.data")["train"])[0]))
+    np.testing.assert_allclose(labels, [[11, 12 / 50, 10 / 40, 24 / 50, 20 / 40]], atol=1e-6)
 
 
 # -- idx ---------------------------------------------------------------------------------------

@@ -132,6 +132,7 @@ def test_labelme_errors(tmp_path, capsys):
     ({"points": [[0, 0], [3, 4]], "shape_type": "circle"}, (-5, -5, 5, 5)),
     ({"points": [[1, 1], [2, 2]], "shape_type": "line"}, "a line has no box"),
     ({"points": [[1, "x"]], "shape_type": "polygon"}, "its points are not pairs of numbers"),
+    ({"points": [[1, 1], {}], "shape_type": "polygon"}, "its points are not pairs of numbers"),
     ({"points": [[1, 1], [2, float("nan")]], "shape_type": "polygon"}, "not finite"),
     ({"points": [[1, 1], [2, 2]], "shape_type": "cuboid"}, "is not one LabelMe writes"),
 ])

@@ -159,8 +159,8 @@ def test_coco_and_labelme_boxes_fit_the_loaded_image(tmp_path, annotated):
                     "shape_type": "rectangle"}]}))
     summary, _ = convert_labelme(str(images), str(tmp_path / "labelme"), out=io.StringIO())
     np.testing.assert_allclose(_labels(tmp_path / "labelme")[0, 1:], want, atol=1e-6)
-    assert not summary.notes.get("images whose size differs from the json's (its coordinates "
-                                 "kept)")
+    assert not summary.notes.get("images whose size differs from the annotation's (its "
+                                 "coordinates read at the annotation's size)")
 
 
 def test_a_half_turn_keeps_the_boxes_and_names_the_image(tmp_path):

@@ -40,7 +40,11 @@ def _frames(path):
 def _boxes(frame, where, names, summary, size):
     w, h = size
     boxes = []
-    for k, label in enumerate(frame.get("labels") or []):
+    labels = frame.get("labels") or []
+    if not isinstance(labels, list):    # (kept, its objects would train as background: skipped)
+        summary.skip("malformed labels", f"{where}: 'labels' is not a list; image skipped")
+        return None
+    for k, label in enumerate(labels):
         if not isinstance(label, dict):
             summary.skip("malformed labels", f"{where}: label {k} is not an object; left out")
             continue
@@ -71,7 +75,9 @@ def _items(split, path, folder, frames, names, summary):
         size = usable_image_size(image, summary, split)
         if size is None:
             continue
-        yield image, _boxes(frame, f"{path}: {frame['name']}", names, summary, size)
+        boxes = _boxes(frame, f"{path}: {frame['name']}", names, summary, size)
+        if boxes is not None:
+            yield image, boxes
 
 
 def convert_bdd(labels_json, image_dir, out_dir, *, valid_json=None, valid_images=None,

@@ -116,10 +116,10 @@ def _clean(data, path, summary, split):
         why = None
         if not isinstance(a, dict):
             why = "not an object"
-        elif a.get("image_id") not in seen:
-            why = f"image_id {a.get('image_id')} is not among the images"
-        elif a.get("category_id") not in cats:
-            why = f"category_id {a.get('category_id')} is not among the categories"
+        elif not _is_int(a.get("image_id")) or a["image_id"] not in seen:
+            why = f"image_id {str(a.get('image_id'))[:40]} is not among the images"
+        elif not _is_int(a.get("category_id")) or a["category_id"] not in cats:
+            why = f"category_id {str(a.get('category_id'))[:40]} is not among the categories"
         else:
             b = a.get("bbox")
             if not (isinstance(b, list) and len(b) == 4 and
@@ -173,7 +173,7 @@ def _convert_split(coco_data, path, image_dir, names, split, out, summary, copy,
             class_of[cid] = names.index(name)
     ids_by_name = {name: cid for cid, name in cats.items() if name in names}
     folder = out.final(os.path.join("images", split))
-    lines = DetectionSplit(out, split, copy)
+    lines = DetectionSplit(out, split, copy, summary)
     for im in sorted(dataset["images"], key=lambda im: im["id"]):
         image_id, file_name = im["id"], im["file_name"]
         source = os.path.join(image_dir, file_name)
@@ -187,8 +187,8 @@ def _convert_split(coco_data, path, image_dir, names, split, out, summary, copy,
                          f"{image_id}); image skipped")
             continue
         w, h = im.get("width"), im.get("height")
-        given = (w, h) if (isinstance(w, (int, float)) and isinstance(h, (int, float))
-                           and w > 0 and h > 0) else None
+        given = (w, h) if all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                              and math.isfinite(v) and v > 0 for v in (w, h)) else None
         if given is None:
             size = image_size(source)
             if size is None:
@@ -201,7 +201,7 @@ def _convert_split(coco_data, path, image_dir, names, split, out, summary, copy,
         frame, turn = annotation_frame(source, given, summary,
                                        f"{source} ({path}: image id {image_id})")
         w, h = frame or given or size
-        boxes, box_names = [], []
+        boxes = []
         for a in index.imgToAnns.get(image_id, []):
             where = f"{path}: annotation id {a.get('id')} of image id {image_id}"
             if a["category_id"] not in class_of:
@@ -225,9 +225,8 @@ def _convert_split(coco_data, path, image_dir, names, split, out, summary, copy,
                 summary.note("boxes clipped to the image")
             k = class_of[a["category_id"]]
             boxes.append((k, *box_to_darknet(x0, y0, x1, y1, w, h)))
-            box_names.append(names[k])
-        lines.add(source, link_name_for_id(file_name, image_id, folder), boxes)
-        summary.image(split, box_names)
+        boxes = lines.add(source, link_name_for_id(file_name, image_id, folder), boxes)
+        summary.image(split, [names[b[0]] for b in boxes])
     return lines, ids_by_name
 
 

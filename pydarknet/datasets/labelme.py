@@ -41,7 +41,7 @@ def shape_box(shape):
         return f"a {kind} has no box"
     try:
         pts = [(float(p[0]), float(p[1])) for p in points]
-    except (TypeError, ValueError, IndexError):
+    except (TypeError, ValueError, IndexError, KeyError):
         return "its points are not pairs of numbers"
     if not all(math.isfinite(v) for p in pts for v in p):
         return "its points are not finite"
@@ -149,10 +149,6 @@ def _boxes(item, names, summary):
         return None
     frame, turn = annotation_frame(item.image or item.embedded, size, summary,
                                    item.image or item.json)
-    if size is not None and turn is None and actual != size:
-        summary.note("images whose size differs from the json's (its coordinates kept)",
-                     f"{item.image or item.json}: {actual[0]}x{actual[1]}, the json says "
-                     f"{size[0]}x{size[1]}: the json's coordinates are read at its size")
     w, h = frame or actual
     boxes = []
     for k, shape in enumerate(item.shapes):
@@ -174,11 +170,7 @@ def _boxes(item, names, summary):
         box = darknet_box(corners, w, h, summary, f"{item.json}: shape {k} ({label})")
         if box is None:
             continue
-        box = (names.index(label), *(round(v, 6) for v in box))
-        if box in boxes:
-            summary.note("the same box twice (listed once)")
-            continue
-        boxes.append(box)
+        boxes.append((names.index(label), *box))
     return boxes
 
 

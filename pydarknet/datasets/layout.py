@@ -160,7 +160,15 @@ def annotation_frame(image, annotated, summary, where):
         header = read_header(image)
     except (OSError, struct.error):
         header = None
-    if header is None or not header.turned:
+    if header is None:
+        return annotated, None
+    if annotated is not None and tuple(annotated) not in (header.stored, header.loaded):
+        w, h = header.loaded
+        summary.note("images whose size differs from the annotation's (its coordinates read "
+                     "at the annotation's size)", f"{where}: the image is {w}x{h}, the "
+                     f"annotation says {annotated[0]:g}x{annotated[1]:g}")
+        return annotated, None
+    if not header.turned:
         return annotated, None
     if annotated is not None and tuple(annotated) == header.loaded != header.stored:
         return annotated, None
@@ -433,15 +441,16 @@ class DetectionSplit:
     with their label files where Darknet finds them (beside the images, by
     :func:`pydarknet.labels.replace_image_to_label`), the final absolute paths in ``paths``."""
 
-    def __init__(self, out, split, copy=False):
-        self.out, self.split, self.copy = out, split, copy
+    def __init__(self, out, split, copy=False, summary=None):
+        self.out, self.split, self.copy, self.summary = out, split, copy, summary
         self.paths = []
         self._names = set()
 
     def add(self, source, name, boxes, copy=None):
         """Links ``source`` as ``name`` (copies it with ``copy``, by default the split's
-        choice) and writes its label file; ``boxes``: (class, x, y, w, h) relative. Returns
-        the final path."""
+        choice) and writes its label file; ``boxes``: (class, x, y, w, h) relative, a box
+        the file would hold twice written once (noted in the summary). Returns the boxes
+        written."""
         if name in self._names:
             raise PydarknetError(f"internal: two images named {name} in the {self.split} list")
         self._names.add(name)
@@ -454,10 +463,18 @@ class DetectionSplit:
         label = replace_image_to_label(final)
         if not label.endswith(".txt"):       # an extension Darknet's rule does not know
             label = os.path.splitext(label)[0] + ".txt"
-        lines = "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in boxes)
-        self.out.write_text(self.out.rel_of_final(label), lines)
+        lines, kept = [], []
+        for box in boxes:
+            line = "{} {:.6f} {:.6f} {:.6f} {:.6f}\n".format(*box)
+            if line in lines:       # (data check counts a repeated box as a problem)
+                if self.summary is not None:
+                    self.summary.note("the same box twice (listed once)")
+                continue
+            lines.append(line)
+            kept.append(box)
+        self.out.write_text(self.out.rel_of_final(label), "".join(lines))
         self.paths.append(final)
-        return final
+        return kept
 
 
 def write_detection_set(target, names, splits, summary, where, copy=False, extra=()):
@@ -469,10 +486,10 @@ def write_detection_set(target, names, splits, summary, where, copy=False, extra
     without an image is an error naming ``where``."""
     entries = [("classes", len(names))]
     for split, items in splits:
-        lines, taken = DetectionSplit(target, split, copy), set()
+        lines, taken = DetectionSplit(target, split, copy, summary), set()
         for image, boxes, *named in items:
-            lines.add(image, link_name(named[0] if named else image, taken), boxes,
-                      copy=True if named else None)
+            boxes = lines.add(image, link_name(named[0] if named else image, taken), boxes,
+                              copy=True if named else None)
             summary.image(split, [names[b[0]] for b in boxes])
         if not lines.paths:
             raise PydarknetError(f"{where}: no image of the {split} list could be converted "
@@ -530,6 +547,7 @@ def clip_box(x0, y0, x1, y1, width, height):
     positive width and height is left."""
     c = (min(max(x0, 0.0), width), min(max(y0, 0.0), height),
          min(max(x1, 0.0), width), min(max(y1, 0.0), height))
-    if not (c[2] > c[0] and c[3] > c[1]):
+    # (a size that rounds to 0 in the label file's 6 decimals counts as none)
+    if not (c[2] - c[0] >= 5e-7 * width and c[3] - c[1] >= 5e-7 * height):
         return None
     return (*c, c != (x0, y0, x1, y1))

@@ -74,7 +74,7 @@ def read_voc_xml(path):
         try:
             w, h = int(float(_text(node, "width"))), int(float(_text(node, "height")))
             size = (w, h) if w > 0 and h > 0 else None
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):      # (int of inf overflows)
             size = None
     objects = []
     for obj in root.iter("object"):
@@ -124,7 +124,7 @@ def _convert_set(root, year, set_name, list_file, split, lines, names, summary,
                          f"height; {size[0]}x{size[1]} read from the image")
         frame, turn = annotation_frame(image, given, summary, f"{image} ({xml})")
         w, h = frame or size
-        boxes, box_names = [], []
+        boxes = []
         for number, (name, difficult, corners) in enumerate(objects, 1):
             where = f"{xml}: object {number} ({name or 'no name'})"
             if name not in names:
@@ -152,7 +152,6 @@ def _convert_set(root, year, set_name, list_file, split, lines, names, summary,
                 summary.note("boxes clipped to the image")
             k = names.index(name)
             boxes.append((k, *box_to_darknet(x0, y0, x1, y1, w, h)))
-            box_names.append(name)
         link = f"{image_id}.jpg"
         if link in seen:
             if seen[link] == (year, image_id):
@@ -161,8 +160,8 @@ def _convert_set(root, year, set_name, list_file, split, lines, names, summary,
                 continue
             link = f"VOC{year}_{image_id}.jpg"
         seen[link] = (year, image_id)
-        lines.add(image, link, boxes)
-        summary.image(split, box_names)
+        boxes = lines.add(image, link, boxes)
+        summary.image(split, [names[b[0]] for b in boxes])
 
 
 def convert_voc(voc_root, out_dir, *, sets=None, valid_sets=None, classes=None,
@@ -182,7 +181,7 @@ def convert_voc(voc_root, out_dir, *, sets=None, valid_sets=None, classes=None,
         for split, lists in (("train", train), ("valid", valid)):
             if not lists:
                 continue
-            lines, seen = DetectionSplit(folder, split, copy), {}
+            lines, seen = DetectionSplit(folder, split, copy, summary), {}
             for year, set_name, list_file in lists:
                 _convert_set(voc_root, year, set_name, list_file, split, lines, names,
                              summary, keep_difficult, seen)

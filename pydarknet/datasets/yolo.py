@@ -167,11 +167,7 @@ def _read_labels(path, names, pose, summary):
         box, clipped = got
         if clipped:
             summary.note("boxes cut to the image")
-        rounded = tuple([box[0]] + [round(v, 6) for v in box[1:]])
-        if rounded in boxes:
-            summary.note("the same box twice (listed once)")
-            continue
-        boxes.append(rounded)
+        boxes.append(tuple(box))
     return boxes
 
 
