@@ -1346,6 +1346,31 @@ def test_cublas_symbols_resolve_when_installed():
         assert getattr(lib, sym).restype is not None, sym
     major, minor, patch = cublas.version()
     assert major >= 11
+    # the bound argument kinds (int, 64-bit int, pointer) against cublas_api.h beside it
+    header = pathlib.Path(cublas.library_path()).resolve().parent.parent / "include" / \
+        "cublas_api.h"
+    if not header.is_file():
+        return
+    text = re.sub(r"/\*.*?\*/|//[^\n]*", " ", header.read_text(), flags=re.S)
+    ints = {"int", "cublasOperation_t", "cudaDataType", "cudaDataType_t", "cublasMath_t",
+            "cublasComputeType_t", "cublasGemmAlgo_t", "libraryPropertyType"}
+
+    def kind(param):
+        words = param.replace("const", " ").replace("*", " * ").split()
+        if "*" in words or words[0] in ("cublasHandle_t", "cudaStream_t"):
+            return ctypes.c_void_p
+        if words[:2] == ["long", "long"]:
+            return ctypes.c_longlong
+        assert words[0] in ints, param
+        return ctypes.c_int
+
+    for sym, argtypes in cublas.SYMBOLS.items():
+        m = re.search(r"CUBLASWINAPI\s+" + sym + r"\s*\(([^)]*)\)", text)
+        assert m, f"{sym} not declared in {header}"
+        want = [kind(p) for p in m.group(1).split(",") if p.strip() not in ("", "void")]
+        got = [a if a in (ctypes.c_int, ctypes.c_longlong) else ctypes.c_void_p
+               for a in argtypes]
+        assert got == want, f"{sym}: bound {argtypes}, header {m.group(1)}"
 
 
 def test_cudnn_status_names_and_categories():
