@@ -32,7 +32,7 @@ import time
 import numpy as np
 
 from ..errors import DataError, PydarknetError
-from .image_header import image_size_from_header, read_header  # (the first: exported here)
+from .image_header import image_size_from_header, read_header  # (the first in __all__)
 from ..labels import (label_path, parse_label_line, read_data_file, read_list_lines, read_names,
                       replace_image_to_label)
 

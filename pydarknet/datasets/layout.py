@@ -150,12 +150,14 @@ def annotation_frame(image, annotated, summary, where):
     :class:`~.image_header.ImageHeader` to turn the boxes with, or None).
 
     ``annotated``: the (width, height) the annotation gives, or None.
-    - its size is the turned image's (a quarter turn): drawn on the image as loaded (labelme
-      turns it as it loads), kept;
-    - its size is the stored pixels' (a quarter turn; labelImg draws on those): the boxes are
-      turned with the image, noted;
-    - otherwise (a half turn or a mirror keeps the size, no size given, or neither size): kept
-      as drawn, and the image named in a note to check."""
+    - neither the image's stored nor its loaded size (a resized image, a wrong size): kept,
+      read at the annotation's size, noted;
+    - the turned image's size (a quarter turn): drawn on the image as loaded (labelme turns it
+      as it loads), kept;
+    - the stored pixels' size (a quarter turn; labelImg draws on those): the boxes are turned
+      with the image, noted;
+    - otherwise (a half turn or a mirror keeps the size, or no size given): kept as drawn, and
+      the image named in a note to check."""
     try:
         header = read_header(image)
     except (OSError, struct.error):
@@ -544,10 +546,10 @@ def box_to_darknet(x0, y0, x1, y1, width, height):
 
 def clip_box(x0, y0, x1, y1, width, height):
     """Pixel corners cut to the image: (x0, y0, x1, y1, clipped?) or None when nothing of
-    positive width and height is left."""
+    positive width and height is left (a size that rounds to 0 in a label file's 6 decimals
+    counts as none)."""
     c = (min(max(x0, 0.0), width), min(max(y0, 0.0), height),
          min(max(x1, 0.0), width), min(max(y1, 0.0), height))
-    # (a size that rounds to 0 in the label file's 6 decimals counts as none)
     if not (c[2] - c[0] >= 5e-7 * width and c[3] - c[1] >= 5e-7 * height):
         return None
     return (*c, c != (x0, y0, x1, y1))
