@@ -94,6 +94,10 @@ def _classifier_edits(cfg, net, classes):
     if layer is None or layer.layer_type not in ("convolutional", "connected"):
         raise PydarknetError(f"{where}: its scores do not come from a [convolutional] or "
                              f"[connected] whose size could be set")
+    if layer.layer_type == "convolutional" and last.inputs != layer.out_c:
+        raise PydarknetError(f"{where}: it takes a {layer.out_w}x{layer.out_h}x{layer.out_c} "
+                             f"map, not one score a class (a softmax over places, as Darknet's "
+                             f"Go network's): its classes are not filters; set it up by hand")
     key = "filters" if layer.layer_type == "convolutional" else "output"
     cfg.set(cfg.layer(k), key, classes)
     return [f"layer {k} [{cfg.layer(k).name}]: {key}={classes} (the scores of the [softmax], "

@@ -150,8 +150,10 @@ def test_anchors_go_to_the_yolo_heads(tmp_path):
      "3 anchor numbers given; layer 1 has num=4: give 8"),
     (HEADS, {"anchors": [1] * 8}, r"layer 7 \[region\] .*: its anchors are in grid cells"),
     (HEADS, {"subdivisions": 0}, "subdivisions=0: must be at least 1"),
+    ("[net]\nwidth=19\nheight=19\nchannels=3\n[convolutional]\nfilters=1\nsize=1\n"
+     "[softmax]\n", {}, r"takes a 19x19x1 map, not one score a class"),    # Darknet's Go
 ], ids=["classifier", "route before head", "width", "anchors", "region anchors",
-         "subdivisions"])
+         "subdivisions", "softmax over places"])
 def test_what_it_cannot_set_up_is_named(tmp_path, cfg_text, kw, message):
     cfg = tmp_path / "c.cfg"
     cfg.write_text(cfg_text)
