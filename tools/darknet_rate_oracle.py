@@ -26,8 +26,6 @@ ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
-from darknet_forward_oracle import compile_against  # noqa: E402
-
 ORACLE = ROOT / "tests" / "data" / "darknet_rates.json"
 NET = ("[net]\nbatch=4\nsubdivisions=2\nwidth=8\nheight=8\nchannels=3\npolicy={policy}\n"
        "{options}\n[convolutional]\nfilters=2\nsize=1\nactivation=linear\n")
@@ -101,6 +99,7 @@ def main():
     ap.add_argument("--cases", type=int, default=150, help="schedules in the stored oracle")
     a = ap.parse_args()
     warnings.simplefilter("ignore")
+    from darknet_forward_oracle import compile_against    # (the test imports this module)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         exe = compile_against(a.darknet, "darknet_rate_oracle.c", tmp / "rate")
