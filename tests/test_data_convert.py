@@ -13,6 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
+from conftest import ROOT
 from pydarknet.cli import main
 from pydarknet.datasets.layout import OutputFolder
 from pydarknet.labels import class_from_path, label_path, read_data_file, read_labels, \
@@ -223,6 +224,25 @@ def test_coco_values_of_the_wrong_kind(tmp_path, capsys):
     assert "sizes read from the image 1" in text.out
     assert "image_id [1] is not among the images" in text.err
     assert check_dataset(str(out / "obj.data")).problem_count() == 0
+
+
+@pytest.mark.parametrize("fmt", ["coco", "voc", "labelme", "bdd"])
+def test_mutated_annotations_convert_clean_or_are_refused(tmp_path, fmt):
+    """tools/data_convert_fuzz.py's first seeds: values of the wrong kind or edge values in
+    the annotations convert to a set data check finds clean, or are refused with a message."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import data_convert_fuzz as fuzz
+    from pydarknet.datasets.check import check_dataset
+    from pydarknet.errors import PydarknetError
+    for seed in range(40):
+        folder = tmp_path / str(seed)
+        folder.mkdir()
+        try:
+            fuzz.FORMATS[fmt](np.random.default_rng(seed), folder)
+        except PydarknetError:
+            continue
+        report = check_dataset(str(folder / "out" / "obj.data"))
+        assert report.problem_count() == 0, (seed, dict(report.counts))
 
 
 def test_coco_link_names_keep_the_image_id():

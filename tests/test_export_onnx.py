@@ -297,6 +297,28 @@ def test_project_cfgs(name, size, opset):
         assert ("Mish" in ops) == (opset >= 18)
 
 
+# -- random networks ---------------------------------------------------------------------------
+def test_random_networks_export_as_they_run():
+    """tools/onnx_export_fuzz.py's first seeds (random layers, activations, opsets, batch,
+    dynamic batch, decoding, edge option values): each exports with every layer's output equal
+    to pydarknet's, or is refused with a PydarknetError."""
+    import sys
+    import warnings
+    sys.path.insert(0, str(ROOT / "tools"))
+    import onnx_export_fuzz as fuzz
+    verdicts = {}
+    for seed in range(120):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")      # (overflow in the random networks)
+                verdict, _ = fuzz.run_once(seed, [])
+        except fuzz.Timeout:
+            verdict = "too big"
+        assert isinstance(verdict, str), (seed, verdict)
+        verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    assert verdicts.get("equal", 0) >= 60, verdicts
+
+
 # -- other runtimes ----------------------------------------------------------------------------
 @pytest.mark.parametrize("name,opset", [("yolov4-tiny", 13), ("yolov4", 18)])
 def test_opencv_dnn_reads_the_export(name, opset, tmp_path):
