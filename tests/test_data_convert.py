@@ -226,7 +226,7 @@ def test_coco_values_of_the_wrong_kind(tmp_path, capsys):
     assert check_dataset(str(out / "obj.data")).problem_count() == 0
 
 
-@pytest.mark.parametrize("fmt", ["coco", "voc", "labelme", "bdd"])
+@pytest.mark.parametrize("fmt", ["coco", "voc", "labelme", "bdd", "yolo", "kitti"])
 def test_mutated_annotations_convert_clean_or_are_refused(tmp_path, fmt):
     """tools/data_convert_fuzz.py's first seeds: values of the wrong kind or edge values in
     the annotations convert to a set data check finds clean, or are refused with a message."""

@@ -3,12 +3,14 @@
 that data check finds problems in) is printed with its seed.
 
     python tools/data_convert_fuzz.py coco 0 3000 [--folder DIR]
-    python tools/data_convert_fuzz.py voc|labelme|bdd 0 3000
+    python tools/data_convert_fuzz.py voc|labelme|bdd|yolo|kitti 0 3000
 
 Each seed takes a small valid set of the format (three images, boxes of several classes, a
 crowd box, an image without objects, one missing) and changes one to three of its values to
 another kind or an edge value (None, -1, 0, 2.5, "x", 1e30, NaN, inf, [], {}, True, 2**40)
-or deletes it; VOC's xml elements get edge texts, are deleted or repeated, a file is cut short.
+or deletes it; VOC's xml elements get edge texts, are deleted or repeated, a file is cut short;
+YOLO's and KITTI's label lines get a token changed to an edge text, are deleted or repeated
+(and YOLO's yaml values changed as the json ones).
 """
 
 import argparse
@@ -182,7 +184,69 @@ def voc(rng, folder):
                 valid_sets="none", out=io.StringIO())
 
 
-FORMATS = {"coco": coco, "voc": voc, "labelme": labelme, "bdd": bdd}
+def _mutate_lines(rng, lines):
+    """Label text lines with one token changed to an edge text, deleted or repeated."""
+    if not lines:
+        return lines
+    k = int(rng.integers(len(lines)))
+    words = lines[k].split()
+    roll = rng.random()
+    if roll < 0.6 and words:
+        words[int(rng.integers(len(words)))] = XML_TEXTS[int(rng.integers(len(XML_TEXTS)))]
+        lines[k] = " ".join(words)
+    elif roll < 0.8:
+        del lines[k]
+    else:
+        lines.insert(k, lines[k])
+    return lines
+
+
+def yolo(rng, folder):
+    import yaml
+    from pydarknet.datasets.yolo import convert_yolo
+    root = folder / "ds"
+    _image(root / "images" / "train" / "a.jpg", 40, 30)
+    _image(root / "images" / "train" / "b.png", 20, 20)
+    _image(root / "images" / "val" / "v.jpg", 30, 30)
+    labels = {"train/a.txt": ["0 0.5 0.5 0.2 0.4", "1 0.1 0.1 0.3 0.1 0.3 0.5 0.1 0.5",
+                              "1 0.95 0.5 0.2 0.2"],
+              "train/b.txt": ["1 0.5 0.5 1 1"], "val/v.txt": ["0 0.25 0.25 0.5 0.5"]}
+    data = {"path": ".", "train": "images/train", "val": "images/val",
+            "names": {0: "cat", 1: "dog"}}
+    for _ in range(int(rng.integers(1, 4))):
+        if rng.random() < 0.3:
+            mutate(rng, {"yaml": data})
+        else:
+            key = list(labels)[int(rng.integers(len(labels)))]
+            _mutate_lines(rng, labels[key])
+    for key, lines in labels.items():
+        path = root / "labels" / key
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("\n".join(lines) + "\n")
+    (root / "data.yaml").write_text(yaml.safe_dump(data))
+    convert_yolo(str(root / "data.yaml"), str(folder / "out"), out=io.StringIO())
+
+
+def kitti(rng, folder):
+    from pydarknet.datasets.kitti import convert_kitti
+    root = folder / "training"
+    for k, (w, h) in enumerate([(124, 37), (100, 50), (60, 30)]):
+        _image(root / "image_2" / f"{k:06d}.png", w, h)
+    labels = {"000000": ["Car 0.00 0 -1.58 10.00 5.00 50.00 25.00 1.48 1.60 3.69 3.0 1.7 46.7 -1.59",
+                         "Pedestrian 0.00 0 0.21 100.00 2.00 130.00 30.00 1.9 0.6 0.8 1 1 9 0.1",
+                         "DontCare -1 -1 -10 1.00 1.00 4.00 4.00 -1 -1 -1 -1000 -1000 -1000 -10"],
+              "000001": ["Cyclist 0 0 0 0.0 0.0 50.0 25.0 1 1 1 1 1 1 0"]}
+    for _ in range(int(rng.integers(1, 4))):
+        key = list(labels)[int(rng.integers(len(labels)))]
+        _mutate_lines(rng, labels[key])
+    (root / "label_2").mkdir()
+    for key, lines in labels.items():
+        (root / "label_2" / f"{key}.txt").write_text("\n".join(lines) + "\n")
+    convert_kitti(str(root), str(folder / "out"), valid_fraction=0.3, out=io.StringIO())
+
+
+FORMATS = {"coco": coco, "voc": voc, "labelme": labelme, "bdd": bdd, "yolo": yolo,
+           "kitti": kitti}
 
 
 def main():
