@@ -10,12 +10,14 @@ import warnings
 
 import pytest
 
-from pydarknet.cfg import CfgWarning
+from pydarknet.cfg import CfgWarning, parse_cfg_text
 from pydarknet.errors import PydarknetError
-
-from pydarknet.cfg import parse_cfg_text
 from pydarknet.net_options import NetOptions
 from pydarknet.train.policy import learning_rate
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+from darknet_rate_oracle import ORACLE, pydarknet_rates, same_rate  # noqa: E402
 
 
 def net(extra):
@@ -61,11 +63,6 @@ def test_random_policy_is_bounded():
     rng = np.random.default_rng(0)
     values = [learning_rate(n, 5, rng) for _ in range(50)]
     assert all(0 <= v <= 0.1 for v in values) and len(set(values)) > 10
-
-
-ROOT = pathlib.Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tools"))
-from darknet_rate_oracle import ORACLE, pydarknet_rates, same_rate  # noqa: E402
 
 
 def test_rates_equal_darknets_bit_for_bit():
