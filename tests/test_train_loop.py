@@ -343,6 +343,52 @@ def test_data_file_save_options_and_valid_default(tmp_path, shapes):
                      log=log.append)
 
 
+def test_checkpoints_when_a_step_moves_several_iterations_on(tmp_path, shapes, monkeypatch):
+    """Under --sync darknet a step of N ranks moves N iterations on (3, 6, 9, ...) and can
+    step over every multiple of the save interval: Darknet's rule saves after an interval
+    since the last save too (here every 4 and 2: at 6 and 12, _last at 3, 6, 9, 12)."""
+    from pydarknet.train.loop import Trainer
+    original = pydarknet.network.Network.train_iteration
+
+    def three_at_a_time(self, *args, **kw):
+        loss = original(self, *args, **kw)
+        self.iteration += 2
+        return loss
+
+    monkeypatch.setattr(pydarknet.network.Network, "train_iteration", three_at_a_time)
+    data = tmp_path / "s.data"
+    data.write_text(open(shapes["data"]).read() + "saveweights = 4\nsavelast = 2\n")
+    saves = []
+    real_save = Trainer.save
+    monkeypatch.setattr(Trainer, "save",
+                        lambda self, name: saves.append((self.net.iteration, name)) or
+                        real_save(self, name))
+    run_training(small_cfg(tmp_path), str(data), seed=1, backup=str(tmp_path / "b"),
+                 max_batches=12, log=lambda line: None)
+    assert saves == [(3, "last"), (6, "6"), (6, "last"), (9, "last"), (12, "12"),
+                     (12, "last"), (12, "last"), (12, "final")]
+
+
+def test_darknet_sync_averages_the_ranks_before_each_save(tmp_path, shapes, monkeypatch):
+    """AB's train_detector calls sync_nets before it writes a numbered, _last or _final
+    file (not before _best, which rank 0 alone writes): the file holds the ranks' mean."""
+    from pydarknet.train.loop import Trainer
+    averaged = []
+
+    class Darknet:                  # stands for DataParallel(world, "darknet")
+        sync = "darknet"
+
+        def average_weights(self, network):
+            averaged.append(network.iteration)
+
+    trainer, _ = run_training(small_cfg(tmp_path), shapes["data"], seed=1,
+                              backup=str(tmp_path / "b"), max_batches=1, log=lambda l: None)
+    trainer.net.parallel = Darknet()
+    for name in ("last", "2", "final", "best"):
+        trainer.save(name)
+    assert averaged == [1, 1, 1]
+
+
 def test_map_on_a_classifier_fails_before_training(tmp_path):
     from pydarknet.errors import PydarknetError
     cfg = tmp_path / "c.cfg"

@@ -58,6 +58,10 @@ class DataParallel:
             return self._summer(network)(network, layers, cost)
         return self._cost_sum(network, [], cost) / self.size    # the ranks' mean, as Darknet
 
+    def average_weights(self, network):
+        """Darknet mode: the synced parameters become the ranks' mean (every rank calls it)."""
+        self._average(network)
+
     def after_update(self, network, batch):
         """Darknet mode: the step counts N iterations; weights averaged every 4."""
         if self.sync != "darknet":
@@ -65,4 +69,4 @@ class DataParallel:
         network.iteration += self.size - 1
         network.seen = network.iteration * batch
         if network.iteration % DARKNET_SYNC_INTERVAL == 0:
-            self._average(network)
+            self.average_weights(network)

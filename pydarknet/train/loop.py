@@ -168,8 +168,13 @@ class Trainer:
                 "loader": self.loader.get_state() if hasattr(self.loader, "get_state") else None}
 
     def save(self, name):
-        """Rank 0 writes the checkpoint (every rank can resume from it); returns its path."""
+        """Rank 0 writes the checkpoint (every rank can resume from it); returns its path.
+        Under --sync darknet every rank first takes the ranks' mean weights, as AB's
+        sync_nets before each save (not before _best, which rank 0 alone writes, as AB)."""
         path = self.checkpoint_path(name)
+        parallel = self.net.parallel
+        if name != "best" and parallel is not None and parallel.sync == "darknet":
+            parallel.average_weights(self.net)
         if self.root:
             save_checkpoint(self.net, path, self._extra())
             if name == "last" and self.net.ema is not None:     # as Darknet, beside _last
@@ -263,7 +268,7 @@ class Trainer:
                                          is_detector(net) else 1000)
         map_every = self.map_every or self._darknet_map_every()
         start, first = time.time(), net.iteration
-        last_map = net.iteration
+        last_map = saved = saved_last = net.iteration
         try:
             while net.iteration < self.max_batches:
                 if random_coef and self.count % 10 == 0:
@@ -336,10 +341,16 @@ class Trainer:
                     with open(self.log_path, "a") as f:
                         f.write(json.dumps(record) + "\n")
                 self._chart(it % 10 == 0 or it == self.max_batches or "map" in record)
-                if it % self.last_every == 0 and save_every > self.last_every:   # Darknet
-                    self.save("last")
-                if it % save_every == 0:
+                # Darknet's rule: a multiple of the interval, or an interval since the last
+                # save (a step of N ranks under --sync darknet moves N iterations on and can
+                # step over every multiple)
+                if it >= saved + save_every or it % save_every == 0:
+                    saved = it
                     self.save(str(it))
+                if save_every > self.last_every and (it >= saved_last + self.last_every or
+                                                     it % self.last_every == 0 and it > 1):
+                    saved_last = it
+                    self.save("last")
                 if self.world.any(self._stop):      # a signal on any rank stops them all
                     raise Stop()
         except Stop:
