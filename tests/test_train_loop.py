@@ -389,6 +389,19 @@ def test_darknet_sync_averages_the_ranks_before_each_save(tmp_path, shapes, monk
     assert averaged == [1, 1, 1]
 
 
+def test_console_has_darknets_loaded_line_before_each_iteration(tmp_path, shapes):
+    """AB's train_detector prints the data's wait ("Loaded: ... seconds") and then the
+    iteration line, whose seconds are the training alone."""
+    log = []
+    run_training(small_cfg(tmp_path), shapes["data"], seed=2, backup=str(tmp_path),
+                 max_batches=2, log=log.append)
+    lines = [ln for ln in log if ln.startswith("Loaded: ") or ln[:4] in (" 1: ", " 2: ")]
+    assert [ln.split(":")[0] for ln in lines] == ["Loaded", " 1", "Loaded", " 2"], lines
+    assert all(ln.split()[2] == "seconds" for ln in lines[::2])
+    record = json.loads(open(tmp_path / "demo-shapes_train.jsonl").readline())
+    assert record["load_seconds"] >= 0 and record["seconds"] > 0
+
+
 def test_map_on_a_classifier_fails_before_training(tmp_path):
     from pydarknet.errors import PydarknetError
     cfg = tmp_path / "c.cfg"

@@ -267,6 +267,7 @@ class Trainer:
         save_every = self.save_every or (10000 if self.max_batches >= 10000 and
                                          is_detector(net) else 1000)
         map_every = self.map_every or self._darknet_map_every()
+        detector = is_detector(net)
         start, first = time.time(), net.iteration
         last_map = saved = saved_last = net.iteration
         try:
@@ -289,6 +290,13 @@ class Trainer:
                 self.count += 1
                 t0 = time.time()
                 images, truths = self.loader.next()
+                load = time.time() - t0
+                # Darknet's line (its detector's with the hint); the iteration line's seconds
+                # are then the training alone
+                self.log(f"Loaded: {load:f} seconds" + (
+                    " - performance bottleneck on CPU or Disk HDD/SSD"
+                    if load > 0.1 and self.avg_loss > 0 and detector else ""))
+                t0 = time.time()
                 if self.show_imgs is not None and self.root:
                     save_training_images(images, truths, net.iteration + 1, self.show_imgs,
                                          getattr(heads[-1], "classes", None) if heads else None)
@@ -309,7 +317,8 @@ class Trainer:
                 done = it - first
                 left = (self.max_batches - it) * (time.time() - start) / max(done, 1) / 3600
                 record = {"iteration": it, "loss": loss, "avg_loss": self.avg_loss,
-                          "rate": net.learning_rate, "seconds": dt, "images": net.seen,
+                          "rate": net.learning_rate, "seconds": dt, "load_seconds": load,
+                          "images": net.seen,
                           "hours_left": left, "size": [net.net.width, net.net.height]}
                 suffix = self._contrastive(net, record) + self._data_problems(record)
                 head_stats = getattr(net, "head_stats", None)
