@@ -218,6 +218,8 @@ def _trainer_class():
         """Darknet's train_char_rnn checkpoints and console line: ``<cfg>.backup`` every 100
         iterations (and when stopped), ``<cfg>_N.weights`` every 10000, ``<cfg>_final``."""
 
+        loaded_line = False
+
         def checkpoint_path(self, name):
             if name == "last":
                 return os.path.join(self.backup, f"{self.base}.backup")

@@ -75,7 +75,9 @@ def get_rnn_data(text, offsets, characters, batch, steps):
 
 
 def losses(out):
-    """(iteration, loss, avg) of Darknet's rnn lines."""
+    """(iteration, loss, avg) of Darknet's rnn lines (AB's rnn training prints no "Loaded:"
+    line, unlike its detector's and classifier's)."""
+    assert "Loaded: " not in out
     return [(int(m[1]), float(m[2]), float(m[3])) for m in
             re.finditer(r"^(\d+): ([\d.]+), ([\d.]+) avg, [\d.]+ rate, [\d.]+ seconds, "
                         r"[\d.]+ epochs$", out, re.M)]

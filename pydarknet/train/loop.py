@@ -81,6 +81,10 @@ def dynamic_mini_batch(net, init_w, init_h, random_coef, init_b, w, h):
 class Trainer:
     """One training run. ``loader`` yields (images, truths) batches for the network's size."""
 
+    # Darknet's "Loaded: S seconds" line before each iteration (train_detector's and
+    # train_classifier's; the char-RNN's has none and counts the data in its seconds)
+    loaded_line = True
+
     def __init__(self, cfg, loader_factory, weights=None, clear=False, backup="backup",
                  seed=None, map_fn=None, map_every=None, log=print, max_batches=None,
                  last_every=100, device="cpu", world=None, sync="sum", save_every=None,
@@ -291,12 +295,11 @@ class Trainer:
                 t0 = time.time()
                 images, truths = self.loader.next()
                 load = time.time() - t0
-                # Darknet's line (its detector's with the hint); the iteration line's seconds
-                # are then the training alone
-                self.log(f"Loaded: {load:f} seconds" + (
-                    " - performance bottleneck on CPU or Disk HDD/SSD"
-                    if load > 0.1 and self.avg_loss > 0 and detector else ""))
-                t0 = time.time()
+                if self.loaded_line:    # then the iteration line's seconds are the training's
+                    self.log(f"Loaded: {load:f} seconds" + (
+                        " - performance bottleneck on CPU or Disk HDD/SSD"
+                        if load > 0.1 and self.avg_loss > 0 and detector else ""))
+                    t0 = time.time()
                 if self.show_imgs is not None and self.root:
                     save_training_images(images, truths, net.iteration + 1, self.show_imgs,
                                          getattr(heads[-1], "classes", None) if heads else None)
