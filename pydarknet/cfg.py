@@ -8,6 +8,7 @@ every error and warning can say where to look.
 
 import math
 import os
+import re
 import warnings
 
 from .errors import CfgError
@@ -110,6 +111,13 @@ class Section:
             raise self.error(f"expected an integer, found '{text}'", key) from None
         if not math.isfinite(number) or number != int(number):
             raise self.error(f"expected an integer, found '{text}'", key)
+        digits = re.match(r"\s*[+-]?\d*", text).group()
+        atoi = int(digits) if digits.strip().lstrip("+-") else 0
+        if atoi != int(number):     # "1e5": Darknet's atoi stops at the 'e'
+            opt = self.options.get(key)
+            warnings.warn(f"{self.path}:{opt.line if opt else self.line}: [{self.name}] "
+                          f"{key}={text} is read as {int(number)}; Darknet's atoi reads "
+                          f"{atoi}", CfgWarning, stacklevel=4)
         return int(number)
 
     def _to_float(self, key, text):

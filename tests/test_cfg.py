@@ -57,6 +57,16 @@ def test_inline_comment_after_a_number():
     assert net.layers[0].n == 4
 
 
+def test_an_integer_in_exponent_form_is_read_whole_with_darknets_reading_named():
+    """max_batches=1e4 means 10000 (pydarknet's reading), but Darknet's atoi stops at the
+    'e' and trains 1 iteration: said in a warning; 16.0 is 16 for both, silently."""
+    with pytest.warns(CfgWarning, match=r"t.cfg:5: \[net\] max_batches=1e4 is read as 10000; "
+                                        r"Darknet's atoi reads 1"):
+        net = build(NET.replace("channels=3", "channels=3\nmax_batches=1e4") +
+                    "[convolutional]\nfilters=16.0\nsize=1\nactivation=linear\n")
+    assert net.net.max_batches == 10000 and net.layers[0].n == 16
+
+
 BROKEN = [
     ("unknown section", NET + "[convolution]\nfilters=2\n", r"t.cfg:5: unknown section \[convolution\]"),
     ("bad number", NET + "[convolutional]\nfilters=two\nsize=1\n", r"t.cfg:6: \[convolutional\] filters: expected an integer, found 'two'"),
