@@ -73,6 +73,27 @@ def test_header_turns_as_opencv_loads(fmt, where, big_endian, kind):
         assert header.turn_box(*BOX) == white_box(loaded), orientation
 
 
+@pytest.mark.parametrize("where", ["directory past the first 4 kB", "thumbnail after it"])
+def test_large_exif_segments(where):
+    """A phone's Exif segment holds a thumbnail of tens of kB: the header reads its start
+    (and the rest only when the first directory lies past it), as OpenCV finds the tag."""
+    e = "<"
+    entry = struct.pack(e + "HHI", 0x0112, 3, 1) + struct.pack(e + "HH", 6, 0)
+    if where.startswith("directory"):
+        pad = 5000
+        tiff = b"II*\x00" + struct.pack(e + "I", 8 + pad) + b"\x00" * pad + \
+            struct.pack(e + "H", 1) + entry + struct.pack(e + "I", 0)
+    else:
+        tiff = b"II*\x00" + struct.pack(e + "IH", 8, 1) + entry + struct.pack(e + "I", 0) + \
+            b"\xab" * 30000
+    data = cv2.imencode(".jpg", stored_image())[1].tobytes()
+    data = data[:2] + b"\xff\xe1" + struct.pack(">H", len(tiff) + 8) + b"Exif\x00\x00" + \
+        tiff + data[2:]
+    loaded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    header = read_header(data)
+    assert header.orientation == 6 and header.loaded == (loaded.shape[1], loaded.shape[0])
+
+
 def test_header_of_plain_and_other_files(tmp_path):
     path = tmp_path / "a.jpg"
     assert cv2.imwrite(str(path), stored_image())

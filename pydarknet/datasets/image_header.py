@@ -17,6 +17,8 @@ import struct
 
 __all__ = ["ImageHeader", "read_header", "image_size_from_header", "ORIENTATIONS"]
 
+_EXIF_HEAD = 4096           # bytes of an Exif segment read first
+
 # EXIF orientation -> what OpenCV does to the stored pixels (checked against its imdecode)
 ORIENTATIONS = {1: "as stored", 2: "mirrored left-right", 3: "turned 180 degrees",
                 4: "mirrored top-bottom", 5: "transposed (mirrored across its diagonal)",
@@ -125,9 +127,15 @@ def _jpeg(f):
             height, width = struct.unpack(">HH", frame[1:5])
             return _sized((width, height), orientation or 1)
         if m == 0xE1 and orientation is None:
-            body = f.read(length)
+            # a phone's Exif holds a thumbnail of tens of kB after the first directory:
+            # its start is read, the rest only when the directory reaches past it
+            body = f.read(min(length, _EXIF_HEAD))
             if body.startswith(b"Exif\x00\x00"):
-                orientation = _tiff_orientation(body[6:])
+                orientation = _tiff_orientation(body[6:], complete=len(body) == length)
+                if orientation is None:
+                    body += f.read(length - len(body))
+                    orientation = _tiff_orientation(body[6:], complete=True)
+            f.seek(length - len(body), 1)
         else:
             f.seek(length, 1)
 
@@ -148,17 +156,21 @@ def _png_orientation(f):
         f.seek(length + 4, 1)                   # the data and its CRC
 
 
-def _tiff_orientation(tiff):
-    """Tag 0x0112 of a TIFF structure's first directory (EXIF's IFD0): 1..8, else 1."""
+def _tiff_orientation(tiff, complete=True):
+    """Tag 0x0112 of a TIFF structure's first directory (EXIF's IFD0): 1..8, else 1; None
+    when ``tiff`` is only the structure's start (not ``complete``) and the directory reaches
+    past it."""
     order = {b"II*\x00": "<", b"MM\x00*": ">"}.get(bytes(tiff[:4]))
     if order is None or len(tiff) < 8:
         return 1
     at = struct.unpack(order + "I", tiff[4:8])[0]
     if at + 2 > len(tiff):
-        return 1
+        return 1 if complete else None
     for i in range(struct.unpack(order + "H", tiff[at:at + 2])[0]):
         entry = at + 2 + 12 * i
         if entry + 12 > len(tiff):
+            if not complete:
+                return None
             break
         if struct.unpack(order + "H", tiff[entry:entry + 2])[0] == 0x0112:
             # read as a SHORT whatever the entry's type says, as OpenCV reads it (a LONG
