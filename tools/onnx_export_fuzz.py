@@ -19,7 +19,7 @@ only gives -FLT_MAX, as Darknet's): past there, inf arithmetic in another order 
 pydarknet gives a number. Known differences: ``normalize_channels`` at a pixel whose channels
 sum to about 0 (x / (sum + 1e-4) magnifies the convolution's rounding, 1e-7 in onnxruntime
 against pydarknet, to 1e-4; seeds 193, 738, 4956, 9612, 11330, 23304, 26105, 27427, 29628,
-35170, 37721 and 38884 of 0-40000); a global [avgpool] over millions of values (31537: an upsample
+35170, 37721, 38884 and 47845 of 0-48000); a global [avgpool] over millions of values (31537: an upsample
 by 99; Darknet's sequential float sum, which pydarknet keeps, drifts 0.7% from the true mean,
 ReduceMean 0.1%); alpha=inf in [normalization] (31282: inf x 0).
 """
