@@ -268,10 +268,10 @@ class Trainer:
         random_coef = float(getattr(heads[-1], "random", 0)) if heads else 0.0
         # Darknet: a detector's numbered weights every 1000 iterations (10000 from
         # max_batches 10000 on, or the .data file's saveweights=), a classifier's every 1000
-        save_every = self.save_every or (10000 if self.max_batches >= 10000 and
-                                         is_detector(net) else 1000)
-        map_every = self.map_every or self._darknet_map_every()
         detector = is_detector(net)
+        save_every = self.save_every or (10000 if self.max_batches >= 10000 and detector
+                                         else 1000)
+        map_every = self.map_every or self._darknet_map_every()
         start, first = time.time(), net.iteration
         last_map = saved = saved_last = net.iteration
         try:
