@@ -320,14 +320,27 @@ def test_random_networks_export_as_they_run():
 
 
 # -- other runtimes ----------------------------------------------------------------------------
-@pytest.mark.parametrize("name,opset", [("yolov4-tiny", 13), ("yolov4", 18)])
+LOCAL_AVGPOOL_CFG = ("[net]\nwidth=13\nheight=11\nchannels=3\n"
+                     "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=leaky\n"
+                     "[local_avgpool]\nsize=3\nstride=1\n"
+                     "[local_avgpool]\nsize=2\nstride=2\n")
+
+
+@pytest.mark.parametrize("name,opset", [("yolov4-tiny", 13), ("yolov4", 18),
+                                        ("local_avgpool", 13)])
 def test_opencv_dnn_reads_the_export(name, opset, tmp_path):
     """OpenCV's DNN (readNetFromONNX), where many Darknet users deploy, loads the export and
     gives onnxruntime's outputs, decoded boxes and scores too (it has no NonMaxSuppression).
-    Its importer takes no boolean tensor: the [yolo] heads' logistic is sliced, not masked."""
+    Its importer takes no boolean tensor (the [yolo] heads' logistic is sliced, not masked)
+    and its AveragePool ignores count_include_pad ([local_avgpool] is a window sum by a
+    depthwise convolution of ones)."""
     import cv2
-    net = randomize(Network(ROOT / "cfg" / f"{name}.cfg", batch=1, width=128, height=128))
-    model = build_onnx_model(net, opset=opset, decode=True)
+    if name == "local_avgpool":
+        net = randomize(load_cfg_text(LOCAL_AVGPOOL_CFG, batch=1))
+        model = build_onnx_model(net, opset=opset, outputs=[1, 2])
+    else:
+        net = randomize(Network(ROOT / "cfg" / f"{name}.cfg", batch=1, width=128, height=128))
+        model = build_onnx_model(net, opset=opset, decode=True)
     assert not any(t.data_type == onnx.TensorProto.BOOL for t in model.graph.initializer)
     path = tmp_path / "model.onnx"
     onnx.save(model, str(path))

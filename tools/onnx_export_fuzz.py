@@ -5,6 +5,7 @@ another exception) is a bug: printed with its seed, and its cfg kept.
 
     python tools/onnx_export_fuzz.py 0 2000 [--keep DIR] [--corpus DIR]
     python tools/onnx_export_fuzz.py 0 1000 --whole-corpus     # every corpus cfg (0..1000) once
+    python tools/onnx_export_fuzz.py 0 1000 --whole-corpus --opencv   # ... and in OpenCV's DNN
 
 Each seed takes a random network of tools/darknet_forward_oracle.py's generator (70%; its
 activations then redrawn from every activation pydarknet has, since no Darknet runs here) or
@@ -25,10 +26,12 @@ ReduceMean 0.1%); alpha=inf in [normalization] (31282: inf x 0).
 """
 
 import argparse
+import os
 import pathlib
 import re
 import signal
 import sys
+import tempfile
 import traceback
 import warnings
 
@@ -131,9 +134,11 @@ def differences(got, net, x, decode):
     return bad
 
 
-def export_and_compare(net, x, rng, opset=18, dynamic=False, decode=False, mish_op=True):
+def export_and_compare(net, x, opset=18, dynamic=False, decode=False, mish_op=True,
+                       opencv=False):
     """'refused', 'overflow', 'equal' or the list of differing outputs of ``net`` exported
-    (every layer an output) and run on ``x`` in onnxruntime."""
+    (every layer an output) and run on ``x`` in onnxruntime; with ``opencv``, OpenCV's DNN
+    must load the file too and give onnxruntime's outputs (a network without state inputs)."""
     import onnx
     import onnxruntime as ort
     from pydarknet.export import build_onnx_model
@@ -156,9 +161,31 @@ def export_and_compare(net, x, rng, opset=18, dynamic=False, decode=False, mish_
                                   np.float32)
     got = dict(zip([o.name for o in session.get_outputs()], session.run(None, feed)))
     bad = differences(got, net, x, decode)
+    if opencv and len(feed) == 1:
+        bad += opencv_differences(model, x, got)
     if bad and all(b[1] == "overflow" for b in bad):
         return "overflow"
     return [b for b in bad if b[1] != "overflow"] or "equal"
+
+
+def opencv_differences(model, x, want):
+    """The graph outputs OpenCV's DNN gives otherwise than onnxruntime (``want``)."""
+    import cv2
+    import onnx
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        onnx.save(model, path)
+        dnn = cv2.dnn.readNetFromONNX(path)
+    dnn.setInput(x)
+    names = list(want)
+    bad = []
+    for name, value in zip(names, dnn.forward(names)):
+        ref = want[name]
+        scale = max(float(np.abs(ref).max()), 1e-6) if ref.size else 1.0
+        err = float(np.abs(value.reshape(ref.shape) - ref).max()) if ref.size else 0.0
+        if not err <= max(TOL * scale, 1e-6):
+            bad.append((f"opencv {name}", err, scale))
+    return bad
 
 
 def run_once(seed, corpus):
@@ -180,7 +207,7 @@ def run_once(seed, corpus):
     decode = any(l.layer_type in HEAD_TYPES for l in net.layers) and rng.random() < 0.5
     mish_op = bool(rng.random() < 0.7)
     x = rng.random((batch,) + net.input_shape, dtype=np.float32)
-    return export_and_compare(net, x, rng, opset, dynamic, decode, mish_op), text
+    return export_and_compare(net, x, opset, dynamic, decode, mish_op), text
 
 
 def corpus_network(path, sizes=(64, 96, 128, 160, 224, 256, 320)):
@@ -201,7 +228,7 @@ def corpus_network(path, sizes=(64, 96, 128, 160, 224, 256, 320)):
     raise error
 
 
-def run_corpus(corpus):
+def run_corpus(corpus, opencv=False):
     """Every corpus cfg once, decoded where it has heads; prints each verdict."""
     from pydarknet.export import HEAD_TYPES
     for path in corpus:
@@ -209,7 +236,7 @@ def run_corpus(corpus):
             net = corpus_network(path)
             x = np.random.default_rng(1).random((1,) + net.input_shape, dtype=np.float32)
             heads = any(l.layer_type in HEAD_TYPES for l in net.layers)
-            verdict = export_and_compare(net, x, None, decode=heads)
+            verdict = export_and_compare(net, x, decode=heads, opencv=opencv)
         except PydarknetError as e:
             verdict = f"refused: {str(e)[:150]}"
         except Exception as e:  # noqa: BLE001 (the finding)
@@ -226,11 +253,13 @@ def main():
     ap.add_argument("--whole-corpus", action="store_true", help="instead: the corpus cfgs "
                     "FIRST..LAST (in name order) once each, at the smallest of 64..320 each "
                     "builds at")
+    ap.add_argument("--opencv", action="store_true", help="with --whole-corpus: OpenCV's DNN "
+                    "loads each export too and must give onnxruntime's outputs")
     a = ap.parse_args()
     corpus = sorted(pathlib.Path(a.corpus).glob("*.cfg"))
     warnings.simplefilter("ignore")
     if a.whole_corpus:
-        return run_corpus(corpus[a.first:a.last])
+        return run_corpus(corpus[a.first:a.last], a.opencv)
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Timeout()))
     counts, seen = {}, set()
     keep = pathlib.Path(a.keep)

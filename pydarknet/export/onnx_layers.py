@@ -314,19 +314,21 @@ def _maxpool(cx, layer, x):
 
 
 def local_avgpool(cx, layer, x):
-    """Average over the in-image cells of each window: a zero-padded window sum times a
-    constant 1/count (0 where a window holds no cell, as Darknet)."""
+    """Average over the in-image cells of each window: a zero-padded window sum (a depthwise
+    convolution of ones: OpenCV's AveragePool ignores count_include_pad) times a constant
+    1/count (0 where a window holds no cell, as Darknet)."""
     b = cx.b
     x = _image(cx, x, layer)
     begin, ends = _window_pads(layer)
     k = layer.size
     attrs = dict(kernel_shape=[k, k], strides=[layer.stride_y, layer.stride_x],
-                 count_include_pad=1)     # the zero padding counts: a window sum / k*k
+                 group=layer.c)
     if begin < k and max(ends) < k:
         attrs["pads"] = [begin, begin, ends[0], ends[1]]
     else:   # (a Pad node before it trips onnxruntime's Pad fusion when the input is reused)
         x = b.pad(x, [0, begin, begin], [0, ends[0], ends[1]], 0.0)
-    name = b.op("AveragePool", [x.name], f"avgpool{layer.index}", **attrs)
+    ones = b.const(np.ones((layer.c, 1, k, k), F32), f"window{layer.index}")
+    name = b.op("Conv", [x.name, ones], f"windowsum{layer.index}", **attrs)
     oh, ow = _pool_out(layer, begin, ends)
     t = b.slice(b.slice(Tensor(name, (layer.c, oh, ow)), 1, 0, layer.out_h), 2, 0, layer.out_w)
 
@@ -335,7 +337,7 @@ def local_avgpool(cx, layer, x):
         return np.clip(start + k, 0, n) - np.clip(start, 0, n)
     count = np.outer(counts(layer.h, layer.out_h, layer.stride_y),
                      counts(layer.w, layer.out_w, layer.stride_x)).astype(np.float64)
-    factor = np.where(count > 0, (k * k) / np.maximum(count, 1), 0).astype(F32)
+    factor = np.where(count > 0, 1 / np.maximum(count, 1), 0).astype(F32)
     return b.binary("Mul", t, factor.reshape(1, layer.out_h, layer.out_w))
 
 
