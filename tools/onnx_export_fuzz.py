@@ -21,9 +21,9 @@ pydarknet gives a number. Known differences: ``normalize_channels`` at a pixel w
 sum to about 0 (x / (sum + 1e-4) magnifies the convolution's rounding, 1e-7 in onnxruntime
 against pydarknet, to 1e-4; seeds 23304, 26105, 27427, 29628, 35170, 37721, 38884 and
 47845 of 20000-48000, and five of 0-20000 run before the edge values were added, which now
-draw other networks: 0-3000 again, all equal); a global [avgpool] over millions of values (31537: an upsample
-by 99; Darknet's sequential float sum, which pydarknet keeps, drifts 0.7% from the true mean,
-ReduceMean 0.1%); alpha=inf in [normalization] (31282: inf x 0).
+draw other networks: 0-3000 again, all equal); a global [avgpool] over millions of values
+(31537: an upsample by 99; Darknet's sequential float sum, which pydarknet keeps, drifts 0.7%
+from the true mean, ReduceMean 0.1%); alpha=inf in [normalization] (31282: inf x 0).
 """
 
 import argparse
