@@ -150,8 +150,7 @@ class NetOptions:
                 raise self.section.error(
                     f"{option}=1 with {key}= ({what} blended or tiled with other images) is "
                     f"not implemented: remove {key} to train on {what}", key)
-        if self.track and any(s < 1 for s in accumulate(getattr(self, "seq_scales", ()),
-                                                        operator.mul)):
+        if self.track and any(s < 1 for s in accumulate(self.seq_scales, operator.mul)):
             # AB's track=1 training scales its sequences' subdivisions (at most subdivisions)
             # by these at the steps: below 1 they take effect
             raise self.section.error(

@@ -465,14 +465,14 @@ class DetectionSplit:
         label = replace_image_to_label(final)
         if not label.endswith(".txt"):       # an extension Darknet's rule does not know
             label = os.path.splitext(label)[0] + ".txt"
-        lines, kept = [], []
+        lines, kept = {}, []        # (a dict: the lines in order, each once)
         for box in boxes:
             line = "{} {:.6f} {:.6f} {:.6f} {:.6f}\n".format(*box)
             if line in lines:       # (data check counts a repeated box as a problem)
                 if self.summary is not None:
                     self.summary.note("the same box twice (listed once)")
                 continue
-            lines.append(line)
+            lines[line] = None
             kept.append(box)
         self.out.write_text(self.out.rel_of_final(label), "".join(lines))
         self.paths.append(final)

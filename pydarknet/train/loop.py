@@ -272,6 +272,7 @@ class Trainer:
         save_every = self.save_every or (10000 if self.max_batches >= 10000 and detector
                                          else 1000)
         map_every = self.map_every or self._darknet_map_every()
+        first_map = self._first_map()
         start, first = time.time(), net.iteration
         last_map = saved = saved_last = net.iteration
         try:
@@ -337,8 +338,7 @@ class Trainer:
                 self.log(self.progress_line(record) + suffix)
                 # Darknet: mAP every map_every iterations from the last (or the start), not
                 # before burn_in, and at the end
-                due = it >= max(last_map + map_every, self._first_map()) or \
-                    it == self.max_batches
+                due = it >= max(last_map + map_every, first_map) or it == self.max_batches
                 if self.map_fn and self.root and due:
                     record["map"] = self._evaluate()
                     last_map = it
