@@ -204,12 +204,16 @@ def parse_label_line(text, classes=None, clip=False):
     return _label_line(text, classes, clip)
 
 
-def parse_labels(lines, path="<labels>", classes=None, problems=None, clip=False):
+def parse_labels(lines, path="<labels>", classes=None, problems=None, clip=False,
+                 keep_empty=False):
     """Label lines ``class x y w h`` (relative centre and size) -> float64 [n, 5].
 
     ``clip=False`` (mAP, anchors): boxes as written, as Darknet's validate_detector_map and
     calc_anchors use ``read_boxes``. ``clip=True`` (training, Darknet's ``correct_boxes``): a
     box wholly outside the image is dropped and the others are cut to the image.
+    ``keep_empty=True`` (mAP, recall): a box of width or height <= 0 is still reported but
+    kept, as a truth no detection can match: Darknet's ``read_boxes`` keeps it, so its recall
+    and AP count it among the truths.
 
     A line that cannot be used is reported through ``problems`` as ``path:line: why: 'text';
     line skipped`` and skipped, counted under its kind: ``label_line_malformed`` (not 5
@@ -225,14 +229,20 @@ def parse_labels(lines, path="<labels>", classes=None, problems=None, clip=False
         kind, result = _label_line(text, classes, clip)
         if kind is None:
             rows.append(result)
-        elif problems is not None:
-            problems.report(kind, f"{path}:{number}: {result}: '{text[:80]}'; line skipped",
+            continue
+        kept = keep_empty and kind == "label_box_empty"
+        if kept:
+            rows.append([float(v) for v in text.split()])
+        if problems is not None:
+            fate = "kept as a truth no detection can find, as Darknet" if kept else \
+                "line skipped"
+            problems.report(kind, f"{path}:{number}: {result}: '{text[:80]}'; {fate}",
                             key=f"{path}:{number}")
     return np.array(rows, np.float64).reshape(-1, 5)
 
 
 def read_labels(path, classes=None, problems=None, clip=False,
-                missing="read as an image without objects"):
+                missing="read as an image without objects", keep_empty=False):
     """A label file as :func:`parse_labels`; ``None`` when it cannot be read, reported (once
     per file, key ``labels_missing``) as ``path: label file not found; <missing>``, where
     ``missing`` says what the caller does then (mAP and anchors: the image has no objects, as
@@ -246,7 +256,7 @@ def read_labels(path, classes=None, problems=None, clip=False,
                 f"cannot read the label file ({e.strerror or e})"
             problems.report("labels_missing", f"{path}: {why}; {missing}", key=path)
         return None
-    return parse_labels(lines, path, classes, problems, clip)
+    return parse_labels(lines, path, classes, problems, clip, keep_empty)
 
 
 def classes_in_path(path, names):

@@ -104,6 +104,28 @@ def test_label_lines_are_checked_with_path_and_line():
     assert problems.as_dict()["labels_missing"] == 1
 
 
+def test_evaluation_keeps_empty_boxes_as_truths_nothing_finds():
+    """Darknet's read_boxes keeps a box of width or height 0 (or below): mAP and recall count
+    it among the truths (tools/darknet_map_fuzz.py found the truth counts differing)."""
+    lines = ["0 0.5 0.5 0.2 0.2", "1 0.3 0.3 0 0.1", "0 0.7 0.7 0.1 -0.2"]
+    problems = Problems()
+    with pytest.warns(UserWarning):
+        kept = L.parse_labels(lines, "e.txt", 2, problems, keep_empty=True)
+    np.testing.assert_allclose(kept, [[float(v) for v in ln.split()] for ln in lines])
+    assert problems.messages[0] == ("e.txt:2: width and height must be > 0 (w=0, h=0.1): "
+                                    "'1 0.3 0.3 0 0.1'; kept as a truth no detection can find, "
+                                    "as Darknet")
+    assert problems.as_dict() == {"label_box_empty": 2}
+    with pytest.warns(UserWarning):
+        assert len(L.parse_labels(lines, "e.txt", 2, Problems())) == 1     # default: skipped
+    from pydarknet.eval.darknet_map import MapAccumulator
+    acc = MapAccumulator(2)
+    boxes = np.array([[0.5, 0.5, 0.2, 0.2], [0.3, 0.3, 0.01, 0.1]], np.float32)
+    acc.add_image(boxes, np.array([0, 1]), np.array([0.9, 0.9], np.float32), kept)
+    r = acc.result()
+    assert r["truths"] == 3 and r["tp"] == 1 and r["fn"] == 2
+
+
 LINES = ["0 0.5 0.5 0.2 0.2",        # inside: the same either way
          "1 0.95 0.5 0.3 0.2",       # reaches past the right edge: cut by training
          "1 1.3 0.5 0.2 0.2",        # wholly outside: dropped by training

@@ -126,6 +126,19 @@ def test_average_precision_edge_cases():
         average_precision([1.0], [1.0], 1)
 
 
+def test_recall_points_as_darknets_linux_builds_compute_them():
+    """AB's Makefile and CMake builds use -Ofast: the level k / (N - 1) becomes
+    k * (1 / (N - 1)), and 3 * 0.1 = 0.30000000000000004, which a recall of exactly 3/10 does
+    not reach (found by tools/darknet_map_fuzz.py: up to 2.5 points of AP apart)."""
+    # 10 truths; ranks TP TP TP FP FP FP TP: recall .1 .2 .3 .3 .3 .3 .4
+    tp = np.array([1, 2, 3, 3, 3, 3, 4])
+    fp = np.array([0, 0, 0, 1, 2, 3, 3])
+    ap = average_precision(tp / (tp + fp), tp / 10, 11)
+    assert ap == pytest.approx((3 * 1 + 2 * 4 / 7) / 11)   # exact levels: (4 + 4 / 7) / 11
+    assert average_precision(tp / (tp + fp), tp / 10, 101) == pytest.approx(
+        (31 * 1 + 10 * 4 / 7) / 101)       # levels .35, .41, .47, .57, ... are not concerned
+
+
 # -- a loop transcription of validate_detector_map ------------------------------------------------
 
 def _iou(a, b):
@@ -189,7 +202,7 @@ def reference_map(images, classes, iou_thresh, thresh, points):
             ap += last_r * last_p
         else:
             for point in range(points):
-                cur = point * 1.0 / (points - 1)
+                cur = point * (1.0 / (points - 1))     # -Ofast: by the reciprocal
                 best = 0
                 for r in range(n):
                     if rec[r] >= cur and prec[r] > best:

@@ -262,5 +262,5 @@ def read_truth_boxes(image_path, classes=None, problems=None, label_path=None):
     written, not clipped (as Darknet's validate_detector_map); an empty array when its label
     file is missing (warned)."""
     rule = label_path or functools.partial(_label_path, problems=problems)
-    boxes = read_labels(rule(image_path), classes, problems)
+    boxes = read_labels(rule(image_path), classes, problems, keep_empty=True)
     return np.zeros((0, 5)) if boxes is None else boxes

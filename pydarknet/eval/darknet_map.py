@@ -10,7 +10,8 @@ TP / (number of truth boxes) at every rank give the AP:
 - ``points=0`` (default): area under the interpolated precision/recall curve at every unique
   recall (VOC 2010-2012, ImageNet);
 - ``points=N`` (11: VOC 2007, 101: COCO): mean over ``r = 0, 1/(N-1), ..., 1`` of the highest
-  precision at recall >= r.
+  precision at recall >= r, with r = k * (1 / (N - 1)) in double as AB's Linux builds (-Ofast)
+  compute it: a recall of exactly 3/10 does not reach their level 0.30000000000000004.
 
 mAP is the mean over *all* classes (a class without truth boxes counts as 0, as in Darknet).
 At ``thresh`` (Darknet's ``-thresh``, 0.25) it also reports TP, FP, FN, precision, recall, F1
@@ -57,7 +58,10 @@ def average_precision(precision, recall, points=0):
         return float(sum(terms[::-1].tolist()))   # Darknet sums from the last rank down
     if points < 2:
         raise ValueError(f"points must be 0 (area under the curve) or >= 2, found {points}")
-    levels = np.arange(points, dtype=np.float64) / (points - 1)
+    # k * (1 / (N - 1)), not k / (N - 1): AB's Linux builds (-Ofast) multiply by the reciprocal,
+    # so 3 * 0.1 = 0.30000000000000004 and a class whose recall is exactly 0.3 does not
+    # reach the 0.3 level (levels 3, 6, 7 of 11; 35, 41, 47, ... of 101)
+    levels = np.arange(points, dtype=np.float64) * (1.0 / (points - 1))
     # recall is non-decreasing: the first rank with recall >= r holds the best precision there
     first = np.searchsorted(recall, levels, side="left")
     env = np.append(envelope, 0.0)
@@ -281,13 +285,13 @@ def evaluate_network_map(network, valid, names=None, iou_thresh=0.5, thresh=0.25
     for i, path, _, dets in iter_detections(network, paths, det_thresh, nms, letter_box,
                                             batch_size=batch_size, threads=threads,
                                             problems=problems):
-        truths = L.read_labels(label_rule(path), classes, problems)
+        truths = L.read_labels(label_rule(path), classes, problems, keep_empty=True)
         if truths is None:
             missing_labels += 1
             truths = np.zeros((0, 5))
         dif = None
         if dif_paths is not None:
-            dif = L.read_labels(label_rule(dif_paths[i]), classes, problems)
+            dif = L.read_labels(label_rule(dif_paths[i]), classes, problems, keep_empty=True)
         acc.add_detections(dets, truths, dif)
         if collect is not None:
             collect(path, dets, truths, dets.image_size)

@@ -83,7 +83,7 @@ def evaluate_network_recall(network, valid, thresh=0.001, iou_thresh=0.5, nms=0.
     for _, path, _, dets in iter_detections(network, paths, thresh, 0, letter_box=False,
                                             batch_size=batch_size, threads=threads,
                                             problems=problems):
-        truths = L.read_labels(label_rule(path), None, problems)
+        truths = L.read_labels(label_rule(path), None, problems, keep_empty=True)
         truths = np.zeros((0, 5)) if truths is None else np.asarray(truths).reshape(-1, 5)
         acc.add_image(dets.boxes, dets.objectness, truths[:, 1:5])
         if log is not None:

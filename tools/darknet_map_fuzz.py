@@ -1,0 +1,229 @@
+"""`detector map` of random detectors on random data sets, pydarknet against AB Darknet's program.
+
+    python tools/darknet_map_fuzz.py /path/to/darknet 0 300
+
+Each seed builds a small detector ([yolo] with one or two heads, [Gaussian_yolo] or [region];
+random classes, letter_box, nms_kind, beta_nms, scale_x_y, new_coords) with random weights,
+3-8 random images of random sizes (PNG: the pixels both read alike) and truths: some planted
+on the detector's own boxes (moved a little, so that IoUs fall near the threshold), some
+random, some reaching out of the image; sometimes a `difficult =` list. Both programs run
+`detector map` with a random -points (0, 11, 101 or another), -iou_thresh and -thresh; every
+number of Darknet's report (detections, truths, each class's AP, TP and FP, precision, recall,
+F1, TP/FP/FN, average IoU, mAP) must agree to its printed decimals (one unit in the last
+decimal allowed: Darknet sums in float), but for Darknet's -nan of 0/0 (precision and F1
+without detections above -thresh), which pydarknet prints as 0. A seed that differs is printed
+with both reports.
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+
+import cv2
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pydarknet.network import load_cfg_text  # noqa: E402
+
+
+def head_section(rng, kind, classes, mask, anchors):
+    text = (f"[{kind}]\n" + (f"mask={','.join(map(str, mask))}\n" if kind != "region" else "")
+            + f"anchors={anchors}\nclasses={classes}\nnum={6 if kind != 'region' else 3}\n")
+    if kind == "region":
+        return text + "coords=4\nsoftmax=1\n"
+    options = {"nms_kind": ["greedynms", "diounms", "cornersnms", None],
+               "beta_nms": [0.6, 0.3, 0.9, None],
+               "scale_x_y": [1.05, 1.2, 2.0, None]}
+    for key, values in options.items():
+        v = values[int(rng.integers(len(values)))]
+        if v is not None:
+            text += f"{key}={v}\n"
+    return text
+
+
+def random_cfg(rng):
+    classes = int(rng.integers(1, 5))
+    kind = ["yolo", "yolo", "Gaussian_yolo", "region"][int(rng.integers(4))]
+    two_heads = kind != "region" and rng.random() < 0.3
+    new_coords = kind == "yolo" and rng.random() < 0.25
+    w, h = (int(v) * 8 for v in rng.integers(4, 13, 2))
+    per = {"yolo": classes + 5, "Gaussian_yolo": classes + 9, "region": classes + 5}[kind]
+    anchors = ("0.8,1.0, 1.7,1.5, 3,2.5" if kind == "region" else
+               ", ".join(f"{int(a)},{int(b)}" for a, b in rng.integers(3, 40, (6, 2))))
+    act = "logistic" if new_coords else "linear"
+    cfg = (f"[net]\nwidth={w}\nheight={h}\nchannels=3\nletter_box={int(rng.integers(2))}\n\n"
+           "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\n"
+           "activation=leaky\n\n[maxpool]\nsize=2\nstride=2\n\n")
+    conv = f"[convolutional]\nfilters={3 * per}\nsize=1\nstride=1\npad=1\nactivation={act}\n\n"
+    extra = "new_coords=1\n" if new_coords else ""
+    cfg += conv + head_section(rng, kind, classes, [0, 1, 2], anchors) + extra + "\n"
+    if two_heads:
+        cfg += "[route]\nlayers=-3\n\n" + conv + head_section(rng, kind, classes, [3, 4, 5],
+                                                              anchors) + extra
+    return cfg, classes
+
+
+def random_network(rng, cfg):
+    net = load_cfg_text(cfg, batch=1)
+    spread = float(rng.uniform(0.1, 0.6))
+    for layer in net.layers:
+        for k, v in layer.params.items():
+            v[...] = (rng.uniform(0.5, 1.5, v.shape) if k in ("scales", "rolling_variance")
+                      else rng.normal(0, spread, v.shape))
+    return net
+
+
+def random_box(rng):
+    w, h = rng.uniform(0.02, 0.7, 2)
+    x, y = rng.uniform(0, 1, 2)
+    if rng.random() < 0.1:
+        w = float(rng.choice([0.0, 1.0, 1.3]))
+    return x, y, w, h
+
+
+def label_lines(rng, classes, planted):
+    """Truth lines: the detector's own boxes moved a little (some of another class), random
+    boxes, none at all now and then."""
+    rows = []
+    for cls, (x, y, w, h) in planted:
+        if rng.random() < 0.6:
+            s = float(rng.choice([0.02, 0.1, 0.3]))
+            x, y = x + rng.normal(0, s * w), y + rng.normal(0, s * h)
+            w, h = w * np.exp(rng.normal(0, s)), h * np.exp(rng.normal(0, s))
+            if rng.random() < 0.15:
+                cls = int(rng.integers(classes))
+            rows.append((cls, x, y, w, h))
+    for _ in range(int(rng.integers(0, 4))):
+        rows.append((int(rng.integers(classes)),) + random_box(rng))
+    return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in rows)
+
+
+def make_case(rng, folder):
+    from pydarknet.detector import detect_batch
+    cfg, classes = random_cfg(rng)
+    net = random_network(rng, cfg)
+    (folder / "d.cfg").write_text(cfg)
+    net.save_weights(str(folder / "d.weights"))
+    images = []
+    for i in range(int(rng.integers(3, 9))):
+        h, w = (int(v) for v in rng.integers(16, 120, 2))
+        img = cv2.GaussianBlur(rng.integers(0, 256, (h, w, 3), np.uint8), (5, 5), 0)
+        cv2.imwrite(str(folder / f"img{i}.png"), img)
+        images.append(img)
+    found = detect_batch(net, images, thresh=0.05)
+    difficult = rng.random() < 0.25
+    if difficult:
+        (folder / "dif").mkdir()
+    for i, (img, dets) in enumerate(zip(images, found)):
+        H, W = img.shape[:2]
+        planted = [(c, (x / W, y / H, w / W, h / H)) for c, _, (x, y, w, h) in dets[:8]]
+        (folder / f"img{i}.txt").write_text(label_lines(rng, classes, planted))
+        if difficult:
+            cv2.imwrite(str(folder / "dif" / f"img{i}.png"), img)
+            (folder / "dif" / f"img{i}.txt").write_text(label_lines(rng, classes, planted[::-1]))
+    n = len(images)
+    (folder / "valid.txt").write_text("".join(f"{folder}/img{i}.png\n" for i in range(n)))
+    (folder / "names").write_text("".join(f"c{i}\n" for i in range(classes)))
+    data = f"classes={classes}\nvalid={folder}/valid.txt\nnames={folder}/names\n"
+    if difficult:
+        (folder / "dif.txt").write_text("".join(f"{folder}/dif/img{i}.png\n" for i in range(n)))
+        data += f"difficult={folder}/dif.txt\n"
+    (folder / "obj.data").write_text(data)
+    points = int(rng.choice([0, 0, 11, 101, 2, 5]))
+    iou = float(rng.choice([0.5, 0.3, 0.75, round(float(rng.uniform(0.05, 0.95)), 3)]))
+    thresh = float(rng.choice([0.25, 0.005, 0.5, round(float(rng.uniform(0.01, 0.9)), 3)]))
+    return ["-points", str(points), "-iou_thresh", str(iou), "-thresh", str(thresh)]
+
+
+NUMBER = r"(-?[\d.]+|-?nan|-?inf)"
+PATTERNS = {
+    "counts": rf"detections_count = {NUMBER}, unique_truth_count = {NUMBER}",
+    "class": rf"class_id = (\d+), name = \S+, ap = {NUMBER}%\s+\(TP = (\d+), FP = (\d+)",
+    "prf": rf"precision = {NUMBER}, recall = {NUMBER}, F1-score = {NUMBER}",
+    "tpfp": rf"TP = (\d+), FP = (\d+), FN = (-?\d+), average IoU = {NUMBER} %",
+    "map": rf"\(mAP@[\d.]+\) = {NUMBER}",
+}
+
+
+def report_numbers(text):
+    out = {}
+    for key, pattern in PATTERNS.items():
+        out[key] = [tuple(m) if isinstance(m, tuple) else (m,)
+                    for m in re.findall(pattern, text)]
+    return out
+
+
+def same_number(a, b):
+    if a == b:
+        return True
+    try:
+        fa, fb = float(a), float(b)
+    except ValueError:
+        return False
+    if np.isnan(fb):             # Darknet's 0/0 (precision, F1 of no detections): 0 here
+        return np.isnan(fa) or fa == 0
+    decimals = len(a.split(".")[1]) if "." in a else 0
+    return abs(fa - fb) <= 1.01 * 10.0 ** -decimals
+
+
+def compare(ours, theirs):
+    a, b = report_numbers(ours), report_numbers(theirs)
+    if not b["map"]:
+        return "Darknet printed no mAP"
+    for key in PATTERNS:
+        if len(a[key]) != len(b[key]):
+            return f"{key}: {len(a[key])} lines, Darknet {len(b[key])}"
+        for ra, rb in zip(a[key], b[key]):
+            if not all(same_number(x, y) for x, y in zip(ra, rb)):
+                return f"{key}: {ra} vs Darknet {rb}"
+    return None
+
+
+def run_seed(darknet, seed, keep=None):
+    rng = np.random.default_rng(seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pathlib.Path(keep or tmp)
+        folder.mkdir(parents=True, exist_ok=True)
+        flags = make_case(rng, folder)
+        files = [str(folder / "obj.data"), str(folder / "d.cfg"), str(folder / "d.weights")]
+        env = dict(os.environ, LD_LIBRARY_PATH=str(darknet))
+        theirs = subprocess.run([str(darknet / "darknet"), "detector", "map", *files, *flags],
+                                cwd=folder, env=env, capture_output=True, text=True,
+                                timeout=120)
+        ours = subprocess.run([sys.executable, "-m", "pydarknet", "detector", "map", *files,
+                               *flags, "--threads", "1"], cwd=folder, capture_output=True,
+                              text=True, timeout=120)
+        if ours.returncode:
+            return f"pydarknet failed: {ours.stderr[-2000:]}", flags, ours.stdout, theirs.stdout
+        return compare(ours.stdout, theirs.stdout), flags, ours.stdout, theirs.stdout
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("darknet", type=pathlib.Path, help="AB Darknet folder (darknet program)")
+    p.add_argument("first", type=int)
+    p.add_argument("last", type=int)
+    p.add_argument("--keep", type=pathlib.Path, help="keep the last seed's files here")
+    p.add_argument("--verbose", action="store_true")
+    args = p.parse_args()
+    darknet = args.darknet.resolve()
+    bad = 0
+    for seed in range(args.first, args.last):
+        problem, flags, ours, theirs = run_seed(darknet, seed, args.keep)
+        if problem:
+            bad += 1
+            print(f"seed {seed} {' '.join(flags)}: {problem}", flush=True)
+            if args.verbose:
+                print(ours[-3000:], "\n---- Darknet ----\n", theirs[-3000:])
+    print(f"{args.last - args.first} seeds, {bad} differing")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
