@@ -129,7 +129,7 @@ def detect_image(network, class_names, image, thresh=.5, hier_thresh=.5, nms=.45
     from .eval.decode import detection_layers
     predict_image(network, image)
     dets = postprocess(network, [(image.w, image.h)], thresh, nms, False, "default", None,
-                       detection_layers(network))[0]
+                       detection_layers(network), pixel_nms=True)[0]   # relative=0, as AB
     rows, cls, score = dets.pairs(0)
     boxes = dets.boxes[rows] * np.array([image.w, image.h, image.w, image.h], np.float32)
     found = [(class_names[k], float(p), tuple(float(v) for v in b))

@@ -47,16 +47,19 @@ def prepare_batch(network, images_bgr, letter_box=None, out=None):
     return out, sizes
 
 
-def postprocess(network, sizes, thresh, nms, letter_box, nms_kind, beta_nms, heads, batch0=0):
+def postprocess(network, sizes, thresh, nms, letter_box, nms_kind, beta_nms, heads, batch0=0,
+                pixel_nms=False):
     """The last forward pass's detections: one Detections per image of ``sizes`` ((w, h)
-    each), decoded from ``heads`` and after NMS (the cfg's kind unless ``nms_kind``)."""
+    each), decoded from ``heads`` and after NMS (the cfg's kind unless ``nms_kind``; on the
+    boxes in pixels with ``pixel_nms``, as Darknet's ``detector valid``)."""
     kind, beta = nms_settings(network)
     kind = nms_kind_name(nms_kind) if nms_kind is not None else kind
     beta = beta if beta_nms is None else float(beta_nms)
     results = []
     for b, size in enumerate(sizes):
         dets = decode_network(network, size, thresh, letter_box, batch0 + b, heads)
-        results.append(_nms(dets, nms, kind, beta, inplace=True) if nms else dets)
+        results.append(_nms(dets, nms, kind, beta, inplace=True, pixels=pixel_nms) if nms
+                       else dets)
     return results
 
 
@@ -104,12 +107,13 @@ def _load(path, network, letter_box, keep_image):
 
 def iter_detections(network, paths, thresh=0.25, nms=0.45, letter_box=None, nms_kind=None,
                     beta_nms=None, batch_size=1, threads=2, problems=None, keep_images=False,
-                    timings=None):
+                    timings=None, pixel_nms=False):
     """Run the detector over image paths, reading and pre-processing ahead in ``threads``
     threads. Yields ``(index, path, image_or_None, Detections)`` for every image that could be
     read; the others are reported to ``problems`` (a ``pydarknet.data.Problems``: warned once,
     counted as image_missing / image_unreadable) and skipped. ``timings``, a list, receives
-    the seconds of each forward pass (one per batch) before that batch's images are yielded."""
+    the seconds of each forward pass (one per batch) before that batch's images are yielded.
+    ``pixel_nms``: NMS on the boxes in pixels (Darknet's ``detector valid``)."""
     if letter_box is None:
         letter_box = bool(network.net.letter_box)
     heads = detection_layers(network)
@@ -138,21 +142,22 @@ def iter_detections(network, paths, thresh=0.25, nms=0.45, letter_box=None, nms_
             pending.append((i, x, size, img))
             if len(pending) == batch_size or i == len(paths) - 1:
                 yield from _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms,
-                                heads, paths, timings)
+                                heads, paths, timings, pixel_nms)
                 pending = []
         if pending:
             yield from _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms, heads,
-                            paths, timings)
+                            paths, timings, pixel_nms)
 
 
-def _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms, heads, paths, timings):
+def _run(network, pending, thresh, nms, letter_box, nms_kind, beta_nms, heads, paths, timings,
+         pixel_nms):
     x = np.stack([p[1] for p in pending])
     t0 = time.perf_counter()
     network.predict(x)
     if timings is not None:
         timings.append(time.perf_counter() - t0)
     dets = postprocess(network, [p[2] for p in pending], thresh, nms, letter_box, nms_kind,
-                        beta_nms, heads)
+                        beta_nms, heads, pixel_nms=pixel_nms)
     for (i, _, _, img), d in zip(pending, dets):
         yield i, paths[i], img, d
 

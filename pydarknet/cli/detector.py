@@ -306,9 +306,10 @@ def _cmd_valid(args):
               "the class indexes", file=sys.stderr)
     problems = new_problems()
     t0 = time.time()
+    # Darknet's validate_detector suppresses boxes in pixels (get_network_boxes relative=0)
     for i, path, _, dets in iter_detections(net, paths, args.thresh, args.nms,
                                             batch_size=args.batch, threads=reader_threads(args),
-                                            problems=problems):
+                                            problems=problems, pixel_nms=True):
         results.add(i, path, dets, problems)
         if results.images % 100 == 0 and progress():
             progress()(f"\r{results.images}/{len(paths)}", end="")

@@ -142,11 +142,17 @@ def _take_rows(dets, rows):
             setattr(dets, name, value[rows])
 
 
-def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
+def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False, pixels=False):
     """Per-class greedy NMS of :class:`~pydarknet.eval.Detections`: suppressed class
     probabilities become 0 and the rows come back in Darknet's order after its NMS (see the
     module's docstring). Returns the (copied unless ``inplace``) detections; ``thresh`` 0
     leaves them as they are (Darknet skips NMS then).
+
+    ``pixels``: the overlaps of the boxes in pixels of the image (float32, as Darknet's
+    ``get_network_boxes`` with ``relative=0`` makes them: its ``detector valid`` and Python
+    API's ``detect_image``) rather than relative to it (``detector test``, ``map``, ``demo``).
+    DIoU's centre-distance term changes when x and y are scaled by different factors, so the
+    cfg's ``greedynms``/``diounms`` keep other boxes there; IoU only rounds differently.
 
     The overlaps of all boxes with any probability > 0 are computed once and shared by the
     classes (when there are at most a few thousand such boxes)."""
@@ -155,6 +161,10 @@ def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
         dets = dets.copy()
     if not thresh or len(dets) < 2:
         return dets
+    boxes = dets.boxes
+    if pixels:
+        w, h = dets.image_size
+        boxes = boxes * np.array([w, h, w, h], np.float32)
     order, total = _objectness_partition(dets.objectness)
     live = order[:total]
     probs = dets.probs
@@ -163,7 +173,7 @@ def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
     active = live[(probs[live][:, nms_classes] > 0).any(1)]
     shared = None
     if len(active) <= _MATRIX_MAX:
-        shared = suppression_matrix(dets.boxes[active], thresh, kind, beta)
+        shared = suppression_matrix(boxes[active], thresh, kind, beta)
         slot = np.empty(len(dets), np.intp)
         slot[active] = np.arange(len(active))
     for k in np.flatnonzero(per_class):       # an all-zero column leaves the order as it is
@@ -174,7 +184,7 @@ def nms(dets, thresh=0.45, kind="default", beta=0.6, inplace=False):
         if shared is not None:
             keep = greedy_keep(shared, slot[ranked])
         else:
-            b = dets.boxes[ranked]
+            b = boxes[ranked]
             keep = _greedy(suppression_matrix(b, thresh, kind, beta)) \
                 if len(ranked) <= _MATRIX_MAX else _greedy_rows(b, thresh, kind, beta)
         probs[ranked[~keep], k] = 0
