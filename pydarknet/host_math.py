@@ -8,6 +8,14 @@ F32 = np.float32
 FLT_MAX = float(np.finfo(np.float32).max)     # C's FLT_MAX: Darknet's "no limit"
 
 
+def c_round(x):
+    """C's round() of float32 values (float64 out): halves away from zero and the sign of a
+    zero kept, so that printf's "%4.0f" shows round(-0.3) as "-0" as Darknet's does. Exact:
+    a float32 value plus 0.5 is exact in float64."""
+    x = np.asarray(x, np.float64)
+    return np.copysign(np.floor(np.abs(x) + 0.5), x)
+
+
 def logistic(x):
     """Darknet's logistic activation, 1 / (1 + exp(-x)), in float32. exp overflowing to inf
     for x below about -88 gives 0, as C's expf does: not worth a warning."""

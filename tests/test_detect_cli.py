@@ -276,6 +276,20 @@ def test_detect_command(dataset, tmp_path, capsys):
     assert code == 0 and out.count(": ") >= 12
 
 
+def test_ext_output_rounds_as_c():
+    """Darknet prints round((x - w / 2) * im.w) with "%4.0f": C's round of a float, halves
+    away from zero (2.5 -> 3, where Python's round gives 2) and the sign of a zero kept
+    (-0.1 -> "-0"); boxes ordered by their float left edges (tools/darknet_map_fuzz.py)."""
+    from pydarknet.cli.detector import _darknet_lines
+    from pydarknet.eval.decode import Detections
+    boxes = np.array([[0.375, 0.5, 0.25, 0.5], [0.05, 0.5, 0.12, 0.25]], np.float32)
+    dets = Detections(boxes, np.ones(2, np.float32), np.array([[0.9], [0.8]], np.float32),
+                      np.zeros(2, np.int32), np.arange(2), (10, 20))
+    assert _darknet_lines(dets, ["a"], 0.5, True) == [
+        "a: 80%\t(left_x:   -0   top_y:    8   width:    1   height:    5)",
+        "a: 90%\t(left_x:    3   top_y:    5   width:    3   height:   10)"]
+
+
 def test_detector_test_writes_predictions(dataset, tmp_path, capsys, monkeypatch):
     d = dataset
     monkeypatch.chdir(tmp_path)

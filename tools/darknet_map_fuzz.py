@@ -274,6 +274,61 @@ def run_valid(darknet, folder, env, kind):
     return compare_results(folder / "pydarknet", folder / "darknet")
 
 
+def object_lines(text):
+    """The per-object lines of `detector test`'s output ('name: NN%\t(left_x: ...)')."""
+    return [ln for ln in text.splitlines() if re.match(r"c\d+: \d+%", ln)]
+
+
+def run_test(darknet, folder, env, thresh):
+    """`detector test -ext_output -save_labels` by both programs on the valid list (standard
+    input): the object lines must be the same text, the saved labels the same to 1e-4 (a
+    last-bit difference may print 0.5629 for 0.5630). Runs last: it overwrites the labels."""
+    images = (folder / "valid.txt").read_text()
+    labels = sorted(folder.glob("img*.txt"))
+    outputs = []
+    for command in ([str(darknet / "darknet")], [sys.executable, "-m", "pydarknet"]):
+        run = subprocess.run([*command, "detector", "test", str(folder / "obj.data"),
+                              str(folder / "d.cfg"), str(folder / "d.weights"), "-dont_show",
+                              "-ext_output", "-save_labels", "-thresh", str(thresh)],
+                             input=images, cwd=folder, env=env, capture_output=True, text=True,
+                             timeout=120)
+        if run.returncode:
+            return f"{command[-1]} detector test failed: {run.stderr[-1000:]}"
+        outputs.append((object_lines(run.stdout),
+                        [sorted(f.read_text().splitlines()) for f in labels]))
+    (ours, our_labels), (theirs, their_labels) = outputs[1], outputs[0]
+    if len(ours) != len(theirs) or not all(_same_line(x, y) for x, y in zip(ours, theirs)):
+        first = next((i for i, (x, y) in enumerate(zip(ours, theirs)) if not _same_line(x, y)),
+                     min(len(ours), len(theirs)))
+        return (f"detector test: {len(ours)} object lines, Darknet {len(theirs)}; line {first}: "
+                f"{ours[first:first + 1]} vs Darknet {theirs[first:first + 1]}")
+    for f, x, y in zip(labels, our_labels, their_labels):
+        # sorted: boxes of equal probability are in an order the forward pass's last bit picks
+        if len(x) != len(y) or not all(_same_line(a, b, 1.01e-4) for a, b in zip(x, y)):
+            return f"-save_labels {f.name}: {len(x)} lines, Darknet {len(y)}"
+    return None
+
+
+def _same_line(ours, theirs, tolerance=1.0):
+    """The same words; numbers the same text, or within ``tolerance`` (default one unit: a
+    last-bit difference of a box may round a pixel the other way) or 1e-5 of their size (exp
+    of a large w or h logit magnifies it); a zero's sign must agree ("-0" is C's round of a
+    small negative value)."""
+    a, b = ours.replace("\t", " ").split(), theirs.replace("\t", " ").split()
+    if len(a) != len(b):
+        return False
+    for x, y in zip(a, b):
+        if x == y:
+            continue
+        try:
+            fx, fy = float(x.rstrip(")%")), float(y.rstrip(")%"))
+        except ValueError:
+            return False
+        if fx == fy == 0 or abs(fx - fy) > max(tolerance, 1e-5 * abs(fy)):
+            return False
+    return True
+
+
 def run_seed(darknet, seed, keep=None):
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -296,7 +351,10 @@ def run_seed(darknet, seed, keep=None):
         if kind == "kitti" and classes > 3:
             kind = "voc"       # AB's kitti writer names 3 classes and reads past them
         problem = problem or run_valid(darknet, folder, env, kind)
-        return problem, flags + [f"(valid: {kind})"], ours.stdout, theirs.stdout
+        thresh = float(rng.choice([0.25, 0.1, 0.5, round(float(rng.uniform(0.05, 0.9)), 3)]))
+        problem = problem or run_test(darknet, folder, env, thresh)
+        return (problem, flags + [f"(valid: {kind}, test -thresh {thresh})"], ours.stdout,
+                theirs.stdout)
 
 
 STORE = ROOT / "tests" / "data" / "darknet_map.json"

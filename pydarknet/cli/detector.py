@@ -64,20 +64,27 @@ def _darknet_lines(dets, names, thresh, ext_output):
     """Darknet's text output for one image: 'name: NN%' (best class first, then the other
     classes above thresh), boxes ordered by their left edge."""
     import numpy as np
+
+    from ..host_math import c_round
     w, h = dets.image_size
     probs = dets.probs.copy()
     probs[:, np.logical_not(_shown(names))] = 0
     best = probs.argmax(1) if len(probs) else np.zeros(0, int)
     score = probs[np.arange(len(probs)), best] if len(probs) else np.zeros(0)
     rows = np.flatnonzero(score > np.float32(thresh))
-    b = dets.boxes.astype(np.float64)
-    rows = rows[np.argsort(b[rows, 0] - b[rows, 2] / 2, kind="stable")]
+    # Darknet's float arithmetic: the left edges it sorts by (compare_by_lefts, a stable
+    # qsort) and round((x - w / 2) * im.w) with C's round
+    f = dets.boxes.astype(np.float32)
+    lefts = f[:, 0] - f[:, 2] / np.float32(2)
+    rows = rows[np.argsort(lefts[rows], kind="stable")]
+    edges = c_round(np.stack([lefts * np.float32(w),
+                              (f[:, 1] - f[:, 3] / 2) * np.float32(h),
+                              f[:, 2] * np.float32(w), f[:, 3] * np.float32(h)], 1))
     lines = []
     for r in rows:
-        x, y, bw, bh = b[r]
-        box = (f"\t(left_x: {round((x - bw / 2) * w):4.0f}   top_y: {round((y - bh / 2) * h):4.0f}"
-               f"   width: {round(bw * w):4.0f}   height: {round(bh * h):4.0f})"
-               if ext_output else "")
+        left, top, width, height = edges[r]
+        box = (f"\t(left_x: {left:4.0f}   top_y: {top:4.0f}   width: {width:4.0f}   height: "
+               f"{height:4.0f})" if ext_output else "")
         classes = [best[r]] + [k for k in np.flatnonzero(probs[r] > np.float32(thresh))
                                if k != best[r]]
         for k in classes:
