@@ -20,11 +20,15 @@ sys.path.insert(0, str(ROOT / "tools"))
 SEEDS = json.loads(ORACLE.read_text()) if ORACLE.exists() else {}
 
 
-@pytest.mark.parametrize("seed", sorted(SEEDS, key=int))
-def test_map_report_matches_darknets(seed, tmp_path, capsys):
+@pytest.mark.parametrize("case", sorted(SEEDS))
+def test_map_report_matches_darknets(case, tmp_path, capsys):
+    """A case is 'seed' or 'seed/kind,...' (the head kinds it draws from: a softmax tree's
+    [region], YOLOv1's [detection])."""
     from darknet_map_fuzz import compare, make_case
-    want = SEEDS[seed]
-    flags = make_case(np.random.default_rng(int(seed)), tmp_path)
+    want = SEEDS[case]
+    seed, _, kinds = case.partition("/")
+    flags = make_case(np.random.default_rng(int(seed)), tmp_path,
+                      kinds.split(",") if kinds else None)
     assert flags == want["flags"], "the case generator changed: regenerate the oracle"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")           # the empty truth boxes are reported

@@ -2,13 +2,17 @@
 against AB Darknet's program.
 
     python tools/darknet_map_fuzz.py /path/to/darknet 0 300
+    python tools/darknet_map_fuzz.py /path/to/darknet 0 300 --kinds region_tree,detection
     python tools/darknet_map_fuzz.py /path/to/darknet 0 0 --store 3 5 16 ...   # the test oracle
 
 Each seed builds a small detector ([yolo] with one or two heads, [Gaussian_yolo] or [region];
 random classes, letter_box, nms_kind, beta_nms, scale_x_y, new_coords) with random weights,
 3-8 random images of random sizes (PNG: the pixels both read alike) and truths: some planted
 on the detector's own boxes (moved a little, so that IoUs fall near the threshold), some
-random, some empty or reaching out of the image; sometimes a `difficult =` list. Both programs
+random, some empty or reaching out of the image; sometimes a `difficult =` list. `--kinds`
+draws the head from other kinds: a softmax tree's [region] (tests/data/tiny.tree), YOLOv1's
+[detection] (letter_box=0 and no `detector test`: AB decodes its boxes without letter-box or
+relative step, and its `detector test` prints none of them, leaving dets[].classes 0). Both programs
 run `detector map` with a random -points (0, 11, 101 or another), -iou_thresh and -thresh;
 every number of Darknet's report (detections, truths, each class's AP, TP and FP, precision,
 recall, F1, TP/FP/FN, average IoU, mAP) must agree to its printed decimals (one unit in the
@@ -57,9 +61,20 @@ def head_section(rng, kind, classes, mask, anchors):
     return text
 
 
-def random_cfg(rng):
+TREE = ROOT / "tests" / "data" / "tiny.tree"        # 12 classes in 6 groups
+EXTRA_KINDS = ("region_tree", "detection")
+
+
+def random_cfg(rng, kinds=None):
+    """A random detector's cfg text and its number of classes. ``kinds`` (a list of head
+    kinds, among them EXTRA_KINDS: a softmax-tree [region], YOLOv1's [detection]) replaces
+    the default choice, which stays as it was so that stored seeds keep their cases."""
     classes = int(rng.integers(1, 5))
     kind = ["yolo", "yolo", "Gaussian_yolo", "region"][int(rng.integers(4))]
+    if kinds:
+        kind = kinds[int(rng.integers(len(kinds)))]
+    if kind in EXTRA_KINDS:
+        return extra_cfg(rng, kind, classes)
     two_heads = kind != "region" and rng.random() < 0.3
     new_coords = kind == "yolo" and rng.random() < 0.25
     w, h = (int(v) * 8 for v in rng.integers(4, 13, 2))
@@ -79,6 +94,26 @@ def random_cfg(rng):
     return cfg, classes
 
 
+def extra_cfg(rng, kind, classes):
+    w, h = (int(v) * 8 for v in rng.integers(4, 13, 2))
+    cfg = (f"[net]\nwidth={w}\nheight={h}\nchannels=3\nletter_box={int(rng.integers(2))}\n\n"
+           "[convolutional]\nbatch_normalize=1\nfilters=8\nsize=3\nstride=2\npad=1\n"
+           "activation=leaky\n\n[maxpool]\nsize=2\nstride=2\n\n")
+    if kind == "region_tree":
+        classes = 12
+        return cfg + (f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nstride=1\npad=1\n"
+                      "activation=linear\n\n[region]\nanchors=0.8,1.0, 1.7,1.5, 3,2.5\n"
+                      f"classes={classes}\nnum=3\ncoords=4\nsoftmax=1\ntree={TREE}\n"), classes
+    # YOLOv1's [detection] as AB decodes it: boxes never letter-boxed nor made relative (its
+    # get_detection_detections has no such step), so only letter_box=0 and relative callers
+    # (map, valid) compare; its `detector test` prints nothing (dets[].classes is left 0)
+    cfg = cfg.replace("letter_box=1", "letter_box=0")
+    side, num = int(rng.integers(2, 5)), int(rng.integers(1, 4))
+    return cfg + (f"[connected]\noutput={side * side * (5 * num + classes)}\nactivation=linear\n\n"
+                  f"[detection]\nclasses={classes}\ncoords=4\nrescore=1\nside={side}\n"
+                  f"num={num}\nsoftmax=0\nsqrt=1\n"), classes
+
+
 def random_network(rng, cfg):
     net = load_cfg_text(cfg, batch=1)
     spread = float(rng.uniform(0.1, 0.6))
@@ -86,6 +121,8 @@ def random_network(rng, cfg):
         for k, v in layer.params.items():
             v[...] = (rng.uniform(0.5, 1.5, v.shape) if k in ("scales", "rolling_variance")
                       else rng.normal(0, spread, v.shape))
+            if k == "weights" and v.ndim == 2:      # [connected]: outputs of about 1, not 100
+                v /= np.sqrt(v.shape[1])
     return net
 
 
@@ -114,9 +151,9 @@ def label_lines(rng, classes, planted):
     return "".join(f"{c} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n" for c, x, y, w, h in rows)
 
 
-def make_case(rng, folder):
+def make_case(rng, folder, kinds=None):
     from pydarknet.detector import detect_batch
-    cfg, classes = random_cfg(rng)
+    cfg, classes = random_cfg(rng, kinds)
     net = random_network(rng, cfg)
     (folder / "d.cfg").write_text(cfg)
     net.save_weights(str(folder / "d.weights"))
@@ -329,12 +366,12 @@ def _same_line(ours, theirs, tolerance=1.0):
     return True
 
 
-def run_seed(darknet, seed, keep=None):
+def run_seed(darknet, seed, keep=None, kinds=None):
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(keep or tmp)
         folder.mkdir(parents=True, exist_ok=True)
-        flags = make_case(rng, folder)
+        flags = make_case(rng, folder, kinds)
         files = [str(folder / "obj.data"), str(folder / "d.cfg"), str(folder / "d.weights")]
         env = dict(os.environ, LD_LIBRARY_PATH=str(darknet))
         theirs = subprocess.run([str(darknet / "darknet"), "detector", "map", *files, *flags],
@@ -352,7 +389,8 @@ def run_seed(darknet, seed, keep=None):
             kind = "voc"       # AB's kitti writer names 3 classes and reads past them
         problem = problem or run_valid(darknet, folder, env, kind)
         thresh = float(rng.choice([0.25, 0.1, 0.5, round(float(rng.uniform(0.05, 0.9)), 3)]))
-        problem = problem or run_test(darknet, folder, env, thresh)
+        if "[detection]" not in (folder / "d.cfg").read_text():
+            problem = problem or run_test(darknet, folder, env, thresh)
         return (problem, flags + [f"(valid: {kind}, test -thresh {thresh})"], ours.stdout,
                 theirs.stdout)
 
@@ -366,16 +404,18 @@ def report_lines(text):
                      if any(re.search(pat, ln) for pat in PATTERNS.values()))
 
 
-def store(darknet, seeds):
+def store(darknet, seeds, kinds=None):
+    """Darknet's map reports of ``seeds`` added to STORE, keyed 'seed' or 'seed/kind,kind'."""
     import json
-    out = {}
+    out = json.loads(STORE.read_text()) if STORE.exists() else {}
     for seed in seeds:
-        problem, flags, ours, theirs = run_seed(darknet, seed)
+        problem, flags, ours, theirs = run_seed(darknet, seed, kinds=kinds)
         if problem:
             print(f"seed {seed}: {problem}; stored anyway")
-        out[str(seed)] = {"flags": flags[:6], "report": report_lines(theirs)}
+        key = f"{seed}/{','.join(kinds)}" if kinds else str(seed)
+        out[key] = {"flags": flags[:6], "report": report_lines(theirs)}
     STORE.write_text(json.dumps(out, indent=1) + "\n")
-    print(f"wrote {STORE} ({len(seeds)} seeds)")
+    print(f"wrote {STORE} ({len(out)} cases)")
     return 0
 
 
@@ -386,16 +426,19 @@ def main():
     p.add_argument("last", type=int)
     p.add_argument("--keep", type=pathlib.Path, help="keep the last seed's files here")
     p.add_argument("--verbose", action="store_true")
+    p.add_argument("--kinds", type=lambda t: t.split(","),
+                   help="head kinds to draw from, comma-separated (yolo, Gaussian_yolo, region, "
+                        f"{', '.join(EXTRA_KINDS)}); default: the first four")
     p.add_argument("--store", nargs="+", type=int, metavar="SEED",
                    help=f"write Darknet's map reports of these seeds to {STORE} (the oracle "
                         "of tests/test_darknet_map.py) instead of comparing")
     args = p.parse_args()
     darknet = args.darknet.resolve()
     if args.store:
-        return store(darknet, args.store)
+        return store(darknet, args.store, args.kinds)
     bad = 0
     for seed in range(args.first, args.last):
-        problem, flags, ours, theirs = run_seed(darknet, seed, args.keep)
+        problem, flags, ours, theirs = run_seed(darknet, seed, args.keep, args.kinds)
         if problem:
             bad += 1
             print(f"seed {seed} {' '.join(flags)}: {problem}", flush=True)

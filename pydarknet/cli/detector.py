@@ -621,6 +621,7 @@ def add_commands(sub):
                  help="k-means initialisation seed (default: random, as Darknet)")
     darknet_flag(a, "show", action="store_true",
                  help="draw the box sizes and anchors into cloud.png (Darknet's window)")
+    darknet_flag(a, "dont_show", action="store_true", help="accepted (nothing is shown)")
     a.add_argument("--no-save", dest="no_save", action="store_true",
                    help="do not write anchors.txt / counters_per_class.txt")
     a.set_defaults(func=_cmd_calc_anchors)
