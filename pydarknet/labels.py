@@ -51,6 +51,8 @@ def _read_lines(path, what):
         raise DataError(f"{path}: {what} not found") from None
     except OSError as e:
         raise DataError(f"{path}: cannot read the {what}: {e.strerror or e}") from None
+    except ValueError:          # open() refuses a NUL byte in a path
+        raise DataError(f"{path!r}: the {what}'s path holds a NUL byte") from None
 
 
 def read_data_file(path):
@@ -91,6 +93,9 @@ def read_names(path):
     for number, name in enumerate(names, 1):
         if not name.strip():
             raise DataError(f"{path}:{number}: empty class name")
+        if "\x00" in name:
+            raise DataError(f"{path}:{number}: a class name holds a NUL byte: is this a text "
+                            "file of class names, one a line?")
     if not names:
         raise DataError(f"{path}: the names file is empty")
     return names

@@ -373,6 +373,19 @@ def test_detector_valid_writes_voc_files(dataset, tmp_path, capsys):
     assert "per-class VOC files written to" in out
 
 
+def test_detector_valid_names_a_results_file_it_cannot_write(dataset, tmp_path, capsys):
+    """A class name with a '/' makes a VOC file name that cannot exist: an error naming it
+    (tools/cli_input_fuzz.py found a traceback there, with a NUL byte)."""
+    d = dataset
+    (tmp_path / "names").write_text("cat\ndog/puppy\n")
+    data = tmp_path / "voc.data"
+    data.write_text(f"classes = 2\nvalid = {d / 'valid.txt'}\nnames = {tmp_path / 'names'}\n"
+                    f"results = {tmp_path / 'res'}\n")
+    code, out, err = run(capsys, "detector", "valid", data, d / "tiny.cfg", d / "tiny.weights")
+    assert code != 0 and "Traceback" not in err
+    assert "comp4_det_test_dog/puppy.txt': cannot write this results file" in err
+
+
 def test_detector_valid_writes_bdd_kitti_and_imagenet_files(dataset, tmp_path, capsys):
     """eval=bdd|kitti|imagenet: AB's other result formats, the same detections as the COCO
     json (whose boxes are [x, y, w, h] clipped to the image) in their layouts."""

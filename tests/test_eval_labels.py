@@ -126,6 +126,17 @@ def test_evaluation_keeps_empty_boxes_as_truths_nothing_finds():
     assert r["truths"] == 3 and r["tp"] == 1 and r["fn"] == 2
 
 
+def test_nul_bytes_in_names_and_paths_are_data_errors(tmp_path):
+    """A binary file given as the names file, a NUL byte in a .data path: errors that say so,
+    not Python's ValueError (tools/cli_input_fuzz.py)."""
+    names = tmp_path / "bin.names"
+    names.write_bytes(b"cat\n\x00\x01\x02\n")
+    with pytest.raises(DataError, match=r"bin.names:2: a class name holds a NUL byte"):
+        L.read_names(str(names))
+    with pytest.raises(DataError, match="the image list's path holds a NUL byte"):
+        L.read_list(str(tmp_path / "a\x00b.txt"), "image list")
+
+
 LINES = ["0 0.5 0.5 0.2 0.2",        # inside: the same either way
          "1 0.95 0.5 0.3 0.2",       # reaches past the right edge: cut by training
          "1 1.3 0.5 0.2 0.2",        # wholly outside: dropped by training

@@ -8,7 +8,8 @@ Each seed makes a small valid detector set (shapes images, labels, train and val
 .data and .names files, a tiny cfg with its weights), breaks one to three of its files (the
 .data file: a key deleted, emptied or pointed at a folder, a missing file or a binary file,
 classes not a number, CRLF, a BOM, non-UTF-8 bytes; the names and list files: emptied, cut,
-lines doubled, blank or made non-UTF-8, paths made relative or missing; a label file: garbage,
+lines doubled, blank, made non-UTF-8 or given a NUL byte or a '/', paths made relative or
+missing; a label file: garbage,
 NaN, huge numbers; an image: truncated, empty, text, grey, RGBA or 16-bit; the weights: cut
 or emptied; the cfg: cut) and runs one command on them: detector map, valid, test (images on
 standard input), recall, calc_anchors, data check, or one training iteration. A traceback,
@@ -129,7 +130,7 @@ def break_data_file(rng, folder, info):
 
 def break_list(rng, path):
     lines = [ln for ln in _lines(path) if ln]
-    how = int(rng.integers(7))
+    how = int(rng.integers(9))
     name = pathlib.Path(path).name
     if how == 0:
         lines = []
@@ -151,12 +152,20 @@ def break_list(rng, path):
     elif how == 5:
         lines = [ln + b"\r" for ln in lines]
         what = "CRLF"
-    else:
+    elif how == 6:
         i = int(rng.integers(len(lines))) if lines else 0
         if lines:
             lines[i] = [b"missing.png", b"/nonexistent/a.png", os.path.dirname(lines[i]),
                         os.path.relpath(lines[i])][int(rng.integers(4))]
         what = "a path made relative, missing or a folder"
+    elif how == 7:
+        if lines:
+            lines[int(rng.integers(len(lines)))] += b"\x00x"
+        what = "a NUL byte"
+    else:
+        if lines:
+            lines[int(rng.integers(len(lines)))] += b"/sub"
+        what = "a '/' added to a line"
     pathlib.Path(path).write_bytes(b"\n".join(lines) + (b"\n" if lines else b""))
     return f"{name}: {what}"
 

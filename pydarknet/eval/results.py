@@ -151,29 +151,40 @@ class ValidationResults:
         os.makedirs(folder, exist_ok=True)
         if self.kind == "bdd":
             path = os.path.join(folder, (outfile or "bdd_results") + ".json")
-            with open(path, "w", encoding="utf-8") as f:
+            with _create(path) as f:
                 json.dump(self.lines.get("objects", []), f, indent=1)
             return path, None
         if self.kind == "kitti":
             path = os.path.join(folder, outfile or "kitti_results", "data")
             os.makedirs(path, exist_ok=True)
             for name, lines in self.lines.items():
-                with open(os.path.join(path, name + ".txt"), "w") as f:
+                with _create(os.path.join(path, name + ".txt")) as f:
                     f.writelines(lines)
             return path, None
         if self.kind == "imagenet":
             path = os.path.join(folder, (outfile or "imagenet-detection") + ".txt")
-            with open(path, "w") as f:
+            with _create(path) as f:
                 f.writelines(self.lines.get("rows", []))
             return path, None
         outfile = outfile or ("coco_results" if self.coco else "comp4_det_test_")
         json_path = os.path.join(folder, (outfile if self.coco else "coco_results") + ".json")
-        with open(json_path, "w", encoding="utf-8") as f:
+        with _create(json_path) as f:
             json.dump(self.results, f)
         if self.coco:
             return json_path, None
         prefix = os.path.join(folder, outfile)
         for name, lines in zip(self.names, self.voc):
-            with open(f"{prefix}{name}.txt", "w") as f:
+            with _create(f"{prefix}{name}.txt") as f:
                 f.writelines(lines)
         return json_path, prefix
+
+
+def _create(path):
+    """``open(path, "w")``; a file that cannot be made (a class name with a '/' or a NUL byte
+    in a VOC file's name, a full disk) is a PydarknetError naming it."""
+    from ..errors import PydarknetError
+    try:
+        return open(path, "w", encoding="utf-8")
+    except (OSError, ValueError) as e:
+        raise PydarknetError(f"{path!r}: cannot write this results file: "
+                             f"{getattr(e, 'strerror', None) or e}") from None
