@@ -198,7 +198,8 @@ class MapAccumulator:
 
 def format_report(r):
     """Darknet's mAP printout for a :meth:`MapAccumulator.result`."""
-    t = r["thresh"]
+    # the thresholds as Darknet holds them, in float: -iou_thresh 0.265 prints 0.26 there
+    t, iou = float(_F(r["thresh"])), _F(r["iou_thresh"])
     lines = [f" detections_count = {r['detections']}, unique_truth_count = {r['truths']}, "
              f"images = {r['images']}"]
     for c in r["per_class"]:
@@ -214,8 +215,8 @@ def format_report(r):
     lines.append("")
     how = (f"used {r['points']} Recall-points" if r["points"]
            else "used Area-Under-Curve for each unique Recall")
-    lines.append(f" IoU threshold = {r['iou_thresh'] * 100:.0f} %, {how} ")
-    lines.append(f" mean average precision (mAP@{r['iou_thresh']:.2f}) = {r['map']:.6f}, or "
+    lines.append(f" IoU threshold = {float(iou * _F(100)):.0f} %, {how} ")
+    lines.append(f" mean average precision (mAP@{float(iou):.2f}) = {r['map']:.6f}, or "
                  f"{r['map'] * 100:.2f} % ")
     missing = len(r["per_class"]) - r["classes_with_truths"]
     if missing:
