@@ -9,9 +9,8 @@ Each seed makes a small valid detector set (shapes images, labels, train and val
 .data file: a key deleted, emptied or pointed at a folder, a missing file or a binary file,
 classes not a number, CRLF, a BOM, non-UTF-8 bytes; the names and list files: emptied, cut,
 lines doubled, blank, made non-UTF-8 or given a NUL byte or a '/', paths made relative or
-missing; a label file: garbage,
-NaN, huge numbers; an image: truncated, empty, text, grey, RGBA or 16-bit; the weights: cut
-or emptied; the cfg: cut) and runs one command on them: detector map, valid, test (images on
+missing; a label file: garbage, NaN, huge numbers; an image: truncated, empty, text, grey,
+RGBA or 16-bit; the weights: cut or emptied; the cfg: cut) and runs one command on them: detector map, valid, test (images on
 standard input), recall, calc_anchors, data check, or one training iteration. A traceback,
 a hang (60 s) or a crash is printed with the seed, the breakage and the end of the output.
 """
@@ -29,41 +28,12 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
-CFG = """[net]
-batch=2
-subdivisions=1
-width=64
-height=64
-channels=3
-learning_rate=0.001
-max_batches=1
-policy=constant
+sys.path.insert(0, str(ROOT / "tests"))
+from test_recall import CFG as DETECTOR  # noqa: E402  (the tests' small [yolo] detector)
 
-[convolutional]
-batch_normalize=1
-filters=8
-size=3
-stride=2
-pad=1
-activation=leaky
-
-[maxpool]
-size=2
-stride=2
-
-[convolutional]
-filters=21
-size=1
-stride=1
-pad=1
-activation=linear
-
-[yolo]
-mask=0,1,2
-anchors=6,8, 14,12, 24,20
-classes=2
-num=3
-"""
+# ... with what one training iteration needs
+CFG = DETECTOR.replace("[net]\n", "[net]\nbatch=2\nsubdivisions=1\nlearning_rate=0.001\n"
+                                   "max_batches=1\npolicy=constant\n", 1)
 
 COMMANDS = ["map", "valid", "test", "recall", "calc_anchors", "check", "train"]
 EDGE_TEXTS = [b"", b"x", b"-1", b"0", b"1e9", b"nan", b"\xff\xfe\x00bad", b"2 3",
@@ -72,17 +42,11 @@ EDGE_TEXTS = [b"", b"x", b"-1", b"0", b"1e9", b"nan", b"\xff\xfe\x00bad", b"2 3"
 
 def make_set(folder):
     from pydarknet.data import make_shapes_detection
-    from pydarknet.network import load_cfg_text
     info = make_shapes_detection(folder / "set", train=4, valid=3, size=(64, 48), classes=2,
                                  count=(1, 2), fmt="png")
+    from darknet_map_fuzz import random_network
     (folder / "d.cfg").write_text(CFG)
-    net = load_cfg_text(CFG, batch=1)
-    rng = np.random.default_rng(0)
-    for layer in net.layers:
-        for k, v in layer.params.items():
-            v[...] = (rng.uniform(0.5, 1.5, v.shape) if k in ("scales", "rolling_variance")
-                      else rng.normal(0, 0.3, v.shape))
-    net.save_weights(str(folder / "d.weights"))
+    random_network(np.random.default_rng(0), CFG).save_weights(str(folder / "d.weights"))
     (folder / "backup").mkdir()
     data = (f"classes = 2\ntrain = {info['train']}\nvalid = {info['valid']}\n"
             f"names = {info['names']}\nbackup = {folder / 'backup'}\n")
