@@ -322,6 +322,28 @@ def run_valid(darknet, folder, env, kind):
     return compare_results(folder / "pydarknet", folder / "darknet")
 
 
+def run_recall(darknet, folder, env):
+    """`detector recall` by both programs: each image's line (found, truths, proposals per
+    image, mean best IoU, recall) the same, to the printed decimals."""
+    lines = []
+    for command in ([str(darknet / "darknet")], [sys.executable, "-m", "pydarknet"]):
+        run = subprocess.run([*command, "detector", "recall", str(folder / "obj.data"),
+                              str(folder / "d.cfg"), str(folder / "d.weights")], cwd=folder,
+                             env=env, capture_output=True, text=True, timeout=120)
+        if run.returncode:
+            return f"{command[-1]} detector recall failed: {run.stderr[-1000:]}"
+        lines.append([ln.split("RPs/Img:")[0].split()[1:] + re.findall(r"-?[\d.]+|-?nan",
+                                                                       ln.split("RPs/Img:")[1])
+                      for ln in run.stderr.splitlines() if "RPs/Img:" in ln])
+    theirs, ours = lines
+    if len(ours) != len(theirs):
+        return f"detector recall: {len(ours)} lines, Darknet {len(theirs)}"
+    for i, (x, y) in enumerate(zip(ours, theirs)):
+        if not all(same_number(a, b) for a, b in zip(x, y)) or len(x) != len(y):
+            return f"detector recall line {i}: {x} vs Darknet {y}"
+    return None
+
+
 def object_lines(text):
     """The per-object lines of `detector test`'s output ('name: NN%\t(left_x: ...)')."""
     return [ln for ln in text.splitlines() if re.match(r"c\d+: \d+%", ln)]
@@ -427,6 +449,7 @@ def run_seed(darknet, seed, keep=None, kinds=None):
         if kind == "kitti" and classes > 3:
             kind = "voc"       # AB's kitti writer names 3 classes and reads past them
         problem = problem or run_valid(darknet, folder, env, kind)
+        problem = problem or run_recall(darknet, folder, env)
         thresh = float(rng.choice([0.25, 0.1, 0.5, round(float(rng.uniform(0.05, 0.9)), 3)]))
         if "[detection]" not in (folder / "d.cfg").read_text():
             problem = problem or run_test(darknet, folder, env, thresh)
