@@ -1,0 +1,215 @@
+"""pydarknet's detector augmentation against AB Darknet's own load_data_detection (its OpenCV
+build), both given the same random draws.
+
+    git clone https://github.com/AlexeyAB/darknet dn-cv && cd dn-cv && make LIBSO=1 OPENCV=1
+    python tools/darknet_augment_fuzz.py /path/to/dn-cv 0 500
+    python tools/darknet_augment_fuzz.py /path/to/dn-cv 0 0 --store 1 3 5 ...   # test oracle
+
+tools/darknet_augment_oracle.c scripts Darknet's random_float/random_gen (and the
+rand_uniform_strong/rand_scale that call them); here a scripted stand-in for numpy's Generator
+hands pydarknet's DetectionDataset the same values in its own order. Each seed: a random
+image (size, smooth noise), 1-6 boxes inside it, a random network size, jitter, resize,
+hue, saturation, exposure, flip and letter_box, random draws. Compared: the truths (as sets,
+to 1e-5: Darknet shuffles them) and the image (CHW floats). The image is not expected to be
+equal: pydarknet crops and resizes in one cv2.warpAffine where Darknet copies the crop onto
+its mean colour and calls cv2.resize, so pixels differ by a few levels where the window is
+resized; the tool prints the largest and mean differences (8-bit levels) and flags a seed
+whose mean difference exceeds --max-mean (a wrong window, flip or colour would).
+"""
+
+import argparse
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+
+import cv2
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tools"))
+
+
+def make_case(rng, folder):
+    ih, iw = (int(v) for v in rng.integers(20, 200, 2))
+    img = cv2.GaussianBlur(rng.integers(0, 256, (ih, iw, 3), np.uint8), (7, 7), 0)
+    cv2.imwrite(str(folder / "a.png"), img)
+    rows = []
+    for _ in range(int(rng.integers(1, 7))):
+        w, h = rng.uniform(0.05, 0.6, 2)
+        x, y = rng.uniform(w / 2, 1 - w / 2), rng.uniform(h / 2, 1 - h / 2)
+        rows.append(f"{int(rng.integers(3))} {x:.6f} {y:.6f} {w:.6f} {h:.6f}\n")
+    (folder / "a.txt").write_text("".join(rows))
+    opts = {"w": int(rng.integers(4, 17)) * 8, "h": int(rng.integers(4, 17)) * 8,
+            "jitter": float(rng.choice([0.0, 0.1, 0.3, 0.5])),
+            "resize": float(rng.choice([1.0, 1.0, 0.5, 1.5, 2.0])),
+            "hue": float(rng.choice([0.0, 0.1, 0.5])),
+            "saturation": float(rng.choice([1.0, 1.5, 2.0])),
+            "exposure": float(rng.choice([1.0, 1.5, 0.7])),
+            "flip": int(rng.integers(2)), "letter_box": int(rng.integers(2))}
+    # Darknet's random_float draws: resize_r1, resize_r2, r1..r4, r_scale, hue, saturation,
+    # exposure; its random_gen draws: the image index, mixup, the path, flip (only with
+    # flip=1), the halves of the saturation and exposure scales, then the boxes' shuffle
+    floats = [float(np.float32(v)) for v in rng.random(10)]
+    gens = dict(zip(("index", "mixup", "path", "flip", "sat", "exp"),
+                    (int(v) for v in rng.integers(0, 2 ** 31, 6))))
+    return opts, floats, gens
+
+
+def darknet_gens(opts, gens):
+    order = ["index", "mixup", "path"] + (["flip"] if opts["flip"] else []) + ["sat", "exp"]
+    return [gens[k] for k in order] + [0] * 8
+
+
+def darknet_sample(oracle, darknet, folder, opts, floats, gens, boxes=10):
+    out = folder / "out.bin"
+    args = [str(oracle), str(folder / "a.png"), str(opts["w"]), str(opts["h"]), "3", str(boxes),
+            repr(opts["jitter"]), repr(opts["resize"]), repr(opts["hue"]),
+            repr(opts["saturation"]), repr(opts["exposure"]), str(opts["flip"]),
+            str(opts["letter_box"]), ",".join(f"{v:.9g}" for v in floats),
+            ",".join(str(v) for v in darknet_gens(opts, gens)), str(out)]
+    subprocess.run(args, env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), check=True,
+                   capture_output=True)
+    v = np.fromfile(out, np.float32)
+    n = 3 * opts["w"] * opts["h"]
+    image = v[:n].reshape(3, opts["h"], opts["w"])
+    truth = v[n:].reshape(boxes, 5)
+    return image, truth[truth[:, 2] > 0]
+
+
+def pydarknet_sample(folder, opts, floats, gens):
+    from pydarknet.data import DetectionDataset
+    ds = DetectionDataset([str(folder / "a.png")], 3, jitter=opts["jitter"],
+                          resize=opts["resize"], flip=bool(opts["flip"]), hue=opts["hue"],
+                          saturation=opts["saturation"], exposure=opts["exposure"],
+                          letter_box=bool(opts["letter_box"]))
+    # the same values by their roles, in pydarknet's order: flip; the crop's (rr1, rr2) and
+    # (r1..r4); hue; saturation and its half; exposure and its half (no r_scale)
+    script = ScriptedGenerator(([("i", gens["flip"])] if opts["flip"] else []) +
+                               [("f", v) for v in floats[:6]] +
+                               [("f", floats[7]), ("f", floats[8]), ("i", gens["sat"]),
+                                ("f", floats[9]), ("i", gens["exp"])])
+    image, truth = ds.sample(script, opts["w"], opts["h"], index=0)
+    truth = truth[truth[:, 2] > 0]
+    return image, np.column_stack([truth[:, :4], truth[:, 4]])
+
+
+class ScriptedGenerator:
+    """The numpy Generator methods the data set calls, answering from one script of (kind,
+    value): "f" for ``random``, "i" for ``integers`` (the value modulo the range, as Darknet's
+    ``random_gen() % n``); a draw of the other kind, or one too many, is an error.
+    ``permutation`` keeps the order (Darknet's shuffle is undone by comparing sets)."""
+
+    def __init__(self, script):
+        self.script = list(script)
+
+    def permutation(self, n):
+        return np.arange(n)
+
+    def _take(self, kind):
+        if not self.script:
+            raise AssertionError(f"pydarknet drew more than Darknet ({kind})")
+        k, v = self.script.pop(0)
+        if k != kind:
+            raise AssertionError(f"pydarknet drew {kind} where Darknet draws {k}")
+        return v
+
+    def random(self, size=None):
+        if size is None:
+            return self._take("f")
+        return np.array([self._take("f") for _ in range(int(np.prod(size)))]).reshape(size)
+
+    def integers(self, low, high=None, size=None):
+        lo, hi = (0, low) if high is None else (low, high)
+        return lo + self._take("i") % (hi - lo)
+
+
+def compare(ours, theirs, max_mean):
+    (oi, ot), (ti, tt) = ours, theirs
+    problems = []
+    if len(ot) != len(tt):
+        problems.append(f"{len(ot)} truths, Darknet {len(tt)}")
+    else:
+        a = ot[np.lexsort(ot.T[::-1])]
+        b = tt[np.lexsort(tt.T[::-1])]
+        if not np.allclose(a, b, atol=1e-5):
+            problems.append(f"truths differ by {np.abs(a - b).max():.2e}")
+    d = np.abs(oi.astype(np.float64) - ti) * 255
+    if d.mean() > max_mean:
+        problems.append(f"image: mean difference {d.mean():.2f} levels (largest {d.max():.0f})")
+    return problems, d
+
+
+STORE = ROOT / "tests" / "data" / "darknet_augment.json"
+
+
+def block_means(image, block=8):
+    """[C, H/block, W/block] means of a CHW image (the network sizes are multiples of 8):
+    a crop, flip or colour change shows there, warpAffine's few levels at edges do not."""
+    c, h, w = image.shape
+    return image.reshape(c, h // block, block, w // block, block).mean((2, 4))
+
+
+def store(oracle, darknet, seeds):
+    import json
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = pathlib.Path(tmp)
+        for seed in seeds:
+            opts, floats, gens = make_case(np.random.default_rng(seed), folder)
+            image, truth = darknet_sample(oracle, darknet, folder, opts, floats, gens)
+            out[str(seed)] = {"opts": opts, "truth": truth.round(6).tolist(),
+                              "blocks": block_means(image).round(5).tolist()}
+    STORE.write_text(json.dumps(out) + "\n")
+    print(f"wrote {STORE} ({len(seeds)} seeds)")
+    return 0
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("darknet", type=pathlib.Path, help="AB Darknet folder built with OPENCV=1")
+    p.add_argument("first", type=int)
+    p.add_argument("last", type=int)
+    p.add_argument("--max-mean", type=float, default=1.0,
+                   help="largest mean pixel difference (8-bit levels) taken as equal")
+    p.add_argument("--store", nargs="+", type=int, metavar="SEED",
+                   help=f"write Darknet's truths and 8x8 block means of these seeds to {STORE}"
+                        " (the oracle of tests/test_darknet_augment.py)")
+    args = p.parse_args()
+    from darknet_forward_oracle import compile_against
+    darknet = args.darknet.resolve()
+    bad, worst = 0, []
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        oracle = compile_against(darknet, "darknet_augment_oracle.c", tmp / "augment",
+                                 "-rdynamic")
+        if args.store:
+            return store(oracle, darknet, args.store)
+        for seed in range(args.first, args.last):
+            rng = np.random.default_rng(seed)
+            folder = tmp / "case"
+            folder.mkdir(exist_ok=True)
+            opts, floats, gens = make_case(rng, folder)
+            theirs = darknet_sample(oracle, darknet, folder, opts, floats, gens)
+            try:
+                ours = pydarknet_sample(folder, opts, floats, gens)
+            except AssertionError as e:
+                bad += 1
+                print(f"seed {seed} {opts}: {e}", flush=True)
+                continue
+            problems, d = compare(ours, theirs, args.max_mean)
+            worst.append((d.mean(), d.max()))
+            if problems:
+                bad += 1
+                print(f"seed {seed} {opts}: {'; '.join(problems)}", flush=True)
+    means = np.array(worst)
+    print(f"{args.last - args.first} seeds, {bad} differing; image differences: mean "
+          f"{means[:, 0].mean():.3f} levels (worst seed {means[:, 0].max():.2f}), largest "
+          f"{means[:, 1].max():.0f}")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
