@@ -21,17 +21,22 @@ import numpy as np
 
 
 # -- Darknet's random helpers (utils.c), on a numpy Generator --------------------------------
+# Darknet draws and computes these in float: with doubles, a crop side of ow * (1 - 1 / (1 /
+# 1.5)) / 2 truncates to another integer (-25 instead of -24.99999 -> -24), so float32 here.
+_F = np.float32
+
 
 def rand_uniform(rng, a, b):
-    """Uniform in [min(a, b), max(a, b)) (``rand_uniform_strong``)."""
-    lo, hi = (a, b) if a <= b else (b, a)
-    return lo + float(rng.random()) * (hi - lo)
+    """Uniform in [min(a, b), max(a, b)) (``rand_uniform_strong``), a float32 value."""
+    lo, hi = (_F(a), _F(b)) if a <= b else (_F(b), _F(a))
+    return float(_F(rng.random()) * (hi - lo) + lo)
 
 
 def rand_scale(rng, s):
-    """A factor in [1, s] or its reciprocal, each half of the time (``rand_scale``)."""
+    """A factor in [1, s] or its reciprocal, each half of the time (``rand_scale``; the
+    reciprocal taken in double, returned as float)."""
     scale = rand_uniform(rng, 1.0, s)
-    return scale if rng.integers(2) else 1.0 / scale
+    return scale if rng.integers(2) else float(_F(1.0 / scale))
 
 
 def rand_int(rng, a, b):
@@ -41,8 +46,9 @@ def rand_int(rng, a, b):
 
 
 def _precalc(a, b, r):
-    lo, hi = (a, b) if a <= b else (b, a)
-    return r * (hi - lo) + lo
+    """``rand_precalc_random``: a + r (b - a) in float."""
+    lo, hi = (_F(a), _F(b)) if a <= b else (_F(b), _F(a))
+    return _F(r) * (hi - lo) + lo
 
 
 # -- geometry ----------------------------------------------------------------------------------
@@ -85,13 +91,14 @@ def jitter_crop(rng, ow, oh, jitter, resize=1.0, flip=False, letter_box=False, n
     ``mosaic_corner`` (0..3) is the mosaic tile this sample is for; Darknet then, half the time,
     puts all the jitter on the sides away from the mosaic's centre so the content is visible.
     """
-    dw, dh = int(ow * jitter), int(oh * jitter)
-    resize_down = 1.0 / resize if resize > 1.0 else resize
-    resize_up = 1.0 / resize if resize < 1.0 else resize
-    min_rdw = int(ow * (1 - 1 / resize_down) / 2)   # <= 0
-    min_rdh = int(oh * (1 - 1 / resize_down) / 2)
-    max_rdw = int(ow * (1 - 1 / resize_up) / 2)     # >= 0
-    max_rdh = int(oh * (1 - 1 / resize_up) / 2)
+    one, two, fw, fh = _F(1), _F(2), _F(ow), _F(oh)      # Darknet's float arithmetic
+    dw, dh = int(fw * _F(jitter)), int(fh * _F(jitter))
+    resize_down = one / _F(resize) if resize > 1.0 else _F(resize)
+    resize_up = one / _F(resize) if resize < 1.0 else _F(resize)
+    min_rdw = int(fw * (one - one / resize_down) / two)   # <= 0
+    min_rdh = int(fh * (one - one / resize_down) / two)
+    max_rdw = int(fw * (one - one / resize_up) / two)     # >= 0
+    max_rdh = int(fh * (one - one / resize_up) / two)
     rr1, rr2 = rng.random(2)
     r1, r2, r3, r4 = (rng if sides_rng is None else sides_rng).random(4)
     pleft = int(_precalc(-dw, dw, r1))
@@ -99,18 +106,18 @@ def jitter_crop(rng, ow, oh, jitter, resize=1.0, flip=False, letter_box=False, n
     ptop = int(_precalc(-dh, dh, r3))
     pbot = int(_precalc(-dh, dh, r4))
     hi_w, hi_h = (0, 0) if resize < 1 else (max_rdw, max_rdh)
-    pleft = int(pleft + _precalc(min_rdw, hi_w, rr1))
-    pright = int(pright + _precalc(min_rdw, hi_w, rr2))
-    ptop = int(ptop + _precalc(min_rdh, hi_h, rr1))
-    pbot = int(pbot + _precalc(min_rdh, hi_h, rr2))
+    pleft = int(_F(pleft) + _precalc(min_rdw, hi_w, rr1))
+    pright = int(_F(pright) + _precalc(min_rdw, hi_w, rr2))
+    ptop = int(_F(ptop) + _precalc(min_rdh, hi_h, rr1))
+    pbot = int(_F(pbot) + _precalc(min_rdh, hi_h, rr2))
     if letter_box and net_w and net_h:
-        net_ar = net_w / net_h
-        if (ow / oh) / net_ar > 1:          # too wide: pad top and bottom
-            delta = (ow / net_ar - oh) / 2
-            ptop, pbot = int(ptop - delta), int(pbot - delta)
+        net_ar = _F(net_w) / _F(net_h)
+        if (fw / fh) / net_ar > 1:          # too wide: pad top and bottom
+            delta = (fw / net_ar - fh) / two
+            ptop, pbot = int(_F(ptop) - delta), int(_F(pbot) - delta)
         else:                               # too tall: pad left and right
-            delta = (oh * net_ar - ow) / 2
-            pleft, pright = int(pleft - delta), int(pright - delta)
+            delta = (fh * net_ar - fw) / two
+            pleft, pright = int(_F(pleft) - delta), int(_F(pright) - delta)
     if mosaic_corner is not None and rng.integers(2) == 0:
         left_side = (mosaic_corner in (0, 2)) != bool(flip)   # content kept at the right edge
         if left_side:
@@ -346,7 +353,9 @@ def random_augment(rng, img, angle, aspect, low, high, size, w=None, h=None):
 
 def mosaic_cut(rng, w, h):
     """The mosaic centre: 20%..80% of each side."""
-    return rand_int(rng, int(w * 0.2), int(w * 0.8)), rand_int(rng, int(h * 0.2), int(h * 0.8))
+    lo, hi = _F(0.2), _F(1) - _F(0.2)           # Darknet's w * min_offset, w * (1 - it)
+    return (rand_int(rng, int(_F(w) * lo), int(_F(w) * hi)),
+            rand_int(rng, int(_F(h) * lo), int(_F(h) * hi)))
 
 
 def mosaic_tile(dst, src, crop, corner, cut_x, cut_y):
