@@ -14,7 +14,9 @@ to 1e-5: Darknet shuffles them) and the image (CHW floats). The image is not exp
 equal: pydarknet crops and resizes in one cv2.warpAffine where Darknet copies the crop onto
 its mean colour and calls cv2.resize, so pixels differ by a few levels where the window is
 resized; the tool prints the largest and mean differences (8-bit levels) and flags a seed
-whose mean difference exceeds --max-mean (a wrong window, flip or colour would).
+whose mean difference exceeds --max-mean (a wrong window, flip or colour would). Blur
+(`blur=` 1: the background, boxes kept sharp; more: the whole image, capped by the smallest
+box) is drawn too; gaussian_noise is not (Darknet draws it with OpenCV's own generator).
 """
 
 import argparse
@@ -53,13 +55,17 @@ def make_case(rng, folder):
     # exposure; its random_gen draws: the image index, mixup, the path, flip (only with
     # flip=1), the halves of the saturation and exposure scales, then the boxes' shuffle
     floats = [float(np.float32(v)) for v in rng.random(10)]
-    gens = dict(zip(("index", "mixup", "path", "flip", "sat", "exp"),
-                    (int(v) for v in rng.integers(0, 2 ** 31, 6))))
+    gens = dict(zip(("index", "mixup", "path", "flip", "sat", "exp", "blur"),
+                    (int(v) for v in rng.integers(0, 2 ** 31, 7))))
+    blur = int(rng.choice([0, 0, 1, 5, 9]))
+    if blur:          # (drawn last, so that the other draws of a seed stay as they were)
+        opts["blur"] = blur
     return opts, floats, gens
 
 
 def darknet_gens(opts, gens):
-    order = ["index", "mixup", "path"] + (["flip"] if opts["flip"] else []) + ["sat", "exp"]
+    order = ["index", "mixup", "path"] + (["flip"] if opts["flip"] else []) + ["sat", "exp"] + \
+        (["blur"] if opts.get("blur") else [])
     return [gens[k] for k in order] + [0] * 8
 
 
@@ -68,14 +74,17 @@ def darknet_sample(oracle, darknet, folder, opts, floats, gens, boxes=10):
     args = [str(oracle), str(folder / "a.png"), str(opts["w"]), str(opts["h"]), "3", str(boxes),
             repr(opts["jitter"]), repr(opts["resize"]), repr(opts["hue"]),
             repr(opts["saturation"]), repr(opts["exposure"]), str(opts["flip"]),
-            str(opts["letter_box"]), ",".join(f"{v:.9g}" for v in floats),
+            str(opts["letter_box"]), str(opts.get("blur", 0)),
+            ",".join(f"{v:.9g}" for v in floats),
             ",".join(str(v) for v in darknet_gens(opts, gens)), str(out)]
-    subprocess.run(args, env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), check=True,
-                   capture_output=True)
+    run = subprocess.run(args, env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), check=True,
+                         capture_output=True, text=True)
+    if "can't augment image" in run.stderr:         # OpenCV threw inside Darknet
+        raise RuntimeError(run.stderr.strip().splitlines()[-1])
     v = np.fromfile(out, np.float32)
     n = 3 * opts["w"] * opts["h"]
     image = v[:n].reshape(3, opts["h"], opts["w"])
-    truth = v[n:].reshape(boxes, 5)
+    truth = v[n:].reshape(boxes, 6)[:, :5]
     return image, truth[truth[:, 2] > 0]
 
 
@@ -84,13 +93,14 @@ def pydarknet_sample(folder, opts, floats, gens):
     ds = DetectionDataset([str(folder / "a.png")], 3, jitter=opts["jitter"],
                           resize=opts["resize"], flip=bool(opts["flip"]), hue=opts["hue"],
                           saturation=opts["saturation"], exposure=opts["exposure"],
-                          letter_box=bool(opts["letter_box"]))
+                          letter_box=bool(opts["letter_box"]), blur=opts.get("blur", 0))
     # the same values by their roles, in pydarknet's order: flip; the crop's (rr1, rr2) and
     # (r1..r4); hue; saturation and its half; exposure and its half (no r_scale)
     script = ScriptedGenerator(([("i", gens["flip"])] if opts["flip"] else []) +
                                [("f", v) for v in floats[:6]] +
                                [("f", floats[7]), ("f", floats[8]), ("i", gens["sat"]),
-                                ("f", floats[9]), ("i", gens["exp"])])
+                                ("f", floats[9]), ("i", gens["exp"])] +
+                               ([("i", gens["blur"])] if opts.get("blur") else []))
     image, truth = ds.sample(script, opts["w"], opts["h"], index=0)
     truth = truth[truth[:, 2] > 0]
     return image, np.column_stack([truth[:, :4], truth[:, 4]])
@@ -192,10 +202,10 @@ def main():
             folder = tmp / "case"
             folder.mkdir(exist_ok=True)
             opts, floats, gens = make_case(rng, folder)
-            theirs = darknet_sample(oracle, darknet, folder, opts, floats, gens)
             try:
+                theirs = darknet_sample(oracle, darknet, folder, opts, floats, gens)
                 ours = pydarknet_sample(folder, opts, floats, gens)
-            except AssertionError as e:
+            except (AssertionError, RuntimeError) as e:
                 bad += 1
                 print(f"seed {seed} {opts}: {e}", flush=True)
                 continue

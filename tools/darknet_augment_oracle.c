@@ -1,15 +1,15 @@
 /* One training sample from AB Darknet's own load_data_detection (its OpenCV build), with the
  * random draws scripted: this program defines random_float(), random_gen(),
- * rand_uniform_strong() and rand_scale(), which the library calls through its PLT, so that
- * (linked with -rdynamic) they replace Darknet's.
+ * rand_uniform_strong(), rand_scale() and rand_int(), which the library calls through its
+ * PLT, so that (linked with -rdynamic) they replace Darknet's.
  * tools/darknet_augment_fuzz.py gives pydarknet's augmentation the same draws.
  *
  *   darknet_augment_oracle IMAGE W H CLASSES BOXES JITTER RESIZE HUE SAT EXP FLIP LETTER_BOX
- *                          FLOATS GENS OUT
+ *                          BLUR FLOATS GENS OUT
  *
  * FLOATS, GENS: comma-separated values random_float() and random_gen() return, in order
  * (the last one again when they run out). OUT gets the image (3*H*W floats, CHW, RGB in
- * [0, 1]) and then the truths (BOXES rows of x, y, w, h, class).
+ * [0, 1]) and then the truths (BOXES rows of x, y, w, h, class, track id).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,9 +42,9 @@ unsigned int random_gen(void)
     return v;
 }
 
-/* The library's own rand_uniform_strong and rand_scale call random_float and random_gen
- * inside utils.c, without the PLT: they are scripted here too, with Darknet's arithmetic
- * (float; 1. / scale in double). */
+/* The library's own rand_uniform_strong, rand_scale and rand_int call random_float and
+ * random_gen inside utils.c, without the PLT: they are scripted here too, with Darknet's
+ * arithmetic (float; 1. / scale in double). */
 float rand_uniform_strong(float min, float max)
 {
     if (max < min) {
@@ -63,6 +63,16 @@ float rand_scale(float s)
 }
 
 /* comma-separated values into floats (gens NULL) or unsigned integers */
+int rand_int(int min, int max)
+{
+    if (max < min) {
+        int t = min;
+        min = max;
+        max = t;
+    }
+    return (int)(random_gen() % (unsigned int)(max - min + 1)) + min;
+}
+
 static int parse_list(const char *text, float *floats_out, unsigned int *gens_out, int most)
 {
     int n = 0;
@@ -77,21 +87,22 @@ static int parse_list(const char *text, float *floats_out, unsigned int *gens_ou
 
 int main(int argc, char **argv)
 {
-    if (argc != 16) {
+    if (argc != 17) {
         fprintf(stderr, "usage: %s IMAGE W H CLASSES BOXES JITTER RESIZE HUE SAT EXP FLIP "
-                "LETTER_BOX FLOATS GENS OUT\n", argv[0]);
+                "LETTER_BOX BLUR FLOATS GENS OUT\n", argv[0]);
         return 2;
     }
     char *paths[1] = {argv[1]};
     int w = atoi(argv[2]), h = atoi(argv[3]), classes = atoi(argv[4]), boxes = atoi(argv[5]);
-    n_floats = parse_list(argv[13], floats, NULL, 64);
-    n_gens = parse_list(argv[14], NULL, gens, 256);
-    const int truth_size = 5;
+    n_floats = parse_list(argv[14], floats, NULL, 64);
+    n_gens = parse_list(argv[15], NULL, gens, 256);
+    const int truth_size = 6;        /* x, y, w, h, class, track id: [yolo]'s l.truth_size */
     data d = load_data_detection(1, paths, 1, w, h, 3, boxes, truth_size, classes,
-                                 atoi(argv[11]), 0, 0, 0, atof(argv[6]), atof(argv[7]),
+                                 atoi(argv[11]), 0, atoi(argv[13]), 0, atof(argv[6]),
+                                 atof(argv[7]),
                                  atof(argv[8]), atof(argv[9]), atof(argv[10]), 1, 0, 1,
                                  atoi(argv[12]), 0, 0, 0, 0, 0);
-    FILE *f = fopen(argv[15], "wb");
+    FILE *f = fopen(argv[16], "wb");
     if (!f) return 1;
     fwrite(d.X.vals[0], sizeof(float), 3 * w * h, f);
     fwrite(d.y.vals[0], sizeof(float), truth_size * boxes, f);
