@@ -1,5 +1,6 @@
 """pydarknet's detector augmentation against AB Darknet's own load_data_detection (its OpenCV
-build), both given the same random draws.
+build), both given the same random draws; with --classifier the classifier's against
+load_image_augment_paths (random_augment_image, flip, random_distort_image, resize_image).
 
     git clone https://github.com/AlexeyAB/darknet dn-cv && cd dn-cv && make LIBSO=1 OPENCV=1
     python tools/darknet_augment_fuzz.py /path/to/dn-cv 0 500
@@ -17,6 +18,9 @@ resized; the tool prints the largest and mean differences (8-bit levels) and fla
 whose mean difference exceeds --max-mean (a wrong window, flip or colour would). Blur
 (`blur=` 1: the background, boxes kept sharp; more: the whole image, capped by the smallest
 box) is drawn too; gaussian_noise is not (Darknet draws it with OpenCV's own generator).
+The classifier's crop (rotated, aspect-jittered, scaled, shifted) is sampled in float by
+Darknet and from the 8-bit image by pydarknet's warpAffine: a seed is flagged above
+--max-mean on average or --max-pixel anywhere.
 """
 
 import argparse
@@ -136,6 +140,56 @@ class ScriptedGenerator:
         return lo + self._take("i") % (hi - lo)
 
 
+def make_classifier_case(rng, folder):
+    """A random image named for its class, the classifier's options and Darknet's draws:
+    random_float: the aspect, the angle, dx, dy, hue, saturation, exposure; random_gen: the
+    aspect's half, the crop size, flip (with flip=1), the halves of saturation and exposure."""
+    ih, iw = (int(v) for v in rng.integers(20, 200, 2))
+    img = cv2.GaussianBlur(rng.integers(0, 256, (ih, iw, 3), np.uint8), (7, 7), 0)
+    cv2.imwrite(str(folder / "cat.png"), img)
+    side = int(rng.integers(3, 13)) * 8
+    opts = {"w": side, "h": side, "min": int(side * rng.choice([0.5, 1.0])),
+            "max": int(side * rng.choice([1.0, 1.5, 2.0])),
+            "angle": float(rng.choice([0.0, 7.0, 30.0])),
+            "aspect": float(rng.choice([1.0, 0.75, 1.25])),
+            "hue": float(rng.choice([0.0, 0.1, 0.5])),
+            "saturation": float(rng.choice([1.0, 1.5])),
+            "exposure": float(rng.choice([1.0, 1.5])), "flip": int(rng.integers(2))}
+    floats = [float(np.float32(v)) for v in rng.random(7)]
+    gens = dict(zip(("aspect", "size", "flip", "sat", "exp"),
+                    (int(v) for v in rng.integers(0, 2 ** 31, 5))))
+    return opts, floats, gens
+
+
+def darknet_classifier_sample(oracle, darknet, folder, opts, floats, gens):
+    out = folder / "cls.bin"
+    order = ["aspect", "size"] + (["flip"] if opts["flip"] else []) + ["sat", "exp"]
+    args = [str(oracle), "classifier", str(folder / "cat.png"), str(opts["w"]), str(opts["h"]),
+            str(opts["min"]), str(opts["max"]), repr(opts["angle"]), repr(opts["aspect"]),
+            repr(opts["hue"]), repr(opts["saturation"]), repr(opts["exposure"]),
+            str(opts["flip"]), ",".join(f"{v:.9g}" for v in floats),
+            ",".join(str(gens[k]) for k in order), str(out)]
+    subprocess.run(args, env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), check=True,
+                   capture_output=True)
+    return np.fromfile(out, np.float32).reshape(3, opts["h"], opts["w"])
+
+
+def pydarknet_classifier_sample(folder, opts, floats, gens):
+    from pydarknet.data import ClassificationDataset
+    ds = ClassificationDataset([str(folder / "cat.png")], ["cat"], min_crop=opts["min"],
+                               max_crop=opts["max"], angle=opts["angle"],
+                               aspect=opts["aspect"], hue=opts["hue"],
+                               saturation=opts["saturation"], exposure=opts["exposure"],
+                               flip=bool(opts["flip"]))
+    script = ScriptedGenerator(
+        [("f", floats[0]), ("i", gens["aspect"]), ("i", gens["size"]), ("f", floats[1]),
+         ("f", floats[2]), ("f", floats[3])] + ([("i", gens["flip"])] if opts["flip"] else [])
+        + [("f", floats[4]), ("f", floats[5]), ("i", gens["sat"]), ("f", floats[6]),
+           ("i", gens["exp"])])
+    image, _ = ds.sample(script, opts["w"], opts["h"], index=0)
+    return image
+
+
 def compare(ours, theirs, max_mean):
     (oi, ot), (ti, tt) = ours, theirs
     problems = []
@@ -162,18 +216,27 @@ def block_means(image, block=8):
     return image.reshape(c, h // block, block, w // block, block).mean((2, 4))
 
 
-def store(oracle, darknet, seeds):
+def store(oracle, darknet, seeds, classifier=False):
+    """Darknet's cases of ``seeds`` added to STORE: detector ones keyed by the seed, with the
+    truths; classifier ones keyed 'classifier/<seed>'."""
     import json
-    out = {}
+    out = json.loads(STORE.read_text()) if STORE.exists() else {}
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(tmp)
         for seed in seeds:
-            opts, floats, gens = make_case(np.random.default_rng(seed), folder)
+            rng = np.random.default_rng(seed)
+            if classifier:
+                opts, floats, gens = make_classifier_case(rng, folder)
+                image = darknet_classifier_sample(oracle, darknet, folder, opts, floats, gens)
+                out[f"classifier/{seed}"] = {"opts": opts,
+                                             "blocks": block_means(image).round(5).tolist()}
+                continue
+            opts, floats, gens = make_case(rng, folder)
             image, truth = darknet_sample(oracle, darknet, folder, opts, floats, gens)
             out[str(seed)] = {"opts": opts, "truth": truth.round(6).tolist(),
                               "blocks": block_means(image).round(5).tolist()}
     STORE.write_text(json.dumps(out) + "\n")
-    print(f"wrote {STORE} ({len(seeds)} seeds)")
+    print(f"wrote {STORE} ({len(out)} cases)")
     return 0
 
 
@@ -184,6 +247,11 @@ def main():
     p.add_argument("last", type=int)
     p.add_argument("--max-mean", type=float, default=1.0,
                    help="largest mean pixel difference (8-bit levels) taken as equal")
+    p.add_argument("--classifier", action="store_true",
+                   help="the classifier's augmentation (load_image_augment_paths) instead")
+    p.add_argument("--max-pixel", type=float, default=8.0,
+                   help="with --classifier: the largest pixel difference (8-bit levels) taken "
+                        "as equal (the detector's crop edges differ more: not checked there)")
     p.add_argument("--store", nargs="+", type=int, metavar="SEED",
                    help=f"write Darknet's truths and 8x8 block means of these seeds to {STORE}"
                         " (the oracle of tests/test_darknet_augment.py)")
@@ -196,11 +264,21 @@ def main():
         oracle = compile_against(darknet, "darknet_augment_oracle.c", tmp / "augment",
                                  "-rdynamic")
         if args.store:
-            return store(oracle, darknet, args.store)
+            return store(oracle, darknet, args.store, args.classifier)
         for seed in range(args.first, args.last):
             rng = np.random.default_rng(seed)
             folder = tmp / "case"
             folder.mkdir(exist_ok=True)
+            if args.classifier:
+                opts, floats, gens = make_classifier_case(rng, folder)
+                theirs = darknet_classifier_sample(oracle, darknet, folder, opts, floats, gens)
+                d = np.abs(pydarknet_classifier_sample(folder, opts, floats, gens) - theirs) * 255
+                worst.append((d.mean(), d.max()))
+                if d.mean() > args.max_mean or d.max() > args.max_pixel:
+                    bad += 1
+                    print(f"seed {seed} {opts}: image: mean difference {d.mean():.2f} levels "
+                          f"(largest {d.max():.0f})", flush=True)
+                continue
             opts, floats, gens = make_case(rng, folder)
             try:
                 theirs = darknet_sample(oracle, darknet, folder, opts, floats, gens)

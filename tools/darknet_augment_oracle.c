@@ -1,7 +1,7 @@
 /* One training sample from AB Darknet's own load_data_detection (its OpenCV build), with the
  * random draws scripted: this program defines random_float(), random_gen(),
- * rand_uniform_strong(), rand_scale() and rand_int(), which the library calls through its
- * PLT, so that (linked with -rdynamic) they replace Darknet's.
+ * rand_uniform_strong(), rand_scale(), rand_int() and rand_uniform(), which the library
+ * calls through its PLT, so that (linked with -rdynamic) they replace Darknet's.
  * tools/darknet_augment_fuzz.py gives pydarknet's augmentation the same draws.
  *
  *   darknet_augment_oracle IMAGE W H CLASSES BOXES JITTER RESIZE HUE SAT EXP FLIP LETTER_BOX
@@ -10,6 +10,11 @@
  * FLOATS, GENS: comma-separated values random_float() and random_gen() return, in order
  * (the last one again when they run out). OUT gets the image (3*H*W floats, CHW, RGB in
  * [0, 1]) and then the truths (BOXES rows of x, y, w, h, class, track id).
+ *
+ *   darknet_augment_oracle classifier IMAGE W H MIN MAX ANGLE ASPECT HUE SAT EXP FLIP FLOATS
+ *                          GENS OUT
+ *
+ * writes the classifier's sample instead (load_image_augment_paths: 3*H*W floats).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -85,8 +90,47 @@ static int parse_list(const char *text, float *floats_out, unsigned int *gens_ou
     return n;
 }
 
+float rand_uniform(float min, float max)
+{
+    if (max < min) {
+        float t = min;
+        min = max;
+        max = t;
+    }
+    return random_float() * (max - min) + min;
+}
+
+matrix load_image_augment_paths(char **paths, int n, int use_flip, int min, int max, int w,
+                                int h, float angle, float aspect, float hue, float saturation,
+                                float exposure, int dontuse_opencv, int contrastive);
+
+/* classifier IMAGE W H MIN MAX ANGLE ASPECT HUE SAT EXP FLIP FLOATS GENS OUT: the classifier's
+ * sample (random_augment_image, flip, random_distort_image, resize_image), 3*H*W floats */
+static int classifier(int argc, char **argv)
+{
+    if (argc != 16) {
+        fprintf(stderr, "usage: %s classifier IMAGE W H MIN MAX ANGLE ASPECT HUE SAT EXP FLIP "
+                "FLOATS GENS OUT\n", argv[0]);
+        return 2;
+    }
+    char *paths[1] = {argv[2]};
+    int w = atoi(argv[3]), h = atoi(argv[4]);
+    n_floats = parse_list(argv[13], floats, NULL, 64);
+    n_gens = parse_list(argv[14], NULL, gens, 256);
+    matrix X = load_image_augment_paths(paths, 1, atoi(argv[12]), atoi(argv[5]), atoi(argv[6]),
+                                        w, h, atof(argv[7]), atof(argv[8]), atof(argv[9]),
+                                        atof(argv[10]), atof(argv[11]), 0, 0);
+    FILE *f = fopen(argv[15], "wb");
+    if (!f) return 1;
+    fwrite(X.vals[0], sizeof(float), 3 * w * h, f);
+    fclose(f);
+    fprintf(stderr, "floats used %d, gens used %d\n", next_float, next_gen);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "classifier")) return classifier(argc, argv);
     if (argc != 17) {
         fprintf(stderr, "usage: %s IMAGE W H CLASSES BOXES JITTER RESIZE HUE SAT EXP FLIP "
                 "LETTER_BOX BLUR FLOATS GENS OUT\n", argv[0]);

@@ -325,15 +325,18 @@ def random_augment(rng, img, angle, aspect, low, high, size, w=None, h=None):
     to w x h. Done as one bilinear ``warpAffine`` (outside the image: black, as Darknet)."""
     w, h = w or size, h or size
     ih, iw = img.shape[:2]
-    aspect = rand_scale(rng, aspect)
+    aspect = _F(rand_scale(rng, aspect))
     r = rand_int(rng, int(low), int(high))
-    smin = ih if ih < iw * aspect else iw * aspect
-    s = r / smin
-    rad = rand_uniform(rng, -angle, angle) * 2.0 * math.pi / 360.0
-    dx = max((iw * s / aspect - size) / 2.0, 0.0)
-    dy = max((ih * s - size) / 2.0, 0.0)
+    # Darknet's types: the shorter side an int (im.w * aspect truncated), the scale, angle and
+    # shifts floats
+    smin = ih if ih < _F(iw) * aspect else int(_F(iw) * aspect)
+    s = _F(r) / _F(smin)
+    rad = float(_F(rand_uniform(rng, -angle, angle) * 2.0 * math.pi / 360.0))
+    dx = max(float(_F((_F(iw) * s / aspect - _F(size)) / 2.0)), 0.0)
+    dy = max(float(_F((_F(ih) * s - _F(size)) / 2.0)), 0.0)
     dx = rand_uniform(rng, -dx, dx)
     dy = rand_uniform(rng, -dy, dy)
+    aspect, s = float(aspect), float(s)
     # Output pixel (u, v) of the w x h image samples crop pixel (x, y) = (u * size / w,
     # v * size / h) (pixel centres aligned), which samples the source at Darknet's
     # rotate_crop_image mapping:
