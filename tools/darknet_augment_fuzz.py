@@ -7,8 +7,9 @@ load_image_augment_paths (random_augment_image, flip, random_distort_image, resi
     python tools/darknet_augment_fuzz.py /path/to/dn-cv 0 0 --store 1 3 5 ...   # test oracle
 
 tools/darknet_augment_oracle.c scripts Darknet's random_float/random_gen (and the
-rand_uniform_strong/rand_scale that call them); here a scripted stand-in for numpy's Generator
-hands pydarknet's DetectionDataset the same values in its own order. Each seed: a random
+rand_uniform_strong, rand_scale, rand_int and rand_uniform that call them); here a scripted
+stand-in for numpy's Generator hands pydarknet's data set the same values in its own order,
+and fails when pydarknet draws another kind, more or fewer. Each detector seed: a random
 image (size, smooth noise), 1-6 boxes inside it, a random network size, jitter, resize,
 hue, saturation, exposure, flip and letter_box, random draws. Compared: the truths (as sets,
 to 1e-5: Darknet shuffles them) and the image (CHW floats). The image is not expected to be
@@ -106,6 +107,7 @@ def pydarknet_sample(folder, opts, floats, gens):
                                 ("f", floats[9]), ("i", gens["exp"])] +
                                ([("i", gens["blur"])] if opts.get("blur") else []))
     image, truth = ds.sample(script, opts["w"], opts["h"], index=0)
+    script.check_used()
     truth = truth[truth[:, 2] > 0]
     return image, np.column_stack([truth[:, :4], truth[:, 4]])
 
@@ -121,6 +123,10 @@ class ScriptedGenerator:
 
     def permutation(self, n):
         return np.arange(n)
+
+    def check_used(self):
+        if self.script:
+            raise AssertionError(f"pydarknet drew {len(self.script)} values fewer than Darknet")
 
     def _take(self, kind):
         if not self.script:
@@ -187,6 +193,7 @@ def pydarknet_classifier_sample(folder, opts, floats, gens):
         + [("f", floats[4]), ("f", floats[5]), ("i", gens["sat"]), ("f", floats[6]),
            ("i", gens["exp"])])
     image, _ = ds.sample(script, opts["w"], opts["h"], index=0)
+    script.check_used()
     return image
 
 
