@@ -47,9 +47,9 @@ unsigned int random_gen(void)
     return v;
 }
 
-/* The library's own rand_uniform_strong, rand_scale and rand_int call random_float and
- * random_gen inside utils.c, without the PLT: they are scripted here too, with Darknet's
- * arithmetic (float; 1. / scale in double). */
+/* The library's own rand_uniform_strong, rand_uniform, rand_scale and rand_int call
+ * random_float, rand() or random_gen inside utils.c, without the PLT: they are scripted here
+ * too, with Darknet's arithmetic (float; 1. / scale in double). */
 float rand_uniform_strong(float min, float max)
 {
     if (max < min) {
@@ -58,6 +58,12 @@ float rand_uniform_strong(float min, float max)
         max = t;
     }
     return random_float() * (max - min) + min;
+}
+
+/* the classifier's (rand() in Darknet): the same draw, scripted */
+float rand_uniform(float min, float max)
+{
+    return rand_uniform_strong(min, max);
 }
 
 float rand_scale(float s)
@@ -88,16 +94,6 @@ static int parse_list(const char *text, float *floats_out, unsigned int *gens_ou
     }
     free(copy);
     return n;
-}
-
-float rand_uniform(float min, float max)
-{
-    if (max < min) {
-        float t = min;
-        min = max;
-        max = t;
-    }
-    return random_float() * (max - min) + min;
 }
 
 matrix load_image_augment_paths(char **paths, int n, int use_flip, int min, int max, int w,
