@@ -244,6 +244,9 @@ def _cmd_map(args):
         from ..eval.coco import CocoEvaluator
         coco = CocoEvaluator(names or _names_for(net, None, quiet=True), args.annotations)
     problems = new_problems()
+    if args.letter_box and not net.net.letter_box:
+        print("note: -letter_box: the images are letter-boxed; Darknet's detector map ignores "
+              "the flag (it follows the cfg's letter_box=0)", file=sys.stderr)
     print(f"\n calculation mAP (mean average precision) on {valid} ...", flush=True)
     r = evaluate_network_map(net, valid, names, args.iou_thresh, args.thresh, args.points,
                              letter_box=True if args.letter_box else None, batch_size=args.batch,
@@ -541,7 +544,9 @@ def add_commands(sub):
     darknet_flag(m, "iou_thresh", type=float, default=0.5)
     darknet_flag(m, "thresh", type=float, default=0.25,
                  help="confidence for TP/FP/precision/recall")
-    darknet_flag(m, "letter_box", action="store_true")
+    darknet_flag(m, "letter_box", action="store_true",
+                 help="letter-box the images whatever the cfg's letter_box= (Darknet's "
+                      "detector map ignores this flag)")
     darknet_flag(m, "dont_show", action="store_true", help="accepted (nothing is shown)")
     m.add_argument("--coco", action="store_true", help="also COCO metrics (pycocotools)")
     m.add_argument("--annotations", help="COCO annotation json for the COCO metrics (default: "
