@@ -3,6 +3,7 @@ reporting what it cannot use) or stop with a message that says what to fix, neve
 traceback or a hang.
 
     python tools/cli_input_fuzz.py 0 300 [--keep DIR]
+    python tools/cli_input_fuzz.py 0 300 --classifier
 
 Each seed makes a small valid detector set (shapes images, labels, train and valid lists,
 .data and .names files, a tiny cfg with its weights), breaks one to three of its files (the
@@ -13,6 +14,8 @@ missing; a label file: garbage, NaN, huge numbers; an image: truncated, empty, t
 RGBA or 16-bit; the weights: cut or emptied; the cfg: cut) and runs one command on them: detector map, valid, test (images on
 standard input), recall, calc_anchors, data check, or one training iteration. A traceback,
 a hang (60 s) or a crash is printed with the seed, the breakage and the end of the output.
+`--classifier`: a classifier set (the class in each file name, a labels= file) through
+classifier predict, valid, validcrop, label, data check or one training iteration.
 """
 
 import argparse
@@ -35,7 +38,15 @@ from test_recall import CFG as DETECTOR  # noqa: E402  (the tests' small [yolo] 
 CFG = DETECTOR.replace("[net]\n", "[net]\nbatch=2\nsubdivisions=1\nlearning_rate=0.001\n"
                                    "max_batches=1\npolicy=constant\n", 1)
 
+from test_classifier_valid import CFG as CLASSIFIER  # noqa: E402  (a small classifier)
+
+# ... for 3 classes, with a softmax and what one training iteration needs
+CLASSIFIER_CFG = CLASSIFIER.replace("[net]\n", "[net]\nbatch=2\nsubdivisions=1\n"
+                                    "learning_rate=0.001\nmax_batches=1\npolicy=constant\n",
+                                    1).replace("filters=5\n", "filters=3\n") + "\n[softmax]\n"
+
 COMMANDS = ["map", "valid", "test", "recall", "calc_anchors", "check", "train"]
+CLASSIFIER_COMMANDS = ["predict", "valid", "validcrop", "label", "check", "train"]
 EDGE_TEXTS = [b"", b"x", b"-1", b"0", b"1e9", b"nan", b"\xff\xfe\x00bad", b"2 3",
               b"/nonexistent/file", b"../up", b" 7 ", b"\x00"]
 
@@ -51,6 +62,21 @@ def make_set(folder):
     data = (f"classes = 2\ntrain = {info['train']}\nvalid = {info['valid']}\n"
             f"names = {info['names']}\nbackup = {folder / 'backup'}\n")
     (folder / "obj.data").write_text(data)
+    return info
+
+
+def make_classifier_set(folder):
+    from pydarknet.data import make_shapes_classifier
+    from darknet_map_fuzz import random_network
+    info = make_shapes_classifier(folder / "set", train=4, valid=3, size=40, classes=3)
+    (folder / "d.cfg").write_text(CLASSIFIER_CFG)
+    random_network(np.random.default_rng(0), CLASSIFIER_CFG).save_weights(
+        str(folder / "d.weights"))
+    (folder / "backup").mkdir()
+    (folder / "obj.data").write_text(
+        f"classes = 3\ntrain = {info['train']}\nvalid = {info['valid']}\n"
+        f"labels = {info['labels']}\nnames = {info['names']}\nbackup = {folder / 'backup'}\n"
+        "top = 2\n")
     return info
 
 
@@ -181,7 +207,7 @@ def break_binary(rng, path):
     return f"{pathlib.Path(path).name}: cut to {cut} bytes"
 
 
-def break_something(rng, folder, info):
+def break_something(rng, folder, info, classifier=False):
     images = [ln.strip().decode(errors="replace") for name in ("train.txt", "valid.txt")
               for ln in (folder / "set" / name).read_bytes().split(b"\n")]
     images = [p for p in images if p and os.path.isfile(p)] or [info["train"]]
@@ -192,16 +218,32 @@ def break_something(rng, folder, info):
         return break_list(rng, [info["train"], info["valid"], info["names"]]
                           [int(rng.integers(3))])
     if kind == 2:
+        if classifier:         # no label files: the class is in the file name
+            return break_list(rng, info["labels"])
         return break_label(rng, images[int(rng.integers(len(images)))])
     if kind == 3:
         return break_image(rng, images[int(rng.integers(len(images)))])
     if kind == 4:
         return break_binary(rng, folder / "d.weights")
     if kind == 5:
-        text = CFG[: int(rng.integers(10, len(CFG)))]
+        cfg = CLASSIFIER_CFG if classifier else CFG
+        text = cfg[: int(rng.integers(10, len(cfg)))]
         (folder / "d.cfg").write_text(text)
         return f"d.cfg cut to {len(text)} characters"
     return break_list(rng, info["names"])
+
+
+def classifier_command_line(command, folder):
+    base = [sys.executable, "-m", "pydarknet"]
+    files = [str(folder / "obj.data"), str(folder / "d.cfg"), str(folder / "d.weights")]
+    if command == "check":
+        return base + ["data", "check", str(folder / "obj.data")], None
+    if command == "train":
+        return base + ["classifier", "train", *files[:2], "-dont_show"], None
+    if command == "predict":
+        images = sorted((folder / "set").rglob("*.png"))[:2]
+        return base + ["classifier", "predict", *files, *map(str, images)], None
+    return base + ["classifier", command, *files], None
 
 
 def command_line(command, folder):
@@ -225,17 +267,20 @@ def command_line(command, folder):
 VERBOSE = False
 
 
-def run_seed(seed, keep=None):
+def run_seed(seed, keep=None, classifier=False):
     rng = np.random.default_rng(seed)
     with tempfile.TemporaryDirectory() as tmp:
         folder = pathlib.Path(keep or tmp)
         if keep and folder.exists():
             shutil.rmtree(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        info = make_set(folder)
-        broken = [break_something(rng, folder, info) for _ in range(int(rng.integers(1, 4)))]
-        command = COMMANDS[int(rng.integers(len(COMMANDS)))]
-        argv, stdin = command_line(command, folder)
+        info = make_classifier_set(folder) if classifier else make_set(folder)
+        broken = [break_something(rng, folder, info, classifier)
+                  for _ in range(int(rng.integers(1, 4)))]
+        commands = CLASSIFIER_COMMANDS if classifier else COMMANDS
+        command = commands[int(rng.integers(len(commands)))]
+        argv, stdin = (classifier_command_line(command, folder) if classifier else
+                       command_line(command, folder))
         try:
             run = subprocess.run(argv, input=stdin, cwd=folder, capture_output=True,
                                  timeout=60)
@@ -256,12 +301,15 @@ def main():
     p.add_argument("last", type=int)
     p.add_argument("--keep", type=pathlib.Path, help="keep the last seed's files here")
     p.add_argument("--verbose", action="store_true", help="a line for every seed")
+    p.add_argument("--classifier", action="store_true",
+                   help="a classifier set (class in the file name, labels= file) through "
+                        "classifier predict/valid/validcrop/label, data check and training")
     args = p.parse_args()
     global VERBOSE
     VERBOSE = args.verbose
     bad = 0
     for seed in range(args.first, args.last):
-        command, broken, problem = run_seed(seed, args.keep)
+        command, broken, problem = run_seed(seed, args.keep, args.classifier)
         if problem:
             bad += 1
             print(f"seed {seed} {command} [{'; '.join(broken)}]: {problem}", flush=True)
