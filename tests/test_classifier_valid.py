@@ -136,3 +136,19 @@ def test_validate_modes(mode, tmp_path):
             for i, p in enumerate(paths)]
     assert r["top1"] == pytest.approx(np.mean(want))
     assert net.input_shape == (3, 24, 32)
+
+
+def test_predict_refuses_a_network_whose_outputs_are_not_the_classes(tmp_path, capsys):
+    """5 scores for 3 class names: an error that says so (Darknet reads past its names;
+    tools/cli_input_fuzz.py --classifier found an IndexError here)."""
+    from pydarknet.cli import main
+    net, images = oracle_inputs()
+    (tmp_path / "c.cfg").write_text(CFG)
+    net.save_weights(str(tmp_path / "c.weights"))
+    cv2.imwrite(str(tmp_path / "a.png"), images[0])
+    (tmp_path / "names").write_text("a\nb\nc\n")
+    (tmp_path / "c.data").write_text(f"classes = 3\nnames = {tmp_path / 'names'}\n")
+    code = main(["classifier", "predict", str(tmp_path / "c.data"), str(tmp_path / "c.cfg"),
+                 str(tmp_path / "c.weights"), str(tmp_path / "a.png")])
+    err = capsys.readouterr().err
+    assert code != 0 and "outputs 5 values but" in err and "classes = 3" in err

@@ -126,7 +126,7 @@ def break_list(rng, path):
         lines = []
         what = "emptied"
     elif how == 1:
-        lines = lines[: int(rng.integers(len(lines)))]
+        lines = lines[: int(rng.integers(len(lines)))] if lines else lines
         what = "cut"
     elif how == 2:
         lines = lines + lines

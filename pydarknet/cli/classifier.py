@@ -24,9 +24,10 @@ def _setup(args, for_valid):
     net = load_network(args, args.cfg, args.weights)
     classes = int(data.get("classes", 2))
     last = net.layers[-1]
-    if last.layer_type in ("softmax", "cost") and last.outputs != classes:
-        raise PydarknetError(f"{args.cfg}: the last layer outputs {last.outputs} values but "
-                             f"{args.data} says classes = {classes}")
+    if last.outputs != classes:     # each value is a class's score: Darknet names them all
+        raise PydarknetError(f"{args.cfg}: the last layer ([{last.type}]) outputs "
+                             f"{last.outputs} values but {args.data} says classes = {classes}: "
+                             "a classifier gives one score a class")
     names = check_names(read_names(names_path), classes, names_path, f"{args.data} (classes)")
     return data, net, names
 
