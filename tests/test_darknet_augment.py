@@ -1,7 +1,7 @@
 """The detector's augmentation against AB Darknet's own load_data_detection (its OpenCV build)
 given the same random draws (tools/darknet_augment_fuzz.py; tests/data/darknet_augment.json
-holds Darknet's truths and 8x8 block means of its images for 10 cases: jitter, resize,
-letter_box, flip, hue, saturation, exposure, blur) and 5 classifier cases. Three have
+holds Darknet's truths and 8x8 block means of its images for 12 cases: jitter, resize,
+letter_box, flip, hue, saturation, exposure, blur, mixup) and 5 classifier cases. Three have
 resize=1.5, where Darknet's float arithmetic truncates a crop side to another integer than
 double arithmetic does."""
 

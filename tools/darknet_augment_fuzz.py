@@ -18,7 +18,10 @@ its mean colour and calls cv2.resize, so pixels differ by a few levels where the
 resized; the tool prints the largest and mean differences (8-bit levels) and flags a seed
 whose mean difference exceeds --max-mean (a wrong window, flip or colour would). Blur
 (`blur=` 1: the background, boxes kept sharp; more: the whole image, capped by the smallest
-box) is drawn too; gaussian_noise is not (Darknet draws it with OpenCV's own generator).
+box) is drawn too, and mixup (a quarter of the seeds: a second pass over the same image with
+its own draws, the two blended and their truths joined); gaussian_noise is not (Darknet draws
+it with OpenCV's own generator), nor mosaic (pydarknet's tile window is its documented
+choice).
 The classifier's crop (rotated, aspect-jittered, scaled, shifted) is sampled in float by
 Darknet and from the 8-bit image by pydarknet's warpAffine: a seed is flagged above
 --max-mean on average or --max-pixel anywhere.
@@ -65,23 +68,41 @@ def make_case(rng, folder):
     blur = int(rng.choice([0, 0, 1, 5, 9]))
     if blur:          # (drawn last, so that the other draws of a seed stay as they were)
         opts["blur"] = blur
+    if rng.random() < 0.25:     # mixup: a second pass of the same image, its own draws
+        opts["mixup"] = 1
+        gens["second"] = [int(v) for v in rng.integers(0, 2 ** 31, 7)]
+        floats = floats + [float(np.float32(v)) for v in rng.random(10)]
     return opts, floats, gens
 
 
-def darknet_gens(opts, gens):
-    order = ["index", "mixup", "path"] + (["flip"] if opts["flip"] else []) + ["sat", "exp"] + \
+def _pass_keys(opts):
+    """Darknet's random_gen draws of one augmentation pass, after the path's."""
+    return (["flip"] if opts["flip"] else []) + ["sat", "exp"] + \
         (["blur"] if opts.get("blur") else [])
-    return [gens[k] for k in order] + [0] * 8
 
 
-def darknet_sample(oracle, darknet, folder, opts, floats, gens, boxes=10):
+def darknet_gens(opts, gens, boxes):
+    """Darknet's random_gen sequence: the image index, the mixup coin (odd: mixup), then each
+    pass's path, its draws and its shuffle of the ``boxes`` labels."""
+    if not opts.get("mixup"):
+        return [gens[k] for k in ["index", "mixup", "path"] + _pass_keys(opts)] + [0] * 8
+    second = dict(zip(("index", "mixup", "path", "flip", "sat", "exp", "blur"), gens["second"]))
+    return ([gens["index"], 1] + [gens[k] for k in ["path"] + _pass_keys(opts)] + [0] * boxes +
+            [second[k] for k in ["path"] + _pass_keys(opts)] + [0] * 8)
+
+
+def _label_count(folder):
+    return len((folder / "a.txt").read_text().splitlines())
+
+
+def darknet_sample(oracle, darknet, folder, opts, floats, gens, boxes=30):
     out = folder / "out.bin"
     args = [str(oracle), str(folder / "a.png"), str(opts["w"]), str(opts["h"]), "3", str(boxes),
             repr(opts["jitter"]), repr(opts["resize"]), repr(opts["hue"]),
             repr(opts["saturation"]), repr(opts["exposure"]), str(opts["flip"]),
-            str(opts["letter_box"]), str(opts.get("blur", 0)),
+            str(opts["letter_box"]), str(opts.get("blur", 0)), str(opts.get("mixup", 0)),
             ",".join(f"{v:.9g}" for v in floats),
-            ",".join(str(v) for v in darknet_gens(opts, gens)), str(out)]
+            ",".join(str(v) for v in darknet_gens(opts, gens, _label_count(folder))), str(out)]
     run = subprocess.run(args, env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)), check=True,
                          capture_output=True, text=True)
     if "can't augment image" in run.stderr:         # OpenCV threw inside Darknet
@@ -93,19 +114,27 @@ def darknet_sample(oracle, darknet, folder, opts, floats, gens, boxes=10):
     return image, truth[truth[:, 2] > 0]
 
 
+def _pass_script(opts, floats, gens):
+    """One pass's values by their roles, in pydarknet's order: flip; the crop's (rr1, rr2)
+    and (r1..r4); hue; saturation and its half; exposure and its half (no r_scale); blur."""
+    return (([("i", gens["flip"])] if opts["flip"] else []) + [("f", v) for v in floats[:6]] +
+            [("f", floats[7]), ("f", floats[8]), ("i", gens["sat"]), ("f", floats[9]),
+             ("i", gens["exp"])] + ([("i", gens["blur"])] if opts.get("blur") else []))
+
+
 def pydarknet_sample(folder, opts, floats, gens):
     from pydarknet.data import DetectionDataset
     ds = DetectionDataset([str(folder / "a.png")], 3, jitter=opts["jitter"],
                           resize=opts["resize"], flip=bool(opts["flip"]), hue=opts["hue"],
                           saturation=opts["saturation"], exposure=opts["exposure"],
-                          letter_box=bool(opts["letter_box"]), blur=opts.get("blur", 0))
-    # the same values by their roles, in pydarknet's order: flip; the crop's (rr1, rr2) and
-    # (r1..r4); hue; saturation and its half; exposure and its half (no r_scale)
-    script = ScriptedGenerator(([("i", gens["flip"])] if opts["flip"] else []) +
-                               [("f", v) for v in floats[:6]] +
-                               [("f", floats[7]), ("f", floats[8]), ("i", gens["sat"]),
-                                ("f", floats[9]), ("i", gens["exp"])] +
-                               ([("i", gens["blur"])] if opts.get("blur") else []))
+                          letter_box=bool(opts["letter_box"]), blur=opts.get("blur", 0),
+                          mosaic_mixup=opts.get("mixup", 0))
+    script = _pass_script(opts, floats[:10], gens)
+    if opts.get("mixup"):       # the coin (even: mixup here), pass one, the index, pass two
+        second = dict(zip(("index", "mixup", "path", "flip", "sat", "exp", "blur"),
+                          gens["second"]))
+        script = [("i", 0)] + script + [("i", 0)] + _pass_script(opts, floats[10:], second)
+    script = ScriptedGenerator(script)
     image, truth = ds.sample(script, opts["w"], opts["h"], index=0)
     script.check_used()
     truth = truth[truth[:, 2] > 0]

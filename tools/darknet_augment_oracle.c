@@ -5,7 +5,7 @@
  * tools/darknet_augment_fuzz.py gives pydarknet's augmentation the same draws.
  *
  *   darknet_augment_oracle IMAGE W H CLASSES BOXES JITTER RESIZE HUE SAT EXP FLIP LETTER_BOX
- *                          BLUR FLOATS GENS OUT
+ *                          BLUR MIXUP FLOATS GENS OUT
  *
  * FLOATS, GENS: comma-separated values random_float() and random_gen() return, in order
  * (the last one again when they run out). OUT gets the image (3*H*W floats, CHW, RGB in
@@ -127,22 +127,23 @@ static int classifier(int argc, char **argv)
 int main(int argc, char **argv)
 {
     if (argc > 1 && !strcmp(argv[1], "classifier")) return classifier(argc, argv);
-    if (argc != 17) {
+    if (argc != 18) {
         fprintf(stderr, "usage: %s IMAGE W H CLASSES BOXES JITTER RESIZE HUE SAT EXP FLIP "
-                "LETTER_BOX BLUR FLOATS GENS OUT\n", argv[0]);
+                "LETTER_BOX BLUR MIXUP FLOATS GENS OUT\n", argv[0]);
         return 2;
     }
     char *paths[1] = {argv[1]};
     int w = atoi(argv[2]), h = atoi(argv[3]), classes = atoi(argv[4]), boxes = atoi(argv[5]);
-    n_floats = parse_list(argv[14], floats, NULL, 64);
-    n_gens = parse_list(argv[15], NULL, gens, 256);
+    n_floats = parse_list(argv[15], floats, NULL, 64);
+    n_gens = parse_list(argv[16], NULL, gens, 256);
     const int truth_size = 6;        /* x, y, w, h, class, track id: [yolo]'s l.truth_size */
     data d = load_data_detection(1, paths, 1, w, h, 3, boxes, truth_size, classes,
-                                 atoi(argv[11]), 0, atoi(argv[13]), 0, atof(argv[6]),
+                                 atoi(argv[11]), 0, atoi(argv[13]), atoi(argv[14]),
+                                 atof(argv[6]),
                                  atof(argv[7]),
                                  atof(argv[8]), atof(argv[9]), atof(argv[10]), 1, 0, 1,
                                  atoi(argv[12]), 0, 0, 0, 0, 0);
-    FILE *f = fopen(argv[16], "wb");
+    FILE *f = fopen(argv[17], "wb");
     if (!f) return 1;
     fwrite(d.X.vals[0], sizeof(float), 3 * w * h, f);
     fwrite(d.y.vals[0], sizeof(float), truth_size * boxes, f);
