@@ -233,24 +233,17 @@ def break_something(rng, folder, info, classifier=False):
     return break_list(rng, info["names"])
 
 
-def classifier_command_line(command, folder):
+def command_line(command, folder, classifier=False):
+    """(argv, standard input) of a command on the set in ``folder``."""
     base = [sys.executable, "-m", "pydarknet"]
     files = [str(folder / "obj.data"), str(folder / "d.cfg"), str(folder / "d.weights")]
     if command == "check":
         return base + ["data", "check", str(folder / "obj.data")], None
-    if command == "train":
-        return base + ["classifier", "train", *files[:2], "-dont_show"], None
-    if command == "predict":
-        images = sorted((folder / "set").rglob("*.png"))[:2]
-        return base + ["classifier", "predict", *files, *map(str, images)], None
-    return base + ["classifier", command, *files], None
-
-
-def command_line(command, folder):
-    base = [sys.executable, "-m", "pydarknet"]
-    files = [str(folder / "obj.data"), str(folder / "d.cfg"), str(folder / "d.weights")]
-    if command == "check":
-        return base + ["data", "check", str(folder / "obj.data")], None
+    if classifier:
+        if command == "train":
+            return base + ["classifier", "train", *files[:2], "-dont_show"], None
+        images = sorted((folder / "set").rglob("*.png"))[:2] if command == "predict" else []
+        return base + ["classifier", command, *files, *map(str, images)], None
     if command == "train":
         return base + ["train", str(folder / "d.cfg"), str(folder / "obj.data"),
                        "--max-batches", "1", "--dont_show"], None
@@ -279,8 +272,7 @@ def run_seed(seed, keep=None, classifier=False):
                   for _ in range(int(rng.integers(1, 4)))]
         commands = CLASSIFIER_COMMANDS if classifier else COMMANDS
         command = commands[int(rng.integers(len(commands)))]
-        argv, stdin = (classifier_command_line(command, folder) if classifier else
-                       command_line(command, folder))
+        argv, stdin = command_line(command, folder, classifier)
         try:
             run = subprocess.run(argv, input=stdin, cwd=folder, capture_output=True,
                                  timeout=60)
