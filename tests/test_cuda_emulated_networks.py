@@ -5,6 +5,9 @@ their own CUDA source compiled for the CPU, tests/cuda_host.py): the backend's p
 the kernels end to end, with Darknet's reference data as the judge. Runs without a GPU; the
 real device runs the same oracles in tests/test_gpu_oracle.py."""
 
+import sys
+import warnings
+
 import numpy as np
 import pytest
 
@@ -151,3 +154,19 @@ def test_gpu_build_training_options_on_the_emulated_device(emulated, name):
     """grad_centr, clip, weights_reject_freq, train_only_bn, adversarial_lr and the [yolo]
     bad-label rejection: the same iterations as on the CPU."""
     assert training_options.largest_difference(name, "cuda:0") < 1e-4
+
+
+def test_random_networks_on_the_emulated_device(emulated):
+    """tools/cuda_emulated_fuzz.py's first seeds (random networks of every layer type the
+    forward oracle generates, random [net] update options): inference, a training pass's
+    outputs, deltas and gradients, and two training iterations as on the CPU."""
+    sys.path.insert(0, str(ROOT / "tools"))
+    import cuda_emulated_fuzz as fuzz
+    verdicts = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")          # (overflow in the random networks)
+        for seed in range(120):
+            verdict, detail = fuzz.judge(seed)
+            assert verdict not in ("differs", "error"), (seed, detail)
+            verdicts[verdict] = verdicts.get(verdict, 0) + 1
+    assert verdicts.get("ok", 0) >= 90, verdicts

@@ -1,0 +1,227 @@
+"""Random networks on the CUDA backend's emulated device against the CPU backend.
+
+    python tools/cuda_emulated_fuzz.py 0 500 [--kernels host|numpy] [--keep DIR] [--tol 1e-3]
+
+Each seed takes a random network of tools/darknet_forward_oracle.py's generator (every layer
+type Darknet's forward oracle runs) with random weights, and runs it twice: on the CPU backend
+and on ``cuda:0`` of tests/test_cuda_backend.py's fake device, whose kernels are the CUDA
+sources of cuda/ compiled for the CPU (tests/cuda_host.py; ``--kernels numpy``: their numpy
+transcriptions). Compared, layer by layer: the inference forward; a training pass's outputs,
+deltas and gradients (objective sum(r * y)); and two training iterations' losses and weights
+(detectors on random boxes, other networks on one-hot rows). The fixed cases of
+tests/test_cuda_emulated_networks.py check the same plumbing on Darknet's oracles; this finds
+the layer sequences and options they do not have, before a GPU session spends its minutes on
+them. A difference names the seed, the stage and the first layer; ``--keep`` writes its cfg.
+
+The judge: the device's results may differ from the CPU's by rounding (its reductions sum in
+another order than Darknet's CPU loops), which ill-conditioned random networks amplify. So the
+CPU runs a second time with the input and every parameter moved by about 2^-20 of themselves,
+and an item differs only where the device is further from the CPU than ``--tol`` (relative to
+the largest value) and than a hundred times that spread. Networks whose training is rounding
+noise on either side are skipped (batch statistics of one value; a layer whose output is one
+value, as a softmax over one channel); Adam runs only on networks without batch norm (a bias
+before a batch norm has no gradient but noise, and Adam's first steps turn its sign into
++-learning_rate); a CPU result near FLT_MAX ends the comparison ("overflow": a max-pool
+window wholly in the padding gives -FLT_MAX, as in Darknet).
+"""
+
+import argparse
+import pathlib
+import sys
+import tempfile
+import traceback
+import warnings
+
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT))
+
+from cfg_mutation_fuzz import random_truths  # noqa: E402
+from darknet_forward_oracle import _one_value_batch_norm, random_cfg, randomize  # noqa: E402
+from pydarknet.errors import PydarknetError  # noqa: E402
+from pydarknet.heads import detection_heads  # noqa: E402
+from pydarknet.network import load_cfg_text  # noqa: E402
+from pydarknet.passes import backward_pass, forward_pass  # noqa: E402
+
+NET_OPTIONS = ["", "momentum=0.9\ndecay=0.0005\n",
+               "momentum=0.5\ndecay=0.01\nlearning_rate=0.01\n",
+               "learning_rate=0.1\nburn_in=2\n", "adam=1\nlearning_rate=0.01\n"]
+
+
+def relative(a, b, floor=1e-3):
+    """max |a - b| over max |b| (at least ``floor``); NaN where both have it counts as equal."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        return np.inf
+    if not a.size:
+        return 0.0
+    both_nan = np.isnan(a) & np.isnan(b)
+    d = np.where(both_nan, 0, np.abs(a - b))
+    return float(np.nanmax(d) / max(float(np.nanmax(np.abs(b))), floor)) \
+        if not np.isnan(d).any() else np.inf
+
+
+def one_pass(net, x, train, r=None):
+    """Outputs (and with ``r``, deltas and gradients) of one pass, as numpy."""
+    B = net.backend
+    if train:
+        net.ensure_training()
+        for layer in net.layers:
+            for g in layer.grads.values():
+                B.fill(g, 0)
+    net.rng = np.random.default_rng(7)
+    state = forward_pass(net, B.from_numpy(x), train=train)
+    outputs = [B.to_numpy(o).copy() for o in state.outputs]
+    if r is None:
+        return outputs, [], []
+    B.copy_from_numpy(state.deltas[-1], r)
+    backward_pass(net, state)
+    deltas = [B.to_numpy(d).copy() for d in state.deltas]
+    grads = [B.to_numpy(g).copy() for l in net.layers for _, g in sorted(l.grads.items())]
+    return outputs, deltas, grads
+
+
+def params_of(net):
+    net.params_to_host()
+    out = {f"{l.index} {l.layer_type} {k}": np.array(a) for l in net.layers
+           for k, a in sorted(l.params.items())}
+    net.params_to_device()
+    return out
+
+
+def build_three(text, batch, params):
+    """The network on the CPU twice and on the device, with ``params`` (three lists of
+    per-layer dicts: the second perturbed): fresh ones for each stage, as training passes move
+    batch-norm averages."""
+    nets = [load_cfg_text(text, batch=batch, path="fuzz.cfg", device=device, init=False)
+            for device in ("cpu", "cpu", "cuda:0")]
+    for net, values_of in zip(nets, params):
+        net.params_to_host()
+        for layer, values in zip(net.layers, values_of):
+            for k, v in values.items():
+                layer.params[k] = np.array(v)
+        net.params_to_device()
+    return nets
+
+
+class Overflow(Exception):
+    """The CPU's own result holds inf, NaN or values near FLT_MAX (a max-pool window wholly in
+    the padding gives -FLT_MAX, as Darknet's): nothing further to compare."""
+
+
+def perturbed(x, rng):
+    """``x`` with every value moved by about 2^-20 of itself: how far the CPU's own results move
+    with the input and the parameters so moved is the network's sensitivity to rounding,
+    which the device may show too."""
+    return (x * (1 + rng.choice([-1, 1], x.shape) * 2.0 ** -20)).astype(np.float32)
+
+
+def first_difference(label, device, cpu, moved, tol):
+    """The first item where the device is further from the CPU than ``tol`` and than a
+    hundred times the CPU's own spread under the perturbation (``moved``)."""
+    named = (lambda v: v.items()) if isinstance(device, dict) else enumerate
+    for (i, d), c, m in zip(named(device), named(cpu), named(moved)):
+        c, m = c[1], m[1]
+        if not np.isfinite(c).all() or np.abs(c).max(initial=0) > 1e30:
+            raise Overflow(f"{label} {i}")
+        e, spread = relative(d, c), relative(m, c)
+        if e > max(tol, 100 * spread):
+            return f"{label} {i}: off by {e:.3g} (the CPU's spread {spread:.2g})"
+    return None
+
+
+def network(seed):
+    """(rng, cfg text, batch, C, H, W) of one seed: a random network with [net] options."""
+    rng = np.random.default_rng(seed)
+    text, batch, C, H, W = random_cfg(rng)
+    options = str(rng.choice(NET_OPTIONS))
+    if "adam" in options and ("batch_normalize=1" in text or "[batchnorm]" in text):
+        # a bias before a batch norm has no gradient but rounding noise, whose sign Adam's
+        # first steps turn into +-learning_rate
+        options = NET_OPTIONS[1]
+    text = text.replace("[net]\n", "[net]\n" + options, 1)
+    return rng, text, batch, C, H, W
+
+
+def compare(seed, tol):
+    """(verdict, detail) of one seed: 'ok', 'skipped' or 'differs'."""
+    rng, text, batch, C, H, W = network(seed)
+    master = load_cfg_text(text, batch=batch, path="fuzz.cfg")
+    randomize(master, rng)
+    params = [dict(layer.params) for layer in master.layers]
+    params = (params, [{k: perturbed(v, rng) for k, v in p.items()} for p in params], params)
+    x = rng.uniform(0, 1, (batch, C, H, W)).astype(np.float32)
+    x2 = perturbed(x, rng)
+    inputs = (x, x2, x)
+    c, m, d = (one_pass(n, v, False)[0] for n, v in zip(build_three(text, batch, params), inputs))
+    bad = first_difference("inference output of layer", d, c, m, tol)
+    if bad:
+        return "differs", bad
+    if _one_value_batch_norm(master, batch) or any(
+            o.size > 1 and np.ptp(o) <= 1e-4 * np.abs(o).max() for o in c):
+        # batch statistics of one value, or a layer whose output is (nearly) one value (a
+        # softmax over one channel): what follows in training is rounding noise, either side
+        return "skipped", ""
+    if not detection_heads(master):
+        r = rng.standard_normal(c[-1].shape).astype(np.float32)
+        c, m, d = (one_pass(n, v, True, r)
+                   for n, v in zip(build_three(text, batch, params), inputs))
+        for k, label in enumerate(("training output of layer", "delta of layer", "gradient")):
+            bad = first_difference(label, d[k], c[k], m[k], tol)
+            if bad:
+                return "differs", bad
+    truths = random_truths(master, rng)
+    nets = build_three(text, batch, params)
+    for k in (1, 2):
+        losses = [n.train_iteration(v, truths) for n, v in zip(nets, inputs)]
+        bad = first_difference(f"iteration {k}: loss", [losses[2]], [losses[0]], [losses[1]],
+                               tol)
+        bad = bad or first_difference(f"iteration {k}: parameter of layer", *(
+            params_of(n) for n in (nets[2], nets[0], nets[1])), tol=tol)
+        if bad:
+            return "differs", bad
+    return "ok", ""
+
+
+def judge(seed, tol=1e-3):
+    """(verdict, detail) of one seed on an initialised (emulated) device: 'ok', 'skipped',
+    'overflow', 'refused' (a PydarknetError, as on the CPU), 'differs' or 'error'."""
+    try:
+        return compare(seed, tol)
+    except Overflow as e:
+        return "overflow", str(e)
+    except PydarknetError as e:
+        return "refused", str(e).splitlines()[0]
+    except Exception:
+        return "error", traceback.format_exc(limit=-3).strip()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("first", type=int)
+    ap.add_argument("last", type=int)
+    ap.add_argument("--kernels", choices=["host", "numpy"], default="host")
+    ap.add_argument("--keep", type=pathlib.Path)
+    ap.add_argument("--tol", type=float, default=1e-3)
+    args = ap.parse_args()
+    from test_cuda_backend import fake_device
+    warnings.simplefilter("ignore")
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp, fake_device(tmp, kernels=args.kernels):
+        for seed in range(args.first, args.last):
+            verdict, detail = judge(seed, args.tol)
+            counts[verdict] = counts.get(verdict, 0) + 1
+            if verdict in ("differs", "error"):
+                print(f"seed {seed}: {verdict}: {detail}", flush=True)
+                if args.keep:
+                    args.keep.mkdir(parents=True, exist_ok=True)
+                    (args.keep / f"seed{seed}.cfg").write_text(network(seed)[1])
+    print(" ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    return 1 if counts.get("differs") or counts.get("error") else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
