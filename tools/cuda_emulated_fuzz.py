@@ -1,12 +1,15 @@
 """Random networks on the CUDA backend's emulated device against the CPU backend.
 
-    python tools/cuda_emulated_fuzz.py 0 500 [--kernels host|numpy] [--keep DIR] [--tol 1e-3]
+    python tools/cuda_emulated_fuzz.py 0 500 [--kernels host|numpy] [--conv both|cudnn|gemm]
+                                             [--keep DIR] [--tol 1e-3]
 
 Each seed takes a random network of tools/darknet_forward_oracle.py's generator (every layer
 type Darknet's forward oracle runs) with random weights, and runs it twice: on the CPU backend
 and on ``cuda:0`` of tests/test_cuda_backend.py's fake device, whose kernels are the CUDA
 sources of cuda/ compiled for the CPU (tests/cuda_host.py; ``--kernels numpy``: their numpy
-transcriptions). Compared, layer by layer: the inference forward; a training pass's outputs,
+transcriptions). Convolutions go to the emulated cuDNN on even seeds and to the im2col
+kernels + cuBLAS on odd ones (``--conv``); [yolo] heads get one of the training oracle's loss
+options (CIoU, focal loss, label smoothing, ...). Compared, layer by layer: the inference forward; a training pass's outputs,
 deltas and gradients (objective sum(r * y)); and two training iterations' losses and weights
 (detectors on random boxes, other networks on one-hot rows). The fixed cases of
 tests/test_cuda_emulated_networks.py check the same plumbing on Darknet's oracles; this finds
@@ -40,7 +43,9 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from cfg_mutation_fuzz import random_truths  # noqa: E402
-from darknet_forward_oracle import _one_value_batch_norm, random_cfg, randomize  # noqa: E402
+from darknet_forward_oracle import (YOLO_OPTIONS, _one_value_batch_norm, random_cfg,  # noqa: E402
+                                    randomize)
+from pydarknet.backend import get_backend  # noqa: E402
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.heads import detection_heads  # noqa: E402
 from pydarknet.network import load_cfg_text  # noqa: E402
@@ -143,6 +148,7 @@ def network(seed):
         # first steps turn into +-learning_rate
         options = NET_OPTIONS[1]
     text = text.replace("[net]\n", "[net]\n" + options, 1)
+    text = text.replace("[yolo]\n", "[yolo]\n" + str(rng.choice(YOLO_OPTIONS)))
     return rng, text, batch, C, H, W
 
 
@@ -186,9 +192,11 @@ def compare(seed, tol):
     return "ok", ""
 
 
-def judge(seed, tol=1e-3):
+def judge(seed, tol=1e-3, conv="both"):
     """(verdict, detail) of one seed on an initialised (emulated) device: 'ok', 'skipped',
-    'overflow', 'refused' (a PydarknetError, as on the CPU), 'differs' or 'error'."""
+    'overflow', 'refused' (a PydarknetError, as on the CPU), 'differs' or 'error'. ``conv``:
+    "cudnn", "gemm" or "both" (cuDNN on even seeds)."""
+    get_backend("cuda:0").set_cudnn(conv == "cudnn" or (conv == "both" and seed % 2 == 0))
     try:
         return compare(seed, tol)
     except Overflow as e:
@@ -204,6 +212,7 @@ def main():
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int)
     ap.add_argument("--kernels", choices=["host", "numpy"], default="host")
+    ap.add_argument("--conv", choices=["both", "cudnn", "gemm"], default="both")
     ap.add_argument("--keep", type=pathlib.Path)
     ap.add_argument("--tol", type=float, default=1e-3)
     args = ap.parse_args()
@@ -212,7 +221,7 @@ def main():
     counts = {}
     with tempfile.TemporaryDirectory() as tmp, fake_device(tmp, kernels=args.kernels):
         for seed in range(args.first, args.last):
-            verdict, detail = judge(seed, args.tol)
+            verdict, detail = judge(seed, args.tol, args.conv)
             counts[verdict] = counts.get(verdict, 0) + 1
             if verdict in ("differs", "error"):
                 print(f"seed {seed}: {verdict}: {detail}", flush=True)
