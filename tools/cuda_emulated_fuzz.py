@@ -4,7 +4,8 @@
                                              [--keep DIR] [--tol 1e-3]
 
 Each seed takes a random network of tools/darknet_forward_oracle.py's generator (every layer
-type Darknet's forward oracle runs) with random weights, and runs it twice: on the CPU backend
+type Darknet's forward oracle runs; every fifth seed a recurrent network of [rnn], [lstm],
+[gru], [crnn], [conv_lstm] and [history] instead) with random weights, and runs it twice: on the CPU backend
 and on ``cuda:0`` of tests/test_cuda_backend.py's fake device, whose kernels are the CUDA
 sources of cuda/ compiled for the CPU (tests/cuda_host.py; ``--kernels numpy``: their numpy
 transcriptions). Convolutions go to the emulated cuDNN on even seeds and to the im2col
@@ -25,7 +26,9 @@ noise on either side are skipped (batch statistics of one value; a layer whose o
 value, as a softmax over one channel); Adam runs only on networks without batch norm (a bias
 before a batch norm has no gradient but noise, and Adam's first steps turn its sign into
 +-learning_rate); a CPU result near FLT_MAX ends the comparison ("overflow": a max-pool
-window wholly in the padding gives -FLT_MAX, as in Darknet).
+window wholly in the padding gives -FLT_MAX, as in Darknet). What the judge still lets
+through is rounding at a kink: a batch-norm output of about 1e-7 on either side of zero takes
+revleaky's gradient of 1 on one side and 10 on the other (seed 5845: one value of 1,681).
 """
 
 import argparse
@@ -43,8 +46,8 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from cfg_mutation_fuzz import random_truths  # noqa: E402
-from darknet_forward_oracle import (YOLO_OPTIONS, _one_value_batch_norm, random_cfg,  # noqa: E402
-                                    randomize)
+from darknet_forward_oracle import (YOLO_OPTIONS, _one_value_batch_norm, act,  # noqa: E402
+                                    random_cfg, randomize)
 from pydarknet.backend import get_backend  # noqa: E402
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.heads import detection_heads  # noqa: E402
@@ -138,10 +141,60 @@ def first_difference(label, device, cpu, moved, tol):
     return None
 
 
+def recurrent_cfg(rng):
+    """(cfg text, batch) of a random recurrent network: a convolution, one to four of [rnn],
+    [lstm], [gru], [crnn], [conv_lstm], [history] and [connected] with their options, a
+    [connected] head and sometimes a [softmax]."""
+    batch, steps = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    w, h, c = (int(v) for v in rng.integers(1, 6, 3))
+    bn = lambda: int(batch > 1 and rng.random() < 0.4)     # noqa: E731 (one value: no digits)
+    secs = [f"[net]\nbatch={batch}\nsubdivisions=1\ntime_steps={steps}\nwidth={w}\n"
+            f"height={h}\nchannels={c}\n",
+            f"[convolutional]\nfilters={rng.integers(1, 5)}\nsize=1\nactivation={act(rng)}\n"]
+    for _ in range(int(rng.integers(1, 5))):
+        kind = rng.choice(["rnn", "lstm", "gru", "crnn", "conv_lstm", "history", "connected"])
+        out = int(rng.integers(1, 6))
+        size = int(rng.choice([1, 3]))
+        if kind == "rnn":
+            secs.append(f"[rnn]\nbatch_normalize={bn()}\nhidden={rng.integers(1, 6)}\n"
+                        f"output={out}\nshortcut={int(rng.random() < 0.3)}\n"
+                        f"logistic={int(rng.random() < 0.2)}\nactivation={act(rng)}\n")
+        elif kind == "lstm":
+            secs.append(f"[lstm]\nbatch_normalize={bn()}\noutput={out}\n")
+        elif kind == "gru":
+            secs.append(f"[gru]\nbatch_normalize={bn()}\ntanh={int(rng.random() < 0.5)}\n"
+                        f"output={out}\n")
+        elif kind == "crnn":
+            groups = int(rng.choice([1, 1, 2]))
+            secs.append(f"[crnn]\nbatch_normalize={bn()}\nsize={size}\npad=1\n"
+                        f"hidden={2 * out if groups == 2 else out + 1}\n"
+                        f"output={out * groups}\ngroups={groups}\n"
+                        f"shortcut={int(rng.random() < 0.3)}\nactivation={act(rng)}\n")
+        elif kind == "conv_lstm":
+            secs.append(f"[conv_lstm]\nbatch_normalize={bn()}\nsize={size}\npad=1\n"
+                        f"output={out}\npeephole={int(rng.random() < 0.5)}\n"
+                        f"state_constrain={int(rng.random() < 0.3)}\n"
+                        f"lstm_activation={rng.choice(['tanh', 'mish', 'logistic'])}\n"
+                        f"activation={act(rng)}\n")
+        elif kind == "history":
+            secs.append(f"[history]\nhistory_size={rng.integers(2, 4)}\n")
+        else:
+            secs.append(f"[connected]\noutput={out}\nbatch_normalize={bn()}\n"
+                        f"activation={act(rng)}\n")
+    secs.append(f"[connected]\noutput={rng.integers(2, 6)}\nactivation=linear\n")
+    if rng.random() < 0.5:
+        secs.append("[softmax]\n")
+    return "\n".join(secs), batch
+
+
 def network(seed):
-    """(rng, cfg text, batch, C, H, W) of one seed: a random network with [net] options."""
+    """(rng, cfg text, batch) of one seed: a random network with [net] options; every fifth
+    seed a recurrent one."""
     rng = np.random.default_rng(seed)
-    text, batch, C, H, W = random_cfg(rng)
+    if seed % 5 == 4:
+        text, batch = recurrent_cfg(rng)
+    else:
+        text, batch = random_cfg(rng)[:2]
     options = str(rng.choice(NET_OPTIONS))
     if "adam" in options and ("batch_normalize=1" in text or "[batchnorm]" in text):
         # a bias before a batch norm has no gradient but rounding noise, whose sign Adam's
@@ -149,17 +202,17 @@ def network(seed):
         options = NET_OPTIONS[1]
     text = text.replace("[net]\n", "[net]\n" + options, 1)
     text = text.replace("[yolo]\n", "[yolo]\n" + str(rng.choice(YOLO_OPTIONS)))
-    return rng, text, batch, C, H, W
+    return rng, text, batch
 
 
 def compare(seed, tol):
     """(verdict, detail) of one seed: 'ok', 'skipped' or 'differs'."""
-    rng, text, batch, C, H, W = network(seed)
+    rng, text, batch = network(seed)
     master = load_cfg_text(text, batch=batch, path="fuzz.cfg")
     randomize(master, rng)
     params = [dict(layer.params) for layer in master.layers]
     params = (params, [{k: perturbed(v, rng) for k, v in p.items()} for p in params], params)
-    x = rng.uniform(0, 1, (batch, C, H, W)).astype(np.float32)
+    x = rng.uniform(0, 1, (master.batch,) + tuple(master.input_shape)).astype(np.float32)
     x2 = perturbed(x, rng)
     inputs = (x, x2, x)
     c, m, d = (one_pass(n, v, False)[0] for n, v in zip(build_three(text, batch, params), inputs))
@@ -179,7 +232,11 @@ def compare(seed, tol):
             bad = first_difference(label, d[k], c[k], m[k], tol)
             if bad:
                 return "differs", bad
-    truths = random_truths(master, rng)
+    if detection_heads(master):
+        truths = random_truths(master, rng)
+    else:      # one-hot rows, one an image and time step
+        truths = np.zeros((master.batch, master.layers[-1].outputs), np.float32)
+        truths[np.arange(master.batch), rng.integers(0, truths.shape[1], master.batch)] = 1
     nets = build_three(text, batch, params)
     for k in (1, 2):
         losses = [n.train_iteration(v, truths) for n, v in zip(nets, inputs)]
