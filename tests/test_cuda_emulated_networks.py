@@ -159,9 +159,9 @@ def test_gpu_build_training_options_on_the_emulated_device(emulated, name):
 def test_random_networks_on_the_emulated_device(emulated):
     """tools/cuda_emulated_fuzz.py's first seeds (random networks of every layer type the
     forward oracle generates, recurrent stacks every fifth seed, random [net] update options
-    and [yolo] loss options; cuDNN on
-    even seeds, im2col + cuBLAS on odd ones): inference, a training pass's outputs, deltas and
-    gradients, and two training iterations as on the CPU."""
+    and [yolo] loss options; cuDNN on even seeds, im2col + cuBLAS on odd ones): inference, a
+    training pass's outputs, deltas and gradients, and two training iterations as on the
+    CPU."""
     sys.path.insert(0, str(ROOT / "tools"))
     import cuda_emulated_fuzz as fuzz
     verdicts = {}

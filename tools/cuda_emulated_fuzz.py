@@ -1,7 +1,7 @@
 """Random networks on the CUDA backend's emulated device against the CPU backend.
 
     python tools/cuda_emulated_fuzz.py 0 500 [--kernels host|numpy] [--conv both|cudnn|gemm]
-                                             [--keep DIR] [--tol 1e-3]
+                                             [--keep DIR] [--tol 1e-3] [--real] [--budget S]
 
 Each seed takes a random network of tools/darknet_forward_oracle.py's generator (every layer
 type Darknet's forward oracle runs; every fifth seed a recurrent network of [rnn], [lstm],
@@ -16,6 +16,8 @@ deltas and gradients (objective sum(r * y)); and two training iterations' losses
 tests/test_cuda_emulated_networks.py check the same plumbing on Darknet's oracles; this finds
 the layer sequences and options they do not have, before a GPU session spends its minutes on
 them. A difference names the seed, the stage and the first layer; ``--keep`` writes its cfg.
+``--real`` runs on a real GPU instead (tools/gpu_run.sh's optional ``fuzz`` step, TF32 off);
+``--budget`` stops after that many seconds.
 
 The judge: the device's results may differ from the CPU's by rounding (its reductions sum in
 another order than Darknet's CPU loops), which ill-conditioned random networks amplify. So the
@@ -32,9 +34,11 @@ revleaky's gradient of 1 on one side and 10 on the other (seed 5845: one value o
 """
 
 import argparse
+import contextlib
 import pathlib
 import sys
 import tempfile
+import time
 import traceback
 import warnings
 
@@ -264,6 +268,15 @@ def judge(seed, tol=1e-3, conv="both"):
         return "error", traceback.format_exc(limit=-3).strip()
 
 
+def device(tmp, args):
+    """The emulated device (tests/test_cuda_backend.py's), or nothing to set up for a real one."""
+    if args.real:
+        get_backend("cuda:0")       # fails here, naming why, where the GPU does not start
+        return contextlib.nullcontext()
+    from test_cuda_backend import fake_device
+    return fake_device(tmp, kernels=args.kernels)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("first", type=int)
@@ -272,12 +285,17 @@ def main():
     ap.add_argument("--conv", choices=["both", "cudnn", "gemm"], default="both")
     ap.add_argument("--keep", type=pathlib.Path)
     ap.add_argument("--tol", type=float, default=1e-3)
+    ap.add_argument("--real", action="store_true", help="cuda:0 is a real GPU")
+    ap.add_argument("--budget", type=float, default=float("inf"), help="seconds")
     args = ap.parse_args()
-    from test_cuda_backend import fake_device
     warnings.simplefilter("ignore")
     counts = {}
-    with tempfile.TemporaryDirectory() as tmp, fake_device(tmp, kernels=args.kernels):
+    end = time.monotonic() + args.budget
+    with tempfile.TemporaryDirectory() as tmp, device(tmp, args):
         for seed in range(args.first, args.last):
+            if time.monotonic() > end:
+                print(f"budget spent: seeds {args.first}..{seed - 1}")
+                break
             verdict, detail = judge(seed, args.tol, args.conv)
             counts[verdict] = counts.get(verdict, 0) + 1
             if verdict in ("differs", "error"):
@@ -285,7 +303,7 @@ def main():
                 if args.keep:
                     args.keep.mkdir(parents=True, exist_ok=True)
                     (args.keep / f"seed{seed}.cfg").write_text(network(seed)[1])
-    print(" ".join(f"{k} {v}" for k, v in sorted(counts.items())))
+    print("counts: " + " ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 1 if counts.get("differs") or counts.get("error") else 0
 
 

@@ -11,14 +11,17 @@
 #              agreement on the GPU; TF32 off: NVIDIA_TF32_OVERRIDE=0)
 #   4. test:   pytest -m gpu tests (the other GPU tests, test_gpu_oracle.py left out; TF32 off)
 #   5. bench:  python3 bench/gpu.py                 (writes $OUT/gpu_bench.json)
+#   (fuzz: not in the default STEPS: tools/cuda_emulated_fuzz.py --real, random networks GPU
+#    vs CPU for up to FUZZ_SECONDS (default 60); log fuzz.log)
 #
 # Each step has its own time limit and may fail without stopping the next; the whole run ends
 # within DEADLINE seconds (default 420: a session has 15 minutes of device time, machine starts
 # of 1-2 minutes included, so one call of about 7 minutes leaves room for one rerun). Logs, flat in $OUT (default
 # ./gpu-out; six files): run.log (setup and the summary), check.log, oracle.log, pytest.log,
 # bench.log, gpu_bench.json. The summary is printed last.
-# Environment: STEPS (default "check oracle test bench"), PYTEST_ARGS (the test step's
-# arguments; default "-m gpu tests --ignore=tests/test_gpu_oracle.py"), BENCH_ARGS, DEADLINE.
+# Environment: STEPS (default "check oracle test bench"; "fuzz" adds the random networks),
+# PYTEST_ARGS (the test step's arguments; default "-m gpu tests
+# --ignore=tests/test_gpu_oracle.py"), BENCH_ARGS, FUZZ_SECONDS, DEADLINE.
 set -u
 cd "$(dirname "$0")/.." || exit 2
 ROOT=$PWD
@@ -147,7 +150,10 @@ for step in $STEPS; do
                 # shellcheck disable=SC2086
                 run_step bench "$lim" bench.log "$PY" bench/gpu.py --budget $((lim - 15)) \
                     ${BENCH_ARGS:-} ;;
-        *) log "unknown step '$step' (check, oracle, test, bench)" ;;
+        fuzz)   fs=${FUZZ_SECONDS:-60}
+                run_step fuzz $((fs + 30)) fuzz.log env NVIDIA_TF32_OVERRIDE=0 "$PY" \
+                    tools/cuda_emulated_fuzz.py 0 1000000 --real --budget "$fs" ;;
+        *) log "unknown step '$step' (check, oracle, test, bench, fuzz)" ;;
     esac
 done
 
@@ -165,5 +171,7 @@ done
             grep -E "^(FAILED|ERROR)" "$OUT/$f.log" | cut -c1-300 | head -25
             tail -1 "$OUT/$f.log"; }
     done
+    [ -f "$OUT/fuzz.log" ] && { echo "--- fuzz: differences and counts";
+        grep -E "^(seed|counts|budget)|Error" "$OUT/fuzz.log" | cut -c1-300 | head -15; }
     [ -f "$OUT/bench.log" ] && { echo "--- bench: the table"; sed -n '/^=== table/,$p' "$OUT/bench.log"; }
 } | tee -a "$OUT/run.log"
