@@ -24,13 +24,16 @@ another order than Darknet's CPU loops), which ill-conditioned random networks a
 CPU runs a second time with the input and every parameter moved by about 2^-20 of themselves,
 and an item differs only where the device is further from the CPU than ``--tol`` (relative to
 the largest value) and than a hundred times that spread. Networks whose training is rounding
-noise on either side are skipped (batch statistics of one value; a layer whose output is one
-value, as a softmax over one channel); Adam runs only on networks without batch norm (a bias
+noise on either side are skipped (batch statistics of one or two values; a layer whose output
+is one value, as a softmax over one channel); Adam runs only on networks without batch norm (a bias
 before a batch norm has no gradient but noise, and Adam's first steps turn its sign into
 +-learning_rate); a CPU result near FLT_MAX ends the comparison ("overflow": a max-pool
 window wholly in the padding gives -FLT_MAX, as in Darknet). What the judge still lets
-through is rounding at a kink: a batch-norm output of about 1e-7 on either side of zero takes
-revleaky's gradient of 1 on one side and 10 on the other (seed 5845: one value of 1,681).
+through, about once in 3,000 seeds, is rounding at a kink or a tie: a batch-norm output of about
+1e-7 on either side of zero takes revleaky's gradient of 1 on one side and 10 on the other
+(seed 5845: one value of 1,681); two values of a max-pool window 6e-8 apart swap places (seed
+12027, after a saturating [normalization]); or a gradient that is zero but for rounding (a
+bias whose shift a batch norm further on removes, through a piecewise-linear activation).
 """
 
 import argparse
@@ -50,8 +53,7 @@ sys.path.insert(0, str(ROOT / "tests"))
 sys.path.insert(0, str(ROOT))
 
 from cfg_mutation_fuzz import random_truths  # noqa: E402
-from darknet_forward_oracle import (YOLO_OPTIONS, _one_value_batch_norm, act,  # noqa: E402
-                                    random_cfg, randomize)
+from darknet_forward_oracle import YOLO_OPTIONS, act, random_cfg, randomize  # noqa: E402
 from pydarknet.backend import get_backend  # noqa: E402
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.heads import detection_heads  # noqa: E402
@@ -104,6 +106,12 @@ def params_of(net):
     return out
 
 
+def few_value_batch_norm(net, batch):
+    """Whether a training batch norm of ``net`` normalises one or two values a channel."""
+    return any((getattr(l, "batch_normalize", 0) or l.layer_type == "batchnorm") and
+               batch * l.out_h * l.out_w <= 2 for l in net.layers)
+
+
 def build_three(text, batch, params):
     """The network on the CPU twice and on the device, with ``params`` (three lists of
     per-layer dicts: the second perturbed): fresh ones for each stage, as training passes move
@@ -151,7 +159,8 @@ def recurrent_cfg(rng):
     [connected] head and sometimes a [softmax]."""
     batch, steps = int(rng.integers(1, 4)), int(rng.integers(1, 4))
     w, h, c = (int(v) for v in rng.integers(1, 6, 3))
-    bn = lambda: int(batch > 1 and rng.random() < 0.4)     # noqa: E731 (one value: no digits)
+    # (batch statistics of one or two values a step: their gradient is zero but for rounding)
+    bn = lambda: int(batch > 2 and rng.random() < 0.4)     # noqa: E731
     secs = [f"[net]\nbatch={batch}\nsubdivisions=1\ntime_steps={steps}\nwidth={w}\n"
             f"height={h}\nchannels={c}\n",
             f"[convolutional]\nfilters={rng.integers(1, 5)}\nsize=1\nactivation={act(rng)}\n"]
@@ -223,10 +232,11 @@ def compare(seed, tol):
     bad = first_difference("inference output of layer", d, c, m, tol)
     if bad:
         return "differs", bad
-    if _one_value_batch_norm(master, batch) or any(
+    if few_value_batch_norm(master, batch) or any(
             o.size > 1 and np.ptp(o) <= 1e-4 * np.abs(o).max() for o in c):
-        # batch statistics of one value, or a layer whose output is (nearly) one value (a
-        # softmax over one channel): what follows in training is rounding noise, either side
+        # batch statistics of one or two values (normalised to 0 or +-1 whatever the input),
+        # or a layer whose output is (nearly) one value (a softmax over one channel): their
+        # gradients are zero but for rounding noise, on either side
         return "skipped", ""
     if not detection_heads(master):
         r = rng.standard_normal(c[-1].shape).astype(np.float32)
