@@ -306,7 +306,11 @@ def main():
             if time.monotonic() > end:
                 print(f"budget spent: seeds {args.first}..{seed - 1}")
                 break
-            verdict, detail = judge(seed, args.tol, args.conv)
+            try:
+                verdict, detail = judge(seed, args.tol, args.conv)
+            except KeyboardInterrupt:
+                print(f"interrupted: seeds {args.first}..{seed - 1}")
+                break
             counts[verdict] = counts.get(verdict, 0) + 1
             if verdict in ("differs", "error"):
                 print(f"seed {seed}: {verdict}: {detail}", flush=True)
