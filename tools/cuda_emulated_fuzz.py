@@ -1,7 +1,8 @@
 """Random networks on the CUDA backend's emulated device against the CPU backend.
 
     python tools/cuda_emulated_fuzz.py 0 500 [--kernels host|numpy] [--conv both|cudnn|gemm]
-                                             [--keep DIR] [--tol 1e-3] [--real] [--budget S]
+                                             [--precision fp32|fp16] [--keep DIR] [--tol 1e-3]
+                                             [--real] [--budget S]
 
 Each seed takes a random network of tools/darknet_forward_oracle.py's generator (every layer
 type Darknet's forward oracle runs; every fifth seed a recurrent network of [rnn], [lstm],
@@ -18,6 +19,20 @@ the layer sequences and options they do not have, before a GPU session spends it
 them. A difference names the seed, the stage and the first layer; ``--keep`` writes its cfg.
 ``--real`` runs on a real GPU instead (tools/gpu_run.sh's optional ``fuzz`` step, TF32 off);
 ``--budget`` stops after that many seconds.
+
+``--precision fp16`` runs the device with ``set_precision("fp16")``: its convolutions read fp16
+copies of their operands (x and w forward, delta with x for dw and with w for dx) and sum in
+float32. The CPU side is then :class:`Fp16Model`, the CPU backend with the same operands rounded
+to fp16, so fp16's own rounding is on both sides (a random network can amplify it a
+hundredfold, or make it a gradient's whole value where that gradient is zero but for
+rounding). What stays apart is a value the device's float32 rounding puts on the other side of
+the middle between two fp16 numbers; the judge below measures what the network makes of that
+with a second model whose operands are moved by a quarter fp16 step before the rounding, and
+keeps a margin of 10 over its spread instead of 100 (seeds 0-400: where the device's error
+passes ``--tol`` it is at most half that spread; a wrong offset in the fp16 GEMMs' operands is
+found within 150 seeds). On a real GPU cuDNN may run an fp16 setting in float32 (an algorithm without
+tensor cores), so there ``--real --precision fp16`` takes the im2col + cuBLAS path, whose GemmEx
+always rounds.
 
 The judge: the device's results may differ from the CPU's by rounding (its reductions sum in
 another order than Darknet's CPU loops), which ill-conditioned random networks amplify. So the
@@ -38,6 +53,7 @@ bias whose shift a batch norm further on removes, through a piecewise-linear act
 
 import argparse
 import contextlib
+import functools
 import pathlib
 import sys
 import tempfile
@@ -55,6 +71,7 @@ sys.path.insert(0, str(ROOT))
 from cfg_mutation_fuzz import random_truths  # noqa: E402
 from darknet_forward_oracle import YOLO_OPTIONS, act, random_cfg, randomize  # noqa: E402
 from pydarknet.backend import get_backend  # noqa: E402
+from pydarknet.backend.cpu import CpuBackend  # noqa: E402
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.heads import detection_heads  # noqa: E402
 from pydarknet.network import load_cfg_text  # noqa: E402
@@ -112,12 +129,54 @@ def few_value_batch_norm(net, batch):
                batch * l.out_h * l.out_w <= 2 for l in net.layers)
 
 
+class Fp16Model(CpuBackend):
+    """The CPU backend with the convolutions' operands rounded to fp16 (round to nearest even;
+    beyond 65504: inf), as the CUDA backend's ``set_precision("fp16")`` rounds them: the model
+    an fp16 device is judged against. ``moved``: each operand is first moved by a quarter of
+    an fp16 step (2^-12 of itself), so that a good part of them round to the neighbouring
+    fp16 number: the device's float32 rounding does that to a few values near the middle
+    between two, and the moved model's spread shows how much the network makes of it (a
+    perturbation of the input and the parameters alone vanishes in the rounding)."""
+
+    def __init__(self, moved=False):
+        super().__init__()
+        self.moved = np.random.default_rng(11) if moved else None
+
+    def _half(self, a):
+        if self.moved is not None:
+            a = (a * (1 + self.moved.choice([-1, 1], a.shape) * 2.0 ** -12)).astype(np.float32)
+        with np.errstate(over="ignore"):
+            return a.astype(np.float16).astype(np.float32)
+
+    def _conv2d(self, x, w, out, geo):
+        return super()._conv2d(self._half(x), self._half(w), out, geo)
+
+    def _conv2d_activate_inference(self, x, w, out, geo, biases, a, scales, mean, variance,
+                                   eps, n, c, spatial):
+        # unfused (the CPU's fused paths would convolve the unrounded operands)
+        self._conv2d(x, w, out, geo)
+        if scales is None:
+            return self._bias_activate(out, biases, a, n, c, spatial)
+        return self._batchnorm_activate_inference(out, scales, mean, variance, biases, a, eps,
+                                                  n, c, spatial)
+
+    def _conv2d_backward(self, x, w, delta, dx, dw, geo):
+        return super()._conv2d_backward(self._half(x), self._half(w), self._half(delta), dx,
+                                        dw, geo)
+
+
+def cpu_side(moved=False):
+    """What the device is compared with: the CPU backend, or :class:`Fp16Model` where the
+    device runs fp16."""
+    return Fp16Model(moved) if get_backend("cuda:0").get_precision() == "fp16" else "cpu"
+
+
 def build_three(text, batch, params):
     """The network on the CPU twice and on the device, with ``params`` (three lists of
     per-layer dicts: the second perturbed): fresh ones for each stage, as training passes move
     batch-norm averages."""
     nets = [load_cfg_text(text, batch=batch, path="fuzz.cfg", device=device, init=False)
-            for device in ("cpu", "cpu", "cuda:0")]
+            for device in (cpu_side(), cpu_side(moved=True), "cuda:0")]
     for net, values_of in zip(nets, params):
         net.params_to_host()
         for layer, values in zip(net.layers, values_of):
@@ -139,16 +198,16 @@ def perturbed(x, rng):
     return (x * (1 + rng.choice([-1, 1], x.shape) * 2.0 ** -20)).astype(np.float32)
 
 
-def first_difference(label, device, cpu, moved, tol):
-    """The first item where the device is further from the CPU than ``tol`` and than a
-    hundred times the CPU's own spread under the perturbation (``moved``)."""
+def first_difference(label, device, cpu, moved, tol, factor=100):
+    """The first item where the device is further from the CPU than ``tol`` and than
+    ``factor`` times the CPU's own spread under the perturbation (``moved``)."""
     named = (lambda v: v.items()) if isinstance(device, dict) else enumerate
     for (i, d), c, m in zip(named(device), named(cpu), named(moved)):
         c, m = c[1], m[1]
         if not np.isfinite(c).all() or np.abs(c).max(initial=0) > 1e30:
             raise Overflow(f"{label} {i}")
         e, spread = relative(d, c), relative(m, c)
-        if e > max(tol, 100 * spread):
+        if e > max(tol, factor * spread):
             return f"{label} {i}: off by {e:.3g} (the CPU's spread {spread:.2g})"
     return None
 
@@ -221,7 +280,11 @@ def network(seed):
 def compare(seed, tol):
     """(verdict, detail) of one seed: 'ok', 'skipped' or 'differs'."""
     rng, text, batch = network(seed)
-    master = load_cfg_text(text, batch=batch, path="fuzz.cfg")
+    master = load_cfg_text(text, batch=batch, path="fuzz.cfg", device=cpu_side())
+    # fp16: the moved model's spread is already fp16's own (a quarter step on every
+    # operand), so a tenth of fp32's margin over it
+    factor = 10 if isinstance(cpu_side(), Fp16Model) else 100
+    differs = functools.partial(first_difference, tol=tol, factor=factor)
     randomize(master, rng)
     params = [dict(layer.params) for layer in master.layers]
     params = (params, [{k: perturbed(v, rng) for k, v in p.items()} for p in params], params)
@@ -229,7 +292,7 @@ def compare(seed, tol):
     x2 = perturbed(x, rng)
     inputs = (x, x2, x)
     c, m, d = (one_pass(n, v, False)[0] for n, v in zip(build_three(text, batch, params), inputs))
-    bad = first_difference("inference output of layer", d, c, m, tol)
+    bad = differs("inference output of layer", d, c, m)
     if bad:
         return "differs", bad
     if few_value_batch_norm(master, batch) or any(
@@ -243,7 +306,7 @@ def compare(seed, tol):
         c, m, d = (one_pass(n, v, True, r)
                    for n, v in zip(build_three(text, batch, params), inputs))
         for k, label in enumerate(("training output of layer", "delta of layer", "gradient")):
-            bad = first_difference(label, d[k], c[k], m[k], tol)
+            bad = differs(label, d[k], c[k], m[k])
             if bad:
                 return "differs", bad
     if detection_heads(master):
@@ -254,20 +317,23 @@ def compare(seed, tol):
     nets = build_three(text, batch, params)
     for k in (1, 2):
         losses = [n.train_iteration(v, truths) for n, v in zip(nets, inputs)]
-        bad = first_difference(f"iteration {k}: loss", [losses[2]], [losses[0]], [losses[1]],
-                               tol)
-        bad = bad or first_difference(f"iteration {k}: parameter of layer", *(
-            params_of(n) for n in (nets[2], nets[0], nets[1])), tol=tol)
+        bad = differs(f"iteration {k}: loss", [losses[2]], [losses[0]], [losses[1]])
+        bad = bad or differs(f"iteration {k}: parameter of layer", *(
+            params_of(n) for n in (nets[2], nets[0], nets[1])))
         if bad:
             return "differs", bad
     return "ok", ""
 
 
-def judge(seed, tol=1e-3, conv="both"):
+def judge(seed, tol=1e-3, conv="both", precision="fp32"):
     """(verdict, detail) of one seed on an initialised (emulated) device: 'ok', 'skipped',
     'overflow', 'refused' (a PydarknetError, as on the CPU), 'differs' or 'error'. ``conv``:
-    "cudnn", "gemm" or "both" (cuDNN on even seeds)."""
-    get_backend("cuda:0").set_cudnn(conv == "cudnn" or (conv == "both" and seed % 2 == 0))
+    "cudnn", "gemm" or "both" (cuDNN on even seeds); ``precision``: the device's, "fp32" or
+    "fp16" (judged against :class:`Fp16Model`)."""
+    dev = get_backend("cuda:0")
+    dev.set_cudnn(conv == "cudnn" or (conv == "both" and seed % 2 == 0))
+    saved = dev.get_precision()
+    dev.set_precision(precision)
     try:
         return compare(seed, tol)
     except Overflow as e:
@@ -276,6 +342,8 @@ def judge(seed, tol=1e-3, conv="both"):
         return "refused", str(e).splitlines()[0]
     except Exception:
         return "error", traceback.format_exc(limit=-3).strip()
+    finally:
+        dev.set_precision(saved)
 
 
 def device(tmp, args):
@@ -292,12 +360,20 @@ def main():
     ap.add_argument("first", type=int)
     ap.add_argument("last", type=int)
     ap.add_argument("--kernels", choices=["host", "numpy"], default="host")
-    ap.add_argument("--conv", choices=["both", "cudnn", "gemm"], default="both")
+    ap.add_argument("--conv", choices=["both", "cudnn", "gemm"])
+    ap.add_argument("--precision", choices=["fp32", "fp16"], default="fp32")
     ap.add_argument("--keep", type=pathlib.Path)
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--real", action="store_true", help="cuda:0 is a real GPU")
     ap.add_argument("--budget", type=float, default=float("inf"), help="seconds")
     args = ap.parse_args()
+    if args.real and args.precision == "fp16":
+        if args.conv not in (None, "gemm"):
+            ap.error("--real --precision fp16 runs the im2col + cuBLAS path only (cuDNN may "
+                     "keep an fp16 setting in float32, which the fp16 model would call a "
+                     "difference): leave out --conv or give --conv gemm")
+        args.conv = "gemm"
+    args.conv = args.conv or "both"
     warnings.simplefilter("ignore")
     counts = {}
     end = time.monotonic() + args.budget
@@ -307,7 +383,7 @@ def main():
                 print(f"budget spent: seeds {args.first}..{seed - 1}")
                 break
             try:
-                verdict, detail = judge(seed, args.tol, args.conv)
+                verdict, detail = judge(seed, args.tol, args.conv, args.precision)
             except KeyboardInterrupt:
                 print(f"interrupted: seeds {args.first}..{seed - 1}")
                 break

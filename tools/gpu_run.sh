@@ -12,7 +12,8 @@
 #   4. test:   pytest -m gpu tests (the other GPU tests, test_gpu_oracle.py left out; TF32 off)
 #   5. bench:  python3 bench/gpu.py                 (writes $OUT/gpu_bench.json)
 #   (fuzz: not in the default STEPS: tools/cuda_emulated_fuzz.py --real, random networks GPU
-#    vs CPU for up to FUZZ_SECONDS (default 60); log fuzz.log)
+#    vs CPU for up to FUZZ_SECONDS (default 60): two thirds in float32, the rest with
+#    set_precision("fp16") against the CPU's fp16 model; logs fuzz.log, fuzz16.log)
 #
 # Each step has its own time limit and may fail without stopping the next; the whole run ends
 # within DEADLINE seconds (default 420: a session has 15 minutes of device time, machine starts
@@ -151,8 +152,11 @@ for step in $STEPS; do
                 run_step bench "$lim" bench.log "$PY" bench/gpu.py --budget $((lim - 15)) \
                     ${BENCH_ARGS:-} ;;
         fuzz)   fs=${FUZZ_SECONDS:-60}
-                run_step fuzz $((fs + 30)) fuzz.log env NVIDIA_TF32_OVERRIDE=0 "$PY" \
-                    tools/cuda_emulated_fuzz.py 0 1000000 --real --budget "$fs" ;;
+                run_step fuzz $((fs * 2 / 3 + 20)) fuzz.log env NVIDIA_TF32_OVERRIDE=0 "$PY" \
+                    tools/cuda_emulated_fuzz.py 0 1000000 --real --budget $((fs * 2 / 3))
+                run_step fuzz16 $((fs / 3 + 20)) fuzz16.log env NVIDIA_TF32_OVERRIDE=0 "$PY" \
+                    tools/cuda_emulated_fuzz.py 0 1000000 --real --precision fp16 \
+                    --budget $((fs / 3)) ;;
         *) log "unknown step '$step' (check, oracle, test, bench, fuzz)" ;;
     esac
 done
@@ -171,7 +175,9 @@ done
             grep -E "^(FAILED|ERROR)" "$OUT/$f.log" | cut -c1-300 | head -25
             tail -1 "$OUT/$f.log"; }
     done
-    [ -f "$OUT/fuzz.log" ] && { echo "--- fuzz: differences and counts";
-        grep -E "^(seed|counts|budget)|Error" "$OUT/fuzz.log" | cut -c1-300 | head -15; }
+    for f in fuzz fuzz16; do
+        [ -f "$OUT/$f.log" ] && { echo "--- $f: differences and counts";
+            grep -E "^(seed|counts|budget)|Error" "$OUT/$f.log" | cut -c1-300 | head -15; }
+    done
     [ -f "$OUT/bench.log" ] && { echo "--- bench: the table"; sed -n '/^=== table/,$p' "$OUT/bench.log"; }
 } | tee -a "$OUT/run.log"
