@@ -25,6 +25,7 @@ import inspect
 import pathlib
 import re
 import sys
+import time
 import types
 
 import numpy as np
@@ -1095,6 +1096,26 @@ def make_fake_pycuda(mem, log, devices=1, init_error=None, kernels="numpy"):
     def memcpy_dtod(dst, src, nbytes):
         mem.view(dst, nbytes, np.uint8)[...] = mem.view(src, nbytes, np.uint8).copy()
 
+    class Event:
+        """pycuda's timing event: the host clock at record()."""
+
+        def __init__(self, flags=0):
+            self.t = None
+
+        def record(self, stream=None):
+            assert stream is None, "events on the legacy default stream only"
+            self.t = time.perf_counter()
+            return self
+
+        def synchronize(self):
+            assert self.t is not None, "an event synchronized before record()"
+            return self
+
+        def time_since(self, start):
+            assert self.t is not None and start.t is not None, "time_since of unrecorded events"
+            return (self.t - start.t) * 1e3
+
+    drv.Event = Event
     drv.memset_d32 = memset_d32
     drv.memcpy_htod = memcpy_htod
     drv.memcpy_dtoh = memcpy_dtoh

@@ -1,0 +1,81 @@
+"""bench/gpu.py's own code on the emulated device (tests/test_cuda_backend.py's fake_device),
+before a GPU session spends its minutes on it: each pydarknet part (Mish with pycuda events,
+yolov4 inference in fp32, TF32 and fp16, a training iteration) at toy sizes, and the driver's
+table and JSON when a worker cannot start. The timings mean nothing here; the plumbing does."""
+
+import argparse
+import importlib.util
+import json
+import sys
+import warnings
+
+import numpy as np
+import pytest
+
+from conftest import ROOT
+from test_cuda_backend import fake_device
+
+spec = importlib.util.spec_from_file_location("bench_gpu", ROOT / "bench" / "gpu.py")
+bench = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(bench)
+
+TOY = dict(size=64, batch=2, warmups=1, runs=2, train_runs=1, mish_n=4096)
+
+
+@pytest.fixture
+def emulated(tmp_path):
+    with warnings.catch_warnings(), fake_device(tmp_path) as fake:
+        warnings.simplefilter("ignore")
+        yield fake
+
+
+def test_mish_part(emulated, tmp_path):
+    r = bench.work_mish("pydarknet", "fp32", argparse.Namespace(**TOY), str(tmp_path))
+    assert [row["op"] for row in r["rows"]] == [
+        "copy (B.copy)", "mish forward in place", "mish forward x -> y (activate_copy)",
+        "mish backward (gradient)"]
+    assert all(row["ms"] >= 0 and len(row["spread_ms"]) == 2 for row in r["rows"])
+    assert r["mish_forward_max_rel_err"] < 1e-6
+    assert r["memory"]["pool_held_bytes_peak_mb"] >= 0
+
+
+@pytest.mark.parametrize("mode", ["fp32", "tf32", "fp16"])
+def test_inference_part(emulated, tmp_path, mode):
+    r = bench.work_infer("pydarknet", mode, argparse.Namespace(**TOY), str(tmp_path))
+    assert r["runs"] == TOY["runs"] and r["img_s"] > 0
+    assert "device_used_peak_mb" in r["memory"]
+    heads = tmp_path / "heads_pydarknet.npz"
+    assert heads.exists() == (mode == "fp32")
+    if mode == "fp32":           # the three [yolo] heads, as the agreement check reads them
+        assert [a.shape for a in np.load(heads).values()] == [
+            (1, 255, 8, 8), (1, 255, 4, 4), (1, 255, 2, 2)]
+
+
+@pytest.mark.parametrize("mode", ["fp32", "fp16"])
+def test_training_part(emulated, tmp_path, mode):
+    r = bench.work_train("pydarknet", mode, argparse.Namespace(**TOY), str(tmp_path))
+    assert r["runs"] == TOY["train_runs"] and r["img_s"] > 0
+    assert r["note"].startswith("Darknet loss ")
+    assert np.isfinite(float(r["note"].split()[2]))
+
+
+def test_driver_reports_failed_workers(tmp_path, monkeypatch, capsys):
+    """Where a worker cannot start (pycuda and torch shadowed by modules that fail to
+    import, as on a machine without them), the table names each failure and the JSON keeps
+    every row."""
+    for name in ("pycuda", "torch"):
+        (tmp_path / "shadow" / name).mkdir(parents=True)
+        (tmp_path / "shadow" / name / "__init__.py").write_text(
+            f"raise ImportError('{name} shadowed by test_bench_gpu')\n")
+    monkeypatch.setenv("PYTHONPATH", str(tmp_path / "shadow"))
+    monkeypatch.setenv("OUT", str(tmp_path))
+    monkeypatch.setattr(sys, "argv", ["gpu.py", "--parts", "mish", "--budget", "120",
+                                      "--mish-n", "1024"])
+    assert bench.main() == 1
+    text = capsys.readouterr().out
+    table = text[text.index("=== table"):]
+    assert "pydarknet: FAILED PydarknetError: the CUDA backend needs pycuda" in table
+    assert "torch: FAILED ImportError: torch shadowed" in table
+    saved = json.loads((tmp_path / "gpu_bench.json").read_text())
+    assert [(r["part"], r["fw"], r["ok"]) for r in saved["results"]] == [
+        ("mish", "pydarknet", False), ("mish", "torch", False)]
