@@ -18,7 +18,11 @@ shared time budget; a part that fails prints why and the others go on.
     ``net.predict(x)``; PyTorch: the eager model of bench/torch_model.py, cudnn.benchmark on),
     3 warm-ups, median of 20. Rows: pydarknet fp32, TF32 (``set_tf32``) and fp16 GEMMs
     (``set_precision("fp16")``); PyTorch fp32 (TF32 off), TF32, and AMP (fp16 autocast). The
-    fp32 rows' [yolo] outputs are compared (max|a-b|/max|b|) as a sanity check.
+    fp32 rows' [yolo] outputs are compared (max|a-b|/max|b|) as a sanity check. pydarknet fp32
+    also times what bounds a pass: the host's time to queue it (input already on the GPU;
+    the forward pass returns once every kernel is launched) against the time until the GPU
+    has run it; close together, the rate is launch-bound. (On the emulated device the
+    Python of a yolov4 pass takes about 3 ms for its ~300 launches and cuDNN calls.)
 (c) the same network, one training iteration at batch 8, subdivisions 1 (random images and
     boxes): pydarknet's ``train_iteration`` (Darknet's full YOLO loss, computed on the host)
     against PyTorch's forward + a stand-in loss on the [yolo] outputs (mean squared distance
@@ -242,6 +246,7 @@ def work_infer(fw, mode, args, tmp):
         times = _timed_host(lambda: net.predict(x), args.warmups, args.runs, mem.sample)
         heads = [np.array(net.outputs[l.index]) for l in net.layers if l.layer_type == "yolo"]
         memory = mem.mb()
+        extra = {"host": _host_share(net, B, x)}
     else:
         torch = _torch_setup(mode)
         import pydarknet
@@ -262,11 +267,29 @@ def work_infer(fw, mode, args, tmp):
         times = _timed_host(run, args.warmups, args.runs)
         heads = [h.float().cpu().numpy() for h in result["heads"]]
         memory = _torch_memory(torch)
+        extra = {}
     if mode == "fp32":
         np.savez(pathlib.Path(tmp) / f"heads_{fw}.npz", *heads)
     ms = _median_ms(times)
     return {"ms": ms, "img_s": 1e3 / ms, "spread_ms": [min(times) * 1e3, max(times) * 1e3],
-            "runs": len(times), "memory": memory}
+            "runs": len(times), "memory": memory, **extra}
+
+
+def _host_share(net, B, x, runs=5):
+    """What bounds an inference pass: the host's time to queue it (the forward pass returns
+    once every kernel is launched) against the time until the GPU has run it, medians of
+    ``runs``. Close together: launch-bound (Python and the driver); far apart: the GPU."""
+    from pydarknet.passes import forward_pass
+    xb = B.from_numpy(x)
+    queued, done = [], []
+    for _ in range(runs):
+        B.synchronize()
+        t0 = time.perf_counter()
+        forward_pass(net, xb)
+        queued.append(time.perf_counter() - t0)
+        B.synchronize()
+        done.append(time.perf_counter() - t0)
+    return {"queued_ms": _median_ms(queued), "done_ms": _median_ms(done)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -437,6 +460,11 @@ def table(results, args, info):
             ratio = f"{base_v / v:.2f}x" if base_v else "-"
             lines.append(f"    {name:<22}{v:9.3f}{r['img_s']:8.1f}{ratio:>17}   "
                          f"{fmt_mem(r.get('memory'))}")
+        r = get.get(("infer", "pydarknet", "fp32"))
+        if part == "infer" and r and r["ok"] and "host" in r:
+            lines.append(f"    pydarknet fp32 pass (input already on the GPU): queued by the host "
+                         f"in {r['host']['queued_ms']:.2f} ms, done on the GPU at "
+                         f"{r['host']['done_ms']:.2f} ms (close: launch-bound)")
         if part == "infer" and "agreement" in info:
             lines.append(f"    fp32 [yolo] outputs, pydarknet vs PyTorch: max rel err "
                          f"{info['agreement']}")

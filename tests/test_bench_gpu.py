@@ -49,6 +49,10 @@ def test_inference_part(emulated, tmp_path, mode):
     if mode == "fp32":           # the three [yolo] heads, as the agreement check reads them
         assert [a.shape for a in np.load(heads).values()] == [
             (1, 255, 8, 8), (1, 255, 4, 4), (1, 255, 2, 2)]
+        assert 0 < r["host"]["queued_ms"] <= r["host"]["done_ms"]
+        r.update(part="infer", fw="pydarknet", mode=mode, ok=True)
+        text = bench.table([r], argparse.Namespace(**TOY), {"gpu": "emulated", "torch": None})
+        assert "    pydarknet fp32  " in text and "queued by the host in" in text
 
 
 @pytest.mark.parametrize("mode", ["fp32", "fp16"])
