@@ -487,8 +487,9 @@ class FakeKernels:
         v = self.F(x, total).reshape(batch, n, entries, hw).copy()
         if not new_coords:
             sig = lambda a: F32(1) / (F32(1) + np.exp(-a))   # noqa: E731
-            v[:, :, 0:2] = sig(v[:, :, 0:2])
-            v[:, :, 4:] = sig(v[:, :, 4:])
+            with np.errstate(over="ignore"):       # exp(-a) = inf gives 0, as on the GPU
+                v[:, :, 0:2] = sig(v[:, :, 0:2])
+                v[:, :, 4:] = sig(v[:, :, 4:])
         v[:, :, 0:2] = v[:, :, 0:2] * F32(scale) + F32(bias)
         self.F(out, total)[...] = v.reshape(-1)
 

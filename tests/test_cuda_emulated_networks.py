@@ -156,6 +156,47 @@ def test_gpu_build_training_options_on_the_emulated_device(emulated, name):
     assert training_options.largest_difference(name, "cuda:0") < 1e-4
 
 
+def test_demo_command_on_the_emulated_device(emulated, tmp_path):
+    """`pydarknet demo --gpu 0` (issue 11's demo step) runs its whole course on the device: data,
+    training with the mAP, the chart, the held-out detections."""
+    from pydarknet.cli import main
+    folder = tmp_path / "demo"
+    assert main(["demo", "--gpu", "0", "--iterations", "4", "--train-images", "8",
+                 "--valid-images", "4", "--folder", str(folder)]) == 0
+    assert (folder / "backup" / "demo-shapes_final.weights").exists()
+    assert (folder / "predictions.jpg").exists() and (folder / "backup" / "chart.png").exists()
+
+
+def test_training_loop_on_the_emulated_device(emulated, tmp_path):
+    """`pydarknet train --gpu 0`'s loop: random=1 resizes on the device, the mAP as it goes, a
+    checkpoint that resumes; the first iteration's loss as the CPU's."""
+    import json
+    from pydarknet.data import make_shapes_detection
+    from pydarknet.train.run import run_training
+    ds = make_shapes_detection(str(tmp_path / "shapes"), train=8, valid=4, size=160, seed=0)
+    cfg = tmp_path / "demo.cfg"
+    cfg.write_text((ROOT / "cfg" / "demo-shapes.cfg").read_text().replace(
+        "batch=16", "batch=2").replace("burn_in=100", "burn_in=2").replace("random=0",
+                                                                            "random=1"))
+    cpu = pydarknet.load(cfg)
+    cpu.save_weights(str(tmp_path / "start.weights"))
+    losses = {}
+    for device in ("cpu", "cuda:0"):
+        trainer, final = run_training(cfg, ds["data"], str(tmp_path / "start.weights"),
+                                      seed=0, backup=str(tmp_path / device), max_batches=4,
+                                      calc_map=True, map_every=2, log=lambda line: None,
+                                      device=device)
+        assert trainer.best_map is not None
+        losses[device] = [json.loads(line)["loss"]
+                          for line in open(tmp_path / device / "demo_train.jsonl")]
+    assert len(losses["cuda:0"]) == 4
+    np.testing.assert_allclose(losses["cuda:0"][0], losses["cpu"][0], rtol=1e-5)
+    trainer, again = run_training(cfg, ds["data"], final, seed=0,
+                                  backup=str(tmp_path / "cuda:0"), max_batches=6,
+                                  log=lambda line: None, device="cuda:0")
+    assert pydarknet.load(cfg, again).seen == 6 * 2
+
+
 @pytest.mark.parametrize("precision,seeds", [("fp32", 120), ("fp16", 60)])
 def test_random_networks_on_the_emulated_device(emulated, precision, seeds):
     """tools/cuda_emulated_fuzz.py's first seeds (random networks of every layer type the
