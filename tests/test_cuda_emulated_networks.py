@@ -197,6 +197,31 @@ def test_training_loop_on_the_emulated_device(emulated, tmp_path):
     assert pydarknet.load(cfg, again).seen == 6 * 2
 
 
+def test_classifier_training_on_the_emulated_device(emulated, tmp_path):
+    """`pydarknet classifier train --gpu 0`'s loop with -topk: the losses of the CPU's, the
+    top-1 measured on the device's network."""
+    import json
+    from pydarknet.data import make_shapes_classifier
+    from pydarknet.train.run import run_training
+    ds = make_shapes_classifier(str(tmp_path / "cls"), train=16, valid=6, size=32, seed=1)
+    cfg = tmp_path / "c.cfg"
+    cfg.write_text("[net]\nbatch=4\nwidth=32\nheight=32\nchannels=3\nmax_batches=3\n"
+                   "learning_rate=0.01\nmomentum=0.9\ndecay=0.0005\n[convolutional]\n"
+                   "batch_normalize=1\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=mish\n"
+                   "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n[avgpool]\n"
+                   "[softmax]\n[cost]\ntype=sse\n")
+    pydarknet.load(cfg).save_weights(str(tmp_path / "start.weights"))
+    losses = {}
+    for device in ("cpu", "cuda:0"):
+        trainer, _ = run_training(str(cfg), ds["data"], str(tmp_path / "start.weights"),
+                                  calc_topk=True, seed=1, backup=str(tmp_path / device),
+                                  log=lambda line: None, device=device)
+        assert trainer.metric == "top1" and 0 <= trainer.best_map <= 1
+        losses[device] = [json.loads(line)["loss"]
+                          for line in open(tmp_path / device / "c_train.jsonl")]
+    np.testing.assert_allclose(losses["cuda:0"], losses["cpu"], rtol=1e-4)
+
+
 @pytest.mark.parametrize("precision,seeds", [("fp32", 120), ("fp16", 60)])
 def test_random_networks_on_the_emulated_device(emulated, precision, seeds):
     """tools/cuda_emulated_fuzz.py's first seeds (random networks of every layer type the
