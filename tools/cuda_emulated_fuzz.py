@@ -22,16 +22,16 @@ them. A difference names the seed, the stage and the first layer; ``--keep`` wri
 
 ``--precision fp16`` runs the device with ``set_precision("fp16")``: its convolutions read fp16
 copies of their operands (x and w forward, delta with x for dw and with w for dx) and sum in
-float32. The CPU side is then :class:`Fp16Model`, the CPU backend with the same operands rounded
-to fp16, so fp16's own rounding is on both sides (a random network can amplify it a
-hundredfold, or make it a gradient's whole value where that gradient is zero but for
-rounding). What stays apart is a value the device's float32 rounding puts on the other side of
-the middle between two fp16 numbers; the judge below measures what the network makes of that
-with a second model whose operands are moved by a quarter fp16 step before the rounding
-(seeds 0-400: where the device's error passes ``--tol`` it is at most half that spread; a wrong
-offset in the fp16 GEMMs' operands is found within 150 seeds). On a real GPU cuDNN may run an fp16 setting in float32 (an algorithm without
-tensor cores), so there ``--real --precision fp16`` takes the im2col + cuBLAS path, whose GemmEx
-always rounds.
+float32. The CPU side is then :class:`Fp16Model`, the CPU backend with the same operands
+rounded to fp16, so fp16's own rounding is on both sides (a random network can amplify it a
+hundredfold, or make it a gradient's whole value where that gradient is zero but for rounding).
+What stays apart is a value the device's float32 rounding puts on the other side of the middle
+between two fp16 numbers; the judge below measures what the network makes of that with a second
+model whose operands are moved by a quarter fp16 step before the rounding (seeds 0-400: where
+the device's error passes ``--tol`` it is at most half that spread; a wrong offset in the fp16
+GEMMs' operands is found within 150 seeds). On a real GPU cuDNN may run an fp16 setting in
+float32 (an algorithm without tensor cores), so there ``--real --precision fp16`` takes the
+im2col + cuBLAS path, whose GemmEx always rounds.
 
 The judge: the device's results may differ from the CPU's by rounding (its reductions sum in
 another order than Darknet's CPU loops), which ill-conditioned random networks amplify. So the
