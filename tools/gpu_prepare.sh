@@ -237,4 +237,4 @@ say ".gpu/ ${total} MiB + the working tree that travels ${repo} MiB (the device 
     "64 MiB in all); took $((SECONDS - T0)) s"
 if [ "$total" -gt 40 ]; then say "WARNING: .gpu/ is over 40 MiB"; fi
 say "next, on the GPU machine: the device tool's run with command 'bash tools/gpu_run.sh'," \
-    "carry [\".gpu\"], timeout_s 600 (tools/GPU.md)"
+    "carry [\".gpu\"], timeout_s 480 (gpu_run.sh stops itself at 420 s; tools/GPU.md)"
