@@ -6,8 +6,12 @@
   off (NVIDIA_TF32_OVERRIDE=0, set before the backend starts);
 - CPU/GPU agreement: cfg/yolov4.cfg forward at 608 (random weights, same seed; every layer to
   1e-3 relative) and three training iterations of cfg/yolov4-tiny.cfg at 160x160 (batch 4,
-  subdivisions 2, no burn-in: losses and weights to 1e-3 relative, the weights' change over the
-  three updates to 1e-2).
+  subdivisions 2, no burn-in): losses, the worst weight and the worst weight change to 1e-3
+  relative or ten times the spread of a CPU run moved by 2^-20 (the training is chaotic: see
+  the test).
+
+``pytest -m gpu --emulated-gpu numpy tests`` (or ``host``) runs all of them on the emulated
+device, which checks their own code without a GPU.
 
 All marked ``gpu``; skipped with the reason where pydarknet.backend.cuda is missing or cannot
 import (no pycuda) or ``get_backend("cuda:0")`` raises PydarknetError (no driver, no GPU). On the GPU machine:
@@ -141,9 +145,11 @@ def test_yolov4_608_forward_cpu_and_gpu_agree(cuda):
     x = np.random.default_rng(5).uniform(0, 1, (1, 3, 608, 608)).astype(np.float32)
     cpu = pydarknet.load(cfg, batch=1, width=608, height=608)
     gpu = pydarknet.load(cfg, batch=1, width=608, height=608, device=DEVICE)
-    want = cpu.predict(x)
-    got = gpu.predict(x)
-    errors = {(l.index, l.layer_type): rel(gpu.outputs[l.index], cpu.outputs[l.index])
+    want = cpu.forward(x)             # (forward keeps every layer's output; predict does not)
+    got = gpu.forward(x)
+    to_host = gpu.backend.to_numpy
+    errors = {(l.index, l.layer_type): rel(np.array(to_host(gpu.outputs[l.index])),
+                                           cpu.outputs[l.index])
               for l in cpu.layers}
     worst = max(errors.items(), key=lambda kv: kv[1])
     print(f"yolov4 608 forward: worst layer {worst[0]} at {worst[1]:.2e}; last layer "
@@ -162,35 +168,59 @@ def _tiny_train_cfg(tmp_path, size=160, batch=4, subdivisions=2):
     return path
 
 
+def _moved(a, rng):
+    """``a`` with every value moved by 2^-20 of itself (tools/cuda_emulated_fuzz.py's)."""
+    return (a * (1 + rng.choice([-1, 1], a.shape) * 2.0 ** -20)).astype(np.float32)
+
+
 @pytest.mark.slow
 def test_yolov4_tiny_three_iterations_cpu_and_gpu_agree(cuda, tmp_path):
+    """Three iterations as on the CPU, judged against the CPU's own spread: yolov4-tiny's
+    training is chaotic at this scale (a max-pool window whose two largest values lie within
+    rounding of each other sends the gradient elsewhere), so a CPU run with the weights and
+    images moved by 2^-20 already differs by about 2% in some weights after one iteration and
+    30% after three, and its loss by 2e-3. After each iteration the GPU's loss, its worst
+    weight and its worst weight change (since the start) must be within AGREE of the CPU's or
+    within ten times that spread; a wrong kernel is off by far more from the first iteration
+    on."""
     cfg = _tiny_train_cfg(tmp_path)
-    cpu = pydarknet.load(cfg)
+    cpu, moved = pydarknet.load(cfg), pydarknet.load(cfg)
     gpu = pydarknet.load(cfg, device=DEVICE)
+    gpu.params_to_host()
+    move = np.random.default_rng(3)
+    for a, c, m in zip(gpu.layers, cpu.layers, moved.layers):
+        for p in c.params:
+            assert np.array_equal(a.params[p], c.params[p])      # the same initial weights
+            m.params[p] = _moved(c.params[p], move)
+    gpu.params_to_device()
     start = {(l.index, k): np.array(v) for l in cpu.layers for k, v in l.params.items()}
+
+    def worst(net):
+        """(worst weight, worst weight change) against the CPU's: ((layer, name), rel)."""
+        weights, changes = {}, {}
+        for a, c in zip(net.layers, cpu.layers):
+            for p in c.params:
+                weights[(c.index, p)] = rel(a.params[p], c.params[p])
+                change = c.params[p] - start[(c.index, p)]
+                if np.abs(change).max() > 0:
+                    changes[(c.index, p)] = rel(a.params[p] - start[(c.index, p)], change)
+        return tuple(max(d.items(), key=lambda kv: kv[1]) for d in (weights, changes))
+
     rng = np.random.default_rng(7)
     b = cpu.net.batch
     for k in (1, 2, 3):
         x = rng.uniform(0, 1, (b, 3, 160, 160)).astype(np.float32)
         t = random_truths(rng, b)
-        lc = cpu.train_iteration(x, t)
-        lg = gpu.train_iteration(x, t)
-        assert abs(lg - lc) <= AGREE * abs(lc), f"iteration {k}: loss GPU {lg} CPU {lc}"
+        lc, lm, lg = (n.train_iteration(v, t) for n, v in ((cpu, x), (moved, _moved(x, move)),
+                                                            (gpu, x)))
+        assert abs(lg - lc) <= max(AGREE * abs(lc), 10 * abs(lm - lc)), \
+            f"iteration {k}: loss GPU {lg} CPU {lc} (moved CPU {lm})"
         assert (gpu.iteration, gpu.seen) == (cpu.iteration, cpu.seen)
-    to_host = gpu.backend.to_numpy
-    weights, updates = {}, {}
-    for a, c in zip(gpu.layers, cpu.layers):
-        for p in c.params:
-            g = np.array(to_host(a.params[p]))
-            weights[(c.index, p)] = rel(g, c.params[p])
-            moved = c.params[p] - start[(c.index, p)]
-            if np.abs(moved).max() > 0:
-                updates[(c.index, p)] = rel(g - start[(c.index, p)], moved)
-    worst_w = max(weights.values())
-    worst_u = max(updates.values(), default=0.0)
-    print(f"yolov4-tiny 3 iterations: weights differ by at most {worst_w:.2e}, their change "
-          f"by at most {worst_u:.2e}")
-    bad = {k: v for k, v in weights.items() if v > AGREE}
-    assert not bad, f"weights where GPU and CPU differ by more than {AGREE}: {bad}"
-    bad = {k: v for k, v in updates.items() if v > 10 * AGREE}
-    assert not bad, f"weight changes where GPU and CPU differ by more than {10 * AGREE}: {bad}"
+        gpu.params_to_host()
+        on_gpu, spread = worst(gpu), worst(moved)
+        gpu.params_to_device()
+        print(f"yolov4-tiny iteration {k}: worst weight and weight change against the CPU: "
+              f"GPU {on_gpu}, the CPU moved by 2^-20 {spread}")
+        for what, (where, e), (_, s) in zip(("weight", "weight change"), on_gpu, spread):
+            assert e <= max(AGREE, 10 * s), \
+                f"iteration {k}: {what} {where}: GPU off by {e:.3g}, the moved CPU by {s:.3g}"
