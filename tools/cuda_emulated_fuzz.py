@@ -290,12 +290,14 @@ def compare(seed, tol):
     if bad:
         return "differs", bad
     if few_value_batch_norm(master, batch) or any(
-            o.size > 1 and np.ptp(o) <= 1e-4 * np.abs(o).max() for o in c) or any(
+            o.size > 1 and np.ptp(o) <= 1e-3 * np.abs(o).max() for o in c) or any(
             l.layer_type == "softmax" and l.inputs == l.groups for l in master.layers):
         # batch statistics of one or two values (normalised to 0 or +-1 whatever the input),
         # or a layer whose output is (nearly) one value, or 1 whatever the input (a softmax
         # over one channel, of one value a group): their gradients are zero but for rounding
-        # noise, on either side
+        # noise, on either side. (Nearly: normalize_channels_softmax over one channel gives
+        # 1 - 1e-4 or so, whose float32 steps a batch norm further on blows up to a tenth of its
+        # output, seed 21093; the CPU's own spread does not show another rounding's steps.)
         return "skipped", ""
     if not detection_heads(master):
         r = rng.standard_normal(c[-1].shape).astype(np.float32)
