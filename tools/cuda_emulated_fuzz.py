@@ -69,6 +69,7 @@ sys.path.insert(0, str(ROOT))
 from cfg_mutation_fuzz import random_truths  # noqa: E402
 from darknet_forward_oracle import YOLO_OPTIONS, act, random_cfg, randomize  # noqa: E402
 from pydarknet.backend import get_backend  # noqa: E402
+from pydarknet.backend.base import Backend  # noqa: E402
 from pydarknet.backend.cpu import CpuBackend  # noqa: E402
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.heads import detection_heads  # noqa: E402
@@ -149,14 +150,8 @@ class Fp16Model(CpuBackend):
     def _conv2d(self, x, w, out, geo):
         return super()._conv2d(self._half(x), self._half(w), out, geo)
 
-    def _conv2d_activate_inference(self, x, w, out, geo, biases, a, scales, mean, variance,
-                                   eps, n, c, spatial):
-        # unfused (the CPU's fused paths would convolve the unrounded operands)
-        self._conv2d(x, w, out, geo)
-        if scales is None:
-            return self._bias_activate(out, biases, a, n, c, spatial)
-        return self._batchnorm_activate_inference(out, scales, mean, variance, biases, a, eps,
-                                                  n, c, spatial)
+    # unfused, the base class's (the CPU's fused paths would convolve the unrounded operands)
+    _conv2d_activate_inference = Backend._conv2d_activate_inference
 
     def _conv2d_backward(self, x, w, delta, dx, dw, geo):
         return super()._conv2d_backward(self._half(x), self._half(w), self._half(delta), dx,
