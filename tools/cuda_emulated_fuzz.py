@@ -47,7 +47,10 @@ through, about once in 3,000 seeds, is rounding at a kink or a tie: a batch-norm
 1e-7 on either side of zero takes revleaky's gradient of 1 on one side and 10 on the other
 (seed 5845: one value of 1,681); two values of a max-pool window 6e-8 apart swap places (seed
 12027, after a saturating [normalization]); or a gradient that is zero but for rounding (a
-bias whose shift a batch norm further on removes, through a piecewise-linear activation).
+bias whose shift a batch norm further on removes, through a piecewise-linear activation), or
+nearly so (seed 27833: a bias gradient of 0.12 summed from 768 deltas of up to 38 that a
+[batchnorm] further on makes cancel; the CPU's own spread keeps that cancellation, another
+summation order does not).
 """
 
 import argparse
