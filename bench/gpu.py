@@ -339,7 +339,7 @@ def work_train(fw, mode, args, tmp):
             scaler.scale(loss).backward()
             scaler.step(opt)
             scaler.update()
-            losses.append(float(loss))          # synchronizes
+            losses.append(loss.item())          # synchronizes
 
         times = _timed_host(run, 2, args.train_runs + 1)
         memory, note = _torch_memory(torch), f"stand-in loss {losses[0]:.3f} -> {losses[-1]:.3f}"

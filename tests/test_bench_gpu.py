@@ -83,3 +83,49 @@ def test_driver_reports_failed_workers(tmp_path, monkeypatch, capsys):
     saved = json.loads((tmp_path / "gpu_bench.json").read_text())
     assert [(r["part"], r["fw"], r["ok"]) for r in saved["results"]] == [
         ("mish", "pydarknet", False), ("mish", "torch", False)]
+
+
+def test_torch_parts_on_a_cpu_stand_in(tmp_path, monkeypatch):
+    """The PyTorch rows' code (Mish ops, the eager model in fp32, TF32 and AMP, a training step
+    with GradScaler) with torch.cuda stood in for by the CPU: the API calls, before the GPU
+    machine's torch first runs them. Skipped without torch (CI has none)."""
+    import time
+    torch = pytest.importorskip("torch", reason="torch is not installed (pip install torch)")
+
+    class Event:
+        def __init__(self, enable_timing=False):
+            self.t = None
+
+        def record(self, stream=None):
+            self.t = time.perf_counter()
+
+        def synchronize(self):
+            pass
+
+        def elapsed_time(self, end):
+            return (end.t - self.t) * 1e3
+
+    cpu_autocast, cpu_scaler = torch.autocast, torch.amp.GradScaler
+    for owner, name, value in (
+            (torch.Tensor, "cuda", lambda self, *a, **k: self),
+            (torch.nn.Module, "cuda", lambda self, *a, **k: self),
+            (torch.cuda, "Event", Event), (torch.cuda, "synchronize", lambda *a: None),
+            (torch.cuda, "mem_get_info", lambda *a: (1 << 30, 2 << 30)),
+            (torch.cuda, "max_memory_allocated", lambda *a: 0),
+            (torch.cuda, "max_memory_reserved", lambda *a: 0),
+            (torch.cuda, "reset_peak_memory_stats", lambda *a: None),
+            (torch, "autocast", lambda device, dtype=None, enabled=True: cpu_autocast(
+                "cpu", dtype=torch.bfloat16, enabled=enabled)),
+            (torch.amp, "GradScaler", lambda device, enabled=True: cpu_scaler(
+                "cpu", enabled=enabled))):
+        monkeypatch.setattr(owner, name, value)
+    args = argparse.Namespace(**TOY)
+    mish = bench.work_mish("torch", "fp32", args, str(tmp_path))
+    assert [row["op"] for row in mish["rows"]][0] == "copy (Tensor.copy_)"
+    for mode in ("fp32", "tf32", "amp"):
+        assert bench.work_infer("torch", mode, args, str(tmp_path))["img_s"] > 0
+    heads = np.load(tmp_path / "heads_torch.npz")
+    assert [a.shape for a in heads.values()] == [(1, 255, 8, 8), (1, 255, 4, 4), (1, 255, 2, 2)]
+    for mode in ("fp32", "amp"):
+        assert bench.work_train("torch", mode, args, str(tmp_path))["note"].startswith(
+            "stand-in loss ")
