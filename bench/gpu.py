@@ -460,8 +460,8 @@ def table(results, args, info):
             ratio = f"{base_v / v:.2f}x" if base_v else "-"
             lines.append(f"    {name:<22}{v:9.3f}{r['img_s']:8.1f}{ratio:>17}   "
                          f"{fmt_mem(r.get('memory'))}")
-        r = get.get(("infer", "pydarknet", "fp32"))
-        if part == "infer" and r and r["ok"] and "host" in r:
+        r = get.get((part, "pydarknet", "fp32"))
+        if r and r["ok"] and "host" in r:       # (inference only)
             lines.append(f"    pydarknet fp32 pass (input already on the GPU): queued by the host "
                          f"in {r['host']['queued_ms']:.2f} ms, done on the GPU at "
                          f"{r['host']['done_ms']:.2f} ms (close: launch-bound)")

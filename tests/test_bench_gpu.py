@@ -20,6 +20,7 @@ bench = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(bench)
 
 TOY = dict(size=64, batch=2, warmups=1, runs=2, train_runs=1, mish_n=4096)
+TOY_HEADS = [(1, 255, 8, 8), (1, 255, 4, 4), (1, 255, 2, 2)]     # yolov4's [yolo] at 64x64
 
 
 @pytest.fixture
@@ -47,8 +48,7 @@ def test_inference_part(emulated, tmp_path, mode):
     heads = tmp_path / "heads_pydarknet.npz"
     assert heads.exists() == (mode == "fp32")
     if mode == "fp32":           # the three [yolo] heads, as the agreement check reads them
-        assert [a.shape for a in np.load(heads).values()] == [
-            (1, 255, 8, 8), (1, 255, 4, 4), (1, 255, 2, 2)]
+        assert [a.shape for a in np.load(heads).values()] == TOY_HEADS
         assert 0 < r["host"]["queued_ms"] <= r["host"]["done_ms"]
         r.update(part="infer", fw="pydarknet", mode=mode, ok=True)
         text = bench.table([r], argparse.Namespace(**TOY), {"gpu": "emulated", "torch": None})
@@ -125,7 +125,7 @@ def test_torch_parts_on_a_cpu_stand_in(tmp_path, monkeypatch):
     for mode in ("fp32", "tf32", "amp"):
         assert bench.work_infer("torch", mode, args, str(tmp_path))["img_s"] > 0
     heads = np.load(tmp_path / "heads_torch.npz")
-    assert [a.shape for a in heads.values()] == [(1, 255, 8, 8), (1, 255, 4, 4), (1, 255, 2, 2)]
+    assert [a.shape for a in heads.values()] == TOY_HEADS
     for mode in ("fp32", "amp"):
         assert bench.work_train("torch", mode, args, str(tmp_path))["note"].startswith(
             "stand-in loss ")

@@ -168,10 +168,25 @@ def test_demo_command_on_the_emulated_device(emulated, tmp_path):
     assert (folder / "predictions.jpg").exists() and (folder / "backup" / "chart.png").exists()
 
 
+def train_on_cpu_and_device(cfg, data, tmp_path, **options):
+    """run_training of ``cfg`` from the same start.weights on the CPU and on the device:
+    {device: (trainer, final checkpoint, the losses of its log)}."""
+    import json
+    from pydarknet.train.run import run_training
+    pydarknet.load(cfg).save_weights(str(tmp_path / "start.weights"))
+    runs = {}
+    for device in ("cpu", "cuda:0"):
+        trainer, final = run_training(str(cfg), data, str(tmp_path / "start.weights"),
+                                      backup=str(tmp_path / device), log=lambda line: None,
+                                      device=device, **options)
+        log = tmp_path / device / f"{cfg.stem}_train.jsonl"
+        runs[device] = trainer, final, [json.loads(line)["loss"] for line in open(log)]
+    return runs
+
+
 def test_training_loop_on_the_emulated_device(emulated, tmp_path):
     """`pydarknet train --gpu 0`'s loop: random=1 resizes on the device, the mAP as it goes, a
     checkpoint that resumes; the first iteration's loss as the CPU's."""
-    import json
     from pydarknet.data import make_shapes_detection
     from pydarknet.train.run import run_training
     ds = make_shapes_detection(str(tmp_path / "shapes"), train=8, valid=4, size=160, seed=0)
@@ -179,20 +194,13 @@ def test_training_loop_on_the_emulated_device(emulated, tmp_path):
     cfg.write_text((ROOT / "cfg" / "demo-shapes.cfg").read_text().replace(
         "batch=16", "batch=2").replace("burn_in=100", "burn_in=2").replace("random=0",
                                                                             "random=1"))
-    cpu = pydarknet.load(cfg)
-    cpu.save_weights(str(tmp_path / "start.weights"))
-    losses = {}
-    for device in ("cpu", "cuda:0"):
-        trainer, final = run_training(cfg, ds["data"], str(tmp_path / "start.weights"),
-                                      seed=0, backup=str(tmp_path / device), max_batches=4,
-                                      calc_map=True, map_every=2, log=lambda line: None,
-                                      device=device)
-        assert trainer.best_map is not None
-        losses[device] = [json.loads(line)["loss"]
-                          for line in open(tmp_path / device / "demo_train.jsonl")]
+    runs = train_on_cpu_and_device(cfg, ds["data"], tmp_path, seed=0, max_batches=4,
+                                   calc_map=True, map_every=2)
+    assert all(trainer.best_map is not None for trainer, _, _ in runs.values())
+    losses = {device: run[2] for device, run in runs.items()}
     assert len(losses["cuda:0"]) == 4
     np.testing.assert_allclose(losses["cuda:0"][0], losses["cpu"][0], rtol=1e-5)
-    trainer, again = run_training(cfg, ds["data"], final, seed=0,
+    trainer, again = run_training(cfg, ds["data"], runs["cuda:0"][1], seed=0,
                                   backup=str(tmp_path / "cuda:0"), max_batches=6,
                                   log=lambda line: None, device="cuda:0")
     assert pydarknet.load(cfg, again).seen == 6 * 2
@@ -201,9 +209,7 @@ def test_training_loop_on_the_emulated_device(emulated, tmp_path):
 def test_classifier_training_on_the_emulated_device(emulated, tmp_path):
     """`pydarknet classifier train --gpu 0`'s loop with -topk: the losses of the CPU's, the
     top-1 measured on the device's network."""
-    import json
     from pydarknet.data import make_shapes_classifier
-    from pydarknet.train.run import run_training
     ds = make_shapes_classifier(str(tmp_path / "cls"), train=16, valid=6, size=32, seed=1)
     cfg = tmp_path / "c.cfg"
     cfg.write_text("[net]\nbatch=4\nwidth=32\nheight=32\nchannels=3\nmax_batches=3\n"
@@ -211,16 +217,10 @@ def test_classifier_training_on_the_emulated_device(emulated, tmp_path):
                    "batch_normalize=1\nfilters=4\nsize=3\nstride=2\npad=1\nactivation=mish\n"
                    "[convolutional]\nfilters=3\nsize=1\nactivation=linear\n[avgpool]\n"
                    "[softmax]\n[cost]\ntype=sse\n")
-    pydarknet.load(cfg).save_weights(str(tmp_path / "start.weights"))
-    losses = {}
-    for device in ("cpu", "cuda:0"):
-        trainer, _ = run_training(str(cfg), ds["data"], str(tmp_path / "start.weights"),
-                                  calc_topk=True, seed=1, backup=str(tmp_path / device),
-                                  log=lambda line: None, device=device)
+    runs = train_on_cpu_and_device(cfg, ds["data"], tmp_path, calc_topk=True, seed=1)
+    for trainer, _, _ in runs.values():
         assert trainer.metric == "top1" and 0 <= trainer.best_map <= 1
-        losses[device] = [json.loads(line)["loss"]
-                          for line in open(tmp_path / device / "c_train.jsonl")]
-    np.testing.assert_allclose(losses["cuda:0"], losses["cpu"], rtol=1e-4)
+    np.testing.assert_allclose(runs["cuda:0"][2], runs["cpu"][2], rtol=1e-4)
 
 
 @pytest.mark.parametrize("precision,seeds", [("fp32", 120), ("fp16", 60)])

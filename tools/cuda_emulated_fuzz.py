@@ -146,7 +146,7 @@ class Fp16Model(CpuBackend):
 
     def _half(self, a):
         if self.moved is not None:
-            a = (a * (1 + self.moved.choice([-1, 1], a.shape) * 2.0 ** -12)).astype(np.float32)
+            a = perturbed(a, self.moved, 2.0 ** -12)
         with np.errstate(over="ignore"):
             return a.astype(np.float16).astype(np.float32)
 
@@ -187,11 +187,11 @@ class Overflow(Exception):
     the padding gives -FLT_MAX, as Darknet's): nothing further to compare."""
 
 
-def perturbed(x, rng):
-    """``x`` with every value moved by about 2^-20 of itself: how far the CPU's own results move
-    with the input and the parameters so moved is the network's sensitivity to rounding,
-    which the device may show too."""
-    return (x * (1 + rng.choice([-1, 1], x.shape) * 2.0 ** -20)).astype(np.float32)
+def perturbed(x, rng, step=2.0 ** -20):
+    """``x`` with every value moved by ``step`` of itself, up or down at random: how far the
+    CPU's own results move with the input and the parameters moved by 2^-20 is the network's
+    sensitivity to rounding, which the device may show too."""
+    return (x * (1 + rng.choice([-1, 1], x.shape) * step)).astype(np.float32)
 
 
 def first_difference(label, device, cpu, moved, tol):
@@ -276,7 +276,7 @@ def network(seed):
 def compare(seed, tol):
     """(verdict, detail) of one seed: 'ok', 'skipped' or 'differs'."""
     rng, text, batch = network(seed)
-    master = load_cfg_text(text, batch=batch, path="fuzz.cfg", device=cpu_side())
+    master = load_cfg_text(text, batch=batch, path="fuzz.cfg")
     randomize(master, rng)
     params = [dict(layer.params) for layer in master.layers]
     params = (params, [{k: perturbed(v, rng) for k, v in p.items()} for p in params], params)
@@ -297,7 +297,9 @@ def compare(seed, tol):
         # 1 - 1e-4 or so, whose float32 steps a batch norm further on blows up to a tenth of its
         # output, seed 21093; the CPU's own spread does not show another rounding's steps.)
         return "skipped", ""
-    if not detection_heads(master):
+    if detection_heads(master):
+        truths = random_truths(master, rng)
+    else:
         r = rng.standard_normal(c[-1].shape).astype(np.float32)
         c, m, d = (one_pass(n, v, True, r)
                    for n, v in zip(build_three(text, batch, params), inputs))
@@ -305,9 +307,7 @@ def compare(seed, tol):
             bad = first_difference(label, d[k], c[k], m[k], tol)
             if bad:
                 return "differs", bad
-    if detection_heads(master):
-        truths = random_truths(master, rng)
-    else:      # one-hot rows, one an image and time step
+        # one-hot rows, one an image and time step
         truths = np.zeros((master.batch, master.layers[-1].outputs), np.float32)
         truths[np.arange(master.batch), rng.integers(0, truths.shape[1], master.batch)] = 1
     nets = build_three(text, batch, params)
