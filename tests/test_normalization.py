@@ -3,7 +3,7 @@ Darknet's own is in test_darknet_forward.py (``normalization``)."""
 
 import numpy as np
 
-from pydarknet.layers.normalization import window_matrix
+from pydarknet.layers.normalization import window_matrix, window_sums
 from pydarknet.network import load_cfg_text
 from pydarknet.passes import backward_pass, forward_pass
 
@@ -20,6 +20,19 @@ def test_window_matrix_follows_darknets_recurrence():
     # size 3: channel 1 likewise
     assert window_matrix(4, 3).tolist() == [[1, 0, 0, 0], [1, 0, 1, 0], [0, 0, 1, 1],
                                             [0, -1, 1, 1]]
+
+
+def test_window_sums_keep_the_rounding_of_darknets_running_sum():
+    # size 3: channel 2's window drops channel 0 from a running sum that already rounded
+    # 1e8 + 1 to 1e8, so Darknet's norms there are kappa-less 0.25 (a direct sum: 2.25)
+    x = np.array([1e4, 0, 1, 0.5], np.float32).reshape(1, 4, 1, 1)
+    norms = window_sums(x * x, 3, kappa=1.0, alpha=1.0).ravel()
+    assert norms.dtype == np.float32
+    assert norms.tolist() == [1e8, 1e8, 0.25, 0.25]
+    # away from such cancellation they are the window matrix's sums
+    x = np.random.default_rng(1).normal(size=(2, 6, 3, 2)).astype(np.float32)
+    direct = 1.5 + 0.2 * np.einsum("kj,njhw->nkhw", window_matrix(6, 5), x.astype(np.float64) ** 2)
+    np.testing.assert_allclose(window_sums(x * x, 5, 1.5, 0.2), direct, rtol=1e-6)
 
 
 def test_backward_is_darknets_delta_times_the_scale_added():

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..errors import NotSupportedError
 from ..host_math import FLT_MAX, binarize_weights
+from ..layers.normalization import window_matrix
 from ..tree import load_tree
 from ..weight_tools import batchnorm_affine, fold_batchnorm
 from .onnx_graph import Tensor
@@ -117,7 +118,8 @@ def normalization(cx, layer, x):
     b = cx.b
     x = _image(cx, x, layer)
     squares = b.binary("Mul", x, x)
-    w = (layer.alpha * layer.window.astype(np.float64)).astype(F32)[:, :, None, None]
+    window = window_matrix(layer.c, layer.size)
+    w = (layer.alpha * window).astype(F32)[:, :, None, None]
     bias = np.full(layer.c, layer.kappa, F32)
     norms = b.op("Conv", [squares.name, b.const(w, f"lrn{layer.index}_w"),
                           b.const(bias, f"lrn{layer.index}_b")], f"lrn{layer.index}_norms",

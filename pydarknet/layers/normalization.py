@@ -4,8 +4,10 @@ out = x * norms^-beta with norms = kappa + alpha * (a window sum of squared chan
 Darknet builds the window sums by a running recurrence (forward_normalization_layer): channel
 0 starts from channels 0 .. size/2-1, and each next channel adds channel k + size/2 and drops
 channel k - (size-1)/2 - 1. That leaves channel size/2 out of every window until it is
-dropped (then subtracted): the sums are Darknet's, not the textbook LRN's. The
-recurrence is linear in the squares, so the sums are one matrix product (``window_matrix``).
+dropped (then subtracted): the sums are Darknet's, not the textbook LRN's. The recurrence
+runs here as Darknet runs it, in float32 and in its order (``window_sums``): a running sum
+keeps the rounding of every large square it has dropped, which a direct sum of the same
+window (``window_matrix``, the ONNX export's 1x1 convolution) would not.
 Backward is Darknet's: the input's delta is the output's times norms^-beta (it leaves out the
 derivative of norms, as Darknet's "approximate" backward does), added rather than written.
 """
@@ -31,6 +33,25 @@ def window_matrix(c, size):
     return m
 
 
+def window_sums(squares, size, kappa, alpha):
+    """kappa + alpha * Darknet's running window sums of ``squares`` [N, C, H, W]: float32,
+    channel after channel, each addition in Darknet's order."""
+    kappa, alpha = np.float32(kappa), np.float32(alpha)
+    c = squares.shape[1]
+    norms = np.empty_like(squares)
+    norms[:, 0] = kappa
+    for k in range(size // 2):
+        norms[:, 0] += alpha * squares[:, k]
+    for k in range(1, c):
+        norms[:, k] = norms[:, k - 1]
+        prev, nxt = k - (size - 1) // 2 - 1, k + size // 2
+        if prev >= 0:
+            norms[:, k] += -alpha * squares[:, prev]
+        if nxt < c:
+            norms[:, k] += alpha * squares[:, nxt]
+    return norms
+
+
 @register("normalization", aliases=("lrn",))
 class Normalization(Layer):
     type = "normalization"
@@ -54,13 +75,10 @@ class Normalization(Layer):
         self.h = self.out_h = ctx.h
         self.c = self.out_c = ctx.c
         self.inputs = self.outputs = ctx.w * ctx.h * ctx.c
-        self.window = window_matrix(self.c, self.size).astype(np.float32)
 
     def _scale(self, x):
         """norms^-beta for input x [N, C, H, W] (float32, Darknet's order of operations)."""
-        squares = x * x
-        norms = np.float32(self.kappa) + np.float32(self.alpha) * np.einsum(
-            "kj,njhw->nkhw", self.window, squares, optimize=True).astype(np.float32)
+        norms = window_sums(x * x, self.size, self.kappa, self.alpha)
         return np.power(norms, np.float32(-self.beta), dtype=np.float32)
 
     def forward(self, x, state):
