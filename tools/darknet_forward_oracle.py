@@ -465,19 +465,25 @@ def judge(run, want, tol):
     network and input. A difference past ``tol`` is "rounding" where the moved network's
     own change explains it (within MARGIN): an ill-conditioned layer (a sum that cancels, a
     normalize_channels of channels summing to about 0) magnifies float32's rounding, and
-    Darknet's order of operations is another rounding; a real error is far past its spread."""
+    Darknet's order of operations is another rounding; a real error is far past its spread.
+    NaN/inf in other places than Darknet's is "rounding" where the moved network's are in
+    other places than pydarknet's too (a sum that cancels to 0 or not, then divided by)."""
     items, again, rounding = run(None), None, ""
     for n, (key, name, values, floor, index) in enumerate(items):
         if key not in want:
             return "darknet has none", name
         verdict = difference(name, values, want[key], tol, floor)
-        if verdict and verdict[0] == "differs":
+        if verdict and verdict[0] in ("differs", "nan", "darknet nan"):
             again = again or run(np.random.default_rng(1))
-            finite = np.isfinite(want[key])
-            got = np.asarray(values, np.float32).ravel()[finite]
-            other = np.asarray(again[n][2], np.float32).ravel()[finite]
-            err, spread = (np.abs(got - want[key][finite]).max(), np.abs(got - other).max())
-            if err <= MARGIN * spread:      # (a NaN spread is not)
+            got = np.asarray(values, np.float32).ravel()
+            other = np.asarray(again[n][2], np.float32).ravel()
+            if verdict[0] == "differs":
+                finite = np.isfinite(want[key])
+                err = np.abs(got[finite] - want[key][finite]).max()
+                explained = err <= MARGIN * np.abs(got[finite] - other[finite]).max()
+            else:       # a value at the edge of the finite: x / 0, pow(0, -beta)
+                explained = not np.array_equal(np.isfinite(got), np.isfinite(other))
+            if explained:      # (a NaN spread is not)
                 rounding = rounding or verdict[1]
                 continue
         if verdict:
