@@ -177,7 +177,7 @@ def break_image(rng, image):
     how = int(rng.integers(6))
     data = path.read_bytes()
     if how == 0:
-        path.write_bytes(data[: int(rng.integers(1, len(data)))])
+        path.write_bytes(data[: int(rng.integers(1, max(len(data), 2)))])
         what = "truncated"
     elif how == 1:
         path.write_bytes(b"")
@@ -187,6 +187,8 @@ def break_image(rng, image):
         what = "text"
     else:
         img = cv2.imread(str(path))
+        if img is None:         # broken already by an earlier breakage of this seed
+            return f"{path.name}: (unreadable already)"
         if how == 3:
             img = cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)
             what = "grey"
