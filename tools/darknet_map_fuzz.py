@@ -30,7 +30,10 @@ Known differences: where Darknet's forward pass gives two boxes exactly equal pr
 (or an overlap at the NMS threshold) and pydarknet's last bit does not (its convolutions sum
 in another order than Darknet's gemm), Darknet's sorts and NMS keep a detection more or less:
 about 1 seed in 40, most in `valid`'s files (threshold 0.001). Checked on seeds 98, 1296, 1737
-and 2258: pydarknet's NMS on Darknet's own pre-NMS values gives Darknet's detections.
+and 2258: pydarknet's NMS on Darknet's own pre-NMS values gives Darknet's detections. A seed
+that differs is run again with pydarknet in Darknet's place on weights moved by 2^-20 (three
+draws, ``moved_programs``): where pydarknet then differs from itself, the line ends in
+"[rounding: ...]" and counts apart from the differing seeds (2332, 2340, 2394 of 2300-2400).
 """
 
 import argparse
@@ -485,6 +488,47 @@ def store(darknet, seeds, kinds=None):
     return 0
 
 
+# pydarknet in Darknet's place, on its weights moved by 2^-20 (written beside them once)
+MOVED_PROGRAM = """#!{python}
+# (pydarknet on weights moved by 2^-20 with numpy generator {seed})
+import pathlib, subprocess, sys
+import numpy as np
+from pydarknet.network import load
+args = sys.argv[1:]
+for i, a in enumerate(args):
+    if a.endswith("d.weights"):
+        moved = pathlib.Path(a).with_name("d.moved{seed}.weights")
+        if not moved.exists():
+            net = load(args[i - 1], a)
+            rng = np.random.default_rng({seed})
+            for layer in net.layers:
+                for k, v in layer.params.items():
+                    v = np.asarray(v)
+                    layer.params[k] = (v * (1 + 2.0 ** -20 * rng.uniform(-1, 1, v.shape))
+                                       ).astype(v.dtype)
+            net.save_weights(moved)
+        args[i] = str(moved)
+sys.exit(subprocess.run([sys.executable, "-m", "pydarknet", *args]).returncode)
+"""
+
+
+def moved_programs(folder, tries=3):
+    """Folders whose `darknet` is pydarknet on weights moved at random (MOVED_PROGRAM), one
+    a try: where pydarknet differs from itself on one of them, the seed's difference from
+    Darknet is a decision at a threshold or between equal scores that the last bit takes
+    (the known differences above), not a bug. (One move need not cross the threshold that
+    Darknet's last bit crossed: seed 2332 moved by 2^-16 to 2^-20 crosses it with one
+    generator of two.)"""
+    folders = []
+    for seed in range(tries):
+        program = pathlib.Path(folder) / str(seed) / "darknet"
+        program.parent.mkdir()
+        program.write_text(MOVED_PROGRAM.format(python=sys.executable, seed=seed))
+        program.chmod(0o755)
+        folders.append(program.parent)
+    return folders
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("darknet", type=pathlib.Path, help="AB Darknet folder (darknet program)")
@@ -502,15 +546,24 @@ def main():
     darknet = args.darknet.resolve()
     if args.store:
         return store(darknet, args.store, args.kinds)
-    bad = 0
-    for seed in range(args.first, args.last):
-        problem, flags, ours, theirs = run_seed(darknet, seed, args.keep, args.kinds)
-        if problem:
-            bad += 1
+    bad = rounding = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        moved = moved_programs(tmp)
+        for seed in range(args.first, args.last):
+            problem, flags, ours, theirs = run_seed(darknet, seed, args.keep, args.kinds)
+            if not problem:
+                continue
+            itself = next((p for p in (run_seed(m, seed, kinds=args.kinds)[0] for m in moved)
+                           if p), None)
+            if itself:
+                rounding += 1
+                problem += f" [rounding: pydarknet on moved weights differs too: {itself}]"
+            else:
+                bad += 1
             print(f"seed {seed} {' '.join(flags)}: {problem}", flush=True)
             if args.verbose:
                 print(ours[-3000:], "\n---- Darknet ----\n", theirs[-3000:])
-    print(f"{args.last - args.first} seeds, {bad} differing")
+    print(f"{args.last - args.first} seeds, {bad} differing, {rounding} rounding")
     return 1 if bad else 0
 
 
