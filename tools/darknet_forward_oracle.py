@@ -22,7 +22,7 @@ CPU build gets wrong or cannot run (each noted where it is left out): those are 
 quirks, not pydarknet's.
 
 A difference that pydarknet's own change explains, when its input and parameters move by
-2^-20 (within 100 times), is printed as "rounding", not "differs" (``judge``): a layer
+2^-20 (within 10 times), is printed as "rounding", not "differs" (``judge``): a layer
 that cancels (normalize_channels of channels summing to about 0, an even-sized
 [normalization]) magnifies float32's rounding, of which Darknet's order of operations is
 another; every layer's output moves too, as each rounds on its own (a max-pool's
@@ -521,16 +521,11 @@ def difference(what, got, want, tol, floor=0.0):
             return "nan", f"{what}: NaN/inf where Darknet's values are finite"
         return "darknet nan", f"{what}: Darknet has NaN/inf where pydarknet's are finite"
     if finite.any():
-        err = float(np.abs(got[finite] - want[finite]).max()) / scale_of(want, floor)
+        scale = max(float(np.abs(want[finite]).max()), floor, 1e-6)
+        err = float(np.abs(got[finite] - want[finite]).max()) / scale
         if err > tol:
             return "differs", f"{what}: max error {err:.3g} of the largest"
     return None
-
-
-def scale_of(want, floor):
-    """What ``difference`` divides an error by: the largest finite value, at least ``floor``."""
-    finite = np.isfinite(want)
-    return max(float(np.abs(want[finite]).max()) if finite.any() else 0.0, floor, 1e-6)
 
 
 YOLO_OPTIONS = ["", "iou_loss=ciou\niou_normalizer=0.07\n", "iou_loss=giou\n",
