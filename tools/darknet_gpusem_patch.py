@@ -16,6 +16,8 @@ The fixes (the README's numbering):
 And as AB's GPU build: a normalised [shortcut] weight's gradient scaled by the normalised
 weight w (relu) or w(1 - w) (softmax); [scale_channels] scale_wh=1's scales' delta divided by
 the map's size (w x h); the revleaky and normalize_channels* gradients.
+And as AB's GPU build: a [maxpool] window wholly in the padding (index -1) passes no delta
+back (AB's CPU backward writes it before the delta's buffer).
 Beyond the -gpusem fixes, where AB's CPU and GPU builds both differ from the true gradient
 and pydarknet takes the true one (README: "deliberate differences"):
  - [local_avgpool] divides each output's delta among the inputs its forward averaged;
@@ -171,6 +173,11 @@ EDITS = {
          "void backward_local_avgpool_layer(const maxpool_layer l, network_state state)\n"),
         ("if (valid) state.delta[index] += l.delta[out_index] / (l.size*l.size);",
          "if (valid) state.delta[index] += l.delta[out_index] / gpusem_window(l, i, j);"),
+        # a [maxpool] window wholly in the padding keeps index -1 (its -FLT_MAX output has no
+        # input): the CPU backward adds its delta at state.delta[-1], before the buffer (the
+        # fuzzer's backward seed 30087: malloc's heap corrupted); the GPU kernel adds it nowhere
+        ("        state.delta[index] += l.delta[i];\n",
+         "        if (index >= 0) state.delta[index] += l.delta[i];\n"),
     ],
 }
 
