@@ -536,6 +536,21 @@ YOLO_OPTIONS = ["", "iou_loss=ciou\niou_normalizer=0.07\n", "iou_loss=giou\n",
                 "iou_thresh_kind=giou\niou_thresh=0.3\n"]
 
 
+def yolo_options(rng, classes):
+    """One to three of YOLO_OPTIONS together (no option twice), and in a fifth of the cfgs
+    counters_per_class (the class deltas' multipliers, capped by max_delta)."""
+    picks, keys = [], set()
+    for option in rng.permutation(YOLO_OPTIONS)[:int(rng.integers(1, 4))]:
+        names = {line.split("=")[0] for line in option.splitlines()}
+        if not names & keys:
+            picks.append(option)
+            keys |= names
+    if rng.random() < 0.2:
+        counts = ",".join(str(int(n)) for n in rng.integers(1, 50, classes))
+        picks.append(f"counters_per_class={counts}\n")
+    return "".join(picks)
+
+
 def _one_value_batch_norm(net, batch):
     """A training batch norm over one value a channel: Darknet's variance divides by N - 1 =
     0 there (README: pydarknet's deliberate difference)."""
@@ -552,7 +567,8 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     text, batch, C, H, W = random_cfg(rng, head="yolo")
     if "[dropout]" in text or "[crop]" in text:
         return "skipped", ""
-    text = text.replace("[yolo]\n", "[yolo]\n" + str(rng.choice(YOLO_OPTIONS)))
+    classes = int(text.split("[yolo]\n")[1].split("classes=")[1].split("\n")[0])
+    text = text.replace("[yolo]\n", "[yolo]\n" + yolo_options(rng, classes))
     net = load_cfg_text(text, batch=batch)
     if _one_value_batch_norm(net, batch) or _shortcut_reads_past(net):
         return "skipped", ""
