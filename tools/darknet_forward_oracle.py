@@ -396,15 +396,18 @@ def regenerate(darknet, pjreddie):
 
 
 def _shortcut_reads_past(net):
-    """A [shortcut] whose Darknet reads past the end of its from layer's output: AB's
-    forward_shortcut_layer adds element by element when the from layer's w, h and c (its
-    input's, for a convolution) equal the shortcut's, though its output may be smaller
-    (seed 45537: a 1-filter convolution of the shortcut's own input shape). pydarknet adds
-    what the from layer has, as Darknet's other path does; Darknet's values are its heap."""
-    return any(l.layer_type == "shortcut" and l.n == 1 and not l.nweights and
-               (net.layers[l.layers[0]].w, net.layers[l.layers[0]].h,
-                net.layers[l.layers[0]].c) == (l.w, l.h, l.c) and
-               net.layers[l.layers[0]].outputs < l.outputs for l in net.layers)
+    """A [shortcut] that AB's Darknet adds element by element (forward_shortcut_layer's fast
+    path, taken when the from layer's w, h and c, its input's for a convolution, equal the
+    shortcut's) though the from layer's output is of another size: a smaller one it reads
+    past (seed 45537: a 1-filter convolution of the shortcut's own input shape; Darknet's
+    values are its heap), a larger one it reads as if its images were the shortcut's size
+    (backward seed 32526, batch 2: the second image gets the first's second channel).
+    pydarknet adds each image's own channels, as Darknet's other path does."""
+    def fast_path_differs(l):
+        src = net.layers[l.layers[0]]
+        return (l.n == 1 and not l.nweights and (src.w, src.h, src.c) == (l.w, l.h, l.c)
+                and (src.outputs < l.outputs or src.outputs > l.outputs and net.batch > 1))
+    return any(l.layer_type == "shortcut" and fast_path_differs(l) for l in net.layers)
 
 
 def compare_forward(seed, exe, darknet, tmp, tol=1e-4):
