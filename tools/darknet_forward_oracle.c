@@ -7,10 +7,10 @@
 // BATCH may be ROWS:STEPS:PASSES (AB's build, recurrent layers): STEPS time steps a pass
 // (ROWS / STEPS sequences), PASSES passes on successive INPUT rows with the recurrent state
 // carried; pass p's layer i is written as index p * 100000 + i.
-// With TRUTH (AB's build; [yolo] truths, float32 rows x y w h class id, the layers' max boxes
-// per image): Darknet's training forward (state.train = 1, the cfg's mini-batch, batch norm
-// on batch statistics), and for each [yolo] layer i also l.delta (as index -1-i) and l.cost
-// (as -1000-i).
+// With TRUTH (AB's build; float32 rows x y w h class id, the layers' max boxes per image):
+// Darknet's training forward (state.train = 1, the cfg's mini-batch, batch norm on batch
+// statistics), and for each [yolo], [Gaussian_yolo] and [region] layer i also l.delta (as
+// index -1-i) and l.cost (as -1000-i).
 // Backward (AB's build): forward CFG WEIGHTS INPUT BATCH OUT TRUTH DELTA COUNTS, TRUTH "-" for
 // zero truths: the training forward, then DELTA (float32) replaces the last layer's delta and
 // backward_network runs. Written besides the outputs: each layer i's delta as its backward
@@ -133,7 +133,8 @@ int main(int argc, char **argv) {
         if (l.type == RNN || l.type == LSTM || l.type == GRU || l.type == CRNN ||
             l.type == CONV_LSTM) n *= l.steps;
         write_layer(f, p * 100000 + i, l.output, n);
-        if (train && argc <= 8 && l.type == YOLO) {
+        if (train && argc <= 8 &&
+            (l.type == YOLO || l.type == GAUSSIAN_YOLO || l.type == REGION)) {
             write_layer(f, -1 - i, l.delta, n);
             write_layer(f, -1000 - i, l.cost, 1);
         }

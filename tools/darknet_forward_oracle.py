@@ -539,16 +539,29 @@ YOLO_OPTIONS = ["", "iou_loss=ciou\niou_normalizer=0.07\n", "iou_loss=giou\n",
                 "iou_thresh_kind=giou\niou_thresh=0.3\n"]
 
 
-def yolo_options(rng, classes):
-    """One to three of YOLO_OPTIONS together (no option twice), and in a fifth of the cfgs
-    counters_per_class (the class deltas' multipliers, capped by max_delta)."""
+GAUSSIAN_OPTIONS = ["", "iou_loss=giou\n", "iou_loss=ciou\niou_normalizer=0.07\n",
+                    "uc_normalizer=0.5\n", "cls_normalizer=0.5\nobj_normalizer=2\n",
+                    "iou_thresh=0.213\n", "truth_thresh=0.7\n", "ignore_thresh=0.3\n",
+                    "label_smooth_eps=0.1\n", "scale_x_y=1.05\n", "objectness_smooth=1\n",
+                    "max_delta=5\n", "yolo_point=left_top\n"]
+REGION_OPTIONS = ["", "rescore=1\n", "bias_match=1\n", "thresh=0.3\n", "absolute=1\n",
+                  "object_scale=5\nnoobject_scale=0.5\n", "class_scale=2\ncoord_scale=0.5\n",
+                  "focal_loss=1\n"]
+TRAINING_HEADS = ["yolo", "gauss", "yolo", "region"]
+
+
+def head_options(rng, kind, classes):
+    """One to three options of the head ``kind`` together (no option twice); a [yolo] head
+    has counters_per_class in a fifth of the cfgs (the class deltas' multipliers, capped by
+    max_delta)."""
+    options = {"yolo": YOLO_OPTIONS, "gauss": GAUSSIAN_OPTIONS, "region": REGION_OPTIONS}[kind]
     picks, keys = [], set()
-    for option in rng.permutation(YOLO_OPTIONS)[:int(rng.integers(1, 4))]:
+    for option in rng.permutation(options)[:int(rng.integers(1, 4))]:
         names = {line.split("=")[0] for line in option.splitlines()}
         if not names & keys:
             picks.append(option)
             keys |= names
-    if rng.random() < 0.2:
+    if kind == "yolo" and rng.random() < 0.2:
         counts = ",".join(str(int(n)) for n in rng.integers(1, 50, classes))
         picks.append(f"counters_per_class={counts}\n")
     return "".join(picks)
@@ -563,15 +576,18 @@ def _one_value_batch_norm(net, batch):
 
 def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     """(verdict, detail) of one random cfg's training forward: every layer's output (batch
-    norm on batch statistics) and each [yolo] layer's delta and cost; every cfg ends in a
-    [yolo] head. Cfgs with [dropout] or [crop] (their draws are Darknet's rand()), a batch
-    norm of one value a channel or Darknet's out-of-bounds [shortcut] are skipped."""
+    norm on batch statistics) and the head's delta and cost. Every cfg ends in a detection
+    head with random options: [yolo] (half the seeds), [Gaussian_yolo] or [region]. Cfgs with
+    [dropout] or [crop] (their draws are Darknet's rand()), a batch norm of one value a
+    channel or Darknet's out-of-bounds [shortcut] are skipped."""
     rng = np.random.default_rng(seed)
-    text, batch, C, H, W = random_cfg(rng, head="yolo")
+    kind = TRAINING_HEADS[seed % len(TRAINING_HEADS)]
+    text, batch, C, H, W = random_cfg(rng, head=kind)
     if "[dropout]" in text or "[crop]" in text:
         return "skipped", ""
-    classes = int(text.split("[yolo]\n")[1].split("classes=")[1].split("\n")[0])
-    text = text.replace("[yolo]\n", "[yolo]\n" + yolo_options(rng, classes))
+    section = {"yolo": "[yolo]\n", "gauss": "[Gaussian_yolo]\n", "region": "[region]\n"}[kind]
+    classes = int(text.split(section)[1].split("classes=")[1].split("\n")[0])
+    text = text.replace(section, section + head_options(rng, kind, classes))
     net = load_cfg_text(text, batch=batch)
     if _one_value_batch_norm(net, batch) or _shortcut_reads_past(net):
         return "skipped", ""
@@ -595,7 +611,7 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
         items = []
         for i, layer in enumerate(net.layers):
             items.append((i, f"layer {i} {layer.type} output", net.outputs[i], 0.0, i))
-            if layer.layer_type == "yolo":
+            if layer.layer_type in ("yolo", "gaussian_yolo", "region"):
                 items += [(-1 - i, f"layer {i} delta", net.deltas[i], 0.0, i),
                           (-1000 - i, f"layer {i} cost", np.float32([layer.cost]), 1.0, i)]
         return items
