@@ -579,7 +579,11 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     norm on batch statistics) and the head's delta and cost. Every cfg ends in a detection
     head with random options: [yolo] (half the seeds), [Gaussian_yolo] or [region]. Cfgs with
     [dropout] or [crop] (their draws are Darknet's rand()), a batch norm of one value a
-    channel or Darknet's out-of-bounds [shortcut] are skipped."""
+    channel or Darknet's out-of-bounds [shortcut] are skipped. Known difference: AB's
+    -Ofast build turns dx_box_iou's 0 into NaN for a box whose float32 C * C overflows (a
+    predicted height of 1e11: AB's box.c at -O0 gives pydarknet's 0, 0, 0, -4.9e-23), keeps
+    it through fix_nan_inf (its isnan compiled away) and clips it to -max_delta (training
+    seed 73670, iou_loss=diou with max_delta=5: a delta of -5 where pydarknet's is 0)."""
     rng = np.random.default_rng(seed)
     kind = TRAINING_HEADS[seed % len(TRAINING_HEADS)]
     text, batch, C, H, W = random_cfg(rng, head=kind)
