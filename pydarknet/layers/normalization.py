@@ -20,17 +20,9 @@ from .registry import register
 
 def window_matrix(c, size):
     """[c, c] matrix M (entries 0, 1 or -1) with norms = kappa + alpha * M @ squares, as
-    Darknet's recurrence sums them."""
-    m = np.zeros((c, c), np.float64)
-    m[0, :size // 2] = 1
-    for k in range(1, c):
-        m[k] = m[k - 1]
-        prev, nxt = k - (size - 1) // 2 - 1, k + size // 2
-        if prev >= 0:
-            m[k, prev] -= 1
-        if nxt < c:
-            m[k, nxt] += 1
-    return m
+    Darknet's recurrence sums them (the recurrence run on each channel alone)."""
+    one_hot = np.eye(c, dtype=np.float32).reshape(c, c, 1, 1)
+    return window_sums(one_hot, size, 0.0, 1.0)[:, :, 0, 0].T.astype(np.float64)
 
 
 def window_sums(squares, size, kappa, alpha):
