@@ -50,9 +50,9 @@ through, about once in 3,000 seeds, is rounding at a kink or a tie: a batch-norm
 bias whose shift a batch norm further on removes, through a piecewise-linear activation), or
 nearly so (seed 27833: a bias gradient of 0.12 summed from 768 deltas of up to 38 that a
 [batchnorm] further on makes cancel; the CPU's own spread keeps that cancellation, another
-summation order does not; seed 30279: a one-step [crnn] whose self layer batch-normalises
-the zero initial state, equal values whose bias gradient is 0 on the CPU, 1.3e-5 on the
-device, against gradients of up to 300 in the same network).
+summation order does not; seed 30279: a one-step batch-normalised [crnn] whose self
+layer's bias gradient is 0 on the CPU and 1.3e-5 on the device, against gradients of up to
+300 in the same network: its shift is one the output layer's batch norm removes).
 """
 
 import argparse
