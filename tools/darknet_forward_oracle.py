@@ -453,14 +453,21 @@ def moved(net, x, rng):
         return (a * (1 + MOVE * rng.uniform(-1, 1, a.shape)) +
                 by * rng.uniform(-1, 1, a.shape)).astype(a.dtype)
 
-    def moving(forward, by):
-        return lambda x, state: move(forward(x, state), by)
     for layer in net.layers:
         for name, arr in layer.params.items():
             layer.params[name] = move(arr)
-        stair = getattr(layer, "activation", None) == "stair"
-        layer.forward = moving(layer.forward, 2.0 ** -23 if stair else 0.0)
+    move_each_output(net, lambda out, layer: move(
+        out, 2.0 ** -23 if getattr(layer, "activation", None) == "stair" else 0.0))
     return move(x)
+
+
+def move_each_output(net, move):
+    """Every layer's forward of ``net`` returns ``move(its output, the layer)``: each layer
+    of another implementation rounds on its own (tools/cuda_emulated_fuzz.py's judge too)."""
+    def moving(layer, forward):
+        return lambda x, state: move(forward(x, state), layer)
+    for layer in net.layers:
+        layer.forward = moving(layer, layer.forward)
 
 
 def judge(run, want, tol):
@@ -550,13 +557,17 @@ REGION_OPTIONS = ["", "rescore=1\n", "bias_match=1\n", "thresh=0.3\n", "absolute
                   "object_scale=5\nnoobject_scale=0.5\n", "class_scale=2\ncoord_scale=0.5\n",
                   "focal_loss=1\n"]
 TRAINING_HEADS = ["yolo", "gauss", "yolo", "region"]
+# random_cfg's head kinds: their section and the options drawn for it
+HEAD_SECTIONS = {"yolo": ("[yolo]\n", YOLO_OPTIONS),
+                 "gauss": ("[Gaussian_yolo]\n", GAUSSIAN_OPTIONS),
+                 "region": ("[region]\n", REGION_OPTIONS)}
 
 
 def head_options(rng, kind, classes):
     """One to three options of the head ``kind`` together (no option twice); a [yolo] head
     has counters_per_class in a fifth of the cfgs (the class deltas' multipliers, capped by
     max_delta)."""
-    options = {"yolo": YOLO_OPTIONS, "gauss": GAUSSIAN_OPTIONS, "region": REGION_OPTIONS}[kind]
+    options = HEAD_SECTIONS[kind][1]
     picks, keys = [], set()
     for option in rng.permutation(options)[:int(rng.integers(1, 4))]:
         names = {line.split("=")[0] for line in option.splitlines()}
@@ -591,7 +602,7 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     text, batch, C, H, W = random_cfg(rng, head=kind)
     if "[dropout]" in text or "[crop]" in text:
         return "skipped", ""
-    section = {"yolo": "[yolo]\n", "gauss": "[Gaussian_yolo]\n", "region": "[region]\n"}[kind]
+    section = HEAD_SECTIONS[kind][0]
     classes = int(text.split(section)[1].split("classes=")[1].split("\n")[0])
     text = text.replace(section, section + head_options(rng, kind, classes))
     net = load_cfg_text(text, batch=batch)
