@@ -121,6 +121,7 @@ BROKEN = [
     ("scale_wh channels", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=1\n[scale_channels]\nfrom=-2\nscale_wh=1\n", r"t.cfg:13: \[scale_channels\] scale_wh: scale_wh=1 scales each pixel by the input, which must have 1 channel, found 2"),
     ("scale_channels size", NET + "[convolutional]\nfilters=2\nsize=1\n[convolutional]\nfilters=2\nsize=1\n[scale_channels]\nfrom=-2\n", r"t.cfg:12: \[scale_channels\] from: the input holds one scale per channel and must be 1x1, found 32x32"),
     ("downsample size", "[net]\nwidth=6\nheight=5\nchannels=3\n[upsample]\nstride=-2\n", r"t.cfg:6: \[upsample\] stride: stride=-2 sums 2x2 blocks: the input must be a multiple of 2 wide and high, found 6x5"),
+    ("shared batch norm", NET + "[convolutional]\nfilters=3\nsize=1\n[convolutional]\nshare_index=0\nfilters=3\nsize=1\nbatch_normalize=1\n", r"t.cfg:12: \[convolutional\] batch_normalize: batch_normalize=1 but the shared layer 0 has no batch norm"),
     ("implicit std", NET + "[implicit]\nfilters=2\nstd=inf\n", r"t.cfg:7: \[implicit\] std: std must be a finite number, found inf"),
 ]
 

@@ -114,6 +114,12 @@ class Convolutional(Layer):
             if (sl.size, sl.nweights, sl.c, sl.n) != (self.size, self.nweights, self.c, self.n):
                 raise s.error("size, channels or filters differ from the shared layer "
                               f"{sl.index}", "share_index")
+            if self.batch_normalize and not sl.batch_normalize:
+                # Darknet shares the layer's scales, means and variances too: none to share
+                raise s.error(f"batch_normalize={self.batch_normalize} but the shared layer "
+                              f"{sl.index} has no batch norm (Darknet would share its scales "
+                              "and statistics, and crash): give both layers batch_normalize=1 "
+                              "or neither", "batch_normalize")
         self.outputs = self.out_h * self.out_w * self.out_c
         self.inputs = self.w * self.h * self.c
         core = self.blur or self
