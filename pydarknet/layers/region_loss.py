@@ -22,8 +22,10 @@ double where Darknet calls ``exp``/``log``; the results match a one-by-one trans
 Darknet's loops bit for bit (tests/test_region_loss.py).
 
 Where Darknet reads out of its arrays, pydarknet stays inside: a truth at x or y = 1 trains
-the last column or row, and a truth no anchor overlaps (IoU 0 or NaN for all, only with
-non-finite outputs) trains the cell's first anchor, not the batch's first value.
+the last column or row. A truth that no anchor's box of its cell overlaps (IoU 0 or NaN for
+all: a w or h output whose exp overflows or underflows, beyond about 88 or -104, or one not
+finite) trains its cell's first anchor; Darknet's best_index stays 0 there and the truth's
+deltas go to the batch's first anchor (training fuzz seeds 82479, 87427).
 """
 
 import numpy as np
