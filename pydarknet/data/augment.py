@@ -112,8 +112,11 @@ def jitter_crop(rng, ow, oh, jitter, resize=1.0, flip=False, letter_box=False, n
     pbot = int(_F(pbot) + _precalc(min_rdh, hi_h, rr2))
     if letter_box and net_w and net_h:
         net_ar = _F(net_w) / _F(net_h)
-        if (fw / fh) / net_ar > 1:          # too wide: pad top and bottom
-            delta = (fw / net_ar - fh) / two
+        # AB's Makefile builds with -Ofast, which divides by net_ar as a product with its
+        # reciprocal: a 1-pixel difference where the quotient is a whole number (44 / (64/112))
+        inv_ar = one / net_ar
+        if (fw / fh) * inv_ar > 1:          # too wide: pad top and bottom
+            delta = (fw * inv_ar - fh) / two
             ptop, pbot = int(_F(ptop) - delta), int(_F(pbot) - delta)
         else:                               # too tall: pad left and right
             delta = (fh * net_ar - fw) / two
