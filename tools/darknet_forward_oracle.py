@@ -19,7 +19,9 @@ both run, with their options), random parameters and inputs, and prints each see
 layers differ by more than 1e-4 of the layer's largest value, with the first such layer; with
 ``--keep`` it keeps the cfg, weights and input of each. The generator leaves out what Darknet's
 CPU build gets wrong or cannot run (each noted where it is left out): those are Darknet's
-quirks, not pydarknet's.
+quirks, not pydarknet's. ``--more-layers`` (any --fuzz*) draws more layer kinds too (a global
+[avgpool] or a [connected] inside the network, [reorg3d] reverse=1, a x4 [upsample], the
+[detection] head): other networks for the same seeds.
 
 A difference that pydarknet's own change explains, when its input and parameters move by
 2^-20 (within 10 times), is printed as "rounding", not "differs" (``judge``): a layer
@@ -30,6 +32,7 @@ near-ties, a batch norm of a nearly constant map).
 """
 
 import argparse
+import functools
 import os
 import pathlib
 import subprocess
@@ -135,10 +138,17 @@ def maxpool(rng, c, h, w):
     return f"[maxpool]\nsize={size}\n{st}padding={pad}\n{aa}", (c, oh, ow)
 
 
-def random_cfg(rng, head=None):
+# layer kinds random_cfg draws only with more=True (a seed's network without them is as it
+# was before they came): a global [avgpool] or a [connected] inside the network, a [reorg3d]
+# back to space, a x4 [upsample]; and the [detection] head
+MORE_KINDS = ["avgpool", "connected", "reorg3d_back", "upsample4"]
+
+
+def random_cfg(rng, head=None, more=False):
     """(cfg text, batch, channels, height, width) of a random network Darknet can run;
-    ``head``: "yolo", "region", "classifier", "gauss" or "none" instead of a random one (the
-    same draws: a seed's body does not change)."""
+    ``head``: "yolo", "region", "classifier", "gauss", "detection" or "none" instead of a
+    random one (the same draws: a seed's body does not change); ``more``: MORE_KINDS and the
+    [detection] head drawn too."""
     W = int(rng.choice([8, 13, 16, 20, 24, 31, 32, 40]))
     H = int(rng.choice([8, 13, 16, 20, 24, 32])) if rng.random() < 0.5 else W
     C = int(rng.choice([1, 3, 3, 4]))
@@ -152,7 +162,7 @@ def random_cfg(rng, head=None):
                                           "dropout", "local_avgpool", "reorg3d", "reorg",
                                           "activation", "batchnorm", "local", "empty",
                                           "downsample", "scale_wh", "shared_conv", "crop",
-                                          "normalization"])
+                                          "normalization"] + (MORE_KINDS if more else []))
         made = None
         if kind == "conv":
             made = conv(rng, c, h, w)
@@ -255,13 +265,26 @@ def random_cfg(rng, head=None):
                 made = "[reorg]\nstride=2\nreverse=1\n", (c // 4, h * 2, w * 2)
             else:
                 made = "[reorg]\nstride=2\n", (4 * c, h // 2, w // 2)
+        elif kind == "avgpool" and shapes:
+            made = "[avgpool]\n", (c, 1, 1)
+        elif kind == "connected" and shapes and c * h * w <= 4000:
+            # (not first: AB's parser divides by the number of layers whose input is more
+            # than 1x1, and a [connected] counts its input as 1x1)
+            n = int(rng.integers(1, 9))
+            made = (f"[connected]\noutput={n}\nbatch_normalize={rng.integers(0, 2)}\n"
+                    f"activation={act(rng, 'plain')}\n", (n, 1, 1))
+        elif kind == "reorg3d_back" and c % 16 == 0 and h * w <= 600:
+            made = "[reorg3d]\nstride=2\nreverse=1\n", (c // 4, 2 * h, 2 * w)
+        elif kind == "upsample4" and h * w <= 150:
+            made = "[upsample]\nstride=4\n", (c, 4 * h, 4 * w)
         if made:
             secs.append(made[0])
             # Darknet's later layers see an antialiased layer's stride-1 size: only the next
             # layer may read it
             shapes.append((-1, -1, -1) if "antialiasing" in made[0] else made[1])
             c, h, w = made[1]
-    head = head or rng.choice(["yolo", "yolo", "region", "classifier", "gauss", "none"])
+    head = head or rng.choice(["yolo", "yolo", "region", "classifier", "gauss", "none"] +
+                              (["detection"] if more else []))
     classes = int(rng.integers(1, 4))
     if head == "yolo":
         nc = 1 if rng.random() < 0.5 else 0
@@ -277,6 +300,14 @@ def random_cfg(rng, head=None):
         secs.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nactivation=linear\n")
         secs.append(f"[region]\nanchors=1,1, 2,2, 3,1\nclasses={classes}\nnum=3\ncoords=4\n"
                     f"softmax={rng.integers(0, 2)}\n")
+    elif head == "detection":     # YOLOv1: a [connected] of side x side cells
+        side, num = int(rng.integers(1, 4)), int(rng.integers(1, 3))
+        if len(secs) == 1:      # (a [connected] first: AB's parser divides by zero)
+            secs.append("[avgpool]\n")
+        secs.append(f"[connected]\noutput={side * side * (5 * num + classes)}\n"
+                    f"activation=linear\n")
+        secs.append(f"[detection]\nclasses={classes}\ncoords=4\nside={side}\nnum={num}\n"
+                    f"softmax={rng.integers(0, 2)}\nsqrt=1\nrescore=1\n")
     elif head == "classifier":
         groups = 1
         if rng.random() < 0.5 or len(secs) == 1:   # (Darknet needs a layer of w, h > 1)
@@ -410,11 +441,11 @@ def _shortcut_reads_past(net):
     return any(l.layer_type == "shortcut" and fast_path_differs(l) for l in net.layers)
 
 
-def compare_forward(seed, exe, darknet, tmp, tol=1e-4):
-    """(verdict, detail) of one random cfg's inference; cfgs of Darknet's out-of-bounds
-    [shortcut] (``_shortcut_reads_past``) are skipped."""
+def compare_forward(seed, exe, darknet, tmp, tol=1e-4, more=False):
+    """(verdict, detail) of one random cfg's inference (``more``: random_cfg's more=True);
+    cfgs of Darknet's out-of-bounds [shortcut] (``_shortcut_reads_past``) are skipped."""
     rng = np.random.default_rng(seed)
-    text, batch, C, H, W = random_cfg(rng)
+    text, batch, C, H, W = random_cfg(rng, more=more)
     net = load_cfg_text(text, batch=batch)
     if _shortcut_reads_past(net):
         return "skipped", ""
@@ -587,7 +618,7 @@ def _one_value_batch_norm(net, batch):
                batch * l.out_h * l.out_w == 1 for l in net.layers)
 
 
-def compare_training(seed, exe, darknet, tmp, tol=1e-4):
+def compare_training(seed, exe, darknet, tmp, tol=1e-4, more=False):
     """(verdict, detail) of one random cfg's training forward: every layer's output (batch
     norm on batch statistics) and the head's delta and cost. Every cfg ends in a detection
     head with random options: [yolo] (half the seeds), [Gaussian_yolo] or [region]. Cfgs with
@@ -599,7 +630,7 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     seed 73670, iou_loss=diou with max_delta=5: a delta of -5 where pydarknet's is 0)."""
     rng = np.random.default_rng(seed)
     kind = TRAINING_HEADS[seed % len(TRAINING_HEADS)]
-    text, batch, C, H, W = random_cfg(rng, head=kind)
+    text, batch, C, H, W = random_cfg(rng, head=kind, more=more)
     if "[dropout]" in text or "[crop]" in text:
         return "skipped", ""
     section = HEAD_SECTIONS[kind][0]
@@ -635,7 +666,7 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4):
     return judge(run, want, tol)
 
 
-def compare_backward(seed, exe, darknet, tmp, tol=1e-4):
+def compare_backward(seed, exe, darknet, tmp, tol=1e-4, more=False):
     """(verdict, detail) of one random cfg's backward pass against a Darknet patched by
     tools/darknet_gpusem_patch.py, as tests/test_darknet_backward.py runs its cases: the
     training forward on zero truths, a random delta in place of the last layer's, then every
@@ -645,7 +676,7 @@ def compare_backward(seed, exe, darknet, tmp, tol=1e-4):
     of one value a channel (Darknet's variance divides by N - 1 = 0) or Darknet's
     out-of-bounds [shortcut] (``_shortcut_reads_past``) are skipped."""
     rng = np.random.default_rng(seed)
-    text, batch, C, H, W = random_cfg(rng)
+    text, batch, C, H, W = random_cfg(rng, more=more)
     if "[dropout]" in text or "[crop]" in text or "antialiasing" in text:
         return "skipped", ""
     net = load_cfg_text(text, batch=batch)
@@ -732,16 +763,22 @@ def main():
                     help="regenerate tests/data/darknet_backward.npz (DARKNET patched by "
                     "tools/darknet_gpusem_patch.py)")
     ap.add_argument("--keep", help="with --fuzz: keep the failing seeds' files here")
+    ap.add_argument("--more-layers", action="store_true",
+                    help="with --fuzz*: networks of more layer kinds too (random_cfg's more: "
+                    "other networks for the same seeds)")
     a = ap.parse_args()
     darknet = pathlib.Path(a.darknet).resolve()
+
+    def fuzzing(compare):
+        return functools.partial(compare, more=a.more_layers)
     if a.fuzz:
-        fuzz(darknet, *a.fuzz, a.keep)
+        fuzz(darknet, *a.fuzz, a.keep, fuzzing(compare_forward))
     elif a.backward_oracle:
         regenerate_backward(darknet)
     elif a.fuzz_backward:
-        fuzz(darknet, *a.fuzz_backward, a.keep, compare_backward)
+        fuzz(darknet, *a.fuzz_backward, a.keep, fuzzing(compare_backward))
     elif a.fuzz_train:
-        fuzz(darknet, *a.fuzz_train, a.keep, compare_training)
+        fuzz(darknet, *a.fuzz_train, a.keep, fuzzing(compare_training))
     elif not a.pjreddie:
         ap.error("regenerating the oracle needs --pjreddie too")
     else:

@@ -56,10 +56,10 @@ class Timeout(Exception):
     pass
 
 
-def random_network_text(rng, corpus):
+def random_network_text(rng, corpus, more=False):
     """(cfg text, batch) of a random network or a small corpus cfg, a fifth of them with an
     option set to an edge value as tools/cfg_mutation_fuzz.py sets them."""
-    text, batch = _network_text(rng, corpus)
+    text, batch = _network_text(rng, corpus, more)
     if rng.random() < 0.2:
         lines = text.splitlines()
         options = [i for i, line in enumerate(lines)
@@ -71,9 +71,9 @@ def random_network_text(rng, corpus):
     return text, batch
 
 
-def _network_text(rng, corpus):
+def _network_text(rng, corpus, more=False):
     if rng.random() < 0.7 or not corpus:
-        text, batch = random_cfg(rng)[:2]
+        text, batch = random_cfg(rng, more=more)[:2]
         # every activation pydarknet has (the generator keeps to Darknet's CPU ones)
         text = re.sub(r"^activation=\w+$",
                       lambda m: f"activation={rng.choice(ACTIVATIONS)}"
@@ -189,12 +189,12 @@ def opencv_differences(model, x, want):
     return bad
 
 
-def run_once(seed, corpus):
+def run_once(seed, corpus, more=False):
     """('refused' / 'not built' / 'equal' / 'overflow' or a list of differences, the cfg
     text); raises on any other failure."""
     from pydarknet.export import HEAD_TYPES
     rng = np.random.default_rng(seed)
-    text, batch = random_network_text(rng, corpus)
+    text, batch = random_network_text(rng, corpus, more)
     try:
         net = Network(parse_cfg_text(text, f"fuzz{seed}.cfg"), batch=batch, init=False)
     except PydarknetError:      # a corpus cfg at a size it does not fit
@@ -256,6 +256,9 @@ def main():
                     "builds at")
     ap.add_argument("--opencv", action="store_true", help="with --whole-corpus: OpenCV's DNN "
                     "loads each export too and must give onnxruntime's outputs")
+    ap.add_argument("--more-layers", action="store_true", help="random networks of more "
+                    "layer kinds (darknet_forward_oracle.random_cfg's more: other networks for "
+                    "the same seeds)")
     a = ap.parse_args()
     corpus = sorted(pathlib.Path(a.corpus).glob("*.cfg"))
     warnings.simplefilter("ignore")
@@ -268,7 +271,7 @@ def main():
         signal.alarm(30)
         text = None
         try:
-            verdict, text = run_once(seed, corpus)
+            verdict, text = run_once(seed, corpus, a.more_layers)
             kind = verdict if isinstance(verdict, str) else "differing"
             if kind == "differing":
                 first = verdict[0]
@@ -288,7 +291,8 @@ def main():
         if kind in ("differing", "exception"):
             keep.mkdir(exist_ok=True)
             if text is None:
-                text = random_network_text(np.random.default_rng(seed), corpus)[0]
+                text = random_network_text(np.random.default_rng(seed), corpus,
+                                           a.more_layers)[0]
             (keep / f"{seed}.cfg").write_text(text)
         counts[kind] = counts.get(kind, 0) + 1
     print(", ".join(f"{v} {k}" for k, v in sorted(counts.items())))
