@@ -40,9 +40,9 @@ class Timeout(Exception):
     pass
 
 
-def mutated(rng, corpus):
+def mutated(rng, corpus, more=False):
     if rng.random() < 0.6 or not corpus:
-        text = random_cfg(rng)[0]
+        text = random_cfg(rng, more=more)[0]
     else:
         text = corpus[int(rng.integers(len(corpus)))].read_text()
         for key, value in (("width", 64), ("height", 64), ("batch", 1), ("subdivisions", 1)):
@@ -103,6 +103,8 @@ def main():
     ap.add_argument("--corpus", default=str(ROOT.parent / "shared" / "darknet-ref" / "cfg"))
     ap.add_argument("--train", action="store_true", help="train two iterations instead of one "
                     "forward pass")
+    ap.add_argument("--more-layers", action="store_true", help="random networks of more "
+                    "layer kinds (darknet_forward_oracle.random_cfg's more)")
     a = ap.parse_args()
     corpus = sorted(p for p in pathlib.Path(a.corpus).glob("*.cfg")
                     if "tiny" in p.name or "cifar" in p.name)
@@ -110,7 +112,7 @@ def main():
     signal.signal(signal.SIGALRM, lambda *_: (_ for _ in ()).throw(Timeout()))
     counts, seen = {}, set()
     for seed in range(a.first, a.last):
-        text = mutated(np.random.default_rng(seed), corpus)
+        text = mutated(np.random.default_rng(seed), corpus, a.more_layers)
         signal.alarm(20)
         try:
             kind = run_once(text, a.train)
