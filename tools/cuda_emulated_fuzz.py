@@ -274,14 +274,14 @@ def recurrent_cfg(rng):
     return "\n".join(secs), batch
 
 
-def network(seed):
+def network(seed, more=False):
     """(rng, cfg text, batch) of one seed: a random network with [net] options; every fifth
-    seed a recurrent one."""
+    seed a recurrent one. ``more``: random_cfg's more layer kinds."""
     rng = np.random.default_rng(seed)
     if seed % 5 == 4:
         text, batch = recurrent_cfg(rng)
     else:
-        text, batch = random_cfg(rng)[:2]
+        text, batch = random_cfg(rng, more=more)[:2]
     options = str(rng.choice(NET_OPTIONS))
     if "adam" in options and ("batch_normalize=1" in text or "[batchnorm]" in text):
         # a bias before a batch norm has no gradient but rounding noise, whose sign Adam's
@@ -292,9 +292,9 @@ def network(seed):
     return rng, text, batch
 
 
-def compare(seed, tol):
+def compare(seed, tol, more=False):
     """(verdict, detail) of one seed: 'ok', 'skipped' or 'differs'."""
-    rng, text, batch = network(seed)
+    rng, text, batch = network(seed, more)
     master = load_cfg_text(text, batch=batch, path="fuzz.cfg")
     randomize(master, rng)
     params = [dict(layer.params) for layer in master.layers]
@@ -341,17 +341,17 @@ def compare(seed, tol):
     return "ok", ""
 
 
-def judge(seed, tol=1e-3, conv="both", precision="fp32"):
+def judge(seed, tol=1e-3, conv="both", precision="fp32", more=False):
     """(verdict, detail) of one seed on an initialised (emulated) device: 'ok', 'skipped',
     'overflow', 'refused' (a PydarknetError, as on the CPU), 'differs' or 'error'. ``conv``:
     "cudnn", "gemm" or "both" (cuDNN on even seeds); ``precision``: the device's, "fp32" or
-    "fp16" (judged against :class:`Fp16Model`)."""
+    "fp16" (judged against :class:`Fp16Model`); ``more``: random_cfg's more layer kinds."""
     dev = get_backend("cuda:0")
     dev.set_cudnn(conv == "cudnn" or (conv == "both" and seed % 2 == 0))
     saved = dev.get_precision()
     dev.set_precision(precision)
     try:
-        return compare(seed, tol)
+        return compare(seed, tol, more)
     except Overflow as e:
         return "overflow", str(e)
     except PydarknetError as e:
@@ -382,6 +382,8 @@ def main():
     ap.add_argument("--tol", type=float, default=1e-3)
     ap.add_argument("--real", action="store_true", help="cuda:0 is a real GPU")
     ap.add_argument("--budget", type=float, default=float("inf"), help="seconds")
+    ap.add_argument("--more-layers", action="store_true",
+                    help="random networks of more layer kinds (random_cfg's more)")
     args = ap.parse_args()
     if args.real and args.precision == "fp16":
         if args.conv not in (None, "gemm"):
@@ -399,7 +401,8 @@ def main():
                 print(f"budget spent: seeds {args.first}..{seed - 1}")
                 break
             try:
-                verdict, detail = judge(seed, args.tol, args.conv, args.precision)
+                verdict, detail = judge(seed, args.tol, args.conv, args.precision,
+                                        args.more_layers)
             except KeyboardInterrupt:
                 print(f"interrupted: seeds {args.first}..{seed - 1}")
                 break
@@ -408,7 +411,8 @@ def main():
                 print(f"seed {seed}: {verdict}: {detail}", flush=True)
                 if args.keep:
                     args.keep.mkdir(parents=True, exist_ok=True)
-                    (args.keep / f"seed{seed}.cfg").write_text(network(seed)[1])
+                    (args.keep / f"seed{seed}.cfg").write_text(
+                        network(seed, args.more_layers)[1])
     print("counts: " + " ".join(f"{k} {v}" for k, v in sorted(counts.items())))
     return 1 if counts.get("differs") or counts.get("error") else 0
 
