@@ -45,6 +45,21 @@ def test_nan_where_darknet_has_none_is_rounding_only_where_the_move_moves_it():
     assert oracle.judge(runner(1e-3, values), want, 1e-4)[0] == "nan"
 
 
+def test_nan_only_in_darknets_head_where_pydarknets_value_is_0_is_ofast_nan():
+    values = BASE.copy()
+    values[:3] = 0
+    want = BASE.copy()
+    want[:3] = np.nan
+
+    def head(name, out):
+        return lambda move: [(0, name, out, 0.0, 0)]
+    assert oracle.judge(head("layer 0 yolo", values), {0: want}, 1e-4)[0] == "ofast nan"
+    assert oracle.judge(head("layer 0 delta", values), {0: want}, 1e-4)[0] == "ofast nan"
+    assert oracle.judge(head("layer 0 conv", values), {0: want}, 1e-4)[0] == "darknet nan"
+    values[1] = 0.5     # a NaN where pydarknet has a number is no logistic's underflow
+    assert oracle.judge(head("layer 0 yolo", values), {0: want}, 1e-4)[0] == "darknet nan"
+
+
 def test_moved_moves_parameters_and_every_layers_output_by_rounding_sizes():
     text = ("[net]\nbatch=1\nwidth=6\nheight=5\nchannels=2\n"
             "[convolutional]\nfilters=3\nsize=3\npad=1\nactivation=leaky\n"
