@@ -495,7 +495,26 @@ def moved(net, x, rng):
             layer.params[name] = move(arr)
     move_each_output(net, lambda out, layer: move(
         out, 2.0 ** -23 if getattr(layer, "activation", None) == "stair" else 0.0))
+    ofast_logistic_ones(net)
     return move(x)
+
+
+def ofast_logistic_ones(net):
+    """Each detection head's loss sees the outputs its logistic made 1 as 1 - 2^-24, as AB's
+    -Ofast build makes them (1 / (1 + exp(-x)) by the reciprocal's Newton step): where the
+    loss branches on a delta being 0, the branch can differ (training seed 9518 with
+    --more-layers: after a focal-loss truth whose class output is 1, AB's delta_yolo_class
+    takes its "delta already set" branch for the next truth of the same anchor)."""
+    below_one = np.float32(1 - 2.0 ** -24)
+
+    def ofast(run_loss):
+        def run(state, loss, out, *args, **kwargs):
+            out = np.where(np.asarray(out) == 1, below_one, out).astype(np.float32)
+            return run_loss(state, loss, out, *args, **kwargs)
+        return run
+    for layer in net.layers:
+        if layer.layer_type in ("yolo", "gaussian_yolo", "region"):
+            layer.run_loss = ofast(layer.run_loss)
 
 
 def move_each_output(net, move):
