@@ -45,9 +45,11 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
 from pydarknet.network import load, load_cfg_text  # noqa: E402
+from pydarknet.errors import PydarknetError  # noqa: E402
 from test_darknet_backward import (BACKWARD_CASES, GRADIENTS, INPUT_DELTA,  # noqa: E402
                                    backward_order, case_inputs, darknet_style_backward,
                                    describe)
@@ -733,6 +735,56 @@ def compare_backward(seed, exe, darknet, tmp, tol=1e-4, more=False):
     return judge(run, want, tol)
 
 
+def compare_recurrent(seed, exe, darknet, tmp, tol=1e-4, more=False):
+    """(verdict, detail) of a random recurrent network (tools/cuda_emulated_fuzz.py's
+    ``recurrent_cfg``: [rnn], [lstm], [gru], [crnn], [conv_lstm], [history] and [connected]
+    with their options) against AB's CPU build, every step and layer: two thirds of the seeds
+    inference over 1 to 3 passes with the state carried, the others one training forward
+    (batch norm on each step's batch). Left to AB's semantics: [gru] tanh=1 (pjreddie's) is
+    set to 0, and [conv_lstm]'s lstm_activation to tanh (AB's CPU build computes the cell's
+    activation as tanh whatever it says). Skipped: an input 1 wide or high (AB's parser
+    divides by the number of layers whose input is more than 1x1), a [gru] followed by a
+    layer that reads an image (AB's make_gru_layer leaves its output's w, h and c at 0: that
+    layer has no values), and a [history] of one time step at more than one row (README's
+    deliberate difference: AB copies the whole batch's inputs to the first image's output).
+    ``more``: unused."""
+    from cuda_emulated_fuzz import recurrent_cfg
+    rng = np.random.default_rng(seed)
+    text = recurrent_cfg(rng)[0]
+    text = re.sub(r"^tanh=1$", "tanh=0", text, flags=re.M)
+    text = re.sub(r"^lstm_activation=\w+$", "lstm_activation=tanh", text, flags=re.M)
+    try:
+        net = load_cfg_text(text)
+    except PydarknetError as e:
+        return "refused", str(e).splitlines()[0]
+    n, kinds = net.net, [layer.layer_type for layer in net.layers]
+    image_after_gru = any(a == "gru" and b in ("crnn", "conv_lstm", "history", "convolutional")
+                          for a, b in zip(kinds, kinds[1:]))
+    one_step_history = "history" in kinds and n.time_steps == 1 and net.batch > 1
+    if min(n.width, n.height) == 1 or image_after_gru or one_step_history:
+        return "skipped", ""
+    randomize(net, rng)
+    train = rng.random() < 1 / 3
+    passes, rows = 1 if train else int(rng.integers(1, 4)), net.batch
+    x = rng.uniform(0, 1, (passes * rows, n.channels, n.height, n.width)).astype(np.float32)
+    try:
+        want = darknet_outputs(exe, darknet, tmp, text, net, x,
+                               np.zeros(0, np.float32) if train else None,
+                               f"{rows}:{n.time_steps}:{passes}")
+    except RuntimeError as e:
+        return "darknet failed", str(e)
+
+    def run(move):
+        net = load(tmp / "n.cfg", tmp / "n.weights")
+        xs, items = moved(net, x, move), []
+        for p in range(passes):
+            net.forward(xs[p * rows:(p + 1) * rows], train=train)
+            items += [(p * 100000 + i, f"pass {p} layer {i} {layer.type}",
+                       np.array(net.outputs[i]), 0.0, i) for i, layer in enumerate(net.layers)]
+        return items
+    return judge(run, want, tol)
+
+
 def gradient_counts(net):
     """The harness's COUNTS: each layer's weights, biases and scales gradient sizes."""
     net.ensure_training()
@@ -768,7 +820,7 @@ def fuzz(darknet, first, last, keep, compare=None):
             except Exception:
                 verdict, detail = "pydarknet failed", traceback.format_exc()[-400:]
             counts[verdict] = counts.get(verdict, 0) + 1
-            if verdict not in ("ok", "overflow", "skipped"):
+            if verdict not in ("ok", "overflow", "skipped", "refused"):
                 print(f"seed {seed}: {verdict}: {detail}", flush=True)
                 if keep:
                     folder = pathlib.Path(keep) / str(seed)
@@ -791,6 +843,8 @@ def main():
     ap.add_argument("--fuzz-backward", nargs=2, type=int, metavar=("FIRST", "LAST"),
                     help="compare random cfgs' backward pass (every delta and gradient) with "
                     "a Darknet patched by tools/darknet_gpusem_patch.py")
+    ap.add_argument("--fuzz-recurrent", nargs=2, type=int, metavar=("FIRST", "LAST"),
+                    help="compare random recurrent networks, every step and layer")
     ap.add_argument("--backward-oracle", action="store_true",
                     help="regenerate tests/data/darknet_backward.npz (DARKNET patched by "
                     "tools/darknet_gpusem_patch.py)")
@@ -811,6 +865,8 @@ def main():
         fuzz(darknet, *a.fuzz_backward, a.keep, fuzzing(compare_backward))
     elif a.fuzz_train:
         fuzz(darknet, *a.fuzz_train, a.keep, fuzzing(compare_training))
+    elif a.fuzz_recurrent:
+        fuzz(darknet, *a.fuzz_recurrent, a.keep, compare_recurrent)
     elif not a.pjreddie:
         ap.error("regenerating the oracle needs --pjreddie too")
     else:
