@@ -45,7 +45,7 @@ def test_nan_where_darknet_has_none_is_rounding_only_where_the_move_moves_it():
     assert oracle.judge(runner(1e-3, values), want, 1e-4)[0] == "nan"
 
 
-def test_nan_only_in_darknets_head_where_pydarknets_value_is_0_is_ofast_nan():
+def test_nan_only_in_darknets_where_pydarknet_has_a_logistics_0_or_above_88_is_explained():
     values = BASE.copy()
     values[:3] = 0
     want = BASE.copy()
@@ -58,6 +58,8 @@ def test_nan_only_in_darknets_head_where_pydarknets_value_is_0_is_ofast_nan():
     assert oracle.judge(head("layer 0 conv", values), {0: want}, 1e-4)[0] == "darknet nan"
     values[1] = 0.5     # a NaN where pydarknet has a number is no logistic's underflow
     assert oracle.judge(head("layer 0 yolo", values), {0: want}, 1e-4)[0] == "darknet nan"
+    values[:3] = [90, 100, 1e4]     # AB's elu or selu of x above 88: 0 * inf
+    assert oracle.judge(head("layer 0 shortcut", values), {0: want}, 1e-4)[0] == "elu nan"
 
 
 def test_moved_moves_parameters_and_every_layers_output_by_rounding_sizes():
