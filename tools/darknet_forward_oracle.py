@@ -478,6 +478,7 @@ MOVE, MARGIN = 2.0 ** -20, 10
 # by a Newton step (0 * inf), and fix_nan_inf's isnan is compiled away
 OFAST_NAN = re.compile(r"layer \d+ ((yolo|Gaussian_yolo|region|detection)( output)?|delta)")
 LOGISTIC_ZEROS = np.float32([0, -0.025, -0.5])
+RECURRENT = re.compile(r"layer \d+ (rnn|lstm|gru|crnn|conv_lstm)$")
 
 
 def moved(net, x, rng):
@@ -556,7 +557,9 @@ def judge(run, want, tol):
             if OFAST_NAN.fullmatch(name) and \
                     (np.abs(there[:, None] - LOGISTIC_ZEROS).min(1) <= 1e-6).all():
                 return "ofast nan", verdict[1]
-            if (there > 88).all():      # README: elu and selu of x above 88 (0 * expf(x))
+            # README: elu and selu of x above 88 (0 * expf(x)); a recurrent layer carries
+            # the NaN to its later steps
+            if (there > 88).all() or (there > 88).any() and RECURRENT.search(name):
                 return "elu nan", verdict[1]
         if verdict and verdict[0] in ("differs", "nan", "darknet nan"):
             again = again or run(np.random.default_rng(1))
@@ -752,7 +755,9 @@ def compare_recurrent(seed, exe, darknet, tmp, tol=1e-4, more=False):
     layer that reads an image (AB's make_gru_layer leaves its output's w, h and c at 0: that
     layer has no values), and a [history] of one time step at more than one row (README's
     deliberate difference: AB copies the whole batch's inputs to the first image's output).
-    ``more``: unused."""
+    Known: "darknet nan" in an [lstm] or [gru] a few passes on (seeds 14539, 15752) is AB's
+    -Ofast logistic of a gate's input below -88.7 (NaN: an -O2 build of AB gives pydarknet's
+    values there). ``more``: unused."""
     from cuda_emulated_fuzz import recurrent_cfg
     rng = np.random.default_rng(seed)
     text = recurrent_cfg(rng)[0]
