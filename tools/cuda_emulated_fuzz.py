@@ -41,12 +41,11 @@ the device rounds each layer on its own), and an item differs only where the dev
 further from the CPU than ``--tol`` (relative to the largest value) and than a hundred times
 the larger spread. (Two runs: a gradient that is all rounding, a bias before a batch norm,
 takes few values, steps of 2^-21 in seeds 1339 and 1604, which one moved run can give as the
-plain run did; the other then shows the spread.) Networks
-whose training is rounding noise on either side are skipped (batch statistics of one or two
-values; a layer whose output is one value, as a softmax over one channel); Adam runs only on
-networks without batch norm (a bias before a batch norm has no gradient but noise, and Adam's
-first steps turn its sign into +-learning_rate); a CPU result near FLT_MAX ends the
-comparison ("overflow": a max-pool window wholly in the padding gives -FLT_MAX, as in
+plain run did; the other then shows the spread.) Networks whose training is rounding noise
+on either side are skipped (batch statistics of one or two values; a layer whose output is
+one value, as a softmax over one channel); Adam runs only on networks without batch norm (a
+bias before a batch norm has no gradient but noise, and Adam's first steps turn its sign
+into +-learning_rate); a CPU result near FLT_MAX ends the comparison ("overflow": a max-pool window wholly in the padding gives -FLT_MAX, as in
 Darknet). Moving the outputs took in what the judge let through before, about once in 3,000
 seeds: rounding at a kink (seed 5845: a batch-norm output of about 1e-7 on either side of
 zero takes revleaky's gradient of 1 on one side and 10 on the other), and gradients that are
@@ -76,7 +75,7 @@ sys.path.insert(0, str(ROOT))
 
 from cfg_mutation_fuzz import random_truths  # noqa: E402
 from darknet_forward_oracle import (YOLO_OPTIONS, act, move_each_output,  # noqa: E402
-                                    random_cfg, randomize)
+                                    random_cfg, randomize, recurrent_cfg)
 from pydarknet.backend import get_backend  # noqa: E402
 from pydarknet.backend.base import Backend  # noqa: E402
 from pydarknet.backend.cpu import CpuBackend  # noqa: E402
@@ -229,53 +228,6 @@ def first_difference(label, device, cpu, moved, tol):
         if e > max(tol, 100 * spread):
             return f"{label} {i}: off by {e:.3g} (the CPU's spread {spread:.2g})"
     return None
-
-
-def recurrent_cfg(rng):
-    """(cfg text, batch) of a random recurrent network: a convolution, one to four of [rnn],
-    [lstm], [gru], [crnn], [conv_lstm], [history] and [connected] with their options, a
-    [connected] head and sometimes a [softmax]."""
-    batch, steps = int(rng.integers(1, 4)), int(rng.integers(1, 4))
-    w, h, c = (int(v) for v in rng.integers(1, 6, 3))
-    # (batch statistics of one or two values a step: their gradient is zero but for rounding)
-    bn = lambda: int(batch > 2 and rng.random() < 0.4)     # noqa: E731
-    secs = [f"[net]\nbatch={batch}\nsubdivisions=1\ntime_steps={steps}\nwidth={w}\n"
-            f"height={h}\nchannels={c}\n",
-            f"[convolutional]\nfilters={rng.integers(1, 5)}\nsize=1\nactivation={act(rng)}\n"]
-    for _ in range(int(rng.integers(1, 5))):
-        kind = rng.choice(["rnn", "lstm", "gru", "crnn", "conv_lstm", "history", "connected"])
-        out = int(rng.integers(1, 6))
-        size = int(rng.choice([1, 3]))
-        if kind == "rnn":
-            secs.append(f"[rnn]\nbatch_normalize={bn()}\nhidden={rng.integers(1, 6)}\n"
-                        f"output={out}\nshortcut={int(rng.random() < 0.3)}\n"
-                        f"logistic={int(rng.random() < 0.2)}\nactivation={act(rng)}\n")
-        elif kind == "lstm":
-            secs.append(f"[lstm]\nbatch_normalize={bn()}\noutput={out}\n")
-        elif kind == "gru":
-            secs.append(f"[gru]\nbatch_normalize={bn()}\ntanh={int(rng.random() < 0.5)}\n"
-                        f"output={out}\n")
-        elif kind == "crnn":
-            groups = int(rng.choice([1, 1, 2]))
-            secs.append(f"[crnn]\nbatch_normalize={bn()}\nsize={size}\npad=1\n"
-                        f"hidden={2 * out if groups == 2 else out + 1}\n"
-                        f"output={out * groups}\ngroups={groups}\n"
-                        f"shortcut={int(rng.random() < 0.3)}\nactivation={act(rng)}\n")
-        elif kind == "conv_lstm":
-            secs.append(f"[conv_lstm]\nbatch_normalize={bn()}\nsize={size}\npad=1\n"
-                        f"output={out}\npeephole={int(rng.random() < 0.5)}\n"
-                        f"state_constrain={int(rng.random() < 0.3)}\n"
-                        f"lstm_activation={rng.choice(['tanh', 'mish', 'logistic'])}\n"
-                        f"activation={act(rng)}\n")
-        elif kind == "history":
-            secs.append(f"[history]\nhistory_size={rng.integers(2, 4)}\n")
-        else:
-            secs.append(f"[connected]\noutput={out}\nbatch_normalize={bn()}\n"
-                        f"activation={act(rng)}\n")
-    secs.append(f"[connected]\noutput={rng.integers(2, 6)}\nactivation=linear\n")
-    if rng.random() < 0.5:
-        secs.append("[softmax]\n")
-    return "\n".join(secs), batch
 
 
 def network(seed, more=False):

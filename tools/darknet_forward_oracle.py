@@ -45,7 +45,6 @@ import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-sys.path.insert(0, str(ROOT / "tools"))
 sys.path.insert(0, str(ROOT))
 
 from pydarknet.network import load, load_cfg_text  # noqa: E402
@@ -145,6 +144,8 @@ def maxpool(rng, c, h, w):
 # was before they came): a global [avgpool] or a [connected] inside the network, a [reorg3d]
 # back to space, a x4 [upsample]; and the [detection] head
 MORE_KINDS = ["avgpool", "connected", "reorg3d_back", "upsample4"]
+# the scale_x_y values of random_cfg's [yolo] heads (head_options gives [Gaussian_yolo] 1.05)
+SCALES_X_Y = [1.0, 1.05, 2.0]
 
 
 def random_cfg(rng, head=None, more=False):
@@ -294,7 +295,7 @@ def random_cfg(rng, head=None, more=False):
         secs.append(f"[convolutional]\nfilters={3 * (classes + 5)}\nsize=1\nactivation="
                     f"{'logistic' if nc else 'linear'}\n")
         secs.append(f"[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses={classes}\n"
-                    f"num=4\nscale_x_y={rng.choice([1.0, 1.05, 2.0])}\nnew_coords={nc}\n")
+                    f"num=4\nscale_x_y={rng.choice(SCALES_X_Y)}\nnew_coords={nc}\n")
     elif head == "gauss":
         secs.append(f"[convolutional]\nfilters={3 * (classes + 9)}\nsize=1\nactivation=linear\n")
         secs.append(f"[Gaussian_yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\n"
@@ -328,6 +329,53 @@ def random_cfg(rng, head=None, more=False):
     if len(secs) == 1:
         secs.append("[avgpool]\n")
     return "\n".join(secs), batch, C, H, W
+
+
+def recurrent_cfg(rng):
+    """(cfg text, batch) of a random recurrent network: a convolution, one to four of [rnn],
+    [lstm], [gru], [crnn], [conv_lstm], [history] and [connected] with their options, a
+    [connected] head and sometimes a [softmax]."""
+    batch, steps = int(rng.integers(1, 4)), int(rng.integers(1, 4))
+    w, h, c = (int(v) for v in rng.integers(1, 6, 3))
+    # (batch statistics of one or two values a step: their gradient is zero but for rounding)
+    bn = lambda: int(batch > 2 and rng.random() < 0.4)     # noqa: E731
+    secs = [f"[net]\nbatch={batch}\nsubdivisions=1\ntime_steps={steps}\nwidth={w}\n"
+            f"height={h}\nchannels={c}\n",
+            f"[convolutional]\nfilters={rng.integers(1, 5)}\nsize=1\nactivation={act(rng)}\n"]
+    for _ in range(int(rng.integers(1, 5))):
+        kind = rng.choice(["rnn", "lstm", "gru", "crnn", "conv_lstm", "history", "connected"])
+        out = int(rng.integers(1, 6))
+        size = int(rng.choice([1, 3]))
+        if kind == "rnn":
+            secs.append(f"[rnn]\nbatch_normalize={bn()}\nhidden={rng.integers(1, 6)}\n"
+                        f"output={out}\nshortcut={int(rng.random() < 0.3)}\n"
+                        f"logistic={int(rng.random() < 0.2)}\nactivation={act(rng)}\n")
+        elif kind == "lstm":
+            secs.append(f"[lstm]\nbatch_normalize={bn()}\noutput={out}\n")
+        elif kind == "gru":
+            secs.append(f"[gru]\nbatch_normalize={bn()}\ntanh={int(rng.random() < 0.5)}\n"
+                        f"output={out}\n")
+        elif kind == "crnn":
+            groups = int(rng.choice([1, 1, 2]))
+            secs.append(f"[crnn]\nbatch_normalize={bn()}\nsize={size}\npad=1\n"
+                        f"hidden={2 * out if groups == 2 else out + 1}\n"
+                        f"output={out * groups}\ngroups={groups}\n"
+                        f"shortcut={int(rng.random() < 0.3)}\nactivation={act(rng)}\n")
+        elif kind == "conv_lstm":
+            secs.append(f"[conv_lstm]\nbatch_normalize={bn()}\nsize={size}\npad=1\n"
+                        f"output={out}\npeephole={int(rng.random() < 0.5)}\n"
+                        f"state_constrain={int(rng.random() < 0.3)}\n"
+                        f"lstm_activation={rng.choice(['tanh', 'mish', 'logistic'])}\n"
+                        f"activation={act(rng)}\n")
+        elif kind == "history":
+            secs.append(f"[history]\nhistory_size={rng.integers(2, 4)}\n")
+        else:
+            secs.append(f"[connected]\noutput={out}\nbatch_normalize={bn()}\n"
+                        f"activation={act(rng)}\n")
+    secs.append(f"[connected]\noutput={rng.integers(2, 6)}\nactivation=linear\n")
+    if rng.random() < 0.5:
+        secs.append("[softmax]\n")
+    return "\n".join(secs), batch
 
 
 def randomize(net, rng):
@@ -474,10 +522,10 @@ MOVE, MARGIN = 2.0 ** -20, 10
 
 # a detection head's output or delta that AB's -Ofast build makes NaN where pydarknet's is
 # the logistic's 0 (a [yolo] x or y: 0 * scale_x_y - (scale_x_y - 1) / 2, of the generator's
-# scales 1, 1.05, 2): its logistic of x below -88.7 refines the reciprocal of exp(-x) = inf
-# by a Newton step (0 * inf), and fix_nan_inf's isnan is compiled away
+# SCALES_X_Y): its logistic of x below -88.7 refines the reciprocal of exp(-x) = inf by a
+# Newton step (0 * inf), and fix_nan_inf's isnan is compiled away
 OFAST_NAN = re.compile(r"layer \d+ ((yolo|Gaussian_yolo|region|detection)( output)?|delta)")
-LOGISTIC_ZEROS = np.float32([0, -0.025, -0.5])
+LOGISTIC_ZEROS = np.float32([-(s - 1) / 2 for s in SCALES_X_Y])
 RECURRENT = re.compile(r"layer \d+ (rnn|lstm|gru|crnn|conv_lstm)$")
 
 
@@ -743,9 +791,8 @@ def compare_backward(seed, exe, darknet, tmp, tol=1e-4, more=False):
     return judge(run, want, tol)
 
 
-def compare_recurrent(seed, exe, darknet, tmp, tol=1e-4, more=False):
-    """(verdict, detail) of a random recurrent network (tools/cuda_emulated_fuzz.py's
-    ``recurrent_cfg``: [rnn], [lstm], [gru], [crnn], [conv_lstm], [history] and [connected]
+def compare_recurrent(seed, exe, darknet, tmp, tol=1e-4):
+    """(verdict, detail) of a random recurrent network (``recurrent_cfg``: [rnn], [lstm], [gru], [crnn], [conv_lstm], [history] and [connected]
     with their options) against AB's CPU build, every step and layer: two thirds of the seeds
     inference over 1 to 3 passes with the state carried, the others one training forward
     (batch norm on each step's batch). Left to AB's semantics: [gru] tanh=1 (pjreddie's) is
@@ -757,8 +804,7 @@ def compare_recurrent(seed, exe, darknet, tmp, tol=1e-4, more=False):
     deliberate difference: AB copies the whole batch's inputs to the first image's output).
     Known: "darknet nan" in an [lstm] or [gru] a few passes on (seeds 14539, 15752) is AB's
     -Ofast logistic of a gate's input below -88.7 (NaN: an -O2 build of AB gives pydarknet's
-    values there). ``more``: unused."""
-    from cuda_emulated_fuzz import recurrent_cfg
+    values there)."""
     rng = np.random.default_rng(seed)
     text = recurrent_cfg(rng)[0]
     text = re.sub(r"^tanh=1$", "tanh=0", text, flags=re.M)
