@@ -71,6 +71,9 @@ class Network:
         self.cost = None        # Darknet's cost of the last training pass with truths
         self.parallel = None    # a pydarknet.dist.DataParallel in a multi-rank run
         self.ema = None         # [net] ema_alpha's averages once they start (train.ema)
+        # layer index -> gradients of iterations whose update dont_update or burnin_update
+        # skipped (host arrays): AB's weight_updates keep them for the first update
+        self.skipped_gradients = {}
         self.delta_rejection = DeltaRejection(self.net)   # its [yolo] layers share it
         if init:
             if isinstance(device, str) and parse_device(device)[0] == "cpu":

@@ -238,3 +238,81 @@ def test_weights_reject_freq_runs_in_training():
     for _ in range(5):
         net.train_iteration(x, t)
     assert [r[:2] for r in net.rejected_filters] == [(1, 0)]
+
+
+SKIPPED = """[net]
+batch=2
+subdivisions=2
+width=6
+height=6
+channels=2
+learning_rate=0.1
+momentum=0
+decay=0
+burn_in={burn_in}
+power=1
+[convolutional]
+batch_normalize=1
+filters=3
+size=3
+pad=1
+activation=leaky
+{option}
+[cost]
+type=sse
+"""
+
+
+@pytest.mark.parametrize("option, burn_in, skipped", [("dont_update=2", 0, 2),
+                                                      ("burnin_update=1", 3, 2)])
+def test_an_update_skipped_keeps_its_gradients_for_the_first_update(option, burn_in, skipped):
+    """dont_update=N and burnin_update=K skip a layer's update (AB's update_network_gpu);
+    its weight_updates keep the skipped iterations' gradients and the first update applies
+    them all (the iteration oracle, tools/darknet_iteration_fuzz.py: seeds 40 and 49)."""
+    def network(text):
+        net = load_cfg_text(text)
+        net.init_weights(seed=3)
+        return net
+    text = SKIPPED.format(option=option, burn_in=burn_in)
+    net = network(text)
+    start = {k: v.copy() for k, v in net.layers[0].params.items()}
+    rng = np.random.default_rng(4)
+    batches = [(rng.uniform(0, 1, (2, 2, 6, 6)).astype(f32),
+                rng.standard_normal((2, 3 * 6 * 6)).astype(f32)) for _ in range(skipped + 1)]
+    gradients = []
+    for x, t in batches:      # each batch's gradients at the starting weights
+        alone = network(SKIPPED.format(option="", burn_in=burn_in))
+        alone.train_iteration(x, t)
+        gradients.append({k: g.copy() for k, g in alone.layers[0].grads.items()})
+    for k, (x, t) in enumerate(batches):
+        net.train_iteration(x, t)
+        if k < skipped:
+            assert all(np.array_equal(v, start[n]) for n, v in net.layers[0].params.items()
+                       if not n.startswith("rolling"))
+    for name, grad in net.layers[0].grads.items():
+        total = sum(g[name] for g in gradients)
+        want = start[name] + f32(net.learning_rate / 2) * total
+        np.testing.assert_allclose(net.layers[0].params[name], want, rtol=1e-5, atol=1e-6)
+
+
+def test_skipped_gradients_survive_a_checkpoint(tmp_path):
+    from pydarknet.train.checkpoint import load_checkpoint_state, save_checkpoint
+    text = SKIPPED.format(option="dont_update=3", burn_in=0)
+    net = load_cfg_text(text)
+    net.init_weights(seed=3)
+    rng = np.random.default_rng(6)
+    batches = [(rng.uniform(0, 1, (2, 2, 6, 6)).astype(f32),
+                rng.standard_normal((2, 3 * 6 * 6)).astype(f32)) for _ in range(4)]
+    for x, t in batches[:2]:
+        net.train_iteration(x, t)
+    before = net.layers[0].params["weights"].copy()
+    path = str(tmp_path / "s.weights")
+    save_checkpoint(net, path, {})
+    resumed = load_cfg_text(text)
+    resumed.load_weights(path)
+    load_checkpoint_state(resumed, path)
+    for x, t in batches[2:]:
+        assert net.train_iteration(x, t) == resumed.train_iteration(x, t)
+    for name, value in net.layers[0].params.items():
+        np.testing.assert_array_equal(resumed.layers[0].params[name], value)
+    assert not np.array_equal(net.layers[0].params["weights"], before)   # (updated at 4)

@@ -2,7 +2,8 @@
 
 The .weights file is Darknet's own (seen = iteration * batch). The sidecar
 ``<weights>.state.npz`` holds the momentum buffers (Darknet keeps none, so a resumed Darknet
-run loses them), the weights' moving averages (``ema_alpha``), the RNG and data-loader state,
+run loses them), the gradients of updates that dont_update or burnin_update skipped, the
+weights' moving averages (``ema_alpha``), the RNG and data-loader state,
 the average loss and the chart history. Both
 are written to temporary files and renamed, so a run killed at any moment leaves valid files;
 a sidecar whose iteration differs from its weights' is ignored.
@@ -29,6 +30,9 @@ def save_checkpoint(network, path, extra):
     if network.ema is not None:
         for (index, name), average in network.ema.arrays.items():
             arrays[f"e{index}_{name}"] = average
+    for index, grads in network.skipped_gradients.items():   # (dont_update, burnin_update)
+        for name, grad in grads.items():
+            arrays[f"g{index}_{name}"] = grad
     for layer in network.layers:        # recurrent layers: the state the next pass goes on from
         carried = layer.carried_state() if hasattr(layer, "carried_state") else None
         for k, value in enumerate(carried or ()):
@@ -62,6 +66,11 @@ def load_checkpoint_state(network, path):
                 if key in data.files and data[key].shape == buf.shape:
                     network.backend.copy_from_numpy(buf, data[key])
         network.ema = _moving_average(network, data)
+        network.skipped_gradients = {}
+        for key in data.files:
+            if key.startswith("g"):
+                index, name = key[1:].split("_", 1)
+                network.skipped_gradients.setdefault(int(index), {})[name] = data[key]
         for layer in network.layers:
             saved = [data[f"s{layer.index}_{k}"] for k in range(3)
                      if f"s{layer.index}_{k}" in data.files]

@@ -77,6 +77,19 @@ def _trained_layers(network):
     return [l for l in network.layers if l.index >= first and l.params and l.trainable]
 
 
+def _add_skipped_gradients(network):
+    """Add the gradients of the iterations whose update a layer skipped (dont_update,
+    burnin_update) to this iteration's: AB's update_network_gpu leaves such a layer's
+    weight_updates as they are, its backward goes on adding to them, and the first update
+    applies them all (after a data-parallel run's sum: each was summed when it was made)."""
+    B = network.backend
+    for index, grads in network.skipped_gradients.items():
+        layer = network.layers[index]
+        for name, carried in grads.items():
+            B.copy_from_numpy(layer.grads[name], B.to_numpy(layer.grads[name]) + carried)
+    network.skipped_gradients = {}
+
+
 def train_iteration(network, images, truths, layer_seconds=None):
     """Darknet's train_network: returns its loss (sum of per-pass costs / batch).
 
@@ -124,6 +137,7 @@ def train_iteration(network, images, truths, layer_seconds=None):
         raise
     if parallel:
         total = parallel.after_passes(network, layers, total)
+    _add_skipped_gradients(network)
     network.seen = seen
     network.iteration += 1
     network.head_stats = heads.result()
@@ -134,9 +148,10 @@ def train_iteration(network, images, truths, layer_seconds=None):
     network.learning_rate = rate
     adam = (net.B1, net.B2, net.eps, batch_num) if net.adam else None
     for layer in layers:
-        if layer.dont_update >= batch_num:
-            continue
-        if layer.burnin_update and layer.burnin_update * net.burn_in > batch_num:
+        if layer.dont_update >= batch_num or \
+                layer.burnin_update and layer.burnin_update * net.burn_in > batch_num:
+            network.skipped_gradients[layer.index] = {k: B.to_numpy(g).copy()
+                                                      for k, g in layer.grads.items()}
             continue
         update_layer(B, layer, rate, net.momentum, net.decay, batch * ranks, net.loss_scale,
                      adam)
