@@ -13,6 +13,9 @@ from .cfg import CfgWarning
 
 _STREAMS = "CUDA stream scheduling in Darknet's GPU build; pydarknet runs every layer in order"
 _TRACKING = "object tracking in Darknet's video demo (not part of pydarknet)"
+_RATE = {"learning_rate": "AB's update of this layer uses the [net] learning rate as it is "
+                          "(its [convolutional], [connected], [batchnorm], [shortcut] and "
+                          "[implicit] layers scale it by their learning_rate=)"}
 
 NO_EFFECT = {
     "net": {
@@ -42,6 +45,12 @@ NO_EFFECT = {
         "ratio": "AB's GPU build sorts the deltas for a threshold, then sets the threshold to 0 "
                  "(nothing is suppressed); its CPU build ignores the option",
     },
+    "local": _RATE,
+    "rnn": _RATE,
+    "lstm": _RATE,
+    "gru": _RATE,
+    "crnn": _RATE,
+    "conv_lstm": _RATE,
     "yolo": {
         "track_history_size": _TRACKING,
         "dets_for_track": _TRACKING,

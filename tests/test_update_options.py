@@ -3,12 +3,16 @@
 holds a multiple of 32 values; ``clip=C`` clamps the weights of [convolutional] and [implicit]
 layers to [-C, C] after it. AB's CPU build does neither. A weighted [shortcut]'s update
 (update_shortcut_layer_gpu) has no decay and clamps its update to [-1, 1]. And ``[net]
-weights_reject_freq`` (train_network's reject_similar_weights after the update)."""
+weights_reject_freq`` (train_network's reject_similar_weights after the update); the updates
+that dont_update and burnin_update skip (update_network_gpu); a layer's learning_rate=."""
+
+import warnings
 
 import numpy as np
 import pytest
 
 from pydarknet.network import load_cfg_text
+from pydarknet.no_effect import NoEffectWarning
 from pydarknet.train.sgd import update_layer
 
 f32 = np.float32
@@ -316,3 +320,45 @@ def test_skipped_gradients_survive_a_checkpoint(tmp_path):
     for name, value in net.layers[0].params.items():
         np.testing.assert_array_equal(resumed.layers[0].params[name], value)
     assert not np.array_equal(net.layers[0].params["weights"], before)   # (updated at 4)
+
+
+RATE = """[net]
+batch=2
+width=6
+height=6
+channels=2
+learning_rate=0.1
+[{kind}]
+filters=3
+size=3
+activation=leaky
+{option}
+[cost]
+type=sse
+"""
+
+
+@pytest.mark.parametrize("kind, scaled", [("convolutional", True), ("local", False)])
+def test_a_layers_learning_rate_scales_its_update_where_abs_does(kind, scaled):
+    """AB's GPU updates of [convolutional], [connected], [batchnorm], [shortcut] and
+    [implicit] multiply the rate by the layer's learning_rate=; update_local_layer_gpu and
+    the recurrent layers' updates do not (the iteration oracle's seed 1130: a [local] with
+    learning_rate=2.84)."""
+    def trained(option):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            net = load_cfg_text(RATE.format(kind=kind, option=option))
+        net.init_weights(seed=2)
+        start = net.layers[0].params["weights"].copy()
+        rng = np.random.default_rng(0)
+        net.train_iteration(rng.uniform(0, 1, (2, 2, 6, 6)).astype(f32),
+                            rng.standard_normal((2, net.layers[-1].outputs)).astype(f32))
+        return net.layers[0].params["weights"] - start, caught
+    plain, _ = trained("")
+    scaled_step, caught = trained("learning_rate=3")
+    if scaled:
+        np.testing.assert_allclose(scaled_step, 3 * plain, rtol=1e-4, atol=1e-9)
+    else:
+        np.testing.assert_array_equal(scaled_step, plain)
+        assert any(issubclass(w.category, NoEffectWarning) and "learning_rate" in str(w.message)
+                   for w in caught)

@@ -50,11 +50,17 @@ class Layer:
         self.params = {}
         self.activation = None
 
+    # whether the layer's learning_rate= scales its update: AB's GPU updates of
+    # [convolutional], [connected], [batchnorm], [shortcut] and [implicit] read it; those of
+    # [local] and the recurrent layers (whose gates are layers of their own) do not
+    rate_scaled = False
+
     def read_common(self, section):
         self.clip = section.get_float("clip", 0.0)
         for key in self._COMMON_INT:
             setattr(self, key, section.get_int(key, 0))
-        self.learning_rate_scale = section.get_float("learning_rate", 1.0)
+        self.learning_rate_scale = (section.get_float("learning_rate", 1.0)
+                                    if self.rate_scaled else 1.0)
 
     # -- parameters ----------------------------------------------------------------------
     def param_shapes(self):

@@ -33,6 +33,7 @@ class Batchnorm(Layer):
     type = "batchnorm"
     layer_type = "batchnorm"
     trainable = ("biases", "scales")
+    rate_scaled = True
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

@@ -13,6 +13,7 @@ class Connected(Layer):
     type = "connected"
     layer_type = "connected"
     trainable = ("weights", "biases", "scales")
+    rate_scaled = True
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

@@ -16,6 +16,7 @@ class Convolutional(Layer):
     type = "conv"
     layer_type = "convolutional"
     trainable = ("weights", "biases", "scales")
+    rate_scaled = True
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

@@ -12,6 +12,7 @@ class Implicit(Layer):
     type = "implicit"
     layer_type = "implicit"
     trainable = ("weights",)
+    rate_scaled = True
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

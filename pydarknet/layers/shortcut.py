@@ -15,6 +15,7 @@ class Shortcut(Layer):
     type = "shortcut"
     layer_type = "shortcut"
     trainable = ("weights",)
+    rate_scaled = True
     # AB's update_shortcut_layer_gpu: no weight decay, the accumulated update clamped to
     # [-1, 1] before the step (its CPU build decays and clamps nothing)
     decayed = ()
