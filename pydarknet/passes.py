@@ -184,7 +184,8 @@ def backward_pass(network, state, layer_seconds=None):
     """Every layer's backward, last to first, as AB's backward_network_gpu: it ends before a
     layer with ``stopbackward=1``, or ``stopbackward=N`` during the first N iterations (the
     layers below then get no gradient: AB's yolov4-custom.cfg trains only its head for 800
-    iterations); ``onlyforward`` layers pass nothing back. It also ends at the last
+    iterations); ``onlyforward`` layers pass nothing back (but [empty] and [dropout], whose
+    delta is their input's in AB's builds, pass theirs unchanged). It also ends at the last
     ``train_only_bn`` layer: nothing from there down is updated (AB's GPU build runs their
     backward for nothing), unless the pass wants the input's delta. ``layer_seconds``, a
     dict, receives each layer's time by index (as forward_pass's)."""
@@ -201,6 +202,8 @@ def backward_pass(network, state, layer_seconds=None):
             if layer_seconds is not None:
                 B.synchronize()
                 layer_seconds[layer.index] = time.perf_counter() - t0
+        elif layer.shares_input_delta:
+            layer.pass_delta_unchanged(state)
         if pooled:      # no earlier layer writes this delta
             state.deltas.release(layer.index)
 

@@ -116,3 +116,49 @@ def test_stopbackward_n_leaves_decay_to_the_layers_below():
     # no gradient: u = -decay*B*w; w += lr/B*u
     np.testing.assert_allclose(net.layers[0].params["weights"], w * np.float32(1 - 0.1 * 0.01),
                                rtol=1e-6)
+
+
+ONLYFORWARD = """[net]
+batch=2
+width=8
+height=8
+channels=3
+learning_rate=0.1
+momentum=0
+decay=0
+[convolutional]
+filters=4
+size=3
+pad=1
+activation=leaky
+[{kind}]
+{body}
+{option}
+[convolutional]
+filters=3
+size=1
+activation=linear
+[cost]
+type=sse
+"""
+
+
+@pytest.mark.parametrize("kind, body", [("empty", ""), ("dropout", "probability=0"),
+                                        ("convolutional", "filters=4\nsize=1")])
+def test_onlyforward_stops_the_delta_but_not_at_layers_that_share_their_inputs(kind, body):
+    """onlyforward=1 skips a layer's backward: nothing passes it, except at [empty] and
+    [dropout], whose delta is their input's in AB's builds (the iteration oracle's seed
+    1923: an [empty] onlyforward=1)."""
+    def trained(option):
+        net = load_cfg_text(ONLYFORWARD.format(kind=kind, body=body, option=option))
+        net.init_weights(seed=1)
+        net.train_iteration(*data())
+        return net.layers[0].params["weights"]
+    start = load_cfg_text(ONLYFORWARD.format(kind=kind, body=body, option=""))
+    start.init_weights(seed=1)
+    start = start.layers[0].params["weights"]
+    if kind == "convolutional":
+        np.testing.assert_array_equal(trained("onlyforward=1"), start)
+    else:
+        assert not np.array_equal(trained("onlyforward=1"), start)
+        np.testing.assert_array_equal(trained("onlyforward=1"), trained(""))

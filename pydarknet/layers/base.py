@@ -107,6 +107,17 @@ class Layer:
             f"{self.section.path}:{self.section.line}: [{self.section.name}] layer {self.index}: "
             f"training '{self.layer_type}' layers is not implemented")
 
+    # AB's [empty] and [dropout] share the previous layer's delta buffer: with onlyforward=1
+    # (their backward skipped) the delta is there all the same, as it arrived
+    shares_input_delta = False
+
+    def pass_delta_unchanged(self, state):
+        """Add this layer's delta to its input's unchanged (``shares_input_delta`` under
+        onlyforward=1)."""
+        dx = self.input_delta(state)
+        if dx is not None:
+            state.backend.axpy(1, state.deltas[self.index], dx)
+
     def input_delta(self, state):
         """The delta buffer of this layer's input (for the network input: the pass's
         ``input_delta``, None unless asked for)."""

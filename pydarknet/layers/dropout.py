@@ -10,6 +10,7 @@ class Dropout(Layer):
     """At inference the identity (Darknet shares the previous layer's output buffer)."""
     type = "dropout"
     layer_type = "dropout"
+    shares_input_delta = True
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)
@@ -57,7 +58,7 @@ class Dropout(Layer):
             return
         B = state.backend
         if self._mask is None:
-            B.axpy(1, state.deltas[self.index], dx)
+            self.pass_delta_unchanged(state)
         else:
             name = "mask" if self._backward_mask is None else "backward_mask"
             mask = state.output_buffer(self, self._mask.shape, name)
