@@ -147,8 +147,8 @@ type=sse
                                         ("convolutional", "filters=4\nsize=1")])
 def test_onlyforward_stops_the_delta_but_not_at_layers_that_share_their_inputs(kind, body):
     """onlyforward=1 skips a layer's backward: nothing passes it, except at [empty] and
-    [dropout], whose delta is their input's in AB's builds (the iteration oracle's seed
-    1923: an [empty] onlyforward=1)."""
+    [dropout], whose delta is their input's in AB's builds (found by
+    tools/darknet_iteration_fuzz.py: an [empty] with onlyforward=1)."""
     def trained(option):
         net = load_cfg_text(ONLYFORWARD.format(kind=kind, body=body, option=option))
         net.init_weights(seed=1)

@@ -272,7 +272,8 @@ type=sse
 def test_an_update_skipped_keeps_its_gradients_for_the_first_update(option, burn_in, skipped):
     """dont_update=N and burnin_update=K skip a layer's update (AB's update_network_gpu);
     its weight_updates keep the skipped iterations' gradients and the first update applies
-    them all (the iteration oracle, tools/darknet_iteration_fuzz.py: seeds 40 and 49)."""
+    them all (found by tools/darknet_iteration_fuzz.py: such a layer moved half as far as
+    AB's at its first update)."""
     def network(text):
         net = load_cfg_text(text)
         net.init_weights(seed=3)
@@ -342,8 +343,8 @@ type=sse
 def test_a_layers_learning_rate_scales_its_update_where_abs_does(kind, scaled):
     """AB's GPU updates of [convolutional], [connected], [batchnorm], [shortcut] and
     [implicit] multiply the rate by the layer's learning_rate=; update_local_layer_gpu and
-    the recurrent layers' updates do not (the iteration oracle's seed 1130: a [local] with
-    learning_rate=2.84)."""
+    the recurrent layers' updates do not (found by tools/darknet_iteration_fuzz.py: a [local]
+    with learning_rate=2.84)."""
     def trained(option):
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
