@@ -40,6 +40,27 @@ static float *gpusem_scratch(size_t n)
 }
 """
 
+# AB's adam_update_gpu (blas_kernels.cu) on the CPU: AB's CPU build has no Adam
+ADAM = """
+static void gpusem_adam(float *w, float *d, float *m, float *v, convolutional_layer l,
+                        float decay, float rate, int n, int batch)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        m[i] *= l.B1;
+        v[i] *= l.B2;
+        d[i] += -decay*batch*w[i];
+        m[i] += (1 - l.B1)*d[i];
+        d[i] *= d[i];
+        v[i] += (1 - l.B2)*d[i];
+        float mhat = m[i] / (1.f - powf(l.B1, l.t));
+        float vhat = v[i] / (1.f - powf(l.B2, l.t));
+        w[i] = w[i] + rate*mhat / (sqrtf(vhat) + l.eps);
+        d[i] = 0;
+    }
+}
+"""
+
 EDITS = {
     "src/convolutional_layer.c": [
         # pydarknet's choice: a layer that shares another's weights (share_index) shares its
@@ -58,6 +79,36 @@ EDITS = {
          "                    gpusem_scratch((l.c / l.groups)*l.h*l.w));\n"
          "                axpy_cpu((l.c / l.groups)*l.h*l.w, 1, gpusem_scratch(0), 1,\n"
          "                    state.delta + (i*l.groups + j)* (l.c / l.groups)*l.h*l.w, 1);\n"),
+        # AB's GPU update: grad_centr=1, [net] adam=1 (adam_update_gpu) and clip=C
+        ("void update_convolutional_layer(convolutional_layer l, int batch, "
+         "float learning_rate_init, float momentum, float decay)\n",
+         ADAM + "void update_convolutional_layer(convolutional_layer l, int batch, "
+                "float learning_rate_init, float momentum, float decay)\n"),
+        ("    axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n",
+         "    int f_size = l.size*l.size*(l.c / l.groups);\n"
+         "    if (l.grad_centr && l.batch_normalize && f_size % 32 == 0) {\n"
+         "        int f, k;\n"
+         "        for (f = 0; f < l.n; ++f) {\n"
+         "            float mean = 0, *u = l.weight_updates + f*f_size;\n"
+         "            for (k = 0; k < f_size; ++k) mean += u[k];\n"
+         "            mean /= f_size;\n"
+         "            for (k = 0; k < f_size; ++k) u[k] -= mean;\n"
+         "        }\n"
+         "    }\n"
+         "    if (l.adam) {\n"
+         "        gpusem_adam(l.weights, l.weight_updates, l.m, l.v, l, decay, "
+         "learning_rate, l.nweights, batch);\n"
+         "        gpusem_adam(l.biases, l.bias_updates, l.bias_m, l.bias_v, l, decay, "
+         "learning_rate, l.n, batch);\n"
+         "        if (l.scales) gpusem_adam(l.scales, l.scale_updates, l.scale_m, l.scale_v, "
+         "l, decay, learning_rate, l.n, batch);\n"
+         "        if (l.clip) constrain_cpu(l.nweights, l.clip, l.weights);\n"
+         "        return;\n"
+         "    }\n"
+         "    axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n"),
+        ("        scal_cpu(l.n, momentum, l.scale_updates, 1);\n    }\n}\n",
+         "        scal_cpu(l.n, momentum, l.scale_updates, 1);\n    }\n"
+         "    if (l.clip) constrain_cpu(l.nweights, l.clip, l.weights);\n}\n"),
     ],
     "src/batchnorm_layer.c": [
         ("delta[index] * 1./(sqrt(variance[f]) + .00001f)",
@@ -68,6 +119,12 @@ EDITS = {
          "    backward_bias(l.bias_updates, l.delta, l.batch, l.out_c, l.out_w*l.out_h);\n"),
         ("if(l.type == BATCHNORM) copy_cpu(l.outputs*l.batch, l.delta, 1, state.delta, 1);",
          "if(l.type == BATCHNORM) axpy_cpu(l.outputs*l.batch, 1, l.delta, 1, state.delta, 1);"),
+        # AB's GPU update: the layer's learning_rate= scales its rate
+        ("void update_batchnorm_layer(layer l, int batch, float learning_rate, float momentum, "
+         "float decay)\n{\n",
+         "void update_batchnorm_layer(layer l, int batch, float learning_rate, float momentum, "
+         "float decay)\n{\n"
+         "    learning_rate *= l.learning_rate_scale;\n"),
     ],
     "src/activation_layer.c": [
         ("    copy_cpu(l.outputs*l.batch, l.delta, 1, state.delta, 1);\n}",
@@ -178,6 +235,28 @@ EDITS = {
         # fuzzer's backward seed 30087: malloc's heap corrupted); the GPU kernel adds it nowhere
         ("        state.delta[index] += l.delta[i];\n",
          "        if (index >= 0) state.delta[index] += l.delta[i];\n"),
+    ],
+    # The updates as AB's GPU build makes them (update_*_layer_gpu; the training iteration
+    # oracle, tools/darknet_iteration_fuzz.py): a [connected] or [batchnorm] layer's
+    # learning_rate= scales its rate; a weighted [shortcut]'s update has no decay and is
+    # clamped to [-1, 1]; a batch-normalised [convolutional] with grad_centr=1 centres each
+    # filter's update where the filter holds a multiple of 32 values; clip=C clamps the
+    # weights of [convolutional] and [implicit] layers after the step
+    "src/connected_layer.c": [
+        ("void update_connected_layer(connected_layer l, int batch, float learning_rate, "
+         "float momentum, float decay)\n{\n",
+         "void update_connected_layer(connected_layer l, int batch, float learning_rate, "
+         "float momentum, float decay)\n{\n"
+         "    learning_rate *= l.learning_rate_scale;\n"),
+    ],
+    "src/shortcut_layer.c": [
+        ("        axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n",
+         "        constrain_cpu(l.nweights, 1, l.weight_updates);\n"),
+    ],
+    "src/representation_layer.c": [
+        ("    scal_cpu(l.nweights, momentum, l.weight_updates, 1);\n\n}",
+         "    scal_cpu(l.nweights, momentum, l.weight_updates, 1);\n"
+         "    if (l.clip) constrain_cpu(l.nweights, l.clip, l.weights);\n}"),
     ],
 }
 

@@ -1,0 +1,327 @@
+"""AB Darknet's training iterations against pydarknet's: random networks trained on both,
+every parameter compared after each iteration.
+
+    git clone https://github.com/AlexeyAB/darknet /tmp/dn-gpusem
+    python tools/darknet_gpusem_patch.py /tmp/dn-gpusem
+    (cd /tmp/dn-gpusem && make LIBSO=1 OPTS=-O2)
+    python tools/darknet_iteration_fuzz.py /tmp/dn-gpusem 0 500 [--keep DIR] [--more-layers]
+
+Each seed is a network of tools/darknet_forward_oracle.py's generator ending in a [yolo],
+[Gaussian_yolo], [region] or classifier head, with random [net] optimiser options
+(subdivisions, learning rate, momentum, decay, burn_in and power, the policies but random,
+Adam in a fifth of them) and per-layer update options (learning_rate=, dont_update,
+burnin_update, stopbackward, train_only_bn, onlyforward; grad_centr and clip on
+convolutions, clip on [implicit]). Darknet trains it with tools/darknet_iteration_oracle.c:
+AB's CPU build patched to the semantics of its GPU build (tools/darknet_gpusem_patch.py: the
+reference data's -gpusem runs, and the GPU build's updates), which pydarknet implements.
+After each iteration every weight, bias, scale and rolling statistic is compared, and the
+loss and learning rate. Build it with OPTS=-O2: AB's default -Ofast compiles fix_nan_inf's
+isinf away and turns a logistic of -inf into NaN (a [Gaussian_yolo] sigma delta of -inf
+clipped to -max_delta where the GPU build's is 0), which the -O2 build does not.
+
+A parameter passes where pydarknet's differs from Darknet's by at most 1e-3 of Darknet's
+change of it since the start (the update's own size), 1e-4 of the largest change of the
+layer's parameters and 3e-7 of its largest value (``parameter_error``; a rolling statistic
+to 1e-3 of its change), the loss to 1e-3 (a run that diverges rounds its loss of 1e5 on);
+past that, "rounding" where pydarknet's own run, moved by 2^-20, differs as much.
+Left out, as in the forward oracle's --fuzz-backward: [dropout] and [crop] (their draws are
+Darknet's rand()), antialiasing (AB's CPU backward leaves the blur out), share_index (README:
+deliberate difference, a pair of layers sharing weights is updated once), a training batch
+norm of one value a channel (README: deliberate difference), AB's CPU [shortcut] reading
+past a layer's output and a layer sending a delta to a frozen one (``reads_frozen_delta``:
+AB crashes).
+"""
+
+import argparse
+import os
+import pathlib
+import re
+import subprocess
+import sys
+import tempfile
+import traceback
+
+import numpy as np
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+
+from darknet_forward_oracle import (HEAD_SECTIONS, MARGIN, _one_value_batch_norm,  # noqa: E402
+                                    _shortcut_reads_past, compile_against, head_options, moved,
+                                    randomize, random_cfg)
+from pydarknet.errors import PydarknetError  # noqa: E402
+from pydarknet.network import load, load_cfg_text  # noqa: E402
+
+HEADS = ["yolo", "gauss", "region", "classifier"]
+POLICIES = ["policy=constant\n", "policy=steps\nsteps=2,3\nscales=0.5,3\n",
+            "policy=step\nstep=2\nscale=0.5\n", "policy=poly\nmax_batches=8\n",
+            "policy=exp\ngamma=0.8\n", "policy=sigmoid\ngamma=0.7\nstep=2\n",
+            "policy=sgdr\nsgdr_cycle=2\nsgdr_mult=2\nlearning_rate_min=0.0001\n"]
+
+
+def net_options(rng):
+    """The [net] section's optimiser options: learning rate, momentum, decay, burn-in, a
+    learning-rate policy (not "random": its draws are Darknet's rand()) and in a fifth of the
+    cfgs Adam."""
+    burn_in = int(rng.choice([0, 0, 2, 5]))
+    text = (f"learning_rate={10 ** rng.uniform(-4, -2):.4g}\n"
+            f"momentum={rng.choice([0.9, 0.9, 0.5, 0])}\n"
+            f"decay={rng.choice([0.0005, 0.01, 0.1, 0])}\n"
+            f"burn_in={burn_in}\npower={rng.choice([4, 1, 2])}\n"
+            + str(rng.choice(POLICIES)))
+    if rng.random() < 0.2:
+        text += (f"adam=1\nB1={rng.choice([0.9, 0.8])}\nB2={rng.choice([0.999, 0.99])}\n"
+                 f"eps={rng.choice([0.000001, 0.0001])}\n")
+    return text
+
+
+def layer_options(rng, section):
+    """An update option for a quarter of the layers."""
+    if rng.random() >= 0.25:
+        return ""
+    kinds = ["learning_rate", "learning_rate", "dont_update", "burnin_update", "stopbackward",
+             "stopbackward1", "train_only_bn", "onlyforward"]
+    if section.startswith("[convolutional]"):
+        kinds += ["grad_centr", "grad_centr", "clip", "clip", "clip"]
+    if section.startswith("[implicit]"):
+        kinds += ["clip", "clip", "clip"]
+    kind = rng.choice(kinds)
+    if kind == "learning_rate":
+        return f"learning_rate={rng.uniform(0.1, 3):.3g}\n"
+    if kind == "dont_update":
+        return f"dont_update={rng.integers(1, 4)}\n"
+    if kind == "stopbackward":
+        return f"stopbackward={rng.integers(2, 4)}\n"
+    if kind == "stopbackward1":
+        return "stopbackward=1\n"
+    if kind == "clip":
+        return f"clip={rng.uniform(0.05, 0.5):.3g}\n"
+    return f"{kind}=1\n"
+
+
+def random_training(rng, kind, more):
+    """(cfg text, mini-batch, subdivisions, C, H, W) of a random trainable network."""
+    text, mini, C, H, W = random_cfg(rng, head=kind, more=more)
+    if kind in HEAD_SECTIONS:
+        section = HEAD_SECTIONS[kind][0]
+        classes = int(text.split(section)[1].split("classes=")[1].split("\n")[0])
+        text = text.replace(section, section + head_options(rng, kind, classes))
+    sub = int(rng.integers(1, 4))
+    sections = re.split(r"\n(?=\[)", text)
+    sections[0] = (f"[net]\nbatch={mini * sub}\nsubdivisions={sub}\nwidth={W}\nheight={H}\n"
+                   f"channels={C}\n" + net_options(rng))
+    heads = ("[yolo]", "[Gaussian_yolo]", "[region]", "[softmax]", "[cost]")
+    for i in range(1, len(sections)):
+        if not sections[i].startswith(heads):
+            sections[i] = sections[i].rstrip("\n") + "\n" + layer_options(rng, sections[i])
+    return "\n".join(sections), mini, sub, C, H, W
+
+
+def reads_frozen_delta(net):
+    """Whether a layer after the last stopbackward=1 sends a delta to one before it (a
+    [route], [shortcut], [sam] or [scale_channels] reading it, or the next layer when the
+    stopbackward one is an [empty] or [dropout], whose delta is its input's): AB's training
+    parse gives the frozen layer no delta buffer, and the backward writes through NULL."""
+    last = max((l.index for l in net.layers if l.stopbackward == 1), default=-1)
+    return last > 0 and net.layers[last].shares_input_delta or \
+        any(i < last for l in net.layers[last + 1:] if not l.onlyforward
+            for i in list(getattr(l, "layers", [])) + [getattr(l, "from_index", last)])
+
+
+def random_truths(rng, net, rows):
+    """A detector's boxes (rows, max_boxes, 6) or a classifier's one-hot rows."""
+    head = net.layers[-1]
+    if head.layer_type in ("yolo", "gaussian_yolo", "region"):
+        truths = np.zeros((rows, head.max_boxes, 6), np.float32)
+        for b in range(rows):
+            k = int(rng.integers(1, 6))
+            truths[b, :k, :2] = rng.uniform(0.05, 0.95, (k, 2))
+            truths[b, :k, 2:4] = rng.uniform(0.05, 0.6, (k, 2))
+            truths[b, :k, 4] = rng.integers(0, head.classes, k)
+        return truths
+    outputs = net.layers[-1].outputs
+    truths = np.zeros((rows, outputs), np.float32)
+    truths[np.arange(rows), rng.integers(0, outputs, rows)] = 1
+    return truths
+
+
+def darknet_iterations(exe, darknet, tmp, iterations):
+    """Darknet's (loss, rate) of each iteration; its weights are in tmp/ab.K.weights."""
+    r = subprocess.run([str(exe), str(tmp / "n.cfg"), str(tmp / "n.weights"),
+                        str(tmp / "x.bin"), str(tmp / "t.bin"), str(iterations),
+                        str(tmp / "ab")], capture_output=True, timeout=600,
+                       env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)))
+    if r.returncode:
+        lines = r.stderr.decode(errors="replace").strip().splitlines() or [""]
+        raise RuntimeError(f"Darknet exited with {r.returncode}: {lines[-1][-200:]}")
+    return np.fromfile(tmp / "ab.loss", np.float32).reshape(-1, 2)
+
+
+def parameter_error(got, want, start, layer_change):
+    """How far ``got`` is from Darknet's ``want``, as a multiple of what may differ: 1e-3 of
+    Darknet's change since ``start``, 1e-4 of the largest change of the layer's parameters
+    (a bias gradient that sums to about 0 rounds like its summands) and 3e-7 of the largest
+    value (a few of float32's roundings of the parameter itself)."""
+    got, want, start = (np.asarray(a, np.float64).ravel() for a in (got, want, start))
+    if not np.isfinite(want).all() or not np.isfinite(got).all():
+        return np.inf if not np.array_equal(got, want, equal_nan=True) else 0.0
+    allowed = (1e-3 * np.abs(want - start).max() + 1e-4 * layer_change +
+               3e-7 * np.abs(want).max() + 1e-30)
+    return float(np.abs(got - want).max() / allowed)
+
+
+def pydarknet_training(tmp, x, truths, rows, iterations, move=None):
+    """pydarknet's run of tmp/n.cfg from tmp/n.weights: (None, None, the starting parameters)
+    then each iteration's (loss, learning rate, every layer's parameters), or (the error,
+    None, None) where it stopped. ``move``:
+    an rng to move its input, parameters and every layer's output by 2^-20 of themselves
+    (the forward oracle's ``moved``: how far its own rounding carries)."""
+    pd = load(tmp / "n.cfg", tmp / "n.weights")
+    x = moved(pd, x, move)
+    runs = [(None, None, [{n: np.array(v) for n, v in l.params.items()} for l in pd.layers])]
+    for k in range(iterations):
+        part = slice(k * rows, (k + 1) * rows)
+        try:
+            loss = pd.train_iteration(x[part], truths[part])
+        except PydarknetError as e:
+            runs.append((e, None, None))
+            break
+        runs.append((loss, pd.learning_rate,
+                     [{n: np.array(v) for n, v in l.params.items()} for l in pd.layers]))
+    return runs
+
+
+def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
+    """(verdict, detail) of one random network's training: "ok", "differs" (the first
+    parameter, loss or rate past its tolerance that pydarknet's own rounding does not
+    explain), "rounding" (one it explains: MARGIN times its change when moved), "overflow"
+    (pydarknet stopped at a non-finite output or loss, or both have parameters not finite
+    or above 1e20: -FLT_MAX from a pooling window wholly in the padding), "darknet nan"
+    (Darknet's parameters or loss not finite where pydarknet's are), "skipped", "darknet
+    failed"."""
+    rng = np.random.default_rng(seed)
+    kind = HEADS[seed % len(HEADS)]
+    text, mini, sub, C, H, W = random_training(rng, kind, more)
+    if "[dropout]" in text or "[crop]" in text or "antialiasing" in text or \
+            "share_index" in text:
+        return "skipped", ""
+    net = load_cfg_text(text)
+    if _one_value_batch_norm(net, mini) or _shortcut_reads_past(net) or \
+            reads_frozen_delta(net):
+        return "skipped", ""
+    randomize(net, rng)
+    rows = mini * sub
+    x = rng.uniform(0, 1, (iterations * rows, C, H, W)).astype(np.float32)
+    truths = random_truths(rng, net, iterations * rows)
+    net.forward(x[:mini], train=True, truths=truths[:mini])
+    if any(np.abs(np.asarray(out)).max(initial=0) >= 1e30 for out in net.outputs):
+        return "overflow", "a layer's output reaches 1e30 (-FLT_MAX: a pooling window " \
+                           "wholly in the padding)"
+    (tmp / "n.cfg").write_text(text)
+    net.save_weights(str(tmp / "n.weights"))
+    x.tofile(tmp / "x.bin")
+    truths.tofile(tmp / "t.bin")
+    try:
+        darknet_runs = darknet_iterations(exe, darknet, tmp, iterations)
+    except RuntimeError as e:
+        return "darknet failed", str(e)
+    runs, again = pydarknet_training(tmp, x, truths, rows, iterations), None
+    start = runs.pop(0)[2]
+
+    def verdict(k, got, want, detail, key, first):
+        """"rounding" where the moved run's own change explains ``got - want``: a parameter's
+        change since the start (``first``: pydarknet's unmoved start) against pydarknet's,
+        the loss (``first`` None) itself."""
+        nonlocal again
+        again = again or pydarknet_training(tmp, x, truths, rows, iterations,
+                                            np.random.default_rng(1))
+        if len(again) > k + 1 and again[k + 1][1] is not None:
+            other = np.asarray(key(again[k + 1]), np.float64)
+            if first is not None:
+                other = other - np.asarray(key(again[0]), np.float64) + first
+            if np.abs(got - want).max() <= MARGIN * np.abs(got - other).max():
+                return "rounding", detail
+        return "differs", detail
+
+    for k, ((loss, rate, params), (ab_loss, ab_rate)) in enumerate(zip(runs, darknet_runs)):
+        if rate is None:
+            # pydarknet stops at a non-finite output or loss, where Darknet goes on
+            return ("overflow" if "NaN or inf" in str(loss) or not np.isfinite(ab_loss)
+                    else "pydarknet failed"), f"iteration {k + 1}: {loss}"
+        if abs(rate - ab_rate) > 1e-6 * abs(ab_rate) + 1e-12:
+            return "differs", (f"iteration {k + 1} learning rate {rate:.7g}, Darknet's "
+                               f"{ab_rate:.7g}")
+        # (Darknet transposes a flipped=1 layer's weights when it loads them, not when it
+        # saves them: its file holds them as trained)
+        ab = load_cfg_text(text.replace("flipped=1", "flipped=0"))
+        ab.load_weights(tmp / f"ab.{k + 1}.weights")
+        ours = np.isfinite(loss) and all(np.isfinite(v).all() for p in params
+                                         for v in p.values())
+        theirs = np.isfinite(ab_loss) and all(np.isfinite(np.asarray(v)).all()
+                                              for l in ab.layers for v in l.params.values())
+        if not ours or not theirs:      # (a pooling window wholly in the padding: -FLT_MAX)
+            return ("overflow" if ours == theirs else "darknet nan" if ours else "differs",
+                    f"iteration {k + 1}: {'pydarknet' if theirs else 'Darknet'}'s parameters "
+                    f"or loss not finite")
+        if max((np.abs(np.asarray(v)).max(initial=0) for l in ab.layers
+                for v in l.params.values()), default=0) > 1e20:
+            return "overflow", f"iteration {k + 1}: Darknet's parameters above 1e20"
+        for i, (theirs, first) in enumerate(zip(ab.layers, start)):
+            change = max((np.abs(np.asarray(v, np.float64) - first[n]).max()
+                          for n, v in theirs.params.items() if not n.startswith("rolling")),
+                         default=0.0)
+            for name, value in params[i].items():
+                want = np.asarray(theirs.params[name], np.float64)
+                # (a rolling statistic moves with the batch's, not with the layer's update)
+                err = parameter_error(value, want, first[name],
+                                      0.0 if name.startswith("rolling") else change)
+                if err > 1:
+                    return verdict(k, np.asarray(value, np.float64), want,
+                                   f"iteration {k + 1} layer {i} {theirs.type} {name}: "
+                                   f"{err:.3g} times what may differ",
+                                   lambda run: run[2][i][name], first[name])
+        if abs(loss - ab_loss) > 1e-3 * abs(ab_loss) + 1e-6:
+            return verdict(k, np.float64(loss), np.float64(ab_loss),
+                           f"iteration {k + 1} loss {loss:.7g}, Darknet's {ab_loss:.7g}",
+                           lambda run: run[0], None)
+    return "ok", ""
+
+
+def fuzz(darknet, first, last, keep, more, iterations):
+    counts = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        exe = compile_against(darknet, "darknet_iteration_oracle.c", tmp / "iterate")
+        for seed in range(first, last):
+            try:
+                verdict, detail = compare_iterations(seed, exe, darknet, tmp, iterations, more)
+            except Exception:
+                verdict, detail = "pydarknet failed", traceback.format_exc()[-600:]
+            counts[verdict] = counts.get(verdict, 0) + 1
+            if verdict not in ("ok", "skipped", "overflow", "rounding"):
+                print(f"seed {seed}: {verdict}: {detail}", flush=True)
+                if keep:
+                    folder = pathlib.Path(keep) / str(seed)
+                    folder.mkdir(parents=True, exist_ok=True)
+                    for f in ("n.cfg", "n.weights", "x.bin", "t.bin"):
+                        if (tmp / f).exists():
+                            (folder / f).write_bytes((tmp / f).read_bytes())
+    print(counts)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("darknet", help="AB Darknet's folder patched by "
+                    "tools/darknet_gpusem_patch.py, built with make LIBSO=1")
+    ap.add_argument("first", type=int)
+    ap.add_argument("last", type=int)
+    ap.add_argument("--iterations", type=int, default=3)
+    ap.add_argument("--keep", help="keep the failing seeds' files here")
+    ap.add_argument("--more-layers", action="store_true",
+                    help="networks of more layer kinds (the forward oracle's --more-layers)")
+    a = ap.parse_args()
+    fuzz(pathlib.Path(a.darknet).resolve(), a.first, a.last, a.keep, a.more_layers,
+         a.iterations)
+
+
+if __name__ == "__main__":
+    main()
