@@ -194,12 +194,20 @@ def pydarknet_training(tmp, x, truths, rows, iterations, move=None):
     return runs
 
 
+# the outputs where an activation's gradient jumps (Darknet's gradients read the output)
+KINKS = {"relu": (0,), "relie": (0,), "ramp": (0,), "leaky": (0,), "revleaky": (0,),
+         "selu": (0,), "lhtan": (0, 1), "hardtan": (-1, 1), "plse": (0, 1), "relu6": (0, 6)}
+
+
 def watch_known_differences(net):
     """A set that gets "region exp" when a [region] layer's w or h input is beyond exp's
     float32 range (above 88 or below -104: README's deliberate difference, a truth no
     anchor's box overlaps trains its own cell where AB's deltas go to the batch's first
-    anchor) and "elu" when an elu or selu layer outputs more than 88 (README: AB's compute
-    0 * expf(x) = NaN there)."""
+    anchor), "elu" when an elu or selu layer outputs more than 88 (README: AB's compute
+    0 * expf(x) = NaN there) and "kink" when an output is within 1e-6 of the layer's largest
+    of a point where its activation's gradient jumps (each implementation's rounding picks
+    a side: lhtan's gradient is 1 or 0.001; a moved run, scaling every value, keeps the
+    side)."""
     found = set()
 
     def watched(layer, forward):
@@ -210,8 +218,13 @@ def watch_known_differences(net):
                 if (a > 88).any() or (a < -104).any():
                     found.add("region exp")
             out = forward(x, state)
-            if layer.activation in ("elu", "selu") and (np.asarray(out) > 88).any():
+            y = np.asarray(out)
+            if layer.activation in ("elu", "selu") and (y > 88).any():
                 found.add("elu")
+            if layer.activation in KINKS and y.size:
+                near = 1e-6 * np.abs(y).max()
+                if any((np.abs(y - k) <= near).any() for k in KINKS[layer.activation]):
+                    found.add("kink")
             return out
         return run
     for layer in net.layers:
@@ -284,7 +297,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
                 other = other - np.asarray(key(again[0]), np.float64) + first
             if np.abs(got - want).max() <= MARGIN * np.abs(got - other).max():
                 return "rounding", detail
-        return "differs", detail
+        return ("kink" if "kink" in runs[k][4] else "differs"), detail
 
     for k, ((loss, rate, params, _, known), (ab_loss, ab_rate)) in \
             enumerate(zip(runs, darknet_runs)):
@@ -302,8 +315,9 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
         # saves them: its file holds them as trained)
         ab = load_cfg_text(text.replace("flipped=1", "flipped=0"))
         ab.load_weights(tmp / f"ab.{k + 1}.weights")
-        ours = np.isfinite(loss) and all(np.isfinite(v).all() for p in params
-                                         for v in p.values())
+        # (pydarknet sums the loss in float64: past float32's range Darknet's is inf)
+        ours = np.isfinite(np.float32(loss)) and all(np.isfinite(v).all() for p in params
+                                                     for v in p.values())
         theirs = np.isfinite(ab_loss) and all(np.isfinite(np.asarray(v)).all()
                                               for l in ab.layers for v in l.params.values())
         if ours and not theirs and "elu" in known:
