@@ -708,6 +708,17 @@ def _one_value_batch_norm(net, batch):
                batch * l.out_h * l.out_w == 1 for l in net.layers)
 
 
+def box_truths(rng, head, rows):
+    """(rows, head.max_boxes, 6) random truths for a detection head: 1 to 5 boxes an image."""
+    truths = np.zeros((rows, head.max_boxes, 6), np.float32)
+    for b in range(rows):
+        k = int(rng.integers(1, 6))
+        truths[b, :k, :2] = rng.uniform(0.05, 0.95, (k, 2))
+        truths[b, :k, 2:4] = rng.uniform(0.05, 0.6, (k, 2))
+        truths[b, :k, 4] = rng.integers(0, head.classes, k)
+    return truths
+
+
 def compare_training(seed, exe, darknet, tmp, tol=1e-4, more=False):
     """(verdict, detail) of one random cfg's training forward: every layer's output (batch
     norm on batch statistics) and the head's delta and cost. Every cfg ends in a detection
@@ -731,13 +742,7 @@ def compare_training(seed, exe, darknet, tmp, tol=1e-4, more=False):
         return "skipped", ""
     randomize(net, rng)
     x = rng.uniform(0, 1, (batch, C, H, W)).astype(np.float32)
-    head = net.layers[-1]
-    truths = np.zeros((batch, head.max_boxes, 6), np.float32)
-    for b in range(batch):
-        k = int(rng.integers(1, 6))
-        truths[b, :k, :2] = rng.uniform(0.05, 0.95, (k, 2))
-        truths[b, :k, 2:4] = rng.uniform(0.05, 0.6, (k, 2))
-        truths[b, :k, 4] = rng.integers(0, head.classes, k)
+    truths = box_truths(rng, net.layers[-1], batch)
     try:
         want = darknet_outputs(exe, darknet, tmp, text, net, x, truths)
     except RuntimeError as e:
