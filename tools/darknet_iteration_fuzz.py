@@ -5,6 +5,7 @@ every parameter compared after each iteration.
     python tools/darknet_gpusem_patch.py /tmp/dn-gpusem
     (cd /tmp/dn-gpusem && make LIBSO=1 OPTS=-O2)
     python tools/darknet_iteration_fuzz.py /tmp/dn-gpusem 0 500 [--keep DIR] [--more-layers]
+    python tools/darknet_iteration_fuzz.py /tmp/dn-gpusem --regenerate   # the test's oracle
 
 Each seed is a network of tools/darknet_forward_oracle.py's generator ending in a [yolo],
 [Gaussian_yolo], [region] or classifier head, with random [net] optimiser options
@@ -53,6 +54,7 @@ from darknet_forward_oracle import (HEAD_SECTIONS, MARGIN, _one_value_batch_norm
                                     head_options, moved, randomize, random_cfg)
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.network import load, load_cfg_text  # noqa: E402
+from test_darknet_iterations import parameter_error  # noqa: E402
 
 HEADS = ["yolo", "gauss", "region", "classifier"]
 POLICIES = ["policy=constant\n", "policy=steps\nsteps=2,3\nscales=0.5,3\n",
@@ -141,6 +143,23 @@ def random_truths(rng, net, rows):
     return truths
 
 
+def write_case(tmp, text, net, x, truths):
+    """The oracle's inputs: tmp/n.cfg, n.weights (``net``'s parameters), x.bin, t.bin."""
+    (tmp / "n.cfg").write_text(text)
+    net.save_weights(str(tmp / "n.weights"))
+    np.ascontiguousarray(x, np.float32).tofile(tmp / "x.bin")
+    np.ascontiguousarray(truths, np.float32).tofile(tmp / "t.bin")
+
+
+def darknet_parameters(tmp, text, k):
+    """A network of ``text`` with Darknet's parameters after iteration k. (Darknet transposes
+    a flipped=1 layer's weights when it loads them, not when it saves them: its file holds
+    them as trained.)"""
+    ab = load_cfg_text(text.replace("flipped=1", "flipped=0"))
+    ab.load_weights(tmp / f"ab.{k}.weights")
+    return ab
+
+
 def darknet_iterations(exe, darknet, tmp, iterations):
     """Darknet's (loss, rate) of each iteration; its weights are in tmp/ab.K.weights."""
     r = subprocess.run([str(exe), str(tmp / "n.cfg"), str(tmp / "n.weights"),
@@ -151,19 +170,6 @@ def darknet_iterations(exe, darknet, tmp, iterations):
         lines = r.stderr.decode(errors="replace").strip().splitlines() or [""]
         raise RuntimeError(f"Darknet exited with {r.returncode}: {lines[-1][-200:]}")
     return np.fromfile(tmp / "ab.loss", np.float32).reshape(-1, 2)
-
-
-def parameter_error(got, want, start, layer_change):
-    """How far ``got`` is from Darknet's ``want``, as a multiple of what may differ: 1e-3 of
-    Darknet's change since ``start``, 1e-4 of the largest change of the layer's parameters
-    (a bias gradient that sums to about 0 rounds like its summands) and 3e-7 of the largest
-    value (a few of float32's roundings of the parameter itself)."""
-    got, want, start = (np.asarray(a, np.float64).ravel() for a in (got, want, start))
-    if not np.isfinite(want).all() or not np.isfinite(got).all():
-        return np.inf if not np.array_equal(got, want, equal_nan=True) else 0.0
-    allowed = (1e-3 * np.abs(want - start).max() + 1e-4 * layer_change +
-               3e-7 * np.abs(want).max() + 1e-30)
-    return float(np.abs(got - want).max() / allowed)
 
 
 def pydarknet_training(tmp, x, truths, rows, iterations, move=None):
@@ -270,10 +276,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
     if any(np.abs(np.asarray(out)).max(initial=0) >= 1e30 for out in net.outputs):
         return "overflow", "a layer's output reaches 1e30 (-FLT_MAX: a pooling window " \
                            "wholly in the padding)"
-    (tmp / "n.cfg").write_text(text)
-    net.save_weights(str(tmp / "n.weights"))
-    x.tofile(tmp / "x.bin")
-    truths.tofile(tmp / "t.bin")
+    write_case(tmp, text, net, x, truths)
     try:
         darknet_runs = darknet_iterations(exe, darknet, tmp, iterations)
     except RuntimeError as e:
@@ -308,10 +311,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
         if abs(rate - ab_rate) > 1e-6 * abs(ab_rate) + 1e-12:
             return "differs", (f"iteration {k + 1} learning rate {rate:.7g}, Darknet's "
                                f"{ab_rate:.7g}")
-        # (Darknet transposes a flipped=1 layer's weights when it loads them, not when it
-        # saves them: its file holds them as trained)
-        ab = load_cfg_text(text.replace("flipped=1", "flipped=0"))
-        ab.load_weights(tmp / f"ab.{k + 1}.weights")
+        ab = darknet_parameters(tmp, text, k + 1)
         # (pydarknet sums the loss in float64: past float32's range Darknet's is inf)
         ours = np.isfinite(np.float32(loss)) and all(np.isfinite(v).all() for p in params
                                                      for v in p.values())
@@ -375,17 +375,43 @@ def fuzz(darknet, first, last, keep, more, iterations):
     print(counts)
 
 
+def regenerate(darknet):
+    """tests/data/darknet_iterations.npz: Darknet's parameters after each iteration of the
+    test's cases, and each iteration's loss and learning rate."""
+    from test_darknet_iterations import CASES, ITERATIONS, ORACLE, case_data
+    out = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        exe = compile_against(darknet, "darknet_iteration_oracle.c", tmp / "iterate")
+        for name, text in CASES.items():
+            write_case(tmp, text, *case_data(name))
+            for k, loss_rate in enumerate(darknet_iterations(exe, darknet, tmp, ITERATIONS), 1):
+                out[f"{name}_{k}_loss"] = loss_rate
+                for i, layer in enumerate(darknet_parameters(tmp, text, k).layers):
+                    for n, v in layer.params.items():
+                        out[f"{name}_{k}_{i}_{n}"] = np.asarray(v, np.float32)
+            print(name)
+    np.savez_compressed(ORACLE, **out)
+    print(f"wrote {ORACLE}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("darknet", help="AB Darknet's folder patched by "
                     "tools/darknet_gpusem_patch.py, built with make LIBSO=1")
-    ap.add_argument("first", type=int)
-    ap.add_argument("last", type=int)
+    ap.add_argument("first", type=int, nargs="?")
+    ap.add_argument("last", type=int, nargs="?")
+    ap.add_argument("--regenerate", action="store_true",
+                    help="write tests/data/darknet_iterations.npz (its cases) instead")
     ap.add_argument("--iterations", type=int, default=3)
     ap.add_argument("--keep", help="keep the failing seeds' files here")
     ap.add_argument("--more-layers", action="store_true",
                     help="networks of more layer kinds (the forward oracle's --more-layers)")
     a = ap.parse_args()
+    if a.regenerate:
+        return regenerate(pathlib.Path(a.darknet).resolve())
+    if a.last is None:
+        ap.error("give FIRST and LAST seeds, or --regenerate")
     fuzz(pathlib.Path(a.darknet).resolve(), a.first, a.last, a.keep, a.more_layers,
          a.iterations)
 

@@ -1,0 +1,165 @@
+"""Three training iterations equal AB Darknet's own, every parameter after each iteration.
+
+The oracle is AB Darknet 59596d7's CPU build patched to its GPU build's training
+(tools/darknet_gpusem_patch.py, built with OPTS=-O2) and trained by
+tools/darknet_iteration_oracle.c: deltas zeroed every pass, backward_network_gpu's
+stopbackward and update_network_gpu's loop. tests/data/darknet_iterations.npz holds what it
+computed; ``tools/darknet_iteration_fuzz.py DARKNET --regenerate`` writes it again, and
+``tools/darknet_iteration_fuzz.py DARKNET FIRST LAST`` compares random networks the same way.
+
+Each case exercises the optimiser and the update options: subdivisions, momentum, decay,
+burn_in and the policies, Adam, a layer's learning_rate= (read by [convolutional],
+[connected], [batchnorm], [shortcut] and [implicit]; not by [local]), dont_update and
+burnin_update (the skipped iterations' gradients kept for the first update), stopbackward=1
+and =N, train_only_bn, onlyforward (passed through by [empty]), grad_centr and clip."""
+
+import pathlib
+
+import numpy as np
+import pytest
+
+from pydarknet.network import load_cfg_text
+
+ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_iterations.npz"
+ITERATIONS = 3
+NET = ("[net]\nbatch={batch}\nsubdivisions={sub}\nwidth={w}\nheight={h}\nchannels={c}\n"
+       "learning_rate={lr}\nmomentum={momentum}\ndecay={decay}\nburn_in={burn_in}\npower=2\n")
+YOLO = ("[convolutional]\nfilters=21\nsize=1\nactivation=linear\n"
+        "[yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses=2\nnum=4\n")
+
+CASES = {
+    # SGD over subdivisions with momentum, decay, burn-in and steps; batch norm; a [yolo] head
+    "sgd": NET.format(batch=4, sub=2, w=16, h=12, c=3, lr=0.005, momentum=0.9, decay=0.01,
+                      burn_in=2) + (
+        "policy=steps\nsteps=2\nscales=0.5\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "[maxpool]\nsize=2\nstride=2\n"
+        "[convolutional]\nfilters=6\nsize=3\npad=1\nbatch_normalize=1\nactivation=swish\n"
+        + YOLO),
+    # Adam; grad_centr where a filter holds 32 values (4x4x2); clip
+    "adam": NET.format(batch=2, sub=1, w=12, h=12, c=2, lr=0.002, momentum=0.9, decay=0.0005,
+                       burn_in=0) + (
+        "adam=1\nB1=0.8\nB2=0.99\neps=0.0001\n"
+        "[convolutional]\nfilters=3\nsize=4\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "grad_centr=1\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=logistic\nclip=0.2\n"
+        "[avgpool]\n[softmax]\n"),
+    # a layer's learning_rate= where AB reads it and where it does not ([local]); a weighted
+    # [shortcut] (no decay, its update clamped); [implicit]
+    "rates": NET.format(batch=4, sub=2, w=8, h=8, c=2, lr=0.01, momentum=0.5, decay=0.1,
+                        burn_in=0) + (
+        "policy=poly\nmax_batches=6\n"
+        "[local]\nfilters=3\nsize=3\npad=1\nactivation=logistic\nlearning_rate=3\n"
+        "[convolutional]\nfilters=3\nsize=1\nbatch_normalize=1\nactivation=tanh\n"
+        "learning_rate=0.5\n"
+        "[shortcut]\nfrom=-2\nweights_type=per_channel\nweights_normalization=relu\n"
+        "activation=linear\nlearning_rate=2\n"
+        "[batchnorm]\nlearning_rate=2\n"
+        "[implicit]\nfilters=3\nlearning_rate=1.5\n"
+        "[scale_channels]\nfrom=-2\n"
+        "[connected]\noutput=4\nbatch_normalize=1\nactivation=logistic\nlearning_rate=0.7\n"
+        "[softmax]\n"),
+    # dont_update and burnin_update: the skipped iterations' gradients applied at the first
+    # update; onlyforward on an [empty] (its delta is its input's) and on a convolution (a
+    # branch beside a [route])
+    "skips": NET.format(batch=2, sub=1, w=10, h=10, c=3, lr=0.01, momentum=0.9, decay=0.0005,
+                        burn_in=2) + (
+        "policy=constant\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nactivation=mish\ndont_update=2\n"
+        "[empty]\nonlyforward=1\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=swish\n"
+        "burnin_update=1\n"
+        "[convolutional]\nfilters=4\nsize=1\nactivation=logistic\n"
+        "[convolutional]\nfilters=4\nsize=1\nactivation=mish\nonlyforward=1\n"
+        "[route]\nlayers=-1,-2\n"
+        + YOLO),
+    # stopbackward=1 freezes the layers before it (their forward as at inference),
+    # stopbackward=2 holds the backward for two iterations, train_only_bn; a [Gaussian_yolo]
+    "frozen": NET.format(batch=2, sub=2, w=12, h=12, c=3, lr=0.01, momentum=0.9,
+                         decay=0.0005, burn_in=0) + (
+        "policy=exp\ngamma=0.9\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "stopbackward=1\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=swish\n"
+        "train_only_bn=1\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "stopbackward=2\n"
+        "[convolutional]\nfilters=4\nsize=1\nbatch_normalize=1\nactivation=logistic\n"
+        "[convolutional]\nfilters=33\nsize=1\nactivation=linear\n"
+        "[Gaussian_yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses=2\nnum=4\n"),
+}
+
+
+def case_data(name):
+    """(network with random parameters, images, truths) of a case: every iteration's rows."""
+    net = load_cfg_text(CASES[name])
+    rng = np.random.default_rng(sum(map(ord, name)))
+    for layer in net.layers:
+        for key, arr in layer.params.items():
+            a = np.asarray(arr)
+            if key.endswith("weights"):
+                fan = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
+                v = rng.normal(0, 1 / np.sqrt(max(fan, 1)), a.shape)
+            elif key.endswith("rolling_variance"):
+                v = rng.uniform(0.5, 2.0, a.shape)
+            elif key.endswith("scales"):
+                v = rng.uniform(0.5, 1.5, a.shape)
+            else:
+                v = rng.normal(0, 0.2, a.shape)
+            layer.params[key] = v.astype(np.float32)
+    n = net.net
+    rows = ITERATIONS * n.mini_batch * n.subdivisions
+    x = rng.uniform(0, 1, (rows, n.channels, n.height, n.width)).astype(np.float32)
+    head = net.layers[-1]
+    if hasattr(head, "max_boxes"):
+        truths = np.zeros((rows, head.max_boxes, 6), np.float32)
+        for b in range(rows):
+            k = int(rng.integers(1, 4))
+            truths[b, :k, :2] = rng.uniform(0.1, 0.9, (k, 2))
+            truths[b, :k, 2:4] = rng.uniform(0.1, 0.6, (k, 2))
+            truths[b, :k, 4] = rng.integers(0, head.classes, k)
+    else:
+        truths = np.zeros((rows, head.outputs), np.float32)
+        truths[np.arange(rows), rng.integers(0, head.outputs, rows)] = 1
+    return net, x, truths
+
+
+def parameter_error(got, want, start, layer_change):
+    """How far ``got`` is from Darknet's ``want``, as a multiple of what may differ: 1e-3 of
+    Darknet's change since ``start``, 1e-4 of the largest change of the layer's parameters
+    (a bias gradient that sums to about 0 rounds like its summands) and 3e-7 of the largest
+    value (a few of float32's roundings of the parameter itself)."""
+    got, want, start = (np.asarray(a, np.float64).ravel() for a in (got, want, start))
+    if not np.isfinite(want).all() or not np.isfinite(got).all():
+        return np.inf if not np.array_equal(got, want, equal_nan=True) else 0.0
+    allowed = (1e-3 * np.abs(want - start).max() + 1e-4 * layer_change +
+               3e-7 * np.abs(want).max() + 1e-30)
+    return float(np.abs(got - want).max() / allowed)
+
+
+@pytest.fixture(scope="module")
+def oracle():
+    if not ORACLE.exists():
+        pytest.skip(f"{ORACLE} missing: tools/darknet_iteration_fuzz.py DARKNET --regenerate")
+    return np.load(ORACLE)
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_three_iterations_equal_darknets(name, oracle):
+    net, x, truths = case_data(name)
+    start = [{k: np.array(v) for k, v in layer.params.items()} for layer in net.layers]
+    rows = net.net.mini_batch * net.net.subdivisions
+    for k in range(1, ITERATIONS + 1):
+        part = slice((k - 1) * rows, k * rows)
+        loss = net.train_iteration(x[part], truths[part])
+        want_loss, want_rate = oracle[f"{name}_{k}_loss"]
+        assert net.learning_rate == pytest.approx(want_rate, rel=1e-6), k
+        assert loss == pytest.approx(want_loss, rel=1e-4), k
+        for i, layer in enumerate(net.layers):
+            change = max((np.abs(oracle[f"{name}_{k}_{i}_{n}"] - start[i][n]).max()
+                          for n in layer.params if not n.startswith("rolling")), default=0.0)
+            for n, value in layer.params.items():
+                err = parameter_error(value, oracle[f"{name}_{k}_{i}_{n}"], start[i][n],
+                                      0.0 if n.startswith("rolling") else change)
+                assert err <= 1, f"iteration {k} layer {i} {layer.type} {n}: {err:.3g}"
