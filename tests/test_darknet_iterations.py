@@ -145,6 +145,7 @@ def oracle():
     return np.load(ORACLE)
 
 
+@pytest.mark.filterwarnings("ignore:.*learning_rate.*has no effect")   # ([local]'s, meant)
 @pytest.mark.parametrize("name", CASES)
 def test_three_iterations_equal_darknets(name, oracle):
     net, x, truths = case_data(name)

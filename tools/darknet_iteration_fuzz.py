@@ -253,11 +253,12 @@ def cancelling(runs, k, i, name):
 def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
     """(verdict, detail) of one random network's training: "ok", "differs" (the first
     parameter, loss or rate past its tolerance that pydarknet's own rounding does not
-    explain), "rounding" (one it explains: MARGIN times its change when moved), "overflow"
-    (pydarknet stopped at a non-finite output or loss, or both have parameters not finite
-    or above 1e20: -FLT_MAX from a pooling window wholly in the padding), "darknet nan"
-    (Darknet's parameters or loss not finite where pydarknet's are), "skipped", "darknet
-    failed"."""
+    explain), "rounding" (one it explains: MARGIN times its change when moved, or where the
+    gradient cancels), "kink", "elu nan" and "region exp" (``watch_known_differences``),
+    "overflow" (pydarknet stopped at a non-finite output or loss, or both have parameters
+    not finite or above 1e20: -FLT_MAX from a pooling window wholly in the padding),
+    "darknet nan" (Darknet's parameters or loss not finite where pydarknet's are),
+    "skipped", "darknet failed"."""
     rng = np.random.default_rng(seed)
     kind = HEADS[seed % len(HEADS)]
     text, mini, sub, C, H, W = random_training(rng, kind, more)
@@ -313,16 +314,17 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
                                f"{ab_rate:.7g}")
         ab = darknet_parameters(tmp, text, k + 1)
         # (pydarknet sums the loss in float64: past float32's range Darknet's is inf)
-        ours = np.isfinite(np.float32(loss)) and all(np.isfinite(v).all() for p in params
-                                                     for v in p.values())
-        theirs = np.isfinite(ab_loss) and all(np.isfinite(np.asarray(v)).all()
-                                              for l in ab.layers for v in l.params.values())
-        if ours and not theirs and "elu" in known:
+        finite = np.isfinite(np.float32(loss)) and all(np.isfinite(v).all() for p in params
+                                                       for v in p.values())
+        finite_ab = np.isfinite(ab_loss) and all(np.isfinite(np.asarray(v)).all()
+                                                 for l in ab.layers for v in l.params.values())
+        if finite and not finite_ab and "elu" in known:
             return "elu nan", f"iteration {k + 1}: Darknet's parameters or loss not finite"
-        if not ours or not theirs:      # (a pooling window wholly in the padding: -FLT_MAX)
-            return ("overflow" if ours == theirs else "darknet nan" if ours else "differs",
-                    f"iteration {k + 1}: {'pydarknet' if theirs else 'Darknet'}'s parameters "
-                    f"or loss not finite")
+        if not finite or not finite_ab:     # (a pooling window wholly in the padding)
+            return ("overflow" if finite == finite_ab else "darknet nan" if finite
+                    else "differs",
+                    f"iteration {k + 1}: {'pydarknet' if finite_ab else 'Darknet'}'s "
+                    f"parameters or loss not finite")
         if max((np.abs(np.asarray(v)).max(initial=0) for l in ab.layers
                 for v in l.params.values()), default=0) > 1e20:
             return "overflow", f"iteration {k + 1}: Darknet's parameters above 1e20"
