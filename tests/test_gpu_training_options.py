@@ -1,5 +1,5 @@
 """AB's GPU-build training options through the CUDA backend on a GPU (``gpu``; skipped with
-the reason without one): grad_centr with clip, weights_reject_freq, train_only_bn,
+the reason without one): grad_centr with clip, weights_reject_freq, train_only_bn, dont_update,
 adversarial_lr and the [yolo] bad-label rejection, a few iterations GPU vs CPU to 1e-3
 (tests/training_options.py; the emulated device runs the same in
 tests/test_cuda_emulated_networks.py). Apart from test_gpu_oracle.py so that gpu_run.sh's

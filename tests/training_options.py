@@ -33,6 +33,12 @@ def _update_batch():
             rng.standard_normal((2, 2)).astype(f32))
 
 
+def _skipped_batch():
+    rng = np.random.default_rng(0)
+    return (rng.uniform(0, 1, (2, 2, 6, 6)).astype(f32),
+            rng.standard_normal((2, 3 * 6 * 6)).astype(f32))
+
+
 # name -> (cfg text, batch maker, iterations, starting iteration)
 CASES = {
     "grad_centr_clip": (_update_cfg(), _update_batch, 3, 0),
@@ -42,6 +48,9 @@ CASES = {
         _detector_batch, 3, 0),
     "adversarial_lr": (test_adversarial.CFG.format(extra="burn_in=0\n").replace(
         "burn_in=10\n", ""), test_adversarial.batch, 4, 1),
+    # the skipped updates' gradients kept on the device for the first update
+    "dont_update": (test_update_options.SKIPPED.format(option="dont_update=2", burn_in=0),
+                    _skipped_batch, 4, 0),
 }
 REJECT_CASES = sorted(test_yolo_reject.CASES)
 
