@@ -25,7 +25,7 @@ backwards differ (README); a trial with the forward oracle's recurrent generator
 
 A parameter passes where pydarknet's differs from Darknet's by at most 1e-3 of Darknet's
 change of it since the start (the update's own size), 1e-4 of the largest change of the
-layer's parameters and 3e-7 of its largest value (``parameter_error``; a rolling statistic
+layer's parameters and 6e-7 of its largest value (``parameter_error``; a rolling statistic
 to 1e-3 of its change), the loss to 1e-3 (a run that diverges rounds its loss of 1e5 on);
 past that, "rounding" where pydarknet's own run, moved by 2^-20, differs as much.
 Left out, as in the forward oracle's --fuzz-backward: [dropout] and [crop] (their draws are
@@ -250,11 +250,23 @@ def cancelling(runs, k, i, name):
     return where
 
 
+def small_batch_norm(net, mini, i):
+    """Whether layer i or a later one batch-normalises 4 values a channel or fewer: its
+    backward (the delta less its mean and its projection on the normalised values, over
+    N values) cancels, and both implementations' float32 results stray from the exact
+    gradient by up to 1% (--more-layers seed 22837: a [connected] of 2 values a channel,
+    pydarknet and AB each 0.9% off a float64 transcription of Darknet's formulas, in other
+    elements)."""
+    return any((getattr(l, "batch_normalize", 0) or l.layer_type == "batchnorm") and
+               mini * l.out_h * l.out_w <= 4 for l in net.layers[i:])
+
+
 def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
     """(verdict, detail) of one random network's training: "ok", "differs" (the first
     parameter, loss or rate past its tolerance that pydarknet's own rounding does not
     explain), "rounding" (one it explains: MARGIN times its change when moved, or where the
     gradient cancels), "kink", "elu nan" and "region exp" (``watch_known_differences``),
+    "small batch norm" (``small_batch_norm``),
     "overflow" (pydarknet stopped at a non-finite output or loss, or both have parameters
     not finite or above 1e20: -FLT_MAX from a pooling window wholly in the padding),
     "darknet nan" (Darknet's parameters or loss not finite where pydarknet's are),
@@ -285,7 +297,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
     runs, again = pydarknet_training(tmp, x, truths, rows, iterations), None
     start = runs.pop(0)[2]
 
-    def verdict(k, got, want, detail, key, first):
+    def verdict(k, got, want, detail, key, first, layer_index=0):
         """"rounding" where the moved run's own change explains ``got - want``: a parameter's
         change since the start (``first``: pydarknet's unmoved start) against pydarknet's,
         the loss (``first`` None) itself."""
@@ -298,7 +310,10 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
                 other = other - np.asarray(key(again[0]), np.float64) + first
             if np.abs(got - want).max() <= MARGIN * np.abs(got - other).max():
                 return "rounding", detail
-        return ("kink" if "kink" in runs[k][4] else "differs"), detail
+        if "kink" in runs[k][4]:
+            return "kink", detail
+        return ("small batch norm" if small_batch_norm(net, mini, layer_index) else "differs",
+                detail)
 
     for k, ((loss, rate, params, _, known), (ab_loss, ab_rate)) in \
             enumerate(zip(runs, darknet_runs)):
@@ -347,7 +362,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
                     return verdict(k, np.asarray(value, np.float64), want,
                                    f"iteration {k + 1} layer {i} {theirs.type} {name}: "
                                    f"{err:.3g} times what may differ",
-                                   lambda run: run[2][i][name], first[name])
+                                   lambda run: run[2][i][name], first[name], i)
         if abs(loss - ab_loss) > 1e-3 * abs(ab_loss) + 1e-6:
             return verdict(k, np.float64(loss), np.float64(ab_loss),
                            f"iteration {k + 1} loss {loss:.7g}, Darknet's {ab_loss:.7g}",
