@@ -12,7 +12,12 @@ The fixes (the README's numbering):
     reverse=1, [reorg], [reorg3d], [normalization]), so skip connections' gradients arrive;
  4. batch-normalised layers accumulate their biases' gradient (before the BN transform);
  5. the BN delta divides by sqrt(var + eps), as the forward does.
-(1, stale deltas, and 3, [connected] never updated, do not show in one backward pass.)
+(1, stale deltas, and 3, [connected] never updated, do not show in one backward pass:
+tools/darknet_iteration_oracle.c, which trains whole iterations, fixes them itself.)
+And the updates as AB's GPU build makes them (update_*_layer_gpu): a [connected] or
+[batchnorm] layer's learning_rate=, a weighted [shortcut]'s update clamped without decay,
+grad_centr, Adam (AB's CPU build has none) and clip on [convolutional] layers, clip on
+[implicit] ones.
 And as AB's GPU build: a normalised [shortcut] weight's gradient scaled by the normalised
 weight w (relu) or w(1 - w) (softmax); [scale_channels] scale_wh=1's scales' delta divided by
 the map's size (w x h); the revleaky and normalize_channels* gradients.
