@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 
 from pydarknet.network import load_cfg_text
+from random_params import randomize
 
 ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_iterations.npz"
 ITERATIONS = 3
@@ -95,19 +96,7 @@ def case_data(name):
     """(network with random parameters, images, truths) of a case: every iteration's rows."""
     net = load_cfg_text(CASES[name])
     rng = np.random.default_rng(sum(map(ord, name)))
-    for layer in net.layers:
-        for key, arr in layer.params.items():
-            a = np.asarray(arr)
-            if key.endswith("weights"):
-                fan = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
-                v = rng.normal(0, 1 / np.sqrt(max(fan, 1)), a.shape)
-            elif key.endswith("rolling_variance"):
-                v = rng.uniform(0.5, 2.0, a.shape)
-            elif key.endswith("scales"):
-                v = rng.uniform(0.5, 1.5, a.shape)
-            else:
-                v = rng.normal(0, 0.2, a.shape)
-            layer.params[key] = v.astype(np.float32)
+    randomize(net, rng)
     n = net.net
     rows = ITERATIONS * n.mini_batch * n.subdivisions
     x = rng.uniform(0, 1, (rows, n.channels, n.height, n.width)).astype(np.float32)

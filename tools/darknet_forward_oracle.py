@@ -53,6 +53,7 @@ from test_darknet_backward import (BACKWARD_CASES, GRADIENTS, INPUT_DELTA,  # no
                                    backward_order, case_inputs, darknet_style_backward,
                                    describe)
 from test_darknet_backward import ORACLE as BACKWARD_ORACLE  # noqa: E402
+from random_params import randomize  # noqa: E402,F401 (the fuzzers' import)
 
 from pydarknet.backend import ACTIVATIONS  # noqa: E402
 
@@ -376,25 +377,6 @@ def recurrent_cfg(rng):
     if rng.random() < 0.5:
         secs.append("[softmax]\n")
     return "\n".join(secs), batch
-
-
-def randomize(net, rng):
-    """Parameters of useful scale: weights by fan-in, positive variances."""
-    for layer in net.layers:
-        for name, arr in layer.params.items():
-            a = np.asarray(arr)
-            # (a recurrent layer's are named after its gates: input_weights, ...)
-            if name.endswith("weights"):
-                fan = int(np.prod(a.shape[1:])) if a.ndim > 1 else 1
-                v = rng.normal(0, 1.0 / np.sqrt(max(fan, 1)), a.shape)
-            elif name.endswith("rolling_variance"):
-                v = rng.uniform(0.5, 2.0, a.shape)
-            elif name.endswith("scales"):
-                v = rng.uniform(0.5, 1.5, a.shape)
-            else:
-                v = rng.normal(0, 0.2, a.shape)
-            layer.params[name] = v.astype(np.float32)
-
 
 
 def compile_against(darknet, source, exe, *flags):
