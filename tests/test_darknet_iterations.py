@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from pydarknet.network import load_cfg_text
-from random_params import randomize
+from oracle_inputs import random_truths, randomize
 
 ORACLE = pathlib.Path(__file__).parent / "data" / "darknet_iterations.npz"
 ITERATIONS = 3
@@ -100,17 +100,7 @@ def case_data(name):
     n = net.net
     rows = ITERATIONS * n.mini_batch * n.subdivisions
     x = rng.uniform(0, 1, (rows, n.channels, n.height, n.width)).astype(np.float32)
-    head = net.layers[-1]
-    if hasattr(head, "max_boxes"):
-        truths = np.zeros((rows, head.max_boxes, 6), np.float32)
-        for b in range(rows):
-            k = int(rng.integers(1, 4))
-            truths[b, :k, :2] = rng.uniform(0.1, 0.9, (k, 2))
-            truths[b, :k, 2:4] = rng.uniform(0.1, 0.6, (k, 2))
-            truths[b, :k, 4] = rng.integers(0, head.classes, k)
-    else:
-        truths = np.zeros((rows, head.outputs), np.float32)
-        truths[np.arange(rows), rng.integers(0, head.outputs, rows)] = 1
+    truths = random_truths(rng, net, rows)
     return net, x, truths
 
 

@@ -53,7 +53,7 @@ from test_darknet_backward import (BACKWARD_CASES, GRADIENTS, INPUT_DELTA,  # no
                                    backward_order, case_inputs, darknet_style_backward,
                                    describe)
 from test_darknet_backward import ORACLE as BACKWARD_ORACLE  # noqa: E402
-from random_params import randomize  # noqa: E402,F401 (the fuzzers' import)
+from oracle_inputs import box_truths, randomize  # noqa: E402,F401 (fuzzers import them)
 
 from pydarknet.backend import ACTIVATIONS  # noqa: E402
 
@@ -688,17 +688,6 @@ def _one_value_batch_norm(net, batch):
     0 there (README: pydarknet's deliberate difference)."""
     return any((getattr(l, "batch_normalize", 0) or l.layer_type == "batchnorm") and
                batch * l.out_h * l.out_w == 1 for l in net.layers)
-
-
-def box_truths(rng, head, rows):
-    """(rows, head.max_boxes, 6) random truths for a detection head: 1 to 5 boxes an image."""
-    truths = np.zeros((rows, head.max_boxes, 6), np.float32)
-    for b in range(rows):
-        k = int(rng.integers(1, 6))
-        truths[b, :k, :2] = rng.uniform(0.05, 0.95, (k, 2))
-        truths[b, :k, 2:4] = rng.uniform(0.05, 0.6, (k, 2))
-        truths[b, :k, 4] = rng.integers(0, head.classes, k)
-    return truths
 
 
 def compare_training(seed, exe, darknet, tmp, tol=1e-4, more=False):

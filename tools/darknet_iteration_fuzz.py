@@ -50,10 +50,11 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
 from darknet_forward_oracle import (HEAD_SECTIONS, MARGIN, _one_value_batch_norm,  # noqa: E402
-                                    _shortcut_reads_past, box_truths, compile_against,
-                                    head_options, moved, randomize, random_cfg)
+                                    _shortcut_reads_past, compile_against, head_options, moved,
+                                    randomize, random_cfg)
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.network import load, load_cfg_text  # noqa: E402
+from oracle_inputs import random_truths  # noqa: E402
 from test_darknet_iterations import parameter_error  # noqa: E402
 
 HEADS = ["yolo", "gauss", "region", "classifier"]
@@ -130,17 +131,6 @@ def reads_frozen_delta(net):
     return last > 0 and net.layers[last].shares_input_delta or \
         any(i < last for l in net.layers[last + 1:] if not l.onlyforward
             for i in list(getattr(l, "layers", [])) + [getattr(l, "from_index", last)])
-
-
-def random_truths(rng, net, rows):
-    """A detector's boxes (rows, max_boxes, 6) or a classifier's one-hot rows."""
-    head = net.layers[-1]
-    if head.layer_type in ("yolo", "gaussian_yolo", "region"):
-        return box_truths(rng, head, rows)
-    outputs = net.layers[-1].outputs
-    truths = np.zeros((rows, outputs), np.float32)
-    truths[np.arange(rows), rng.integers(0, outputs, rows)] = 1
-    return truths
 
 
 def write_case(tmp, text, net, x, truths):
@@ -237,12 +227,12 @@ def watch_known_differences(net):
 
 def cancelling(runs, k, i, name):
     """Where layer i's gradient of ``name`` was below 1e-5 of the layer's largest gradient in
-    one of the iterations up to k (of pydarknet's ``runs``): a sum that cancels, each
+    one of the iterations up to k + 1 (pydarknet's ``runs`` of them): a sum that cancels, each
     implementation's own rounding. Adam makes its step as large as any (seed 1109 with
     --more-layers: the bias gradient of a convolution before a batch-normalised 1x1 one sums
     to about 0, 1e-6 of its scales' gradient)."""
     where = False
-    for run in runs[1:k + 2]:
+    for run in runs[:k + 1]:
         grads = run[3][i]
         if name in grads:
             top = max(np.abs(g).max(initial=0) for g in grads.values())
@@ -353,7 +343,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
                 err = parameter_error(value, want, first[name],
                                       0.0 if name.startswith("rolling") else change)
                 if err > 1 and parameter_error(
-                        np.where(cancelling([None] + runs, k, i, name), want, value), want,
+                        np.where(cancelling(runs, k, i, name), want, value), want,
                         first[name], 0.0 if name.startswith("rolling") else change) <= 1:
                     return "rounding", (f"iteration {k + 1} layer {i} {theirs.type} {name}: "
                                         f"{err:.3g} times what may differ where its gradient "
