@@ -11,7 +11,8 @@ Each case exercises the optimiser and the update options: subdivisions, momentum
 burn_in and the policies, Adam, a layer's learning_rate= (read by [convolutional],
 [connected], [batchnorm], [shortcut] and [implicit]; not by [local]), dont_update and
 burnin_update (the skipped iterations' gradients kept for the first update), stopbackward=1
-and =N, train_only_bn, onlyforward (passed through by [empty]), grad_centr and clip."""
+and =N, train_only_bn, onlyforward (passed through by [empty]), grad_centr and clip,
+[net] loss_scale with a head's delta_normalizer, ema_alpha."""
 
 import pathlib
 
@@ -89,7 +90,46 @@ CASES = {
         "[convolutional]\nfilters=4\nsize=1\nbatch_normalize=1\nactivation=logistic\n"
         "[convolutional]\nfilters=33\nsize=1\nactivation=linear\n"
         "[Gaussian_yolo]\nmask=0,1,2\nanchors=4,5, 8,9, 14,10, 20,25\nclasses=2\nnum=4\n"),
+    # loss_scale (not a power of two) with a [yolo] delta_normalizer: the head's delta
+    # multiplied by both, each layer kind's update undoing the scale its own way (the rate
+    # and decay of [convolutional], [batchnorm], weighted [shortcut], [implicit]) or not
+    # ([local])
+    "scaled": NET.format(batch=4, sub=2, w=6, h=6, c=3, lr=0.01, momentum=0.9, decay=0.01,
+                         burn_in=0) + (
+        "loss_scale=1000\n"
+        "[local]\nfilters=3\nsize=3\npad=1\nactivation=leaky\n"
+        "[convolutional]\nfilters=3\nsize=3\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "learning_rate=0.5\n"
+        "[shortcut]\nfrom=-2\nweights_type=per_channel\nweights_normalization=softmax\n"
+        "activation=linear\n"
+        "[batchnorm]\n"
+        "[implicit]\nfilters=3\n"
+        "[scale_channels]\nfrom=-2\n"
+        + YOLO.replace("[yolo]\n", "[yolo]\ndelta_normalizer=0.5\n")),
+    # loss_scale with Adam (the rate divided by it, the moments not) and a batch-normalised
+    # [connected] (its updates, momenta included, divided by it); a [softmax] head
+    "scaled_adam": NET.format(batch=10, sub=2, w=8, h=8, c=2, lr=0.003, momentum=0.9,
+                              decay=0.0005, burn_in=0) + (
+        "loss_scale=8\nadam=1\nB1=0.9\nB2=0.999\neps=0.000001\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=swish\n"
+        "[maxpool]\nsize=2\nstride=2\n"
+        "[connected]\noutput=5\nbatch_normalize=1\nactivation=leaky\n"
+        "[connected]\noutput=3\nactivation=linear\n"
+        "[softmax]\n"),
+    # ema_alpha from iteration 1001 (the weights file's images seen): the moving average
+    # starts at 1002 (max_batches / 2) and replaces the convolutions' weights at 1004
+    # (max_batches - 1000), but not those of the frozen layer before stopbackward=1
+    "ema": NET.format(batch=2, sub=1, w=12, h=12, c=3, lr=0.01, momentum=0.9, decay=0.0005,
+                      burn_in=0) + (
+        "policy=steps\nsteps=1003\nscales=0.1\nmax_batches=2004\nema_alpha=0.9\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=leaky\n"
+        "stopbackward=1\n"
+        "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=swish\n"
+        + YOLO),
 }
+# the iteration a case starts from (its weights file's images seen)
+STARTS = {"ema": 1001}
 
 
 def case_data(name):
@@ -101,6 +141,8 @@ def case_data(name):
     rows = ITERATIONS * n.mini_batch * n.subdivisions
     x = rng.uniform(0, 1, (rows, n.channels, n.height, n.width)).astype(np.float32)
     truths = random_truths(rng, net, rows)
+    net.iteration = STARTS.get(name, 0)
+    net.seen = net.iteration * n.mini_batch * n.subdivisions
     return net, x, truths
 
 

@@ -75,6 +75,22 @@ def test_darknet_rule_start_average_apply():
         np.testing.assert_array_equal(net.ema.arrays[k], v)
 
 
+def test_frozen_layers_keep_their_weights():
+    """AB's training parse gives the layers before the last stopbackward=1 no averages:
+    ema_apply leaves them as they are (an average of a constant could round an ulp off)."""
+    cfg = CLASSIFIER.format(max_batches=2004).replace(
+        "[convolutional]\nfilters=3", "[convolutional]\nstopbackward=1\nfilters=3")
+    net = pydarknet.network.load_cfg_text(cfg.replace("ema_alpha=0.75", "ema_alpha=0.9"))
+    rng = np.random.default_rng(0)
+    net.iteration = 1001
+    frozen = net.layers[0].params["weights"].copy()
+    for _ in range(3):                                # 1002 start, 1003, 1004 applied
+        _iterate(net, rng)
+    assert net.ema.event == "ema_apply()"
+    assert {k[0] for k in net.ema.arrays} == {1}
+    np.testing.assert_array_equal(net.layers[0].params["weights"], frozen)
+
+
 def test_without_ema_alpha_nothing_is_kept():
     net = pydarknet.network.load_cfg_text(CLASSIFIER.format(max_batches=2).replace(
         "ema_alpha=0.75", ""))

@@ -66,6 +66,10 @@ static void gpusem_adam(float *w, float *d, float *m, float *v, convolutional_la
 }
 """
 
+# [net] loss_scale=S in AB's GPU updates (the iteration oracle sets it from the cfg): the
+# CPU update functions take no network, so they read it here
+LOSS_SCALE = "extern float gpusem_loss_scale;\n"
+
 EDITS = {
     "src/convolutional_layer.c": [
         # pydarknet's choice: a layer that shares another's weights (share_index) shares its
@@ -87,8 +91,15 @@ EDITS = {
         # AB's GPU update: grad_centr=1, [net] adam=1 (adam_update_gpu) and clip=C
         ("void update_convolutional_layer(convolutional_layer l, int batch, "
          "float learning_rate_init, float momentum, float decay)\n",
-         ADAM + "void update_convolutional_layer(convolutional_layer l, int batch, "
-                "float learning_rate_init, float momentum, float decay)\n"),
+         "float gpusem_loss_scale = 1;\n" + ADAM +
+         "void update_convolutional_layer(convolutional_layer l, int batch, "
+         "float learning_rate_init, float momentum, float decay)\n"),
+        # loss_scale: the rate divided by S, the decay multiplied by it (Adam's is not)
+        ("    float learning_rate = learning_rate_init*l.learning_rate_scale;\n"
+         "    //float momentum = a.momentum;\n",
+         "    float learning_rate = learning_rate_init*l.learning_rate_scale / "
+         "gpusem_loss_scale;\n"
+         "    //float momentum = a.momentum;\n"),
         ("    axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n",
          "    int f_size = l.size*l.size*(l.c / l.groups);\n"
          "    if (l.grad_centr && l.batch_normalize && f_size % 32 == 0) {\n"
@@ -110,7 +121,8 @@ EDITS = {
          "        if (l.clip) constrain_cpu(l.nweights, l.clip, l.weights);\n"
          "        return;\n"
          "    }\n"
-         "    axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n"),
+         "    axpy_cpu(l.nweights, -decay*batch*gpusem_loss_scale, l.weights, 1, "
+         "l.weight_updates, 1);\n"),
         ("        scal_cpu(l.n, momentum, l.scale_updates, 1);\n    }\n}\n",
          "        scal_cpu(l.n, momentum, l.scale_updates, 1);\n    }\n"
          "    if (l.clip) constrain_cpu(l.nweights, l.clip, l.weights);\n}\n"),
@@ -127,9 +139,9 @@ EDITS = {
         # AB's GPU update: the layer's learning_rate= scales its rate
         ("void update_batchnorm_layer(layer l, int batch, float learning_rate, float momentum, "
          "float decay)\n{\n",
-         "void update_batchnorm_layer(layer l, int batch, float learning_rate, float momentum, "
-         "float decay)\n{\n"
-         "    learning_rate *= l.learning_rate_scale;\n"),
+         LOSS_SCALE + "void update_batchnorm_layer(layer l, int batch, float learning_rate, "
+         "float momentum, float decay)\n{\n"
+         "    learning_rate = learning_rate*l.learning_rate_scale / gpusem_loss_scale;\n"),
     ],
     "src/activation_layer.c": [
         ("    copy_cpu(l.outputs*l.batch, l.delta, 1, state.delta, 1);\n}",
@@ -250,18 +262,63 @@ EDITS = {
     "src/connected_layer.c": [
         ("void update_connected_layer(connected_layer l, int batch, float learning_rate, "
          "float momentum, float decay)\n{\n",
-         "void update_connected_layer(connected_layer l, int batch, float learning_rate, "
-         "float momentum, float decay)\n{\n"
-         "    learning_rate *= l.learning_rate_scale;\n"),
+         LOSS_SCALE + "void update_connected_layer(connected_layer l, int batch, "
+         "float learning_rate, float momentum, float decay)\n{\n"
+         "    learning_rate *= l.learning_rate_scale;\n"
+         "    if (gpusem_loss_scale != 1.0) {     /* the updates (momentum too) over S */\n"
+         "        scal_cpu(l.inputs*l.outputs, 1.0 / gpusem_loss_scale, l.weight_updates, 1);\n"
+         "        scal_cpu(l.outputs, 1.0 / gpusem_loss_scale, l.bias_updates, 1);\n"
+         "        if (l.batch_normalize)\n"
+         "            scal_cpu(l.outputs, 1.0 / gpusem_loss_scale, l.scale_updates, 1);\n"
+         "    }\n"),
     ],
     "src/shortcut_layer.c": [
         ("        axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n",
          "        constrain_cpu(l.nweights, 1, l.weight_updates);\n"),
+        ("void update_shortcut_layer(layer l, int batch, float learning_rate_init, "
+         "float momentum, float decay)\n{\n"
+         "    if (l.nweights > 0) {\n"
+         "        float learning_rate = learning_rate_init*l.learning_rate_scale;\n",
+         LOSS_SCALE + "void update_shortcut_layer(layer l, int batch, "
+         "float learning_rate_init, float momentum, float decay)\n{\n"
+         "    if (l.nweights > 0) {\n"
+         "        float learning_rate = learning_rate_init*l.learning_rate_scale / "
+         "gpusem_loss_scale;\n"),
     ],
     "src/representation_layer.c": [
+        ("void update_implicit_layer(layer l, int batch, float learning_rate_init, "
+         "float momentum, float decay)\n{\n"
+         "    float learning_rate = learning_rate_init*l.learning_rate_scale;\n",
+         LOSS_SCALE + "void update_implicit_layer(layer l, int batch, "
+         "float learning_rate_init, float momentum, float decay)\n{\n"
+         "    float learning_rate = learning_rate_init*l.learning_rate_scale / "
+         "gpusem_loss_scale;\n"),
+        ("    axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n"
+         "    axpy_cpu(l.nweights, learning_rate / batch, l.weight_updates, 1, l.weights, 1);\n"
+         "    scal_cpu(l.nweights, momentum, l.weight_updates, 1);\n\n}",
+         "    axpy_cpu(l.nweights, -decay*batch*gpusem_loss_scale, l.weights, 1, "
+         "l.weight_updates, 1);\n"
+         "    axpy_cpu(l.nweights, learning_rate / batch, l.weight_updates, 1, l.weights, 1);\n"
+         "    scal_cpu(l.nweights, momentum, l.weight_updates, 1);\n\n}"),
         ("    scal_cpu(l.nweights, momentum, l.weight_updates, 1);\n\n}",
          "    scal_cpu(l.nweights, momentum, l.weight_updates, 1);\n"
          "    if (l.clip) constrain_cpu(l.nweights, l.clip, l.weights);\n}"),
+    ],
+    # The heads' deltas as AB's GPU build sends them back: [yolo]'s times loss_scale and its
+    # delta_normalizer, [Gaussian_yolo]'s times its delta_normalizer, [softmax]'s times
+    # loss_scale (the CPU build sends them unscaled)
+    "src/yolo_layer.c": [
+        ("   axpy_cpu(l.batch*l.inputs, 1, l.delta, 1, state.delta, 1);\n",
+         "   axpy_cpu(l.batch*l.inputs, state.net.loss_scale * l.delta_normalizer, l.delta, 1, "
+         "state.delta, 1);\n"),
+    ],
+    "src/gaussian_yolo_layer.c": [
+        ("   axpy_cpu(l.batch*l.inputs, 1, l.delta, 1, state.delta, 1);\n",
+         "   axpy_cpu(l.batch*l.inputs, l.delta_normalizer, l.delta, 1, state.delta, 1);\n"),
+    ],
+    "src/softmax_layer.c": [
+        ("    axpy_cpu(l.inputs*l.batch, 1, l.delta, 1, net.delta, 1);\n",
+         "    axpy_cpu(l.inputs*l.batch, net.net.loss_scale, l.delta, 1, net.delta, 1);\n"),
     ],
 }
 

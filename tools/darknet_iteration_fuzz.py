@@ -12,7 +12,9 @@ Each seed is a network of tools/darknet_forward_oracle.py's generator ending in 
 (subdivisions, learning rate, momentum, decay, burn_in and power, the policies but random,
 Adam in a fifth of them) and per-layer update options (learning_rate=, dont_update,
 burnin_update, stopbackward, train_only_bn, onlyforward; grad_centr and clip on
-convolutions, clip on [implicit]). Darknet trains it with tools/darknet_iteration_oracle.c:
+convolutions, clip on [implicit]); with --loss-scale a [net] loss_scale and the heads'
+delta_normalizer (``scaled_losses``); with --ema a [net] ema_alpha, the network trained
+from where its moving average starts (``moving_average``). Darknet trains it with tools/darknet_iteration_oracle.c:
 AB's CPU build patched to the semantics of its GPU build (tools/darknet_gpusem_patch.py: the
 reference data's -gpusem runs, and the GPU build's updates), which pydarknet implements.
 After each iteration every weight, bias, scale and rolling statistic is compared, and the
@@ -120,6 +122,34 @@ def random_training(rng, kind, more):
         if not sections[i].startswith(heads):
             sections[i] = sections[i].rstrip("\n") + "\n" + layer_options(rng, sections[i])
     return "\n".join(sections), mini, sub, C, H, W
+
+
+def scaled_losses(seed, text):
+    """``text`` with a [net] loss_scale (AB's GPU build: the [yolo] and [softmax] deltas
+    multiplied by it, the updates divided by it, each layer kind its own way) and in half the
+    cfgs a delta_normalizer on the [yolo] or [Gaussian_yolo] head; drawn from their own
+    generator, so that a seed's network is the one it is without them."""
+    rng = np.random.default_rng([seed, 1])
+    text = text.replace("[net]\n", f"[net]\nloss_scale={rng.choice([0.5, 4, 128, 1000])}\n", 1)
+    for head in ("[yolo]\n", "[Gaussian_yolo]\n"):
+        if head in text and rng.random() < 0.5:
+            text = text.replace(head, f"{head}delta_normalizer={rng.uniform(0.3, 3):.3g}\n")
+    return text
+
+
+# --ema: the run's iterations (from the weights file's images seen, EMA_START x batch) cover the
+# moving average's start (max_batches / 2: set to the weights, then averaged), an averaging
+# and its apply point (max_batches - 1000: the weights replaced by the averages)
+EMA_MAX_BATCHES, EMA_START = 2004, 1001
+
+
+def moving_average(seed, text):
+    """``text`` with a [net] ema_alpha and max_batches=EMA_MAX_BATCHES (its own generator,
+    as ``scaled_losses``)."""
+    rng = np.random.default_rng([seed, 2])
+    text = re.sub(r"max_batches=\d+\n", "", text)
+    return text.replace("[net]\n", f"[net]\nmax_batches={EMA_MAX_BATCHES}\n"
+                        f"ema_alpha={rng.choice([0.9998, 0.99, 0.9, 0.5])}\n", 1)
 
 
 def reads_frozen_delta(net):
@@ -251,7 +281,8 @@ def small_batch_norm(net, mini, i):
                mini * l.out_h * l.out_w <= 4 for l in net.layers[i:])
 
 
-def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
+def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_scale=False,
+                       ema=False):
     """(verdict, detail) of one random network's training: "ok", "differs" (the first
     parameter, loss or rate past its tolerance that pydarknet's own rounding does not
     explain), "rounding" (one it explains: MARGIN times its change when moved, or where the
@@ -260,10 +291,15 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
     "overflow" (pydarknet stopped at a non-finite output or loss, or both have parameters
     not finite or above 1e20: -FLT_MAX from a pooling window wholly in the padding),
     "darknet nan" (Darknet's parameters or loss not finite where pydarknet's are),
-    "skipped", "darknet failed"."""
+    "skipped", "darknet failed". ``loss_scale``: with ``scaled_losses``; ``ema``: with
+    ``moving_average``, from iteration EMA_START."""
     rng = np.random.default_rng(seed)
     kind = HEADS[seed % len(HEADS)]
     text, mini, sub, C, H, W = random_training(rng, kind, more)
+    if loss_scale:
+        text = scaled_losses(seed, text)
+    if ema:
+        text = moving_average(seed, text)
     if "[dropout]" in text or "[crop]" in text or "antialiasing" in text or \
             "share_index" in text:
         return "skipped", ""
@@ -273,6 +309,8 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
         return "skipped", ""
     randomize(net, rng)
     rows = mini * sub
+    if ema:
+        net.seen = EMA_START * rows
     x = rng.uniform(0, 1, (iterations * rows, C, H, W)).astype(np.float32)
     truths = random_truths(rng, net, iterations * rows)
     net.forward(x[:mini], train=True, truths=truths[:mini])
@@ -360,14 +398,15 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False):
     return "ok", ""
 
 
-def fuzz(darknet, first, last, keep, more, iterations):
+def fuzz(darknet, first, last, keep, more, iterations, loss_scale, ema):
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         exe = compile_against(darknet, "darknet_iteration_oracle.c", tmp / "iterate")
         for seed in range(first, last):
             try:
-                verdict, detail = compare_iterations(seed, exe, darknet, tmp, iterations, more)
+                verdict, detail = compare_iterations(seed, exe, darknet, tmp, iterations, more,
+                                                     loss_scale, ema)
             except Exception:
                 verdict, detail = "pydarknet failed", traceback.format_exc()[-600:]
             counts[verdict] = counts.get(verdict, 0) + 1
@@ -414,13 +453,19 @@ def main():
     ap.add_argument("--keep", help="keep the failing seeds' files here")
     ap.add_argument("--more-layers", action="store_true",
                     help="networks of more layer kinds (the forward oracle's --more-layers)")
+    ap.add_argument("--loss-scale", action="store_true",
+                    help="a [net] loss_scale in every cfg, a delta_normalizer on half the "
+                    "[yolo] and [Gaussian_yolo] heads")
+    ap.add_argument("--ema", action="store_true",
+                    help="a [net] ema_alpha in every cfg, trained from iteration %d, where the "
+                    "moving average starts (and is applied two iterations later)" % EMA_START)
     a = ap.parse_args()
     if a.regenerate:
         return regenerate(pathlib.Path(a.darknet).resolve())
     if a.last is None:
         ap.error("give FIRST and LAST seeds, or --regenerate")
     fuzz(pathlib.Path(a.darknet).resolve(), a.first, a.last, a.keep, a.more_layers,
-         a.iterations)
+         a.iterations, a.loss_scale, a.ema)
 
 
 if __name__ == "__main__":

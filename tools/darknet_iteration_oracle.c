@@ -14,6 +14,10 @@
 //    burnin_update, train_only_bn and dont_update, and every layer from the last
 //    stopbackward=1 on that has an update is trained ([connected], [local], [implicit] never
 //    set l.train: bug 3).
+//  - the updates read [net] loss_scale, as the GPU build's take it (the patched CPU updates
+//    read it from gpusem_loss_scale).
+// As train_network, the moving average of the weights follows the update (ema_alpha), and
+// the iterations go on from the weights file's (its images seen).
 // Writes OUT.K.weights after iteration K (1, 2, ...) and OUT.loss: each iteration's loss and
 // learning rate (float32 pairs).
 #include <stdio.h>
@@ -63,6 +67,9 @@ static void backward(network net, network_state state, float *input_delta) {
     }
 }
 
+// [net] loss_scale, which the patched CPU updates read (their GPU versions take it)
+extern float gpusem_loss_scale;
+
 // update_network_gpu's loop over the (patched) CPU updates
 static void update(network net) {
     int i;
@@ -79,10 +86,22 @@ static void update(network net) {
     }
 }
 
+// train_network's moving average of the convolutions' weights ([net] ema_alpha): from
+// max_batches / 2 on, set to the weights, then averaged after every update up to
+// max_batches - 1000, where the weights are replaced by the averages
+static void moving_average(network net) {
+    int it = *net.cur_iteration, apply_point = net.max_batches - 1000;
+    if (!net.ema_alpha || it < net.max_batches / 2) return;
+    if (!is_ema_initialized(net)) ema_update(net, 0);
+    if (it == apply_point) ema_apply(net);
+    else if (it < apply_point) ema_update(net, net.ema_alpha);
+}
+
 int main(int argc, char **argv) {
     int i, k, s;
     if (argc != 7) { fprintf(stderr, "usage: iterate CFG WEIGHTS INPUT TRUTH ITERATIONS OUT\n"); return 2; }
     network net = parse_network_cfg_custom(argv[1], 0, 0);
+    gpusem_loss_scale = net.loss_scale;
     load_weights(&net, argv[2]);
     // Darknet sizes its workspace without the blurs of antialiasing= (they write past it)
     net.workspace = calloc((size_t)1 << 24, sizeof(float));
@@ -121,6 +140,7 @@ int main(int argc, char **argv) {
         }
         *net.cur_iteration += 1;
         update(net);
+        moving_average(net);
         float pair[2] = {sum / rows, get_current_rate(net)};
         fwrite(pair, sizeof(float), 2, losses);
         snprintf(path, sizeof(path), "%s.%d.weights", argv[6], k + 1);

@@ -55,6 +55,13 @@ class Layer:
     # [local] and the recurrent layers (whose gates are layers of their own) do not
     rate_scaled = False
 
+    # how the layer's AB GPU update undoes [net] loss_scale (the deltas of [yolo] and
+    # [softmax] heads arrive multiplied by it): "rate" divides the rate by it and multiplies
+    # the decay by it (update_convolutional_layer_gpu and most), "updates" divides the
+    # accumulated updates, momenta included, by it (update_connected_layer_gpu, and so the
+    # recurrent layers of connected gates), None keeps it ([local]'s update ignores it)
+    loss_scale_undone = "rate"
+
     def read_common(self, section):
         self.clip = section.get_float("clip", 0.0)
         for key in self._COMMON_INT:

@@ -14,6 +14,7 @@ class Connected(Layer):
     layer_type = "connected"
     trainable = ("weights", "biases", "scales")
     rate_scaled = True
+    loss_scale_undone = "updates"
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

@@ -12,6 +12,7 @@ class Local(Layer):
     type = "local"
     layer_type = "local"
     trainable = ("weights", "biases")
+    loss_scale_undone = None
 
     def __init__(self, s, ctx):
         super().__init__(s, ctx)

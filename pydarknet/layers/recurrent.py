@@ -200,6 +200,8 @@ class Recurrent(Layer):
         # transposed in .weights files of version > 1000, as a [connected] layer's
         self.connected_weights = {g.key("weights"): (g.inputs, g.outputs) for g in self.gates
                                   if not isinstance(g, ConvGate)}
+        # updated as their gates: [connected] ones, or [convolutional] ones (crnn, conv_lstm)
+        self.loss_scale_undone = "updates" if self.connected_weights else "rate"
 
     # AB's [rnn] and [crnn] start every training pass from a zero state (CPU and GPU builds);
     # its [lstm], [gru] and [conv_lstm] go on from the last pass's

@@ -15,6 +15,8 @@ goes on with them (Darknet starts them afresh).
 
 import numpy as np
 
+from ..passes import frozen_by_stopbackward
+
 AVERAGED = ("weights", "biases", "scales")
 
 
@@ -36,9 +38,13 @@ class MovingAverage:
 
 def averaged_keys(network):
     """(index, name) of every averaged parameter: Darknet's convolutional layers that own
-    their weights (not a ``share_index`` layer)."""
+    their weights (not a ``share_index`` layer) and are trained (AB's training parse gives
+    the frozen layers before the last ``stopbackward=1`` no averages: they keep their
+    weights as they are)."""
+    frozen_below = frozen_by_stopbackward(network)
     return [(layer.index, name) for layer in network.layers
-            if layer.layer_type == "convolutional" and layer.share_layer is None
+            if layer.layer_type == "convolutional" and layer.share_layer is None and
+            layer.index >= frozen_below
             for name in AVERAGED if name in layer.params]
 
 

@@ -8,7 +8,8 @@ it in one pass.
 With the [net] option loss_scale = S (Darknet's mixed precision: the yolo deltas arrive scaled
 by S), Darknet's GPU build divides the rate by S and multiplies the decay by S, so that the
 update is the unscaled one; its connected layer instead divides its accumulated updates
-(gradients and momentum) by S and updates with the plain rate.
+(gradients and momentum) by S and updates with the plain rate, and its [local] layer keeps
+the scale (``Layer.loss_scale_undone``).
 """
 
 import numpy as np
@@ -80,12 +81,11 @@ def sgd_update(backend, layer, rate, momentum, decay, batch, loss_scale=1.0):
     lr = rate * layer.learning_rate_scale
     decay_scale = 1.0
     if loss_scale != 1.0:
-        # [rnn], [lstm] and [gru] update their gates as Darknet's connected layers
-        if layer.layer_type == "connected" or getattr(layer, "connected_weights", None):
+        if layer.loss_scale_undone == "updates":
             for name in layer.grads:
                 for buf in (layer.grads[name], layer.momenta[name]):
                     backend.axpy(np.float32(1.0 / loss_scale - 1.0), buf, buf)
-        else:
+        elif layer.loss_scale_undone == "rate":
             lr /= loss_scale
             decay_scale = loss_scale
     step = np.float32(np.float32(lr) / batch)
