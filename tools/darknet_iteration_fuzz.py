@@ -14,9 +14,10 @@ Adam in a fifth of them) and per-layer update options (learning_rate=, dont_upda
 burnin_update, stopbackward, train_only_bn, onlyforward; grad_centr and clip on
 convolutions, clip on [implicit]); with --loss-scale a [net] loss_scale and the heads'
 delta_normalizer (``scaled_losses``); with --ema a [net] ema_alpha, the network trained
-from where its moving average starts (``moving_average``). Darknet trains it with tools/darknet_iteration_oracle.c:
-AB's CPU build patched to the semantics of its GPU build (tools/darknet_gpusem_patch.py: the
-reference data's -gpusem runs, and the GPU build's updates), which pydarknet implements.
+from where its moving average starts (``moving_average``). Darknet trains it with
+tools/darknet_iteration_oracle.c: AB's CPU build patched to the semantics of its GPU build
+(tools/darknet_gpusem_patch.py: the reference data's -gpusem runs, and the GPU build's
+updates), which pydarknet implements.
 After each iteration every weight, bias, scale and rolling statistic is compared, and the
 loss and learning rate. Build it with OPTS=-O2: AB's default -Ofast compiles fix_nan_inf's
 isinf away and turns a logistic of -inf into NaN (a [Gaussian_yolo] sigma delta of -inf
