@@ -21,6 +21,7 @@ import test_contrastive
 import training_options
 import test_darknet_backward
 import test_darknet_forward
+import test_darknet_iterations
 import test_recurrent
 from test_darknet_forward import CASES as DARKNET_CASES, check_case
 from test_forward_oracle import NETS, run as run_forward_oracle
@@ -148,6 +149,15 @@ def test_detection_heads_train_alike_on_the_emulated_device(emulated, head):
         for k, v in layer_a.params.items():
             np.testing.assert_allclose(layer_b.params[k], v, rtol=1e-3, atol=1e-5,
                                        err_msg=f"layer {layer_a.index} {k}")
+
+
+@pytest.mark.filterwarnings("ignore:.*learning_rate.*has no effect")   # ([local]'s, meant)
+@pytest.mark.parametrize("name", test_darknet_iterations.CASES)
+def test_darknet_iterations_on_the_emulated_device(emulated, name):
+    """The iteration oracle's networks (optimiser, update options, loss_scale, ema_alpha):
+    three iterations give AB's own parameters."""
+    test_darknet_iterations.check_iterations(name, test_darknet_iterations.load_oracle(),
+                                             "cuda:0")
 
 
 @pytest.mark.parametrize("name", [*training_options.CASES, *training_options.REJECT_CASES])
