@@ -1,7 +1,7 @@
 """Darknet's exponential moving average of the weights, ``[net] ema_alpha`` (AB's
 ``train_network`` with ``ema_update``/``ema_apply``).
 
-From iteration ``max_batches / 2`` on, every convolutional layer has a host copy of its
+From iteration ``max_batches / 2`` on, every trained convolutional layer has a host copy of its
 weights, biases and (with batch norm) scales: set to the weights at that iteration, then
 ``ema = alpha * ema + (1 - alpha) * w`` (float32, Darknet's order) after every update up to
 iteration ``max_batches - 1000``, where the weights are replaced by the averages. Darknet keeps
