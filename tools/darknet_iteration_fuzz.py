@@ -14,7 +14,8 @@ Adam in a fifth of them) and per-layer update options (learning_rate=, dont_upda
 burnin_update, stopbackward, train_only_bn, onlyforward; grad_centr and clip on
 convolutions, clip on [implicit]); with --loss-scale a [net] loss_scale and the heads'
 delta_normalizer (``scaled_losses``); with --ema a [net] ema_alpha, the network trained
-from where its moving average starts (``moving_average``). Darknet trains it with
+from where its moving average starts (``moving_average``); with --two-heads a second [yolo]
+or [Gaussian_yolo] head (``second_head``). Darknet trains it with
 tools/darknet_iteration_oracle.c: AB's CPU build patched to the semantics of its GPU build
 (tools/darknet_gpusem_patch.py: the reference data's -gpusem runs, and the GPU build's
 updates), which pydarknet implements.
@@ -135,6 +136,24 @@ def scaled_losses(seed, text):
     for head in ("[yolo]\n", "[Gaussian_yolo]\n"):
         if head in text and rng.random() < 0.5:
             text = text.replace(head, f"{head}delta_normalizer={rng.uniform(0.3, 3):.3g}\n")
+    return text
+
+
+def second_head(text):
+    """``text`` with a second head beside its [yolo] or [Gaussian_yolo] one (as YOLOv3's and
+    YOLOv4's): a [route] back to the layer the head reads, the head's convolution and head
+    again for the fourth anchor alone (mask=3; the first head's 0,1,2), its options kept.
+    Other heads, or a head right after [net]: ``text`` unchanged."""
+    for head in ("[yolo]\n", "[Gaussian_yolo]\n"):
+        if head in text:
+            body, last = text.rsplit("\n[convolutional]\n", 1)
+            if "\n[" not in body:
+                return text
+            copy = last.replace("mask=0,1,2\n", "mask=3\n", 1)
+            filters = int(copy.split("filters=")[1].split("\n")[0])
+            copy = copy.replace(f"filters={filters}\n", f"filters={filters // 3}\n", 1)
+            return (f"{body}\n[convolutional]\n{last.rstrip()}\n\n[route]\nlayers=-3\n\n"
+                    f"[convolutional]\n{copy}")
     return text
 
 
@@ -283,7 +302,7 @@ def small_batch_norm(net, mini, i):
 
 
 def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_scale=False,
-                       ema=False):
+                       ema=False, two_heads=False):
     """(verdict, detail) of one random network's training: "ok", "differs" (the first
     parameter, loss or rate past its tolerance that pydarknet's own rounding does not
     explain), "rounding" (one it explains: MARGIN times its change when moved, or where the
@@ -293,7 +312,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_s
     not finite or above 1e20: -FLT_MAX from a pooling window wholly in the padding),
     "darknet nan" (Darknet's parameters or loss not finite where pydarknet's are),
     "skipped", "darknet failed". ``loss_scale``: with ``scaled_losses``; ``ema``: with
-    ``moving_average``, from iteration EMA_START."""
+    ``moving_average``, from iteration EMA_START; ``two_heads``: with ``second_head``."""
     rng = np.random.default_rng(seed)
     kind = HEADS[seed % len(HEADS)]
     text, mini, sub, C, H, W = random_training(rng, kind, more)
@@ -301,6 +320,8 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_s
         text = scaled_losses(seed, text)
     if ema:
         text = moving_average(seed, text)
+    if two_heads:
+        text = second_head(text)
     if "[dropout]" in text or "[crop]" in text or "antialiasing" in text or \
             "share_index" in text:
         return "skipped", ""
@@ -399,7 +420,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_s
     return "ok", ""
 
 
-def fuzz(darknet, first, last, keep, more, iterations, loss_scale, ema):
+def fuzz(darknet, first, last, keep, more, iterations, loss_scale, ema, two_heads):
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
@@ -407,7 +428,7 @@ def fuzz(darknet, first, last, keep, more, iterations, loss_scale, ema):
         for seed in range(first, last):
             try:
                 verdict, detail = compare_iterations(seed, exe, darknet, tmp, iterations, more,
-                                                     loss_scale, ema)
+                                                     loss_scale, ema, two_heads)
             except Exception:
                 verdict, detail = "pydarknet failed", traceback.format_exc()[-600:]
             counts[verdict] = counts.get(verdict, 0) + 1
@@ -460,13 +481,15 @@ def main():
     ap.add_argument("--ema", action="store_true",
                     help="a [net] ema_alpha in every cfg, trained from iteration %d, where the "
                     "moving average starts (and is applied two iterations later)" % EMA_START)
+    ap.add_argument("--two-heads", action="store_true",
+                    help="a second [yolo] or [Gaussian_yolo] head beside the first")
     a = ap.parse_args()
     if a.regenerate:
         return regenerate(pathlib.Path(a.darknet).resolve())
     if a.last is None:
         ap.error("give FIRST and LAST seeds, or --regenerate")
     fuzz(pathlib.Path(a.darknet).resolve(), a.first, a.last, a.keep, a.more_layers,
-         a.iterations, a.loss_scale, a.ema)
+         a.iterations, a.loss_scale, a.ema, a.two_heads)
 
 
 if __name__ == "__main__":
