@@ -2,8 +2,8 @@
 the reason without one): grad_centr with clip, weights_reject_freq, train_only_bn, dont_update,
 adversarial_lr and the [yolo] bad-label rejection, a few iterations GPU vs CPU to 1e-3
 (tests/training_options.py); test_darknet_iterations' networks against AB's own iterations
-(the emulated device runs both in tests/test_cuda_emulated_networks.py). Apart from test_gpu_oracle.py so that gpu_run.sh's
-oracle step keeps its time for Darknet's oracles."""
+(the emulated device runs both in tests/test_cuda_emulated_networks.py). Apart from
+test_gpu_oracle.py so that gpu_run.sh's oracle step keeps its time for Darknet's oracles."""
 
 import pytest
 

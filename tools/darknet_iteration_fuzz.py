@@ -139,11 +139,12 @@ def scaled_losses(seed, text):
     return text
 
 
-def second_head(text):
+def second_head(seed, text):
     """``text`` with a second head beside its [yolo] or [Gaussian_yolo] one (as YOLOv3's and
     YOLOv4's): a [route] back to the layer the head reads, the head's convolution and head
     again for the fourth anchor alone (mask=3; the first head's 0,1,2), its options kept.
-    Other heads, or a head right after [net]: ``text`` unchanged."""
+    Other heads, or a head right after [net]: ``text`` unchanged. (Nothing drawn: ``seed``
+    is not read.)"""
     for head in ("[yolo]\n", "[Gaussian_yolo]\n"):
         if head in text:
             body, last = text.rsplit("\n[convolutional]\n", 1)
@@ -157,8 +158,8 @@ def second_head(text):
     return text
 
 
-# --ema: the run's iterations (from the weights file's images seen, EMA_START x batch) cover the
-# moving average's start (max_batches / 2: set to the weights, then averaged), an averaging
+# --ema: the run's iterations (from the weights file's images seen, EMA_START x batch) cover
+# the moving average's start (max_batches / 2: set to the weights, then averaged), an averaging
 # and its apply point (max_batches - 1000: the weights replaced by the averages)
 EMA_MAX_BATCHES, EMA_START = 2004, 1001
 
@@ -170,6 +171,10 @@ def moving_average(seed, text):
     text = re.sub(r"max_batches=\d+\n", "", text)
     return text.replace("[net]\n", f"[net]\nmax_batches={EMA_MAX_BATCHES}\n"
                         f"ema_alpha={rng.choice([0.9998, 0.99, 0.9, 0.5])}\n", 1)
+
+
+# the options that change a seed's cfg (--loss-scale, --ema, --two-heads): name -> f(seed, text)
+EXTRAS = {"loss_scale": scaled_losses, "ema": moving_average, "two_heads": second_head}
 
 
 def reads_frozen_delta(net):
@@ -301,8 +306,7 @@ def small_batch_norm(net, mini, i):
                mini * l.out_h * l.out_w <= 4 for l in net.layers[i:])
 
 
-def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_scale=False,
-                       ema=False, two_heads=False):
+def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras=()):
     """(verdict, detail) of one random network's training: "ok", "differs" (the first
     parameter, loss or rate past its tolerance that pydarknet's own rounding does not
     explain), "rounding" (one it explains: MARGIN times its change when moved, or where the
@@ -311,17 +315,13 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_s
     "overflow" (pydarknet stopped at a non-finite output or loss, or both have parameters
     not finite or above 1e20: -FLT_MAX from a pooling window wholly in the padding),
     "darknet nan" (Darknet's parameters or loss not finite where pydarknet's are),
-    "skipped", "darknet failed". ``loss_scale``: with ``scaled_losses``; ``ema``: with
-    ``moving_average``, from iteration EMA_START; ``two_heads``: with ``second_head``."""
+    "skipped", "darknet failed". ``extras``: names of EXTRAS, the cfg's changes ("ema"
+    also trains from iteration EMA_START)."""
     rng = np.random.default_rng(seed)
     kind = HEADS[seed % len(HEADS)]
     text, mini, sub, C, H, W = random_training(rng, kind, more)
-    if loss_scale:
-        text = scaled_losses(seed, text)
-    if ema:
-        text = moving_average(seed, text)
-    if two_heads:
-        text = second_head(text)
+    for extra in extras:
+        text = EXTRAS[extra](seed, text)
     if "[dropout]" in text or "[crop]" in text or "antialiasing" in text or \
             "share_index" in text:
         return "skipped", ""
@@ -331,7 +331,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_s
         return "skipped", ""
     randomize(net, rng)
     rows = mini * sub
-    if ema:
+    if "ema" in extras:
         net.seen = EMA_START * rows
     x = rng.uniform(0, 1, (iterations * rows, C, H, W)).astype(np.float32)
     truths = random_truths(rng, net, iterations * rows)
@@ -420,7 +420,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, loss_s
     return "ok", ""
 
 
-def fuzz(darknet, first, last, keep, more, iterations, loss_scale, ema, two_heads):
+def fuzz(darknet, first, last, keep, more, iterations, extras):
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
@@ -428,7 +428,7 @@ def fuzz(darknet, first, last, keep, more, iterations, loss_scale, ema, two_head
         for seed in range(first, last):
             try:
                 verdict, detail = compare_iterations(seed, exe, darknet, tmp, iterations, more,
-                                                     loss_scale, ema, two_heads)
+                                                     extras)
             except Exception:
                 verdict, detail = "pydarknet failed", traceback.format_exc()[-600:]
             counts[verdict] = counts.get(verdict, 0) + 1
@@ -489,7 +489,7 @@ def main():
     if a.last is None:
         ap.error("give FIRST and LAST seeds, or --regenerate")
     fuzz(pathlib.Path(a.darknet).resolve(), a.first, a.last, a.keep, a.more_layers,
-         a.iterations, a.loss_scale, a.ema, a.two_heads)
+         a.iterations, [name for name in EXTRAS if getattr(a, name)])
 
 
 if __name__ == "__main__":
