@@ -144,9 +144,9 @@ def test_letterbox_keeps_aspect(tmp_path):
         band = A.from_chw(image)
         assert np.ptp(band[:31].reshape(-1, 3), axis=0).max() <= 1   # uniform padding
         check_boxes_match_red_squares(image, truth)
-    # eval letterbox: the same geometry without augmentation
-    nw, nh, dx, dy = A.letterbox_params(200, 100, 128, 128)
-    assert (nw, nh, dx, dy) == (128, 64, 0, 32)
+    # eval letterbox (pydarknet.image's, Darknet's letterbox_image): the same geometry
+    from pydarknet.image import letterbox_geometry
+    assert letterbox_geometry(200, 100, 128, 128) == (128, 64, 0, 32)
 
 
 def test_mosaic_tiles_and_cut():

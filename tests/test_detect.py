@@ -149,6 +149,34 @@ def test_detect_is_the_darknet_pipeline(lb):
     assert len(detect(net, img, 0.6)) <= len(out)
 
 
+def test_detect_and_draw_writes_the_image_with_detects_boxes(tmp_path):
+    import cv2
+    from pydarknet.detector import detect_and_draw
+    net = tiny_detector()
+    src = tmp_path / "in.png"
+    cv2.imwrite(str(src), images(2)[1])
+    out = detect_and_draw(net, src, tmp_path / "drawn" / "out.png", thresh=0.3)
+    img = cv2.imread(str(src))
+    assert out == detect(net, img, 0.3)
+    drawn = cv2.imread(str(tmp_path / "drawn" / "out.png"))
+    assert drawn.shape == img.shape and (drawn != img).any() == bool(out)
+
+
+def test_load_eval_image_resizes_or_letterboxes_without_augmenting(tmp_path):
+    """The evaluation input: RGB CHW float32 in [0, 1] at w x h, the original size beside it;
+    None for a file OpenCV cannot read."""
+    import cv2
+    from pydarknet.data import load_eval_image
+    img = images(2)[1]                                       # 90x50
+    cv2.imwrite(str(tmp_path / "a.png"), img)
+    for lb in (False, True):
+        x, size = load_eval_image(tmp_path / "a.png", 64, 32, letter_box=lb)
+        assert size == (90, 50) and x.shape == (3, 32, 64) and x.dtype == np.float32
+        np.testing.assert_array_equal(x, I.network_input(img, 64, 32, letter_box=lb))
+    (tmp_path / "b.png").write_bytes(b"not an image")
+    assert load_eval_image(tmp_path / "b.png", 64, 32) is None
+
+
 def test_detect_batch_equals_one_by_one():
     net = tiny_detector()
     imgs = images(5)

@@ -171,26 +171,6 @@ def crop_boxes(boxes, crop):
     return np.stack([(left + right) / 2, (top + bot) / 2, right - left, bot - top], axis=1)
 
 
-def letterbox_params(ow, oh, w, h):
-    """Where an ow x oh image lands inside w x h when its aspect is kept (eval letterbox):
-    (new_w, new_h, dx, dy)."""
-    if w / ow < h / oh:
-        nw, nh = w, max(1, int(round(oh * w / ow)))
-    else:
-        nw, nh = max(1, int(round(ow * h / oh))), h
-    return nw, nh, (w - nw) // 2, (h - nh) // 2
-
-
-def letterbox_image(img, w, h, fill=127):
-    """Aspect-keeping resize into w x h, padded with grey (Darknet's ``letterbox_image``)."""
-    ih, iw = img.shape[:2]
-    nw, nh, dx, dy = letterbox_params(iw, ih, w, h)
-    shape = (h, w) if img.ndim == 2 else (h, w, img.shape[2])
-    out = np.full(shape, fill, img.dtype)
-    out[dy:dy + nh, dx:dx + nw] = cv2.resize(img, (nw, nh), interpolation=cv2.INTER_LINEAR)
-    return out
-
-
 # -- photometric -------------------------------------------------------------------------------
 
 _RAMP = np.arange(256, dtype=np.float64)

@@ -15,6 +15,7 @@ import numpy as np
 
 from . import augment as A
 from ..heads import detection_heads
+from ..image import network_input
 from ..labels import label_path as _label_path, read_labels
 from ..errors import DataError, DataWarning, Problems
 from .io import BadIndexes, read_image, track_base
@@ -244,17 +245,16 @@ class DetectionDataset:
 
 def load_eval_image(path, w, h, letter_box=False, channels=3, problems=None):
     """An image for evaluation/detection at w x h, no augmentation: (float32 [C, h, w], (ow, oh))
-    or None when unreadable. ``letter_box`` keeps the aspect (grey padding), as Darknet's
-    validate_detector_map with letter_box=1; otherwise a plain resize."""
-    img = read_image(path, channels, problems)
+    or None when unreadable (counted in ``problems``). Resized with Darknet's resize_image, or
+    with ``letter_box`` letterboxed (the aspect kept, grey padding), as Darknet's detector and
+    validate_detector_map prepare it (pydarknet.image.network_input, which `detect` and
+    `detector map` use)."""
+    img = read_image(str(path), channels, problems)
     if img is None:
         return None
     oh, ow = img.shape[:2]
-    if letter_box:
-        out = A.letterbox_image(img, w, h)
-    else:
-        out = cv2.resize(img, (w, h), interpolation=cv2.INTER_LINEAR)
-    return A.to_chw(out), (ow, oh)
+    bgr = img[:, :, ::-1] if img.ndim == 3 else img     # (network_input takes OpenCV's order)
+    return network_input(bgr, w, h, letter_box), (ow, oh)
 
 
 def read_truth_boxes(image_path, classes=None, problems=None, label_path=None):
