@@ -6,10 +6,11 @@
 """
 
 from .cfg import CfgWarning, parse_cfg, parse_cfg_text
-from .errors import CfgError, NotSupportedError, PydarknetError, ShapeError, WeightsError
+from .errors import (CfgError, NotSupportedError, PydarknetError, ShapeError, WeightsError,
+                     WeightsWarning)
 from .network import Network, load
 
 __version__ = "0.1.0"
 
 __all__ = ["load", "Network", "parse_cfg", "parse_cfg_text", "CfgError", "CfgWarning",
-           "WeightsError", "ShapeError", "NotSupportedError", "PydarknetError", "__version__"]
+           "WeightsError", "WeightsWarning", "ShapeError", "NotSupportedError", "PydarknetError", "__version__"]

@@ -31,6 +31,11 @@ class WeightsError(PydarknetError, ValueError):
     """A .weights file that does not fit the network it is loaded into."""
 
 
+class WeightsWarning(UserWarning):
+    """A .weights file that loads, with floats left unread (past trailing dontload=1 layers,
+    as Darknet leaves them)."""
+
+
 class ShapeError(PydarknetError, ValueError):
     """An array of the wrong shape or dtype handed to the network."""
 

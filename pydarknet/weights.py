@@ -7,10 +7,11 @@ pydarknet writes version 0.2.5 with a uint64 ``seen``.
 """
 
 import os
+import warnings
 
 import numpy as np
 
-from .errors import WeightsError
+from .errors import WeightsError, WeightsWarning
 
 WRITE_VERSION = (0, 2, 5)
 _BN_NAMES = ("scales", "rolling_mean", "rolling_variance")
@@ -89,6 +90,38 @@ def expected_floats(layers):
     return sum(stored_floats(layer) for layer in layers)
 
 
+def trailing_dontload(layers):
+    """The ``dontload=1`` layers with parameters after the last layer a .weights file is read
+    for. Darknet reads nothing for them and never looks past the last layer it reads, so the
+    file may go on with their floats for another cfg (the old head of a network whose head is
+    retrained for other classes)."""
+    tail = []
+    for layer in reversed(layers):
+        if stored_floats(layer):
+            break
+        if getattr(layer, "dontload", 0) and layer.param_count():
+            tail.append(layer.index)
+    return tail[::-1]
+
+
+def _layers_set(indexes):
+    """'layer 3 sets' / 'layers 3, 5 set'."""
+    if len(indexes) == 1:
+        return f"layer {indexes[0]} sets"
+    return f"layers {', '.join(map(str, indexes))} set"
+
+
+def _skip_hint(layers):
+    """What a mismatch may owe to dontload= / dontloadscales= ('' when no layer sets them)."""
+    skips = [l.index for l in layers if getattr(l, "dontload", 0) or
+             getattr(l, "dontloadscales", 0) and getattr(l, "batch_normalize", 0)]
+    if not skips:
+        return ""
+    return (f"; {_layers_set(skips)} dontload=1 or dontloadscales=1, for which Darknet reads "
+            f"nothing or no batch-norm values: the file must leave those floats out (only "
+            f"those of dontload=1 layers after the last loaded one may stay in it)")
+
+
 def describe_weights(network, path):
     """What a .weights file holds for ``network``, read from its size and header alone (the
     network needs no parameters): {"header", "floats", "expected", "stop", "left"} where
@@ -125,15 +158,21 @@ def describe_weights(network, path):
         out["fits"] = "backbone"
         out["why"] = (f"the parameters of layers 0..{stop.index - 1} exactly (a backbone: "
                       f"training loads it and starts layer {stop.index} on from random)")
+    elif stop is None and trailing_dontload(network.layers):
+        out["fits"] = "whole"
+        out["why"] = (f"every loaded layer's parameters, then {left} floats left unread: "
+                      f"{_layers_set(trailing_dontload(network.layers))} dontload=1 after "
+                      f"them (Darknet reads nothing for it either)")
     elif stop is None:
         out["fits"] = "mismatch"
         out["why"] = (f"{left} floats more than the network's {need}: written for another cfg "
-                      f"(other filters, classes or layers)")
+                      f"(other filters, classes or layers){_skip_hint(network.layers)}")
     else:
         out["fits"] = "mismatch"
         out["why"] = (f"ends inside layer {stop.index} [{stop.section.name}] ({left} floats of "
                       f"its {stored_floats(stop)}): written "
-                      f"for another cfg (other filters, classes or layers)")
+                      f"for another cfg (other filters, classes or layers)"
+                      f"{_skip_hint(network.layers)}")
     return out
 
 
@@ -184,13 +223,19 @@ def _load_from(network, f, path, cutoff, allow_partial, gates):
                     f"{path}: too few floats: the network{' (first %d layers)' % cutoff if cutoff else ''}"
                     f" expects {need}, the file has {total}; it ran out at layer "
                     f"{layer.index} ({layer.layer_type}) '{name}' (needs {count} from float "
-                    f"{pos}, {total - pos} left)")
+                    f"{pos}, {total - pos} left){_skip_hint(layers)}")
             plan.append((layer, name))
             pos += count
-    if cutoff is None and pos != total:
+    tail = trailing_dontload(layers)
+    if cutoff is None and pos != total and tail:
+        warnings.warn(f"{path}: {total - pos} floats after the last loaded layer left unread: "
+                      f"{_layers_set(tail)} dontload=1 after it (Darknet reads nothing for "
+                      f"such a layer either)", WeightsWarning, stacklevel=3)
+    elif cutoff is None and pos != total:
         raise WeightsError(f"{path}: too many floats: the network expects {need}, the file has "
                            f"{total} ({total - need} left over): it was written for a "
-                           f"different cfg (other filters, classes or layers)")
+                           f"different cfg (other filters, classes or layers)"
+                           f"{_skip_hint(layers)}")
     for layer, name in plan:
         dest = layer.params[name]
         values = np.fromfile(f, "<f4", dest.size)

@@ -269,3 +269,48 @@ def test_describe_weights_says_whole_backbone_or_another_cfg(tmp_path, capsys):
         bare, tmp_path / "long.weights")["why"]
     assert main(["info", str(cfg), "--weights", str(tmp_path / "all.weights")]) == 0
     assert "seen 40 images (iteration 10 at batch 4)" in capsys.readouterr().out
+
+
+def test_dontload_layers_read_nothing_as_in_darknet(tmp_path):
+    """dontload=1 reads nothing for the layer and dontloadscales=1 no batch-norm values
+    (Darknet's load_weights_upto): a file without those floats loads. After the last loaded
+    layer the file may go on (a head retrained for other classes): its floats are left
+    unread with a warning, where Darknet leaves them silently. Elsewhere a mismatch says
+    which layers skip what."""
+    from pydarknet.network import load_cfg_text
+    from pydarknet.weights import describe_weights
+    src = load_cfg_text(TINY)
+    src.init_weights(seed=1)
+    src.save_weights(tmp_path / "all.weights")
+    head = load_cfg_text(TINY.replace("output=5\n", "output=7\ndontload=1\n"))
+    head.init_weights(seed=3)
+    kept = head.layers[4].params["weights"].copy()
+    with pytest.warns(pydarknet.WeightsWarning, match=r"35 floats after the last loaded layer "
+                                                      r"left unread: layer 4 sets dontload=1"):
+        head.load_weights(tmp_path / "all.weights")
+    for a, b in zip(src.layers[:4], head.layers[:4]):
+        for k, v in a.params.items():
+            np.testing.assert_array_equal(b.params[k], v)
+    np.testing.assert_array_equal(head.layers[4].params["weights"], kept)
+    assert describe_weights(head, tmp_path / "all.weights")["fits"] == "whole"
+    middle = load_cfg_text(TINY.replace("filters=6\n", "filters=6\ndontload=1\n"))
+    with pytest.raises(pydarknet.WeightsError, match=r"30 left over.*layer 1 sets dontload=1 "
+                                                     r"or dontloadscales=1"):
+        middle.load_weights(tmp_path / "all.weights")
+    # a file written without layer 1's floats and the first layer's batch-norm values loads
+    skip = TINY.replace("filters=6\n", "filters=6\ndontload=1\n").replace(
+        "batch_normalize=1\n", "batch_normalize=1\ndontloadscales=1\n")
+    floats = [v for l in src.layers for k, v in l.params.items()
+              if l.index != 1 and not (l.index == 0 and k in ("scales", "rolling_mean",
+                                                               "rolling_variance"))]
+    with open(tmp_path / "skip.weights", "wb") as f:
+        f.write((tmp_path / "all.weights").read_bytes()[:20])
+        for v in floats:
+            np.asarray(v, "<f4").tofile(f)
+    net = load_cfg_text(skip)
+    net.init_weights(seed=5)
+    scales = net.layers[0].params["scales"].copy()
+    net.load_weights(tmp_path / "skip.weights")
+    np.testing.assert_array_equal(net.layers[0].params["weights"], src.layers[0].params["weights"])
+    np.testing.assert_array_equal(net.layers[0].params["scales"], scales)
+    np.testing.assert_array_equal(net.layers[4].params["weights"], src.layers[4].params["weights"])
