@@ -280,6 +280,32 @@ def test_detect_command(dataset, tmp_path, capsys):
     assert code == 0 and out.count(": ") >= 12
 
 
+def test_detection_outputs_that_cannot_be_written_say_where(dataset, tmp_path, capsys,
+                                                           monkeypatch):
+    """An output folder that cannot be made stops before the network runs, with the reason;
+    a label file that cannot be written (-save_labels) is counted and the others go on."""
+    d = dataset
+    monkeypatch.chdir(tmp_path)           # (detector test writes predictions.jpg here)
+    img = (d / "valid.txt").read_text().split()[0]
+    (tmp_path / "a_file").write_text("")
+    code, out, err = run(capsys, "detect", d / "tiny.cfg", d / "tiny.weights", img,
+                         "--out", tmp_path / "a_file" / "boxes")
+    assert code == 2 and "a_file/boxes: cannot make the output folder (Not a directory)" in err
+    assert out == ""
+    images = tmp_path / "set" / "JPEGImages"
+    images.mkdir(parents=True)
+    for name in ("a.jpg", "b.jpg"):
+        (images / name).write_bytes(open(img, "rb").read())
+    (tmp_path / "set" / "labels").write_text("")   # where JPEGImages' labels go: a file
+    warned = []
+    code, out, err = run(capsys, "detector", "test", d / "obj.data", d / "tiny.cfg",
+                         d / "tiny.weights", images / "a.jpg", images / "b.jpg", "-thresh",
+                         0.5, "-save_labels", "-dont_show", warned=warned)
+    assert code == 0, err
+    assert out.count("Predicted in") == 2
+    assert any("labels/a.txt: cannot write the labels (Not a directory)" in w for w in warned)
+
+
 def test_ext_output_rounds_as_c():
     """Darknet prints round((x - w / 2) * im.w) with "%4.0f": C's round of a float, halves
     away from zero (2.5 -> 3, where Python's round gives 2) and the sign of a zero kept

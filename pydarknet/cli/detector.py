@@ -115,18 +115,32 @@ def _json_frame(frame_id, path, dets, names, thresh):
     return frame_json(frame_id, objects, path)
 
 
-def _save_labels(path, dets, thresh):
+def _save_labels(path, dets, thresh, problems):
     """Darknet's -save_labels: the best class above thresh of every box, as a label file
-    (pseudo-labelling), written where the image's label file belongs."""
+    (pseudo-labelling), written where the image's label file belongs (one that cannot be
+    written is counted in ``problems`` and the others go on)."""
     from ..labels import replace_image_to_label
     rows, cls, _ = dets.best_class(thresh)
     target = replace_image_to_label(path)
     if target == path:
         target = os.path.splitext(path)[0] + ".txt"
-    with open(target, "w") as f:
-        for r, c in zip(rows, cls):
-            x, y, w, h = (float(v) for v in dets.boxes[r])
-            f.write(f"{c} {x:2.4f} {y:2.4f} {w:2.4f} {h:2.4f}\n")
+    try:
+        with open(target, "w") as f:
+            for r, c in zip(rows, cls):
+                x, y, w, h = (float(v) for v in dets.boxes[r])
+                f.write(f"{c} {x:2.4f} {y:2.4f} {w:2.4f} {h:2.4f}\n")
+    except OSError as e:
+        problems.report("label_unwritable", f"{target}: cannot write the labels "
+                        f"({e.strerror}); skipped", key=target)
+
+
+def _make_folder(folder):
+    """``folder`` made (with its parents), or an error that says why not."""
+    folder = os.path.abspath(folder or ".")
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as e:
+        raise PydarknetError(f"{folder}: cannot make the output folder ({e.strerror})") from None
 
 
 def _run_detection(net, paths, problems, names, thresh, nms, out_dir, out_single, json_path,
@@ -144,6 +158,8 @@ def _run_detection(net, paths, problems, names, thresh, nms, out_dir, out_single
     from ..image import draw_detections
     seconds = []
     draw = out_dir is not None or out_single is not None
+    if draw:     # before the network runs: a folder that cannot be made stops nothing later
+        _make_folder(out_dir if out_single is None else os.path.dirname(out_single))
     t0 = time.time()
     n = 0
     with contextlib.ExitStack() as out:   # the JSON written an image at a time, as Darknet's
@@ -163,14 +179,14 @@ def _run_detection(net, paths, problems, names, thresh, nms, out_dir, out_single
             if frames is not None:
                 frames.write(_json_frame(n, path, dets, names, thresh))
             if save_labels:
-                _save_labels(path, dets, thresh)
+                _save_labels(path, dets, thresh, problems)
             if draw:
                 target = out_single or os.path.join(out_dir, os.path.basename(path))
-                os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
                 draw_detections(img, dets.to_list(thresh), names, len(names))
-                if not cv2.imwrite(target, img):
-                    target = os.path.splitext(target)[0] + ".jpg"
-                    cv2.imwrite(target, img)
+                # (an extension OpenCV cannot write, as .gif: a JPEG beside it, as Darknet)
+                if not cv2.imwrite(target, img) and \
+                        not cv2.imwrite(os.path.splitext(target)[0] + ".jpg", img):
+                    raise PydarknetError(f"{target}: cannot write the image with boxes")
     dt = time.time() - t0
     if json_path:
         print(f"detections written to {json_path}", file=sys.stderr)
