@@ -121,3 +121,14 @@ def test_forward_times_each_layer(capsys):
     table = out.split("layers by time")[1].splitlines()
     assert len([ln for ln in table if ln.strip()[:1].isdigit()]) == 3
     assert "more layers: " in table[-1]
+
+
+def test_a_file_the_command_cannot_write_is_an_error_not_a_traceback(tmp_path, capsys):
+    """An OSError of a file or folder (a backup folder under a file, here) ends the command
+    with the path and the reason, exit code 2."""
+    ds = make_shapes_detection(str(tmp_path / "shapes"), train=4, valid=2, size=64, seed=1)
+    (tmp_path / "a_file").write_text("")
+    code = main(["train", str(ROOT / "cfg" / "demo-shapes.cfg"), ds["data"], "--backup",
+                 str(tmp_path / "a_file" / "backup"), "--max-batches", "1"])
+    assert code == 2
+    assert capsys.readouterr().err.strip().endswith("a_file/backup: Not a directory")

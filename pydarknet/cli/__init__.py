@@ -65,3 +65,9 @@ def main(argv=None):
         import os
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except OSError as e:         # a file or folder the command cannot read or write
+        if e.filename is None:
+            raise
+        where = e.filename if e.filename2 is None else f"{e.filename} -> {e.filename2}"
+        print(f"pydarknet: error: {where}: {e.strerror or e}", file=sys.stderr)
+        return 2
