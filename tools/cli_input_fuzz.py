@@ -11,7 +11,9 @@ Each seed makes a small valid detector set (shapes images, labels, train and val
 classes not a number, CRLF, a BOM, non-UTF-8 bytes; the names and list files: emptied, cut,
 lines doubled, blank, made non-UTF-8 or given a NUL byte or a '/', paths made relative or
 missing; a label file: garbage, NaN, huge numbers; an image: truncated, empty, text, grey,
-RGBA or 16-bit; the weights: cut or emptied; the cfg: cut) and runs one command on them: detector map, valid, test (images on
+RGBA or 16-bit; the weights: cut or emptied; the cfg: cut; in 3 seeds of 10 also where
+the outputs go: the backup folder a file, backup= or results= under a file) and runs one
+command on them: detector map, valid, test (images on
 standard input), recall, calc_anchors, data check, or one training iteration. A traceback,
 a hang (60 s) or a crash is printed with the seed, the breakage and the end of the output.
 `--classifier`: a classifier set (the class in each file name, a labels= file) through
@@ -209,6 +211,24 @@ def break_binary(rng, path):
     return f"{pathlib.Path(path).name}: cut to {cut} bytes"
 
 
+def break_outputs(rng, folder):
+    """Where a command writes made unusable: the backup folder a file, or the .data file's
+    backup= or results= under a file (a folder that cannot be made)."""
+    blocker = folder / "a_file"
+    blocker.write_text("")
+    how = int(rng.integers(3))
+    if how == 0:
+        shutil.rmtree(folder / "backup")
+        (folder / "backup").write_text("")
+        return "backup folder: a file"
+    key = ["backup", "results"][how - 1]
+    path = folder / "obj.data"
+    lines = [ln for ln in _lines(path) if ln and not ln.startswith(key.encode())]
+    lines.append(f"{key} = {blocker / key}".encode())
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return f"obj.data: {key} under a file"
+
+
 def break_something(rng, folder, info, classifier=False):
     images = [ln.strip().decode(errors="replace") for name in ("train.txt", "valid.txt")
               for ln in (folder / "set" / name).read_bytes().split(b"\n")]
@@ -272,6 +292,10 @@ def run_seed(seed, keep=None, classifier=False):
         info = make_classifier_set(folder) if classifier else make_set(folder)
         broken = [break_something(rng, folder, info, classifier)
                   for _ in range(int(rng.integers(1, 4)))]
+        # (drawn apart, so that a seed's other breakages stay the ones they were)
+        outputs = np.random.default_rng([seed, 1])
+        if outputs.random() < 0.3:
+            broken.append(break_outputs(outputs, folder))
         commands = CLASSIFIER_COMMANDS if classifier else COMMANDS
         command = commands[int(rng.integers(len(commands)))]
         argv, stdin = command_line(command, folder, classifier)
