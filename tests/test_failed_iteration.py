@@ -8,29 +8,10 @@ import pytest
 
 from pydarknet.errors import PydarknetError, ShapeError
 from pydarknet.network import load_cfg_text
+from test_train_oracle import CLASSIFIER
 
-CFG = """[net]
-batch=4
-subdivisions=2
-width=8
-height=8
-channels=3
-learning_rate=0.1
-momentum=0.9
-decay=0.0005
-[convolutional]
-filters=4
-size=3
-pad=1
-activation=linear
-[convolutional]
-batch_normalize=1
-filters=3
-size=1
-activation=leaky
-[avgpool]
-[softmax]
-"""
+# a batch-normalised 3x3 convolution, a 1x1 one to 3 classes, [avgpool], [softmax], [cost]
+CFG = CLASSIFIER.format(scale="")
 
 
 def make_net():
@@ -68,7 +49,7 @@ def test_an_overflowing_layer_stops_the_iteration_and_changes_nothing(bad_rows):
     before = state(net)
     x, t = batch(1)
     x[bad_rows] = 1e38          # the batch norm's variance of those sums overflows
-    with pytest.raises(PydarknetError, match=r"layer 1 \(convolutional\) produced NaN or inf "
+    with pytest.raises(PydarknetError, match=r"layer 0 \(convolutional\) produced NaN or inf "
                                              r"at iteration 2; weights are left as they were"):
         net.train_iteration(x, t)
     assert_same(state(net), before)
@@ -91,8 +72,7 @@ def test_the_wrong_number_of_images_is_refused_before_anything_runs():
 
 def test_an_infinite_loss_stops_the_iteration_and_changes_nothing():
     """A softmax whose truth class gets a probability of 0 (logits thousands apart): -log 0."""
-    net = load_cfg_text(CFG.replace("batch_normalize=1\n", ""))
-    net.init_weights(seed=1)
+    net = make_net()
     net.layers[1].params["weights"] *= np.float32(1e4)
     net.ensure_training()       # (the momenta, zero)
     before = state(net)
