@@ -1,7 +1,7 @@
 """An iteration that fails (a layer's output or the loss not finite, the wrong number of
 images) raises an error that says where, and leaves the network as it was: parameters,
-rolling statistics, momenta, iteration and images seen; the next iteration is the one it
-would have been."""
+rolling statistics, momenta, iteration and images seen, the recurrent layers' carried state
+and the random generator; the next iteration is the one it would have been."""
 
 import numpy as np
 import pytest
@@ -83,3 +83,57 @@ def test_an_infinite_loss_stops_the_iteration_and_changes_nothing():
                                              r"left as they were before it"):
         net.train_iteration(x, t)
     assert_same(state(net), before)
+
+
+RECURRENT = """[net]
+batch=2
+subdivisions=2
+inputs=5
+time_steps=3
+learning_rate=0.1
+momentum=0.9
+[connected]
+output=4
+activation=linear
+[lstm]
+output=3
+[connected]
+output=2
+activation=linear
+[softmax]
+"""
+
+
+@pytest.mark.parametrize("kind", ["dropout", "lstm"])
+def test_what_the_passes_carry_is_put_back_too(kind):
+    """The random generator a [dropout] draws from and the state an [lstm] carries from pass
+    to pass: a failure in the second pass leaves them as they were before the iteration, so
+    the next iteration equals an uninterrupted network's."""
+    def make():
+        if kind == "dropout":
+            net = load_cfg_text(CFG.replace("[convolutional]\nfilters=3",
+                                            "[dropout]\nprobability=0.3\n[convolutional]\n"
+                                            "filters=3"))
+            net.init_weights(seed=1)
+        else:
+            net = load_cfg_text(RECURRENT)
+            net.init_weights(seed=1)
+        return net
+
+    def inputs(seed):
+        rng = np.random.default_rng(seed)
+        if kind == "dropout":
+            return batch(seed)
+        return (rng.uniform(0, 1, (6, 5)).astype(np.float32),
+                np.eye(2, dtype=np.float32)[rng.integers(0, 2, 6)])
+    net, fresh = make(), make()
+    for n in (net, fresh):
+        n.train_iteration(*inputs(0))
+    x, t = inputs(1)
+    x[len(x) // 2:] = 1e38 if kind == "dropout" else 3e38      # the second pass only
+    with pytest.raises(PydarknetError, match="produced NaN or inf"):
+        net.train_iteration(x, t)
+    for _ in range(2):
+        x, t = inputs(2)
+        assert net.train_iteration(x, t) == fresh.train_iteration(x, t)
+    assert_same(state(net), state(fresh))

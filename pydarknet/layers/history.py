@@ -47,7 +47,7 @@ class History(Layer):
         return None if self._last is None else [self._last.copy()]
 
     def restore_state(self, arrays, backend):
-        (self._last,) = (np.array(a, np.float32) for a in arrays)
+        self._last = None if arrays is None else np.array(arrays[0], np.float32)
 
     def _split(self, n):
         if n % self.steps:

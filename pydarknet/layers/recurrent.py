@@ -263,9 +263,9 @@ class Recurrent(Layer):
         return [np.array(self._backend_of_state.to_numpy(a)) for a in self._state]
 
     def restore_state(self, arrays, backend):
-        """Go on from ``arrays`` (what carried_state gave) at the next pass."""
-        self._state = [backend.from_numpy(np.ascontiguousarray(a, np.float32))
-                       for a in arrays]
+        """Go on from ``arrays`` (what carried_state gave; None: zero) at the next pass."""
+        self._state = None if arrays is None else [
+            backend.from_numpy(np.ascontiguousarray(a, np.float32)) for a in arrays]
         self._backend_of_state = backend
 
     def step_buffer(self, state, name, t, shape):

@@ -67,6 +67,30 @@ class LayerSeconds:
         return "\n".join(lines)
 
 
+def _restorer(network):
+    """A function that puts back what an iteration's passes move besides the gradients (for
+    an iteration that fails: it leaves the network as it was): the batch norms' rolling
+    statistics, the state recurrent layers carry from pass to pass, the [yolo] delta
+    rejection's rolling statistics and the random generator (dropout, adversarial draws)."""
+    B = network.backend
+    rolling = [(l, {k: B.to_numpy(v).copy() for k, v in l.params.items()
+                    if k.startswith("rolling")})
+               for l in network.layers if any(k.startswith("rolling") for k in l.params)]
+    carried = [(l, l.carried_state()) for l in network.layers if hasattr(l, "carried_state")]
+    rejection = dict(vars(network.delta_rejection))
+    rng = network.rng.bit_generator.state
+
+    def restore():
+        for layer, stats in rolling:
+            for k, v in stats.items():
+                B.copy_from_numpy(layer.params[k], v)
+        for layer, state in carried:
+            layer.restore_state(state, B)
+        vars(network.delta_rejection).update(rejection)
+        network.rng.bit_generator.state = rng
+    return restore
+
+
 def _trained_layers(network):
     """The layers an update changes: from the last ``stopbackward=1`` layer on (the earlier
     ones are frozen; below ``stopbackward=N`` the update goes on, with no gradient for the
@@ -113,9 +137,7 @@ def train_iteration(network, images, truths, layer_seconds=None):
     network.ensure_training()
     B = network.backend
     layers = _trained_layers(network)
-    saved = [(l, {k: B.to_numpy(v).copy() for k, v in l.params.items()
-                  if k.startswith("rolling")})
-             for l in network.layers if any(k.startswith("rolling") for k in l.params)]
+    restore = _restorer(network)
     for layer in layers:
         for g in layer.grads.values():
             B.fill(g, 0)
@@ -131,9 +153,7 @@ def train_iteration(network, images, truths, layer_seconds=None):
                                 layer_seconds=layer_seconds)
             heads.add()
     except PydarknetError:
-        for layer, stats in saved:   # leave the rolling statistics as they were too
-            for k, v in stats.items():
-                B.copy_from_numpy(layer.params[k], v)
+        restore()
         raise
     if parallel:
         total = parallel.after_passes(network, layers, total)
