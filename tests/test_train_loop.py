@@ -78,6 +78,36 @@ def test_finished_run_says_so(tmp_path, shapes):
     assert final.exists()      # Darknet writes _final all the same
 
 
+@pytest.mark.parametrize("diverged", [False, True])
+def test_a_failed_iteration_saves_last_before_the_run_stops(tmp_path, shapes, monkeypatch,
+                                                            diverged):
+    """An iteration that fails (a layer's output NaN or inf: the network is left as it was)
+    ends the run with the error, after saving _last at the iteration before it: nothing of
+    the run lost. Where the update before had already made a parameter NaN or inf (a rate
+    too high), nothing is saved and the error says so."""
+    from pydarknet.network import Network
+    train = Network.train_iteration
+
+    def failing(net, images, truths, timed=None):
+        if net.iteration == 3:
+            if diverged:
+                net.layers[0].params["biases"][0] = np.inf
+            raise pydarknet.PydarknetError("layer 0 (convolutional) produced NaN or inf")
+        return train(net, images, truths, timed)
+    monkeypatch.setattr(Network, "train_iteration", failing)
+    cfg = small_cfg(tmp_path, batch=2)
+    message = (r"NaN or inf; the update of iteration 3 had already made layer 0 biases NaN or "
+               r"inf \(the learning rate too high\?\): nothing saved; no checkpoint" if diverged
+               else r"NaN or inf; saved .*demo-shapes_last\.weights \(iteration 3\) to resume "
+               r"from")
+    with pytest.raises(pydarknet.PydarknetError, match=message):
+        run_training(cfg, shapes["data"], seed=1, backup=str(tmp_path), max_batches=10,
+                     log=lambda line: None)
+    assert (tmp_path / "demo-shapes_last.weights").exists() != diverged
+    if not diverged:
+        assert pydarknet.load(cfg, tmp_path / "demo-shapes_last.weights").iteration == 3
+
+
 def test_checkpoints_are_named_as_darknets_basecfg(tmp_path, shapes):
     """Darknet's basecfg: the cfg's file name up to its first '.'."""
     cfg = tmp_path / "yolo.train.cfg"

@@ -20,6 +20,7 @@ import time
 import traceback
 
 from ..dist import DataParallel, get_world
+from ..errors import PydarknetError
 from ..dist.reduce import broadcast_parameters
 from ..heads import MULTISCALE_HEADS, is_detector
 from ..http_stream import MjpegServer
@@ -217,6 +218,30 @@ class Trainer:
         if stream is not None:
             stream.write(img)
 
+    def _train_iteration(self, images, truths, timed):
+        """One iteration; where it fails (NaN or inf), a single-process run first saves _last:
+        the network as it was before that iteration, to resume from (with a lower rate or
+        cleaner data), unless the update before already made its parameters NaN or inf.
+        (Several ranks end together instead: a save would wait for the others.)"""
+        try:
+            return self.net.train_iteration(images, truths, timed)
+        except PydarknetError as e:
+            if self.world.size > 1:
+                raise
+            B = self.net.backend
+            bad = [f"layer {l.index} {k}" for l in self.net.layers
+                   for k, v in l.params.items() if not B.all_finite(v)]
+            if bad:
+                last = self.checkpoint_path("last")
+                raise PydarknetError(
+                    f"{e}; the update of iteration {self.net.iteration} had already made "
+                    f"{bad[0]} NaN or inf (the learning rate too high?): nothing saved; "
+                    + (f"resume from {last}" if os.path.exists(last) else
+                       "no checkpoint to resume from yet")) from None
+            path = self.save("last")
+            raise PydarknetError(f"{e}; saved {path} (iteration {self.net.iteration}) to "
+                                 f"resume from") from None
+
     def _on_signal(self, signum, frame):
         self._stop = True
 
@@ -308,7 +333,7 @@ class Trainer:
                 # one warms up), timed
                 timed = LayerSeconds(net.layers) if (self.benchmark_layers and self.root and
                                                      net.iteration == first + 1) else None
-                loss = net.train_iteration(images, truths, timed)
+                loss = self._train_iteration(images, truths, timed)
                 dt = time.time() - t0
                 if timed is not None:
                     self.log(timed.table())
