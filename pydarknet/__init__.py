@@ -13,4 +13,5 @@ from .network import Network, load
 __version__ = "0.1.0"
 
 __all__ = ["load", "Network", "parse_cfg", "parse_cfg_text", "CfgError", "CfgWarning",
-           "WeightsError", "WeightsWarning", "ShapeError", "NotSupportedError", "PydarknetError", "__version__"]
+           "WeightsError", "WeightsWarning", "ShapeError", "NotSupportedError", "PydarknetError",
+           "__version__"]

@@ -162,7 +162,7 @@ def describe_weights(network, path):
         out["fits"] = "whole"
         out["why"] = (f"every loaded layer's parameters, then {left} floats left unread: "
                       f"{_layers_set(trailing_dontload(network.layers))} dontload=1 after "
-                      f"them (Darknet reads nothing for it either)")
+                      f"them (Darknet reads nothing for such a layer either)")
     elif stop is None:
         out["fits"] = "mismatch"
         out["why"] = (f"{left} floats more than the network's {need}: written for another cfg "

@@ -20,8 +20,8 @@ import time
 import traceback
 
 from ..dist import DataParallel, get_world
-from ..errors import PydarknetError
 from ..dist.reduce import broadcast_parameters
+from ..errors import PydarknetError
 from ..heads import MULTISCALE_HEADS, is_detector
 from ..http_stream import MjpegServer
 from ..network import Network
