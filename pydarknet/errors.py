@@ -33,7 +33,8 @@ class WeightsError(PydarknetError, ValueError):
 
 class WeightsWarning(UserWarning):
     """A .weights file that loads, with floats left unread (past trailing dontload=1 layers,
-    as Darknet leaves them)."""
+    as Darknet leaves them), or a checkpoint whose .state.npz sidecar cannot be read (the run
+    resumes from the weights alone)."""
 
 
 class ShapeError(PydarknetError, ValueError):

@@ -108,6 +108,36 @@ def test_a_failed_iteration_saves_last_before_the_run_stops(tmp_path, shapes, mo
         assert pydarknet.load(cfg, tmp_path / "demo-shapes_last.weights").iteration == 3
 
 
+@pytest.mark.parametrize("damage", ["cut", "not a zip", "no rng"])
+def test_a_damaged_sidecar_is_warned_and_the_run_resumes_from_the_weights(tmp_path, shapes,
+                                                                         damage):
+    """A .state.npz that cannot be read whole (a copy cut short, another file) is no reason to
+    stop: the run resumes from the weights, as Darknet's would, and says what it lost."""
+    cfg = small_cfg(tmp_path, batch=2)
+    run_training(cfg, shapes["data"], seed=1, backup=str(tmp_path), max_batches=2,
+                 log=lambda line: None)
+    weights = tmp_path / "demo-shapes_final.weights"
+    sidecar = tmp_path / "demo-shapes_final.weights.state.npz"
+    raw = sidecar.read_bytes()
+    if damage == "cut":
+        sidecar.write_bytes(raw[:len(raw) // 2])
+    elif damage == "not a zip":
+        sidecar.write_text("hello")
+    else:
+        with np.load(sidecar) as npz:
+            arrays = dict(npz)
+        meta = json.loads(bytes(arrays["meta"]).decode())
+        del meta["rng"]
+        arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        np.savez(sidecar, **arrays)
+    with pytest.warns(pydarknet.WeightsWarning, match=r"state\.npz: cannot read this "
+                                                      r"checkpoint's state .*resuming from the "
+                                                      r"weights alone"):
+        run_training(cfg, shapes["data"], str(weights), seed=1, backup=str(tmp_path),
+                     max_batches=3, log=lambda line: None)
+    assert pydarknet.load(cfg, tmp_path / "demo-shapes_final.weights").iteration == 3
+
+
 def test_checkpoints_are_named_as_darknets_basecfg(tmp_path, shapes):
     """Darknet's basecfg: the cfg's file name up to its first '.'."""
     cfg = tmp_path / "yolo.train.cfg"

@@ -6,14 +6,19 @@ run loses them), the gradients of updates that dont_update or burnin_update skip
 weights' moving averages (``ema_alpha``), the RNG and data-loader state,
 the average loss and the chart history. Both
 are written to temporary files and renamed, so a run killed at any moment leaves valid files;
-a sidecar whose iteration differs from its weights' is ignored.
+a sidecar whose iteration differs from its weights' is ignored, and one that cannot be read
+(cut, damaged) is ignored with a warning: the run resumes from the weights alone, as Darknet's.
 """
 
 import json
 import os
+import warnings
+import zipfile
+import zlib
 
 import numpy as np
 
+from ..errors import WeightsWarning
 from .ema import MovingAverage, averaged_keys
 
 
@@ -52,32 +57,51 @@ def load_checkpoint_state(network, path):
     target = state_path(path)
     if not os.path.exists(target):
         return None
-    with np.load(target) as data:
-        meta = json.loads(bytes(data["meta"]).decode())
-        if meta.get("seen", -1) != network.seen and meta.get("iteration") != network.iteration:
-            return None                 # a sidecar of other weights
-        # the .weights header keeps only ``seen``, from which loading derived the iteration;
-        # with dynamic_minibatch that is not the count the sidecar kept
-        network.iteration = meta.get("iteration", network.iteration)
-        network.ensure_training()
-        for layer in network.layers:
-            for name, buf in getattr(layer, "momenta", {}).items():
-                key = f"m{layer.index}_{name}"
-                if key in data.files and data[key].shape == buf.shape:
-                    network.backend.copy_from_numpy(buf, data[key])
-        network.ema = _moving_average(network, data)
-        network.skipped_gradients = {}
-        for key in data.files:
-            if key.startswith("g"):
-                index, name = key[1:].split("_", 1)
-                network.skipped_gradients.setdefault(int(index), {})[name] = data[key]
-        for layer in network.layers:
-            saved = [data[f"s{layer.index}_{k}"] for k in range(3)
-                     if f"s{layer.index}_{k}" in data.files]
-            if saved and hasattr(layer, "restore_state"):
-                layer.restore_state(saved, network.backend)
+    data = _read_sidecar(target)
+    if data is None:
+        return None
+    meta = data.pop("meta")
+    if meta.get("seen", -1) != network.seen and meta.get("iteration") != network.iteration:
+        return None                 # a sidecar of other weights
+    # the .weights header keeps only ``seen``, from which loading derived the iteration;
+    # with dynamic_minibatch that is not the count the sidecar kept
+    network.iteration = meta.get("iteration", network.iteration)
+    network.ensure_training()
+    for layer in network.layers:
+        for name, buf in getattr(layer, "momenta", {}).items():
+            key = f"m{layer.index}_{name}"
+            if key in data and data[key].shape == buf.shape:
+                network.backend.copy_from_numpy(buf, data[key])
+    network.ema = _moving_average(network, data)
+    network.skipped_gradients = {}
+    for key in data:
+        if key.startswith("g"):
+            index, name = key[1:].split("_", 1)
+            network.skipped_gradients.setdefault(int(index), {})[name] = data[key]
+    for layer in network.layers:
+        saved = [data[f"s{layer.index}_{k}"] for k in range(3) if f"s{layer.index}_{k}" in data]
+        if saved and hasattr(layer, "restore_state"):
+            layer.restore_state(saved, network.backend)
     network.rng.bit_generator.state = meta.pop("rng")
     return meta
+
+
+def _read_sidecar(target):
+    """{name: array} of the sidecar, "meta" decoded (with its "rng"); None, with a warning,
+    where it cannot be read whole (a copy cut short, a damaged file)."""
+    try:
+        with open(target, "rb") as f, np.load(f) as npz:   # (closed even where np.load fails)
+            data = {k: npz[k] for k in npz.files}
+        data["meta"] = json.loads(bytes(data["meta"]).decode())
+        if "rng" not in data["meta"]:
+            raise KeyError("rng")
+        return data
+    except (OSError, ValueError, KeyError, TypeError, EOFError, zipfile.BadZipFile,
+            zlib.error) as e:
+        warnings.warn(f"{target}: cannot read this checkpoint's state ({type(e).__name__}: "
+                      f"{e}); resuming from the weights alone: momenta zero, the data order "
+                      f"and random draws anew, as Darknet resumes", WeightsWarning, stacklevel=3)
+        return None
 
 
 def _moving_average(network, data):
@@ -86,7 +110,7 @@ def _moving_average(network, data):
     arrays = {}
     for index, name in averaged_keys(network):
         key = f"e{index}_{name}"
-        if key not in data.files or data[key].shape != network.layers[index].params[name].shape:
+        if key not in data or data[key].shape != network.layers[index].params[name].shape:
             return None
         arrays[index, name] = np.array(data[key], np.float32)
     return MovingAverage(arrays) if arrays else None
