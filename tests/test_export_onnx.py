@@ -456,6 +456,18 @@ def test_heads_decode_nms(opset):
     assert [h["index"] for h in heads] == [2, 5, 8, 11]
 
 
+@pytest.mark.parametrize("point", ["left_top", "right_bottom"])
+def test_decode_gaussian_yolo_point(point):
+    """[Gaussian_yolo] yolo_point=left_top / right_bottom: the box's x, y are a corner, the
+    decoded centre moves by half its size (as pydarknet's and AB's decoding)."""
+    net = randomize(load_cfg_text(HEADS_CFG.replace("[Gaussian_yolo]\n",
+                                                    f"[Gaussian_yolo]\nyolo_point={point}\n"),
+                                  batch=1))
+    assert [l.yolo_point for l in net.layers if l.layer_type == "gaussian_yolo"] == [point]
+    _, got = check_network(net, image(net, 5), 18, decode=True)
+    assert_decoded_as_detector(got, net)
+
+
 YOLOV1_CFG = """[net]
 width=32
 height=32
