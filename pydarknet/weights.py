@@ -150,6 +150,7 @@ def describe_weights(network, path):
             else:
                 stop = layer
     left = total - pos
+    tail = trailing_dontload(network.layers) if stop is None and left else []
     out = {"header": header, "floats": total, "expected": need, "left": left,
            "stop": None if stop is None else stop.index}
     if stop is None and left == 0:
@@ -158,11 +159,11 @@ def describe_weights(network, path):
         out["fits"] = "backbone"
         out["why"] = (f"the parameters of layers 0..{stop.index - 1} exactly (a backbone: "
                       f"training loads it and starts layer {stop.index} on from random)")
-    elif stop is None and trailing_dontload(network.layers):
+    elif tail:
         out["fits"] = "whole"
         out["why"] = (f"every loaded layer's parameters, then {left} floats left unread: "
-                      f"{_layers_set(trailing_dontload(network.layers))} dontload=1 after "
-                      f"them (Darknet reads nothing for such a layer either)")
+                      f"{_layers_set(tail)} dontload=1 after them (Darknet reads nothing for "
+                      f"such a layer either)")
     elif stop is None:
         out["fits"] = "mismatch"
         out["why"] = (f"{left} floats more than the network's {need}: written for another cfg "
@@ -226,16 +227,16 @@ def _load_from(network, f, path, cutoff, allow_partial, gates):
                     f"{pos}, {total - pos} left){_skip_hint(layers)}")
             plan.append((layer, name))
             pos += count
-    tail = trailing_dontload(layers)
-    if cutoff is None and pos != total and tail:
+    if cutoff is None and pos != total:
+        tail = trailing_dontload(layers)
+        if not tail:
+            raise WeightsError(f"{path}: too many floats: the network expects {need}, the file "
+                               f"has {total} ({total - need} left over): it was written for a "
+                               f"different cfg (other filters, classes or layers)"
+                               f"{_skip_hint(layers)}")
         warnings.warn(f"{path}: {total - pos} floats after the last loaded layer left unread: "
                       f"{_layers_set(tail)} dontload=1 after it (Darknet reads nothing for "
                       f"such a layer either)", WeightsWarning, stacklevel=3)
-    elif cutoff is None and pos != total:
-        raise WeightsError(f"{path}: too many floats: the network expects {need}, the file has "
-                           f"{total} ({total - need} left over): it was written for a "
-                           f"different cfg (other filters, classes or layers)"
-                           f"{_skip_hint(layers)}")
     for layer, name in plan:
         dest = layer.params[name]
         values = np.fromfile(f, "<f4", dest.size)

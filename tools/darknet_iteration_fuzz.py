@@ -408,12 +408,11 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras
             for name, value in params[i].items():
                 want = np.asarray(theirs.params[name], np.float64)
                 # (a rolling statistic moves with the batch's, not with the layer's update)
-                err = parameter_error(value, want, first[name],
-                                      0.0 if name.startswith("rolling") else change)
+                layer_change = 0.0 if name.startswith("rolling") else change
+                err = parameter_error(value, want, first[name], layer_change)
                 if err > 1 and parameter_error(
                         np.where(cancelling(runs, k, i, name, net.net.adam), want, value),
-                        want,
-                        first[name], 0.0 if name.startswith("rolling") else change) <= 1:
+                        want, first[name], layer_change) <= 1:
                     return "rounding", (f"iteration {k + 1} layer {i} {theirs.type} {name}: "
                                         f"{err:.3g} times what may differ where its gradient "
                                         f"cancels")
