@@ -22,7 +22,8 @@ And as AB's GPU build: a normalised [shortcut] weight's gradient scaled by the n
 weight w (relu) or w(1 - w) (softmax); [scale_channels] scale_wh=1's scales' delta divided by
 the map's size (w x h); the revleaky and normalize_channels* gradients.
 And as AB's GPU build: a [maxpool] window wholly in the padding (index -1) passes no delta
-back (AB's CPU backward writes it before the delta's buffer).
+back (AB's CPU backward writes it before the delta's buffer); resize_network gives a
+[batchnorm] layer's normalisation buffers the new size (AB's CPU resize keeps the old).
 Beyond the -gpusem fixes, where AB's CPU and GPU builds both differ from the true gradient
 and pydarknet takes the true one (README: "deliberate differences"):
  - [local_avgpool] divides each output's delta among the inputs its forward averaged;
@@ -142,6 +143,12 @@ EDITS = {
          LOSS_SCALE + "void update_batchnorm_layer(layer l, int batch, float learning_rate, "
          "float momentum, float decay)\n{\n"
          "    learning_rate = learning_rate*l.learning_rate_scale / gpusem_loss_scale;\n"),
+        # AB's GPU resize reallocates the normalisation's buffers; its CPU one keeps them at
+        # the old size, and a larger size writes past them
+        ("    l->delta = (float*)realloc(l->delta, output_size * sizeof(float));\n",
+         "    l->delta = (float*)realloc(l->delta, output_size * sizeof(float));\n"
+         "    l->x = (float*)realloc(l->x, output_size * sizeof(float));\n"
+         "    l->x_norm = (float*)realloc(l->x_norm, output_size * sizeof(float));\n"),
     ],
     "src/activation_layer.c": [
         ("    copy_cpu(l.outputs*l.batch, l.delta, 1, state.delta, 1);\n}",

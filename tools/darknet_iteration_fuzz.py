@@ -15,7 +15,8 @@ burnin_update, stopbackward, train_only_bn, onlyforward; grad_centr and clip on
 convolutions, clip on [implicit]); with --loss-scale a [net] loss_scale and the heads'
 delta_normalizer (``scaled_losses``); with --ema a [net] ema_alpha, the network trained
 from where its moving average starts (``moving_average``); with --two-heads a second [yolo]
-or [Gaussian_yolo] head (``second_head``). Darknet trains it with
+or [Gaussian_yolo] head (``second_head``); with --resize the network resized after the
+first iteration (``resized_size``: AB's resize_network, random=1's). Darknet trains it with
 tools/darknet_iteration_oracle.c: AB's CPU build patched to the semantics of its GPU build
 (tools/darknet_gpusem_patch.py: the reference data's -gpusem runs, and the GPU build's
 updates), which pydarknet implements.
@@ -53,9 +54,10 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from darknet_forward_oracle import (HEAD_SECTIONS, MARGIN, _one_value_batch_norm,  # noqa: E402
-                                    _shortcut_reads_past, compile_against, head_options, moved,
-                                    randomize, random_cfg)
+from darknet_forward_oracle import (HEAD_SECTIONS, MARGIN, MOVE,  # noqa: E402
+                                    _one_value_batch_norm, _shortcut_reads_past,
+                                    compile_against, head_options, move_each_output, moved,
+                                    ofast_logistic_ones, randomize, random_cfg)
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.network import load, load_cfg_text  # noqa: E402
 from oracle_inputs import random_truths  # noqa: E402
@@ -176,6 +178,52 @@ def moving_average(seed, text):
 # the options that change a seed's cfg (--loss-scale, --ema, --two-heads): name -> f(seed, text)
 EXTRAS = {"loss_scale": scaled_losses, "ema": moving_average, "two_heads": second_head}
 
+# the layers AB's resize_network resizes (any other ends it with "Cannot resize this type of
+# layer": [connected], [local], [softmax], [implicit], [activation], [empty], ...)
+AB_RESIZES = {"convolutional", "crnn", "conv_lstm", "crop", "maxpool", "local_avgpool",
+              "batchnorm", "region", "yolo", "gaussian_yolo", "route", "shortcut",
+              "scale_channels", "sam", "dropout", "upsample", "reorg", "reorg_old", "avgpool",
+              "normalization", "cost"}
+
+
+def resized_size(seed, text, mini):
+    """(width, height) the network of ``text`` takes after the first iteration with --resize,
+    or None where AB cannot resize it (a layer outside AB_RESIZES) or none of 12 sizes drawn
+    from its own generator (as ``scaled_losses``) builds without what the fuzz skips (a
+    [shortcut] reading past, a batch norm of one value, ``reorg3d_mixes_images``): a size
+    the width's and height's own multiples of 8 away half the time (where strided layers
+    keep routes and shortcuts aligned), any from 4 to twice the size else (odd sizes: each
+    layer's rounding of its output size)."""
+    net = load_cfg_text(text)
+    if any(l.layer_type not in AB_RESIZES for l in net.layers):
+        return None
+    rng = np.random.default_rng([seed, 3])
+    W, H = net.net.width, net.net.height
+    for _ in range(12):
+        if rng.random() < 0.5:
+            w, h = (max(8, d + 8 * int(rng.integers(-2, 4))) for d in (W, H))
+        else:
+            w, h = (int(rng.integers(4, 2 * d + 1)) for d in (W, H))
+        if (w, h) == (W, H):
+            continue
+        try:
+            net.resize(w, h)
+        except PydarknetError:
+            continue
+        if not _one_value_batch_norm(net, mini) and not _shortcut_reads_past(net) and \
+                not reorg3d_mixes_images(net, mini):
+            return w, h
+    return None
+
+
+def reorg3d_mixes_images(net, mini):
+    """Whether a [reorg3d] of an input not a multiple of its stride wide or high meets a
+    mini-batch of more than one image: Darknet reads each image after the first partly from
+    the one before, pydarknet each image's own (README: deliberate difference; --resize seeds
+    730, 890, 1517: a reorg3d resized to 41x10)."""
+    return mini > 1 and any(l.layer_type == "reorg" and not l.reverse and
+                            (l.w % l.stride or l.h % l.stride) for l in net.layers)
+
 
 def reads_frozen_delta(net):
     """Whether a layer after the last stopbackward=1 sends a delta to one before it (a
@@ -189,10 +237,11 @@ def reads_frozen_delta(net):
 
 
 def write_case(tmp, text, net, x, truths):
-    """The oracle's inputs: tmp/n.cfg, n.weights (``net``'s parameters), x.bin, t.bin."""
+    """The oracle's inputs: tmp/n.cfg, n.weights (``net``'s parameters), x.bin (``x``: the
+    images, or a list of each iteration's), t.bin."""
     (tmp / "n.cfg").write_text(text)
     net.save_weights(str(tmp / "n.weights"))
-    np.ascontiguousarray(x, np.float32).tofile(tmp / "x.bin")
+    np.concatenate([np.ravel(a) for a in x]).astype(np.float32).tofile(tmp / "x.bin")
     np.ascontiguousarray(truths, np.float32).tofile(tmp / "t.bin")
 
 
@@ -205,11 +254,13 @@ def darknet_parameters(tmp, text, k):
     return ab
 
 
-def darknet_iterations(exe, darknet, tmp, iterations):
-    """Darknet's (loss, rate) of each iteration; its weights are in tmp/ab.K.weights."""
+def darknet_iterations(exe, darknet, tmp, iterations, size=None):
+    """Darknet's (loss, rate) of each iteration; its weights are in tmp/ab.K.weights.
+    ``size``: (width, height) the network is resized to after the first iteration."""
     r = subprocess.run([str(exe), str(tmp / "n.cfg"), str(tmp / "n.weights"),
                         str(tmp / "x.bin"), str(tmp / "t.bin"), str(iterations),
-                        str(tmp / "ab")], capture_output=True, timeout=600,
+                        str(tmp / "ab")] + [str(d) for d in size or ()],
+                       capture_output=True, timeout=600,
                        env=dict(os.environ, LD_LIBRARY_PATH=str(darknet)))
     if r.returncode:
         lines = r.stderr.decode(errors="replace").strip().splitlines() or [""]
@@ -217,15 +268,21 @@ def darknet_iterations(exe, darknet, tmp, iterations):
     return np.fromfile(tmp / "ab.loss", np.float32).reshape(-1, 2)
 
 
-def pydarknet_training(tmp, x, truths, rows, iterations, move=None):
-    """pydarknet's run of tmp/n.cfg from tmp/n.weights: (None, None, the starting parameters,
-    None, {}) then each iteration's (loss, learning rate, every layer's parameters, every
-    layer's gradients, the known differences met so far: ``watch_known_differences``), or
-    (the error, None, None, None, known) where it stopped. ``move``: an rng to move
-    its input, parameters and every layer's output by 2^-20 of themselves (the forward
-    oracle's ``moved``: how far its own rounding carries)."""
+def pydarknet_training(tmp, images, truths, rows, iterations, move=None, size=None):
+    """pydarknet's run of tmp/n.cfg from tmp/n.weights on each iteration's ``images``:
+    (None, None, the starting parameters, None, {}) then each iteration's (loss, learning
+    rate, every layer's parameters, every layer's gradients, the known differences met so
+    far: ``watch_known_differences``), or (the error, None, None, None, known) where it
+    stopped. ``move``: an rng to move its input, parameters and every layer's output by 2^-20
+    of themselves (the forward oracle's ``moved``: how far its own rounding carries).
+    ``size``: (width, height) the network is resized to after the first iteration."""
     pd = load(tmp / "n.cfg", tmp / "n.weights")
-    x = moved(pd, x, move)
+    x = [moved(pd, images[0], move)]
+    if move is not None:        # (moved has moved the parameters: the inputs alike)
+        x += [(a * (1 + MOVE * move.uniform(-1, 1, a.shape))).astype(a.dtype)
+              for a in images[1:]]
+    else:
+        x += list(images[1:])
     known = watch_known_differences(pd)
 
     def copies(arrays):
@@ -233,8 +290,15 @@ def pydarknet_training(tmp, x, truths, rows, iterations, move=None):
     runs = [(None, None, copies("params"), None, set())]
     for k in range(iterations):
         part = slice(k * rows, (k + 1) * rows)
+        if k == 1 and size:     # its layers rebuilt: the watches and moves again
+            pd.resize(*size)
+            watch_known_differences(pd, known)
+            if move is not None:
+                move_each_output(pd, lambda out, layer: (np.asarray(out) * (
+                    1 + MOVE * move.uniform(-1, 1, np.shape(out)))).astype(np.float32))
+                ofast_logistic_ones(pd)
         try:
-            loss = pd.train_iteration(x[part], truths[part])
+            loss = pd.train_iteration(x[k], truths[part])
         except PydarknetError as e:
             runs.append((e, None, None, None, set(known)))
             break
@@ -247,7 +311,7 @@ KINKS = {"relu": (0,), "relie": (0,), "ramp": (0,), "leaky": (0,), "revleaky": (
          "selu": (0,), "lhtan": (0, 1), "hardtan": (-1, 1), "plse": (0, 1), "relu6": (0, 6)}
 
 
-def watch_known_differences(net):
+def watch_known_differences(net, found=None):
     """A set that gets "region exp" when a [region] layer's w or h input is beyond exp's
     float32 range (above 88 or below -104: README's deliberate difference, a truth no
     anchor's box overlaps trains its own cell where AB's deltas go to the batch's first
@@ -255,8 +319,8 @@ def watch_known_differences(net):
     0 * expf(x) = NaN there) and "kink" when an output is within 1e-6 of the layer's largest
     of a point where its activation's gradient jumps (each implementation's rounding picks
     a side: lhtan's gradient is 1 or 0.001; a moved run, scaling every value, keeps the
-    side)."""
-    found = set()
+    side). ``found``: a set to add to instead (the same network's, resized)."""
+    found = set() if found is None else found
 
     def watched(layer, forward):
         def run(x, state):
@@ -314,7 +378,8 @@ def small_batch_norm(net, mini, i):
                mini * l.out_h * l.out_w <= 4 for l in net.layers[i:])
 
 
-def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras=()):
+def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras=(),
+                       resize=False):
     """(verdict, detail) of one random network's training: "ok", "differs" (the first
     parameter, loss or rate past its tolerance that pydarknet's own rounding does not
     explain), "rounding" (one it explains: MARGIN times its change when moved, or where the
@@ -324,7 +389,8 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras
     not finite or above 1e20: -FLT_MAX from a pooling window wholly in the padding),
     "darknet nan" (Darknet's parameters or loss not finite where pydarknet's are),
     "skipped", "darknet failed". ``extras``: names of EXTRAS, the cfg's changes ("ema"
-    also trains from iteration EMA_START)."""
+    also trains from iteration EMA_START); ``resize``: the network resized after the first
+    iteration (``resized_size``; skipped where it has none)."""
     rng = np.random.default_rng(seed)
     kind = HEADS[seed % len(HEADS)]
     text, mini, sub, C, H, W = random_training(rng, kind, more)
@@ -337,22 +403,30 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras
     if _one_value_batch_norm(net, mini) or _shortcut_reads_past(net) or \
             reads_frozen_delta(net):
         return "skipped", ""
+    size = resize and resized_size(seed, text, mini)
+    if resize and not size:
+        return "skipped", ""
     randomize(net, rng)
     rows = mini * sub
     if "ema" in extras:
         net.seen = EMA_START * rows
     x = rng.uniform(0, 1, (iterations * rows, C, H, W)).astype(np.float32)
     truths = random_truths(rng, net, iterations * rows)
+    images = [x[k * rows:(k + 1) * rows] for k in range(iterations)]
+    if size:    # the later iterations' images: their own generator's, at the new size
+        later = np.random.default_rng([seed, 4])
+        images[1:] = [later.uniform(0, 1, (rows, C, size[1], size[0])).astype(np.float32)
+                      for _ in images[1:]]
     net.forward(x[:mini], train=True, truths=truths[:mini])
     if any(np.abs(np.asarray(out)).max(initial=0) >= 1e30 for out in net.outputs):
         return "overflow", "a layer's output reaches 1e30 (-FLT_MAX: a pooling window " \
                            "wholly in the padding)"
-    write_case(tmp, text, net, x, truths)
+    write_case(tmp, text, net, images, truths)
     try:
-        darknet_runs = darknet_iterations(exe, darknet, tmp, iterations)
+        darknet_runs = darknet_iterations(exe, darknet, tmp, iterations, size or None)
     except RuntimeError as e:
         return "darknet failed", str(e)
-    runs, again = pydarknet_training(tmp, x, truths, rows, iterations), None
+    runs, again = pydarknet_training(tmp, images, truths, rows, iterations, size=size), None
     start = runs.pop(0)[2]
 
     def verdict(k, got, want, detail, key, first, layer_index=0):
@@ -360,8 +434,8 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras
         change since the start (``first``: pydarknet's unmoved start) against pydarknet's,
         the loss (``first`` None) itself."""
         nonlocal again
-        again = again or pydarknet_training(tmp, x, truths, rows, iterations,
-                                            np.random.default_rng(1))
+        again = again or pydarknet_training(tmp, images, truths, rows, iterations,
+                                            np.random.default_rng(1), size)
         if len(again) > k + 1 and again[k + 1][1] is not None:
             other = np.asarray(key(again[k + 1]), np.float64)
             if first is not None:
@@ -428,7 +502,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras
     return "ok", ""
 
 
-def fuzz(darknet, first, last, keep, more, iterations, extras):
+def fuzz(darknet, first, last, keep, more, iterations, extras, resize):
     counts = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
@@ -436,7 +510,7 @@ def fuzz(darknet, first, last, keep, more, iterations, extras):
         for seed in range(first, last):
             try:
                 verdict, detail = compare_iterations(seed, exe, darknet, tmp, iterations, more,
-                                                     extras)
+                                                     extras, resize)
             except Exception:
                 verdict, detail = "pydarknet failed", traceback.format_exc()[-600:]
             counts[verdict] = counts.get(verdict, 0) + 1
@@ -454,14 +528,15 @@ def fuzz(darknet, first, last, keep, more, iterations, extras):
 def regenerate(darknet):
     """tests/data/darknet_iterations.npz: Darknet's parameters after each iteration of the
     test's cases, and each iteration's loss and learning rate."""
-    from test_darknet_iterations import CASES, ITERATIONS, ORACLE, case_data
+    from test_darknet_iterations import CASES, ITERATIONS, ORACLE, RESIZED, case_data
     out = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
         exe = compile_against(darknet, "darknet_iteration_oracle.c", tmp / "iterate")
         for name, text in CASES.items():
             write_case(tmp, text, *case_data(name))
-            for k, loss_rate in enumerate(darknet_iterations(exe, darknet, tmp, ITERATIONS), 1):
+            for k, loss_rate in enumerate(darknet_iterations(exe, darknet, tmp, ITERATIONS,
+                                                             RESIZED.get(name)), 1):
                 out[f"{name}_{k}_loss"] = loss_rate
                 for i, layer in enumerate(darknet_parameters(tmp, text, k).layers):
                     for n, v in layer.params.items():
@@ -491,13 +566,16 @@ def main():
                     "moving average starts (and is applied two iterations later)" % EMA_START)
     ap.add_argument("--two-heads", action="store_true",
                     help="a second [yolo] or [Gaussian_yolo] head beside the first")
+    ap.add_argument("--resize", action="store_true",
+                    help="resize the network after the first iteration (random=1's "
+                    "resize_network), to a size of its own generator")
     a = ap.parse_args()
     if a.regenerate:
         return regenerate(pathlib.Path(a.darknet).resolve())
     if a.last is None:
         ap.error("give FIRST and LAST seeds, or --regenerate")
     fuzz(pathlib.Path(a.darknet).resolve(), a.first, a.last, a.keep, a.more_layers,
-         a.iterations, [name for name in EXTRAS if getattr(a, name)])
+         a.iterations, [name for name in EXTRAS if getattr(a, name)], a.resize)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,11 @@
 // AB Darknet's training iterations with the semantics of its GPU build, run by its CPU build
 // patched by tools/darknet_gpusem_patch.py: the oracle of tools/darknet_iteration_fuzz.py.
-// Usage: iterate CFG WEIGHTS INPUT TRUTH ITERATIONS OUT
+// Usage: iterate CFG WEIGHTS INPUT TRUTH ITERATIONS OUT [WIDTH HEIGHT]
 // INPUT: ITERATIONS x batch images (raw float32; batch = the cfg's mini-batch x subdivisions,
 // in subdivision order); TRUTH: as many rows of the network's truths (a detector's boxes
 // x y w h class id, a classifier's one-hot row), float32.
+// WIDTH HEIGHT: after the first iteration the network is resized to them (resize_network,
+// as random=1 training does), and the later iterations' images are of that size.
 // Each iteration is train_network's, with what its GPU build does differently:
 //  - every layer's delta is zeroed before each pass (forward_network_gpu; the CPU build
 //    zeroes only the deltas of layers with l.train set: bug 1 of the reference README), and
@@ -99,7 +101,10 @@ static void moving_average(network net) {
 
 int main(int argc, char **argv) {
     int i, k, s;
-    if (argc != 7) { fprintf(stderr, "usage: iterate CFG WEIGHTS INPUT TRUTH ITERATIONS OUT\n"); return 2; }
+    if (argc != 7 && argc != 9) {
+        fprintf(stderr, "usage: iterate CFG WEIGHTS INPUT TRUTH ITERATIONS OUT [WIDTH HEIGHT]\n");
+        return 2;
+    }
     network net = parse_network_cfg_custom(argv[1], 0, 0);
     gpusem_loss_scale = net.loss_scale;
     load_weights(&net, argv[2]);
@@ -109,20 +114,35 @@ int main(int argc, char **argv) {
     for (i = 0; i < net.n; ++i)
         if (net.layers[i].truths > truths) truths = net.layers[i].truths;
     if (!truths) truths = net.layers[net.n - 1].outputs;    // a classifier's one-hot rows
-    float *x = read_floats(argv[3], (size_t)iterations * rows * net.inputs);
+    int resize_w = argc == 9 ? atoi(argv[7]) : 0, resize_h = argc == 9 ? atoi(argv[8]) : 0;
+    // each image's floats, the first iteration's and the later ones' (resize_network leaves
+    // net.inputs as it was: the first layer's are the new size's)
+    size_t inputs = net.inputs, later_inputs = inputs;
+    if (resize_w) later_inputs = inputs / ((size_t)net.w * net.h) * resize_w * resize_h;
+    float *x = read_floats(argv[3], (size_t)rows * (inputs + (iterations - 1) * later_inputs));
     float *t = read_floats(argv[4], (size_t)iterations * rows * truths);
-    float *input_delta = calloc((size_t)net.batch * net.inputs, sizeof(float));
+    float *input_delta = calloc((size_t)net.batch * (inputs > later_inputs ? inputs :
+                                                     later_inputs), sizeof(float));
     int trained_from = 0;
     for (i = 0; i < net.n; ++i) if (net.layers[i].stopbackward == 1) trained_from = i;
     for (i = trained_from; i < net.n; ++i) if (net.layers[i].update) net.layers[i].train = 1;
     char path[4096];
     snprintf(path, sizeof(path), "%s.loss", argv[6]);
     FILE *losses = fopen(path, "wb");
+    float *images = x;
     for (k = 0; k < iterations; ++k) {
         float sum = 0;
+        if (k == 1 && resize_w) {
+            resize_network(&net, resize_w, resize_h);
+            free(net.workspace);
+            net.workspace = calloc((size_t)1 << 24, sizeof(float));
+            inputs = later_inputs;
+        }
         for (s = 0; s < net.subdivisions; ++s) {
             size_t row = (size_t)k * rows + (size_t)s * net.batch;
-            for (i = 0; i < net.n; ++i)
+            // (not the frozen layers' before the last stopbackward=1: none is read, and the
+            // resize leaves those of a layer without l.train at the old size)
+            for (i = trained_from; i < net.n; ++i)
                 if (net.layers[i].delta)
                     memset(net.layers[i].delta, 0, sizeof(float) * net.layers[i].outputs *
                                                     net.layers[i].batch);
@@ -130,7 +150,7 @@ int main(int argc, char **argv) {
             net.current_subdivision = s;
             network_state state = {0};
             state.net = net;
-            state.input = x + row * net.inputs;
+            state.input = images + (size_t)s * net.batch * inputs;
             state.truth = t + row * truths;
             state.train = 1;
             state.workspace = net.workspace;
@@ -138,6 +158,7 @@ int main(int argc, char **argv) {
             backward(net, state, input_delta);
             sum += get_network_cost(net);
         }
+        images += (size_t)rows * inputs;
         *net.cur_iteration += 1;
         update(net);
         moving_average(net);
