@@ -134,6 +134,26 @@ def test_broken_cfgs_raise_errors_naming_file_line_option(tmp_path, text, patter
             build(text, tmp_path)
 
 
+def test_reorg3d_of_a_size_not_a_multiple_of_its_stride_warns_and_keeps_images_apart(tmp_path):
+    """Darknet's reorg3d reads a 5x4 input as rows of 4 values, and each image after a batch's
+    first from the image before's last values on; pydarknet reads rows as Darknet does but
+    each image's own values."""
+    text = "[net]\nbatch=2\nwidth=5\nheight=4\nchannels=1\n[reorg3d]\nstride=2\n"
+    with pytest.warns(CfgWarning, match=r"t.cfg:6: \[reorg3d\] stride=2 of a 5x4 input, not "
+                      r"multiples of 2: Darknet reads it as rows of 4 values"):
+        net = build(text, tmp_path)
+    x = np.arange(40, dtype=np.float32).reshape(2, 1, 4, 5)
+    y = np.asarray(net.forward(x))
+    # reorg_cpu's first image: channel offset % 2 picks the column, offset // 2 the row, of
+    # the 20 values read as 4-wide rows
+    flat = x[0].ravel()
+    want = [[flat[(2 * i + o % 2) + 4 * (2 * j + o // 2)] for j in range(2) for i in range(2)]
+            for o in range(4)]
+    assert y.shape == (2, 4, 2, 2)
+    np.testing.assert_array_equal(y[0].reshape(4, 4), want)
+    np.testing.assert_array_equal(y[1], y[0] + 20)
+
+
 def test_missing_cfg_file(tmp_path):
     with pytest.raises(pydarknet.CfgError, match="nope.cfg: cannot read"):
         pydarknet.Network(tmp_path / "nope.cfg")

@@ -1,7 +1,10 @@
 """[reorg3d] and [reorg]: Darknet's space-to-depth reorganisations (REORG, REORG_OLD)."""
 
+import warnings
+
 import numpy as np
 
+from ..cfg import CfgWarning
 from .base import Layer
 from .registry import register
 
@@ -90,6 +93,21 @@ class Reorg(_Reorg):
 
     def _call_geometry(self):
         return self.out_w, self.out_h, self.out_c
+
+    def _check_geometry(self, s):
+        super()._check_geometry(s)
+        st = self.stride
+        if not self.reverse and (self.w % st or self.h % st):
+            # reorg_cpu takes rows of out_w x stride values and images of out_w x out_h x
+            # out_c: the rest of each row is read as the next row's start, and each image
+            # after a batch's first starts inside the one before (tools/darknet_iteration_fuzz
+            # --resize: a reorg3d on 41x10 images)
+            warnings.warn(f"{s.path}:{s.line}: [reorg3d] stride={st} of a {self.w}x{self.h} "
+                          f"input, not multiples of {st}: Darknet reads it as rows of "
+                          f"{self.out_w * st} values, and from the second image of a batch on "
+                          "partly the image before; pydarknet reads rows as Darknet does but "
+                          "each image's own values (a batch of one equals Darknet's)",
+                          CfgWarning, stacklevel=2)
 
 
 @register("reorg")
