@@ -154,8 +154,8 @@ def test_detection_heads_train_alike_on_the_emulated_device(emulated, head):
 @pytest.mark.filterwarnings("ignore:.*learning_rate.*has no effect")   # ([local]'s, meant)
 @pytest.mark.parametrize("name", test_darknet_iterations.CASES)
 def test_darknet_iterations_on_the_emulated_device(emulated, name):
-    """The iteration oracle's networks (optimiser, update options, loss_scale, ema_alpha):
-    three iterations give AB's own parameters."""
+    """The iteration oracle's networks (optimiser, update options, loss_scale, ema_alpha, a
+    resize): three iterations give AB's own parameters."""
     test_darknet_iterations.check_iterations(name, test_darknet_iterations.load_oracle(),
                                              "cuda:0")
 

@@ -12,7 +12,8 @@ burn_in and the policies, Adam, a layer's learning_rate= (read by [convolutional
 [connected], [batchnorm], [shortcut] and [implicit]; not by [local]), dont_update and
 burnin_update (the skipped iterations' gradients kept for the first update), stopbackward=1
 and =N, train_only_bn, onlyforward (passed through by [empty]), grad_centr and clip,
-[net] loss_scale with a head's delta_normalizer, ema_alpha."""
+[net] loss_scale with a head's delta_normalizer, ema_alpha, and a network resized between
+iterations (random=1's resize_network)."""
 
 import pathlib
 
@@ -127,20 +128,39 @@ CASES = {
         "stopbackward=1\n"
         "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=swish\n"
         + YOLO),
+    # resized after the first iteration (random=1's resize_network, to a size no multiple
+    # of 32): momenta, Adam's moments, rolling statistics and the burn-in go on; [route],
+    # [shortcut], [upsample] and two [yolo] heads resized
+    "resized": NET.format(batch=4, sub=2, w=32, h=24, c=3, lr=0.003, momentum=0.9,
+                          decay=0.0005, burn_in=2) + (
+        "adam=1\nB1=0.9\nB2=0.99\neps=0.0001\npolicy=steps\nsteps=2\nscales=0.5\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=mish\n"
+        "[maxpool]\nsize=2\nstride=2\n"
+        "[convolutional]\nfilters=4\nsize=3\npad=1\nbatch_normalize=1\nactivation=leaky\n"
+        "[shortcut]\nfrom=-2\nactivation=linear\n"
+        "[convolutional]\nfilters=6\nsize=3\nstride=2\npad=1\nactivation=swish\n"
+        + YOLO +
+        "[route]\nlayers=-3\n[upsample]\nstride=2\n[route]\nlayers=-1,-6\n"
+        "[convolutional]\nfilters=7\nsize=1\nactivation=linear\n"
+        "[yolo]\nmask=3\nanchors=4,5, 8,9, 14,10, 20,25\nclasses=2\nnum=4\n"),
 }
 # the iteration a case starts from (its weights file's images seen)
 STARTS = {"ema": 1001}
+# the (width, height) a case is resized to after its first iteration
+RESIZED = {"resized": (40, 16)}
 
 
 def case_data(name, device="cpu"):
-    """(network with random parameters, images, truths) of a case: every iteration's rows."""
+    """(network with random parameters, each iteration's images, truths: every iteration's
+    rows). The images after the first are RESIZED's size where the case has one."""
     net = load_cfg_text(CASES[name], device=device)
     rng = np.random.default_rng(sum(map(ord, name)))
     randomize(net, rng)
     n = net.net
-    rows = ITERATIONS * n.mini_batch * n.subdivisions
-    x = rng.uniform(0, 1, (rows, n.channels, n.height, n.width)).astype(np.float32)
-    truths = random_truths(rng, net, rows)
+    rows = n.mini_batch * n.subdivisions
+    sizes = [(n.width, n.height)] + [RESIZED.get(name, (n.width, n.height))] * (ITERATIONS - 1)
+    x = [rng.uniform(0, 1, (rows, n.channels, h, w)).astype(np.float32) for w, h in sizes]
+    truths = random_truths(rng, net, ITERATIONS * rows)
     net.iteration = STARTS.get(name, 0)
     net.seen = net.iteration * n.mini_batch * n.subdivisions
     return net, x, truths
@@ -178,8 +198,9 @@ def check_iterations(name, oracle, device="cpu", slack=1.0):
     start = [{k: np.array(v) for k, v in layer.params.items()} for layer in net.layers]
     rows = net.net.mini_batch * net.net.subdivisions
     for k in range(1, ITERATIONS + 1):
-        part = slice((k - 1) * rows, k * rows)
-        loss = net.train_iteration(x[part], truths[part])
+        if k == 2 and name in RESIZED:
+            net.resize(*RESIZED[name])
+        loss = net.train_iteration(x[k - 1], truths[(k - 1) * rows:k * rows])
         want_loss, want_rate = oracle[f"{name}_{k}_loss"]
         assert net.learning_rate == pytest.approx(want_rate, rel=1e-6), k
         assert loss == pytest.approx(want_loss, rel=1e-4 * slack), k

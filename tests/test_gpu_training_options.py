@@ -22,8 +22,8 @@ def test_gpu_build_training_options_cpu_and_gpu_agree(cuda, name):  # noqa: F811
 @pytest.mark.filterwarnings("ignore:.*learning_rate.*has no effect")   # ([local]'s, meant)
 @pytest.mark.parametrize("name", test_darknet_iterations.CASES)
 def test_darknet_iterations_on_the_gpu(cuda, name):  # noqa: F811
-    """The iteration oracle's networks (optimiser, update options, loss_scale, ema_alpha) on
-    the GPU against AB's own parameters, with 10 times the CPU's slack for cuDNN's and
-    cuBLAS's summation orders."""
+    """The iteration oracle's networks (optimiser, update options, loss_scale, ema_alpha, a
+    resize) on the GPU against AB's own parameters, with 10 times the CPU's slack for cuDNN's
+    and cuBLAS's summation orders."""
     test_darknet_iterations.check_iterations(name, test_darknet_iterations.load_oracle(),
                                              DEVICE, slack=10)
