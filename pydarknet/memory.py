@@ -92,13 +92,15 @@ def cuda_conv_workspace(layer, batch):
     return min(batch * per_image, max(CUDA_WORKSPACE, per_image))
 
 
-def network_memory(network, batch=None, train=None, device=None):
+def network_memory(network, batch=None, train=None, device=None, layers=None):
     """[LayerMemory] for every layer and the total bytes: parameters and activations of all
-    layers plus the largest workspace (one workspace is shared, as in Darknet)."""
+    layers plus the largest workspace (one workspace is shared, as in Darknet). ``layers``:
+    other layers of the network's than its own (a resize's old ones)."""
     batch = network.batch if batch is None else batch
     train = network.train_alloc if train is None else train
     device = network.device if device is None else device
-    rows = [layer_memory(layer, batch, train, device) for layer in network.layers]
+    rows = [layer_memory(layer, batch, train, device)
+            for layer in (network.layers if layers is None else layers)]
     total = sum(r.total for r in rows) + max((r.workspace for r in rows), default=0)
     return rows, total
 

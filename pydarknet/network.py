@@ -11,7 +11,7 @@ from .errors import CfgError, PydarknetError, ShapeError
 from .layers import BuildContext, layer_class
 from .layers.base import output_layer
 from .layers.yolo_reject import DeltaRejection
-from .memory import check_fits, format_bytes
+from .memory import available_host_memory, check_fits, format_bytes, network_memory
 from .net_options import NetOptions
 from .no_effect import NoEffectOptions
 from .output_pool import OutputPool, Slots
@@ -36,9 +36,9 @@ class Network:
             sections = parse_cfg(self.cfg_path)
         net_section = sections[0]
         if width is not None:
-            _override(net_section, "width", width)
+            _override(net_section, "width", _image_size(width, "width"))
         if height is not None:
-            _override(net_section, "height", height)
+            _override(net_section, "height", _image_size(height, "height"))
         self.net = NetOptions(net_section)
         no_effect = NoEffectOptions()
         no_effect.take(net_section, "net")
@@ -246,6 +246,7 @@ class Network:
         """Change the input resolution in place (Darknet's resize_network, used for random=1
         multi-scale training): layers are rebuilt, parameters and their buffers shared."""
         import warnings
+        width, height = _image_size(width, "width"), _image_size(height, "height")
         if (width, height) == (self.net.width, self.net.height):
             return
         old, old_net = self.layers, self.net
@@ -267,6 +268,8 @@ class Network:
                                  f"({old_net.width}x{old_net.height}); only a network without "
                                  "such layers (fully convolutional, or global pooling before "
                                  "[connected]) resizes")
+            if isinstance(self.device, str) and parse_device(self.device)[0] == "cpu":
+                self._check_resized_fits(old, old_net)
         except Exception:           # the network stays as it was
             _override(net_section, "width", old_net.width)
             _override(net_section, "height", old_net.height)
@@ -281,6 +284,17 @@ class Network:
         self._buffers = {}
         self._pool = self._delta_slots = None
         self.outputs = [None] * len(self.layers)
+
+    def _check_resized_fits(self, old_layers, old_net):
+        """As the constructor's check_fits, for what the new size needs beyond the old size's
+        buffers (which the resize frees): a random=1 resize too large for the machine stops
+        naming the layer instead of the process being killed."""
+        available = available_host_memory()
+        if available is not None:
+            freed = network_memory(self, layers=old_layers)[1]
+            check_fits(self, available + freed,
+                       f"this machine's memory at {self.net.width}x{self.net.height} (with "
+                       f"the {old_net.width}x{old_net.height} buffers the resize frees)")
 
     # -- training ------------------------------------------------------------------------
     def check_trainable(self):
@@ -362,6 +376,14 @@ class Network:
     def save_weights(self, path, cutoff=None, replace=None):
         self.params_to_host()
         weights_io.save_weights(self, path, cutoff, replace)
+
+
+def _image_size(value, what):
+    """A width or height given to Network or resize: a positive integer (numpy's too; not a
+    bool, a float or a string, which int() would quietly turn into another size)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ShapeError(f"{what} must be a positive integer, found {value!r}")
+    return int(value)
 
 
 def _override(section, key, value):

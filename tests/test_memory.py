@@ -129,3 +129,33 @@ def test_recurrent_layers_count_every_step_and_the_subdivisions_the_time_steps(r
     assert 2.2e9 < total < 3.5e9
     report = memory_report(net, {"cpu": 4 << 30})
     assert "x time_steps 576 rows" in report and "8 (the cfg's)" in report
+
+
+def test_a_resize_beyond_memory_is_refused_and_the_network_stays(monkeypatch):
+    """random=1's resize checks what the new size needs beyond the buffers it frees."""
+    net = pydarknet.network.load_cfg_text(CFG.format(filters=6))
+    small, big = network_memory(net)[1], None
+    net.resize(64, 64)
+    big = network_memory(net)[1]
+    net.resize(32, 32)
+    monkeypatch.setattr(pydarknet.network, "available_host_memory", lambda: big - small)
+    net.resize(64, 64)                  # exactly what the old buffers and the rest give
+    net.resize(32, 32)
+    monkeypatch.setattr(pydarknet.network, "available_host_memory", lambda: big - small - 1)
+    with pytest.raises(pydarknet.PydarknetError, match=r"<cfg>:\d+: layer \d+ .* more than "
+                       r"this machine's memory at 64x64 \(with the 32x32 buffers the resize "
+                       r"frees\)"):
+        net.resize(64, 64)
+    assert net.input_shape == (3, 32, 32)
+    assert np.asarray(net.forward(np.zeros((2, 3, 32, 32), np.float32))).shape[0] == 2
+
+
+@pytest.mark.parametrize("size", [(0, 32), (-32, 32), (32.5, 32), ("64", 64), (True, 32)])
+def test_sizes_must_be_positive_integers(size):
+    net = pydarknet.network.load_cfg_text(CFG.format(filters=6), init=False)
+    with pytest.raises(pydarknet.ShapeError, match=r"width must be a positive integer, found "):
+        net.resize(*size)
+    with pytest.raises(pydarknet.ShapeError, match=r"height must be a positive integer"):
+        pydarknet.network.load_cfg_text(CFG.format(filters=6), init=False, height=size[0])
+    net.resize(np.int64(64), 48)
+    assert net.input_shape == (3, 48, 64)
