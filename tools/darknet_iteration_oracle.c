@@ -140,8 +140,9 @@ int main(int argc, char **argv) {
         }
         for (s = 0; s < net.subdivisions; ++s) {
             size_t row = (size_t)k * rows + (size_t)s * net.batch;
-            // (not the frozen layers' before the last stopbackward=1: none is read, and the
-            // resize leaves those of a layer without l.train at the old size)
+            // (not the frozen layers' before the last stopbackward=1: none is read, and
+            // resize_network leaves those of a layer without l.train at the old size, which
+            // forward_network_gpu's zeroing writes past: a bug of both of AB's builds)
             for (i = trained_from; i < net.n; ++i)
                 if (net.layers[i].delta)
                     memset(net.layers[i].delta, 0, sizeof(float) * net.layers[i].outputs *
