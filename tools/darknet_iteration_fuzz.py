@@ -190,7 +190,8 @@ def resized_size(seed, text, mini):
     """(width, height) the network of ``text`` takes after the first iteration with --resize,
     or None where AB cannot resize it (a layer outside AB_RESIZES) or none of 12 sizes drawn
     from its own generator (as ``scaled_losses``) builds without what the fuzz skips (a
-    [shortcut] reading past, a batch norm of one value, ``reorg3d_mixes_images``): a size
+    [shortcut] reading past, a batch norm of one value, ``reorg3d_mixes_images``,
+    ``resized_shortcut_resamples``): a size
     the width's and height's own multiples of 8 away half the time (where strided layers
     keep routes and shortcuts aligned), any from 4 to twice the size else (odd sizes: each
     layer's rounding of its output size)."""
@@ -211,9 +212,18 @@ def resized_size(seed, text, mini):
         except PydarknetError:
             continue
         if not _one_value_batch_norm(net, mini) and not _shortcut_reads_past(net) and \
-                not reorg3d_mixes_images(net, mini):
+                not reorg3d_mixes_images(net, mini) and not resized_shortcut_resamples(net):
             return w, h
     return None
+
+
+def resized_shortcut_resamples(net):
+    """Whether a [shortcut] adds a layer of another size than its own: AB builds such a
+    shortcut (shortcut_cpu samples the larger), but its resize_shortcut_layer asserts equal
+    sizes (--more-layers --resize seeds 22524, 22768)."""
+    return any(l.layer_type == "shortcut" and
+               any((net.layers[i].out_w, net.layers[i].out_h) != (l.w, l.h) for i in l.layers)
+               for l in net.layers)
 
 
 def reorg3d_mixes_images(net, mini):
@@ -421,6 +431,13 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras
     if any(np.abs(np.asarray(out)).max(initial=0) >= 1e30 for out in net.outputs):
         return "overflow", "a layer's output reaches 1e30 (-FLT_MAX: a pooling window " \
                            "wholly in the padding)"
+    if size:    # (the new size can put a pooling window wholly in the padding too)
+        net.resize(*size)
+        net.forward(images[1][:mini], train=True, truths=truths[rows:rows + mini])
+        over = any(np.abs(np.asarray(out)).max(initial=0) >= 1e30 for out in net.outputs)
+        net.resize(W, H)
+        if over:
+            return "overflow", "at the new size a layer's output reaches 1e30"
     write_case(tmp, text, net, images, truths)
     try:
         darknet_runs = darknet_iterations(exe, darknet, tmp, iterations, size or None)
