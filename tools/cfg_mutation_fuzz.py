@@ -10,7 +10,9 @@ or two of its options to an edge value (0, negative, fractional, a list, text, n
 Networks under 5 BFLOPs then run one forward pass. Huge values and networks of more than 20M
 parameters are left out: they only test memory. With ``--train`` each network is built with its
 cfg's batch and subdivisions instead and trains two iterations on random images and truths
-(boxes for a detector, one-hot rows otherwise).
+(boxes for a detector, one-hot rows otherwise). With ``--resize`` the network is then resized
+(Network.resize, random=1's) to a size drawn from the seed's own generator, from 4 to twice
+the cfg's, and runs or trains again: it must, or refuse the size with a PydarknetError.
 """
 
 import argparse
@@ -73,26 +75,46 @@ def random_truths(net, rng):
     return truths
 
 
-def run_once(text, train):
-    """Build (and run or train) one cfg; returns what happened: 'ran', or raises."""
+def run_once(text, train, sizes=None):
+    """Build (and run or train) one cfg; returns what happened: 'ran' or 'trained' (with
+    ``sizes``, a generator of sizes: ', resized' where it then resized and ran or trained
+    again, ', resize refused' where the size was refused), or raises."""
     if not train:
         net = Network(parse_cfg_text(text, "fuzz.cfg"), batch=1, init=False)
         if net.param_count() > 20_000_000:
             raise Timeout()            # (too big to be worth the memory)
         net.init_weights()
-        if net.total_bflops < 5:
-            x = np.random.default_rng(0).random((1,) + net.input_shape, dtype=np.float32)
-            net.forward(x)
-        return "ran"
-    net = Network(parse_cfg_text(text, "fuzz.cfg"), init=False)
-    if net.param_count() > 20_000_000 or net.total_bflops * net.net.batch > 5:
-        raise Timeout()
-    net.init_weights()
-    rng = np.random.default_rng(0)
-    for _ in range(2):
-        images = rng.random((net.net.batch,) + net.input_shape, dtype=np.float32)
-        net.train_iteration(images, random_truths(net, rng))
-    return "trained"
+
+        def run():
+            if net.total_bflops < 5:
+                x = np.random.default_rng(0).random((1,) + net.input_shape, dtype=np.float32)
+                net.forward(x)
+        kind = "ran"
+    else:
+        net = Network(parse_cfg_text(text, "fuzz.cfg"), init=False)
+        if net.param_count() > 20_000_000 or net.total_bflops * net.net.batch > 5:
+            raise Timeout()
+        net.init_weights()
+        rng = np.random.default_rng(0)
+
+        def run():
+            if net.total_bflops * net.net.batch > 5:
+                raise Timeout()
+            images = rng.random((net.net.batch,) + net.input_shape, dtype=np.float32)
+            net.train_iteration(images, random_truths(net, rng))
+        run()
+        kind = "trained"
+    run()
+    if sizes is None:
+        return kind
+    W, H = net.net.width, net.net.height
+    try:
+        net.resize(int(sizes.integers(4, max(2 * W, 4) + 1)),
+                   int(sizes.integers(4, max(2 * H, 4) + 1)))
+    except PydarknetError:
+        return kind + ", resize refused"
+    run()
+    return kind + ", resized"
 
 
 def main():
@@ -105,6 +127,8 @@ def main():
                     "forward pass")
     ap.add_argument("--more-layers", action="store_true", help="random networks of more "
                     "layer kinds (darknet_forward_oracle.random_cfg's more)")
+    ap.add_argument("--resize", action="store_true", help="then resize the network and run "
+                    "or train it again")
     a = ap.parse_args()
     corpus = sorted(p for p in pathlib.Path(a.corpus).glob("*.cfg")
                     if "tiny" in p.name or "cifar" in p.name)
@@ -115,7 +139,8 @@ def main():
         text = mutated(np.random.default_rng(seed), corpus, a.more_layers)
         signal.alarm(20)
         try:
-            kind = run_once(text, a.train)
+            kind = run_once(text, a.train,
+                            np.random.default_rng([seed, 3]) if a.resize else None)
         except PydarknetError:
             kind = "refused"
         except (Timeout, MemoryError):
