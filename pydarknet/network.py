@@ -90,6 +90,9 @@ class Network:
             ctx = BuildContext(n, index, self.layers, w, h, c, inputs, self.batch,
                                self.train_alloc)
             layer = cls(section, ctx)
+            if layer.outputs <= 0:      # (each layer's own check says why where it has one)
+                raise section.error(f"output would be empty ({layer.out_w}x{layer.out_h}x"
+                                    f"{layer.out_c}): its input is {w}x{h}x{c}")
             layer.read_common(section)
             no_effect.take(section, cls.section_name)
             section.warn_unused()

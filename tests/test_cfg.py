@@ -103,6 +103,7 @@ BROKEN = [
     ("dropout", NET + "[dropout]\nprobability=1.5\n", r"\[dropout\] probability: probability must be in"),
     ("reorg channels", NET + "[reorg]\nstride=2\n", r"t.cfg:6: \[reorg\] stride: reorganises 3 channels, which must be a multiple of stride² = 4"),
     ("reorg3d reverse channels", NET + "[convolutional]\nfilters=4\nsize=1\n[reorg3d]\nstride=2\nreverse=1\n", r"\[reorg3d\] stride: reverse=1 reorganises 1 channels"),
+    ("reorg3d empty", NET + "[reorg3d]\nstride=99\n", r"t.cfg:5: \[reorg3d\]: output would be empty \(0x0x29403\): its input is 32x32x3"),
     ("reorg odd size", "[net]\nwidth=9\nheight=8\nchannels=4\n[reorg]\nstride=2\n", r"\[reorg\] stride: needs an input whose width and height are multiples of 2"),
     ("local pad", NET + "[local]\nfilters=2\nsize=1\npad=1\n", r"t.cfg:8: \[local\] pad: pad=1 with size=1 gives Darknet's im2col another number"),
     ("two deforms", NET + "[convolutional]\nfilters=2\nsize=3\nsway=1\nrotate=1\n", r"t.cfg:9: \[convolutional\] rotate: only one of sway, rotate, stretch and stretch_sway"),
