@@ -152,7 +152,8 @@ def test_loss_scale_in_a_connected_layer_divides_its_updates():
     from pydarknet.train.sgd import update_layer
     g = np.random.default_rng(0)
     w, u, d = (g.standard_normal(6).astype(np.float32) for _ in range(3))
-    layer = SimpleNamespace(loss_scale_undone="updates", learning_rate_scale=1.0,
+    layer = SimpleNamespace(layer_type="connected", loss_scale_undone="updates",
+                            learning_rate_scale=1.0,
                             decayed=("w",), params={"w": w.copy()}, grads={"w": d.copy()},
                             momenta={"w": u.copy()})
     update_layer(get_backend("cpu"), layer, 0.1, 0.9, 0.0005, 4, loss_scale=8.0)

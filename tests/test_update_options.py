@@ -4,7 +4,8 @@ holds a multiple of 32 values; ``clip=C`` clamps the weights of [convolutional] 
 layers to [-C, C] after it. AB's CPU build does neither. A weighted [shortcut]'s update
 (update_shortcut_layer_gpu) has no decay and clamps its update to [-1, 1]. And ``[net]
 weights_reject_freq`` (train_network's reject_similar_weights after the update); the updates
-that dont_update and burnin_update skip (update_network_gpu); a layer's learning_rate=."""
+that dont_update and burnin_update skip (update_network_gpu); a layer's learning_rate=; the
+NaN and inf weight updates and weights AB's GPU updates set right before the step."""
 
 import warnings
 
@@ -103,6 +104,42 @@ def test_clip_clamps_the_weights_of_convolutional_and_implicit_layers(index, cli
     np.testing.assert_array_equal(b.params["weights"], want)
     assert clipped == (np.abs(a.params["weights"]).max() > 0.05 >= np.abs(
         b.params["weights"]).max())
+
+
+@pytest.mark.parametrize("index, reset, adam", [(0, True, False), (2, True, False),
+                                               (0, True, True), (3, False, False)])
+def test_nan_and_inf_weight_updates_and_weights_are_reset_as_abs_gpu_update(index, reset, adam):
+    """reset_nan_and_inf (the weight update: the momentum buffer plus the gradient with SGD,
+    the gradient with Adam) and fix_nan_and_inf (a weight becomes 1 / (index + 1)) at the
+    start of update_convolutional_layer_gpu and update_implicit_layer_gpu; not in
+    [connected]'s. The other values update as they would have."""
+    net = network(net="adam=1" if adam else "")
+    layer = net.layers[index]
+    clean = network(net="adam=1" if adam else "").layers[index]
+    clean.params["weights"][...] = layer.params["weights"]
+    g, u, w = (a["weights"].reshape(-1) for a in (layer.grads, layer.momenta, layer.params))
+    last = w.size - 1               # ([implicit] filters=2: two weights)
+    g[0], w[last] = np.nan, -np.inf
+    (g if adam else u)[last] = np.inf           # (Adam's moments are not AB's weight_updates)
+    overflow = w.size > 4 and not adam
+    if overflow:
+        g[2], u[2] = f32(3e38), f32(3e38)       # finite each, inf added up
+    kw = {"adam": (0.9, 0.999, 1e-6, 1)} if adam else {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error" if reset else "ignore")   # (no RuntimeWarning)
+        update_layer(net.backend, layer, 0.1, 0.9, 0.0005, 2, **kw)
+    if not reset:
+        assert np.isnan(layer.params["weights"].reshape(-1)[0])
+        return
+    cg, cu, cw = (a["weights"].reshape(-1) for a in (clean.grads, clean.momenta, clean.params))
+    zeroed = [0, 2, last] if overflow else [0, last]
+    cg[zeroed] = 0
+    if not adam:
+        cu[zeroed] = 0
+    cw[last] = f32(1) / f32(last + 1)
+    update_layer(net.backend, clean, 0.1, 0.9, 0.0005, 2, **kw)
+    np.testing.assert_array_equal(layer.params["weights"], clean.params["weights"])
+    assert np.isfinite(layer.params["weights"]).all()
 
 
 SHORTCUT = """[net]

@@ -17,7 +17,9 @@ tools/darknet_iteration_oracle.c, which trains whole iterations, fixes them itse
 And the updates as AB's GPU build makes them (update_*_layer_gpu): a [connected] or
 [batchnorm] layer's learning_rate=, a weighted [shortcut]'s update clamped without decay,
 grad_centr, Adam (AB's CPU build has none) and clip on [convolutional] layers, clip on
-[implicit] ones.
+[implicit] ones, each starting, as AB's GPU updates of those layers and weighted
+[shortcut]s do, with NaN or inf weight updates set to 0 and NaN or inf weights to
+1 / (index + 1) (reset_nan_and_inf, fix_nan_and_inf).
 And as AB's GPU build: a normalised [shortcut] weight's gradient scaled by the normalised
 weight w (relu) or w(1 - w) (softmax); [scale_channels] scale_wh=1's scales' delta divided by
 the map's size (w x h); the revleaky and normalize_channels* gradients.
@@ -71,6 +73,20 @@ static void gpusem_adam(float *w, float *d, float *m, float *v, convolutional_la
 # CPU update functions take no network, so they read it here
 LOSS_SCALE = "extern float gpusem_loss_scale;\n"
 
+# AB's GPU updates of [convolutional], weighted [shortcut] and [implicit] layers start with
+# reset_nan_and_inf on the weight updates and fix_nan_and_inf on the weights
+NAN_FIX = """
+#include <math.h>
+static void gpusem_reset_and_fix(float *updates, float *weights, int n)
+{
+    int i;
+    for (i = 0; i < n; ++i) {
+        if (isnan(updates[i]) || isinf(updates[i])) updates[i] = 0;
+        if (isnan(weights[i]) || isinf(weights[i])) weights[i] = 1.0f / (fabs((float)i) + 1);
+    }
+}
+"""
+
 EDITS = {
     "src/convolutional_layer.c": [
         # pydarknet's choice: a layer that shares another's weights (share_index) shares its
@@ -92,7 +108,7 @@ EDITS = {
         # AB's GPU update: grad_centr=1, [net] adam=1 (adam_update_gpu) and clip=C
         ("void update_convolutional_layer(convolutional_layer l, int batch, "
          "float learning_rate_init, float momentum, float decay)\n",
-         "float gpusem_loss_scale = 1;\n" + ADAM +
+         "float gpusem_loss_scale = 1;\n" + ADAM + NAN_FIX +
          "void update_convolutional_layer(convolutional_layer l, int batch, "
          "float learning_rate_init, float momentum, float decay)\n"),
         # loss_scale: the rate divided by S, the decay multiplied by it (Adam's is not)
@@ -100,6 +116,7 @@ EDITS = {
          "    //float momentum = a.momentum;\n",
          "    float learning_rate = learning_rate_init*l.learning_rate_scale / "
          "gpusem_loss_scale;\n"
+         "    gpusem_reset_and_fix(l.weight_updates, l.weights, l.nweights);\n"
          "    //float momentum = a.momentum;\n"),
         ("    axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n",
          "    int f_size = l.size*l.size*(l.c / l.groups);\n"
@@ -286,20 +303,22 @@ EDITS = {
          "float momentum, float decay)\n{\n"
          "    if (l.nweights > 0) {\n"
          "        float learning_rate = learning_rate_init*l.learning_rate_scale;\n",
-         LOSS_SCALE + "void update_shortcut_layer(layer l, int batch, "
+         LOSS_SCALE + NAN_FIX + "void update_shortcut_layer(layer l, int batch, "
          "float learning_rate_init, float momentum, float decay)\n{\n"
          "    if (l.nweights > 0) {\n"
          "        float learning_rate = learning_rate_init*l.learning_rate_scale / "
-         "gpusem_loss_scale;\n"),
+         "gpusem_loss_scale;\n"
+         "        gpusem_reset_and_fix(l.weight_updates, l.weights, l.nweights);\n"),
     ],
     "src/representation_layer.c": [
         ("void update_implicit_layer(layer l, int batch, float learning_rate_init, "
          "float momentum, float decay)\n{\n"
          "    float learning_rate = learning_rate_init*l.learning_rate_scale;\n",
-         LOSS_SCALE + "void update_implicit_layer(layer l, int batch, "
+         LOSS_SCALE + NAN_FIX + "void update_implicit_layer(layer l, int batch, "
          "float learning_rate_init, float momentum, float decay)\n{\n"
          "    float learning_rate = learning_rate_init*l.learning_rate_scale / "
-         "gpusem_loss_scale;\n"),
+         "gpusem_loss_scale;\n"
+         "    gpusem_reset_and_fix(l.weight_updates, l.weights, l.nweights);\n"),
         ("    axpy_cpu(l.nweights, -decay*batch, l.weights, 1, l.weight_updates, 1);\n"
          "    axpy_cpu(l.nweights, learning_rate / batch, l.weight_updates, 1, l.weights, 1);\n"
          "    scal_cpu(l.nweights, momentum, l.weight_updates, 1);\n\n}",

@@ -20,6 +20,8 @@ def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0, a
     ``adam`` Adam (:func:`adam_update`); AB's GPU build's gradient centralisation before it
     (``grad_centr``) and weight clipping after it (``clip``)."""
     use_adam = adam is not None and getattr(layer, "adam", 0)
+    if layer.layer_type in NAN_RESET and "weights" in layer.grads:
+        reset_non_finite_weights(backend, layer, use_adam)
     if getattr(layer, "grad_centr", 0) and getattr(layer, "batch_normalize", 0):
         centralize_weight_updates(backend, layer, fold=not use_adam)
     if getattr(layer, "update_clamp", 0):
@@ -34,6 +36,36 @@ def update_layer(backend, layer, rate, momentum, decay, batch, loss_scale=1.0, a
 
 # the layers whose update AB's GPU build ends by clipping the weights to +-clip
 CLIPPED = ("convolutional", "implicit")
+# the layers whose update AB's GPU build starts with reset_nan_and_inf / fix_nan_and_inf
+NAN_RESET = ("convolutional", "shortcut", "implicit")
+
+
+def reset_non_finite_weights(backend, layer, adam):
+    """AB's GPU update of a [convolutional], weighted [shortcut] or [implicit] layer starts by
+    setting each NaN or inf weight update to 0 (reset_nan_and_inf) and each NaN or inf weight
+    to 1 / (its index + 1) (fix_nan_and_inf): a delta that overflowed (an fp16 one scaled by
+    loss_scale, say) costs those weights a step, not the run. The update is AB's
+    weight_updates: the gradient and, with SGD, the momentum buffer it is added to. Only
+    where something is not finite do the arrays go to the host."""
+    B = backend
+    g, w = layer.grads["weights"], layer.params["weights"]
+    u = None if adam else layer.momenta["weights"]
+    if B.all_finite(g) and (u is None or B.all_finite(u)) and B.all_finite(w):
+        return
+    gh = B.to_numpy(g)
+    with np.errstate(invalid="ignore", over="ignore"):
+        bad = ~np.isfinite(gh if u is None else gh + B.to_numpy(u))
+    if bad.any():
+        for buf in (g,) if u is None else (g, u):
+            h = B.to_numpy(buf)
+            h[bad] = 0
+            B.copy_from_numpy(buf, h)
+    wh = B.to_numpy(w)
+    broken = np.flatnonzero(~np.isfinite(wh))
+    if broken.size:
+        flat = wh.reshape(-1)
+        flat[broken] = np.float32(1) / (broken.astype(np.float32) + np.float32(1))
+        B.copy_from_numpy(w, wh)
 
 
 def centralize_weight_updates(backend, layer, fold):
