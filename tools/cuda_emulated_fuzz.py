@@ -2,7 +2,7 @@
 
     python tools/cuda_emulated_fuzz.py 0 500 [--kernels host|numpy] [--conv both|cudnn|gemm]
                                              [--precision fp32|fp16] [--keep DIR] [--tol 1e-3]
-                                             [--real] [--budget S]
+                                             [--real] [--budget S] [--resize]
 
 Each seed takes a random network of tools/darknet_forward_oracle.py's generator (every layer
 type Darknet's forward oracle runs; every fifth seed a recurrent network of [rnn], [lstm],
@@ -18,7 +18,10 @@ tests/test_cuda_emulated_networks.py check the same plumbing on Darknet's oracle
 the layer sequences and options they do not have, before a GPU session spends its minutes on
 them. A difference names the seed, the stage and the first layer; ``--keep`` writes its cfg.
 ``--real`` runs on a real GPU instead (tools/gpu_run.sh's optional ``fuzz`` step, TF32 off);
-``--budget`` stops after that many seconds.
+``--budget`` stops after that many seconds. ``--resize``: the networks are resized between
+the two training iterations (random=1's Network.resize) to a size of the seed's own generator,
+the second iteration on new images of that size (seeds whose network cannot take another size,
+a [connected] sized by its input, train as without it).
 
 ``--precision fp16`` runs the device with ``set_precision("fp16")``: its convolutions read fp16
 copies of their operands (x and w forward, delta with x for dw and with w for dx) and sum in
@@ -248,8 +251,28 @@ def network(seed, more=False):
     return rng, text, batch
 
 
-def compare(seed, tol, more=False):
-    """(verdict, detail) of one seed: 'ok', 'skipped' or 'differs'."""
+def new_size(seed, net):
+    """A (width, height) ``net`` resizes to, drawn from the seed's own generator (the network
+    stays the seed's), or None: of 12 sizes from 4 to twice the cfg's, the first that
+    builds. ``net`` is left at its size."""
+    rng = np.random.default_rng([seed, 3])
+    W, H = net.net.width, net.net.height
+    for _ in range(12):
+        w, h = (int(rng.integers(4, max(2 * d, 4) + 1)) for d in (W, H))
+        try:
+            net.resize(w, h)
+        except PydarknetError:
+            continue
+        finally:
+            net.resize(W, H)
+        if (w, h) != (W, H):
+            return w, h
+    return None
+
+
+def compare(seed, tol, more=False, resize=False):
+    """(verdict, detail) of one seed: 'ok', 'skipped' or 'differs'. ``resize``: the networks
+    resized between the two iterations (``new_size``)."""
     rng, text, batch = network(seed, more)
     master = load_cfg_text(text, batch=batch, path="fuzz.cfg")
     randomize(master, rng)
@@ -288,7 +311,20 @@ def compare(seed, tol, more=False):
         truths = np.zeros((master.batch, master.layers[-1].outputs), np.float32)
         truths[np.arange(master.batch), rng.integers(0, truths.shape[1], master.batch)] = 1
     nets = build_nets(text, batch, params)
+    size = resize and new_size(seed, master)
     for k in (1, 2):
+        if k == 2 and size:
+            for n in nets:
+                n.resize(*size)
+            move_outputs(nets[1])       # (its layers are new)
+            x = rng.uniform(0, 1, (master.batch, master.input_shape[0], size[1],
+                                   size[0])).astype(np.float32)
+            x2 = perturbed(x, rng)
+            inputs = (x, x2, x2, x)
+            if truths.ndim == 2 and truths.shape[1] != nets[0].layers[-1].outputs:
+                truths = np.zeros((master.batch, nets[0].layers[-1].outputs), np.float32)
+                truths[np.arange(master.batch),
+                       rng.integers(0, truths.shape[1], master.batch)] = 1
         losses = [[n.train_iteration(v, truths)] for n, v in zip(nets, inputs)]
         bad = first_difference(f"iteration {k}: loss", losses[3], losses[0], losses[1:3], tol)
         state = [params_of(n) for n in nets]
@@ -299,17 +335,18 @@ def compare(seed, tol, more=False):
     return "ok", ""
 
 
-def judge(seed, tol=1e-3, conv="both", precision="fp32", more=False):
+def judge(seed, tol=1e-3, conv="both", precision="fp32", more=False, resize=False):
     """(verdict, detail) of one seed on an initialised (emulated) device: 'ok', 'skipped',
     'overflow', 'refused' (a PydarknetError, as on the CPU), 'differs' or 'error'. ``conv``:
     "cudnn", "gemm" or "both" (cuDNN on even seeds); ``precision``: the device's, "fp32" or
-    "fp16" (judged against :class:`Fp16Model`); ``more``: random_cfg's more layer kinds."""
+    "fp16" (judged against :class:`Fp16Model`); ``more``: random_cfg's more layer kinds;
+    ``resize``: compare's."""
     dev = get_backend("cuda:0")
     dev.set_cudnn(conv == "cudnn" or (conv == "both" and seed % 2 == 0))
     saved = dev.get_precision()
     dev.set_precision(precision)
     try:
-        return compare(seed, tol, more)
+        return compare(seed, tol, more, resize)
     except Overflow as e:
         return "overflow", str(e)
     except PydarknetError as e:
@@ -342,6 +379,8 @@ def main():
     ap.add_argument("--budget", type=float, default=float("inf"), help="seconds")
     ap.add_argument("--more-layers", action="store_true",
                     help="random networks of more layer kinds (random_cfg's more)")
+    ap.add_argument("--resize", action="store_true",
+                    help="resize the networks between the two training iterations")
     args = ap.parse_args()
     if args.real and args.precision == "fp16":
         if args.conv not in (None, "gemm"):
@@ -360,7 +399,7 @@ def main():
                 break
             try:
                 verdict, detail = judge(seed, args.tol, args.conv, args.precision,
-                                        args.more_layers)
+                                        args.more_layers, args.resize)
             except KeyboardInterrupt:
                 print(f"interrupted: seeds {args.first}..{seed - 1}")
                 break
