@@ -249,9 +249,9 @@ class Network:
         """Change the input resolution in place (Darknet's resize_network, used for random=1
         multi-scale training): layers are rebuilt, parameters and their buffers shared."""
         import warnings
-        width, height = _image_size(width, "width"), _image_size(height, "height")
         if (width, height) == (self.net.width, self.net.height):
-            return
+            return      # (a char-RNN's 0 x 0 too: the training loop's resize to its size)
+        width, height = _image_size(width, "width"), _image_size(height, "height")
         old, old_net = self.layers, self.net
         net_section = self._sections[0]
         _override(net_section, "width", width)
