@@ -192,10 +192,9 @@ def resized_size(seed, text, mini):
     or None where AB cannot resize it (a layer outside AB_RESIZES) or none of 12 sizes drawn
     from its own generator (as ``scaled_losses``) builds without what the fuzz skips (a
     [shortcut] reading past, a batch norm of one value, ``reorg3d_mixes_images``,
-    ``resized_shortcut_resamples``): a size
-    the width's and height's own multiples of 8 away half the time (where strided layers
-    keep routes and shortcuts aligned), any from 4 to twice the size else (odd sizes: each
-    layer's rounding of its output size)."""
+    ``resized_shortcut_resamples``): a size the width's and height's own multiples of 8 away
+    half the time (where strided layers keep routes and shortcuts aligned), any from 4 to
+    twice the size else (odd sizes: each layer's rounding of its output size)."""
     net = load_cfg_text(text)
     if any(l.layer_type not in AB_RESIZES for l in net.layers):
         return None
