@@ -519,19 +519,26 @@ def moved(net, x, rng):
     as AB's -Ofast build reassociates it: seeds 47936, 49037, backward 29863)."""
     if rng is None:
         return x
-
-    def move(a, by=0.0):
-        a = np.asarray(a)
-        return (a * (1 + MOVE * rng.uniform(-1, 1, a.shape)) +
-                by * rng.uniform(-1, 1, a.shape)).astype(a.dtype)
-
     for layer in net.layers:
         for name, arr in layer.params.items():
-            layer.params[name] = move(arr)
-    move_each_output(net, lambda out, layer: move(
-        out, 2.0 ** -23 if getattr(layer, "activation", None) == "stair" else 0.0))
+            layer.params[name] = move_values(arr, rng)
+    move_outputs(net, rng)
+    return move_values(x, rng)
+
+
+def move_values(a, rng, by=0.0):
+    """``a`` with each value moved by up to MOVE of itself (and ``by``) at random."""
+    a = np.asarray(a)
+    return (a * (1 + MOVE * rng.uniform(-1, 1, a.shape)) +
+            by * rng.uniform(-1, 1, a.shape)).astype(a.dtype)
+
+
+def move_outputs(net, rng):
+    """``moved``'s moves of every layer's output, and the heads' -Ofast logistic
+    (``ofast_logistic_ones``): again after a resize, whose layers are new."""
+    move_each_output(net, lambda out, layer: move_values(
+        out, rng, 2.0 ** -23 if getattr(layer, "activation", None) == "stair" else 0.0))
     ofast_logistic_ones(net)
-    return move(x)
 
 
 def ofast_logistic_ones(net):

@@ -55,10 +55,10 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
 
-from darknet_forward_oracle import (HEAD_SECTIONS, MARGIN, MOVE,  # noqa: E402
+from darknet_forward_oracle import (HEAD_SECTIONS, MARGIN,  # noqa: E402
                                     _one_value_batch_norm, _shortcut_reads_past,
-                                    compile_against, head_options, move_each_output, moved,
-                                    ofast_logistic_ones, randomize, random_cfg)
+                                    compile_against, head_options, move_outputs, move_values,
+                                    moved, randomize, random_cfg)
 from pydarknet.errors import PydarknetError  # noqa: E402
 from pydarknet.network import load, load_cfg_text  # noqa: E402
 from oracle_inputs import random_truths  # noqa: E402
@@ -187,15 +187,15 @@ AB_RESIZES = {"convolutional", "crnn", "conv_lstm", "crop", "maxpool", "local_av
               "normalization", "cost"}
 
 
-def resized_size(seed, text, mini):
-    """(width, height) the network of ``text`` takes after the first iteration with --resize,
+def resized_size(seed, net, mini):
+    """(width, height) ``net`` takes after the first iteration with --resize (it is left at
+    its size),
     or None where AB cannot resize it (a layer outside AB_RESIZES) or none of 12 sizes drawn
     from its own generator (as ``scaled_losses``) builds without what the fuzz skips (a
     [shortcut] reading past, a batch norm of one value, ``reorg3d_mixes_images``,
     ``resized_shortcut_resamples``): a size the width's and height's own multiples of 8 away
     half the time (where strided layers keep routes and shortcuts aligned), any from 4 to
     twice the size else (odd sizes: each layer's rounding of its output size)."""
-    net = load_cfg_text(text)
     if any(l.layer_type not in AB_RESIZES for l in net.layers):
         return None
     rng = np.random.default_rng([seed, 3])
@@ -211,8 +211,10 @@ def resized_size(seed, text, mini):
             net.resize(w, h)
         except PydarknetError:
             continue
-        if not _one_value_batch_norm(net, mini) and not _shortcut_reads_past(net) and \
-                not reorg3d_mixes_images(net, mini) and not resized_shortcut_resamples(net):
+        fits = not (_one_value_batch_norm(net, mini) or _shortcut_reads_past(net) or
+                    reorg3d_mixes_images(net, mini) or resized_shortcut_resamples(net))
+        net.resize(W, H)
+        if fits:
             return w, h
     return None
 
@@ -287,12 +289,8 @@ def pydarknet_training(tmp, images, truths, rows, iterations, move=None, size=No
     of themselves (the forward oracle's ``moved``: how far its own rounding carries).
     ``size``: (width, height) the network is resized to after the first iteration."""
     pd = load(tmp / "n.cfg", tmp / "n.weights")
-    x = [moved(pd, images[0], move)]
-    if move is not None:        # (moved has moved the parameters: the inputs alike)
-        x += [(a * (1 + MOVE * move.uniform(-1, 1, a.shape))).astype(a.dtype)
-              for a in images[1:]]
-    else:
-        x += list(images[1:])
+    x = [moved(pd, images[0], move)] + [a if move is None else move_values(a, move)
+                                        for a in images[1:]]
     known = watch_known_differences(pd)
 
     def copies(arrays):
@@ -302,11 +300,9 @@ def pydarknet_training(tmp, images, truths, rows, iterations, move=None, size=No
         part = slice(k * rows, (k + 1) * rows)
         if k == 1 and size:     # its layers rebuilt: the watches and moves again
             pd.resize(*size)
-            watch_known_differences(pd, known)
             if move is not None:
-                move_each_output(pd, lambda out, layer: (np.asarray(out) * (
-                    1 + MOVE * move.uniform(-1, 1, np.shape(out)))).astype(np.float32))
-                ofast_logistic_ones(pd)
+                move_outputs(pd, move)
+            watch_known_differences(pd, known)
         try:
             loss = pd.train_iteration(x[k], truths[part])
         except PydarknetError as e:
@@ -424,7 +420,7 @@ def compare_iterations(seed, exe, darknet, tmp, iterations=3, more=False, extras
     if _one_value_batch_norm(net, mini) or _shortcut_reads_past(net) or \
             reads_frozen_delta(net):
         return "skipped", ""
-    size = resize and resized_size(seed, text, mini)
+    size = resize and resized_size(seed, net, mini)
     if resize and not size:
         return "skipped", ""
     randomize(net, rng)
